@@ -1,0 +1,32 @@
+/* ids.h - identifiers: time-ordered random ids, and deterministic derived ids.
+ *
+ * A time-ordered id is a UUIDv7 (RFC 9562) in canonical text form, optionally behind a
+ * short prefix: "pay_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6e". Ids made by one process are
+ * strictly increasing even within a millisecond.
+ * A derived id is a UUIDv8-shaped hash (SHA-256) of a namespace and parts: the same inputs
+ * always give the same id, so retries and replays dedup downstream (message ids, the
+ * idempotency key sent to a PSP). */
+#ifndef KS_IDS_H
+#define KS_IDS_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/* prefix + '_' + 36 characters + NUL fit in this. */
+#define KS_ID_LEN 64
+
+/* Writes prefix_<uuidv7> (or just the uuid when prefix is NULL or ""). Thread-safe. */
+enum ks_code ks_id_new(const char *prefix, char out[KS_ID_LEN], struct ks_err *err)
+    __attribute__((warn_unused_result));
+
+/* Deterministic: prefix_<uuid from SHA-256(ns "\0" part0 "\0" part1 ...)>. parts ends
+ * with NULL. Example: ks_id_derive("msg", "ledger", out, topic, partition_str, offset_str,
+ * NULL). */
+void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
+    __attribute__((sentinel));
+
+/* 1 if s is prefix_ + a canonical lower-case uuid (prefix may be NULL to accept any). */
+int ks_id_valid(const char *s, const char *prefix);
+
+#endif

@@ -1,0 +1,127 @@
+/* db.c - see db.h */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+struct ks_db {
+    PGconn *conn;
+    char *dsn;
+};
+
+/* SQLSTATEs after which the same statement can succeed on a later try: the connection
+ * went away (class 08), the server is shutting down (57P01-57P03), or the transaction lost
+ * a race (40001 serialization, 40P01 deadlock). */
+static int sqlstate_retriable(const char *state)
+{
+    if (!state)
+        return 0;
+    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
+           strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+}
+
+/* libpq messages end with a newline; our messages do not. */
+static void chomp_copy(char *dst, size_t len, const char *src)
+{
+    size_t n;
+    snprintf(dst, len, "%s", src ? src : "");
+    n = strlen(dst);
+    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
+        dst[--n] = '\0';
+}
+
+struct ks_db *ks_db_connect(const char *dsn, struct ks_err *err)
+{
+    struct ks_db *db = calloc(1, sizeof(*db));
+    char msg[200];
+
+    if (!db || !(db->dsn = strdup(dsn ? dsn : ""))) {
+        free(db);
+        ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        return NULL;
+    }
+    db->conn = PQconnectdb(db->dsn);
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        chomp_copy(msg, sizeof(msg), PQerrorMessage(db->conn));
+        ks_err_set(err, KS_EDB, 1, NULL, "could not connect to postgresql: %s", msg);
+        ks_db_free(db);
+        return NULL;
+    }
+    return db;
+}
+
+void ks_db_free(struct ks_db *db)
+{
+    if (!db)
+        return;
+    PQfinish(db->conn);
+    free(db->dsn);
+    free(db);
+}
+
+PGconn *ks_db_conn(struct ks_db *db)
+{
+    return db->conn;
+}
+
+int ks_db_ok(struct ks_db *db)
+{
+    return db && db->conn && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+enum ks_code ks_db_reconnect(struct ks_db *db, struct ks_err *err)
+{
+    char msg[200];
+
+    if (ks_db_ok(db))
+        return KS_OK;
+    PQreset(db->conn);
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        chomp_copy(msg, sizeof(msg), PQerrorMessage(db->conn));
+        return ks_err_set(err, KS_EDB, 1, NULL, "could not reconnect to postgresql: %s", msg);
+    }
+    return KS_OK;
+}
+
+enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
+                         const char *what, struct ks_err *err)
+{
+    const char *state;
+    char msg[200];
+    int retriable;
+
+    if (res && PQresultStatus(res) == expect)
+        return KS_OK;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    chomp_copy(msg, sizeof(msg),
+               res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                                 : PQerrorMessage(db->conn));
+    /* a lost connection has no SQLSTATE: PQstatus tells */
+    retriable = sqlstate_retriable(state) || PQstatus(db->conn) != CONNECTION_OK;
+    if (state && strcmp(state, "23505") == 0)
+        return ks_err_set(err, KS_ECONFLICT, 0, NULL, "%s: %s", what, msg);
+    return ks_err_set(err, KS_EDB, retriable, NULL, "%s failed%s%s: %s", what,
+                      state ? " sqlstate " : "", state ? state : "", msg);
+}
+
+enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)
+{
+    PGresult *res = PQexec(db->conn, sql);
+    enum ks_code rc = ks_db_check(db, res, PGRES_COMMAND_OK, sql, err);
+    PQclear(res);
+    return rc;
+}
+
+enum ks_code ks_db_health(struct ks_db *db, struct ks_err *err)
+{
+    PGresult *res;
+    enum ks_code rc;
+
+    if (!ks_db_ok(db) && ks_db_reconnect(db, err) != KS_OK)
+        return KS_EDB;
+    res = PQexec(db->conn, "SELECT 1");
+    rc = ks_db_check(db, res, PGRES_TUPLES_OK, "health check", err);
+    PQclear(res);
+    return rc;
+}

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# The local stack: a single-node Apache Kafka 3.9.1 (KRaft, broker+controller) and a
+# PostgreSQL 15 cluster, both with data and logs under the git-ignored var/.
+#   stack.sh up | down | status | env | pg-stop | pg-start | kafka-stop | kafka-start | migrate | topics
+# `up` twice is harmless; `down` stops only the processes `up` started, by their pid files.
+# PostgreSQL refuses to run as root: when the caller is root it runs as the `postgres` user.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+var="$top/var"
+bin="$top/build/bin"
+KAFKA_PORT=${KASIR_KAFKA_PORT:-9092}
+CTRL_PORT=${KASIR_KAFKA_CONTROLLER_PORT:-9093}
+PG_PORT=${KASIR_PG_PORT:-55432}
+PGBIN=/usr/lib/postgresql/15/bin
+# one socket dir per checkout, short enough for the 107-byte socket path limit
+tag=$(printf '%s' "$top" | sha256sum | cut -c1-8)
+PG_SOCK="/tmp/kasir-pg-$tag"
+PG_DSN="host=$PG_SOCK port=$PG_PORT dbname=kasir user=kasir"
+BROKERS="127.0.0.1:$KAFKA_PORT"
+
+log() { printf 'stack: %s\n' "$*"; }
+die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# PostgreSQL's data dir must be reachable by the user it runs as; a checkout under a
+# private home (0700) is not, so the data then lives in /var/tmp and var/pg links to it.
+pg_dir() {
+    if [ -e "$var/pg" ]; then readlink -f "$var/pg"; return; fi
+    mkdir -p "$var"
+    if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$var"; then
+        local d="/var/tmp/kasir-pg-$tag"
+        mkdir -p "$d"; ln -sfn "$d" "$var/pg"
+    else
+        mkdir -p "$var/pg"
+    fi
+    readlink -f "$var/pg"
+}
+
+pg_running() { [ -n "$(pg_pid)" ]; }
+pg_pid() {
+    local d; d=$(readlink -f "$var/pg" 2>/dev/null) || return 0
+    [ -f "$d/data/postmaster.pid" ] || return 0
+    local p; p=$(head -1 "$d/data/postmaster.pid")
+    kill -0 "$p" 2>/dev/null && echo "$p" || true
+}
+
+pg_start() {
+    local d; d=$(pg_dir)
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$d"; fi
+    mkdir -p "$PG_SOCK"; [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_SOCK"
+    if [ ! -f "$d/data/PG_VERSION" ]; then
+        log "initialising postgresql cluster in $d/data"
+        as_pg "$PGBIN/initdb" -D "$d/data" -U kasir -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+        cat >> "$d/data/postgresql.conf" <<CONF
+# kasir local stack
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_SOCK'
+max_connections = 300
+shared_buffers = 512MB
+wal_buffers = 16MB
+max_wal_size = 2GB
+checkpoint_timeout = 15min
+# durability stays on: a commit is on disk before a worker acknowledges it
+synchronous_commit = on
+commit_delay = 0
+logging_collector = off
+CONF
+    fi
+    if pg_running; then return 0; fi
+    mkdir -p "$PG_SOCK"; [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_SOCK"
+    as_pg "$PGBIN/pg_ctl" -D "$d/data" -l "$d/postgresql.log" -w -t 60 start >/dev/null ||
+        { tail -20 "$d/postgresql.log" >&2; die "postgresql did not start"; }
+    as_pg "$PGBIN/psql" -h "$PG_SOCK" -p "$PG_PORT" -U kasir -d postgres -qtAc \
+        "SELECT 1 FROM pg_database WHERE datname='kasir'" | grep -q 1 ||
+        as_pg "$PGBIN/psql" -h "$PG_SOCK" -p "$PG_PORT" -U kasir -d postgres -qc "CREATE DATABASE kasir" >/dev/null
+}
+
+pg_stop() {
+    local d; d=$(readlink -f "$var/pg" 2>/dev/null) || return 0
+    pg_running || return 0
+    as_pg "$PGBIN/pg_ctl" -D "$d/data" -m fast -w -t 60 stop >/dev/null
+}
+
+kafka_pid() {
+    local f="$var/kafka/kafka.pid"
+    [ -f "$f" ] || return 0
+    local p; p=$(cat "$f")
+    kill -0 "$p" 2>/dev/null && echo "$p" || true
+}
+
+kafka_ready() { kcat -b "$BROKERS" -L -m 2 >/dev/null 2>&1; }
+
+kafka_start() {
+    local libs="$var/cache/kafka-libs" k="$var/kafka"
+    [ -f "$libs/.complete" ] || die "kafka jars missing: run make deps"
+    mkdir -p "$k/data" "$k/logs"
+    if [ -z "$(kafka_pid)" ]; then
+        cat > "$k/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$CTRL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$k/data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=168
+num.network.threads=2
+num.io.threads=4
+PROPS
+        cat > "$k/log4j.properties" <<L4J
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$k/logs/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+L4J
+        local jvm=(-Xmx512M -Xms512M -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+                   -XX:InitiatingHeapOccupancyPercent=35 -Djava.awt.headless=true
+                   "-Dlog4j.configuration=file:$k/log4j.properties" -cp "$libs/*")
+        if [ ! -f "$k/data/meta.properties" ]; then
+            log "formatting kafka storage"
+            local id; id=$(java "${jvm[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+            java "${jvm[@]}" kafka.tools.StorageTool format -t "$id" -c "$k/server.properties" \
+                --standalone >"$k/logs/format.log" 2>&1 ||
+                { cat "$k/logs/format.log" >&2; die "kafka storage format failed"; }
+        fi
+        nohup java "${jvm[@]}" kafka.Kafka "$k/server.properties" \
+            >"$k/logs/stdout.log" 2>&1 < /dev/null &
+        echo $! > "$k/kafka.pid"
+    fi
+    local i
+    for i in $(seq 1 240); do
+        kafka_ready && return 0
+        [ -n "$(kafka_pid)" ] || { tail -30 "$k/logs/stdout.log" "$k/logs/server.log" >&2 || true; die "kafka exited"; }
+        sleep 0.25
+    done
+    die "kafka not ready after 60 s"
+}
+
+kafka_stop() {
+    local p; p=$(kafka_pid)
+    [ -n "$p" ] || return 0
+    kill "$p"
+    local i
+    for i in $(seq 1 120); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$p" 2>/dev/null && kill -9 "$p" || true
+    rm -f "$var/kafka/kafka.pid"
+}
+
+write_env() {
+    cat > "$var/stack.env" <<ENV
+KASIR_PG_DSN="$PG_DSN"
+KASIR_KAFKA_BROKERS="$BROKERS"
+KASIR_TOP="$top"
+ENV
+}
+
+psql_kasir() { PGCONNECT_TIMEOUT=5 psql "$PG_DSN" -v ON_ERROR_STOP=1 -qtAX "$@"; }
+
+migrate() {
+    psql_kasir -c "CREATE TABLE IF NOT EXISTS schema_migrations (
+        version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    local applied f v
+    applied=$(psql_kasir -c "SELECT version FROM schema_migrations")
+    for f in $(ls "$top"/deploy/migrations/*.sql 2>/dev/null | sort); do
+        v=$(basename "$f" .sql)
+        grep -qxF "$v" <<<"$applied" && continue
+        log "migration $v"
+        # the file and its record commit together, or neither does
+        { cat "$f"; printf "\nINSERT INTO schema_migrations(version) VALUES ('%s');\n" "$v"; } |
+            psql_kasir --single-transaction -f - >/dev/null
+    done
+}
+
+topics() { "$bin/kasir-topics" --brokers "$BROKERS" --manifest "$top/deploy/topics.tsv"; }
+
+cmd=${1:-status}
+case "$cmd" in
+up)
+    t0=$(now)
+    pg_start & pgjob=$!
+    kafka_start
+    wait $pgjob || die "postgresql failed"
+    write_env
+    migrate
+    topics
+    log "up in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s: kafka $BROKERS, postgresql $PG_DSN"
+    ;;
+down)  kafka_stop; pg_stop; log "down" ;;
+status)
+    p=$(kafka_pid); q=$(pg_pid)
+    echo "kafka:      ${p:+running pid $p}${p:-stopped} ($BROKERS)"
+    echo "postgresql: ${q:+running pid $q}${q:-stopped} ($PG_DSN)"
+    [ -n "$p" ] && [ -n "$q" ]
+    ;;
+env)         write_env; cat "$var/stack.env" ;;
+pg-stop)     pg_stop ;;
+pg-start)    pg_start ;;
+kafka-stop)  kafka_stop ;;
+kafka-start) kafka_start ;;
+migrate)     migrate ;;
+topics)      topics ;;
+*) die "usage: stack.sh up|down|status|env|pg-stop|pg-start|kafka-stop|kafka-start|migrate|topics" ;;
+esac

@@ -171,7 +171,7 @@ KASIR_TOP="$top"
 ENV
 }
 
-psql_kasir() { PGCONNECT_TIMEOUT=5 psql "$PG_DSN" -v ON_ERROR_STOP=1 -qtAX "$@"; }
+psql_kasir() { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=5 psql "$PG_DSN" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 
 migrate() {
     psql_kasir -c "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -205,8 +205,8 @@ up)
 down)  kafka_stop; pg_stop; log "down" ;;
 status)
     p=$(kafka_pid); q=$(pg_pid)
-    echo "kafka:      ${p:+running pid $p}${p:-stopped} ($BROKERS)"
-    echo "postgresql: ${q:+running pid $q}${q:-stopped} ($PG_DSN)"
+    echo "kafka:      $([ -n "$p" ] && echo "running pid $p" || echo stopped) ($BROKERS)"
+    echo "postgresql: $([ -n "$q" ] && echo "running pid $q" || echo stopped) ($PG_DSN)"
     [ -n "$p" ] && [ -n "$q" ]
     ;;
 env)         write_env; cat "$var/stack.env" ;;

@@ -25,8 +25,8 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRC))
 UNIT_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
 SCHEMAS   := $(sort $(wildcard schemas/*.avsc))
 
-.PHONY: all deps up down status test unit unit-asan integration bench demo fuzz clean \
-        docs topics migrate check-schemas
+.PHONY: all deps up down status test unit unit-asan integration bench demo fuzz-smoke clean \
+        docs check-schemas
 .DEFAULT_GOAL := all
 
 all: build/lib/libkasir.a $(PROGS) $(UNIT_BIN)
@@ -83,6 +83,7 @@ up: deps all
 	@bash deploy/local/stack.sh up
 
 down:
+	@[ ! -f deploy/local/services.sh ] || bash deploy/local/services.sh stop
 	@bash deploy/local/stack.sh down
 
 status:
@@ -112,5 +113,10 @@ docs: build/bin/kasir-configdoc
 clean:
 	rm -rf build
 
--include tests/fuzz/fuzz.mk
+ifneq ($(wildcard tests/fuzz/fuzz.mk),)
+include tests/fuzz/fuzz.mk
+else
+fuzz-smoke:
+	@echo "fuzz: no targets"
+endif
 -include $(shell find build -name '*.d' 2>/dev/null)

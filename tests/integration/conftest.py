@@ -1,0 +1,169 @@
+"""Shared fixtures for the integration tests: the real Kafka and PostgreSQL of `make up`.
+
+Tests are numbered by area: 0xx foundation, 1xx worker runtime, 2xx ingress.
+Every test makes its own names (topics, groups, ids) so tests never see each other's data.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+TOP = os.environ.get("KASIR_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(TOP, "build", "bin")
+LOGDIR = os.path.join(TOP, "var", "log", "tests")
+
+
+def _stack_env():
+    env = {}
+    with open(os.path.join(TOP, "var", "stack.env")) as f:
+        for line in f:
+            line = line.strip()
+            if line and "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                env[k] = v.strip('"')
+    return env
+
+
+STACK = _stack_env()
+os.environ.update(STACK)
+PG_DSN = STACK["KASIR_PG_DSN"]
+BROKERS = STACK["KASIR_KAFKA_BROKERS"]
+
+
+def bin_path(name):
+    """Path of build/bin/kasir-<name>."""
+    return os.path.join(BIN, "kasir-" + name)
+
+
+def unique(prefix):
+    """A name no other test run uses: prefix + 12 hex digits."""
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+def psql(sql, *, check=True):
+    """Runs sql on the real PostgreSQL; returns rows as lists of strings."""
+    p = subprocess.run(
+        ["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-F", "\x1f", "-c", sql],
+        capture_output=True, text=True, timeout=60,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError("psql failed: %s\n%s" % (sql, p.stderr))
+    return [line.split("\x1f") for line in p.stdout.splitlines() if line != ""]
+
+
+def psql_one(sql):
+    rows = psql(sql)
+    assert len(rows) == 1 and len(rows[0]) == 1, rows
+    return rows[0][0]
+
+
+def create_topics(*specs):
+    """specs: 'name' or 'name:partitions'; idempotent."""
+    subprocess.run([bin_path("topics"), "--brokers", BROKERS, *specs], check=True,
+                   capture_output=True, timeout=60)
+
+
+def kcat_messages(topic, timeout=20):
+    """Every message of topic from the beginning, as (key, value bytes) pairs."""
+    p = subprocess.run(
+        ["kcat", "-b", BROKERS, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+         "-f", "%k\x1e%s\x1d"],
+        capture_output=True, timeout=timeout,
+    )
+    assert p.returncode == 0, p.stderr
+    out = []
+    for rec in p.stdout.split(b"\x1d"):
+        if rec:
+            k, _, v = rec.partition(b"\x1e")
+            out.append((k.decode(errors="replace"), v))
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+class Daemon:
+    """A kasir daemon started for a test, logging to var/log/tests/<name>.log."""
+
+    def __init__(self, name, args=(), env=None, port=None):
+        self.name = name
+        self.port = port or free_port()
+        os.makedirs(LOGDIR, exist_ok=True)
+        self.log_path = os.path.join(LOGDIR, "%s-%d.log" % (name, self.port))
+        self.env = dict(os.environ)
+        self.env.update(STACK)
+        self.env["KASIR_HTTP_PORT"] = str(self.port)
+        self.env.update(env or {})
+        self.args = list(args)
+        self.proc = None
+
+    def start(self, wait_path="/healthz", timeout=30):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([bin_path(self.name), *self.args], env=self.env,
+                                     stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
+        logf.close()
+        if wait_path:
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError("%s exited with %s; log %s:\n%s" % (
+                        self.name, self.proc.returncode, self.log_path, self.log_tail()))
+                try:
+                    if http_get("http://127.0.0.1:%d%s" % (self.port, wait_path), 1)[0] == 200:
+                        return self
+                except Exception:
+                    pass
+                time.sleep(0.1)
+            raise AssertionError("%s not healthy after %ss:\n%s" % (self.name, timeout, self.log_tail()))
+        return self
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def term(self, timeout=30):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def daemons():
+    """Start daemons with daemons(name, args, env); all are stopped after the test."""
+    started = []
+
+    def start(name, args=(), env=None, **kw):
+        d = Daemon(name, args, env)
+        started.append(d)
+        return d.start(**kw)
+
+    yield start
+    for d in started:
+        d.kill9()

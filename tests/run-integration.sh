@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the numbered integration tests (pytest) against the stack `make up` started.
+# Extra arguments go to pytest (e.g. -k 101, -x).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+set -a; . "$top/var/stack.env"; set +a
+mkdir -p "$top/var/log/tests"
+# Debian's python3 carries python3-pytest and python3-avro (deploy/deps.sh installs both)
+exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$top/tests/integration" "$@"

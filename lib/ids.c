@@ -1,0 +1,211 @@
+/* ids.c - see ids.h.
+ *
+ * UUIDv7 layout (RFC 9562 5.7): 48-bit Unix milliseconds, 4-bit version, 12 bits rand_a,
+ * 2-bit variant, 62 bits rand_b. The 74 random bits are kept as one counter
+ * (rand_a:rand_b) so that ids from this process increase strictly (RFC 9562 6.2,
+ * method 2 with a random increment):
+ *   - in a new millisecond the counter is reseeded at random with its top bit clear, which
+ *     leaves at least 2^73 of headroom for increments;
+ *   - within the same millisecond, or when the clock steps back, the counter grows by a
+ *     random 1..2^32, so consecutive ids are not guessable from each other;
+ *   - if the counter would overflow, the timestamp is advanced by one millisecond (the
+ *     id runs slightly ahead of the clock, never behind the previous id).
+ * Prefix rule, for ks_id_new, ks_id_derive and ks_id_valid: 1 to KS_ID_PREFIX_MAX
+ * characters of [a-z0-9_]. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "crypto.h"
+#include "ids.h"
+
+#include "banned.h"
+
+/* KS_ID_LEN = prefix + '_' + 36 + NUL */
+#define KS_ID_PREFIX_MAX (KS_ID_LEN - 1 - 36 - 1)
+#define UUID_TEXT_LEN 36
+#define RAND_A_MASK 0x0fffu                  /* 12 bits */
+#define RAND_B_MASK ((UINT64_C(1) << 62) - 1) /* 62 bits */
+
+static pthread_mutex_t v7_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t v7_ms;     /* timestamp of the last id */
+static uint32_t v7_hi;     /* rand_a, 12 bits */
+static uint64_t v7_lo;     /* rand_b, 62 bits */
+
+static int prefix_ok(const char *p, size_t len)
+{
+    if (len == 0 || len > KS_ID_PREFIX_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Writes [prefix_]<uuid text of b> into out. The caller has checked the prefix. */
+static void write_id(const char *prefix, const uint8_t b[16], char out[KS_ID_LEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (prefix && *prefix) {
+        size_t pl = strlen(prefix);
+        memcpy(out, prefix, pl);
+        o = pl;
+        out[o++] = '_';
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = digits[b[i] >> 4];
+        out[o++] = digits[b[i] & 0x0f];
+    }
+    out[o] = '\0';
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+enum ks_code ks_id_new(const char *prefix, char out[KS_ID_LEN], struct ks_err *err)
+{
+    enum ks_code rc = KS_OK;
+    uint8_t rnd[16], b[16];
+    uint64_t ms, lo;
+    uint32_t hi;
+    int locked = 0;
+
+    if (prefix && *prefix && !prefix_ok(prefix, strlen(prefix))) {
+        rc = ks_err_set(err, KS_EINVAL, 0, NULL,
+                        "id prefix must be 1 to %d characters of [a-z0-9_]", KS_ID_PREFIX_MAX);
+        goto out;
+    }
+    /* the random bytes are drawn outside the lock; only the counter step is serialized */
+    rc = ks_random_bytes(rnd, sizeof(rnd), err);
+    if (rc != KS_OK)
+        goto out;
+    ms = now_ms();
+
+    pthread_mutex_lock(&v7_lock);
+    locked = 1;
+    if (ms > v7_ms) {
+        v7_ms = ms;
+        v7_hi = ((uint32_t)rnd[0] << 8 | rnd[1]) & (RAND_A_MASK >> 1);
+        memcpy(&v7_lo, rnd + 2, sizeof(v7_lo));
+        v7_lo &= RAND_B_MASK;
+    } else {
+        uint32_t inc32;
+        memcpy(&inc32, rnd + 10, sizeof(inc32));
+        v7_lo += (uint64_t)inc32 + 1;
+        if (v7_lo > RAND_B_MASK) {
+            v7_lo &= RAND_B_MASK;
+            if (++v7_hi > RAND_A_MASK) {
+                /* 2^73 ids in one millisecond is not expected, but stay monotonic */
+                v7_ms++;
+                v7_hi = ((uint32_t)rnd[0] << 8 | rnd[1]) & (RAND_A_MASK >> 1);
+                memcpy(&v7_lo, rnd + 2, sizeof(v7_lo));
+                v7_lo &= RAND_B_MASK;
+            }
+        }
+    }
+    ms = v7_ms;
+    hi = v7_hi;
+    lo = v7_lo;
+    pthread_mutex_unlock(&v7_lock);
+    locked = 0;
+
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | (hi >> 8));
+    b[7] = (uint8_t)hi;
+    b[8] = (uint8_t)(0x80 | (lo >> 56));
+    for (int i = 9; i < 16; i++)
+        b[i] = (uint8_t)(lo >> (8 * (15 - i)));
+    write_id(prefix, b, out);
+out:
+    if (locked)
+        pthread_mutex_unlock(&v7_lock);
+    return rc;
+}
+
+/* On failure (bad prefix, or OpenSSL out of memory) out is "": an id that ks_id_valid
+ * rejects and that no table accepts, instead of a value that could collide. */
+void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
+{
+    EVP_MD_CTX *ctx = NULL;
+    uint8_t h[EVP_MAX_MD_SIZE];
+    unsigned int hl = 0;
+    const char *part;
+    va_list ap;
+    int ok = 0;
+
+    if (prefix && *prefix && !prefix_ok(prefix, strlen(prefix)))
+        goto out;
+    ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        goto out;
+    if (!ns)
+        ns = "";
+    if (EVP_DigestUpdate(ctx, ns, strlen(ns)) != 1)
+        goto out;
+    ok = 1;
+    va_start(ap, out);
+    /* the NUL between parts keeps ("ab","c") apart from ("a","bc") */
+    while (ok && (part = va_arg(ap, const char *)) != NULL)
+        ok = EVP_DigestUpdate(ctx, "", 1) == 1 && EVP_DigestUpdate(ctx, part, strlen(part)) == 1;
+    va_end(ap);
+    if (!ok || EVP_DigestFinal_ex(ctx, h, &hl) != 1 || hl < 16) {
+        ok = 0;
+        goto out;
+    }
+    /* UUIDv8 (RFC 9562 5.8): version and variant bits over the first 16 hash bytes */
+    h[6] = (uint8_t)(0x80 | (h[6] & 0x0f));
+    h[8] = (uint8_t)(0x80 | (h[8] & 0x3f));
+    write_id(prefix, h, out);
+out:
+    if (!ok)
+        out[0] = '\0';
+    EVP_MD_CTX_free(ctx);
+}
+
+static int uuid_text_ok(const char *s)
+{
+    for (int i = 0; i < UUID_TEXT_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return s[UUID_TEXT_LEN] == '\0';
+}
+
+int ks_id_valid(const char *s, const char *prefix)
+{
+    size_t len, pl;
+
+    if (!s)
+        return 0;
+    len = strlen(s);
+    if (len < UUID_TEXT_LEN || !uuid_text_ok(s + len - UUID_TEXT_LEN))
+        return 0;
+    if (len == UUID_TEXT_LEN) /* bare uuid: wanted only when no prefix is expected */
+        return !prefix || !*prefix;
+    /* "<prefix>_<uuid>" */
+    pl = len - UUID_TEXT_LEN - 1;
+    if (s[pl] != '_' || !prefix_ok(s, pl))
+        return 0;
+    if (prefix && *prefix)
+        return strlen(prefix) == pl && memcmp(s, prefix, pl) == 0;
+    /* prefix "" asks for a bare uuid; NULL accepts any prefix */
+    return !prefix;
+}

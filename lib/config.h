@@ -52,4 +52,21 @@ void ks_config_kafka_props(const struct ks_config *cfg,
 void ks_config_markdown(FILE *out, const char *title, const struct ks_config_def *defs,
                         size_t n);
 
+/* The settings every daemon has (pg.dsn, kafka.brokers, log.level, http.port,
+ * instance.id). A daemon passes them to ks_config_load together with its own: either
+ * listed again in its table or by loading a table that starts with them. Table names are
+ * typed settings even when they start with "kafka." (kafka.brokers): they are not passed
+ * through by ks_config_kafka_props. When a table has "log.level", its value must be one
+ * that ks_log_level_parse accepts, else it is reported like any other bad setting. */
+extern const struct ks_config_def ks_common_settings[];
+extern const size_t ks_common_settings_count;
+
+/* For main(): loads like ks_config_load and initializes the logger (ks_log_init) with svc
+ * and the table's log.level (info when the table has none). On problems, writes each as
+ * one JSON log line on stderr (event "config.invalid", fields "setting" and "source" when
+ * known, msg the reason) and returns NULL; main() then exits with status 2. The caller
+ * frees the result with ks_config_free. */
+struct ks_config *ks_config_load_main(const char *svc, const struct ks_config_def *defs,
+                                      size_t n, const char *path);
+
 #endif

@@ -53,8 +53,7 @@ void ks_config_markdown(FILE *out, const char *title, const struct ks_config_def
                         size_t n);
 
 /* The settings every daemon has (pg.dsn, kafka.brokers, log.level, http.port,
- * instance.id). A daemon passes them to ks_config_load together with its own: either
- * listed again in its table or by loading a table that starts with them. Table names are
+ * instance.id); a daemon's table contains these rows as well as its own. Table names are
  * typed settings even when they start with "kafka." (kafka.brokers): they are not passed
  * through by ks_config_kafka_props. When a table has "log.level", its value must be one
  * that ks_log_level_parse accepts, else it is reported like any other bad setting. */

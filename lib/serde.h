@@ -2,7 +2,7 @@
  *
  * Wire format (SPEC 3): 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint of
  * the writer schema's Parsing Canonical Form, then the Avro binary body.
- * The catalogue is every schemas/*.avsc, embedded at build time (build/gen/ks_catalog.c).
+ * The catalogue is every schemas/<name>.vN.avsc file, embedded at build time (build/gen/ks_catalog.c).
  * Decoding always uses the writer's schema, found by fingerprint; fields are then mapped
  * by name, which is what lets a reader live with an older or newer writer.
  *
@@ -50,6 +50,24 @@ enum ks_code ks_serde_encode(const struct ks_schema *s, const json_t *obj, void 
 enum ks_code ks_serde_decode(const void *buf, size_t len, const struct ks_schema **writer,
                              json_t **out, struct ks_err *err)
     __attribute__((warn_unused_result));
+
+/* Finds the writer schema of a single-object message from its header alone, without
+ * decoding the body (routing, DLQ tools). KS_EPOISON as ks_serde_decode. */
+enum ks_code ks_serde_peek(const void *buf, size_t len, const struct ks_schema **writer,
+                           struct ks_err *err) __attribute__((warn_unused_result));
+
+/* The message as compact JSON text, with "$schema": "<full name>" as the first member,
+ * for tools (kasir-dlq show, kasir-tap). malloc'd, caller frees; NULL and err filled as
+ * ks_serde_decode on failure. */
+char *ks_serde_to_json_text(const void *buf, size_t len, struct ks_err *err);
+
+/* More about a catalogue schema, all valid until ks_serde_shutdown:
+ * the N of its file name schemas/<name>.vN.avsc (ks_schema_by_name returns the highest),
+ * the schema text as in the file (docs included: what an object container file embeds),
+ * and its Parsing Canonical Form (what the fingerprint is computed over). */
+int ks_schema_version(const struct ks_schema *s);
+const char *ks_schema_json(const struct ks_schema *s);
+const char *ks_schema_canonical_form(const struct ks_schema *s);
 
 /* Parsing Canonical Form of an Avro schema text (Avro spec "Parsing Canonical Form for
  * Schemas"); malloc'd string, caller frees; NULL + KS_ESCHEMA on malformed input. */

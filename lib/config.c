@@ -4,8 +4,9 @@
  *   1. defaults from the table, 2. the file, 3. the environment;
  * then each setting's final text is checked against its type once. Each value remembers
  * where it came from ("default", "kasir.conf:12", "env KASIR_HTTP_PORT") so that a problem
- * says which line or variable to fix. An empty environment variable counts as unset, as
- * shells make it easy to export one by accident. */
+ * says which line or variable to fix. An empty value in the file unsets the setting (its
+ * default too); an empty environment variable is ignored, as shells make it easy to export
+ * one by accident. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -359,7 +360,8 @@ static void check_all(struct ks_config *cfg, struct problems *pr)
         struct setting *s = &cfg->s[i];
         int bad = 0;
 
-        if (!s->value || (!*s->value && d->required)) {
+        /* an empty value unsets: "name =" in the file clears a default */
+        if (!s->value || !*s->value) {
             if (d->required) {
                 env_name(d->name, env, sizeof(env));
                 add_problem(pr, d->name, NULL,

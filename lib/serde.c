@@ -560,14 +560,25 @@ static struct node *parse_type(struct builder *b, const json_t *t, const char *n
     }
     if (strcmp(type, "fixed") == 0) {
         const json_t *size = json_object_get(t, "size");
+        long long v = json_is_integer(size) ? json_integer_value(size) : -1;
+        const char *digits = json_string_value(size);
         if (!(n = node_new(b, K_FIXED)) || !define_named(b, n, t, ns))
             return NULL;
-        if (!json_is_integer(size) || json_integer_value(size) < 0 ||
-            json_integer_value(size) > INT32_MAX) {
+        /* [INTEGERS] speaks of quotes around sizes: "16" is read as 16 */
+        for (size_t i = 0; digits && digits[i] && i < 10; i++) {
+            if (digits[i] < '0' || digits[i] > '9') {
+                v = -1;
+                break;
+            }
+            v = (i ? v : 0) * 10 + (digits[i] - '0');
+        }
+        if (digits && (!digits[0] || strlen(digits) > 10))
+            v = -1;
+        if (v < 0 || v > INT32_MAX) {
             berr(b, "fixed \"%s\" has no valid size", n->fullname);
             return NULL;
         }
-        n->size = (size_t)json_integer_value(size);
+        n->size = (size_t)v;
         return n;
     }
     if (strcmp(type, "array") == 0 || strcmp(type, "map") == 0) {

@@ -88,7 +88,14 @@ static const struct {
      "{\"name\":\"e\",\"type\":{\"type\":\"array\",\"items\":\"Kind\"}},"
      "{\"name\":\"f\",\"type\":{\"type\":\"map\",\"values\":\"z.Md5\"}},"
      "{\"name\":\"g\",\"type\":\"Bare\"}]}",
-     NULL /* size "16" as a string is not accepted: see below */},
+     "{\"name\":\"x.y.Top\",\"type\":\"record\",\"fields\":["
+     "{\"name\":\"a\",\"type\":{\"name\":\"x.y.Kind\",\"type\":\"enum\",\"symbols\":[\"K\"]}},"
+     "{\"name\":\"b\",\"type\":{\"name\":\"z.In\",\"type\":\"record\",\"fields\":["
+     "{\"name\":\"c\",\"type\":{\"name\":\"z.Md5\",\"type\":\"fixed\",\"size\":16}}]}},"
+     "{\"name\":\"d\",\"type\":{\"name\":\"Bare\",\"type\":\"enum\",\"symbols\":[\"Z\"]}},"
+     "{\"name\":\"e\",\"type\":{\"type\":\"array\",\"items\":\"x.y.Kind\"}},"
+     "{\"name\":\"f\",\"type\":{\"type\":\"map\",\"values\":\"z.Md5\"}},"
+     "{\"name\":\"g\",\"type\":\"Bare\"}]}" /* [INTEGERS]: size "16" */},
     {"{\"type\":\"record\",\"name\":\"x.y.Top\",\"namespace\":\"ignored\",\"fields\":["
      "{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"Kind\",\"symbols\":[\"K\"]}},"
      "{\"name\":\"b\",\"type\":{\"type\":\"record\",\"name\":\"In\",\"namespace\":\"z\",\"fields\":["
@@ -128,6 +135,10 @@ static const struct {
     {"{\"type\":\"record\",\"name\":\"int\",\"fields\":[]}", NULL},
     {"{\"type\":\"map\"}", NULL},
     {"{\"type\":\"fixed\",\"name\":\"F\",\"size\":-1}", NULL},
+    {"{\"type\":\"fixed\",\"name\":\"F\",\"size\":\"1x\"}", NULL},
+    {"{\"type\":\"fixed\",\"name\":\"F\",\"size\":\"\"}", NULL},
+    {"{\"type\":\"fixed\",\"name\":\"F\",\"size\":\"0016\"}",
+     "{\"name\":\"F\",\"type\":\"fixed\",\"size\":16}"},
     {"42", NULL},
 };
 

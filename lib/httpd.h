@@ -1,0 +1,24 @@
+/* httpd.h - the daemon's small HTTP server: GET /metrics, /healthz, /readyz.
+ *
+ * libmicrohttpd with its own polling thread. /metrics renders the registry; /healthz and
+ * /readyz call the daemon's check, which returns 1 (200) or 0 (503) and may write a short
+ * JSON body. The check runs on the server thread: it must only read shared state. */
+#ifndef KS_HTTPD_H
+#define KS_HTTPD_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "metrics.h"
+
+/* ready = 0 for /healthz (alive), 1 for /readyz (able to do work). */
+typedef int (*ks_health_fn)(void *ctx, int ready, char *body, size_t len);
+
+struct ks_httpd; /* opaque */
+
+/* Listens on port (all interfaces). KS_EIO when the port cannot be bound. */
+struct ks_httpd *ks_httpd_start(int port, struct ks_metrics *metrics, ks_health_fn health,
+                                void *ctx, struct ks_err *err);
+void ks_httpd_stop(struct ks_httpd *h); /* NULL ok */
+
+#endif

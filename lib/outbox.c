@@ -1,0 +1,535 @@
+/* outbox.c - see outbox.h. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "outbox.h"
+#include "worker.h"
+#include "banned.h"
+
+/* One INSERT per batch: arrays in, ids out. message_id comes back so that the ids can be
+ * matched to the rows in memory without relying on RETURNING order. */
+static const char SQL_INSERT[] =
+    "INSERT INTO kasir_outbox (worker, message_id, topic, key, value, headers) "
+    "SELECT $1, m, t, k, v, h "
+    "FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[]) "
+    "AS u(m, t, k, v, h) RETURNING id, message_id";
+static const char SQL_MARK[] =
+    "UPDATE kasir_outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL";
+static const char SQL_SWEEP[] =
+    "SELECT id, message_id, topic, key, value, headers FROM kasir_outbox "
+    "WHERE worker = $1 AND sent_at IS NULL AND id > $2::bigint "
+    "AND created_at <= now() - $3::bigint * interval '1 millisecond' "
+    "ORDER BY id LIMIT $4::int";
+static const char SQL_PURGE[] =
+    "DELETE FROM kasir_outbox WHERE worker = $1 AND sent_at IS NOT NULL "
+    "AND sent_at < now() - $2::bigint * interval '1 millisecond'";
+
+struct entry {
+    char *topic;
+    void *key;
+    size_t key_len;
+    void *value;
+    size_t value_len;
+    rd_kafka_headers_t *hdrs;
+    char message_id[KS_ID_LEN];
+    long cause;
+    int64_t id;  /* after write; 0: not matched, leave it to the sweep */
+    int dropped;
+};
+
+struct ks_outbox {
+    char *owner;
+    rd_kafka_t *rk;
+    struct entry *e;
+    size_t n, cap;
+    int written;
+    int64_t *delivered; /* ids reported delivered, not yet marked sent */
+    size_t ndel, capdel, marking;
+    uint64_t stat_delivered, stat_failed;
+    int64_t sweep_cursor;
+    struct ks_pgarr a_msg, a_topic, a_key, a_val, a_hdr;
+};
+
+static void entry_release(struct entry *e)
+{
+    free(e->topic);
+    free(e->key);
+    free(e->value);
+    if (e->hdrs)
+        rd_kafka_headers_destroy(e->hdrs);
+    memset(e, 0, sizeof(*e));
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct ks_outbox *ob = opaque;
+    int64_t id = (int64_t)(intptr_t)m->_private;
+
+    (void)rk;
+    if (m->err) {
+        /* the row stays unsent; the sweep relays it again */
+        ob->stat_failed++;
+        ks_log(KS_LOG_WARN, "outbox.delivery_failed", rd_kafka_err2str(m->err), "topic",
+               rd_kafka_topic_name(m->rkt), NULL);
+        return;
+    }
+    ob->stat_delivered++;
+    if (id <= 0)
+        return;
+    if (ob->ndel == ob->capdel) {
+        size_t nc = ob->capdel ? ob->capdel * 2 : 4096;
+        int64_t *nd = realloc(ob->delivered, nc * sizeof(*nd));
+        if (!nd)
+            return; /* not marked now: the sweep sends it once more, readers dedup */
+        ob->delivered = nd;
+        ob->capdel = nc;
+    }
+    ob->delivered[ob->ndel++] = id;
+}
+
+struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
+                                const struct ks_config *cfg, struct ks_err *err)
+{
+    struct ks_outbox *ob = calloc(1, sizeof(*ob));
+    rd_kafka_conf_t *conf;
+
+    if (!ob || !(ob->owner = strdup(owner))) {
+        free(ob);
+        ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        return NULL;
+    }
+    ks_pgarr_init(&ob->a_msg);
+    ks_pgarr_init(&ob->a_topic);
+    ks_pgarr_init(&ob->a_key);
+    ks_pgarr_init(&ob->a_val);
+    ks_pgarr_init(&ob->a_hdr);
+    conf = ks_kafka_conf_new(brokers, "producer", cfg, err);
+    if (!conf)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, ob);
+    ob->rk = ks_kafka_producer_new(conf, err);
+    if (!ob->rk)
+        goto fail;
+    return ob;
+fail:
+    ks_outbox_free(ob, 0);
+    return NULL;
+}
+
+void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
+{
+    if (!ob)
+        return;
+    ks_outbox_discard(ob);
+    if (ob->rk)
+        ks_kafka_producer_close(ob->rk, flush_ms);
+    free(ob->e);
+    free(ob->delivered);
+    ks_pgarr_release(&ob->a_msg);
+    ks_pgarr_release(&ob->a_topic);
+    ks_pgarr_release(&ob->a_key);
+    ks_pgarr_release(&ob->a_val);
+    ks_pgarr_release(&ob->a_hdr);
+    free(ob->owner);
+    free(ob);
+}
+
+enum ks_code ks_outbox_add(struct ks_outbox *ob, const char *topic, const void *key,
+                           size_t key_len, void *value, size_t value_len,
+                           rd_kafka_headers_t *hdrs, const char *message_id, long cause,
+                           struct ks_err *err)
+{
+    struct entry *e;
+
+    if (ob->n == ob->cap) {
+        size_t nc = ob->cap ? ob->cap * 2 : 1024;
+        struct entry *ne = realloc(ob->e, nc * sizeof(*ne));
+        if (!ne)
+            goto oom;
+        ob->e = ne;
+        ob->cap = nc;
+    }
+    e = &ob->e[ob->n];
+    memset(e, 0, sizeof(*e));
+    e->value = value;
+    e->value_len = value_len;
+    e->hdrs = hdrs;
+    e->cause = cause;
+    snprintf(e->message_id, sizeof(e->message_id), "%s", message_id);
+    if (!(e->topic = strdup(topic)))
+        goto oom_entry;
+    if (key) {
+        if (!(e->key = malloc(key_len ? key_len : 1)))
+            goto oom_entry;
+        memcpy(e->key, key, key_len);
+        e->key_len = key_len;
+    }
+    ob->n++;
+    return KS_OK;
+oom_entry:
+    entry_release(e);
+    return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+oom:
+    free(value);
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
+    return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+}
+
+void ks_outbox_drop(struct ks_outbox *ob, long cause)
+{
+    for (size_t i = 0; i < ob->n; i++)
+        if (ob->e[i].cause == cause)
+            ob->e[i].dropped = 1;
+}
+
+size_t ks_outbox_pending(const struct ks_outbox *ob)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ob->n; i++)
+        k += !ob->e[i].dropped;
+    return k;
+}
+
+void *ks_outbox_headers_encode(const rd_kafka_headers_t *hdrs, size_t *len)
+{
+    size_t total = 0, idx, o = 0;
+    const char *name;
+    const void *val;
+    size_t vlen;
+    unsigned char *buf;
+
+    *len = 0;
+    if (!hdrs || rd_kafka_header_cnt(hdrs) == 0)
+        return NULL;
+    for (idx = 0; rd_kafka_header_get_all(hdrs, idx, &name, &val, &vlen) == 0; idx++)
+        total += 2 + strlen(name) + 4 + (val ? vlen : 0);
+    if (!(buf = malloc(total)))
+        return NULL;
+    for (idx = 0; rd_kafka_header_get_all(hdrs, idx, &name, &val, &vlen) == 0; idx++) {
+        size_t nl = strlen(name);
+        uint32_t vl = val ? (uint32_t)vlen : 0xffffffffu;
+        if (nl > 0xffff)
+            nl = 0xffff;
+        buf[o++] = (unsigned char)(nl >> 8);
+        buf[o++] = (unsigned char)nl;
+        memcpy(buf + o, name, nl);
+        o += nl;
+        for (int s = 24; s >= 0; s -= 8)
+            buf[o++] = (unsigned char)(vl >> s);
+        if (val) {
+            memcpy(buf + o, val, vlen);
+            o += vlen;
+        }
+    }
+    *len = o;
+    return buf;
+}
+
+rd_kafka_headers_t *ks_outbox_headers_decode(const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    size_t o = 0;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+
+    while (h && o < len) {
+        size_t nl;
+        uint32_t vl;
+        if (len - o < 2)
+            goto bad;
+        nl = ((size_t)b[o] << 8) | b[o + 1];
+        o += 2;
+        if (len - o < nl + 4)
+            goto bad;
+        const unsigned char *name = b + o;
+        o += nl;
+        vl = ((uint32_t)b[o] << 24) | ((uint32_t)b[o + 1] << 16) | ((uint32_t)b[o + 2] << 8) |
+             b[o + 3];
+        o += 4;
+        if (vl == 0xffffffffu) {
+            rd_kafka_header_add(h, (const char *)name, (ssize_t)nl, NULL, 0);
+            continue;
+        }
+        if (len - o < vl)
+            goto bad;
+        rd_kafka_header_add(h, (const char *)name, (ssize_t)nl, b + o, (ssize_t)vl);
+        o += vl;
+    }
+    return h;
+bad:
+    rd_kafka_headers_destroy(h);
+    return NULL;
+}
+
+static int pg_retriable(PGconn *pg, PGresult *res)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return PQstatus(pg) != CONNECTION_OK || (st && (strncmp(st, "08", 2) == 0 ||
+                                                   strncmp(st, "57P", 3) == 0 ||
+                                                   strcmp(st, "40001") == 0 ||
+                                                   strcmp(st, "40P01") == 0));
+}
+
+static enum ks_code pg_fail(PGconn *pg, PGresult *res, const char *what, struct ks_err *err)
+{
+    char msg[200];
+    size_t n;
+
+    snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+    n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    return ks_err_set(err, KS_EDB, pg_retriable(pg, res), NULL, "%s failed: %s", what, msg);
+}
+
+enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
+{
+    const char *params[6];
+    PGresult *res = NULL;
+    enum ks_code rc = KS_OK;
+    size_t live = 0, j = 0;
+    int i;
+
+    ks_pgarr_reset(&ob->a_msg);
+    ks_pgarr_reset(&ob->a_topic);
+    ks_pgarr_reset(&ob->a_key);
+    ks_pgarr_reset(&ob->a_val);
+    ks_pgarr_reset(&ob->a_hdr);
+    for (size_t k = 0; k < ob->n; k++) {
+        struct entry *e = &ob->e[k];
+        void *hb;
+        size_t hl;
+        if (e->dropped)
+            continue;
+        live++;
+        hb = ks_outbox_headers_encode(e->hdrs, &hl);
+        ks_pgarr_text(&ob->a_msg, e->message_id);
+        ks_pgarr_text(&ob->a_topic, e->topic);
+        ks_pgarr_bytea(&ob->a_key, e->key, e->key_len);
+        ks_pgarr_bytea(&ob->a_val, e->value ? e->value : (void *)"", e->value_len);
+        ks_pgarr_bytea(&ob->a_hdr, hb, hl);
+        free(hb);
+    }
+    ob->written = 1;
+    if (live == 0)
+        return KS_OK;
+    params[0] = ob->owner;
+    params[1] = ks_pgarr_str(&ob->a_msg);
+    params[2] = ks_pgarr_str(&ob->a_topic);
+    params[3] = ks_pgarr_str(&ob->a_key);
+    params[4] = ks_pgarr_str(&ob->a_val);
+    params[5] = ks_pgarr_str(&ob->a_hdr);
+    for (i = 1; i < 6; i++)
+        if (!params[i])
+            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    res = PQexecParams(pg, SQL_INSERT, 6, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_fail(pg, res, "outbox insert", err);
+        goto out;
+    }
+    /* match ids to rows; any surprise leaves the rows to the sweep */
+    for (i = 0; i < PQntuples(res); i++) {
+        while (j < ob->n && ob->e[j].dropped)
+            j++;
+        if (j >= ob->n || strcmp(ob->e[j].message_id, PQgetvalue(res, i, 1)) != 0)
+            break;
+        ob->e[j++].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    }
+out:
+    PQclear(res);
+    return rc;
+}
+
+static int produce(struct ks_outbox *ob, const char *topic, const void *key, size_t klen,
+                   void *value, size_t vlen, rd_kafka_headers_t *hdrs, int64_t id)
+{
+    rd_kafka_resp_err_t e;
+
+    for (;;) {
+        e = rd_kafka_producev(ob->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
+                              RD_KAFKA_V_VALUE(value, vlen),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                              RD_KAFKA_V_HEADERS(hdrs),
+                              RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(ob->rk, 10); /* the queue drains as deliveries are reported */
+    }
+    if (e) {
+        ob->stat_failed++;
+        ks_log(KS_LOG_WARN, "outbox.produce_failed", rd_kafka_err2str(e), "topic", topic,
+               NULL);
+        free(value);
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        return -1;
+    }
+    return 0;
+}
+
+void ks_outbox_relay(struct ks_outbox *ob)
+{
+    for (size_t k = 0; k < ob->n; k++) {
+        struct entry *e = &ob->e[k];
+        if (!e->dropped && e->id > 0) {
+            produce(ob, e->topic, e->key, e->key_len, e->value, e->value_len, e->hdrs, e->id);
+            e->value = NULL; /* taken by produce */
+            e->hdrs = NULL;
+        }
+        entry_release(e);
+    }
+    ob->n = 0;
+    ob->written = 0;
+    rd_kafka_poll(ob->rk, 0);
+}
+
+void ks_outbox_discard(struct ks_outbox *ob)
+{
+    for (size_t k = 0; k < ob->n; k++)
+        entry_release(&ob->e[k]);
+    ob->n = 0;
+    ob->written = 0;
+}
+
+enum ks_code ks_outbox_mark_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
+{
+    const char *params[1];
+    PGresult *res;
+    enum ks_code rc = KS_OK;
+
+    ob->marking = 0;
+    if (ob->ndel == 0)
+        return KS_OK;
+    ks_pgarr_reset(&ob->a_msg);
+    for (size_t k = 0; k < ob->ndel; k++)
+        ks_pgarr_int(&ob->a_msg, ob->delivered[k]);
+    if (!(params[0] = ks_pgarr_str(&ob->a_msg)))
+        return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    res = PQexecParams(pg, SQL_MARK, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(pg, res, "outbox mark sent", err);
+    else
+        ob->marking = ob->ndel;
+    PQclear(res);
+    return rc;
+}
+
+void ks_outbox_mark_done(struct ks_outbox *ob, int committed)
+{
+    if (committed && ob->marking) {
+        memmove(ob->delivered, ob->delivered + ob->marking,
+                (ob->ndel - ob->marking) * sizeof(*ob->delivered));
+        ob->ndel -= ob->marking;
+    }
+    ob->marking = 0;
+}
+
+size_t ks_outbox_delivered(const struct ks_outbox *ob)
+{
+    return ob->ndel;
+}
+
+void ks_outbox_poll(struct ks_outbox *ob, int timeout_ms)
+{
+    rd_kafka_poll(ob->rk, timeout_ms);
+}
+
+int ks_outbox_in_flight(const struct ks_outbox *ob)
+{
+    return rd_kafka_outq_len(ob->rk);
+}
+
+void ks_outbox_flush(struct ks_outbox *ob, int timeout_ms)
+{
+    rd_kafka_flush(ob->rk, timeout_ms);
+    rd_kafka_poll(ob->rk, 0);
+}
+
+static int64_t be64(const char *p)
+{
+    const unsigned char *b = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return (int64_t)v;
+}
+
+enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_ms, int limit,
+                             int *n, struct ks_err *err)
+{
+    char cursor[24], age[24], lim[16];
+    const char *params[4] = {ob->owner, cursor, age, lim};
+    PGresult *res;
+    int i, rows;
+    int64_t maxid = ob->sweep_cursor;
+
+    *n = 0;
+    snprintf(cursor, sizeof(cursor), "%" PRId64, ob->sweep_cursor);
+    snprintf(age, sizeof(age), "%" PRId64, min_age_ms < 0 ? 0 : min_age_ms);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    /* binary results: bytea and ids as they are, no unescaping */
+    res = PQexecParams(pg, SQL_SWEEP, 4, NULL, params, NULL, NULL, 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        enum ks_code rc = pg_fail(pg, res, "outbox sweep", err);
+        PQclear(res);
+        return rc;
+    }
+    rows = PQntuples(res);
+    for (i = 0; i < rows; i++) {
+        int64_t id = be64(PQgetvalue(res, i, 0));
+        char topic[256];
+        void *val;
+        size_t vlen = (size_t)PQgetlength(res, i, 4);
+        rd_kafka_headers_t *h = NULL;
+
+        snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, i, 2), PQgetvalue(res, i, 2));
+        if (!PQgetisnull(res, i, 5))
+            h = ks_outbox_headers_decode(PQgetvalue(res, i, 5),
+                                         (size_t)PQgetlength(res, i, 5));
+        val = malloc(vlen ? vlen : 1);
+        if (!val) {
+            if (h)
+                rd_kafka_headers_destroy(h);
+            break;
+        }
+        memcpy(val, PQgetvalue(res, i, 4), vlen);
+        if (produce(ob, topic, PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3),
+                    (size_t)PQgetlength(res, i, 3), val, vlen, h, id) == 0)
+            (*n)++;
+        if (id > maxid)
+            maxid = id;
+    }
+    /* rows relayed by this sweep are not selected again until a sweep finds nothing new;
+     * then the cursor starts over and picks up any whose delivery failed */
+    ob->sweep_cursor = rows ? maxid : 0;
+    PQclear(res);
+    rd_kafka_poll(ob->rk, 0);
+    return KS_OK;
+}
+
+enum ks_code ks_outbox_purge(struct ks_outbox *ob, PGconn *pg, int64_t keep_ms,
+                             struct ks_err *err)
+{
+    char keep[24];
+    const char *params[2] = {ob->owner, keep};
+    PGresult *res;
+    enum ks_code rc = KS_OK;
+
+    snprintf(keep, sizeof(keep), "%" PRId64, keep_ms);
+    res = PQexecParams(pg, SQL_PURGE, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(pg, res, "outbox purge", err);
+    PQclear(res);
+    return rc;
+}
+
+void ks_outbox_stats(const struct ks_outbox *ob, uint64_t *delivered, uint64_t *failed)
+{
+    *delivered = ob->stat_delivered;
+    *failed = ob->stat_failed;
+}

@@ -1,0 +1,220 @@
+/* worker.h - the consumer runtime: everything a Kasir worker daemon is built from.
+ *
+ * A daemon gives a struct ks_worker_spec (name, validate hook, batch or per-message
+ * handler) and its config table; the runtime does the rest:
+ *   - consumer-group loop over batches (worker.batch.max messages or worker.batch.wait ms);
+ *   - offsets in PostgreSQL (kasir_offsets), written in the batch's transaction, read on
+ *     assignment, fenced with UPDATE ... WHERE next_offset = <expected> (0 rows: roll back,
+ *     drop the batch, re-read positions from PostgreSQL); async Kafka commit afterwards so
+ *     lag tools stay honest;
+ *   - outputs through the outbox (kasir_outbox) in the same transaction, relayed by the
+ *     idempotent producer after COMMIT, marked sent on delivery, swept after a crash;
+ *   - error policy from struct ks_err: poison/invalid -> <topic>.dlq at once; retriable
+ *     per-message failure -> <topic>.retry.<delay> with exponential backoff and jitter,
+ *     DLQ after worker.retry.max_attempts; PostgreSQL unreachable -> stop fetching, stay in
+ *     the group, reconnect with backoff, re-run the batch; never exit;
+ *   - SIGTERM/SIGINT: finish the batch, commit, leave the group, flush, exit 0;
+ *   - /metrics, /healthz, /readyz on http.port; W3C traceparent carried input -> outputs.
+ * The daemon's handler only does business effects on the open transaction it is given.
+ * Single-threaded: the handler runs on the thread that called ks_worker_run. */
+#ifndef KS_WORKER_H
+#define KS_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "err.h"
+#include "ids.h"
+
+/* Settings. ks_worker_main loads one table made of ks_common_settings (pg.dsn,
+ * kafka.brokers, log.level, http.port, instance.id), the runtime's own (below; group and
+ * topics default to the spec's), then the daemon's table. Env KASIR_WORKER_GROUP etc.
+ * override. instance.id set: static group membership (a restart after kill -9 gets its
+ * partitions back at once); unset: dynamic membership, instance named <hostname>-<pid>. */
+#define KS_WORKER_SETTINGS_COUNT 10
+/* Fills out[0..KS_WORKER_SETTINGS_COUNT-1] with the runtime's settings. */
+void ks_worker_settings(const char *group_default, const char *topics_default,
+                        struct ks_config_def *out);
+
+/* One input message, decoded. Owned by the runtime; valid while the batch is handled. */
+struct ks_msg {
+    const char *topic;        /* topic it was read from (a retry topic for a retry) */
+    const char *origin_topic; /* the business topic: topic, or where a retry came from */
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;     /* Kafka message timestamp, -1 if none */
+    const void *key;          /* may be NULL */
+    size_t key_len;
+    const char *schema;       /* writer schema full name */
+    json_t *value;            /* decoded payload; borrowed */
+    char message_id[KS_ID_LEN]; /* header kasir.message_id, else derived from position */
+    char trace_id[33];        /* W3C trace id (32 hex), from traceparent or new */
+    int attempt;              /* 1 on first delivery, 2 on the first retry, ... */
+    const rd_kafka_message_t *raw; /* headers etc.; borrowed */
+};
+
+struct ks_batch; /* opaque: the messages of one transaction and what they emit */
+struct ks_worker; /* opaque */
+
+/* Number of messages the handler is to process (decoded, valid, due). */
+size_t ks_batch_count(const struct ks_batch *b);
+/* The i-th of them, 0 <= i < ks_batch_count(b). */
+struct ks_msg *ks_batch_msg(struct ks_batch *b, size_t i);
+
+/* Fails one message; the rest of the batch goes on. err->retriable = 1: retry topic
+ * (DLQ after the last attempt); else DLQ now. Outputs m emitted are dropped. Only for
+ * decisions taken before or without failed SQL: a failed statement aborts the whole
+ * transaction, so return the error instead and the runtime isolates the message. */
+void ks_batch_fail(struct ks_batch *b, struct ks_msg *m, const struct ks_err *err);
+
+/* Emits an output caused by m: Avro single-object encoding of value with schema_name,
+ * written to the outbox in this batch's transaction. Its kasir.message_id is derived from
+ * the worker name, m's message id, topic and the index of the output for m, so a re-run
+ * emits the same ids. Headers: kasir.message_id, kasir.producer, kasir.cause (m's id),
+ * traceparent (m's trace, new span). value is not stolen. KS_EINVAL when it does not fit
+ * the schema, KS_ENOTFOUND for an unknown schema: bugs, returned so they can be logged. */
+enum ks_code ks_batch_emit(struct ks_batch *b, struct ks_msg *m, const char *topic,
+                           const void *key, size_t key_len, const char *schema_name,
+                           const json_t *value, struct ks_err *err)
+    __attribute__((warn_unused_result));
+/* The message id ks_batch_emit will give the next output of m to topic. */
+void ks_batch_next_id(struct ks_batch *b, const struct ks_msg *m, const char *topic,
+                      char out[KS_ID_LEN]);
+
+/* Handlers. Both run inside BEGIN ... COMMIT on pg. A returned error with retriable = 1
+ * means "infrastructure" (PostgreSQL went away): the batch is rolled back and re-run
+ * later, nothing is dead-lettered. A non-retriable error rolls back and the runtime re-runs
+ * the messages one at a time under savepoints to find the culprit, which is
+ * dead-lettered with that error. */
+typedef enum ks_code (*ks_batch_fn)(struct ks_batch *b, PGconn *pg, void *ctx,
+                                    struct ks_err *err);
+typedef enum ks_code (*ks_msg_fn)(struct ks_batch *b, struct ks_msg *m, PGconn *pg,
+                                  void *ctx, struct ks_err *err);
+/* Pure check of one decoded message before any SQL: KS_EINVAL (never retriable) sends it
+ * to the DLQ with error class "invalid". */
+typedef enum ks_code (*ks_validate_fn)(const struct ks_msg *m, void *ctx,
+                                       struct ks_err *err);
+
+struct ks_worker_spec {
+    const char *name;           /* "demo": log svc, outbox owner, ids namespace */
+    const char *group;          /* default of worker.group */
+    const char *topics;         /* default of worker.topics ("a,b") */
+    const char *http_port;      /* default of http.port ("8101"), or NULL */
+    ks_validate_fn validate;    /* may be NULL */
+    ks_batch_fn handle_batch;   /* one of handle_batch, handle_msg */
+    ks_msg_fn handle_msg;
+    int dedup;                  /* 1: skip inputs whose message id this group processed
+                                 * (kasir_processed), for effects with no natural key */
+    void *ctx;                  /* passed to the hooks */
+};
+
+/* Creates the worker from spec and cfg (loaded from the table ks_worker_main builds):
+ * connects to PostgreSQL (retrying while it is unreachable), creates the consumer and the
+ * producer, starts the HTTP server. NULL + err on a bad setting. */
+struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct ks_config *cfg,
+                                struct ks_err *err);
+/* Runs until ks_worker_stop; returns 0 after a clean shutdown. */
+int ks_worker_run(struct ks_worker *w);
+/* Asks the loop to finish its batch and stop; async-signal-safe. */
+void ks_worker_stop(struct ks_worker *w);
+void ks_worker_free(struct ks_worker *w); /* NULL ok */
+
+/* The whole main() of a daemon: "-c file" option, config load (all problems printed),
+ * logging, serde, SIGTERM/SIGINT handlers, new, run, free. Returns the exit code. */
+int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def *defs,
+                   size_t ndefs, int argc, char **argv);
+/* The config of a running worker, for the daemon's own settings in its hooks. */
+const struct ks_config *ks_worker_config(const struct ks_worker *w);
+/* The worker of a batch (for ks_worker_config in handlers). */
+struct ks_worker *ks_batch_worker(struct ks_batch *b);
+
+/* --- the reader's half of exactly-once -------------------------------------------------
+ * Claims ids[0..n-1] for consumer in kasir_processed with one INSERT ... ON CONFLICT DO
+ * NOTHING; fresh[i] = 1 when ids[i] was not processed before (and now is, when the
+ * caller's transaction commits). */
+enum ks_code ks_dedup_claim(PGconn *pg, const char *consumer, const char *const *ids,
+                            size_t n, unsigned char *fresh, struct ks_err *err)
+    __attribute__((warn_unused_result));
+
+/* --- PostgreSQL array literals, for one statement per batch -----------------------------
+ * Build "{...}" text parameters for INSERT ... SELECT FROM unnest($1::text[], ...). */
+struct ks_pgarr {
+    char *buf;
+    size_t len, cap;
+    size_t n;  /* elements */
+    int oom;   /* 1 after an allocation failed: ks_pgarr_str returns NULL */
+};
+void ks_pgarr_init(struct ks_pgarr *a);
+void ks_pgarr_reset(struct ks_pgarr *a); /* empty, keeps the memory */
+void ks_pgarr_release(struct ks_pgarr *a);
+void ks_pgarr_text(struct ks_pgarr *a, const char *s); /* NULL: SQL NULL */
+void ks_pgarr_textn(struct ks_pgarr *a, const char *s, size_t len);
+void ks_pgarr_int(struct ks_pgarr *a, int64_t v);
+void ks_pgarr_bytea(struct ks_pgarr *a, const void *p, size_t len); /* NULL p: SQL NULL */
+const char *ks_pgarr_str(struct ks_pgarr *a); /* the literal; NULL after oom */
+
+/* --- pure pieces, exposed for tests and tools ------------------------------------------- */
+
+/* Retry schedule: delays[0..n-1] in ms, shortest first. The backoff for attempt (the
+ * attempt that just failed, 1-based) is delays[0] * 2^(attempt-1), capped at the longest
+ * delay, then moved by rnd (uniform 0..1e6-1) within +/- jitter_pct. *topic_idx gets the
+ * retry topic: the longest delay <= the backoff (the first when none). Returns ms. */
+int64_t ks_retry_backoff(const int64_t *delays, size_t n, int attempt, int jitter_pct,
+                         uint32_t rnd, size_t *topic_idx);
+/* Parses "5s,1m,10m" into delays (at most max); returns the count, -1 on a bad entry. The
+ * names ("5s") are copied into names[i] (16 bytes each) for topic names. */
+int ks_retry_parse(const char *spec, int64_t *delays, char (*names)[16], size_t max);
+
+/* W3C traceparent "00-<32 hex trace>-<16 hex span>-<2 hex flags>": 0 and the parts
+ * (lower case) when valid, -1 otherwise (all-zero ids are invalid). */
+int ks_traceparent_parse(const char *s, char trace_id[33], char span_id[17], char flags[3]);
+/* Writes "00-trace-span-flags" (56 characters + NUL) into out. */
+void ks_traceparent_format(const char *trace_id, const char *span_id, const char *flags,
+                           char out[56]);
+
+/* The headers of a retry or dead-letter copy: src's headers minus those the runtime
+ * owns (kasir.attempt, kasir.retry.*, kasir.origin.*, kasir.error.*, traceparent,
+ * kasir.message_id), then the fields of f. NULL on no memory. */
+struct ks_failure {
+    const char *message_id;    /* the input's id: a retried message keeps it */
+    const char *traceparent;   /* carried on, or NULL */
+    const char *origin_topic;  /* where the message first came in */
+    int32_t origin_partition;
+    int64_t origin_offset;
+    int64_t origin_timestamp_ms;
+    const char *group;
+    const char *instance;
+    const char *error_class;   /* poison, invalid, failed, exhausted, retry */
+    const struct ks_err *err;
+    int attempt;               /* attempts made so far, the failed one included */
+    int64_t first_failure_ms;
+    int64_t now_ms;
+    int64_t not_before_ms;     /* retry copy: when it is due; -1 for the DLQ */
+};
+rd_kafka_headers_t *ks_failure_headers(const rd_kafka_headers_t *src, const struct ks_failure *f);
+
+/* Header names (lib/README.md lists them with their meaning). */
+#define KS_H_MESSAGE_ID "kasir.message_id"
+#define KS_H_PRODUCER "kasir.producer"
+#define KS_H_CAUSE "kasir.cause"
+#define KS_H_TRACEPARENT "traceparent"
+#define KS_H_ATTEMPT "kasir.attempt"
+#define KS_H_NOT_BEFORE "kasir.retry.not_before"
+#define KS_H_ORIGIN_TOPIC "kasir.origin.topic"
+#define KS_H_ORIGIN_PARTITION "kasir.origin.partition"
+#define KS_H_ORIGIN_OFFSET "kasir.origin.offset"
+#define KS_H_ORIGIN_TIMESTAMP "kasir.origin.timestamp"
+#define KS_H_GROUP "kasir.error.group"
+#define KS_H_ERR_CLASS "kasir.error.class"
+#define KS_H_ERR_CODE "kasir.error.code"
+#define KS_H_ERR_MSG "kasir.error.message"
+#define KS_H_ERR_FIELD "kasir.error.field"
+#define KS_H_FIRST_FAILURE "kasir.error.first_failure"
+#define KS_H_LAST_FAILURE "kasir.error.last_failure"
+#define KS_H_INSTANCE "kasir.error.instance"
+
+#endif

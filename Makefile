@@ -69,11 +69,17 @@ build/asan/tests/%: tests/unit/%.c build/lib/libkasir-asan.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $< build/lib/libkasir-asan.a $(LDLIBS)
 
-unit: $(UNIT_BIN)
-	@bash tests/run-unit.sh $(UNIT_BIN)
+# test_serde compares our Parsing Canonical Forms with python3-avro's for every schema
+build/gen/pcf_vectors.tsv: schemas/canonical_forms.py $(SCHEMAS)
+	@mkdir -p $(@D)
+	$(SYSPY) schemas/canonical_forms.py > $@.tmp && mv $@.tmp $@
 
-unit-asan: $(UNIT_ASAN)
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 bash tests/run-unit.sh $(UNIT_ASAN)
+unit: $(UNIT_BIN) build/gen/pcf_vectors.tsv
+	@KS_PCF_VECTORS=build/gen/pcf_vectors.tsv bash tests/run-unit.sh $(UNIT_BIN)
+
+unit-asan: $(UNIT_ASAN) build/gen/pcf_vectors.tsv
+	@KS_PCF_VECTORS=build/gen/pcf_vectors.tsv ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 bash tests/run-unit.sh $(UNIT_ASAN)
 
 # --- the local stack ---------------------------------------------------------------------
 deps:

@@ -60,6 +60,11 @@ build/bin/kasir-$(notdir $(1)): $(patsubst %.c,build/obj/%.o,$(wildcard $(1)/*.c
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call PROG_RULE,$(d))))
 
+# --- benchmark programs (tests/bench/*.c); run by make bench, never by make test -----------
+build/bench/%: tests/bench/%.c build/lib/libkasir.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< build/lib/libkasir.a $(LDLIBS)
+
 # --- unit tests: plain and under ASan/UBSan ----------------------------------------------
 build/tests/%: tests/unit/%.c build/lib/libkasir.a
 	@mkdir -p $(@D)
@@ -107,7 +112,8 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory integration
 
-bench: up
+BENCH_BIN := $(patsubst tests/bench/%.c,build/bench/%,$(wildcard tests/bench/*.c))
+bench: up $(BENCH_BIN)
 	@bash tests/bench/run.sh
 
 demo: up

@@ -474,6 +474,7 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     struct ks_err err = {0};
     const struct ks_schema *writer = NULL;
     rd_kafka_timestamp_type_t tstype;
+    int had_id;
 
     m->topic = rd_kafka_topic_name(r->rkt);
     m->partition = r->partition;
@@ -508,7 +509,8 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     }
     it->first_failure_ms = header_int(r, KS_H_FIRST_FAILURE, -1);
     m->origin_topic = it->origin_topic;
-    if (!header(r, KS_H_MESSAGE_ID, m->message_id, sizeof(m->message_id)) || !*m->message_id) {
+    had_id = header(r, KS_H_MESSAGE_ID, m->message_id, sizeof(m->message_id)) && *m->message_id;
+    if (!had_id) {
         char ps[16], os[24];
         snprintf(ps, sizeof(ps), "%d", (int)it->origin_partition);
         snprintf(os, sizeof(os), "%" PRId64, it->origin_offset);
@@ -532,6 +534,12 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
         return 0;
     }
     m->schema = ks_schema_name(writer);
+    if (!had_id) {
+        /* every Kasir schema carries its message id in the payload too */
+        const char *mid = json_string_value(json_object_get(m->value, "message_id"));
+        if (mid && *mid)
+            snprintf(m->message_id, sizeof(m->message_id), "%s", mid);
+    }
     if (w->spec->validate && w->spec->validate(m, w->spec->ctx, &err) != KS_OK)
         item_fail(it, err.retriable ? "retry" : err.code == KS_EINVAL ? "invalid" : "failed",
                   &err);

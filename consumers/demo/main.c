@@ -1,0 +1,194 @@
+/* kasir-demo - the example worker: how a Kasir worker is written on lib/worker.h.
+ *
+ * Reads kasir.demo.DemoEvent from kasir.demo.in (and its retry topics), applies each event
+ * once to demo_applied (event_id is the idempotency key) and to a running balance per
+ * account in demo_accounts, and emits kasir.demo.DemoApplied to kasir.demo.out. One SQL
+ * statement per batch does all of it. Everything else (offsets, outbox, retries, DLQ,
+ * metrics, shutdown) is the runtime's.
+ *
+ * Test hooks, by the event's note: "fail-once" fails transiently on its first attempt
+ * (retry topic, then applied); "fail-always" fails transiently every time (DLQ after
+ * worker.retry.max_attempts). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "lib/money.h"
+#include "lib/worker.h"
+#include "lib/banned.h"
+
+static const char SQL_APPLY[] =
+    "WITH u AS ("
+    "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
+    "                       $6::bigint[], $7::text[], $8::int[], $9::bigint[]) WITH ORDINALITY"
+    "    AS u(event_id, message_id, account, amount_minor, currency, seq, src_topic,"
+    "         src_partition, src_offset, ord)),"
+    /* first occurrence of each event not applied before */
+    " fresh AS ("
+    "  SELECT DISTINCT ON (u.event_id) u.* FROM u"
+    "  WHERE NOT EXISTS (SELECT 1 FROM demo_applied d WHERE d.event_id = u.event_id)"
+    "  ORDER BY u.event_id, u.ord),"
+    /* an account lives in one partition, so one owner numbers its events */
+    " numbered AS ("
+    "  SELECT f.*, coalesce(a.applied, 0) + row_number() OVER"
+    "         (PARTITION BY f.account, f.currency ORDER BY f.ord) AS applied_seq"
+    "  FROM fresh f LEFT JOIN demo_accounts a"
+    "    ON a.account = f.account AND a.currency = f.currency),"
+    " ins AS ("
+    "  INSERT INTO demo_applied (event_id, message_id, account, amount_minor, currency, seq,"
+    "                            applied_seq, src_topic, src_partition, src_offset)"
+    "  SELECT event_id, message_id, account, amount_minor, currency, seq, applied_seq,"
+    "         src_topic, src_partition, src_offset FROM numbered"
+    "  ON CONFLICT (event_id) DO NOTHING"
+    "  RETURNING event_id, account, currency, amount_minor, applied_seq),"
+    " acc AS ("
+    "  INSERT INTO demo_accounts (account, currency, balance_minor, applied)"
+    "  SELECT account, currency, sum(amount_minor), count(*) FROM ins GROUP BY 1, 2"
+    "  ON CONFLICT (account, currency) DO UPDATE"
+    "  SET balance_minor = demo_accounts.balance_minor + excluded.balance_minor,"
+    "      applied = demo_accounts.applied + excluded.applied)"
+    " SELECT event_id, applied_seq FROM ins";
+
+static const char *str_field(const json_t *v, const char *name)
+{
+    const char *s = json_string_value(json_object_get(v, name));
+    return s ? s : "";
+}
+
+static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *err)
+{
+    json_t *v = m->value;
+    json_int_t amount = json_integer_value(json_object_get(v, "amount_minor"));
+    const char *cur = str_field(v, "currency");
+
+    (void)ctx;
+    if (strcmp(m->schema, "kasir.demo.DemoEvent") != 0)
+        return ks_err_set(err, KS_EINVAL, 0, NULL, "unexpected schema %s", m->schema);
+    if (!*str_field(v, "event_id"))
+        return ks_err_set(err, KS_EINVAL, 0, "event_id", "event_id is empty");
+    if (amount <= 0)
+        return ks_err_set(err, KS_EINVAL, 0, "amount_minor",
+                          "amount_minor must be greater than zero");
+    if (ks_money_exponent(cur) < 0)
+        return ks_err_set(err, KS_EINVAL, 0, "currency", "unknown currency %.8s", cur);
+    return KS_OK;
+}
+
+struct demo {
+    struct ks_pgarr a[9];
+};
+
+static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct ks_err *err)
+{
+    struct demo *d = ctx;
+    const char *out_topic = ks_config_str(ks_worker_config(ks_batch_worker(b)),
+                                          "demo.output_topic");
+    const char *params[9];
+    PGresult *res = NULL;
+    json_t *seq_by_event = NULL;
+    enum ks_code rc = KS_OK;
+    struct timespec ts;
+    size_t n = ks_batch_count(b), live = 0;
+
+    for (int k = 0; k < 9; k++)
+        ks_pgarr_reset(&d->a[k]);
+    for (size_t i = 0; i < n; i++) {
+        struct ks_msg *m = ks_batch_msg(b, i);
+        const char *note = json_string_value(json_object_get(m->value, "note"));
+        struct ks_err fail = {0};
+
+        if (note && ((strcmp(note, "fail-once") == 0 && m->attempt == 1) ||
+                     strcmp(note, "fail-always") == 0)) {
+            ks_err_set(&fail, KS_ETIMEOUT, 1, NULL, "injected transient failure (%s)", note);
+            ks_batch_fail(b, m, &fail);
+            continue;
+        }
+        ks_pgarr_text(&d->a[0], str_field(m->value, "event_id"));
+        ks_pgarr_text(&d->a[1], m->message_id);
+        ks_pgarr_text(&d->a[2], str_field(m->value, "account"));
+        ks_pgarr_int(&d->a[3], json_integer_value(json_object_get(m->value, "amount_minor")));
+        ks_pgarr_text(&d->a[4], str_field(m->value, "currency"));
+        ks_pgarr_int(&d->a[5], json_integer_value(json_object_get(m->value, "seq")));
+        ks_pgarr_text(&d->a[6], m->topic);
+        ks_pgarr_int(&d->a[7], m->partition);
+        ks_pgarr_int(&d->a[8], m->offset);
+        live++;
+    }
+    if (live == 0)
+        return KS_OK;
+    for (int k = 0; k < 9; k++)
+        if (!(params[k] = ks_pgarr_str(&d->a[k])))
+            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    res = PQexecParams(pg, SQL_APPLY, 9, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        rc = ks_err_set(err, KS_EDB,
+                        PQstatus(pg) != CONNECTION_OK || (st && (st[0] == '0' && st[1] == '8')),
+                        NULL, "could not apply demo events: %s", PQresultErrorMessage(res));
+        goto out;
+    }
+    /* outputs only for events applied now: a replayed event was announced already */
+    seq_by_event = json_object();
+    for (int r = 0; r < PQntuples(res); r++)
+        json_object_set_new(seq_by_event, PQgetvalue(res, r, 0),
+                            json_integer(strtoll(PQgetvalue(res, r, 1), NULL, 10)));
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (size_t i = 0; i < n; i++) {
+        struct ks_msg *m = ks_batch_msg(b, i);
+        const char *ev = str_field(m->value, "event_id"), *acct = str_field(m->value, "account");
+        json_t *seq = json_object_get(seq_by_event, ev), *out;
+        char id[KS_ID_LEN];
+
+        if (!seq)
+            continue; /* failed above, a duplicate in this batch, or applied before */
+        ks_batch_next_id(b, m, out_topic, id);
+        out = json_pack("{s:s, s:I, s:s, s:s, s:O, s:s, s:O}", "message_id", id, "occurred_at",
+                        (json_int_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, "event_id", ev,
+                        "account", acct, "amount_minor",
+                        json_object_get(m->value, "amount_minor"), "currency",
+                        str_field(m->value, "currency"), "applied_seq", seq);
+        json_object_del(seq_by_event, ev);
+        if (!out) {
+            rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+            goto out;
+        }
+        rc = ks_batch_emit(b, m, out_topic, acct, strlen(acct), "kasir.demo.DemoApplied", out,
+                           err);
+        json_decref(out);
+        if (rc != KS_OK)
+            goto out;
+    }
+out:
+    json_decref(seq_by_event);
+    PQclear(res);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct ks_config_def defs[] = {
+        {"demo.output_topic", KS_CFG_STRING, "kasir.demo.out", 0,
+         "topic the DemoApplied messages go to"},
+    };
+    static struct demo d;
+    const struct ks_worker_spec spec = {
+        .name = "demo",
+        .group = "kasir-demo",
+        .topics = "kasir.demo.in",
+        .http_port = "8190",
+        .validate = validate,
+        .handle_batch = apply_batch,
+        .ctx = &d,
+    };
+    int rc;
+
+    for (int k = 0; k < 9; k++)
+        ks_pgarr_init(&d.a[k]);
+    rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
+    for (int k = 0; k < 9; k++)
+        ks_pgarr_release(&d.a[k]);
+    return rc;
+}

@@ -1,0 +1,835 @@
+/* handlers.c - one function per endpoint of SPEC 4.
+ *
+ * Order of checks on every partner endpoint: authentication, scope, rate limit, media
+ * type, body, idempotency key; the first failure answers. Writes that must be idempotent
+ * (payments, refunds, payouts) leave here suspended, queued for the store's writers. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lib/crypto.h"
+#include "lib/log.h"
+#include "lib/money.h"
+#include "lib/serde.h"
+#include "lib/webhook.h"
+#include "producers/ingress/ingress.h"
+#include "lib/banned.h"
+
+const struct ing_route_def ing_routes[] = {
+    {R_TOKEN, "POST", "/v1/auth/token", 0},
+    {R_PAY_POST, "POST", "/v1/payments", ING_SCOPE_PAYMENTS_WRITE},
+    {R_PAY_GET, "GET", "/v1/payments/{id}", ING_SCOPE_PAYMENTS_READ},
+    {R_PAY_LIST, "GET", "/v1/payments", ING_SCOPE_PAYMENTS_READ},
+    {R_REFUND_POST, "POST", "/v1/refunds", ING_SCOPE_REFUNDS_WRITE},
+    {R_REFUND_GET, "GET", "/v1/refunds/{id}", ING_SCOPE_REFUNDS_READ},
+    {R_PAYOUT_POST, "POST", "/v1/payouts", ING_SCOPE_PAYOUTS_WRITE},
+    {R_PAYOUT_GET, "GET", "/v1/payouts/{id}", ING_SCOPE_PAYOUTS_READ},
+    {R_WEBHOOK, "POST", "/v1/webhooks/{psp}", 0},
+    {R_SETTLE, "POST", "/v1/settlements/{psp}", ING_SCOPE_SETTLEMENTS_WRITE},
+    {R_RECON_GET, "GET", "/v1/reconciliations/{id}", ING_SCOPE_RECON_READ},
+    {R_ADMIN_PARTNERS, "GET", "/v1/admin/partners", ING_SCOPE_ADMIN},
+    {R_HEALTH, "GET", "/healthz", 0},
+    {R_READY, "GET", "/readyz", 0},
+    {R_METRICS, "GET", "/metrics", 0},
+    {R_OPENAPI, "GET", "/openapi.json", 0},
+};
+const size_t ing_routes_count = sizeof(ing_routes) / sizeof(ing_routes[0]);
+
+/* the OpenAPI document, embedded at build time (openapi.c) */
+extern const char ing_openapi_json[];
+extern const char ing_openapi_json_end[];
+
+static void sha256_hex(const void *d, size_t n, char out[65])
+{
+    uint8_t h[KS_SHA256_LEN];
+    ks_sha256(d, n, h);
+    ks_hex_encode(h, sizeof(h), out);
+}
+
+static int media_is(struct ing_req *r, const char *want, struct ing_problem *p)
+{
+    const char *ct = ing_header(r, "Content-Type");
+    size_t n = strlen(want);
+
+    if (ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+        return 1;
+    ing_problem(p, "unsupported_media_type", "Content-Type", "send Content-Type: %s", want);
+    return 0;
+}
+
+static const char *path_tail(struct ing_req *r, const char *prefix)
+{
+    return r->url + strlen(prefix);
+}
+
+static int unavailable_if_down(struct ing_req *r)
+{
+    struct ing_problem p;
+
+    if (ING.kafka_ok)
+        return 0;
+    ing_problem(&p, "unavailable", NULL, "kafka is unreachable; nothing was recorded");
+    ing_respond_problem(r, &p);
+    return 1;
+}
+
+/* --- idempotent writes ------------------------------------------------------------- */
+
+static int prepare_idempotent(struct ing_req *r, const char *route_name, const char *body_key,
+                              const char *rid_prefix, struct ing_problem *p)
+{
+    const char *key;
+    char *canon, *fpbuf;
+    size_t cl, pl;
+    struct ks_err e = {0};
+
+    if (ing_idem_key_pick(ing_header(r, "Idempotency-Key"), body_key, &key, p) != 0)
+        return -1;
+    sha256_hex(key, strlen(key), r->key_hash);
+    /* fingerprint: method, path and the canonical body (sorted keys, no spaces), so the
+     * same request with other whitespace or member order is the same request */
+    canon = json_dumps(r->parsed, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!canon) {
+        ing_problem(p, "internal", NULL, "out of memory");
+        return -1;
+    }
+    cl = strlen(canon);
+    pl = strlen(r->method) + strlen(r->url) + 2;
+    fpbuf = malloc(pl + cl + 1);
+    if (!fpbuf) {
+        free(canon);
+        ing_problem(p, "internal", NULL, "out of memory");
+        return -1;
+    }
+    snprintf(fpbuf, pl + cl + 1, "%s %s\n%s", r->method, r->url, canon);
+    sha256_hex(fpbuf, pl + cl, r->fp);
+    free(fpbuf);
+    free(canon);
+    if (ks_id_new(rid_prefix, r->rid, &e) != KS_OK) {
+        ing_problem(p, "internal", NULL, "could not make an id");
+        return -1;
+    }
+    r->route_name = route_name;
+    r->kind = K_STORE;
+    r->claim = json_pack("{s:s, s:s, s:s, s:s, s:s}", "route", route_name, "partner",
+                         r->partner_id, "key", r->key_hash, "fp", r->fp, "rid", r->rid);
+    return r->claim ? 0 : -1;
+}
+
+static void pay_post(struct ing_req *r)
+{
+    struct ing_problem p;
+    struct ing_payment *pay = &r->u.pay;
+    json_t *orders;
+    size_t i;
+
+    if (!media_is(r, "application/json", &p) ||
+        ing_parse_payment(r->body, r->len, pay, &p) != 0)
+        goto fail;
+    r->parsed = pay->root;
+    if (prepare_idempotent(r, "payments", pay->idempotency_key, "pay", &p) != 0)
+        goto fail;
+    if (unavailable_if_down(r))
+        return;
+    orders = json_array();
+    for (i = 0; i < pay->n_orders; i++) {
+        const struct ing_order *o = &pay->orders[i];
+        char oid[KS_ID_LEN], idx[24];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        ks_id_derive("ord", "payment-order", oid, r->rid, idx, NULL);
+        json_array_append_new(orders, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s?}", "oid", oid,
+                                                "seller", o->seller_id, "amt",
+                                                (json_int_t)o->amount.minor, "cur",
+                                                o->amount.currency, "method",
+                                                ing_method_avro[o->method], "psp", o->psp));
+    }
+    json_object_set_new(r->claim, "orders", orders);
+    json_object_set_new(r->claim, "checkout", json_string(pay->checkout_id));
+    json_object_set_new(r->claim, "buyer", json_string(pay->buyer_id));
+    if (pay->metadata)
+        json_object_set(r->claim, "metadata", pay->metadata);
+    ing_suspend(r);
+    ing_store_claim(r);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+static void refund_post(struct ing_req *r)
+{
+    struct ing_problem p;
+    struct ing_refund *rf = &r->u.refund;
+
+    if (!media_is(r, "application/json", &p) || ing_parse_refund(r->body, r->len, rf, &p) != 0)
+        goto fail;
+    r->parsed = rf->root;
+    if (prepare_idempotent(r, "refunds", rf->idempotency_key, "rfd", &p) != 0)
+        goto fail;
+    if (unavailable_if_down(r))
+        return;
+    json_object_set_new(r->claim, "order", json_string(rf->order_id));
+    if (rf->has_amount) {
+        json_object_set_new(r->claim, "amt", json_integer(rf->amount.minor));
+        json_object_set_new(r->claim, "cur", json_string(rf->amount.currency));
+    }
+    if (rf->reason)
+        json_object_set_new(r->claim, "reason", json_string(rf->reason));
+    ing_suspend(r);
+    ing_store_claim(r);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+static void payout_post(struct ing_req *r)
+{
+    struct ing_problem p;
+    struct ing_payout *po = &r->u.payout;
+    json_t *extra;
+
+    if (!media_is(r, "application/json", &p) || ing_parse_payout(r->body, r->len, po, &p) != 0)
+        goto fail;
+    r->parsed = po->root;
+    if (prepare_idempotent(r, "payouts", po->idempotency_key, "pyo", &p) != 0)
+        goto fail;
+    if (unavailable_if_down(r))
+        return;
+    extra = json_pack("{s:s, s:I, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:s?}",
+                                           "seller", po->seller_id, "amt",
+                                           (json_int_t)po->amount.minor, "cur",
+                                           po->amount.currency, "channel", po->channel, "bank",
+                                           po->bank_code, "ewallet", po->ewallet, "dest",
+                                           po->destination, "holder", po->holder, "desc",
+                                           po->description);
+    if (!extra || json_object_update(r->claim, extra) != 0) {
+        json_decref(extra);
+        ing_problem(&p, "internal", NULL, "out of memory");
+        goto fail;
+    }
+    json_decref(extra);
+    ing_suspend(r);
+    ing_store_claim(r);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+/* --- reads ----------------------------------------------------------------------------- */
+
+static const char payments_sql[] =
+    "SELECT json_build_object('payment_id', p.payment_id, 'status', p.status, "
+    " 'checkout_id', p.checkout_id, 'buyer', json_build_object('id', p.buyer_id), "
+    " 'metadata', p.metadata, "
+    " 'created_at', to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    " 'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    " 'payment_orders', (SELECT json_agg(json_build_object('payment_order_id', o.order_id, "
+    "   'seller_id', o.seller_id, 'amount_minor', o.amount_minor, 'currency', o.currency, "
+    "   'method', lower(o.method), 'status', o.status, 'next_action', o.next_action, "
+    "   'refunded_minor', o.refund_requested_minor) ORDER BY o.seq) "
+    "   FROM payment_orders o WHERE o.payment_id = p.payment_id))::text "
+    "FROM payments p WHERE p.payment_id = ANY($1::text[]) AND p.partner_id = $2 "
+    "AND p.status <> 'PENDING_PUBLISH' ORDER BY p.payment_id";
+
+static json_t *money_member(json_t *o, const char *minor_name, const char *cur_name,
+                            const char *out_name)
+{
+    struct ks_money m;
+    char buf[KS_MONEY_STRLEN];
+    json_t *mn = json_object_get(o, minor_name);
+    const char *cur = json_string_value(json_object_get(o, cur_name));
+
+    if (json_is_integer(mn) && cur) {
+        m.minor = json_integer_value(mn);
+        snprintf(m.currency, sizeof(m.currency), "%s", cur);
+        ks_money_format(&m, buf, sizeof(buf));
+        json_object_set_new(o, out_name, json_string(buf));
+    }
+    json_object_del(o, minor_name);
+    return o;
+}
+
+static PGresult *query(struct ing_req *r, const char *sql, int n, const char *const *params,
+                       struct ing_problem *p)
+{
+    struct ks_db *db = ing_thread_db(p);
+    PGresult *res;
+
+    if (!db)
+        return NULL;
+    res = PQexecParams(ks_db_conn(db), sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ks_log(KS_LOG_WARN, "ingress.read.failed", PQerrorMessage(ks_db_conn(db)), "trace_id",
+               r->trace_id, NULL);
+        PQclear(res);
+        ing_problem(p, "unavailable", NULL, "could not read from the database");
+        return NULL;
+    }
+    return res;
+}
+
+static int id_ok(const char *s)
+{
+    size_t n = strlen(s), i;
+
+    if (n == 0 || n > ING_ID_MAX + 8)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static json_t *fetch_payments(struct ing_req *r, const char *arr, struct ing_problem *p)
+{
+    const char *params[2] = {arr, r->partner_id};
+    PGresult *res = query(r, payments_sql, 2, params, p);
+    json_t *out;
+    int i;
+
+    if (!res)
+        return NULL;
+    out = json_array();
+    for (i = 0; i < PQntuples(res); i++) {
+        json_t *o = json_loads(PQgetvalue(res, i, 0), 0, NULL), *ords;
+        size_t k;
+        if (!o)
+            continue;
+        ords = json_object_get(o, "payment_orders");
+        for (k = 0; k < json_array_size(ords); k++) {
+            json_t *ord = json_array_get(ords, k);
+            json_object_set(ord, "refunded_minor_cur", json_object_get(ord, "currency"));
+            money_member(ord, "refunded_minor", "currency", "refunded_amount");
+            json_object_del(ord, "refunded_minor_cur");
+            money_member(ord, "amount_minor", "currency", "amount");
+        }
+        json_array_append_new(out, o);
+    }
+    PQclear(res);
+    return out;
+}
+
+static void pay_get(struct ing_req *r)
+{
+    struct ing_problem p;
+    const char *id = path_tail(r, "/v1/payments/");
+    char arr[128];
+    json_t *list;
+
+    if (!id_ok(id)) {
+        ing_problem(&p, "not_found", "id", "no payment with this id");
+        goto fail;
+    }
+    snprintf(arr, sizeof(arr), "{%s}", id);
+    if (!(list = fetch_payments(r, arr, &p)))
+        goto fail;
+    if (json_array_size(list) != 1) {
+        json_decref(list);
+        ing_problem(&p, "not_found", "id", "no payment with this id");
+        goto fail;
+    }
+    ing_respond_json(r, 200, json_incref(json_array_get(list, 0)));
+    json_decref(list);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+static void pay_list(struct ing_req *r)
+{
+    struct ing_problem p;
+    const char *ids = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ids");
+    char arr[8192], one[128];
+    size_t off = 0, n = 0;
+    const char *s;
+    json_t *list, *found, *missing, *out;
+
+    if (!ids || !*ids) {
+        ing_problem(&p, "query_invalid", "ids", "give ids=<payment id>,<payment id>,... (1-100)");
+        goto fail;
+    }
+    arr[off++] = '{';
+    for (s = ids; *s;) {
+        size_t l = strcspn(s, ",");
+        if (l == 0 || l >= sizeof(one) || ++n > 100) {
+            ing_problem(&p, "query_invalid", "ids", "ids must be 1-100 comma-separated ids");
+            goto fail;
+        }
+        memcpy(one, s, l);
+        one[l] = '\0';
+        if (!id_ok(one)) {
+            ing_problem(&p, "query_invalid", "ids", "ids contains a malformed id");
+            goto fail;
+        }
+        off += (size_t)snprintf(arr + off, sizeof(arr) - off, "%s%s", n > 1 ? "," : "", one);
+        s += l;
+        if (*s == ',')
+            s++;
+    }
+    snprintf(arr + off, sizeof(arr) - off, "}");
+    if (!(list = fetch_payments(r, arr, &p)))
+        goto fail;
+    /* ids not found (or another partner's) are listed, not distinguished */
+    found = json_array();
+    missing = json_array();
+    for (s = ids; *s;) {
+        size_t l = strcspn(s, ","), k;
+        int hit = 0;
+        memcpy(one, s, l);
+        one[l] = '\0';
+        for (k = 0; k < json_array_size(list); k++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(list, k), "payment_id")),
+                       one) == 0)
+                hit = 1;
+        if (!hit)
+            json_array_append_new(missing, json_string(one));
+        s += l;
+        if (*s == ',')
+            s++;
+    }
+    json_decref(found);
+    out = json_pack("{s:o, s:o}", "payments", list, "not_found", missing);
+    ing_respond_json(r, 200, out);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+static void refund_get(struct ing_req *r)
+{
+    struct ing_problem p;
+    const char *id = path_tail(r, "/v1/refunds/");
+    const char *params[2] = {id, r->partner_id};
+    PGresult *res;
+    json_t *o;
+
+    if (!id_ok(id)) {
+        ing_problem(&p, "not_found", "id", "no refund with this id");
+        goto fail;
+    }
+    res = query(r,
+                "SELECT json_build_object('refund_id', refund_id, 'payment_id', payment_id, "
+                "'payment_order_id', order_id, 'amount_minor', amount_minor, 'currency', "
+                "currency, 'reason', reason, 'status', status, 'created_at', "
+                "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
+                "FROM refunds WHERE refund_id = $1 AND partner_id = $2 "
+                "AND status <> 'PENDING_PUBLISH'",
+                2, params, &p);
+    if (!res)
+        goto fail;
+    if (PQntuples(res) != 1 || !(o = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
+        PQclear(res);
+        ing_problem(&p, "not_found", "id", "no refund with this id");
+        goto fail;
+    }
+    PQclear(res);
+    ing_respond_json(r, 200, money_member(o, "amount_minor", "currency", "amount"));
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+static void payout_get(struct ing_req *r)
+{
+    struct ing_problem p;
+    const char *id = path_tail(r, "/v1/payouts/");
+    const char *params[2] = {id, r->partner_id};
+    PGresult *res;
+    json_t *o;
+
+    if (!id_ok(id)) {
+        ing_problem(&p, "not_found", "id", "no payout with this id");
+        goto fail;
+    }
+    res = query(r,
+                "SELECT json_build_object('payout_id', payout_id, 'seller_id', seller_id, "
+                "'amount_minor', amount_minor, 'currency', currency, 'channel', lower(channel), "
+                "'bank_code', bank_code, 'ewallet_channel', ewallet_channel, 'status', status, "
+                "'created_at', to_char(created_at AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
+                "FROM payouts WHERE payout_id = $1 AND partner_id = $2 "
+                "AND status <> 'PENDING_PUBLISH'",
+                2, params, &p);
+    if (!res)
+        goto fail;
+    if (PQntuples(res) != 1 || !(o = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
+        PQclear(res);
+        ing_problem(&p, "not_found", "id", "no payout with this id");
+        goto fail;
+    }
+    PQclear(res);
+    ing_respond_json(r, 200, money_member(o, "amount_minor", "currency", "amount"));
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+static void recon_get(struct ing_req *r)
+{
+    struct ing_problem p;
+
+    /* the reconciliation worker owns the results; until it lands no run exists */
+    ing_problem(&p, "not_found", "id", "no reconciliation with this id");
+    ing_respond_problem(r, &p);
+}
+
+static void admin_partners(struct ing_req *r)
+{
+    struct ing_problem p;
+    PGresult *res = query(r,
+                          "SELECT coalesce(json_agg(json_build_object('partner_id', partner_id, "
+                          "'name', name, 'rate_limit_rps', rate_limit_rps, 'rate_limit_burst', "
+                          "rate_limit_burst, 'disabled', disabled_at IS NOT NULL) "
+                          "ORDER BY created_at), '[]')::text FROM partners",
+                          0, NULL, &p);
+    json_t *list;
+
+    if (!res) {
+        ing_respond_problem(r, &p);
+        return;
+    }
+    list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    PQclear(res);
+    ing_respond_json(r, 200, json_pack("{s:o}", "partners", list ? list : json_array()));
+}
+
+/* --- webhooks -------------------------------------------------------------------------- */
+
+struct hdr_ctx {
+    json_t *map;
+    int n;
+};
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct hdr_ctx *h = cls;
+    char name[64];
+    size_t i, n = strlen(key);
+    (void)kind;
+
+    if (n >= sizeof(name) || !value || strlen(value) > 1024 || h->n >= 40)
+        return MHD_YES;
+    for (i = 0; i <= n; i++)
+        name[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+    /* credentials are not kept: the verification already used them */
+    if (strcmp(name, "authorization") == 0 || strcmp(name, "cookie") == 0 ||
+        strcmp(name, "x-callback-token") == 0 || strcmp(name, "proxy-authorization") == 0)
+        return MHD_YES;
+    json_object_set_new(h->map, name, json_string(value));
+    h->n++;
+    return MHD_YES;
+}
+
+static void webhook(struct ing_req *r)
+{
+    const char *psp = path_tail(r, "/v1/webhooks/"), *verification;
+    struct ing_problem p;
+    struct ks_err e = {0};
+    enum ks_code rc;
+    int64_t now = (int64_t)time(NULL);
+    char event_id[256] = "", wid[KS_ID_LEN];
+    json_t *ev = NULL, *body_json;
+    struct hdr_ctx hc;
+    char *b64;
+    const struct ks_schema *s;
+
+    if (strcmp(psp, "stripe") == 0 && *ING.wh_stripe) {
+        verification = "stripe-signature";
+        rc = ks_webhook_verify_stripe(ing_header(r, "Stripe-Signature"), r->body, r->len,
+                                      ING.wh_stripe, now, ING.webhook_tolerance_s, &e);
+    } else if (strcmp(psp, "sandbox") == 0 && *ING.wh_sandbox) {
+        verification = "standard-webhooks";
+        rc = ks_webhook_verify_standard(ing_header(r, "webhook-id"),
+                                        ing_header(r, "webhook-timestamp"),
+                                        ing_header(r, "webhook-signature"), r->body, r->len,
+                                        ING.wh_sandbox, now, ING.webhook_tolerance_s, &e);
+        if (rc == KS_OK)
+            snprintf(event_id, sizeof(event_id), "%s", ing_header(r, "webhook-id"));
+    } else if (strcmp(psp, "xendit") == 0 && *ING.wh_xendit) {
+        verification = "xendit-callback-token";
+        rc = ks_webhook_verify_xendit(ing_header(r, "x-callback-token"), ING.wh_xendit, &e);
+        if (rc == KS_OK && ing_header(r, "webhook-id"))
+            snprintf(event_id, sizeof(event_id), "%.200s", ing_header(r, "webhook-id"));
+    } else if (strcmp(psp, "midtrans") == 0 && *ING.wh_midtrans) {
+        verification = "midtrans-signature-key";
+        rc = ks_webhook_verify_midtrans(r->body, r->len, ING.wh_midtrans, event_id,
+                                        sizeof(event_id), &e);
+    } else {
+        ing_problem(&p, "webhook_psp_unknown", "psp", "no webhook endpoint for this psp");
+        goto fail;
+    }
+    if (rc != KS_OK) {
+        ks_log(KS_LOG_WARN, "ingress.webhook.refused", e.msg, "trace_id", r->trace_id, "psp",
+               psp, NULL);
+        ing_problem(&p, rc == KS_ERANGE ? "webhook_timestamp_stale" : "webhook_signature_invalid",
+                    e.field, "%s", e.msg);
+        goto fail;
+    }
+    /* the PSP's own event id, when the body has one (Stripe evt_..., Xendit id) */
+    if (!event_id[0] && (body_json = json_loadb(r->body, r->len, 0, NULL))) {
+        const char *id = json_string_value(json_object_get(body_json, "id"));
+        if (id && strlen(id) < 200)
+            snprintf(event_id, sizeof(event_id), "%s", id);
+        json_decref(body_json);
+    }
+    if (ks_id_new("whk", wid, &e) != KS_OK) {
+        ing_problem(&p, "internal", NULL, "could not make an id");
+        goto fail;
+    }
+    snprintf(r->rid, sizeof(r->rid), "%s", wid);
+    ks_id_derive("msg", "kasir.webhooks.received", r->msg_id, psp, event_id[0] ? event_id : wid,
+                 NULL);
+    snprintf(r->msg_key, sizeof(r->msg_key), "%s:%.140s", psp, event_id[0] ? event_id : wid);
+    hc.map = json_object();
+    hc.n = 0;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_header, &hc);
+    b64 = malloc(ks_b64_enclen(r->len) + 1);
+    if (!b64) {
+        json_decref(hc.map);
+        ing_problem(&p, "internal", NULL, "out of memory");
+        goto fail;
+    }
+    ks_b64_encode((const uint8_t *)r->body, r->len, b64);
+    ev = json_pack("{s:s, s:I, s:s, s:s, s:o, s:I, s:o, s:s, s:s}", "message_id", r->msg_id,
+                   "occurred_at", (json_int_t)ing_now_us(), "webhook_id", wid, "psp", psp,
+                   "event_id", event_id[0] ? json_string(event_id) : json_null(),
+                   "received_at", (json_int_t)(now * 1000000), "headers", hc.map, "body", b64,
+                   "verification", verification);
+    free(b64);
+    s = ks_schema_by_name("kasir.webhooks.WebhookReceived");
+    if (!ev || !s || ks_serde_encode(s, ev, &r->payload, &r->payload_len, &e) != KS_OK) {
+        ks_log(KS_LOG_ERROR, "ingress.encode.failed", e.msg, "field", e.field, NULL);
+        ing_problem(&p, "internal", NULL, "could not encode the notification");
+        goto fail;
+    }
+    json_decref(ev);
+    ev = NULL;
+    r->topic = "kasir.webhooks.received";
+    r->kind = K_DIRECT;
+    ing_respond_json(r, 200, json_pack("{s:s, s:s?, s:s}", "webhook_id", wid, "event_id",
+                                       event_id[0] ? event_id : NULL, "status", "received"));
+    ing_suspend(r);
+    if (ing_produce(r) != 0) {
+        ing_problem(&p, "unavailable", NULL, "could not queue the notification for kafka");
+        ing_respond_problem(r, &p);
+        ing_req_done(r);
+    }
+    return;
+fail:
+    json_decref(ev);
+    ing_respond_problem(r, &p);
+}
+
+/* --- settlement files --------------------------------------------------------------- */
+
+void ing_multi_release(struct ing_req *r)
+{
+    if (--r->pending != 0)
+        return;
+    if (r->failed) {
+        struct ing_problem p;
+        ing_problem(&p, "unavailable", NULL,
+                    "%ld of %ld rows were not confirmed by kafka; upload the same file again "
+                    "(rows keep their ids)", (long)r->failed, r->rows);
+        ing_respond_problem(r, &p);
+    }
+    ing_req_done(r);
+}
+
+static int settle_row(const struct ing_settle_row *row, void *opaque)
+{
+    struct ing_req *r = opaque;
+    char rn[24], mid[KS_ID_LEN];
+    json_t *ev;
+    void *buf = NULL;
+    size_t len = 0;
+    struct ks_err e = {0};
+    int rc = 1;
+
+    snprintf(rn, sizeof(rn), "%ld", row->line - 1);
+    ks_id_derive("msg", "kasir.settlement.rows", mid, r->file_id, rn, NULL);
+    ev = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:s, s:I, s:O}",
+                   "message_id", mid, "occurred_at", (json_int_t)ing_now_us(), "file_id",
+                   r->file_id, "psp", r->psp, "row_number", (json_int_t)(row->line - 1),
+                   "psp_reference", row->reference, "amount_minor", (json_int_t)row->amount_minor,
+                   "fee_minor", (json_int_t)row->fee_minor, "currency", row->currency, "status",
+                   row->status, "settled_at", (json_int_t)row->settled_at_us, "raw", row->raw);
+    if (ev && ks_serde_encode(ks_schema_by_name("kasir.settlement.SettlementRow"), ev, &buf,
+                              &len, &e) == KS_OK) {
+        r->pending++;
+        if (ing_produce_bytes(r, "kasir.settlement.rows", row->reference, buf, len, mid, 1) == 0) {
+            rc = 0;
+            r->rows++;
+        } else {
+            r->failed++;
+            r->pending--;
+        }
+    }
+    free(buf);
+    json_decref(ev);
+    return rc;
+}
+
+static void *settle_main(void *arg)
+{
+    struct ing_req *r = arg;
+    struct ing_problem p;
+    long rows;
+
+    rows = ing_settle_parse(r->body, r->len, r->format, settle_row, r, &p);
+    if (rows < 0)
+        ing_respond_problem(r, &p);
+    else
+        ing_respond_json(r, 202, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "file_id",
+                                           r->file_id, "psp", r->psp, "format", r->format,
+                                           "rows", (json_int_t)rows, "status", "published",
+                                           "trace_id", r->trace_id));
+    atomic_store(&r->state, S_SUSPENDED);
+    ing_multi_release(r);
+    return NULL;
+}
+
+static void settle(struct ing_req *r)
+{
+    static const char *const known[] = {"sandbox", "stripe", "xendit", "midtrans"};
+    const char *psp = path_tail(r, "/v1/settlements/");
+    const char *fmt = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "format");
+    struct ing_problem p;
+    char h[65];
+    size_t i;
+    int ok = 0;
+    pthread_t t;
+    pthread_attr_t attr;
+
+    for (i = 0; i < 4; i++)
+        if (strcmp(psp, known[i]) == 0)
+            ok = 1;
+    if (!ok) {
+        ing_problem(&p, "settlement_format_unknown", "psp", "no settlement layout for this psp");
+        goto fail;
+    }
+    if (!media_is(r, "text/csv", &p))
+        goto fail;
+    if (!fmt)
+        fmt = strcmp(psp, "sandbox") == 0 ? "sandbox" : "generic";
+    if (strcmp(fmt, "sandbox") != 0 && strcmp(fmt, "generic") != 0) {
+        ing_problem(&p, "settlement_format_unknown", "format", "format must be sandbox or generic");
+        goto fail;
+    }
+    if (unavailable_if_down(r))
+        return;
+    snprintf(r->psp, sizeof(r->psp), "%s", psp);
+    snprintf(r->format, sizeof(r->format), "%s", fmt);
+    sha256_hex(r->body, r->len, h);
+    /* the same file uploaded again has the same id and row ids: recon dedups */
+    ks_id_derive("stl", "settlement-file", r->file_id, psp, fmt, h, NULL);
+    snprintf(r->rid, sizeof(r->rid), "%s", r->file_id);
+    r->kind = K_MULTI;
+    r->pending = 1; /* the parsing thread's own hold */
+    ing_suspend(r);
+    /* parsing a large file takes a while: off the server thread */
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, settle_main, r) != 0) {
+        ing_problem(&p, "unavailable", NULL, "could not start the upload");
+        ing_respond_problem(r, &p);
+        ing_req_done(r);
+    }
+    pthread_attr_destroy(&attr);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+/* --- service endpoints ------------------------------------------------------------------ */
+
+static void health(struct ing_req *r)
+{
+    ing_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void ready(struct ing_req *r)
+{
+    int ok = ING.kafka_ok && ING.pg_ok;
+    ing_respond_json(r, ok ? 200 : 503,
+                     json_pack("{s:s, s:b, s:b}", "status", ok ? "ready" : "unavailable", "kafka",
+                               ING.kafka_ok ? 1 : 0, "postgresql", ING.pg_ok ? 1 : 0));
+    if (!ok)
+        r->retry_after = 2;
+}
+
+static void metrics(struct ing_req *r)
+{
+    char *s = NULL;
+    size_t n = 0;
+
+    ing_metrics_write(&s, &n);
+    free(r->resp);
+    r->resp = s;
+    r->resp_len = n;
+    r->status = 200;
+    r->ctype = "text/plain; version=0.0.4";
+    atomic_store(&r->state, S_DONE);
+}
+
+static void openapi(struct ing_req *r)
+{
+    size_t n = (size_t)(ing_openapi_json_end - ing_openapi_json);
+    char *s = malloc(n + 1);
+
+    if (s)
+        memcpy(s, ing_openapi_json, n);
+    free(r->resp);
+    r->resp = s;
+    r->resp_len = s ? n : 0;
+    r->status = 200;
+    r->ctype = "application/json";
+    atomic_store(&r->state, S_DONE);
+}
+
+void ing_handle(struct ing_req *r)
+{
+    struct ing_problem p;
+
+    if (r->status == 404) {
+        ing_problem(&p, "route_not_found", NULL, "no endpoint at this path");
+        ing_respond_problem(r, &p);
+        return;
+    }
+    if (r->status == 405) {
+        ing_problem(&p, "method_not_allowed", NULL, "this path does not take %s", r->method);
+        ing_respond_problem(r, &p);
+        return;
+    }
+    if (r->rdef && r->rdef->scope && ing_authenticate(r, r->rdef->scope, &p) != 0) {
+        ing_respond_problem(r, &p);
+        return;
+    }
+    switch (r->route) {
+    case R_TOKEN: ing_token_exchange(r); break;
+    case R_PAY_POST: pay_post(r); break;
+    case R_PAY_GET: pay_get(r); break;
+    case R_PAY_LIST: pay_list(r); break;
+    case R_REFUND_POST: refund_post(r); break;
+    case R_REFUND_GET: refund_get(r); break;
+    case R_PAYOUT_POST: payout_post(r); break;
+    case R_PAYOUT_GET: payout_get(r); break;
+    case R_WEBHOOK: webhook(r); break;
+    case R_SETTLE: settle(r); break;
+    case R_RECON_GET: recon_get(r); break;
+    case R_ADMIN_PARTNERS: admin_partners(r); break;
+    case R_HEALTH: health(r); break;
+    case R_READY: ready(r); break;
+    case R_METRICS: metrics(r); break;
+    case R_OPENAPI: openapi(r); break;
+    default:
+        ing_problem(&p, "route_not_found", NULL, "no endpoint at this path");
+        ing_respond_problem(r, &p);
+    }
+}

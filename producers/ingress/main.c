@@ -1,0 +1,331 @@
+/* main.c - kasir-ingress: the HTTP door into Kasir, and its partner/key CLI.
+ *
+ *   kasir-ingress [serve] [--config FILE]
+ *   kasir-ingress partner add NAME [--rps N] [--burst N] [--scopes "a b"]
+ *   kasir-ingress key add PARTNER_ID [--scopes "a b"]
+ *   kasir-ingress key rotate KEY_ID [--grace SECONDS]
+ *   kasir-ingress key revoke KEY_ID
+ *   kasir-ingress routes | codes | scopes
+ * The CLI prints a new API key once, on stdout; only its hashes are stored. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/crypto.h"
+#include "lib/log.h"
+#include "lib/serde.h"
+#include "producers/ingress/ingress.h"
+#include "lib/banned.h"
+
+struct ing_ctx ING;
+
+static const struct ks_config_def own_defs[] = {
+    {"http.threads", KS_CFG_INT, "2", 0, "libmicrohttpd thread pool size (epoll per thread)"},
+    {"http.max_body", KS_CFG_INT, "65536", 0, "largest JSON body accepted, bytes (413 beyond)"},
+    {"http.max_upload", KS_CFG_INT, "67108864", 0, "largest settlement file accepted, bytes"},
+    {"auth.jwt_secret", KS_CFG_STRING, "", 0,
+     "HS256 key of bearer tokens (>= 32 characters); empty: random per process"},
+    {"auth.jwt_ttl", KS_CFG_DURATION_MS, "15m", 0, "lifetime of tokens from /v1/auth/token"},
+    {"auth.token_window", KS_CFG_DURATION_MS, "60s", 0,
+     "allowed clock difference of a token request's timestamp (replay window)"},
+    {"auth.cache_ttl", KS_CFG_DURATION_MS, "30s", 0,
+     "how long an API key lookup and a partner's rate limit are cached"},
+    {"idempotency.keep", KS_CFG_DURATION_MS, "24h", 0, "how long idempotency keys are kept"},
+    {"idempotency.lock", KS_CFG_DURATION_MS, "30s", 0,
+     "after this an in-flight record may be taken over by a retry (crash recovery)"},
+    {"store.writers", KS_CFG_INT, "2", 0, "group-commit writer threads (PostgreSQL connections)"},
+    {"store.batch_max", KS_CFG_INT, "256", 0, "most claims (and finishes) in one transaction"},
+    {"webhook.tolerance", KS_CFG_DURATION_MS, "300s", 0, "webhook timestamp tolerance"},
+    {"webhook.max_body", KS_CFG_INT, "262144", 0, "largest webhook body accepted, bytes"},
+    {"webhook.stripe.secret", KS_CFG_STRING, "", 0, "Stripe endpoint secret (whsec_...); empty: off"},
+    {"webhook.xendit.token", KS_CFG_STRING, "", 0, "Xendit callback verification token; empty: off"},
+    {"webhook.midtrans.server_key", KS_CFG_STRING, "", 0, "Midtrans server key; empty: off"},
+    {"webhook.sandbox.secret", KS_CFG_STRING, "", 0,
+     "sandbox PSP Standard Webhooks secret (whsec_<base64>); empty: off"},
+};
+
+static struct ks_config_def *defs_all(size_t *n)
+{
+    size_t nc = ks_common_settings_count, no = sizeof(own_defs) / sizeof(own_defs[0]), i;
+    struct ks_config_def *d = calloc(nc + no, sizeof(*d));
+
+    if (!d)
+        return NULL;
+    for (i = 0; i < nc; i++) {
+        d[i] = ks_common_settings[i];
+        if (strcmp(d[i].name, "http.port") == 0)
+            d[i].def = "8080";
+    }
+    for (i = 0; i < no; i++)
+        d[nc + i] = own_defs[i];
+    *n = nc + no;
+    return d;
+}
+
+static volatile sig_atomic_t got_signal;
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+static int serve(const struct ks_config *cfg)
+{
+    struct ks_err e = {0};
+    const char *secret = ks_config_str(cfg, "auth.jwt_secret");
+    int port = (int)ks_config_int(cfg, "http.port"), i;
+    char portbuf[16];
+
+    ING.cfg = cfg;
+    ING.pg_dsn = ks_config_str(cfg, "pg.dsn");
+    ING.jwt_ttl_s = ks_config_ms(cfg, "auth.jwt_ttl") / 1000;
+    ING.token_window_s = ks_config_ms(cfg, "auth.token_window") / 1000;
+    ING.auth_cache_ms = ks_config_ms(cfg, "auth.cache_ttl");
+    ING.idem_keep_s = ks_config_ms(cfg, "idempotency.keep") / 1000;
+    ING.idem_lock_s = ks_config_ms(cfg, "idempotency.lock") / 1000;
+    ING.webhook_tolerance_s = ks_config_ms(cfg, "webhook.tolerance") / 1000;
+    ING.max_body = (size_t)ks_config_int(cfg, "http.max_body");
+    ING.max_upload = (size_t)ks_config_int(cfg, "http.max_upload");
+    ING.max_webhook = (size_t)ks_config_int(cfg, "webhook.max_body");
+    ING.wh_stripe = ks_config_str(cfg, "webhook.stripe.secret");
+    ING.wh_xendit = ks_config_str(cfg, "webhook.xendit.token");
+    ING.wh_midtrans = ks_config_str(cfg, "webhook.midtrans.server_key");
+    ING.wh_sandbox = ks_config_str(cfg, "webhook.sandbox.secret");
+    ING.writers = (int)ks_config_int(cfg, "store.writers");
+    ING.batch_max = (int)ks_config_int(cfg, "store.batch_max");
+    if (ING.batch_max < 1)
+        ING.batch_max = 1;
+    if (ING.idem_keep_s < 86400)
+        ks_log(KS_LOG_WARN, "ingress.config", "idempotency.keep is below the 24 h of SPEC 4", NULL);
+    if (*secret && strlen(secret) < 32) {
+        ks_log(KS_LOG_ERROR, "config.invalid", "auth.jwt_secret needs at least 32 characters",
+               "setting", "auth.jwt_secret", NULL);
+        return 2;
+    }
+    if (*secret) {
+        ks_sha256(secret, strlen(secret), ING.jwt_key);
+    } else {
+        if (ks_random_bytes(ING.jwt_key, sizeof(ING.jwt_key), &e) != KS_OK)
+            return 1;
+        ks_log(KS_LOG_WARN, "ingress.config",
+               "auth.jwt_secret is empty: bearer tokens are signed with a random key and die "
+               "with this process", NULL);
+    }
+    if (ks_serde_init(&e) != KS_OK) {
+        ks_log(KS_LOG_ERROR, "ingress.serde.init", e.msg, NULL);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    if (ing_auth_init() != 0 || ing_publish_start() != 0 || ing_store_start() != 0)
+        return 1;
+    if (ing_http_start(port, (int)ks_config_int(cfg, "http.threads")) != 0) {
+        ks_logf(KS_LOG_ERROR, "ingress.http.start", "could not listen on port %d", port);
+        ING.stopping = 1;
+        ing_store_stop();
+        ing_publish_stop();
+        return 1;
+    }
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    ks_log(KS_LOG_INFO, "ingress.started", "listening", "port", portbuf, NULL);
+    while (!got_signal)
+        pause();
+    ks_log(KS_LOG_INFO, "ingress.stopping", "draining requests in flight", NULL);
+    /* stop accepting, let suspended requests get their delivery reports and finishes */
+    ing_http_quiesce();
+    for (i = 0; i < 150 && ing_inflight > 0; i++)
+        usleep(100000);
+    ING.stopping = 1;
+    ing_store_stop();
+    ing_publish_stop();
+    ing_http_stop();
+    ks_serde_shutdown();
+    ks_log(KS_LOG_INFO, "ingress.stopped", NULL, NULL);
+    return 0;
+}
+
+/* --- CLI --------------------------------------------------------------------------- */
+
+static const char *opt(int argc, char **argv, const char *name, const char *def)
+{
+    int i;
+    for (i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return def;
+}
+
+static PGconn *cli_db(const struct ks_config *cfg, struct ks_db **db)
+{
+    struct ks_err e = {0};
+
+    *db = ks_db_connect(ks_config_str(cfg, "pg.dsn"), &e);
+    if (!*db) {
+        fprintf(stderr, "kasir-ingress: %s\n", e.msg);
+        return NULL;
+    }
+    return ks_db_conn(*db);
+}
+
+static int sql_ok(PGresult *res, PGconn *c)
+{
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "kasir-ingress: %s", PQerrorMessage(c));
+    PQclear(res);
+    return ok;
+}
+
+/* Creates a key for partner with scopes; prints key_id and api_key. */
+static int make_key(PGconn *c, const char *partner, unsigned scopes)
+{
+    uint8_t raw[32], h[KS_SHA256_LEN], sk[KS_SHA256_LEN];
+    char api_key[64], key_id[KS_ID_LEN], hh[2 * KS_SHA256_LEN + 3], skh[2 * KS_SHA256_LEN + 3],
+        sc[512], arr[520];
+    const char *params[5];
+    struct ks_err e = {0};
+
+    if (ks_random_bytes(raw, sizeof(raw), &e) != KS_OK || ks_id_new("key", key_id, &e) != KS_OK)
+        return 1;
+    memcpy(api_key, "ksk_", 4);
+    ks_b64url_encode(raw, sizeof(raw), api_key + 4);
+    ks_sha256(api_key, strlen(api_key), h);
+    ks_hmac_sha256(api_key, strlen(api_key), "kasir-token-v1", 14, sk);
+    memcpy(hh, "\\x", 2);
+    ks_hex_encode(h, sizeof(h), hh + 2);
+    memcpy(skh, "\\x", 2);
+    ks_hex_encode(sk, sizeof(sk), skh + 2);
+    ing_scopes_format(scopes, sc, sizeof(sc));
+    snprintf(arr, sizeof(arr), "{%s}", sc);
+    for (char *q = arr; *q; q++)
+        if (*q == ' ')
+            *q = ',';
+    params[0] = key_id;
+    params[1] = partner;
+    params[2] = hh;
+    params[3] = skh;
+    params[4] = arr;
+    if (!sql_ok(PQexecParams(c, "INSERT INTO api_keys (key_id, partner_id, key_hash, sign_key, "
+                                "scopes) VALUES ($1, $2, $3::bytea, $4::bytea, $5::text[])",
+                             5, NULL, params, NULL, NULL, 0), c))
+        return 1;
+    printf("key_id=%s\napi_key=%s\nscopes=%s\n", key_id, api_key, sc);
+    memset(api_key, 0, sizeof(api_key));
+    return 0;
+}
+
+static int cli(const struct ks_config *cfg, int argc, char **argv)
+{
+    struct ks_db *db = NULL;
+    PGconn *c;
+    int rc = 1;
+    long scopes;
+
+    if (argc >= 3 && strcmp(argv[0], "partner") == 0 && strcmp(argv[1], "add") == 0) {
+        char pid[KS_ID_LEN];
+        struct ks_err e = {0};
+        const char *params[4];
+        scopes = ing_scopes_parse(opt(argc, argv, "--scopes", ""));
+        if (scopes <= 0)
+            scopes = ING_SCOPES_DEFAULT;
+        if (!(c = cli_db(cfg, &db)) || ks_id_new("ptn", pid, &e) != KS_OK)
+            goto out;
+        params[0] = pid;
+        params[1] = argv[2];
+        params[2] = opt(argc, argv, "--rps", "2000");
+        params[3] = opt(argc, argv, "--burst", params[2]);
+        if (!sql_ok(PQexecParams(c, "INSERT INTO partners (partner_id, name, rate_limit_rps, "
+                                    "rate_limit_burst) VALUES ($1, $2, $3::int, $4::int)",
+                                 4, NULL, params, NULL, NULL, 0), c))
+            goto out;
+        printf("partner_id=%s\n", pid);
+        rc = make_key(c, pid, (unsigned)scopes);
+    } else if (argc >= 3 && strcmp(argv[0], "key") == 0 && strcmp(argv[1], "add") == 0) {
+        scopes = ing_scopes_parse(opt(argc, argv, "--scopes", ""));
+        if (scopes <= 0)
+            scopes = ING_SCOPES_DEFAULT;
+        if (!(c = cli_db(cfg, &db)))
+            goto out;
+        rc = make_key(c, argv[2], (unsigned)scopes);
+    } else if (argc >= 3 && strcmp(argv[0], "key") == 0 &&
+               (strcmp(argv[1], "rotate") == 0 || strcmp(argv[1], "revoke") == 0)) {
+        const char *params[2] = {argv[2], opt(argc, argv, "--grace", "0")};
+        PGresult *res;
+        if (!(c = cli_db(cfg, &db)))
+            goto out;
+        /* rotation: a new key with the same partner and scopes; the old one keeps working
+         * for --grace seconds so the partner can deploy the new one */
+        res = PQexecParams(c, "UPDATE api_keys SET revoked_at = now() + ($2 || ' seconds')::interval "
+                              "WHERE key_id = $1 AND revoked_at IS NULL "
+                              "RETURNING partner_id, array_to_string(scopes, ' ')",
+                           2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            fprintf(stderr, "kasir-ingress: no active key %s\n", argv[2]);
+            PQclear(res);
+            goto out;
+        }
+        printf("revoked=%s\n", argv[2]);
+        if (strcmp(argv[1], "rotate") == 0) {
+            scopes = ing_scopes_parse(PQgetvalue(res, 0, 1));
+            rc = make_key(c, PQgetvalue(res, 0, 0), scopes > 0 ? (unsigned)scopes : ING_SCOPES_DEFAULT);
+        } else {
+            rc = 0;
+        }
+        PQclear(res);
+    } else {
+        fprintf(stderr, "usage: kasir-ingress [serve] | partner add NAME [--rps N] [--burst N] "
+                        "[--scopes S] | key add PARTNER_ID [--scopes S] | key rotate KEY_ID "
+                        "[--grace SECONDS] | key revoke KEY_ID | routes | codes | scopes\n");
+        rc = 2;
+    }
+out:
+    ks_db_free(db);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = 0, i;
+    struct ks_config_def *defs;
+    struct ks_config *cfg;
+    const char *conf_path = NULL;
+    int rc, first = 1;
+
+    for (i = 1; i + 1 < (size_t)argc; i++)
+        if (strcmp(argv[i], "--config") == 0)
+            conf_path = argv[i + 1];
+    if (argc > 1 && strcmp(argv[1], "--config") == 0)
+        first = 3;
+    if (argc > first && strcmp(argv[first], "routes") == 0) {
+        for (i = 0; i < ing_routes_count; i++)
+            printf("%s %s\n", ing_routes[i].method, ing_routes[i].path);
+        return 0;
+    }
+    if (argc > first && strcmp(argv[first], "codes") == 0) {
+        for (i = 0; i < ing_codes_count; i++)
+            printf("%s %d\n", ing_codes[i].code, ing_codes[i].status);
+        return 0;
+    }
+    if (argc > first && strcmp(argv[first], "scopes") == 0) {
+        for (i = 0; i < ING_SCOPE_COUNT; i++)
+            printf("%s\n", ing_scope_names[i]);
+        return 0;
+    }
+    defs = defs_all(&n);
+    if (!defs)
+        return 1;
+    cfg = ks_config_load_main("ingress", defs, n, conf_path);
+    if (!cfg) {
+        free(defs);
+        return 2;
+    }
+    if (argc <= first || strcmp(argv[first], "serve") == 0)
+        rc = serve(cfg);
+    else
+        rc = cli(cfg, argc - first, argv + first);
+    ks_config_free(cfg);
+    free(defs);
+    return rc;
+}

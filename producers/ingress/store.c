@@ -1,0 +1,359 @@
+/* store.c - idempotency records in PostgreSQL, written by group commit.
+ *
+ * Server threads queue claims (new idempotent writes) and the delivery-report thread
+ * queues finishes (complete or release). Each writer thread (store.writers) takes whatever
+ * is queued, up to store.batch_max of each, and runs one statement, ingress_batch(), in one
+ * transaction: one round trip and one fsync for the whole batch instead of one per
+ * request. While one writer waits for its commit the next one collects the next batch.
+ * Claims are sorted by (partner, key) so concurrent batches lock rows in the same order.
+ *
+ * The housekeeping thread checks PostgreSQL and Kafka every second for /readyz and purges
+ * expired idempotency records every minute. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/crypto.h"
+#include "lib/kafka.h"
+#include "lib/log.h"
+#include "producers/ingress/ingress.h"
+#include "lib/banned.h"
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static struct ing_req *claims_head, *claims_tail, *fins_head, *fins_tail;
+static pthread_t writers[16], hk_thread;
+static int nwriters, hk_started;
+
+static const char batch_sql[] =
+    "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval)::text";
+
+void ing_store_claim(struct ing_req *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&mu);
+    if (claims_tail)
+        claims_tail->next = r;
+    else
+        claims_head = r;
+    claims_tail = r;
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+void ing_store_finish(struct ing_req *r, int complete)
+{
+    r->fin_complete = complete;
+    r->next = NULL;
+    pthread_mutex_lock(&mu);
+    if (fins_tail)
+        fins_tail->next = r;
+    else
+        fins_head = r;
+    fins_tail = r;
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static size_t take(struct ing_req **head, struct ing_req **tail, struct ing_req **out,
+                   size_t max)
+{
+    size_t n = 0;
+
+    while (*head && n < max) {
+        out[n++] = *head;
+        *head = (*head)->next;
+    }
+    if (!*head)
+        *tail = NULL;
+    return n;
+}
+
+static int claim_cmp(const void *a, const void *b)
+{
+    const struct ing_req *x = *(struct ing_req *const *)a, *y = *(struct ing_req *const *)b;
+    int c = strcmp(x->partner_id, y->partner_id);
+    return c ? c : strcmp(x->key_hash, y->key_hash);
+}
+
+static void fail_unavailable(struct ing_req *r, const char *why)
+{
+    struct ing_problem p;
+
+    ing_problem(&p, "unavailable", NULL, "%s; retry with the same Idempotency-Key", why);
+    ing_respond_problem(r, &p);
+    ing_req_done(r);
+}
+
+static void answer_claim(struct ing_req *r, json_t *res)
+{
+    const char *oc = json_string_value(json_object_get(res, "outcome"));
+    struct ing_problem p;
+
+    if (!oc) {
+        fail_unavailable(r, "could not record the request");
+        return;
+    }
+    if (strcmp(oc, "claimed") == 0) {
+        if (ing_build_claimed(r, res, &p) != 0) {
+            ing_respond_problem(r, &p);
+            ing_store_finish(r, 0);
+            return;
+        }
+        if (ing_produce(r) != 0) {
+            ing_problem(&p, "unavailable", NULL, "could not queue the event for Kafka; retry "
+                        "with the same Idempotency-Key");
+            ing_respond_problem(r, &p);
+            ing_store_finish(r, 0);
+        }
+        return; /* the delivery report takes it from here */
+    }
+    if (strcmp(oc, "replay") == 0) {
+        const char *b64 = json_string_value(json_object_get(res, "body"));
+        size_t cap = b64 ? strlen(b64) : 0;
+        char *body = malloc(cap + 1);
+        long n = body && b64 ? ks_b64_decode(b64, cap, (uint8_t *)body, cap + 1) : -1;
+        if (n < 0) {
+            free(body);
+            fail_unavailable(r, "could not read the stored response");
+            return;
+        }
+        free(r->resp);
+        r->resp = body;
+        r->resp_len = (size_t)n;
+        r->status = (int)json_integer_value(json_object_get(res, "status"));
+        r->ctype = "application/json";
+        r->replayed = 1;
+        ing_req_done(r);
+        return;
+    }
+    if (strcmp(oc, "in_flight") == 0) {
+        ing_problem(&p, "request_in_progress", "Idempotency-Key",
+                    "a request with this key is in flight; retry after a second");
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "mismatch") == 0) {
+        ing_problem(&p, "idempotency_key_reused", "Idempotency-Key",
+                    "this key was used with a different request body or endpoint");
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "duplicate_checkout") == 0) {
+        const char *other = json_string_value(json_object_get(res, "rid"));
+        json_t *x = json_object();
+        ing_problem(&p, "duplicate_checkout", "checkout_id",
+                    "checkout_id was already used for another payment");
+        if (other)
+            json_object_set_new(x, "payment_id", json_string(other));
+        ing_respond_problem_x(r, &p, x);
+    } else if (strcmp(oc, "not_found") == 0) {
+        ing_problem(&p, "not_found", "payment_order_id", "no accepted payment order with this id");
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "currency") == 0) {
+        ing_problem(&p, "refund_currency_mismatch", "currency",
+                    "the order is in %s", json_string_value(json_object_get(res, "currency")));
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "exceeds") == 0) {
+        ing_problem(&p, "refund_exceeds_amount", "amount",
+                    "at most %lld minor units of %s are left to refund",
+                    (long long)json_integer_value(json_object_get(res, "amount_minor")),
+                    json_string_value(json_object_get(res, "currency")));
+        ing_respond_problem(r, &p);
+    } else {
+        fail_unavailable(r, "unexpected outcome");
+        return;
+    }
+    ing_req_done(r);
+}
+
+static json_t *fin_json(struct ing_req *r)
+{
+    json_t *f = json_object();
+
+    json_object_set_new(f, "op", json_string(r->fin_complete ? "complete" : "release"));
+    json_object_set_new(f, "partner", json_string(r->partner_id));
+    json_object_set_new(f, "key", json_string(r->key_hash));
+    json_object_set_new(f, "route", json_string(r->route_name));
+    json_object_set_new(f, "rid", json_string(r->rid));
+    if (r->fin_complete) {
+        char *b64 = malloc(ks_b64_enclen(r->resp_len) + 1);
+        if (b64) {
+            ks_b64_encode((const uint8_t *)r->resp, r->resp_len, b64);
+            json_object_set_new(f, "body", json_string(b64));
+            free(b64);
+        }
+        json_object_set_new(f, "status", json_integer(r->status));
+    }
+    return f;
+}
+
+/* Runs one batch; 0 with *res set, or -1 (retriable failures already retried). */
+static int run_batch(struct ks_db **dbp, const char *fins, const char *claims, PGresult **res)
+{
+    char lock[32], keep[32];
+    const char *params[4] = {fins, claims, lock, keep};
+    int attempt;
+
+    snprintf(lock, sizeof(lock), "%lld seconds", (long long)ING.idem_lock_s);
+    snprintf(keep, sizeof(keep), "%lld seconds", (long long)ING.idem_keep_s);
+    for (attempt = 0; attempt < 3; attempt++) {
+        struct ks_err e = {0};
+        if (!*dbp) {
+            *dbp = ks_db_connect(ING.pg_dsn, &e);
+            if (!*dbp) {
+                usleep(100000);
+                continue;
+            }
+        } else if (!ks_db_ok(*dbp) && ks_db_reconnect(*dbp, &e) != KS_OK) {
+            usleep(100000);
+            continue;
+        }
+        *res = PQexecParams(ks_db_conn(*dbp), batch_sql, 4, NULL, params, NULL, NULL, 0);
+        if (ks_db_check(*dbp, *res, PGRES_TUPLES_OK, "ingress_batch", &e) == KS_OK)
+            return 0;
+        ks_log(KS_LOG_WARN, "ingress.store.batch_failed", e.msg, "retriable",
+               e.retriable ? "true" : "false", NULL);
+        PQclear(*res);
+        *res = NULL;
+        if (!e.retriable)
+            return -1;
+        usleep(50000 * (attempt + 1));
+    }
+    return -1;
+}
+
+static void *writer_main(void *arg)
+{
+    struct ks_db *db = NULL;
+    size_t max = (size_t)ING.batch_max;
+    struct ing_req **cl = calloc(max, sizeof(*cl)), **fi = calloc(max, sizeof(*fi));
+    (void)arg;
+
+    if (!cl || !fi)
+        return NULL;
+    for (;;) {
+        size_t nc, nf, i;
+        json_t *jc, *jf;
+        char *sc, *sf;
+        PGresult *res = NULL;
+
+        pthread_mutex_lock(&mu);
+        while (!claims_head && !fins_head && !ING.stopping)
+            pthread_cond_wait(&cv, &mu);
+        if (!claims_head && !fins_head && ING.stopping) {
+            pthread_mutex_unlock(&mu);
+            break;
+        }
+        nf = take(&fins_head, &fins_tail, fi, max);
+        nc = take(&claims_head, &claims_tail, cl, max);
+        pthread_mutex_unlock(&mu);
+
+        qsort(cl, nc, sizeof(*cl), claim_cmp);
+        jc = json_array();
+        jf = json_array();
+        for (i = 0; i < nc; i++) {
+            json_object_set_new(cl[i]->claim, "i", json_integer((json_int_t)i));
+            json_array_append(jc, cl[i]->claim);
+        }
+        for (i = 0; i < nf; i++)
+            json_array_append_new(jf, fin_json(fi[i]));
+        sc = json_dumps(jc, JSON_COMPACT);
+        sf = json_dumps(jf, JSON_COMPACT);
+        json_decref(jc);
+        json_decref(jf);
+
+        if (!sc || !sf || run_batch(&db, sf, sc, &res) != 0) {
+            ING.pg_ok = 0;
+            for (i = 0; i < nf; i++) {
+                if (fi[i]->fin_complete)
+                    fail_unavailable(fi[i], "the event was published but could not be recorded");
+                else
+                    ing_req_done(fi[i]); /* its 503 is already set */
+            }
+            for (i = 0; i < nc; i++)
+                fail_unavailable(cl[i], "could not record the request");
+        } else {
+            int rows = PQntuples(res), k;
+            /* finishes first: their answers were waiting for this commit */
+            for (i = 0; i < nf; i++)
+                ing_req_done(fi[i]);
+            for (k = 0; k < rows; k++) {
+                json_t *o = json_loads(PQgetvalue(res, k, 0), 0, NULL);
+                json_int_t idx = json_integer_value(json_object_get(o, "i"));
+                if (o && idx >= 0 && (size_t)idx < nc && cl[idx]) {
+                    answer_claim(cl[idx], o);
+                    cl[idx] = NULL;
+                }
+                json_decref(o);
+            }
+            for (i = 0; i < nc; i++)
+                if (cl[i])
+                    fail_unavailable(cl[i], "the claim returned no outcome");
+        }
+        PQclear(res);
+        free(sc);
+        free(sf);
+    }
+    ks_db_free(db);
+    free(cl);
+    free(fi);
+    return NULL;
+}
+
+static void *housekeeping_main(void *arg)
+{
+    struct ks_db *db = NULL;
+    int tick = 0;
+    (void)arg;
+
+    while (!ING.stopping) {
+        struct ks_err e = {0};
+        if (!db)
+            db = ks_db_connect(ING.pg_dsn, &e);
+        else if (!ks_db_ok(db) && ks_db_reconnect(db, &e) != KS_OK)
+            ks_log(KS_LOG_DEBUG, "ingress.pg.down", e.msg, NULL);
+        ING.pg_ok = db && ks_db_health(db, &e) == KS_OK;
+        ING.kafka_ok = ks_kafka_health(ING.rk, 1000, &e) == KS_OK;
+        if (db && ING.pg_ok && tick % 60 == 0) {
+            PGresult *res = PQexec(ks_db_conn(db), "SELECT ingress_purge(10000)");
+            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                ks_log(KS_LOG_INFO, "ingress.idempotency.purged", NULL, "count",
+                       PQgetvalue(res, 0, 0), NULL);
+            PQclear(res);
+        }
+        tick++;
+        for (int i = 0; i < 10 && !ING.stopping; i++)
+            usleep(100000);
+    }
+    ks_db_free(db);
+    return NULL;
+}
+
+int ing_store_start(void)
+{
+    int i;
+
+    nwriters = ING.writers < 1 ? 1 : ING.writers > 16 ? 16 : ING.writers;
+    for (i = 0; i < nwriters; i++)
+        if (pthread_create(&writers[i], NULL, writer_main, NULL) != 0)
+            return -1;
+    if (pthread_create(&hk_thread, NULL, housekeeping_main, NULL) != 0)
+        return -1;
+    hk_started = 1;
+    return 0;
+}
+
+void ing_store_stop(void)
+{
+    int i;
+
+    pthread_mutex_lock(&mu);
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (i = 0; i < nwriters; i++)
+        pthread_join(writers[i], NULL);
+    nwriters = 0;
+    if (hk_started)
+        pthread_join(hk_thread, NULL);
+    hk_started = 0;
+}

@@ -1,0 +1,1034 @@
+/* validate.c - see validate.h */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/err.h"
+#include "lib/money.h"
+#include "producers/ingress/validate.h"
+#include "lib/banned.h"
+
+/* The catalogue of problem codes: append-only, each a stable name partners branch on. */
+const struct ing_code_def ing_codes[] = {
+    {"malformed_json", 400, "The body is not valid JSON"},
+    {"duplicate_field", 400, "A JSON object has the same member twice"},
+    {"body_not_object", 400, "The body is not a JSON object"},
+    {"field_required", 400, "A required field is missing"},
+    {"field_unknown", 400, "The body has a field this endpoint does not know"},
+    {"field_type", 400, "A field has the wrong JSON type"},
+    {"field_empty", 400, "A field is empty"},
+    {"field_too_long", 400, "A field is longer than allowed"},
+    {"field_format", 400, "A field does not have the required form"},
+    {"field_not_allowed", 400, "A field is not allowed in this combination"},
+    {"value_not_allowed", 400, "A field has a value outside its list"},
+    {"array_empty", 400, "An array that needs items has none"},
+    {"array_too_large", 400, "An array has more items than allowed"},
+    {"amount_invalid", 400, "An amount is not a decimal string in the currency's form"},
+    {"amount_out_of_range", 400, "An amount is outside the allowed bounds"},
+    {"currency_unsupported", 400, "The currency is unknown"},
+    {"card_data_forbidden", 400, "Card numbers must never be sent; use a PSP token"},
+    {"idempotency_key_required", 400, "The Idempotency-Key header or idempotency_key is missing"},
+    {"idempotency_key_invalid", 400, "The idempotency key is not 1-255 printable characters"},
+    {"idempotency_key_mismatch", 400, "Header and body carry different idempotency keys"},
+    {"query_invalid", 400, "A query parameter is missing or malformed"},
+    {"settlement_format_unknown", 400, "No settlement file layout for this PSP or format"},
+    {"unauthorized", 401, "Authentication is missing or not valid"},
+    {"token_expired", 401, "The bearer token has expired"},
+    {"auth_signature_invalid", 401, "The token request signature does not match"},
+    {"auth_timestamp_skew", 401, "The token request timestamp is outside the allowed window"},
+    {"auth_nonce_replayed", 401, "The token request nonce was already used"},
+    {"webhook_signature_invalid", 401, "The webhook signature does not verify"},
+    {"webhook_timestamp_stale", 401, "The webhook timestamp is outside the tolerance"},
+    {"forbidden_scope", 403, "The credentials lack the scope this endpoint needs"},
+    {"not_found", 404, "No such object for this partner"},
+    {"route_not_found", 404, "No such endpoint"},
+    {"webhook_psp_unknown", 404, "No webhook endpoint for this PSP"},
+    {"method_not_allowed", 405, "The endpoint does not accept this HTTP method"},
+    {"request_in_progress", 409, "A request with this idempotency key is still in flight"},
+    {"duplicate_checkout", 409, "A payment for this checkout_id exists already"},
+    {"body_too_large", 413, "The body is larger than this endpoint accepts"},
+    {"unsupported_media_type", 415, "The Content-Type is not accepted here"},
+    {"idempotency_key_reused", 422, "The idempotency key was used with a different request"},
+    {"refund_exceeds_amount", 422, "The refund is larger than what is left to refund"},
+    {"refund_currency_mismatch", 422, "The refund currency is not the order's currency"},
+    {"settlement_invalid", 422, "A settlement file row is malformed"},
+    {"rate_limited", 429, "Too many requests for this partner"},
+    {"internal", 500, "Internal error"},
+    {"unavailable", 503, "A dependency is unavailable; retry later"},
+};
+const size_t ing_codes_count = sizeof(ing_codes) / sizeof(ing_codes[0]);
+
+const char *const ing_method_avro[] = {"CARD", "VIRTUAL_ACCOUNT", "QRIS", "EWALLET",
+                                       "BANK_TRANSFER"};
+const char *const ing_method_api[] = {"card", "virtual_account", "qris", "ewallet",
+                                      "bank_transfer"};
+
+void ing_problem(struct ing_problem *p, const char *code, const char *field, const char *fmt,
+                 ...)
+{
+    va_list ap;
+    size_t i;
+
+    p->status = 500;
+    p->code = "internal";
+    for (i = 0; i < ing_codes_count; i++)
+        if (strcmp(ing_codes[i].code, code) == 0) {
+            p->status = ing_codes[i].status;
+            p->code = ing_codes[i].code;
+            break;
+        }
+    snprintf(p->field, sizeof(p->field), "%s", field ? field : "");
+    va_start(ap, fmt);
+    vsnprintf(p->detail, sizeof(p->detail), fmt, ap);
+    va_end(ap);
+}
+
+/* --- field tables ------------------------------------------------------------------- */
+
+enum ftype { F_STR, F_OBJ, F_ARR, F_INT };
+enum fcs { CS_TEXT, CS_ID, CS_PRINT, CS_UPPER, CS_DIGITS, CS_HEX, CS_PHONE };
+
+struct fdef {
+    const char *name;
+    enum ftype type;
+    int required;
+    size_t maxlen; /* strings: longest length in bytes */
+    enum fcs cs;
+};
+
+static const char *ftype_name(enum ftype t)
+{
+    return t == F_STR ? "a string" : t == F_OBJ ? "an object" : t == F_ARR ? "an array"
+                                                                          : "an integer";
+}
+
+static int cs_ok(const char *s, enum fcs cs)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    for (; *u; u++) {
+        unsigned c = *u;
+        switch (cs) {
+        case CS_TEXT: /* jansson guarantees UTF-8; refuse control characters */
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            break;
+        case CS_ID:
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == '.' || c == ':'))
+                return 0;
+            break;
+        case CS_PRINT:
+            if (c < 0x20 || c > 0x7e)
+                return 0;
+            break;
+        case CS_UPPER:
+            if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+                return 0;
+            break;
+        case CS_DIGITS:
+            if (c < '0' || c > '9')
+                return 0;
+            break;
+        case CS_HEX:
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+                return 0;
+            break;
+        case CS_PHONE:
+            if (!((c >= '0' && c <= '9') || (c == '+' && u == (const unsigned char *)s)))
+                return 0;
+            break;
+        }
+    }
+    return 1;
+}
+
+static const char *cs_desc(enum fcs cs)
+{
+    switch (cs) {
+    case CS_ID: return "letters, digits and _ - . : only";
+    case CS_PRINT: return "printable ASCII only";
+    case CS_UPPER: return "upper-case letters, digits and _ only";
+    case CS_DIGITS: return "digits only";
+    case CS_HEX: return "lower-case hex digits only";
+    case CS_PHONE: return "digits with an optional leading + only";
+    default: return "no control characters";
+    }
+}
+
+static void path(char *out, size_t len, const char *prefix, const char *name)
+{
+    if (prefix && *prefix)
+        snprintf(out, len, "%s.%s", prefix, name);
+    else
+        snprintf(out, len, "%s", name);
+}
+
+/* Checks every member of o against defs (unknown, type, length, charset), then the
+ * required ones. Members are visited in document order so the first fault is reported. */
+static int check_fields(json_t *o, const char *prefix, const struct fdef *d, size_t n,
+                        struct ing_problem *p)
+{
+    const char *k;
+    json_t *v;
+    char f[96];
+    size_t i;
+
+    json_object_foreach(o, k, v) {
+        const struct fdef *def = NULL;
+        for (i = 0; i < n; i++)
+            if (strcmp(d[i].name, k) == 0)
+                def = &d[i];
+        path(f, sizeof(f), prefix, k);
+        if (!def) {
+            ing_problem(p, "field_unknown", f, "%s is not a field of this request", f);
+            return -1;
+        }
+        if ((def->type == F_STR && !json_is_string(v)) ||
+            (def->type == F_OBJ && !json_is_object(v)) ||
+            (def->type == F_ARR && !json_is_array(v)) ||
+            (def->type == F_INT && !json_is_integer(v))) {
+            ing_problem(p, "field_type", f, "%s must be %s", f, ftype_name(def->type));
+            return -1;
+        }
+        if (def->type == F_STR) {
+            const char *s = json_string_value(v);
+            size_t sl = json_string_length(v);
+            if (sl == 0) {
+                ing_problem(p, "field_empty", f, "%s must not be empty", f);
+                return -1;
+            }
+            if (sl > def->maxlen) {
+                ing_problem(p, "field_too_long", f, "%s is longer than %zu bytes", f,
+                            def->maxlen);
+                return -1;
+            }
+            if (strlen(s) != sl || !cs_ok(s, def->cs)) {
+                ing_problem(p, "field_format", f, "%s: %s", f, cs_desc(def->cs));
+                return -1;
+            }
+        }
+    }
+    for (i = 0; i < n; i++)
+        if (d[i].required && !json_object_get(o, d[i].name)) {
+            path(f, sizeof(f), prefix, d[i].name);
+            ing_problem(p, "field_required", f, "%s is required", f);
+            return -1;
+        }
+    return 0;
+}
+
+static const char *sget(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static json_t *load_object(const char *body, size_t len, struct ing_problem *p)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+
+    if (!root) {
+        if (strstr(je.text, "duplicate"))
+            ing_problem(p, "duplicate_field", NULL, "duplicate member at byte %d",
+                        je.position);
+        else
+            ing_problem(p, "malformed_json", NULL, "invalid json at line %d column %d",
+                        je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        ing_problem(p, "body_not_object", NULL, "the body must be a json object");
+        return NULL;
+    }
+    return root;
+}
+
+static int in_list(const char *s, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(s, *list) == 0)
+            return 1;
+    return 0;
+}
+
+int ing_has_card_number(const char *s)
+{
+    int digits[32];
+    size_t i, n = 0;
+
+    for (i = 0;; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            if (n < 32)
+                digits[n] = c - '0';
+            n++;
+            continue;
+        }
+        if ((c == ' ' || c == '-') && n > 0 && s[i + 1] >= '0' && s[i + 1] <= '9')
+            continue;
+        if (n >= 13 && n <= 19) {
+            /* every window of the run could be a PAN; Luhn over the whole run and over
+             * each 16-digit window covers the usual cases without false alarms on ids */
+            size_t len, start;
+            for (len = 13; len <= n; len++)
+                for (start = 0; start + len <= n; start++) {
+                    int sum = 0;
+                    size_t j;
+                    if (len != n && len != 16 && len != 15)
+                        continue;
+                    for (j = 0; j < len; j++) {
+                        int d = digits[start + len - 1 - j];
+                        if (j % 2 == 1) {
+                            d *= 2;
+                            if (d > 9)
+                                d -= 9;
+                        }
+                        sum += d;
+                    }
+                    if (sum % 10 == 0)
+                        return 1;
+                }
+        }
+        n = 0;
+        if (c == '\0')
+            break;
+    }
+    return 0;
+}
+
+int ing_idem_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    return n >= 1 && n <= ING_IDEM_KEY_MAX && cs_ok(k, CS_PRINT) && k[0] != ' ' &&
+           k[n - 1] != ' ';
+}
+
+int ing_idem_key_pick(const char *header, const char *body, const char **out,
+                      struct ing_problem *p)
+{
+    if (header && !ing_idem_key_ok(header)) {
+        ing_problem(p, "idempotency_key_invalid", "Idempotency-Key",
+                    "Idempotency-Key must be 1-255 printable ASCII characters");
+        return -1;
+    }
+    if (header && body && strcmp(header, body) != 0) {
+        ing_problem(p, "idempotency_key_mismatch", "idempotency_key",
+                    "idempotency_key differs from the Idempotency-Key header");
+        return -1;
+    }
+    *out = header ? header : body;
+    if (!*out) {
+        ing_problem(p, "idempotency_key_required", "Idempotency-Key",
+                    "send an Idempotency-Key header (or idempotency_key in the body)");
+        return -1;
+    }
+    return 0;
+}
+
+/* amount + currency of obj -> m, bounded per order (SPEC 4). */
+static int parse_amount(json_t *obj, const char *prefix, struct ks_money *m,
+                        struct ing_problem *p)
+{
+    const char *cur = sget(obj, "currency"), *amt = sget(obj, "amount");
+    struct ks_err e = {0};
+    char f[96];
+
+    path(f, sizeof(f), prefix, "currency");
+    if (ks_money_exponent(cur) < 0) {
+        ing_problem(p, "currency_unsupported", f, "%s: unknown currency", f);
+        return -1;
+    }
+    path(f, sizeof(f), prefix, "amount");
+    if (ks_money_parse(amt, cur, f, m, &e) != KS_OK) {
+        ing_problem(p, "amount_invalid", f, "%s: %s", f, e.msg);
+        return -1;
+    }
+    if (ks_money_check_bounds(m, f, &e) != KS_OK) {
+        ing_problem(p, "amount_out_of_range", f, "%s: %s", f, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const psps[] = {"sandbox", "stripe", "xendit", "midtrans", NULL};
+static const char *const ewallets[] = {"OVO", "DANA", "GOPAY", "SHOPEEPAY", "LINKAJA", NULL};
+
+static int forbid(json_t *o, const char *prefix, const char *name, const char *why,
+                  struct ing_problem *p)
+{
+    char f[96];
+
+    if (!json_object_get(o, name))
+        return 0;
+    path(f, sizeof(f), prefix, name);
+    ing_problem(p, "field_not_allowed", f, "%s is not allowed %s", f, why);
+    return -1;
+}
+
+static int need(json_t *o, const char *prefix, const char *name, const char *why,
+                struct ing_problem *p)
+{
+    char f[96];
+
+    if (json_object_get(o, name))
+        return 0;
+    path(f, sizeof(f), prefix, name);
+    ing_problem(p, "field_required", f, "%s is required %s", f, why);
+    return -1;
+}
+
+static int parse_order(json_t *o, size_t idx, struct ing_order *out, struct ing_problem *p)
+{
+    static const struct fdef defs[] = {
+        {"seller_id", F_STR, 1, ING_ID_MAX, CS_ID},
+        {"amount", F_STR, 1, 32, CS_PRINT},
+        {"currency", F_STR, 1, 3, CS_UPPER},
+        {"method", F_STR, 1, 32, CS_PRINT},
+        {"psp_preference", F_STR, 0, 16, CS_PRINT},
+        {"payment_token", F_STR, 0, 128, CS_ID},
+        {"bank_code", F_STR, 0, 16, CS_UPPER},
+        {"ewallet_channel", F_STR, 0, 16, CS_UPPER},
+    };
+    char prefix[48], f[96];
+    const char *m;
+    int i, found = -1;
+
+    snprintf(prefix, sizeof(prefix), "payment_orders[%zu]", idx);
+    if (!json_is_object(o)) {
+        ing_problem(p, "field_type", prefix, "%s must be an object", prefix);
+        return -1;
+    }
+    if (check_fields(o, prefix, defs, sizeof(defs) / sizeof(defs[0]), p) != 0)
+        return -1;
+    m = sget(o, "method");
+    for (i = 0; i < 5; i++)
+        if (strcmp(m, ing_method_api[i]) == 0)
+            found = i;
+    if (found < 0) {
+        path(f, sizeof(f), prefix, "method");
+        ing_problem(p, "value_not_allowed", f,
+                    "%s must be card, virtual_account, qris, ewallet or bank_transfer", f);
+        return -1;
+    }
+    out->method = (enum ing_method)found;
+    if (parse_amount(o, prefix, &out->amount, p) != 0)
+        return -1;
+    out->seller_id = sget(o, "seller_id");
+    out->psp = sget(o, "psp_preference");
+    out->payment_token = sget(o, "payment_token");
+    out->bank_code = sget(o, "bank_code");
+    out->ewallet = sget(o, "ewallet_channel");
+    if (out->psp && !in_list(out->psp, psps)) {
+        path(f, sizeof(f), prefix, "psp_preference");
+        ing_problem(p, "value_not_allowed", f, "%s must be sandbox, stripe, xendit or midtrans", f);
+        return -1;
+    }
+    if (out->payment_token && ing_has_card_number(out->payment_token)) {
+        path(f, sizeof(f), prefix, "payment_token");
+        ing_problem(p, "card_data_forbidden", f, "%s looks like a card number; send the PSP's token", f);
+        return -1;
+    }
+    switch (out->method) {
+    case ING_CARD:
+        if (need(o, prefix, "payment_token", "for method card", p) ||
+            forbid(o, prefix, "bank_code", "for method card", p) ||
+            forbid(o, prefix, "ewallet_channel", "for method card", p))
+            return -1;
+        break;
+    case ING_VA:
+    case ING_BANK:
+        if (need(o, prefix, "bank_code", "for this method", p) ||
+            forbid(o, prefix, "payment_token", "for this method", p) ||
+            forbid(o, prefix, "ewallet_channel", "for this method", p))
+            return -1;
+        break;
+    case ING_QRIS:
+        if (forbid(o, prefix, "payment_token", "for method qris", p) ||
+            forbid(o, prefix, "bank_code", "for method qris", p) ||
+            forbid(o, prefix, "ewallet_channel", "for method qris", p))
+            return -1;
+        break;
+    case ING_EWALLET:
+        if (need(o, prefix, "ewallet_channel", "for method ewallet", p) ||
+            forbid(o, prefix, "payment_token", "for method ewallet", p) ||
+            forbid(o, prefix, "bank_code", "for method ewallet", p))
+            return -1;
+        if (!in_list(out->ewallet, ewallets)) {
+            path(f, sizeof(f), prefix, "ewallet_channel");
+            ing_problem(p, "value_not_allowed", f,
+                        "%s must be OVO, DANA, GOPAY, SHOPEEPAY or LINKAJA", f);
+            return -1;
+        }
+        break;
+    }
+    return 0;
+}
+
+static int check_metadata(json_t *md, struct ing_problem *p)
+{
+    const char *k;
+    json_t *v;
+    char f[96];
+
+    if (json_object_size(md) > ING_MAX_METADATA) {
+        ing_problem(p, "array_too_large", "metadata", "metadata has more than %d entries",
+                    ING_MAX_METADATA);
+        return -1;
+    }
+    json_object_foreach(md, k, v) {
+        snprintf(f, sizeof(f), "metadata.%.60s", k);
+        if (strlen(k) == 0 || strlen(k) > 40 || !cs_ok(k, CS_ID)) {
+            ing_problem(p, "field_format", f, "metadata names are 1-40 letters, digits and _ - . :");
+            return -1;
+        }
+        if (!json_is_string(v)) {
+            ing_problem(p, "field_type", f, "%s must be a string", f);
+            return -1;
+        }
+        if (json_string_length(v) > 500) {
+            ing_problem(p, "field_too_long", f, "%s is longer than 500 bytes", f);
+            return -1;
+        }
+        if (strlen(json_string_value(v)) != json_string_length(v) ||
+            !cs_ok(json_string_value(v), CS_TEXT)) {
+            ing_problem(p, "field_format", f, "%s: no control characters", f);
+            return -1;
+        }
+        if (ing_has_card_number(json_string_value(v))) {
+            ing_problem(p, "card_data_forbidden", f, "%s looks like a card number", f);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int ing_parse_payment(const char *body, size_t len, struct ing_payment *out,
+                      struct ing_problem *p)
+{
+    static const struct fdef defs[] = {
+        {"buyer", F_OBJ, 1, 0, CS_TEXT},
+        {"checkout_id", F_STR, 1, ING_ID_MAX, CS_ID},
+        {"payment_orders", F_ARR, 1, 0, CS_TEXT},
+        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT},
+        {"metadata", F_OBJ, 0, 0, CS_TEXT},
+    };
+    static const struct fdef buyer_defs[] = {
+        {"id", F_STR, 1, ING_ID_MAX, CS_ID},
+    };
+    json_t *root = load_object(body, len, p), *orders;
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return -1;
+    if (check_fields(root, "", defs, sizeof(defs) / sizeof(defs[0]), p) != 0 ||
+        check_fields(json_object_get(root, "buyer"), "buyer", buyer_defs, 1, p) != 0)
+        goto fail;
+    orders = json_object_get(root, "payment_orders");
+    if (json_array_size(orders) == 0) {
+        ing_problem(p, "array_empty", "payment_orders", "payment_orders needs at least one order");
+        goto fail;
+    }
+    if (json_array_size(orders) > ING_MAX_ORDERS) {
+        ing_problem(p, "array_too_large", "payment_orders",
+                    "payment_orders has more than %d orders", ING_MAX_ORDERS);
+        goto fail;
+    }
+    for (i = 0; i < json_array_size(orders); i++)
+        if (parse_order(json_array_get(orders, i), i, &out->orders[i], p) != 0)
+            goto fail;
+    out->n_orders = json_array_size(orders);
+    out->metadata = json_object_get(root, "metadata");
+    if (out->metadata && check_metadata(out->metadata, p) != 0)
+        goto fail;
+    out->idempotency_key = sget(root, "idempotency_key");
+    if (out->idempotency_key && !ing_idem_key_ok(out->idempotency_key)) {
+        ing_problem(p, "idempotency_key_invalid", "idempotency_key",
+                    "idempotency_key must be 1-255 printable ASCII characters");
+        goto fail;
+    }
+    out->buyer_id = sget(json_object_get(root, "buyer"), "id");
+    out->checkout_id = sget(root, "checkout_id");
+    out->root = root;
+    return 0;
+fail:
+    json_decref(root);
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+int ing_parse_refund(const char *body, size_t len, struct ing_refund *out,
+                     struct ing_problem *p)
+{
+    static const struct fdef defs[] = {
+        {"payment_order_id", F_STR, 1, ING_ID_MAX + 8, CS_ID},
+        {"amount", F_STR, 0, 32, CS_PRINT},
+        {"currency", F_STR, 0, 3, CS_UPPER},
+        {"reason", F_STR, 0, 200, CS_TEXT},
+        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT},
+    };
+    json_t *root = load_object(body, len, p);
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return -1;
+    if (check_fields(root, "", defs, sizeof(defs) / sizeof(defs[0]), p) != 0)
+        goto fail;
+    if (json_object_get(root, "amount") || json_object_get(root, "currency")) {
+        if (need(root, "", "amount", "with currency", p) ||
+            need(root, "", "currency", "with amount", p))
+            goto fail;
+        if (parse_amount(root, "", &out->amount, p) != 0)
+            goto fail;
+        out->has_amount = 1;
+    }
+    out->reason = sget(root, "reason");
+    if (out->reason && ing_has_card_number(out->reason)) {
+        ing_problem(p, "card_data_forbidden", "reason", "reason looks like a card number");
+        goto fail;
+    }
+    out->idempotency_key = sget(root, "idempotency_key");
+    if (out->idempotency_key && !ing_idem_key_ok(out->idempotency_key)) {
+        ing_problem(p, "idempotency_key_invalid", "idempotency_key",
+                    "idempotency_key must be 1-255 printable ASCII characters");
+        goto fail;
+    }
+    out->order_id = sget(root, "payment_order_id");
+    out->root = root;
+    return 0;
+fail:
+    json_decref(root);
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+int ing_parse_payout(const char *body, size_t len, struct ing_payout *out,
+                     struct ing_problem *p)
+{
+    static const struct fdef defs[] = {
+        {"seller_id", F_STR, 1, ING_ID_MAX, CS_ID},
+        {"amount", F_STR, 1, 32, CS_PRINT},
+        {"currency", F_STR, 1, 3, CS_UPPER},
+        {"channel", F_STR, 1, 16, CS_PRINT},
+        {"bank_code", F_STR, 0, 16, CS_UPPER},
+        {"ewallet_channel", F_STR, 0, 16, CS_UPPER},
+        {"destination_account", F_STR, 1, 34, CS_PHONE},
+        {"account_holder", F_STR, 0, 100, CS_TEXT},
+        {"description", F_STR, 0, 140, CS_TEXT},
+        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT},
+    };
+    json_t *root = load_object(body, len, p);
+    const char *ch;
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return -1;
+    if (check_fields(root, "", defs, sizeof(defs) / sizeof(defs[0]), p) != 0)
+        goto fail;
+    ch = sget(root, "channel");
+    if (strcmp(ch, "bank_account") == 0) {
+        out->channel = "BANK_ACCOUNT";
+        if (need(root, "", "bank_code", "for channel bank_account", p) ||
+            forbid(root, "", "ewallet_channel", "for channel bank_account", p))
+            goto fail;
+    } else if (strcmp(ch, "ewallet") == 0) {
+        out->channel = "EWALLET";
+        if (need(root, "", "ewallet_channel", "for channel ewallet", p) ||
+            forbid(root, "", "bank_code", "for channel ewallet", p))
+            goto fail;
+        if (!in_list(sget(root, "ewallet_channel"), ewallets)) {
+            ing_problem(p, "value_not_allowed", "ewallet_channel",
+                        "ewallet_channel must be OVO, DANA, GOPAY, SHOPEEPAY or LINKAJA");
+            goto fail;
+        }
+    } else {
+        ing_problem(p, "value_not_allowed", "channel", "channel must be bank_account or ewallet");
+        goto fail;
+    }
+    out->destination = sget(root, "destination_account");
+    if (strlen(out->destination) < 5) {
+        ing_problem(p, "field_format", "destination_account",
+                    "destination_account must have 5 to 34 digits");
+        goto fail;
+    }
+    if (parse_amount(root, "", &out->amount, p) != 0)
+        goto fail;
+    out->seller_id = sget(root, "seller_id");
+    out->bank_code = sget(root, "bank_code");
+    out->ewallet = sget(root, "ewallet_channel");
+    out->holder = sget(root, "account_holder");
+    out->description = sget(root, "description");
+    if ((out->holder && ing_has_card_number(out->holder)) ||
+        (out->description && ing_has_card_number(out->description))) {
+        ing_problem(p, "card_data_forbidden", out->holder && ing_has_card_number(out->holder)
+                                                  ? "account_holder" : "description",
+                    "the text looks like a card number");
+        goto fail;
+    }
+    out->idempotency_key = sget(root, "idempotency_key");
+    if (out->idempotency_key && !ing_idem_key_ok(out->idempotency_key)) {
+        ing_problem(p, "idempotency_key_invalid", "idempotency_key",
+                    "idempotency_key must be 1-255 printable ASCII characters");
+        goto fail;
+    }
+    out->root = root;
+    return 0;
+fail:
+    json_decref(root);
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+int ing_parse_token_req(const char *body, size_t len, struct ing_token_req *out,
+                        struct ing_problem *p)
+{
+    static const struct fdef defs[] = {
+        {"key_id", F_STR, 1, ING_ID_MAX, CS_ID},
+        {"timestamp", F_INT, 1, 0, CS_TEXT},
+        {"nonce", F_STR, 1, 64, CS_ID},
+        {"signature", F_STR, 1, 64, CS_HEX},
+        {"scope", F_STR, 0, 256, CS_PRINT},
+    };
+    json_t *root = load_object(body, len, p);
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return -1;
+    if (check_fields(root, "", defs, sizeof(defs) / sizeof(defs[0]), p) != 0)
+        goto fail;
+    out->nonce = sget(root, "nonce");
+    if (strlen(out->nonce) < 16) {
+        ing_problem(p, "field_format", "nonce", "nonce must have 16 to 64 characters");
+        goto fail;
+    }
+    out->signature = sget(root, "signature");
+    if (strlen(out->signature) != 64) {
+        ing_problem(p, "field_format", "signature", "signature must be 64 hex digits");
+        goto fail;
+    }
+    out->key_id = sget(root, "key_id");
+    out->timestamp = json_integer_value(json_object_get(root, "timestamp"));
+    out->scope = sget(root, "scope");
+    out->root = root;
+    return 0;
+fail:
+    json_decref(root);
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+/* --- settlement files ------------------------------------------------------------------ */
+
+#define CSV_MAX_COLS 64
+#define CSV_MAX_FIELD 256
+#define CSV_MAX_ROWS 2000000
+
+struct csv {
+    char *buf; /* private copy, unquoted in place */
+    size_t len, pos;
+    long line; /* line where the current record starts */
+    long next_line;
+};
+
+/* Next record into f[] (NUL-terminated fields inside c->buf). 1: a record, 0: end,
+ * -1: malformed (msg says why). Blank lines are skipped. */
+static int csv_next(struct csv *c, char **f, int *nf, const char **msg)
+{
+    size_t r, w;
+    int n = 0, quoted, done = 0;
+
+    while (c->pos < c->len && (c->buf[c->pos] == '\n' || c->buf[c->pos] == '\r')) {
+        if (c->buf[c->pos] == '\n')
+            c->next_line++;
+        c->pos++;
+    }
+    if (c->pos >= c->len)
+        return 0;
+    c->line = c->next_line;
+    r = w = c->pos;
+    while (!done) {
+        size_t start = w;
+        quoted = 0;
+        if (r < c->len && c->buf[r] == '"') {
+            quoted = 1;
+            r++;
+            for (;;) {
+                if (r >= c->len) {
+                    *msg = "unterminated quoted field";
+                    return -1;
+                }
+                if (c->buf[r] == '"') {
+                    if (r + 1 < c->len && c->buf[r + 1] == '"') {
+                        c->buf[w++] = '"';
+                        r += 2;
+                        continue;
+                    }
+                    r++;
+                    break;
+                }
+                if (c->buf[r] == '\n')
+                    c->next_line++;
+                c->buf[w++] = c->buf[r++];
+            }
+        }
+        while (r < c->len && c->buf[r] != ',' && c->buf[r] != '\n' && c->buf[r] != '\r') {
+            if (quoted || c->buf[r] == '"') {
+                *msg = "stray quote or text after a quoted field";
+                return -1;
+            }
+            c->buf[w++] = c->buf[r++];
+        }
+        if (w - start > CSV_MAX_FIELD) {
+            *msg = "field longer than 256 bytes";
+            return -1;
+        }
+        if (n >= CSV_MAX_COLS) {
+            *msg = "more than 64 columns";
+            return -1;
+        }
+        f[n++] = c->buf + start;
+        if (r < c->len && c->buf[r] == ',') {
+            r++;
+            c->buf[w++] = '\0';
+            continue;
+        }
+        if (r < c->len && c->buf[r] == '\r')
+            r++;
+        if (r < c->len && c->buf[r] == '\n') {
+            r++;
+            c->next_line++;
+        }
+        /* the terminator overwrites at most the separator just consumed */
+        c->buf[w] = '\0';
+        done = 1;
+    }
+    c->pos = r;
+    *nf = n;
+    return 1;
+}
+
+struct layout {
+    const char *format;
+    const char *cols[6]; /* reference, amount, fee, currency, status, settled_at */
+};
+
+static const struct layout layouts[] = {
+    {"sandbox", {"psp_reference", "amount", "fee", "currency", "status", "settled_at"}},
+    {"generic", {"reference", "gross_amount", "fee_amount", "currency", "transaction_status",
+                 "settlement_time"}},
+};
+
+static const char *norm_status(const char *s)
+{
+    static const char *const map[][2] = {
+        {"settled", "settled"}, {"settlement", "settled"}, {"success", "settled"},
+        {"succeeded", "settled"}, {"captured", "settled"}, {"paid", "settled"},
+        {"refunded", "refunded"}, {"refund", "refunded"},
+        {"paid_out", "paid_out"}, {"payout", "paid_out"}, {"disbursed", "paid_out"},
+        {"failed", "failed"}, {"failure", "failed"}, {"denied", "failed"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcasecmp(s, map[i][0]) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+int64_t ing_parse_rfc3339(const char *s)
+{
+    struct tm tm;
+    int y, mo, d, h, mi, sec, n = 0;
+    int64_t us = 0, t;
+    const char *p;
+
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19)
+        return -1;
+    for (int i = 0; i < 19; i++)
+        if ((i == 4 || i == 7) ? s[i] != '-' : (i == 13 || i == 16) ? s[i] != ':'
+                                : i == 10 ? (s[i] != 'T' && s[i] != ' ')
+                                          : (s[i] < '0' || s[i] > '9'))
+            return -1;
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+        sec > 60)
+        return -1;
+    p = s + 19;
+    if (*p == '.') {
+        int digits = 0;
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 6)
+                us = us * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (digits == 0 || digits > 9)
+            return -1;
+        for (; digits < 6; digits++)
+            us *= 10;
+    }
+    if (!(strcmp(p, "Z") == 0 || strcmp(p, "+00:00") == 0 || (*p == '\0' && s[10] == ' ')))
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = (int64_t)timegm(&tm);
+    if (tm.tm_mday != d) /* 31 February and friends */
+        return -1;
+    return t * 1000000 + us;
+}
+
+static int settle_pass(const char *data, size_t len, const struct layout *lo, ing_settle_cb cb,
+                       void *opaque, long *rows, struct ing_problem *p)
+{
+    struct csv c = {0};
+    char *f[CSV_MAX_COLS], *hdr[CSV_MAX_COLS];
+    char *hbuf = NULL;
+    int nf, nh = 0, idx[6], i, rc = -1, r;
+    const char *msg = NULL;
+    struct ing_settle_row row;
+
+    c.buf = malloc(len + 1);
+    hbuf = malloc(len + 1);
+    if (!c.buf || !hbuf) {
+        ing_problem(p, "internal", NULL, "out of memory");
+        goto out;
+    }
+    memcpy(c.buf, data, len);
+    c.buf[len] = '\0';
+    c.len = len;
+    c.next_line = 1;
+    if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+        c.pos = 3; /* a UTF-8 byte order mark from spreadsheet exports */
+    r = csv_next(&c, hdr, &nh, &msg);
+    if (r <= 0) {
+        ing_problem(p, "settlement_invalid", "line 1", "line 1: %s",
+                    r == 0 ? "the file is empty" : msg);
+        goto out;
+    }
+    for (i = 0; i < 6; i++) {
+        int j;
+        idx[i] = -1;
+        for (j = 0; j < nh; j++)
+            if (strcmp(hdr[j], lo->cols[i]) == 0)
+                idx[i] = j;
+        if (idx[i] < 0) {
+            ing_problem(p, "settlement_invalid", lo->cols[i],
+                        "line 1, column %s: the %s layout needs this column", lo->cols[i],
+                        lo->format);
+            goto out;
+        }
+    }
+    *rows = 0;
+    while ((r = csv_next(&c, f, &nf, &msg)) == 1) {
+        const char *col = NULL, *why = NULL;
+        struct ks_money m, fee;
+        struct ks_err e = {0};
+        char fld[96];
+
+        if (++*rows > CSV_MAX_ROWS) {
+            ing_problem(p, "settlement_invalid", NULL, "line %ld: more than %d rows", c.line,
+                        CSV_MAX_ROWS);
+            goto out;
+        }
+        memset(&row, 0, sizeof(row));
+        row.line = c.line;
+        if (nf != nh) {
+            ing_problem(p, "settlement_invalid", NULL, "line %ld: %d columns, the header has %d",
+                        c.line, nf, nh);
+            goto out;
+        }
+        row.reference = f[idx[0]];
+        if (!*row.reference || strlen(row.reference) > 128) {
+            col = lo->cols[0];
+            why = "reference must have 1 to 128 characters";
+        } else if (strlen(f[idx[3]]) != 3 || ks_money_exponent(f[idx[3]]) < 0) {
+            col = lo->cols[3];
+            why = "unknown currency";
+        } else if (ks_money_parse(f[idx[1]], f[idx[3]], lo->cols[1], &m, &e) != KS_OK) {
+            col = lo->cols[1];
+            why = e.msg;
+        } else if (ks_money_parse(f[idx[2]], f[idx[3]], lo->cols[2], &fee, &e) != KS_OK) {
+            col = lo->cols[2];
+            why = e.msg;
+        } else if (!(row.status = norm_status(f[idx[4]]))) {
+            col = lo->cols[4];
+            why = "status must be settled, refunded, paid_out or failed";
+        } else if ((row.settled_at_us = ing_parse_rfc3339(f[idx[5]])) < 0) {
+            col = lo->cols[5];
+            why = "time must be RFC 3339 UTC, e.g. 2024-05-01T10:00:00Z";
+        }
+        if (col) {
+            snprintf(fld, sizeof(fld), "line %ld, column %s", c.line, col);
+            ing_problem(p, "settlement_invalid", fld, "line %ld, column %s: %s", c.line, col, why);
+            goto out;
+        }
+        row.amount_minor = m.minor;
+        row.fee_minor = fee.minor;
+        memcpy(row.currency, m.currency, 4);
+        if (cb) {
+            int stop;
+            row.raw = json_object();
+            for (i = 0; i < nf; i++)
+                json_object_set_new(row.raw, hdr[i], json_string(f[i]));
+            stop = cb(&row, opaque);
+            json_decref(row.raw);
+            if (stop) {
+                ing_problem(p, "unavailable", NULL, "publishing stopped");
+                goto out;
+            }
+        }
+    }
+    if (r < 0) {
+        char fld[32];
+        snprintf(fld, sizeof(fld), "line %ld", c.line);
+        ing_problem(p, "settlement_invalid", fld, "line %ld: %s", c.line, msg);
+        goto out;
+    }
+    if (*rows == 0) {
+        ing_problem(p, "settlement_invalid", "line 2", "the file has no data rows");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(c.buf);
+    free(hbuf);
+    return rc;
+}
+
+long ing_settle_parse(const char *data, size_t len, const char *format, ing_settle_cb cb,
+                      void *opaque, struct ing_problem *p)
+{
+    const struct layout *lo = NULL;
+    size_t i;
+    long rows = 0;
+
+    for (i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+        if (strcmp(layouts[i].format, format) == 0)
+            lo = &layouts[i];
+    if (!lo) {
+        ing_problem(p, "settlement_format_unknown", "format", "no settlement layout named %.40s",
+                    format);
+        return -1;
+    }
+    if (memchr(data, '\0', len)) {
+        ing_problem(p, "settlement_invalid", NULL, "the file contains NUL bytes");
+        return -1;
+    }
+    /* validate everything first: an invalid file publishes nothing */
+    if (settle_pass(data, len, lo, NULL, NULL, &rows, p) != 0)
+        return -1;
+    if (cb && settle_pass(data, len, lo, cb, opaque, &rows, p) != 0)
+        return -1;
+    return rows;
+}

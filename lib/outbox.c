@@ -17,8 +17,11 @@ static const char SQL_INSERT[] =
     "SELECT $1, m, t, k, v, h "
     "FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[]) "
     "AS u(m, t, k, v, h) RETURNING id, message_id";
+/* a delivered row is deleted: its sent mark. An UPDATE would write a new row version
+ * and index entries for each message (it cost more than the INSERT); a DELETE only
+ * stamps the old version, and the table stays the size of what is in flight. */
 static const char SQL_MARK[] =
-    "UPDATE kasir_outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL";
+    "DELETE FROM kasir_outbox WHERE id = ANY($1::bigint[])";
 static const char SQL_SWEEP[] =
     "SELECT id, message_id, topic, key, value, headers FROM kasir_outbox "
     "WHERE worker = $1 AND sent_at IS NULL AND id > $2::bigint "
@@ -51,7 +54,8 @@ struct ks_outbox {
     size_t ndel, capdel, marking;
     uint64_t stat_delivered, stat_failed;
     int64_t sweep_cursor;
-    struct ks_pgarr a_msg, a_topic, a_key, a_val, a_hdr;
+    struct ks_pgarr a_msg; /* ids to mark */
+    struct ks_pgbin b_msg, b_topic, b_key, b_val, b_hdr;
 };
 
 static void entry_release(struct entry *e)
@@ -103,10 +107,11 @@ struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
         return NULL;
     }
     ks_pgarr_init(&ob->a_msg);
-    ks_pgarr_init(&ob->a_topic);
-    ks_pgarr_init(&ob->a_key);
-    ks_pgarr_init(&ob->a_val);
-    ks_pgarr_init(&ob->a_hdr);
+    ks_pgbin_init(&ob->b_msg, KS_OID_TEXT);
+    ks_pgbin_init(&ob->b_topic, KS_OID_TEXT);
+    ks_pgbin_init(&ob->b_key, KS_OID_BYTEA);
+    ks_pgbin_init(&ob->b_val, KS_OID_BYTEA);
+    ks_pgbin_init(&ob->b_hdr, KS_OID_BYTEA);
     conf = ks_kafka_conf_new(brokers, "producer", cfg, err);
     if (!conf)
         goto fail;
@@ -131,10 +136,11 @@ void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
     free(ob->e);
     free(ob->delivered);
     ks_pgarr_release(&ob->a_msg);
-    ks_pgarr_release(&ob->a_topic);
-    ks_pgarr_release(&ob->a_key);
-    ks_pgarr_release(&ob->a_val);
-    ks_pgarr_release(&ob->a_hdr);
+    ks_pgbin_release(&ob->b_msg);
+    ks_pgbin_release(&ob->b_topic);
+    ks_pgbin_release(&ob->b_key);
+    ks_pgbin_release(&ob->b_val);
+    ks_pgbin_release(&ob->b_hdr);
     free(ob->owner);
     free(ob);
 }
@@ -290,16 +296,17 @@ static enum ks_code pg_fail(PGconn *pg, PGresult *res, const char *what, struct 
 enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
 {
     const char *params[6];
+    int lens[6] = {0}, fmts[6] = {0, 1, 1, 1, 1, 1};
     PGresult *res = NULL;
     enum ks_code rc = KS_OK;
     size_t live = 0, j = 0;
     int i;
 
-    ks_pgarr_reset(&ob->a_msg);
-    ks_pgarr_reset(&ob->a_topic);
-    ks_pgarr_reset(&ob->a_key);
-    ks_pgarr_reset(&ob->a_val);
-    ks_pgarr_reset(&ob->a_hdr);
+    ks_pgbin_reset(&ob->b_msg);
+    ks_pgbin_reset(&ob->b_topic);
+    ks_pgbin_reset(&ob->b_key);
+    ks_pgbin_reset(&ob->b_val);
+    ks_pgbin_reset(&ob->b_hdr);
     for (size_t k = 0; k < ob->n; k++) {
         struct entry *e = &ob->e[k];
         void *hb;
@@ -308,26 +315,26 @@ enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *er
             continue;
         live++;
         hb = ks_outbox_headers_encode(e->hdrs, &hl);
-        ks_pgarr_text(&ob->a_msg, e->message_id);
-        ks_pgarr_text(&ob->a_topic, e->topic);
-        ks_pgarr_bytea(&ob->a_key, e->key, e->key_len);
-        ks_pgarr_bytea(&ob->a_val, e->value ? e->value : (void *)"", e->value_len);
-        ks_pgarr_bytea(&ob->a_hdr, hb, hl);
+        ks_pgbin_bytes(&ob->b_msg, e->message_id, strlen(e->message_id));
+        ks_pgbin_bytes(&ob->b_topic, e->topic, strlen(e->topic));
+        ks_pgbin_bytes(&ob->b_key, e->key, e->key_len);
+        ks_pgbin_bytes(&ob->b_val, e->value ? e->value : (void *)"", e->value_len);
+        ks_pgbin_bytes(&ob->b_hdr, hb, hl);
         free(hb);
     }
     ob->written = 1;
     if (live == 0)
         return KS_OK;
     params[0] = ob->owner;
-    params[1] = ks_pgarr_str(&ob->a_msg);
-    params[2] = ks_pgarr_str(&ob->a_topic);
-    params[3] = ks_pgarr_str(&ob->a_key);
-    params[4] = ks_pgarr_str(&ob->a_val);
-    params[5] = ks_pgarr_str(&ob->a_hdr);
+    params[1] = ks_pgbin_data(&ob->b_msg, &lens[1]);
+    params[2] = ks_pgbin_data(&ob->b_topic, &lens[2]);
+    params[3] = ks_pgbin_data(&ob->b_key, &lens[3]);
+    params[4] = ks_pgbin_data(&ob->b_val, &lens[4]);
+    params[5] = ks_pgbin_data(&ob->b_hdr, &lens[5]);
     for (i = 1; i < 6; i++)
         if (!params[i])
             return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_INSERT, 6, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(pg, SQL_INSERT, 6, NULL, params, lens, fmts, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = pg_fail(pg, res, "outbox insert", err);
         goto out;

@@ -3,7 +3,8 @@
  * A worker adds output messages while it handles a batch, writes them with one INSERT in
  * the batch's transaction (ks_outbox_write), and after COMMIT hands them to the idempotent
  * producer (ks_outbox_relay). Delivery reports collect the ids of delivered rows; the next
- * transaction marks them sent (ks_outbox_mark_write, then _mark_done after its COMMIT).
+ * transaction marks them sent by deleting them (ks_outbox_mark_write, then _mark_done
+ * after its COMMIT), so the table holds only what may still be in flight.
  * Rows a crash left unsent are relayed again by ks_outbox_sweep. So every row reaches
  * Kafka at least once; readers dedup by the kasir.message_id header.
  * Not thread-safe: one worker thread drives it, delivery reports included. */
@@ -64,7 +65,8 @@ void ks_outbox_flush(struct ks_outbox *ob, int timeout_ms);
  * outside any transaction); returns how many were produced in *n. */
 enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_ms, int limit,
                              int *n, struct ks_err *err) __attribute__((warn_unused_result));
-/* Deletes this owner's rows sent more than keep_ms ago (autocommit). */
+/* Deletes this owner's rows marked sent more than keep_ms ago (autocommit); only rows
+ * that an older version marked with sent_at remain to be purged. */
 enum ks_code ks_outbox_purge(struct ks_outbox *ob, PGconn *pg, int64_t keep_ms,
                              struct ks_err *err) __attribute__((warn_unused_result));
 

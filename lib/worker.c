@@ -108,6 +108,7 @@ struct ks_worker {
     int generation;      /* bumped by every rebalance event */
     volatile sig_atomic_t stop;
     int64_t loop_at_ms;  /* last loop turn, for /healthz */
+    int debug;           /* log.level is debug: per-batch timings */
 
     struct ks_batch batch;
     uint64_t rng;
@@ -920,6 +921,8 @@ static enum outcome transact(struct ks_worker *w, int isolated)
     enum ks_code rc;
     int64_t now;
 
+    int64_t t_begin = mono_us(), t_handler, t_outbox, t_offsets, t_commit, t_end;
+
     for (size_t i = 0; i < b->n; i++)
         b->items[i].nemit = 0;
     if ((rc = pg_exec(w, "BEGIN", &err)) != KS_OK)
@@ -947,6 +950,7 @@ static enum outcome transact(struct ks_worker *w, int isolated)
             goto rollback;
         build_view(b);
     }
+    t_handler = mono_us();
     rc = isolated ? run_isolated(w, &err) : run_handler(w, &err);
     if (rc != KS_OK || in_error(w)) {
         if (rc == KS_OK)
@@ -960,12 +964,25 @@ static enum outcome transact(struct ks_worker *w, int isolated)
             if ((rc = failure_to_outbox(w, &b->items[i], now, &err)) != KS_OK)
                 goto rollback;
         }
+    t_outbox = mono_us();
     if ((rc = ks_outbox_write(w->ob, ks_db_conn(w->db), &err)) != KS_OK)
         goto rollback;
+    t_offsets = mono_us();
     if ((rc = advance_offsets(w, &err)) != KS_OK)
         goto rollback;
+    t_commit = mono_us();
     if ((rc = pg_exec(w, "COMMIT", &err)) != KS_OK)
         goto infra; /* outcome unknown: re-reading positions tells what happened */
+    t_end = mono_us();
+    if (w->debug) {
+        char f[200];
+        snprintf(f, sizeof(f),
+                 "n=%zu begin=%" PRId64 " handler=%" PRId64 " outbox=%" PRId64
+                 " offsets=%" PRId64 " commit=%" PRId64 " us",
+                 b->n, t_handler - t_begin, t_outbox - t_handler, t_offsets - t_outbox,
+                 t_commit - t_offsets, t_end - t_commit);
+        ks_log(KS_LOG_DEBUG, "worker.batch.committed", f, NULL);
+    }
     ks_outbox_mark_done(w->ob, 1);
     ks_outbox_relay(w->ob);
     for (size_t i = 0; i < w->nparts; i++)
@@ -1201,6 +1218,7 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     w->min_age_ms = ks_config_ms(cfg, "worker.outbox.min_age");
     w->keep_ms = ks_config_ms(cfg, "worker.outbox.keep");
     w->batch.w = w;
+    w->debug = ks_log_level_parse(ks_config_str(cfg, "log.level")) == KS_LOG_DEBUG;
     w->loop_at_ms = now_ms();
     if (w->batch_max < 1)
         w->batch_max = 1;
@@ -1299,10 +1317,18 @@ int ks_worker_run(struct ks_worker *w)
                 }
             }
         }
+        int64_t t0 = mono_us(), t1, t2;
+        int ran;
         collect(w);
-        if (w->batch.n)
+        t1 = mono_us();
+        ran = w->batch.n > 0;
+        if (ran)
             process(w);
-        housekeeping(w, w->batch.n == 0);
+        t2 = mono_us();
+        housekeeping(w, !ran);
+        if (w->debug && ran)
+            ks_logf(KS_LOG_DEBUG, "worker.loop", "collect=%" PRId64 " process=%" PRId64
+                    " housekeeping=%" PRId64 " us", t1 - t0, t2 - t1, mono_us() - t2);
         if (now - progress_at >= 10000) {
             int64_t m = ks_metric_value(w->m_msgs);
             ks_logf(KS_LOG_INFO, "worker.progress", "%" PRId64 " messages in %" PRId64 " ms",

@@ -157,6 +157,28 @@ void ks_pgarr_int(struct ks_pgarr *a, int64_t v);
 void ks_pgarr_bytea(struct ks_pgarr *a, const void *p, size_t len); /* NULL p: SQL NULL */
 const char *ks_pgarr_str(struct ks_pgarr *a); /* the literal; NULL after oom */
 
+/* Binary arrays (PostgreSQL's array_send format) for bytea and large text columns: no
+ * escaping on either side. Pass ks_pgbin_data/len with paramFormats[i] = 1. */
+#define KS_OID_BYTEA 17
+#define KS_OID_INT8 20
+#define KS_OID_INT4 23
+#define KS_OID_TEXT 25
+struct ks_pgbin {
+    unsigned char *buf;
+    size_t len, cap;
+    size_t n;
+    unsigned oid;
+    int nulls, oom;
+};
+void ks_pgbin_init(struct ks_pgbin *a, unsigned oid);
+void ks_pgbin_reset(struct ks_pgbin *a);
+void ks_pgbin_release(struct ks_pgbin *a);
+void ks_pgbin_bytes(struct ks_pgbin *a, const void *p, size_t len); /* NULL p: SQL NULL */
+void ks_pgbin_int8(struct ks_pgbin *a, int64_t v);
+void ks_pgbin_int4(struct ks_pgbin *a, int32_t v);
+/* The finished array (header written in place); NULL after oom. *len gets its size. */
+const char *ks_pgbin_data(struct ks_pgbin *a, int *len);
+
 /* --- pure pieces, exposed for tests and tools ------------------------------------------- */
 
 /* Retry schedule: delays[0..n-1] in ms, shortest first. The backoff for attempt (the

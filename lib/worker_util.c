@@ -374,3 +374,118 @@ rd_kafka_headers_t *ks_failure_headers(const rd_kafka_headers_t *src, const stru
         hdr_int(h, KS_H_NOT_BEFORE, f->not_before_ms);
     return h;
 }
+
+/* --- binary arrays -------------------------------------------------------------------- */
+
+#define PGBIN_HDR 20 /* ndim, flags, element oid, length, lower bound */
+
+void ks_pgbin_init(struct ks_pgbin *a, unsigned oid)
+{
+    memset(a, 0, sizeof(*a));
+    a->oid = oid;
+    a->len = PGBIN_HDR;
+}
+
+void ks_pgbin_reset(struct ks_pgbin *a)
+{
+    a->len = PGBIN_HDR;
+    a->n = 0;
+    a->nulls = 0;
+    a->oom = 0;
+}
+
+void ks_pgbin_release(struct ks_pgbin *a)
+{
+    free(a->buf);
+    ks_pgbin_init(a, a->oid);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static unsigned char *pgbin_room(struct ks_pgbin *a, size_t more)
+{
+    if (a->oom)
+        return NULL;
+    if (a->len + more > a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 4096;
+        unsigned char *nb;
+        while (nc < a->len + more)
+            nc *= 2;
+        if (!(nb = realloc(a->buf, nc))) {
+            a->oom = 1;
+            return NULL;
+        }
+        a->buf = nb;
+        a->cap = nc;
+    }
+    return a->buf + a->len;
+}
+
+void ks_pgbin_bytes(struct ks_pgbin *a, const void *p, size_t len)
+{
+    unsigned char *d = pgbin_room(a, 4 + (p ? len : 0));
+    if (!d)
+        return;
+    if (!p) {
+        put32(d, 0xffffffffu);
+        a->nulls = 1;
+        a->len += 4;
+        a->n++;
+        return;
+    }
+    put32(d, (uint32_t)len);
+    if (len)
+        memcpy(d + 4, p, len);
+    a->len += 4 + len;
+    a->n++;
+}
+
+void ks_pgbin_int8(struct ks_pgbin *a, int64_t v)
+{
+    unsigned char *d = pgbin_room(a, 12);
+    if (!d)
+        return;
+    put32(d, 8);
+    put32(d + 4, (uint32_t)((uint64_t)v >> 32));
+    put32(d + 8, (uint32_t)v);
+    a->len += 12;
+    a->n++;
+}
+
+void ks_pgbin_int4(struct ks_pgbin *a, int32_t v)
+{
+    unsigned char *d = pgbin_room(a, 8);
+    if (!d)
+        return;
+    put32(d, 4);
+    put32(d + 4, (uint32_t)v);
+    a->len += 8;
+    a->n++;
+}
+
+const char *ks_pgbin_data(struct ks_pgbin *a, int *len)
+{
+    if (a->oom || (!a->buf && !pgbin_room(a, 0)))
+        return NULL;
+    if (a->n == 0) {
+        /* an empty array has no dimensions */
+        put32(a->buf, 0);
+        put32(a->buf + 4, 0);
+        put32(a->buf + 8, a->oid);
+        *len = 12;
+        return (const char *)a->buf;
+    }
+    put32(a->buf, 1);
+    put32(a->buf + 4, (uint32_t)a->nulls);
+    put32(a->buf + 8, a->oid);
+    put32(a->buf + 12, (uint32_t)a->n);
+    put32(a->buf + 16, 1);
+    *len = (int)a->len;
+    return (const char *)a->buf;
+}

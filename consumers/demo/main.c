@@ -22,7 +22,8 @@
 
 static const char SQL_APPLY[] =
     "WITH u AS ("
-    "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
+    "  SELECT event_id COLLATE \"C\" AS event_id, message_id, account COLLATE \"C\" AS account,"
+    "         amount_minor, currency, seq, src_topic, src_partition, src_offset, ord FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
     "                       $6::bigint[], $7::text[], $8::int[], $9::bigint[]) WITH ORDINALITY"
     "    AS u(event_id, message_id, account, amount_minor, currency, seq, src_topic,"
     "         src_partition, src_offset, ord)),"

@@ -113,7 +113,6 @@ struct ks_worker {
     struct ks_batch batch;
     uint64_t rng;
     int64_t next_sweep, next_purge, next_lag, next_sync, sync_backoff, next_progress;
-    int startup_sweep_done;
 
     struct ks_metric *m_msgs, *m_batches, *m_lat, *m_retries, *m_dlq, *m_relayed,
         *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_infra;
@@ -1078,10 +1077,8 @@ static void housekeeping(struct ks_worker *w, int idle)
     }
     if (now >= w->next_sweep) {
         int n = 0;
-        /* at start-up every unsent row is a leftover of a crash; later only old ones */
-        int64_t age = w->startup_sweep_done ? w->min_age_ms : 0;
-        if (ks_outbox_sweep(w->ob, ks_db_conn(w->db), age, 10000, &n, &err) == KS_OK) {
-            w->startup_sweep_done = 1;
+        /* rows younger than min_age may still be in flight from this process */
+        if (ks_outbox_sweep(w->ob, ks_db_conn(w->db), w->min_age_ms, 10000, &n, &err) == KS_OK) {
             if (n)
                 ks_logf(KS_LOG_INFO, "worker.outbox.swept", "%d unsent outbox rows relayed", n);
         }
@@ -1199,7 +1196,7 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     rd_kafka_topic_partition_list_t *sub = NULL;
     struct ks_err e1 = {0};
     const char *inst;
-    char host[64] = "host";
+    char host[64] = "host", owner[300];
     int port, n;
 
     if (!w) {
@@ -1257,7 +1254,9 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
         w->pg_up = 1;
         ks_metric_set(w->m_pg_up, 1);
     }
-    if (!(w->ob = ks_outbox_new(spec->name, ks_config_str(cfg, "kafka.brokers"), cfg, err)))
+    /* outbox rows belong to the group: its instances relay each other's leftovers */
+    snprintf(owner, sizeof(owner), "%s/%s", spec->name, w->group);
+    if (!(w->ob = ks_outbox_new(owner, ks_config_str(cfg, "kafka.brokers"), cfg, err)))
         goto fail;
     if (!(conf = ks_kafka_conf_new(ks_config_str(cfg, "kafka.brokers"), "consumer", cfg, err)))
         goto fail;
@@ -1299,6 +1298,15 @@ int ks_worker_run(struct ks_worker *w)
 {
     int64_t progress_at = now_ms();
     int64_t last_msgs = 0;
+    struct ks_err err = {0};
+    int n = 0;
+
+    /* before the first batch every unsent row of this group is a leftover of a crash */
+    if (w->pg_up && ks_outbox_sweep(w->ob, ks_db_conn(w->db), 0, 100000, &n, &err) == KS_OK) {
+        w->next_sweep = now_ms() + w->sweep_ms;
+        if (n)
+            ks_logf(KS_LOG_INFO, "worker.outbox.swept", "%d unsent outbox rows relayed", n);
+    }
 
     while (!w->stop) {
         int64_t now = now_ms();
@@ -1340,7 +1348,6 @@ int ks_worker_run(struct ks_worker *w)
     ks_log(KS_LOG_INFO, "worker.stopping", "finishing: flushing outbox, leaving group", NULL);
     ks_outbox_flush(w->ob, 10000);
     if (w->pg_up || pg_ensure(w)) {
-        struct ks_err err = {0};
         if (ks_outbox_mark_write(w->ob, ks_db_conn(w->db), &err) == KS_OK)
             ks_outbox_mark_done(w->ob, 1);
     }

@@ -53,6 +53,10 @@ static const char SQL_APPLY[] =
     "      applied = demo_accounts.applied + excluded.applied)"
     " SELECT event_id, applied_seq FROM ins";
 
+static const char SQL_AUDIT[] =
+    "INSERT INTO demo_seen (event_id, src_topic, src_partition, src_offset) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[])";
+
 static const char *str_field(const json_t *v, const char *name)
 {
     const char *s = json_string_value(json_object_get(v, name));
@@ -123,6 +127,16 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
     for (int k = 0; k < 9; k++)
         if (!(params[k] = ks_pgarr_str(&d->a[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    if (ks_config_bool(ks_worker_config(ks_batch_worker(b)), "demo.audit")) {
+        const char *ap[4] = {params[0], params[6], params[7], params[8]};
+        res = PQexecParams(pg, SQL_AUDIT, 4, NULL, ap, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = ks_err_set(err, KS_EDB, PQstatus(pg) != CONNECTION_OK, NULL,
+                            "could not audit demo events: %s", PQresultErrorMessage(res));
+            goto out;
+        }
+        PQclear(res);
+    }
     res = PQexecParams(pg, SQL_APPLY, 9, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -173,6 +187,8 @@ int main(int argc, char **argv)
     static const struct ks_config_def defs[] = {
         {"demo.output_topic", KS_CFG_STRING, "kasir.demo.out", 0,
          "topic the DemoApplied messages go to"},
+        {"demo.audit", KS_CFG_BOOL, "false", 0,
+         "record every processing of a message in demo_seen (tests of exactly-once)"},
     };
     static struct demo d;
     const struct ks_worker_spec spec = {

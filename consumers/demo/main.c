@@ -82,9 +82,19 @@ static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *e
     return KS_OK;
 }
 
+/* the statement's nine array parameters, in binary form (no quoting, no parsing of text);
+ * kept across batches to reuse their memory */
+static const unsigned col_oid[9] = {KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8,
+                                    KS_OID_TEXT, KS_OID_INT8, KS_OID_TEXT, KS_OID_INT4,
+                                    KS_OID_INT8};
 struct demo {
-    struct ks_pgarr a[9];
+    struct ks_pgbin a[9];
 };
+
+static void add_text(struct ks_pgbin *a, const char *s)
+{
+    ks_pgbin_bytes(a, s, strlen(s));
+}
 
 static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct ks_err *err)
 {
@@ -92,6 +102,7 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
     const char *out_topic = ks_config_str(ks_worker_config(ks_batch_worker(b)),
                                           "demo.output_topic");
     const char *params[9];
+    int lens[9], fmts[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     PGresult *res = NULL;
     json_t *seq_by_event = NULL;
     enum ks_code rc = KS_OK;
@@ -99,7 +110,7 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
     size_t n = ks_batch_count(b), live = 0;
 
     for (int k = 0; k < 9; k++)
-        ks_pgarr_reset(&d->a[k]);
+        ks_pgbin_reset(&d->a[k]);
     for (size_t i = 0; i < n; i++) {
         struct ks_msg *m = ks_batch_msg(b, i);
         const char *note = json_string_value(json_object_get(m->value, "note"));
@@ -111,25 +122,26 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
             ks_batch_fail(b, m, &fail);
             continue;
         }
-        ks_pgarr_text(&d->a[0], str_field(m->value, "event_id"));
-        ks_pgarr_text(&d->a[1], m->message_id);
-        ks_pgarr_text(&d->a[2], str_field(m->value, "account"));
-        ks_pgarr_int(&d->a[3], json_integer_value(json_object_get(m->value, "amount_minor")));
-        ks_pgarr_text(&d->a[4], str_field(m->value, "currency"));
-        ks_pgarr_int(&d->a[5], json_integer_value(json_object_get(m->value, "seq")));
-        ks_pgarr_text(&d->a[6], m->topic);
-        ks_pgarr_int(&d->a[7], m->partition);
-        ks_pgarr_int(&d->a[8], m->offset);
+        add_text(&d->a[0], str_field(m->value, "event_id"));
+        add_text(&d->a[1], m->message_id);
+        add_text(&d->a[2], str_field(m->value, "account"));
+        ks_pgbin_int8(&d->a[3], json_integer_value(json_object_get(m->value, "amount_minor")));
+        add_text(&d->a[4], str_field(m->value, "currency"));
+        ks_pgbin_int8(&d->a[5], json_integer_value(json_object_get(m->value, "seq")));
+        add_text(&d->a[6], m->topic);
+        ks_pgbin_int4(&d->a[7], m->partition);
+        ks_pgbin_int8(&d->a[8], m->offset);
         live++;
     }
     if (live == 0)
         return KS_OK;
     for (int k = 0; k < 9; k++)
-        if (!(params[k] = ks_pgarr_str(&d->a[k])))
+        if (!(params[k] = ks_pgbin_data(&d->a[k], &lens[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     if (ks_config_bool(ks_worker_config(ks_batch_worker(b)), "demo.audit")) {
         const char *ap[4] = {params[0], params[6], params[7], params[8]};
-        res = PQexecParams(pg, SQL_AUDIT, 4, NULL, ap, NULL, NULL, 0);
+        int al[4] = {lens[0], lens[6], lens[7], lens[8]};
+        res = PQexecParams(pg, SQL_AUDIT, 4, NULL, ap, al, fmts, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             rc = ks_err_set(err, KS_EDB, PQstatus(pg) != CONNECTION_OK, NULL,
                             "could not audit demo events: %s", PQresultErrorMessage(res));
@@ -137,7 +149,7 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
         }
         PQclear(res);
     }
-    res = PQexecParams(pg, SQL_APPLY, 9, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(pg, SQL_APPLY, 9, NULL, params, lens, fmts, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         rc = ks_err_set(err, KS_EDB,
@@ -203,9 +215,9 @@ int main(int argc, char **argv)
     int rc;
 
     for (int k = 0; k < 9; k++)
-        ks_pgarr_init(&d.a[k]);
+        ks_pgbin_init(&d.a[k], col_oid[k]);
     rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
     for (int k = 0; k < 9; k++)
-        ks_pgarr_release(&d.a[k]);
+        ks_pgbin_release(&d.a[k]);
     return rc;
 }

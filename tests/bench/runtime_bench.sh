@@ -11,7 +11,7 @@ P=${PARTITIONS:-3}
 bin="$top/build/bin"
 run="bench$(date +%s)$$"
 topic="$run.in"
-port=$((20000 + RANDOM % 20000))
+port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 log="$top/var/log/bench-$run.log"
 mkdir -p "$top/var/log"
 
@@ -32,7 +32,7 @@ for i in range(n):
 PY
 t1=$(date +%s.%N)
 
-KASIR_WORKER_TOPICS=$topic KASIR_WORKER_GROUP=$run KASIR_DEMO_OUTPUT_TOPIC=$run.out \
+KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic KASIR_WORKER_GROUP=$run KASIR_DEMO_OUTPUT_TOPIC=$run.out \
 KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \
     "$bin/kasir-demo" >"$log" 2>&1 &
 pid=$!

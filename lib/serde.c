@@ -21,6 +21,7 @@
 
 #include <avro.h>
 
+#include "crypto.h"
 #include "serde.h"
 #include "serde_catalog.h"
 
@@ -125,74 +126,19 @@ static void buf_put_long(struct buf *b, int64_t v)
     b->len = (size_t)(p - b->p);
 }
 
-/* ---- base64 (bytes and fixed travel as base64 strings in JSON) --------------------------- */
+/* ---- base64: bytes and fixed travel as base64 strings in JSON (lib/crypto.h) ------------ */
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const uint8_t *in, size_t n, size_t *outlen)
-{
-    size_t len = (n + 2) / 3 * 4;
-    char *out = malloc(len + 1), *o = out;
-    if (!out)
-        return NULL;
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = b64_alphabet[(v >> 6) & 63];
-        *o++ = b64_alphabet[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    *outlen = len;
-    return out;
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict: padded, canonical (unused bits zero), no whitespace. Appends to b. */
+/* Decodes base64 text and appends the bytes to b; false when the text is not base64. */
 static bool b64_decode(const char *s, size_t n, struct buf *b)
 {
-    if (n % 4)
+    long got;
+
+    if (!buf_reserve(b, n / 4 * 3 + 3))
         return false;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int j = 0; j < 4; j++) {
-            if (s[i + j] == '=' && i + 4 == n && j >= 2 && (j == 3 || s[i + 3] == '=')) {
-                v[j] = 0;
-                pad++;
-            } else if ((v[j] = b64_value(s[i + j])) < 0) {
-                return false;
-            }
-        }
-        uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
-        uint8_t out[3] = {(uint8_t)(x >> 16), (uint8_t)(x >> 8), (uint8_t)x};
-        if ((pad == 1 && out[2]) || (pad == 2 && (out[1] || out[2])))
-            return false;
-        buf_put(b, out, (size_t)(3 - pad));
-    }
+    got = ks_b64_decode(s, n, b->p + b->len, b->cap - b->len);
+    if (got < 0)
+        return false;
+    b->len += (size_t)got;
     return true;
 }
 
@@ -1113,11 +1059,12 @@ static json_t *decode_value(struct dec *d, const struct node *n, int depth);
 
 static json_t *dec_bytes(struct dec *d, size_t len)
 {
-    size_t b64len;
-    char *s = b64_encode(d->p, len, &b64len);
-    d->p += len;
+    size_t b64len = ks_b64_enclen(len);
+    char *s = malloc(b64len + 1);
     if (!s)
         return NULL;
+    ks_b64_encode(d->p, len, s);
+    d->p += len;
     json_t *j = json_stringn_nocheck(s, b64len);
     free(s);
     return j;

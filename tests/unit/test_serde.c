@@ -1,7 +1,7 @@
 /* test_serde.c - CRC-64-AVRO, Parsing Canonical Form, the single-object codec, poison
  * handling, and agreement with two other Avro implementations:
  *   - python3-avro's canonical forms, when KS_PCF_VECTORS names a file of
- *     "<fullname>\t<canonical form>" lines (tests/unit/pcf_vectors.sh makes one);
+ *     "<fullname>\t<canonical form>" lines (`make unit` (KS_PCF_VECTORS=build/gen/pcf_vectors.tsv) makes one);
  *   - avro-c, which must read our bodies and write back the same bytes. */
 #include <pthread.h>
 #include <stdint.h>
@@ -178,7 +178,7 @@ KT_TEST(test_pcf_matches_python)
     const char *path = getenv("KS_PCF_VECTORS");
     if (!path || !*path) {
         printf("test_pcf_matches_python: KS_PCF_VECTORS not set, skipped "
-               "(tests/unit/pcf_vectors.sh sets it)\n");
+               "(make unit sets it)\n");
         return;
     }
     FILE *f = fopen(path, "r");

@@ -24,12 +24,9 @@ static const char SQL_MARK[] =
     "DELETE FROM kasir_outbox WHERE id = ANY($1::bigint[])";
 static const char SQL_SWEEP[] =
     "SELECT id, message_id, topic, key, value, headers FROM kasir_outbox "
-    "WHERE worker = $1 AND sent_at IS NULL AND id > $2::bigint "
+    "WHERE worker = $1 AND id > $2::bigint "
     "AND created_at <= now() - $3::bigint * interval '1 millisecond' "
     "ORDER BY id LIMIT $4::int";
-static const char SQL_PURGE[] =
-    "DELETE FROM kasir_outbox WHERE worker = $1 AND sent_at IS NOT NULL "
-    "AND sent_at < now() - $2::bigint * interval '1 millisecond'";
 
 struct entry {
     char *topic;
@@ -517,22 +514,6 @@ enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_m
     PQclear(res);
     rd_kafka_poll(ob->rk, 0);
     return KS_OK;
-}
-
-enum ks_code ks_outbox_purge(struct ks_outbox *ob, PGconn *pg, int64_t keep_ms,
-                             struct ks_err *err)
-{
-    char keep[24];
-    const char *params[2] = {ob->owner, keep};
-    PGresult *res;
-    enum ks_code rc = KS_OK;
-
-    snprintf(keep, sizeof(keep), "%" PRId64, keep_ms);
-    res = PQexecParams(pg, SQL_PURGE, 2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = pg_fail(pg, res, "outbox purge", err);
-    PQclear(res);
-    return rc;
 }
 
 void ks_outbox_stats(const struct ks_outbox *ob, uint64_t *delivered, uint64_t *failed)

@@ -65,11 +65,6 @@ void ks_outbox_flush(struct ks_outbox *ob, int timeout_ms);
  * outside any transaction); returns how many were produced in *n. */
 enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_ms, int limit,
                              int *n, struct ks_err *err) __attribute__((warn_unused_result));
-/* Deletes this owner's rows marked sent more than keep_ms ago (autocommit); only rows
- * that an older version marked with sent_at remain to be purged. */
-enum ks_code ks_outbox_purge(struct ks_outbox *ob, PGconn *pg, int64_t keep_ms,
-                             struct ks_err *err) __attribute__((warn_unused_result));
-
 /* Counters since start: messages delivered, delivery failures. */
 void ks_outbox_stats(const struct ks_outbox *ob, uint64_t *delivered, uint64_t *failed);
 

@@ -92,7 +92,7 @@ struct ks_worker {
     char delay_names[MAX_DELAYS][16];
     size_t ndelays;
     int max_attempts, jitter_pct, batch_max;
-    int64_t batch_wait_ms, sweep_ms, min_age_ms, keep_ms;
+    int64_t batch_wait_ms, sweep_ms, min_age_ms;
 
     struct ks_db *db;
     const char *dsn;
@@ -112,7 +112,7 @@ struct ks_worker {
 
     struct ks_batch batch;
     uint64_t rng;
-    int64_t next_sweep, next_purge, next_lag, next_sync, sync_backoff, next_progress;
+    int64_t next_sweep, next_lag, next_sync, sync_backoff, next_progress;
 
     struct ks_metric *m_msgs, *m_batches, *m_lat, *m_retries, *m_dlq, *m_relayed,
         *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_infra;
@@ -1084,11 +1084,6 @@ static void housekeeping(struct ks_worker *w, int idle)
         }
         w->next_sweep = now + w->sweep_ms;
     }
-    if (now >= w->next_purge) {
-        if (ks_outbox_purge(w->ob, ks_db_conn(w->db), w->keep_ms, &err) != KS_OK)
-            ks_log(KS_LOG_WARN, "worker.outbox.purge_failed", err.msg, NULL);
-        w->next_purge = now + 60000;
-    }
     if (now >= w->next_lag) {
         for (size_t i = 0; i < w->nparts; i++) {
             struct part *p = &w->parts[i];
@@ -1128,7 +1123,6 @@ void ks_worker_settings(const char *group_default, const char *topics_default,
          "how often unsent outbox rows are looked for"},
         {"worker.outbox.min_age", KS_CFG_DURATION_MS, "30s", 0,
          "age after which an unsent outbox row is presumed lost in flight and relayed again"},
-        {"worker.outbox.keep", KS_CFG_DURATION_MS, "1h", 0, "how long sent outbox rows are kept"},
     };
     memcpy(out, defs, sizeof(defs));
 }
@@ -1213,7 +1207,6 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     w->jitter_pct = (int)ks_config_int(cfg, "worker.retry.jitter_pct");
     w->sweep_ms = ks_config_ms(cfg, "worker.outbox.sweep");
     w->min_age_ms = ks_config_ms(cfg, "worker.outbox.min_age");
-    w->keep_ms = ks_config_ms(cfg, "worker.outbox.keep");
     w->batch.w = w;
     w->debug = ks_log_level_parse(ks_config_str(cfg, "log.level")) == KS_LOG_DEBUG;
     w->loop_at_ms = now_ms();

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "lib/config.h"
+#include "lib/worker.h"
 
 #include "lib/banned.h"
 
@@ -44,7 +45,14 @@ int main(void)
           "is `security.protocol`), is given to librdkafka as `<property>`. Names listed in "
           "the tables (such as `kafka.brokers`) are Kasir settings, not passed through.\n\n",
           stdout);
+    struct ks_config_def worker[KS_WORKER_SETTINGS_COUNT];
+
     for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
         ks_config_markdown(stdout, sections[i].title, sections[i].defs, *sections[i].count);
+    /* the runtime's table is built per daemon (group and topics default to the daemon's
+     * own); shown here with placeholders */
+    ks_worker_settings("kasir-<name>", "<the daemon's input topics>", worker);
+    ks_config_markdown(stdout, "Worker runtime (every consumer daemon)", worker,
+                       KS_WORKER_SETTINGS_COUNT);
     return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -16,8 +16,9 @@ CREATE TABLE IF NOT EXISTS kasir_offsets (
 );
 
 -- The transactional outbox: output messages written with the effects that caused them,
--- relayed by the idempotent producer after the commit, marked sent on delivery. Rows of a
--- crashed worker (sent_at NULL) are relayed again by the next one: at-least-once on the
+-- relayed by the idempotent producer after the commit, and deleted on delivery (the
+-- delete is the sent mark: cheaper than an UPDATE, and the table holds only what may
+-- still be in flight). Rows of a crashed worker are relayed again: at-least-once on the
 -- wire, each message carrying a deterministic kasir.message_id for the reader to dedup.
 -- headers: the worker's own compact encoding (lib/outbox.c), opaque to SQL.
 CREATE TABLE IF NOT EXISTS kasir_outbox (
@@ -28,11 +29,9 @@ CREATE TABLE IF NOT EXISTS kasir_outbox (
     key         bytea,
     value       bytea,
     headers     bytea,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    sent_at     timestamptz
+    created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS kasir_outbox_unsent ON kasir_outbox (worker, id) WHERE sent_at IS NULL;
-CREATE INDEX IF NOT EXISTS kasir_outbox_sent ON kasir_outbox (sent_at) WHERE sent_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS kasir_outbox_unsent ON kasir_outbox (worker, id);
 
 -- Message ids a consumer has processed (ks_dedup_claim): the reader's half of
 -- exactly-once, for inputs whose effects have no natural unique key.

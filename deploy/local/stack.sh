@@ -8,9 +8,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 var="$top/var"
 bin="$top/build/bin"
-KAFKA_PORT=${KASIR_KAFKA_PORT:-9092}
-CTRL_PORT=${KASIR_KAFKA_CONTROLLER_PORT:-9093}
-PG_PORT=${KASIR_PG_PORT:-55432}
+KAFKA_PORT=${KASIR_STACK_KAFKA_PORT:-9092}
+CTRL_PORT=${KASIR_STACK_CONTROLLER_PORT:-9093}
+PG_PORT=${KASIR_STACK_PG_PORT:-55432}
 PGBIN=/usr/lib/postgresql/15/bin
 # one socket dir per checkout, short enough for the 107-byte socket path limit
 tag=$(printf '%s' "$top" | sha256sum | cut -c1-8)

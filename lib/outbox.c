@@ -10,13 +10,17 @@
 #include "worker.h"
 #include "banned.h"
 
-/* One INSERT per batch: arrays in, ids out. message_id comes back so that the ids can be
- * matched to the rows in memory without relying on RETURNING order. */
-static const char SQL_INSERT[] =
-    "INSERT INTO kasir_outbox (worker, message_id, topic, key, value, headers) "
-    "SELECT $1, m, t, k, v, h "
-    "FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[]) "
-    "AS u(m, t, k, v, h) RETURNING id, message_id";
+/* The batch's rows go in with one binary COPY (multi-row inserts, no parsing of text or
+ * arrays) under ids reserved beforehand: the sequence counts in blocks (migration 104),
+ * one nextval() = the ids v .. v + block - 1 for this process alone. Ids left over stay
+ * reserved for the next batch; a rolled-back batch just leaves a gap. */
+static const char SQL_BLOCK[] =
+    "SELECT seqincrement FROM pg_sequence WHERE seqrelid = 'kasir_outbox_id_seq'::regclass";
+static const char SQL_RESERVE[] =
+    "SELECT nextval('kasir_outbox_id_seq') FROM generate_series(1, $1::int)";
+static const char SQL_COPY[] =
+    "COPY kasir_outbox (id, worker, message_id, topic, key, value, headers) "
+    "FROM STDIN (FORMAT binary)";
 /* a delivered row is deleted: its sent mark. An UPDATE would write a new row version
  * and index entries for each message (it cost more than the INSERT); a DELETE only
  * stamps the old version, and the table stays the size of what is in flight. */
@@ -51,8 +55,11 @@ struct ks_outbox {
     size_t ndel, capdel, marking;
     uint64_t stat_delivered, stat_failed;
     int64_t sweep_cursor;
+    int64_t id_block;          /* the sequence's increment; 0 until read */
+    int64_t id_next, id_end;   /* reserved ids not used yet: [id_next, id_end) */
+    unsigned char *copy;       /* the COPY data of a batch */
+    size_t copy_len, copy_cap;
     struct ks_pgarr a_msg; /* ids to mark */
-    struct ks_pgbin b_msg, b_topic, b_key, b_val, b_hdr;
 };
 
 static void entry_release(struct entry *e)
@@ -104,11 +111,6 @@ struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
         return NULL;
     }
     ks_pgarr_init(&ob->a_msg);
-    ks_pgbin_init(&ob->b_msg, KS_OID_TEXT);
-    ks_pgbin_init(&ob->b_topic, KS_OID_TEXT);
-    ks_pgbin_init(&ob->b_key, KS_OID_BYTEA);
-    ks_pgbin_init(&ob->b_val, KS_OID_BYTEA);
-    ks_pgbin_init(&ob->b_hdr, KS_OID_BYTEA);
     conf = ks_kafka_conf_new(brokers, "producer", cfg, err);
     if (!conf)
         goto fail;
@@ -132,12 +134,8 @@ void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
         ks_kafka_producer_close(ob->rk, flush_ms);
     free(ob->e);
     free(ob->delivered);
+    free(ob->copy);
     ks_pgarr_release(&ob->a_msg);
-    ks_pgbin_release(&ob->b_msg);
-    ks_pgbin_release(&ob->b_topic);
-    ks_pgbin_release(&ob->b_key);
-    ks_pgbin_release(&ob->b_val);
-    ks_pgbin_release(&ob->b_hdr);
     free(ob->owner);
     free(ob);
 }
@@ -290,63 +288,183 @@ static enum ks_code pg_fail(PGconn *pg, PGresult *res, const char *what, struct 
     return ks_err_set(err, KS_EDB, pg_retriable(pg, res), NULL, "%s failed: %s", what, msg);
 }
 
+/* --- the COPY data: PGCOPY header, per row a field count and length-prefixed fields --- */
+
+static int copy_room(struct ks_outbox *ob, size_t more)
+{
+    if (ob->copy_len + more > ob->copy_cap) {
+        size_t nc = ob->copy_cap ? ob->copy_cap * 2 : 65536;
+        unsigned char *nb;
+        while (nc < ob->copy_len + more)
+            nc *= 2;
+        if (!(nb = realloc(ob->copy, nc)))
+            return -1;
+        ob->copy = nb;
+        ob->copy_cap = nc;
+    }
+    return 0;
+}
+
+static void copy_u16(struct ks_outbox *ob, uint16_t v)
+{
+    ob->copy[ob->copy_len++] = (unsigned char)(v >> 8);
+    ob->copy[ob->copy_len++] = (unsigned char)v;
+}
+
+static void copy_u32(struct ks_outbox *ob, uint32_t v)
+{
+    for (int sh = 24; sh >= 0; sh -= 8)
+        ob->copy[ob->copy_len++] = (unsigned char)(v >> sh);
+}
+
+/* one field: NULL p is SQL NULL */
+static int copy_field(struct ks_outbox *ob, const void *p, size_t len)
+{
+    if (copy_room(ob, 4 + (p ? len : 0)) != 0)
+        return -1;
+    if (!p) {
+        copy_u32(ob, 0xffffffffu);
+        return 0;
+    }
+    copy_u32(ob, (uint32_t)len);
+    if (len)
+        memcpy(ob->copy + ob->copy_len, p, len);
+    ob->copy_len += len;
+    return 0;
+}
+
+static int copy_row(struct ks_outbox *ob, const struct entry *e)
+{
+    unsigned char id[8];
+    size_t hl = 0;
+    void *hb = ks_outbox_headers_encode(e->hdrs, &hl);
+    int rc;
+
+    for (int i = 0; i < 8; i++)
+        id[i] = (unsigned char)((uint64_t)e->id >> (56 - 8 * i));
+    if (copy_room(ob, 2) != 0) {
+        free(hb);
+        return -1;
+    }
+    copy_u16(ob, 7);
+    rc = copy_field(ob, id, 8) | copy_field(ob, ob->owner, strlen(ob->owner)) |
+         copy_field(ob, e->message_id, strlen(e->message_id)) |
+         copy_field(ob, e->topic, strlen(e->topic)) | copy_field(ob, e->key, e->key_len) |
+         copy_field(ob, e->value ? e->value : (void *)"", e->value_len) |
+         copy_field(ob, hb, hl);
+    free(hb);
+    return rc;
+}
+
+/* Makes sure n ids are reserved: [id_next, id_next + n) afterwards. */
+static enum ks_code reserve_ids(struct ks_outbox *ob, PGconn *pg, size_t n, struct ks_err *err)
+{
+    char count[24];
+    const char *params[1] = {count};
+    PGresult *res;
+    int64_t blocks;
+
+    if ((size_t)(ob->id_end - ob->id_next) >= n)
+        return KS_OK;
+    if (ob->id_block == 0) {
+        res = PQexecParams(pg, SQL_BLOCK, 0, NULL, NULL, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            enum ks_code rc = pg_fail(pg, res, "outbox id block", err);
+            PQclear(res);
+            return rc;
+        }
+        /* no row or a step below 1: one id per nextval is always safe */
+        ob->id_block = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 1;
+        if (ob->id_block < 1)
+            ob->id_block = 1;
+        PQclear(res);
+    }
+    /* the leftover of the last block is dropped: blocks need not be adjacent */
+    blocks = ((int64_t)n + ob->id_block - 1) / ob->id_block;
+    snprintf(count, sizeof(count), "%" PRId64, blocks);
+    res = PQexecParams(pg, SQL_RESERVE, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != blocks) {
+        enum ks_code rc = pg_fail(pg, res, "outbox id reserve", err);
+        PQclear(res);
+        return rc;
+    }
+    /* consecutive blocks from one call may interleave with other callers' blocks, so only
+     * a run of adjacent blocks is used as one range; the rest waits for the next call */
+    ob->id_next = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    ob->id_end = ob->id_next + ob->id_block;
+    for (int i = 1; i < PQntuples(res); i++) {
+        int64_t v = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (v != ob->id_end)
+            break;
+        ob->id_end = v + ob->id_block;
+    }
+    PQclear(res);
+    if ((size_t)(ob->id_end - ob->id_next) < n)
+        return reserve_ids(ob, pg, n, err); /* another session took a block in between */
+    return KS_OK;
+}
+
 enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
 {
-    const char *params[6];
-    int lens[6] = {0}, fmts[6] = {0, 1, 1, 1, 1, 1};
+    static const unsigned char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
     PGresult *res = NULL;
     enum ks_code rc = KS_OK;
-    size_t live = 0, j = 0;
-    int i;
+    size_t live = 0;
 
-    ks_pgbin_reset(&ob->b_msg);
-    ks_pgbin_reset(&ob->b_topic);
-    ks_pgbin_reset(&ob->b_key);
-    ks_pgbin_reset(&ob->b_val);
-    ks_pgbin_reset(&ob->b_hdr);
-    for (size_t k = 0; k < ob->n; k++) {
-        struct entry *e = &ob->e[k];
-        void *hb;
-        size_t hl;
-        if (e->dropped)
-            continue;
-        live++;
-        hb = ks_outbox_headers_encode(e->hdrs, &hl);
-        ks_pgbin_bytes(&ob->b_msg, e->message_id, strlen(e->message_id));
-        ks_pgbin_bytes(&ob->b_topic, e->topic, strlen(e->topic));
-        ks_pgbin_bytes(&ob->b_key, e->key, e->key_len);
-        ks_pgbin_bytes(&ob->b_val, e->value ? e->value : (void *)"", e->value_len);
-        ks_pgbin_bytes(&ob->b_hdr, hb, hl);
-        free(hb);
-    }
     ob->written = 1;
+    for (size_t k = 0; k < ob->n; k++)
+        live += !ob->e[k].dropped;
     if (live == 0)
         return KS_OK;
-    params[0] = ob->owner;
-    params[1] = ks_pgbin_data(&ob->b_msg, &lens[1]);
-    params[2] = ks_pgbin_data(&ob->b_topic, &lens[2]);
-    params[3] = ks_pgbin_data(&ob->b_key, &lens[3]);
-    params[4] = ks_pgbin_data(&ob->b_val, &lens[4]);
-    params[5] = ks_pgbin_data(&ob->b_hdr, &lens[5]);
-    for (i = 1; i < 6; i++)
-        if (!params[i])
-            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_INSERT, 6, NULL, params, lens, fmts, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = pg_fail(pg, res, "outbox insert", err);
+    if ((rc = reserve_ids(ob, pg, live, err)) != KS_OK)
+        return rc;
+    ob->copy_len = 0;
+    if (copy_room(ob, 19) != 0)
+        goto oom;
+    memcpy(ob->copy, sig, sizeof(sig));
+    ob->copy_len = sizeof(sig);
+    copy_u32(ob, 0); /* flags */
+    copy_u32(ob, 0); /* header extension */
+    for (size_t k = 0; k < ob->n; k++) {
+        struct entry *e = &ob->e[k];
+        if (e->dropped)
+            continue;
+        e->id = ob->id_next++;
+        if (copy_row(ob, e) != 0)
+            goto oom;
+    }
+    if (copy_room(ob, 2) != 0)
+        goto oom;
+    copy_u16(ob, 0xffff); /* end of data */
+
+    res = PQexec(pg, SQL_COPY);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = pg_fail(pg, res, "outbox copy", err);
         goto out;
     }
-    /* match ids to rows; any surprise leaves the rows to the sweep */
-    for (i = 0; i < PQntuples(res); i++) {
-        while (j < ob->n && ob->e[j].dropped)
-            j++;
-        if (j >= ob->n || strcmp(ob->e[j].message_id, PQgetvalue(res, i, 1)) != 0)
-            break;
-        ob->e[j++].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    PQclear(res);
+    res = NULL;
+    if (PQputCopyData(pg, (const char *)ob->copy, (int)ob->copy_len) != 1 ||
+        PQputCopyEnd(pg, NULL) != 1) {
+        rc = pg_fail(pg, NULL, "outbox copy", err);
+        goto out;
     }
+    res = PQgetResult(pg);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(pg, res, "outbox copy", err);
 out:
     PQclear(res);
+    /* leave the connection idle whatever happened */
+    while ((res = PQgetResult(pg)) != NULL)
+        PQclear(res);
+    if (rc != KS_OK)
+        for (size_t k = 0; k < ob->n; k++)
+            ob->e[k].id = 0;
     return rc;
+oom:
+    for (size_t k = 0; k < ob->n; k++)
+        ob->e[k].id = 0;
+    return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
 }
 
 static int produce(struct ks_outbox *ob, const char *topic, const void *key, size_t klen,

@@ -70,6 +70,9 @@ struct item {
     int64_t origin_offset, origin_ts, first_failure_ms;
     char flags[3];
     int nemit;
+    int id_for;      /* nemit the cached id below was derived for; -1: none */
+    char id_topic[256];
+    char id_next[KS_ID_LEN]; /* ks_batch_next_id's answer, reused by ks_batch_emit */
     int by_handler; /* failed by the handler (decided again when the batch is re-run) */
 };
 
@@ -426,10 +429,23 @@ void ks_batch_fail(struct ks_batch *b, struct ks_msg *m, const struct ks_err *er
 void ks_batch_next_id(struct ks_batch *b, const struct ks_msg *m, const char *topic,
                       char out[KS_ID_LEN])
 {
-    const struct item *it = (const struct item *)m;
+    /* the id is a hash (ks_id_derive): a handler that asks for it before emitting, as
+     * the demo does, would otherwise pay for it twice */
+    struct item *it = (struct item *)m;
+    size_t tl = strlen(topic);
     char idx[16];
+
+    if (it->id_for == it->nemit && strcmp(it->id_topic, topic) == 0) {
+        memcpy(out, it->id_next, KS_ID_LEN);
+        return;
+    }
     snprintf(idx, sizeof(idx), "%d", it->nemit);
     ks_id_derive("msg", b->w->spec->name, out, m->message_id, topic, idx, NULL);
+    if (tl < sizeof(it->id_topic)) {
+        memcpy(it->id_topic, topic, tl + 1);
+        memcpy(it->id_next, out, KS_ID_LEN);
+        it->id_for = it->nemit;
+    }
 }
 
 enum ks_code ks_batch_emit(struct ks_batch *b, struct ks_msg *m, const char *topic,
@@ -592,6 +608,7 @@ static int batch_add(struct ks_batch *b, rd_kafka_message_t *r, struct part *p)
     memset(it, 0, sizeof(*it));
     it->rkm = r;
     it->p = p;
+    it->id_for = -1;
     return 0;
 }
 
@@ -922,8 +939,10 @@ static enum outcome transact(struct ks_worker *w, int isolated)
 
     int64_t t_begin = mono_us(), t_handler, t_outbox, t_offsets, t_commit, t_end;
 
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         b->items[i].nemit = 0;
+        b->items[i].id_for = -1;
+    }
     if ((rc = pg_exec(w, "BEGIN", &err)) != KS_OK)
         goto infra;
     if ((rc = ks_outbox_mark_write(w->ob, ks_db_conn(w->db), &err)) != KS_OK)

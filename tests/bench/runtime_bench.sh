@@ -37,6 +37,13 @@ KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-
     "$bin/kasir-demo" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
+# CPU seconds (utime + stime) of the processes named $1 (comm), for the cost split below
+cpu() { local t=0 f; for f in /proc/[0-9]*/stat; do
+    read -r line <"$f" 2>/dev/null || continue
+    case "$line" in *"($1)"*) set -- "$1" $line; t=$((t + ${15} + ${16})) ;; esac
+done; echo "$t"; }
+hz=$(getconf CLK_TCK)
+pg0=$(cpu postgres); kf0=$(cpu java)
 start=$(date +%s.%N)
 count=0
 while :; do
@@ -47,6 +54,7 @@ while :; do
     sleep 0.2
 done
 end=$(date +%s.%N)
+pg1=$(cpu postgres); kf1=$(cpu java); dm=$(cpu kasir-demo)
 # the processing window as PostgreSQL saw it: first to last committed batch
 window=$(psql "$KASIR_PG_DSN" -qtAX -c "SELECT extract(epoch FROM max(applied_at) - min(applied_at)) FROM demo_applied WHERE event_id LIKE '$run-%'")
 kill -TERM $pid; wait $pid || true
@@ -59,3 +67,5 @@ printf 'runtime: preload %d msgs in %.1fs (%.0f/s); kasir-demo drained %d in %.2
 # leave the database as it was: the bench rows are large and of no further use
 psql "$KASIR_PG_DSN" -qtAX -c "DELETE FROM demo_applied WHERE event_id LIKE '$run-%'; DELETE FROM kasir_outbox WHERE topic = '$run.out'; DELETE FROM kasir_offsets WHERE group_id = '$run'" >/dev/null
 : "$outq"
+printf 'cpu: kasir-demo %.2fs, postgresql %.2fs, kafka %.2fs (all processes of each, during the drain)\n' \
+    "$(echo "$dm / $hz" | bc -l)" "$(echo "($pg1 - $pg0) / $hz" | bc -l)" "$(echo "($kf1 - $kf0) / $hz" | bc -l)"

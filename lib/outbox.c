@@ -23,9 +23,13 @@ static const char SQL_COPY[] =
     "FROM STDIN (FORMAT binary)";
 /* a delivered row is deleted: its sent mark. An UPDATE would write a new row version
  * and index entries for each message (it cost more than the INSERT); a DELETE only
- * stamps the old version, and the table stays the size of what is in flight. */
-static const char SQL_MARK[] =
-    "DELETE FROM kasir_outbox WHERE id = ANY($1::bigint[])";
+ * stamps the old version, and the table stays the size of what is in flight. Delivered
+ * ids come as runs of consecutive ids (a batch's ids are one reserved block), so they go
+ * as ranges: one index range scan per run instead of one descent per id. */
+static const char SQL_MARK_HEAD[] =
+    "DELETE FROM kasir_outbox o USING unnest('";
+static const char SQL_MARK_MID[] = "'::bigint[], '";
+static const char SQL_MARK_TAIL[] = "'::bigint[]) AS r(lo, hi) WHERE o.id BETWEEN r.lo AND r.hi";
 static const char SQL_SWEEP[] =
     "SELECT id, message_id, topic, key, value, headers FROM kasir_outbox "
     "WHERE worker = $1 AND id > $2::bigint "
@@ -59,7 +63,6 @@ struct ks_outbox {
     int64_t id_next, id_end;   /* reserved ids not used yet: [id_next, id_end) */
     unsigned char *copy;       /* the COPY data of a batch */
     size_t copy_len, copy_cap;
-    struct ks_pgarr a_msg; /* ids to mark */
 };
 
 static void entry_release(struct entry *e)
@@ -110,7 +113,6 @@ struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
         ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         return NULL;
     }
-    ks_pgarr_init(&ob->a_msg);
     conf = ks_kafka_conf_new(brokers, "producer", cfg, err);
     if (!conf)
         goto fail;
@@ -135,7 +137,6 @@ void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
     free(ob->e);
     free(ob->delivered);
     free(ob->copy);
-    ks_pgarr_release(&ob->a_msg);
     free(ob->owner);
     free(ob);
 }
@@ -288,6 +289,12 @@ static enum ks_code pg_fail(PGconn *pg, PGresult *res, const char *what, struct 
     return ks_err_set(err, KS_EDB, pg_retriable(pg, res), NULL, "%s failed: %s", what, msg);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* --- the COPY data: PGCOPY header, per row a field count and length-prefixed fields --- */
 
 static int copy_room(struct ks_outbox *ob, size_t more)
@@ -404,21 +411,59 @@ static enum ks_code reserve_ids(struct ks_outbox *ob, PGconn *pg, size_t n, stru
     return KS_OK;
 }
 
-enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
+/* Appends the DELETE of the delivered rows (ranges of ids) to q; sets ob->marking. */
+static int mark_sql(struct ks_outbox *ob, struct ks_pgarr *lo, struct ks_pgarr *hi)
+{
+    size_t k = 0;
+
+    ks_pgarr_reset(lo);
+    ks_pgarr_reset(hi);
+    qsort(ob->delivered, ob->ndel, sizeof(*ob->delivered), cmp_id);
+    while (k < ob->ndel) {
+        int64_t first = ob->delivered[k], last = first;
+        while (++k < ob->ndel && ob->delivered[k] <= last + 1)
+            last = ob->delivered[k]; /* a duplicate delivery repeats an id */
+        ks_pgarr_int(lo, first);
+        ks_pgarr_int(hi, last);
+    }
+    return ks_pgarr_str(lo) && ks_pgarr_str(hi) ? 0 : -1;
+}
+
+/* the statement text: head, lo array, mid, hi array, tail (arrays of digits only) */
+static char *mark_text(struct ks_outbox *ob)
+{
+    struct ks_pgarr lo, hi;
+    char *q = NULL;
+    size_t n;
+
+    ks_pgarr_init(&lo);
+    ks_pgarr_init(&hi);
+    if (mark_sql(ob, &lo, &hi) == 0) {
+        n = sizeof(SQL_MARK_HEAD) + sizeof(SQL_MARK_MID) + sizeof(SQL_MARK_TAIL) +
+            strlen(lo.buf) + strlen(hi.buf);
+        if ((q = malloc(n)))
+            snprintf(q, n, "%s%s%s%s%s", SQL_MARK_HEAD, lo.buf, SQL_MARK_MID, hi.buf,
+                     SQL_MARK_TAIL);
+    }
+    ks_pgarr_release(&lo);
+    ks_pgarr_release(&hi);
+    return q;
+}
+
+/* Builds the COPY data of the live rows under fresh ids; 0 rows: copy_len = 0. */
+static enum ks_code copy_build(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
 {
     static const unsigned char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
-    PGresult *res = NULL;
-    enum ks_code rc = KS_OK;
     size_t live = 0;
+    enum ks_code rc;
 
-    ob->written = 1;
+    ob->copy_len = 0;
     for (size_t k = 0; k < ob->n; k++)
         live += !ob->e[k].dropped;
     if (live == 0)
         return KS_OK;
     if ((rc = reserve_ids(ob, pg, live, err)) != KS_OK)
         return rc;
-    ob->copy_len = 0;
     if (copy_room(ob, 19) != 0)
         goto oom;
     memcpy(ob->copy, sig, sizeof(sig));
@@ -436,35 +481,87 @@ enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *er
     if (copy_room(ob, 2) != 0)
         goto oom;
     copy_u16(ob, 0xffff); /* end of data */
+    return KS_OK;
+oom:
+    ob->copy_len = 0;
+    for (size_t k = 0; k < ob->n; k++)
+        ob->e[k].id = 0;
+    return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+}
 
-    res = PQexec(pg, SQL_COPY);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        rc = pg_fail(pg, res, "outbox copy", err);
+enum ks_code ks_outbox_commit_send(struct ks_outbox *ob, PGconn *pg, const char *rest,
+                                   struct ks_err *err)
+{
+    PGresult *res = NULL;
+    enum ks_code rc;
+    char *mark = NULL, *q = NULL;
+    size_t qlen;
+
+    ob->written = 1;
+    ob->marking = 0;
+    if ((rc = copy_build(ob, pg, err)) != KS_OK)
+        return rc;
+    if (ob->ndel && !(mark = mark_text(ob))) {
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         goto out;
     }
-    PQclear(res);
-    res = NULL;
-    if (PQputCopyData(pg, (const char *)ob->copy, (int)ob->copy_len) != 1 ||
-        PQputCopyEnd(pg, NULL) != 1) {
-        rc = pg_fail(pg, NULL, "outbox copy", err);
+    qlen = sizeof(SQL_COPY) + (mark ? strlen(mark) : 0) + (rest ? strlen(rest) : 0) + 4;
+    if (!(q = malloc(qlen))) {
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         goto out;
     }
-    res = PQgetResult(pg);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = pg_fail(pg, res, "outbox copy", err);
+    snprintf(q, qlen, "%s%s%s%s%s", ob->copy_len ? SQL_COPY : "", ob->copy_len ? ";" : "",
+             mark ? mark : "", mark ? ";" : "", rest ? rest : "");
+    if (!*q)
+        goto out;
+    if (!PQsendQuery(pg, q)) {
+        rc = pg_fail(pg, NULL, "outbox send", err);
+        goto out;
+    }
+    if (ob->copy_len) {
+        /* the statements after the COPY run once its data is in; their results are the
+         * caller's to read */
+        res = PQgetResult(pg);
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+            rc = pg_fail(pg, res, "outbox copy", err);
+            goto out;
+        }
+        if (PQputCopyData(pg, (const char *)ob->copy, (int)ob->copy_len) != 1 ||
+            PQputCopyEnd(pg, NULL) != 1) {
+            rc = pg_fail(pg, NULL, "outbox copy", err);
+            goto out;
+        }
+    }
+    ob->marking = mark ? ob->ndel : 0;
 out:
     PQclear(res);
-    /* leave the connection idle whatever happened */
-    while ((res = PQgetResult(pg)) != NULL)
-        PQclear(res);
+    free(q);
+    free(mark);
     if (rc != KS_OK)
         for (size_t k = 0; k < ob->n; k++)
             ob->e[k].id = 0;
     return rc;
-oom:
-    for (size_t k = 0; k < ob->n; k++)
-        ob->e[k].id = 0;
-    return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+}
+
+enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
+{
+    size_t ndel = ob->ndel;
+    enum ks_code rc;
+    PGresult *res;
+
+    ob->ndel = 0; /* rows only: the delivered ones are marked by ks_outbox_mark_write */
+    rc = ks_outbox_commit_send(ob, pg, NULL, err);
+    ob->ndel = ndel;
+    ob->marking = 0;
+    while ((res = PQgetResult(pg)) != NULL) {
+        if (rc == KS_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = pg_fail(pg, res, "outbox copy", err);
+        PQclear(res);
+    }
+    if (rc != KS_OK)
+        for (size_t k = 0; k < ob->n; k++)
+            ob->e[k].id = 0;
+    return rc;
 }
 
 static int produce(struct ks_outbox *ob, const char *topic, const void *key, size_t klen,
@@ -520,24 +617,22 @@ void ks_outbox_discard(struct ks_outbox *ob)
 
 enum ks_code ks_outbox_mark_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
 {
-    const char *params[1];
     PGresult *res;
     enum ks_code rc = KS_OK;
+    char *q;
 
     ob->marking = 0;
     if (ob->ndel == 0)
         return KS_OK;
-    ks_pgarr_reset(&ob->a_msg);
-    for (size_t k = 0; k < ob->ndel; k++)
-        ks_pgarr_int(&ob->a_msg, ob->delivered[k]);
-    if (!(params[0] = ks_pgarr_str(&ob->a_msg)))
+    if (!(q = mark_text(ob)))
         return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_MARK, 1, NULL, params, NULL, NULL, 0);
+    res = PQexec(pg, q);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = pg_fail(pg, res, "outbox mark sent", err);
     else
         ob->marking = ob->ndel;
     PQclear(res);
+    free(q);
     return rc;
 }
 

@@ -38,9 +38,18 @@ void ks_outbox_drop(struct ks_outbox *ob, long cause);
 /* Pending rows (not dropped). */
 size_t ks_outbox_pending(const struct ks_outbox *ob);
 
-/* Inserts the pending rows with one statement inside the caller's transaction. */
+/* Inserts the pending rows (one binary COPY) inside the caller's transaction. */
 enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
     __attribute__((warn_unused_result));
+/* The end of a batch in one round trip: sends one query string made of the COPY of the
+ * pending rows, the DELETE of the delivered ones (ks_outbox_mark_write's work) and then
+ * rest (the caller's statements, e.g. its fence and COMMIT; may be NULL), streams the
+ * COPY data and returns without waiting: the caller reads every result with
+ * PQgetResult until NULL (meanwhile it may do work that does not use pg), then calls
+ * ks_outbox_mark_done and ks_outbox_relay (committed) or ks_outbox_discard. On an error
+ * here nothing more is to be read but what PQgetResult still returns. */
+enum ks_code ks_outbox_commit_send(struct ks_outbox *ob, PGconn *pg, const char *rest,
+                                   struct ks_err *err) __attribute__((warn_unused_result));
 /* After COMMIT: produces the written rows and forgets them. */
 void ks_outbox_relay(struct ks_outbox *ob);
 /* After ROLLBACK: forgets the pending rows. */

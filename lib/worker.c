@@ -37,11 +37,9 @@ static const char SQL_OFFSETS_READ[] =
     "SELECT o.topic, o.partition, o.next_offset FROM kasir_offsets o "
     "JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o.partition = u.p "
     "WHERE o.group_id = $1";
-/* the fence: a row moves only from the position this owner read or wrote last */
-static const char SQL_OFFSETS_ADVANCE[] =
-    "UPDATE kasir_offsets o SET next_offset = u.n, instance = $5, updated_at = now() "
-    "FROM unnest($2::text[], $3::int[], $4::bigint[], $6::bigint[]) AS u(t, p, n, e) "
-    "WHERE o.group_id = $1 AND o.topic = u.t AND o.partition = u.p AND o.next_offset = u.e";
+/* the fence (migration 105): a row moves only from the position this owner read or wrote
+ * last, else SQLSTATE KS409 aborts the transaction before the COMMIT that follows it */
+#define FENCE_SQLSTATE "KS409"
 
 enum state { ST_LIVE, ST_FAILED, ST_SKIP };
 
@@ -114,6 +112,10 @@ struct ks_worker {
     int debug;           /* log.level is debug: per-batch timings */
 
     struct ks_batch batch;
+    int ready;           /* batch was collected and prepared while the last tail ran */
+    int tail;            /* a batch's end (outbox, fence, COMMIT) is in flight on db */
+    int tail_isolated;
+    int64_t tail_t0, tail_sent; /* mono us: batch start, tail sent */
     uint64_t rng;
     int64_t next_sweep, next_lag, next_sync, sync_backoff, next_progress;
 
@@ -121,6 +123,8 @@ struct ks_worker {
         *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_infra;
     uint64_t last_delivered, last_failed;
 };
+
+static void settle(struct ks_worker *w);
 
 /* --- small helpers -------------------------------------------------------------------- */
 
@@ -360,6 +364,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 {
     struct ks_worker *w = opaque;
 
+    /* the batch whose tail is in flight commits (or not) before positions move */
+    settle(w);
     w->generation++;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         clear_parts(w);
@@ -856,16 +862,18 @@ static enum ks_code run_isolated(struct ks_worker *w, struct ks_err *err)
     return rc;
 }
 
-/* Computes per-partition ends of the batch and writes the fenced offsets update.
- * Returns KS_OK, KS_ECONFLICT when fenced, or the database error. */
-static enum ks_code advance_offsets(struct ks_worker *w, struct ks_err *err)
+/* Computes per-partition ends of the batch and the statements that end its transaction:
+ * the fenced offsets update and COMMIT, as text (they follow the outbox COPY in one query
+ * string, which takes no parameters; every value is a quoted literal or a number).
+ * NULL on no memory. */
+static char *tail_sql(struct ks_worker *w)
 {
     struct ks_batch *b = &w->batch;
+    PGconn *pg = ks_db_conn(w->db);
     struct ks_pgarr t, p, n, e;
-    const char *params[6];
-    PGresult *res = NULL;
-    enum ks_code rc = KS_OK;
-    size_t nparts = 0;
+    char *q = NULL, *lit[6] = {NULL};
+    size_t len, nparts = 0;
+    int ok = 0;
 
     for (size_t i = 0; i < w->nparts; i++)
         w->parts[i].batch_next = -1;
@@ -888,31 +896,43 @@ static enum ks_code advance_offsets(struct ks_worker *w, struct ks_err *err)
         ks_pgarr_int(&e, pp->expected);
         nparts++;
     }
-    if (nparts == 0)
+    if (!ks_pgarr_str(&t) || !ks_pgarr_str(&p) || !ks_pgarr_str(&n) || !ks_pgarr_str(&e))
         goto out;
-    params[0] = w->group;
-    params[1] = ks_pgarr_str(&t);
-    params[2] = ks_pgarr_str(&p);
-    params[3] = ks_pgarr_str(&n);
-    params[4] = w->instance;
-    params[5] = ks_pgarr_str(&e);
-    if (!params[1] || !params[2] || !params[3] || !params[5]) {
-        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    if (nparts == 0) {
+        ok = (q = strdup("COMMIT")) != NULL;
         goto out;
     }
-    res = PQexecParams(ks_db_conn(w->db), SQL_OFFSETS_ADVANCE, 6, NULL, params, NULL, NULL, 0);
-    if ((rc = ks_db_check(w->db, res, PGRES_COMMAND_OK, "offsets advance", err)) != KS_OK)
+    lit[0] = PQescapeLiteral(pg, w->group, strlen(w->group));
+    lit[1] = PQescapeLiteral(pg, t.buf, strlen(t.buf));
+    lit[2] = PQescapeLiteral(pg, p.buf, strlen(p.buf));
+    lit[3] = PQescapeLiteral(pg, n.buf, strlen(n.buf));
+    lit[4] = PQescapeLiteral(pg, e.buf, strlen(e.buf));
+    lit[5] = PQescapeLiteral(pg, w->instance, strlen(w->instance));
+    len = 128;
+    for (int i = 0; i < 6; i++) {
+        if (!lit[i])
+            goto out;
+        len += strlen(lit[i]);
+    }
+    if (!(q = malloc(len)))
         goto out;
-    if ((size_t)strtoul(PQcmdTuples(res), NULL, 10) != nparts)
-        rc = ks_err_set(err, KS_ECONFLICT, 0, NULL,
-                        "offsets moved under us: another owner committed these partitions");
+    snprintf(q, len,
+             "SELECT kasir_offsets_advance(%s, %s::text[], %s::int[], %s::bigint[], "
+             "%s::bigint[], %s); COMMIT",
+             lit[0], lit[1], lit[2], lit[3], lit[4], lit[5]);
+    ok = 1;
 out:
-    PQclear(res);
     ks_pgarr_release(&t);
     ks_pgarr_release(&p);
     ks_pgarr_release(&n);
     ks_pgarr_release(&e);
-    return rc;
+    for (int i = 0; i < 6; i++)
+        PQfreemem(lit[i]);
+    if (!ok) {
+        free(q);
+        return NULL;
+    }
+    return q;
 }
 
 static void kafka_commit(struct ks_worker *w)
@@ -927,7 +947,7 @@ static void kafka_commit(struct ks_worker *w)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-enum outcome { OUT_DONE, OUT_INFRA, OUT_FENCED, OUT_RETRY_ISOLATED };
+enum outcome { OUT_DONE, OUT_INFRA, OUT_FENCED, OUT_RETRY_ISOLATED, OUT_PENDING };
 
 /* One transaction for the batch; isolated = 1 for the savepoint pass. */
 static enum outcome transact(struct ks_worker *w, int isolated)
@@ -937,7 +957,8 @@ static enum outcome transact(struct ks_worker *w, int isolated)
     enum ks_code rc;
     int64_t now;
 
-    int64_t t_begin = mono_us(), t_handler, t_outbox, t_offsets, t_commit, t_end;
+    int64_t t_begin = mono_us(), t_handler, t_outbox;
+    char *sql;
 
     for (size_t i = 0; i < b->n; i++) {
         b->items[i].nemit = 0;
@@ -945,8 +966,6 @@ static enum outcome transact(struct ks_worker *w, int isolated)
     }
     if ((rc = pg_exec(w, "BEGIN", &err)) != KS_OK)
         goto infra;
-    if ((rc = ks_outbox_mark_write(w->ob, ks_db_conn(w->db), &err)) != KS_OK)
-        goto rollback;
     if (w->spec->dedup && b->nview) {
         const char **ids = malloc(b->nview * sizeof(*ids));
         unsigned char *fresh = malloc(b->nview);
@@ -983,31 +1002,32 @@ static enum outcome transact(struct ks_worker *w, int isolated)
                 goto rollback;
         }
     t_outbox = mono_us();
-    if ((rc = ks_outbox_write(w->ob, ks_db_conn(w->db), &err)) != KS_OK)
+    /* the end of the batch goes as one query string (COPY, delete of delivered rows,
+     * fence, COMMIT) and its results are read by settle(), after the next batch has been
+     * collected and decoded: the client's work overlaps the server's */
+    if (!(sql = tail_sql(w))) {
+        rc = ks_err_set(&err, KS_ENOMEM, 1, NULL, "out of memory");
         goto rollback;
-    t_offsets = mono_us();
-    if ((rc = advance_offsets(w, &err)) != KS_OK)
+    }
+    rc = ks_outbox_commit_send(w->ob, ks_db_conn(w->db), sql, &err);
+    free(sql);
+    if (rc != KS_OK) {
+        PGresult *res;
+        while ((res = PQgetResult(ks_db_conn(w->db))) != NULL)
+            PQclear(res);
         goto rollback;
-    t_commit = mono_us();
-    if ((rc = pg_exec(w, "COMMIT", &err)) != KS_OK)
-        goto infra; /* outcome unknown: re-reading positions tells what happened */
-    t_end = mono_us();
+    }
+    w->tail = 1;
+    w->tail_isolated = isolated;
+    w->tail_sent = mono_us();
     if (w->debug) {
         char f[200];
         snprintf(f, sizeof(f),
-                 "n=%zu begin=%" PRId64 " handler=%" PRId64 " outbox=%" PRId64
-                 " offsets=%" PRId64 " commit=%" PRId64 " us",
-                 b->n, t_handler - t_begin, t_outbox - t_handler, t_offsets - t_outbox,
-                 t_commit - t_offsets, t_end - t_commit);
-        ks_log(KS_LOG_DEBUG, "worker.batch.committed", f, NULL);
+                 "n=%zu begin=%" PRId64 " handler=%" PRId64 " tail_send=%" PRId64 " us", b->n,
+                 t_handler - t_begin, t_outbox - t_handler, w->tail_sent - t_outbox);
+        ks_log(KS_LOG_DEBUG, "worker.batch.sent", f, NULL);
     }
-    ks_outbox_mark_done(w->ob, 1);
-    ks_outbox_relay(w->ob);
-    for (size_t i = 0; i < w->nparts; i++)
-        if (w->parts[i].batch_next >= 0)
-            w->parts[i].expected = w->parts[i].batch_next;
-    kafka_commit(w);
-    return OUT_DONE;
+    return OUT_PENDING;
 
 rollback:
     {
@@ -1047,29 +1067,105 @@ infra_logged:
     return OUT_INFRA;
 }
 
+/* Reads the results of the batch's tail: committed, fenced or failed. */
+static enum outcome tail_finish(struct ks_worker *w)
+{
+    PGconn *pg = ks_db_conn(w->db);
+    PGresult *res;
+    struct ks_err err = {0};
+    char state[6] = "";
+    int failed = 0;
+
+    w->tail = 0;
+    while ((res = PQgetResult(pg)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (!failed && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            failed = 1;
+            snprintf(state, sizeof(state), "%s", code ? code : "");
+            if (ks_db_check(w->db, res, PGRES_COMMAND_OK, "batch commit", &err) == KS_OK)
+                ks_err_set(&err, KS_EDB, 0, NULL, "batch commit failed");
+        }
+        PQclear(res);
+    }
+    if (!failed && PQtransactionStatus(pg) == PQTRANS_IDLE) {
+        if (w->debug)
+            ks_logf(KS_LOG_DEBUG, "worker.batch.committed", "tail=%" PRId64 " us",
+                    mono_us() - w->tail_sent);
+        ks_outbox_mark_done(w->ob, 1);
+        ks_outbox_relay(w->ob);
+        for (size_t i = 0; i < w->nparts; i++)
+            if (w->parts[i].batch_next >= 0)
+                w->parts[i].expected = w->parts[i].batch_next;
+        kafka_commit(w);
+        ks_metric_add(w->m_batches, 1);
+        ks_metric_observe(w->m_lat, mono_us() - w->tail_t0);
+        return OUT_DONE;
+    }
+    if (!failed) /* connection lost without a result: the outcome is unknown */
+        ks_err_set(&err, KS_EDB, 1, NULL, "connection lost during commit");
+    if (ks_db_ok(w->db) && PQtransactionStatus(pg) != PQTRANS_IDLE) {
+        struct ks_err e2 = {0};
+        if (pg_exec(w, "ROLLBACK", &e2) != KS_OK)
+            ks_log(KS_LOG_WARN, "worker.rollback_failed", e2.msg, NULL);
+    }
+    ks_outbox_discard(w->ob);
+    ks_outbox_mark_done(w->ob, 0);
+    if (strcmp(state, FENCE_SQLSTATE) == 0) {
+        ks_metric_add(w->m_fenced, 1);
+        ks_log(KS_LOG_WARN, "worker.fenced", err.msg, "group", w->group, NULL);
+        return OUT_FENCED;
+    }
+    /* the effects ran already, so this is not the handler's doing: an outage, or a bug
+     * logged for a human; either way the batch is read again from the stored positions */
+    if (!err.retriable && ks_db_ok(w->db))
+        ks_log(KS_LOG_ERROR, "worker.batch.failed", err.msg, NULL);
+    ks_metric_add(w->m_infra, 1);
+    pg_down(w, &err);
+    return OUT_INFRA;
+}
+
+/* After a batch that did not commit: positions come back from PostgreSQL and the batch
+ * (and whatever was read after it) will be read again. */
+static void drop_and_resync(struct ks_worker *w)
+{
+    unsync(w);
+    batch_clear(&w->batch);
+    w->ready = 0;
+    w->next_sync = 0;
+    w->sync_backoff = 100;
+}
+
+/* Waits for the tail in flight, if any, and applies its outcome. */
+static void settle(struct ks_worker *w)
+{
+    if (w->tail && tail_finish(w) != OUT_DONE)
+        drop_and_resync(w);
+}
+
+/* Runs the collected batch: decode, transaction, and - while its tail runs on the
+ * server - clears it and collects and decodes the next one. */
 static void process(struct ks_worker *w)
 {
     struct ks_batch *b = &w->batch;
-    int64_t t0 = mono_us();
     enum outcome oc;
 
-    prepare(w);
-    if (b->n == 0)
-        return;
+    w->tail_t0 = mono_us();
     build_view(b);
     oc = transact(w, 0);
     if (oc == OUT_RETRY_ISOLATED)
         oc = transact(w, 1);
-    if (oc == OUT_DONE) {
-        ks_metric_add(w->m_batches, 1);
-        ks_metric_observe(w->m_lat, mono_us() - t0);
-    } else {
-        /* positions come back from PostgreSQL; the batch will be read again */
-        unsync(w);
-        w->next_sync = 0;
-        w->sync_backoff = 100;
-    }
     batch_clear(b);
+    if (oc != OUT_PENDING) {
+        drop_and_resync(w);
+        return;
+    }
+    if (!w->stop) {
+        collect(w);
+        prepare(w);
+        w->ready = 1;
+    }
+    settle(w);
 }
 
 /* --- housekeeping: sweep, purge, lag, marks --------------------------------------------- */
@@ -1339,7 +1435,11 @@ int ks_worker_run(struct ks_worker *w)
         }
         int64_t t0 = mono_us(), t1, t2;
         int ran;
-        collect(w);
+        if (!w->ready) {
+            collect(w);
+            prepare(w);
+        }
+        w->ready = 0;
         t1 = mono_us();
         ran = w->batch.n > 0;
         if (ran)
@@ -1357,6 +1457,8 @@ int ks_worker_run(struct ks_worker *w)
             progress_at = now;
         }
     }
+    settle(w);
+    batch_clear(&w->batch); /* read while the last tail ran: the next owner reads it again */
     ks_log(KS_LOG_INFO, "worker.stopping", "finishing: flushing outbox, leaving group", NULL);
     ks_outbox_flush(w->ob, 10000);
     if (w->pg_up || pg_ensure(w)) {

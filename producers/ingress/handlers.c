@@ -140,7 +140,7 @@ static void pay_post(struct ing_req *r)
         char oid[KS_ID_LEN], idx[24];
         snprintf(idx, sizeof(idx), "%zu", i);
         ks_id_derive("ord", "payment-order", oid, r->rid, idx, NULL);
-        json_array_append_new(orders, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s?}", "oid", oid,
+        json_array_append_new(orders, json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:s?}", "n", (int)i, "oid", oid,
                                                 "seller", o->seller_id, "amt",
                                                 (json_int_t)o->amount.minor, "cur",
                                                 o->amount.currency, "method",

@@ -131,7 +131,7 @@ int64_t ing_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t mono_us(void)
+int64_t ing_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -344,6 +344,14 @@ static void log_request(struct ing_req *r, int64_t us)
            "principal", r->cred_id[0] ? r->cred_id : NULL,
            "resource_id", r->rid[0] ? r->rid : NULL,
            "replayed", r->replayed ? "true" : NULL, "latency_us", lat, NULL);
+    if (r->t_claim) {
+        char a[24], b[24], c[24];
+        snprintf(a, sizeof(a), "%lld", (long long)(r->t_claimed - r->t_claim));
+        snprintf(b, sizeof(b), "%lld", (long long)(r->t_dr - r->t_claimed));
+        snprintf(c, sizeof(c), "%lld", (long long)(ing_mono_us() - r->t_dr));
+        ks_log(KS_LOG_DEBUG, "ingress.request.timing", NULL, "trace_id", r->trace_id,
+               "claim_us", a, "publish_us", b, "finish_us", c, NULL);
+    }
 }
 
 static enum MHD_Result send_response(struct ing_req *r)
@@ -382,7 +390,7 @@ static enum MHD_Result send_response(struct ing_req *r)
         MHD_add_response_header(resp, "Allow", r->rdef ? r->rdef->method : "GET, POST");
     ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
-    us = mono_us() - r->t0_us;
+    us = ing_mono_us() - r->t0_us;
     metrics_observe(r->route, r->status, us);
     if (r->route != R_HEALTH && r->route != R_READY && r->route != R_METRICS)
         log_request(r, us);
@@ -413,7 +421,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r)
             return MHD_NO;
         r->conn = c;
-        r->t0_us = mono_us();
+        r->t0_us = ing_mono_us();
         snprintf(r->url, sizeof(r->url), "%s", url);
         snprintf(r->method, sizeof(r->method), "%s", method);
         trace_init(r);

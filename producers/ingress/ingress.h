@@ -107,6 +107,8 @@ struct ing_req {
     int fin_complete; /* finish op: 1 complete, 0 release */
     struct ing_req *next;
 
+    int64_t t_claim, t_claimed, t_dr; /* monotonic us, for the debug timing line */
+
     /* publishing */
     void *payload;
     size_t payload_len;
@@ -183,5 +185,6 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
 int ing_build_claimed(struct ing_req *r, json_t *claim_result, struct ing_problem *p);
 
 int64_t ing_now_us(void);
+int64_t ing_mono_us(void); /* CLOCK_MONOTONIC */
 
 #endif

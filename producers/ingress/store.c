@@ -32,6 +32,7 @@ static const char batch_sql[] =
 
 void ing_store_claim(struct ing_req *r)
 {
+    r->t_claim = ing_mono_us();
     r->next = NULL;
     pthread_mutex_lock(&mu);
     if (claims_tail)
@@ -46,6 +47,7 @@ void ing_store_claim(struct ing_req *r)
 void ing_store_finish(struct ing_req *r, int complete)
 {
     r->fin_complete = complete;
+    r->t_dr = ing_mono_us();
     r->next = NULL;
     pthread_mutex_lock(&mu);
     if (fins_tail)
@@ -96,6 +98,7 @@ static void answer_claim(struct ing_req *r, json_t *res)
         fail_unavailable(r, "could not record the request");
         return;
     }
+    r->t_claimed = ing_mono_us();
     if (strcmp(oc, "claimed") == 0) {
         if (ing_build_claimed(r, res, &p) != 0) {
             ing_respond_problem(r, &p);

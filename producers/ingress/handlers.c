@@ -89,9 +89,16 @@ static int prepare_idempotent(struct ing_req *r, const char *route_name, const c
     if (ing_idem_key_pick(ing_header(r, "Idempotency-Key"), body_key, &key, p) != 0)
         return -1;
     sha256_hex(key, strlen(key), r->key_hash);
-    /* fingerprint: method, path and the canonical body (sorted keys, no spaces), so the
-     * same request with other whitespace or member order is the same request */
-    canon = json_dumps(r->parsed, JSON_COMPACT | JSON_SORT_KEYS);
+    /* fingerprint: method, path and the canonical body (sorted keys, no spaces, without
+     * the key itself), so the same request with other whitespace or member order, or with
+     * its key in the header instead of the body, is the same request */
+    {
+        json_t *copy = json_copy(r->parsed);
+        if (copy)
+            json_object_del(copy, "idempotency_key");
+        canon = copy ? json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(copy);
+    }
     if (!canon) {
         ing_problem(p, "internal", NULL, "out of memory");
         return -1;

@@ -1,0 +1,103 @@
+"""201: payments through the ingress: accept, read, idempotency (replay, 422, 409),
+checkout dedup, and 50 concurrent identical requests giving exactly one event."""
+import concurrent.futures
+import time
+
+from ingress_util import (count_in_kafka, ingress, new_key, now_ms, partners,  # noqa: F401
+                          payment_body)
+
+
+def test_accept_then_read_not_started(ingress, partners):
+    a, _ = partners
+    t0 = now_ms()
+    for method in ("card", "virtual_account", "qris", "ewallet", "bank_transfer"):
+        r = ingress.pay(a, payment_body(method), key=new_key())
+        assert r.status == 202, r
+        j = r.json()
+        assert j["status"] == "NOT_STARTED" and j["payment_id"].startswith("pay_")
+        assert j["trace_id"] == r.headers["x-trace-id"]
+        g = ingress.request("GET", "/v1/payments/" + j["payment_id"], auth=a)
+        assert g.status == 200, g
+        gj = g.json()
+        assert gj["status"] == "NOT_STARTED"
+        assert gj["payment_orders"][0]["status"] == "NOT_STARTED"
+        assert gj["payment_orders"][0]["amount"] == "150000.00"
+        assert gj["payment_orders"][0]["method"] == method
+        assert count_in_kafka("kasir.payments.requested", j["payment_id"], t0) == 1
+
+
+def test_replay_is_byte_identical(ingress, partners):
+    a, _ = partners
+    key, body = new_key(), payment_body(n=2)
+    r1 = ingress.pay(a, body, key=key)
+    assert r1.status == 202, r1
+    r2 = ingress.pay(a, body, key=key)
+    assert r2.status == 202 and r2.body == r1.body
+    assert r2.headers.get("idempotent-replayed") == "true"
+    # the key in the body works the same, and must agree with the header
+    body2 = dict(body, idempotency_key=key)
+    r3 = ingress.pay(a, body2, key=None)
+    assert r3.status == 202 and r3.body == r1.body, r3  # the key is not part of the request
+    r4 = ingress.pay(a, dict(body2, checkout_id="other"), key=None)
+    assert r4.status == 422 and r4.code == "idempotency_key_reused", r4
+
+
+def test_same_key_other_body_is_422(ingress, partners):
+    a, _ = partners
+    key, body = new_key(), payment_body()
+    assert ingress.pay(a, body, key=key).status == 202
+    other = dict(body)
+    other["payment_orders"] = [dict(body["payment_orders"][0], amount="150001.00")]
+    r = ingress.pay(a, other, key=key)
+    assert r.status == 422 and r.code == "idempotency_key_reused", r
+
+
+def test_body_key_and_header_must_agree(ingress, partners):
+    a, _ = partners
+    body = payment_body(idempotency_key=new_key())
+    r = ingress.pay(a, body, key=new_key())
+    assert r.status == 400 and r.code == "idempotency_key_mismatch", r
+    r = ingress.pay(a, body, key=None)
+    assert r.status == 202, r
+
+
+def test_checkout_id_dedups(ingress, partners):
+    a, b = partners
+    body = payment_body()
+    r1 = ingress.pay(a, body, key=new_key())
+    assert r1.status == 202
+    r2 = ingress.pay(a, body, key=new_key())
+    assert r2.status == 409 and r2.code == "duplicate_checkout", r2
+    assert r2.json()["payment_id"] == r1.json()["payment_id"]
+    # checkout ids are per partner
+    assert ingress.pay(b, body, key=new_key()).status == 202
+
+
+def test_fifty_concurrent_identical_requests_one_event(ingress, partners):
+    a, _ = partners
+    key, body = new_key(), payment_body()
+    t0 = now_ms()
+    with concurrent.futures.ThreadPoolExecutor(50) as ex:
+        rs = list(ex.map(lambda _: ingress.pay(a, body, key=key), range(50)))
+    ok = [r for r in rs if r.status == 202]
+    assert ok, rs
+    assert all(r.status in (202, 409) for r in rs), [r.status for r in rs]
+    assert all(r.code == "request_in_progress" and r.headers.get("retry-after")
+               for r in rs if r.status == 409)
+    pid = ok[0].json()["payment_id"]
+    assert all(r.body == ok[0].body for r in ok)  # the first answer or its replay
+    time.sleep(0.5)
+    assert count_in_kafka("kasir.payments.requested", pid, t0) == 1
+    # the key sent downstream is a hash, never the raw key
+    assert count_in_kafka("kasir.payments.requested", key, t0) == 0
+
+
+def test_batch_status(ingress, partners):
+    a, b = partners
+    ids = [ingress.pay(a, payment_body(), key=new_key()).json()["payment_id"] for _ in range(3)]
+    other = ingress.pay(b, payment_body(), key=new_key()).json()["payment_id"]
+    r = ingress.request("GET", "/v1/payments?ids=" + ",".join(ids + [other]), auth=a)
+    assert r.status == 200, r
+    j = r.json()
+    assert sorted(p["payment_id"] for p in j["payments"]) == sorted(ids)
+    assert j["not_found"] == [other]

@@ -1089,11 +1089,12 @@ static enum outcome tail_finish(struct ks_worker *w)
         PQclear(res);
     }
     if (!failed && PQtransactionStatus(pg) == PQTRANS_IDLE) {
-        if (w->debug)
-            ks_logf(KS_LOG_DEBUG, "worker.batch.committed", "tail=%" PRId64 " us",
-                    mono_us() - w->tail_sent);
+        int64_t t_done = mono_us();
         ks_outbox_mark_done(w->ob, 1);
         ks_outbox_relay(w->ob);
+        if (w->debug)
+            ks_logf(KS_LOG_DEBUG, "worker.batch.committed", "tail=%" PRId64 " relay=%" PRId64
+                    " us", t_done - w->tail_sent, mono_us() - t_done);
         for (size_t i = 0; i < w->nparts; i++)
             if (w->parts[i].batch_next >= 0)
                 w->parts[i].expected = w->parts[i].batch_next;
@@ -1161,9 +1162,19 @@ static void process(struct ks_worker *w)
         return;
     }
     if (!w->stop) {
+        int64_t t0 = mono_us(), t1, t2;
         collect(w);
+        t1 = mono_us();
         prepare(w);
+        t2 = mono_us();
         w->ready = 1;
+        settle(w);
+        if (w->debug)
+            ks_logf(KS_LOG_DEBUG, "worker.overlap",
+                    "clear=%" PRId64 " collect=%" PRId64 " prepare=%" PRId64
+                    " tail_wait=%" PRId64 " us",
+                    t0 - w->tail_sent, t1 - t0, t2 - t1, mono_us() - t2);
+        return;
     }
     settle(w);
 }

@@ -20,37 +20,43 @@
 #include "lib/worker.h"
 #include "lib/banned.h"
 
+/* One statement per batch, every step set-based:
+ *   u:     the batch as rows (binary arrays in, no text parsing), in arrival order;
+ *   fresh: the first occurrence of each event not applied before (the idempotency key);
+ *   acc:   one upsert per account with the batch's sum and count, returning the new count;
+ *   ins:   the events, numbered per account from that count back (an account lives in
+ *          one partition, so one owner numbers its events);
+ * and the applied events come back for the outputs. The insert has no ON CONFLICT: fresh
+ * already left out what was applied, and only a zombie owner racing on the same events
+ * could collide - its unique violation rolls the batch back, and the fence would have. */
 static const char SQL_APPLY[] =
     "WITH u AS ("
     "  SELECT event_id COLLATE \"C\" AS event_id, message_id, account COLLATE \"C\" AS account,"
-    "         amount_minor, currency, seq, src_topic, src_partition, src_offset, ord FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
-    "                       $6::bigint[], $7::text[], $8::int[], $9::bigint[]) WITH ORDINALITY"
+    "         amount_minor, currency, seq, src_topic, src_partition, src_offset, ord"
+    "  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[],"
+    "              $7::text[], $8::int[], $9::bigint[]) WITH ORDINALITY"
     "    AS u(event_id, message_id, account, amount_minor, currency, seq, src_topic,"
     "         src_partition, src_offset, ord)),"
-    /* first occurrence of each event not applied before */
     " fresh AS ("
     "  SELECT DISTINCT ON (u.event_id) u.* FROM u"
     "  WHERE NOT EXISTS (SELECT 1 FROM demo_applied d WHERE d.event_id = u.event_id)"
     "  ORDER BY u.event_id, u.ord),"
-    /* an account lives in one partition, so one owner numbers its events */
-    " numbered AS ("
-    "  SELECT f.*, coalesce(a.applied, 0) + row_number() OVER"
-    "         (PARTITION BY f.account, f.currency ORDER BY f.ord) AS applied_seq"
-    "  FROM fresh f LEFT JOIN demo_accounts a"
-    "    ON a.account = f.account AND a.currency = f.currency),"
+    " acc AS ("
+    "  INSERT INTO demo_accounts AS a (account, currency, balance_minor, applied)"
+    "  SELECT account, currency, sum(amount_minor), count(*) FROM fresh GROUP BY 1, 2"
+    "  ON CONFLICT (account, currency) DO UPDATE"
+    "  SET balance_minor = a.balance_minor + excluded.balance_minor,"
+    "      applied = a.applied + excluded.applied"
+    "  RETURNING account, currency, applied),"
     " ins AS ("
     "  INSERT INTO demo_applied (event_id, message_id, account, amount_minor, currency, seq,"
     "                            applied_seq, src_topic, src_partition, src_offset)"
-    "  SELECT event_id, message_id, account, amount_minor, currency, seq, applied_seq,"
-    "         src_topic, src_partition, src_offset FROM numbered"
-    "  ON CONFLICT (event_id) DO NOTHING"
-    "  RETURNING event_id, account, currency, amount_minor, applied_seq),"
-    " acc AS ("
-    "  INSERT INTO demo_accounts (account, currency, balance_minor, applied)"
-    "  SELECT account, currency, sum(amount_minor), count(*) FROM ins GROUP BY 1, 2"
-    "  ON CONFLICT (account, currency) DO UPDATE"
-    "  SET balance_minor = demo_accounts.balance_minor + excluded.balance_minor,"
-    "      applied = demo_accounts.applied + excluded.applied)"
+    "  SELECT f.event_id, f.message_id, f.account, f.amount_minor, f.currency, f.seq,"
+    "         a.applied - count(*) OVER w + row_number() OVER (w ORDER BY f.ord),"
+    "         f.src_topic, f.src_partition, f.src_offset"
+    "  FROM fresh f JOIN acc a ON a.account = f.account AND a.currency = f.currency"
+    "  WINDOW w AS (PARTITION BY f.account, f.currency)"
+    "  RETURNING event_id, applied_seq)"
     " SELECT event_id, applied_seq FROM ins";
 
 static const char SQL_AUDIT[] =

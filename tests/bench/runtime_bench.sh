@@ -2,7 +2,8 @@
 # Worker-runtime benchmark (not a test): preload N DemoEvents into a fresh topic, then time
 # kasir-demo draining it (one demo_applied row + balance update + one output per message,
 # offsets and outbox in the same transaction). Prints one "runtime" line with messages/s.
-#   tests/bench/runtime_bench.sh [N]     (default 200000; env PARTITIONS, default 3)
+#   tests/bench/runtime_bench.sh [N]     (default 200000; env PARTITIONS, default 3; BATCH:
+#   worker.batch.max; DEMO_BIN: another kasir-demo binary, for A/B runs on a busy machine)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
@@ -34,7 +35,7 @@ t1=$(date +%s.%N)
 
 KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic KASIR_WORKER_GROUP=$run KASIR_DEMO_OUTPUT_TOPIC=$run.out \
 KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \
-    "$bin/kasir-demo" >"$log" 2>&1 &
+    "${DEMO_BIN:-$bin/kasir-demo}" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 # CPU seconds (utime + stime) of the processes named $1 (comm), for the cost split below

@@ -229,7 +229,7 @@ static const char *sget(json_t *o, const char *name)
 static json_t *load_object(const char *body, size_t len, struct ing_problem *p)
 {
     json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 
     if (!root) {
         if (strstr(je.text, "duplicate"))

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Writes producers/ingress/openapi.json, the OpenAPI 3.1 document that kasir-ingress serves
+at /openapi.json (embedded at build time by openapi.c). Run it after changing an endpoint,
+then `touch producers/ingress/openapi.c`. tests/integration/test_207_ingress_openapi.py
+keeps it honest: every route and problem code of the server must be here, and every
+request example must be accepted by the server."""
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+
+
+def codes():
+    out = subprocess.run([os.path.join(TOP, "build/bin/kasir-ingress"), "codes"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines()]
+
+
+def ref(name):
+    return {"$ref": "#/components/schemas/" + name}
+
+
+def problem(*statuses):
+    # every endpoint may answer 405 (another method on a known path) and 500 (a bug)
+    return {str(s): {"$ref": "#/components/responses/Problem"} for s in statuses + (405, 500)}
+
+
+def ok(status, schema, desc):
+    return {str(status): {"description": desc, "headers": {"X-Trace-Id": {"$ref": "#/components/headers/TraceId"}},
+                          "content": {"application/json": {"schema": ref(schema)}}}}
+
+
+def body(schema, example, ctype="application/json"):
+    return {"required": True, "content": {ctype: {"schema": ref(schema) if schema else {"type": "string"},
+                                                  "examples": {"default": {"value": example}}}}}
+
+
+IDEM = {"name": "Idempotency-Key", "in": "header", "required": False,
+        "description": "1-255 printable characters; required here or as idempotency_key in the body "
+                       "(both present must agree). Same key + same request: the stored response "
+                       "byte for byte; same key + another request: 422; still in flight: 409.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 72}}
+PSP = {"name": "psp", "in": "path", "required": True,
+       "schema": {"type": "string", "enum": ["stripe", "xendit", "midtrans", "sandbox"]}}
+SEC = [{"basic": []}, {"bearer": []}]
+STR = {"type": "string"}
+ID_S = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.:-]+$"}
+AMOUNT = {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]+)?$",
+          "description": "decimal string in the currency's minor-unit precision; IDR 0.01 to 1000000000.00 per order"}
+CUR = {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217"}
+
+pay_example = {
+    "buyer": {"id": "buyer-123"}, "checkout_id": "checkout-2026-0001",
+    "payment_orders": [
+        {"seller_id": "seller-7", "amount": "150000.00", "currency": "IDR", "method": "virtual_account", "bank_code": "BCA"},
+        {"seller_id": "seller-9", "amount": "25000.00", "currency": "IDR", "method": "card", "payment_token": "tok_sandbox_visa"},
+    ],
+    "metadata": {"order_ref": "INV-0001"},
+}
+schemas = {
+    "Problem": {"type": "object", "description": "RFC 9457 problem details",
+                "required": ["type", "title", "status", "detail", "code", "trace_id"],
+                "properties": {"type": STR, "title": STR, "status": {"type": "integer"}, "detail": STR,
+                               "code": {"type": "string", "enum": codes()},
+                               "field": {"type": "string", "description": "the input at fault (JSON path, header or line/column)"},
+                               "trace_id": STR,
+                               "payment_id": {"type": "string", "description": "duplicate_checkout: the existing payment"}}},
+    "TokenRequest": {"type": "object", "additionalProperties": False,
+                     "required": ["key_id", "timestamp", "nonce", "signature"],
+                     "description": "signature = hex HMAC-SHA256(sign_key, \"<key_id>.<timestamp>.<nonce>\") with "
+                                    "sign_key = HMAC-SHA256(api_key, \"kasir-token-v1\"); timestamp within 60 s; nonce used once",
+                     "properties": {"key_id": ID_S, "timestamp": {"type": "integer"},
+                                    "nonce": {"type": "string", "minLength": 16, "maxLength": 64},
+                                    "signature": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                    "scope": {"type": "string", "description": "space-separated subset of the key's scopes"}}},
+    "Token": {"type": "object", "properties": {"access_token": STR, "token_type": {"const": "Bearer"},
+                                               "expires_in": {"type": "integer"}, "scope": STR}},
+    "PaymentOrderRequest": {"type": "object", "additionalProperties": False,
+                            "required": ["seller_id", "amount", "currency", "method"],
+                            "properties": {"seller_id": ID_S, "amount": AMOUNT, "currency": CUR,
+                                           "method": {"enum": ["card", "virtual_account", "qris", "ewallet", "bank_transfer"]},
+                                           "psp_preference": {"enum": ["sandbox", "stripe", "xendit", "midtrans"]},
+                                           "payment_token": {"type": "string", "maxLength": 128, "description": "card only: the PSP's token, never a card number"},
+                                           "bank_code": {"type": "string", "maxLength": 16, "description": "virtual_account and bank_transfer"},
+                                           "ewallet_channel": {"enum": ["OVO", "DANA", "GOPAY", "SHOPEEPAY", "LINKAJA"]}}},
+    "PaymentRequest": {"type": "object", "additionalProperties": False,
+                       "required": ["buyer", "checkout_id", "payment_orders"],
+                       "properties": {"buyer": {"type": "object", "additionalProperties": False, "required": ["id"], "properties": {"id": ID_S}},
+                                      "checkout_id": dict(ID_S, description="unique per partner: a second payment for it is a 409"),
+                                      "payment_orders": {"type": "array", "minItems": 1, "maxItems": 20, "items": ref("PaymentOrderRequest")},
+                                      "idempotency_key": {"type": "string", "maxLength": 255},
+                                      "metadata": {"type": "object", "maxProperties": 20, "additionalProperties": {"type": "string", "maxLength": 500}}}},
+    "PaymentAccepted": {"type": "object", "properties": {"payment_id": STR, "status": {"const": "NOT_STARTED"}, "checkout_id": STR,
+                                                          "payment_orders": {"type": "array", "items": {"type": "object"}}, "trace_id": STR}},
+    "Payment": {"type": "object", "properties": {
+        "payment_id": STR, "status": {"enum": ["NOT_STARTED", "EXECUTING", "SUCCESS", "FAILED"]}, "checkout_id": STR,
+        "buyer": {"type": "object"}, "metadata": {"type": "object"}, "created_at": STR, "updated_at": STR,
+        "payment_orders": {"type": "array", "items": {"type": "object", "properties": {
+            "payment_order_id": STR, "seller_id": STR, "amount": AMOUNT, "currency": CUR, "method": STR,
+            "status": {"enum": ["NOT_STARTED", "EXECUTING", "PENDING_CUSTOMER", "SUCCESS", "FAILED", "EXPIRED"]},
+            "next_action": {"type": ["object", "null"], "description": "VA number, QR string, expiry, when the customer must act"},
+            "refunded_amount": AMOUNT}}}}},
+    "PaymentList": {"type": "object", "properties": {"payments": {"type": "array", "items": ref("Payment")},
+                                                     "not_found": {"type": "array", "items": STR}}},
+    "RefundRequest": {"type": "object", "additionalProperties": False, "required": ["payment_order_id"],
+                      "description": "without amount: everything left to refund; amount needs currency",
+                      "properties": {"payment_order_id": STR, "amount": AMOUNT, "currency": CUR,
+                                     "reason": {"type": "string", "maxLength": 200}, "idempotency_key": {"type": "string", "maxLength": 255}}},
+    "Refund": {"type": "object", "properties": {"refund_id": STR, "payment_id": STR, "payment_order_id": STR, "amount": AMOUNT,
+                                                "currency": CUR, "reason": STR, "status": STR, "created_at": STR, "trace_id": STR}},
+    "PayoutRequest": {"type": "object", "additionalProperties": False,
+                      "required": ["seller_id", "amount", "currency", "channel", "destination_account"],
+                      "properties": {"seller_id": ID_S, "amount": AMOUNT, "currency": CUR, "channel": {"enum": ["bank_account", "ewallet"]},
+                                     "bank_code": {"type": "string", "maxLength": 16}, "ewallet_channel": {"enum": ["OVO", "DANA", "GOPAY", "SHOPEEPAY", "LINKAJA"]},
+                                     "destination_account": {"type": "string", "pattern": "^\\+?[0-9]{5,34}$"},
+                                     "account_holder": {"type": "string", "maxLength": 100}, "description": {"type": "string", "maxLength": 140},
+                                     "idempotency_key": {"type": "string", "maxLength": 255}}},
+    "Payout": {"type": "object", "properties": {"payout_id": STR, "seller_id": STR, "amount": AMOUNT, "currency": CUR,
+                                                "channel": STR, "status": STR, "trace_id": STR}},
+    "WebhookAck": {"type": "object", "properties": {"webhook_id": STR, "event_id": STR, "status": {"const": "received"}}},
+    "SettlementAccepted": {"type": "object", "properties": {"file_id": STR, "psp": STR, "format": STR, "rows": {"type": "integer"},
+                                                            "status": {"const": "published"}, "trace_id": STR}},
+    "Reconciliation": {"type": "object", "properties": {"matched": {"type": "integer"}, "mismatches": {"type": "array", "items": {"type": "object"}}}},
+}
+AUTHERR = (401, 403, 429)
+paths = {
+    "/v1/auth/token": {"post": {"summary": "API key + HMAC-signed timestamp -> 15-minute HS256 JWT with scopes",
+                                "security": [], "requestBody": body("TokenRequest", {
+                                    "key_id": "key_01900000-0000-7000-8000-000000000000", "timestamp": 1767225600,
+                                    "nonce": "c2f1b1d0a9e84f7c", "signature": "0" * 64, "scope": "payments:read payments:write"}),
+                                "responses": {**ok(200, "Token", "a bearer token"), **problem(400, 401, 403, 415, 503)}}},
+    "/v1/payments": {
+        "post": {"summary": "accept a checkout: published to kasir.payments.requested (acks=all) before the 202",
+                 "security": SEC, "parameters": [IDEM], "requestBody": body("PaymentRequest", pay_example),
+                 "responses": {**ok(202, "PaymentAccepted", "accepted (or the stored answer replayed, header Idempotent-Replayed: true)"),
+                               **problem(400, *AUTHERR, 409, 413, 415, 422, 503)}},
+        "get": {"summary": "batch status", "security": SEC,
+                "parameters": [{"name": "ids", "in": "query", "required": True, "schema": {"type": "string"},
+                                "description": "1-100 comma-separated payment ids"}],
+                "responses": {**ok(200, "PaymentList", "payments found; others listed in not_found"), **problem(400, *AUTHERR, 503)}}},
+    "/v1/payments/{id}": {"get": {"summary": "status of a payment and its orders", "security": SEC, "parameters": [ID],
+                                  "responses": {**ok(200, "Payment", "the payment"), **problem(*AUTHERR, 404, 503)}}},
+    "/v1/refunds": {"post": {"summary": "refund an order, fully or partly, up to what is left", "security": SEC, "parameters": [IDEM],
+                             "requestBody": body("RefundRequest", {"payment_order_id": "ord_00000000-0000-8000-8000-000000000000",
+                                                                   "amount": "50000.00", "currency": "IDR", "reason": "customer request"}),
+                             "responses": {**ok(202, "Refund", "accepted"), **problem(400, *AUTHERR, 404, 409, 413, 415, 422, 503)}}},
+    "/v1/refunds/{id}": {"get": {"summary": "a refund", "security": SEC, "parameters": [ID],
+                                 "responses": {**ok(200, "Refund", "the refund"), **problem(*AUTHERR, 404, 503)}}},
+    "/v1/payouts": {"post": {"summary": "disburse from a seller's wallet", "security": SEC, "parameters": [IDEM],
+                             "requestBody": body("PayoutRequest", {"seller_id": "seller-7", "amount": "100000.00", "currency": "IDR",
+                                                                   "channel": "bank_account", "bank_code": "BCA",
+                                                                   "destination_account": "1234567890", "account_holder": "Budi Santoso"}),
+                             "responses": {**ok(202, "Payout", "accepted"), **problem(400, *AUTHERR, 409, 413, 415, 422, 503)}}},
+    "/v1/payouts/{id}": {"get": {"summary": "a payout", "security": SEC, "parameters": [ID],
+                                 "responses": {**ok(200, "Payout", "the payout"), **problem(*AUTHERR, 404, 503)}}},
+    "/v1/webhooks/{psp}": {"post": {
+        "summary": "PSP notification, verified over the raw bytes before anything is kept",
+        "description": "stripe: Stripe-Signature (t=, v1= HMAC-SHA256 of \"t.body\", 300 s); xendit: x-callback-token; "
+                       "midtrans: signature_key = SHA-512(order_id+status_code+gross_amount+server_key) in the body; "
+                       "sandbox: Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature v1,<base64>). "
+                       "Verified notifications go to kasir.webhooks.received with their non-secret headers.",
+        "security": [], "parameters": [PSP],
+        "requestBody": body(None, {"id": "evt_1", "type": "payment_intent.succeeded"}),
+        "responses": {**ok(200, "WebhookAck", "verified and published"), **problem(401, 404, 413, 503)}}},
+    "/v1/settlements/{psp}": {"post": {
+        "summary": "settlement file upload (CSV); rows published to kasir.settlement.rows with a file id",
+        "description": "format sandbox: psp_reference,amount,fee,currency,status,settled_at; format generic: "
+                       "reference,gross_amount,fee_amount,currency,transaction_status,settlement_time. Extra columns are kept "
+                       "in raw. An invalid row (named by line and column) publishes nothing.",
+        "security": SEC, "parameters": [PSP, {"name": "format", "in": "query", "required": False,
+                                              "schema": {"enum": ["sandbox", "generic"]}}],
+        "requestBody": body(None, "psp_reference,amount,fee,currency,status,settled_at\n"
+                                  "sbx_ch_0001,150000.00,1500.00,IDR,settled,2026-05-01T10:00:00Z\n", "text/csv"),
+        "responses": {**ok(202, "SettlementAccepted", "every row confirmed by Kafka"), **problem(400, *AUTHERR, 413, 415, 422, 503)}}},
+    "/v1/reconciliations/{id}": {"get": {"summary": "result of a reconciliation run (lands with the recon worker)",
+                                         "security": SEC, "parameters": [ID],
+                                         "responses": {**ok(200, "Reconciliation", "the run"), **problem(*AUTHERR, 404)}}},
+    "/v1/admin/partners": {"get": {"summary": "partners (scope admin)", "security": SEC,
+                                   "responses": {"200": {"description": "partners", "content": {"application/json": {"schema": {"type": "object"}}}},
+                                                 **problem(*AUTHERR, 503)}}},
+    "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
+    "/readyz": {"get": {"summary": "readiness: Kafka and PostgreSQL reachable", "security": [],
+                        "responses": {"200": {"description": "ready"}, "503": {"description": "a dependency is down"}}}},
+    "/metrics": {"get": {"summary": "Prometheus text: requests by route and code, latency histogram", "security": [],
+                         "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": STR}}}}}},
+    "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+}
+doc = {
+    "openapi": "3.1.0",
+    "info": {"title": "Kasir ingress API", "version": "1.0.0",
+             "description": "JSON in snake_case; amounts are decimal strings with an ISO 4217 currency. Errors are "
+                            "application/problem+json with a stable code and the trace_id; every response carries X-Trace-Id. "
+                            "Scopes: " + ", ".join(subprocess.run([os.path.join(TOP, "build/bin/kasir-ingress"), "scopes"],
+                                                                 capture_output=True, text=True, check=True).stdout.split())},
+    "servers": [{"url": "http://127.0.0.1:8080"}],
+    "security": SEC,
+    "paths": paths,
+    "components": {
+        "securitySchemes": {"basic": {"type": "http", "scheme": "basic", "description": "API key as user name, empty password"},
+                            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        "headers": {"TraceId": {"schema": STR, "description": "trace id of this request (also in problem bodies)"}},
+        "responses": {"Problem": {"description": "problem details (Retry-After on 409 request_in_progress, 429 and 503)",
+                                  "headers": {"X-Trace-Id": {"$ref": "#/components/headers/TraceId"},
+                                              "Retry-After": {"schema": {"type": "integer"}}},
+                                  "content": {"application/problem+json": {"schema": ref("Problem")}}}},
+        "schemas": schemas,
+    },
+}
+with open(os.path.join(HERE, "openapi.json"), "w") as f:
+    json.dump(doc, f, indent=1, sort_keys=False)
+    f.write("\n")
+print("wrote producers/ingress/openapi.json", file=sys.stderr)

@@ -26,7 +26,7 @@
  *   acc:   one upsert per account with the batch's sum and count, returning the new count;
  *   ins:   the events, numbered per account from that count back (an account lives in
  *          one partition, so one owner numbers its events);
- * and the applied events come back for the outputs. The insert has no ON CONFLICT: fresh
+ * and the applied events come back (by position in the arrays) for the outputs. The insert has no ON CONFLICT: fresh
  * already left out what was applied, and only a zombie owner racing on the same events
  * could collide - its unique violation rolls the batch back, and the fence would have. */
 static const char SQL_APPLY[] =
@@ -57,7 +57,8 @@ static const char SQL_APPLY[] =
     "  FROM fresh f JOIN acc a ON a.account = f.account AND a.currency = f.currency"
     "  WINDOW w AS (PARTITION BY f.account, f.currency)"
     "  RETURNING event_id, applied_seq)"
-    " SELECT event_id, applied_seq FROM ins";
+    /* ord: the row's position in the arrays, so the caller needs no lookup by event_id */
+    " SELECT f.ord, i.applied_seq FROM ins i JOIN fresh f ON f.event_id = i.event_id";
 
 static const char SQL_AUDIT[] =
     "INSERT INTO demo_seen (event_id, src_topic, src_partition, src_offset) "
@@ -89,12 +90,23 @@ static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *e
 }
 
 /* the statement's nine array parameters, in binary form (no quoting, no parsing of text);
- * kept across batches to reuse their memory */
+ * kept across batches to reuse their memory, like the rest of struct demo */
 static const unsigned col_oid[9] = {KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8,
                                     KS_OID_TEXT, KS_OID_INT8, KS_OID_TEXT, KS_OID_INT4,
                                     KS_OID_INT8};
+/* what the outputs need of an input, looked up once */
+struct row {
+    struct ks_msg *m;
+    const char *event_id, *account, *currency;
+    json_int_t amount;
+    json_int_t applied_seq; /* 0: not applied now (a duplicate, or applied before) */
+};
 struct demo {
     struct ks_pgbin a[9];
+    struct row *rows;
+    size_t cap;
+    json_t *out; /* one DemoApplied value, refilled for each output (emit copies it) */
+    json_t *o_id, *o_at, *o_ev, *o_acct, *o_amt, *o_cur, *o_seq; /* its fields */
 };
 
 static void add_text(struct ks_pgbin *a, const char *s)
@@ -110,16 +122,23 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
     const char *params[9];
     int lens[9], fmts[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     PGresult *res = NULL;
-    json_t *seq_by_event = NULL;
     enum ks_code rc = KS_OK;
     struct timespec ts;
     size_t n = ks_batch_count(b), live = 0;
 
+    if (n > d->cap) {
+        struct row *nr = realloc(d->rows, n * sizeof(*nr));
+        if (!nr)
+            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        d->rows = nr;
+        d->cap = n;
+    }
     for (int k = 0; k < 9; k++)
         ks_pgbin_reset(&d->a[k]);
     for (size_t i = 0; i < n; i++) {
         struct ks_msg *m = ks_batch_msg(b, i);
         const char *note = json_string_value(json_object_get(m->value, "note"));
+        struct row *r = &d->rows[live];
         struct ks_err fail = {0};
 
         if (note && ((strcmp(note, "fail-once") == 0 && m->attempt == 1) ||
@@ -128,11 +147,17 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
             ks_batch_fail(b, m, &fail);
             continue;
         }
-        add_text(&d->a[0], str_field(m->value, "event_id"));
+        r->m = m;
+        r->event_id = str_field(m->value, "event_id");
+        r->account = str_field(m->value, "account");
+        r->currency = str_field(m->value, "currency");
+        r->amount = json_integer_value(json_object_get(m->value, "amount_minor"));
+        r->applied_seq = 0;
+        add_text(&d->a[0], r->event_id);
         add_text(&d->a[1], m->message_id);
-        add_text(&d->a[2], str_field(m->value, "account"));
-        ks_pgbin_int8(&d->a[3], json_integer_value(json_object_get(m->value, "amount_minor")));
-        add_text(&d->a[4], str_field(m->value, "currency"));
+        add_text(&d->a[2], r->account);
+        ks_pgbin_int8(&d->a[3], r->amount);
+        add_text(&d->a[4], r->currency);
         ks_pgbin_int8(&d->a[5], json_integer_value(json_object_get(m->value, "seq")));
         add_text(&d->a[6], m->topic);
         ks_pgbin_int4(&d->a[7], m->partition);
@@ -164,38 +189,47 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
         goto out;
     }
     /* outputs only for events applied now: a replayed event was announced already */
-    seq_by_event = json_object();
-    for (int r = 0; r < PQntuples(res); r++)
-        json_object_set_new(seq_by_event, PQgetvalue(res, r, 0),
-                            json_integer(strtoll(PQgetvalue(res, r, 1), NULL, 10)));
+    for (int k = 0; k < PQntuples(res); k++) {
+        long ord = strtol(PQgetvalue(res, k, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= live)
+            d->rows[ord - 1].applied_seq = strtoll(PQgetvalue(res, k, 1), NULL, 10);
+    }
+    if (!d->out && !(d->out = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:I}", "message_id", "",
+                                        "occurred_at", (json_int_t)0, "event_id", "",
+                                        "account", "", "amount_minor", (json_int_t)0,
+                                        "currency", "", "applied_seq", (json_int_t)0))) {
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        goto out;
+    }
+    d->o_id = json_object_get(d->out, "message_id");
+    d->o_at = json_object_get(d->out, "occurred_at");
+    d->o_ev = json_object_get(d->out, "event_id");
+    d->o_acct = json_object_get(d->out, "account");
+    d->o_amt = json_object_get(d->out, "amount_minor");
+    d->o_cur = json_object_get(d->out, "currency");
+    d->o_seq = json_object_get(d->out, "applied_seq");
     clock_gettime(CLOCK_REALTIME, &ts);
-    for (size_t i = 0; i < n; i++) {
-        struct ks_msg *m = ks_batch_msg(b, i);
-        const char *ev = str_field(m->value, "event_id"), *acct = str_field(m->value, "account");
-        json_t *seq = json_object_get(seq_by_event, ev), *out;
+    json_integer_set(d->o_at, (json_int_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    for (size_t i = 0; i < live; i++) {
+        struct row *r = &d->rows[i];
         char id[KS_ID_LEN];
 
-        if (!seq)
-            continue; /* failed above, a duplicate in this batch, or applied before */
-        ks_batch_next_id(b, m, out_topic, id);
-        out = json_pack("{s:s, s:I, s:s, s:s, s:O, s:s, s:O}", "message_id", id, "occurred_at",
-                        (json_int_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, "event_id", ev,
-                        "account", acct, "amount_minor",
-                        json_object_get(m->value, "amount_minor"), "currency",
-                        str_field(m->value, "currency"), "applied_seq", seq);
-        json_object_del(seq_by_event, ev);
-        if (!out) {
+        if (!r->applied_seq)
+            continue; /* a duplicate in this batch, or applied before */
+        ks_batch_next_id(b, r->m, out_topic, id);
+        if (json_string_set(d->o_id, id) || json_string_set(d->o_ev, r->event_id) ||
+            json_string_set(d->o_acct, r->account) || json_string_set(d->o_cur, r->currency)) {
             rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
             goto out;
         }
-        rc = ks_batch_emit(b, m, out_topic, acct, strlen(acct), "kasir.demo.DemoApplied", out,
-                           err);
-        json_decref(out);
+        json_integer_set(d->o_amt, r->amount);
+        json_integer_set(d->o_seq, r->applied_seq);
+        rc = ks_batch_emit(b, r->m, out_topic, r->account, strlen(r->account),
+                           "kasir.demo.DemoApplied", d->out, err);
         if (rc != KS_OK)
             goto out;
     }
 out:
-    json_decref(seq_by_event);
     PQclear(res);
     return rc;
 }
@@ -225,5 +259,7 @@ int main(int argc, char **argv)
     rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
     for (int k = 0; k < 9; k++)
         ks_pgbin_release(&d.a[k]);
+    free(d.rows);
+    json_decref(d.out);
     return rc;
 }

@@ -604,7 +604,8 @@ void ks_outbox_relay(struct ks_outbox *ob)
     }
     ob->n = 0;
     ob->written = 0;
-    rd_kafka_poll(ob->rk, 0);
+    /* no rd_kafka_poll here: the caller serves delivery reports with ks_outbox_poll when
+     * it has time (the worker does while its next batch commits) */
 }
 
 void ks_outbox_discard(struct ks_outbox *ob)

@@ -110,6 +110,7 @@ struct ks_worker {
     volatile sig_atomic_t stop;
     int64_t loop_at_ms;  /* last loop turn, for /healthz */
     int debug;           /* log.level is debug: per-batch timings */
+    char out_topic[256]; /* the topic of the last output id derived ("" none yet) */
 
     struct ks_batch batch;
     int ready;           /* batch was collected and prepared while the last tail ran */
@@ -451,6 +452,25 @@ void ks_batch_next_id(struct ks_batch *b, const struct ks_msg *m, const char *to
         memcpy(it->id_topic, topic, tl + 1);
         memcpy(it->id_next, out, KS_ID_LEN);
         it->id_for = it->nemit;
+        if (it->nemit == 0 && strcmp(b->w->out_topic, topic) != 0)
+            memcpy(b->w->out_topic, topic, tl + 1);
+    }
+}
+
+/* Derives, for every live item, the id of its first output to the topic the last batch
+ * emitted to. It runs while the previous batch commits (see process), so the handler
+ * finds its ids ready; a handler that emits elsewhere just derives its own. */
+static void derive_ids(struct ks_worker *w)
+{
+    struct ks_batch *b = &w->batch;
+
+    if (!w->out_topic[0])
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = &b->items[i];
+        char id[KS_ID_LEN];
+        if (it->state == ST_LIVE && it->id_for < 0)
+            ks_batch_next_id(b, &it->m, w->out_topic, id);
     }
 }
 
@@ -532,12 +552,6 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     it->first_failure_ms = header_int(r, KS_H_FIRST_FAILURE, -1);
     m->origin_topic = it->origin_topic;
     had_id = header(r, KS_H_MESSAGE_ID, m->message_id, sizeof(m->message_id)) && *m->message_id;
-    if (!had_id) {
-        char ps[16], os[24];
-        snprintf(ps, sizeof(ps), "%d", (int)it->origin_partition);
-        snprintf(os, sizeof(os), "%" PRId64, it->origin_offset);
-        ks_id_derive("msg", "kafka", m->message_id, it->origin_topic, ps, os, NULL);
-    }
     if (!header(r, KS_H_TRACEPARENT, buf, sizeof(buf)) ||
         ks_traceparent_parse(buf, m->trace_id, span, it->flags) != 0) {
         rnd_hex(w, m->trace_id, 16);
@@ -547,24 +561,35 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     if (!r->payload) {
         ks_err_set(&err, KS_EPOISON, 0, NULL, "message has no value");
         item_fail(it, "poison", &err);
-        return 0;
+        goto no_id;
     }
     if (ks_serde_decode(r->payload, r->len, &writer, &m->value, &err) != KS_OK) {
         if (err.code != KS_EPOISON)
             err.code = KS_EPOISON;
         item_fail(it, "poison", &err);
-        return 0;
+        goto no_id;
     }
     m->schema = ks_schema_name(writer);
     if (!had_id) {
         /* every Kasir schema carries its message id in the payload too */
         const char *mid = json_string_value(json_object_get(m->value, "message_id"));
-        if (mid && *mid)
-            snprintf(m->message_id, sizeof(m->message_id), "%s", mid);
+        size_t ml = mid ? strlen(mid) : 0;
+        if (ml && ml < sizeof(m->message_id)) {
+            memcpy(m->message_id, mid, ml + 1);
+            had_id = 1;
+        }
     }
     if (w->spec->validate && w->spec->validate(m, w->spec->ctx, &err) != KS_OK)
         item_fail(it, err.retriable ? "retry" : err.code == KS_EINVAL ? "invalid" : "failed",
                   &err);
+no_id:
+    if (!had_id) {
+        /* no id on the message: one from its position (a hash, so only when needed) */
+        char ps[16], os[24];
+        snprintf(ps, sizeof(ps), "%d", (int)it->origin_partition);
+        snprintf(os, sizeof(os), "%" PRId64, it->origin_offset);
+        ks_id_derive("msg", "kafka", m->message_id, it->origin_topic, ps, os, NULL);
+    }
     return 0;
 }
 
@@ -960,10 +985,8 @@ static enum outcome transact(struct ks_worker *w, int isolated)
     int64_t t_begin = mono_us(), t_handler, t_outbox;
     char *sql;
 
-    for (size_t i = 0; i < b->n; i++) {
-        b->items[i].nemit = 0;
-        b->items[i].id_for = -1;
-    }
+    for (size_t i = 0; i < b->n; i++)
+        b->items[i].nemit = 0; /* the cached id stays valid: it depends on nemit */
     if ((rc = pg_exec(w, "BEGIN", &err)) != KS_OK)
         goto infra;
     if (w->spec->dedup && b->nview) {
@@ -1166,6 +1189,8 @@ static void process(struct ks_worker *w)
         collect(w);
         t1 = mono_us();
         prepare(w);
+        derive_ids(w);
+        ks_outbox_poll(w->ob, 0); /* delivery reports of earlier batches */
         t2 = mono_us();
         w->ready = 1;
         settle(w);

@@ -93,11 +93,12 @@ static int prepare_idempotent(struct ing_req *r, const char *route_name, const c
      * the key itself), so the same request with other whitespace or member order, or with
      * its key in the header instead of the body, is the same request */
     {
-        json_t *copy = json_copy(r->parsed);
-        if (copy)
-            json_object_del(copy, "idempotency_key");
-        canon = copy ? json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        json_decref(copy);
+        json_t *k = json_incref(json_object_get(r->parsed, "idempotency_key"));
+        if (k)
+            json_object_del(r->parsed, "idempotency_key");
+        canon = json_dumps(r->parsed, JSON_COMPACT | JSON_SORT_KEYS);
+        if (k)
+            json_object_set_new(r->parsed, "idempotency_key", k);
     }
     if (!canon) {
         ing_problem(p, "internal", NULL, "out of memory");

@@ -240,6 +240,8 @@ static void req_free(struct ing_req *r)
     free(r->resp);
     free(r->payload);
     json_decref(r->claim);
+    free(r->claim_str);
+    free(r->fin_str);
     json_decref(r->parsed);
     free(r);
 }
@@ -515,7 +517,7 @@ int ing_http_start(int port, int threads)
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
                                 MHD_OPTION_END);
     return daemon_h ? 0 : -1;
 }

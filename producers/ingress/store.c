@@ -30,9 +30,16 @@ static int nwriters, hk_started;
 static const char batch_sql[] =
     "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval)::text";
 
+static json_t *fin_json(struct ing_req *r);
+
+/* The writers are the serialization point of the hot path: everything that can be done
+ * before a request reaches them (JSON text of claims and finishes) is done by the thread
+ * that queues it. */
 void ing_store_claim(struct ing_req *r)
 {
     r->t_claim = ing_mono_us();
+    free(r->claim_str);
+    r->claim_str = json_dumps(r->claim, JSON_COMPACT);
     r->next = NULL;
     pthread_mutex_lock(&mu);
     if (claims_tail)
@@ -46,8 +53,14 @@ void ing_store_claim(struct ing_req *r)
 
 void ing_store_finish(struct ing_req *r, int complete)
 {
+    json_t *f;
+
     r->fin_complete = complete;
     r->t_dr = ing_mono_us();
+    f = fin_json(r);
+    free(r->fin_str);
+    r->fin_str = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    json_decref(f);
     r->next = NULL;
     pthread_mutex_lock(&mu);
     if (fins_tail)
@@ -189,6 +202,50 @@ static json_t *fin_json(struct ing_req *r)
     return f;
 }
 
+/* "[{"i":0,<claim members>},...]" from the pre-serialized claims */
+static char *join_claims(struct ing_req **cl, size_t n)
+{
+    size_t i, len = 3, off = 0;
+    char *s;
+
+    for (i = 0; i < n; i++)
+        len += (cl[i]->claim_str ? strlen(cl[i]->claim_str) : 2) + 24;
+    if (!(s = malloc(len)))
+        return NULL;
+    s[off++] = '[';
+    for (i = 0; i < n; i++) {
+        const char *c = cl[i]->claim_str ? cl[i]->claim_str : "{}";
+        off += (size_t)snprintf(s + off, len - off, "%s{\"i\":%zu%s%s", i ? "," : "", i,
+                                c[1] == '}' ? "" : ",", c + 1);
+    }
+    s[off++] = ']';
+    s[off] = '\0';
+    return s;
+}
+
+static char *join_fins(struct ing_req **fi, size_t n)
+{
+    size_t i, len = 3, off = 0;
+    char *s;
+
+    for (i = 0; i < n; i++)
+        len += (fi[i]->fin_str ? strlen(fi[i]->fin_str) : 2) + 1;
+    if (!(s = malloc(len)))
+        return NULL;
+    s[off++] = '[';
+    for (i = 0; i < n; i++) {
+        const char *f = fi[i]->fin_str ? fi[i]->fin_str : "{}";
+        size_t l = strlen(f);
+        if (i)
+            s[off++] = ',';
+        memcpy(s + off, f, l);
+        off += l;
+    }
+    s[off++] = ']';
+    s[off] = '\0';
+    return s;
+}
+
 /* Runs one batch; 0 with *res set, or -1 (retriable failures already retried). */
 static int run_batch(struct ks_db **dbp, const char *fins, const char *claims, PGresult **res)
 {
@@ -235,7 +292,6 @@ static void *writer_main(void *arg)
         return NULL;
     for (;;) {
         size_t nc, nf, i;
-        json_t *jc, *jf;
         char *sc, *sf;
         PGresult *res = NULL;
 
@@ -251,18 +307,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&mu);
 
         qsort(cl, nc, sizeof(*cl), claim_cmp);
-        jc = json_array();
-        jf = json_array();
-        for (i = 0; i < nc; i++) {
-            json_object_set_new(cl[i]->claim, "i", json_integer((json_int_t)i));
-            json_array_append(jc, cl[i]->claim);
-        }
-        for (i = 0; i < nf; i++)
-            json_array_append_new(jf, fin_json(fi[i]));
-        sc = json_dumps(jc, JSON_COMPACT);
-        sf = json_dumps(jf, JSON_COMPACT);
-        json_decref(jc);
-        json_decref(jf);
+        sc = join_claims(cl, nc);
+        sf = join_fins(fi, nf);
 
         if (!sc || !sf || run_batch(&db, sf, sc, &res) != 0) {
             ING.pg_ok = 0;

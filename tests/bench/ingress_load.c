@@ -5,7 +5,7 @@
  * queueing (no coordinated omission). Every request carries a unique Idempotency-Key and
  * checkout_id. One thread, epoll, HTTP/1.1 keep-alive, one request in flight per connection.
  *
- *   ingress_load HOST PORT API_KEY RATE SECONDS CONNECTIONS [WARMUP_SECONDS]
+ *   ingress_load HOST PORT API_KEY|- RATE SECONDS CONNECTIONS [WARMUP_SECONDS]   (-: key in $INGRESS_KEY)
  * Prints one line: offered, sent, accepted/s, other statuses, p50, p90, p99, p99.9, max (ms). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -86,7 +86,8 @@ int main(int argc, char **argv)
     double rate = strtod(argv[4], NULL), secs = strtod(argv[5], NULL);
     double warm = argc > 7 ? strtod(argv[7], NULL) : 0;
     char cred[256], auth[400];
-    snprintf(cred, sizeof(cred), "%s:", argv[3]);
+    /* "-": the key comes from INGRESS_KEY, so it does not show in ps */
+    snprintf(cred, sizeof(cred), "%s:", strcmp(argv[3], "-") == 0 && getenv("INGRESS_KEY") ? getenv("INGRESS_KEY") : argv[3]);
     b64(cred, strlen(cred), auth);
     struct conn *c = calloc((size_t)nconn, sizeof(*c));
     int ep = epoll_create1(0), i;

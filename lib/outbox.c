@@ -386,8 +386,11 @@ static enum ks_code reserve_ids(struct ks_outbox *ob, PGconn *pg, size_t n, stru
             ob->id_block = 1;
         PQclear(res);
     }
-    /* the leftover of the last block is dropped: blocks need not be adjacent */
+    /* the leftover of the last block is dropped: blocks need not be adjacent. A few
+     * batches' worth at once: the reservation is a round trip in the batch's path */
     blocks = ((int64_t)n + ob->id_block - 1) / ob->id_block;
+    if (ob->id_block >= 256 && blocks * ob->id_block < 8192)
+        blocks = (8192 + ob->id_block - 1) / ob->id_block;
     snprintf(count, sizeof(count), "%" PRId64, blocks);
     res = PQexecParams(pg, SQL_RESERVE, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != blocks) {

@@ -2,10 +2,14 @@
  * lib/README.md for tables, headers and the error policy.
  *
  * One batch is one PostgreSQL transaction:
- *   BEGIN; mark delivered outbox rows sent; [claim message ids]; handler effects;
- *   outbox INSERT (outputs, retry and DLQ copies); UPDATE kasir_offsets ... WHERE
- *   next_offset = <expected> for each partition of the batch; COMMIT;
- * then the outbox rows go to the producer and the offsets to Kafka (async, for lag tools).
+ *   BEGIN; [claim message ids]; handler effects; then, as one query string sent without
+ *   waiting: COPY of the outbox rows (outputs, retry and DLQ copies), DELETE of the rows
+ *   delivered since the last batch, the fenced offsets update (kasir_offsets_advance,
+ *   which raises KS409 when another owner moved a partition), COMMIT.
+ * While that runs the loop frees the batch and collects and decodes the next one; then it
+ * reads the outcome, hands the outbox rows to the producer and the offsets to Kafka
+ * (async, for lag tools). Anything that needs the connection meanwhile (a rebalance)
+ * settles the batch in flight first.
  * Positions come only from PostgreSQL: on assignment, after a fence, after an outage the
  * partitions are (re)assigned at the offsets read from kasir_offsets. */
 #include <inttypes.h>

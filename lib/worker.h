@@ -4,11 +4,11 @@
  * handler) and its config table; the runtime does the rest:
  *   - consumer-group loop over batches (worker.batch.max messages or worker.batch.wait ms);
  *   - offsets in PostgreSQL (kasir_offsets), written in the batch's transaction, read on
- *     assignment, fenced with UPDATE ... WHERE next_offset = <expected> (0 rows: roll back,
- *     drop the batch, re-read positions from PostgreSQL); async Kafka commit afterwards so
- *     lag tools stay honest;
+ *     assignment, fenced (kasir_offsets_advance: a row moves only from <expected>, else
+ *     the transaction aborts: drop the batch, re-read positions from PostgreSQL); async
+ *     Kafka commit afterwards so lag tools stay honest;
  *   - outputs through the outbox (kasir_outbox) in the same transaction, relayed by the
- *     idempotent producer after COMMIT, marked sent on delivery, swept after a crash;
+ *     idempotent producer after COMMIT, deleted on delivery, swept after a crash;
  *   - error policy from struct ks_err: poison/invalid -> <topic>.dlq at once; retriable
  *     per-message failure -> <topic>.retry.<delay> with exponential backoff and jitter,
  *     DLQ after worker.retry.max_attempts; PostgreSQL unreachable -> stop fetching, stay in

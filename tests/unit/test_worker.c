@@ -80,6 +80,15 @@ KT_TEST(test_traceparent)
     KT_INTEQ(ks_traceparent_parse(NULL, t, s, f), -1);
     ks_traceparent_format("4bf92f3577b34da6a3ce929d0e0e4736", "1111111111111111", "01", out);
     KT_STREQ(out, "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01");
+    /* formatted by hand now: longer inputs are cut to their field width, and what it
+     * writes parses back */
+    ks_traceparent_format("4bf92f3577b34da6a3ce929d0e0e4736ffff", "00f067aa0ba902b7aa", "01x",
+                          out);
+    KT_STREQ(out, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    KT_INTEQ(ks_traceparent_parse(out, t, s, f), 0);
+    KT_STREQ(t, "4bf92f3577b34da6a3ce929d0e0e4736");
+    KT_STREQ(s, "00f067aa0ba902b7");
+    KT_STREQ(f, "01");
 }
 
 KT_TEST(test_pgarr)

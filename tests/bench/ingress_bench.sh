@@ -15,12 +15,22 @@ rates=${INGRESS_RATES:-"2000 5000 6000"}
 secs=${INGRESS_SECONDS:-20}
 conns=${INGRESS_CONNS:-128}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-key=$("$top/build/bin/kasir-ingress" partner add "bench-$(date +%s)" --rps 1000000 | sed -n 's/^api_key=//p')
+out=$("$top/build/bin/kasir-ingress" partner add "bench-$(date +%s)" --rps 1000000)
+key=$(sed -n 's/^api_key=//p' <<<"$out")
+partner=$(sed -n 's/^partner_id=//p' <<<"$out")
+psql "$KASIR_PG_DSN" -qc "VACUUM ANALYZE idempotency_keys, payments, payment_orders" >/dev/null
 log="$top/var/log/bench-ingress.log"
 KASIR_HTTP_PORT=$port KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
     "$top/build/bin/kasir-ingress" serve >"$log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+cleanup() {
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    # the bench's own rows go, so that repeated runs measure the same table sizes
+    psql "$KASIR_PG_DSN" -q -c "DELETE FROM idempotency_keys WHERE partner_id = '$partner'" \
+        -c "DELETE FROM payment_orders WHERE partner_id = '$partner'" \
+        -c "DELETE FROM payments WHERE partner_id = '$partner'" >/dev/null || true
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 # warm-up: connections, plan caches, producer batches
 INGRESS_KEY=$key "$top/build/bench/ingress-load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null

@@ -1,0 +1,35 @@
+"""208: /healthz, /readyz, /metrics, one JSON log line per request with its trace id, a
+W3C traceparent honoured, and no API key or token in the log."""
+import json
+import time
+
+from ingress_util import ingress, new_key, partners, payment_body  # noqa: F401
+
+
+def test_health_ready_metrics(ingress, partners):
+    a, _ = partners
+    assert ingress.request("GET", "/healthz").status == 200
+    r = ingress.request("GET", "/readyz")
+    assert r.status == 200 and r.json() == {"status": "ready", "kafka": True, "postgresql": True}
+    ingress.pay(a, payment_body(), key=new_key())
+    ingress.pay(a, {"bad": 1}, key=new_key())
+    m = ingress.request("GET", "/metrics").body.decode()
+    assert 'kasir_ingress_requests_total{route="POST /v1/payments",code="202"}' in m
+    assert 'kasir_ingress_requests_total{route="POST /v1/payments",code="400"}' in m
+    assert 'kasir_ingress_request_duration_seconds_bucket{route="POST /v1/payments",le="+Inf"}' in m
+
+
+def test_request_log_and_trace(ingress, partners):
+    a, _ = partners
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    r = ingress.pay(a, payment_body(), key=new_key(), headers={"traceparent": tp})
+    assert r.status == 202 and r.headers["x-trace-id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    tok = ingress.request("POST", "/v1/auth/token", a.sign_token_request()).json()["access_token"]
+    r2 = ingress.request("GET", "/v1/payments?ids=pay_x", auth="Bearer " + tok)
+    time.sleep(0.3)
+    lines = [json.loads(l) for l in open(ingress.daemon.log_path) if l.startswith("{")]
+    mine = [l for l in lines if l.get("trace_id") == r.headers["x-trace-id"] and l["event"] == "ingress.request"]
+    assert len(mine) == 1 and mine[0]["status"] == "202" and mine[0]["partner_id"] == a.partner_id
+    assert any(l.get("trace_id") == r2.headers["x-trace-id"] for l in lines)
+    text = open(ingress.daemon.log_path).read()
+    assert a.api_key not in text and tok not in text and tok.split(".")[2] not in text

@@ -10,7 +10,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
 mkdir -p "$top/build/bench" "$top/var/log"
-gcc -O2 -std=gnu11 -Wall -o "$top/build/bench/ingress-load" "$top/tests/bench/ingress_load.c"
+make -s -C "$top" build/bench/ingress_load
 rates=${INGRESS_RATES:-"2000 5000 6000"}
 secs=${INGRESS_SECONDS:-20}
 conns=${INGRESS_CONNS:-128}
@@ -33,11 +33,11 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 # warm-up: connections, plan caches, producer batches
-INGRESS_KEY=$key "$top/build/bench/ingress-load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
+INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
 echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers |"
 echo "|---|---|---|---|---|---|---|---|"
 for r in $rates; do
-    line=$(INGRESS_KEY=$key "$top/build/bench/ingress-load" 127.0.0.1 "$port" - "$r" "$secs" "$conns" 2)
+    line=$(INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "$r" "$secs" "$conns" 2)
     get() { sed -nE "s/.*$1=([^ ]+).*/\1/p" <<<"$line"; }
     others=$(grep -oE "status_[0-9]+=[0-9]+" <<<"$line" | tr "\n" " " || true)
     echo "| $r | $(get accepted_per_s) | $(get p50_ms) | $(get p90_ms) | $(get p99_ms) | $(get p999_ms) | $(get max_ms) | ${others:-none} |"

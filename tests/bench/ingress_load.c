@@ -7,7 +7,9 @@
  *
  *   ingress_load HOST PORT API_KEY|- RATE SECONDS CONNECTIONS [WARMUP_SECONDS]   (-: key in $INGRESS_KEY)
  * Prints one line: offered, sent, accepted/s, other statuses, p50, p90, p99, p99.9, max (ms). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

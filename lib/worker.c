@@ -41,6 +41,9 @@ static const char SQL_OFFSETS_READ[] =
     "SELECT o.topic, o.partition, o.next_offset FROM kasir_offsets o "
     "JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o.partition = u.p "
     "WHERE o.group_id = $1";
+/* takes back the dedup claims of messages the handler failed (unclaim_failed) */
+static const char SQL_UNCLAIM[] =
+    "DELETE FROM kasir_processed WHERE consumer = $1 AND message_id = ANY($2::text[])";
 /* the fence (migration 105): a row moves only from the position this owner read or wrote
  * last, else SQLSTATE KS409 aborts the transaction before the COMMIT that follows it */
 #define FENCE_SQLSTATE "KS409"
@@ -510,6 +513,39 @@ enum ks_code ks_batch_emit(struct ks_batch *b, struct ks_msg *m, const char *top
                          err);
 }
 
+/* The input's id from its kasir.message_id header into out; 0 when it has none. An id is
+ * stored as text and compared whole downstream, so a value longer than an id (cut, two
+ * inputs would share one id and a reader's dedup drop an output) or with bytes that are
+ * not printable ASCII (PostgreSQL refuses invalid UTF-8: the batch, its dead-letter copy
+ * included, could never commit) is replaced by a hash of its bytes: distinct, storable,
+ * and the same for every copy of that input. */
+static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
+{
+    rd_kafka_headers_t *h = NULL;
+    const unsigned char *v;
+    const void *val = NULL;
+    uint8_t sum[KS_SHA256_LEN];
+    char hex[2 * KS_SHA256_LEN + 1];
+    size_t len = 0, i;
+
+    if (rd_kafka_message_headers(r, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, KS_H_MESSAGE_ID, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !val || len == 0)
+        return 0;
+    v = val;
+    for (i = 0; i < len && i < KS_ID_LEN - 1 && v[i] >= 0x20 && v[i] < 0x7f; i++)
+        ;
+    if (i == len) {
+        memcpy(out, v, len);
+        out[len] = '\0';
+        return 1;
+    }
+    ks_sha256(v, len, sum);
+    ks_hex_encode(sum, sizeof(sum), hex);
+    ks_id_derive("msg", "header", out, hex, NULL);
+    return 1;
+}
+
 /* Reads headers, decodes, checks due time and validity. Returns 1 when the item is to be
  * held (a retry not yet due), else 0 with it->state set. */
 static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
@@ -555,7 +591,7 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     }
     it->first_failure_ms = header_int(r, KS_H_FIRST_FAILURE, -1);
     m->origin_topic = it->origin_topic;
-    had_id = header(r, KS_H_MESSAGE_ID, m->message_id, sizeof(m->message_id)) && *m->message_id;
+    had_id = header_id(r, m->message_id);
     if (!header(r, KS_H_TRACEPARENT, buf, sizeof(buf)) ||
         ks_traceparent_parse(buf, m->trace_id, span, it->flags) != 0) {
         rnd_hex(w, m->trace_id, 16);
@@ -725,6 +761,7 @@ static void prepare(struct ks_worker *w)
 {
     struct ks_batch *b = &w->batch;
     int64_t now = now_ms();
+    int gen = w->generation;
     size_t o = 0;
 
     for (size_t i = 0; i < b->n; i++) {
@@ -741,6 +778,12 @@ static void prepare(struct ks_worker *w)
         o++;
     }
     b->n = o;
+    if (w->generation != gen) {
+        /* hold() could not keep a message (no memory) and dropped it: the ones after it
+         * in its partition must not commit past it; positions are read again anyway */
+        batch_clear(b);
+        return;
+    }
     ks_metric_add(w->m_msgs, (int64_t)o);
 }
 
@@ -807,6 +850,36 @@ static enum ks_code failure_to_outbox(struct ks_worker *w, struct item *it, int6
     }
     return ks_outbox_add(w->ob, topic, it->rkm->key, it->rkm->key_len, val, val ? len : 0, h,
                          it->m.message_id, -1, err);
+}
+
+/* Dedup claimed every message the handler was given. One the handler then failed was not
+ * processed: its claim goes, or its retry copy (same message id) would be skipped as a
+ * duplicate and the input never applied (a replay from the DLQ likewise). */
+static enum ks_code unclaim_failed(struct ks_worker *w, struct ks_err *err)
+{
+    struct ks_batch *b = &w->batch;
+    struct ks_pgarr ids;
+    const char *params[2];
+    PGresult *res = NULL;
+    enum ks_code rc = KS_OK;
+
+    ks_pgarr_init(&ids);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].state == ST_FAILED && b->items[i].by_handler)
+            ks_pgarr_text(&ids, b->items[i].m.message_id);
+    if (ids.n == 0)
+        goto out;
+    params[0] = w->group;
+    if (!(params[1] = ks_pgarr_str(&ids))) {
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        goto out;
+    }
+    res = PQexecParams(ks_db_conn(w->db), SQL_UNCLAIM, 2, NULL, params, NULL, NULL, 0);
+    rc = ks_db_check(w->db, res, PGRES_COMMAND_OK, "dedup unclaim", err);
+out:
+    PQclear(res);
+    ks_pgarr_release(&ids);
+    return rc;
 }
 
 /* exec a parameterless statement on the worker's connection */
@@ -1021,6 +1094,8 @@ static enum outcome transact(struct ks_worker *w, int isolated)
             ks_err_set(&err, KS_EDB, 0, NULL, "handler left the transaction failed");
         goto rollback;
     }
+    if (w->spec->dedup && (rc = unclaim_failed(w, &err)) != KS_OK)
+        goto rollback;
     now = now_ms();
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].state == ST_FAILED) {

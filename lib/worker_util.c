@@ -74,17 +74,21 @@ int64_t ks_retry_backoff(const int64_t *delays, size_t n, int attempt, int jitte
     cap = delays[n - 1];
     d = delays[0];
     for (i = 1; i < (size_t)(attempt > 0 ? attempt : 1) && d < cap; i++)
-        d *= 2;
+        d = d > cap / 2 ? cap : d * 2; /* a doubling past cap could overflow */
     if (d > cap)
         d = cap;
     if (jitter_pct < 0)
         jitter_pct = 0;
     if (jitter_pct > 100)
         jitter_pct = 100;
-    /* full-range jitter around d: d * (1 + j * (2u - 1)), u in [0,1) */
-    span = d * jitter_pct / 100;
-    if (span > 0)
-        d += (int64_t)((2 * (int64_t)(rnd % 1000000) - 1000000) * span / 1000000);
+    /* full-range jitter around d: d * (1 + j * (2u - 1)), u in [0,1). Split so no
+     * product overflows: the parser accepts delays of ~1e9 hours, and 1e6 * span did */
+    span = d / 100 * jitter_pct + d % 100 * jitter_pct / 100;
+    if (span > 0) {
+        int64_t k = 2 * (int64_t)(rnd % 1000000) - 1000000; /* -1e6 .. 1e6 - 2 */
+        int64_t off = k * (span / 1000000) + k * (span % 1000000) / 1000000;
+        d = off > 0 && d > INT64_MAX - off ? INT64_MAX : d + off;
+    }
     if (d < 0)
         d = 0;
     for (i = 0; i < n; i++)

@@ -8,7 +8,8 @@
  *
  * Test hooks, by the event's note: "fail-once" fails transiently on its first attempt
  * (retry topic, then applied); "fail-always" fails transiently every time (DLQ after
- * worker.retry.max_attempts). */
+ * worker.retry.max_attempts). Env KASIR_DEMO_DEDUP=true turns on the runtime's message-id
+ * dedup (spec.dedup), which the demo does not need (event_id is its key): test 107. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +244,7 @@ int main(int argc, char **argv)
          "record every processing of a message in demo_seen (tests of exactly-once)"},
     };
     static struct demo d;
+    const char *dedup = getenv("KASIR_DEMO_DEDUP");
     const struct ks_worker_spec spec = {
         .name = "demo",
         .group = "kasir-demo",
@@ -250,6 +252,7 @@ int main(int argc, char **argv)
         .http_port = "8190",
         .validate = validate,
         .handle_batch = apply_batch,
+        .dedup = dedup && strcmp(dedup, "true") == 0,
         .ctx = &d,
     };
     int rc;

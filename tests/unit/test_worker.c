@@ -53,6 +53,26 @@ KT_TEST(test_retry_backoff)
     KT_INTEQ(ks_retry_backoff(d, 0, 1, 20, 0, &idx), 0);
 }
 
+KT_TEST(test_retry_backoff_long_delays)
+{
+    /* the parser takes delays up to ~1e9 hours; the jitter of such a delay used to
+     * overflow int64 (UB; in practice a wrapped, wrong delay) */
+    int64_t d[2];
+    const int64_t huge[] = {1, INT64_MAX};
+    size_t idx = 99;
+    KT_INTEQ(ks_retry_parse("1000000000h", d, NULL, 2), 1);
+    KT_INTEQ(d[0], 3600000000000000LL);
+    KT_INTEQ(ks_retry_backoff(d, 1, 1, 20, 0, &idx), d[0] - d[0] / 5);
+    KT_INTEQ(ks_retry_backoff(d, 1, 1, 20, 500000, &idx), d[0]);
+    KT_CHECK(ks_retry_backoff(d, 1, 1, 20, 999999, &idx) > d[0]);
+    KT_CHECK(ks_retry_backoff(d, 1, 1, 20, 999999, &idx) < d[0] + d[0] / 5);
+    KT_INTEQ(idx, 0);
+    /* doubling towards a cap near INT64_MAX stops at the cap */
+    KT_INTEQ(ks_retry_backoff(huge, 2, 200, 0, 0, &idx), INT64_MAX);
+    KT_INTEQ(idx, 1);
+    KT_CHECK(ks_retry_backoff(huge, 2, 200, 100, 999999, &idx) >= INT64_MAX - 10);
+}
+
 KT_TEST(test_traceparent)
 {
     char t[33], s[17], f[3], out[56];
@@ -252,5 +272,5 @@ KT_TEST(test_metrics_render)
     ks_metrics_free(m);
 }
 
-KT_MAIN(test_retry_parse, test_retry_backoff, test_traceparent, test_pgarr, test_pgbin,
-        test_failure_headers, test_metrics_render)
+KT_MAIN(test_retry_parse, test_retry_backoff, test_retry_backoff_long_delays, test_traceparent,
+        test_pgarr, test_pgbin, test_failure_headers, test_metrics_render)

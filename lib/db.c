@@ -41,7 +41,15 @@ struct ks_db *ks_db_connect(const char *dsn, struct ks_err *err)
         ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         return NULL;
     }
-    db->conn = PQconnectdb(db->dsn);
+    /* Defaults the DSN may override (libpq: keywords after an expanded dbname win, those
+     * before it lose): without them a server that vanished without a FIN or RST (host
+     * down, network partition) leaves a worker waiting forever on a TCP connection.
+     * Unix sockets ignore the keepalive settings. */
+    static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                       "keepalives_interval", "keepalives_count",
+                                       "tcp_user_timeout", "dbname", NULL};
+    const char *vals[] = {"10", "1", "30", "10", "3", "60000", db->dsn, NULL};
+    db->conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(db->conn) != CONNECTION_OK) {
         chomp_copy(msg, sizeof(msg), PQerrorMessage(db->conn));
         ks_err_set(err, KS_EDB, 1, NULL, "could not connect to postgresql: %s", msg);

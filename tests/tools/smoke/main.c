@@ -45,6 +45,15 @@ int main(int argc, char **argv)
     }
     printf("pg: select 6*7 = %s\n", PQgetvalue(res, 0, 0));
     PQclear(res);
+    {
+        /* the connection options in effect: ks_db_connect's defaults, or the DSN's */
+        PQconninfoOption *opts = PQconninfo(ks_db_conn(db)), *o;
+        for (o = opts; o && o->keyword; o++)
+            if (o->val && (strcmp(o->keyword, "connect_timeout") == 0 ||
+                           strcmp(o->keyword, "keepalives_idle") == 0))
+                printf("pg: %s=%s\n", o->keyword, o->val);
+        PQconninfoFree(opts);
+    }
 
     snprintf(payload, sizeof(payload), "smoke-%ld", (long)time(NULL));
     if (!(conf = ks_kafka_conf_new(brokers, "producer", NULL, &err)))

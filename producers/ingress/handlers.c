@@ -131,8 +131,6 @@ static void pay_post(struct ing_req *r)
 {
     struct ing_problem p;
     struct ing_payment *pay = &r->u.pay;
-    json_t *orders;
-    size_t i;
 
     if (!media_is(r, "application/json", &p) ||
         ing_parse_payment(r->body, r->len, pay, &p) != 0)
@@ -142,23 +140,9 @@ static void pay_post(struct ing_req *r)
         goto fail;
     if (unavailable_if_down(r))
         return;
-    orders = json_array();
-    for (i = 0; i < pay->n_orders; i++) {
-        const struct ing_order *o = &pay->orders[i];
-        char oid[KS_ID_LEN], idx[24];
-        snprintf(idx, sizeof(idx), "%zu", i);
-        ks_id_derive("ord", "payment-order", oid, r->rid, idx, NULL);
-        json_array_append_new(orders, json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:s?}", "n", (int)i, "oid", oid,
-                                                "seller", o->seller_id, "amt",
-                                                (json_int_t)o->amount.minor, "cur",
-                                                o->amount.currency, "method",
-                                                ing_method_avro[o->method], "psp", o->psp));
-    }
-    json_object_set_new(r->claim, "orders", orders);
+    /* the claim reserves the checkout; the payment and its orders are written by the
+     * complete finish (publish.c builds them once the final payment id is known) */
     json_object_set_new(r->claim, "checkout", json_string(pay->checkout_id));
-    json_object_set_new(r->claim, "buyer", json_string(pay->buyer_id));
-    if (pay->metadata)
-        json_object_set(r->claim, "metadata", pay->metadata);
     ing_suspend(r);
     ing_store_claim(r);
     return;

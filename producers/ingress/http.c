@@ -240,6 +240,7 @@ static void req_free(struct ing_req *r)
     free(r->resp);
     free(r->payload);
     json_decref(r->claim);
+    json_decref(r->row);
     free(r->claim_str);
     free(r->fin_str);
     json_decref(r->parsed);

@@ -98,6 +98,7 @@ struct ing_req {
     char fp[65];
     char rid[KS_ID_LEN];
     json_t *claim;   /* what store.c sends to ingress_batch */
+    json_t *row;     /* payments: the rows the complete finish inserts (migration 205) */
     char *claim_str, *fin_str; /* serialized off the writer threads */
     json_t *parsed;  /* the request's root object (parsed structs borrow from it) */
     union {

@@ -204,7 +204,7 @@ static int build_payment(struct ing_req *r, struct ing_problem *p)
 {
     const struct ing_payment *pay = &r->u.pay;
     json_t *ev = json_object(), *orders = json_array(), *resp = json_object(),
-           *rorders = json_array();
+           *rorders = json_array(), *dorders = json_array();
     size_t i;
 
     ks_id_derive("msg", "kasir.payments.requested", r->msg_id, r->rid, NULL);
@@ -231,7 +231,19 @@ static int build_payment(struct ing_req *r, struct ing_problem *p)
         json_object_set_new(ro, "method", json_string(ing_method_api[o->method]));
         json_object_set_new(ro, "status", json_string("NOT_STARTED"));
         json_array_append_new(rorders, ro);
+        json_array_append_new(dorders, json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:s?}", "n",
+                                                 (int)i, "oid", oid, "seller", o->seller_id,
+                                                 "amt", (json_int_t)o->amount.minor, "cur",
+                                                 o->amount.currency, "method",
+                                                 ing_method_avro[o->method], "psp", o->psp));
     }
+    /* the rows the complete finish inserts (store.c), with the final ids: a resumed claim
+     * takes over the first attempt's payment id */
+    json_decref(r->row);
+    r->row = json_pack("{s:o, s:s, s:s}", "orders", dorders, "checkout", pay->checkout_id,
+                       "buyer", pay->buyer_id);
+    if (r->row && pay->metadata)
+        json_object_set(r->row, "metadata", pay->metadata);
     json_object_set_new(ev, "message_id", json_string(r->msg_id));
     json_object_set_new(ev, "occurred_at", json_integer(ing_now_us()));
     json_object_set_new(ev, "partner_id", json_string(r->partner_id));

@@ -198,6 +198,8 @@ static json_t *fin_json(struct ing_req *r)
             free(b64);
         }
         json_object_set_new(f, "status", json_integer(r->status));
+        if (r->row)
+            json_object_update(f, r->row);
     }
     return f;
 }

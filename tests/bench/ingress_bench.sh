@@ -6,6 +6,10 @@
 # Idempotency-Keys and checkout ids, HTTP Basic auth, keep-alive connections. Latency runs
 # from each request's scheduled send time to its last response byte.
 #   INGRESS_RATES="2000 5000 6000" INGRESS_SECONDS=20 INGRESS_CONNS=128
+#   INGRESS_WARMUP=30 (seconds at the first rate before measuring; Kafka's JIT needs it
+#   after a broker restart) INGRESS_REPEAT=3 (runs per rate) INGRESS_BIN=path (A/B runs)
+# Also prints the CPU per accepted payment of the ingress, the PostgreSQL writer backends and
+# the Kafka broker during each run (from /proc/<pid>/stat; other work on the box inflates it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
@@ -14,14 +18,26 @@ make -s -C "$top" build/bench/ingress_load
 rates=${INGRESS_RATES:-"2000 5000 6000"}
 secs=${INGRESS_SECONDS:-20}
 conns=${INGRESS_CONNS:-128}
+bin=${INGRESS_BIN:-$top/build/bin/kasir-ingress}
+warmup=${INGRESS_WARMUP:-0}
+repeat=${INGRESS_REPEAT:-1}
+hz=$(getconf CLK_TCK)
+ticks() { # summed user+system ticks of the given pids
+    local t=0 p
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] || continue
+        t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$t"
+}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-out=$("$top/build/bin/kasir-ingress" partner add "bench-$(date +%s)" --rps 1000000)
+out=$("$bin" partner add "bench-$(date +%s)" --rps 1000000)
 key=$(sed -n 's/^api_key=//p' <<<"$out")
 partner=$(sed -n 's/^partner_id=//p' <<<"$out")
 psql "$KASIR_PG_DSN" -qc "VACUUM ANALYZE idempotency_keys, payments, payment_orders" >/dev/null
 log="$top/var/log/bench-ingress.log"
 KASIR_HTTP_PORT=$port KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
-    "$top/build/bin/kasir-ingress" serve >"$log" 2>&1 &
+    "$bin" serve >"$log" 2>&1 &
 pid=$!
 cleanup() {
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
@@ -34,14 +50,30 @@ trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 # warm-up: connections, plan caches, producer batches
 INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
-echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers |"
-echo "|---|---|---|---|---|---|---|---|"
+if [ "$warmup" -gt 0 ]; then
+    INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "${rates%% *}" "$warmup" "$conns" >/dev/null
+fi
+kpid=$(pgrep -f kafka.Kafka | head -1 || true)
+echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka | load avg |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for r in $rates; do
+  for _ in $(seq 1 "$repeat"); do
+    # PostgreSQL: the backends that run ingress_batch() (the writers; another ingress on
+    # the box would be counted too) and the WAL writer
+    pgp=$(psql "$KASIR_PG_DSN" -qtAXc "SELECT pid FROM pg_stat_activity
+        WHERE query LIKE '%ingress_batch(%' AND pid <> pg_backend_pid()
+           OR backend_type = 'walwriter'" | tr "\n" " ")
+    c0=($(ticks "$pid") $(ticks $pgp) $(ticks $kpid))
     line=$(INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "$r" "$secs" "$conns" 2)
+    c1=($(ticks "$pid") $(ticks $pgp) $(ticks $kpid))
     get() { sed -nE "s/.*$1=([^ ]+).*/\1/p" <<<"$line"; }
     others=$(grep -oE "status_[0-9]+=[0-9]+" <<<"$line" | tr "\n" " " || true)
-    echo "| $r | $(get accepted_per_s) | $(get p50_ms) | $(get p90_ms) | $(get p99_ms) | $(get p999_ms) | $(get max_ms) | ${others:-none} |"
+    n=$(awk -v a="$(get accepted_per_s)" -v s="$secs" 'BEGIN{printf "%d", a*(s+2)}')
+    cpu=$(awk -v n="$n" -v hz="$hz" -v a="$((c1[0]-c0[0]))" -v b="$((c1[1]-c0[1]))" -v c="$((c1[2]-c0[2]))" \
+        'BEGIN{ if (n<1) n=1; printf "%d, %d, %d", a*1e6/hz/n, b*1e6/hz/n, c*1e6/hz/n }')
+    echo "| $r | $(get accepted_per_s) | $(get p50_ms) | $(get p90_ms) | $(get p99_ms) | $(get p999_ms) | $(get max_ms) | ${others:-none} | $cpu | $(cut -d' ' -f1 /proc/loadavg) |"
     sleep 2
+  done
 done
 echo
 echo "ingress log: var/log/bench-ingress.log ($(wc -l <"$log") lines); $secs s per rate after 2 s of warm-up, $conns connections"

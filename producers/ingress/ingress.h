@@ -137,6 +137,7 @@ struct ing_ctx {
     size_t max_body, max_upload, max_webhook;
     const char *wh_stripe, *wh_xendit, *wh_midtrans, *wh_sandbox;
     int writers, batch_max;
+    int64_t gather_us;
     _Atomic int kafka_ok, pg_ok;
     _Atomic int stopping;
 };

@@ -37,6 +37,8 @@ static const struct ks_config_def own_defs[] = {
      "after this an in-flight record may be taken over by a retry (crash recovery)"},
     {"store.writers", KS_CFG_INT, "2", 0, "group-commit writer threads (PostgreSQL connections)"},
     {"store.batch_max", KS_CFG_INT, "256", 0, "most claims (and finishes) in one transaction"},
+    {"store.gather_us", KS_CFG_INT, "1000", 0,
+     "a writer waits up to this many microseconds for a bigger batch (0: takes what is queued)"},
     {"webhook.tolerance", KS_CFG_DURATION_MS, "300s", 0, "webhook timestamp tolerance"},
     {"webhook.max_body", KS_CFG_INT, "262144", 0, "largest webhook body accepted, bytes"},
     {"webhook.stripe.secret", KS_CFG_STRING, "", 0, "Stripe endpoint secret (whsec_...); empty: off"},
@@ -94,6 +96,9 @@ static int serve(const struct ks_config *cfg)
     ING.wh_sandbox = ks_config_str(cfg, "webhook.sandbox.secret");
     ING.writers = (int)ks_config_int(cfg, "store.writers");
     ING.batch_max = (int)ks_config_int(cfg, "store.batch_max");
+    ING.gather_us = ks_config_int(cfg, "store.gather_us");
+    if (ING.gather_us < 0 || ING.gather_us > 100000)
+        ING.gather_us = 0;
     if (ING.batch_max < 1)
         ING.batch_max = 1;
     if (ING.idem_keep_s < 86400)

@@ -280,7 +280,7 @@ static int cli(const struct ks_config *cfg, int argc, char **argv)
         }
         PQclear(res);
     } else {
-        fprintf(stderr, "usage: kasir-ingress [serve] | partner add NAME [--rps N] [--burst N] "
+        fprintf(stderr, "usage: kasir-ingress [serve] | config-doc | partner add NAME [--rps N] [--burst N] "
                         "[--scopes S] | key add PARTNER_ID [--scopes S] | key rotate KEY_ID "
                         "[--grace SECONDS] | key revoke KEY_ID | routes | codes | scopes\n");
         rc = 2;
@@ -311,6 +311,12 @@ int main(int argc, char **argv)
     if (argc > first && strcmp(argv[first], "codes") == 0) {
         for (i = 0; i < ing_codes_count; i++)
             printf("%s %d\n", ing_codes[i].code, ing_codes[i].status);
+        return 0;
+    }
+    if (argc > first && strcmp(argv[first], "config-doc") == 0) {
+        /* make docs appends this to docs/CONFIG.md */
+        ks_config_markdown(stdout, "kasir-ingress (besides the common settings)", own_defs,
+                           sizeof(own_defs) / sizeof(own_defs[0]));
         return 0;
     }
     if (argc > first && strcmp(argv[first], "scopes") == 0) {

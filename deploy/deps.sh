@@ -5,7 +5,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential pkg-config librdkafka-dev libpq-dev libavro-dev libcurl4-openssl-dev
       libssl-dev libjansson-dev libmicrohttpd-dev postgresql-15 postgresql-contrib kcat
-      python3-avro python3-pytest clang libclang-rt-14-dev wrk maven openjdk-17-jre-headless curl)
+      python3-avro python3-pytest clang libclang-rt-14-dev wrk maven openjdk-17-jre-headless curl bc)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -392,31 +392,28 @@ fail:
     ing_respond_problem(r, &p);
 }
 
-static void refund_get(struct ing_req *r)
+/* GET of one object by id, scoped to the calling partner: another partner's id, an
+ * unknown id and one not yet published all answer the same 404. sql takes $1 = id,
+ * $2 = partner and returns one json row with amount_minor and currency. */
+static void object_get(struct ing_req *r, const char *prefix, const char *what,
+                       const char *sql)
 {
     struct ing_problem p;
-    const char *id = path_tail(r, "/v1/refunds/");
+    const char *id = path_tail(r, prefix);
     const char *params[2] = {id, r->partner_id};
     PGresult *res;
     json_t *o;
 
     if (!id_ok(id)) {
-        ing_problem(&p, "not_found", "id", "no refund with this id");
+        ing_problem(&p, "not_found", "id", "no %s with this id", what);
         goto fail;
     }
-    res = query(r,
-                "SELECT json_build_object('refund_id', refund_id, 'payment_id', payment_id, "
-                "'payment_order_id', order_id, 'amount_minor', amount_minor, 'currency', "
-                "currency, 'reason', reason, 'status', status, 'created_at', "
-                "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
-                "FROM refunds WHERE refund_id = $1 AND partner_id = $2 "
-                "AND status <> 'PENDING_PUBLISH'",
-                2, params, &p);
+    res = query(r, sql, 2, params, &p);
     if (!res)
         goto fail;
     if (PQntuples(res) != 1 || !(o = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
         PQclear(res);
-        ing_problem(&p, "not_found", "id", "no refund with this id");
+        ing_problem(&p, "not_found", "id", "no %s with this id", what);
         goto fail;
     }
     PQclear(res);
@@ -426,39 +423,27 @@ fail:
     ing_respond_problem(r, &p);
 }
 
+static void refund_get(struct ing_req *r)
+{
+    object_get(r, "/v1/refunds/", "refund",
+               "SELECT json_build_object('refund_id', refund_id, 'payment_id', payment_id, "
+               "'payment_order_id', order_id, 'amount_minor', amount_minor, 'currency', "
+               "currency, 'reason', reason, 'status', status, 'created_at', "
+               "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
+               "FROM refunds WHERE refund_id = $1 AND partner_id = $2 "
+               "AND status <> 'PENDING_PUBLISH'");
+}
+
 static void payout_get(struct ing_req *r)
 {
-    struct ing_problem p;
-    const char *id = path_tail(r, "/v1/payouts/");
-    const char *params[2] = {id, r->partner_id};
-    PGresult *res;
-    json_t *o;
-
-    if (!id_ok(id)) {
-        ing_problem(&p, "not_found", "id", "no payout with this id");
-        goto fail;
-    }
-    res = query(r,
-                "SELECT json_build_object('payout_id', payout_id, 'seller_id', seller_id, "
-                "'amount_minor', amount_minor, 'currency', currency, 'channel', lower(channel), "
-                "'bank_code', bank_code, 'ewallet_channel', ewallet_channel, 'status', status, "
-                "'created_at', to_char(created_at AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
-                "FROM payouts WHERE payout_id = $1 AND partner_id = $2 "
-                "AND status <> 'PENDING_PUBLISH'",
-                2, params, &p);
-    if (!res)
-        goto fail;
-    if (PQntuples(res) != 1 || !(o = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
-        PQclear(res);
-        ing_problem(&p, "not_found", "id", "no payout with this id");
-        goto fail;
-    }
-    PQclear(res);
-    ing_respond_json(r, 200, money_member(o, "amount_minor", "currency", "amount"));
-    return;
-fail:
-    ing_respond_problem(r, &p);
+    object_get(r, "/v1/payouts/", "payout",
+               "SELECT json_build_object('payout_id', payout_id, 'seller_id', seller_id, "
+               "'amount_minor', amount_minor, 'currency', currency, 'channel', lower(channel), "
+               "'bank_code', bank_code, 'ewallet_channel', ewallet_channel, 'status', status, "
+               "'created_at', to_char(created_at AT TIME ZONE 'UTC', "
+               "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
+               "FROM payouts WHERE payout_id = $1 AND partner_id = $2 "
+               "AND status <> 'PENDING_PUBLISH'");
 }
 
 static void recon_get(struct ing_req *r)

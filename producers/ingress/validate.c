@@ -433,38 +433,27 @@ static int parse_order(json_t *o, size_t idx, struct ing_order *out, struct ing_
         ing_problem(p, "card_data_forbidden", f, "%s looks like a card number; send the PSP's token", f);
         return -1;
     }
-    switch (out->method) {
-    case ING_CARD:
-        if (need(o, prefix, "payment_token", "for method card", p) ||
-            forbid(o, prefix, "bank_code", "for method card", p) ||
-            forbid(o, prefix, "ewallet_channel", "for method card", p))
+    /* each method needs at most one of the method fields and forbids the others */
+    static const char *const method_fields[] = {"payment_token", "bank_code", "ewallet_channel"};
+    static const struct { const char *needs, *why; } rules[] = {
+        [ING_CARD] = {"payment_token", "for method card"},
+        [ING_VA] = {"bank_code", "for this method"},
+        [ING_BANK] = {"bank_code", "for this method"},
+        [ING_QRIS] = {NULL, "for method qris"},
+        [ING_EWALLET] = {"ewallet_channel", "for method ewallet"},
+    };
+    const char *needs = rules[out->method].needs, *why = rules[out->method].why;
+    if (needs && need(o, prefix, needs, why, p))
+        return -1;
+    for (size_t k = 0; k < sizeof(method_fields) / sizeof(method_fields[0]); k++)
+        if ((!needs || strcmp(method_fields[k], needs) != 0) &&
+            forbid(o, prefix, method_fields[k], why, p))
             return -1;
-        break;
-    case ING_VA:
-    case ING_BANK:
-        if (need(o, prefix, "bank_code", "for this method", p) ||
-            forbid(o, prefix, "payment_token", "for this method", p) ||
-            forbid(o, prefix, "ewallet_channel", "for this method", p))
-            return -1;
-        break;
-    case ING_QRIS:
-        if (forbid(o, prefix, "payment_token", "for method qris", p) ||
-            forbid(o, prefix, "bank_code", "for method qris", p) ||
-            forbid(o, prefix, "ewallet_channel", "for method qris", p))
-            return -1;
-        break;
-    case ING_EWALLET:
-        if (need(o, prefix, "ewallet_channel", "for method ewallet", p) ||
-            forbid(o, prefix, "payment_token", "for method ewallet", p) ||
-            forbid(o, prefix, "bank_code", "for method ewallet", p))
-            return -1;
-        if (!in_list(out->ewallet, ewallets)) {
-            path(f, sizeof(f), prefix, "ewallet_channel");
-            ing_problem(p, "value_not_allowed", f,
-                        "%s must be OVO, DANA, GOPAY, SHOPEEPAY or LINKAJA", f);
-            return -1;
-        }
-        break;
+    if (out->method == ING_EWALLET && !in_list(out->ewallet, ewallets)) {
+        path(f, sizeof(f), prefix, "ewallet_channel");
+        ing_problem(p, "value_not_allowed", f,
+                    "%s must be OVO, DANA, GOPAY, SHOPEEPAY or LINKAJA", f);
+        return -1;
     }
     return 0;
 }

@@ -68,10 +68,11 @@ def create_topics(*specs):
                    capture_output=True, timeout=60)
 
 
-def kcat_messages(topic, timeout=20):
-    """Every message of topic from the beginning, as (key, value bytes) pairs."""
+def kcat_messages(topic, timeout=20, offset="beginning"):
+    """Every message of topic from offset (kcat -o: "beginning", "s@<ms>" ...) to the end,
+    as (key, value bytes) pairs."""
     p = subprocess.run(
-        ["kcat", "-b", BROKERS, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+        ["kcat", "-b", BROKERS, "-C", "-t", topic, "-o", offset, "-e", "-q",
          "-f", "%k\x1e%s\x1d"],
         capture_output=True, timeout=timeout,
     )

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import BROKERS, Daemon, PG_DSN, bin_path, psql
+from conftest import BROKERS, Daemon, PG_DSN, bin_path, kcat_messages, psql
 
 INGRESS = bin_path("ingress")
 
@@ -134,16 +134,7 @@ def new_key():
 
 def kafka_since(topic, since_ms, timeout=30):
     """Every message of topic with a timestamp >= since_ms, as (key, value bytes)."""
-    p = subprocess.run(
-        ["kcat", "-b", BROKERS, "-C", "-t", topic, "-o", "s@%d" % since_ms, "-e", "-q",
-         "-f", "%k\x1e%s\x1d"], capture_output=True, timeout=timeout)
-    assert p.returncode == 0, p.stderr
-    out = []
-    for rec in p.stdout.split(b"\x1d"):
-        if rec:
-            k, _, v = rec.partition(b"\x1e")
-            out.append((k.decode(errors="replace"), v))
-    return out
+    return kcat_messages(topic, timeout, offset="s@%d" % since_ms)
 
 
 def count_in_kafka(topic, needle, since_ms):

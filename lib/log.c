@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jsonw.h"
 #include "log.h"
 
 #include "banned.h"
@@ -83,134 +84,13 @@ static int name_is_secret(const char *name)
     return 0;
 }
 
-/* A growable line buffer that starts on the stack. */
-struct line {
-    char *p;
-    size_t len, cap;
-    int heap;  /* p is malloc'd */
-    int full;  /* an allocation failed: further appends are dropped */
-};
-
-/* Appends n bytes; 0 on success, -1 when the line cannot grow. */
-static int line_put(struct line *l, const char *s, size_t n)
-{
-    if (l->full)
-        return -1;
-    if (l->len + n + 64 > l->cap) {
-        /* 64 bytes stay in reserve for the closing marker and "}\n" */
-        size_t ncap = l->cap * 2;
-        char *np;
-        while (ncap < l->len + n + 64)
-            ncap *= 2;
-        np = l->heap ? realloc(l->p, ncap) : malloc(ncap);
-        if (!np) {
-            l->full = 1;
-            return -1;
-        }
-        if (!l->heap)
-            memcpy(np, l->p, l->len);
-        l->p = np;
-        l->cap = ncap;
-        l->heap = 1;
-    }
-    memcpy(l->p + l->len, s, n);
-    l->len += n;
-    return 0;
-}
-
-static int line_str(struct line *l, const char *s)
-{
-    return line_put(l, s, strlen(s));
-}
-
-/* Appends the end of the line into the reserve that line_put keeps: cannot fail. */
-static void line_tail(struct line *l, const char *s)
-{
-    size_t n = strlen(s);
-
-    memcpy(l->p + l->len, s, n);
-    l->len += n;
-}
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not one
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned char c = s[0];
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80
-                   ? 4
-                   : 0;
-    }
-    return 0;
-}
-
-/* Appends s as a JSON string, quotes included. The whole string goes in or nothing. */
-static int line_json(struct line *l, const char *s)
-{
-    size_t start = l->len;
-    const unsigned char *p = (const unsigned char *)s;
-    int rc = line_put(l, "\"", 1);
-
-    while (rc == 0 && *p) {
-        const unsigned char *run = p;
-        size_t n;
-        /* copy plain runs in one go */
-        while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
-            p++;
-        if (p > run)
-            rc = line_put(l, (const char *)run, (size_t)(p - run));
-        if (rc != 0 || !*p)
-            break;
-        if (*p == '"' || *p == '\\') {
-            char esc[2] = {'\\', (char)*p};
-            rc = line_put(l, esc, 2);
-            p++;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            char esc[8];
-            switch (*p) {
-            case '\n': rc = line_put(l, "\\n", 2); break;
-            case '\r': rc = line_put(l, "\\r", 2); break;
-            case '\t': rc = line_put(l, "\\t", 2); break;
-            case '\b': rc = line_put(l, "\\b", 2); break;
-            case '\f': rc = line_put(l, "\\f", 2); break;
-            default:
-                snprintf(esc, sizeof(esc), "\\u%04x", *p);
-                rc = line_put(l, esc, 6);
-            }
-            p++;
-        } else if ((n = utf8_seq(p)) > 0) {
-            rc = line_put(l, (const char *)p, n);
-            p += n;
-        } else {
-            rc = line_put(l, "\\ufffd", 6);
-            p++;
-        }
-    }
-    if (rc == 0)
-        rc = line_put(l, "\"", 1);
-    if (rc != 0)
-        l->len = start;
-    return rc;
-}
-
 /* Appends ,"name":"value" or nothing at all. */
-static void line_field(struct line *l, const char *name, const char *value)
+static void line_field(struct ks_jw *l, const char *name, const char *value)
 {
     size_t start = l->len;
 
-    if (line_put(l, ",", 1) != 0 || line_json(l, name) != 0 || line_put(l, ":", 1) != 0 ||
-        line_json(l, value) != 0)
+    if (ks_jw_put(l, ",", 1) != 0 || ks_jw_quote(l, name) != 0 || ks_jw_put(l, ":", 1) != 0 ||
+        ks_jw_quote(l, value) != 0)
         l->len = start;
 }
 
@@ -232,7 +112,7 @@ static void write_all(int fd, const char *p, size_t n)
 static void emit(enum ks_log_level lvl, const char *event, const char *msg, va_list *fields)
 {
     char stack[2048];
-    struct line l = {stack, 0, sizeof(stack), 0, 0};
+    struct ks_jw l;
     char ts[40], frac[8];
     struct timespec now;
     struct tm tm;
@@ -246,12 +126,13 @@ static void emit(enum ks_log_level lvl, const char *event, const char *msg, va_l
     snprintf(frac, sizeof(frac), ".%03dZ", (int)(now.tv_nsec / 1000000) % 1000);
 
     /* the first four fields always fit the stack buffer */
-    line_str(&l, "{\"ts\":\"");
-    line_str(&l, ts);
-    line_str(&l, frac);
-    line_str(&l, "\",\"level\":\"");
-    line_str(&l, level_names[li]);
-    line_str(&l, "\"");
+    ks_jw_init(&l, stack, sizeof(stack));
+    ks_jw_raw(&l, "{\"ts\":\"");
+    ks_jw_raw(&l, ts);
+    ks_jw_raw(&l, frac);
+    ks_jw_raw(&l, "\",\"level\":\"");
+    ks_jw_raw(&l, level_names[li]);
+    ks_jw_raw(&l, "\"");
     line_field(&l, "svc", log_svc);
     line_field(&l, "event", event ? event : "");
     if (fields) {
@@ -266,11 +147,10 @@ static void emit(enum ks_log_level lvl, const char *event, const char *msg, va_l
     if (msg)
         line_field(&l, "msg", msg);
     if (l.full)
-        line_tail(&l, ",\"log_truncated\":\"true\"");
-    line_tail(&l, "}\n");
+        ks_jw_tail(&l, ",\"log_truncated\":\"true\"");
+    ks_jw_tail(&l, "}\n");
     write_all(atomic_load(&log_fd), l.p, l.len);
-    if (l.heap)
-        free(l.p);
+    ks_jw_free(&l);
 }
 
 void ks_log(enum ks_log_level lvl, const char *event, const char *msg, ...)

@@ -49,9 +49,9 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 # warm-up: connections, plan caches, producer batches
-INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
+INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
 if [ "$warmup" -gt 0 ]; then
-    INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "${rates%% *}" "$warmup" "$conns" >/dev/null
+    INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "${rates%% *}" "$warmup" "$conns" >/dev/null
 fi
 kpid=$(pgrep -f kafka.Kafka | head -1 || true)
 echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka | load avg |"

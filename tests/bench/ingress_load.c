@@ -61,6 +61,41 @@ static int cmp64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* INGRESS_TIMELINE=1: p50/p99/max per second of scheduled time on stderr, to tell a
+ * steady tail from a few stalls */
+static void timeline(const int64_t *lat, const int64_t *sched, long n, int64_t start)
+{
+    /* requests complete out of order: bucket by the second they were scheduled in */
+    long nsec = n ? (long)((sched[n - 1] - start) / 1000000000) + 2 : 0, s, i;
+    long *cnt = calloc((size_t)nsec + 1, sizeof(long)), *fill = calloc((size_t)nsec + 1, sizeof(long));
+    int64_t *v = malloc(sizeof(*v) * (size_t)(n + 1));
+
+    for (i = 0; i < n; i++) {
+        s = (long)((sched[i] - start) / 1000000000);
+        if (s >= 0 && s < nsec)
+            cnt[s + 1]++;
+    }
+    for (s = 1; s <= nsec; s++)
+        cnt[s] += cnt[s - 1]; /* cnt[s]: where second s starts in v */
+    for (i = 0; i < n; i++) {
+        s = (long)((sched[i] - start) / 1000000000);
+        if (s >= 0 && s < nsec)
+            v[cnt[s] + fill[s]++] = lat[i];
+    }
+    for (s = 0; s < nsec; s++) {
+        long m = cnt[s + 1] - cnt[s];
+        int64_t *w = v + cnt[s];
+        if (m < 1)
+            continue;
+        qsort(w, (size_t)m, sizeof(*w), cmp64);
+        fprintf(stderr, "t=%lds n=%ld p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", s, m,
+                w[(m - 1) / 2] / 1e6, w[(long)((double)(m - 1) * 0.99)] / 1e6, w[m - 1] / 1e6);
+    }
+    free(cnt);
+    free(fill);
+    free(v);
+}
+
 static int connect_to(const char *host, int port)
 {
     struct sockaddr_in sa = {0};
@@ -101,6 +136,7 @@ int main(int argc, char **argv)
     long total = (long)(rate * (secs + warm)), warm_n = (long)(rate * warm);
     int64_t *lat = calloc((size_t)total + 1, sizeof(int64_t));
     int64_t *sched = calloc((size_t)total + 1, sizeof(int64_t));
+    int64_t *sched_of = calloc((size_t)total + 1, sizeof(int64_t)); /* per measured request */
     long issued = 0, done = 0, accepted = 0, other = 0, qhead = 0, nlat = 0;
     long status_counts[600] = {0};
     unsigned run = (unsigned)time(NULL) ^ (unsigned)getpid();
@@ -187,7 +223,8 @@ int main(int argc, char **argv)
                 if (!meas_start)
                     meas_start = tt;
                 meas_end = tt;
-                lat[nlat++] = tt - k->sched_ns;
+                lat[nlat] = tt - k->sched_ns;
+                sched_of[nlat++] = k->sched_ns;
                 if (status == 202)
                     accepted++;
                 else
@@ -200,6 +237,8 @@ int main(int argc, char **argv)
             idle[nidle++] = (int)evs[e].data.u32;
         }
     }
+    if (getenv("INGRESS_TIMELINE") && *getenv("INGRESS_TIMELINE"))
+        timeline(lat, sched_of, nlat, start);
     qsort(lat, (size_t)nlat, sizeof(int64_t), cmp64);
 #define PCT(p) (nlat ? lat[(long)((double)(nlat - 1) * (p))] / 1e6 : 0.0)
     double el = (meas_end - meas_start) / 1e9;

@@ -1,0 +1,134 @@
+/* test_jsonw.c - the JSON writer: exact text, commas in nested objects and arrays, escaping
+ * (parsed back with jansson), growth from a stack buffer to the heap, ks_jw_take. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "lib/jsonw.h"
+#include "tests/unit/ktest.h"
+
+KT_TEST(test_exact_text)
+{
+    struct ks_jw w;
+    size_t len = 0;
+    char *s;
+
+    ks_jw_init(&w, NULL, 0);
+    ks_jw_open(&w, NULL);
+    ks_jw_str(&w, "a", "x");
+    ks_jw_int(&w, "n", -42);
+    ks_jw_str(&w, "z", NULL);
+    ks_jw_open_array(&w, "list");
+    ks_jw_open(&w, NULL);
+    ks_jw_int(&w, "i", 0);
+    ks_jw_close(&w, '}');
+    ks_jw_open(&w, NULL);
+    ks_jw_close(&w, '}');
+    ks_jw_str(&w, NULL, "e");
+    ks_jw_int(&w, NULL, INT64_MIN);
+    ks_jw_close(&w, ']');
+    ks_jw_open_array(&w, "empty");
+    ks_jw_close(&w, ']');
+    ks_jw_json(&w, "raw", "{\"k\":[1,2]}");
+    ks_jw_close(&w, '}');
+    s = ks_jw_take(&w, &len);
+    KT_CHECK(s != NULL);
+    if (s) {
+        KT_STREQ(s, "{\"a\":\"x\",\"n\":-42,\"z\":null,\"list\":[{\"i\":0},{},\"e\","
+                    "-9223372036854775808],\"empty\":[],\"raw\":{\"k\":[1,2]}}");
+        KT_INTEQ(len, strlen(s));
+    }
+    free(s);
+    /* taken: the writer is empty and usable again */
+    KT_INTEQ(w.len, 0);
+    ks_jw_raw(&w, "[]");
+    s = ks_jw_take(&w, NULL);
+    KT_CHECK(s && strcmp(s, "[]") == 0);
+    free(s);
+}
+
+/* Every byte value in a string round-trips through jansson: controls escaped, quotes and
+ * backslashes escaped, valid UTF-8 kept, invalid bytes replaced by U+FFFD. */
+KT_TEST(test_escaping)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain"},
+        {"q\"b\\s/", "q\"b\\s/"},
+        {"\n\r\t\b\f\x01\x1f\x7f", "\n\r\t\b\f\x01\x1f\x7f"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb8", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb8"},
+        {"bad\xff", "bad\xef\xbf\xbd"},
+        {"over\xc0\xaf", "over\xef\xbf\xbd\xef\xbf\xbd"},
+        {"surr\xed\xa0\x80", "surr\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"cut\xe2\x82", "cut\xef\xbf\xbd\xef\xbf\xbd"},
+        {"", ""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ks_jw w;
+        json_error_t je;
+        json_t *o;
+        char *s;
+
+        ks_jw_init(&w, NULL, 0);
+        ks_jw_open(&w, NULL);
+        ks_jw_str(&w, "v", cases[i].in);
+        ks_jw_close(&w, '}');
+        s = ks_jw_take(&w, NULL);
+        o = s ? json_loads(s, 0, &je) : NULL;
+        KT_CHECK_MSG(o != NULL, "case %zu: %s", i, s ? je.text : "no text");
+        if (o)
+            KT_CHECK_MSG(strcmp(json_string_value(json_object_get(o, "v")), cases[i].out) == 0,
+                         "case %zu", i);
+        json_decref(o);
+        free(s);
+    }
+}
+
+/* A document far larger than the stack buffer moves to the heap intact; the stack copy
+ * is never freed (ASan would catch it). */
+KT_TEST(test_growth)
+{
+    char stack[100];
+    struct ks_jw w;
+    json_t *o;
+    char *s;
+    int i;
+
+    ks_jw_init(&w, stack, sizeof(stack));
+    ks_jw_open_array(&w, NULL);
+    for (i = 0; i < 5000; i++)
+        ks_jw_int(&w, NULL, i);
+    ks_jw_close(&w, ']');
+    KT_CHECK(w.heap == 1);
+    s = ks_jw_take(&w, NULL);
+    o = s ? json_loads(s, 0, NULL) : NULL;
+    KT_INTEQ(json_array_size(o), 5000);
+    KT_INTEQ(json_integer_value(json_array_get(o, 4999)), 4999);
+    json_decref(o);
+    free(s);
+
+    /* a small document stays on the stack until taken: take copies it */
+    ks_jw_init(&w, stack, sizeof(stack));
+    ks_jw_raw(&w, "{}");
+    KT_CHECK(w.heap == 0 && w.p == stack);
+    s = ks_jw_take(&w, NULL);
+    KT_CHECK(s && s != stack && strcmp(s, "{}") == 0);
+    free(s);
+
+    /* the reserve: ks_jw_tail always fits after any put */
+    ks_jw_init(&w, stack, sizeof(stack));
+    for (i = 0; i < 200; i++) {
+        ks_jw_raw(&w, "x");
+        KT_CHECK(w.cap - w.len >= KS_JW_RESERVE);
+    }
+    ks_jw_tail(&w, "}\n");
+    KT_INTEQ(w.len, 202);
+    KT_CHECK(memcmp(w.p + 200, "}\n", 2) == 0);
+    ks_jw_free(&w);
+}
+
+KT_MAIN(test_exact_text, test_escaping, test_growth)

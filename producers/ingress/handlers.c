@@ -122,9 +122,14 @@ static int prepare_idempotent(struct ing_req *r, const char *route_name, const c
     }
     r->route_name = route_name;
     r->kind = K_STORE;
-    r->claim = json_pack("{s:s, s:s, s:s, s:s, s:s}", "route", route_name, "partner",
-                         r->partner_id, "key", r->key_hash, "fp", r->fp, "rid", r->rid);
-    return r->claim ? 0 : -1;
+    ks_jw_init(&r->claim, NULL, 0);
+    ks_jw_open(&r->claim, NULL);
+    ks_jw_str(&r->claim, "route", route_name);
+    ks_jw_str(&r->claim, "partner", r->partner_id);
+    ks_jw_str(&r->claim, "key", r->key_hash);
+    ks_jw_str(&r->claim, "fp", r->fp);
+    ks_jw_str(&r->claim, "rid", r->rid);
+    return 0;
 }
 
 static void pay_post(struct ing_req *r)
@@ -142,7 +147,7 @@ static void pay_post(struct ing_req *r)
         return;
     /* the claim reserves the checkout; the payment and its orders are written by the
      * complete finish (publish.c builds them once the final payment id is known) */
-    json_object_set_new(r->claim, "checkout", json_string(pay->checkout_id));
+    ks_jw_str(&r->claim, "checkout", pay->checkout_id);
     ing_suspend(r);
     ing_store_claim(r);
     return;
@@ -162,13 +167,13 @@ static void refund_post(struct ing_req *r)
         goto fail;
     if (unavailable_if_down(r))
         return;
-    json_object_set_new(r->claim, "order", json_string(rf->order_id));
+    ks_jw_str(&r->claim, "order", rf->order_id);
     if (rf->has_amount) {
-        json_object_set_new(r->claim, "amt", json_integer(rf->amount.minor));
-        json_object_set_new(r->claim, "cur", json_string(rf->amount.currency));
+        ks_jw_int(&r->claim, "amt", rf->amount.minor);
+        ks_jw_str(&r->claim, "cur", rf->amount.currency);
     }
     if (rf->reason)
-        json_object_set_new(r->claim, "reason", json_string(rf->reason));
+        ks_jw_str(&r->claim, "reason", rf->reason);
     ing_suspend(r);
     ing_store_claim(r);
     return;
@@ -180,7 +185,6 @@ static void payout_post(struct ing_req *r)
 {
     struct ing_problem p;
     struct ing_payout *po = &r->u.payout;
-    json_t *extra;
 
     if (!media_is(r, "application/json", &p) || ing_parse_payout(r->body, r->len, po, &p) != 0)
         goto fail;
@@ -189,19 +193,20 @@ static void payout_post(struct ing_req *r)
         goto fail;
     if (unavailable_if_down(r))
         return;
-    extra = json_pack("{s:s, s:I, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:s?}",
-                                           "seller", po->seller_id, "amt",
-                                           (json_int_t)po->amount.minor, "cur",
-                                           po->amount.currency, "channel", po->channel, "bank",
-                                           po->bank_code, "ewallet", po->ewallet, "dest",
-                                           po->destination, "holder", po->holder, "desc",
-                                           po->description);
-    if (!extra || json_object_update(r->claim, extra) != 0) {
-        json_decref(extra);
-        ing_problem(&p, "internal", NULL, "out of memory");
-        goto fail;
-    }
-    json_decref(extra);
+    ks_jw_str(&r->claim, "seller", po->seller_id);
+    ks_jw_int(&r->claim, "amt", po->amount.minor);
+    ks_jw_str(&r->claim, "cur", po->amount.currency);
+    ks_jw_str(&r->claim, "channel", po->channel);
+    /* absent optional members are left out, as ingress_batch reads them with ->> */
+    if (po->bank_code)
+        ks_jw_str(&r->claim, "bank", po->bank_code);
+    if (po->ewallet)
+        ks_jw_str(&r->claim, "ewallet", po->ewallet);
+    ks_jw_str(&r->claim, "dest", po->destination);
+    if (po->holder)
+        ks_jw_str(&r->claim, "holder", po->holder);
+    if (po->description)
+        ks_jw_str(&r->claim, "desc", po->description);
     ing_suspend(r);
     ing_store_claim(r);
     return;

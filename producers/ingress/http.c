@@ -239,8 +239,8 @@ static void req_free(struct ing_req *r)
     free(r->body);
     free(r->resp);
     free(r->payload);
-    json_decref(r->claim);
-    json_decref(r->row);
+    ks_jw_free(&r->claim);
+    free(r->row);
     free(r->claim_str);
     free(r->fin_str);
     json_decref(r->parsed);
@@ -255,6 +255,18 @@ static void set_response(struct ing_req *r, int status, char *body, size_t len,
     r->resp = body;
     r->resp_len = len;
     r->ctype = ctype;
+}
+
+void ing_respond_text(struct ing_req *r, int status, char *json, size_t len)
+{
+    if (!json) {
+        struct ing_problem p;
+        ing_problem(&p, "internal", NULL, "out of memory");
+        ing_respond_problem(r, &p);
+        return;
+    }
+    set_response(r, status, json, len, "application/json");
+    atomic_store(&r->state, S_DONE);
 }
 
 void ing_respond_json(struct ing_req *r, int status, json_t *body)

@@ -24,6 +24,7 @@
 #include "lib/config.h"
 #include "lib/db.h"
 #include "lib/ids.h"
+#include "lib/jsonw.h"
 #include "producers/ingress/validate.h"
 
 enum ing_route {
@@ -97,8 +98,10 @@ struct ing_req {
     char key_hash[65];
     char fp[65];
     char rid[KS_ID_LEN];
-    json_t *claim;   /* what store.c sends to ingress_batch */
-    json_t *row;     /* payments: the rows the complete finish inserts (migration 205) */
+    struct ks_jw claim; /* the claim's members, as the handler writes them (store.c sends
+                         * them to ingress_batch) */
+    char *row;       /* payments: the members the complete finish adds, the rows it
+                      * inserts (migration 205): "orders":[...],"checkout":...,"buyer":... */
     char *claim_str, *fin_str; /* serialized off the writer threads */
     json_t *parsed;  /* the request's root object (parsed structs borrow from it) */
     union {
@@ -180,6 +183,8 @@ void ing_store_finish(struct ing_req *r, int complete);
 /* publish.c */
 int ing_publish_start(void);
 void ing_publish_stop(void);
+/* Sets r's response to a JSON text (taken, may be NULL: out of memory) */
+void ing_respond_text(struct ing_req *r, int status, char *json, size_t len);
 /* Produces r->payload to r->topic with key r->msg_key; 0, or -1 when refused at once. */
 int ing_produce(struct ing_req *r);
 int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, const void *buf,

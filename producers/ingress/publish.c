@@ -200,18 +200,43 @@ static int encode(struct ing_req *r, const char *schema, json_t *ev, struct ing_
     return 0;
 }
 
+/* amount in the API's decimal form, as a JSON member */
+static void jw_amount(struct ks_jw *w, const char *name, int64_t minor, const char *cur)
+{
+    struct ks_money m;
+    char buf[KS_MONEY_STRLEN];
+
+    m.minor = minor;
+    snprintf(m.currency, sizeof(m.currency), "%s", cur);
+    ks_money_format(&m, buf, sizeof(buf));
+    ks_jw_str(w, name, buf);
+}
+
+/* The event (a tree: the Avro encoder reads one), the 202 body and the rows the complete
+ * finish inserts are built in one pass over the orders; the last two go straight to text. */
 static int build_payment(struct ing_req *r, struct ing_problem *p)
 {
     const struct ing_payment *pay = &r->u.pay;
-    json_t *ev = json_object(), *orders = json_array(), *resp = json_object(),
-           *rorders = json_array(), *dorders = json_array();
-    size_t i;
+    json_t *ev = json_object(), *orders = json_array();
+    struct ks_jw resp, row;
+    char *meta = NULL;
+    size_t i, len = 0;
 
     ks_id_derive("msg", "kasir.payments.requested", r->msg_id, r->rid, NULL);
+    ks_jw_init(&resp, NULL, 0);
+    ks_jw_open(&resp, NULL);
+    ks_jw_str(&resp, "payment_id", r->rid);
+    ks_jw_str(&resp, "status", "NOT_STARTED");
+    ks_jw_str(&resp, "checkout_id", pay->checkout_id);
+    ks_jw_open_array(&resp, "payment_orders");
+    /* the rows the complete finish inserts (store.c), with the final ids: a resumed claim
+     * takes over the first attempt's payment id */
+    ks_jw_init(&row, NULL, 0);
+    ks_jw_open_array(&row, "orders");
     for (i = 0; i < pay->n_orders; i++) {
         const struct ing_order *o = &pay->orders[i];
         char oid[KS_ID_LEN], idx[24];
-        json_t *jo = json_object(), *ro = json_object();
+        json_t *jo = json_object();
         snprintf(idx, sizeof(idx), "%zu", i);
         ks_id_derive("ord", "payment-order", oid, r->rid, idx, NULL);
         json_object_set_new(jo, "order_id", json_string(oid));
@@ -224,26 +249,51 @@ static int build_payment(struct ing_req *r, struct ing_problem *p)
         json_object_set_new(jo, "bank_code", jstr_or_null(o->bank_code));
         json_object_set_new(jo, "ewallet_channel", jstr_or_null(o->ewallet));
         json_array_append_new(orders, jo);
-        json_object_set_new(ro, "payment_order_id", json_string(oid));
-        json_object_set_new(ro, "seller_id", json_string(o->seller_id));
-        json_object_set_new(ro, "amount", amount_str(o->amount.minor, o->amount.currency));
-        json_object_set_new(ro, "currency", json_string(o->amount.currency));
-        json_object_set_new(ro, "method", json_string(ing_method_api[o->method]));
-        json_object_set_new(ro, "status", json_string("NOT_STARTED"));
-        json_array_append_new(rorders, ro);
-        json_array_append_new(dorders, json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:s?}", "n",
-                                                 (int)i, "oid", oid, "seller", o->seller_id,
-                                                 "amt", (json_int_t)o->amount.minor, "cur",
-                                                 o->amount.currency, "method",
-                                                 ing_method_avro[o->method], "psp", o->psp));
+
+        ks_jw_open(&resp, NULL);
+        ks_jw_str(&resp, "payment_order_id", oid);
+        ks_jw_str(&resp, "seller_id", o->seller_id);
+        jw_amount(&resp, "amount", o->amount.minor, o->amount.currency);
+        ks_jw_str(&resp, "currency", o->amount.currency);
+        ks_jw_str(&resp, "method", ing_method_api[o->method]);
+        ks_jw_str(&resp, "status", "NOT_STARTED");
+        ks_jw_close(&resp, '}');
+
+        ks_jw_open(&row, NULL);
+        ks_jw_int(&row, "n", (int64_t)i);
+        ks_jw_str(&row, "oid", oid);
+        ks_jw_str(&row, "seller", o->seller_id);
+        ks_jw_int(&row, "amt", o->amount.minor);
+        ks_jw_str(&row, "cur", o->amount.currency);
+        ks_jw_str(&row, "method", ing_method_avro[o->method]);
+        if (o->psp)
+            ks_jw_str(&row, "psp", o->psp);
+        ks_jw_close(&row, '}');
     }
-    /* the rows the complete finish inserts (store.c), with the final ids: a resumed claim
-     * takes over the first attempt's payment id */
-    json_decref(r->row);
-    r->row = json_pack("{s:o, s:s, s:s}", "orders", dorders, "checkout", pay->checkout_id,
-                       "buyer", pay->buyer_id);
-    if (r->row && pay->metadata)
-        json_object_set(r->row, "metadata", pay->metadata);
+    ks_jw_close(&row, ']');
+    ks_jw_str(&row, "checkout", pay->checkout_id);
+    ks_jw_str(&row, "buyer", pay->buyer_id);
+    if (pay->metadata && (meta = json_dumps(pay->metadata, JSON_COMPACT)) != NULL)
+        ks_jw_json(&row, "metadata", meta);
+    free(meta);
+    free(r->row);
+    r->row = ks_jw_take(&row, NULL);
+
+    ks_jw_close(&resp, ']');
+    ks_jw_str(&resp, "trace_id", r->trace_id);
+    ks_jw_close(&resp, '}');
+    {
+        char *text = ks_jw_take(&resp, &len);
+        ing_respond_text(r, 202, text, len);
+        if (!text || !r->row) {
+            json_decref(ev);
+            json_decref(orders);
+            ing_problem(p, "internal", NULL, "out of memory");
+            return -1;
+        }
+    }
+    atomic_store(&r->state, S_SUSPENDED); /* answered only after the finish commits */
+
     json_object_set_new(ev, "message_id", json_string(r->msg_id));
     json_object_set_new(ev, "occurred_at", json_integer(ing_now_us()));
     json_object_set_new(ev, "partner_id", json_string(r->partner_id));
@@ -257,14 +307,6 @@ static int build_payment(struct ing_req *r, struct ing_problem *p)
         json_decref(json_object_get(ev, "metadata")); /* the fresh object's own reference */
     r->topic = "kasir.payments.requested";
     snprintf(r->msg_key, sizeof(r->msg_key), "%s", pay->buyer_id);
-
-    json_object_set_new(resp, "payment_id", json_string(r->rid));
-    json_object_set_new(resp, "status", json_string("NOT_STARTED"));
-    json_object_set_new(resp, "checkout_id", json_string(pay->checkout_id));
-    json_object_set_new(resp, "payment_orders", rorders);
-    json_object_set_new(resp, "trace_id", json_string(r->trace_id));
-    ing_respond_json(r, 202, resp);
-    atomic_store(&r->state, S_SUSPENDED); /* answered only after the finish commits */
     return encode(r, "kasir.payments.PaymentRequested", ev, p);
 }
 

@@ -32,7 +32,24 @@ static size_t n_queued; /* claims + finishes queued, under mu */
 static const char batch_sql[] =
     "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval)::text";
 
-static json_t *fin_json(struct ing_req *r);
+static char *fin_text(struct ing_req *r);
+
+/* Queues r; called with mu held. A writer is woken only when it has something to do: the
+ * first request of an empty queue wakes an idle writer, and a full batch ends a writer's
+ * gathering early. Waking the gathering writer for every request (as until 0.2) cost a
+ * futex call and two context switches per request for nothing. */
+static void enqueue(struct ing_req **head, struct ing_req **tail, struct ing_req *r)
+{
+    r->next = NULL;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+    n_queued++;
+    if (n_queued == 1 || n_queued >= (size_t)ING.batch_max)
+        pthread_cond_signal(&cv);
+}
 
 /* The writers are the serialization point of the hot path: everything that can be done
  * before a request reaches them (JSON text of claims and finishes) is done by the thread
@@ -41,38 +58,21 @@ void ing_store_claim(struct ing_req *r)
 {
     r->t_claim = ing_mono_us();
     free(r->claim_str);
-    r->claim_str = json_dumps(r->claim, JSON_COMPACT);
-    r->next = NULL;
+    ks_jw_close(&r->claim, '}');
+    r->claim_str = ks_jw_take(&r->claim, NULL);
     pthread_mutex_lock(&mu);
-    if (claims_tail)
-        claims_tail->next = r;
-    else
-        claims_head = r;
-    claims_tail = r;
-    n_queued++;
-    pthread_cond_signal(&cv);
+    enqueue(&claims_head, &claims_tail, r);
     pthread_mutex_unlock(&mu);
 }
 
 void ing_store_finish(struct ing_req *r, int complete)
 {
-    json_t *f;
-
     r->fin_complete = complete;
     r->t_dr = ing_mono_us();
-    f = fin_json(r);
     free(r->fin_str);
-    r->fin_str = f ? json_dumps(f, JSON_COMPACT) : NULL;
-    json_decref(f);
-    r->next = NULL;
+    r->fin_str = fin_text(r);
     pthread_mutex_lock(&mu);
-    if (fins_tail)
-        fins_tail->next = r;
-    else
-        fins_head = r;
-    fins_tail = r;
-    n_queued++;
-    pthread_cond_signal(&cv);
+    enqueue(&fins_head, &fins_tail, r);
     pthread_mutex_unlock(&mu);
 }
 
@@ -186,27 +186,35 @@ static void answer_claim(struct ing_req *r, json_t *res)
     ing_req_done(r);
 }
 
-static json_t *fin_json(struct ing_req *r)
+/* The finish as ingress_batch reads it; NULL when out of memory (the batch then gets
+ * "{}", which changes nothing, and the request is answered from what the batch did). */
+static char *fin_text(struct ing_req *r)
 {
-    json_t *f = json_object();
+    struct ks_jw w;
+    char stack[1024];
 
-    json_object_set_new(f, "op", json_string(r->fin_complete ? "complete" : "release"));
-    json_object_set_new(f, "partner", json_string(r->partner_id));
-    json_object_set_new(f, "key", json_string(r->key_hash));
-    json_object_set_new(f, "route", json_string(r->route_name));
-    json_object_set_new(f, "rid", json_string(r->rid));
+    ks_jw_init(&w, stack, sizeof(stack));
+    ks_jw_open(&w, NULL);
+    ks_jw_str(&w, "op", r->fin_complete ? "complete" : "release");
+    ks_jw_str(&w, "partner", r->partner_id);
+    ks_jw_str(&w, "key", r->key_hash);
+    ks_jw_str(&w, "route", r->route_name);
+    ks_jw_str(&w, "rid", r->rid);
     if (r->fin_complete) {
         char *b64 = malloc(ks_b64_enclen(r->resp_len) + 1);
-        if (b64) {
-            ks_b64_encode((const uint8_t *)r->resp, r->resp_len, b64);
-            json_object_set_new(f, "body", json_string(b64));
-            free(b64);
+        if (!b64) {
+            ks_jw_free(&w);
+            return NULL;
         }
-        json_object_set_new(f, "status", json_integer(r->status));
+        ks_b64_encode((const uint8_t *)r->resp, r->resp_len, b64);
+        ks_jw_str(&w, "body", b64);
+        free(b64);
+        ks_jw_int(&w, "status", r->status);
         if (r->row)
-            json_object_update(f, r->row);
+            ks_jw_json(&w, NULL, r->row); /* members, after the comma lead() wrote */
     }
-    return f;
+    ks_jw_close(&w, '}');
+    return ks_jw_take(&w, NULL);
 }
 
 /* "[{"i":0,<claim members>},...]" from the pre-serialized claims */
@@ -332,6 +340,8 @@ static void *writer_main(void *arg)
         nf = take(&fins_head, &fins_tail, fi, max);
         nc = take(&claims_head, &claims_tail, cl, max);
         pthread_mutex_unlock(&mu);
+        if (nf + nc == 0)
+            continue; /* the other writer took it while this one gathered */
 
         qsort(cl, nc, sizeof(*cl), claim_cmp);
         sc = join_claims(cl, nc);
@@ -350,8 +360,12 @@ static void *writer_main(void *arg)
         } else {
             int rows = PQntuples(res), k;
             /* finishes first: their answers were waiting for this commit */
-            for (i = 0; i < nf; i++)
-                ing_req_done(fi[i]);
+            for (i = 0; i < nf; i++) {
+                if (fi[i]->fin_complete && !fi[i]->fin_str)
+                    fail_unavailable(fi[i], "the event was published but could not be recorded");
+                else
+                    ing_req_done(fi[i]);
+            }
             for (k = 0; k < rows; k++) {
                 json_t *o = json_loads(PQgetvalue(res, k, 0), 0, NULL);
                 json_int_t idx = json_integer_value(json_object_get(o, "i"));

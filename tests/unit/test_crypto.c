@@ -2,6 +2,8 @@
  * The vectors are typed from the RFCs and FIPS 180-2, not computed by the code under test. */
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "lib/crypto.h"
 #include "tests/unit/ktest.h"
@@ -287,6 +289,53 @@ KT_TEST(test_random)
     KT_INTEQ(ks_random_bytes(a, 0, &err), KS_OK);
 }
 
+/* Small draws come from a per-thread pool: across several refills no two 16-byte draws
+ * repeat, and a large draw (straight from RAND_bytes) works too. */
+KT_TEST(test_random_pool)
+{
+    static uint8_t d[1000][16];
+    uint8_t big[5000];
+    int dup = 0;
+
+    for (int i = 0; i < 1000; i++)
+        KT_INTEQ(ks_random_bytes(d[i], 16, NULL), KS_OK);
+    for (int i = 0; i < 1000 && !dup; i++)
+        for (int j = i + 1; j < 1000; j++)
+            if (memcmp(d[i], d[j], 16) == 0) {
+                dup = 1;
+                break;
+            }
+    KT_CHECK(!dup);
+    KT_INTEQ(ks_random_bytes(big, sizeof(big), NULL), KS_OK);
+    KT_CHECK(memcmp(big, big + 2500, 16) != 0);
+}
+
+/* A forked child must not hand out the bytes its parent hands out next: the pool the
+ * child inherited is discarded. */
+KT_TEST(test_random_fork)
+{
+    uint8_t warm[8], mine[16], theirs[16] = {0};
+    int fds[2];
+    pid_t pid;
+
+    KT_INTEQ(ks_random_bytes(warm, sizeof(warm), NULL), KS_OK); /* the pool is filled */
+    KT_INTEQ(pipe(fds), 0);
+    pid = fork();
+    if (pid == 0) {
+        uint8_t c[16];
+        close(fds[0]);
+        if (ks_random_bytes(c, sizeof(c), NULL) == KS_OK && write(fds[1], c, sizeof(c)) == 16)
+            _exit(0);
+        _exit(1);
+    }
+    close(fds[1]);
+    KT_INTEQ(ks_random_bytes(mine, sizeof(mine), NULL), KS_OK);
+    KT_INTEQ(read(fds[0], theirs, sizeof(theirs)), 16);
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    KT_CHECK(memcmp(mine, theirs, sizeof(mine)) != 0);
+}
+
 KT_MAIN(test_sha_abc, test_hmac_rfc4231, test_hmac_empty_key_and_data, test_ct_equal,
         test_hex, test_b64_rfc4648, test_b64url, test_b64_round_trip_all_lengths,
-        test_b64_rejects, test_random)
+        test_b64_rejects, test_random, test_random_pool, test_random_fork)

@@ -261,8 +261,29 @@ static char *join_fins(struct ing_req **fi, size_t n)
     return s;
 }
 
+/* Prepares the batch statement once per server session (a reconnect starts a new one,
+ * told by its backend pid): parsing and planning the call every time cost ~2 % of the
+ * writers' PostgreSQL time. */
+static int prepare_batch(struct ks_db *db, int *prepared_pid, struct ks_err *e)
+{
+    PGconn *c = ks_db_conn(db);
+    PGresult *res;
+    enum ks_code rc;
+
+    if (*prepared_pid == PQbackendPID(c))
+        return 0;
+    res = PQprepare(c, "ingress_batch", batch_sql, 4, NULL);
+    rc = ks_db_check(db, res, PGRES_COMMAND_OK, "prepare ingress_batch", e);
+    PQclear(res);
+    if (rc != KS_OK)
+        return -1;
+    *prepared_pid = PQbackendPID(c);
+    return 0;
+}
+
 /* Runs one batch; 0 with *res set, or -1 (retriable failures already retried). */
-static int run_batch(struct ks_db **dbp, const char *fins, const char *claims, PGresult **res)
+static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
+                     const char *claims, PGresult **res)
 {
     char lock[32], keep[32];
     const char *params[4] = {fins, claims, lock, keep};
@@ -282,11 +303,16 @@ static int run_batch(struct ks_db **dbp, const char *fins, const char *claims, P
             usleep(100000);
             continue;
         }
-        *res = PQexecParams(ks_db_conn(*dbp), batch_sql, 4, NULL, params, NULL, NULL, 0);
-        if (ks_db_check(*dbp, *res, PGRES_TUPLES_OK, "ingress_batch", &e) == KS_OK)
-            return 0;
+        if (prepare_batch(*dbp, prepared_pid, &e) != 0) {
+            *res = NULL;
+        } else {
+            *res = PQexecPrepared(ks_db_conn(*dbp), "ingress_batch", 4, params, NULL, NULL, 0);
+            if (ks_db_check(*dbp, *res, PGRES_TUPLES_OK, "ingress_batch", &e) == KS_OK)
+                return 0;
+        }
         ks_log(KS_LOG_WARN, "ingress.store.batch_failed", e.msg, "retriable",
                e.retriable ? "true" : "false", NULL);
+        *prepared_pid = 0; /* prepare again on the next try, whatever went wrong */
         PQclear(*res);
         *res = NULL;
         if (!e.retriable)
@@ -317,6 +343,7 @@ static void gather(size_t max)
 static void *writer_main(void *arg)
 {
     struct ks_db *db = NULL;
+    int prepared_pid = 0;
     size_t max = (size_t)ING.batch_max;
     struct ing_req **cl = calloc(max, sizeof(*cl)), **fi = calloc(max, sizeof(*fi));
     (void)arg;
@@ -347,7 +374,7 @@ static void *writer_main(void *arg)
         sc = join_claims(cl, nc);
         sf = join_fins(fi, nf);
 
-        if (!sc || !sf || run_batch(&db, sf, sc, &res) != 0) {
+        if (!sc || !sf || run_batch(&db, &prepared_pid, sf, sc, &res) != 0) {
             ING.pg_ok = 0;
             for (i = 0; i < nf; i++) {
                 if (fi[i]->fin_complete)

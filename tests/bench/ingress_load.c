@@ -63,7 +63,8 @@ static int cmp64(const void *a, const void *b)
 
 /* INGRESS_TIMELINE=1: p50/p99/max per second of scheduled time on stderr, to tell a
  * steady tail from a few stalls */
-static void timeline(const int64_t *lat, const int64_t *sched, long n, int64_t start)
+static void timeline(const int64_t *lat, const int64_t *sched, long n, int64_t start,
+                     time_t epoch0)
 {
     /* requests complete out of order: bucket by the second they were scheduled in */
     long nsec = n ? (long)((sched[n - 1] - start) / 1000000000) + 2 : 0, s, i;
@@ -88,8 +89,9 @@ static void timeline(const int64_t *lat, const int64_t *sched, long n, int64_t s
         if (m < 1)
             continue;
         qsort(w, (size_t)m, sizeof(*w), cmp64);
-        fprintf(stderr, "t=%lds n=%ld p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", s, m,
-                w[(m - 1) / 2] / 1e6, w[(long)((double)(m - 1) * 0.99)] / 1e6, w[m - 1] / 1e6);
+        fprintf(stderr, "t=%lds at=%lld n=%ld p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", s,
+                (long long)(epoch0 + s), m, w[(m - 1) / 2] / 1e6,
+                w[(long)((double)(m - 1) * 0.99)] / 1e6, w[m - 1] / 1e6);
     }
     free(cnt);
     free(fill);
@@ -140,6 +142,7 @@ int main(int argc, char **argv)
     long issued = 0, done = 0, accepted = 0, other = 0, qhead = 0, nlat = 0;
     long status_counts[600] = {0};
     unsigned run = (unsigned)time(NULL) ^ (unsigned)getpid();
+    time_t epoch0 = time(NULL); /* wall clock of start, to line seconds up with other logs */
     int64_t start = now_ns(), interval = (int64_t)(1e9 / rate), meas_start = 0, meas_end = 0;
     int *idle = malloc(sizeof(int) * (size_t)nconn), nidle = nconn;
     for (i = 0; i < nconn; i++)
@@ -238,7 +241,7 @@ int main(int argc, char **argv)
         }
     }
     if (getenv("INGRESS_TIMELINE") && *getenv("INGRESS_TIMELINE"))
-        timeline(lat, sched_of, nlat, start);
+        timeline(lat, sched_of, nlat, start, epoch0);
     qsort(lat, (size_t)nlat, sizeof(int64_t), cmp64);
 #define PCT(p) (nlat ? lat[(long)((double)(nlat - 1) * (p))] / 1e6 : 0.0)
     double el = (meas_end - meas_start) / 1e9;

@@ -145,9 +145,22 @@ static void pay_post(struct ing_req *r)
         goto fail;
     if (unavailable_if_down(r))
         return;
-    /* the claim reserves the checkout; the payment and its orders are written by the
-     * complete finish (publish.c builds them once the final payment id is known) */
-    ks_jw_str(&r->claim, "checkout", pay->checkout_id);
+    /* the claim reserves the checkout and stores the answer (migration 207); the payment
+     * and its orders are written by the complete finish */
+    if (ing_payment_texts(r) != 0)
+        return; /* r holds the 500 */
+    {
+        char *b64 = malloc(ks_b64_enclen(r->resp_len) + 1);
+        if (!b64) {
+            ing_problem(&p, "internal", NULL, "out of memory");
+            goto fail;
+        }
+        ks_b64_encode((const uint8_t *)r->resp, r->resp_len, b64);
+        ks_jw_str(&r->claim, "checkout", pay->checkout_id);
+        ks_jw_int(&r->claim, "status", r->status);
+        ks_jw_str(&r->claim, "body", b64);
+        free(b64);
+    }
     ing_suspend(r);
     ing_store_claim(r);
     return;

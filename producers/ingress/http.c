@@ -112,6 +112,21 @@ void ing_metrics_write(char **out, size_t *len)
                   (long)m_sum_us[rt] / 1000000, (long)m_sum_us[rt] % 1000000,
                   route_metric_names[rt], total);
     }
+    {
+        struct ing_store_stats ss;
+        ing_store_stats(&ss);
+        sb_printf(&s, "# HELP kasir_ingress_store_batches_total group commits (ingress_batch calls)\n"
+                      "# TYPE kasir_ingress_store_batches_total counter\n"
+                      "kasir_ingress_store_batches_total %ld\n"
+                      "# HELP kasir_ingress_store_batch_items_total claims and finishes committed in them\n"
+                      "# TYPE kasir_ingress_store_batch_items_total counter\n"
+                      "kasir_ingress_store_batch_items_total{kind=\"claim\"} %ld\n"
+                      "kasir_ingress_store_batch_items_total{kind=\"finish\"} %ld\n"
+                      "# HELP kasir_ingress_store_batch_seconds_total time spent in them\n"
+                      "# TYPE kasir_ingress_store_batch_seconds_total counter\n"
+                      "kasir_ingress_store_batch_seconds_total %ld.%06ld\n",
+                  ss.batches, ss.claims, ss.finishes, ss.exec_us / 1000000, ss.exec_us % 1000000);
+    }
     sb_printf(&s, "# TYPE kasir_ingress_idempotent_replays_total counter\n"
                   "kasir_ingress_idempotent_replays_total %ld\n"
                   "# TYPE kasir_ingress_dependency_up gauge\n"

@@ -179,6 +179,10 @@ int ing_store_start(void);
 void ing_store_stop(void);
 void ing_store_claim(struct ing_req *r);  /* r suspended; result comes back via publish */
 void ing_store_finish(struct ing_req *r, int complete);
+struct ing_store_stats {
+    long batches, claims, finishes, exec_us; /* exec_us: wall time in ingress_batch() */
+};
+void ing_store_stats(struct ing_store_stats *out);
 
 /* publish.c */
 int ing_publish_start(void);
@@ -189,6 +193,9 @@ void ing_respond_text(struct ing_req *r, int status, char *json, size_t len);
 int ing_produce(struct ing_req *r);
 int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, const void *buf,
                       size_t len, const char *msg_id, int block);
+/* Payments: the 202 body (set as r's response) and the rows of the finish, for r->rid;
+ * 0, or -1 when out of memory (r then holds a 500). */
+int ing_payment_texts(struct ing_req *r);
 /* Builds the event and the success response of a claimed write; 0 or -1 + p. */
 int ing_build_claimed(struct ing_req *r, json_t *claim_result, struct ing_problem *p);
 

@@ -28,6 +28,7 @@ static struct ing_req *claims_head, *claims_tail, *fins_head, *fins_tail;
 static pthread_t writers[16], hk_thread;
 static int nwriters, hk_started;
 static size_t n_queued; /* claims + finishes queued, under mu */
+static _Atomic long st_batches, st_claims, st_finishes, st_exec_us;
 
 static const char batch_sql[] =
     "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval)::text";
@@ -200,7 +201,11 @@ static char *fin_text(struct ing_req *r)
     ks_jw_str(&w, "key", r->key_hash);
     ks_jw_str(&w, "route", r->route_name);
     ks_jw_str(&w, "rid", r->rid);
-    if (r->fin_complete) {
+    if (r->fin_complete && r->route == R_PAY_POST) {
+        /* the answer was stored by the claim; these are the payment's rows */
+        if (r->row)
+            ks_jw_json(&w, NULL, r->row); /* members, after the comma lead() wrote */
+    } else if (r->fin_complete) {
         char *b64 = malloc(ks_b64_enclen(r->resp_len) + 1);
         if (!b64) {
             ks_jw_free(&w);
@@ -210,8 +215,6 @@ static char *fin_text(struct ing_req *r)
         ks_jw_str(&w, "body", b64);
         free(b64);
         ks_jw_int(&w, "status", r->status);
-        if (r->row)
-            ks_jw_json(&w, NULL, r->row); /* members, after the comma lead() wrote */
     }
     ks_jw_close(&w, '}');
     return ks_jw_take(&w, NULL);
@@ -353,6 +356,8 @@ static void *writer_main(void *arg)
     for (;;) {
         size_t nc, nf, i;
         char *sc, *sf;
+        int64_t t0;
+        int ok;
         PGresult *res = NULL;
 
         pthread_mutex_lock(&mu);
@@ -374,7 +379,13 @@ static void *writer_main(void *arg)
         sc = join_claims(cl, nc);
         sf = join_fins(fi, nf);
 
-        if (!sc || !sf || run_batch(&db, &prepared_pid, sf, sc, &res) != 0) {
+        t0 = ing_mono_us();
+        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res) == 0;
+        st_exec_us += ing_mono_us() - t0;
+        st_batches++;
+        st_claims += (long)nc;
+        st_finishes += (long)nf;
+        if (!ok) {
             ING.pg_ok = 0;
             for (i = 0; i < nf; i++) {
                 if (fi[i]->fin_complete)
@@ -414,6 +425,14 @@ static void *writer_main(void *arg)
     free(cl);
     free(fi);
     return NULL;
+}
+
+void ing_store_stats(struct ing_store_stats *out)
+{
+    out->batches = st_batches;
+    out->claims = st_claims;
+    out->finishes = st_finishes;
+    out->exec_us = st_exec_us;
 }
 
 static void *housekeeping_main(void *arg)

@@ -6,8 +6,8 @@
 # Idempotency-Keys and checkout ids, HTTP Basic auth, keep-alive connections. Latency runs
 # from each request's scheduled send time to its last response byte.
 #   INGRESS_RATES="2000 5000 6000" INGRESS_SECONDS=20 INGRESS_CONNS=128
-#   INGRESS_WARMUP=30 (seconds at the first rate before measuring; Kafka's JIT needs it
-#   after a broker restart) INGRESS_REPEAT=3 (runs per rate) INGRESS_BIN=path (A/B runs)
+#   INGRESS_WARMUP=10 (seconds at the first rate before measuring; 30 after a broker
+#   restart: Kafka's JIT needs it) INGRESS_REPEAT=3 (runs per rate) INGRESS_BIN=path (A/B runs)
 # Also prints the CPU per accepted payment of the ingress, the PostgreSQL writer backends and
 # the Kafka broker during each run (from /proc/<pid>/stat; other work on the box inflates it).
 set -euo pipefail
@@ -19,9 +19,17 @@ rates=${INGRESS_RATES:-"2000 5000 6000"}
 secs=${INGRESS_SECONDS:-20}
 conns=${INGRESS_CONNS:-128}
 bin=${INGRESS_BIN:-$top/build/bin/kasir-ingress}
-warmup=${INGRESS_WARMUP:-0}
+warmup=${INGRESS_WARMUP:-10}
 repeat=${INGRESS_REPEAT:-1}
 hz=$(getconf CLK_TCK)
+store() { # batches claims finishes exec_seconds, from the ingress's /metrics
+    curl -fs "http://127.0.0.1:$port/metrics" | awk '
+        /^kasir_ingress_store_batches_total/ {b=$2}
+        /^kasir_ingress_store_batch_items_total\{kind="claim"\}/ {c=$2}
+        /^kasir_ingress_store_batch_items_total\{kind="finish"\}/ {f=$2}
+        /^kasir_ingress_store_batch_seconds_total/ {t=$2}
+        END {print b+0, c+0, f+0, t+0}'
+}
 ticks() { # summed user+system ticks of the given pids
     local t=0 p
     for p in "$@"; do
@@ -35,6 +43,10 @@ out=$("$bin" partner add "bench-$(date +%s)" --rps 1000000)
 key=$(sed -n 's/^api_key=//p' <<<"$out")
 partner=$(sed -n 's/^partner_id=//p' <<<"$out")
 psql "$KASIR_PG_DSN" -qc "VACUUM ANALYZE idempotency_keys, payments, payment_orders" >/dev/null
+# a checkpoint now recycles the WAL segments written since the last one, so the runs reuse
+# them instead of stalling 30-60 ms on creating new ones (IO/WALInitWrite); the warm-up
+# then absorbs the full-page images that follow any checkpoint
+psql "$KASIR_PG_DSN" -qc "CHECKPOINT" >/dev/null
 log="$top/var/log/bench-ingress.log"
 KASIR_HTTP_PORT=$port KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
     "$bin" serve >"$log" 2>&1 &
@@ -54,8 +66,8 @@ if [ "$warmup" -gt 0 ]; then
     INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "${rates%% *}" "$warmup" "$conns" >/dev/null
 fi
 kpid=$(pgrep -f kafka.Kafka | head -1 || true)
-echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka | load avg |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka | group commits/s, claims + finishes each, ms each | load avg |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $rates; do
   for _ in $(seq 1 "$repeat"); do
     # PostgreSQL: the backends that run ingress_batch() (the writers; another ingress on
@@ -64,14 +76,19 @@ for r in $rates; do
         WHERE query LIKE '%ingress_batch(%' AND pid <> pg_backend_pid()
            OR backend_type = 'walwriter'" | tr "\n" " ")
     c0=($(ticks "$pid") $(ticks $pgp) $(ticks $kpid))
+    s0=($(store))
     line=$(INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "$r" "$secs" "$conns" 2)
     c1=($(ticks "$pid") $(ticks $pgp) $(ticks $kpid))
+    s1=($(store))
     get() { sed -nE "s/.*$1=([^ ]+).*/\1/p" <<<"$line"; }
     others=$(grep -oE "status_[0-9]+=[0-9]+" <<<"$line" | tr "\n" " " || true)
     n=$(awk -v a="$(get accepted_per_s)" -v s="$secs" 'BEGIN{printf "%d", a*(s+2)}')
     cpu=$(awk -v n="$n" -v hz="$hz" -v a="$((c1[0]-c0[0]))" -v b="$((c1[1]-c0[1]))" -v c="$((c1[2]-c0[2]))" \
         'BEGIN{ if (n<1) n=1; printf "%d, %d, %d", a*1e6/hz/n, b*1e6/hz/n, c*1e6/hz/n }')
-    echo "| $r | $(get accepted_per_s) | $(get p50_ms) | $(get p90_ms) | $(get p99_ms) | $(get p999_ms) | $(get max_ms) | ${others:-none} | $cpu | $(cut -d' ' -f1 /proc/loadavg) |"
+    gc=$(awk -v s="$secs" -v b0="${s0[0]}" -v c0="${s0[1]}" -v f0="${s0[2]}" -v t0="${s0[3]}" \
+        -v b1="${s1[0]}" -v c1="${s1[1]}" -v f1="${s1[2]}" -v t1="${s1[3]}" \
+        'BEGIN{ b=b1-b0; if (b<1) b=1; printf "%d, %.1f + %.1f, %.2f", b/(s+2), (c1-c0)/b, (f1-f0)/b, (t1-t0)*1000/b }')
+    echo "| $r | $(get accepted_per_s) | $(get p50_ms) | $(get p90_ms) | $(get p99_ms) | $(get p999_ms) | $(get max_ms) | ${others:-none} | $cpu | $gc | $(cut -d' ' -f1 /proc/loadavg) |"
     sleep 2
   done
 done

@@ -13,7 +13,10 @@
 --
 -- A resumed attempt answers with the stored body, byte for byte what a later replay
 -- sends. Refunds and payouts are unchanged: their answers depend on what their claims
--- find, and they still store them at the finish.
+-- find, and they still store them at the finish ("store": true in the finish). So does
+-- a payment resumed from a record without a stored answer (claimed before 207).
+--
+-- Deploy order: this migration before the ingress binary that expects it (as always).
 
 CREATE OR REPLACE FUNCTION ingress_batch(fin jsonb, claims jsonb, lock_ttl interval,
                                          keep interval)
@@ -37,16 +40,17 @@ BEGIN
     -- finishes, set-based: a few statements per batch, whatever its size; statements
     -- with nothing to do are skipped (their fixed cost is most of a small batch's)
     IF jsonb_array_length(fin) > 0 THEN
-    -- refunds and payouts store their answer now; a payment's answer was stored by its
-    -- claim, and its payment row (inserted below) is what marks it complete
-    IF fin @> '[{"op": "complete", "route": "refunds"}]'
-       OR fin @> '[{"op": "complete", "route": "payouts"}]' THEN
+    -- finishes marked "store" carry their answer: refunds, payouts, and a payment whose
+    -- record has no stored answer (claimed by an ingress before 207). Any other payment's
+    -- answer was stored by its claim, and its payment row (inserted below) is what marks
+    -- it complete.
+    IF fin @> '[{"op": "complete", "store": true}]' THEN
     UPDATE idempotency_keys ik
        SET state = 'completed', locked_at = NULL, response_status = fz.status,
            response_body = decode(fz.body, 'base64')
-      FROM jsonb_to_recordset(fin) AS fz(op text, route text, partner text, key text,
+      FROM jsonb_to_recordset(fin) AS fz(op text, store boolean, partner text, key text,
                                          status int, body text)
-     WHERE fz.op = 'complete' AND fz.route <> 'payments' AND ik.partner_id = fz.partner
+     WHERE fz.op = 'complete' AND fz.store AND ik.partner_id = fz.partner
        AND ik.key_hash = decode(fz.key, 'hex');
     END IF;
     IF fin @> '[{"op": "complete", "route": "payments"}]' THEN

@@ -110,6 +110,7 @@ struct ing_req {
         struct ing_payout payout;
     } u;
     int fin_complete; /* finish op: 1 complete, 0 release */
+    int fin_store;    /* the complete finish stores the answer (migration 207) */
     struct ing_req *next;
 
     int64_t t_claim, t_claimed, t_dr; /* monotonic us, for the debug timing line */

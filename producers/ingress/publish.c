@@ -281,8 +281,15 @@ int ing_payment_texts(struct ing_req *r)
     ks_jw_str(&resp, "trace_id", r->trace_id);
     ks_jw_close(&resp, '}');
     text = ks_jw_take(&resp, &len);
+    if (!text || !r->row) {
+        struct ing_problem p;
+        free(text);
+        ing_problem(&p, "internal", NULL, "out of memory");
+        ing_respond_problem(r, &p); /* never a 202 for what was not built */
+        return -1;
+    }
     ing_respond_text(r, 202, text, len);
-    return text && r->row ? 0 : -1;
+    return 0;
 }
 
 /* The event, a tree (the Avro encoder reads one). res is the claim's outcome: a resumed
@@ -301,6 +308,9 @@ static int build_payment(struct ing_req *r, json_t *res, struct ing_problem *p)
         ing_problem(p, "internal", NULL, "out of memory");
         return -1;
     }
+    /* a resumed record without a stored answer (claimed before migration 207): the
+     * finish stores this attempt's */
+    r->fin_store = json_is_true(json_object_get(res, "resumed")) && !b64;
     if (b64) { /* the stored answer, byte for byte what replays send */
         size_t cap = strlen(b64);
         char *body = malloc(cap + 1);

@@ -201,11 +201,10 @@ static char *fin_text(struct ing_req *r)
     ks_jw_str(&w, "key", r->key_hash);
     ks_jw_str(&w, "route", r->route_name);
     ks_jw_str(&w, "rid", r->rid);
-    if (r->fin_complete && r->route == R_PAY_POST) {
-        /* the answer was stored by the claim; these are the payment's rows */
-        if (r->row)
-            ks_jw_json(&w, NULL, r->row); /* members, after the comma lead() wrote */
-    } else if (r->fin_complete) {
+    if (r->fin_complete && r->route == R_PAY_POST && r->row)
+        ks_jw_json(&w, NULL, r->row); /* the payment's rows, after the comma lead() wrote */
+    /* a payment's answer was stored by its claim, unless its record predates that */
+    if (r->fin_complete && (r->route != R_PAY_POST || r->fin_store)) {
         char *b64 = malloc(ks_b64_enclen(r->resp_len) + 1);
         if (!b64) {
             ks_jw_free(&w);
@@ -215,6 +214,7 @@ static char *fin_text(struct ing_req *r)
         ks_jw_str(&w, "body", b64);
         free(b64);
         ks_jw_int(&w, "status", r->status);
+        ks_jw_json(&w, "store", "true");
     }
     ks_jw_close(&w, '}');
     return ks_jw_take(&w, NULL);
@@ -273,10 +273,15 @@ static int prepare_batch(struct ks_db *db, int *prepared_pid, struct ks_err *e)
     PGresult *res;
     enum ks_code rc;
 
+    const char *state;
+
     if (*prepared_pid == PQbackendPID(c))
         return 0;
     res = PQprepare(c, "ingress_batch", batch_sql, 4, NULL);
     rc = ks_db_check(db, res, PGRES_COMMAND_OK, "prepare ingress_batch", e);
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (rc != KS_OK && state && strcmp(state, "42P05") == 0)
+        rc = KS_OK; /* this session has it already (42P05: duplicate_prepared_statement) */
     PQclear(res);
     if (rc != KS_OK)
         return -1;
@@ -315,7 +320,8 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
         }
         ks_log(KS_LOG_WARN, "ingress.store.batch_failed", e.msg, "retriable",
                e.retriable ? "true" : "false", NULL);
-        *prepared_pid = 0; /* prepare again on the next try, whatever went wrong */
+        if (!ks_db_ok(*dbp))
+            *prepared_pid = 0; /* a new session will need it prepared again */
         PQclear(*res);
         *res = NULL;
         if (!e.retriable)
@@ -371,6 +377,8 @@ static void *writer_main(void *arg)
             gather(max);
         nf = take(&fins_head, &fins_tail, fi, max);
         nc = take(&claims_head, &claims_tail, cl, max);
+        if (claims_head || fins_head)
+            pthread_cond_signal(&cv); /* more than a batch was queued: the next writer */
         pthread_mutex_unlock(&mu);
         if (nf + nc == 0)
             continue; /* the other writer took it while this one gathered */

@@ -190,14 +190,6 @@ void ks_outbox_drop(struct ks_outbox *ob, long cause)
             ob->e[i].dropped = 1;
 }
 
-size_t ks_outbox_pending(const struct ks_outbox *ob)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < ob->n; i++)
-        k += !ob->e[i].dropped;
-    return k;
-}
-
 void *ks_outbox_headers_encode(const rd_kafka_headers_t *hdrs, size_t *len)
 {
     size_t total = 0, idx, o = 0;
@@ -546,27 +538,6 @@ out:
     return rc;
 }
 
-enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
-{
-    size_t ndel = ob->ndel;
-    enum ks_code rc;
-    PGresult *res;
-
-    ob->ndel = 0; /* rows only: the delivered ones are marked by ks_outbox_mark_write */
-    rc = ks_outbox_commit_send(ob, pg, NULL, err);
-    ob->ndel = ndel;
-    ob->marking = 0;
-    while ((res = PQgetResult(pg)) != NULL) {
-        if (rc == KS_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-            rc = pg_fail(pg, res, "outbox copy", err);
-        PQclear(res);
-    }
-    if (rc != KS_OK)
-        for (size_t k = 0; k < ob->n; k++)
-            ob->e[k].id = 0;
-    return rc;
-}
-
 static int produce(struct ks_outbox *ob, const char *topic, const void *key, size_t klen,
                    void *value, size_t vlen, rd_kafka_headers_t *hdrs, int64_t id)
 {
@@ -658,11 +629,6 @@ size_t ks_outbox_delivered(const struct ks_outbox *ob)
 void ks_outbox_poll(struct ks_outbox *ob, int timeout_ms)
 {
     rd_kafka_poll(ob->rk, timeout_ms);
-}
-
-int ks_outbox_in_flight(const struct ks_outbox *ob)
-{
-    return rd_kafka_outq_len(ob->rk);
 }
 
 void ks_outbox_flush(struct ks_outbox *ob, int timeout_ms)

@@ -1,7 +1,7 @@
 /* outbox.h - the transactional outbox (table kasir_outbox) and its relay.
  *
- * A worker adds output messages while it handles a batch, writes them with one INSERT in
- * the batch's transaction (ks_outbox_write), and after COMMIT hands them to the idempotent
+ * A worker adds output messages while it handles a batch, writes them with one COPY in
+ * the batch's transaction (ks_outbox_commit_send), and after COMMIT hands them to the idempotent
  * producer (ks_outbox_relay). Delivery reports collect the ids of delivered rows; the next
  * transaction marks them sent by deleting them (ks_outbox_mark_write, then _mark_done
  * after its COMMIT), so the table holds only what may still be in flight.
@@ -35,12 +35,7 @@ enum ks_code ks_outbox_add(struct ks_outbox *ob, const char *topic, const void *
                            struct ks_err *err) __attribute__((warn_unused_result));
 /* Drops pending rows added with cause. */
 void ks_outbox_drop(struct ks_outbox *ob, long cause);
-/* Pending rows (not dropped). */
-size_t ks_outbox_pending(const struct ks_outbox *ob);
 
-/* Inserts the pending rows (one binary COPY) inside the caller's transaction. */
-enum ks_code ks_outbox_write(struct ks_outbox *ob, PGconn *pg, struct ks_err *err)
-    __attribute__((warn_unused_result));
 /* The end of a batch in one round trip: sends one query string made of the COPY of the
  * pending rows, the DELETE of the delivered ones (ks_outbox_mark_write's work) and then
  * rest (the caller's statements, e.g. its fence and COMMIT; may be NULL), streams the
@@ -65,8 +60,6 @@ size_t ks_outbox_delivered(const struct ks_outbox *ob);
 
 /* Serves delivery reports (non-blocking when timeout_ms = 0). */
 void ks_outbox_poll(struct ks_outbox *ob, int timeout_ms);
-/* Messages handed to the producer and not yet reported. */
-int ks_outbox_in_flight(const struct ks_outbox *ob);
 /* Waits up to timeout_ms for every in-flight message to be reported. */
 void ks_outbox_flush(struct ks_outbox *ob, int timeout_ms);
 

@@ -195,18 +195,28 @@ static struct part *find_part(struct ks_worker *w, const char *topic, int32_t pa
     return NULL;
 }
 
+/* Pauses (on) or resumes fetching of one partition and records it. */
+static void set_paused(struct ks_worker *w, struct part *p, int on)
+{
+    if (w->rk) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        if (on)
+            rd_kafka_pause_partitions(w->rk, l);
+        else
+            rd_kafka_resume_partitions(w->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    p->paused = on;
+}
+
 static void release_held(struct ks_worker *w, struct part *p)
 {
     for (size_t i = 0; i < p->nheld; i++)
         rd_kafka_message_destroy(p->held[i]);
     p->nheld = 0;
-    if (p->paused && w->rk) {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-        rd_kafka_resume_partitions(w->rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-    }
-    p->paused = 0;
+    if (p->paused)
+        set_paused(w, p, 0);
 }
 
 static void clear_parts(struct ks_worker *w)
@@ -650,11 +660,7 @@ static void hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r)
     p->held[p->nheld++] = r;
     if (!p->paused) {
         /* stop fetching this partition until the head is due; what is held is kept */
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-        rd_kafka_pause_partitions(w->rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        p->paused = 1;
+        set_paused(w, p, 1);
         ks_logf(KS_LOG_DEBUG, "worker.retry.hold", "%s [%d] paused until %" PRId64, p->topic,
                 (int)p->partition, p->due_ms);
     }
@@ -699,13 +705,8 @@ static void collect(struct ks_worker *w)
                 ;
             memmove(p->held, p->held + k, (n - k) * sizeof(*p->held));
             p->nheld = n - k;
-            if (p->nheld == 0 && p->paused) {
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-                rd_kafka_resume_partitions(w->rk, l);
-                rd_kafka_topic_partition_list_destroy(l);
-                p->paused = 0;
-            }
+            if (p->nheld == 0 && p->paused)
+                set_paused(w, p, 0);
         }
     }
     if (b->n)

@@ -273,9 +273,9 @@ long ks_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap)
 
 static _Thread_local struct {
     unsigned char b[POOL_SIZE];
-    size_t pos; /* bytes before pos are used; 0 in a new thread means "empty" via gen */
+    size_t pos; /* bytes before pos are used */
     unsigned gen;
-    int filled;
+    int filled; /* 0 in a new thread, or after a failed refill */
 } pool;
 static atomic_uint pool_gen = 1;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "jsonw.h"
 
 #include "banned.h"
@@ -25,7 +26,8 @@ void ks_jw_free(struct ks_jw *w)
     ks_jw_init(w, NULL, 0);
 }
 
-int ks_jw_put(struct ks_jw *w, const char *s, size_t n)
+/* Makes room for n more bytes (and the reserve); 0, or -1 when full. */
+static int grow(struct ks_jw *w, size_t n)
 {
     if (w->full)
         return -1;
@@ -45,6 +47,13 @@ int ks_jw_put(struct ks_jw *w, const char *s, size_t n)
         w->cap = ncap;
         w->heap = 1;
     }
+    return 0;
+}
+
+int ks_jw_put(struct ks_jw *w, const char *s, size_t n)
+{
+    if (grow(w, n) != 0)
+        return -1;
     memcpy(w->p + w->len, s, n);
     w->len += n;
     return 0;
@@ -184,6 +193,20 @@ void ks_jw_int(struct ks_jw *w, const char *name, int64_t v)
 
     lead(w, name);
     ks_jw_put(w, buf, (size_t)n);
+}
+
+void ks_jw_b64(struct ks_jw *w, const char *name, const void *data, size_t len)
+{
+    size_t n = ks_b64_enclen(len);
+
+    lead(w, name);
+    /* base64 needs no escaping: encoded in place, its NUL lands where the quote goes */
+    if (grow(w, n + 2) != 0)
+        return;
+    w->p[w->len++] = '"';
+    ks_b64_encode((const uint8_t *)data, len, w->p + w->len);
+    w->len += n;
+    w->p[w->len++] = '"';
 }
 
 void ks_jw_json(struct ks_jw *w, const char *name, const char *json)

@@ -58,6 +58,8 @@ void ks_jw_open_array(struct ks_jw *w, const char *name); /* [  */
 void ks_jw_close(struct ks_jw *w, char c);                /* '}' or ']' */
 void ks_jw_str(struct ks_jw *w, const char *name, const char *v); /* NULL v: null */
 void ks_jw_int(struct ks_jw *w, const char *name, int64_t v);
+/* len bytes of data as a base64 (RFC 4648 4, padded) JSON string */
+void ks_jw_b64(struct ks_jw *w, const char *name, const void *data, size_t len);
 /* json is a complete JSON text, copied as it is */
 void ks_jw_json(struct ks_jw *w, const char *name, const char *json);
 

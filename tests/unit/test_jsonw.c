@@ -131,4 +131,35 @@ KT_TEST(test_growth)
     ks_jw_free(&w);
 }
 
-KT_MAIN(test_exact_text, test_escaping, test_growth)
+/* base64 members: padded, unescaped, and growing the buffer like any other append */
+KT_TEST(test_b64)
+{
+    char stack[80];
+    static char big[3000];
+    struct ks_jw w;
+    json_t *o;
+    char *s;
+
+    ks_jw_init(&w, stack, sizeof(stack));
+    ks_jw_open(&w, NULL);
+    ks_jw_b64(&w, "a", "hello", 5);
+    ks_jw_b64(&w, "e", "", 0);
+    ks_jw_b64(&w, "b", "\xff\xfe", 2);
+    ks_jw_close(&w, '}');
+    s = ks_jw_take(&w, NULL);
+    KT_CHECK(s && strcmp(s, "{\"a\":\"aGVsbG8=\",\"e\":\"\",\"b\":\"//4=\"}") == 0);
+    free(s);
+
+    memset(big, 'x', sizeof(big));
+    ks_jw_init(&w, stack, sizeof(stack));
+    ks_jw_open(&w, NULL);
+    ks_jw_b64(&w, "big", big, sizeof(big));
+    ks_jw_close(&w, '}');
+    s = ks_jw_take(&w, NULL);
+    o = s ? json_loads(s, 0, NULL) : NULL;
+    KT_INTEQ(strlen(json_string_value(json_object_get(o, "big"))), 4000);
+    json_decref(o);
+    free(s);
+}
+
+KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64)

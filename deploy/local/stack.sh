@@ -51,7 +51,6 @@ pg_pid() {
 pg_start() {
     local d; d=$(pg_dir)
     if [ "$(id -u)" -eq 0 ]; then chown postgres: "$d"; fi
-    mkdir -p "$PG_SOCK"; [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_SOCK"
     if [ ! -f "$d/data/PG_VERSION" ]; then
         log "initialising postgresql cluster in $d/data"
         as_pg "$PGBIN/initdb" -D "$d/data" -U kasir -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
@@ -137,7 +136,6 @@ log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=INFO
 L4J
         local jvm=(-Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-                   "-Xlog:gc:file=$k/logs/gc.log:time,uptime:filecount=3,filesize=10M"
                    -XX:InitiatingHeapOccupancyPercent=35 -Djava.awt.headless=true
                    "-Dlog4j.configuration=file:$k/log4j.properties" -cp "$libs/*")
         if [ ! -f "$k/data/meta.properties" ]; then
@@ -147,7 +145,8 @@ L4J
                 --standalone >"$k/logs/format.log" 2>&1 ||
                 { cat "$k/logs/format.log" >&2; die "kafka storage format failed"; }
         fi
-        nohup java "${jvm[@]}" kafka.Kafka "$k/server.properties" \
+        nohup java "${jvm[@]}" "-Xlog:gc:file=$k/logs/gc.log:time,uptime:filecount=3,filesize=10M" \
+            kafka.Kafka "$k/server.properties" \
             >"$k/logs/stdout.log" 2>&1 < /dev/null &
         echo $! > "$k/kafka.pid"
     fi

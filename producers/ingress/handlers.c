@@ -149,18 +149,9 @@ static void pay_post(struct ing_req *r)
      * and its orders are written by the complete finish */
     if (ing_payment_texts(r) != 0)
         return; /* r holds the 500 */
-    {
-        char *b64 = malloc(ks_b64_enclen(r->resp_len) + 1);
-        if (!b64) {
-            ing_problem(&p, "internal", NULL, "out of memory");
-            goto fail;
-        }
-        ks_b64_encode((const uint8_t *)r->resp, r->resp_len, b64);
-        ks_jw_str(&r->claim, "checkout", pay->checkout_id);
-        ks_jw_int(&r->claim, "status", r->status);
-        ks_jw_str(&r->claim, "body", b64);
-        free(b64);
-    }
+    ks_jw_str(&r->claim, "checkout", pay->checkout_id);
+    ks_jw_int(&r->claim, "status", r->status);
+    ks_jw_b64(&r->claim, "body", r->resp, r->resp_len);
     ing_suspend(r);
     ing_store_claim(r);
     return;
@@ -246,15 +237,12 @@ static const char payments_sql[] =
 static json_t *money_member(json_t *o, const char *minor_name, const char *cur_name,
                             const char *out_name)
 {
-    struct ks_money m;
     char buf[KS_MONEY_STRLEN];
     json_t *mn = json_object_get(o, minor_name);
     const char *cur = json_string_value(json_object_get(o, cur_name));
 
     if (json_is_integer(mn) && cur) {
-        m.minor = json_integer_value(mn);
-        snprintf(m.currency, sizeof(m.currency), "%s", cur);
-        ks_money_format(&m, buf, sizeof(buf));
+        ing_amount_fmt(json_integer_value(mn), cur, buf);
         json_object_set_new(o, out_name, json_string(buf));
     }
     json_object_del(o, minor_name);
@@ -313,9 +301,7 @@ static json_t *fetch_payments(struct ing_req *r, const char *arr, struct ing_pro
         ords = json_object_get(o, "payment_orders");
         for (k = 0; k < json_array_size(ords); k++) {
             json_t *ord = json_array_get(ords, k);
-            json_object_set(ord, "refunded_minor_cur", json_object_get(ord, "currency"));
             money_member(ord, "refunded_minor", "currency", "refunded_amount");
-            json_object_del(ord, "refunded_minor_cur");
             money_member(ord, "amount_minor", "currency", "amount");
         }
         json_array_append_new(out, o);
@@ -357,7 +343,7 @@ static void pay_list(struct ing_req *r)
     char arr[8192], one[128];
     size_t off = 0, n = 0;
     const char *s;
-    json_t *list, *found, *missing, *out;
+    json_t *list, *missing, *out;
 
     if (!ids || !*ids) {
         ing_problem(&p, "query_invalid", "ids", "give ids=<payment id>,<payment id>,... (1-100)");
@@ -385,7 +371,6 @@ static void pay_list(struct ing_req *r)
     if (!(list = fetch_payments(r, arr, &p)))
         goto fail;
     /* ids not found (or another partner's) are listed, not distinguished */
-    found = json_array();
     missing = json_array();
     for (s = ids; *s;) {
         size_t l = strcspn(s, ","), k;
@@ -402,7 +387,6 @@ static void pay_list(struct ing_req *r)
         if (*s == ',')
             s++;
     }
-    json_decref(found);
     out = json_pack("{s:o, s:o}", "payments", list, "not_found", missing);
     ing_respond_json(r, 200, out);
     return;

@@ -272,6 +272,22 @@ static void set_response(struct ing_req *r, int status, char *body, size_t len,
     r->ctype = ctype;
 }
 
+int ing_respond_stored(struct ing_req *r, json_t *res)
+{
+    const char *b64 = json_string_value(json_object_get(res, "body"));
+    size_t cap = b64 ? strlen(b64) : 0;
+    char *body = b64 ? malloc(cap + 1) : NULL;
+    long n = body ? ks_b64_decode(b64, cap, (uint8_t *)body, cap + 1) : -1;
+
+    if (n < 0) {
+        free(body);
+        return -1;
+    }
+    set_response(r, (int)json_integer_value(json_object_get(res, "status")), body, (size_t)n,
+                 "application/json");
+    return 0;
+}
+
 void ing_respond_text(struct ing_req *r, int status, char *json, size_t len)
 {
     if (!json) {
@@ -289,8 +305,7 @@ void ing_respond_json(struct ing_req *r, int status, json_t *body)
     char *s = json_dumps(body, JSON_COMPACT);
 
     json_decref(body);
-    set_response(r, status, s, s ? strlen(s) : 0, "application/json");
-    atomic_store(&r->state, S_DONE);
+    ing_respond_text(r, status, s, s ? strlen(s) : 0);
 }
 
 char *ing_problem_body(const struct ing_req *r, const struct ing_problem *p, json_t *extra,

@@ -190,6 +190,9 @@ int ing_publish_start(void);
 void ing_publish_stop(void);
 /* Sets r's response to a JSON text (taken, may be NULL: out of memory) */
 void ing_respond_text(struct ing_req *r, int status, char *json, size_t len);
+/* Sets r's response to the answer stored in an ingress_batch outcome ("status", base64
+ * "body"), leaving r's state as it is; 0, or -1 when there is none or it cannot be read. */
+int ing_respond_stored(struct ing_req *r, json_t *res);
 /* Produces r->payload to r->topic with key r->msg_key; 0, or -1 when refused at once. */
 int ing_produce(struct ing_req *r);
 int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, const void *buf,
@@ -197,6 +200,8 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
 /* Payments: the 202 body (set as r's response) and the rows of the finish, for r->rid;
  * 0, or -1 when out of memory (r then holds a 500). */
 int ing_payment_texts(struct ing_req *r);
+/* An amount in the API's decimal form ("150000.00") */
+void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
 /* Builds the event and the success response of a claimed write; 0 or -1 + p. */
 int ing_build_claimed(struct ing_req *r, json_t *claim_result, struct ing_problem *p);
 

@@ -175,14 +175,20 @@ static json_t *jstr_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *amount_str(int64_t minor, const char *cur)
+void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN])
 {
     struct ks_money m;
-    char buf[KS_MONEY_STRLEN];
 
     m.minor = minor;
     snprintf(m.currency, sizeof(m.currency), "%s", cur);
-    ks_money_format(&m, buf, sizeof(buf));
+    ks_money_format(&m, buf, KS_MONEY_STRLEN);
+}
+
+static json_t *amount_str(int64_t minor, const char *cur)
+{
+    char buf[KS_MONEY_STRLEN];
+
+    ing_amount_fmt(minor, cur, buf);
     return json_string(buf);
 }
 
@@ -213,15 +219,12 @@ static void order_id(const struct ing_req *r, size_t i, char oid[KS_ID_LEN])
     ks_id_derive("ord", "payment-order", oid, r->rid, idx, NULL);
 }
 
-/* amount in the API's decimal form, as a JSON member */
+/* ing_amount_fmt as a JSON member */
 static void jw_amount(struct ks_jw *w, const char *name, int64_t minor, const char *cur)
 {
-    struct ks_money m;
     char buf[KS_MONEY_STRLEN];
 
-    m.minor = minor;
-    snprintf(m.currency, sizeof(m.currency), "%s", cur);
-    ks_money_format(&m, buf, sizeof(buf));
+    ing_amount_fmt(minor, cur, buf);
     ks_jw_str(w, name, buf);
 }
 
@@ -230,7 +233,7 @@ static void jw_amount(struct ks_jw *w, const char *name, int64_t minor, const ch
  * (migration 207); a resumed claim calls it again with the first attempt's payment id. */
 int ing_payment_texts(struct ing_req *r)
 {
-    const struct ing_payment *pay = &r->u.pay;
+    struct ing_payment *pay = &r->u.pay;
     struct ks_jw resp, row;
     char *meta = NULL, *text;
     size_t i, len = 0;
@@ -244,9 +247,9 @@ int ing_payment_texts(struct ing_req *r)
     ks_jw_init(&row, NULL, 0);
     ks_jw_open_array(&row, "orders");
     for (i = 0; i < pay->n_orders; i++) {
-        const struct ing_order *o = &pay->orders[i];
-        char oid[KS_ID_LEN];
-        order_id(r, i, oid);
+        struct ing_order *o = &pay->orders[i];
+        const char *oid = o->oid;
+        order_id(r, i, o->oid); /* for the event too (build_payment) */
 
         ks_jw_open(&resp, NULL);
         ks_jw_str(&resp, "payment_order_id", oid);
@@ -311,27 +314,18 @@ static int build_payment(struct ing_req *r, json_t *res, struct ing_problem *p)
     /* a resumed record without a stored answer (claimed before migration 207): the
      * finish stores this attempt's */
     r->fin_store = json_is_true(json_object_get(res, "resumed")) && !b64;
-    if (b64) { /* the stored answer, byte for byte what replays send */
-        size_t cap = strlen(b64);
-        char *body = malloc(cap + 1);
-        long n = body ? ks_b64_decode(b64, cap, (uint8_t *)body, cap + 1) : -1;
-        if (n < 0) {
-            free(body);
-            json_decref(ev);
-            json_decref(orders);
-            ing_problem(p, "internal", NULL, "could not read the stored response");
-            return -1;
-        }
-        ing_respond_text(r, (int)json_integer_value(json_object_get(res, "status")), body,
-                         (size_t)n);
+    /* the stored answer, byte for byte what replays send */
+    if (b64 && ing_respond_stored(r, res) != 0) {
+        json_decref(ev);
+        json_decref(orders);
+        ing_problem(p, "internal", NULL, "could not read the stored response");
+        return -1;
     }
     ks_id_derive("msg", "kasir.payments.requested", r->msg_id, r->rid, NULL);
     for (i = 0; i < pay->n_orders; i++) {
         const struct ing_order *o = &pay->orders[i];
-        char oid[KS_ID_LEN];
         json_t *jo = json_object();
-        order_id(r, i, oid);
-        json_object_set_new(jo, "order_id", json_string(oid));
+        json_object_set_new(jo, "order_id", json_string(o->oid)); /* ing_payment_texts */
         json_object_set_new(jo, "seller_id", json_string(o->seller_id));
         json_object_set_new(jo, "amount_minor", json_integer(o->amount.minor));
         json_object_set_new(jo, "currency", json_string(o->amount.currency));

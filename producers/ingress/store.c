@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/crypto.h"
 #include "lib/kafka.h"
 #include "lib/log.h"
 #include "producers/ingress/ingress.h"
@@ -133,20 +132,10 @@ static void answer_claim(struct ing_req *r, json_t *res)
         return; /* the delivery report takes it from here */
     }
     if (strcmp(oc, "replay") == 0) {
-        const char *b64 = json_string_value(json_object_get(res, "body"));
-        size_t cap = b64 ? strlen(b64) : 0;
-        char *body = malloc(cap + 1);
-        long n = body && b64 ? ks_b64_decode(b64, cap, (uint8_t *)body, cap + 1) : -1;
-        if (n < 0) {
-            free(body);
+        if (ing_respond_stored(r, res) != 0) {
             fail_unavailable(r, "could not read the stored response");
             return;
         }
-        free(r->resp);
-        r->resp = body;
-        r->resp_len = (size_t)n;
-        r->status = (int)json_integer_value(json_object_get(res, "status"));
-        r->ctype = "application/json";
         r->replayed = 1;
         ing_req_done(r);
         return;
@@ -205,14 +194,7 @@ static char *fin_text(struct ing_req *r)
         ks_jw_json(&w, NULL, r->row); /* the payment's rows, after the comma lead() wrote */
     /* a payment's answer was stored by its claim, unless its record predates that */
     if (r->fin_complete && (r->route != R_PAY_POST || r->fin_store)) {
-        char *b64 = malloc(ks_b64_enclen(r->resp_len) + 1);
-        if (!b64) {
-            ks_jw_free(&w);
-            return NULL;
-        }
-        ks_b64_encode((const uint8_t *)r->resp, r->resp_len, b64);
-        ks_jw_str(&w, "body", b64);
-        free(b64);
+        ks_jw_b64(&w, "body", r->resp, r->resp_len);
         ks_jw_int(&w, "status", r->status);
         ks_jw_json(&w, "store", "true");
     }

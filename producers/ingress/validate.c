@@ -496,6 +496,18 @@ static int check_metadata(json_t *md, struct ing_problem *p)
     return 0;
 }
 
+/* The optional idempotency_key member of a body; 0, or -1 + p when it is malformed. */
+static int body_idem_key(json_t *root, const char **out, struct ing_problem *p)
+{
+    *out = sget(root, "idempotency_key");
+    if (*out && !ing_idem_key_ok(*out)) {
+        ing_problem(p, "idempotency_key_invalid", "idempotency_key",
+                    "idempotency_key must be 1-255 printable ASCII characters");
+        return -1;
+    }
+    return 0;
+}
+
 int ing_parse_payment(const char *body, size_t len, struct ing_payment *out,
                       struct ing_problem *p)
 {
@@ -535,12 +547,8 @@ int ing_parse_payment(const char *body, size_t len, struct ing_payment *out,
     out->metadata = json_object_get(root, "metadata");
     if (out->metadata && check_metadata(out->metadata, p) != 0)
         goto fail;
-    out->idempotency_key = sget(root, "idempotency_key");
-    if (out->idempotency_key && !ing_idem_key_ok(out->idempotency_key)) {
-        ing_problem(p, "idempotency_key_invalid", "idempotency_key",
-                    "idempotency_key must be 1-255 printable ASCII characters");
+    if (body_idem_key(root, &out->idempotency_key, p) != 0)
         goto fail;
-    }
     out->buyer_id = sget(json_object_get(root, "buyer"), "id");
     out->checkout_id = sget(root, "checkout_id");
     out->root = root;
@@ -581,12 +589,8 @@ int ing_parse_refund(const char *body, size_t len, struct ing_refund *out,
         ing_problem(p, "card_data_forbidden", "reason", "reason looks like a card number");
         goto fail;
     }
-    out->idempotency_key = sget(root, "idempotency_key");
-    if (out->idempotency_key && !ing_idem_key_ok(out->idempotency_key)) {
-        ing_problem(p, "idempotency_key_invalid", "idempotency_key",
-                    "idempotency_key must be 1-255 printable ASCII characters");
+    if (body_idem_key(root, &out->idempotency_key, p) != 0)
         goto fail;
-    }
     out->order_id = sget(root, "payment_order_id");
     out->root = root;
     return 0;
@@ -659,12 +663,8 @@ int ing_parse_payout(const char *body, size_t len, struct ing_payout *out,
                     "the text looks like a card number");
         goto fail;
     }
-    out->idempotency_key = sget(root, "idempotency_key");
-    if (out->idempotency_key && !ing_idem_key_ok(out->idempotency_key)) {
-        ing_problem(p, "idempotency_key_invalid", "idempotency_key",
-                    "idempotency_key must be 1-255 printable ASCII characters");
+    if (body_idem_key(root, &out->idempotency_key, p) != 0)
         goto fail;
-    }
     out->root = root;
     return 0;
 fail:
@@ -882,14 +882,12 @@ static int settle_pass(const char *data, size_t len, const struct layout *lo, in
 {
     struct csv c = {0};
     char *f[CSV_MAX_COLS], *hdr[CSV_MAX_COLS];
-    char *hbuf = NULL;
     int nf, nh = 0, idx[6], i, rc = -1, r;
     const char *msg = NULL;
     struct ing_settle_row row;
 
     c.buf = malloc(len + 1);
-    hbuf = malloc(len + 1);
-    if (!c.buf || !hbuf) {
+    if (!c.buf) {
         ing_problem(p, "internal", NULL, "out of memory");
         goto out;
     }
@@ -991,7 +989,6 @@ static int settle_pass(const char *data, size_t len, const struct layout *lo, in
     rc = 0;
 out:
     free(c.buf);
-    free(hbuf);
     return rc;
 }
 

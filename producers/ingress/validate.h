@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "lib/ids.h"
 #include "lib/money.h"
 
 struct ing_problem {
@@ -50,6 +51,7 @@ struct ing_order {
     const char *payment_token; /* CARD only */
     const char *bank_code;    /* VIRTUAL_ACCOUNT, BANK_TRANSFER */
     const char *ewallet;      /* EWALLET */
+    char oid[KS_ID_LEN];      /* derived from the payment id by publish.c, not parsed */
 };
 
 struct ing_payment {

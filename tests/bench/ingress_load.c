@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/crypto.h"
+
 struct conn {
     int fd, busy;
     int64_t sched_ns;
@@ -38,21 +40,6 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static const char b64t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static void b64(const char *in, size_t n, char *out)
-{
-    size_t i, o = 0;
-    for (i = 0; i < n; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16 | (i + 1 < n ? (unsigned char)in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? (unsigned char)in[i + 2] : 0);
-        out[o++] = b64t[(v >> 18) & 63];
-        out[o++] = b64t[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? b64t[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? b64t[v & 63] : '=';
-    }
-    out[o] = 0;
 }
 
 static int cmp64(const void *a, const void *b)
@@ -127,7 +114,7 @@ int main(int argc, char **argv)
     char cred[256], auth[400];
     /* "-": the key comes from INGRESS_KEY, so it does not show in ps */
     snprintf(cred, sizeof(cred), "%s:", strcmp(argv[3], "-") == 0 && getenv("INGRESS_KEY") ? getenv("INGRESS_KEY") : argv[3]);
-    b64(cred, strlen(cred), auth);
+    ks_b64_encode((const uint8_t *)cred, strlen(cred), auth);
     struct conn *c = calloc((size_t)nconn, sizeof(*c));
     int ep = epoll_create1(0), i;
     for (i = 0; i < nconn; i++) {

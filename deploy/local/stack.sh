@@ -196,10 +196,40 @@ migrate() {
 
 topics() { "$bin/kasir-topics" --brokers "$BROKERS" --manifest "$top/deploy/topics.tsv"; }
 
+# Dirty-page writeback in small steps. With the kernel's defaults (background writeback at
+# 10 % of RAM, pages expire after 30 s) nothing is written until a file's pages expire, and
+# then the whole file goes at once: every ~30 s the flusher sent 100-300 MB of Kafka
+# segments and logs to the disk in ~200 ms, and PostgreSQL's WAL fsync waited behind it.
+# Every commit stalled 90-200 ms (measured: docs/BENCHMARKS.md, session 3). Starting
+# background writeback at 8 MB of dirty data keeps each burst to a few milliseconds. It is
+# a machine-wide setting, so the stack changes it only as root, keeps the old value in
+# var/sysctl.saved and puts it back on `down`. A production host running PostgreSQL or a
+# broker wants the same (deploy/README.md).
+WB_KNOB=/proc/sys/vm/dirty_background_bytes
+WB_BYTES=${KASIR_STACK_DIRTY_BACKGROUND_BYTES:-8388608}
+writeback_tune() {
+    [ "$(id -u)" -eq 0 ] && [ -w "$WB_KNOB" ] || {
+        log "vm.dirty_background_bytes left as it is (not root): expect WAL fsync stalls under load"
+        return 0
+    }
+    [ "$(cat "$WB_KNOB")" = "$WB_BYTES" ] && return 0
+    [ -f "$var/sysctl.saved" ] ||
+        printf '%s %s\n' "$(cat "$WB_KNOB")" "$(cat /proc/sys/vm/dirty_background_ratio)" >"$var/sysctl.saved"
+    echo "$WB_BYTES" >"$WB_KNOB" && log "vm.dirty_background_bytes=$WB_BYTES (was: $(cat "$var/sysctl.saved"), bytes ratio)"
+}
+writeback_restore() {
+    [ -f "$var/sysctl.saved" ] && [ -w "$WB_KNOB" ] || return 0
+    local b r; read -r b r <"$var/sysctl.saved"
+    # writing one of the pair zeroes the other: the non-zero one is the setting
+    if [ "$b" != 0 ]; then echo "$b" >"$WB_KNOB"; else echo "$r" >/proc/sys/vm/dirty_background_ratio; fi
+    rm -f "$var/sysctl.saved"
+}
+
 cmd=${1:-status}
 case "$cmd" in
 up)
     t0=$(now)
+    writeback_tune
     pg_start & pgjob=$!
     kafka_start
     wait $pgjob || die "postgresql failed"
@@ -208,7 +238,7 @@ up)
     topics
     log "up in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s: kafka $BROKERS, postgresql $PG_DSN"
     ;;
-down)  kafka_stop; pg_stop; log "down" ;;
+down)  kafka_stop; pg_stop; writeback_restore; log "down" ;;
 status)
     p=$(kafka_pid); q=$(pg_pid)
     echo "kafka:      $([ -n "$p" ] && echo "running pid $p" || echo stopped) ($BROKERS)"

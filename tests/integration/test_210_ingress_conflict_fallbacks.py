@@ -1,0 +1,84 @@
+"""210: the group commit's plain inserts and their ON CONFLICT fallbacks (migration 208).
+
+ingress_batch() inserts a batch's rows without ON CONFLICT and, on a unique violation,
+rolls that attempt back and inserts them the way 207 did. These tests make each violation
+happen inside a batch shared with unrelated payments, which must not notice:
+- the claim: payments with one checkout id under different keys, sent together (one
+  writer, 50 ms of gathering: they share a batch);
+- the finish: a payment resumed while its payment row already exists (as one claimed by an
+  ingress before 205 does, PENDING_PUBLISH), finished in the same batch as new payments.
+Without the fallbacks the whole batch fails and every request in it gets a 503."""
+import concurrent.futures
+import time
+
+import pytest
+
+from conftest import psql, psql_one
+from ingress_util import count_in_kafka, new_key, now_ms, Partner, payment_body, start_ingress
+
+
+@pytest.fixture(scope="module")
+def ing():
+    d = start_ingress({"KASIR_STORE_WRITERS": "1", "KASIR_STORE_GATHER_US": "50000"})
+    yield d
+    d.daemon.term()
+
+
+def burst(ing, calls):
+    """Sends every (partner, body, key) at once; the answers in the same order."""
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        futs = [pool.submit(ing.pay, p, b, key=k) for p, b, k in calls]
+        return [f.result(timeout=30) for f in futs]
+
+
+def test_same_checkout_under_other_keys_in_one_batch(ing):
+    a = Partner("fb-claim-" + new_key()[-6:])
+    t0 = now_ms()
+    shared = payment_body()
+    dupes = [(a, dict(shared, buyer={"id": "buyer-%d" % i}), new_key()) for i in range(6)]
+    others = [(a, payment_body(), new_key()) for _ in range(6)]
+    rs = burst(ing, dupes + others)
+    got, rest = rs[:6], rs[6:]
+    assert all(r.status == 202 for r in rest), rest
+    won = [r for r in got if r.status == 202]
+    assert len(won) == 1, got
+    assert all(r.status == 409 and r.code in ("duplicate_checkout", "request_in_progress")
+               for r in got if r.status != 202), got
+    pid = won[0].json()["payment_id"]
+    assert psql_one("SELECT count(*) FROM payments WHERE partner_id = '%s' AND checkout_id = '%s'"
+                    % (a.partner_id, shared["checkout_id"])) == "1"
+    assert psql_one("SELECT payment_id FROM payments WHERE partner_id = '%s' "
+                    "AND checkout_id = '%s'" % (a.partner_id, shared["checkout_id"])) == pid
+    for r in rest:
+        q = r.json()["payment_id"]
+        assert psql_one("SELECT status FROM payments WHERE payment_id = '%s'" % q) == "NOT_STARTED"
+    time.sleep(0.5)
+    assert count_in_kafka("kasir.payments.requested", shared["checkout_id"], t0) == 1
+
+
+def test_resumed_payment_whose_row_exists_finishes_with_its_batch(ing):
+    a = Partner("fb-finish-" + new_key()[-6:])
+    key, body = new_key(), payment_body(n=2)
+    first = ing.pay(a, body, key=key)
+    assert first.status == 202, first
+    pid = first.json()["payment_id"]
+    # the state an attempt by a pre-205 ingress leaves when it crashes after its claim: the
+    # payment row exists but was never confirmed, and the record's lock has expired
+    psql("UPDATE payments SET status = 'PENDING_PUBLISH' WHERE payment_id = '%s'" % pid)
+    psql("UPDATE idempotency_keys SET locked_at = '-infinity' WHERE resource_id = '%s'" % pid)
+    others = [(a, payment_body(), new_key()) for _ in range(6)]
+    rs = burst(ing, [(a, body, key)] + others)
+    resumed, rest = rs[0], rs[1:]
+    assert resumed.status == 202, resumed
+    assert resumed.body == first.body  # the stored answer, byte for byte
+    assert all(r.status == 202 for r in rest), rest
+    assert psql_one("SELECT status FROM payments WHERE payment_id = '%s'" % pid) == "NOT_STARTED"
+    assert psql_one("SELECT count(*) FROM payment_orders WHERE payment_id = '%s'" % pid) == "2"
+    for r in rest:
+        q = r.json()["payment_id"]
+        assert psql_one("SELECT status FROM payments WHERE payment_id = '%s'" % q) == "NOT_STARTED"
+        assert psql_one("SELECT count(*) FROM payment_orders WHERE payment_id = '%s'" % q) == "1"
+    # and it is now complete: the next attempt is a replay
+    again = ing.pay(a, body, key=key)
+    assert again.status == 202 and again.body == first.body
+    assert again.headers.get("idempotent-replayed") == "true"

@@ -165,7 +165,10 @@ KT_TEST(test_redaction)
     static const char *const secret[] = {
         "api_key", "authorization", "Authorization", "card_number", "x-api-key",
         "client_secret", "access_token", "password", "webhook_signature", "cvv", "pan",
-        "card.pan", "apikey", "jwt",
+        "card.pan", "apikey", "jwt", "Card.PAN", "X-Webhook-SIG",
+        /* longer than the lowercasing buffer: redacted whatever it says */
+        "a_very_long_field_name_that_goes_on_and_on_and_on_and_on_and_on_and_on_and_on_"
+        "and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on",
     };
     static const char *const plain[] = {"company", "span", "trace_id", "amount", "partner"};
     char *text;

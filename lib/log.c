@@ -8,7 +8,6 @@
  *
  * Values are arbitrary bytes (request fields, PSP answers): control characters are
  * escaped and invalid UTF-8 is replaced by U+FFFD, so every line parses as JSON. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -73,8 +72,8 @@ static int name_is_secret(const char *name)
 
     if (nl >= sizeof(low))
         return 1;
-    for (i = 0; i <= nl; i++)
-        low[i] = (char)tolower((unsigned char)name[i]);
+    for (i = 0; i <= nl; i++) /* ASCII only: the same whatever the locale */
+        low[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] | 0x20) : name[i];
     for (i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
         if (strstr(low, secret_words[i]))
             return 1;

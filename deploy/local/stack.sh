@@ -207,22 +207,40 @@ topics() { "$bin/kasir-topics" --brokers "$BROKERS" --manifest "$top/deploy/topi
 # broker wants the same (deploy/README.md).
 WB_KNOB=/proc/sys/vm/dirty_background_bytes
 WB_BYTES=${KASIR_STACK_DIRTY_BACKGROUND_BYTES:-8388608}
+WB_SAVED="$var/sysctl.saved"
+# Two checkouts on one machine share the setting: the first `down` puts the old value back
+# while the other stack still runs (its next `up` sets it again).
 writeback_tune() {
-    [ "$(id -u)" -eq 0 ] && [ -w "$WB_KNOB" ] || {
-        log "vm.dirty_background_bytes left as it is (not root): expect WAL fsync stalls under load"
+    if [ "$(id -u)" -ne 0 ] || [ ! -w "$WB_KNOB" ]; then
+        log "vm.dirty_background_bytes left as it is (not root or not writable): expect WAL fsync stalls under load"
         return 0
-    }
-    [ "$(cat "$WB_KNOB")" = "$WB_BYTES" ] && return 0
-    [ -f "$var/sysctl.saved" ] ||
-        printf '%s %s\n' "$(cat "$WB_KNOB")" "$(cat /proc/sys/vm/dirty_background_ratio)" >"$var/sysctl.saved"
-    echo "$WB_BYTES" >"$WB_KNOB" && log "vm.dirty_background_bytes=$WB_BYTES (was: $(cat "$var/sysctl.saved"), bytes ratio)"
+    fi
+    case "$WB_BYTES" in ''|*[!0-9]*|0) log "KASIR_STACK_DIRTY_BACKGROUND_BYTES=$WB_BYTES is not a byte count: writeback left as it is"; return 0 ;; esac
+    local cur; cur=$(cat "$WB_KNOB")
+    [ "$cur" = "$WB_BYTES" ] && return 0
+    # the machine's value now, whatever an older saved file says (a reboot or an admin
+    # may have changed it since)
+    printf '%s %s\n' "$cur" "$(cat /proc/sys/vm/dirty_background_ratio)" >"$WB_SAVED"
+    if echo "$WB_BYTES" 2>/dev/null >"$WB_KNOB"; then
+        log "vm.dirty_background_bytes=$WB_BYTES (was: bytes $cur, ratio $(cut -d' ' -f2 "$WB_SAVED"); make down puts it back)"
+    else
+        rm -f "$WB_SAVED"
+        log "could not set vm.dirty_background_bytes=$WB_BYTES: writeback left as it is"
+    fi
 }
+# Puts back what `up` replaced, unless someone changed the setting since.
 writeback_restore() {
-    [ -f "$var/sysctl.saved" ] && [ -w "$WB_KNOB" ] || return 0
-    local b r; read -r b r <"$var/sysctl.saved"
+    [ -f "$WB_SAVED" ] || return 0
+    local b="" r=""
+    read -r b r <"$WB_SAVED" || true
+    rm -f "$WB_SAVED"
+    [ -w "$WB_KNOB" ] && [ "$(cat "$WB_KNOB")" = "$WB_BYTES" ] || return 0
     # writing one of the pair zeroes the other: the non-zero one is the setting
-    if [ "$b" != 0 ]; then echo "$b" >"$WB_KNOB"; else echo "$r" >/proc/sys/vm/dirty_background_ratio; fi
-    rm -f "$var/sysctl.saved"
+    case "$b:$r" in
+        [1-9]*:*) echo "$b" >"$WB_KNOB" 2>/dev/null || true ;;
+        0:[0-9]*) echo "$r" >/proc/sys/vm/dirty_background_ratio 2>/dev/null || true ;;
+        *) log "unreadable $WB_SAVED: vm.dirty_background_bytes left at $WB_BYTES" ;;
+    esac
 }
 
 cmd=${1:-status}
@@ -238,7 +256,7 @@ up)
     topics
     log "up in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s: kafka $BROKERS, postgresql $PG_DSN"
     ;;
-down)  kafka_stop; pg_stop; writeback_restore; log "down" ;;
+down)  writeback_restore; kafka_stop; pg_stop; log "down" ;;
 status)
     p=$(kafka_pid); q=$(pg_pid)
     echo "kafka:      $([ -n "$p" ] && echo "running pid $p" || echo stopped) ($BROKERS)"

@@ -4,7 +4,7 @@ ingress_batch() inserts a batch's rows without ON CONFLICT and, on a unique viol
 rolls that attempt back and inserts them the way 207 did. These tests make each violation
 happen inside a batch shared with unrelated payments, which must not notice:
 - the claim: payments with one checkout id under different keys, sent together (one
-  writer, 50 ms of gathering: they share a batch);
+  writer, 100 ms of gathering: they share batches, which the test checks);
 - the finish: a payment resumed while its payment row already exists (as one claimed by an
   ingress before 205 does, PENDING_PUBLISH), finished in the same batch as new payments.
 Without the fallbacks the whole batch fails and every request in it gets a 503."""
@@ -19,16 +19,28 @@ from ingress_util import count_in_kafka, new_key, now_ms, Partner, payment_body,
 
 @pytest.fixture(scope="module")
 def ing():
-    d = start_ingress({"KASIR_STORE_WRITERS": "1", "KASIR_STORE_GATHER_US": "50000"})
+    d = start_ingress({"KASIR_STORE_WRITERS": "1", "KASIR_STORE_GATHER_US": "100000"})
     yield d
     d.daemon.term()
 
 
+def batches(ing):
+    for line in ing.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith("kasir_ingress_store_batches_total"):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no kasir_ingress_store_batches_total in /metrics")
+
+
 def burst(ing, calls):
-    """Sends every (partner, body, key) at once; the answers in the same order."""
+    """Sends every (partner, body, key) at once; the answers in the same order. The
+    requests must have shared group commits, or the test would not test what it says."""
+    b0 = batches(ing)
     with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
         futs = [pool.submit(ing.pay, p, b, key=k) for p, b, k in calls]
-        return [f.result(timeout=30) for f in futs]
+        rs = [f.result(timeout=30) for f in futs]
+    # each request is in one claim batch and (if claimed) one finish batch
+    assert batches(ing) - b0 < len(calls), "no two requests shared a batch"
+    return rs
 
 
 def test_same_checkout_under_other_keys_in_one_batch(ing):

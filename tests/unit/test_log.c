@@ -165,12 +165,17 @@ KT_TEST(test_redaction)
     static const char *const secret[] = {
         "api_key", "authorization", "Authorization", "card_number", "x-api-key",
         "client_secret", "access_token", "password", "webhook_signature", "cvv", "pan",
-        "card.pan", "apikey", "jwt", "Card.PAN", "X-Webhook-SIG",
+        "card.pan", "apikey", "jwt", "Card.PAN", "X-Webhook-SIG", "PAN", "card-Pin",
         /* longer than the lowercasing buffer: redacted whatever it says */
         "a_very_long_field_name_that_goes_on_and_on_and_on_and_on_and_on_and_on_and_on_"
         "and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on",
     };
-    static const char *const plain[] = {"company", "span", "trace_id", "amount", "partner"};
+    /* 127 characters, the longest name that is looked at rather than redacted unread */
+    static const char *const plain[] = {
+        "company", "span", "trace_id", "amount", "partner",
+        "a_field_name_of_one_hundred_and_twenty_seven_characters_that_is_still_read_word_"
+        "by_word_because_it_fits_the_buffer_exactly_ok_1",
+    };
     char *text;
     json_t *j;
 

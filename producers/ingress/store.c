@@ -254,7 +254,6 @@ static int prepare_batch(struct ks_db *db, int *prepared_pid, struct ks_err *e)
     PGconn *c = ks_db_conn(db);
     PGresult *res;
     enum ks_code rc;
-
     const char *state;
 
     if (*prepared_pid == PQbackendPID(c))

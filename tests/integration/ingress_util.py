@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import BROKERS, Daemon, PG_DSN, bin_path, kcat_messages, psql
+from conftest import Daemon, PG_DSN, bin_path, kcat_messages
 
 INGRESS = bin_path("ingress")
 

@@ -37,7 +37,7 @@ static const struct ks_config_def own_defs[] = {
      "after this an in-flight record may be taken over by a retry (crash recovery)"},
     {"store.writers", KS_CFG_INT, "2", 0, "group-commit writer threads (PostgreSQL connections)"},
     {"store.batch_max", KS_CFG_INT, "256", 0, "most claims (and finishes) in one transaction"},
-    {"store.gather_us", KS_CFG_INT, "1000", 0,
+    {"store.gather_us", KS_CFG_INT, "250", 0,
      "a writer waits up to this many microseconds for a bigger batch (0: takes what is queued)"},
     {"webhook.tolerance", KS_CFG_DURATION_MS, "300s", 0, "webhook timestamp tolerance"},
     {"webhook.max_body", KS_CFG_INT, "262144", 0, "largest webhook body accepted, bytes"},

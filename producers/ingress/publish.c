@@ -107,12 +107,12 @@ int ing_publish_start(void)
     ks_config_kafka_props(ING.cfg, note_prop, &s);
     if (!s.timeout)
         rd_kafka_conf_set(conf, "message.timeout.ms", "5000", es, sizeof(es));
-    /* 2 ms: every request waits for its batch, so linger is paid in full by the median.
-     * Measured at 5,000 payments/s (docs/BENCHMARKS.md): 1 ms costs the broker ~48 us of
-     * CPU per payment, 2 ms ~37, 5 ms (librdkafka's default) ~26 but adds ~2 ms to the
-     * median; 2 ms had the lowest p50 and p99 of the three */
+    /* 0 ms: a group-commit writer produces its whole batch of claimed events in one burst,
+     * so the burst is the batch; a linger on top of it is paid in full by every request.
+     * Measured at 5,000 payments/s (docs/BENCHMARKS.md, session 4): against 2 ms, p50
+     * -1.5 to -2 ms and p99 -2 to -10 ms for ~+17 us of broker CPU per payment */
     if (!s.linger)
-        rd_kafka_conf_set(conf, "linger.ms", "2", es, sizeof(es));
+        rd_kafka_conf_set(conf, "linger.ms", "0", es, sizeof(es));
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     ING.rk = ks_kafka_producer_new(conf, &e);

@@ -135,8 +135,9 @@ log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=INFO
 L4J
-        local jvm=(-Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-                   -XX:InitiatingHeapOccupancyPercent=35 -Djava.awt.headless=true
+        # KASIR_KAFKA_GC replaces the collector flags (A/B runs of the bench)
+        local gc; read -r -a gc <<<"${KASIR_KAFKA_GC:--XX:+UseG1GC -XX:MaxGCPauseMillis=5 -XX:InitiatingHeapOccupancyPercent=35}"
+        local jvm=(-Xmx1G -Xms1G -server "${gc[@]}" -Djava.awt.headless=true
                    "-Dlog4j.configuration=file:$k/log4j.properties" -cp "$libs/*")
         if [ ! -f "$k/data/meta.properties" ]; then
             log "formatting kafka storage"

@@ -329,13 +329,13 @@ static int parse_bool(const char *s, int64_t *out)
     return -1;
 }
 
-/* "250ms", "5s", "1m", "2h" or a plain number of milliseconds; not negative. */
+/* "250ms", "5s", "1m", "2h", "90d" or a plain number of milliseconds; not negative. */
 static int parse_duration(const char *s, int64_t *out)
 {
     static const struct {
         const char *unit;
         int64_t ms;
-    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     int64_t v = 0;
     const char *p = s;
 
@@ -392,7 +392,7 @@ static void check_all(struct ks_config *cfg, struct problems *pr)
             bad = parse_duration(s->value, &s->num) != 0;
             if (bad)
                 add_problem(pr, d->name, s->source,
-                            "\"%.32s\" is not a duration (250ms, 5s, 1m, 2h or milliseconds)",
+                            "\"%.32s\" is not a duration (250ms, 5s, 1m, 2h, 90d or milliseconds)",
                             s->value);
             break;
         }

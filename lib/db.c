@@ -9,16 +9,18 @@ struct ks_db {
     char *dsn;
 };
 
-/* SQLSTATEs after which the same statement can succeed on a later try: the connection
- * went away (class 08), the server is shutting down (57P01-57P03), or the transaction lost
- * a race (40001 serialization, 40P01 deadlock). */
-static int sqlstate_retriable(const char *state)
+int ks_db_transient(const char *state)
 {
+    static const char *const exact[] = {"57P01", "57P02", "57P03", "40001", "40P01",
+                                        "55P03", "57014", "25P03", NULL};
     if (!state)
         return 0;
-    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
-           strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+    if (strncmp(state, "08", 2) == 0)
+        return 1;
+    for (int i = 0; exact[i]; i++)
+        if (strcmp(state, exact[i]) == 0)
+            return 1;
+    return 0;
 }
 
 /* libpq messages end with a newline; our messages do not. */
@@ -92,8 +94,8 @@ enum ks_code ks_db_reconnect(struct ks_db *db, struct ks_err *err)
     return KS_OK;
 }
 
-enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
-                         const char *what, struct ks_err *err)
+enum ks_code ks_pg_check(PGconn *pg, PGresult *res, ExecStatusType expect, const char *what,
+                         struct ks_err *err)
 {
     const char *state;
     char msg[200];
@@ -104,13 +106,43 @@ enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     chomp_copy(msg, sizeof(msg),
                res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
-                                                 : PQerrorMessage(db->conn));
+                                                 : PQerrorMessage(pg));
     /* a lost connection has no SQLSTATE: PQstatus tells */
-    retriable = sqlstate_retriable(state) || PQstatus(db->conn) != CONNECTION_OK;
+    retriable = ks_db_transient(state) || !pg || PQstatus(pg) != CONNECTION_OK;
     if (state && strcmp(state, "23505") == 0)
-        return ks_err_set(err, KS_ECONFLICT, 0, NULL, "%s: %s", what, msg);
+        return ks_err_set(err, KS_ECONFLICT, 0, NULL, "%s failed sqlstate 23505: %s", what,
+                          msg);
     return ks_err_set(err, KS_EDB, retriable, NULL, "%s failed%s%s: %s", what,
                       state ? " sqlstate " : "", state ? state : "", msg);
+}
+
+enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
+                         const char *what, struct ks_err *err)
+{
+    return ks_pg_check(db ? db->conn : NULL, res, expect, what, err);
+}
+
+const char *ks_db_err_sqlstate(const struct ks_err *err, char out[6])
+{
+    const char *p = strstr(err->msg, " sqlstate ");
+    out[0] = '\0';
+    if (p && strlen(p + 10) >= 5) {
+        memcpy(out, p + 10, 5);
+        out[5] = '\0';
+    }
+    return out;
+}
+
+enum ks_code ks_db_session(struct ks_db *db, int64_t statement_ms, int64_t lock_ms,
+                           int64_t idle_tx_ms, struct ks_err *err)
+{
+    char q[300];
+    snprintf(q, sizeof(q),
+             "RESET ALL; SET statement_timeout = %lld; SET lock_timeout = %lld; "
+             "SET idle_in_transaction_session_timeout = %lld",
+             (long long)(statement_ms > 0 ? statement_ms : 0),
+             (long long)(lock_ms > 0 ? lock_ms : 0), (long long)(idle_tx_ms > 0 ? idle_tx_ms : 0));
+    return ks_db_exec(db, q, err);
 }
 
 enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)

@@ -6,6 +6,7 @@
 #ifndef KS_DB_H
 #define KS_DB_H
 
+#include <stdint.h>
 #include <libpq-fe.h>
 
 #include "err.h"
@@ -29,12 +30,31 @@ enum ks_code ks_db_reconnect(struct ks_db *db, struct ks_err *err)
 enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)
     __attribute__((warn_unused_result));
 
+/* The one rule for PostgreSQL errors. 1 when a statement that failed with this SQLSTATE
+ * can succeed on a later try: the connection went away (class 08), the server is shutting
+ * down or starting (57P01-57P03), the transaction lost a race (40001 serialization, 40P01
+ * deadlock), or a timeout the worker sets fired (55P03 lock_timeout, 57014
+ * statement_timeout or cancel, 25P03 idle-in-transaction timeout). NULL: 0. */
+int ks_db_transient(const char *sqlstate);
+
 /* Checks res (which may be NULL) against the expected status (PGRES_COMMAND_OK or
  * PGRES_TUPLES_OK). On mismatch fills err with KS_EDB (KS_ECONFLICT for a unique
- * violation, 23505), names what in the message, and sets retriable for lost connections,
- * SQLSTATE class 08, 57P01-57P03, 40001 and 40P01. Does not clear res. */
+ * violation, 23505), names what and the SQLSTATE in the message, and sets retriable by
+ * ks_db_transient or when the connection is lost. Does not clear res. */
 enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
                          const char *what, struct ks_err *err)
+    __attribute__((warn_unused_result));
+/* The same for a raw connection, as a worker's handler has. */
+enum ks_code ks_pg_check(PGconn *pg, PGresult *res, ExecStatusType expect, const char *what,
+                         struct ks_err *err) __attribute__((warn_unused_result));
+/* The SQLSTATE of a struct ks_err filled by ks_db_check/ks_pg_check ("" when none). */
+const char *ks_db_err_sqlstate(const struct ks_err *err, char out[6]);
+
+/* Session settings a worker wants on every connection (after each connect and reconnect):
+ * statement_timeout, lock_timeout, idle_in_transaction_session_timeout in ms (0: server
+ * default), then RESET of anything a previous session user left. */
+enum ks_code ks_db_session(struct ks_db *db, int64_t statement_ms, int64_t lock_ms,
+                           int64_t idle_tx_ms, struct ks_err *err)
     __attribute__((warn_unused_result));
 
 /* SELECT 1 within timeout_ms (statement_timeout); KS_EDB retriable when unreachable. */

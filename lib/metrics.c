@@ -195,6 +195,24 @@ static void sec_str(int64_t us, char *out, size_t len)
              (us < 0 ? -us : us) % 1000000);
 }
 
+void ks_metrics_remove(struct ks_metrics *m, struct ks_metric *x)
+{
+    struct ks_metric **pp, *prev = NULL;
+
+    if (!m || !x)
+        return;
+    pthread_mutex_lock(&m->mu);
+    for (pp = &m->head; *pp; prev = *pp, pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            if (m->tail == x)
+                m->tail = prev;
+            metric_free(x);
+            break;
+        }
+    pthread_mutex_unlock(&m->mu);
+}
+
 char *ks_metrics_render(struct ks_metrics *m, size_t *len)
 {
     struct sbuf b = {malloc(4096), 0, 4096, 0};

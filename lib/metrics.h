@@ -27,6 +27,10 @@ struct ks_metric *ks_metrics_histogram(struct ks_metrics *m, const char *name,
                                        const char *help, const char *labels,
                                        const int64_t *bounds_us, size_t n);
 
+/* Removes x from the registry and frees it (a gauge of a partition no longer assigned).
+ * Only the thread that updates x may remove it; NULL x ok. */
+void ks_metrics_remove(struct ks_metrics *m, struct ks_metric *x);
+
 void ks_metric_add(struct ks_metric *c, int64_t v);   /* counter or gauge */
 void ks_metric_set(struct ks_metric *g, int64_t v);   /* gauge */
 void ks_metric_observe(struct ks_metric *h, int64_t us); /* histogram */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "kafka.h"
 #include "log.h"
 #include "outbox.h"
@@ -31,10 +32,31 @@ static const char SQL_MARK_HEAD[] =
 static const char SQL_MARK_MID[] = "'::bigint[], '";
 static const char SQL_MARK_TAIL[] = "'::bigint[]) AS r(lo, hi) WHERE o.id BETWEEN r.lo AND r.hi";
 static const char SQL_SWEEP[] =
-    "SELECT id, message_id, topic, key, value, headers FROM kasir_outbox "
+    "SELECT id, message_id, topic, key, value, headers, "
+    "(extract(epoch FROM now() - created_at) * 1000)::bigint FROM kasir_outbox "
     "WHERE worker = $1 AND id > $2::bigint "
     "AND created_at <= now() - $3::bigint * interval '1 millisecond' "
     "ORDER BY id LIMIT $4::int";
+
+/* rows Kafka refused for themselves (not for an outage) move to kasir_outbox_dead, in one
+ * statement: a row is in exactly one of the two tables (migration 106) */
+static const char SQL_PARK[] =
+    "WITH d AS (DELETE FROM kasir_outbox WHERE worker = $1 AND id = ANY($2::bigint[]) "
+    "RETURNING *) "
+    "INSERT INTO kasir_outbox_dead (id, worker, message_id, topic, key, value, headers, "
+    "created_at, attempts, last_error) "
+    "SELECT d.id, d.worker, d.message_id, d.topic, d.key, d.value, d.headers, d.created_at, "
+    "u.attempts, u.err FROM d JOIN unnest($2::bigint[], $3::int[], $4::text[]) "
+    "AS u(id, attempts, err) ON u.id = d.id";
+
+/* a row's refused deliveries, kept in memory: a restart starts the count again, which
+ * only delays parking */
+struct fail {
+    int64_t id;
+    int count;
+    char err[120];
+};
+#define MAX_FAILS 4096
 
 struct entry {
     char *topic;
@@ -63,7 +85,71 @@ struct ks_outbox {
     int64_t id_next, id_end;   /* reserved ids not used yet: [id_next, id_end) */
     unsigned char *copy;       /* the COPY data of a batch */
     size_t copy_len, copy_cap;
+    char *brokers;
+    const struct ks_config *cfg;
+    volatile int fatal;        /* the producer raised a fatal error: ks_outbox_recreate */
+    char fatal_msg[200];
+    struct fail *fails;
+    size_t nfails;
+    int park_after;
+    int64_t park_age_ms;
+    uint64_t stat_parked, stat_recreated;
 };
+
+/* Errors that are about the message itself, which a later try cannot fix: counted
+ * towards parking. Outages, timeouts, purges and fatal errors are not the row's fault. */
+static int refused_for_itself(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static struct fail *fail_find(struct ks_outbox *ob, int64_t id)
+{
+    for (size_t i = 0; i < ob->nfails; i++)
+        if (ob->fails[i].id == id)
+            return &ob->fails[i];
+    return NULL;
+}
+
+static void fail_note(struct ks_outbox *ob, int64_t id, rd_kafka_resp_err_t e)
+{
+    struct fail *f;
+
+    if (id <= 0 || !refused_for_itself(e))
+        return;
+    if (!(f = fail_find(ob, id))) {
+        if (ob->nfails == MAX_FAILS)
+            return; /* counted later, once others are parked */
+        if (!ob->fails && !(ob->fails = calloc(MAX_FAILS, sizeof(*ob->fails))))
+            return;
+        f = &ob->fails[ob->nfails++];
+        f->id = id;
+        f->count = 0;
+    }
+    f->count++;
+    snprintf(f->err, sizeof(f->err), "%s: %s", rd_kafka_err2name(e), rd_kafka_err2str(e));
+}
+
+static void fail_forget(struct ks_outbox *ob, int64_t id)
+{
+    struct fail *f = ob->nfails ? fail_find(ob, id) : NULL;
+    if (f)
+        *f = ob->fails[--ob->nfails];
+}
 
 static void entry_release(struct entry *e)
 {
@@ -82,8 +168,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
     (void)rk;
     if (m->err) {
-        /* the row stays unsent; the sweep relays it again */
+        /* the row stays unsent; the sweep relays it again, or parks it */
         ob->stat_failed++;
+        fail_note(ob, id, m->err);
         ks_log(KS_LOG_WARN, "outbox.delivery_failed", rd_kafka_err2str(m->err), "topic",
                rd_kafka_topic_name(m->rkt), NULL);
         return;
@@ -91,6 +178,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     ob->stat_delivered++;
     if (id <= 0)
         return;
+    fail_forget(ob, id);
     if (ob->ndel == ob->capdel) {
         size_t nc = ob->capdel ? ob->capdel * 2 : 4096;
         int64_t *nd = realloc(ob->delivered, nc * sizeof(*nd));
@@ -102,29 +190,94 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     ob->delivered[ob->ndel++] = id;
 }
 
+static void on_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
+{
+    struct ks_outbox *ob = opaque;
+
+    if (e != RD_KAFKA_RESP_ERR__FATAL) {
+        ks_log(KS_LOG_DEBUG, "outbox.producer.error", reason, NULL);
+        return;
+    }
+    rd_kafka_fatal_error(rk, ob->fatal_msg, sizeof(ob->fatal_msg));
+    ob->fatal = 1;
+    ks_log(KS_LOG_ERROR, "outbox.producer.fatal", ob->fatal_msg, NULL);
+}
+
+static rd_kafka_t *producer_new(struct ks_outbox *ob, struct ks_err *err)
+{
+    rd_kafka_conf_t *conf = ks_kafka_conf_new(ob->brokers, "producer", ob->cfg, err);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, ob);
+    return ks_kafka_producer_new(conf, err);
+}
+
 struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
                                 const struct ks_config *cfg, struct ks_err *err)
 {
     struct ks_outbox *ob = calloc(1, sizeof(*ob));
-    rd_kafka_conf_t *conf;
 
-    if (!ob || !(ob->owner = strdup(owner))) {
+    if (!ob || !(ob->owner = strdup(owner)) || !(ob->brokers = strdup(brokers ? brokers : ""))) {
+        if (ob)
+            free(ob->owner);
         free(ob);
         ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         return NULL;
     }
-    conf = ks_kafka_conf_new(brokers, "producer", cfg, err);
-    if (!conf)
-        goto fail;
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_opaque(conf, ob);
-    ob->rk = ks_kafka_producer_new(conf, err);
-    if (!ob->rk)
+    ob->cfg = cfg;
+    ob->park_after = 10;
+    ob->park_age_ms = 3600000;
+    if (!(ob->rk = producer_new(ob, err)))
         goto fail;
     return ob;
 fail:
     ks_outbox_free(ob, 0);
     return NULL;
+}
+
+void ks_outbox_set_parking(struct ks_outbox *ob, int after, int64_t age_ms)
+{
+    ob->park_after = after > 0 ? after : 1;
+    ob->park_age_ms = age_ms > 0 ? age_ms : 1;
+}
+
+int ks_outbox_fatal(const struct ks_outbox *ob)
+{
+    return ob->fatal;
+}
+
+enum ks_code ks_outbox_recreate(struct ks_outbox *ob, struct ks_err *err)
+{
+    rd_kafka_t *nrk;
+
+    /* what the dead producer still held is in PostgreSQL: the next sweep sends it again */
+    if (ob->rk) {
+        rd_kafka_purge(ob->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(ob->rk, 0);
+        rd_kafka_destroy(ob->rk);
+        ob->rk = NULL;
+    }
+    if (!(nrk = producer_new(ob, err)))
+        return err->code;
+    ob->rk = nrk;
+    ob->fatal = 0;
+    ob->sweep_cursor = 0;
+    ob->stat_recreated++;
+    return KS_OK;
+}
+
+void ks_outbox_test_fatal(struct ks_outbox *ob)
+{
+    if (ob->rk)
+        rd_kafka_test_fatal_error(ob->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                  "kasir test hook");
+}
+
+uint64_t ks_outbox_parked(const struct ks_outbox *ob)
+{
+    return ob->stat_parked;
 }
 
 void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
@@ -137,6 +290,8 @@ void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
     free(ob->e);
     free(ob->delivered);
     free(ob->copy);
+    free(ob->fails);
+    free(ob->brokers);
     free(ob->owner);
     free(ob);
 }
@@ -260,15 +415,6 @@ bad:
     return NULL;
 }
 
-static int pg_retriable(PGconn *pg, PGresult *res)
-{
-    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return PQstatus(pg) != CONNECTION_OK || (st && (strncmp(st, "08", 2) == 0 ||
-                                                   strncmp(st, "57P", 3) == 0 ||
-                                                   strcmp(st, "40001") == 0 ||
-                                                   strcmp(st, "40P01") == 0));
-}
-
 static enum ks_code pg_fail(PGconn *pg, PGresult *res, const char *what, struct ks_err *err)
 {
     char msg[200];
@@ -278,7 +424,10 @@ static enum ks_code pg_fail(PGconn *pg, PGresult *res, const char *what, struct 
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
-    return ks_err_set(err, KS_EDB, pg_retriable(pg, res), NULL, "%s failed: %s", what, msg);
+    return ks_err_set(err, KS_EDB,
+                      PQstatus(pg) != CONNECTION_OK ||
+                          ks_db_transient(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL),
+                      NULL, "%s failed: %s", what, msg);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -349,7 +498,7 @@ static int copy_row(struct ks_outbox *ob, const struct entry *e)
     rc = copy_field(ob, id, 8) | copy_field(ob, ob->owner, strlen(ob->owner)) |
          copy_field(ob, e->message_id, strlen(e->message_id)) |
          copy_field(ob, e->topic, strlen(e->topic)) | copy_field(ob, e->key, e->key_len) |
-         copy_field(ob, e->value ? e->value : (void *)"", e->value_len) |
+         copy_field(ob, e->value, e->value_len) | /* NULL stays NULL (a tombstone) */
          copy_field(ob, hb, hl);
     free(hb);
     return rc;
@@ -555,6 +704,7 @@ static int produce(struct ks_outbox *ob, const char *topic, const void *key, siz
     }
     if (e) {
         ob->stat_failed++;
+        fail_note(ob, id, e);
         ks_log(KS_LOG_WARN, "outbox.produce_failed", rd_kafka_err2str(e), "topic", topic,
                NULL);
         free(value);
@@ -646,6 +796,30 @@ static int64_t be64(const char *p)
     return (int64_t)v;
 }
 
+/* Moves the rows of ids (with their refusal counts and errors) to kasir_outbox_dead. */
+static enum ks_code park(struct ks_outbox *ob, PGconn *pg, struct ks_pgarr *ids,
+                         struct ks_pgarr *counts, struct ks_pgarr *errs, struct ks_err *err)
+{
+    const char *params[4] = {ob->owner, ks_pgarr_str(ids), ks_pgarr_str(counts),
+                             ks_pgarr_str(errs)};
+    PGresult *res;
+    enum ks_code rc = KS_OK;
+
+    if (!params[1] || !params[2] || !params[3])
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    res = PQexecParams(pg, SQL_PARK, 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(pg, res, "outbox park", err);
+    else {
+        int parked = (int)strtol(PQcmdTuples(res), NULL, 10);
+        ob->stat_parked += (uint64_t)parked;
+        ks_logf(KS_LOG_ERROR, "outbox.parked",
+                "%d outbox row(s) Kafka refused repeatedly moved to kasir_outbox_dead", parked);
+    }
+    PQclear(res);
+    return rc;
+}
+
 enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_ms, int limit,
                              int *n, struct ks_err *err)
 {
@@ -654,6 +828,8 @@ enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_m
     PGresult *res;
     int i, rows;
     int64_t maxid = ob->sweep_cursor;
+    struct ks_pgarr ids, counts, errs;
+    enum ks_code rc = KS_OK;
 
     *n = 0;
     snprintf(cursor, sizeof(cursor), "%" PRId64, ob->sweep_cursor);
@@ -662,41 +838,64 @@ enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_m
     /* binary results: bytea and ids as they are, no unescaping */
     res = PQexecParams(pg, SQL_SWEEP, 4, NULL, params, NULL, NULL, 1);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        enum ks_code rc = pg_fail(pg, res, "outbox sweep", err);
+        rc = pg_fail(pg, res, "outbox sweep", err);
         PQclear(res);
         return rc;
     }
+    ks_pgarr_init(&ids);
+    ks_pgarr_init(&counts);
+    ks_pgarr_init(&errs);
     rows = PQntuples(res);
     for (i = 0; i < rows; i++) {
-        int64_t id = be64(PQgetvalue(res, i, 0));
+        int64_t id = be64(PQgetvalue(res, i, 0)), row_age = be64(PQgetvalue(res, i, 6));
+        struct fail *f = ob->nfails ? fail_find(ob, id) : NULL;
         char topic[256];
-        void *val;
+        void *val = NULL;
         size_t vlen = (size_t)PQgetlength(res, i, 4);
         rd_kafka_headers_t *h = NULL;
 
+        if (id > maxid)
+            maxid = id;
+        if (f && (f->count >= ob->park_after || row_age >= ob->park_age_ms)) {
+            ks_pgarr_int(&ids, id);
+            ks_pgarr_int(&counts, f->count);
+            ks_pgarr_text(&errs, f->err);
+            f->count = ob->park_after; /* forgotten once parked */
+            continue;
+        }
         snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, i, 2), PQgetvalue(res, i, 2));
         if (!PQgetisnull(res, i, 5))
             h = ks_outbox_headers_decode(PQgetvalue(res, i, 5),
                                          (size_t)PQgetlength(res, i, 5));
-        val = malloc(vlen ? vlen : 1);
-        if (!val) {
-            if (h)
-                rd_kafka_headers_destroy(h);
-            break;
+        if (!PQgetisnull(res, i, 4)) {
+            if (!(val = malloc(vlen ? vlen : 1))) {
+                if (h)
+                    rd_kafka_headers_destroy(h);
+                break;
+            }
+            memcpy(val, PQgetvalue(res, i, 4), vlen);
         }
-        memcpy(val, PQgetvalue(res, i, 4), vlen);
         if (produce(ob, topic, PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3),
                     (size_t)PQgetlength(res, i, 3), val, vlen, h, id) == 0)
             (*n)++;
-        if (id > maxid)
-            maxid = id;
     }
     /* rows relayed by this sweep are not selected again until a sweep finds nothing new;
      * then the cursor starts over and picks up any whose delivery failed */
     ob->sweep_cursor = rows ? maxid : 0;
     PQclear(res);
+    if (ids.n) {
+        rc = park(ob, pg, &ids, &counts, &errs, err);
+        for (size_t k = 0; rc == KS_OK && k < ob->nfails;)
+            if (ob->fails[k].count >= ob->park_after)
+                ob->fails[k] = ob->fails[--ob->nfails]; /* parked (or gone) */
+            else
+                k++;
+    }
+    ks_pgarr_release(&ids);
+    ks_pgarr_release(&counts);
+    ks_pgarr_release(&errs);
     rd_kafka_poll(ob->rk, 0);
-    return KS_OK;
+    return rc;
 }
 
 void ks_outbox_stats(const struct ks_outbox *ob, uint64_t *delivered, uint64_t *failed)

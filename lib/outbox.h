@@ -22,7 +22,8 @@
 struct ks_outbox; /* opaque */
 
 /* owner: the worker name stored in each row (a worker sweeps only its own rows). Creates
- * the idempotent producer from brokers and the kafka.* settings of cfg. */
+ * the idempotent producer from brokers and the kafka.* settings of cfg (cfg is kept, for
+ * ks_outbox_recreate: it must outlive ob). */
 struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
                                 const struct ks_config *cfg, struct ks_err *err);
 void ks_outbox_free(struct ks_outbox *ob, int flush_ms); /* NULL ok; flushes first */
@@ -67,6 +68,23 @@ void ks_outbox_flush(struct ks_outbox *ob, int timeout_ms);
  * outside any transaction); returns how many were produced in *n. */
 enum ks_code ks_outbox_sweep(struct ks_outbox *ob, PGconn *pg, int64_t min_age_ms, int limit,
                              int *n, struct ks_err *err) __attribute__((warn_unused_result));
+/* Parking: a row Kafka refused for itself (too large, unknown or invalid topic, not
+ * authorized) after_n times, or refused at least once and older than age_ms, is moved to
+ * kasir_outbox_dead by the sweep instead of being produced again. Defaults 10, 1 h. */
+void ks_outbox_set_parking(struct ks_outbox *ob, int after_n, int64_t age_ms);
+/* Rows parked since start. */
+uint64_t ks_outbox_parked(const struct ks_outbox *ob);
+
+/* 1 after the producer raised a fatal error (an idempotent producer fenced or out of
+ * sequence): it will deliver nothing more. ks_outbox_recreate drops it (what it held
+ * is still in kasir_outbox) and makes a new one; the next sweep re-sends every unsent
+ * row. Call between batches (nothing pending). */
+int ks_outbox_fatal(const struct ks_outbox *ob);
+enum ks_code ks_outbox_recreate(struct ks_outbox *ob, struct ks_err *err)
+    __attribute__((warn_unused_result));
+/* Test hook: rd_kafka_test_fatal_error on the producer. */
+void ks_outbox_test_fatal(struct ks_outbox *ob);
+
 /* Counters since start: messages delivered, delivery failures. */
 void ks_outbox_stats(const struct ks_outbox *ob, uint64_t *delivered, uint64_t *failed);
 

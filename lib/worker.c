@@ -37,10 +37,24 @@
 static const char SQL_OFFSETS_INIT[] =
     "INSERT INTO kasir_offsets (group_id, topic, partition) "
     "SELECT $1, t, p FROM unnest($2::text[], $3::int[]) AS u(t, p) ON CONFLICT DO NOTHING";
+/* reading the positions is taking ownership: the epoch moves, which fences the journal
+ * writes (ks_batch_journal) of any earlier owner */
 static const char SQL_OFFSETS_READ[] =
-    "SELECT o.topic, o.partition, o.next_offset FROM kasir_offsets o "
-    "JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o.partition = u.p "
-    "WHERE o.group_id = $1";
+    "UPDATE kasir_offsets o SET epoch = o.epoch + 1, instance = $4 "
+    "FROM unnest($2::text[], $3::int[]) AS u(t, p) "
+    "WHERE o.group_id = $1 AND o.topic = u.t AND o.partition = u.p "
+    "RETURNING o.topic, o.partition, o.next_offset, o.epoch";
+static const char SQL_OWNED[] =
+    "SELECT 1 FROM kasir_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3::int "
+    "AND epoch = $4::bigint";
+static const char SQL_OWNED_LOCK[] =
+    "SELECT 1 FROM kasir_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3::int "
+    "AND epoch = $4::bigint FOR SHARE";
+/* kasir_processed rows older than worker.dedup.retention go, a slice at a time */
+static const char SQL_PURGE[] =
+    "DELETE FROM kasir_processed WHERE ctid = ANY(ARRAY(SELECT ctid FROM kasir_processed "
+    "WHERE consumer = $1 AND processed_at < now() - $2::bigint * interval '1 millisecond' "
+    "LIMIT 10000))";
 /* takes back the dedup claims of messages the handler failed (unclaim_failed) */
 static const char SQL_UNCLAIM[] =
     "DELETE FROM kasir_processed WHERE consumer = $1 AND message_id = ANY($2::text[])";
@@ -55,6 +69,7 @@ struct part {
     int32_t partition;
     int retry_topic;       /* 1 for <topic>.retry.<delay> */
     int64_t expected;      /* next_offset as in PostgreSQL; -1: nothing processed yet */
+    int64_t epoch;         /* kasir_offsets.epoch when this instance took the partition */
     int64_t batch_next;    /* during a batch: the offset after its last message here */
     rd_kafka_message_t **held; /* retry messages read before their due time, in order */
     size_t nheld, capheld;
@@ -79,6 +94,7 @@ struct item {
     char id_topic[256];
     char id_next[KS_ID_LEN]; /* ks_batch_next_id's answer, reused by ks_batch_emit */
     int by_handler; /* failed by the handler (decided again when the batch is re-run) */
+    int claimed;    /* its message id was claimed in kasir_processed in this transaction */
 };
 
 struct ks_batch {
@@ -101,8 +117,11 @@ struct ks_worker {
     size_t ndelays;
     int max_attempts, jitter_pct, batch_max;
     int64_t batch_wait_ms, sweep_ms, min_age_ms;
+    int64_t stmt_ms, lock_ms, idle_tx_ms, backoff_max_ms, dedup_keep_ms;
+    int max_failures;
 
     struct ks_db *db;
+    struct ks_db *jdb;   /* the journal's own connection (ks_batch_journal), lazily */
     const char *dsn;
     int pg_up;           /* read by the HTTP thread: a plain int is enough for a hint */
     rd_kafka_t *rk;
@@ -123,12 +142,21 @@ struct ks_worker {
     int ready;           /* batch was collected and prepared while the last tail ran */
     int tail;            /* a batch's end (outbox, fence, COMMIT) is in flight on db */
     int tail_isolated;
+    int isolate_next;    /* the last batch failed at its end: run the next one isolated */
+    int isolating;       /* the transaction in progress is the savepoint pass */
+    int sweep_all;       /* the next sweep takes rows of any age (after a new producer) */
+    int bug;             /* the handler ended the runtime's transaction */
+    int64_t failed_backoff; /* ms before a failed batch is read again */
+    int fail_streak;     /* batches failed in a row on a healthy server with fail_msg */
+    char fail_msg[256];
+    volatile sig_atomic_t fatal; /* the consumer hit a fatal error: stop, exit 3 */
     int64_t tail_t0, tail_sent; /* mono us: batch start, tail sent */
     uint64_t rng;
-    int64_t next_sweep, next_lag, next_sync, sync_backoff, next_progress;
+    int64_t next_sweep, next_lag, next_sync, sync_backoff, next_progress, next_purge;
 
     struct ks_metric *m_msgs, *m_batches, *m_lat, *m_retries, *m_dlq, *m_relayed,
-        *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_infra;
+        *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_infra, *m_failed_batches,
+        *m_kafka_fatal, *m_parked;
     uint64_t last_delivered, last_failed;
 };
 
@@ -225,6 +253,8 @@ static void clear_parts(struct ks_worker *w)
         release_held(w, &w->parts[i]);
         free(w->parts[i].held);
         free(w->parts[i].topic);
+        /* a revoked partition's lag is another instance's to report */
+        ks_metrics_remove(w->metrics, w->parts[i].lag);
     }
     free(w->parts);
     w->parts = NULL;
@@ -264,6 +294,21 @@ static void pg_down(struct ks_worker *w, const struct ks_err *err)
     ks_metric_set(w->m_pg_up, 0);
 }
 
+/* Connects or reconnects *dbp and gives the session the worker's timeouts (a fresh
+ * session, so nothing a handler may have SET survives). 1 when usable. */
+static int pg_open(struct ks_worker *w, struct ks_db **dbp, struct ks_err *err)
+{
+    if (*dbp && ks_db_ok(*dbp))
+        return 1;
+    if (!*dbp)
+        *dbp = ks_db_connect(w->dsn, err);
+    else if (ks_db_reconnect(*dbp, err) != KS_OK)
+        return 0;
+    if (!*dbp)
+        return 0;
+    return ks_db_session(*dbp, w->stmt_ms, w->lock_ms, w->idle_tx_ms, err) == KS_OK;
+}
+
 static int pg_ensure(struct ks_worker *w)
 {
     struct ks_err err = {0};
@@ -271,13 +316,7 @@ static int pg_ensure(struct ks_worker *w)
     if (w->db && ks_db_ok(w->db)) {
         return 1;
     }
-    if (!w->db)
-        w->db = ks_db_connect(w->dsn, &err);
-    else if (ks_db_reconnect(w->db, &err) != KS_OK) {
-        pg_down(w, &err);
-        return 0;
-    }
-    if (!w->db) {
+    if (!pg_open(w, &w->db, &err)) {
         pg_down(w, &err);
         return 0;
     }
@@ -299,7 +338,7 @@ static void arrays_of_parts(struct ks_worker *w, struct ks_pgarr *t, struct ks_p
 static int sync_assignment(struct ks_worker *w)
 {
     struct ks_pgarr t, p;
-    const char *params[3];
+    const char *params[4];
     PGresult *res = NULL;
     struct ks_err err = {0};
     rd_kafka_topic_partition_list_t *l = NULL;
@@ -319,20 +358,23 @@ static int sync_assignment(struct ks_worker *w)
     params[0] = w->group;
     params[1] = ks_pgarr_str(&t);
     params[2] = ks_pgarr_str(&p);
+    params[3] = w->instance;
     if (!params[1] || !params[2])
         goto out;
     res = PQexecParams(pg, SQL_OFFSETS_INIT, 3, NULL, params, NULL, NULL, 0);
     if (ks_db_check(w->db, res, PGRES_COMMAND_OK, "offsets init", &err) != KS_OK)
         goto out;
     PQclear(res);
-    res = PQexecParams(pg, SQL_OFFSETS_READ, 3, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(pg, SQL_OFFSETS_READ, 4, NULL, params, NULL, NULL, 0);
     if (ks_db_check(w->db, res, PGRES_TUPLES_OK, "offsets read", &err) != KS_OK)
         goto out;
     for (int i = 0; i < PQntuples(res); i++) {
         struct part *pp = find_part(w, PQgetvalue(res, i, 0),
                                     (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10));
-        if (pp)
+        if (pp) {
             pp->expected = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            pp->epoch = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        }
     }
     l = rd_kafka_topic_partition_list_new((int)w->nparts);
     for (size_t i = 0; i < w->nparts; i++) {
@@ -377,6 +419,32 @@ static void unsync(struct ks_worker *w)
     w->generation++;
 }
 
+/* A fatal consumer error (in 2.0.2: another process joined with our group.instance.id):
+ * this instance no longer owns anything. Stop at once, commit nothing more, exit 3 so a
+ * supervisor sees it; the fence protects what a zombie batch might still try. */
+static void consumer_fatal(struct ks_worker *w, const char *why)
+{
+    char buf[256];
+    if (w->fatal)
+        return;
+    if (w->rk && rd_kafka_fatal_error(w->rk, buf, sizeof(buf)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        why = buf;
+    w->fatal = 1;
+    w->stop = 1;
+    ks_metric_add(w->m_kafka_fatal, 1);
+    ks_log(KS_LOG_ERROR, "worker.consumer.fatal", why, "group", w->group, "instance",
+           w->instance, NULL);
+}
+
+static void on_consumer_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
+{
+    (void)rk;
+    if (e == RD_KAFKA_RESP_ERR__FATAL)
+        consumer_fatal(opaque, reason);
+    else
+        ks_log(KS_LOG_DEBUG, "worker.consumer.error", reason, NULL);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *l, void *opaque)
 {
@@ -404,6 +472,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
             w->next_sync = 0;
     } else {
         ks_logf(KS_LOG_INFO, "worker.rebalance.revoke", "%d partitions revoked", l->cnt);
+        /* outputs of committed batches reach Kafka before the next owner emits outputs of
+         * later inputs: per key, outputs stay in input order across a hand-over */
+        ks_outbox_flush(w->ob, 10000);
         for (size_t i = 0; i < w->nparts; i++)
             release_held(w, &w->parts[i]);
         rd_kafka_assign(rk, NULL);
@@ -529,20 +600,13 @@ enum ks_code ks_batch_emit(struct ks_batch *b, struct ks_msg *m, const char *top
  * not printable ASCII (PostgreSQL refuses invalid UTF-8: the batch, its dead-letter copy
  * included, could never commit) is replaced by a hash of its bytes: distinct, storable,
  * and the same for every copy of that input. */
-static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
+static int id_of_bytes(const void *val, size_t len, char out[KS_ID_LEN])
 {
-    rd_kafka_headers_t *h = NULL;
-    const unsigned char *v;
-    const void *val = NULL;
+    const unsigned char *v = val;
     uint8_t sum[KS_SHA256_LEN];
     char hex[2 * KS_SHA256_LEN + 1];
-    size_t len = 0, i;
+    size_t i;
 
-    if (rd_kafka_message_headers(r, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(h, KS_H_MESSAGE_ID, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !val || len == 0)
-        return 0;
-    v = val;
     for (i = 0; i < len && i < KS_ID_LEN - 1 && v[i] >= 0x20 && v[i] < 0x7f; i++)
         ;
     if (i == len) {
@@ -553,6 +617,38 @@ static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
     ks_sha256(v, len, sum);
     ks_hex_encode(sum, sizeof(sum), hex);
     ks_id_derive("msg", "header", out, hex, NULL);
+    return 1;
+}
+
+static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *val = NULL;
+    size_t len = 0;
+
+    if (rd_kafka_message_headers(r, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, KS_H_MESSAGE_ID, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !val || len == 0)
+        return 0;
+    return id_of_bytes(val, len, out);
+}
+
+/* The runtime's headers on m are its own only on one of this worker's retry topics and
+ * naming that retry topic's own main topic as the origin: a header set by anyone else
+ * (a producer, a replay of a DLQ copy) must not move a message's attempt, due time or
+ * origin. Copies the trusted origin topic into out. */
+static int runtime_headers_trusted(const struct item *it, char *out, size_t len)
+{
+    const char *topic = rd_kafka_topic_name(it->rkm->rkt);
+    const char *r = strstr(topic, ".retry.");
+    char buf[256];
+
+    if (!it->p->retry_topic || !r || (size_t)(r - topic) >= len)
+        return 0;
+    if (!header(it->rkm, KS_H_ORIGIN_TOPIC, buf, sizeof(buf)) ||
+        strlen(buf) != (size_t)(r - topic) || memcmp(buf, topic, (size_t)(r - topic)) != 0)
+        return 0;
+    memcpy(out, buf, strlen(buf) + 1);
     return 1;
 }
 
@@ -575,23 +671,24 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     m->key = r->key;
     m->key_len = r->key_len;
     m->raw = r;
-    m->attempt = (int)header_int(r, KS_H_ATTEMPT, 1);
-    if (m->attempt < 1)
-        m->attempt = 1;
-    if (it->p->retry_topic) {
+    m->attempt = 1;
+    it->first_failure_ms = -1;
+    if (runtime_headers_trusted(it, it->origin_topic, sizeof(it->origin_topic))) {
         int64_t due = header_int(r, KS_H_NOT_BEFORE, 0);
         if (due > now) {
             it->p->due_ms = due;
             return 1;
         }
-    }
-    if (header(r, KS_H_ORIGIN_TOPIC, buf, sizeof(buf)) && *buf) {
-        snprintf(it->origin_topic, sizeof(it->origin_topic), "%s", buf);
+        m->attempt = (int)header_int(r, KS_H_ATTEMPT, 1);
+        if (m->attempt < 1)
+            m->attempt = 1;
         it->origin_partition = (int32_t)header_int(r, KS_H_ORIGIN_PARTITION, -1);
         it->origin_offset = header_int(r, KS_H_ORIGIN_OFFSET, -1);
         it->origin_ts = header_int(r, KS_H_ORIGIN_TIMESTAMP, -1);
+        it->first_failure_ms = header_int(r, KS_H_FIRST_FAILURE, -1);
     } else {
-        /* a retry topic without origin headers came from outside: its base name */
+        /* the message's own position; on a retry topic written by someone else than the
+         * runtime, the main topic it belongs to */
         snprintf(it->origin_topic, sizeof(it->origin_topic), "%s", m->topic);
         if (it->p->retry_topic)
             *strstr(it->origin_topic, ".retry.") = '\0';
@@ -599,7 +696,6 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
         it->origin_offset = m->offset;
         it->origin_ts = m->timestamp_ms;
     }
-    it->first_failure_ms = header_int(r, KS_H_FIRST_FAILURE, -1);
     m->origin_topic = it->origin_topic;
     had_id = header_id(r, m->message_id);
     if (!header(r, KS_H_TRACEPARENT, buf, sizeof(buf)) ||
@@ -622,12 +718,12 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     m->schema = ks_schema_name(writer);
     if (!had_id) {
         /* every Kasir schema carries its message id in the payload too */
-        const char *mid = json_string_value(json_object_get(m->value, "message_id"));
-        size_t ml = mid ? strlen(mid) : 0;
-        if (ml && ml < sizeof(m->message_id)) {
-            memcpy(m->message_id, mid, ml + 1);
-            had_id = 1;
-        }
+        /* by its whole length: a NUL inside must not cut two ids to one */
+        const json_t *jid = json_object_get(m->value, "message_id");
+        const char *mid = json_string_value(jid);
+        size_t ml = mid ? json_string_length(jid) : 0;
+        if (ml)
+            had_id = id_of_bytes(mid, ml, m->message_id);
     }
     if (w->spec->validate && w->spec->validate(m, w->spec->ctx, &err) != KS_OK)
         item_fail(it, err.retriable ? "retry" : err.code == KS_EINVAL ? "invalid" : "failed",
@@ -701,7 +797,8 @@ static void collect(struct ks_worker *w)
         struct part *p = &w->parts[i];
         if (p->nheld && p->due_ms <= now) {
             size_t k, n = p->nheld;
-            for (k = 0; k < n && batch_add(b, p->held[k], p) == 0; k++)
+            for (k = 0; k < n && b->n < (size_t)w->batch_max && batch_add(b, p->held[k], p) == 0;
+                 k++)
                 ;
             memmove(p->held, p->held + k, (n - k) * sizeof(*p->held));
             p->nheld = n - k;
@@ -728,6 +825,12 @@ static void collect(struct ks_worker *w)
             if (b->n == 0 || mono_us() / 1000 >= deadline)
                 break;
             continue;
+        }
+        if (r->err == RD_KAFKA_RESP_ERR__FATAL) {
+            consumer_fatal(w, rd_kafka_message_errstr(r));
+            rd_kafka_message_destroy(r);
+            batch_clear(b);
+            return;
         }
         if (r->err) {
             if (r->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -853,9 +956,10 @@ static enum ks_code failure_to_outbox(struct ks_worker *w, struct item *it, int6
                          it->m.message_id, -1, err);
 }
 
-/* Dedup claimed every message the handler was given. One the handler then failed was not
- * processed: its claim goes, or its retry copy (same message id) would be skipped as a
- * duplicate and the input never applied (a replay from the DLQ likewise). */
+/* Claims were taken for some messages the handler was given (dedup, retry copies). One
+ * the handler then failed was not processed: its claim goes, or its retry copy (same
+ * message id) would be skipped as a duplicate and the input never applied (a replay from
+ * the DLQ likewise). */
 static enum ks_code unclaim_failed(struct ks_worker *w, struct ks_err *err)
 {
     struct ks_batch *b = &w->batch;
@@ -866,7 +970,7 @@ static enum ks_code unclaim_failed(struct ks_worker *w, struct ks_err *err)
 
     ks_pgarr_init(&ids);
     for (size_t i = 0; i < b->n; i++)
-        if (b->items[i].state == ST_FAILED && b->items[i].by_handler)
+        if (b->items[i].state == ST_FAILED && b->items[i].by_handler && b->items[i].claimed)
             ks_pgarr_text(&ids, b->items[i].m.message_id);
     if (ids.n == 0)
         goto out;
@@ -883,15 +987,112 @@ out:
     return rc;
 }
 
+/* Claims the message ids of the view's inputs that need it: all with spec.dedup, else
+ * those read from a retry topic (the relay may have written a retry copy twice). Inputs
+ * claimed before are skipped. */
+static enum ks_code claim_inputs(struct ks_worker *w, struct ks_err *err)
+{
+    struct ks_batch *b = &w->batch;
+    const char **ids = NULL;
+    struct item **its = NULL;
+    unsigned char *fresh = NULL;
+    size_t n = 0;
+    enum ks_code rc = KS_OK;
+
+    for (size_t i = 0; i < b->nview; i++)
+        n += w->spec->dedup || ((struct item *)b->view[i])->p->retry_topic;
+    if (n == 0)
+        return KS_OK;
+    ids = malloc(n * sizeof(*ids));
+    its = malloc(n * sizeof(*its));
+    fresh = malloc(n);
+    if (!ids || !its || !fresh) {
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        goto out;
+    }
+    n = 0;
+    for (size_t i = 0; i < b->nview; i++) {
+        struct item *it = (struct item *)b->view[i];
+        if (w->spec->dedup || it->p->retry_topic) {
+            its[n] = it;
+            ids[n++] = it->m.message_id;
+        }
+    }
+    if ((rc = ks_dedup_claim(ks_db_conn(w->db), w->group, ids, n, fresh, err)) != KS_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        its[i]->claimed = fresh[i];
+        if (!fresh[i]) {
+            its[i]->state = ST_SKIP;
+            ks_metric_add(w->m_skipped, 1);
+        }
+    }
+    build_view(b);
+out:
+    free(ids);
+    free(its);
+    free(fresh);
+    return rc;
+}
+
 /* exec a parameterless statement on the worker's connection */
 static enum ks_code pg_exec(struct ks_worker *w, const char *sql, struct ks_err *err)
 {
     return ks_db_exec(w->db, sql, err);
 }
 
-static int in_error(struct ks_worker *w)
+/* A handler ended the runtime's transaction (COMMIT or ROLLBACK in it): its effects may
+ * have committed without the positions. Loud, and never retried quietly. */
+static enum ks_code handler_bug(struct ks_worker *w, struct ks_err *err)
 {
-    return PQtransactionStatus(ks_db_conn(w->db)) == PQTRANS_INERROR;
+    w->bug = 1;
+    ks_log(KS_LOG_ERROR, "worker.handler.bug",
+           "the handler ended the runtime's transaction (COMMIT or ROLLBACK inside a "
+           "handler): effects and offsets may have split; fix the handler",
+           "group", w->group, NULL);
+    return ks_err_set(err, KS_EDB, 0, NULL, "handler ended the transaction");
+}
+
+enum ks_code ks_batch_run_msg(struct ks_batch *b, struct ks_msg *m, PGconn *pg, ks_msg_fn fn,
+                              void *ctx, struct ks_err *err)
+{
+    struct ks_worker *w = b->w;
+    struct ks_err e1 = {0};
+    enum ks_code rc;
+    PGTransactionStatusType ts;
+
+    if ((rc = pg_exec(w, "SAVEPOINT ks_msg", err)) != KS_OK)
+        return rc;
+    rc = fn(b, m, pg, ctx, &e1);
+    ts = PQtransactionStatus(pg);
+    if (!ks_db_ok(w->db) || ts == PQTRANS_UNKNOWN) {
+        if (rc == KS_OK)
+            ks_err_set(&e1, KS_EDB, 1, NULL, "postgresql connection lost");
+        *err = e1;
+        err->retriable = 1;
+        return KS_EDB;
+    }
+    if (ts == PQTRANS_IDLE)
+        return handler_bug(w, err);
+    if (rc == KS_OK && ts == PQTRANS_INTRANS) {
+        /* isolating: a deferred check (a balance rule) fires now, as this message's */
+        if (ks_db_exec(w->db, w->isolating ? "SET CONSTRAINTS ALL IMMEDIATE; "
+                                             "RELEASE SAVEPOINT ks_msg"
+                                           : "RELEASE SAVEPOINT ks_msg",
+                       &e1) == KS_OK)
+            return KS_OK;
+        if (!ks_db_ok(w->db)) {
+            *err = e1;
+            return e1.code;
+        }
+        rc = e1.code;
+    }
+    if (rc == KS_OK)
+        ks_err_set(&e1, KS_EDB, 0, NULL, "handler left the transaction failed");
+    if ((rc = pg_exec(w, "ROLLBACK TO SAVEPOINT ks_msg; RELEASE SAVEPOINT ks_msg", err)) != KS_OK)
+        return rc;
+    ks_batch_fail(b, m, &e1);
+    return KS_OK;
 }
 
 /* Runs the handler over the current view. */
@@ -905,23 +1106,24 @@ static enum ks_code run_handler(struct ks_worker *w, struct ks_err *err)
         return KS_OK;
     if (w->spec->handle_batch)
         return w->spec->handle_batch(b, pg, w->spec->ctx, err);
-    for (size_t i = 0; i < b->nview; i++) {
-        struct ks_err e1 = {0};
-        rc = w->spec->handle_msg(b, b->view[i], pg, w->spec->ctx, &e1);
-        if (rc == KS_OK)
-            continue;
-        if ((e1.retriable && !ks_db_ok(w->db)) || in_error(w)) {
-            *err = e1;
+    for (size_t i = 0; i < b->nview; i++)
+        if ((rc = ks_batch_run_msg(b, b->view[i], pg, w->spec->handle_msg, w->spec->ctx,
+                                   err)) != KS_OK)
             return rc;
-        }
-        /* a business failure that left the transaction usable: fail just this one */
-        ks_batch_fail(b, b->view[i], &e1);
-    }
     return KS_OK;
 }
 
-/* Second pass after a non-retriable batch error: one savepoint per message, so the
- * culprit is dead-lettered and the others commit. */
+/* the batch handler over a view of one message, as a ks_msg_fn */
+static enum ks_code batch_of_one(struct ks_batch *b, struct ks_msg *m, PGconn *pg, void *ctx,
+                                 struct ks_err *err)
+{
+    (void)m;
+    (void)ctx;
+    return b->w->spec->handle_batch(b, pg, b->w->spec->ctx, err);
+}
+
+/* The isolated pass: one savepoint per message, so the culprit fails alone (its own error
+ * and retriable flag) and the others commit. */
 static enum ks_code run_isolated(struct ks_worker *w, struct ks_err *err)
 {
     struct ks_batch *b = &w->batch;
@@ -934,30 +1136,15 @@ static enum ks_code run_isolated(struct ks_worker *w, struct ks_err *err)
     if (!(all = malloc(n * sizeof(*all))))
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     memcpy(all, b->view, n * sizeof(*all));
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && rc == KS_OK; i++) {
         struct item *it = (struct item *)all[i];
-        struct ks_err e1 = {0};
         if (it->state != ST_LIVE)
             continue;
-        if ((rc = pg_exec(w, "SAVEPOINT ks_msg", err)) != KS_OK)
-            break;
         b->view[0] = all[i];
         b->nview = 1;
-        rc = run_handler(w, &e1);
-        if (rc != KS_OK && e1.retriable && !ks_db_ok(w->db)) {
-            *err = e1;
-            break;
-        }
-        if (rc != KS_OK || in_error(w)) {
-            if (rc == KS_OK)
-                ks_err_set(&e1, KS_EDB, 0, NULL, "handler left the transaction failed");
-            e1.retriable = 0; /* it failed alone with a healthy database: not transient */
-            if ((rc = pg_exec(w, "ROLLBACK TO SAVEPOINT ks_msg", err)) != KS_OK)
-                break;
-            ks_batch_fail(b, all[i], &e1);
-        }
-        if ((rc = pg_exec(w, "RELEASE SAVEPOINT ks_msg", err)) != KS_OK)
-            break;
+        rc = ks_batch_run_msg(b, all[i], ks_db_conn(w->db),
+                              w->spec->handle_batch ? batch_of_one : w->spec->handle_msg,
+                              w->spec->ctx, err);
     }
     memcpy(b->view, all, n * sizeof(*all));
     b->nview = n;
@@ -1050,7 +1237,51 @@ static void kafka_commit(struct ks_worker *w)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-enum outcome { OUT_DONE, OUT_INFRA, OUT_FENCED, OUT_RETRY_ISOLATED, OUT_PENDING };
+enum outcome { OUT_DONE, OUT_INFRA, OUT_FENCED, OUT_RETRY_ISOLATED, OUT_PENDING, OUT_FAILED };
+
+/* A batch failed while PostgreSQL answers: log, count the streak of identical failures
+ * (/healthz turns red at worker.health.max_failures) and return the backoff before the
+ * batch is read again: 100 ms doubling per failure in a row, capped. */
+static int64_t batch_failed(struct ks_worker *w, const struct ks_err *err)
+{
+    int64_t backoff = 100;
+
+    if (w->fail_streak > 0 && strncmp(w->fail_msg, err->msg, sizeof(w->fail_msg) - 1) == 0)
+        w->fail_streak++;
+    else {
+        w->fail_streak = 1;
+        snprintf(w->fail_msg, sizeof(w->fail_msg), "%s", err->msg);
+    }
+    for (int i = 1; i < w->fail_streak && backoff < w->backoff_max_ms; i++)
+        backoff *= 2;
+    if (backoff > w->backoff_max_ms)
+        backoff = w->backoff_max_ms;
+    ks_metric_add(w->m_failed_batches, 1);
+    ks_logf(KS_LOG_ERROR, "worker.batch.failed", "batch failed %d time(s) in a row, next try in %"
+            PRId64 " ms: %s", w->fail_streak, backoff, err->msg);
+    return backoff;
+}
+
+/* What a failed transaction means, decided once: fenced, infrastructure (the connection
+ * is gone), contention on a healthy server (a transient SQLSTATE: re-run the batch later),
+ * or something a message did (isolate it). */
+static enum outcome classify(struct ks_worker *w, const struct ks_err *err, const char *state,
+                             int isolated)
+{
+    if (state && strcmp(state, FENCE_SQLSTATE) == 0) {
+        ks_metric_add(w->m_fenced, 1);
+        ks_log(KS_LOG_WARN, "worker.fenced", err->msg, "group", w->group, NULL);
+        return OUT_FENCED;
+    }
+    if (!ks_db_ok(w->db)) {
+        ks_metric_add(w->m_infra, 1);
+        pg_down(w, err);
+        return OUT_INFRA;
+    }
+    if (ks_db_transient(state) || w->bug || isolated)
+        return OUT_FAILED;
+    return OUT_RETRY_ISOLATED;
+}
 
 /* One transaction for the batch; isolated = 1 for the savepoint pass. */
 static enum outcome transact(struct ks_worker *w, int isolated)
@@ -1058,44 +1289,34 @@ static enum outcome transact(struct ks_worker *w, int isolated)
     struct ks_batch *b = &w->batch;
     struct ks_err err = {0};
     enum ks_code rc;
+    enum outcome oc;
+    char state[6] = "";
     int64_t now;
 
     int64_t t_begin = mono_us(), t_handler, t_outbox;
     char *sql;
 
-    for (size_t i = 0; i < b->n; i++)
+    w->isolating = isolated;
+    w->bug = 0;
+    for (size_t i = 0; i < b->n; i++) {
         b->items[i].nemit = 0; /* the cached id stays valid: it depends on nemit */
-    if ((rc = pg_exec(w, "BEGIN", &err)) != KS_OK)
-        goto infra;
-    if (w->spec->dedup && b->nview) {
-        const char **ids = malloc(b->nview * sizeof(*ids));
-        unsigned char *fresh = malloc(b->nview);
-        if (ids && fresh) {
-            for (size_t i = 0; i < b->nview; i++)
-                ids[i] = b->view[i]->message_id;
-            rc = ks_dedup_claim(ks_db_conn(w->db), w->group, ids, b->nview, fresh, &err);
-            for (size_t i = 0; rc == KS_OK && i < b->nview; i++)
-                if (!fresh[i]) {
-                    ((struct item *)b->view[i])->state = ST_SKIP;
-                    ks_metric_add(w->m_skipped, 1);
-                }
-        } else {
-            rc = ks_err_set(&err, KS_ENOMEM, 1, NULL, "out of memory");
-        }
-        free(ids);
-        free(fresh);
-        if (rc != KS_OK)
-            goto rollback;
-        build_view(b);
+        b->items[i].claimed = 0;
     }
+    if ((rc = pg_exec(w, "BEGIN", &err)) != KS_OK)
+        goto rollback;
+    if ((rc = claim_inputs(w, &err)) != KS_OK)
+        goto rollback;
     t_handler = mono_us();
     rc = isolated ? run_isolated(w, &err) : run_handler(w, &err);
-    if (rc != KS_OK || in_error(w)) {
+    if (rc == KS_OK && ks_db_ok(w->db) &&
+        PQtransactionStatus(ks_db_conn(w->db)) == PQTRANS_IDLE)
+        rc = handler_bug(w, &err);
+    if (rc != KS_OK || PQtransactionStatus(ks_db_conn(w->db)) != PQTRANS_INTRANS) {
         if (rc == KS_OK)
             ks_err_set(&err, KS_EDB, 0, NULL, "handler left the transaction failed");
         goto rollback;
     }
-    if (w->spec->dedup && (rc = unclaim_failed(w, &err)) != KS_OK)
+    if ((rc = unclaim_failed(w, &err)) != KS_OK)
         goto rollback;
     now = now_ms();
     for (size_t i = 0; i < b->n; i++)
@@ -1133,21 +1354,15 @@ static enum outcome transact(struct ks_worker *w, int isolated)
     return OUT_PENDING;
 
 rollback:
-    {
+    if (ks_db_ok(w->db) && PQtransactionStatus(ks_db_conn(w->db)) != PQTRANS_IDLE) {
         struct ks_err e2 = {0};
-        if (ks_db_ok(w->db) && pg_exec(w, "ROLLBACK", &e2) != KS_OK)
+        if (pg_exec(w, "ROLLBACK", &e2) != KS_OK)
             ks_log(KS_LOG_WARN, "worker.rollback_failed", e2.msg, NULL);
     }
     ks_outbox_discard(w->ob);
     ks_outbox_mark_done(w->ob, 0);
-    if (rc == KS_ECONFLICT && strstr(err.msg, "offsets moved")) {
-        ks_metric_add(w->m_fenced, 1);
-        ks_log(KS_LOG_WARN, "worker.fenced", err.msg, "group", w->group, NULL);
-        return OUT_FENCED;
-    }
-    if (err.retriable || !ks_db_ok(w->db))
-        goto infra_logged;
-    if (!isolated) {
+    oc = classify(w, &err, ks_db_err_sqlstate(&err, state), isolated);
+    if (oc == OUT_RETRY_ISOLATED) {
         ks_log(KS_LOG_WARN, "worker.batch.isolate", err.msg, NULL);
         for (size_t i = 0; i < b->n; i++)
             if (b->items[i].state == ST_FAILED && b->items[i].by_handler) {
@@ -1155,19 +1370,10 @@ rollback:
                 b->items[i].by_handler = 0;
             }
         build_view(b);
-        return OUT_RETRY_ISOLATED;
+    } else if (oc == OUT_FAILED) {
+        w->failed_backoff = batch_failed(w, &err);
     }
-    /* even the savepoint pass failed on a healthy connection: treat as an outage so
-     * nothing is lost; the error is logged for a human */
-    ks_log(KS_LOG_ERROR, "worker.batch.failed", err.msg, NULL);
-    goto infra_logged;
-infra:
-    ks_outbox_discard(w->ob);
-    ks_outbox_mark_done(w->ob, 0);
-infra_logged:
-    ks_metric_add(w->m_infra, 1);
-    pg_down(w, &err);
-    return OUT_INFRA;
+    return oc;
 }
 
 /* Reads the results of the batch's tail: committed, fenced or failed. */
@@ -1178,6 +1384,7 @@ static enum outcome tail_finish(struct ks_worker *w)
     struct ks_err err = {0};
     char state[6] = "";
     int failed = 0;
+    enum outcome oc;
 
     w->tail = 0;
     while ((res = PQgetResult(pg)) != NULL) {
@@ -1202,6 +1409,7 @@ static enum outcome tail_finish(struct ks_worker *w)
             if (w->parts[i].batch_next >= 0)
                 w->parts[i].expected = w->parts[i].batch_next;
         kafka_commit(w);
+        w->fail_streak = 0;
         ks_metric_add(w->m_batches, 1);
         ks_metric_observe(w->m_lat, mono_us() - w->tail_t0);
         return OUT_DONE;
@@ -1215,36 +1423,42 @@ static enum outcome tail_finish(struct ks_worker *w)
     }
     ks_outbox_discard(w->ob);
     ks_outbox_mark_done(w->ob, 0);
-    if (strcmp(state, FENCE_SQLSTATE) == 0) {
-        ks_metric_add(w->m_fenced, 1);
-        ks_log(KS_LOG_WARN, "worker.fenced", err.msg, "group", w->group, NULL);
-        return OUT_FENCED;
+    /* the handler's work went through and the end failed on a healthy server: a deferred
+     * constraint at COMMIT, most likely one message's. The batch is read again and run
+     * one message at a time (SET CONSTRAINTS ALL IMMEDIATE per message). */
+    w->bug = 0;
+    oc = classify(w, &err, state, w->tail_isolated);
+    if (oc == OUT_RETRY_ISOLATED) {
+        ks_log(KS_LOG_WARN, "worker.batch.isolate", err.msg, NULL);
+        w->isolate_next = 1;
+    } else if (oc == OUT_FAILED) {
+        w->failed_backoff = batch_failed(w, &err);
     }
-    /* the effects ran already, so this is not the handler's doing: an outage, or a bug
-     * logged for a human; either way the batch is read again from the stored positions */
-    if (!err.retriable && ks_db_ok(w->db))
-        ks_log(KS_LOG_ERROR, "worker.batch.failed", err.msg, NULL);
-    ks_metric_add(w->m_infra, 1);
-    pg_down(w, &err);
-    return OUT_INFRA;
+    return oc;
 }
 
 /* After a batch that did not commit: positions come back from PostgreSQL and the batch
- * (and whatever was read after it) will be read again. */
-static void drop_and_resync(struct ks_worker *w)
+ * (and whatever was read after it) will be read again, after delay_ms. */
+static void drop_and_resync(struct ks_worker *w, int64_t delay_ms)
 {
     unsync(w);
     batch_clear(&w->batch);
     w->ready = 0;
-    w->next_sync = 0;
+    w->next_sync = delay_ms > 0 ? now_ms() + delay_ms : 0;
     w->sync_backoff = 100;
+}
+
+static void after_failure(struct ks_worker *w, enum outcome oc)
+{
+    drop_and_resync(w, oc == OUT_FAILED ? w->failed_backoff : 0);
 }
 
 /* Waits for the tail in flight, if any, and applies its outcome. */
 static void settle(struct ks_worker *w)
 {
-    if (w->tail && tail_finish(w) != OUT_DONE)
-        drop_and_resync(w);
+    enum outcome oc;
+    if (w->tail && (oc = tail_finish(w)) != OUT_DONE)
+        after_failure(w, oc);
 }
 
 /* Runs the collected batch: decode, transaction, and - while its tail runs on the
@@ -1253,15 +1467,17 @@ static void process(struct ks_worker *w)
 {
     struct ks_batch *b = &w->batch;
     enum outcome oc;
+    int isolate = w->isolate_next;
 
+    w->isolate_next = 0;
     w->tail_t0 = mono_us();
     build_view(b);
-    oc = transact(w, 0);
+    oc = transact(w, isolate);
     if (oc == OUT_RETRY_ISOLATED)
         oc = transact(w, 1);
     batch_clear(b);
     if (oc != OUT_PENDING) {
-        drop_and_resync(w);
+        after_failure(w, oc);
         return;
     }
     if (!w->stop) {
@@ -1284,6 +1500,66 @@ static void process(struct ks_worker *w)
     settle(w);
 }
 
+/* --- effects before an external call ---------------------------------------------------- */
+
+static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *m, const char *sql,
+                                struct ks_err *err)
+{
+    const struct item *it = (const struct item *)m;
+    char part[16], epoch[24];
+    const char *params[4] = {w->group, it->p->topic, part, epoch};
+    PGresult *res;
+    enum ks_code rc;
+
+    snprintf(part, sizeof(part), "%d", (int)it->p->partition);
+    snprintf(epoch, sizeof(epoch), "%" PRId64, it->p->epoch);
+    res = PQexecParams(ks_db_conn(w->jdb), sql, 4, NULL, params, NULL, NULL, 0);
+    rc = ks_db_check(w->jdb, res, PGRES_TUPLES_OK, "ownership check", err);
+    if (rc == KS_OK && PQntuples(res) != 1)
+        rc = ks_err_set(err, KS_ECONFLICT, 0, NULL,
+                        "fenced: %s [%d] is owned by another instance now", it->p->topic,
+                        (int)it->p->partition);
+    PQclear(res);
+    return rc;
+}
+
+enum ks_code ks_batch_owned(struct ks_batch *b, const struct ks_msg *m, struct ks_err *err)
+{
+    struct ks_worker *w = b->w;
+    if (!pg_open(w, &w->jdb, err))
+        return ks_err_set(err, KS_EDB, 1, NULL, "could not reach postgresql: %s", err->msg);
+    return owned_check(w, m, SQL_OWNED, err);
+}
+
+enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *m, const char *sql,
+                              int nparams, const char *const *params, struct ks_err *err)
+{
+    struct ks_worker *w = b->w;
+    PGresult *res = NULL;
+    enum ks_code rc;
+
+    if (!pg_open(w, &w->jdb, err))
+        return ks_err_set(err, KS_EDB, 1, NULL, "could not reach postgresql: %s", err->msg);
+    if ((rc = ks_db_exec(w->jdb, "BEGIN", err)) != KS_OK)
+        return rc;
+    if ((rc = owned_check(w, m, SQL_OWNED_LOCK, err)) != KS_OK)
+        goto out;
+    res = PQexecParams(ks_db_conn(w->jdb), sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = ks_db_check(w->jdb, res, PGRES_COMMAND_OK, "journal", err);
+    PQclear(res);
+    if (rc == KS_OK)
+        rc = ks_db_exec(w->jdb, "COMMIT", err);
+out:
+    if (rc != KS_OK && ks_db_ok(w->jdb) &&
+        PQtransactionStatus(ks_db_conn(w->jdb)) != PQTRANS_IDLE) {
+        struct ks_err e2 = {0};
+        if (ks_db_exec(w->jdb, "ROLLBACK", &e2) != KS_OK)
+            ks_log(KS_LOG_WARN, "worker.rollback_failed", e2.msg, NULL);
+    }
+    return rc;
+}
+
 /* --- housekeeping: sweep, purge, lag, marks --------------------------------------------- */
 
 static void housekeeping(struct ks_worker *w, int idle)
@@ -1298,6 +1574,21 @@ static void housekeeping(struct ks_worker *w, int idle)
     ks_metric_add(w->m_relay_failed, (int64_t)(f - w->last_failed));
     w->last_delivered = d;
     w->last_failed = f;
+    ks_metric_set(w->m_parked, (int64_t)ks_outbox_parked(w->ob));
+    if (ks_outbox_fatal(w->ob)) {
+        /* the rows are in PostgreSQL and their ids are stable: a new producer and a sweep
+         * of everything unsent deliver them (readers dedup what the old one had sent) */
+        ks_metric_add(w->m_kafka_fatal, 1);
+        if (ks_outbox_recreate(w->ob, &err) != KS_OK)
+            ks_log(KS_LOG_ERROR, "worker.producer.recreate_failed", err.msg, NULL);
+        else {
+            ks_log(KS_LOG_WARN, "worker.producer.recreated",
+                   "producer replaced after a fatal error; unsent outbox rows relayed again",
+                   NULL);
+            w->next_sweep = 0;
+            w->sweep_all = 1;
+        }
+    }
     if (!w->pg_up && !pg_ensure(w))
         return;
     if (idle && ks_outbox_delivered(w->ob) > 0) {
@@ -1309,11 +1600,27 @@ static void housekeeping(struct ks_worker *w, int idle)
     if (now >= w->next_sweep) {
         int n = 0;
         /* rows younger than min_age may still be in flight from this process */
-        if (ks_outbox_sweep(w->ob, ks_db_conn(w->db), w->min_age_ms, 10000, &n, &err) == KS_OK) {
+        if (ks_outbox_sweep(w->ob, ks_db_conn(w->db), w->sweep_all ? 0 : w->min_age_ms, 10000,
+                            &n, &err) == KS_OK) {
             if (n)
                 ks_logf(KS_LOG_INFO, "worker.outbox.swept", "%d unsent outbox rows relayed", n);
+            w->sweep_all = 0;
         }
         w->next_sweep = now + w->sweep_ms;
+    }
+    if (now >= w->next_purge && idle) {
+        /* kept worker.dedup.retention: long enough for a DLQ replay weeks later to be
+         * recognised as a duplicate */
+        char keep[24];
+        const char *params[2] = {w->group, keep};
+        PGresult *res;
+        snprintf(keep, sizeof(keep), "%" PRId64, w->dedup_keep_ms);
+        res = PQexecParams(ks_db_conn(w->db), SQL_PURGE, 2, NULL, params, NULL, NULL, 0);
+        if (ks_db_check(w->db, res, PGRES_COMMAND_OK, "dedup purge", &err) != KS_OK)
+            ks_log(KS_LOG_WARN, "worker.dedup.purge_failed", err.msg, NULL);
+        /* a full slice: more to do soon; else an hour */
+        w->next_purge = now + (strcmp(PQcmdTuples(res), "10000") == 0 ? 1000 : 3600000);
+        PQclear(res);
     }
     if (now >= w->next_lag) {
         for (size_t i = 0; i < w->nparts; i++) {
@@ -1354,6 +1661,23 @@ void ks_worker_settings(const char *group_default, const char *topics_default,
          "how often unsent outbox rows are looked for"},
         {"worker.outbox.min_age", KS_CFG_DURATION_MS, "30s", 0,
          "age after which an unsent outbox row is presumed lost in flight and relayed again"},
+        {"worker.outbox.park_after", KS_CFG_INT, "10", 0,
+         "refusals by Kafka of one outbox row (too large, bad topic) before it is parked in "
+         "kasir_outbox_dead"},
+        {"worker.outbox.park_age", KS_CFG_DURATION_MS, "1h", 0,
+         "age after which an outbox row Kafka refused at least once is parked"},
+        {"worker.pg.statement_timeout", KS_CFG_DURATION_MS, "60s", 0,
+         "statement_timeout of the worker's sessions (a timeout is transient: re-run later)"},
+        {"worker.pg.lock_timeout", KS_CFG_DURATION_MS, "20s", 0,
+         "lock_timeout of the worker's sessions (transient)"},
+        {"worker.pg.idle_in_transaction_timeout", KS_CFG_DURATION_MS, "120s", 0,
+         "idle_in_transaction_session_timeout: a stopped worker's open batch frees its locks"},
+        {"worker.failure.backoff_max", KS_CFG_DURATION_MS, "30s", 0,
+         "longest wait before a batch that failed on a healthy database is read again"},
+        {"worker.health.max_failures", KS_CFG_INT, "5", 0,
+         "identical batch failures in a row after which /healthz reports unavailable"},
+        {"worker.dedup.retention", KS_CFG_DURATION_MS, "90d", 0,
+         "how long processed message ids are kept for dedup (longer than any DLQ replay)"},
     };
     memcpy(out, defs, sizeof(defs));
 }
@@ -1361,10 +1685,14 @@ void ks_worker_settings(const char *group_default, const char *topics_default,
 static int health(void *ctx, int ready, char *body, size_t len)
 {
     struct ks_worker *w = ctx;
-    int alive = now_ms() - w->loop_at_ms < 60000;
-    int ok = ready ? alive && w->pg_up : alive;
-    snprintf(body, len, "{\"status\":\"%s\",\"postgresql\":\"%s\",\"partitions\":%zu}",
-             ok ? "ok" : "unavailable", w->pg_up ? "up" : "down", w->nparts);
+    int alive = now_ms() - w->loop_at_ms < 60000 && !w->fatal;
+    int failing = w->fail_streak >= w->max_failures;
+    int ok = ready ? alive && w->pg_up && !failing : alive && !failing;
+    snprintf(body, len,
+             "{\"status\":\"%s\",\"postgresql\":\"%s\",\"partitions\":%zu,"
+             "\"failed_batches_in_a_row\":%d,\"kafka\":\"%s\"}",
+             ok ? "ok" : "unavailable", w->pg_up ? "up" : "down", w->nparts, w->fail_streak,
+             w->fatal ? "fatal" : "ok");
     return ok;
 }
 
@@ -1394,6 +1722,13 @@ static void make_metrics(struct ks_worker *w)
                                       "inputs skipped as already processed", NULL);
     w->m_pg_up = ks_metrics_gauge(m, "kasir_worker_postgresql_up", "1 when PostgreSQL answers",
                                   NULL);
+    w->m_failed_batches = ks_metrics_counter(m, "kasir_worker_failed_batches_total",
+                                             "batches that failed on a healthy database", NULL);
+    w->m_kafka_fatal = ks_metrics_counter(m, "kasir_worker_kafka_fatal_total",
+                                          "fatal Kafka client errors (producer replaced, or "
+                                          "consumer exit)", NULL);
+    w->m_parked = ks_metrics_gauge(m, "kasir_worker_outbox_parked_total",
+                                   "outbox rows parked in kasir_outbox_dead since start", NULL);
 }
 
 static int split_topics(struct ks_worker *w, const char *list)
@@ -1438,6 +1773,16 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     w->jitter_pct = (int)ks_config_int(cfg, "worker.retry.jitter_pct");
     w->sweep_ms = ks_config_ms(cfg, "worker.outbox.sweep");
     w->min_age_ms = ks_config_ms(cfg, "worker.outbox.min_age");
+    w->stmt_ms = ks_config_ms(cfg, "worker.pg.statement_timeout");
+    w->lock_ms = ks_config_ms(cfg, "worker.pg.lock_timeout");
+    w->idle_tx_ms = ks_config_ms(cfg, "worker.pg.idle_in_transaction_timeout");
+    w->backoff_max_ms = ks_config_ms(cfg, "worker.failure.backoff_max");
+    w->max_failures = (int)ks_config_int(cfg, "worker.health.max_failures");
+    w->dedup_keep_ms = ks_config_ms(cfg, "worker.dedup.retention");
+    if (w->backoff_max_ms < 100)
+        w->backoff_max_ms = 100;
+    if (w->max_failures < 1)
+        w->max_failures = 1;
     w->batch.w = w;
     w->debug = ks_log_level_parse(ks_config_str(cfg, "log.level")) == KS_LOG_DEBUG;
     w->loop_at_ms = now_ms();
@@ -1472,7 +1817,7 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     if (port > 0 && !(w->httpd = ks_httpd_start(port, w->metrics, health, w, err)))
         goto fail;
     /* PostgreSQL may be down at start: the loop keeps trying, the daemon stays up */
-    if (!(w->db = ks_db_connect(w->dsn, &e1)))
+    if (!pg_open(w, &w->db, &e1))
         ks_log(KS_LOG_WARN, "worker.pg.down", e1.msg, NULL);
     else {
         w->pg_up = 1;
@@ -1482,9 +1827,12 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     snprintf(owner, sizeof(owner), "%s/%s", spec->name, w->group);
     if (!(w->ob = ks_outbox_new(owner, ks_config_str(cfg, "kafka.brokers"), cfg, err)))
         goto fail;
+    ks_outbox_set_parking(w->ob, (int)ks_config_int(cfg, "worker.outbox.park_after"),
+                          ks_config_ms(cfg, "worker.outbox.park_age"));
     if (!(conf = ks_kafka_conf_new(ks_config_str(cfg, "kafka.brokers"), "consumer", cfg, err)))
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(conf, on_consumer_error);
     rd_kafka_conf_set_opaque(conf, w);
     w->rk = ks_kafka_consumer_new(conf, w->group, inst && *inst ? inst : NULL, err);
     if (!w->rk)
@@ -1516,6 +1864,11 @@ fail:
 void ks_worker_stop(struct ks_worker *w)
 {
     w->stop = 1;
+}
+
+void ks_worker_test_fatal(struct ks_worker *w)
+{
+    ks_outbox_test_fatal(w->ob);
 }
 
 int ks_worker_run(struct ks_worker *w)
@@ -1581,6 +1934,14 @@ int ks_worker_run(struct ks_worker *w)
         if (ks_outbox_mark_write(w->ob, ks_db_conn(w->db), &err) == KS_OK)
             ks_outbox_mark_done(w->ob, 1);
     }
+    if (w->fatal) {
+        /* a fenced consumer must not leave the group in the name of the instance that
+         * fenced it: destroy without closing */
+        rd_kafka_destroy_flags(w->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        w->rk = NULL;
+        ks_log(KS_LOG_ERROR, "worker.stopped", "stopped on a fatal consumer error", NULL);
+        return 3;
+    }
     ks_kafka_consumer_close(w->rk);
     w->rk = NULL;
     ks_log(KS_LOG_INFO, "worker.stopped", "clean shutdown", NULL);
@@ -1603,6 +1964,7 @@ void ks_worker_free(struct ks_worker *w)
     ks_httpd_stop(w->httpd);
     ks_metrics_free(w->metrics);
     ks_db_free(w->db);
+    ks_db_free(w->jdb);
     for (size_t i = 0; i < w->ntopics; i++)
         free(w->topics[i]);
     free(w);

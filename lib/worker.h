@@ -8,14 +8,41 @@
  *     the transaction aborts: drop the batch, re-read positions from PostgreSQL); async
  *     Kafka commit afterwards so lag tools stay honest;
  *   - outputs through the outbox (kasir_outbox) in the same transaction, relayed by the
- *     idempotent producer after COMMIT, deleted on delivery, swept after a crash;
- *   - error policy from struct ks_err: poison/invalid -> <topic>.dlq at once; retriable
- *     per-message failure -> <topic>.retry.<delay> with exponential backoff and jitter,
- *     DLQ after worker.retry.max_attempts; PostgreSQL unreachable -> stop fetching, stay in
- *     the group, reconnect with backoff, re-run the batch; never exit;
- *   - SIGTERM/SIGINT: finish the batch, commit, leave the group, flush, exit 0;
+ *     idempotent producer after COMMIT, deleted on delivery, swept after a crash; a row
+ *     Kafka refuses for itself (too large, bad topic) is parked in kasir_outbox_dead;
+ *   - the failure policy below; SIGTERM/SIGINT: finish the batch, commit, leave the group,
+ *     flush, exit 0; a fatal consumer error: exit 3; a fatal producer error: a new producer;
  *   - /metrics, /healthz, /readyz on http.port; W3C traceparent carried input -> outputs.
- * The daemon's handler only does business effects on the open transaction it is given.
+ *
+ * Failures, one meaning each:
+ *   - infrastructure: the PostgreSQL connection is lost (or the server shuts down). The
+ *     batch is rolled back, fetching stops, the worker stays in the group, reconnects with
+ *     backoff and re-runs the batch from the stored positions. Nothing is dead-lettered.
+ *     /readyz reports PostgreSQL down only then.
+ *   - anything else that fails a batch while PostgreSQL answers (a handler error, a
+ *     statement error, a deferred constraint failing at COMMIT): the batch is re-run one
+ *     message at a time, each under a savepoint with SET CONSTRAINTS ALL IMMEDIATE before
+ *     its release, so the culprit fails alone and the rest commits. There a message's
+ *     error with retriable = 1 (a PSP 503, a lock timeout) sends it to its retry topic
+ *     (<topic>.retry.<delay>, exponential backoff with jitter, DLQ after
+ *     worker.retry.max_attempts); retriable = 0 sends it to <topic>.dlq at once.
+ *   - poison (undecodable) and invalid (validate hook) messages: <topic>.dlq at once.
+ *   - a batch that fails even one message at a time on a healthy server (a bug, a broken
+ *     schema): rolled back and re-run after an exponential backoff (worker.failure.
+ *     backoff_max); after worker.health.max_failures identical failures in a row /healthz
+ *     turns red so an orchestrator restarts or pages.
+ *
+ * The transaction is the runtime's: a handler runs statements on the connection it is
+ * given and never COMMIT, ROLLBACK, or a session-level SET (use SET LOCAL). A handler
+ * that ends the transaction is a bug: the runtime logs it (worker.handler.bug), rolls
+ * back what it can and treats the batch as failed. Worker sessions run with
+ * statement_timeout, lock_timeout and idle_in_transaction_session_timeout (settings).
+ *
+ * Runtime headers (kasir.attempt, kasir.retry.*, kasir.origin.*, kasir.error.*) are read
+ * only on this worker's own retry topics and only when the origin they name is the topic
+ * the retry topic belongs to; on any other topic a message's origin is its own topic,
+ * partition and offset and its attempt is 1, whatever headers it carries.
+ *
  * Single-threaded: the handler runs on the thread that called ks_worker_run. */
 #ifndef KS_WORKER_H
 #define KS_WORKER_H
@@ -35,7 +62,7 @@
  * topics default to the spec's), then the daemon's table. Env KASIR_WORKER_GROUP etc.
  * override. instance.id set: static group membership (a restart after kill -9 gets its
  * partitions back at once); unset: dynamic membership, instance named <hostname>-<pid>. */
-#define KS_WORKER_SETTINGS_COUNT 9
+#define KS_WORKER_SETTINGS_COUNT 17
 /* Fills out[0..KS_WORKER_SETTINGS_COUNT-1] with the runtime's settings. */
 void ks_worker_settings(const char *group_default, const char *topics_default,
                         struct ks_config_def *out);
@@ -66,10 +93,38 @@ size_t ks_batch_count(const struct ks_batch *b);
 struct ks_msg *ks_batch_msg(struct ks_batch *b, size_t i);
 
 /* Fails one message; the rest of the batch goes on. err->retriable = 1: retry topic
- * (DLQ after the last attempt); else DLQ now. Outputs m emitted are dropped. Only for
- * decisions taken before or without failed SQL: a failed statement aborts the whole
- * transaction, so return the error instead and the runtime isolates the message. */
+ * (DLQ after the last attempt); else DLQ now. Outputs m emitted are dropped, its SQL
+ * effects are NOT: call it only for decisions taken before any statement touched m (a
+ * validation, a rule). After SQL that touched m, either run m's work through
+ * ks_batch_run_msg (its effects are rolled back with it), or return the error from the
+ * batch handler and the runtime re-runs the batch one message at a time. */
 void ks_batch_fail(struct ks_batch *b, struct ks_msg *m, const struct ks_err *err);
+
+/* Runs fn(b, m, pg, ctx, err) under a savepoint. When fn fails (or leaves the transaction
+ * failed) its effects are rolled back to the savepoint and m is failed with its error
+ * (ks_batch_fail); KS_OK is returned and the batch goes on. Returns an error only when
+ * the transaction itself cannot go on (connection lost, savepoint refused): the batch
+ * handler returns it. Per-message handlers (spec.handle_msg) always run this way. */
+typedef enum ks_code (*ks_msg_fn)(struct ks_batch *b, struct ks_msg *m, PGconn *pg,
+                                  void *ctx, struct ks_err *err);
+enum ks_code ks_batch_run_msg(struct ks_batch *b, struct ks_msg *m, PGconn *pg, ks_msg_fn fn,
+                              void *ctx, struct ks_err *err) __attribute__((warn_unused_result));
+
+/* --- effects before an external call (the executor's journal) -------------------------
+ * Commits one statement now, on a connection of its own, only while this instance owns
+ * m's partition: every assignment bumps the partition's epoch in kasir_offsets, and the
+ * statement runs in a transaction that first locks the row at the epoch this instance
+ * read (FOR SHARE, so a new owner's assignment waits for it). KS_ECONFLICT when another
+ * instance took the partition: the caller must not make the external call. The batch's
+ * own transaction is not affected (a journal row outlives a rolled-back batch: make it
+ * idempotent, e.g. INSERT ... ON CONFLICT DO NOTHING on the attempt's key). */
+enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *m, const char *sql,
+                              int nparams, const char *const *params, struct ks_err *err)
+    __attribute__((warn_unused_result));
+/* KS_OK while this instance owns m's partition (epoch unchanged), KS_ECONFLICT when not;
+ * KS_EDB retriable when PostgreSQL cannot tell. For a check right before a side effect. */
+enum ks_code ks_batch_owned(struct ks_batch *b, const struct ks_msg *m, struct ks_err *err)
+    __attribute__((warn_unused_result));
 
 /* Emits an output caused by m: Avro single-object encoding of value with schema_name,
  * written to the outbox in this batch's transaction. Its kasir.message_id is derived from
@@ -85,15 +140,10 @@ enum ks_code ks_batch_emit(struct ks_batch *b, struct ks_msg *m, const char *top
 void ks_batch_next_id(struct ks_batch *b, const struct ks_msg *m, const char *topic,
                       char out[KS_ID_LEN]);
 
-/* Handlers. Both run inside BEGIN ... COMMIT on pg. A returned error with retriable = 1
- * means "infrastructure" (PostgreSQL went away): the batch is rolled back and re-run
- * later, nothing is dead-lettered. A non-retriable error rolls back and the runtime re-runs
- * the messages one at a time under savepoints to find the culprit, which is
- * dead-lettered with that error. */
+/* Handlers. Both run inside BEGIN ... COMMIT on pg (see "Failures" above for what a
+ * returned error leads to). handle_msg runs once per message under ks_batch_run_msg. */
 typedef enum ks_code (*ks_batch_fn)(struct ks_batch *b, PGconn *pg, void *ctx,
                                     struct ks_err *err);
-typedef enum ks_code (*ks_msg_fn)(struct ks_batch *b, struct ks_msg *m, PGconn *pg,
-                                  void *ctx, struct ks_err *err);
 /* Pure check of one decoded message before any SQL: KS_EINVAL (never retriable) sends it
  * to the DLQ with error class "invalid". */
 typedef enum ks_code (*ks_validate_fn)(const struct ks_msg *m, void *ctx,
@@ -108,7 +158,10 @@ struct ks_worker_spec {
     ks_batch_fn handle_batch;   /* one of handle_batch, handle_msg */
     ks_msg_fn handle_msg;
     int dedup;                  /* 1: skip inputs whose message id this group processed
-                                 * (kasir_processed), for effects with no natural key */
+                                 * (kasir_processed), for effects with no natural key.
+                                 * Inputs read from a retry topic are always deduped: the
+                                 * relay is at least once, so a retry copy can be there
+                                 * twice. Main-topic inputs need a natural key (or dedup). */
     void *ctx;                  /* passed to the hooks */
 };
 
@@ -119,6 +172,9 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
                                 struct ks_err *err);
 /* Runs until ks_worker_stop; returns 0 after a clean shutdown. */
 int ks_worker_run(struct ks_worker *w);
+/* Test hook: makes the outbox producer raise a fatal error (rd_kafka_test_fatal_error),
+ * as a fenced idempotent producer would. The runtime replaces the producer. */
+void ks_worker_test_fatal(struct ks_worker *w);
 /* Asks the loop to finish its batch and stop; async-signal-safe. */
 void ks_worker_stop(struct ks_worker *w);
 void ks_worker_free(struct ks_worker *w); /* NULL ok */

@@ -316,10 +316,7 @@ enum ks_code ks_dedup_claim(PGconn *pg, const char *consumer, const char *const 
     }
     res = PQexecParams(pg, SQL_DEDUP, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        int retriable = PQstatus(pg) != CONNECTION_OK || (st && strncmp(st, "08", 2) == 0);
-        rc = ks_err_set(err, KS_EDB, retriable, NULL, "could not claim message ids: %s",
-                        PQresultErrorMessage(res));
+        rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "claim message ids", err);
         goto out;
     }
     /* a hash set of the fresh ones; duplicates inside ids are fresh only once */

@@ -8,14 +8,20 @@
  *
  * Test hooks, by the event's note: "fail-once" fails transiently on its first attempt
  * (retry topic, then applied); "fail-always" fails transiently every time (DLQ after
- * worker.retry.max_attempts). Env KASIR_DEMO_DEDUP=true turns on the runtime's message-id
- * dedup (spec.dedup), which the demo does not need (event_id is its key): test 107. */
+ * worker.retry.max_attempts); "fail-once-late" fails transiently on its first attempt
+ * after its SQL ran (its effects must be rolled back); "fatal-producer" makes the outbox
+ * producer fatal (once per process); "stall" sleeps demo.stall before any SQL (a batch
+ * held open, for zombie tests). Env KASIR_DEMO_DEDUP=true turns on the runtime's
+ * message-id dedup (spec.dedup), which the demo does not need (event_id is its key): test
+ * 107; KASIR_DEMO_PER_MESSAGE=true handles one message at a time (spec.handle_msg). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "lib/db.h"
 #include "lib/log.h"
 #include "lib/money.h"
 #include "lib/worker.h"
@@ -104,6 +110,9 @@ struct row {
 };
 struct demo {
     struct ks_pgbin a[9];
+    struct ks_msg **list; /* the messages of one call */
+    size_t list_cap;
+    int fatal_done;
     struct row *rows;
     size_t cap;
     json_t *out; /* one DemoApplied value, refilled for each output (emit copies it) */
@@ -115,9 +124,16 @@ static void add_text(struct ks_pgbin *a, const char *s)
     ks_pgbin_bytes(a, s, strlen(s));
 }
 
-static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct ks_err *err)
+static int has_note(const struct ks_msg *m, const char *note)
 {
-    struct demo *d = ctx;
+    const char *s = json_string_value(json_object_get(m->value, "note"));
+    return s && strcmp(s, note) == 0;
+}
+
+/* Applies msgs[0..n-1]: the batch, or one message (per-message mode). */
+static enum ks_code apply_list(struct ks_batch *b, struct ks_msg *const *msgs, size_t n,
+                               PGconn *pg, struct demo *d, struct ks_err *err)
+{
     const char *out_topic = ks_config_str(ks_worker_config(ks_batch_worker(b)),
                                           "demo.output_topic");
     const char *params[9];
@@ -125,7 +141,8 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
     PGresult *res = NULL;
     enum ks_code rc = KS_OK;
     struct timespec ts;
-    size_t n = ks_batch_count(b), live = 0;
+    size_t live = 0;
+    int late = 0;
 
     if (n > d->cap) {
         struct row *nr = realloc(d->rows, n * sizeof(*nr));
@@ -137,7 +154,7 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
     for (int k = 0; k < 9; k++)
         ks_pgbin_reset(&d->a[k]);
     for (size_t i = 0; i < n; i++) {
-        struct ks_msg *m = ks_batch_msg(b, i);
+        struct ks_msg *m = msgs[i];
         const char *note = json_string_value(json_object_get(m->value, "note"));
         struct row *r = &d->rows[live];
         struct ks_err fail = {0};
@@ -148,6 +165,18 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
             ks_batch_fail(b, m, &fail);
             continue;
         }
+        if (has_note(m, "stall")) {
+            int64_t ms = ks_config_ms(ks_worker_config(ks_batch_worker(b)), "demo.stall");
+            ks_log(KS_LOG_INFO, "demo.stall", "holding the batch open", "event_id",
+                   str_field(m->value, "event_id"), NULL);
+            if (ms > 0)
+                usleep((useconds_t)(ms * 1000));
+        }
+        if (has_note(m, "fatal-producer") && !d->fatal_done) {
+            d->fatal_done = 1;
+            ks_worker_test_fatal(ks_batch_worker(b));
+        }
+        late |= has_note(m, "fail-once-late") && m->attempt == 1;
         r->m = m;
         r->event_id = str_field(m->value, "event_id");
         r->account = str_field(m->value, "account");
@@ -174,19 +203,16 @@ static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struc
         const char *ap[4] = {params[0], params[6], params[7], params[8]};
         int al[4] = {lens[0], lens[6], lens[7], lens[8]};
         res = PQexecParams(pg, SQL_AUDIT, 4, NULL, ap, al, fmts, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            rc = ks_err_set(err, KS_EDB, PQstatus(pg) != CONNECTION_OK, NULL,
-                            "could not audit demo events: %s", PQresultErrorMessage(res));
+        if ((rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "audit demo events", err)) != KS_OK)
             goto out;
-        }
         PQclear(res);
     }
     res = PQexecParams(pg, SQL_APPLY, 9, NULL, params, lens, fmts, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        rc = ks_err_set(err, KS_EDB,
-                        PQstatus(pg) != CONNECTION_OK || (st && (st[0] == '0' && st[1] == '8')),
-                        NULL, "could not apply demo events: %s", PQresultErrorMessage(res));
+    if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "apply demo events", err)) != KS_OK)
+        goto out;
+    if (late) {
+        /* after the SQL: the runtime must take these effects back */
+        rc = ks_err_set(err, KS_ETIMEOUT, 1, NULL, "injected transient failure after SQL");
         goto out;
     }
     /* outputs only for events applied now: a replayed event was announced already */
@@ -235,6 +261,29 @@ out:
     return rc;
 }
 
+static enum ks_code apply_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct ks_err *err)
+{
+    struct demo *d = ctx;
+    size_t n = ks_batch_count(b);
+
+    if (n > d->list_cap) {
+        struct ks_msg **nl = realloc(d->list, n * sizeof(*nl));
+        if (!nl)
+            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        d->list = nl;
+        d->list_cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        d->list[i] = ks_batch_msg(b, i);
+    return apply_list(b, d->list, n, pg, d, err);
+}
+
+static enum ks_code apply_one(struct ks_batch *b, struct ks_msg *m, PGconn *pg, void *ctx,
+                              struct ks_err *err)
+{
+    return apply_list(b, &m, 1, pg, ctx, err);
+}
+
 int main(int argc, char **argv)
 {
     static const struct ks_config_def defs[] = {
@@ -242,16 +291,21 @@ int main(int argc, char **argv)
          "topic the DemoApplied messages go to"},
         {"demo.audit", KS_CFG_BOOL, "false", 0,
          "record every processing of a message in demo_seen (tests of exactly-once)"},
+        {"demo.stall", KS_CFG_DURATION_MS, "0", 0,
+         "how long an event with note \"stall\" holds its batch open (zombie tests)"},
     };
     static struct demo d;
     const char *dedup = getenv("KASIR_DEMO_DEDUP");
+    const char *per_msg = getenv("KASIR_DEMO_PER_MESSAGE");
+    int one = per_msg && strcmp(per_msg, "true") == 0;
     const struct ks_worker_spec spec = {
         .name = "demo",
         .group = "kasir-demo",
         .topics = "kasir.demo.in",
         .http_port = "8190",
         .validate = validate,
-        .handle_batch = apply_batch,
+        .handle_batch = one ? NULL : apply_batch,
+        .handle_msg = one ? apply_one : NULL,
         .dedup = dedup && strcmp(dedup, "true") == 0,
         .ctx = &d,
     };
@@ -263,6 +317,7 @@ int main(int argc, char **argv)
     for (int k = 0; k < 9; k++)
         ks_pgbin_release(&d.a[k]);
     free(d.rows);
+    free(d.list);
     json_decref(d.out);
     return rc;
 }

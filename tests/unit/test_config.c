@@ -143,7 +143,7 @@ KT_TEST(test_more_problems)
         {"pg.dsn = x\n = 5\n", "expected \"name = value\""},
         {"pg.dsn = x\nrisk.enabled = maybe\n", "risk.enabled: \"maybe\" is not a boolean"},
         {"pg.dsn = x\npoll.timeout = 5 s\n", "poll.timeout: \"5 s\" is not a duration"},
-        {"pg.dsn = x\npoll.timeout = 1d\n", "is not a duration"},
+        {"pg.dsn = x\npoll.timeout = 1w\n", "is not a duration"},
         {"pg.dsn = x\npoll.timeout = -1s\n", "is not a duration"},
         {"pg.dsn = x\npoll.timeout = ms\n", "is not a duration"},
         {"pg.dsn = x\nhttp.port = 99999999999999999999\n", "is not an integer"},

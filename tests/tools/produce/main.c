@@ -3,6 +3,7 @@
  *   kasir-produce [--brokers B] [--topic T] < lines
  * Each line: {"topic": T, "key": K, "schema": "kasir.demo.DemoEvent", "value": {...},
  *             "headers": {"name": "value", ...}, "partition": P}
+ *             ("headers_base64": {"name": "<base64>"} for values that are not text)
  * or, for bytes that are not Avro, {"topic": T, "key": K, "raw_base64": "..."}.
  * topic defaults to --topic; key, headers and partition are optional. The producer is
  * idempotent; the tool waits for every delivery report and exits 1 if any message failed
@@ -79,11 +80,22 @@ static int produce_line(rd_kafka_t *rk, const char *line, const char *def_topic,
             goto out;
         }
     }
-    if (json_is_object(json_object_get(j, "headers"))) {
+    if (json_is_object(json_object_get(j, "headers")) ||
+        json_is_object(json_object_get(j, "headers_base64"))) {
         h = rd_kafka_headers_new(8);
         json_object_foreach(json_object_get(j, "headers"), hname, hv)
             if (json_is_string(hv))
                 rd_kafka_header_add(h, hname, -1, json_string_value(hv), -1);
+        /* values that are not text (forged, non-UTF-8 headers in tests) */
+        json_object_foreach(json_object_get(j, "headers_base64"), hname, hv) {
+            const char *b64 = json_string_value(hv);
+            size_t hl = b64 ? strlen(b64) : 0;
+            unsigned char *hb = malloc(hl + 1);
+            long dl = hb ? ks_b64_decode(b64, hl, hb, hl + 1) : -1;
+            if (dl >= 0)
+                rd_kafka_header_add(h, hname, -1, hb, (ssize_t)dl);
+            free(hb);
+        }
     }
     for (;;) {
         e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),

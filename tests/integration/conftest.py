@@ -110,6 +110,7 @@ class Daemon:
         self.env.update(env or {})
         self.args = list(args)
         self.proc = None
+        self.port_tries = 0
 
     def start(self, wait_path="/healthz", timeout=30):
         logf = open(self.log_path, "ab")
@@ -120,6 +121,13 @@ class Daemon:
             deadline = time.time() + timeout
             while time.time() < deadline:
                 if self.proc.poll() is not None:
+                    if "could not listen on port" in self.log_tail(5) and self.port_tries < 3:
+                        # the free port was taken between free_port() and the bind (other
+                        # processes on the machine open connections too): another one
+                        self.port_tries += 1
+                        self.port = free_port()
+                        self.env["KASIR_HTTP_PORT"] = str(self.port)
+                        return self.start(wait_path, timeout)
                     raise AssertionError("%s exited with %s; log %s:\n%s" % (
                         self.name, self.proc.returncode, self.log_path, self.log_tail()))
                 try:

@@ -146,6 +146,7 @@ struct ks_worker {
     int isolating;       /* the transaction in progress is the savepoint pass */
     int sweep_all;       /* the next sweep takes rows of any age (after a new producer) */
     int bug;             /* the handler ended the runtime's transaction */
+    int journal_fenced;  /* ks_batch_journal found the partition taken: drop the batch */
     int64_t failed_backoff; /* ms before a failed batch is read again */
     int fail_streak;     /* batches failed in a row on a healthy server with fail_msg */
     char fail_msg[256];
@@ -1268,7 +1269,7 @@ static int64_t batch_failed(struct ks_worker *w, const struct ks_err *err)
 static enum outcome classify(struct ks_worker *w, const struct ks_err *err, const char *state,
                              int isolated)
 {
-    if (state && strcmp(state, FENCE_SQLSTATE) == 0) {
+    if ((state && strcmp(state, FENCE_SQLSTATE) == 0) || w->journal_fenced) {
         ks_metric_add(w->m_fenced, 1);
         ks_log(KS_LOG_WARN, "worker.fenced", err->msg, "group", w->group, NULL);
         return OUT_FENCED;
@@ -1298,6 +1299,7 @@ static enum outcome transact(struct ks_worker *w, int isolated)
 
     w->isolating = isolated;
     w->bug = 0;
+    w->journal_fenced = 0;
     for (size_t i = 0; i < b->n; i++) {
         b->items[i].nemit = 0; /* the cached id stays valid: it depends on nemit */
         b->items[i].claimed = 0;
@@ -1515,10 +1517,13 @@ static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *m, con
     snprintf(epoch, sizeof(epoch), "%" PRId64, it->p->epoch);
     res = PQexecParams(ks_db_conn(w->jdb), sql, 4, NULL, params, NULL, NULL, 0);
     rc = ks_db_check(w->jdb, res, PGRES_TUPLES_OK, "ownership check", err);
-    if (rc == KS_OK && PQntuples(res) != 1)
+    if (rc == KS_OK && PQntuples(res) != 1) {
+        /* the batch in hand is a zombie's: the runtime drops it like a fenced commit */
+        w->journal_fenced = 1;
         rc = ks_err_set(err, KS_ECONFLICT, 0, NULL,
                         "fenced: %s [%d] is owned by another instance now", it->p->topic,
                         (int)it->p->partition);
+    }
     PQclear(res);
     return rc;
 }

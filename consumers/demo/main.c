@@ -11,7 +11,9 @@
  * worker.retry.max_attempts); "fail-once-late" fails transiently on its first attempt
  * after its SQL ran (its effects must be rolled back); "fatal-producer" makes the outbox
  * producer fatal (once per process); "stall" sleeps demo.stall before any SQL (a batch
- * held open, for zombie tests). Env KASIR_DEMO_DEDUP=true turns on the runtime's
+ * held open, for zombie tests); "journal" commits a demo_seen row through
+ * ks_batch_journal first, as the executor journals an attempt before calling a PSP; hooks
+ * combine with '+'. Env KASIR_DEMO_DEDUP=true turns on the runtime's
  * message-id dedup (spec.dedup), which the demo does not need (event_id is its key): test
  * 107; KASIR_DEMO_PER_MESSAGE=true handles one message at a time (spec.handle_msg). */
 #include <inttypes.h>
@@ -124,10 +126,38 @@ static void add_text(struct ks_pgbin *a, const char *s)
     ks_pgbin_bytes(a, s, strlen(s));
 }
 
-static int has_note(const struct ks_msg *m, const char *note)
+/* note is one hook or several joined by '+' ("stall+journal") */
+static int has_note(const struct ks_msg *m, const char *hook)
 {
     const char *s = json_string_value(json_object_get(m->value, "note"));
-    return s && strcmp(s, note) == 0;
+    size_t hl = strlen(hook);
+
+    while (s && *s) {
+        size_t len = strcspn(s, "+");
+        if (len == hl && strncmp(s, hook, hl) == 0)
+            return 1;
+        s += len + (s[len] == '+');
+    }
+    return 0;
+}
+
+/* "journal": a record committed before the (pretend) external call, fenced by ownership */
+static const char SQL_JOURNAL[] =
+    "INSERT INTO demo_seen (event_id, src_topic, src_partition, src_offset) "
+    "VALUES ($1, 'journal', $2::int, $3::bigint)";
+
+static enum ks_code journal(struct ks_batch *b, struct ks_msg *m, struct ks_err *err)
+{
+    char part[16], off[24];
+    const char *params[3] = {str_field(m->value, "event_id"), part, off};
+    enum ks_code rc;
+
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    snprintf(off, sizeof(off), "%" PRId64, m->offset);
+    rc = ks_batch_journal(b, m, SQL_JOURNAL, 3, params, err);
+    if (rc == KS_ECONFLICT)
+        ks_log(KS_LOG_WARN, "demo.journal.fenced", err->msg, "event_id", params[0], NULL);
+    return rc;
 }
 
 /* Applies msgs[0..n-1]: the batch, or one message (per-message mode). */
@@ -177,6 +207,8 @@ static enum ks_code apply_list(struct ks_batch *b, struct ks_msg *const *msgs, s
             ks_worker_test_fatal(ks_batch_worker(b));
         }
         late |= has_note(m, "fail-once-late") && m->attempt == 1;
+        if (has_note(m, "journal") && (rc = journal(b, m, err)) != KS_OK)
+            return rc;
         r->m = m;
         r->event_id = str_field(m->value, "event_id");
         r->account = str_field(m->value, "account");

@@ -272,5 +272,27 @@ KT_TEST(test_metrics_render)
     ks_metrics_free(m);
 }
 
+KT_TEST(test_metrics_remove)
+{
+    struct ks_metrics *m = ks_metrics_new();
+    struct ks_metric *a = ks_metrics_gauge(m, "lag", "behind", "partition=\"0\"");
+    struct ks_metric *b = ks_metrics_gauge(m, "lag", "behind", "partition=\"1\"");
+    struct ks_metric *c;
+    char *txt;
+    ks_metric_set(a, 5);
+    ks_metric_set(b, 6);
+    ks_metrics_remove(m, b); /* the tail */
+    ks_metrics_remove(m, NULL);
+    c = ks_metrics_gauge(m, "lag", "behind", "partition=\"2\""); /* appended after a */
+    ks_metric_set(c, 7);
+    ks_metrics_remove(m, a); /* the head */
+    txt = ks_metrics_render(m, NULL);
+    KT_CHECK(strstr(txt, "partition=\"0\"") == NULL);
+    KT_CHECK(strstr(txt, "partition=\"1\"") == NULL);
+    KT_CHECK(strstr(txt, "lag{partition=\"2\"} 7\n") != NULL);
+    free(txt);
+    ks_metrics_free(m);
+}
+
 KT_MAIN(test_retry_parse, test_retry_backoff, test_retry_backoff_long_delays, test_traceparent,
-        test_pgarr, test_pgbin, test_failure_headers, test_metrics_render)
+        test_pgarr, test_pgbin, test_failure_headers, test_metrics_render, test_metrics_remove)

@@ -8,7 +8,8 @@
 #include "kafka.h"
 #include "log.h"
 #include "outbox.h"
-#include "worker.h"
+#include "ids.h"
+#include "pgarr.h"
 #include "banned.h"
 
 /* The batch's rows go in with one binary COPY (multi-row inserts, no parsing of text or

@@ -23,9 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/db.h"
 #include "lib/log.h"
 #include "lib/money.h"
+#include "lib/pgarr.h"
 #include "lib/worker.h"
 #include "lib/banned.h"
 
@@ -111,7 +113,7 @@ struct row {
     json_int_t applied_seq; /* 0: not applied now (a duplicate, or applied before) */
 };
 struct demo {
-    struct ks_pgbin a[9];
+    struct ks_pgarr_bin a[9];
     struct ks_msg **list; /* the messages of one call */
     size_t list_cap;
     int fatal_done;
@@ -121,9 +123,9 @@ struct demo {
     json_t *o_id, *o_at, *o_ev, *o_acct, *o_amt, *o_cur, *o_seq; /* its fields */
 };
 
-static void add_text(struct ks_pgbin *a, const char *s)
+static void add_text(struct ks_pgarr_bin *a, const char *s)
 {
-    ks_pgbin_bytes(a, s, strlen(s));
+    ks_pgarr_bin_bytes(a, s, strlen(s));
 }
 
 /* note is one hook or several joined by '+' ("stall+journal") */
@@ -170,7 +172,6 @@ static enum ks_code apply_list(struct ks_batch *b, struct ks_msg *const *msgs, s
     int lens[9], fmts[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     PGresult *res = NULL;
     enum ks_code rc = KS_OK;
-    struct timespec ts;
     size_t live = 0;
     int late = 0;
 
@@ -182,7 +183,7 @@ static enum ks_code apply_list(struct ks_batch *b, struct ks_msg *const *msgs, s
         d->cap = n;
     }
     for (int k = 0; k < 9; k++)
-        ks_pgbin_reset(&d->a[k]);
+        ks_pgarr_bin_reset(&d->a[k]);
     for (size_t i = 0; i < n; i++) {
         struct ks_msg *m = msgs[i];
         const char *note = json_string_value(json_object_get(m->value, "note"));
@@ -218,18 +219,18 @@ static enum ks_code apply_list(struct ks_batch *b, struct ks_msg *const *msgs, s
         add_text(&d->a[0], r->event_id);
         add_text(&d->a[1], m->message_id);
         add_text(&d->a[2], r->account);
-        ks_pgbin_int8(&d->a[3], r->amount);
+        ks_pgarr_bin_int8(&d->a[3], r->amount);
         add_text(&d->a[4], r->currency);
-        ks_pgbin_int8(&d->a[5], json_integer_value(json_object_get(m->value, "seq")));
+        ks_pgarr_bin_int8(&d->a[5], json_integer_value(json_object_get(m->value, "seq")));
         add_text(&d->a[6], m->topic);
-        ks_pgbin_int4(&d->a[7], m->partition);
-        ks_pgbin_int8(&d->a[8], m->offset);
+        ks_pgarr_bin_int4(&d->a[7], m->partition);
+        ks_pgarr_bin_int8(&d->a[8], m->offset);
         live++;
     }
     if (live == 0)
         return KS_OK;
     for (int k = 0; k < 9; k++)
-        if (!(params[k] = ks_pgbin_data(&d->a[k], &lens[k])))
+        if (!(params[k] = ks_pgarr_bin_data(&d->a[k], &lens[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     if (ks_config_bool(ks_worker_config(ks_batch_worker(b)), "demo.audit")) {
         const char *ap[4] = {params[0], params[6], params[7], params[8]};
@@ -267,8 +268,7 @@ static enum ks_code apply_list(struct ks_batch *b, struct ks_msg *const *msgs, s
     d->o_amt = json_object_get(d->out, "amount_minor");
     d->o_cur = json_object_get(d->out, "currency");
     d->o_seq = json_object_get(d->out, "applied_seq");
-    clock_gettime(CLOCK_REALTIME, &ts);
-    json_integer_set(d->o_at, (json_int_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    json_integer_set(d->o_at, (json_int_t)ks_clock_wall_us());
     for (size_t i = 0; i < live; i++) {
         struct row *r = &d->rows[i];
         char id[KS_ID_LEN];
@@ -344,10 +344,10 @@ int main(int argc, char **argv)
     int rc;
 
     for (int k = 0; k < 9; k++)
-        ks_pgbin_init(&d.a[k], col_oid[k]);
+        ks_pgarr_bin_init(&d.a[k], col_oid[k]);
     rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
     for (int k = 0; k < 9; k++)
-        ks_pgbin_release(&d.a[k]);
+        ks_pgarr_bin_release(&d.a[k]);
     free(d.rows);
     free(d.list);
     json_decref(d.out);

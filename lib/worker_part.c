@@ -1,0 +1,310 @@
+/* worker_part.c - the partitions a worker owns: positions read from kasir_offsets on
+ * assignment (taking ownership bumps the epoch), pause and hold of retry partitions not
+ * yet due, rebalance and fatal consumer errors. See worker_int.h. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "httpd.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "serde.h"
+#include "worker_int.h"
+#include "crypto.h"
+#include "banned.h"
+
+static const char SQL_OFFSETS_INIT[] =
+    "INSERT INTO kasir_offsets (group_id, topic, partition) "
+    "SELECT $1, t, p FROM unnest($2::text[], $3::int[]) AS u(t, p) ON CONFLICT DO NOTHING";
+/* reading the positions is taking ownership: the epoch moves, which fences the journal
+ * writes (ks_batch_journal) of any earlier owner */
+static const char SQL_OFFSETS_READ[] =
+    "UPDATE kasir_offsets o SET epoch = o.epoch + 1, instance = $4 "
+    "FROM unnest($2::text[], $3::int[]) AS u(t, p) "
+    "WHERE o.group_id = $1 AND o.topic = u.t AND o.partition = u.p "
+    "RETURNING o.topic, o.partition, o.next_offset, o.epoch";
+
+struct part *wk_find_part(struct ks_worker *w, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].partition == partition && strcmp(w->parts[i].topic, topic) == 0)
+            return &w->parts[i];
+    return NULL;
+}
+
+/* Pauses (on) or resumes fetching of one partition and records it. */
+void wk_set_paused(struct ks_worker *w, struct part *p, int on)
+{
+    if (w->rk) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        if (on)
+            rd_kafka_pause_partitions(w->rk, l);
+        else
+            rd_kafka_resume_partitions(w->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    p->paused = on;
+}
+
+static void release_held(struct ks_worker *w, struct part *p)
+{
+    for (size_t i = 0; i < p->nheld; i++)
+        rd_kafka_message_destroy(p->held[i]);
+    p->nheld = 0;
+    if (p->paused)
+        wk_set_paused(w, p, 0);
+}
+
+void wk_clear_parts(struct ks_worker *w)
+{
+    for (size_t i = 0; i < w->nparts; i++) {
+        release_held(w, &w->parts[i]);
+        free(w->parts[i].held);
+        free(w->parts[i].topic);
+        /* a revoked partition's lag is another instance's to report */
+        ks_metrics_remove(w->metrics, w->parts[i].lag);
+    }
+    free(w->parts);
+    w->parts = NULL;
+    w->nparts = 0;
+}
+
+static int is_retry_topic(const struct ks_worker *w, const char *topic)
+{
+    const char *r = strstr(topic, ".retry.");
+    if (!r)
+        return 0;
+    for (size_t i = 0; i < w->ndelays; i++)
+        if (strcmp(r + 7, w->delay_names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+void wk_pg_down(struct ks_worker *w, const struct ks_err *err)
+{
+    if (w->pg_up)
+        ks_log(KS_LOG_WARN, "worker.pg.down", err ? err->msg : "postgresql unreachable",
+               NULL);
+    w->pg_up = 0;
+    ks_metric_set(w->m_pg_up, 0);
+}
+
+/* Connects or reconnects *dbp and gives the session the worker's timeouts (a fresh
+ * session, so nothing a handler may have SET survives). 1 when usable. */
+int wk_pg_open(struct ks_worker *w, struct ks_db **dbp, struct ks_err *err)
+{
+    if (*dbp && ks_db_ok(*dbp))
+        return 1;
+    if (!*dbp)
+        *dbp = ks_db_connect(w->dsn, err);
+    else if (ks_db_reconnect(*dbp, err) != KS_OK)
+        return 0;
+    if (!*dbp)
+        return 0;
+    return ks_db_session(*dbp, w->stmt_ms, w->lock_ms, w->idle_tx_ms, err) == KS_OK;
+}
+
+int wk_pg_ensure(struct ks_worker *w)
+{
+    struct ks_err err = {0};
+
+    if (w->db && ks_db_ok(w->db)) {
+        return 1;
+    }
+    if (!wk_pg_open(w, &w->db, &err)) {
+        wk_pg_down(w, &err);
+        return 0;
+    }
+    w->pg_up = 1;
+    ks_metric_set(w->m_pg_up, 1);
+    return 1;
+}
+
+static void arrays_of_parts(struct ks_worker *w, struct ks_pgarr *t, struct ks_pgarr *p)
+{
+    for (size_t i = 0; i < w->nparts; i++) {
+        ks_pgarr_text(t, w->parts[i].topic);
+        ks_pgarr_int(p, w->parts[i].partition);
+    }
+}
+
+/* Reads the positions of every assigned partition from kasir_offsets (creating missing
+ * rows) and assigns them there. Returns 0 on success. */
+int wk_sync_assignment(struct ks_worker *w)
+{
+    struct ks_pgarr t, p;
+    const char *params[4];
+    PGresult *res = NULL;
+    struct ks_err err = {0};
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int rc = -1;
+    PGconn *pg;
+
+    if (w->nparts == 0) {
+        w->synced = 1;
+        return 0;
+    }
+    if (!wk_pg_ensure(w))
+        return -1;
+    pg = ks_db_conn(w->db);
+    ks_pgarr_init(&t);
+    ks_pgarr_init(&p);
+    arrays_of_parts(w, &t, &p);
+    params[0] = w->group;
+    params[1] = ks_pgarr_str(&t);
+    params[2] = ks_pgarr_str(&p);
+    params[3] = w->instance;
+    if (!params[1] || !params[2])
+        goto out;
+    res = PQexecParams(pg, SQL_OFFSETS_INIT, 3, NULL, params, NULL, NULL, 0);
+    if (ks_db_check(w->db, res, PGRES_COMMAND_OK, "offsets init", &err) != KS_OK)
+        goto out;
+    PQclear(res);
+    res = PQexecParams(pg, SQL_OFFSETS_READ, 4, NULL, params, NULL, NULL, 0);
+    if (ks_db_check(w->db, res, PGRES_TUPLES_OK, "offsets read", &err) != KS_OK)
+        goto out;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct part *pp = wk_find_part(w, PQgetvalue(res, i, 0),
+                                    (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10));
+        if (pp) {
+            pp->expected = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            pp->epoch = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        }
+    }
+    l = rd_kafka_topic_partition_list_new((int)w->nparts);
+    for (size_t i = 0; i < w->nparts; i++) {
+        struct part *pp = &w->parts[i];
+        /* resume before assign: a pause issued after an assign can outdate its offset */
+        release_held(w, pp);
+        rd_kafka_topic_partition_list_add(l, pp->topic, pp->partition)->offset =
+            pp->expected >= 0 ? pp->expected : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (rd_kafka_assign(w->rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ks_err_set(&err, KS_EKAFKA, 1, NULL, "could not assign partitions");
+        goto out;
+    }
+    w->synced = 1;
+    w->pg_up = 1;
+    ks_metric_set(w->m_pg_up, 1);
+    ks_log(KS_LOG_INFO, "worker.assigned", "partitions assigned at stored offsets",
+           "group", w->group, NULL);
+    rc = 0;
+out:
+    if (rc != 0) {
+        if (err.retriable || !ks_db_ok(w->db))
+            wk_pg_down(w, &err);
+        else
+            ks_log(KS_LOG_ERROR, "worker.assign_failed", err.msg, NULL);
+    }
+    PQclear(res);
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+    ks_pgarr_release(&t);
+    ks_pgarr_release(&p);
+    return rc;
+}
+
+/* Stops fetching until positions are read again: after an outage or a lost fence. */
+void wk_unsync(struct ks_worker *w)
+{
+    for (size_t i = 0; i < w->nparts; i++)
+        release_held(w, &w->parts[i]);
+    rd_kafka_assign(w->rk, NULL);
+    w->synced = 0;
+    w->generation++;
+}
+
+/* A fatal consumer error (in 2.0.2: another process joined with our group.instance.id):
+ * this instance no longer owns anything. Stop at once, commit nothing more, exit 3 so a
+ * supervisor sees it; the fence protects what a zombie batch might still try. */
+void wk_consumer_fatal(struct ks_worker *w, const char *why)
+{
+    char buf[256];
+    if (w->fatal)
+        return;
+    if (w->rk && rd_kafka_fatal_error(w->rk, buf, sizeof(buf)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        why = buf;
+    w->fatal = 1;
+    w->stop = 1;
+    ks_metric_add(w->m_kafka_fatal, 1);
+    ks_log(KS_LOG_ERROR, "worker.consumer.fatal", why, "group", w->group, "instance",
+           w->instance, NULL);
+}
+
+void wk_on_consumer_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
+{
+    (void)rk;
+    if (e == RD_KAFKA_RESP_ERR__FATAL)
+        wk_consumer_fatal(opaque, reason);
+    else
+        ks_log(KS_LOG_DEBUG, "worker.consumer.error", reason, NULL);
+}
+
+void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    struct ks_worker *w = opaque;
+
+    /* the batch whose tail is in flight commits (or not) before positions move */
+    wk_settle(w);
+    w->generation++;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        wk_clear_parts(w);
+        w->parts = calloc((size_t)l->cnt + 1, sizeof(*w->parts));
+        for (int i = 0; w->parts && i < l->cnt; i++) {
+            struct part *p = &w->parts[w->nparts];
+            if (!(p->topic = strdup(l->elems[i].topic)))
+                break;
+            p->partition = l->elems[i].partition;
+            p->expected = -1;
+            p->retry_topic = is_retry_topic(w, p->topic);
+            w->nparts++;
+        }
+        ks_logf(KS_LOG_INFO, "worker.rebalance.assign", "%d partitions assigned", l->cnt);
+        w->synced = 0;
+        /* PostgreSQL down: nothing is assigned now; the loop assigns once it is back */
+        if (wk_sync_assignment(w) != 0)
+            w->next_sync = 0;
+    } else {
+        ks_logf(KS_LOG_INFO, "worker.rebalance.revoke", "%d partitions revoked", l->cnt);
+        /* outputs of committed batches reach Kafka before the next owner emits outputs of
+         * later inputs: per key, outputs stay in input order across a hand-over */
+        ks_outbox_flush(w->ob, 10000);
+        for (size_t i = 0; i < w->nparts; i++)
+            release_held(w, &w->parts[i]);
+        rd_kafka_assign(rk, NULL);
+        wk_clear_parts(w);
+        w->synced = 0;
+    }
+}
+
+void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r)
+{
+    if (p->nheld == p->capheld) {
+        size_t nc = p->capheld ? p->capheld * 2 : 64;
+        rd_kafka_message_t **nh = realloc(p->held, nc * sizeof(*nh));
+        if (!nh) {
+            /* cannot hold it: drop it and re-read everything from PostgreSQL */
+            rd_kafka_message_destroy(r);
+            wk_unsync(w);
+            return;
+        }
+        p->held = nh;
+        p->capheld = nc;
+    }
+    p->held[p->nheld++] = r;
+    if (!p->paused) {
+        /* stop fetching this partition until the head is due; what is held is kept */
+        wk_set_paused(w, p, 1);
+        ks_logf(KS_LOG_DEBUG, "worker.retry.hold", "%s [%d] paused until %" PRId64, p->topic,
+                (int)p->partition, p->due_ms);
+    }
+}

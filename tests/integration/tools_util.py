@@ -10,6 +10,7 @@ CLASSES = ("poison", "invalid", "failed", "exhausted")
 
 def dead_letter(run, i, cls=None, ts_ms=1700000000000):
     """A DLQ copy of run.event(i) with the headers the worker runtime writes (lib/worker.h)."""
+    cls = cls or CLASSES[i % 4]
     line = run.event(i)
     line["topic"] = run.dlq
     line["headers"] = {
@@ -22,7 +23,7 @@ def dead_letter(run, i, cls=None, ts_ms=1700000000000):
         "kasir.origin.offset": str(i),
         "kasir.origin.timestamp": str(ts_ms),
         "kasir.error.group": run.group,
-        "kasir.error.class": cls or CLASSES[i % 4],
+        "kasir.error.class": cls,
         "kasir.error.code": "invalid",
         "kasir.error.message": "test failure %d" % i,
         "kasir.error.field": "amount_minor",

@@ -157,15 +157,50 @@ static int flush_w(struct tap *t)
     return rc;
 }
 
+/* the decoded value straight into the line's writer: json_dumps would build a string of
+ * its own (through a callback per piece and snprintf per number) that is then copied */
+static void jw_value(struct ks_jw *w, const char *name, const json_t *v)
+{
+    const char *k;
+    const json_t *x;
+    size_t i;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        ks_jw_open(w, name);
+        json_object_foreach((json_t *)v, k, x)
+            jw_value(w, k, x);
+        ks_jw_close(w, '}');
+        break;
+    case JSON_ARRAY:
+        ks_jw_open_array(w, name);
+        json_array_foreach(v, i, x)
+            jw_value(w, NULL, x);
+        ks_jw_close(w, ']');
+        break;
+    case JSON_STRING:
+        ks_jw_str(w, name, json_string_value(v));
+        break;
+    case JSON_INTEGER:
+        ks_jw_int(w, name, json_integer_value(v));
+        break;
+    case JSON_TRUE:
+        ks_jw_json(w, name, "true");
+        break;
+    case JSON_FALSE:
+        ks_jw_json(w, name, "false");
+        break;
+    default: /* null; serde never makes reals */
+        ks_jw_json(w, name, "null");
+        break;
+    }
+}
+
 static int write_json(struct tap *t, const rd_kafka_message_t *m, const struct ks_schema *s,
                       const json_t *v)
 {
-    char *text = json_dumps(v, JSON_COMPACT);
-
-    if (!text)
-        return -1;
     if (t->value_only) {
-        ks_jw_raw(&t->w, text);
+        jw_value(&t->w, NULL, v);
     } else {
         ks_jw_open(&t->w, NULL);
         ks_jw_str(&t->w, "topic", rd_kafka_topic_name(m->rkt));
@@ -182,12 +217,11 @@ static int write_json(struct tap *t, const rd_kafka_message_t *m, const struct k
             ks_jw_str(&t->w, "key", NULL);
         }
         ks_jw_str(&t->w, "schema", ks_schema_name(s));
-        ks_jw_json(&t->w, "value", text);
+        jw_value(&t->w, "value", v);
         ks_jw_close(&t->w, '}');
     }
     ks_jw_put(&t->w, "\n", 1);
     t->w.comma = 0;
-    free(text);
     return t->w.len >= 65536 ? flush_w(t) : 0;
 }
 

@@ -127,6 +127,12 @@ void dlq_markbuf_free(struct dlq_markbuf *b);
 void dlq_markbuf_add(struct dlq_markbuf *b, const char *topic, int32_t partition, int64_t off,
                      const char *message_id, const char *target);
 size_t dlq_markbuf_count(const struct dlq_markbuf *b);
+/* write = send + wait; replay sends a batch and keeps producing while PostgreSQL works,
+ * waiting for the answer only before the next send */
+enum ks_code dlq_markbuf_send(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
+                              int resolve, int64_t selected, struct ks_err *err)
+    __attribute__((warn_unused_result));
+enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err) __attribute__((warn_unused_result));
 enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
                                int resolve, int64_t selected, struct ks_err *err)
     __attribute__((warn_unused_result));

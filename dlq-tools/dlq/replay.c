@@ -44,6 +44,7 @@ struct replay {
     size_t ntargets;
     char id[KS_ID_LEN];
     int64_t selected, sent, confirmed, failed, recorded;
+    int64_t inflight; /* marks sent to PostgreSQL, answer not read yet */
     int write_failed;
     struct ks_err err;
 };
@@ -72,21 +73,39 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     free(p);
 }
 
-/* the batch of confirmed copies -> kasir_dlq_replayed; a failure stops the replay (what
- * went and is not recorded is sent again by the rerun, and deduplicated downstream) */
-static void write_marks(struct replay *r)
+/* the answer to the batch of marks in flight, if one is */
+static void wait_marks(struct replay *r)
+{
+    if (!r->inflight)
+        return;
+    if (dlq_markbuf_wait(ks_db_conn(r->c->db), &r->err) != KS_OK) {
+        r->write_failed = 1;
+        fprintf(stderr, "kasir-dlq: %s\n", r->err.msg);
+    } else {
+        r->recorded += r->inflight;
+    }
+    r->inflight = 0;
+}
+
+/* the batch of confirmed copies -> kasir_dlq_replayed, sent without waiting: copies go on
+ * while PostgreSQL writes it. A failure stops the replay (what went and is not recorded is
+ * sent again by the rerun, and deduplicated downstream). */
+static void send_marks(struct replay *r)
 {
     size_t n = dlq_markbuf_count(r->marks);
 
     if (n == 0 || r->write_failed)
         return;
-    if (dlq_markbuf_write(r->marks, ks_db_conn(r->c->db), r->id, 0, r->selected, &r->err) !=
+    wait_marks(r);
+    if (r->write_failed)
+        return;
+    if (dlq_markbuf_send(r->marks, ks_db_conn(r->c->db), r->id, 0, r->selected, &r->err) !=
         KS_OK) {
         r->write_failed = 1;
         fprintf(stderr, "kasir-dlq: %s\n", r->err.msg);
         return;
     }
-    r->recorded += (int64_t)n;
+    r->inflight = (int64_t)n;
 }
 
 static const struct target *target_get(struct replay *r, const char *name)
@@ -322,7 +341,7 @@ int dlq_cmd_replay(struct dlq_ctx *c)
             now = mono_s();
             if (dlq_markbuf_count(r.marks) >= (size_t)c->o.batch ||
                 (dlq_markbuf_count(r.marks) && now - last_write >= 0.5)) {
-                write_marks(&r);
+                send_marks(&r);
                 last_write = now;
             }
             show_progress(&pg, &r, s, c->o.limit, 0);
@@ -333,9 +352,10 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         for (int i = 0; i < 600 && rd_kafka_outq_len(r.rk) > 0; i++) {
             rd_kafka_poll(r.rk, 100);
             if (dlq_markbuf_count(r.marks) >= (size_t)c->o.batch)
-                write_marks(&r);
+                send_marks(&r);
         }
-        write_marks(&r);
+        send_marks(&r);
+        wait_marks(&r);
         show_progress(&pg, &r, s, c->o.limit, 1);
     }
 out:

@@ -14,11 +14,10 @@
 /* the marks of the DLQ topics a command reads, loaded once: a scan then looks each
  * message up in memory instead of asking the database per message */
 static const char SQL_MARKS[] =
-    "SELECT topic, partition, off, bit_or(st) FROM ("
-    "  SELECT topic, partition, off, 2 AS st FROM kasir_dlq_replayed WHERE topic = ANY($1::text[])"
-    "  UNION ALL"
-    "  SELECT topic, partition, off, 4 FROM kasir_dlq_resolved WHERE topic = ANY($1::text[])) x "
-    "GROUP BY 1, 2, 3";
+    "SELECT r.topic, u.p, u.o, 2 FROM kasir_dlq_replayed r, unnest(r.partitions, r.offs) AS u(p, o)"
+    " WHERE r.topic = ANY($1::text[]) "
+    "UNION ALL "
+    "SELECT topic, partition, off, 4 FROM kasir_dlq_resolved WHERE topic = ANY($1::text[])";
 
 static const char SQL_AUDIT_BEGIN[] =
     "INSERT INTO kasir_dlq_audit (id, action, actor, filters, target, note) "
@@ -28,14 +27,18 @@ static const char SQL_AUDIT_END[] =
     "UPDATE kasir_dlq_audit SET status = $2, finished_at = now(), selected = $3, failed = $4 "
     "WHERE id = $1";
 
-/* one round trip per batch of confirmed copies: the marks and the audit's count together */
+/* one round trip per batch of confirmed copies: a row per DLQ topic of the batch (its
+ * messages as arrays, in the order confirmed) and the audit's count, in one statement */
 static const char SQL_MARK_REPLAYED[] =
-    "WITH ins AS ("
-    "  INSERT INTO kasir_dlq_replayed (topic, partition, off, replay_id, message_id, target)"
-    "  SELECT t, p, o, $1, m, g"
-    "  FROM unnest($2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[]) AS u(t, p, o, m, g)"
-    "  ON CONFLICT DO NOTHING RETURNING 1) "
-    "UPDATE kasir_dlq_audit SET done = done + (SELECT count(*) FROM ins),"
+    "WITH u AS ("
+    "  SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[])"
+    "    WITH ORDINALITY AS u(t, p, o, m, g, n)),"
+    " ins AS ("
+    "  INSERT INTO kasir_dlq_replayed (replay_id, topic, partitions, offs, message_ids, targets)"
+    "  SELECT $1, t, array_agg(p ORDER BY n), array_agg(o ORDER BY n), array_agg(m ORDER BY n),"
+    "         array_agg(g ORDER BY n) FROM u GROUP BY t"
+    "  RETURNING cardinality(offs) AS k) "
+    "UPDATE kasir_dlq_audit SET done = done + (SELECT coalesce(sum(k), 0) FROM ins),"
     " selected = greatest(selected, $7::bigint) WHERE id = $1";
 
 static const char SQL_MARK_RESOLVED[] =
@@ -153,6 +156,16 @@ struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_
         mk->n++;
     }
     qsort(mk->v, mk->n, sizeof(*mk->v), mark_cmp);
+    if (mk->n > 1) { /* one entry per message: replayed twice, or replayed and resolved */
+        size_t o = 0;
+        for (size_t i = 1; i < mk->n; i++) {
+            if (mark_cmp(&mk->v[o], &mk->v[i]) == 0)
+                mk->v[o].state |= mk->v[i].state;
+            else
+                mk->v[++o] = mk->v[i];
+        }
+        mk->n = o + 1;
+    }
     PQclear(res);
     ks_pgarr_release(&a);
     return mk;
@@ -270,18 +283,15 @@ size_t dlq_markbuf_count(const struct dlq_markbuf *b)
     return b->a[0].n;
 }
 
-enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
-                               int resolve, int64_t selected, struct ks_err *err)
+enum ks_code dlq_markbuf_send(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
+                              int resolve, int64_t selected, struct ks_err *err)
 {
     const char *params[7];
     int lens[7] = {0}, fmts[7] = {0, 1, 1, 1, 1, 1, 0};
     int np = resolve ? 6 : 7;
     char sel[24];
-    PGresult *res;
     enum ks_code rc = KS_OK;
 
-    if (dlq_markbuf_count(b) == 0)
-        return KS_OK;
     params[0] = action_id;
     for (int i = 0; i < np - 2; i++)
         if (!(params[i + 1] = ks_pgbin_data(&b->a[i], &lens[i + 1])))
@@ -289,15 +299,38 @@ enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *ac
     snprintf(sel, sizeof(sel), "%" PRId64, selected);
     params[np - 1] = sel;
     fmts[np - 1] = 0;
-    res = PQexecParams(pg, resolve ? SQL_MARK_RESOLVED : SQL_MARK_REPLAYED, np, NULL, params,
-                       lens, fmts, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    /* libpq copies the parameters into its output buffer here: the arrays can be refilled */
+    if (!PQsendQueryParams(pg, resolve ? SQL_MARK_RESOLVED : SQL_MARK_REPLAYED, np, NULL,
+                           params, lens, fmts, 0))
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
-                        PQresultErrorMessage(res));
-    PQclear(res);
+                        PQerrorMessage(pg));
     for (int i = 0; i < 5; i++)
         ks_pgbin_reset(&b->a[i]);
     return rc;
+}
+
+enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err)
+{
+    PGresult *res;
+    enum ks_code rc = KS_OK;
+
+    while ((res = PQgetResult(pg))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == KS_OK)
+            rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
+                            PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    return rc;
+}
+
+enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
+                               int resolve, int64_t selected, struct ks_err *err)
+{
+    if (dlq_markbuf_count(b) == 0)
+        return KS_OK;
+    if (dlq_markbuf_send(b, pg, action_id, resolve, selected, err) != KS_OK)
+        return err->code;
+    return dlq_markbuf_wait(pg, err);
 }
 
 /* ---- kasir-dlq audit ------------------------------------------------------------------- */

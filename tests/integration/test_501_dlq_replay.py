@@ -43,7 +43,7 @@ def test_dlq_replay_kill9_exactly_once(daemons):
     assert len(lines) == 101 and lines[-1]["dry_run"] is True and lines[-1]["selected"] == 100
     assert all(l["target"] == run.topic and l["class"] == "failed" for l in lines[:100])
     assert topic_records(run.topic) == []
-    assert psql_one("SELECT count(*) FROM kasir_dlq_replayed WHERE topic = '%s'" % run.dlq) == "0"
+    assert psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages WHERE topic = '%s'" % run.dlq) == "0"
     assert psql_one("SELECT count(*) FROM kasir_dlq_audit WHERE filters->'dlq' ? '%s'"
                     % run.dlq) == "0"
 
@@ -52,7 +52,7 @@ def test_dlq_replay_kill9_exactly_once(daemons):
     p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--error",
                           "failed,exhausted", "--rate", "2500", "--batch", "200", "--by",
                           "t501-operator"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    recorded = lambda: int(psql_one("SELECT count(*) FROM kasir_dlq_replayed WHERE topic = '%s'"
+    recorded = lambda: int(psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages WHERE topic = '%s'"
                                     % run.dlq))
     wait_until(lambda: recorded() >= 1500, timeout=30, step=0.05, what="half the replay")
     p.kill()
@@ -63,7 +63,7 @@ def test_dlq_replay_kill9_exactly_once(daemons):
                  "t501-operator")[-1]
     assert r["failed"] == 0
     assert first + r["replayed"] == sel, (first, r)
-    assert int(psql_one("SELECT count(DISTINCT (partition, off)) FROM kasir_dlq_replayed "
+    assert int(psql_one("SELECT count(DISTINCT (partition, off)) FROM kasir_dlq_replayed_messages "
                         "WHERE topic = '%s'" % run.dlq)) == sel
 
     # every selected message reached the origin; repeats only from the kill's window

@@ -89,7 +89,7 @@ def test_dlq_filters_show_resolve():
     assert (r["selected"], r["replayed"]) == (10, 10)
     got = sorted(int(c["value"]["seq"]) for c in topic_records(other))
     assert got == list(range(0, 40, 4))
-    assert psql_one("SELECT count(*) FROM kasir_dlq_replayed WHERE topic = '%s' AND target = '%s'"
+    assert psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages WHERE topic = '%s' AND target = '%s'"
                     % (run.dlq, other)) == "10"
 
     # a target topic that does not exist: reported, left open, exit 1

@@ -461,6 +461,28 @@ static int cmd_scan(struct dlq_ctx *c, int cmd)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
+static void opts_release(struct dlq_opts *o)
+{
+    for (size_t i = 0; i < o->ndlqs; i++)
+        free(o->dlqs[i]);
+    for (size_t i = 0; i < o->nerrors; i++)
+        free(o->errors[i]);
+    for (size_t i = 0; i < o->norigins; i++)
+        free(o->origins[i]);
+    for (size_t i = 0; i < o->nhdrs; i++) {
+        free(o->hdrs[i].name);
+        free(o->hdrs[i].value);
+    }
+    for (size_t i = 0; i < o->nrefs; i++)
+        free(o->refs[i].topic);
+    free(o->dlqs);
+    free(o->errors);
+    free(o->origins);
+    free(o->hdrs);
+    free(o->refs);
+    free(o->ids);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -504,10 +526,14 @@ int main(int argc, char **argv)
             defs[ndefs++] = ks_common_settings[i];
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
         defs[ndefs++] = own[i];
-    if ((rc = parse_args(argc, argv, &c, &cmd, &cfgfile)) != DLQ_EXIT_OK)
+    if ((rc = parse_args(argc, argv, &c, &cmd, &cfgfile)) != DLQ_EXIT_OK) {
+        opts_release(&c.o);
         return rc < 0 ? DLQ_EXIT_OK : rc;
-    if (!(c.cfg = ks_config_load_main("dlq", defs, ndefs, cfgfile)))
+    }
+    if (!(c.cfg = ks_config_load_main("dlq", defs, ndefs, cfgfile))) {
+        opts_release(&c.o);
         return DLQ_EXIT_USAGE;
+    }
     c.brokers = ks_config_str(c.cfg, "kafka.brokers");
     if (c.o.batch < 0)
         c.o.batch = ks_config_int(c.cfg, "dlq.batch") > 0 ? ks_config_int(c.cfg, "dlq.batch") : 2000;
@@ -558,5 +584,6 @@ out:
     ks_db_free(c.db);
     ks_config_free(c.cfg);
     ks_serde_shutdown();
+    opts_release(&c.o);
     return rc;
 }

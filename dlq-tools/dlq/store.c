@@ -155,7 +155,8 @@ struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_
         m->state = (int)strtol(PQgetvalue(res, r, 3), NULL, 10);
         mk->n++;
     }
-    qsort(mk->v, mk->n, sizeof(*mk->v), mark_cmp);
+    if (mk->n)
+        qsort(mk->v, mk->n, sizeof(*mk->v), mark_cmp);
     if (mk->n > 1) { /* one entry per message: replayed twice, or replayed and resolved */
         size_t o = 0;
         for (size_t i = 1; i < mk->n; i++) {

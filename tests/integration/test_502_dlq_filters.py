@@ -1,11 +1,14 @@
-"""502: kasir-dlq's filters, show, resolve, --to, --rate, and its refusals: --rate 500 holds
+"""502: kasir-dlq's filters, show, resolve, --to, --rate, Ctrl-C, and its refusals: --rate 500 holds
 the rate within 10 % (measured on the copies' own produce timestamps); every filter
 selects what it says; show decodes the payload and lists every header; resolve marks
 without touching the topic; bad arguments exit 2 with a message, --help exits 0."""
+import json
+import signal
+import subprocess
 import time
 
-from conftest import create_topics, psql_one, unique
-from runtime_util import Run, produce
+from conftest import bin_path, create_topics, psql_one, unique
+from runtime_util import Run, produce, wait_until
 from tools_util import dead_letter, dlq, dlq_json, topic_records
 
 
@@ -127,3 +130,28 @@ def test_dlq_bad_arguments():
         assert p.stdout.startswith("usage: kasir-dlq"), cmd
     assert "--rate" in dlq("replay", "--help").stdout
     assert "--rate" not in dlq("list", "--help").stdout
+
+
+def test_dlq_replay_sigint_loses_nothing():
+    """Ctrl-C: the copies in flight get their reports and are recorded before the exit (3),
+    so the rerun sends exactly the rest: no copy twice, none missing."""
+    run = Run("t502i", partitions=3)
+    produce([dead_letter(run, i, cls="failed") for i in range(2000)])
+    p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--rate", "1000",
+                          "--output", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    wait_until(lambda: int(psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages "
+                                    "WHERE topic = '%s'" % run.dlq)) >= 300,
+               timeout=30, step=0.05, what="a third of the replay")
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 3, (p.returncode, err)
+    first = json.loads(out.splitlines()[-1])
+    assert first["failed"] == 0 and 300 <= first["replayed"] < 2000
+    assert len(topic_records(run.topic)) == first["replayed"]
+    a = [x for x in dlq_json("audit") if x["filters"].get("dlq") == [run.dlq]]
+    assert a[0]["status"] == "interrupted" and a[0]["done"] == first["replayed"]
+    r = dlq_json("replay", "--dlq", run.dlq)[-1]
+    assert r["replayed"] == 2000 - first["replayed"]
+    ids = [c["headers"]["kasir.message_id"] for c in topic_records(run.topic)]
+    assert len(ids) == 2000 and len(set(ids)) == 2000

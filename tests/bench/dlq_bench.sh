@@ -39,14 +39,17 @@ for i in range(n):
 PY
 t1=$(date +%s.%N)
 start=$(date +%s.%N)
-summary=$(KASIR_LOG_LEVEL=warn "${DLQ_BIN:-$bin/kasir-dlq}" replay --dlq "$dlq" --quiet \
-          --batch "${BATCH:-2000}" --output json --by bench | tail -1)
+timef="$top/var/bench/$run.time"
+mkdir -p "$top/var/bench"
+summary=$(KASIR_LOG_LEVEL=warn /usr/bin/time -o "$timef" -f '%U %S' "${DLQ_BIN:-$bin/kasir-dlq}" \
+          replay --dlq "$dlq" --quiet --batch "${BATCH:-2000}" --output json --by bench | tail -1)
 end=$(date +%s.%N)
+cs=$(awk '{print $1 + $2}' "$timef"); rm -f "$timef"
 replayed=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['replayed'])" "$summary")
 marks=$(psql "$KASIR_PG_DSN" -qtAX -c "SELECT count(*) FROM kasir_dlq_replayed_messages WHERE topic = '$dlq'")
 [ "$replayed" = "$N" ] && [ "$marks" = "$N" ] || { echo "dlq bench: replayed $replayed, marked $marks of $N" >&2; exit 1; }
-printf 'dlq: preload %d dead letters in %.1fs; kasir-dlq replay copied and recorded %d in %.2fs wall (start-up, scan and final flush included) = %.0f msgs/s (audit on, batch %s)\n' \
+printf 'dlq: preload %d dead letters in %.1fs; kasir-dlq replay copied and recorded %d in %.2fs wall (start-up, scan and final flush included) = %.0f msgs/s (audit on, batch %s); kasir-dlq CPU %.2fs\n' \
     "$N" "$(echo "$t1 - $t0" | bc)" "$replayed" "$(echo "$end - $start" | bc)" \
-    "$(echo "$replayed / ($end - $start)" | bc -l)" "${BATCH:-2000}"
+    "$(echo "$replayed / ($end - $start)" | bc -l)" "${BATCH:-2000}" "$cs"
 # the marks of a bench are of no further use (the audit row stays, as for any replay)
 psql "$KASIR_PG_DSN" -qtAX -c "DELETE FROM kasir_dlq_replayed WHERE topic = '$dlq'" >/dev/null

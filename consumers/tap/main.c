@@ -72,7 +72,8 @@ static const char USAGE[] =
     "  --output FILE     write here (default: standard output)\n"
     "  --key K           only messages with this key\n"
     "  --field PATH=V    only messages whose decoded field PATH (a.b.0.c) equals V (a string's\n"
-    "                    text, else the value's JSON: 150000, true, null); repeatable, all must hold\n"
+    "                    text, else the value's JSON: 150000, true, null); repeatable, all\n"
+    "                    must hold\n"
     "  --schema NAME     csv/avro: the schema of the file (default: the first message's)\n"
     "  --meta            csv: also columns _topic,_partition,_offset,_timestamp,_key\n"
     "  --value-only      json: only the decoded value per line\n"
@@ -401,7 +402,7 @@ int main(int argc, char **argv)
             continue; /* a tool serves nothing */
         defs[ndefs] = ks_common_settings[i];
         if (strcmp(defs[ndefs].name, "pg.dsn") == 0)
-            defs[ndefs].required = 0; /* the same file as the daemons, but a tap needs no database */
+            defs[ndefs].required = 0; /* the daemons' file, but a tap needs no database */
         ndefs++;
     }
     if (!(topics = calloc((size_t)argc, sizeof(*topics))))
@@ -515,7 +516,10 @@ int main(int argc, char **argv)
     if (!(conf = ks_kafka_conf_new(ks_config_str(cfg, "kafka.brokers"), "consumer", cfg, &err)) ||
         !(s = ks_scan_new(conf, topics, ntopics, NULL, 0, &so, &err))) {
         fprintf(stderr, "kasir-tap: %s\n", err.msg);
-        rc = err.code == KS_ENOTFOUND || err.code == KS_EINVAL ? EXIT_USAGE : EXIT_FAIL;
+        /* a missing topic, a bad pattern or a rejected kafka.* property: the caller's input */
+        rc = err.code == KS_ENOTFOUND || err.code == KS_EINVAL || err.code == KS_ECONFIG
+                 ? EXIT_USAGE
+                 : EXIT_FAIL;
         goto out;
     }
     if (t.schema && (t.fmt == F_CSV ? csv_header(&t) != 0 : 0)) {

@@ -396,7 +396,8 @@ static int cmd_scan(struct dlq_ctx *c, int cmd)
 
     if (!s) {
         fprintf(stderr, "kasir-dlq: %s\n", err.msg);
-        return err.code == KS_ENOTFOUND ? DLQ_EXIT_USAGE : DLQ_EXIT_FAIL;
+        return err.code == KS_ENOTFOUND || err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
+                                                               : DLQ_EXIT_FAIL;
     }
     if (cmd == C_STATS)
         st = json_pack("{s:I, s:{}, s:{}, s:{s:I, s:I, s:I, s:I}, s:{}, s:{}}", "total",
@@ -536,7 +537,8 @@ int main(int argc, char **argv)
     }
     c.brokers = ks_config_str(c.cfg, "kafka.brokers");
     if (c.o.batch < 0)
-        c.o.batch = ks_config_int(c.cfg, "dlq.batch") > 0 ? ks_config_int(c.cfg, "dlq.batch") : 2000;
+        c.o.batch = ks_config_int(c.cfg, "dlq.batch") > 0 ? ks_config_int(c.cfg, "dlq.batch")
+                                                         : 2000;
     set_actor(&c);
     if (ks_serde_init(&err) != KS_OK) {
         fprintf(stderr, "kasir-dlq: %s\n", err.msg);

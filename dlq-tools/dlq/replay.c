@@ -269,7 +269,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
     c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0);
     if (!(s = dlq_scan_open(c, &r.err))) {
         fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
-        return r.err.code == KS_ENOTFOUND ? DLQ_EXIT_USAGE : DLQ_EXIT_FAIL;
+        return r.err.code == KS_ENOTFOUND || r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
+                                                                   : DLQ_EXIT_FAIL;
     }
     if (!c->o.dry_run) {
         if (ks_id_new("rpl", r.id, &r.err) != KS_OK || !(r.marks = dlq_markbuf_new()) ||
@@ -317,7 +318,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
                 dry_line(c, &d, target[0] ? target : "(no origin)");
             } else if (!target[0] || !(tg = target_get(&r, target)) || !tg->ok) {
                 if (!target[0])
-                    fprintf(stderr, "kasir-dlq: %s:%d:%" PRId64 " names no origin topic: use --to\n",
+                    fprintf(stderr,
+                            "kasir-dlq: %s:%d:%" PRId64 " names no origin topic: use --to\n",
                             d.dlq, (int)d.partition, d.offset);
                 r.failed++;
             } else {
@@ -420,7 +422,8 @@ int dlq_cmd_resolve(struct dlq_ctx *c)
     c->o.status = DLQ_OPEN | DLQ_REPLAYED;
     if (!(s = dlq_scan_open(c, &err))) {
         fprintf(stderr, "kasir-dlq: %s\n", err.msg);
-        return err.code == KS_ENOTFOUND ? DLQ_EXIT_USAGE : DLQ_EXIT_FAIL;
+        return err.code == KS_ENOTFOUND || err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
+                                                               : DLQ_EXIT_FAIL;
     }
     if (!c->o.dry_run) {
         if (ks_id_new("rsv", id, &err) != KS_OK || !(mb = dlq_markbuf_new()) ||

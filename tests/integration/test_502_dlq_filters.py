@@ -3,6 +3,7 @@ the rate within 10 % (measured on the copies' own produce timestamps); every fil
 selects what it says; show decodes the payload and lists every header; resolve marks
 without touching the topic; bad arguments exit 2 with a message, --help exits 0."""
 import json
+import os
 import signal
 import subprocess
 import time
@@ -124,6 +125,11 @@ def test_dlq_bad_arguments():
         assert msg in p.stderr, (args, p.stderr)
     p = dlq("list", "--dlq", unique("t502nosuch") + ".dlq", check=False)
     assert p.returncode == 2 and "does not exist" in p.stderr
+    # the daemons' settings: a rejected kafka.* property or a bad value is exit 2 as well
+    p = dlq("list", check=False, env=dict(os.environ, KASIR_KAFKA_SECURITY_PROTOCOL="bogus"))
+    assert p.returncode == 2 and "security.protocol" in p.stderr
+    p = dlq("stats", check=False, env=dict(os.environ, KASIR_DLQ_BATCH="many"))
+    assert p.returncode == 2 and "dlq.batch" in p.stderr
     for cmd in (["list"], ["show"], ["stats"], ["replay"], ["resolve"], ["audit"], ["parked"],
                 ["parked", "retry"], []):
         p = dlq(*cmd, "--help")

@@ -241,3 +241,6 @@ def test_tap_bad_arguments():
         assert msg in p.stderr, (args, p.stderr)
     p = tap("--help")
     assert p.returncode == 0 and p.stdout.startswith("usage: kasir-tap")
+    p = subprocess.run([bin_path("tap"), "t"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, KASIR_KAFKA_SECURITY_PROTOCOL="bogus"))
+    assert p.returncode == 2 and "security.protocol" in p.stderr

@@ -67,6 +67,7 @@ struct dlq_ctx {
     struct dlq_marks *marks; /* NULL without db */
     struct dlq_opts o;
     char actor[256];         /* who: --by, else KASIR_DLQ_ACTOR, else user@host */
+    int lock;                /* replay: lock the DLQ topics before reading their marks */
 };
 
 extern volatile sig_atomic_t dlq_stop; /* set by SIGINT/SIGTERM */
@@ -113,6 +114,9 @@ struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_
 int dlq_marks_get(const struct dlq_marks *mk, const char *topic, int32_t partition,
                   int64_t off);
 void dlq_marks_free(struct dlq_marks *mk);
+/* takes a session lock per DLQ topic for a replay; KS_ECONFLICT when another holds one */
+enum ks_code dlq_lock_topics(PGconn *pg, char **topics, size_t n, struct ks_err *err)
+    __attribute__((warn_unused_result));
 enum ks_code dlq_audit_begin(PGconn *pg, const char *id, const char *action,
                              const char *actor, const json_t *filters, const char *target,
                              const char *note, struct ks_err *err)

@@ -203,7 +203,10 @@ out:
         if (t) {
             for (size_t i = 0; i < ks_scan_topic_count(s); i++)
                 t[i] = (char *)ks_scan_topic(s, i);
-            c->marks = dlq_marks_load(ks_db_conn(c->db), t, ks_scan_topic_count(s), err);
+            /* the lock first: marks read before it could miss a replay finishing meanwhile */
+            if (!c->lock ||
+                dlq_lock_topics(ks_db_conn(c->db), t, ks_scan_topic_count(s), err) == KS_OK)
+                c->marks = dlq_marks_load(ks_db_conn(c->db), t, ks_scan_topic_count(s), err);
             free(t);
         }
         if (!c->marks) {

@@ -267,6 +267,7 @@ int dlq_cmd_replay(struct dlq_ctx *c)
     char errstr[256];
 
     c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0);
+    c->lock = !c->o.dry_run;
     if (!(s = dlq_scan_open(c, &r.err))) {
         fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
         return r.err.code == KS_ENOTFOUND || r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE

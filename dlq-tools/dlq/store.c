@@ -19,6 +19,13 @@ static const char SQL_MARKS[] =
     "UNION ALL "
     "SELECT topic, partition, off, 4 FROM kasir_dlq_resolved WHERE topic = ANY($1::text[])";
 
+/* one replay per DLQ topic at a time: two would both find the same messages open and both
+ * send them. Session locks, so a killed replay's go with its connection. Returns the
+ * topics another replay holds. */
+static const char SQL_LOCK_TOPICS[] =
+    "SELECT t FROM unnest($1::text[]) AS t"
+    " WHERE NOT pg_try_advisory_lock(hashtext('kasir-dlq replay ' || t))";
+
 static const char SQL_AUDIT_BEGIN[] =
     "INSERT INTO kasir_dlq_audit (id, action, actor, filters, target, note) "
     "VALUES ($1, $2, $3, $4::jsonb, $5, $6)";
@@ -204,6 +211,34 @@ void dlq_marks_free(struct dlq_marks *mk)
     free(mk->topics);
     free(mk->v);
     free(mk);
+}
+
+enum ks_code dlq_lock_topics(PGconn *pg, char **topics, size_t n, struct ks_err *err)
+{
+    struct ks_pgarr a;
+    const char *params[1];
+    PGresult *res = NULL;
+    enum ks_code rc = KS_OK;
+
+    ks_pgarr_init(&a);
+    text_array(&a, topics, n);
+    if (!(params[0] = ks_pgarr_str(&a))) {
+        rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        goto out;
+    }
+    res = PQexecParams(pg, SQL_LOCK_TOPICS, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = ks_err_set(err, KS_EDB, 1, NULL, "could not lock the DLQ topics: %s",
+                        PQresultErrorMessage(res));
+    else if (PQntuples(res) > 0)
+        rc = ks_err_set(err, KS_ECONFLICT, 0, NULL,
+                        "another replay is reading %s%s: let it finish or stop it (kasir-dlq "
+                        "audit shows it)",
+                        PQgetvalue(res, 0, 0), PQntuples(res) > 1 ? " and more" : "");
+out:
+    PQclear(res);
+    ks_pgarr_release(&a);
+    return rc;
 }
 
 enum ks_code dlq_audit_begin(PGconn *pg, const char *id, const char *action, const char *actor,

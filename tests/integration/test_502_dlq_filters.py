@@ -140,7 +140,8 @@ def test_dlq_bad_arguments():
 
 def test_dlq_replay_sigint_loses_nothing():
     """Ctrl-C: the copies in flight get their reports and are recorded before the exit (3),
-    so the rerun sends exactly the rest: no copy twice, none missing."""
+    so the rerun sends exactly the rest: no copy twice, none missing. While it runs, a second
+    replay of the same DLQ is refused."""
     run = Run("t502i", partitions=3)
     produce([dead_letter(run, i, cls="failed") for i in range(2000)])
     p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--rate", "1000",
@@ -149,6 +150,10 @@ def test_dlq_replay_sigint_loses_nothing():
     wait_until(lambda: int(psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages "
                                     "WHERE topic = '%s'" % run.dlq)) >= 300,
                timeout=30, step=0.05, what="a third of the replay")
+    # meanwhile a second replay of the same DLQ is refused (both would send the open ones)
+    q = dlq("replay", "--dlq", run.dlq, check=False)
+    assert q.returncode == 1 and "another replay is reading %s" % run.dlq in q.stderr
+    assert dlq_json("replay", "--dlq", run.dlq, "--dry-run")[-1]["dry_run"] is True
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 3, (p.returncode, err)

@@ -512,7 +512,7 @@ int main(int argc, char **argv)
          "who kasir-dlq records as doing a replay, resolve or parked retry (default "
          "user@host; --by overrides)"},
         {"dlq.batch", KS_CFG_INT, "2000", 1,
-         "kasir-dlq: replay/resolve marks written per database round trip (--batch overrides)"},
+         "replay and resolve marks written per database round trip (--batch overrides)"},
     };
     struct ks_config_def defs[16];
     size_t ndefs = 0;
@@ -522,6 +522,12 @@ int main(int argc, char **argv)
     struct sigaction sa = {0};
     int cmd, rc;
 
+    if (argc == 2 && strcmp(argv[1], "config-doc") == 0) {
+        /* for docs/CONFIG.md, as kasir-ingress config-doc */
+        ks_config_markdown(stdout, "kasir-dlq (besides the common settings; no http.port)", own,
+                           sizeof(own) / sizeof(own[0]));
+        return DLQ_EXIT_OK;
+    }
     for (size_t i = 0; i < ks_common_settings_count; i++)
         if (strcmp(ks_common_settings[i].name, "http.port") != 0) /* a tool serves nothing */
             defs[ndefs++] = ks_common_settings[i];

@@ -50,7 +50,7 @@ struct dlq_opts {
     size_t nrefs;
     int status;      /* DLQ_* bits wanted; 0: the command's default */
     long limit;      /* -1: none */
-    int json, raw, quiet, dry_run, again, all, retry, progress;
+    int json, raw, quiet, dry_run, again, all;
     const char *to, *by, *note, *worker, *audit_id;
     double rate;     /* messages per second; 0: as fast as possible */
     long batch;      /* progress records per round trip */

@@ -207,7 +207,6 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
     o->since = o->until = -1;
     o->limit = -1;
     o->batch = -1;
-    o->progress = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         const struct opt *op = NULL;

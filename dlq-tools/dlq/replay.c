@@ -257,14 +257,13 @@ static void dry_line(const struct dlq_ctx *c, const struct dlq_msg *d, const cha
 int dlq_cmd_replay(struct dlq_ctx *c)
 {
     struct replay r = {.c = c};
-    struct progress pg = {.tty = isatty(2), .quiet = c->o.quiet || !c->o.progress};
+    struct progress pg = {.tty = isatty(2), .quiet = c->o.quiet};
     struct ks_scan *s = NULL;
     struct dlq_msg d;
     rd_kafka_conf_t *conf = NULL;
     json_t *filters = NULL;
     double t0, last_write;
     int rc = DLQ_EXIT_OK, begun = 0, scan_failed = 0;
-    char errstr[256];
 
     c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0);
     c->lock = !c->o.dry_run;
@@ -298,7 +297,6 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         if (!c->o.json && !c->o.quiet)
             fprintf(stderr, "kasir-dlq: replay %s by %s\n", r.id, c->actor);
     }
-    (void)errstr;
     t0 = last_write = pg.t0 = pg.last = mono_s();
     while (!dlq_stop && !r.write_failed && (c->o.limit < 0 || r.selected < c->o.limit)) {
         const char *target;

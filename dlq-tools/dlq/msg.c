@@ -1,0 +1,481 @@
+/* msg.c - one dead letter: its headers, the filters, and how it is printed. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dlq.h"
+#include "lib/crypto.h"
+#include "lib/kafka.h"
+#include "lib/serde.h"
+#include "lib/headers.h"
+#include "lib/pgarr.h"
+#include "lib/banned.h"
+
+int64_t dlq_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_val(char *dst, size_t cap, const void *v, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(dst, v, len);
+    dst[len] = '\0';
+}
+
+static int64_t num_val(const void *v, size_t len)
+{
+    char buf[32];
+    copy_val(buf, sizeof(buf), v, len);
+    return buf[0] ? strtoll(buf, NULL, 10) : -1;
+}
+
+void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
+{
+    rd_kafka_headers_t *h = NULL;
+    const char *name;
+    const void *v;
+    size_t len;
+    static const char pfx_origin[] = "kasir.origin.", pfx_error[] = "kasir.error.";
+
+    memset(d, 0, sizeof(*d));
+    d->rkm = rkm;
+    d->dlq = rd_kafka_topic_name(rkm->rkt);
+    d->partition = rkm->partition;
+    d->offset = rkm->offset;
+    d->ts = rd_kafka_message_timestamp(rkm, NULL);
+    d->origin_partition = -1;
+    d->origin_offset = d->origin_ts = d->first_failure = d->last_failure = -1;
+    if (rd_kafka_message_headers(rkm, &h) == 0)
+        /* one pass over the headers; the last value of a name wins, as with get_last */
+        for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &len) == 0; i++) {
+            if (!v)
+                continue;
+            if (strcmp(name, KS_H_MESSAGE_ID) == 0)
+                copy_val(d->message_id, sizeof(d->message_id), v, len);
+            else if (strcmp(name, KS_H_ATTEMPT) == 0)
+                d->attempt = (int)num_val(v, len);
+            else if (strncmp(name, pfx_origin, sizeof(pfx_origin) - 1) == 0) {
+                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0)
+                    copy_val(d->origin, sizeof(d->origin), v, len);
+                else if (strcmp(name, KS_H_ORIGIN_PARTITION) == 0)
+                    d->origin_partition = (int32_t)num_val(v, len);
+                else if (strcmp(name, KS_H_ORIGIN_OFFSET) == 0)
+                    d->origin_offset = num_val(v, len);
+                else if (strcmp(name, KS_H_ORIGIN_TIMESTAMP) == 0)
+                    d->origin_ts = num_val(v, len);
+            } else if (strncmp(name, pfx_error, sizeof(pfx_error) - 1) == 0) {
+                if (strcmp(name, KS_H_ERR_CLASS) == 0)
+                    copy_val(d->cls, sizeof(d->cls), v, len);
+                else if (strcmp(name, KS_H_ERR_CODE) == 0)
+                    copy_val(d->code, sizeof(d->code), v, len);
+                else if (strcmp(name, KS_H_ERR_MSG) == 0)
+                    copy_val(d->msg, sizeof(d->msg), v, len);
+                else if (strcmp(name, KS_H_ERR_FIELD) == 0)
+                    copy_val(d->field, sizeof(d->field), v, len);
+                else if (strcmp(name, KS_H_GROUP) == 0)
+                    copy_val(d->group, sizeof(d->group), v, len);
+                else if (strcmp(name, KS_H_INSTANCE) == 0)
+                    copy_val(d->instance, sizeof(d->instance), v, len);
+                else if (strcmp(name, KS_H_FIRST_FAILURE) == 0)
+                    d->first_failure = num_val(v, len);
+                else if (strcmp(name, KS_H_LAST_FAILURE) == 0)
+                    d->last_failure = num_val(v, len);
+            }
+        }
+    if (!d->origin[0]) { /* not written by the runtime: <topic>.dlq names its origin */
+        size_t n = strlen(d->dlq);
+        if (n > 4 && strcmp(d->dlq + n - 4, ".dlq") == 0)
+            copy_val(d->origin, sizeof(d->origin), d->dlq, n - 4);
+    }
+    if (!d->message_id[0] && d->origin[0] && d->origin_partition >= 0 && d->origin_offset >= 0) {
+        /* the id the runtime gives a message without one (lib/README.md, message ids) */
+        char ps[16], os[24], id[KS_ID_LEN];
+        snprintf(ps, sizeof(ps), "%d", (int)d->origin_partition);
+        snprintf(os, sizeof(os), "%" PRId64, d->origin_offset);
+        ks_id_derive("msg", "kafka", id, d->origin, ps, os, NULL);
+        copy_val(d->message_id, sizeof(d->message_id), id, strlen(id));
+    }
+}
+
+static int in_list(char **list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+int dlq_msg_match(const struct dlq_opts *o, const struct dlq_msg *d)
+{
+    const rd_kafka_message_t *m = d->rkm;
+
+    if (o->nrefs) {
+        int hit = 0;
+        for (size_t i = 0; i < o->nrefs && !hit; i++)
+            hit = o->refs[i].partition == d->partition && o->refs[i].offset == d->offset &&
+                  strcmp(o->refs[i].topic, d->dlq) == 0;
+        if (!hit)
+            return 0;
+    }
+    if (o->nerrors && !in_list(o->errors, o->nerrors, d->cls))
+        return 0;
+    if (o->norigins && !in_list(o->origins, o->norigins, d->origin))
+        return 0;
+    if (o->since >= 0 && d->ts < o->since)
+        return 0;
+    if (o->until >= 0 && d->ts >= o->until)
+        return 0;
+    if (o->key && (!m->key || m->key_len != strlen(o->key) ||
+                   memcmp(m->key, o->key, m->key_len) != 0))
+        return 0;
+    if (o->nhdrs) {
+        rd_kafka_headers_t *h = NULL;
+        if (rd_kafka_message_headers(m, &h) != 0)
+            return 0;
+        for (size_t i = 0; i < o->nhdrs; i++) {
+            const void *v;
+            size_t len;
+            if (rd_kafka_header_get_last(h, o->hdrs[i].name, &v, &len) != 0 || !v ||
+                len != strlen(o->hdrs[i].value) || memcmp(v, o->hdrs[i].value, len) != 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+struct ks_scan *dlq_scan_open(struct dlq_ctx *c, struct ks_err *err)
+{
+    static const char *every[] = {"^.*\\.dlq$"};
+    const char *const *topics = every;
+    size_t ntopics = 1;
+    struct ks_scan_range *ranges = NULL;
+    struct ks_scan_opts so = {.from = KS_SCAN_BEGINNING};
+    struct ks_scan *s = NULL;
+    rd_kafka_conf_t *conf;
+    const char **names = NULL;
+
+    if (c->o.nrefs) { /* only the partitions of the refs, from the least to the greatest */
+        size_t n = 0;
+        if (!(ranges = calloc(c->o.nrefs, sizeof(*ranges))) ||
+            !(names = calloc(c->o.nrefs, sizeof(*names)))) {
+            ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < c->o.nrefs; i++) {
+            const struct dlq_ref *r = &c->o.refs[i];
+            size_t k = 0;
+            while (k < n && !(ranges[k].partition == r->partition &&
+                              strcmp(ranges[k].topic, r->topic) == 0))
+                k++;
+            if (k == n) {
+                ranges[n] = (struct ks_scan_range){r->topic, r->partition, r->offset,
+                                                   r->offset + 1};
+                names[n++] = r->topic;
+            } else {
+                if (r->offset < ranges[k].start)
+                    ranges[k].start = r->offset;
+                if (r->offset + 1 > ranges[k].end)
+                    ranges[k].end = r->offset + 1;
+            }
+        }
+        topics = names;
+        ntopics = n;
+        if (!(conf = ks_kafka_conf_new(c->brokers, "consumer", c->cfg, err)))
+            goto out;
+        s = ks_scan_new(conf, topics, ntopics, ranges, n, &so, err);
+        goto out;
+    }
+    if (c->o.ndlqs) {
+        topics = (const char *const *)c->o.dlqs;
+        ntopics = c->o.ndlqs;
+    }
+    if (!(conf = ks_kafka_conf_new(c->brokers, "consumer", c->cfg, err)))
+        goto out;
+    s = ks_scan_new(conf, topics, ntopics, NULL, 0, &so, err);
+out:
+    if (s && c->db && !c->marks) {
+        char **t = calloc(ks_scan_topic_count(s) + 1, sizeof(*t));
+        if (t) {
+            for (size_t i = 0; i < ks_scan_topic_count(s); i++)
+                t[i] = (char *)ks_scan_topic(s, i);
+            /* the lock first: marks read before it could miss a replay finishing meanwhile */
+            if (!c->lock ||
+                dlq_lock_topics(ks_db_conn(c->db), t, ks_scan_topic_count(s), err) == KS_OK)
+                c->marks = dlq_marks_load(ks_db_conn(c->db), t, ks_scan_topic_count(s), err);
+            free(t);
+        }
+        if (!c->marks) {
+            if (!err->msg[0])
+                ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+            ks_scan_free(s);
+            s = NULL;
+        }
+    }
+    free(ranges);
+    free(names);
+    return s;
+}
+
+int dlq_next(struct dlq_ctx *c, struct ks_scan *s, int timeout_ms, struct dlq_msg *d,
+             struct ks_err *err)
+{
+    int want = c->o.status ? c->o.status : DLQ_ANY;
+
+    for (;;) {
+        rd_kafka_message_t *m = NULL;
+        int r = ks_scan_next(s, timeout_ms, &m, err);
+
+        if (r != 1)
+            return r;
+        dlq_msg_parse(d, m);
+        /* the scan's copy of the topic name outlives the message (progress marks keep it) */
+        for (size_t i = 0; i < ks_scan_topic_count(s); i++)
+            if (strcmp(ks_scan_topic(s, i), d->dlq) == 0) {
+                d->dlq = ks_scan_topic(s, i);
+                break;
+            }
+        d->state = c->marks ? dlq_marks_get(c->marks, d->dlq, d->partition, d->offset) : 0;
+        if (dlq_msg_match(&c->o, d) && (d->state == 0 || (d->state & want)))
+            return 1;
+        rd_kafka_message_destroy(m);
+    }
+}
+
+const char *dlq_state_name(int state)
+{
+    if (state & DLQ_RESOLVED)
+        return "resolved";
+    if (state & DLQ_REPLAYED)
+        return "replayed";
+    return state ? "open" : "?";
+}
+
+void dlq_fmt_time(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms < 0 || !gmtime_r(&t, &tm)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+void dlq_fmt_age(int64_t ms, int64_t now, char *buf, size_t len)
+{
+    int64_t s = (now - ms) / 1000;
+
+    if (ms < 0)
+        snprintf(buf, len, "-");
+    else if (s < 120)
+        snprintf(buf, len, "%" PRId64 "s", s < 0 ? 0 : s);
+    else if (s < 7200)
+        snprintf(buf, len, "%" PRId64 "m", s / 60);
+    else if (s < 172800)
+        snprintf(buf, len, "%" PRId64 "h", s / 3600);
+    else
+        snprintf(buf, len, "%" PRId64 "d", s / 86400);
+}
+
+static json_t *bytes_json(const void *p, size_t len)
+{
+    json_t *j = p ? json_stringn(p, len) : json_null();
+    return j ? j : json_null(); /* not UTF-8: the caller adds a base64 copy */
+}
+
+static char *b64(const void *p, size_t len)
+{
+    char *s = malloc(ks_b64_enclen(len) + 1);
+    if (s)
+        ks_b64_encode(p, len, s);
+    return s;
+}
+
+json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw)
+{
+    const rd_kafka_message_t *m = d->rkm;
+    char ref[400];
+    json_t *j;
+
+    snprintf(ref, sizeof(ref), "%s:%d:%" PRId64, d->dlq, (int)d->partition, d->offset);
+    j = json_pack("{s:s, s:s, s:i, s:I, s:I, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, "
+                  "s:{s:s, s:i, s:I, s:I}, s:s, s:s, s:i, s:I, s:I}",
+                  "ref", ref, "dlq_topic", d->dlq, "partition", (int)d->partition, "offset",
+                  (json_int_t)d->offset, "timestamp", (json_int_t)d->ts, "status",
+                  dlq_state_name(d->state), "message_id", d->message_id, "key",
+                  bytes_json(m->key, m->key_len), "error", "class", d->cls, "code", d->code,
+                  "message", d->msg, "field", d->field, "origin", "topic", d->origin,
+                  "partition", (int)d->origin_partition, "offset", (json_int_t)d->origin_offset,
+                  "timestamp", (json_int_t)d->origin_ts, "group", d->group, "instance",
+                  d->instance, "attempts", d->attempt, "first_failure",
+                  (json_int_t)d->first_failure, "last_failure", (json_int_t)d->last_failure);
+    if (!j)
+        return NULL;
+    if (m->key && json_is_null(json_object_get(j, "key"))) {
+        char *k = b64(m->key, m->key_len);
+        json_object_set_new(j, "key_base64", json_string(k ? k : ""));
+        free(k);
+    }
+    if (full) {
+        rd_kafka_headers_t *h = NULL;
+        json_t *hs = json_object(), *v = NULL;
+        const struct ks_schema *w = NULL;
+        struct ks_err err = {0};
+        const char *name;
+        const void *val;
+        size_t len;
+
+        if (rd_kafka_message_headers(m, &h) == 0)
+            for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &len) == 0; i++)
+                json_object_set_new(hs, name, bytes_json(val, len));
+        json_object_set_new(j, "headers", hs);
+        if (ks_serde_decode(m->payload, m->len, &w, &v, &err) == KS_OK) {
+            json_object_set_new(j, "schema", json_string(ks_schema_name(w)));
+            json_object_set_new(j, "value", v);
+        } else {
+            json_object_set_new(j, "schema", json_null());
+            json_object_set_new(j, "value", json_null());
+            json_object_set_new(j, "decode_error", json_string(err.msg));
+        }
+        if (raw || !v) {
+            char *s = b64(m->payload, m->len);
+            json_object_set_new(j, "value_base64", json_string(s ? s : ""));
+            free(s);
+        }
+    }
+    return j;
+}
+
+void dlq_json_line(json_t *j)
+{
+    if (j) {
+        json_dumpf(j, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+    }
+    json_decref(j);
+}
+
+void dlq_print_row_header(void)
+{
+    printf("%-34s %5s %-9s %-8s %-34s %-16s %3s %-8s %s\n", "REF", "AGE", "CLASS", "CODE",
+           "ORIGIN", "KEY", "ATT", "STATUS", "MESSAGE");
+}
+
+void dlq_print_row(const struct dlq_msg *d, int64_t now)
+{
+    char ref[400], origin[300], age[16], key[17] = "";
+    const rd_kafka_message_t *m = d->rkm;
+
+    snprintf(ref, sizeof(ref), "%s:%d:%" PRId64, d->dlq, (int)d->partition, d->offset);
+    snprintf(origin, sizeof(origin), "%s[%d]@%" PRId64, d->origin, (int)d->origin_partition,
+             d->origin_offset);
+    dlq_fmt_age(d->ts, now, age, sizeof(age));
+    if (m->key)
+        for (size_t i = 0; i < m->key_len && i < sizeof(key) - 1; i++) {
+            char ch = ((const char *)m->key)[i];
+            key[i] = ch >= 32 && ch < 127 ? ch : '.';
+            key[i + 1] = '\0';
+        }
+    printf("%-34s %5s %-9s %-8s %-34s %-16s %3d %-8s %.60s\n", ref, age, d->cls, d->code, origin,
+           key, d->attempt, dlq_state_name(d->state), d->msg);
+}
+
+void dlq_print_full(const struct dlq_msg *d, int raw)
+{
+    json_t *j = dlq_msg_json(d, 1, raw), *hs, *v;
+    char t1[40], t2[40], t3[40], t4[40];
+    const char *name;
+    char *s;
+
+    if (!j)
+        return;
+    dlq_fmt_time(d->ts, t1, sizeof(t1));
+    dlq_fmt_time(d->origin_ts, t2, sizeof(t2));
+    dlq_fmt_time(d->first_failure, t3, sizeof(t3));
+    dlq_fmt_time(d->last_failure, t4, sizeof(t4));
+    printf("== %s  (%s)\n", json_string_value(json_object_get(j, "ref")),
+           dlq_state_name(d->state));
+    printf("dead-lettered  %s\n", t1);
+    printf("message id     %s\n", d->message_id);
+    printf("key            %s\n", json_is_string(json_object_get(j, "key"))
+                                      ? json_string_value(json_object_get(j, "key"))
+                                      : "(none or binary)");
+    printf("origin         %s [%d] @%" PRId64 ", written %s\n", d->origin,
+           (int)d->origin_partition, d->origin_offset, t2);
+    printf("error          %s / %s: %s%s%s%s\n", d->cls, d->code, d->msg,
+           d->field[0] ? " (field " : "", d->field, d->field[0] ? ")" : "");
+    printf("consumer       group %s, instance %s\n", d->group, d->instance);
+    printf("attempts       %d, first failure %s, last failure %s\n", d->attempt, t3, t4);
+    printf("headers\n");
+    hs = json_object_get(j, "headers");
+    json_object_foreach(hs, name, v)
+        printf("  %-28s %s\n", name, json_is_string(v) ? json_string_value(v) : "(binary)");
+    if (json_is_string(json_object_get(j, "decode_error")))
+        printf("value          undecodable: %s\n",
+               json_string_value(json_object_get(j, "decode_error")));
+    else if ((s = json_dumps(json_object_get(j, "value"), JSON_INDENT(2)))) {
+        printf("value (%s)\n%s\n", json_string_value(json_object_get(j, "schema")), s);
+        free(s);
+    }
+    if (json_is_string(json_object_get(j, "value_base64")))
+        printf("value bytes (base64, %zu bytes)\n%s\n", d->rkm->len,
+               json_string_value(json_object_get(j, "value_base64")));
+    printf("\n");
+    json_decref(j);
+}
+
+json_t *dlq_filters_json(const struct dlq_opts *o)
+{
+    json_t *j = json_object(), *a;
+
+#define LIST(name, arr, n)                                                                       \
+    if (n) {                                                                                     \
+        a = json_array();                                                                        \
+        for (size_t i = 0; i < (n); i++)                                                         \
+            json_array_append_new(a, json_string(arr[i]));                                      \
+        json_object_set_new(j, name, a);                                                         \
+    }
+    LIST("dlq", o->dlqs, o->ndlqs)
+    LIST("error", o->errors, o->nerrors)
+    LIST("topic", o->origins, o->norigins)
+#undef LIST
+    if (o->since >= 0)
+        json_object_set_new(j, "since", json_integer(o->since));
+    if (o->until >= 0)
+        json_object_set_new(j, "until", json_integer(o->until));
+    if (o->key)
+        json_object_set_new(j, "key", json_string(o->key));
+    if (o->nhdrs) {
+        a = json_object();
+        for (size_t i = 0; i < o->nhdrs; i++)
+            json_object_set_new(a, o->hdrs[i].name, json_string(o->hdrs[i].value));
+        json_object_set_new(j, "header", a);
+    }
+    if (o->nrefs) {
+        a = json_array();
+        for (size_t i = 0; i < o->nrefs; i++) {
+            char ref[400];
+            snprintf(ref, sizeof(ref), "%s:%d:%" PRId64, o->refs[i].topic,
+                     (int)o->refs[i].partition, o->refs[i].offset);
+            json_array_append_new(a, json_string(ref));
+        }
+        json_object_set_new(j, "refs", a);
+    }
+    if (o->limit >= 0)
+        json_object_set_new(j, "limit", json_integer(o->limit));
+    if (o->rate > 0)
+        json_object_set_new(j, "rate", json_real(o->rate));
+    if (o->again)
+        json_object_set_new(j, "again", json_true());
+    if (o->all)
+        json_object_set_new(j, "all", json_true());
+    return j;
+}

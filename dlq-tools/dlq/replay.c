@@ -1,0 +1,494 @@
+/* replay.c - kasir-dlq replay and resolve.
+ *
+ * Replay: copy first, acknowledge after. Each selected dead letter is produced (idempotent
+ * producer, acks=all) to its origin topic or --to; only when Kafka's delivery report
+ * confirms the copy is its (dlq topic, partition, offset) added to the batch of marks, and
+ * a batch goes to kasir_dlq_replayed in one statement (with the audit's count) every
+ * --batch confirmations or 500 ms. A rerun skips what is marked. A kill between a
+ * delivery and its mark sends that copy again on the rerun: it carries the original
+ * kasir.message_id, so the worker's dedup (kasir_processed, or its natural key) applies
+ * it once. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dlq.h"
+#include "lib/kafka.h"
+#include "lib/headers.h"
+#include "lib/pgarr.h"
+#include "lib/banned.h"
+
+#define H_REPLAY_ID "kasir.replay.id"
+#define H_REPLAY_BY "kasir.replay.by"
+#define H_REPLAY_AT "kasir.replay.at"
+
+struct pending { /* one copy in flight, until its delivery report */
+    const char *dlq, *target; /* owned by the scan / the target list */
+    int32_t partition;
+    int64_t offset;
+    char message_id[256];
+};
+
+struct target {
+    char *name;
+    int ok; /* exists in the cluster */
+};
+
+struct replay {
+    struct dlq_ctx *c;
+    rd_kafka_t *rk;
+    struct dlq_markbuf *marks;
+    struct target *targets;
+    size_t ntargets;
+    char id[KS_ID_LEN];
+    int64_t selected, sent, confirmed, failed, recorded;
+    int64_t inflight; /* marks sent to PostgreSQL, answer not read yet */
+    int write_failed;
+    struct ks_err err;
+};
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct replay *r = opaque;
+    struct pending *p = m->_private;
+
+    (void)rk;
+    if (m->err) {
+        if (r->failed++ < 5)
+            fprintf(stderr, "kasir-dlq: copy of %s:%d:%" PRId64 " to %s not delivered: %s\n",
+                    p->dlq, (int)p->partition, p->offset, p->target, rd_kafka_err2str(m->err));
+    } else {
+        dlq_markbuf_add(r->marks, p->dlq, p->partition, p->offset, p->message_id, p->target);
+        r->confirmed++;
+    }
+    free(p);
+}
+
+/* the answer to the batch of marks in flight, if one is */
+static void wait_marks(struct replay *r)
+{
+    if (!r->inflight)
+        return;
+    if (dlq_markbuf_wait(ks_db_conn(r->c->db), &r->err) != KS_OK) {
+        r->write_failed = 1;
+        fprintf(stderr, "kasir-dlq: %s\n", r->err.msg);
+    } else {
+        r->recorded += r->inflight;
+    }
+    r->inflight = 0;
+}
+
+/* the batch of confirmed copies -> kasir_dlq_replayed, sent without waiting: copies go on
+ * while PostgreSQL writes it. A failure stops the replay (what went and is not recorded is
+ * sent again by the rerun, and deduplicated downstream). */
+static void send_marks(struct replay *r)
+{
+    size_t n = dlq_markbuf_count(r->marks);
+
+    if (n == 0 || r->write_failed)
+        return;
+    wait_marks(r);
+    if (r->write_failed)
+        return;
+    if (dlq_markbuf_send(r->marks, ks_db_conn(r->c->db), r->id, 0, r->selected, &r->err) !=
+        KS_OK) {
+        r->write_failed = 1;
+        fprintf(stderr, "kasir-dlq: %s\n", r->err.msg);
+        return;
+    }
+    r->inflight = (int64_t)n;
+}
+
+static const struct target *target_get(struct replay *r, const char *name)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    struct target *nt;
+
+    for (size_t i = 0; i < r->ntargets; i++)
+        if (strcmp(r->targets[i].name, name) == 0)
+            return &r->targets[i];
+    if (!(nt = realloc(r->targets, (r->ntargets + 1) * sizeof(*nt))))
+        return NULL;
+    r->targets = nt;
+    nt = &r->targets[r->ntargets];
+    if (!(nt->name = strdup(name)))
+        return NULL;
+    /* a missing topic would hold every copy for message.timeout.ms, then fail them all:
+     * ask once instead, and say so at once */
+    rkt = rd_kafka_topic_new(r->rk, name, NULL);
+    nt->ok = rkt && rd_kafka_metadata(r->rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
+             md->topics[0].err == 0 && md->topics[0].partition_cnt > 0;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    if (!nt->ok)
+        fprintf(stderr, "kasir-dlq: target topic %s does not exist: its messages are left open\n",
+                name);
+    r->ntargets++;
+    return nt;
+}
+
+static int runtime_owned(const char *name)
+{
+    static const char *const prefixes[] = {"kasir.error.", "kasir.origin.", "kasir.retry.",
+                                           "kasir.replay."};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    return strcmp(name, KS_H_ATTEMPT) == 0 || strcmp(name, KS_H_MESSAGE_ID) == 0;
+}
+
+/* the copy's headers: the dead letter's own, minus what the runtime owns (it writes them
+ * again if the copy fails again, and does not trust them on a main topic), plus the
+ * original message id and who replayed it when */
+static rd_kafka_headers_t *copy_headers(const struct replay *r, const struct dlq_msg *d,
+                                        const char *at)
+{
+    rd_kafka_headers_t *src = NULL, *h = rd_kafka_headers_new(16);
+    const char *name;
+    const void *v;
+    size_t len;
+
+    if (!h)
+        return NULL;
+    if (rd_kafka_message_headers(d->rkm, &src) == 0)
+        for (size_t i = 0; rd_kafka_header_get_all(src, i, &name, &v, &len) == 0; i++)
+            if (!runtime_owned(name))
+                rd_kafka_header_add(h, name, -1, v, v ? (ssize_t)len : 0);
+    rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, d->message_id, -1);
+    rd_kafka_header_add(h, H_REPLAY_ID, -1, r->id, -1);
+    rd_kafka_header_add(h, H_REPLAY_BY, -1, r->c->actor, -1);
+    rd_kafka_header_add(h, H_REPLAY_AT, -1, at, -1);
+    return h;
+}
+
+static int produce_copy(struct replay *r, const struct dlq_msg *d, const char *target)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    rd_kafka_headers_t *h;
+    rd_kafka_resp_err_t e;
+    char at[24];
+
+    snprintf(at, sizeof(at), "%" PRId64, dlq_now_ms());
+    if (!p || !(h = copy_headers(r, d, at))) {
+        free(p);
+        return -1;
+    }
+    p->dlq = d->dlq;
+    p->target = target;
+    p->partition = d->partition;
+    p->offset = d->offset;
+    snprintf(p->message_id, sizeof(p->message_id), "%s", d->message_id);
+    for (;;) {
+        e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(target),
+                              RD_KAFKA_V_KEY(d->rkm->key, d->rkm->key_len),
+                              RD_KAFKA_V_VALUE(d->rkm->payload, d->rkm->len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                              RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(r->rk, 10);
+    }
+    if (e) {
+        fprintf(stderr, "kasir-dlq: could not produce to %s: %s\n", target, rd_kafka_err2str(e));
+        rd_kafka_headers_destroy(h);
+        free(p);
+        return -1;
+    }
+    r->sent++;
+    return 0;
+}
+
+struct progress {
+    int tty, quiet;
+    double t0, last;
+};
+
+static void show_progress(struct progress *pg, struct replay *r, struct ks_scan *s, long limit,
+                          int final)
+{
+    double now = mono_s(), el = now - pg->t0, f = ks_scan_progress(s), rate;
+    int64_t done = r->confirmed;
+
+    if (pg->quiet || (!final && now - pg->last < (pg->tty ? 0.2 : 2.0)))
+        return;
+    pg->last = now;
+    if (limit > 0 && (double)r->sent / (double)limit > f)
+        f = (double)r->sent / (double)limit;
+    rate = el > 0 ? (double)done / el : 0;
+    if (pg->tty) {
+        char bar[31];
+        int fill = (int)(f * 30);
+        double eta = f > 0.001 ? el * (1 - f) / f : 0;
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[30] = '\0';
+        fprintf(stderr, "\r[%s] %3d%%  %" PRId64 " replayed  %.0f msg/s  ETA %d:%02d   %s", bar,
+                (int)(f * 100), done, rate, (int)eta / 60, (int)eta % 60, final ? "\n" : "");
+    } else {
+        fprintf(stderr, "kasir-dlq: replay %s: %" PRId64 " sent, %" PRId64 " confirmed, %" PRId64
+                        " recorded, %.0f%% scanned, %.0f msg/s\n",
+                r->id, r->sent, done, r->recorded, f * 100, rate);
+    }
+}
+
+static void dry_line(const struct dlq_ctx *c, const struct dlq_msg *d, const char *target)
+{
+    if (c->o.json)
+        dlq_json_line(json_pack("{s:s, s:i, s:I, s:s, s:s, s:s}", "dlq_topic", d->dlq,
+                                "partition", (int)d->partition, "offset", (json_int_t)d->offset,
+                                "target", target, "message_id", d->message_id, "class", d->cls));
+    else
+        printf("%s:%d:%" PRId64 " -> %s  %s  %s\n", d->dlq, (int)d->partition, d->offset, target,
+               d->message_id, d->cls);
+}
+
+int dlq_cmd_replay(struct dlq_ctx *c)
+{
+    struct replay r = {.c = c};
+    struct progress pg = {.tty = isatty(2), .quiet = c->o.quiet};
+    struct ks_scan *s = NULL;
+    struct dlq_msg d;
+    rd_kafka_conf_t *conf = NULL;
+    json_t *filters = NULL;
+    double t0, last_write;
+    int rc = DLQ_EXIT_OK, begun = 0, scan_failed = 0;
+
+    c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0);
+    c->lock = !c->o.dry_run;
+    if (!(s = dlq_scan_open(c, &r.err))) {
+        fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
+        return r.err.code == KS_ENOTFOUND || r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
+                                                                   : DLQ_EXIT_FAIL;
+    }
+    if (!c->o.dry_run) {
+        if (ks_id_new("rpl", r.id, &r.err) != KS_OK || !(r.marks = dlq_markbuf_new()) ||
+            !(filters = dlq_filters_json(&c->o)) ||
+            !(conf = ks_kafka_conf_new(c->brokers, "producer", c->cfg, &r.err))) {
+            fprintf(stderr, "kasir-dlq: %s\n", r.err.msg[0] ? r.err.msg : "out of memory");
+            rc = DLQ_EXIT_FAIL;
+            goto out;
+        }
+        rd_kafka_conf_set_opaque(conf, &r);
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        if (!(r.rk = ks_kafka_producer_new(conf, &r.err))) {
+            fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
+            rc = DLQ_EXIT_FAIL;
+            goto out;
+        }
+        if (dlq_audit_begin(ks_db_conn(c->db), r.id, "replay", c->actor, filters, c->o.to,
+                            c->o.note, &r.err) != KS_OK) {
+            fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
+            rc = DLQ_EXIT_FAIL;
+            goto out;
+        }
+        begun = 1;
+        if (!c->o.json && !c->o.quiet)
+            fprintf(stderr, "kasir-dlq: replay %s by %s\n", r.id, c->actor);
+    }
+    t0 = last_write = pg.t0 = pg.last = mono_s();
+    while (!dlq_stop && !r.write_failed && (c->o.limit < 0 || r.selected < c->o.limit)) {
+        const char *target;
+        const struct target *tg;
+        int n = dlq_next(c, s, 100, &d, &r.err);
+
+        if (n == -1)
+            break;
+        if (n == -2) {
+            fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
+            scan_failed = 1;
+            break;
+        }
+        if (n == 1) {
+            r.selected++;
+            target = c->o.to ? c->o.to : d.origin;
+            if (c->o.dry_run) {
+                dry_line(c, &d, target[0] ? target : "(no origin)");
+            } else if (!target[0] || !(tg = target_get(&r, target)) || !tg->ok) {
+                if (!target[0])
+                    fprintf(stderr,
+                            "kasir-dlq: %s:%d:%" PRId64 " names no origin topic: use --to\n",
+                            d.dlq, (int)d.partition, d.offset);
+                r.failed++;
+            } else {
+                if (c->o.rate > 0) { /* message k is due at t0 + k / rate */
+                    double due = t0 + (double)(r.sent) / c->o.rate, now;
+                    while ((now = mono_s()) < due && !dlq_stop) {
+                        int ms = (int)((due - now) * 1000);
+                        rd_kafka_poll(r.rk, ms > 0 ? ms : 0);
+                        if (ms <= 0)
+                            break;
+                    }
+                }
+                if (produce_copy(&r, &d, tg->name) != 0)
+                    r.failed++;
+            }
+            rd_kafka_message_destroy(d.rkm);
+        }
+        if (r.rk) {
+            double now;
+            rd_kafka_poll(r.rk, 0);
+            now = mono_s();
+            if (dlq_markbuf_count(r.marks) >= (size_t)c->o.batch ||
+                (dlq_markbuf_count(r.marks) && now - last_write >= 0.5)) {
+                send_marks(&r);
+                last_write = now;
+            }
+            show_progress(&pg, &r, s, c->o.limit, 0);
+        }
+    }
+    if (r.rk) {
+        /* everything produced gets its report (delivered or failed) before the last marks */
+        for (int i = 0; i < 600 && rd_kafka_outq_len(r.rk) > 0; i++) {
+            rd_kafka_poll(r.rk, 100);
+            if (dlq_markbuf_count(r.marks) >= (size_t)c->o.batch)
+                send_marks(&r);
+        }
+        send_marks(&r);
+        wait_marks(&r);
+        show_progress(&pg, &r, s, c->o.limit, 1);
+    }
+out:
+    if (begun) {
+        const char *status = dlq_stop ? "interrupted"
+                             : (r.failed || r.write_failed || scan_failed ||
+                                r.confirmed < r.sent) ? "failed" : "done";
+        struct ks_err e2 = {0};
+        if (dlq_audit_end(ks_db_conn(c->db), r.id, status, r.selected,
+                          r.failed + (r.sent - r.confirmed), &e2) != KS_OK)
+            fprintf(stderr, "kasir-dlq: %s\n", e2.msg);
+        if (dlq_stop)
+            rc = DLQ_EXIT_INTERRUPTED;
+        else if (strcmp(status, "failed") == 0)
+            rc = DLQ_EXIT_FAIL;
+    } else if (c->o.dry_run && rc == DLQ_EXIT_OK) {
+        if (scan_failed)
+            rc = DLQ_EXIT_FAIL;
+        else if (dlq_stop)
+            rc = DLQ_EXIT_INTERRUPTED;
+    }
+    if (rc != DLQ_EXIT_FAIL || begun) {
+        if (c->o.json)
+            dlq_json_line(json_pack("{s:s?, s:b, s:I, s:I, s:I, s:I}", "replay_id",
+                                    c->o.dry_run ? NULL : r.id, "dry_run", c->o.dry_run,
+                                    "selected", (json_int_t)r.selected, "replayed",
+                                    (json_int_t)r.recorded, "unconfirmed",
+                                    (json_int_t)(r.confirmed - r.recorded), "failed",
+                                    (json_int_t)(r.failed + (r.sent - r.confirmed))));
+        else if (c->o.dry_run)
+            printf("dry run: %" PRId64 " messages would be replayed; nothing was sent or "
+                   "recorded\n",
+                   r.selected);
+        else
+            printf("replay %s: %" PRId64 " selected, %" PRId64 " replayed and recorded, %" PRId64
+                   " failed%s\n",
+                   r.id, r.selected, r.recorded, r.failed + (r.sent - r.confirmed),
+                   dlq_stop ? " (interrupted: rerun to carry on)" : "");
+    }
+    if (r.rk)
+        ks_kafka_producer_close(r.rk, 0);
+    for (size_t i = 0; i < r.ntargets; i++)
+        free(r.targets[i].name);
+    free(r.targets);
+    dlq_markbuf_free(r.marks);
+    json_decref(filters);
+    ks_scan_free(s);
+    return rc;
+}
+
+int dlq_cmd_resolve(struct dlq_ctx *c)
+{
+    struct dlq_markbuf *mb = NULL;
+    struct ks_scan *s = NULL;
+    struct ks_err err = {0};
+    struct dlq_msg d;
+    json_t *filters = NULL;
+    char id[KS_ID_LEN];
+    int64_t selected = 0;
+    int rc = DLQ_EXIT_OK, begun = 0, n = 0;
+
+    c->o.status = DLQ_OPEN | DLQ_REPLAYED;
+    if (!(s = dlq_scan_open(c, &err))) {
+        fprintf(stderr, "kasir-dlq: %s\n", err.msg);
+        return err.code == KS_ENOTFOUND || err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
+                                                               : DLQ_EXIT_FAIL;
+    }
+    if (!c->o.dry_run) {
+        if (ks_id_new("rsv", id, &err) != KS_OK || !(mb = dlq_markbuf_new()) ||
+            !(filters = dlq_filters_json(&c->o)) ||
+            dlq_audit_begin(ks_db_conn(c->db), id, "resolve", c->actor, filters, NULL,
+                            c->o.note, &err) != KS_OK) {
+            fprintf(stderr, "kasir-dlq: %s\n", err.msg[0] ? err.msg : "out of memory");
+            rc = DLQ_EXIT_FAIL;
+            goto out;
+        }
+        begun = 1;
+    }
+    while (!dlq_stop && (c->o.limit < 0 || selected < c->o.limit)) {
+        if ((n = dlq_next(c, s, 200, &d, &err)) == -1)
+            break;
+        if (n == -2) {
+            fprintf(stderr, "kasir-dlq: %s\n", err.msg);
+            rc = DLQ_EXIT_FAIL;
+            break;
+        }
+        if (n == 0)
+            continue;
+        selected++;
+        if (c->o.dry_run)
+            dry_line(c, &d, "resolved");
+        else
+            dlq_markbuf_add(mb, d.dlq, d.partition, d.offset, d.message_id, NULL);
+        rd_kafka_message_destroy(d.rkm);
+        if (mb && dlq_markbuf_count(mb) >= (size_t)c->o.batch &&
+            dlq_markbuf_write(mb, ks_db_conn(c->db), id, 1, selected, &err) != KS_OK) {
+            fprintf(stderr, "kasir-dlq: %s\n", err.msg);
+            rc = DLQ_EXIT_FAIL;
+            break;
+        }
+    }
+    if (mb && rc == DLQ_EXIT_OK &&
+        dlq_markbuf_write(mb, ks_db_conn(c->db), id, 1, selected, &err) != KS_OK) {
+        fprintf(stderr, "kasir-dlq: %s\n", err.msg);
+        rc = DLQ_EXIT_FAIL;
+    }
+    if (dlq_stop && rc == DLQ_EXIT_OK)
+        rc = DLQ_EXIT_INTERRUPTED;
+out:
+    if (begun) {
+        struct ks_err e2 = {0};
+        if (dlq_audit_end(ks_db_conn(c->db), id, rc == DLQ_EXIT_OK ? "done"
+                                                 : rc == DLQ_EXIT_INTERRUPTED ? "interrupted"
+                                                                              : "failed",
+                          selected, 0, &e2) != KS_OK) {
+            fprintf(stderr, "kasir-dlq: %s\n", e2.msg);
+            rc = DLQ_EXIT_FAIL;
+        }
+    }
+    if (rc != DLQ_EXIT_FAIL) {
+        if (c->o.json)
+            dlq_json_line(json_pack("{s:s?, s:b, s:I}", "resolve_id", begun ? id : NULL,
+                                    "dry_run", c->o.dry_run, "resolved", (json_int_t)selected));
+        else if (c->o.dry_run)
+            printf("dry run: %" PRId64 " messages would be resolved; nothing was recorded\n",
+                   selected);
+        else
+            printf("resolve %s: %" PRId64 " messages marked resolved\n", id, selected);
+    }
+    dlq_markbuf_free(mb);
+    json_decref(filters);
+    ks_scan_free(s);
+    return rc;
+}

@@ -1,0 +1,612 @@
+/* store.c - kasir-dlq's state in PostgreSQL (migration 500) and the parked outbox rows
+ * (migration 106). Every statement the tool runs is here. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlq.h"
+#include "lib/outbox.h"
+#include "lib/serde.h"
+#include "lib/headers.h"
+#include "lib/pgarr.h"
+#include "lib/banned.h"
+
+/* the marks of the DLQ topics a command reads, loaded once: a scan then looks each
+ * message up in memory instead of asking the database per message */
+static const char SQL_MARKS[] =
+    "SELECT r.topic, u.p, u.o, 2 FROM kasir_dlq_replayed r, unnest(r.partitions, r.offs) AS u(p, o)"
+    " WHERE r.topic = ANY($1::text[]) "
+    "UNION ALL "
+    "SELECT topic, partition, off, 4 FROM kasir_dlq_resolved WHERE topic = ANY($1::text[])";
+
+/* one replay per DLQ topic at a time: two would both find the same messages open and both
+ * send them. Session locks, so a killed replay's go with its connection. Returns the
+ * topics another replay holds. */
+static const char SQL_LOCK_TOPICS[] =
+    "SELECT t FROM unnest($1::text[]) AS t"
+    " WHERE NOT pg_try_advisory_lock(hashtext('kasir-dlq replay ' || t))";
+
+static const char SQL_AUDIT_BEGIN[] =
+    "INSERT INTO kasir_dlq_audit (id, action, actor, filters, target, note) "
+    "VALUES ($1, $2, $3, $4::jsonb, $5, $6)";
+
+static const char SQL_AUDIT_END[] =
+    "UPDATE kasir_dlq_audit SET status = $2, finished_at = now(), selected = $3, failed = $4 "
+    "WHERE id = $1";
+
+/* one round trip per batch of confirmed copies: a row per DLQ topic of the batch (its
+ * messages as arrays, in the order confirmed) and the audit's count, in one statement */
+static const char SQL_MARK_REPLAYED[] =
+    "WITH u AS ("
+    "  SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[])"
+    "    WITH ORDINALITY AS u(t, p, o, m, g, n)),"
+    " ins AS ("
+    "  INSERT INTO kasir_dlq_replayed (replay_id, topic, partitions, offs, message_ids, targets)"
+    "  SELECT $1, t, array_agg(p ORDER BY n), array_agg(o ORDER BY n), array_agg(m ORDER BY n),"
+    "         array_agg(g ORDER BY n) FROM u GROUP BY t"
+    "  RETURNING cardinality(offs) AS k) "
+    "UPDATE kasir_dlq_audit SET done = done + (SELECT coalesce(sum(k), 0) FROM ins),"
+    " selected = greatest(selected, $7::bigint) WHERE id = $1";
+
+static const char SQL_MARK_RESOLVED[] =
+    "WITH ins AS ("
+    "  INSERT INTO kasir_dlq_resolved (topic, partition, off, resolve_id, message_id)"
+    "  SELECT t, p, o, $1, m"
+    "  FROM unnest($2::text[], $3::int[], $4::bigint[], $5::text[]) AS u(t, p, o, m)"
+    "  ON CONFLICT DO NOTHING RETURNING 1) "
+    "UPDATE kasir_dlq_audit SET done = done + (SELECT count(*) FROM ins),"
+    " selected = greatest(selected, $6::bigint) WHERE id = $1";
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+static const char SQL_AUDIT_LIST[] =
+    "SELECT id, action, actor, " TS("started_at") ", " TS("finished_at") ", status, filters,"
+    " target, note, selected, done, failed FROM kasir_dlq_audit"
+    " WHERE ($1::text IS NULL OR id = $1) ORDER BY started_at DESC, id DESC LIMIT $2";
+
+/* parked rows: the selection shared by the listing and the retry */
+#define PARKED_WHERE                                                                            \
+    " WHERE ($1::text IS NULL OR worker = $1) AND ($2::text[] IS NULL OR topic = ANY($2))"      \
+    " AND ($3::bigint[] IS NULL OR id = ANY($3))"
+
+static const char SQL_PARKED_LIST[] =
+    "SELECT id, worker, message_id, topic, key, value, headers, " TS("created_at") ","
+    " attempts, last_error, " TS("parked_at") ", " TS("retried_at") ", retried_by"
+    " FROM kasir_outbox_dead" PARKED_WHERE " AND ($4 OR retried_at IS NULL)"
+    " ORDER BY parked_at, id LIMIT $5";
+
+/* The row stays parked as evidence, marked retried; a copy goes back into kasir_outbox
+ * under a fresh id, which its worker's relay sends at its next sweep (rows older than
+ * worker.outbox.min_age). A fresh id, not the old one: if the copy fails again the relay
+ * parks it again, and kasir_outbox_dead's key is the outbox id. One statement: the mark,
+ * the copy and the audit commit together. */
+static const char SQL_PARKED_RETRY[] =
+    "WITH sel AS ("
+    "  UPDATE kasir_outbox_dead SET retried_at = now(), retried_by = $4" PARKED_WHERE
+    "  AND retried_at IS NULL RETURNING worker, message_id, topic, key, value, headers),"
+    " ins AS ("
+    "  INSERT INTO kasir_outbox (worker, message_id, topic, key, value, headers)"
+    "  SELECT worker, message_id, topic, key, value, headers FROM sel RETURNING 1) "
+    "INSERT INTO kasir_dlq_audit (id, action, actor, filters, note, status, finished_at,"
+    " selected, done) "
+    "SELECT $5, 'parked-retry', $4, $6::jsonb, $7, 'done', now(), count(*), count(*) FROM ins "
+    "RETURNING done";
+
+struct mark {
+    size_t topic; /* index into dlq_marks.topics */
+    int32_t partition;
+    int64_t off;
+    int state;
+};
+
+struct dlq_marks {
+    char **topics;
+    size_t ntopics, n, last;
+    struct mark *v;
+};
+
+static int mark_cmp(const void *a, const void *b)
+{
+    const struct mark *x = a, *y = b;
+    if (x->topic != y->topic)
+        return x->topic < y->topic ? -1 : 1;
+    if (x->partition != y->partition)
+        return x->partition < y->partition ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static size_t topic_index(const struct dlq_marks *mk, const char *topic)
+{
+    for (size_t i = 0; i < mk->ntopics; i++)
+        if (strcmp(mk->topics[i], topic) == 0)
+            return i;
+    return (size_t)-1;
+}
+
+static void text_array(struct ks_pgarr *a, char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ks_pgarr_text(a, v[i]);
+}
+
+struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_err *err)
+{
+    struct dlq_marks *mk = calloc(1, sizeof(*mk));
+    struct ks_pgarr a;
+    const char *params[1];
+    PGresult *res = NULL;
+
+    ks_pgarr_init(&a);
+    if (!mk || !(mk->topics = calloc(n + 1, sizeof(*mk->topics))))
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        if (!(mk->topics[mk->ntopics++] = strdup(topics[i])))
+            goto oom;
+    text_array(&a, topics, n);
+    if (!(params[0] = ks_pgarr_str(&a)))
+        goto oom;
+    res = PQexecParams(pg, SQL_MARKS, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ks_err_set(err, KS_EDB, 1, NULL, "could not read the replay and resolve marks: %s",
+                   PQresultErrorMessage(res));
+        goto fail;
+    }
+    if (PQntuples(res) && !(mk->v = calloc((size_t)PQntuples(res), sizeof(*mk->v))))
+        goto oom;
+    for (int r = 0; r < PQntuples(res); r++) {
+        struct mark *m = &mk->v[mk->n];
+        if ((m->topic = topic_index(mk, PQgetvalue(res, r, 0))) == (size_t)-1)
+            continue;
+        m->partition = (int32_t)strtol(PQgetvalue(res, r, 1), NULL, 10);
+        m->off = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        m->state = (int)strtol(PQgetvalue(res, r, 3), NULL, 10);
+        mk->n++;
+    }
+    if (mk->n)
+        qsort(mk->v, mk->n, sizeof(*mk->v), mark_cmp);
+    if (mk->n > 1) { /* one entry per message: replayed twice, or replayed and resolved */
+        size_t o = 0;
+        for (size_t i = 1; i < mk->n; i++) {
+            if (mark_cmp(&mk->v[o], &mk->v[i]) == 0)
+                mk->v[o].state |= mk->v[i].state;
+            else
+                mk->v[++o] = mk->v[i];
+        }
+        mk->n = o + 1;
+    }
+    PQclear(res);
+    ks_pgarr_release(&a);
+    return mk;
+oom:
+    ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+fail:
+    PQclear(res);
+    ks_pgarr_release(&a);
+    dlq_marks_free(mk);
+    return NULL;
+}
+
+int dlq_marks_get(const struct dlq_marks *mk, const char *topic, int32_t partition, int64_t off)
+{
+    struct mark key = {.partition = partition, .off = off}, *hit;
+    struct dlq_marks *m = (struct dlq_marks *)mk;
+
+    /* a scan reads one topic after another: remember the last one */
+    if (m->last < m->ntopics && strcmp(m->topics[m->last], topic) == 0)
+        key.topic = m->last;
+    else if ((key.topic = topic_index(mk, topic)) == (size_t)-1)
+        return DLQ_OPEN;
+    else
+        m->last = key.topic;
+    hit = mk->n ? bsearch(&key, mk->v, mk->n, sizeof(key), mark_cmp) : NULL;
+    return hit ? hit->state : DLQ_OPEN;
+}
+
+void dlq_marks_free(struct dlq_marks *mk)
+{
+    if (!mk)
+        return;
+    for (size_t i = 0; i < mk->ntopics; i++)
+        free(mk->topics[i]);
+    free(mk->topics);
+    free(mk->v);
+    free(mk);
+}
+
+enum ks_code dlq_lock_topics(PGconn *pg, char **topics, size_t n, struct ks_err *err)
+{
+    struct ks_pgarr a;
+    const char *params[1];
+    PGresult *res = NULL;
+    enum ks_code rc = KS_OK;
+
+    ks_pgarr_init(&a);
+    text_array(&a, topics, n);
+    if (!(params[0] = ks_pgarr_str(&a))) {
+        rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        goto out;
+    }
+    res = PQexecParams(pg, SQL_LOCK_TOPICS, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = ks_err_set(err, KS_EDB, 1, NULL, "could not lock the DLQ topics: %s",
+                        PQresultErrorMessage(res));
+    else if (PQntuples(res) > 0)
+        rc = ks_err_set(err, KS_ECONFLICT, 0, NULL,
+                        "another replay is reading %s%s: let it finish or stop it (kasir-dlq "
+                        "audit shows it)",
+                        PQgetvalue(res, 0, 0), PQntuples(res) > 1 ? " and more" : "");
+out:
+    PQclear(res);
+    ks_pgarr_release(&a);
+    return rc;
+}
+
+enum ks_code dlq_audit_begin(PGconn *pg, const char *id, const char *action, const char *actor,
+                             const json_t *filters, const char *target, const char *note,
+                             struct ks_err *err)
+{
+    char *f = json_dumps(filters, JSON_COMPACT | JSON_SORT_KEYS);
+    const char *params[6] = {id, action, actor, f, target, note};
+    PGresult *res;
+    enum ks_code rc = KS_OK;
+
+    if (!f)
+        return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    res = PQexecParams(pg, SQL_AUDIT_BEGIN, 6, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = ks_err_set(err, KS_EDB, 1, NULL, "could not write the audit record: %s",
+                        PQresultErrorMessage(res));
+    PQclear(res);
+    free(f);
+    return rc;
+}
+
+enum ks_code dlq_audit_end(PGconn *pg, const char *id, const char *status, int64_t selected,
+                           int64_t failed, struct ks_err *err)
+{
+    char sel[24], fl[24];
+    const char *params[4] = {id, status, sel, fl};
+    PGresult *res;
+    enum ks_code rc = KS_OK;
+
+    snprintf(sel, sizeof(sel), "%" PRId64, selected);
+    snprintf(fl, sizeof(fl), "%" PRId64, failed);
+    res = PQexecParams(pg, SQL_AUDIT_END, 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = ks_err_set(err, KS_EDB, 1, NULL, "could not finish the audit record: %s",
+                        PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+struct dlq_markbuf {
+    struct ks_pgarr_bin a[5]; /* topic, partition, offset, message id, target */
+};
+
+struct dlq_markbuf *dlq_markbuf_new(void)
+{
+    static const unsigned oid[5] = {KS_OID_TEXT, KS_OID_INT4, KS_OID_INT8, KS_OID_TEXT,
+                                    KS_OID_TEXT};
+    struct dlq_markbuf *b = calloc(1, sizeof(*b));
+
+    if (b)
+        for (int i = 0; i < 5; i++)
+            ks_pgarr_bin_init(&b->a[i], oid[i]);
+    return b;
+}
+
+void dlq_markbuf_free(struct dlq_markbuf *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < 5; i++)
+        ks_pgarr_bin_release(&b->a[i]);
+    free(b);
+}
+
+void dlq_markbuf_add(struct dlq_markbuf *b, const char *topic, int32_t partition, int64_t off,
+                     const char *message_id, const char *target)
+{
+    ks_pgarr_bin_bytes(&b->a[0], topic, strlen(topic));
+    ks_pgarr_bin_int4(&b->a[1], partition);
+    ks_pgarr_bin_int8(&b->a[2], off);
+    ks_pgarr_bin_bytes(&b->a[3], message_id, strlen(message_id));
+    ks_pgarr_bin_bytes(&b->a[4], target ? target : "", target ? strlen(target) : 0);
+}
+
+size_t dlq_markbuf_count(const struct dlq_markbuf *b)
+{
+    return b->a[0].n;
+}
+
+enum ks_code dlq_markbuf_send(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
+                              int resolve, int64_t selected, struct ks_err *err)
+{
+    const char *params[7];
+    int lens[7] = {0}, fmts[7] = {0, 1, 1, 1, 1, 1, 0};
+    int np = resolve ? 6 : 7;
+    char sel[24];
+    enum ks_code rc = KS_OK;
+
+    params[0] = action_id;
+    for (int i = 0; i < np - 2; i++)
+        if (!(params[i + 1] = ks_pgarr_bin_data(&b->a[i], &lens[i + 1])))
+            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    snprintf(sel, sizeof(sel), "%" PRId64, selected);
+    params[np - 1] = sel;
+    fmts[np - 1] = 0;
+    /* libpq copies the parameters into its output buffer here: the arrays can be refilled */
+    if (!PQsendQueryParams(pg, resolve ? SQL_MARK_RESOLVED : SQL_MARK_REPLAYED, np, NULL,
+                           params, lens, fmts, 0))
+        rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
+                        PQerrorMessage(pg));
+    for (int i = 0; i < 5; i++)
+        ks_pgarr_bin_reset(&b->a[i]);
+    return rc;
+}
+
+enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err)
+{
+    PGresult *res;
+    enum ks_code rc = KS_OK;
+
+    while ((res = PQgetResult(pg))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == KS_OK)
+            rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
+                            PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    return rc;
+}
+
+enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
+                               int resolve, int64_t selected, struct ks_err *err)
+{
+    if (dlq_markbuf_count(b) == 0)
+        return KS_OK;
+    if (dlq_markbuf_send(b, pg, action_id, resolve, selected, err) != KS_OK)
+        return err->code;
+    return dlq_markbuf_wait(pg, err);
+}
+
+/* ---- kasir-dlq audit ------------------------------------------------------------------- */
+
+static const char *val(PGresult *res, int r, int c)
+{
+    return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+int dlq_cmd_audit(struct dlq_ctx *c)
+{
+    char lim[24];
+    const char *id = c->o.audit_id;
+    const char *params[2];
+    PGresult *res;
+    int rc = DLQ_EXIT_OK;
+
+    snprintf(lim, sizeof(lim), "%ld", c->o.limit >= 0 ? c->o.limit : 50);
+    params[0] = id;
+    params[1] = lim;
+    res = PQexecParams(ks_db_conn(c->db), SQL_AUDIT_LIST, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "kasir-dlq: could not read the audit: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return DLQ_EXIT_FAIL;
+    }
+    if (!c->o.json)
+        printf("%-41s %-12s %-20s %-24s %-11s %8s %8s %6s  %s\n", "ID", "ACTION", "ACTOR",
+               "STARTED", "STATUS", "SELECTED", "DONE", "FAILED", "FILTERS");
+    for (int r = 0; r < PQntuples(res); r++) {
+        if (c->o.json) {
+            json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:s?, s:s?, s:I, s:I, s:I}",
+                                  "id", val(res, r, 0), "action", val(res, r, 1), "actor",
+                                  val(res, r, 2), "started_at", val(res, r, 3), "finished_at",
+                                  val(res, r, 4), "status", val(res, r, 5), "filters",
+                                  json_loads(val(res, r, 6), 0, NULL), "target", val(res, r, 7),
+                                  "note", val(res, r, 8), "selected",
+                                  (json_int_t)strtoll(val(res, r, 9), NULL, 10), "done",
+                                  (json_int_t)strtoll(val(res, r, 10), NULL, 10), "failed",
+                                  (json_int_t)strtoll(val(res, r, 11), NULL, 10));
+            dlq_json_line(j);
+        } else {
+            printf("%-41s %-12s %-20.20s %-24s %-11s %8s %8s %6s  %s%s%s\n", val(res, r, 0),
+                   val(res, r, 1), val(res, r, 2), val(res, r, 3), val(res, r, 5),
+                   val(res, r, 9), val(res, r, 10), val(res, r, 11), val(res, r, 6),
+                   val(res, r, 7) ? " -> " : "", val(res, r, 7) ? val(res, r, 7) : "");
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* ---- kasir-dlq parked [retry] ------------------------------------------------------------ */
+
+struct parked_params {
+    struct ks_pgarr topics, ids;
+    const char *p[3];
+};
+
+static int parked_params(struct dlq_ctx *c, struct parked_params *pp)
+{
+    ks_pgarr_init(&pp->topics);
+    ks_pgarr_init(&pp->ids);
+    pp->p[0] = c->o.worker;
+    pp->p[1] = pp->p[2] = NULL;
+    if (c->o.norigins) {
+        text_array(&pp->topics, c->o.origins, c->o.norigins);
+        if (!(pp->p[1] = ks_pgarr_str(&pp->topics)))
+            return -1;
+    }
+    if (c->o.nids) {
+        for (size_t i = 0; i < c->o.nids; i++)
+            ks_pgarr_int(&pp->ids, c->o.ids[i]);
+        if (!(pp->p[2] = ks_pgarr_str(&pp->ids)))
+            return -1;
+    }
+    return 0;
+}
+
+static void parked_release(struct parked_params *pp)
+{
+    ks_pgarr_release(&pp->topics);
+    ks_pgarr_release(&pp->ids);
+}
+
+static json_t *bytea_json(PGresult *res, int r, int col, int decode_avro)
+{
+    size_t len = 0;
+    unsigned char *b;
+    json_t *j = NULL;
+
+    if (PQgetisnull(res, r, col))
+        return json_null();
+    if (!(b = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, col), &len)))
+        return json_null();
+    if (decode_avro) {
+        struct ks_err err = {0};
+        if (ks_serde_decode(b, len, NULL, &j, &err) != KS_OK)
+            j = NULL;
+    }
+    if (!j)
+        j = json_stringn((const char *)b, len);
+    PQfreemem(b);
+    return j ? j : json_string("(binary)");
+}
+
+static json_t *headers_json(PGresult *res, int r, int col)
+{
+    size_t len = 0;
+    unsigned char *b;
+    rd_kafka_headers_t *h;
+    json_t *j = json_object();
+    const char *name;
+    const void *v;
+    size_t vlen;
+
+    if (PQgetisnull(res, r, col) ||
+        !(b = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, col), &len)))
+        return j;
+    if ((h = ks_outbox_headers_decode(b, len))) {
+        for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &vlen) == 0; i++) {
+            json_t *s = v ? json_stringn(v, vlen) : json_null();
+            json_object_set_new(j, name, s ? s : json_string("(binary)"));
+        }
+        rd_kafka_headers_destroy(h);
+    }
+    PQfreemem(b);
+    return j;
+}
+
+int dlq_cmd_parked(struct dlq_ctx *c)
+{
+    struct parked_params pp;
+    const char *params[5];
+    char lim[24], all[8];
+    PGresult *res = NULL;
+    int rc = DLQ_EXIT_OK;
+
+    if (parked_params(c, &pp) != 0) {
+        fprintf(stderr, "kasir-dlq: out of memory\n");
+        rc = DLQ_EXIT_FAIL;
+        goto out;
+    }
+    snprintf(lim, sizeof(lim), "%ld", c->o.limit >= 0 ? c->o.limit : 1000);
+    snprintf(all, sizeof(all), "%s", c->o.all ? "true" : "false");
+    params[0] = pp.p[0];
+    params[1] = pp.p[1];
+    params[2] = pp.p[2];
+    params[3] = all;
+    params[4] = lim;
+    res = PQexecParams(ks_db_conn(c->db), SQL_PARKED_LIST, 5, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "kasir-dlq: could not read parked outbox rows: %s",
+                PQresultErrorMessage(res));
+        rc = DLQ_EXIT_FAIL;
+        goto out;
+    }
+    if (!c->o.json)
+        printf("%-10s %-24s %-34s %-44s %4s %-24s %s\n", "ID", "WORKER", "TOPIC", "MESSAGE_ID",
+               "ATT", "PARKED", "LAST ERROR");
+    for (int r = 0; r < PQntuples(res); r++) {
+        if (c->o.json) {
+            json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:I, s:s, s:s, s:s?, "
+                                  "s:s?}",
+                                  "id", (json_int_t)strtoll(val(res, r, 0), NULL, 10), "worker",
+                                  val(res, r, 1), "message_id", val(res, r, 2), "topic",
+                                  val(res, r, 3), "key", bytea_json(res, r, 4, 0), "value",
+                                  bytea_json(res, r, 5, 1), "headers", headers_json(res, r, 6),
+                                  "created_at", val(res, r, 7), "attempts",
+                                  (json_int_t)strtoll(val(res, r, 8), NULL, 10), "last_error",
+                                  val(res, r, 9), "parked_at", val(res, r, 10), "retried_at",
+                                  val(res, r, 11), "retried_by", val(res, r, 12));
+            dlq_json_line(j);
+        } else {
+            printf("%-10s %-24.24s %-34.34s %-44.44s %4s %-24s %.60s%s\n", val(res, r, 0),
+                   val(res, r, 1), val(res, r, 3), val(res, r, 2), val(res, r, 8),
+                   val(res, r, 10), val(res, r, 9), val(res, r, 11) ? " (retried)" : "");
+        }
+    }
+out:
+    PQclear(res);
+    parked_release(&pp);
+    return rc;
+}
+
+int dlq_cmd_parked_retry(struct dlq_ctx *c)
+{
+    struct parked_params pp;
+    const char *params[7];
+    char id[KS_ID_LEN], *filters = NULL;
+    struct ks_err err = {0};
+    PGresult *res = NULL;
+    json_t *f = NULL;
+    int rc = DLQ_EXIT_OK;
+
+    if (c->o.dry_run) { /* what would go: the rows still parked */
+        c->o.all = 0;
+        return dlq_cmd_parked(c);
+    }
+    if (parked_params(c, &pp) != 0 || ks_id_new("prk", id, &err) != KS_OK ||
+        !(f = json_object())) {
+        fprintf(stderr, "kasir-dlq: out of memory\n");
+        rc = DLQ_EXIT_FAIL;
+        goto out;
+    }
+    if (c->o.worker)
+        json_object_set_new(f, "worker", json_string(c->o.worker));
+    if (pp.p[1])
+        json_object_set_new(f, "topic", json_string(pp.p[1]));
+    if (pp.p[2])
+        json_object_set_new(f, "id", json_string(pp.p[2]));
+    if (c->o.all)
+        json_object_set_new(f, "all", json_true());
+    filters = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
+    params[0] = pp.p[0];
+    params[1] = pp.p[1];
+    params[2] = pp.p[2];
+    params[3] = c->actor;
+    params[4] = id;
+    params[5] = filters ? filters : "{}";
+    params[6] = c->o.note;
+    res = PQexecParams(ks_db_conn(c->db), SQL_PARKED_RETRY, 7, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        fprintf(stderr, "kasir-dlq: could not retry parked outbox rows: %s",
+                PQresultErrorMessage(res));
+        rc = DLQ_EXIT_FAIL;
+        goto out;
+    }
+    if (c->o.json)
+        dlq_json_line(json_pack("{s:s, s:s, s:I}", "id", id, "action", "parked-retry", "retried",
+                                (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+    else
+        printf("parked-retry %s: %s rows moved back to kasir_outbox (their workers' relays send "
+               "them at the next sweep)\n",
+               id, PQgetvalue(res, 0, 0));
+out:
+    PQclear(res);
+    free(filters);
+    json_decref(f);
+    parked_release(&pp);
+    return rc;
+}

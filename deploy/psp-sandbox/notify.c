@@ -134,6 +134,11 @@ void sb_hook_emit(const char *psp, const char *event, const char *object_id, con
     char *text, evid[48];
     int i;
 
+    if (!url)
+        url = strcmp(psp, "stripe") == 0     ? SB.hook_stripe
+              : strcmp(psp, "xendit") == 0   ? SB.hook_xendit
+              : strcmp(psp, "midtrans") == 0 ? SB.hook_midtrans
+                                             : SB.hook_iris;
     if (!url || !*url)
         return;
     /* in order: the earlier event of a pair goes first, 20 ms ahead; out of order: it
@@ -242,6 +247,7 @@ static void *sender(void *arg)
             json_object_set_new(row, "attempts", json_integer(h->attempts));
             json_object_set_new(row, "status", json_integer(code));
             json_object_set_new(row, "delivered", json_boolean(code >= 200 && code < 300));
+            json_object_set_new(row, "last_attempt_us", json_integer(sb_now_us()));
         }
         if ((code < 200 || code >= 300) && h->attempts < SB.hook_attempts && !stop) {
             h->due_us = sb_now_us() + ((int64_t)250000 << (h->attempts - 1));

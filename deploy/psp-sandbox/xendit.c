@@ -173,7 +173,7 @@ static int pay_va(json_t *va, json_int_t amount, const struct sb_hook_opts *o, j
         sb_hook_emit("xendit", "va.updated", id, SB.hook_xendit, upd, o, 0);
         json_decref(upd);
     }
-    sb_hook_emit("xendit", "va.paid", pid, SB.hook_xendit, cb, o, 1);
+    sb_hook_emit("xendit", "va.paid", id, SB.hook_xendit, cb, o, 1);
     if (out)
         *out = cb;
     else

@@ -24,7 +24,7 @@
 #include "lib/banned.h"
 
 struct row {
-    char ref[96], merchant_ref[128], kind[8], method[24], currency[4], status[16];
+    char ref[96], merchant_ref[128], txn[96], kind[8], method[24], currency[4], status[16];
     int64_t gross, fee, at_us;
     int dup, drop;
 };
@@ -140,8 +140,8 @@ static void write_row(struct ks_jw *w, const char *psp, const char *format, cons
         cell(w, t, 0);
         cell(w, t, 1);
     } else {
-        cell(w, r->merchant_ref, 0);
-        cell(w, r->ref, 0);
+        cell(w, r->ref, 0); /* Midtrans' reference is the merchant's order_id */
+        cell(w, r->txn, 0);
         cell(w, r->method, 0);
         cell(w, r->status, 0);
         cell(w, r->currency, 0);
@@ -251,6 +251,11 @@ char *sb_settlement_csv(const char *psp, const char *date, const char *spec, con
             r->currency[k] = (char)(cur[k] >= 'a' && cur[k] <= 'z' ? cur[k] - 32 : cur[k]);
         r->gross = json_integer_value(json_object_get(e, "amount"));
         r->fee = fee_of(psp, r->kind, r->method, r->gross);
+        {
+            json_t *tx = strcmp(psp, "midtrans") == 0 ? sb_obj_get("midtrans_tx", r->ref) : NULL;
+            const char *tid = json_string_value(json_object_get(tx, "transaction_id"));
+            snprintf(r->txn, sizeof(r->txn), "%s", tid ? tid : r->ref);
+        }
         r->at_us = json_integer_value(json_object_get(e, "at_us"));
         status_of(psp, format, r->kind, 0, r->status, sizeof(r->status));
     }
@@ -278,9 +283,12 @@ char *sb_settlement_csv(const char *psp, const char *date, const char *spec, con
                 extra = ne;
                 r = &extra[nextra++];
                 memset(r, 0, sizeof(*r));
-                sb_new_id(strcmp(psp, "stripe") == 0 ? "pi_" : "", id, sizeof(id));
+                /* from the seed, so the same request gives the same file */
+                snprintf(id, sizeof(id), "%sx%016llx", strcmp(psp, "stripe") == 0 ? "pi_" : "",
+                         (unsigned long long)rnd());
                 snprintf(r->ref, sizeof(r->ref), "%s", id);
                 snprintf(r->merchant_ref, sizeof(r->merchant_ref), "unknown-%s", id);
+                snprintf(r->txn, sizeof(r->txn), "%s", id);
                 snprintf(r->kind, sizeof(r->kind), "charge");
                 snprintf(r->method, sizeof(r->method), strcmp(psp, "stripe") == 0 ? "card" : "qris");
                 snprintf(r->currency, sizeof(r->currency), "IDR");

@@ -110,6 +110,7 @@ static void send_event(const char *type, json_t *obj, const char *idem_key,
                    "pending_webhooks", 1, "request", "id", req, "idempotency_key", idem_key,
                    "type", type);
     sb_hook_emit("stripe", type, json_string_value(json_object_get(obj, "id")), NULL, ev, o, order);
+    json_decref(ev);
 }
 
 static const char *pi_reference(json_t *pi)
@@ -154,7 +155,7 @@ static void confirm(const struct sb_call *c, json_t *pi, const char *pm_id, cons
     json_object_set_new(err, "charge", json_string(ch));
     json_object_set_new(err, "payment_method", json_incref(pmo));
     json_object_set_new(pi, "status", json_string("requires_payment_method"));
-    json_object_set(pi, "last_payment_error", err);
+    json_object_set_new(pi, "last_payment_error", json_deep_copy(err));
     json_object_set_new(pi, "payment_method", json_null());
     json_object_set_new(err, "payment_intent", json_deep_copy(pi));
     json_decref(pmo);

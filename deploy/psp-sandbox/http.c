@@ -87,6 +87,10 @@ static int timer_push(struct req *q)
     size_t i;
 
     pthread_mutex_lock(&tmu);
+    if (timer_stop) { /* stopping: the caller answers at once */
+        pthread_mutex_unlock(&tmu);
+        return -1;
+    }
     if (tn == tcap) {
         size_t nc = tcap ? tcap * 2 : 1024;
         struct req **nh = realloc(theap, nc * sizeof(*nh));
@@ -404,6 +408,8 @@ int sb_http_start(const char *bind, int port, int threads)
 
 void sb_http_stop(void)
 {
+    if (daemon_h)
+        MHD_quiesce_daemon(daemon_h); /* no new connections while the delayed ones finish */
     pthread_mutex_lock(&tmu);
     timer_stop = 1;
     pthread_cond_signal(&tcv);

@@ -105,16 +105,14 @@ static void charge(const struct sb_call *c, json_t *b, struct sb_resp *r)
     int64_t t = sb_now_us();
 
     ga = json_object_get(td, "gross_amount");
-    if (json_is_integer(ga))
+    if (json_is_integer(ga) && json_integer_value(ga) <= 100000000000LL)
         gross = json_integer_value(ga);
-    else if (json_is_real(ga))
-        gross = (json_int_t)json_real_value(ga);
     if (!type || !oid || !*oid || gross <= 0) {
         status_err(r, 400, "One or more parameters in the payload is invalid.",
                    json_pack("[s]", !type ? "payment_type is required"
                                     : !oid || !*oid ? "transaction_details.order_id is required"
                                                     : "transaction_details.gross_amount must be "
-                                                      "greater than or equal to 0.01"));
+                                                      "a whole number of rupiah, at least 1"));
         return;
     }
     if (strlen(oid) > 50) {
@@ -314,12 +312,14 @@ static void refund(const char *id, json_t *b, struct sb_resp *r)
     done = sb_ledger_refunded("midtrans", json_string_value(json_object_get(tx, "order_id")));
     amount = gross - done;
     if (amt) {
-        if (!json_is_number(amt) || json_number_value(amt) <= 0) {
+        /* whole rupiah, as gross_amount: an integer, never a float for money */
+        if (!json_is_integer(amt) || json_integer_value(amt) <= 0 ||
+            json_integer_value(amt) > 100000000000LL) {
             status_err(r, 400, "One or more parameters in the payload is invalid.",
-                       json_pack("[s]", "amount must be greater than 0"));
+                       json_pack("[s]", "amount must be a whole number greater than 0"));
             return;
         }
-        amount = (json_int_t)(json_number_value(amt) * 100 + 0.5);
+        amount = json_integer_value(amt) * 100;
     }
     if (amount > gross - done) {
         status_err(r, 412, "Refund amount is greater than the refundable amount", NULL);

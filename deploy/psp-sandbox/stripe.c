@@ -254,6 +254,13 @@ static void create_pi(const struct sb_call *c, json_t *p, const char *idem_key, 
                                         "payment_method", "No such PaymentMethod: '%s'", pm));
         return;
     }
+    if (confirm_s && strcmp(confirm_s, "true") == 0 && !pm) {
+        respond_error(r, 400, error_obj("invalid_request_error", "parameter_missing",
+                                        "payment_method",
+                                        "You cannot confirm this PaymentIntent because it's "
+                                        "missing a payment method."));
+        return;
+    }
     sb_new_id("pi_", id, sizeof(id));
     snprintf(secret, sizeof(secret), "%s_secret_%s", id, id + 3);
     pi = json_pack("{s:s, s:s, s:I, s:i, s:i, s:n, s:n, s:s, s:s, s:s, s:I, s:s, s:n, s:s?, "
@@ -274,13 +281,6 @@ static void create_pi(const struct sb_call *c, json_t *p, const char *idem_key, 
         json_decref(json_object_get(pi, "payment_method_types"));
     sb_obj_put("payment_intent", id, pi);
     if (confirm_s && strcmp(confirm_s, "true") == 0) {
-        if (!pm) {
-            respond_error(r, 400, error_obj("invalid_request_error", "parameter_missing",
-                                            "payment_method",
-                                            "You cannot confirm this PaymentIntent because it's "
-                                            "missing a payment method."));
-            return;
-        }
         confirm(c, pi, pm, idem_key, r);
         return;
     }

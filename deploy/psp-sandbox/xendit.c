@@ -38,8 +38,6 @@ static int get_amount(json_t *v, json_int_t *out)
 {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
-    } else if (json_is_real(v) && json_real_value(v) == (double)(json_int_t)json_real_value(v)) {
-        *out = (json_int_t)json_real_value(v);
     } else if (json_is_string(v)) {
         char *end;
         long long n = strtoll(json_string_value(v), &end, 10);

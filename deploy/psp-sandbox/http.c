@@ -36,8 +36,7 @@ struct req {
 static struct MHD_Daemon *daemon_h;
 static pthread_mutex_t tmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tcv = PTHREAD_COND_INITIALIZER;
-static struct req **theap;
-static size_t tn, tcap;
+static struct sb_heap theap;
 static pthread_t timer_thread;
 static volatile int timer_stop;
 static long n_requests, n_errors, n_timeouts, n_declines, n_delayed;
@@ -84,57 +83,17 @@ json_t *sb_http_stats(void)
 
 static int timer_push(struct req *q)
 {
-    size_t i;
+    int rc = -1;
 
     pthread_mutex_lock(&tmu);
-    if (timer_stop) { /* stopping: the caller answers at once */
-        pthread_mutex_unlock(&tmu);
-        return -1;
+    /* stopping: the caller answers at once */
+    if (!timer_stop && sb_heap_push(&theap, q->due_us, q) == 0) {
+        rc = 0;
+        if (sb_heap_next(&theap) == q->due_us)
+            pthread_cond_signal(&tcv);
     }
-    if (tn == tcap) {
-        size_t nc = tcap ? tcap * 2 : 1024;
-        struct req **nh = realloc(theap, nc * sizeof(*nh));
-        if (!nh) {
-            pthread_mutex_unlock(&tmu);
-            return -1;
-        }
-        theap = nh;
-        tcap = nc;
-    }
-    i = tn++;
-    while (i > 0 && theap[(i - 1) / 2]->due_us > q->due_us) {
-        theap[i] = theap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    theap[i] = q;
-    if (i == 0)
-        pthread_cond_signal(&tcv);
     pthread_mutex_unlock(&tmu);
-    return 0;
-}
-
-static struct req *timer_pop(void)
-{
-    struct req *top = theap[0], *last = theap[--tn];
-    size_t i = 0;
-
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        int64_t best = last->due_us;
-        if (l < tn && theap[l]->due_us < best) {
-            m = l;
-            best = theap[l]->due_us;
-        }
-        if (r < tn && theap[r]->due_us < best)
-            m = r;
-        if (m == i)
-            break;
-        theap[i] = theap[m];
-        i = m;
-    }
-    if (tn)
-        theap[i] = last;
-    return top;
+    return rc;
 }
 
 static void *timer_main(void *arg)
@@ -146,8 +105,8 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&tmu);
     while (!timer_stop) {
         int64_t now = sb_now_us();
-        for (n = 0; n < 256 && tn && theap[0]->due_us <= now; n++)
-            due[n] = timer_pop();
+        for (n = 0; n < 256 && sb_heap_next(&theap) <= now; n++)
+            due[n] = sb_heap_pop(&theap);
         if (n) {
             /* resume outside the lock: libmicrohttpd's own locks are never taken under ours */
             pthread_mutex_unlock(&tmu);
@@ -158,9 +117,9 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&tmu);
             continue;
         }
-        if (tn) {
+        if (theap.n) {
             struct timespec ts;
-            int64_t d = theap[0]->due_us;
+            int64_t d = sb_heap_next(&theap);
             ts.tv_sec = (time_t)(d / 1000000);
             ts.tv_nsec = (long)(d % 1000000) * 1000;
             pthread_cond_timedwait(&tcv, &tmu, &ts);
@@ -169,8 +128,8 @@ static void *timer_main(void *arg)
         }
     }
     /* answer whatever still waits, so the daemon can stop */
-    while (tn) {
-        struct req *q = timer_pop();
+    while (theap.n) {
+        struct req *q = sb_heap_pop(&theap);
         q->state = 2;
         MHD_resume_connection(q->conn);
     }
@@ -419,5 +378,5 @@ void sb_http_stop(void)
         MHD_stop_daemon(daemon_h);
         daemon_h = NULL;
     }
-    free(theap);
+    sb_heap_release(&theap);
 }

@@ -420,12 +420,11 @@ static void iris_create(const struct sb_call *c, json_t *b, struct sb_resp *r)
 
 int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
 {
-    char user[256], id[128], scope[400], fp[65], tag[17];
+    char user[256], id[128], scope[400], fp[65];
     int post = strcmp(c->method, "POST") == 0;
     int iris = strstr(c->path, "/payouts") != NULL;
     const char *idem = sb_header(c, "X-Idempotency-Key");
     json_t *b = NULL, *tx;
-    char *canon = NULL;
     const char *p = c->path;
 
     if (strcmp(sb_psp_of_path(c->path) ? sb_psp_of_path(c->path) : "", "midtrans") != 0)
@@ -451,11 +450,7 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
         }
     }
     if (iris && post && idem && *idem) {
-        sb_cred_tag(user, tag);
-        snprintf(scope, sizeof(scope), "iris:%s:%.300s", tag, idem);
-        canon = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
-        sb_fingerprint(c->method, c->path, canon ? canon : "", fp);
-        switch (sb_idem_lookup(scope, fp, r)) {
+        switch (sb_idem_check("iris", user, idem, c, b, scope, fp, r)) {
         case SB_IDEM_HIT:
             r->replayed = 0; /* Iris sends no replay header */
             goto out;
@@ -497,7 +492,6 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
     if (iris && post && idem && *idem && r->status >= 200 && r->status < 300)
         sb_idem_store(scope, fp, r);
 out:
-    free(canon);
     json_decref(b);
     return 1;
 }

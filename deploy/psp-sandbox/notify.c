@@ -30,8 +30,7 @@ struct hook {
 
 static pthread_mutex_t hmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hcv = PTHREAD_COND_INITIALIZER;
-static struct hook **heap;
-static size_t nheap, capheap;
+static struct sb_heap heap;
 static json_t *hlog;
 static pthread_t threads[8];
 static int nthreads;
@@ -39,50 +38,11 @@ static volatile int stop;
 
 static void heap_push(struct hook *h)
 {
-    size_t i;
-
-    if (nheap == capheap) {
-        size_t nc = capheap ? capheap * 2 : 256;
-        struct hook **nh = realloc(heap, nc * sizeof(*nh));
-        if (!nh) {
-            free(h->url);
-            free(h->body);
-            free(h);
-            return;
-        }
-        heap = nh;
-        capheap = nc;
+    if (sb_heap_push(&heap, h->due_us, h) != 0) {
+        free(h->url);
+        free(h->body);
+        free(h);
     }
-    i = nheap++;
-    while (i > 0 && heap[(i - 1) / 2]->due_us > h->due_us) {
-        heap[i] = heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    heap[i] = h;
-}
-
-static struct hook *heap_pop(void)
-{
-    struct hook *top = heap[0], *last = heap[--nheap];
-    size_t i = 0;
-
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct hook *cur = m == i ? last : heap[m];
-        if (l < nheap && heap[l]->due_us < cur->due_us) {
-            m = l;
-            cur = heap[l];
-        }
-        if (r < nheap && heap[r]->due_us < cur->due_us)
-            m = r;
-        if (m == i)
-            break;
-        heap[i] = heap[m];
-        i = m;
-    }
-    if (nheap)
-        heap[i] = last;
-    return top;
 }
 
 static void enqueue(const char *psp, const char *event, const char *object_id, const char *url,
@@ -225,19 +185,19 @@ static void *sender(void *arg)
         long code;
         json_t *row;
 
-        if (nheap == 0 || heap[0]->due_us > now) {
-            if (nheap == 0) {
+        if (sb_heap_next(&heap) > now) {
+            if (heap.n == 0) {
                 pthread_cond_wait(&hcv, &hmu);
             } else {
                 struct timespec ts;
-                int64_t due = heap[0]->due_us;
+                int64_t due = sb_heap_next(&heap);
                 ts.tv_sec = (time_t)(due / 1000000);
                 ts.tv_nsec = (long)(due % 1000000) * 1000;
                 pthread_cond_timedwait(&hcv, &hmu, &ts);
             }
             continue;
         }
-        h = heap_pop();
+        h = sb_heap_pop(&heap);
         pthread_mutex_unlock(&hmu);
         code = curl ? deliver(curl, h) : 0;
         pthread_mutex_lock(&hmu);
@@ -293,13 +253,12 @@ void sb_hooks_stop(void)
     pthread_mutex_unlock(&hmu);
     for (i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
-    while (nheap) {
-        struct hook *h = heap_pop();
+    for (struct hook *h; (h = sb_heap_pop(&heap)) != NULL;) {
         free(h->url);
         free(h->body);
         free(h);
     }
-    free(heap);
+    sb_heap_release(&heap);
     json_decref(hlog);
 }
 
@@ -318,7 +277,7 @@ void sb_hooks_reset(void)
     pthread_mutex_lock(&hmu);
     json_array_clear(hlog);
     /* queued hooks keep indexes into the old log: point them past its end */
-    for (size_t k = 0; k < nheap; k++)
-        heap[k]->log_index = (size_t)-1;
+    for (size_t k = 0; k < heap.n; k++)
+        ((struct hook *)heap.v[k].item)->log_index = (size_t)-1;
     pthread_mutex_unlock(&hmu);
 }

@@ -107,6 +107,12 @@ void sb_ref_put(const char *kind, const char *ref, const char *id);
 enum sb_idem { SB_IDEM_NEW, SB_IDEM_HIT, SB_IDEM_MISMATCH };
 enum sb_idem sb_idem_lookup(const char *scope, const char *fp, struct sb_resp *r);
 void sb_idem_store(const char *scope, const char *fp, const struct sb_resp *r);
+/* The lookup a PSP module makes for an idempotency key: scope "<psp>:<hash of cred>:<key>"
+ * and the fingerprint of c's method, path and params (sorted JSON) are written to scope
+ * (400 bytes) and fp, for sb_idem_store once the call has run. */
+enum sb_idem sb_idem_check(const char *psp, const char *cred, const char *key,
+                           const struct sb_call *c, json_t *params, char *scope, char fp[65],
+                           struct sb_resp *r);
 
 /* The ledger: every charge, refund and payout the sandbox accepted. kind "charge",
  * "refund", "payout"; ref is the merchant's reference (order id, external id...). */
@@ -167,6 +173,22 @@ int sb_midtrans_event(const char *what, const char *id, const struct sb_hook_opt
  * Returns a malloc'd CSV or NULL with msg set. Lock held. */
 char *sb_settlement_csv(const char *psp, const char *date, const char *spec, const char *format,
                         uint64_t seed, json_t *injected, char *msg, size_t cap);
+
+/* --- a due-time queue (heap.c), for delayed answers and webhooks ---------------------- */
+
+struct sb_due {
+    int64_t due_us;
+    void *item;
+};
+/* Zero-initialise; not thread-safe (callers hold their own lock). */
+struct sb_heap {
+    struct sb_due *v;
+    size_t n, cap;
+};
+int sb_heap_push(struct sb_heap *h, int64_t due_us, void *item); /* 0, or -1 out of memory */
+void *sb_heap_pop(struct sb_heap *h);            /* the earliest item; NULL when empty */
+int64_t sb_heap_next(const struct sb_heap *h);   /* its due time; INT64_MAX when empty */
+void sb_heap_release(struct sb_heap *h);
 
 /* --- small shared helpers ------------------------------------------------------------ */
 

@@ -5,6 +5,7 @@
  * limits throughput: HTTP parsing and JSON text are done outside it. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -139,6 +140,19 @@ enum sb_idem sb_idem_lookup(const char *scope, const char *fp, struct sb_resp *r
     snprintf(r->request_id, sizeof(r->request_id), "%s",
              json_string_value(json_object_get(rec, "request_id")));
     return SB_IDEM_HIT;
+}
+
+enum sb_idem sb_idem_check(const char *psp, const char *cred, const char *key,
+                           const struct sb_call *c, json_t *params, char *scope, char fp[65],
+                           struct sb_resp *r)
+{
+    char tag[17], *canon = json_dumps(params, JSON_SORT_KEYS | JSON_COMPACT);
+
+    sb_cred_tag(cred, tag);
+    snprintf(scope, 400, "%s:%s:%.300s", psp, tag, key);
+    sb_fingerprint(c->method, c->path, canon ? canon : "", fp);
+    free(canon);
+    return sb_idem_lookup(scope, fp, r);
 }
 
 void sb_idem_store(const char *scope, const char *fp, const struct sb_resp *r)

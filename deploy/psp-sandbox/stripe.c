@@ -297,6 +297,19 @@ static json_t *get_pi(const char *id, struct sb_resp *r)
     return pi;
 }
 
+/* 400 payment_intent_unexpected_state for verb ("confirm", "cancel"), with the intent. */
+static void unexpected_state(struct sb_resp *r, json_t *pi, const char *verb, const char *allowed)
+{
+    json_t *e = error_obj("invalid_request_error", "payment_intent_unexpected_state", NULL,
+                          "You cannot %s this PaymentIntent because it has a status of %s. "
+                          "Only a PaymentIntent with one of the following statuses may be %sed: "
+                          "%s.", verb, json_string_value(json_object_get(pi, "status")), verb,
+                          allowed);
+
+    json_object_set_new(e, "payment_intent", json_deep_copy(pi));
+    respond_error(r, 400, e);
+}
+
 static void confirm_pi(const struct sb_call *c, const char *id, json_t *p, const char *idem_key,
                        struct sb_resp *r)
 {
@@ -308,13 +321,8 @@ static void confirm_pi(const struct sb_call *c, const char *id, json_t *p, const
     st = json_string_value(json_object_get(pi, "status"));
     if (strcmp(st, "requires_confirmation") != 0 && strcmp(st, "requires_payment_method") != 0 &&
         strcmp(st, "requires_action") != 0) {
-        json_t *e = error_obj("invalid_request_error", "payment_intent_unexpected_state", NULL,
-                              "You cannot confirm this PaymentIntent because it has a status of "
-                              "%s. Only a PaymentIntent with one of the following statuses may "
-                              "be confirmed: requires_confirmation, requires_payment_method, "
-                              "requires_action.", st);
-        json_object_set_new(e, "payment_intent", json_deep_copy(pi));
-        respond_error(r, 400, e);
+        unexpected_state(r, pi, "confirm",
+                         "requires_confirmation, requires_payment_method, requires_action");
         return;
     }
     pm = json_string_value(json_object_get(p, "payment_method"));
@@ -345,13 +353,9 @@ static void cancel_pi(const char *id, const char *reason, struct sb_resp *r,
         return;
     st = json_string_value(json_object_get(pi, "status"));
     if (strcmp(st, "succeeded") == 0 || strcmp(st, "canceled") == 0) {
-        json_t *e = error_obj("invalid_request_error", "payment_intent_unexpected_state", NULL,
-                              "You cannot cancel this PaymentIntent because it has a status of "
-                              "%s. Only a PaymentIntent with one of the following statuses may "
-                              "be canceled: requires_payment_method, requires_capture, "
-                              "requires_confirmation, requires_action, processing.", st);
-        json_object_set_new(e, "payment_intent", json_deep_copy(pi));
-        respond_error(r, 400, e);
+        unexpected_state(r, pi, "cancel",
+                         "requires_payment_method, requires_capture, requires_confirmation, "
+                         "requires_action, processing");
         return;
     }
     json_object_set_new(pi, "status", json_string("canceled"));
@@ -512,10 +516,9 @@ int sb_stripe_event(const char *what, const char *id, const struct sb_hook_opts 
 
 int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r)
 {
-    char user[256], scope[400], fp[65], tag[17], msg[200], id[128];
+    char user[256], scope[400], fp[65], msg[200], id[128];
     const char *idem_key = sb_header(c, "Idempotency-Key");
     json_t *p = NULL;
-    char *canon = NULL;
     int post = strcmp(c->method, "POST") == 0;
 
     if (strcmp(sb_psp_of_path(c->path) ? sb_psp_of_path(c->path) : "", "stripe") != 0)
@@ -549,11 +552,7 @@ int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r)
                                             "Idempotency keys must be 255 characters or less."));
             goto out;
         }
-        sb_cred_tag(user, tag);
-        snprintf(scope, sizeof(scope), "stripe:%s:%s", tag, idem_key);
-        canon = json_dumps(p, JSON_SORT_KEYS | JSON_COMPACT);
-        sb_fingerprint(c->method, c->path, canon ? canon : "", fp);
-        switch (sb_idem_lookup(scope, fp, r)) {
+        switch (sb_idem_check("stripe", user, idem_key, c, p, scope, fp, r)) {
         case SB_IDEM_HIT:
             goto out;
         case SB_IDEM_MISMATCH:
@@ -598,7 +597,6 @@ int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r)
     if (post && idem_key && (r->status == 200 || r->status == 402))
         sb_idem_store(scope, fp, r);
 out:
-    free(canon);
     json_decref(p);
     return 1;
 }

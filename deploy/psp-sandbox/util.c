@@ -7,17 +7,6 @@
 #include "lib/crypto.h"
 #include "lib/banned.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* URL-decodes s[0..n) into a new string ('+' is a space in form bodies); NULL if a %
  * escape is malformed. */
 static char *url_decode(const char *s, size_t n)
@@ -31,11 +20,12 @@ static char *url_decode(const char *s, size_t n)
         if (s[i] == '+') {
             out[w++] = ' ';
         } else if (s[i] == '%') {
-            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+            uint8_t byte;
+            if (i + 2 >= n || ks_hex_decode(s + i + 1, 2, &byte, 1) != 1) {
                 free(out);
                 return NULL;
             }
-            out[w++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            out[w++] = (char)byte;
             i += 2;
         } else {
             out[w++] = s[i];

@@ -368,12 +368,11 @@ int sb_xendit_event(const char *what, const char *id, int64_t amount,
 
 int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
 {
-    char user[256], scope[400], fp[65], tag[17], ext[200], msg[200];
+    char user[256], scope[400], fp[65], ext[200], msg[200];
     const char *idem = sb_header(c, "X-IDEMPOTENCY-KEY");
     const char *ctype = sb_header(c, "Content-Type");
     int post = strcmp(c->method, "POST") == 0, disb;
     json_t *b = NULL, *obj;
-    char *canon = NULL;
 
     if (strcmp(sb_psp_of_path(c->path) ? sb_psp_of_path(c->path) : "", "xendit") != 0)
         return 0;
@@ -394,11 +393,7 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
     }
     disb = post && strcmp(c->path, "/disbursements") == 0;
     if (post && idem && *idem && strstr(c->path, "simulate") == NULL) {
-        sb_cred_tag(user, tag);
-        snprintf(scope, sizeof(scope), "xendit:%s:%.300s", tag, idem);
-        canon = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
-        sb_fingerprint(c->method, c->path, canon ? canon : "", fp);
-        switch (sb_idem_lookup(scope, fp, r)) {
+        switch (sb_idem_check("xendit", user, idem, c, b, scope, fp, r)) {
         case SB_IDEM_HIT:
             if (!disb)
                 goto out;
@@ -503,7 +498,6 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
         r->status < 300)
         sb_idem_store(scope, fp, r);
 out:
-    free(canon);
     json_decref(b);
     return 1;
 }

@@ -97,42 +97,31 @@ class Sandbox:
             h["X-Sandbox-Fault"] = fault
         return self.request(method, path, body, h)
 
-    def xendit(self, method, path, body=None, key=None, idem=None, fault=None, form=False):
-        h = {"Authorization": basic(key or self.keys["xendit"])}
+    def _json(self, method, path, body, user, headers):
+        """A JSON call with Basic auth (user as user name), as Xendit, Midtrans and Iris do."""
+        h = {"Authorization": basic(user), "Accept": "application/json"}
         data = None
         if body is not None:
-            if form:
-                data = urllib.parse.urlencode(body).encode()
-                h["Content-Type"] = "application/x-www-form-urlencoded"
-            else:
-                data = json.dumps(body).encode()
-                h["Content-Type"] = "application/json"
-        if idem:
-            h["X-IDEMPOTENCY-KEY"] = idem
-        if fault:
-            h["X-Sandbox-Fault"] = fault
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        h.update({k: v for k, v in headers.items() if v})
         return self.request(method, path, data, h)
+
+    def xendit(self, method, path, body=None, key=None, idem=None, fault=None, form=False):
+        hdrs = {"X-IDEMPOTENCY-KEY": idem, "X-Sandbox-Fault": fault}
+        if not form:
+            return self._json(method, path, body, key or self.keys["xendit"], hdrs)
+        h = {"Authorization": basic(key or self.keys["xendit"]),
+             "Content-Type": "application/x-www-form-urlencoded"}
+        h.update({k: v for k, v in hdrs.items() if v})
+        return self.request(method, path, urllib.parse.urlencode(body).encode(), h)
 
     def midtrans(self, method, path, body=None, key=None, fault=None, headers=None):
-        h = {"Authorization": basic(key or self.keys["midtrans"]), "Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        if fault:
-            h["X-Sandbox-Fault"] = fault
-        h.update(headers or {})
-        return self.request(method, path, data, h)
+        return self._json(method, path, body, key or self.keys["midtrans"],
+                          dict(headers or {}, **{"X-Sandbox-Fault": fault}))
 
     def iris(self, method, path, body=None, idem=None):
-        h = {"Authorization": basic(self.keys["iris"]), "Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        if idem:
-            h["X-Idempotency-Key"] = idem
-        return self.request(method, path, data, h)
+        return self._json(method, path, body, self.keys["iris"], {"X-Idempotency-Key": idem})
 
     # --- the sandbox's own control API ---
     def control(self, method, path, body=None):

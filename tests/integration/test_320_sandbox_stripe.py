@@ -188,8 +188,6 @@ pi2 = client.payment_intents.create(params={"amount": 4242, "currency": "usd",
         "payment_method": "pm_card_visa", "confirm": True,
         "metadata": {"order_id": os.environ["OID2"]}})
 out["retried"] = [pi2.status, pi2.last_response.headers.get("Idempotent-Replayed")]
-payload = json.dumps({"id": "evt_1", "object": "event", "type": "payment_intent.succeeded",
-                      "data": {"object": {"id": pi.id, "object": "payment_intent"}}})
 print(json.dumps(out))
 """
 

@@ -5,7 +5,7 @@ Basic auth with the secret key, X-IDEMPOTENCY-KEY, external_id and the {"error_c
 unchanged."""
 import uuid
 
-from sandbox_util import run_sdk, sandbox  # noqa: F401
+from sandbox_util import basic, run_sdk, sandbox  # noqa: F401
 
 
 def ext(prefix):
@@ -55,8 +55,7 @@ def test_validation_auth_and_idempotency(sandbox):
     r = sandbox.xendit("GET", "/callback_virtual_accounts/x", key="xnd_development_wrong")
     assert r.status == 401 and r.json()["error_code"] == "INVALID_API_KEY"
     r = sandbox.request("POST", "/callback_virtual_accounts", b"{not json",
-                        {"Authorization": "Basic " + __import__("base64").b64encode(
-                            (sandbox.keys["xendit"] + ":").encode()).decode(),
+                        {"Authorization": basic(sandbox.keys["xendit"]),
                          "Content-Type": "application/json"})
     assert r.status == 400 and r.json()["error_code"] == "INVALID_JSON_FORMAT"
     # same key, same body: the first answer; same key, another body: 409

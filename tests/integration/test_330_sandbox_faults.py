@@ -141,3 +141,23 @@ def test_thousand_delayed_calls_in_flight(sandbox):
     assert codes == [b"200"] * 1000
     # 1000 x 500 ms: parked on threads this would take minutes; suspended, about 0.5 s
     assert elapsed < 5, elapsed
+
+
+def test_fifty_concurrent_calls_with_one_key(sandbox):
+    """50 calls at once with one key: one charge (Stripe replays it to the others); one
+    disbursement (Xendit refuses the key's reuse with 409)."""
+    o, key = oid(), "k-" + uuid.uuid4().hex
+    with concurrent.futures.ThreadPoolExecutor(50) as ex:
+        rs = list(ex.map(lambda _: sandbox.stripe("POST", "/v1/payment_intents", pi_params(o),
+                                                   idem=key), range(50)))
+    assert {r.status for r in rs} == {200} and len({r.body for r in rs}) == 1
+    assert sum(1 for r in rs if r.headers.get("idempotent-replayed") == "true") == 49
+    assert len(charges(sandbox, "stripe", o)) == 1
+    e, key = "d-" + uuid.uuid4().hex[:10], "k-" + uuid.uuid4().hex
+    body = {"external_id": e, "amount": 20000, "bank_code": "BCA", "account_holder_name": "A",
+            "account_number": "123", "description": "x"}
+    with concurrent.futures.ThreadPoolExecutor(50) as ex:
+        rs = list(ex.map(lambda _: sandbox.xendit("POST", "/disbursements", body, idem=key),
+                         range(50)))
+    assert sorted(r.status for r in rs) == [200] + [409] * 49
+    assert len([x for x in sandbox.ledger("xendit", "payout")["entries"] if x["reference"] == e]) == 1

@@ -398,6 +398,8 @@ static void iris_create(const struct sb_call *c, json_t *b, struct sb_resp *r)
                        "status", fail ? "failed" : "completed", "beneficiary_email",
                        json_string_value(json_object_get(p, "beneficiary_email")), "created_by",
                        "kasir-sandbox", "created_at", now, "updated_at", now, "currency", "IDR");
+        sb_obj_put("iris_payout.final", ref, json_deep_copy(po));
+        json_object_set_new(po, "status", json_string("queued"));
         sb_obj_put("iris_payout", ref, po);
         json_array_append_new(out, json_pack("{s:s, s:s}", "status", "queued", "reference_no", ref));
         snprintf(body_ref, sizeof(body_ref), "%.60s", json_string_value(json_object_get(p, "notes")));
@@ -412,7 +414,8 @@ static void iris_create(const struct sb_call *c, json_t *b, struct sb_resp *r)
             json_object_set_new(n, "error_message", json_string("Invalid beneficiary account"));
         }
         sb_hook_emit("iris", fail ? "payout.failed" : "payout.completed", ref, SB.hook_iris, n,
-                     &(struct sb_hook_opts){.delay_ms = SB.payout_delay_ms}, 1);
+                     &(struct sb_hook_opts){.delay_ms = SB.payout_delay_ms,
+                                            .apply_kind = "iris_payout"}, 1);
         json_decref(n);
     }
     sb_respond_json(r, 201, json_pack("{s:o}", "payouts", out));

@@ -21,7 +21,7 @@
 
 struct hook {
     int64_t due_us;
-    char psp[12], event[48], object_id[80], event_id[48];
+    char psp[12], event[48], object_id[80], event_id[48], apply_kind[40];
     char *url, *body;
     size_t len;
     int attempts;
@@ -46,7 +46,7 @@ static void heap_push(struct hook *h)
 }
 
 static void enqueue(const char *psp, const char *event, const char *object_id, const char *url,
-                    char *body, int64_t delay_ms, const char *evid)
+                    char *body, int64_t delay_ms, const char *evid, const char *apply_kind)
 {
     struct hook *h = calloc(1, sizeof(*h));
 
@@ -58,13 +58,15 @@ static void enqueue(const char *psp, const char *event, const char *object_id, c
     snprintf(h->event, sizeof(h->event), "%s", event);
     snprintf(h->object_id, sizeof(h->object_id), "%s", object_id ? object_id : "");
     snprintf(h->event_id, sizeof(h->event_id), "%s", evid);
+    snprintf(h->apply_kind, sizeof(h->apply_kind), "%s", apply_kind ? apply_kind : "");
     h->url = strdup(url);
     h->body = body;
     h->len = strlen(body);
     h->due_us = sb_now_us() + delay_ms * 1000;
     pthread_mutex_lock(&hmu);
-    h->log_index = json_array_size(hlog);
-    json_array_append_new(hlog, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "event_id",
+    h->log_index = *url ? json_array_size(hlog) : (size_t)-1;
+    if (*url)
+        json_array_append_new(hlog, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "event_id",
                                           evid, "psp", psp, "event", event, "object_id",
                                           h->object_id, "url", url, "attempts", 0, "status", 0,
                                           "delivered", 0));
@@ -83,7 +85,7 @@ void sb_hook_send(const char *psp, const char *event, const char *object_id, con
         return;
     }
     sb_new_id("evt_", evid, sizeof(evid));
-    enqueue(psp, event, object_id, url, body, delay_ms, evid);
+    enqueue(psp, event, object_id, url, body, delay_ms, evid, NULL);
 }
 
 void sb_hook_emit(const char *psp, const char *event, const char *object_id, const char *url,
@@ -99,7 +101,9 @@ void sb_hook_emit(const char *psp, const char *event, const char *object_id, con
               : strcmp(psp, "xendit") == 0   ? SB.hook_xendit
               : strcmp(psp, "midtrans") == 0 ? SB.hook_midtrans
                                              : SB.hook_iris;
-    if (!url || !*url)
+    if (!url)
+        url = "";
+    if (!*url && !(o && o->apply_kind))
         return;
     /* in order: the earlier event of a pair goes first, 20 ms ahead; out of order: it
      * arrives 200 ms after the later one */
@@ -113,7 +117,10 @@ void sb_hook_emit(const char *psp, const char *event, const char *object_id, con
         text = json_dumps(body, JSON_COMPACT);
         if (!text)
             return;
-        enqueue(psp, event, object_id, url, text, base + i * 30, evid);
+        enqueue(psp, event, object_id, url, text, base + i * 30, evid,
+                i == 0 && o ? o->apply_kind : NULL);
+        if (!*url) /* nowhere to send: only the state change */
+            break;
     }
 }
 
@@ -199,6 +206,24 @@ static void *sender(void *arg)
         }
         h = sb_heap_pop(&heap);
         pthread_mutex_unlock(&hmu);
+        if (h->apply_kind[0]) { /* the result the event tells becomes what GET shows */
+            char fk[48];
+            json_t *fin;
+            snprintf(fk, sizeof(fk), "%s.final", h->apply_kind);
+            sb_lock();
+            fin = sb_obj_get(fk, h->object_id);
+            if (fin)
+                sb_obj_put(h->apply_kind, h->object_id, json_incref(fin));
+            sb_unlock();
+            h->apply_kind[0] = '\0';
+        }
+        if (!*h->url) {
+            free(h->url);
+            free(h->body);
+            free(h);
+            pthread_mutex_lock(&hmu);
+            continue;
+        }
         code = curl ? deliver(curl, h) : 0;
         pthread_mutex_lock(&hmu);
         h->attempts++;

@@ -141,6 +141,9 @@ struct sb_hook_opts {
     int duplicates;    /* extra copies of each event */
     int out_of_order;  /* the earlier event of a pair arrives after the later one */
     int64_t delay_ms;  /* before the first delivery */
+    /* when the event is due, the object_id of this kind is replaced by its copy under
+     * "<kind>.final" (a payout is PENDING until its result is notified) */
+    const char *apply_kind;
 };
 
 /* Queues a notification. psp selects the signature scheme: "stripe" (Stripe-Signature,

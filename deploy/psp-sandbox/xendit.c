@@ -294,14 +294,16 @@ static void create_disbursement(const struct sb_call *c, json_t *b, const char *
                   "external_id", ext, "amount", amount, "bank_code", bank, "account_holder_name",
                   holder, "disbursement_description", desc, "status", "PENDING");
     sb_respond_json(r, 200, json_deep_copy(d));
-    /* the transfer's fate is decided now and told by callback after payout.delay */
+    json_object_set_new(d, "created", json_string(ts));
+    json_object_set_new(d, "updated", json_string(ts));
+    sb_obj_put("xendit_disbursement", id, json_deep_copy(d));
+    /* the transfer's fate is decided now; GET shows it, and a callback tells it, after
+     * payout.delay */
     json_object_set_new(d, "status", json_string(fail ? "FAILED" : "COMPLETED"));
     json_object_set_new(d, "is_instant", json_false());
     if (fail)
         json_object_set_new(d, "failure_code", json_string("INVALID_DESTINATION"));
-    json_object_set_new(d, "created", json_string(ts));
-    json_object_set_new(d, "updated", json_string(ts));
-    sb_obj_put("xendit_disbursement", id, d);
+    sb_obj_put("xendit_disbursement.final", id, d);
     {
         /* several disbursements may share an external_id: keep the list */
         json_t *lst = sb_obj_get("xendit_disb_ext", ext);
@@ -316,7 +318,9 @@ static void create_disbursement(const struct sb_call *c, json_t *b, const char *
     cb = json_deep_copy(d);
     json_object_set_new(cb, "account_number", json_string(acct));
     sb_hook_emit("xendit", fail ? "disbursement.failed" : "disbursement.completed", id,
-                 SB.hook_xendit, cb, &(struct sb_hook_opts){.delay_ms = SB.payout_delay_ms}, 1);
+                 SB.hook_xendit, cb,
+                 &(struct sb_hook_opts){.delay_ms = SB.payout_delay_ms,
+                                        .apply_kind = "xendit_disbursement"}, 1);
     json_decref(cb);
 }
 

@@ -162,7 +162,7 @@ def start_sandbox(keys=None, extra_env=None):
         "KASIR_MIDTRANS_SERVER_KEY": keys["midtrans"],
         "KASIR_IRIS_API_KEY": keys["iris"],
         "KASIR_IRIS_MERCHANT_KEY": keys["iris_merchant"],
-        "KASIR_PAYOUT_DELAY": "100ms",
+        "KASIR_PAYOUT_DELAY": "300ms",
     }
     env.update(extra_env or {})
     d = Daemon("psp-sandbox", [], env)

@@ -3,9 +3,20 @@ Basic auth with the secret key, X-IDEMPOTENCY-KEY, external_id and the {"error_c
 "message"} errors, as Xendit's API reference describes them; and Xendit's own Python SDK
 (xendit-python 0.2.2, the release that has these APIs), pointed at the sandbox, works
 unchanged."""
+import time
 import uuid
 
 from sandbox_util import basic, run_sdk, sandbox  # noqa: F401
+
+
+def wait_status(sb, path, status, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = sb.xendit("GET", path).json()
+        if got.get("status") == status:
+            return got
+        time.sleep(0.05)
+    return None
 
 
 def ext(prefix):
@@ -113,16 +124,17 @@ def test_disbursements(sandbox):
     # ... and the client finds the first by external_id
     r = sandbox.xendit("GET", "/disbursements?external_id=" + e)
     assert r.status == 200 and [x["id"] for x in r.json()] == [d["id"]]
-    r = sandbox.xendit("GET", "/disbursements/" + d["id"])
-    assert r.status == 200 and r.json()["status"] == "COMPLETED"
+    # PENDING until the result is notified (payout.delay, 300 ms here), then COMPLETED
+    assert sandbox.xendit("GET", "/disbursements/" + d["id"]).json()["status"] == "PENDING"
+    assert wait_status(sandbox, "/disbursements/" + d["id"], "COMPLETED")
     payouts = [x for x in sandbox.ledger("xendit", "payout")["entries"] if x["reference"] == e]
     assert len(payouts) == 1 and payouts[0]["amount"] == 1700000
     # a declined payout ends FAILED with a failure_code, and moves no money
     e2 = ext("fail")
     r = sandbox.xendit("POST", "/disbursements", dict(body, external_id=e2), fault="decline")
     assert r.status == 200
-    got = sandbox.xendit("GET", "/disbursements/" + r.json()["id"]).json()
-    assert got["status"] == "FAILED" and got["failure_code"] == "INVALID_DESTINATION"
+    got = wait_status(sandbox, "/disbursements/" + r.json()["id"], "FAILED")
+    assert got and got["failure_code"] == "INVALID_DESTINATION"
     assert not [x for x in sandbox.ledger("xendit")["entries"] if x["reference"] == e2]
     r = sandbox.xendit("POST", "/disbursements", dict(body, external_id=ext("low"), amount=5))
     assert r.status == 400 and r.json()["error_code"] == "RECIPIENT_AMOUNT_ERROR"

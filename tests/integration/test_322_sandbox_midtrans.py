@@ -3,6 +3,7 @@
 status_code/transaction_status answers, as Midtrans' API reference describes them; and
 Midtrans' own Python SDK (midtransclient), pointed at the sandbox, works unchanged."""
 import hashlib
+import time
 import uuid
 
 from sandbox_util import run_sdk, sandbox  # noqa: F401
@@ -126,6 +127,11 @@ def test_iris_payouts(sandbox):
     assert other.status == 409
     got = sandbox.iris("GET", "/api/v1/payouts/" + p["reference_no"]).json()
     assert got["reference_no"] == p["reference_no"] and got["amount"] == "100000.00"
+    assert got["status"] == "queued"
+    deadline = time.time() + 5  # completed once the result is notified (payout.delay)
+    while got["status"] == "queued" and time.time() < deadline:
+        time.sleep(0.05)
+        got = sandbox.iris("GET", "/api/v1/payouts/" + p["reference_no"]).json()
     assert got["status"] == "completed"
     assert len([x for x in sandbox.ledger("midtrans", "payout")["entries"]
                 if x["reference"] == note]) == 1

@@ -199,6 +199,10 @@ static void process(struct req *q, const char *url, const char *method)
     if (charge)
         return;
     psp = sb_psp_of_path(url);
+    if (psp && strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
+        sb_respond_json(&q->resp, 405, json_pack("{s:s}", "error", "method not allowed"));
+        return;
+    }
     if (!psp) {
         sb_respond_json(&q->resp, 404, json_pack("{s:s}", "error", "no such endpoint"));
         return;

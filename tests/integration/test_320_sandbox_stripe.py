@@ -103,6 +103,8 @@ def test_validation_and_auth(sandbox):
     assert "sk_test_wrong" not in r.body.decode()
     r = sandbox.request("GET", "/v1/payment_intents/pi_x")
     assert r.status == 401 and "API key" in r.json()["error"]["message"]
+    r = sandbox.request("PUT", "/v1/payment_intents/pi_x")
+    assert r.status == 405
 
 
 def test_idempotency_replay_and_mismatch(sandbox):

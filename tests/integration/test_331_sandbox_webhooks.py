@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from ingress_util import ingress, kafka_since, now_ms  # noqa: F401
-from sandbox_util import new_keys, start_sandbox, stop_sandbox
+from sandbox_util import new_keys, run_sdk, start_sandbox, stop_sandbox
 
 
 class Receiver:
@@ -196,3 +196,39 @@ def test_wrong_secret_is_refused_and_retried(ingress):
         assert d[0]["status"] == 401 and d[0]["delivered"] is False and d[0]["attempts"] == 2
     finally:
         assert stop_sandbox(sb) == 0
+
+
+SDK_VERIFY = r"""
+import json, os, stripe
+payload = open(os.environ["BODY"], "rb").read().decode()
+ev = stripe.Webhook.construct_event(payload, os.environ["SIG"], os.environ["WHSEC"])
+out = {"type": ev.type, "id": ev.data.object.id}
+try:
+    stripe.Webhook.construct_event(payload, os.environ["SIG"], "whsec_other")
+except stripe.SignatureVerificationError:
+    out["wrong_secret"] = "refused"
+print(json.dumps(out))
+"""
+
+
+def test_stripe_sdk_verifies_the_signature(tmp_path):
+    """Stripe's own SDK (an implementation independent of lib/webhook.c) accepts the
+    sandbox's Stripe-Signature and parses the event."""
+    rx = Receiver()
+    keys = new_keys()
+    sb = start_sandbox(keys, {"KASIR_WEBHOOK_STRIPE_URL": "http://127.0.0.1:%d/stripe" % rx.port})
+    try:
+        pi = sb.stripe("POST", "/v1/payment_intents",
+                       {"amount": 1234, "currency": "usd", "payment_method": "pm_card_visa",
+                        "confirm": True}).json()
+        deadline = time.time() + 10
+        while time.time() < deadline and not [b for _, b in rx.got if pi["id"].encode() in b]:
+            time.sleep(0.1)
+        hdrs, body = [(h, b) for h, b in rx.got if pi["id"].encode() in b][0]
+        (tmp_path / "body").write_bytes(body)
+        out = run_sdk(SDK_VERIFY, {"BODY": str(tmp_path / "body"), "SIG": hdrs["stripe-signature"],
+                                   "WHSEC": keys["stripe_whsec"]})
+        assert out == {"type": "payment_intent.succeeded", "id": pi["id"], "wrong_secret": "refused"}
+    finally:
+        assert stop_sandbox(sb) == 0
+        rx.close()

@@ -113,8 +113,10 @@ static void event(json_t *b, struct sb_resp *r)
                              sizeof(msg));
     else if (strcmp(psp, "midtrans") == 0)
         rc = sb_midtrans_event(ev, id, &o, msg, sizeof(msg));
+    else if (strcmp(psp, "sandbox") == 0)
+        rc = sb_native_event(ev, id, &o, msg, sizeof(msg));
     else {
-        problem(r, 400, "psp must be stripe, xendit or midtrans");
+        problem(r, 400, "psp must be stripe, xendit, midtrans or sandbox");
         return;
     }
     if (rc != 0) {

@@ -236,7 +236,8 @@ static void process(struct req *q, const char *url, const char *method)
         c.force_decline = f.decline && charge;
         if (c.force_decline)
             __atomic_add_fetch(&n_declines, 1, __ATOMIC_RELAXED);
-        if (!sb_stripe_handle(&c, &q->resp) && !sb_xendit_handle(&c, &q->resp))
+        if (!sb_stripe_handle(&c, &q->resp) && !sb_xendit_handle(&c, &q->resp) &&
+            !sb_native_handle(&c, &q->resp))
             sb_midtrans_handle(&c, &q->resp);
     }
     sb_unlock();

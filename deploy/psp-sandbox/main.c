@@ -36,6 +36,11 @@ static const struct ks_config_def defs[] = {
      "Midtrans server key (Basic auth user name, notification signature_key); empty: 401"},
     {"iris.api_key", KS_CFG_STRING, "", 0, "Iris creator API key (Basic auth); empty: 401"},
     {"iris.merchant_key", KS_CFG_STRING, "", 0, "Iris merchant key that signs Iris-Signature"},
+    {"sandbox.api_key", KS_CFG_STRING, "", 0,
+     "Bearer key of the sandbox's own API (/sandbox/v1/); empty: it answers 401"},
+    {"sandbox.webhook_secret", KS_CFG_STRING, "", 0,
+     "Standard Webhooks secret (whsec_<base64>) of its events, as the ingress's "
+     "webhook.sandbox.secret"},
     {"webhook.base", KS_CFG_STRING, "", 0,
      "where notifications go: <base>/<psp> (e.g. http://127.0.0.1:8080/v1/webhooks); empty: "
      "none unless a per-PSP URL is set"},
@@ -45,6 +50,7 @@ static const struct ks_config_def defs[] = {
     {"webhook.midtrans_url", KS_CFG_STRING, "", 0,
      "Midtrans notification URL (X-Override-Notification on a charge wins)"},
     {"webhook.iris_url", KS_CFG_STRING, "", 0, "Iris payout notification URL"},
+    {"webhook.sandbox_url", KS_CFG_STRING, "", 0, "URL of the sandbox API's own events"},
     {"webhook.attempts", KS_CFG_INT, "5", 0, "deliveries tried per notification (back-off doubling from 250 ms)"},
     {"webhook.threads", KS_CFG_INT, "2", 0, "webhook sender threads"},
     {"payout.delay", KS_CFG_DURATION_MS, "200ms", 0,
@@ -84,7 +90,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     struct ks_config *cfg;
-    static char u1[512], u2[512], u3[512], u4[512];
+    static char u1[512], u2[512], u3[512], u4[512], u5[512];
     char port[16];
     int i, rc = 1;
 
@@ -111,10 +117,13 @@ int main(int argc, char **argv)
     SB.midtrans_key = ks_config_str(cfg, "midtrans.server_key");
     SB.iris_key = ks_config_str(cfg, "iris.api_key");
     SB.iris_merchant_key = ks_config_str(cfg, "iris.merchant_key");
+    SB.native_key = ks_config_str(cfg, "sandbox.api_key");
+    SB.native_whsec = ks_config_str(cfg, "sandbox.webhook_secret");
     SB.hook_stripe = hook_url(cfg, "webhook.stripe_url", "stripe", u1, sizeof(u1));
     SB.hook_xendit = hook_url(cfg, "webhook.xendit_url", "xendit", u2, sizeof(u2));
     SB.hook_midtrans = hook_url(cfg, "webhook.midtrans_url", "midtrans", u3, sizeof(u3));
     SB.hook_iris = hook_url(cfg, "webhook.iris_url", "iris", u4, sizeof(u4));
+    SB.hook_native = hook_url(cfg, "webhook.sandbox_url", "sandbox", u5, sizeof(u5));
     SB.hook_attempts = (int)ks_config_int(cfg, "webhook.attempts");
     SB.payout_delay_ms = ks_config_ms(cfg, "payout.delay");
     SB.faults.decline_pct = (int)ks_config_int(cfg, "fault.decline_pct");
@@ -151,7 +160,8 @@ int main(int argc, char **argv)
     snprintf(port, sizeof(port), "%lld", (long long)ks_config_int(cfg, "http.port"));
     ks_log(KS_LOG_INFO, "sandbox.started", "listening", "port", port, "stripe",
            *SB.stripe_key ? "on" : "off", "xendit", *SB.xendit_key ? "on" : "off", "midtrans",
-           *SB.midtrans_key ? "on" : "off", "iris", *SB.iris_key ? "on" : "off", NULL);
+           *SB.midtrans_key ? "on" : "off", "iris", *SB.iris_key ? "on" : "off", "native",
+           *SB.native_key ? "on" : "off", NULL);
     while (!got_signal)
         pause();
     ks_log(KS_LOG_INFO, "sandbox.stopping", "answering delayed requests and stopping", NULL);

@@ -100,6 +100,7 @@ void sb_hook_emit(const char *psp, const char *event, const char *object_id, con
         url = strcmp(psp, "stripe") == 0     ? SB.hook_stripe
               : strcmp(psp, "xendit") == 0   ? SB.hook_xendit
               : strcmp(psp, "midtrans") == 0 ? SB.hook_midtrans
+              : strcmp(psp, "sandbox") == 0  ? SB.hook_native
                                              : SB.hook_iris;
     if (!url)
         url = "";
@@ -150,6 +151,17 @@ static long deliver(CURL *curl, const struct hook *h)
         hd = curl_slist_append(hd, line);
         snprintf(line, sizeof(line), "webhook-id: %s", h->event_id);
         hd = curl_slist_append(hd, line);
+    } else if (strcmp(h->psp, "sandbox") == 0) {
+        char sig[KS_WEBHOOK_SIG_LEN];
+        int64_t now = (int64_t)time(NULL);
+        snprintf(line, sizeof(line), "webhook-id: %s", h->event_id);
+        hd = curl_slist_append(hd, line);
+        snprintf(line, sizeof(line), "webhook-timestamp: %lld", (long long)now);
+        hd = curl_slist_append(hd, line);
+        if (ks_webhook_sign_standard(SB.native_whsec, h->event_id, now, h->body, h->len, sig) == 0) {
+            snprintf(line, sizeof(line), "webhook-signature: %s", sig);
+            hd = curl_slist_append(hd, line);
+        }
     } else if (strcmp(h->psp, "iris") == 0) {
         /* Iris-Signature: SHA-512 hex of the body followed by the merchant key */
         size_t kl = strlen(SB.iris_merchant_key);

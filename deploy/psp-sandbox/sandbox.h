@@ -48,7 +48,8 @@ void sb_respond_text(struct sb_resp *r, int status, const char *ctype, char *tex
 int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r);
 int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r);
 int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r);
-/* The PSP a path belongs to ("stripe", "xendit", "midtrans") or NULL. */
+int sb_native_handle(const struct sb_call *c, struct sb_resp *r); /* /sandbox/v1/ */
+/* The PSP a path belongs to ("stripe", "xendit", "midtrans", "sandbox") or NULL. */
 const char *sb_psp_of_path(const char *path);
 /* A 5xx in the PSP's own error shape (fault injection). */
 void sb_psp_5xx(const char *psp, struct sb_resp *r);
@@ -72,8 +73,9 @@ struct sb_ctx {
     const char *stripe_key, *stripe_whsec;
     const char *xendit_key, *xendit_token;
     const char *midtrans_key, *iris_key, *iris_merchant_key;
+    const char *native_key, *native_whsec; /* the sandbox's own API; Standard Webhooks */
     const char *hook_base; /* e.g. http://127.0.0.1:8080/v1/webhooks */
-    const char *hook_stripe, *hook_xendit, *hook_midtrans, *hook_iris;
+    const char *hook_stripe, *hook_xendit, *hook_midtrans, *hook_iris, *hook_native;
     int hook_attempts;
     int64_t payout_delay_ms;
     struct sb_faults faults;
@@ -148,7 +150,8 @@ struct sb_hook_opts {
 
 /* Queues a notification. psp selects the signature scheme: "stripe" (Stripe-Signature,
  * signed at send time), "xendit" (x-callback-token + webhook-id), "midtrans" (signature
- * in the body, already there), "iris" (Iris-Signature over the body). body is taken over.
+ * in the body, already there), "iris" (Iris-Signature over the body), "sandbox" (Standard
+ * Webhooks, signed at send time). body is taken over.
  * url NULL: the configured endpoint of that psp. Lock need not be held. */
 void sb_hook_send(const char *psp, const char *event, const char *object_id, const char *url,
                   char *body, int64_t delay_ms);
@@ -167,6 +170,8 @@ int sb_xendit_event(const char *what, const char *id, int64_t amount,
                     const struct sb_hook_opts *o, char *msg, size_t cap);
 int sb_midtrans_event(const char *what, const char *id, const struct sb_hook_opts *o,
                       char *msg, size_t cap);
+int sb_native_event(const char *what, const char *id, const struct sb_hook_opts *o, char *msg,
+                    size_t cap);
 
 /* --- settlement files (settle.c) ----------------------------------------------------- */
 

@@ -38,7 +38,7 @@ static int64_t fee_of(const char *psp, const char *kind, const char *method, int
         return 0;
     if (strcmp(kind, "payout") == 0)
         return 500000; /* Rp 5,000 a transfer */
-    if (strcmp(psp, "stripe") == 0)
+    if (strcmp(psp, "stripe") == 0 || strcmp(method, "card") == 0)
         return gross * 29 / 1000 + 30; /* 2.9 % + 30 minor units */
     if (strcmp(method, "virtual_account") == 0)
         return 400000; /* Rp 4,000 a VA payment */
@@ -91,7 +91,8 @@ static void write_row(struct ks_jw *w, const char *psp, const char *format, cons
     int64_t sign = refund ? -1 : 1;
 
     sb_time_iso(r->at_us, 0, t, sizeof(t));
-    if (strcmp(format, "kasir") == 0) {
+    /* the sandbox's own layout is the ingress's "sandbox" one: same cells as kasir's */
+    if (strcmp(format, "kasir") == 0 || strcmp(psp, "sandbox") == 0) {
         cell(w, r->ref, 0);
         sb_amount_str(r->gross, r->currency, a, sizeof(a));
         cell(w, a, 0);
@@ -160,6 +161,8 @@ static const char *header_of(const char *psp, const char *format)
 {
     if (strcmp(format, "kasir") == 0)
         return "reference,gross_amount,fee_amount,currency,transaction_status,settlement_time\n";
+    if (strcmp(psp, "sandbox") == 0)
+        return "psp_reference,amount,fee,currency,status,settled_at\n";
     if (strcmp(psp, "stripe") == 0)
         return "balance_transaction_id,created_utc,available_on_utc,currency,gross,fee,net,"
                "reporting_category,source_id,description,payment_intent_id,"
@@ -174,7 +177,7 @@ static const char *header_of(const char *psp, const char *format)
 static void status_of(const char *psp, const char *format, const char *kind, int failed,
                       char *out, size_t cap)
 {
-    int kasir = strcmp(format, "kasir") == 0;
+    int kasir = strcmp(format, "kasir") == 0 || strcmp(psp, "sandbox") == 0;
     int payout = strcmp(kind, "payout") == 0, refund = strcmp(kind, "refund") == 0;
 
     if (kasir)
@@ -197,8 +200,9 @@ char *sb_settlement_csv(const char *psp, const char *date, const char *spec, con
     char *out = NULL, day[16];
     int counts[8] = {0};
 
-    if (strcmp(psp, "stripe") != 0 && strcmp(psp, "xendit") != 0 && strcmp(psp, "midtrans") != 0) {
-        snprintf(msg, cap, "psp must be stripe, xendit or midtrans");
+    if (strcmp(psp, "stripe") != 0 && strcmp(psp, "xendit") != 0 && strcmp(psp, "midtrans") != 0 &&
+        strcmp(psp, "sandbox") != 0) {
+        snprintf(msg, cap, "psp must be stripe, xendit, midtrans or sandbox");
         return NULL;
     }
     if (strcmp(format, "native") != 0 && strcmp(format, "kasir") != 0) {

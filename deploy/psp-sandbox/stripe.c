@@ -460,6 +460,8 @@ const char *sb_psp_of_path(const char *path)
     if (strncmp(path, "/callback_virtual_account", 25) == 0 ||
         strncmp(path, "/qr_codes", 9) == 0 || strncmp(path, "/disbursements", 14) == 0)
         return "xendit";
+    if (strncmp(path, "/sandbox/v1/", 12) == 0)
+        return "sandbox";
     if (strncmp(path, "/v2/", 4) == 0 || strncmp(path, "/api/v1/payouts", 15) == 0 ||
         strncmp(path, "/iris/api/v1/payouts", 20) == 0)
         return "midtrans";
@@ -474,6 +476,8 @@ int sb_is_charge_call(const char *psp, const char *method, const char *path)
         return strcmp(path, "/v1/payment_intents") == 0 || strstr(path, "/confirm") != NULL;
     if (strcmp(psp, "xendit") == 0)
         return strcmp(path, "/disbursements") == 0;
+    if (strcmp(psp, "sandbox") == 0)
+        return strcmp(path, "/sandbox/v1/charges") == 0 || strcmp(path, "/sandbox/v1/payouts") == 0;
     return strcmp(path, "/v2/charge") == 0 || strstr(path, "/payouts") != NULL;
 }
 
@@ -484,6 +488,9 @@ void sb_psp_5xx(const char *psp, struct sb_resp *r)
         sb_new_id("req_", req, sizeof(req));
         respond_error(r, 500, error_obj("api_error", NULL, NULL,
                                         "An unknown error occurred (request %s)", req));
+    } else if (strcmp(psp, "sandbox") == 0) {
+        sb_respond_json(r, 503, json_pack("{s:{s:s, s:s}}", "error", "code", "unavailable",
+                                          "message", "the sandbox PSP is unavailable"));
     } else if (strcmp(psp, "xendit") == 0) {
         sb_respond_json(r, 500, json_pack("{s:s, s:s}", "error_code", "SERVER_ERROR", "message",
                                           "An unexpected error occured, our team has been "

@@ -27,6 +27,8 @@ def new_keys():
         "midtrans": "SB-Mid-server-" + secrets.token_hex(12),
         "iris": "IRIS-" + secrets.token_hex(12),
         "iris_merchant": "IRIS-MK-" + secrets.token_hex(12),
+        "native": "sbx_" + secrets.token_hex(16),
+        "native_whsec": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
     }
 
 
@@ -120,6 +122,16 @@ class Sandbox:
         return self._json(method, path, body, key or self.keys["midtrans"],
                           dict(headers or {}, **{"X-Sandbox-Fault": fault}))
 
+    def native(self, method, path, body=None, idem=None, fault=None, key=None):
+        """The sandbox's own API: JSON, Bearer key, Idempotency-Key."""
+        h = {"Authorization": "Bearer " + (key or self.keys["native"])}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        h.update({k: v for k, v in {"Idempotency-Key": idem, "X-Sandbox-Fault": fault}.items() if v})
+        return self.request(method, path, data, h)
+
     def iris(self, method, path, body=None, idem=None):
         return self._json(method, path, body, self.keys["iris"], {"X-Idempotency-Key": idem})
 
@@ -162,6 +174,8 @@ def start_sandbox(keys=None, extra_env=None):
         "KASIR_MIDTRANS_SERVER_KEY": keys["midtrans"],
         "KASIR_IRIS_API_KEY": keys["iris"],
         "KASIR_IRIS_MERCHANT_KEY": keys["iris_merchant"],
+        "KASIR_SANDBOX_API_KEY": keys["native"],
+        "KASIR_SANDBOX_WEBHOOK_SECRET": keys["native_whsec"],
         "KASIR_PAYOUT_DELAY": "300ms",
     }
     env.update(extra_env or {})

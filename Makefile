@@ -119,10 +119,11 @@ bench: up $(BENCH_BIN)
 demo: up
 	@bash deploy/local/demo.sh
 
-docs: build/bin/kasir-configdoc build/bin/kasir-ingress build/bin/kasir-dlq
+docs: build/bin/kasir-configdoc build/bin/kasir-ingress build/bin/kasir-dlq build/bin/kasir-psp-sandbox
 	build/bin/kasir-configdoc > docs/CONFIG.md
 	build/bin/kasir-ingress config-doc >> docs/CONFIG.md
 	build/bin/kasir-dlq config-doc >> docs/CONFIG.md
+	build/bin/kasir-psp-sandbox config-doc >> docs/CONFIG.md
 
 clean:
 	rm -rf build

@@ -5,7 +5,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential pkg-config librdkafka-dev libpq-dev libavro-dev libcurl4-openssl-dev
       libssl-dev libjansson-dev libmicrohttpd-dev postgresql-15 postgresql-contrib kcat
-      python3-avro python3-pytest clang libclang-rt-14-dev wrk maven openjdk-17-jre-headless curl bc)
+      python3-avro python3-pytest python3-venv clang libclang-rt-14-dev wrk maven openjdk-17-jre-headless curl bc)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,4 +34,18 @@ if [ ! -f "$libs/.complete" ]; then
         -DincludeScope=runtime -DoutputDirectory="$libs"
     ls "$libs"/kafka_2.13-3.9.1.jar >/dev/null
     touch "$libs/.complete"
+fi
+# The PSPs' own Python SDKs, pinned, in a venv under var/: tests 320-322 drive the PSP
+# sandbox with them to show that a client written against the real APIs works unchanged.
+# Not a runtime dependency; when PyPI cannot be reached the tests that need them skip.
+venv="$top/var/venv-psp"
+psp_sdks=(stripe==16.1.0 midtransclient==1.4.2 xendit-python==0.2.2)
+if [ ! -f "$venv/.complete-1" ]; then
+    echo "deps: installing the PSP SDKs (${psp_sdks[*]}) into var/venv-psp"
+    if { [ -x "$venv/bin/pip" ] || /usr/bin/python3 -m venv "$venv"; } &&
+        "$venv/bin/pip" install -q --disable-pip-version-check "${psp_sdks[@]}"; then
+        touch "$venv/.complete-1"
+    else
+        echo "deps: could not install the PSP SDKs; the SDK tests will be skipped" >&2
+    fi
 fi

@@ -1,0 +1,286 @@
+/* store.c - the sandbox's memory: objects, references, idempotency records, the ledger.
+ *
+ * One mutex guards it all. A PSP call holds it for a few microseconds (lookups in jansson
+ * objects, which are hash tables), so one lock is simpler than finer ones and is not what
+ * limits throughput: HTTP parsing and JSON text are done outside it. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deploy/psp-sandbox/sandbox.h"
+#include "lib/crypto.h"
+#include "lib/money.h"
+#include "lib/banned.h"
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *objs;   /* kind -> { id -> object } */
+static json_t *refs;   /* kind -> { ref -> id } */
+static json_t *idem;   /* scope -> { fp, status, body, ctype, request_id } */
+static json_t *ledger; /* [ entry ] */
+static uint64_t rng;
+static uint64_t id_counter;
+
+void sb_lock(void)
+{
+    pthread_mutex_lock(&mu);
+}
+
+void sb_unlock(void)
+{
+    pthread_mutex_unlock(&mu);
+}
+
+int sb_store_init(void)
+{
+    objs = json_object();
+    refs = json_object();
+    idem = json_object();
+    ledger = json_array();
+    sb_reseed(SB.faults.seed);
+    return objs && refs && idem && ledger ? 0 : -1;
+}
+
+void sb_store_reset(void)
+{
+    json_object_clear(objs);
+    json_object_clear(refs);
+    json_object_clear(idem);
+    json_array_clear(ledger);
+}
+
+/* splitmix64: a seeded, reproducible stream for fault decisions (tests set the seed) */
+static uint64_t next_rand(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void sb_reseed(uint64_t seed)
+{
+    rng = seed;
+}
+
+int sb_roll(void)
+{
+    return (int)(next_rand() % 100);
+}
+
+void sb_new_id(const char *prefix, char *out, size_t cap)
+{
+    static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    uint8_t rnd[16];
+    char tail[25];
+    struct ks_err e = {0};
+    uint64_t n = __atomic_add_fetch(&id_counter, 1, __ATOMIC_RELAXED);
+    int i;
+
+    /* ids are unique by the counter (lock held); the random part keeps them from being
+     * guessable across runs, as the PSPs' are */
+    if (ks_random_bytes(rnd, sizeof(rnd), &e) != KS_OK)
+        memset(rnd, 0, sizeof(rnd));
+    for (i = 0; i < 12; i++)
+        tail[i] = alnum[rnd[i] % 62];
+    for (i = 23; i >= 12; i--) {
+        tail[i] = alnum[n % 62];
+        n /= 62;
+    }
+    tail[24] = '\0';
+    snprintf(out, cap, "%s%s", prefix, tail);
+}
+
+static json_t *kind_map(json_t *root, const char *kind)
+{
+    json_t *m = json_object_get(root, kind);
+
+    if (!m) {
+        m = json_object();
+        json_object_set_new(root, kind, m);
+    }
+    return m;
+}
+
+json_t *sb_obj_get(const char *kind, const char *id)
+{
+    return id ? json_object_get(kind_map(objs, kind), id) : NULL;
+}
+
+void sb_obj_put(const char *kind, const char *id, json_t *obj)
+{
+    json_object_set_new(kind_map(objs, kind), id, obj);
+}
+
+const char *sb_ref_get(const char *kind, const char *ref)
+{
+    return ref ? json_string_value(json_object_get(kind_map(refs, kind), ref)) : NULL;
+}
+
+void sb_ref_put(const char *kind, const char *ref, const char *id)
+{
+    json_object_set_new(kind_map(refs, kind), ref, json_string(id));
+}
+
+enum sb_idem sb_idem_lookup(const char *scope, const char *fp, struct sb_resp *r)
+{
+    json_t *rec = json_object_get(idem, scope);
+    const char *body;
+
+    if (!rec)
+        return SB_IDEM_NEW;
+    if (strcmp(json_string_value(json_object_get(rec, "fp")), fp) != 0)
+        return SB_IDEM_MISMATCH;
+    body = json_string_value(json_object_get(rec, "body"));
+    r->status = (int)json_integer_value(json_object_get(rec, "status"));
+    r->body = strdup(body ? body : "");
+    r->ctype = "application/json";
+    r->replayed = 1;
+    snprintf(r->request_id, sizeof(r->request_id), "%s",
+             json_string_value(json_object_get(rec, "request_id")));
+    return SB_IDEM_HIT;
+}
+
+enum sb_idem sb_idem_check(const char *psp, const char *cred, const char *key,
+                           const struct sb_call *c, json_t *params, char *scope, char fp[65],
+                           struct sb_resp *r)
+{
+    char tag[17], *canon = json_dumps(params, JSON_SORT_KEYS | JSON_COMPACT);
+
+    sb_cred_tag(cred, tag);
+    snprintf(scope, 400, "%s:%s:%.300s", psp, tag, key);
+    sb_fingerprint(c->method, c->path, canon ? canon : "", fp);
+    free(canon);
+    return sb_idem_lookup(scope, fp, r);
+}
+
+void sb_idem_store(const char *scope, const char *fp, const struct sb_resp *r)
+{
+    json_object_set_new(idem, scope,
+                        json_pack("{s:s, s:i, s:s, s:s}", "fp", fp, "status", r->status, "body",
+                                  r->body ? r->body : "", "request_id", r->request_id));
+}
+
+json_t *sb_ledger_add(const char *psp, const char *kind, const char *object_id,
+                      const char *ref, const char *idem_key, int64_t amount_minor,
+                      const char *currency, const char *method)
+{
+    json_array_append_new(
+        ledger, json_pack("{s:I, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I}", "seq",
+                          (json_int_t)json_array_size(ledger) + 1, "psp", psp, "kind", kind,
+                          "object_id", object_id, "reference", ref, "idempotency_key",
+                          idem_key, "amount", (json_int_t)amount_minor, "currency", currency,
+                          "method", method, "at_us", (json_int_t)sb_now_us()));
+    return json_array_get(ledger, json_array_size(ledger) - 1);
+}
+
+json_t *sb_ledger_entries(void)
+{
+    return ledger;
+}
+
+int64_t sb_ledger_refunded(const char *psp, const char *object_id)
+{
+    size_t i;
+    json_t *e;
+    int64_t sum = 0;
+
+    json_array_foreach(ledger, i, e) {
+        json_t *of = json_object_get(e, "refund_of");
+        if (of && strcmp(json_string_value(json_object_get(e, "psp")), psp) == 0 &&
+            strcmp(json_string_value(of), object_id) == 0)
+            sum += json_integer_value(json_object_get(e, "amount"));
+    }
+    return sum;
+}
+
+/* Entries of psp/kind (NULL: all) with the counts a test asks for: references charged,
+ * refunded or paid out more than once. */
+json_t *sb_ledger_query(const char *psp, const char *kind)
+{
+    json_t *out = json_array(), *seen = json_object(), *twice = json_object(), *e;
+    size_t i;
+
+    json_array_foreach(ledger, i, e) {
+        const char *p = json_string_value(json_object_get(e, "psp"));
+        const char *k = json_string_value(json_object_get(e, "kind"));
+        const char *ref = json_string_value(json_object_get(e, "reference"));
+        char key[600];
+        json_t *n;
+
+        if ((psp && *psp && strcmp(psp, p) != 0) || (kind && *kind && strcmp(kind, k) != 0))
+            continue;
+        json_array_append(out, e);
+        if (!ref)
+            continue;
+        snprintf(key, sizeof(key), "%s|%s|%s", p, k, ref);
+        n = json_object_get(seen, key);
+        json_object_set_new(seen, key, json_integer(n ? json_integer_value(n) + 1 : 1));
+        if (n)
+            json_object_set_new(twice, key, json_integer(json_integer_value(n) + 1));
+    }
+    json_decref(seen);
+    return json_pack("{s:o, s:I, s:o}", "entries", out, "count", (json_int_t)json_array_size(out),
+                     "duplicates", twice);
+}
+
+int64_t sb_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void sb_time_iso(int64_t us, int ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    char base[32];
+
+    gmtime_r(&t, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (ms)
+        snprintf(out, cap, "%s.%03dZ", base, (int)((us / 1000) % 1000));
+    else
+        snprintf(out, cap, "%sZ", base);
+}
+
+void sb_time_local(int64_t us, int tz_hours, char *out, size_t cap)
+{
+    time_t t = (time_t)(us / 1000000) + (time_t)tz_hours * 3600;
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+int sb_currency_exp(const char *currency)
+{
+    char up[4];
+    int i;
+
+    for (i = 0; i < 3 && currency[i]; i++)
+        up[i] = (char)(currency[i] >= 'a' && currency[i] <= 'z' ? currency[i] - 32 : currency[i]);
+    up[i] = '\0';
+    return ks_money_exponent(up);
+}
+
+void sb_amount_str(int64_t minor, const char *currency, char *out, size_t cap)
+{
+    struct ks_money m = {.minor = minor};
+    char buf[KS_MONEY_STRLEN];
+    int i;
+
+    for (i = 0; i < 3 && currency[i]; i++)
+        m.currency[i] =
+            (char)(currency[i] >= 'a' && currency[i] <= 'z' ? currency[i] - 32 : currency[i]);
+    m.currency[i] = '\0';
+    if (ks_money_exponent(m.currency) < 0) {
+        snprintf(out, cap, "%lld", (long long)minor);
+        return;
+    }
+    ks_money_format(&m, buf, sizeof(buf));
+    snprintf(out, cap, "%s", buf);
+}

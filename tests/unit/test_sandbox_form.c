@@ -1,0 +1,93 @@
+/* test_sandbox_form.c - the PSP sandbox's request helpers (deploy/psp-sandbox/util.c is
+ * compiled into this test: form decoding as Stripe encodes it, credentials from the
+ * Authorization header, request fingerprints). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "deploy/psp-sandbox/util.c"
+#include "tests/unit/ktest.h"
+
+struct fcase {
+    const char *body;
+    const char *json; /* sorted compact JSON, NULL: refused */
+};
+
+static const struct fcase forms[] = {
+    {"", "{}"},
+    {"amount=2000&currency=usd", "{\"amount\":\"2000\",\"currency\":\"usd\"}"},
+    {"metadata[order_id]=ord_1&metadata[note]=a+b%21",
+     "{\"metadata\":{\"note\":\"a b!\",\"order_id\":\"ord_1\"}}"},
+    {"payment_method_types[]=card&payment_method_types[]=sepa",
+     "{\"payment_method_types\":[\"card\",\"sepa\"]}"},
+    {"expand[0]=latest_charge&expand[1]=customer",
+     "{\"expand\":[\"latest_charge\",\"customer\"]}"},
+    {"automatic_payment_methods[enabled]=true",
+     "{\"automatic_payment_methods\":{\"enabled\":\"true\"}}"},
+    {"a[b][c]=1", "{\"a\":{\"b\":{\"c\":\"1\"}}}"},
+    {"flag", "{\"flag\":\"\"}"},
+    {"x=1&&y=2", "{\"x\":\"1\",\"y\":\"2\"}"},
+    {"a=%zz", NULL},            /* bad escape */
+    {"a=%4", NULL},             /* truncated escape */
+    {"=1", NULL},               /* empty name */
+    {"a[b=1", NULL},            /* unclosed bracket */
+    {"a[b]x=1", NULL},          /* text after a bracket */
+    {"a=1&a[b]=2", NULL},       /* a value, then an object */
+    {"a[5]=1", NULL},           /* array index past the end */
+};
+
+KT_TEST(test_form)
+{
+    size_t i;
+    char msg[200];
+
+    for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        json_t *j = sb_form_parse(forms[i].body, strlen(forms[i].body), msg, sizeof(msg));
+        if (!forms[i].json) {
+            KT_CHECK_MSG(j == NULL, "accepted %s", forms[i].body);
+            KT_CHECK(strstr(msg, "could not decode") != NULL);
+        } else {
+            char *s = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+            KT_CHECK_MSG(s && strcmp(s, forms[i].json) == 0, "%s -> %s", forms[i].body,
+                         s ? s : "(refused)");
+            free(s);
+        }
+        json_decref(j);
+    }
+}
+
+KT_TEST(test_auth_user)
+{
+    char out[64];
+
+    sb_auth_user("Basic c2tfdGVzdF9hYmM6", out, sizeof(out)); /* "sk_test_abc:" */
+    KT_STREQ(out, "sk_test_abc");
+    sb_auth_user("basic c2tfdGVzdF9hYmM=", out, sizeof(out)); /* no colon: all of it */
+    KT_STREQ(out, "sk_test_abc");
+    sb_auth_user("Bearer sk_test_xyz", out, sizeof(out));
+    KT_STREQ(out, "sk_test_xyz");
+    sb_auth_user("Basic !!!", out, sizeof(out));
+    KT_STREQ(out, "");
+    sb_auth_user("Digest abc", out, sizeof(out));
+    KT_STREQ(out, "");
+    sb_auth_user(NULL, out, sizeof(out));
+    KT_STREQ(out, "");
+}
+
+KT_TEST(test_fingerprint_and_tag)
+{
+    char a[65], b[65], c[65], t1[17], t2[17];
+
+    sb_fingerprint("POST", "/v1/payment_intents", "{\"amount\":\"1\"}", a);
+    sb_fingerprint("POST", "/v1/payment_intents", "{\"amount\":\"1\"}", b);
+    sb_fingerprint("POST", "/v1/refunds", "{\"amount\":\"1\"}", c);
+    KT_STREQ(a, b);
+    KT_CHECK(strcmp(a, c) != 0);
+    KT_INTEQ(strlen(a), 64);
+    sb_cred_tag("sk_test_one", t1);
+    sb_cred_tag("sk_test_two", t2);
+    KT_INTEQ(strlen(t1), 16);
+    KT_CHECK(strcmp(t1, t2) != 0);
+    KT_CHECK(strstr(t1, "sk_") == NULL);
+}
+
+KT_MAIN(test_form, test_auth_user, test_fingerprint_and_tag)

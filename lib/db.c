@@ -23,6 +23,17 @@ int ks_db_transient(const char *state)
     return 0;
 }
 
+int ks_db_environmental(const char *state)
+{
+    static const char *const classes[] = {"42", "3F", "0A", "53", "58", "F0", "XX", NULL};
+    if (!state)
+        return 0;
+    for (int i = 0; classes[i]; i++)
+        if (strncmp(state, classes[i], 2) == 0)
+            return 1;
+    return 0;
+}
+
 /* libpq messages end with a newline; our messages do not. */
 static void chomp_copy(char *dst, size_t len, const char *src)
 {

@@ -37,6 +37,13 @@ enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)
  * statement_timeout or cancel, 25P03 idle-in-transaction timeout). NULL: 0. */
 int ks_db_transient(const char *sqlstate);
 
+/* 1 when a statement failed because the database or its schema is broken, not because of
+ * the data it was given: syntax or access rule (class 42: an undefined function, table or
+ * column, a revoked privilege), invalid schema (3F), feature not supported (0A),
+ * insufficient resources (53: disk full, out of memory), system error (58), config (F0),
+ * internal (XX). Every message would fail alike: no message is to blame. */
+int ks_db_environmental(const char *sqlstate);
+
 /* Checks res (which may be NULL) against the expected status (PGRES_COMMAND_OK or
  * PGRES_TUPLES_OK). On mismatch fills err with KS_EDB (KS_ECONFLICT for a unique
  * violation, 23505), names what and the SQLSTATE in the message, and sets retriable by

@@ -35,7 +35,7 @@
 static const char SQL_PURGE[] =
     "DELETE FROM kasir_processed WHERE ctid = ANY(ARRAY(SELECT ctid FROM kasir_processed "
     "WHERE consumer = $1 AND processed_at < now() - $2::bigint * interval '1 millisecond' "
-    "LIMIT 10000))";
+    "LIMIT 50000))";
 
 
 
@@ -95,7 +95,11 @@ static void housekeeping(struct ks_worker *w, int idle)
     }
     if (!w->pg_up && !wk_pg_ensure(w))
         return;
-    if (idle && ks_outbox_delivered(w->ob) > 0) {
+    if (now >= w->next_sweep && !w->sweep_all)
+        /* what this producer has in flight is reported, and marked below, before the sweep
+         * looks: a row whose batch ran longer than min_age is not sent twice */
+        ks_outbox_flush(w->ob, 2000);
+    if ((idle || now >= w->next_sweep) && ks_outbox_delivered(w->ob) > 0) {
         if (ks_outbox_mark_write(w->ob, ks_db_conn(w->db), &err) == KS_OK)
             ks_outbox_mark_done(w->ob, 1);
         else
@@ -112,7 +116,7 @@ static void housekeeping(struct ks_worker *w, int idle)
         }
         w->next_sweep = now + w->sweep_ms;
     }
-    if (now >= w->next_purge && idle) {
+    if (now >= w->next_purge) {
         /* kept worker.dedup.retention: long enough for a DLQ replay weeks later to be
          * recognised as a duplicate */
         char keep[24];
@@ -122,8 +126,8 @@ static void housekeeping(struct ks_worker *w, int idle)
         res = PQexecParams(ks_db_conn(w->db), SQL_PURGE, 2, NULL, params, NULL, NULL, 0);
         if (ks_db_check(w->db, res, PGRES_COMMAND_OK, "dedup purge", &err) != KS_OK)
             ks_log(KS_LOG_WARN, "worker.dedup.purge_failed", err.msg, NULL);
-        /* a full slice: more to do soon; else an hour */
-        w->next_purge = now + (strcmp(PQcmdTuples(res), "10000") == 0 ? 1000 : 3600000);
+        /* busy or idle; a full slice: more to do in a second, else in an hour */
+        w->next_purge = now + (strcmp(PQcmdTuples(res), "50000") == 0 ? 1000 : 3600000);
         PQclear(res);
     }
     if (now >= w->next_lag) {
@@ -188,13 +192,13 @@ static int health(void *ctx, int ready, char *body, size_t len)
 {
     struct ks_worker *w = ctx;
     int alive = ks_clock_wall_ms() - w->loop_at_ms < 60000 && !w->fatal;
-    int failing = w->fail_streak >= w->max_failures;
+    int failing = w->fail_streak >= w->max_failures || w->halted;
     int ok = ready ? alive && w->pg_up && !failing : alive && !failing;
     snprintf(body, len,
              "{\"status\":\"%s\",\"postgresql\":\"%s\",\"partitions\":%zu,"
-             "\"failed_batches_in_a_row\":%d,\"kafka\":\"%s\"}",
+             "\"failed_batches_in_a_row\":%d,\"kafka\":\"%s\",\"handler\":\"%s\"}",
              ok ? "ok" : "unavailable", w->pg_up ? "up" : "down", w->nparts, w->fail_streak,
-             w->fatal ? "fatal" : "ok");
+             w->fatal ? "fatal" : "ok", w->halted ? "halted: it ended the transaction" : "ok");
     return ok;
 }
 
@@ -390,12 +394,19 @@ int ks_worker_run(struct ks_worker *w)
     while (!w->stop) {
         int64_t now = ks_clock_wall_ms();
         w->loop_at_ms = now;
-        if (!w->synced && w->nparts > 0) {
+        if (w->fence_until && (w->generation != w->fence_gen || now >= w->fence_until))
+            w->fence_until = 0;
+        if ((!w->synced || w->npending) && w->nparts > 0 && !w->halted && !w->fence_until) {
             /* outage or lost fence: stay in the group, retry positions with backoff */
             if (now >= w->next_sync) {
+                int was_pending = w->npending > 0;
                 if (wk_sync_assignment(w) == 0) {
-                    ks_log(KS_LOG_INFO, "worker.pg.up", "positions read again, resuming", NULL);
+                    if (!was_pending)
+                        ks_log(KS_LOG_INFO, "worker.pg.up", "positions read again, resuming",
+                               NULL);
                     w->sync_backoff = 100;
+                    if (w->npending)
+                        w->next_sync = now + 1000; /* locked rows: look again in a second */
                 } else {
                     w->sync_backoff = w->sync_backoff ? w->sync_backoff * 2 : 100;
                     if (w->sync_backoff > 5000)

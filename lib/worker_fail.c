@@ -104,11 +104,21 @@ int64_t wk_batch_failed(struct ks_worker *w, const struct ks_err *err)
 {
     int64_t backoff = 100;
 
-    if (w->fail_streak > 0 && strncmp(w->fail_msg, err->msg, sizeof(w->fail_msg) - 1) == 0)
+    /* "identical" by what failed and its SQLSTATE: the text after it names pids and xids
+     * (a deadlock report) that differ on every try */
+    char key[sizeof(w->fail_msg)];
+    const char *st = strstr(err->msg, " sqlstate ");
+    size_t kl = st && strlen(st) >= 15 ? (size_t)(st - err->msg) + 15 : strlen(err->msg);
+
+    if (kl >= sizeof(key))
+        kl = sizeof(key) - 1;
+    memcpy(key, err->msg, kl);
+    key[kl] = '\0';
+    if (w->fail_streak > 0 && strcmp(w->fail_msg, key) == 0)
         w->fail_streak++;
     else {
         w->fail_streak = 1;
-        snprintf(w->fail_msg, sizeof(w->fail_msg), "%s", err->msg);
+        memcpy(w->fail_msg, key, kl + 1);
     }
     for (int i = 1; i < w->fail_streak && backoff < w->backoff_max_ms; i++)
         backoff *= 2;
@@ -120,9 +130,10 @@ int64_t wk_batch_failed(struct ks_worker *w, const struct ks_err *err)
     return backoff;
 }
 
-/* What a failed transaction means, decided once: fenced, infrastructure (the connection
- * is gone), contention on a healthy server (a transient SQLSTATE: re-run the batch later),
- * or something a message did (isolate it). */
+/* What a failed transaction means, decided once: fenced (another owner), infrastructure
+ * (the connection is gone: pause and re-run), a handler bug (halt), a broken database or
+ * schema, or the isolated pass itself failing (re-run later with backoff), else something
+ * a message did, transient or not (isolate it: each message gets its own outcome). */
 enum outcome wk_classify(struct ks_worker *w, const struct ks_err *err, const char *state,
                              int isolated)
 {
@@ -136,7 +147,9 @@ enum outcome wk_classify(struct ks_worker *w, const struct ks_err *err, const ch
         wk_pg_down(w, err);
         return OUT_INFRA;
     }
-    if (ks_db_transient(state) || w->bug || isolated)
+    if (w->bug)
+        return OUT_HALTED;
+    if (ks_db_environmental(state) || w->env_fail || isolated)
         return OUT_FAILED;
     return OUT_RETRY_ISOLATED;
 }

@@ -36,6 +36,7 @@ struct part {
     int retry_topic;       /* 1 for <topic>.retry.<delay> */
     int64_t expected;      /* next_offset as in PostgreSQL; -1: nothing processed yet */
     int64_t epoch;         /* kasir_offsets.epoch when this instance took the partition */
+    int assigned;          /* positions read and rd_kafka_assign'ed (see wk_sync_assignment) */
     int64_t batch_next;    /* during a batch: the offset after its last message here */
     rd_kafka_message_t **held; /* retry messages read before their due time, in order */
     size_t nheld, capheld;
@@ -60,7 +61,9 @@ struct item {
     char id_topic[256];
     char id_next[KS_ID_LEN]; /* ks_batch_next_id's answer, reused by ks_batch_emit */
     int by_handler; /* failed by the handler (decided again when the batch is re-run) */
-    int claimed;    /* its message id was claimed in kasir_processed in this transaction */
+    int claimed;    /* claim_id was claimed in kasir_processed in this transaction */
+    char claim_id[KS_ID_LEN]; /* what is claimed: the message id (spec.dedup), or for a
+                               * retry copy its origin and attempt */
 };
 
 struct ks_batch {
@@ -98,6 +101,7 @@ struct ks_worker {
     struct part *parts;  /* the group's assignment to us */
     size_t nparts;
     int synced;          /* parts are rd_kafka_assign'ed at their PostgreSQL offsets */
+    size_t npending;     /* of them, partitions whose kasir_offsets row was locked */
     int generation;      /* bumped by every rebalance event */
     volatile sig_atomic_t stop;
     int64_t loop_at_ms;  /* last loop turn, for /healthz */
@@ -112,6 +116,10 @@ struct ks_worker {
     int isolating;       /* the transaction in progress is the savepoint pass */
     int sweep_all;       /* the next sweep takes rows of any age (after a new producer) */
     int bug;             /* the handler ended the runtime's transaction */
+    int halted;          /* after a handler bug: nothing more is consumed, /healthz red */
+    int fence_gen;       /* fenced: positions are read again only after a rebalance ... */
+    int64_t fence_until; /* ... or after this time (wall ms; 0: not waiting) */
+    int env_fail;        /* a statement failed for a reason no message is to blame for */
     int journal_fenced;  /* ks_batch_journal found the partition taken: drop the batch */
     int64_t failed_backoff; /* ms before a failed batch is read again */
     int fail_streak;     /* batches failed in a row on a healthy server with fail_msg */
@@ -127,7 +135,15 @@ struct ks_worker {
     uint64_t last_delivered, last_failed;
 };
 
-enum outcome { OUT_DONE, OUT_INFRA, OUT_FENCED, OUT_RETRY_ISOLATED, OUT_PENDING, OUT_FAILED };
+enum outcome {
+    OUT_DONE,
+    OUT_INFRA,
+    OUT_FENCED,
+    OUT_RETRY_ISOLATED,
+    OUT_PENDING,
+    OUT_FAILED,
+    OUT_HALTED
+};
 
 /* loop and life cycle (worker.c) */
 uint64_t wk_rnd64(struct ks_worker *w);

@@ -174,6 +174,32 @@ static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
     return id_of_bytes(val, len, out);
 }
 
+/* 1 when a string anywhere in v holds a NUL; its field path (a.b[2].c) into path. */
+static int nul_field(const json_t *v, char *path, size_t len)
+{
+    size_t pl = strlen(path), i;
+    const char *k;
+    json_t *x;
+
+    if (json_is_string(v))
+        return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x) {
+            snprintf(path + pl, len - pl, "%s%s", pl ? "." : "", k);
+            if (nul_field(x, path, len))
+                return 1;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) {
+            snprintf(path + pl, len - pl, "[%zu]", i);
+            if (nul_field(x, path, len))
+                return 1;
+        }
+    }
+    path[pl] = '\0';
+    return 0;
+}
+
 /* The runtime's headers on m are its own only on one of this worker's retry topics and
  * naming that retry topic's own main topic as the origin: a header set by anyone else
  * (a producer, a replay of a DLQ copy) must not move a message's attempt, due time or
@@ -216,6 +242,14 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     it->first_failure_ms = -1;
     if (runtime_headers_trusted(it, it->origin_topic, sizeof(it->origin_topic))) {
         int64_t due = header_int(r, KS_H_NOT_BEFORE, 0);
+        /* a copy is never due later than the longest delay plus its jitter after it was
+         * written: a due time beyond that (a clock far off, a forged header) would hold the
+         * partition, and every genuine retry behind it, for as long as it says */
+        int64_t dmax = w->ndelays ? w->delays[w->ndelays - 1] : 0;
+        int64_t bound = (m->timestamp_ms > 0 ? m->timestamp_ms : now) + dmax +
+                        dmax * w->jitter_pct / 100 + 1000;
+        if (due > bound)
+            due = bound;
         if (due > now) {
             it->p->due_ms = due;
             return 1;
@@ -257,6 +291,15 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
         goto no_id;
     }
     m->schema = ks_schema_name(writer);
+    buf[0] = '\0';
+    if (nul_field(m->value, buf, sizeof(buf))) {
+        /* PostgreSQL text cannot hold U+0000, and C strings end there: "E\0x" would be
+         * taken as "E" (a duplicate) and "victim\0x" as "victim" (somebody else's
+         * account). Such a message can never be stored faithfully: invalid. */
+        ks_err_set(&err, KS_EINVAL, 0, buf, "%s contains a NUL character", buf);
+        wk_item_fail(it, "invalid", &err);
+        goto no_id;
+    }
     if (!had_id) {
         /* every Kasir schema carries its message id in the payload too */
         /* by its whole length: a NUL inside must not cut two ids to one */

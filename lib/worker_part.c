@@ -24,11 +24,15 @@ static const char SQL_OFFSETS_INIT[] =
     "INSERT INTO kasir_offsets (group_id, topic, partition) "
     "SELECT $1, t, p FROM unnest($2::text[], $3::int[]) AS u(t, p) ON CONFLICT DO NOTHING";
 /* reading the positions is taking ownership: the epoch moves, which fences the journal
- * writes (ks_batch_journal) of any earlier owner */
+ * writes (ks_batch_journal) of any earlier owner. A row another session holds (a stopped
+ * zombie inside its journal write, until its session times out) is skipped, not waited
+ * for: its partition is assigned on a later try and the others go on meanwhile. */
 static const char SQL_OFFSETS_READ[] =
     "UPDATE kasir_offsets o SET epoch = o.epoch + 1, instance = $4 "
-    "FROM unnest($2::text[], $3::int[]) AS u(t, p) "
-    "WHERE o.group_id = $1 AND o.topic = u.t AND o.partition = u.p "
+    "FROM (SELECT k.topic, k.partition FROM kasir_offsets k "
+    "      JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON k.topic = u.t AND k.partition = u.p "
+    "      WHERE k.group_id = $1 FOR UPDATE OF k SKIP LOCKED) s "
+    "WHERE o.group_id = $1 AND o.topic = s.topic AND o.partition = s.partition "
     "RETURNING o.topic, o.partition, o.next_offset, o.epoch";
 
 struct part *wk_find_part(struct ks_worker *w, const char *topic, int32_t partition)
@@ -131,6 +135,8 @@ int wk_pg_ensure(struct ks_worker *w)
 static void arrays_of_parts(struct ks_worker *w, struct ks_pgarr *t, struct ks_pgarr *p)
 {
     for (size_t i = 0; i < w->nparts; i++) {
+        if (w->parts[i].assigned)
+            continue;
         ks_pgarr_text(t, w->parts[i].topic);
         ks_pgarr_int(p, w->parts[i].partition);
     }
@@ -150,6 +156,7 @@ int wk_sync_assignment(struct ks_worker *w)
 
     if (w->nparts == 0) {
         w->synced = 1;
+        w->npending = 0;
         return 0;
     }
     if (!wk_pg_ensure(w))
@@ -177,11 +184,17 @@ int wk_sync_assignment(struct ks_worker *w)
         if (pp) {
             pp->expected = strtoll(PQgetvalue(res, i, 2), NULL, 10);
             pp->epoch = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+            pp->assigned = 1;
         }
     }
     l = rd_kafka_topic_partition_list_new((int)w->nparts);
+    w->npending = 0;
     for (size_t i = 0; i < w->nparts; i++) {
         struct part *pp = &w->parts[i];
+        if (!pp->assigned) {
+            w->npending++;
+            continue;
+        }
         /* resume before assign: a pause issued after an assign can outdate its offset */
         release_held(w, pp);
         rd_kafka_topic_partition_list_add(l, pp->topic, pp->partition)->offset =
@@ -194,15 +207,21 @@ int wk_sync_assignment(struct ks_worker *w)
     w->synced = 1;
     w->pg_up = 1;
     ks_metric_set(w->m_pg_up, 1);
-    ks_log(KS_LOG_INFO, "worker.assigned", "partitions assigned at stored offsets",
-           "group", w->group, NULL);
+    if (w->npending)
+        ks_logf(KS_LOG_WARN, "worker.assign_pending",
+                "%zu partition(s) held by another session's lock on kasir_offsets; the rest "
+                "assigned, those retried", w->npending);
+    else
+        ks_log(KS_LOG_INFO, "worker.assigned", "partitions assigned at stored offsets",
+               "group", w->group, NULL);
     rc = 0;
 out:
     if (rc != 0) {
-        if (err.retriable || !ks_db_ok(w->db))
+        /* PostgreSQL is down only when the connection is gone */
+        if (!ks_db_ok(w->db))
             wk_pg_down(w, &err);
         else
-            ks_log(KS_LOG_ERROR, "worker.assign_failed", err.msg, NULL);
+            ks_log(KS_LOG_WARN, "worker.assign_failed", err.msg, NULL);
     }
     PQclear(res);
     if (l)
@@ -215,10 +234,13 @@ out:
 /* Stops fetching until positions are read again: after an outage or a lost fence. */
 void wk_unsync(struct ks_worker *w)
 {
-    for (size_t i = 0; i < w->nparts; i++)
+    for (size_t i = 0; i < w->nparts; i++) {
         release_held(w, &w->parts[i]);
+        w->parts[i].assigned = 0;
+    }
     rd_kafka_assign(w->rk, NULL);
     w->synced = 0;
+    w->npending = 0;
     w->generation++;
 }
 
@@ -271,7 +293,8 @@ void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         ks_logf(KS_LOG_INFO, "worker.rebalance.assign", "%d partitions assigned", l->cnt);
         w->synced = 0;
         /* PostgreSQL down: nothing is assigned now; the loop assigns once it is back */
-        if (wk_sync_assignment(w) != 0)
+        w->fence_until = 0;
+        if (!w->halted && wk_sync_assignment(w) != 0)
             w->next_sync = 0;
     } else {
         ks_logf(KS_LOG_INFO, "worker.rebalance.revoke", "%d partitions revoked", l->cnt);

@@ -93,7 +93,7 @@ static enum ks_code unclaim_failed(struct ks_worker *w, struct ks_err *err)
     ks_pgarr_init(&ids);
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].state == ST_FAILED && b->items[i].by_handler && b->items[i].claimed)
-            ks_pgarr_text(&ids, b->items[i].m.message_id);
+            ks_pgarr_text(&ids, b->items[i].claim_id);
     if (ids.n == 0)
         goto out;
     params[0] = w->group;
@@ -135,10 +135,21 @@ static enum ks_code claim_inputs(struct ks_worker *w, struct ks_err *err)
     n = 0;
     for (size_t i = 0; i < b->nview; i++) {
         struct item *it = (struct item *)b->view[i];
-        if (w->spec->dedup || it->p->retry_topic) {
-            its[n] = it;
-            ids[n++] = it->m.message_id;
+        if (w->spec->dedup) {
+            memcpy(it->claim_id, it->m.message_id, KS_ID_LEN);
+        } else if (it->p->retry_topic) {
+            /* a retry copy is the relay's duplicate of another exactly when it has the
+             * same origin and attempt; distinct inputs that share a message id do not */
+            char ps[16], os[24], at[16];
+            snprintf(ps, sizeof(ps), "%d", (int)it->origin_partition);
+            snprintf(os, sizeof(os), "%" PRId64, it->origin_offset);
+            snprintf(at, sizeof(at), "%d", it->m.attempt);
+            ks_id_derive("msg", "retry", it->claim_id, it->origin_topic, ps, os, at, NULL);
+        } else {
+            continue;
         }
+        its[n] = it;
+        ids[n++] = it->claim_id;
     }
     if ((rc = ks_dedup_claim(ks_db_conn(w->db), w->group, ids, n, fresh, err)) != KS_OK)
         goto out;
@@ -164,7 +175,9 @@ static enum ks_code pg_exec(struct ks_worker *w, const char *sql, struct ks_err 
 }
 
 /* A handler ended the runtime's transaction (COMMIT or ROLLBACK in it): its effects may
- * have committed without the positions. Loud, and never retried quietly. */
+ * have committed without the positions. Running the same inputs through it again would
+ * commit them again, so the worker halts: nothing more is consumed, /healthz is red, and a
+ * human fixes the handler. */
 static enum ks_code handler_bug(struct ks_worker *w, struct ks_err *err)
 {
     w->bug = 1;
@@ -187,6 +200,11 @@ enum ks_code ks_batch_run_msg(struct ks_batch *b, struct ks_msg *m, PGconn *pg, 
         return rc;
     rc = fn(b, m, pg, ctx, &e1);
     ts = PQtransactionStatus(pg);
+    if (w->journal_fenced && ts != PQTRANS_IDLE && ks_db_ok(w->db)) {
+        /* a zombie's batch: not m's failure; the whole batch is dropped */
+        *err = e1;
+        return rc != KS_OK ? rc : ks_err_set(err, KS_ECONFLICT, 0, NULL, "journal fenced");
+    }
     if (!ks_db_ok(w->db) || ts == PQTRANS_UNKNOWN) {
         if (rc == KS_OK)
             ks_err_set(&e1, KS_EDB, 1, NULL, "postgresql connection lost");
@@ -213,6 +231,17 @@ enum ks_code ks_batch_run_msg(struct ks_batch *b, struct ks_msg *m, PGconn *pg, 
         ks_err_set(&e1, KS_EDB, 0, NULL, "handler left the transaction failed");
     if ((rc = pg_exec(w, "ROLLBACK TO SAVEPOINT ks_msg; RELEASE SAVEPOINT ks_msg", err)) != KS_OK)
         return rc;
+    {
+        char state[6];
+        if (ks_db_environmental(ks_db_err_sqlstate(&e1, state))) {
+            /* every message would fail alike (a dropped function, a revoked privilege):
+             * dead-lettering them all would empty the topic into the DLQ during a bad
+             * deploy; the batch fails instead and waits, with backoff, for the fix */
+            w->env_fail = 1;
+            *err = e1;
+            return e1.code;
+        }
+    }
     ks_batch_fail(b, m, &e1);
     return KS_OK;
 }
@@ -374,6 +403,7 @@ static enum outcome transact(struct ks_worker *w, int isolated)
 
     w->isolating = isolated;
     w->bug = 0;
+    w->env_fail = 0;
     w->journal_fenced = 0;
     for (size_t i = 0; i < b->n; i++) {
         b->items[i].nemit = 0; /* the cached id stays valid: it depends on nemit */
@@ -388,6 +418,8 @@ static enum outcome transact(struct ks_worker *w, int isolated)
     if (rc == KS_OK && ks_db_ok(w->db) &&
         PQtransactionStatus(ks_db_conn(w->db)) == PQTRANS_IDLE)
         rc = handler_bug(w, &err);
+    if (rc == KS_OK && w->journal_fenced)
+        rc = ks_err_set(&err, KS_ECONFLICT, 0, NULL, "journal fenced: partition owned elsewhere");
     if (rc != KS_OK || PQtransactionStatus(ks_db_conn(w->db)) != PQTRANS_INTRANS) {
         if (rc == KS_OK)
             ks_err_set(&err, KS_EDB, 0, NULL, "handler left the transaction failed");
@@ -528,6 +560,15 @@ static void drop_and_resync(struct ks_worker *w, int64_t delay_ms)
 static void after_failure(struct ks_worker *w, enum outcome oc)
 {
     drop_and_resync(w, oc == OUT_FAILED ? w->failed_backoff : 0);
+    if (oc == OUT_HALTED)
+        w->halted = 1; /* unassigned and never synced again: see handler_bug */
+    if (oc == OUT_FENCED) {
+        /* someone else owns a partition of ours: reading positions now would take it back
+         * (the epoch) from the group's real owner. Wait for our rebalance, which the next
+         * polls bring; a minute at most, for a fence with no rebalance behind it. */
+        w->fence_gen = w->generation;
+        w->fence_until = ks_clock_wall_ms() + 60000;
+    }
 }
 
 /* Waits for the tail in flight, if any, and applies its outcome. */

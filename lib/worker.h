@@ -27,15 +27,20 @@
  *     (<topic>.retry.<delay>, exponential backoff with jitter, DLQ after
  *     worker.retry.max_attempts); retriable = 0 sends it to <topic>.dlq at once.
  *   - poison (undecodable) and invalid (validate hook) messages: <topic>.dlq at once.
- *   - a batch that fails even one message at a time on a healthy server (a bug, a broken
- *     schema): rolled back and re-run after an exponential backoff (worker.failure.
- *     backoff_max); after worker.health.max_failures identical failures in a row /healthz
- *     turns red so an orchestrator restarts or pages.
+ *   - a failure no message is to blame for (ks_db_environmental: an undefined function or
+ *     column, a revoked privilege, a full disk), or a batch that fails even one message at
+ *     a time: rolled back and re-run after an exponential backoff (worker.failure.
+ *     backoff_max), nothing dead-lettered; after worker.health.max_failures failures in a
+ *     row with the same SQLSTATE (or text) /healthz turns red so an orchestrator pages.
+ *   - a message with a NUL inside any string: invalid (PostgreSQL text cannot hold it and
+ *     a C string would be cut there).
  *
  * The transaction is the runtime's: a handler runs statements on the connection it is
  * given and never COMMIT, ROLLBACK, or a session-level SET (use SET LOCAL). A handler
- * that ends the transaction is a bug: the runtime logs it (worker.handler.bug), rolls
- * back what it can and treats the batch as failed. Worker sessions run with
+ * that ends the transaction is a bug: its effects may have committed without the
+ * positions, so the runtime logs it (worker.handler.bug), stops consuming and turns
+ * /healthz red instead of running those inputs again. Handlers check statements with
+ * ks_pg_check (lib/db.h), so that the SQLSTATE travels in the error. Worker sessions run with
  * statement_timeout, lock_timeout and idle_in_transaction_session_timeout (settings).
  *
  * Runtime headers (kasir.attempt, kasir.retry.*, kasir.origin.*, kasir.error.*) are read

@@ -119,11 +119,12 @@ bench: up $(BENCH_BIN)
 demo: up
 	@bash deploy/local/demo.sh
 
-docs: build/bin/kasir-configdoc build/bin/kasir-ingress build/bin/kasir-dlq build/bin/kasir-psp-sandbox
+# every daemon documents its own settings table (config-doc); configdoc writes the common
+# and runtime tables
+DOC_DAEMONS := kasir-ingress kasir-demo kasir-dlq kasir-psp-sandbox
+docs: build/bin/kasir-configdoc $(addprefix build/bin/,$(DOC_DAEMONS))
 	build/bin/kasir-configdoc > docs/CONFIG.md
-	build/bin/kasir-ingress config-doc >> docs/CONFIG.md
-	build/bin/kasir-dlq config-doc >> docs/CONFIG.md
-	build/bin/kasir-psp-sandbox config-doc >> docs/CONFIG.md
+	for d in $(DOC_DAEMONS); do build/bin/$$d config-doc >> docs/CONFIG.md || exit 1; done
 
 clean:
 	rm -rf build

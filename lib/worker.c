@@ -500,18 +500,28 @@ int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def
     struct ks_config *cfg = NULL;
     struct ks_worker *w = NULL;
     struct ks_err err = {0};
-    char *problems = NULL;
     const char *path = NULL;
     struct sigaction sa;
-    int lvl, rc = 1;
+    int rc = 1;
 
-    for (int i = 1; i < argc; i++) {
+    int doc = argc == 2 && strcmp(argv[1], "config-doc") == 0;
+
+    for (int i = 1; i < argc && !doc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
         else {
-            fprintf(stderr, "usage: kasir-%s [-c config-file]\n", spec->name);
+            fprintf(stderr, "usage: kasir-%s [-c config-file] | config-doc\n", spec->name);
             return 2;
         }
+    }
+    if (doc) {
+        /* make docs appends every daemon's own table to docs/CONFIG.md */
+        char title[128];
+        snprintf(title, sizeof(title), "kasir-%s (besides the common and runtime settings)",
+                 spec->name);
+        if (ndefs)
+            ks_config_markdown(stdout, title, defs, ndefs);
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     total = ncommon + KS_WORKER_SETTINGS_COUNT + ndefs;
     if (!(all = calloc(total, sizeof(*all))))
@@ -523,22 +533,20 @@ int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def
     ks_worker_settings(spec->group ? spec->group : spec->name, spec->topics, all + ncommon);
     if (ndefs)
         memcpy(all + ncommon + KS_WORKER_SETTINGS_COUNT, defs, ndefs * sizeof(*all));
-    ks_log_init(spec->name, KS_LOG_INFO);
-    cfg = ks_config_load(all, total, path, &problems, &err);
-    if (!cfg) {
-        fprintf(stderr, "kasir-%s: bad configuration:\n%s", spec->name,
-                problems ? problems : err.msg);
+    /* every bad setting as one JSON line (config.invalid), then exit 2 (docs/CONFIG.md) */
+    if (!(cfg = ks_config_load_main(spec->name, all, total, path))) {
+        rc = 2;
         goto out;
     }
-    lvl = ks_log_level_parse(ks_config_str(cfg, "log.level"));
-    ks_log_init(spec->name, lvl < 0 ? KS_LOG_INFO : (enum ks_log_level)lvl);
     if (ks_serde_init(&err) != KS_OK) {
         ks_log(KS_LOG_ERROR, "worker.serde_failed", err.msg, NULL);
         goto out;
     }
     if (!(w = ks_worker_new(spec, cfg, &err))) {
-        ks_log(KS_LOG_ERROR, "worker.start_failed", err.msg, "field", err.field[0] ? err.field : NULL,
-               NULL);
+        /* a setting the table accepted but the runtime cannot use is a config problem too */
+        ks_log(KS_LOG_ERROR, err.code == KS_ECONFIG ? "config.invalid" : "worker.start_failed",
+               err.msg, "setting", err.field[0] ? err.field : NULL, NULL);
+        rc = err.code == KS_ECONFIG ? 2 : 1;
         goto out;
     }
     g_worker = w;
@@ -554,7 +562,6 @@ out:
     ks_worker_free(w);
     ks_config_free(cfg);
     ks_serde_shutdown();
-    free(problems);
     free(all);
     return rc;
 }

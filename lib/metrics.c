@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "metrics.h"
 #include "banned.h"
 
@@ -151,43 +152,6 @@ void ks_metric_observe(struct ks_metric *h, int64_t us)
 }
 
 /* growing buffer; on no memory it stops growing and render returns NULL */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->oom)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t nc = (b->cap + (size_t)n + 1) * 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-}
-
 /* seconds with microsecond precision, from integer microseconds: no floating point */
 static void sec_str(int64_t us, char *out, size_t len)
 {
@@ -215,13 +179,10 @@ void ks_metrics_remove(struct ks_metrics *m, struct ks_metric *x)
 
 char *ks_metrics_render(struct ks_metrics *m, size_t *len)
 {
-    struct sbuf b = {malloc(4096), 0, 4096, 0};
+    struct ks_buf b = KS_BUF_INIT;
     struct ks_metric *x;
     const char *last = "";
 
-    if (!b.p)
-        return NULL;
-    b.p[0] = '\0';
     pthread_mutex_lock(&m->mu);
     for (x = m->head; x; x = x->next) {
         const char *type = x->kind == K_COUNTER ? "counter" : x->kind == K_GAUGE ? "gauge"
@@ -230,11 +191,11 @@ char *ks_metrics_render(struct ks_metrics *m, size_t *len)
         if (strcmp(last, x->name) != 0) {
             /* a name's samples must be contiguous: label sets of one name are created
              * next to each other or not at all, which holds for the runtime's use */
-            sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name, type);
+            ks_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name, type);
             last = x->name;
         }
         if (x->kind != K_HIST) {
-            sb_printf(&b, "%s%s%s%s %" PRId64 "\n", x->name, *x->labels ? "{" : "", x->labels,
+            ks_buf_printf(&b, "%s%s%s%s %" PRId64 "\n", x->name, *x->labels ? "{" : "", x->labels,
                       *x->labels ? "}" : "", ks_metric_value(x));
             continue;
         }
@@ -244,21 +205,21 @@ char *ks_metrics_render(struct ks_metrics *m, size_t *len)
             cum += atomic_load_explicit(&x->buckets[i], memory_order_relaxed);
             if (i < x->n)
                 sec_str(x->bounds[i], s, sizeof(s));
-            sb_printf(&b, "%s_bucket{%s%sle=\"%s\"} %" PRId64 "\n", x->name, x->labels, sep,
+            ks_buf_printf(&b, "%s_bucket{%s%sle=\"%s\"} %" PRId64 "\n", x->name, x->labels, sep,
                       i < x->n ? s : "+Inf", cum);
         }
         sec_str(atomic_load_explicit(&x->value, memory_order_relaxed), s, sizeof(s));
-        sb_printf(&b, "%s_sum%s%s%s %s\n", x->name, *x->labels ? "{" : "", x->labels,
+        ks_buf_printf(&b, "%s_sum%s%s%s %s\n", x->name, *x->labels ? "{" : "", x->labels,
                   *x->labels ? "}" : "", s);
-        sb_printf(&b, "%s_count%s%s%s %" PRId64 "\n", x->name, *x->labels ? "{" : "", x->labels,
+        ks_buf_printf(&b, "%s_count%s%s%s %" PRId64 "\n", x->name, *x->labels ? "{" : "", x->labels,
                   *x->labels ? "}" : "", atomic_load_explicit(&x->count, memory_order_relaxed));
     }
     pthread_mutex_unlock(&m->mu);
-    if (b.oom) {
-        free(b.p);
+    if (!ks_buf_str(&b)) {
+        ks_buf_release(&b);
         return NULL;
     }
     if (len)
         *len = b.len;
-    return b.p;
+    return (char *)b.p;
 }

@@ -84,8 +84,7 @@ struct ks_outbox {
     int64_t sweep_cursor;
     int64_t id_block;          /* the sequence's increment; 0 until read */
     int64_t id_next, id_end;   /* reserved ids not used yet: [id_next, id_end) */
-    unsigned char *copy;       /* the COPY data of a batch */
-    size_t copy_len, copy_cap;
+    struct ks_buf copy;        /* the COPY data of a batch */
     char *brokers;
     const struct ks_config *cfg;
     volatile int fatal;        /* the producer raised a fatal error: ks_outbox_recreate */
@@ -290,7 +289,7 @@ void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
         ks_kafka_producer_close(ob->rk, flush_ms);
     free(ob->e);
     free(ob->delivered);
-    free(ob->copy);
+    ks_buf_release(&ob->copy);
     free(ob->fails);
     free(ob->brokers);
     free(ob->owner);
@@ -441,29 +440,19 @@ static int cmp_id(const void *a, const void *b)
 
 static int copy_room(struct ks_outbox *ob, size_t more)
 {
-    if (ob->copy_len + more > ob->copy_cap) {
-        size_t nc = ob->copy_cap ? ob->copy_cap * 2 : 65536;
-        unsigned char *nb;
-        while (nc < ob->copy_len + more)
-            nc *= 2;
-        if (!(nb = realloc(ob->copy, nc)))
-            return -1;
-        ob->copy = nb;
-        ob->copy_cap = nc;
-    }
-    return 0;
+    return ks_buf_room(&ob->copy, more) ? 0 : -1;
 }
 
 static void copy_u16(struct ks_outbox *ob, uint16_t v)
 {
-    ob->copy[ob->copy_len++] = (unsigned char)(v >> 8);
-    ob->copy[ob->copy_len++] = (unsigned char)v;
+    ob->copy.p[ob->copy.len++] = (unsigned char)(v >> 8);
+    ob->copy.p[ob->copy.len++] = (unsigned char)v;
 }
 
 static void copy_u32(struct ks_outbox *ob, uint32_t v)
 {
     for (int sh = 24; sh >= 0; sh -= 8)
-        ob->copy[ob->copy_len++] = (unsigned char)(v >> sh);
+        ob->copy.p[ob->copy.len++] = (unsigned char)(v >> sh);
 }
 
 /* one field: NULL p is SQL NULL */
@@ -477,8 +466,8 @@ static int copy_field(struct ks_outbox *ob, const void *p, size_t len)
     }
     copy_u32(ob, (uint32_t)len);
     if (len)
-        memcpy(ob->copy + ob->copy_len, p, len);
-    ob->copy_len += len;
+        memcpy(ob->copy.p + ob->copy.len, p, len);
+    ob->copy.len += len;
     return 0;
 }
 
@@ -585,9 +574,9 @@ static char *mark_text(struct ks_outbox *ob)
     ks_pgarr_init(&hi);
     if (mark_sql(ob, &lo, &hi) == 0) {
         n = sizeof(SQL_MARK_HEAD) + sizeof(SQL_MARK_MID) + sizeof(SQL_MARK_TAIL) +
-            strlen(lo.buf) + strlen(hi.buf);
+            strlen(ks_pgarr_str(&lo)) + strlen(ks_pgarr_str(&hi));
         if ((q = malloc(n)))
-            snprintf(q, n, "%s%s%s%s%s", SQL_MARK_HEAD, lo.buf, SQL_MARK_MID, hi.buf,
+            snprintf(q, n, "%s%s%s%s%s", SQL_MARK_HEAD, ks_pgarr_str(&lo), SQL_MARK_MID, ks_pgarr_str(&hi),
                      SQL_MARK_TAIL);
     }
     ks_pgarr_release(&lo);
@@ -602,7 +591,7 @@ static enum ks_code copy_build(struct ks_outbox *ob, PGconn *pg, struct ks_err *
     size_t live = 0;
     enum ks_code rc;
 
-    ob->copy_len = 0;
+    ks_buf_reset(&ob->copy);
     for (size_t k = 0; k < ob->n; k++)
         live += !ob->e[k].dropped;
     if (live == 0)
@@ -611,8 +600,8 @@ static enum ks_code copy_build(struct ks_outbox *ob, PGconn *pg, struct ks_err *
         return rc;
     if (copy_room(ob, 19) != 0)
         goto oom;
-    memcpy(ob->copy, sig, sizeof(sig));
-    ob->copy_len = sizeof(sig);
+    memcpy(ob->copy.p, sig, sizeof(sig));
+    ob->copy.len = sizeof(sig);
     copy_u32(ob, 0); /* flags */
     copy_u32(ob, 0); /* header extension */
     for (size_t k = 0; k < ob->n; k++) {
@@ -628,7 +617,7 @@ static enum ks_code copy_build(struct ks_outbox *ob, PGconn *pg, struct ks_err *
     copy_u16(ob, 0xffff); /* end of data */
     return KS_OK;
 oom:
-    ob->copy_len = 0;
+    ks_buf_reset(&ob->copy);
     for (size_t k = 0; k < ob->n; k++)
         ob->e[k].id = 0;
     return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
@@ -655,7 +644,7 @@ enum ks_code ks_outbox_commit_send(struct ks_outbox *ob, PGconn *pg, const char 
         rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         goto out;
     }
-    snprintf(q, qlen, "%s%s%s%s%s", ob->copy_len ? SQL_COPY : "", ob->copy_len ? ";" : "",
+    snprintf(q, qlen, "%s%s%s%s%s", ob->copy.len ? SQL_COPY : "", ob->copy.len ? ";" : "",
              mark ? mark : "", mark ? ";" : "", rest ? rest : "");
     if (!*q)
         goto out;
@@ -663,7 +652,7 @@ enum ks_code ks_outbox_commit_send(struct ks_outbox *ob, PGconn *pg, const char 
         rc = pg_fail(pg, NULL, "outbox send", err);
         goto out;
     }
-    if (ob->copy_len) {
+    if (ob->copy.len) {
         /* the statements after the COPY run once its data is in; their results are the
          * caller's to read */
         res = PQgetResult(pg);
@@ -671,7 +660,7 @@ enum ks_code ks_outbox_commit_send(struct ks_outbox *ob, PGconn *pg, const char 
             rc = pg_fail(pg, res, "outbox copy", err);
             goto out;
         }
-        if (PQputCopyData(pg, (const char *)ob->copy, (int)ob->copy_len) != 1 ||
+        if (PQputCopyData(pg, (const char *)ob->copy.p, (int)ob->copy.len) != 1 ||
             PQputCopyEnd(pg, NULL) != 1) {
             rc = pg_fail(pg, NULL, "outbox copy", err);
             goto out;

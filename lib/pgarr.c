@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "pgarr.h"
 #include "banned.h"
 
@@ -14,43 +15,26 @@ void ks_pgarr_init(struct ks_pgarr *a)
 
 void ks_pgarr_reset(struct ks_pgarr *a)
 {
-    a->len = 0;
+    ks_buf_reset(&a->b);
     a->n = 0;
-    a->oom = 0;
 }
 
 void ks_pgarr_release(struct ks_pgarr *a)
 {
-    free(a->buf);
+    ks_buf_release(&a->b);
     ks_pgarr_init(a);
 }
 
+/* room for more bytes and the '{' or ',' before them and the '}' after (the NUL is the
+ * buffer's own) */
 static int pgarr_reserve(struct ks_pgarr *a, size_t more)
 {
-    size_t want = a->len + more + 3; /* room for '{' or ',', '}' and NUL */
-    char *nb;
-
-    if (a->oom)
-        return -1;
-    if (want <= a->cap)
-        return 0;
-    if (want < a->cap * 2)
-        want = a->cap * 2;
-    if (want < 256)
-        want = 256;
-    nb = realloc(a->buf, want);
-    if (!nb) {
-        a->oom = 1;
-        return -1;
-    }
-    a->buf = nb;
-    a->cap = want;
-    return 0;
+    return ks_buf_room(&a->b, more + 2) ? 0 : -1;
 }
 
 static void pgarr_sep(struct ks_pgarr *a)
 {
-    a->buf[a->len++] = a->n ? ',' : '{';
+    a->b.p[a->b.len++] = a->n ? ',' : '{';
     a->n++;
 }
 
@@ -61,13 +45,13 @@ void ks_pgarr_textn(struct ks_pgarr *a, const char *s, size_t len)
     if (pgarr_reserve(a, 2 * len + 2) != 0)
         return;
     pgarr_sep(a);
-    a->buf[a->len++] = '"';
+    a->b.p[a->b.len++] = '"';
     for (i = 0; i < len; i++) {
         if (s[i] == '"' || s[i] == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = s[i];
+            a->b.p[a->b.len++] = '\\';
+        a->b.p[a->b.len++] = s[i];
     }
-    a->buf[a->len++] = '"';
+    a->b.p[a->b.len++] = '"';
 }
 
 void ks_pgarr_text(struct ks_pgarr *a, const char *s)
@@ -76,8 +60,8 @@ void ks_pgarr_text(struct ks_pgarr *a, const char *s)
         if (pgarr_reserve(a, 4) != 0)
             return;
         pgarr_sep(a);
-        memcpy(a->buf + a->len, "NULL", 4);
-        a->len += 4;
+        memcpy(a->b.p + a->b.len, "NULL", 4);
+        a->b.len += 4;
         return;
     }
     ks_pgarr_textn(a, s, strlen(s));
@@ -88,7 +72,7 @@ void ks_pgarr_int(struct ks_pgarr *a, int64_t v)
     if (pgarr_reserve(a, 24) != 0)
         return;
     pgarr_sep(a);
-    a->len += (size_t)snprintf(a->buf + a->len, 24, "%" PRId64, v);
+    a->b.len += (size_t)snprintf((char *)a->b.p + a->b.len, 24, "%" PRId64, v);
 }
 
 void ks_pgarr_bytea(struct ks_pgarr *a, const void *p, size_t len)
@@ -104,13 +88,13 @@ void ks_pgarr_bytea(struct ks_pgarr *a, const void *p, size_t len)
     if (pgarr_reserve(a, 2 * len + 6) != 0)
         return;
     pgarr_sep(a);
-    memcpy(a->buf + a->len, "\"\\\\x", 4);
-    a->len += 4;
+    memcpy(a->b.p + a->b.len, "\"\\\\x", 4);
+    a->b.len += 4;
     for (size_t i = 0; i < len; i++) {
-        a->buf[a->len++] = hex[b[i] >> 4];
-        a->buf[a->len++] = hex[b[i] & 15];
+        a->b.p[a->b.len++] = hex[b[i] >> 4];
+        a->b.p[a->b.len++] = hex[b[i] & 15];
     }
-    a->buf[a->len++] = '"';
+    a->b.p[a->b.len++] = '"';
 }
 
 const char *ks_pgarr_str(struct ks_pgarr *a)
@@ -118,13 +102,13 @@ const char *ks_pgarr_str(struct ks_pgarr *a)
     if (pgarr_reserve(a, 2) != 0)
         return NULL;
     if (a->n == 0) {
-        memcpy(a->buf, "{}", 3);
-        return a->buf;
+        memcpy(a->b.p, "{}", 3);
+        return (const char *)a->b.p;
     }
-    a->buf[a->len] = '}';
-    a->buf[a->len + 1] = '\0';
+    a->b.p[a->b.len] = '}';
+    a->b.p[a->b.len + 1] = '\0';
     /* not counted in len: more elements may still be appended over it */
-    return a->buf;
+    return (const char *)a->b.p;
 }
 
 /* --- binary arrays (array_send format) ------------------------------------------------ */
@@ -134,21 +118,19 @@ const char *ks_pgarr_str(struct ks_pgarr *a)
 void ks_pgarr_bin_init(struct ks_pgarr_bin *a, unsigned oid)
 {
     memset(a, 0, sizeof(*a));
-    a->oid = oid;
-    a->len = PGBIN_HDR;
+    a->oid = oid; /* b.len 0: the header is reserved with the first element */
 }
 
 void ks_pgarr_bin_reset(struct ks_pgarr_bin *a)
 {
-    a->len = PGBIN_HDR;
+    ks_buf_reset(&a->b);
     a->n = 0;
     a->nulls = 0;
-    a->oom = 0;
 }
 
 void ks_pgarr_bin_release(struct ks_pgarr_bin *a)
 {
-    free(a->buf);
+    ks_buf_release(&a->b);
     ks_pgarr_bin_init(a, a->oid);
 }
 
@@ -160,23 +142,15 @@ static void put32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
+/* room for more bytes after the header, which the first call reserves */
 static unsigned char *bin_room(struct ks_pgarr_bin *a, size_t more)
 {
-    if (a->oom)
-        return NULL;
-    if (a->len + more > a->cap) {
-        size_t nc = a->cap ? a->cap * 2 : 4096;
-        unsigned char *nb;
-        while (nc < a->len + more)
-            nc *= 2;
-        if (!(nb = realloc(a->buf, nc))) {
-            a->oom = 1;
+    if (a->b.len == 0) {
+        if (!ks_buf_room(&a->b, PGBIN_HDR + more))
             return NULL;
-        }
-        a->buf = nb;
-        a->cap = nc;
+        a->b.len = PGBIN_HDR;
     }
-    return a->buf + a->len;
+    return ks_buf_room(&a->b, more);
 }
 
 void ks_pgarr_bin_bytes(struct ks_pgarr_bin *a, const void *p, size_t len)
@@ -187,14 +161,14 @@ void ks_pgarr_bin_bytes(struct ks_pgarr_bin *a, const void *p, size_t len)
     if (!p) {
         put32(d, 0xffffffffu);
         a->nulls = 1;
-        a->len += 4;
+        a->b.len += 4;
         a->n++;
         return;
     }
     put32(d, (uint32_t)len);
     if (len)
         memcpy(d + 4, p, len);
-    a->len += 4 + len;
+    a->b.len += 4 + len;
     a->n++;
 }
 
@@ -206,7 +180,7 @@ void ks_pgarr_bin_int8(struct ks_pgarr_bin *a, int64_t v)
     put32(d, 8);
     put32(d + 4, (uint32_t)((uint64_t)v >> 32));
     put32(d + 8, (uint32_t)v);
-    a->len += 12;
+    a->b.len += 12;
     a->n++;
 }
 
@@ -217,27 +191,27 @@ void ks_pgarr_bin_int4(struct ks_pgarr_bin *a, int32_t v)
         return;
     put32(d, 4);
     put32(d + 4, (uint32_t)v);
-    a->len += 8;
+    a->b.len += 8;
     a->n++;
 }
 
 const char *ks_pgarr_bin_data(struct ks_pgarr_bin *a, int *len)
 {
-    if (a->oom || (!a->buf && !bin_room(a, 0)))
+    if (!bin_room(a, 0))
         return NULL;
     if (a->n == 0) {
         /* an empty array has no dimensions */
-        put32(a->buf, 0);
-        put32(a->buf + 4, 0);
-        put32(a->buf + 8, a->oid);
+        put32(a->b.p, 0);
+        put32(a->b.p + 4, 0);
+        put32(a->b.p + 8, a->oid);
         *len = 12;
-        return (const char *)a->buf;
+        return (const char *)a->b.p;
     }
-    put32(a->buf, 1);
-    put32(a->buf + 4, (uint32_t)a->nulls);
-    put32(a->buf + 8, a->oid);
-    put32(a->buf + 12, (uint32_t)a->n);
-    put32(a->buf + 16, 1);
-    *len = (int)a->len;
-    return (const char *)a->buf;
+    put32(a->b.p, 1);
+    put32(a->b.p + 4, (uint32_t)a->nulls);
+    put32(a->b.p + 8, a->oid);
+    put32(a->b.p + 12, (uint32_t)a->n);
+    put32(a->b.p + 16, 1);
+    *len = (int)a->b.len;
+    return (const char *)a->b.p;
 }

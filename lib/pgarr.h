@@ -9,12 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 /* Text literals: "{...}" parameters for INSERT ... SELECT FROM unnest($1::text[], ...). */
 struct ks_pgarr {
-    char *buf;
-    size_t len, cap;
-    size_t n;  /* elements */
-    int oom;   /* 1 after an allocation failed: ks_pgarr_str returns NULL */
+    struct ks_buf b; /* the literal so far; b.oom after an allocation failed */
+    size_t n;        /* elements */
 };
 void ks_pgarr_init(struct ks_pgarr *a);
 void ks_pgarr_reset(struct ks_pgarr *a); /* empty, keeps the memory */
@@ -32,11 +32,10 @@ const char *ks_pgarr_str(struct ks_pgarr *a); /* the literal; NULL after oom */
 #define KS_OID_INT4 23
 #define KS_OID_TEXT 25
 struct ks_pgarr_bin {
-    unsigned char *buf;
-    size_t len, cap;
+    struct ks_buf b; /* header (written by ks_pgarr_bin_data) and elements */
     size_t n;
     unsigned oid;
-    int nulls, oom;
+    int nulls;
 };
 void ks_pgarr_bin_init(struct ks_pgarr_bin *a, unsigned oid);
 void ks_pgarr_bin_reset(struct ks_pgarr_bin *a);

@@ -22,6 +22,7 @@
 #include <avro.h>
 
 #include "crypto.h"
+#include "buf.h"
 #include "serde.h"
 #include "serde_catalog.h"
 
@@ -60,62 +61,13 @@ uint64_t ks_avro_fingerprint64(const void *data, size_t len)
     return fp;
 }
 
-/* ---- growable byte buffer ------------------------------------------------------------- */
-
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom; /* sticky: later writes are dropped, the owner reports KS_ENOMEM once */
-};
-
-static bool buf_reserve(struct buf *b, size_t n)
-{
-    if (b->oom)
-        return false;
-    if (b->cap - b->len >= n)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    uint8_t *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static void buf_put(struct buf *b, const void *data, size_t n)
-{
-    if (n && buf_reserve(b, n)) {
-        memcpy(b->p + b->len, data, n);
-        b->len += n;
-    }
-}
-
-static void buf_puts(struct buf *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
-
-static void buf_putc(struct buf *b, char c)
-{
-    if (buf_reserve(b, 1))
-        b->p[b->len++] = (uint8_t)c;
-}
+/* ---- writing into a ks_buf (lib/buf.h) ----------------------------------------------- */
 
 /* Zig-zag varint, as Avro writes int and long. */
-static void buf_put_long(struct buf *b, int64_t v)
+static void buf_put_long(struct ks_buf *b, int64_t v)
 {
     uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    if (!buf_reserve(b, 10))
+    if (!ks_buf_room(b, 10))
         return;
     uint8_t *p = b->p + b->len;
     while (u > 0x7f) {
@@ -129,11 +81,11 @@ static void buf_put_long(struct buf *b, int64_t v)
 /* ---- base64: bytes and fixed travel as base64 strings in JSON (lib/crypto.h) ------------ */
 
 /* Decodes base64 text and appends the bytes to b; false when the text is not base64. */
-static bool b64_decode(const char *s, size_t n, struct buf *b)
+static bool b64_decode(const char *s, size_t n, struct ks_buf *b)
 {
     long got;
 
-    if (!buf_reserve(b, n / 4 * 3 + 3))
+    if (!ks_buf_room(b, n / 4 * 3 + 3))
         return false;
     got = ks_b64_decode(s, n, b->p + b->len, b->cap - b->len);
     if (got < 0)
@@ -575,7 +527,7 @@ static size_t min_size(struct node *n)
     return m;
 }
 
-static int encode_value(struct buf *out, const struct node *n, const json_t *v, bool dflt,
+static int encode_value(struct ks_buf *out, const struct node *n, const json_t *v, bool dflt,
                         struct ks_err *err, char *path, size_t plen, int depth);
 
 /* Parses schema JSON into m. Checks defaults against their types by encoding them. */
@@ -588,7 +540,7 @@ static bool model_build(struct model *m, json_t *root, char *err, size_t errlen)
     for (struct node *n = m->all; m->root && n; n = n->next) {
         min_size(n);
         for (size_t i = 0; n->kind == K_RECORD && i < n->n; i++) {
-            struct buf scratch = {0};
+            struct ks_buf scratch = {0};
             struct ks_err e;
             char path[256] = "";
             if (n->fields[i].def &&
@@ -612,53 +564,53 @@ static bool model_build(struct model *m, json_t *root, char *err, size_t errlen)
 /* ---- Parsing Canonical Form ------------------------------------------------------------ */
 
 struct pcf {
-    struct buf out;
+    struct ks_buf out;
     const struct node **done; /* named types already written in full */
     size_t ndone, capdone;
 };
 
 /* [STRINGS]: UTF-8 as is; only what JSON requires is escaped. */
-static void pcf_string(struct buf *o, const char *s)
+static void pcf_string(struct ks_buf *o, const char *s)
 {
-    buf_putc(o, '"');
+    ks_buf_addc(o, '"');
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
-            buf_putc(o, '\\');
-            buf_putc(o, (char)c);
+            ks_buf_addc(o, '\\');
+            ks_buf_addc(o, (char)c);
         } else if (c < 0x20) {
             char esc[8];
             snprintf(esc, sizeof(esc), "\\u%04x", c);
-            buf_puts(o, esc);
+            ks_buf_adds(o, esc);
         } else {
-            buf_putc(o, (char)c);
+            ks_buf_addc(o, (char)c);
         }
     }
-    buf_putc(o, '"');
+    ks_buf_addc(o, '"');
 }
 
 static void pcf_node(struct pcf *p, const struct node *n)
 {
-    struct buf *o = &p->out;
+    struct ks_buf *o = &p->out;
     if (n->kind < K_RECORD) { /* [PRIMITIVES], logical types stripped */
         pcf_string(o, primitive_names[n->kind]);
         return;
     }
     if (n->kind == K_UNION) {
-        buf_putc(o, '[');
+        ks_buf_addc(o, '[');
         for (size_t i = 0; i < n->n; i++) {
             if (i)
-                buf_putc(o, ',');
+                ks_buf_addc(o, ',');
             pcf_node(p, n->branches[i]);
         }
-        buf_putc(o, ']');
+        ks_buf_addc(o, ']');
         return;
     }
     if (n->kind == K_ARRAY || n->kind == K_MAP) {
-        buf_puts(o, n->kind == K_ARRAY ? "{\"type\":\"array\",\"items\":"
+        ks_buf_adds(o, n->kind == K_ARRAY ? "{\"type\":\"array\",\"items\":"
                                        : "{\"type\":\"map\",\"values\":");
         pcf_node(p, n->child);
-        buf_putc(o, '}');
+        ks_buf_addc(o, '}');
         return;
     }
     /* named: in full the first time, by [FULLNAMES] afterwards */
@@ -679,30 +631,30 @@ static void pcf_node(struct pcf *p, const struct node *n)
     }
     p->done[p->ndone++] = n;
     /* [ORDER] name, type, fields, symbols, items, values, size */
-    buf_puts(o, "{\"name\":");
+    ks_buf_adds(o, "{\"name\":");
     pcf_string(o, n->fullname);
     if (n->kind == K_RECORD) {
-        buf_puts(o, ",\"type\":\"record\",\"fields\":[");
+        ks_buf_adds(o, ",\"type\":\"record\",\"fields\":[");
         for (size_t i = 0; i < n->n; i++) {
-            buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
+            ks_buf_adds(o, i ? ",{\"name\":" : "{\"name\":");
             pcf_string(o, n->fields[i].name);
-            buf_puts(o, ",\"type\":");
+            ks_buf_adds(o, ",\"type\":");
             pcf_node(p, n->fields[i].type);
-            buf_putc(o, '}');
+            ks_buf_addc(o, '}');
         }
-        buf_puts(o, "]}");
+        ks_buf_adds(o, "]}");
     } else if (n->kind == K_ENUM) {
-        buf_puts(o, ",\"type\":\"enum\",\"symbols\":[");
+        ks_buf_adds(o, ",\"type\":\"enum\",\"symbols\":[");
         for (size_t i = 0; i < n->n; i++) {
             if (i)
-                buf_putc(o, ',');
+                ks_buf_addc(o, ',');
             pcf_string(o, n->symbols[i]);
         }
-        buf_puts(o, "]}");
+        ks_buf_adds(o, "]}");
     } else {
         char size[32];
         snprintf(size, sizeof(size), ",\"type\":\"fixed\",\"size\":%zu}", n->size);
-        buf_puts(o, size);
+        ks_buf_adds(o, size);
     }
 }
 
@@ -710,7 +662,7 @@ static char *model_pcf(const struct model *m)
 {
     struct pcf p = {0};
     pcf_node(&p, m->root);
-    buf_putc(&p.out, '\0');
+    ks_buf_addc(&p.out, '\0');
     free(p.done);
     if (p.out.oom) {
         free(p.out.p);
@@ -791,7 +743,7 @@ static int wrong_type(struct ks_err *err, const char *path, const json_t *v, con
     return enc_fail(err, path, "%s", msg);
 }
 
-static int encode_record(struct buf *out, const struct node *n, const json_t *v, bool dflt,
+static int encode_record(struct ks_buf *out, const struct node *n, const json_t *v, bool dflt,
                          struct ks_err *err, char *path, size_t plen, int depth)
 {
     if (!json_is_object(v))
@@ -830,7 +782,7 @@ static int encode_record(struct buf *out, const struct node *n, const json_t *v,
     return 0;
 }
 
-static int encode_union(struct buf *out, const struct node *n, const json_t *v, bool dflt,
+static int encode_union(struct ks_buf *out, const struct node *n, const json_t *v, bool dflt,
                         struct ks_err *err, char *path, size_t plen, int depth)
 {
     if (dflt) { /* a union's default is a value of its first branch */
@@ -861,7 +813,7 @@ static int encode_union(struct buf *out, const struct node *n, const json_t *v, 
     return rc;
 }
 
-static int encode_value(struct buf *out, const struct node *n, const json_t *v, bool dflt,
+static int encode_value(struct ks_buf *out, const struct node *n, const json_t *v, bool dflt,
                         struct ks_err *err, char *path, size_t plen, int depth)
 {
     if (depth > MAX_DEPTH)
@@ -872,7 +824,7 @@ static int encode_value(struct buf *out, const struct node *n, const json_t *v, 
     case K_BOOLEAN:
         if (!json_is_boolean(v))
             return wrong_type(err, path, v, "a boolean");
-        buf_putc(out, json_is_true(v) ? 1 : 0);
+        ks_buf_addc(out, json_is_true(v) ? 1 : 0);
         return 0;
     case K_INT:
         if (!json_is_integer(v))
@@ -904,20 +856,20 @@ static int encode_value(struct buf *out, const struct node *n, const json_t *v, 
         }
         for (size_t i = 0; i < w; i++)
             le[i] = (uint8_t)(bits >> (8 * i));
-        buf_put(out, le, w);
+        ks_buf_add(out, le, w);
         return 0;
     }
     case K_STRING:
         if (!json_is_string(v))
             return wrong_type(err, path, v, "a string");
         buf_put_long(out, (int64_t)json_string_length(v));
-        buf_put(out, json_string_value(v), json_string_length(v));
+        ks_buf_add(out, json_string_value(v), json_string_length(v));
         return 0;
     case K_BYTES:
     case K_FIXED: {
         if (!json_is_string(v))
             return wrong_type(err, path, v, "a base64 string");
-        struct buf raw = {0};
+        struct ks_buf raw = {0};
         const char *s = json_string_value(v);
         size_t slen = json_string_length(v);
         bool ok = true;
@@ -925,9 +877,9 @@ static int encode_value(struct buf *out, const struct node *n, const json_t *v, 
             for (size_t i = 0; ok && i < slen; i++) {
                 unsigned char c = (unsigned char)s[i];
                 if (c < 0x80) {
-                    buf_putc(&raw, (char)c);
+                    ks_buf_addc(&raw, (char)c);
                 } else if ((c == 0xc2 || c == 0xc3) && i + 1 < slen) {
-                    buf_putc(&raw, (char)(((c & 3) << 6) | (s[++i] & 0x3f)));
+                    ks_buf_addc(&raw, (char)(((c & 3) << 6) | (s[++i] & 0x3f)));
                 } else {
                     ok = false;
                 }
@@ -940,7 +892,7 @@ static int encode_value(struct buf *out, const struct node *n, const json_t *v, 
         if (ok) {
             if (n->kind == K_BYTES)
                 buf_put_long(out, (int64_t)raw.len);
-            buf_put(out, raw.p, raw.len);
+            ks_buf_add(out, raw.p, raw.len);
         }
         free(raw.p);
         if (!ok)
@@ -979,7 +931,7 @@ static int encode_value(struct buf *out, const struct node *n, const json_t *v, 
             if (rc)
                 return rc;
         }
-        buf_putc(out, 0);
+        ks_buf_addc(out, 0);
         return 0;
     }
     case K_MAP: {
@@ -993,14 +945,14 @@ static int encode_value(struct buf *out, const struct node *n, const json_t *v, 
             buf_put_long(out, (int64_t)cnt);
         json_object_keylen_foreach((json_t *)v, key, klen, x) {
             buf_put_long(out, (int64_t)klen);
-            buf_put(out, key, klen);
+            ks_buf_add(out, key, klen);
             size_t pl = path_add(path, plen, key, strnlen(key, klen), false);
             int rc = encode_value(out, n->child, x, dflt, err, path, pl, depth + 1);
             path[plen] = '\0';
             if (rc)
                 return rc;
         }
-        buf_putc(out, 0);
+        ks_buf_addc(out, 0);
         return 0;
     }
     case K_RECORD:
@@ -1422,12 +1374,12 @@ const struct ks_schema *ks_schema_at(size_t i)
 enum ks_code ks_serde_encode(const struct ks_schema *s, const json_t *obj, void **out,
                              size_t *outlen, struct ks_err *err)
 {
-    struct buf b = {0};
+    struct ks_buf b = {0};
     char path[256] = "";
 
     if (!s || !obj || !out || !outlen)
         return ks_err_set(err, KS_EINVAL, 0, NULL, "schema, object and output are required");
-    if (!buf_reserve(&b, 256))
+    if (!ks_buf_room(&b, 256))
         return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     b.p[0] = 0xC3;
     b.p[1] = 0x01;

@@ -344,10 +344,10 @@ static char *tail_sql(struct ks_worker *w)
         goto out;
     }
     lit[0] = PQescapeLiteral(pg, w->group, strlen(w->group));
-    lit[1] = PQescapeLiteral(pg, t.buf, strlen(t.buf));
-    lit[2] = PQescapeLiteral(pg, p.buf, strlen(p.buf));
-    lit[3] = PQescapeLiteral(pg, n.buf, strlen(n.buf));
-    lit[4] = PQescapeLiteral(pg, e.buf, strlen(e.buf));
+    lit[1] = PQescapeLiteral(pg, ks_pgarr_str(&t), strlen(ks_pgarr_str(&t)));
+    lit[2] = PQescapeLiteral(pg, ks_pgarr_str(&p), strlen(ks_pgarr_str(&p)));
+    lit[3] = PQescapeLiteral(pg, ks_pgarr_str(&n), strlen(ks_pgarr_str(&n)));
+    lit[4] = PQescapeLiteral(pg, ks_pgarr_str(&e), strlen(ks_pgarr_str(&e)));
     lit[5] = PQescapeLiteral(pg, w->instance, strlen(w->instance));
     len = 128;
     for (int i = 0; i < 6; i++) {

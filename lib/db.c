@@ -92,8 +92,8 @@ enum ks_code ks_db_reconnect(struct ks_db *db, struct ks_err *err)
     return KS_OK;
 }
 
-enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
-                         const char *what, struct ks_err *err)
+enum ks_code ks_db_check_conn(PGconn *conn, PGresult *res, ExecStatusType expect,
+                              const char *what, struct ks_err *err)
 {
     const char *state;
     char msg[200];
@@ -104,13 +104,19 @@ enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     chomp_copy(msg, sizeof(msg),
                res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
-                                                 : PQerrorMessage(db->conn));
+                                                 : PQerrorMessage(conn));
     /* a lost connection has no SQLSTATE: PQstatus tells */
-    retriable = sqlstate_retriable(state) || PQstatus(db->conn) != CONNECTION_OK;
+    retriable = sqlstate_retriable(state) || PQstatus(conn) != CONNECTION_OK;
     if (state && strcmp(state, "23505") == 0)
         return ks_err_set(err, KS_ECONFLICT, 0, NULL, "%s: %s", what, msg);
     return ks_err_set(err, KS_EDB, retriable, NULL, "%s failed%s%s: %s", what,
                       state ? " sqlstate " : "", state ? state : "", msg);
+}
+
+enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
+                         const char *what, struct ks_err *err)
+{
+    return ks_db_check_conn(db->conn, res, expect, what, err);
 }
 
 enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)

@@ -36,6 +36,10 @@ enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)
 enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
                          const char *what, struct ks_err *err)
     __attribute__((warn_unused_result));
+/* The same on a bare connection: what a worker's handler has (lib/worker.h). */
+enum ks_code ks_db_check_conn(PGconn *conn, PGresult *res, ExecStatusType expect,
+                              const char *what, struct ks_err *err)
+    __attribute__((warn_unused_result));
 
 /* SELECT 1 within timeout_ms (statement_timeout); KS_EDB retriable when unreachable. */
 enum ks_code ks_db_health(struct ks_db *db, struct ks_err *err)

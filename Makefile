@@ -119,9 +119,10 @@ bench: up $(BENCH_BIN)
 demo: up
 	@bash deploy/local/demo.sh
 
-docs: build/bin/kasir-configdoc build/bin/kasir-ingress
+docs: build/bin/kasir-configdoc build/bin/kasir-ingress build/bin/kasir-risk
 	build/bin/kasir-configdoc > docs/CONFIG.md
 	build/bin/kasir-ingress config-doc >> docs/CONFIG.md
+	build/bin/kasir-risk config-doc >> docs/CONFIG.md
 
 clean:
 	rm -rf build

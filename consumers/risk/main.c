@@ -14,6 +14,7 @@
  *
  *   kasir-risk [-c file]                    the worker
  *   kasir-risk check-rules [-c file]        validates the rules file and exits (0 or 2)
+ *   kasir-risk config-doc                   its settings as docs/CONFIG.md shows them
  *   kasir-risk holds list|approve|reject    the admin operations (holds.c) */
 #include <inttypes.h>
 #include <stdio.h>
@@ -1291,6 +1292,11 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "holds") == 0)
         return risk_holds_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "config-doc") == 0) { /* make docs */
+        ks_config_markdown(stdout, "kasir-risk (besides the common and runtime settings)",
+                           risk_settings, risk_settings_count);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (argc > 1 && strcmp(argv[1], "check-rules") == 0) {
         check = 1;
         argc--;

@@ -5,10 +5,11 @@
 # cap). Payments: one order each, buyers drawn from a pool so that velocity windows hold
 # history, occurred_at spread at 200 payments/s of simulated time. By default the payments
 # and payment_orders rows the ingress would have written are preloaded too (NOT_STARTED),
-# so risk moves existing rows as in production; ROWS=0 leaves them to risk to insert.
+# as in production (risk itself writes them only for rejected and held payments).
 # Prints one "risk" line with decisions/s and a CPU split.
 #   tests/bench/risk_bench.sh [N]   (default 200000; env PARTITIONS (6), BUYERS (50000),
-#   BATCH (worker.batch.max), ROWS (1), RISK_BIN: another kasir-risk binary, for A/B runs)
+#   BATCH (worker.batch.max), ROWS (1), INSTANCES (1: kasir-risk processes in the group),
+#   RULES (another rules file), RISK_BIN: another kasir-risk binary, for A/B runs)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
@@ -69,7 +70,7 @@ pids=""
 for i in $(seq 1 "${INSTANCES:-1}"); do
     port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
     KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.payouts KASIR_WORKER_GROUP=$run \
-    KASIR_RISK_OUTPUT_TOPIC=$run.commands KASIR_RISK_RULES=$top/deploy/risk/rules.json \
+    KASIR_RISK_OUTPUT_TOPIC=$run.commands KASIR_RISK_RULES=${RULES:-$top/deploy/risk/rules.json} \
     KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \
         "${RISK_BIN:-$bin/kasir-risk}" >>"$log" 2>&1 &
     pids="$pids $!"

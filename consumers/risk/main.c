@@ -44,8 +44,10 @@
  * buyer's first payment in it):
  *   1  at, currencies, amounts, checkout: a payment of the buyer decided before, since $4
  *      (the batch's earliest time less the longest window), by index risk_payments_buyer;
- *      a batch payment whose checkout is among them is a redelivery, left out;
- *   2  at: when the buyer was first seen, if ever ($5: only when a new-buyer rule exists).
+ *      a batch payment whose checkout is among them is a redelivery, left out (buyers
+ *      $1-$3: all of them when there are velocity rules);
+ *   2  at: when the buyer was first seen, if ever (buyers $5-$7: those with a payment in
+ *      the batch above a new-buyer cap; for the others the answer cannot matter).
  * Each part is an index range scan or probe per buyer, written so that the planner cannot
  * trade them for a scan of the table (a LATERAL subquery fenced with OFFSET 0, a scalar
  * subquery): the batch is far smaller than the history. */
@@ -60,8 +62,7 @@ static const char SQL_HISTORY[] =
     " SELECT 2, k.kid, (SELECT min(x.at_us) FROM risk_payments x"
     "                    WHERE x.partner_id = k.partner AND x.buyer_id = k.buyer),"
     "        NULL, NULL, NULL"
-    "  FROM unnest($1::int[], $2::text[], $3::text[]) AS k(kid, partner, buyer)"
-    " WHERE $5::boolean";
+    "  FROM unnest($5::int[], $6::text[], $7::text[]) AS k(kid, partner, buyer)";
 
 /* The decisions of a batch's payments, one statement:
  *   d:     the payments to decide and their decisions (binary arrays, by position ord;
@@ -248,14 +249,15 @@ struct pout {
 };
 
 /* column sets of the statements (binary arrays, kept across batches for their memory) */
-enum { H_KID, H_KPARTNER, H_KBUYER, H__N };
+enum { H_KID, H_KPARTNER, H_KBUYER, H_FKID, H_FPARTNER, H_FBUYER, H__N };
 enum { P_ORD, P_PARTNER, P_CHECKOUT, P_PAYMENT, P_BUYER, P_AT, P_CUR, P_AMT, P_DECISION,
        P_REASONS, P_RULES, P_METADATA, P_OORD, P_OID, P_OSEQ, P_OSELLER, P_OAMT, P_OCUR,
        P_OMETHOD, P_OPSP, P__N };
 enum { O_ORD, O_PAYOUT, O_PARTNER, O_SELLER, O_AT, O_AMT, O_CUR, O_DECISION, O_REASONS, O_RULES,
        O_CHANNEL, O_BANK, O_EWALLET, O_DEST, O_HOLDER, O_DESCR, O__N };
 enum { C_ORD, C_N, C_MSGID, C_KEY, C_VALUE, C_HEADERS, C__N };
-static const unsigned h_oid[H__N] = {KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT};
+static const unsigned h_oid[H__N] = {KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT,
+                                     KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT};
 static const unsigned p_oid[P__N] = {
     KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8, KS_OID_TEXT,
     KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT4,
@@ -788,8 +790,8 @@ static enum ks_code group(struct risk *r, size_t np, int by_buyer, struct ks_err
  * stays ST_DUPLICATE when it repeats a checkout of the batch or of its buyer's history. */
 static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err *err)
 {
-    const char *params[5];
-    int lens[5], fmts[5];
+    const char *params[7];
+    int lens[7], fmts[7];
     char lo[24];
     size_t nv = r->rules->n_velocity, nev = 0, namt = 0, ncur = 0;
     int64_t min_at = INT64_MAX;
@@ -805,26 +807,40 @@ static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err
     /* r->last: the first payment of each checkout, until the chains below use it */
     if ((rc = group(r, np, 1, err)) != KS_OK || (rc = group(r, np, 0, err)) != KS_OK)
         return rc;
+    /* r->first: 1 for a buyer (by kid) whose first payment is needed, until reset below */
+    for (size_t i = 0; i < np; i++)
+        r->first[i] = 0;
     for (size_t i = 0; i < np; i++) {
         struct pay *pa = &r->pays[i];
         pa->state = r->last[i] == (int)i ? ST_CANDIDATE : ST_DUPLICATE;
-        if (pa->kid == (int)i) {
+        if (pa->state == ST_CANDIDATE && r->rules->new_buyer &&
+            risk_needs_first_seen(r->rules, &pa->p))
+            r->first[pa->kid] = 1;
+        if (pa->p.at_us < min_at)
+            min_at = pa->p.at_us;
+    }
+    for (size_t i = 0; i < np; i++) {
+        struct pay *pa = &r->pays[i];
+        if (pa->kid == (int)i && nv) {
             ks_pgbin_int4(&r->h[H_KID], (int32_t)i);
             add_text(&r->h[H_KPARTNER], pa->p.partner);
             add_text(&r->h[H_KBUYER], pa->p.buyer);
         }
-        if (pa->p.at_us < min_at)
-            min_at = pa->p.at_us;
+        if (pa->kid == (int)i && r->first[i]) {
+            ks_pgbin_int4(&r->h[H_FKID], (int32_t)i);
+            add_text(&r->h[H_FPARTNER], pa->p.partner);
+            add_text(&r->h[H_FBUYER], pa->p.buyer);
+        }
         r->first[i] = INT64_MAX;
         r->last[i] = -1;
     }
-    if ((rc = params_of(r->h, H__N, params, lens, fmts, err)) != KS_OK)
+    if ((rc = params_of(r->h, 3, params, lens, fmts, err)) != KS_OK ||
+        (rc = params_of(r->h + 3, 3, params + 4, lens + 4, fmts + 4, err)) != KS_OK)
         return rc;
     snprintf(lo, sizeof(lo), "%" PRId64, nv ? min_at - r->rules->max_window_us : INT64_MAX);
     params[3] = lo;
-    params[4] = r->rules->new_buyer ? "true" : "false";
-    fmts[3] = fmts[4] = 0;
-    if ((rc = exec(pg, SQL_HISTORY, 5, params, lens, fmts, "risk history", &res, err)) != KS_OK)
+    fmts[3] = 0;
+    if ((rc = exec(pg, SQL_HISTORY, 7, params, lens, fmts, "risk history", &res, err)) != KS_OK)
         goto out;
     for (int t = 0; t < PQntuples(res); t++) {
         long kind = strtol(PQgetvalue(res, t, 0), NULL, 10);

@@ -129,6 +129,9 @@ void risk_check_payment(const struct risk_rules *rs, const struct risk_payment *
 /* Rules over the buyer's history: velocity and new-buyer caps. */
 void risk_check_history(const struct risk_rules *rs, const struct risk_payment *p,
                         const struct risk_stats *st, struct risk_verdict *v);
+/* 1 when a new-buyer cap could fire for p, i.e. p pays more than a cap that applies to it:
+ * only then does the buyer's first payment need to be looked up. */
+int risk_needs_first_seen(const struct risk_rules *rs, const struct risk_payment *p);
 void risk_check_payout(const struct risk_rules *rs, const struct risk_payout *p,
                        struct risk_verdict *v);
 

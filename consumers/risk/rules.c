@@ -620,6 +620,17 @@ void risk_check_history(const struct risk_rules *rs, const struct risk_payment *
     }
 }
 
+int risk_needs_first_seen(const struct risk_rules *rs, const struct risk_payment *p)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct risk_rule *r = &rs->rule[i];
+        if (r->type == RT_NEW_BUYER_CAP && applies(r, p->partner) &&
+            total_in(p, r->currency) > r->max)
+            return 1;
+    }
+    return 0;
+}
+
 void risk_check_payout(const struct risk_rules *rs, const struct risk_payout *p,
                        struct risk_verdict *v)
 {

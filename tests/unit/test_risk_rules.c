@@ -307,6 +307,10 @@ KT_TEST(history_rules)
     KT_CHECK(fired(&v, "v10", "VELOCITY_COUNT"));
     KT_CHECK(fired(&v, "vsum", "VELOCITY_AMOUNT"));
     KT_INTEQ(v.action, RISK_REJECT);
+    KT_CHECK(risk_needs_first_seen(rs, &p)); /* 800.01 IDR is above the cap */
+    o.amount = 80000;
+    KT_CHECK(!risk_needs_first_seen(rs, &p)); /* at the cap: the buyer's age cannot matter */
+    o.amount = 80001;
     st.first_us = p.at_us - 86400000000LL + 1; /* a microsecond short of a day: new */
     o.amount = 80000;                          /* but not over the cap */
     cnt[0] = 2;

@@ -3,14 +3,15 @@
  * Reads kasir.payments.PaymentRequested (kasir.payments.requested, key buyer) and
  * kasir.payouts.PayoutRequested (kasir.payouts.requested, key seller), checks them against
  * the rules file (rules.c) and decides:
- *   APPROVE  a PspCommand per order (per payout) to kasir.psp.commands; status EXECUTING;
+ *   APPROVE  a PspCommand per order (per payout) to kasir.psp.commands; the payment stays
+ *            NOT_STARTED (payout REQUESTED) for the executor to move;
  *   REVIEW   held (risk_holds) with its commands encoded, until an admin decides
  *            (risk_hold_decide, migration 302); payment NOT_STARTED, payout HELD;
  *   REJECT   FAILED, with the reason codes of the rules that fired (risk_payments).
  * A batch takes at most two statements per kind (payments, payouts): one reading the
- * buyers' history for the velocity and new-buyer rules, one writing every decision,
- * status and hold of the batch. Everything else (offsets, outbox, DLQ, shutdown) is the
- * runtime's.
+ * buyers' history for the velocity and new-buyer rules, one writing every decision, the
+ * statuses of rejected and held ones, and the holds. Everything else (offsets, outbox,
+ * DLQ, shutdown) is the runtime's.
  *
  *   kasir-risk [-c file]                    the worker
  *   kasir-risk check-rules [-c file]        validates the rules file and exits (0 or 2)
@@ -955,7 +956,8 @@ static void totals(const struct risk_payment *p, char *cur, size_t clen, char *a
             if (strcmp(p->orders[k].currency, p->orders[j].currency) == 0)
                 t += p->orders[k].amount;
         if (ca < clen)
-            ca += (size_t)snprintf(cur + ca, clen - ca, "%s%s", j ? "," : "", p->orders[j].currency);
+            ca += (size_t)snprintf(cur + ca, clen - ca, "%s%s", j ? "," : "",
+                                   p->orders[j].currency);
         if (aa < alen)
             aa += (size_t)snprintf(amt + aa, alen - aa, "%s%" PRId64, j ? "," : "", t);
     }

@@ -208,7 +208,8 @@ static void parse_amount_limit(struct parse *ps, json_t *o, struct risk_rule *r)
         problem(ps, "flow", "flow must be payment or payout");
     r->method = -1;
     if (method && (r->method = risk_method_parse(method)) < 0)
-        problem(ps, "method", "method must be CARD, VIRTUAL_ACCOUNT, QRIS, EWALLET or BANK_TRANSFER");
+        problem(ps, "method",
+                "method must be CARD, VIRTUAL_ACCOUNT, QRIS, EWALLET or BANK_TRANSFER");
     else if (method && r->flow == RF_PAYOUT && r->method != RM_BANK_TRANSFER &&
              r->method != RM_EWALLET)
         problem(ps, "method", "a payout goes by BANK_TRANSFER or EWALLET");

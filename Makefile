@@ -60,6 +60,9 @@ build/bin/kasir-$(notdir $(1)): $(patsubst %.c,build/obj/%.o,$(wildcard $(1)/*.c
 endef
 $(foreach d,$(PROG_DIRS),$(eval $(call PROG_RULE,$(d))))
 
+# openapi.c embeds openapi.json with .incbin, which -MMD does not see
+build/obj/producers/ingress/openapi.o: producers/ingress/openapi.json
+
 # --- benchmark programs (tests/bench/*.c); run by make bench, never by make test -----------
 build/bench/%: tests/bench/%.c build/lib/libkasir.a
 	@mkdir -p $(@D)
@@ -121,7 +124,7 @@ demo: up
 
 # every daemon documents its own settings table (config-doc); configdoc writes the common
 # and runtime tables
-DOC_DAEMONS := kasir-ingress kasir-demo kasir-dlq kasir-psp-sandbox
+DOC_DAEMONS := kasir-ingress kasir-demo kasir-risk kasir-dlq kasir-psp-sandbox
 docs: build/bin/kasir-configdoc $(addprefix build/bin/,$(DOC_DAEMONS))
 	build/bin/kasir-configdoc > docs/CONFIG.md
 	for d in $(DOC_DAEMONS); do build/bin/$$d config-doc >> docs/CONFIG.md || exit 1; done

@@ -125,6 +125,23 @@ schemas = {
     "SettlementAccepted": {"type": "object", "properties": {"file_id": STR, "psp": STR, "format": STR, "rows": {"type": "integer"},
                                                             "status": {"const": "published"}, "trace_id": STR}},
     "Reconciliation": {"type": "object", "properties": {"matched": {"type": "integer"}, "mismatches": {"type": "array", "items": {"type": "object"}}}},
+    "Hold": {"type": "object", "description": "a payment or payout kasir-risk held for review",
+             "properties": {"hold_id": dict(STR, description="the payment_id or payout_id"),
+                            "kind": {"enum": ["payment", "payout"]}, "payment_id": STR, "payout_id": STR,
+                            "checkout_id": STR, "buyer_id": STR, "seller_id": STR,
+                            "amounts": {"type": "array", "items": {"type": "object", "properties": {"amount": AMOUNT, "currency": CUR}}},
+                            "reasons": {"type": "array", "items": STR, "description": "reason codes of the rules that fired"},
+                            "rules": {"type": "array", "items": STR, "description": "ids of those rules"},
+                            "status": {"enum": ["HELD", "APPROVED", "REJECTED"]}, "held_at": STR, "decided_at": STR,
+                            "decided_by": dict(STR, description="<partner>/<credential> of the admin who decided"),
+                            "decision_note": dict(STR, description="the reason the admin gave")}},
+    "HoldList": {"type": "object", "properties": {"holds": {"type": "array", "items": ref("Hold")},
+                                                  "next_after": {"type": ["string", "null"], "description": "after= for the next page"}}},
+    "HoldDecisionRequest": {"type": "object", "additionalProperties": False, "required": ["reason"],
+                            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500,
+                                                      "description": "why: recorded with the decision"}}},
+    "HoldDecision": {"type": "object", "properties": {"hold": ref("Hold"), "changed": {
+        "type": "boolean", "description": "false when the hold had this decision already (nothing happened again)"}}},
 }
 AUTHERR = (401, 403, 429)
 paths = {
@@ -182,6 +199,29 @@ paths = {
     "/v1/admin/partners": {"get": {"summary": "partners (scope admin)", "security": SEC,
                                    "responses": {"200": {"description": "partners", "content": {"application/json": {"schema": {"type": "object"}}}},
                                                  **problem(*AUTHERR, 503)}}},
+    "/v1/admin/holds": {"get": {"summary": "payments and payouts held by kasir-risk for review, oldest first (scope admin)",
+                                "security": SEC, "parameters": [
+                                    {"name": "status", "in": "query", "required": False,
+                                     "schema": {"enum": ["HELD", "APPROVED", "REJECTED", "all"], "default": "HELD"}},
+                                    {"name": "limit", "in": "query", "required": False,
+                                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                                    {"name": "after", "in": "query", "required": False, "schema": STR,
+                                     "description": "next_after of the previous page"}],
+                                "responses": {**ok(200, "HoldList", "the partner's holds"), **problem(400, *AUTHERR, 503)}}},
+    "/v1/admin/holds/{id}/approve": {"post": {
+        "summary": "release a hold: its PspCommands go to kasir.psp.commands, once (scope admin)",
+        "description": "who (partner and credential) and why (reason) are recorded. Approving an approved hold "
+                       "again answers 200 with changed false; a rejected one is a 409 hold_decided.",
+        "security": SEC, "parameters": [ID],
+        "requestBody": body("HoldDecisionRequest", {"reason": "buyer verified by phone"}),
+        "responses": {**ok(200, "HoldDecision", "approved"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
+    "/v1/admin/holds/{id}/reject": {"post": {
+        "summary": "refuse a hold: the payment or payout becomes FAILED (scope admin)",
+        "description": "who and why are recorded. Rejecting a rejected hold again answers 200 with changed false; "
+                       "an approved one is a 409 hold_decided.",
+        "security": SEC, "parameters": [ID],
+        "requestBody": body("HoldDecisionRequest", {"reason": "card reported stolen"}),
+        "responses": {**ok(200, "HoldDecision", "rejected"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
     "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
     "/readyz": {"get": {"summary": "readiness: Kafka and PostgreSQL reachable", "security": [],
                         "responses": {"200": {"description": "ready"}, "503": {"description": "a dependency is down"}}}},

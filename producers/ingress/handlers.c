@@ -31,6 +31,9 @@ const struct ing_route_def ing_routes[] = {
     {R_SETTLE, "POST", "/v1/settlements/{psp}", ING_SCOPE_SETTLEMENTS_WRITE},
     {R_RECON_GET, "GET", "/v1/reconciliations/{id}", ING_SCOPE_RECON_READ},
     {R_ADMIN_PARTNERS, "GET", "/v1/admin/partners", ING_SCOPE_ADMIN},
+    {R_ADMIN_HOLDS, "GET", "/v1/admin/holds", ING_SCOPE_ADMIN},
+    {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/approve", ING_SCOPE_ADMIN},
+    {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/reject", ING_SCOPE_ADMIN},
     {R_HEALTH, "GET", "/healthz", 0},
     {R_READY, "GET", "/readyz", 0},
     {R_METRICS, "GET", "/metrics", 0},
@@ -803,6 +806,7 @@ void ing_handle(struct ing_req *r)
     case R_SETTLE: settle(r); break;
     case R_RECON_GET: recon_get(r); break;
     case R_ADMIN_PARTNERS: admin_partners(r); break;
+    case R_ADMIN_HOLDS: ing_admin_holds(r); break;
     case R_HEALTH: health(r); break;
     case R_READY: ready(r); break;
     case R_METRICS: metrics(r); break;

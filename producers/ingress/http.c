@@ -23,7 +23,7 @@ static const char *const route_metric_names[R__COUNT] = {
     "POST /v1/auth/token", "POST /v1/payments", "GET /v1/payments/{id}", "GET /v1/payments",
     "POST /v1/refunds", "GET /v1/refunds/{id}", "POST /v1/payouts", "GET /v1/payouts/{id}",
     "POST /v1/webhooks/{psp}", "POST /v1/settlements/{psp}", "GET /v1/reconciliations/{id}",
-    "GET /v1/admin/partners", "GET /healthz", "GET /readyz", "GET /metrics",
+    "GET /v1/admin/partners", "/v1/admin/holds", "GET /healthz", "GET /readyz", "GET /metrics",
     "GET /openapi.json", "unknown",
 };
 static const double hist_bounds_ms[] = {0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000};
@@ -223,6 +223,8 @@ static void route_match(struct ing_req *r)
         rt = get ? R_RECON_GET : R__COUNT;
     else if (strcmp(u, "/v1/admin/partners") == 0)
         rt = get ? R_ADMIN_PARTNERS : R__COUNT;
+    else if (strncmp(u, "/v1/admin/holds", 15) == 0 && (u[15] == '\0' || u[15] == '/'))
+        rt = ing_admin_holds_route(u, m);
     else if (strcmp(u, "/healthz") == 0)
         rt = get ? R_HEALTH : R__COUNT;
     else if (strcmp(u, "/readyz") == 0)

@@ -29,8 +29,8 @@
 
 enum ing_route {
     R_TOKEN, R_PAY_POST, R_PAY_GET, R_PAY_LIST, R_REFUND_POST, R_REFUND_GET, R_PAYOUT_POST,
-    R_PAYOUT_GET, R_WEBHOOK, R_SETTLE, R_RECON_GET, R_ADMIN_PARTNERS, R_HEALTH, R_READY,
-    R_METRICS, R_OPENAPI, R_UNKNOWN, R__COUNT
+    R_PAYOUT_GET, R_WEBHOOK, R_SETTLE, R_RECON_GET, R_ADMIN_PARTNERS, R_ADMIN_HOLDS, R_HEALTH,
+    R_READY, R_METRICS, R_OPENAPI, R_UNKNOWN, R__COUNT
 };
 
 struct ing_route_def {
@@ -166,6 +166,10 @@ void ing_metrics_write(char **out, size_t *len);
 void ing_handle(struct ing_req *r);
 /* K_MULTI: drops one hold; the last one answers. */
 void ing_multi_release(struct ing_req *r);
+
+/* admin_holds.c: held payments and payouts (kasir-risk) */
+enum ing_route ing_admin_holds_route(const char *url, const char *method);
+void ing_admin_holds(struct ing_req *r);
 
 /* auth.c */
 int ing_auth_init(void);

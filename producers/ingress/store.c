@@ -305,8 +305,13 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
             *prepared_pid = 0; /* a new session will need it prepared again */
         PQclear(*res);
         *res = NULL;
-        if (!e.retriable)
-            return -1;
+        /* a request is waiting: retry in place only what a new try can fix at once (a lost
+         * connection, a lost race); a cancel or a timeout (57014) answers 503 now */
+        {
+            char st[6];
+            if (!e.retriable || strcmp(ks_db_err_sqlstate(&e, st), "57014") == 0)
+                return -1;
+        }
         usleep(50000 * (attempt + 1));
     }
     return -1;

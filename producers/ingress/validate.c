@@ -48,6 +48,7 @@ const struct ing_code_def ing_codes[] = {
     {"method_not_allowed", 405, "The endpoint does not accept this HTTP method"},
     {"request_in_progress", 409, "A request with this idempotency key is still in flight"},
     {"duplicate_checkout", 409, "A payment for this checkout_id exists already"},
+    {"hold_decided", 409, "The hold was already decided the other way"},
     {"body_too_large", 413, "The body is larger than this endpoint accepts"},
     {"unsupported_media_type", 415, "The Content-Type is not accepted here"},
     {"idempotency_key_reused", 422, "The idempotency key was used with a different request"},

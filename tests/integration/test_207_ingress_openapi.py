@@ -1,12 +1,14 @@
 """207: the OpenAPI document served at /openapi.json is honest: every route and every
 problem code of the server is in it, and every request example is accepted as it stands
 (ids that must exist are swapped for real ones, signatures made fresh)."""
+import base64
 import json
 import subprocess
 import time
 import uuid
 
-from ingress_util import INGRESS, Partner, ingress, new_key  # noqa: F401
+from conftest import psql
+from ingress_util import INGRESS, Partner, cli, ingress, new_key  # noqa: F401
 from test_203_ingress_webhooks import stripe_sig
 
 
@@ -75,6 +77,18 @@ def test_every_request_example_is_accepted(ingress):
         r = ingress.request("POST", "/v1/settlements/sandbox", raw=ex.encode(), auth=p, ctype=ctype)
         assert r.status == 202, r
         seen += 1
+    # the hold decisions need a hold of the partner and a key with scope admin
+    admin = "Basic " + base64.b64encode(
+        (cli("key", "add", p.partner_id, "--scopes", "admin")["api_key"] + ":").encode()).decode()
+    for path in ("/v1/admin/holds/{id}/approve", "/v1/admin/holds/{id}/reject"):
+        for ctype, ex in examples(doc, path, "post"):
+            hold = "pay_openapi_" + uuid.uuid4().hex
+            psql("INSERT INTO risk_holds (hold_id, kind, partner_id, party_id, currencies, amounts, "
+                 "reasons, rules, outbox_worker) VALUES ('%s', 'payment', '%s', 'b', '{IDR}', "
+                 "'{100}', '{NEW_BUYER_CAP}', '{nb}', 'risk/kasir-risk')" % (hold, p.partner_id))
+            r = ingress.request("POST", path.replace("{id}", hold), ex, auth=admin)
+            assert r.status == 200, r
+            seen += 1
     with_body = [(path, m) for path, ops in doc["paths"].items() for m, op in ops.items()
                  if "requestBody" in op]
-    assert seen >= len(with_body) == 6
+    assert seen >= len(with_body) == 8

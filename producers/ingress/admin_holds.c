@@ -1,0 +1,254 @@
+/* admin_holds.c - the admin endpoints of held payments and payouts (scope admin):
+ *
+ *   GET  /v1/admin/holds?status=HELD|APPROVED|REJECTED|all&limit=N&after=HOLD_ID
+ *   POST /v1/admin/holds/{id}/approve   {"reason": "..."}
+ *   POST /v1/admin/holds/{id}/reject    {"reason": "..."}
+ *
+ * kasir-risk holds a payment or payout its rules sent to REVIEW; these endpoints are how
+ * finance operations release or refuse it. The work is the SQL functions of migration
+ * 302 (the same ones `kasir-risk holds` calls): every lookup is scoped to the caller's
+ * partner, so another partner's hold is a 404; who decided (partner and credential) and
+ * why (the reason) are recorded with the decision; an approval writes the hold's
+ * PspCommands into the outbox in the same transaction, so they are sent once.
+ * Deciding again the same way answers 200 with the hold as it is (a retried request);
+ * the other way is a 409 hold_decided. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/log.h"
+#include "lib/money.h"
+#include "producers/ingress/ingress.h"
+#include "lib/banned.h"
+
+static const char SQL_LIST[] = "SELECT risk_holds_list($1, $2, $3::int, $4)";
+static const char SQL_DECIDE[] = "SELECT risk_hold_decide($1, $2, $3::boolean, $4, $5)";
+
+#define PREFIX "/v1/admin/holds"
+#define MAX_REASON 500
+
+enum ing_route ing_admin_holds_route(const char *url, const char *method)
+{
+    const char *rest = url + strlen(PREFIX), *slash;
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
+        post = strcmp(method, "POST") == 0;
+
+    if (*rest == '\0')
+        return get ? R_ADMIN_HOLDS : R__COUNT;
+    /* "/{id}/approve" or "/{id}/reject" */
+    if (*rest != '/' || !(slash = strchr(rest + 1, '/')) || slash == rest + 1 ||
+        (strcmp(slash, "/approve") != 0 && strcmp(slash, "/reject") != 0))
+        return R_UNKNOWN;
+    return post ? R_ADMIN_HOLDS : R__COUNT;
+}
+
+/* amount_minor -> "amount" (decimal string) in each of a hold's amounts */
+static void format_amounts(json_t *hold)
+{
+    json_t *list = json_object_get(hold, "amounts");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *a = json_array_get(list, i);
+        const char *cur = json_string_value(json_object_get(a, "currency"));
+        json_t *mn = json_object_get(a, "amount_minor");
+        char buf[KS_MONEY_STRLEN];
+        if (cur && json_is_integer(mn)) {
+            ing_amount_fmt(json_integer_value(mn), cur, buf);
+            json_object_set_new(a, "amount", json_string(buf));
+            json_object_del(a, "amount_minor");
+        }
+    }
+}
+
+static PGresult *run(struct ing_req *r, const char *sql, int n, const char *const *params,
+                     struct ing_problem *p)
+{
+    struct ks_db *db = ing_thread_db(p);
+    PGresult *res;
+
+    if (!db)
+        return NULL;
+    res = PQexecParams(ks_db_conn(db), sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ks_log(KS_LOG_WARN, "ingress.holds.failed", PQresultErrorMessage(res), "trace_id",
+               r->trace_id, NULL);
+        PQclear(res);
+        ing_problem(p, "unavailable", NULL, "could not reach the holds");
+        return NULL;
+    }
+    return res;
+}
+
+static void list(struct ing_req *r)
+{
+    static const char *const statuses[] = {"HELD", "APPROVED", "REJECTED", "all"};
+    const char *status = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "status");
+    const char *limit = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *after = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "after");
+    const char *params[4];
+    struct ing_problem p;
+    PGresult *res;
+    json_t *holds, *last = NULL;
+    size_t i;
+    char *end = NULL;
+    long lim = limit ? strtol(limit, &end, 10) : 100;
+
+    for (i = 0; status && i < 4 && strcmp(status, statuses[i]) != 0; i++)
+        ;
+    if (i == 4) {
+        ing_problem(&p, "query_invalid", "status",
+                    "status must be HELD, APPROVED, REJECTED or all");
+        goto fail;
+    }
+    if (limit && (!*limit || *end || lim < 1 || lim > 1000)) {
+        ing_problem(&p, "query_invalid", "limit", "limit must be 1 to 1000");
+        goto fail;
+    }
+    if (after && (!*after || strlen(after) > 200)) {
+        ing_problem(&p, "query_invalid", "after", "after must be a hold id");
+        goto fail;
+    }
+    char lim_s[16];
+    snprintf(lim_s, sizeof(lim_s), "%ld", lim);
+    params[0] = r->partner_id;
+    params[1] = !status ? "HELD" : strcmp(status, "all") == 0 ? NULL : status;
+    params[2] = lim_s;
+    params[3] = after;
+    if (!(res = run(r, SQL_LIST, 4, params, &p)))
+        goto fail;
+    holds = json_array();
+    for (int t = 0; t < PQntuples(res); t++) {
+        json_t *h = json_loads(PQgetvalue(res, t, 0), 0, NULL);
+        if (!h)
+            continue;
+        format_amounts(h);
+        last = json_object_get(h, "hold_id");
+        json_array_append_new(holds, h);
+    }
+    ing_respond_json(r, 200, json_pack("{s:o, s:o}", "holds", holds, "next_after",
+                                       (lim == PQntuples(res) && last) ? json_copy(last)
+                                                                       : json_null()));
+    PQclear(res);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+}
+
+static int json_body(struct ing_req *r, struct ing_problem *p)
+{
+    const char *ct = ing_header(r, "Content-Type");
+    size_t n = strlen("application/json");
+
+    if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
+        (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ')) {
+        ing_problem(p, "unsupported_media_type", "Content-Type", "send Content-Type: %s",
+                    "application/json");
+        return 0;
+    }
+    return 1;
+}
+
+/* the admin's reason from {"reason": "..."}; NULL + p when the body is not that */
+static json_t *parse_reason(struct ing_req *r, const char **reason, struct ing_problem *p)
+{
+    json_error_t je;
+    json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
+    const char *key;
+    json_t *v;
+
+    if (!root) {
+        ing_problem(p, "malformed_json", NULL, "the body is not valid JSON: %s", je.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        ing_problem(p, "body_not_object", NULL, "the body must be a JSON object");
+        goto bad;
+    }
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "reason") != 0) {
+            ing_problem(p, "field_unknown", key, "%.60s is not a field of this request", key);
+            goto bad;
+        }
+    }
+    v = json_object_get(root, "reason");
+    if (!v) {
+        ing_problem(p, "field_required", "reason", "reason is required: why the hold is decided");
+        goto bad;
+    }
+    if (!json_is_string(v)) {
+        ing_problem(p, "field_type", "reason", "reason must be a string");
+        goto bad;
+    }
+    *reason = json_string_value(v);
+    if (!**reason) {
+        ing_problem(p, "field_empty", "reason", "reason must not be empty");
+        goto bad;
+    }
+    if (strlen(*reason) > MAX_REASON) {
+        ing_problem(p, "field_too_long", "reason", "reason has at most %d characters", MAX_REASON);
+        goto bad;
+    }
+    return root;
+bad:
+    json_decref(root);
+    return NULL;
+}
+
+static void decide(struct ing_req *r)
+{
+    const char *id = r->url + strlen(PREFIX) + 1, *slash = strchr(id, '/'), *reason = NULL;
+    int approve = strcmp(slash, "/approve") == 0;
+    char hold[256], actor[2 * KS_ID_LEN + 2];
+    const char *params[5];
+    struct ing_problem p;
+    json_t *body = NULL, *out = NULL, *h;
+    const char *outcome;
+    PGresult *res;
+
+    snprintf(hold, sizeof(hold), "%.*s", (int)(slash - id), id);
+    if (!json_body(r, &p) || !(body = parse_reason(r, &reason, &p)))
+        goto fail;
+    /* who: the partner and the credential (API key or token) that made the call */
+    snprintf(actor, sizeof(actor), "%s/%s", r->partner_id, r->cred_id);
+    params[0] = r->partner_id;
+    params[1] = hold;
+    params[2] = approve ? "true" : "false";
+    params[3] = actor;
+    params[4] = reason;
+    if (!(res = run(r, SQL_DECIDE, 5, params, &p)))
+        goto fail;
+    out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    PQclear(res);
+    outcome = json_string_value(json_object_get(out, "outcome"));
+    h = json_object_get(out, "hold");
+    if (!outcome || strcmp(outcome, "not_found") == 0) {
+        ing_problem(&p, "not_found", "id", "no hold with this id");
+        goto fail;
+    }
+    format_amounts(h);
+    if (strcmp(outcome, "conflict") == 0) {
+        ing_problem(&p, "hold_decided", "id", "the hold was already %s",
+                    approve ? "rejected" : "approved");
+        ing_respond_problem_x(r, &p, json_pack("{s:O}", "hold", h));
+        goto out;
+    }
+    ks_log(KS_LOG_INFO, approve ? "ingress.hold.approved" : "ingress.hold.rejected",
+           strcmp(outcome, "decided") == 0 ? "hold decided" : "hold decided before, unchanged",
+           "trace_id", r->trace_id, "partner", r->partner_id, "hold_id", hold, NULL);
+    ing_respond_json(r, 200, json_pack("{s:O, s:b}", "hold", h, "changed",
+                                       strcmp(outcome, "decided") == 0));
+    goto out;
+fail:
+    ing_respond_problem(r, &p);
+out:
+    json_decref(body);
+    json_decref(out);
+}
+
+void ing_admin_holds(struct ing_req *r)
+{
+    if (strcmp(r->method, "POST") == 0)
+        decide(r);
+    else
+        list(r);
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Risk benchmark (not a test): preload N PaymentRequested into a fresh topic, then time
+# kasir-risk deciding them (SPEC 8: risk decisions/s, worker alone, from a preloaded topic).
+# Rules: deploy/risk/rules.json (amount limits, two velocity rules, blocklists, a new-buyer
+# cap). Payments: one order each, buyers drawn from a pool so that velocity windows hold
+# history, occurred_at spread at 200 payments/s of simulated time. By default the payments
+# and payment_orders rows the ingress would have written are preloaded too (NOT_STARTED),
+# as in production (risk itself writes them only for rejected and held payments).
+# Prints one "risk" line with decisions/s and a CPU split.
+#   tests/bench/risk_bench.sh [N]   (default 200000; env PARTITIONS (6), BUYERS (50000),
+#   BATCH (worker.batch.max), ROWS (1), INSTANCES (1: kasir-risk processes in the group),
+#   RULES (another rules file), RISK_BIN: another kasir-risk binary, for A/B runs)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+set -a; . "$top/var/stack.env"; set +a
+N=${1:-${N:-200000}}
+P=${PARTITIONS:-6}
+BUYERS=${BUYERS:-50000}
+ROWS=${ROWS:-1}
+bin="$top/build/bin"
+run="riskbench$(date +%s)$$"
+topic="$run.payments"
+log="$top/var/log/bench-$run.log"
+mkdir -p "$top/var/log"
+pg() { psql "$KASIR_PG_DSN" -qtAX -c "$1"; }
+
+"$bin/kasir-topics" --brokers "$KASIR_KAFKA_BROKERS" "$topic:$P" "$topic.retry.5s:1" \
+    "$topic.dlq:1" "$run.payouts:1" "$run.payouts.retry.5s:1" "$run.payouts.dlq:1" \
+    "$run.commands:$P" >/dev/null
+
+t0=$(date +%s.%N)
+python3 - "$N" "$topic" "$run" "$BUYERS" <<'PY' | "$bin/kasir-produce"
+import json, random, sys
+n, topic, run, buyers = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+rnd = random.Random(8)
+methods = [("VIRTUAL_ACCOUNT", "BCA", None, None), ("QRIS", None, None, None),
+           ("EWALLET", None, "OVO", None), ("CARD", None, None, "tok_sandbox_visa")]
+out = sys.stdout
+for i in range(n):
+    buyer = "b%d" % rnd.randrange(buyers)
+    m, bank, ew, tok = methods[i % 4]
+    pid = "pay_%s_%d" % (run, i)
+    out.write(json.dumps({"topic": topic, "key": buyer, "schema": "kasir.payments.PaymentRequested",
+        "value": {"message_id": "msg_" + pid, "occurred_at": 1767225600000000 + i * 5000,
+                  "partner_id": run, "payment_id": pid, "buyer_id": buyer,
+                  "checkout_id": "co_" + pid, "idempotency_key_hash": "0" * 64,
+                  "orders": [{"order_id": "ord_%s_0" % pid, "seller_id": "s%d" % (i % 500),
+                              "amount_minor": 1500000 + rnd.randrange(30000000),
+                              "currency": "IDR", "method": m, "psp_preference": None,
+                              "payment_token": tok, "bank_code": bank, "ewallet_channel": ew}],
+                  "metadata": {}}}) + "\n")
+PY
+t1=$(date +%s.%N)
+if [ "$ROWS" = 1 ]; then
+    # the rows the ingress's finish writes for each accepted payment (same ids and values as
+    # the messages above need not match: risk moves them by payment_id and order_id)
+    pg "INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status)
+        SELECT 'pay_${run}_' || i, '$run', 'co_pay_${run}_' || i, 'b', 'NOT_STARTED'
+          FROM generate_series(0, $N - 1) i;
+        INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id,
+                                    amount_minor, currency, method)
+        SELECT 'ord_pay_${run}_' || i || '_0', 'pay_${run}_' || i, '$run', 0, 's', 1, 'IDR', 'QRIS'
+          FROM generate_series(0, $N - 1) i;
+        CHECKPOINT;" >/dev/null
+fi
+
+# INSTANCES kasir-risk processes in one group share the partitions (SPEC 5: workers scale
+# out by consumer group); 1 is the figure of one worker
+pids=""
+for i in $(seq 1 "${INSTANCES:-1}"); do
+    port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.payouts KASIR_WORKER_GROUP=$run \
+    KASIR_RISK_OUTPUT_TOPIC=$run.commands KASIR_RISK_RULES=${RULES:-$top/deploy/risk/rules.json} \
+    KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \
+        "${RISK_BIN:-$bin/kasir-risk}" >>"$log" 2>&1 &
+    pids="$pids $!"
+done
+trap 'kill $pids 2>/dev/null || true' EXIT
+# CPU ticks of this stack's processes only (the machine may run other stacks): a pid's
+# utime + stime, and for the postmaster its children too (live ones by their own stat,
+# exited ones through the postmaster's cutime + cstime)
+ticks() { awk '{ print $14 + $15 + ($2 == "(postgres)" ? $16 + $17 : 0) }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_cpu() { local pm t c; pm=$(head -1 "$top/var/pg/data/postmaster.pid"); t=$(ticks "$pm")
+    for c in $(pgrep -P "$pm"); do t=$((t + $(ticks "$c"))); done; echo "$t"; }
+kf_cpu() { ticks "$(cat "$top/var/kafka/kafka.pid")"; }
+hz=$(getconf CLK_TCK)
+pg0=$(pg_cpu); kf0=$(kf_cpu)
+start=$(date +%s.%N)
+count=0
+while :; do
+    # the group's committed positions: cheap to read, unlike counting decisions
+    count=$(pg "SELECT coalesce(sum(next_offset), 0) FROM kasir_offsets WHERE group_id = '$run' AND topic = '$topic' AND next_offset > 0")
+    [ "$count" -ge "$N" ] && break
+    for p in $pids; do
+        if ! kill -0 "$p" 2>/dev/null; then echo "kasir-risk died; log $log" >&2; tail "$log" >&2; exit 1; fi
+    done
+    if [ "$(echo "$(date +%s.%N) - $start > 600" | bc)" = 1 ]; then echo "timeout at $count" >&2; exit 1; fi
+    sleep 0.2
+done
+end=$(date +%s.%N)
+pg1=$(pg_cpu); kf1=$(kf_cpu); rk=0; for p in $pids; do rk=$((rk + $(ticks "$p"))); done
+count=$(pg "SELECT count(*) FROM risk_payments WHERE partner_id = '$run'")
+window=$(pg "SELECT extract(epoch FROM max(decided_at) - min(decided_at)) FROM risk_payments WHERE partner_id = '$run'")
+mix=$(pg "SELECT string_agg(decision || ' ' || c, ', ' ORDER BY decision) FROM (SELECT decision, count(*) c FROM risk_payments WHERE partner_id = '$run' GROUP BY 1) x")
+kill -TERM $pids; wait $pids || true
+trap - EXIT
+printf 'risk: preload %d payments in %.1fs; kasir-risk x'"${INSTANCES:-1}"' decided %d in %.2fs wall = %.0f decisions/s (commit window %.2fs = %.0f decisions/s); %s\n' \
+    "$N" "$(echo "$t1 - $t0" | bc)" "$count" "$(echo "$end - $start" | bc)" \
+    "$(echo "$N / ($end - $start)" | bc -l)" "$window" "$(echo "$N / ($window + 0.000001)" | bc -l)" "$mix"
+printf 'cpu: kasir-risk %.2fs, postgresql %.2fs, kafka %.2fs (this stack'"'"'s processes, during the drain)\n' \
+    "$(echo "$rk / $hz" | bc -l)" "$(echo "($pg1 - $pg0) / $hz" | bc -l)" "$(echo "($kf1 - $kf0) / $hz" | bc -l)"
+# leave the database as it was: the bench rows are large and of no further use
+pg "DELETE FROM risk_payments WHERE partner_id = '$run'; DELETE FROM payment_orders WHERE partner_id = '$run';
+    DELETE FROM payments WHERE partner_id = '$run'; DELETE FROM risk_hold_commands c USING risk_holds h
+    WHERE c.hold_id = h.hold_id AND h.partner_id = '$run'; DELETE FROM risk_holds WHERE partner_id = '$run';
+    DELETE FROM kasir_outbox WHERE topic = '$run.commands'; DELETE FROM kasir_offsets WHERE group_id = '$run'" >/dev/null

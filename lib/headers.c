@@ -62,3 +62,16 @@ rd_kafka_headers_t *ks_headers_failure(const rd_kafka_headers_t *src, const stru
         hdr_int(h, KS_H_NOT_BEFORE, f->not_before_ms);
     return h;
 }
+
+rd_kafka_headers_t *ks_headers_output(const char *message_id, const char *producer,
+                                      const char *cause, const char *traceparent)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    if (!h)
+        return NULL;
+    rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, message_id, -1);
+    rd_kafka_header_add(h, KS_H_PRODUCER, -1, producer, -1);
+    rd_kafka_header_add(h, KS_H_CAUSE, -1, cause, -1);
+    rd_kafka_header_add(h, KS_H_TRACEPARENT, -1, traceparent, -1);
+    return h;
+}

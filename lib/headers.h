@@ -29,6 +29,13 @@ struct ks_failure {
 };
 rd_kafka_headers_t *ks_headers_failure(const rd_kafka_headers_t *src, const struct ks_failure *f);
 
+/* The headers of an output message: kasir.message_id, kasir.producer, kasir.cause (the
+ * input's id) and traceparent (the input's trace, a new span). The worker runtime's outputs
+ * carry exactly these (ks_batch_emit); a daemon that writes outbox rows some other way
+ * (kasir-risk's held commands) uses the same. NULL on no memory. */
+rd_kafka_headers_t *ks_headers_output(const char *message_id, const char *producer,
+                                      const char *cause, const char *traceparent);
+
 /* Header names (lib/README.md lists them with their meaning). */
 #define KS_H_MESSAGE_ID "kasir.message_id"
 #define KS_H_PRODUCER "kasir.producer"

@@ -122,15 +122,10 @@ enum ks_code ks_batch_emit(struct ks_batch *b, struct ks_msg *m, const char *top
     it->nemit++;
     wk_rnd_hex(b->w, span, 8);
     ks_trace_format(m->trace_id, span, it->flags, tp);
-    h = rd_kafka_headers_new(4);
-    if (!h) {
+    if (!(h = ks_headers_output(id, b->w->spec->name, m->message_id, tp))) {
         free(buf);
         return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     }
-    rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, id, -1);
-    rd_kafka_header_add(h, KS_H_PRODUCER, -1, b->w->spec->name, -1);
-    rd_kafka_header_add(h, KS_H_CAUSE, -1, m->message_id, -1);
-    rd_kafka_header_add(h, KS_H_TRACEPARENT, -1, tp, -1);
     return ks_outbox_add(b->w->ob, topic, key, key_len, buf, len, h, id, (long)(it - b->items),
                          err);
 }

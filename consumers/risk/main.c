@@ -622,14 +622,10 @@ static enum ks_code hold_command(struct risk *r, struct cmd *c, struct ks_msg *m
     ks_hex_encode(rnd, sizeof(rnd), span);
     snprintf(trace, sizeof(trace), "%s", m->trace_id);
     ks_trace_format(trace, span, "01", tp);
-    if (!(h = rd_kafka_headers_new(4))) {
+    if (!(h = ks_headers_output(mid, "risk", m->message_id, tp))) {
         free(val);
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     }
-    rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, mid, -1);
-    rd_kafka_header_add(h, KS_H_PRODUCER, -1, "risk", -1);
-    rd_kafka_header_add(h, KS_H_CAUSE, -1, m->message_id, -1);
-    rd_kafka_header_add(h, KS_H_TRACEPARENT, -1, tp, -1);
     hb = ks_outbox_headers_encode(h, &hlen);
     rd_kafka_headers_destroy(h);
     ks_pgarr_bin_int4(&r->c[C_ORD], ord);

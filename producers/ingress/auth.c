@@ -241,6 +241,26 @@ out:
     pthread_mutex_unlock(&keys_mu);
 }
 
+/* A token bucket of rps tokens a second, at most burst: refills it to now and takes one.
+ * 0, or the seconds to wait for the next token. The caller holds the bucket's lock. */
+static int bucket_refill_take(int64_t *tokens_u, int64_t *last_us, int64_t now, int rps,
+                              int burst)
+{
+    int64_t cap = (int64_t)burst * 1000000;
+
+    if (rps < 1)
+        rps = 1;
+    *tokens_u += (now - *last_us) * rps;
+    if (*tokens_u > cap)
+        *tokens_u = cap;
+    *last_us = now;
+    if (*tokens_u >= 1000000) {
+        *tokens_u -= 1000000;
+        return 0;
+    }
+    return (int)((1000000 - *tokens_u) / rps / 1000000) + 1;
+}
+
 static void bucket_set(const char *partner, int rps, int burst)
 {
     unsigned h = str_hash(partner) % NB;
@@ -277,19 +297,8 @@ static int bucket_take(const char *partner)
     for (b = buckets[h]; b; b = b->next)
         if (strcmp(b->partner_id, partner) == 0)
             break;
-    if (b && b->loaded_us && now - b->loaded_us < ING.auth_cache_ms * 1000) {
-        int64_t cap = (int64_t)b->burst * 1000000;
-        b->tokens_u += (now - b->last_us) * b->rps;
-        if (b->tokens_u > cap)
-            b->tokens_u = cap;
-        b->last_us = now;
-        if (b->tokens_u >= 1000000) {
-            b->tokens_u -= 1000000;
-            rc = 0;
-        } else {
-            rc = (int)((1000000 - b->tokens_u) / b->rps / 1000000) + 1;
-        }
-    }
+    if (b && b->loaded_us && now - b->loaded_us < ING.auth_cache_ms * 1000)
+        rc = bucket_refill_take(&b->tokens_u, &b->last_us, now, b->rps, b->burst);
     pthread_mutex_unlock(&buckets_mu);
     return rc;
 }
@@ -309,16 +318,7 @@ int ing_ip_take(struct ing_req *r)
         b->tokens_u = cap;
         b->last_us = now;
     }
-    b->tokens_u += (now - b->last_us) * ING.ip_rps;
-    if (b->tokens_u > cap)
-        b->tokens_u = cap;
-    b->last_us = now;
-    if (b->tokens_u >= 1000000) {
-        b->tokens_u -= 1000000;
-        rc = 0;
-    } else {
-        rc = (int)((1000000 - b->tokens_u) / (ING.ip_rps > 0 ? ING.ip_rps : 1) / 1000000) + 1;
-    }
+    rc = bucket_refill_take(&b->tokens_u, &b->last_us, now, ING.ip_rps, ING.ip_burst);
     pthread_mutex_unlock(&ip_mu);
     if (rc)
         st_ip_limited++;
@@ -328,25 +328,15 @@ int ing_ip_take(struct ing_req *r)
 /* the deployment-wide limit of token requests (auth.token_rps, burst twice that) */
 static int token_take(void)
 {
-    int64_t now = ing_mono_us(), rps = ING.token_rps > 0 ? ING.token_rps : 1,
-            cap = 2 * rps * 1000000;
-    int rc;
+    int64_t now = ing_mono_us();
+    int rps = ING.token_rps > 0 ? ING.token_rps : 1, rc;
 
     pthread_mutex_lock(&tok_mu);
     if (!tok_last_us) {
-        tok_tokens_u = cap;
+        tok_tokens_u = (int64_t)2 * rps * 1000000;
         tok_last_us = now;
     }
-    tok_tokens_u += (now - tok_last_us) * rps;
-    if (tok_tokens_u > cap)
-        tok_tokens_u = cap;
-    tok_last_us = now;
-    if (tok_tokens_u >= 1000000) {
-        tok_tokens_u -= 1000000;
-        rc = 0;
-    } else {
-        rc = 1;
-    }
+    rc = bucket_refill_take(&tok_tokens_u, &tok_last_us, now, rps, 2 * rps);
     pthread_mutex_unlock(&tok_mu);
     return rc;
 }

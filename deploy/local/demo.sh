@@ -11,7 +11,9 @@ set -a; . var/stack.env; set +a
 bin="$top/build/bin"; run="$top/var/run"; logs="$top/var/log"
 mkdir -p "$run" "$logs"
 PORT=${KASIR_DEMO_PORT:-8080}
+ADMIN_PORT=${KASIR_DEMO_ADMIN_PORT:-$((PORT + 1))} # /healthz, /readyz, /metrics (http.admin_port)
 URL="http://127.0.0.1:$PORT"
+ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
 say() { printf 'demo: %s\n' "$*"; }
 
 # --- secrets: kept in the git-ignored var/demo.env across runs ---------------------------
@@ -28,7 +30,7 @@ pidf="$run/kasir-ingress.pid"
 if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
     say "kasir-ingress already running (pid $(cat "$pidf"))"
 else
-    KASIR_HTTP_PORT=$PORT \
+    KASIR_HTTP_PORT=$PORT KASIR_HTTP_ADMIN_PORT=$ADMIN_PORT \
     KASIR_WEBHOOK_SANDBOX_SECRET=$KASIR_SANDBOX_WEBHOOK_SECRET \
     KASIR_WEBHOOK_STRIPE_SECRET=$KASIR_STRIPE_WEBHOOK_SECRET \
     KASIR_WEBHOOK_XENDIT_TOKEN=$KASIR_XENDIT_CALLBACK_TOKEN \
@@ -39,16 +41,16 @@ else
     say "kasir-ingress started (pid $(cat "$pidf"), port $PORT, log var/log/kasir-ingress.log)"
 fi
 for _ in $(seq 1 120); do
-    curl -fsS "$URL/readyz" >/dev/null 2>&1 && break
+    curl -fsS "$ADMIN_URL/readyz" >/dev/null 2>&1 && break
     kill -0 "$(cat "$pidf")" 2>/dev/null || { tail -20 "$logs/kasir-ingress.log" >&2; exit 1; }
     sleep 0.25
 done
-curl -fsS "$URL/readyz" >/dev/null || { echo "demo: ingress not ready" >&2; exit 1; }
+curl -fsS "$ADMIN_URL/readyz" >/dev/null || { echo "demo: ingress not ready" >&2; exit 1; }
 
 # --- partners A and B ------------------------------------------------------------------------
 key_ok() { [ -n "${1:-}" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$1:" "$URL/v1/payments?ids=pay_x")" = 200 ]; }
-seed() {  # name -> sets KEY, KEY_ID, PARTNER
-    local out; out=$("$bin/kasir-ingress" partner add "$1")
+seed() {  # name [scopes] -> sets KEY, KEY_ID, PARTNER
+    local out; out=$("$bin/kasir-ingress" partner add "$1" ${2:+--scopes "$2"})
     PARTNER=$(sed -n 's/^partner_id=//p' <<<"$out"); KEY_ID=$(sed -n 's/^key_id=//p' <<<"$out")
     KEY=$(sed -n 's/^api_key=//p' <<<"$out")
 }
@@ -60,6 +62,12 @@ if ! key_ok "${KASIR_DEMO_KEY_B:-}"; then
     seed "Demo Platform B"; KASIR_DEMO_KEY_B=$KEY; KASIR_DEMO_KEY_ID_B=$KEY_ID; KASIR_DEMO_PARTNER_B=$PARTNER
     say "seeded partner B ($KASIR_DEMO_PARTNER_B)"
 fi
+# settlement files are PSP data: an operator's key (scope settlements:write) uploads them
+ops_ok() { [ -n "${1:-}" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$1:" "$URL/v1/payments?ids=pay_x")" = 403 ]; }
+if ! ops_ok "${KASIR_DEMO_OPS_KEY:-}"; then
+    seed "Demo Operator" "settlements:write"; KASIR_DEMO_OPS_KEY=$KEY
+    say "seeded an operator key ($KEY_ID)"
+fi
 umask 077
 cat > var/demo.env <<ENV
 # written by deploy/local/demo.sh; secrets for the local demo only (var/ is git-ignored)
@@ -70,6 +78,8 @@ KASIR_DEMO_PARTNER_A="${KASIR_DEMO_PARTNER_A:-}"
 KASIR_DEMO_KEY_B="$KASIR_DEMO_KEY_B"
 KASIR_DEMO_KEY_ID_B="${KASIR_DEMO_KEY_ID_B:-}"
 KASIR_DEMO_PARTNER_B="${KASIR_DEMO_PARTNER_B:-}"
+KASIR_DEMO_OPS_KEY="$KASIR_DEMO_OPS_KEY"
+KASIR_ADMIN_URL="$ADMIN_URL"
 KASIR_KAFKA_BROKERS="$KASIR_KAFKA_BROKERS"
 KASIR_PG_DSN="$KASIR_PG_DSN"
 KASIR_SANDBOX_WEBHOOK_SECRET="$KASIR_SANDBOX_WEBHOOK_SECRET"
@@ -82,7 +92,7 @@ umask 022
 say "wrote var/demo.env"
 
 # --- traffic -------------------------------------------------------------------------------------
-export URL KASIR_DEMO_KEY_A KASIR_DEMO_KEY_B KASIR_SANDBOX_WEBHOOK_SECRET KASIR_STRIPE_WEBHOOK_SECRET \
+export URL KASIR_DEMO_KEY_A KASIR_DEMO_KEY_B KASIR_DEMO_OPS_KEY KASIR_SANDBOX_WEBHOOK_SECRET KASIR_STRIPE_WEBHOOK_SECRET \
        KASIR_XENDIT_CALLBACK_TOKEN KASIR_MIDTRANS_SERVER_KEY KASIR_DEMO_KEY_ID_A
 /usr/bin/python3 - <<'PY'
 import base64, hashlib, hmac, json, os, secrets, time, urllib.request, urllib.error, uuid
@@ -162,7 +172,7 @@ note("webhook sandbox (standard webhooks)", *call("POST", "/v1/webhooks/sandbox"
 csv = ("psp_reference,amount,fee,currency,status,settled_at\n"
        "sbx_%s_1,150000.00,1500.00,IDR,settled,2026-05-01T10:00:00Z\n"
        "sbx_%s_2,50000.00,0,IDR,refunded,2026-05-01T11:00:00Z\n" % (run, run)).encode()
-note("settlement file (2 rows)", *call("POST", "/v1/settlements/sandbox", key=A, raw=csv, ctype="text/csv")[:2])
+note("settlement file (2 rows), operator key", *call("POST", "/v1/settlements/sandbox", key=os.environ["KASIR_DEMO_OPS_KEY"], raw=csv, ctype="text/csv")[:2])
 print()
 print("  %-40s %-6s %s" % ("request", "status", "result"))
 for w, st, d in rows:
@@ -178,5 +188,5 @@ cat <<CURL
        -H "Idempotency-Key: key-\$(date +%s%N)" "\$KASIR_URL/v1/payments" \\
        -d '{"buyer":{"id":"buyer-1"},"checkout_id":"checkout-'\$(date +%s%N)'","payment_orders":[{"seller_id":"seller-1","amount":"150000.00","currency":"IDR","method":"qris"}]}'
 
-  API: \$KASIR_URL/openapi.json   metrics: \$KASIR_URL/metrics   stop: make down (services.sh stop)
+  API: \$KASIR_URL/openapi.json   metrics: \$KASIR_ADMIN_URL/metrics   stop: make down (services.sh stop)
 CURL

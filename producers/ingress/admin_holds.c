@@ -60,26 +60,14 @@ static void format_amounts(json_t *hold)
     }
 }
 
-static PGresult *run(struct ing_req *r, const char *sql, int n, const char *const *params,
-                     struct ing_problem *p)
+/* on a reader thread (reader.c): no PostgreSQL round trip on a server thread */
+static PGresult *run(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
+                     const char *const *params, struct ing_problem *p)
 {
-    struct ks_db *db = ing_thread_db(p);
-    PGresult *res;
-
-    if (!db)
-        return NULL;
-    res = PQexecParams(ks_db_conn(db), sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ks_log(KS_LOG_WARN, "ingress.holds.failed", PQresultErrorMessage(res), "trace_id",
-               r->trace_id, NULL);
-        PQclear(res);
-        ing_problem(p, "unavailable", NULL, "could not reach the holds");
-        return NULL;
-    }
-    return res;
+    return ing_rdb_query(db, r, sql, n, params, p);
 }
 
-static void list(struct ing_req *r)
+static void list(struct ing_req *r, struct ing_rdb *db)
 {
     static const char *const statuses[] = {"HELD", "APPROVED", "REJECTED", "all"};
     const char *status = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "status");
@@ -114,7 +102,7 @@ static void list(struct ing_req *r)
     params[1] = !status ? "HELD" : strcmp(status, "all") == 0 ? NULL : status;
     params[2] = lim_s;
     params[3] = after;
-    if (!(res = run(r, SQL_LIST, 4, params, &p)))
+    if (!(res = run(r, db, SQL_LIST, 4, params, &p)))
         goto fail;
     holds = json_array();
     for (int t = 0; t < PQntuples(res); t++) {
@@ -129,9 +117,11 @@ static void list(struct ing_req *r)
                                        (lim == PQntuples(res) && last) ? json_copy(last)
                                                                        : json_null()));
     PQclear(res);
+    ing_req_done(r);
     return;
 fail:
     ing_respond_problem(r, &p);
+    ing_req_done(r);
 }
 
 static int json_body(struct ing_req *r, struct ing_problem *p)
@@ -194,7 +184,7 @@ bad:
     return NULL;
 }
 
-static void decide(struct ing_req *r)
+static void decide(struct ing_req *r, struct ing_rdb *db)
 {
     const char *id = r->url + strlen(PREFIX) + 1, *slash = strchr(id, '/'), *reason = NULL;
     int approve = strcmp(slash, "/approve") == 0;
@@ -215,7 +205,7 @@ static void decide(struct ing_req *r)
     params[2] = approve ? "true" : "false";
     params[3] = actor;
     params[4] = reason;
-    if (!(res = run(r, SQL_DECIDE, 5, params, &p)))
+    if (!(res = run(r, db, SQL_DECIDE, 5, params, &p)))
         goto fail;
     out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     PQclear(res);
@@ -243,12 +233,14 @@ fail:
 out:
     json_decref(body);
     json_decref(out);
+    ing_req_done(r);
 }
 
 void ing_admin_holds(struct ing_req *r)
 {
-    if (strcmp(r->method, "POST") == 0)
-        decide(r);
-    else
-        list(r);
+    struct ing_problem p;
+
+    if (ing_defer(r, strcmp(r->method, "POST") == 0 ? decide : list, 0, ING.read_timeout_ms,
+                  &p) != 0)
+        ing_respond_problem(r, &p);
 }

@@ -24,8 +24,10 @@ def ref(name):
 
 
 def problem(*statuses):
-    # every endpoint may answer 405 (another method on a known path) and 500 (a bug)
-    return {str(s): {"$ref": "#/components/responses/Problem"} for s in statuses + (405, 500)}
+    # every endpoint may answer 405 (another method on a known path), 414 and 431 (request
+    # target or headers too large), 500 (a bug) and 503 (a dependency down, or shutting down)
+    return {str(s): {"$ref": "#/components/responses/Problem"}
+            for s in statuses + (405, 414, 431, 500, 503)}
 
 
 def ok(status, schema, desc):
@@ -39,13 +41,14 @@ def body(schema, example, ctype="application/json"):
 
 
 IDEM = {"name": "Idempotency-Key", "in": "header", "required": False,
-        "description": "1-255 printable characters; required here or as idempotency_key in the body "
+        "description": "1-255 printable characters, bare or as a structured-field string (\"abc\"); "
+                       "required here or as idempotency_key in the body "
                        "(both present must agree). Same key + same request: the stored response "
                        "byte for byte; same key + another request: 422; still in flight: 409.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 72}}
 PSP = {"name": "psp", "in": "path", "required": True,
-       "schema": {"type": "string", "enum": ["stripe", "xendit", "midtrans", "sandbox"]}}
+       "schema": {"type": "string", "enum": ["stripe", "xendit", "midtrans", "iris", "sandbox"]}}
 SEC = [{"basic": []}, {"bearer": []}]
 STR = {"type": "string"}
 ID_S = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.:-]+$"}
@@ -71,7 +74,8 @@ schemas = {
                                "payment_id": {"type": "string", "description": "duplicate_checkout: the existing payment"}}},
     "TokenRequest": {"type": "object", "additionalProperties": False,
                      "required": ["key_id", "timestamp", "nonce", "signature"],
-                     "description": "signature = hex HMAC-SHA256(sign_key, \"<key_id>.<timestamp>.<nonce>\") with "
+                     "description": "signature = hex HMAC-SHA256(sign_key, \"<key_id>.<timestamp>.<nonce>\"), with a "
+                                    "scope over \"<key_id>.<timestamp>.<nonce> <scope>\", and "
                                     "sign_key = HMAC-SHA256(api_key, \"kasir-token-v1\"); timestamp within 60 s; nonce used once",
                      "properties": {"key_id": ID_S, "timestamp": {"type": "integer"},
                                     "nonce": {"type": "string", "minLength": 16, "maxLength": 64},
@@ -83,7 +87,8 @@ schemas = {
                             "required": ["seller_id", "amount", "currency", "method"],
                             "properties": {"seller_id": ID_S, "amount": AMOUNT, "currency": CUR,
                                            "method": {"enum": ["card", "virtual_account", "qris", "ewallet", "bank_transfer"]},
-                                           "psp_preference": {"enum": ["sandbox", "stripe", "xendit", "midtrans"]},
+                                           "psp_preference": {"enum": ["sandbox", "stripe", "xendit", "midtrans"],
+                                                              "description": "sandbox only where the deployment enables it (psp.sandbox)"},
                                            "payment_token": {"type": "string", "maxLength": 128, "description": "card only: the PSP's token, never a card number"},
                                            "bank_code": {"type": "string", "maxLength": 16, "description": "virtual_account and bank_transfer"},
                                            "ewallet_channel": {"enum": ["OVO", "DANA", "GOPAY", "SHOPEEPAY", "LINKAJA"]}}},
@@ -103,11 +108,13 @@ schemas = {
             "payment_order_id": STR, "seller_id": STR, "amount": AMOUNT, "currency": CUR, "method": STR,
             "status": {"enum": ["NOT_STARTED", "EXECUTING", "PENDING_CUSTOMER", "SUCCESS", "FAILED", "EXPIRED"]},
             "next_action": {"type": ["object", "null"], "description": "VA number, QR string, expiry, when the customer must act"},
-            "refunded_amount": AMOUNT}}}}},
+            "refunded_amount": AMOUNT, "captured_amount": AMOUNT}}}}},
     "PaymentList": {"type": "object", "properties": {"payments": {"type": "array", "items": ref("Payment")},
                                                      "not_found": {"type": "array", "items": STR}}},
     "RefundRequest": {"type": "object", "additionalProperties": False, "required": ["payment_order_id"],
-                      "description": "without amount: everything left to refund; amount needs currency",
+                      "description": "captured orders only (409 refund_not_captured otherwise), up to the captured amount "
+                                     "minus the refunds requested so far; without amount: everything left; an amount "
+                                     "without currency is in the order's currency",
                       "properties": {"payment_order_id": STR, "amount": AMOUNT, "currency": CUR,
                                      "reason": {"type": "string", "maxLength": 200}, "idempotency_key": {"type": "string", "maxLength": 255}}},
     "Refund": {"type": "object", "properties": {"refund_id": STR, "payment_id": STR, "payment_order_id": STR, "amount": AMOUNT,
@@ -161,7 +168,7 @@ paths = {
                 "responses": {**ok(200, "PaymentList", "payments found; others listed in not_found"), **problem(400, *AUTHERR, 503)}}},
     "/v1/payments/{id}": {"get": {"summary": "status of a payment and its orders", "security": SEC, "parameters": [ID],
                                   "responses": {**ok(200, "Payment", "the payment"), **problem(*AUTHERR, 404, 503)}}},
-    "/v1/refunds": {"post": {"summary": "refund an order, fully or partly, up to what is left", "security": SEC, "parameters": [IDEM],
+    "/v1/refunds": {"post": {"summary": "refund a captured order, fully or partly, up to what is left", "security": SEC, "parameters": [IDEM],
                              "requestBody": body("RefundRequest", {"payment_order_id": "ord_00000000-0000-8000-8000-000000000000",
                                                                    "amount": "50000.00", "currency": "IDR", "reason": "customer request"}),
                              "responses": {**ok(202, "Refund", "accepted"), **problem(400, *AUTHERR, 404, 409, 413, 415, 422, 503)}}},
@@ -176,18 +183,23 @@ paths = {
                                  "responses": {**ok(200, "Payout", "the payout"), **problem(*AUTHERR, 404, 503)}}},
     "/v1/webhooks/{psp}": {"post": {
         "summary": "PSP notification, verified over the raw bytes before anything is kept",
-        "description": "stripe: Stripe-Signature (t=, v1= HMAC-SHA256 of \"t.body\", 300 s); xendit: x-callback-token; "
-                       "midtrans: signature_key = SHA-512(order_id+status_code+gross_amount+server_key) in the body; "
+        "description": "stripe: Stripe-Signature (t=, v1= HMAC-SHA256 of \"t.body\", 300 s); xendit: x-callback-token "
+                       "(event id: the webhook-id header, else the body's SHA-256); "
+                       "midtrans: signature_key = SHA-512(order_id+status_code+gross_amount+server_key) in the body "
+                       "(event id from those signed fields; the rest is marked untrusted); "
+                       "iris: Iris-Signature = hex HMAC-SHA512(merchant key, body); "
                        "sandbox: Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature v1,<base64>). "
                        "Verified notifications go to kasir.webhooks.received with their non-secret headers.",
         "security": [], "parameters": [PSP],
         "requestBody": body(None, {"id": "evt_1", "type": "payment_intent.succeeded"}),
         "responses": {**ok(200, "WebhookAck", "verified and published"), **problem(401, 404, 413, 503)}}},
     "/v1/settlements/{psp}": {"post": {
-        "summary": "settlement file upload (CSV); rows published to kasir.settlement.rows with a file id",
+        "summary": "settlement file upload (CSV, operator scope settlements:write); rows published to "
+                   "kasir.settlement.rows with a file id and the uploader (headers uploaded_by_key, uploaded_by_partner)",
         "description": "format sandbox: psp_reference,amount,fee,currency,status,settled_at; format generic: "
                        "reference,gross_amount,fee_amount,currency,transaction_status,settlement_time. Extra columns are kept "
-                       "in raw. An invalid row (named by line and column) publishes nothing.",
+                       "in raw. The whole file is validated first, UTF-8 included: an invalid row (named by line and "
+                       "column) publishes nothing.",
         "security": SEC, "parameters": [PSP, {"name": "format", "in": "query", "required": False,
                                               "schema": {"enum": ["sandbox", "generic"]}}],
         "requestBody": body(None, "psp_reference,amount,fee,currency,status,settled_at\n"
@@ -223,10 +235,13 @@ paths = {
         "requestBody": body("HoldDecisionRequest", {"reason": "card reported stolen"}),
         "responses": {**ok(200, "HoldDecision", "rejected"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
     "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
-    "/readyz": {"get": {"summary": "readiness: Kafka and PostgreSQL reachable", "security": [],
-                        "responses": {"200": {"description": "ready"}, "503": {"description": "a dependency is down"}}}},
-    "/metrics": {"get": {"summary": "Prometheus text: requests by route and code, latency histogram", "security": [],
-                         "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": STR}}}}}},
+    "/readyz": {"get": {"summary": "readiness: Kafka and PostgreSQL reachable (scope ops:read here; without "
+                                   "credentials on the admin listener, http.admin_port)", "security": SEC,
+                        "responses": {"200": {"description": "ready"}, **problem(*AUTHERR)}}},
+    "/metrics": {"get": {"summary": "Prometheus text: requests by route and code, latency histogram (scope ops:read "
+                                    "here; without credentials on the admin listener, http.admin_port)", "security": SEC,
+                         "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": STR}}},
+                                       **problem(*AUTHERR)}}},
     "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
 }
 doc = {

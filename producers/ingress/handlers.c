@@ -1,8 +1,10 @@
 /* handlers.c - one function per endpoint of SPEC 4.
  *
- * Order of checks on every partner endpoint: authentication, scope, rate limit, media
- * type, body, idempotency key; the first failure answers. Writes that must be idempotent
- * (payments, refunds, payouts) leave here suspended, queued for the store's writers. */
+ * Order of checks on every partner endpoint: authentication, scope, rate limit (all three
+ * on the headers, before the body is read: http.c, auth.c), media type, body, idempotency
+ * key; the first failure answers. Writes that must be idempotent (payments, refunds,
+ * payouts) leave here suspended, queued for the store's writers; reads leave suspended,
+ * queued for a reader (reader.c). No handler waits for PostgreSQL or Kafka. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +37,9 @@ const struct ing_route_def ing_routes[] = {
     {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/approve", ING_SCOPE_ADMIN},
     {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/reject", ING_SCOPE_ADMIN},
     {R_HEALTH, "GET", "/healthz", 0},
-    {R_READY, "GET", "/readyz", 0},
-    {R_METRICS, "GET", "/metrics", 0},
+    /* on the API port behind a scope; open on the admin listener (http.admin_port) */
+    {R_READY, "GET", "/readyz", ING_SCOPE_OPS_READ},
+    {R_METRICS, "GET", "/metrics", ING_SCOPE_OPS_READ},
     {R_OPENAPI, "GET", "/openapi.json", 0},
 };
 const size_t ing_routes_count = sizeof(ing_routes) / sizeof(ing_routes[0]);
@@ -81,6 +84,65 @@ static int unavailable_if_down(struct ing_req *r)
 
 /* --- idempotent writes ------------------------------------------------------------- */
 
+/* "0150000.50" -> "150000.5", "150000.00" -> "150000": the same money, the same text. Only
+ * for amounts the parsers accepted (digits, at most one point). */
+static void canon_amount(json_t *o)
+{
+    const char *a = json_string_value(json_object_get(o, "amount"));
+    char buf[48];
+    size_t n;
+    const char *dot;
+
+    if (!a || strlen(a) >= sizeof(buf))
+        return;
+    while (a[0] == '0' && a[1] >= '0' && a[1] <= '9')
+        a++;
+    snprintf(buf, sizeof(buf), "%s", a);
+    if ((dot = strchr(buf, '.')) != NULL) {
+        n = strlen(buf);
+        while (n > (size_t)(dot - buf) + 1 && buf[n - 1] == '0')
+            buf[--n] = '\0';
+        if (buf[n - 1] == '.')
+            buf[--n] = '\0';
+    }
+    if (strcmp(buf, json_string_value(json_object_get(o, "amount"))) != 0)
+        json_object_set_new(o, "amount", json_string(buf));
+}
+
+static void canon_amounts(json_t *root)
+{
+    json_t *orders = json_object_get(root, "payment_orders");
+    size_t i;
+
+    canon_amount(root);
+    for (i = 0; i < json_array_size(orders); i++)
+        canon_amount(json_array_get(orders, i));
+}
+
+/* RFC 8941 sf-string "..." (escapes \" and \\ only) -> its characters; 0 or -1 */
+static int sf_string(const char *in, char *out, size_t cap)
+{
+    size_t n = strlen(in), i, o = 0;
+
+    if (n < 2 || in[0] != '"' || in[n - 1] != '"')
+        return -1;
+    for (i = 1; i < n - 1; i++) {
+        char c = in[i];
+        if (c == '\\') {
+            if (i + 1 >= n - 1 || (in[i + 1] != '"' && in[i + 1] != '\\'))
+                return -1;
+            c = in[++i];
+        } else if (c == '"' || c < 0x20 || c > 0x7e) {
+            return -1;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 static int prepare_idempotent(struct ing_req *r, const char *route_name, const char *body_key,
                               const char *rid_prefix, struct ing_problem *p)
 {
@@ -89,12 +151,27 @@ static int prepare_idempotent(struct ing_req *r, const char *route_name, const c
     size_t cl, pl;
     struct ks_err e = {0};
 
-    if (ing_idem_key_pick(ing_header(r, "Idempotency-Key"), body_key, &key, p) != 0)
+    const char *hdr = ing_header(r, "Idempotency-Key");
+    char sf[ING_IDEM_KEY_MAX + 3];
+
+    /* the IETF draft's form is a structured-field string ("abc"); a bare token is kept
+     * as it was */
+    if (hdr && hdr[0] == '"') {
+        if (sf_string(hdr, sf, sizeof(sf)) != 0) {
+            ing_problem(p, "idempotency_key_invalid", "Idempotency-Key",
+                        "Idempotency-Key: a quoted key must be a structured-field string");
+            return -1;
+        }
+        hdr = sf;
+    }
+    if (ing_idem_key_pick(hdr, body_key, &key, p) != 0)
         return -1;
     sha256_hex(key, strlen(key), r->key_hash);
     /* fingerprint: method, path and the canonical body (sorted keys, no spaces, without
-     * the key itself), so the same request with other whitespace or member order, or with
-     * its key in the header instead of the body, is the same request */
+     * the key itself, amounts in their shortest form), so the same request with other
+     * whitespace or member order, "150000" for "150000.00", or with its key in the header
+     * instead of the body, is the same request */
+    canon_amounts(r->parsed);
     {
         json_t *k = json_incref(json_object_get(r->parsed, "idempotency_key"));
         if (k)
@@ -144,6 +221,15 @@ static void pay_post(struct ing_req *r)
         ing_parse_payment(r->body, r->len, pay, &p) != 0)
         goto fail;
     r->parsed = pay->root;
+    for (size_t i = 0; i < pay->n_orders; i++)
+        if (pay->orders[i].psp && strcmp(pay->orders[i].psp, "sandbox") == 0 &&
+            !ING.sandbox_enabled) {
+            char f[64];
+            snprintf(f, sizeof(f), "payment_orders[%zu].psp_preference", i);
+            ing_problem(&p, "value_not_allowed", f,
+                        "%s: the sandbox PSP is not enabled on this deployment (psp.sandbox)", f);
+            goto fail;
+        }
     if (prepare_idempotent(r, "payments", pay->idempotency_key, "pay", &p) != 0)
         goto fail;
     if (unavailable_if_down(r))
@@ -162,6 +248,46 @@ fail:
     ing_respond_problem(r, &p);
 }
 
+/* reader thread: the order's currency, then the amount in it, then the claim (r stays
+ * suspended; the writer answers it) */
+static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
+{
+    struct ing_refund *rf = &r->u.refund;
+    const char *params[2] = {rf->order_id, r->partner_id};
+    struct ing_problem p;
+    struct ks_err e = {0};
+    PGresult *res = ing_rdb_query(db, r,
+                                  "SELECT o.currency FROM payment_orders o JOIN payments y "
+                                  "USING (payment_id) WHERE o.order_id = $1 AND o.partner_id = $2 "
+                                  "AND y.status <> 'PENDING_PUBLISH'",
+                                  2, params, &p);
+
+    if (!res)
+        goto fail;
+    if (PQntuples(res) != 1) {
+        ing_problem(&p, "not_found", "payment_order_id", "no accepted payment order with this id");
+        goto fail;
+    }
+    if (ks_money_parse(rf->amount_text, PQgetvalue(res, 0, 0), "amount", &rf->amount, &e) != KS_OK) {
+        ing_problem(&p, "amount_invalid", "amount", "amount: %s (the order is in %s)", e.msg,
+                    PQgetvalue(res, 0, 0));
+        goto fail;
+    }
+    if (ks_money_check_bounds(&rf->amount, "amount", &e) != KS_OK) {
+        ing_problem(&p, "amount_out_of_range", "amount", "amount: %s", e.msg);
+        goto fail;
+    }
+    PQclear(res);
+    ks_jw_int(&r->claim, "amt", rf->amount.minor);
+    ks_jw_str(&r->claim, "cur", rf->amount.currency);
+    ing_store_claim(r);
+    return;
+fail:
+    PQclear(res);
+    ing_respond_problem(r, &p);
+    ing_req_done(r);
+}
+
 static void refund_post(struct ing_req *r)
 {
     struct ing_problem p;
@@ -170,17 +296,28 @@ static void refund_post(struct ing_req *r)
     if (!media_is(r, "application/json", &p) || ing_parse_refund(r->body, r->len, rf, &p) != 0)
         goto fail;
     r->parsed = rf->root;
+    /* the fingerprint rewrites amount members: the text lives on in r */
+    if (rf->amount_text && !(rf->amount_text = r->qarg = strdup(rf->amount_text))) {
+        ing_problem(&p, "internal", NULL, "out of memory");
+        goto fail;
+    }
     if (prepare_idempotent(r, "refunds", rf->idempotency_key, "rfd", &p) != 0)
         goto fail;
     if (unavailable_if_down(r))
         return;
     ks_jw_str(&r->claim, "order", rf->order_id);
+    if (rf->reason)
+        ks_jw_str(&r->claim, "reason", rf->reason);
+    if (rf->has_amount && !rf->amount.currency[0]) {
+        /* an amount without a currency is in the order's: a reader learns it first */
+        if (ing_defer(r, refund_currency_job, 0, ING.read_timeout_ms, &p) != 0)
+            goto fail;
+        return;
+    }
     if (rf->has_amount) {
         ks_jw_int(&r->claim, "amt", rf->amount.minor);
         ks_jw_str(&r->claim, "cur", rf->amount.currency);
     }
-    if (rf->reason)
-        ks_jw_str(&r->claim, "reason", rf->reason);
     ing_suspend(r);
     ing_store_claim(r);
     return;
@@ -232,7 +369,8 @@ static const char payments_sql[] =
     " 'payment_orders', (SELECT json_agg(json_build_object('payment_order_id', o.order_id, "
     "   'seller_id', o.seller_id, 'amount_minor', o.amount_minor, 'currency', o.currency, "
     "   'method', lower(o.method), 'status', o.status, 'next_action', o.next_action, "
-    "   'refunded_minor', o.refund_requested_minor) ORDER BY o.seq) "
+    "   'refunded_minor', o.refund_requested_minor, 'captured_minor', o.captured_minor) "
+    "   ORDER BY o.seq) "
     "   FROM payment_orders o WHERE o.payment_id = p.payment_id))::text "
     "FROM payments p WHERE p.payment_id = ANY($1::text[]) AND p.partner_id = $2 "
     "AND p.status <> 'PENDING_PUBLISH' ORDER BY p.payment_id";
@@ -252,25 +390,6 @@ static json_t *money_member(json_t *o, const char *minor_name, const char *cur_n
     return o;
 }
 
-static PGresult *query(struct ing_req *r, const char *sql, int n, const char *const *params,
-                       struct ing_problem *p)
-{
-    struct ks_db *db = ing_thread_db(p);
-    PGresult *res;
-
-    if (!db)
-        return NULL;
-    res = PQexecParams(ks_db_conn(db), sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ks_log(KS_LOG_WARN, "ingress.read.failed", PQerrorMessage(ks_db_conn(db)), "trace_id",
-               r->trace_id, NULL);
-        PQclear(res);
-        ing_problem(p, "unavailable", NULL, "could not read from the database");
-        return NULL;
-    }
-    return res;
-}
-
 static int id_ok(const char *s)
 {
     size_t n = strlen(s), i;
@@ -286,10 +405,12 @@ static int id_ok(const char *s)
     return 1;
 }
 
-static json_t *fetch_payments(struct ing_req *r, const char *arr, struct ing_problem *p)
+/* reader thread */
+static json_t *fetch_payments(struct ing_req *r, struct ing_rdb *db, const char *arr,
+                              struct ing_problem *p)
 {
     const char *params[2] = {arr, r->partner_id};
-    PGresult *res = query(r, payments_sql, 2, params, p);
+    PGresult *res = ing_rdb_query(db, r, payments_sql, 2, params, p);
     json_t *out;
     int i;
 
@@ -305,6 +426,7 @@ static json_t *fetch_payments(struct ing_req *r, const char *arr, struct ing_pro
         for (k = 0; k < json_array_size(ords); k++) {
             json_t *ord = json_array_get(ords, k);
             money_member(ord, "refunded_minor", "currency", "refunded_amount");
+            money_member(ord, "captured_minor", "currency", "captured_amount");
             money_member(ord, "amount_minor", "currency", "amount");
         }
         json_array_append_new(out, o);
@@ -313,69 +435,78 @@ static json_t *fetch_payments(struct ing_req *r, const char *arr, struct ing_pro
     return out;
 }
 
+/* hands r to a reader; fn answers it */
+static void defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
+{
+    struct ing_problem p;
+
+    if (ing_defer(r, fn, 0, ING.read_timeout_ms, &p) != 0)
+        ing_respond_problem(r, &p);
+}
+
+static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
+{
+    struct ing_problem p;
+    json_t *list = fetch_payments(r, db, r->qarg, &p);
+
+    if (!list) {
+        ing_respond_problem(r, &p);
+    } else if (json_array_size(list) != 1) {
+        ing_problem(&p, "not_found", "id", "no payment with this id");
+        ing_respond_problem(r, &p);
+    } else {
+        ing_respond_json(r, 200, json_incref(json_array_get(list, 0)));
+    }
+    json_decref(list);
+    ing_req_done(r);
+}
+
 static void pay_get(struct ing_req *r)
 {
     struct ing_problem p;
     const char *id = path_tail(r, "/v1/payments/");
-    char arr[128];
-    json_t *list;
+    size_t n = strlen(id) + 3;
 
     if (!id_ok(id)) {
         ing_problem(&p, "not_found", "id", "no payment with this id");
-        goto fail;
+        ing_respond_problem(r, &p);
+        return;
     }
-    snprintf(arr, sizeof(arr), "{%s}", id);
-    if (!(list = fetch_payments(r, arr, &p)))
-        goto fail;
-    if (json_array_size(list) != 1) {
-        json_decref(list);
-        ing_problem(&p, "not_found", "id", "no payment with this id");
-        goto fail;
+    if (!(r->qarg = malloc(n))) {
+        ing_problem(&p, "internal", NULL, "out of memory");
+        ing_respond_problem(r, &p);
+        return;
     }
-    ing_respond_json(r, 200, json_incref(json_array_get(list, 0)));
-    json_decref(list);
-    return;
-fail:
-    ing_respond_problem(r, &p);
+    snprintf(r->qarg, n, "{%s}", id);
+    defer_read(r, pay_get_job);
 }
 
-static void pay_list(struct ing_req *r)
+/* r->qarg: the ids as given ("a,b,c"), already checked */
+static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
 {
     struct ing_problem p;
-    const char *ids = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ids");
-    char arr[8192], one[128];
-    size_t off = 0, n = 0;
+    size_t n = strlen(r->qarg) + 3;
+    char *arr = malloc(n), one[128];
     const char *s;
-    json_t *list, *missing, *out;
+    json_t *list, *missing;
 
-    if (!ids || !*ids) {
-        ing_problem(&p, "query_invalid", "ids", "give ids=<payment id>,<payment id>,... (1-100)");
-        goto fail;
+    if (!arr) {
+        ing_problem(&p, "internal", NULL, "out of memory");
+        ing_respond_problem(r, &p);
+        ing_req_done(r);
+        return;
     }
-    arr[off++] = '{';
-    for (s = ids; *s;) {
-        size_t l = strcspn(s, ",");
-        if (l == 0 || l >= sizeof(one) || ++n > 100) {
-            ing_problem(&p, "query_invalid", "ids", "ids must be 1-100 comma-separated ids");
-            goto fail;
-        }
-        memcpy(one, s, l);
-        one[l] = '\0';
-        if (!id_ok(one)) {
-            ing_problem(&p, "query_invalid", "ids", "ids contains a malformed id");
-            goto fail;
-        }
-        off += (size_t)snprintf(arr + off, sizeof(arr) - off, "%s%s", n > 1 ? "," : "", one);
-        s += l;
-        if (*s == ',')
-            s++;
+    snprintf(arr, n, "{%s}", r->qarg);
+    list = fetch_payments(r, db, arr, &p);
+    free(arr);
+    if (!list) {
+        ing_respond_problem(r, &p);
+        ing_req_done(r);
+        return;
     }
-    snprintf(arr + off, sizeof(arr) - off, "}");
-    if (!(list = fetch_payments(r, arr, &p)))
-        goto fail;
     /* ids not found (or another partner's) are listed, not distinguished */
     missing = json_array();
-    for (s = ids; *s;) {
+    for (s = r->qarg; *s;) {
         size_t l = strcspn(s, ","), k;
         int hit = 0;
         memcpy(one, s, l);
@@ -390,11 +521,70 @@ static void pay_list(struct ing_req *r)
         if (*s == ',')
             s++;
     }
-    out = json_pack("{s:o, s:o}", "payments", list, "not_found", missing);
-    ing_respond_json(r, 200, out);
+    ing_respond_json(r, 200, json_pack("{s:o, s:o}", "payments", list, "not_found", missing));
+    ing_req_done(r);
+}
+
+static void pay_list(struct ing_req *r)
+{
+    struct ing_problem p;
+    const char *ids = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ids");
+    char one[128];
+    size_t n = 0;
+    const char *s;
+
+    if (!ids || !*ids) {
+        ing_problem(&p, "query_invalid", "ids", "give ids=<payment id>,<payment id>,... (1-100)");
+        goto fail;
+    }
+    for (s = ids; *s;) {
+        size_t l = strcspn(s, ",");
+        if (l == 0 || l >= sizeof(one) || ++n > 100) {
+            ing_problem(&p, "query_invalid", "ids", "ids must be 1-100 comma-separated ids");
+            goto fail;
+        }
+        memcpy(one, s, l);
+        one[l] = '\0';
+        if (!id_ok(one)) {
+            ing_problem(&p, "query_invalid", "ids", "ids contains a malformed id");
+            goto fail;
+        }
+        s += l;
+        if (*s == ',')
+            s++;
+    }
+    if (s > ids && s[-1] == ',') {
+        ing_problem(&p, "query_invalid", "ids", "ids must be 1-100 comma-separated ids");
+        goto fail;
+    }
+    if (!(r->qarg = strdup(ids))) {
+        ing_problem(&p, "internal", NULL, "out of memory");
+        goto fail;
+    }
+    defer_read(r, pay_list_job);
     return;
 fail:
     ing_respond_problem(r, &p);
+}
+
+/* reader thread: one object by id (r->qarg), scoped to the calling partner */
+static void object_get_job(struct ing_req *r, struct ing_rdb *db)
+{
+    struct ing_problem p;
+    const char *params[2] = {r->qarg, r->partner_id};
+    PGresult *res = ing_rdb_query(db, r, r->qsql, 2, params, &p);
+    json_t *o;
+
+    if (!res) {
+        ing_respond_problem(r, &p);
+    } else if (PQntuples(res) != 1 || !(o = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
+        ing_problem(&p, "not_found", "id", "no %s with this id", r->qwhat);
+        ing_respond_problem(r, &p);
+    } else {
+        ing_respond_json(r, 200, money_member(o, "amount_minor", "currency", "amount"));
+    }
+    PQclear(res);
+    ing_req_done(r);
 }
 
 /* GET of one object by id, scoped to the calling partner: another partner's id, an
@@ -405,27 +595,20 @@ static void object_get(struct ing_req *r, const char *prefix, const char *what,
 {
     struct ing_problem p;
     const char *id = path_tail(r, prefix);
-    const char *params[2] = {id, r->partner_id};
-    PGresult *res;
-    json_t *o;
 
     if (!id_ok(id)) {
         ing_problem(&p, "not_found", "id", "no %s with this id", what);
-        goto fail;
+        ing_respond_problem(r, &p);
+        return;
     }
-    res = query(r, sql, 2, params, &p);
-    if (!res)
-        goto fail;
-    if (PQntuples(res) != 1 || !(o = json_loads(PQgetvalue(res, 0, 0), 0, NULL))) {
-        PQclear(res);
-        ing_problem(&p, "not_found", "id", "no %s with this id", what);
-        goto fail;
+    if (!(r->qarg = strdup(id))) {
+        ing_problem(&p, "internal", NULL, "out of memory");
+        ing_respond_problem(r, &p);
+        return;
     }
-    PQclear(res);
-    ing_respond_json(r, 200, money_member(o, "amount_minor", "currency", "amount"));
-    return;
-fail:
-    ing_respond_problem(r, &p);
+    r->qsql = sql;
+    r->qwhat = what;
+    defer_read(r, object_get_job);
 }
 
 static void refund_get(struct ing_req *r)
@@ -460,24 +643,31 @@ static void recon_get(struct ing_req *r)
     ing_respond_problem(r, &p);
 }
 
-static void admin_partners(struct ing_req *r)
+static void admin_partners_job(struct ing_req *r, struct ing_rdb *db)
 {
     struct ing_problem p;
-    PGresult *res = query(r,
-                          "SELECT coalesce(json_agg(json_build_object('partner_id', partner_id, "
-                          "'name', name, 'rate_limit_rps', rate_limit_rps, 'rate_limit_burst', "
-                          "rate_limit_burst, 'disabled', disabled_at IS NOT NULL) "
-                          "ORDER BY created_at), '[]')::text FROM partners",
-                          0, NULL, &p);
+    PGresult *res = ing_rdb_query(db, r,
+                                  "SELECT coalesce(json_agg(json_build_object('partner_id', "
+                                  "partner_id, 'name', name, 'rate_limit_rps', rate_limit_rps, "
+                                  "'rate_limit_burst', rate_limit_burst, 'disabled', "
+                                  "disabled_at IS NOT NULL) ORDER BY created_at), '[]')::text "
+                                  "FROM partners",
+                                  0, NULL, &p);
     json_t *list;
 
     if (!res) {
         ing_respond_problem(r, &p);
-        return;
+    } else {
+        list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+        PQclear(res);
+        ing_respond_json(r, 200, json_pack("{s:o}", "partners", list ? list : json_array()));
     }
-    list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    ing_respond_json(r, 200, json_pack("{s:o}", "partners", list ? list : json_array()));
+    ing_req_done(r);
+}
+
+static void admin_partners(struct ing_req *r)
+{
+    defer_read(r, admin_partners_job);
 }
 
 /* --- webhooks -------------------------------------------------------------------------- */
@@ -508,6 +698,73 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
+/* "sha256:<hex of the raw body>" */
+static void body_event_id(struct ing_req *r, char event_id[256])
+{
+    char h[65];
+
+    sha256_hex(r->body, r->len, h);
+    snprintf(event_id, 256, "sha256:%s", h);
+}
+
+/* Midtrans: the event id from the signed fields; the other members' names, untrusted */
+static void midtrans_signed(struct ing_req *r, char *event_id, size_t len,
+                            const char **signed_fields, char **untrusted)
+{
+    json_t *b = json_loadb(r->body, r->len, 0, NULL);
+    const char *k;
+    json_t *v;
+    size_t off = 0, cap = 512;
+    char *u = malloc(cap);
+
+    *signed_fields = "order_id,status_code,gross_amount,signature_key";
+    snprintf(event_id, len, "%.90s:%.8s:%.40s",
+             json_string_value(json_object_get(b, "order_id")),
+             json_string_value(json_object_get(b, "status_code")),
+             json_string_value(json_object_get(b, "gross_amount")));
+    if (u) {
+        u[0] = '\0';
+        json_object_foreach(b, k, v) {
+            size_t n = strlen(k);
+            if (strcmp(k, "order_id") == 0 || strcmp(k, "status_code") == 0 ||
+                strcmp(k, "gross_amount") == 0 || strcmp(k, "signature_key") == 0)
+                continue;
+            if (off + n + 2 >= cap)
+                break;
+            off += (size_t)snprintf(u + off, cap - off, "%s%s", off ? "," : "", k);
+        }
+    }
+    *untrusted = u;
+    json_decref(b);
+}
+
+static enum ks_code verify_iris(struct ing_req *r, struct ks_err *e)
+{
+    const char *sig = ing_header(r, "Iris-Signature");
+    uint8_t mac[64], got[64];
+
+    if (!sig || strlen(sig) != 128 || ks_hex_decode(sig, 128, got, sizeof(got)) != 64)
+        return ks_err_set(e, KS_EAUTH, 0, "Iris-Signature", "Iris-Signature missing or malformed");
+    ks_hmac_sha512(ING.wh_iris, strlen(ING.wh_iris), r->body, r->len, mac);
+    if (!ks_ct_equal(mac, got, sizeof(mac)))
+        return ks_err_set(e, KS_EAUTH, 0, "Iris-Signature", "signature does not match");
+    return KS_OK;
+}
+
+/* Iris signs the whole body: reference_no and status are the payout's event */
+static void iris_event_id(struct ing_req *r, char *event_id, size_t len)
+{
+    json_t *b = json_loadb(r->body, r->len, 0, NULL);
+    const char *ref = json_string_value(json_object_get(b, "reference_no"));
+    const char *st = json_string_value(json_object_get(b, "status"));
+
+    if (ref && st && strlen(ref) < 150 && strlen(st) < 40)
+        snprintf(event_id, len, "%s:%s", ref, st);
+    else
+        body_event_id(r, event_id);
+    json_decref(b);
+}
+
 static void webhook(struct ing_req *r)
 {
     const char *psp = path_tail(r, "/v1/webhooks/"), *verification;
@@ -518,7 +775,8 @@ static void webhook(struct ing_req *r)
     char event_id[256] = "", wid[KS_ID_LEN];
     json_t *ev = NULL, *body_json;
     struct hdr_ctx hc;
-    char *b64;
+    char *b64, *untrusted = NULL;
+    const char *signed_fields = NULL;
     const struct ks_schema *s;
 
     if (strcmp(psp, "stripe") == 0 && *ING.wh_stripe) {
@@ -536,12 +794,27 @@ static void webhook(struct ing_req *r)
     } else if (strcmp(psp, "xendit") == 0 && *ING.wh_xendit) {
         verification = "xendit-callback-token";
         rc = ks_webhook_verify_xendit(ing_header(r, "x-callback-token"), ING.wh_xendit, &e);
+        /* the callback's own id; the body's "id" is the object's (an invoice gets several
+         * callbacks). Without one, the body's hash: a redelivery is the same event */
         if (rc == KS_OK && ing_header(r, "webhook-id"))
             snprintf(event_id, sizeof(event_id), "%.200s", ing_header(r, "webhook-id"));
+        else if (rc == KS_OK)
+            body_event_id(r, event_id);
     } else if (strcmp(psp, "midtrans") == 0 && *ING.wh_midtrans) {
         verification = "midtrans-signature-key";
         rc = ks_webhook_verify_midtrans(r->body, r->len, ING.wh_midtrans, event_id,
                                         sizeof(event_id), &e);
+        /* only order_id, status_code and gross_amount are signed: the event id comes from
+         * them alone, and the rest of the body is marked untrusted (the worker asks
+         * Midtrans' status API for the transaction's state) */
+        if (rc == KS_OK)
+            midtrans_signed(r, event_id, sizeof(event_id), &signed_fields, &untrusted);
+    } else if (strcmp(psp, "iris") == 0 && *ING.wh_iris) {
+        /* Midtrans Iris (payouts): Iris-Signature = hex HMAC-SHA512(merchant key, body) */
+        verification = "iris-signature";
+        rc = verify_iris(r, &e);
+        if (rc == KS_OK)
+            iris_event_id(r, event_id, sizeof(event_id));
     } else {
         ing_problem(&p, "webhook_psp_unknown", "psp", "no webhook endpoint for this psp");
         goto fail;
@@ -553,7 +826,8 @@ static void webhook(struct ing_req *r)
                     e.field, "%s", e.msg);
         goto fail;
     }
-    /* the PSP's own event id, when the body has one (Stripe evt_..., Xendit id) */
+    /* the PSP's own event id, when the body has one and the whole body is signed (Stripe
+     * evt_...) */
     if (!event_id[0] && (body_json = json_loadb(r->body, r->len, 0, NULL))) {
         const char *id = json_string_value(json_object_get(body_json, "id"));
         if (id && strlen(id) < 200)
@@ -571,6 +845,12 @@ static void webhook(struct ing_req *r)
     hc.map = json_object();
     hc.n = 0;
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_header, &hc);
+    if (signed_fields) {
+        json_object_set_new(hc.map, "kasir-signed-fields", json_string(signed_fields));
+        json_object_set_new(hc.map, "kasir-untrusted-fields", json_string(untrusted ? untrusted : ""));
+    }
+    free(untrusted);
+    untrusted = NULL;
     b64 = malloc(ks_b64_enclen(r->len) + 1);
     if (!b64) {
         json_decref(hc.map);
@@ -604,6 +884,7 @@ static void webhook(struct ing_req *r)
     }
     return;
 fail:
+    free(untrusted);
     json_decref(ev);
     ing_respond_problem(r, &p);
 }
@@ -658,6 +939,19 @@ static int settle_row(const struct ing_settle_row *row, void *opaque)
     return rc;
 }
 
+/* settlement threads still running; ing_settle_join waits for them */
+static pthread_mutex_t settle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t settle_cv = PTHREAD_COND_INITIALIZER;
+static int settle_threads;
+
+void ing_settle_join(void)
+{
+    pthread_mutex_lock(&settle_mu);
+    while (settle_threads > 0)
+        pthread_cond_wait(&settle_cv, &settle_mu);
+    pthread_mutex_unlock(&settle_mu);
+}
+
 static void *settle_main(void *arg)
 {
     struct ing_req *r = arg;
@@ -674,6 +968,10 @@ static void *settle_main(void *arg)
                                            "trace_id", r->trace_id));
     atomic_store(&r->state, S_SUSPENDED);
     ing_multi_release(r);
+    pthread_mutex_lock(&settle_mu);
+    settle_threads--;
+    pthread_cond_broadcast(&settle_cv);
+    pthread_mutex_unlock(&settle_mu);
     return NULL;
 }
 
@@ -718,7 +1016,13 @@ static void settle(struct ing_req *r)
     /* parsing a large file takes a while: off the server thread */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&settle_mu);
+    settle_threads++;
+    pthread_mutex_unlock(&settle_mu);
     if (pthread_create(&t, &attr, settle_main, r) != 0) {
+        pthread_mutex_lock(&settle_mu);
+        settle_threads--;
+        pthread_mutex_unlock(&settle_mu);
         ing_problem(&p, "unavailable", NULL, "could not start the upload");
         ing_respond_problem(r, &p);
         ing_req_done(r);
@@ -789,7 +1093,9 @@ void ing_handle(struct ing_req *r)
         ing_respond_problem(r, &p);
         return;
     }
-    if (r->rdef && r->rdef->scope && ing_authenticate(r, r->rdef->scope, &p) != 0) {
+    if (r->rdef && r->rdef->scope && !r->admin && !r->authed) {
+        /* authenticated on the headers (http.c); never here without it */
+        ing_problem(&p, "unauthorized", "Authorization", "not authenticated");
         ing_respond_problem(r, &p);
         return;
     }

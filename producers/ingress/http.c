@@ -1,14 +1,25 @@
-/* http.c - the libmicrohttpd server: accumulation, routing, responses, metrics, logs.
+/* http.c - the libmicrohttpd server: limits, authentication at the headers, body
+ * accumulation, routing, responses, metrics, logs, the drain at SIGTERM.
  *
- * MHD runs an internal thread pool over epoll (http.threads threads). Handlers never wait
- * for Kafka: a request that publishes is suspended and resumed by the thread that learns
- * its outcome (ing_req_done). Every response carries X-Trace-Id; every request ends in
- * one JSON log line and in the per-route counters and latency histogram of /metrics. */
+ * MHD runs an internal thread pool over epoll (http.threads threads). Server threads never
+ * wait for PostgreSQL or Kafka: a request that needs either is suspended and resumed by the
+ * thread that learns its outcome (ing_req_done). A request is authenticated on its headers
+ * before any of its body is read. Connections are capped (in total, below the descriptor
+ * limit, and per client address) and have deadlines (below). Every response carries
+ * X-Trace-Id; every request ends in one JSON log line and in the per-route counters and
+ * latency histogram of /metrics. /healthz, /readyz and /metrics can have a listener of
+ * their own (http.admin_port). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/crypto.h"
 #include "lib/log.h"
@@ -127,6 +138,54 @@ void ing_metrics_write(char **out, size_t *len)
                       "kasir_ingress_store_batch_seconds_total %ld.%06ld\n",
                   ss.batches, ss.claims, ss.finishes, ss.exec_us / 1000000, ss.exec_us % 1000000);
     }
+    {
+        struct ing_http_stats hs;
+        struct ing_auth_stats as;
+        ing_http_metrics(&hs);
+        ing_auth_stats(&as);
+        sb_printf(&s, "# HELP kasir_ingress_connections open connections of the API listener\n"
+                      "# TYPE kasir_ingress_connections gauge\n"
+                      "kasir_ingress_connections %ld\n"
+                      "# TYPE kasir_ingress_connections_total counter\n"
+                      "kasir_ingress_connections_total %ld\n"
+                      "# HELP kasir_ingress_connections_reaped_total connections closed at their deadline\n"
+                      "# TYPE kasir_ingress_connections_reaped_total counter\n"
+                      "kasir_ingress_connections_reaped_total %ld\n"
+                      "# HELP kasir_ingress_requests_in_progress requests handed to a handler, not answered yet\n"
+                      "# TYPE kasir_ingress_requests_in_progress gauge\n"
+                      "kasir_ingress_requests_in_progress %ld\n"
+                      "# TYPE kasir_ingress_requests_allocated gauge\n"
+                      "kasir_ingress_requests_allocated %ld\n"
+                      "# HELP kasir_ingress_auth_lookups_total credential look-ups in PostgreSQL (cache misses)\n"
+                      "# TYPE kasir_ingress_auth_lookups_total counter\n"
+                      "kasir_ingress_auth_lookups_total %ld\n"
+                      "# HELP kasir_ingress_ip_limited_total unauthenticated requests refused by the per-address limit\n"
+                      "# TYPE kasir_ingress_ip_limited_total counter\n"
+                      "kasir_ingress_ip_limited_total %ld\n"
+                      "# TYPE kasir_ingress_auth_cache_entries gauge\n"
+                      "kasir_ingress_auth_cache_entries %ld\n"
+                      "# TYPE kasir_ingress_token_nonces gauge\n"
+                      "kasir_ingress_token_nonces %ld\n"
+                      "# HELP kasir_ingress_auth_cache_flushes_total key or partner changes seen (NOTIFY)\n"
+                      "# TYPE kasir_ingress_auth_cache_flushes_total counter\n"
+                      "kasir_ingress_auth_cache_flushes_total %ld\n",
+                  hs.connections, hs.connections_total, hs.reaped, hs.live, hs.requests_allocated,
+                  as.lookups, as.ip_limited, as.cache_entries, as.nonces, as.flushes);
+    }
+    {
+        struct ing_store_health sh;
+        ing_store_health(&sh);
+        sb_printf(&s, "# HELP kasir_ingress_idempotency_purged_total expired, resolved idempotency records deleted\n"
+                      "# TYPE kasir_ingress_idempotency_purged_total counter\n"
+                      "kasir_ingress_idempotency_purged_total %ld\n"
+                      "# HELP kasir_ingress_idempotency_unresolved expired records whose event may be in Kafka without a record of it (kept; see ingress_unresolved)\n"
+                      "# TYPE kasir_ingress_idempotency_unresolved gauge\n"
+                      "kasir_ingress_idempotency_unresolved %ld\n"
+                      "# HELP kasir_ingress_finishes_pending finishes of published events waiting for PostgreSQL\n"
+                      "# TYPE kasir_ingress_finishes_pending gauge\n"
+                      "kasir_ingress_finishes_pending %ld\n",
+                  sh.purged, sh.unresolved, sh.pending_finishes);
+    }
     sb_printf(&s, "# TYPE kasir_ingress_idempotent_replays_total counter\n"
                   "kasir_ingress_idempotent_replays_total %ld\n"
                   "# TYPE kasir_ingress_dependency_up gauge\n"
@@ -192,56 +251,77 @@ static void trace_init(struct ing_req *r)
     ks_hex_encode(rnd + 16, 8, r->span_id);
 }
 
+/* --- routes ------------------------------------------------------------------------- */
+
 static void route_match(struct ing_req *r)
 {
     const char *u = r->url, *m = r->method;
     int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0, post = strcmp(m, "POST") == 0;
     enum ing_route rt = R_UNKNOWN;
-    int path_known = 1;
+    const char *allow = NULL;
 
 #define SEG(prefix) (strncmp(u, prefix, strlen(prefix)) == 0 && u[strlen(prefix)] != '\0' && \
                      !strchr(u + strlen(prefix), '/'))
+    /* g: the route of GET/HEAD, p: of POST (R__COUNT: none); a: the Allow header */
+#define ROUTE(g, p, a)                                                                    \
+    do {                                                                                  \
+        allow = (a);                                                                      \
+        rt = get && (g) != R__COUNT ? (g) : post && (p) != R__COUNT ? (p) : R__COUNT;     \
+    } while (0)
     if (strcmp(u, "/v1/auth/token") == 0)
-        rt = post ? R_TOKEN : R__COUNT;
+        ROUTE(R__COUNT, R_TOKEN, "POST");
     else if (strcmp(u, "/v1/payments") == 0)
-        rt = post ? R_PAY_POST : get ? R_PAY_LIST : R__COUNT;
+        ROUTE(R_PAY_LIST, R_PAY_POST, "GET, HEAD, POST");
     else if (SEG("/v1/payments/"))
-        rt = get ? R_PAY_GET : R__COUNT;
+        ROUTE(R_PAY_GET, R__COUNT, "GET, HEAD");
     else if (strcmp(u, "/v1/refunds") == 0)
-        rt = post ? R_REFUND_POST : R__COUNT;
+        ROUTE(R__COUNT, R_REFUND_POST, "POST");
     else if (SEG("/v1/refunds/"))
-        rt = get ? R_REFUND_GET : R__COUNT;
+        ROUTE(R_REFUND_GET, R__COUNT, "GET, HEAD");
     else if (strcmp(u, "/v1/payouts") == 0)
-        rt = post ? R_PAYOUT_POST : R__COUNT;
+        ROUTE(R__COUNT, R_PAYOUT_POST, "POST");
     else if (SEG("/v1/payouts/"))
-        rt = get ? R_PAYOUT_GET : R__COUNT;
+        ROUTE(R_PAYOUT_GET, R__COUNT, "GET, HEAD");
     else if (SEG("/v1/webhooks/"))
-        rt = post ? R_WEBHOOK : R__COUNT;
+        ROUTE(R__COUNT, R_WEBHOOK, "POST");
     else if (SEG("/v1/settlements/"))
-        rt = post ? R_SETTLE : R__COUNT;
+        ROUTE(R__COUNT, R_SETTLE, "POST");
     else if (SEG("/v1/reconciliations/"))
-        rt = get ? R_RECON_GET : R__COUNT;
+        ROUTE(R_RECON_GET, R__COUNT, "GET, HEAD");
     else if (strcmp(u, "/v1/admin/partners") == 0)
-        rt = get ? R_ADMIN_PARTNERS : R__COUNT;
-    else if (strncmp(u, "/v1/admin/holds", 15) == 0 && (u[15] == '\0' || u[15] == '/'))
+        ROUTE(R_ADMIN_PARTNERS, R__COUNT, "GET, HEAD");
+    else if (strncmp(u, "/v1/admin/holds", 15) == 0 && (u[15] == '\0' || u[15] == '/')) {
+        /* the list answers GET, a hold's approve/reject POST */
+        allow = u[15] == '\0' ? "GET, HEAD" : "POST";
         rt = ing_admin_holds_route(u, m);
+        if (rt == R_UNKNOWN)
+            allow = NULL; /* not a hold's action: 404 */
+    }
     else if (strcmp(u, "/healthz") == 0)
-        rt = get ? R_HEALTH : R__COUNT;
+        ROUTE(R_HEALTH, R__COUNT, "GET, HEAD");
     else if (strcmp(u, "/readyz") == 0)
-        rt = get ? R_READY : R__COUNT;
+        ROUTE(R_READY, R__COUNT, "GET, HEAD");
     else if (strcmp(u, "/metrics") == 0)
-        rt = get ? R_METRICS : R__COUNT;
+        ROUTE(R_METRICS, R__COUNT, "GET, HEAD");
     else if (strcmp(u, "/openapi.json") == 0)
-        rt = get ? R_OPENAPI : R__COUNT;
-    else
-        path_known = 0;
+        ROUTE(R_OPENAPI, R__COUNT, "GET, HEAD");
+#undef ROUTE
 #undef SEG
-    if (rt == R__COUNT) {
+    r->allow = allow;
+    if (!allow) {
+        r->route = R_UNKNOWN;
+        r->status = 404;
+    } else if (rt == R__COUNT) {
         r->route = R_UNKNOWN;
         r->status = 405; /* marker: the path exists, the method does not */
     } else {
         r->route = rt;
-        r->status = path_known ? 0 : 404;
+        r->status = 0;
+    }
+    /* the admin listener serves the probes and the metrics, nothing else */
+    if (r->admin && r->status == 0 && rt != R_HEALTH && rt != R_READY && rt != R_METRICS) {
+        r->route = R_UNKNOWN;
+        r->status = 404;
     }
     r->rdef = NULL;
     for (size_t i = 0; i < ing_routes_count; i++)
@@ -249,10 +329,25 @@ static void route_match(struct ing_req *r)
             r->rdef = &ing_routes[i];
 }
 
+/* the scope r's route needs: none on the admin listener */
+static unsigned route_scope(const struct ing_req *r)
+{
+    return r->rdef && !r->admin ? r->rdef->scope : 0;
+}
+
+/* --- responses ---------------------------------------------------------------------- */
+
+static _Atomic long m_live_reqs; /* allocated requests (a leak shows here) */
+_Atomic long ing_live;           /* requests handed to a handler or suspended, not yet completed */
+static _Atomic long ing_busy;    /* server threads inside on_request */
+
 static void req_free(struct ing_req *r)
 {
     if (!r)
         return;
+    if (r->counted)
+        ing_live--;
+    m_live_reqs--;
     free(r->body);
     free(r->resp);
     free(r->payload);
@@ -260,8 +355,17 @@ static void req_free(struct ing_req *r)
     free(r->row);
     free(r->claim_str);
     free(r->fin_str);
+    free(r->qarg);
     json_decref(r->parsed);
     free(r);
+}
+
+static void count_live(struct ing_req *r)
+{
+    if (!r->counted) {
+        r->counted = 1;
+        ing_live++;
+    }
 }
 
 static void set_response(struct ing_req *r, int status, char *body, size_t len,
@@ -364,6 +468,7 @@ _Atomic long ing_inflight;
 
 void ing_suspend(struct ing_req *r)
 {
+    count_live(r);
     ing_inflight++;
     atomic_store(&r->state, S_SUSPENDED);
     r->sent = -1; /* marker for on_request: the handler suspended */
@@ -372,10 +477,23 @@ void ing_suspend(struct ing_req *r)
 
 void ing_req_done(struct ing_req *r)
 {
-    /* the response is complete before the state says so; MHD then calls on_request */
+    /* the response is complete before the state says so; MHD then calls on_request. r
+     * may be gone as soon as the connection is resumed: nothing of it is touched after */
+    struct MHD_Connection *c = r->conn;
+
     atomic_store(&r->state, S_DONE);
-    MHD_resume_connection(r->conn);
     ing_inflight--;
+    MHD_resume_connection(c);
+}
+
+void ing_auth_resume(struct ing_req *r)
+{
+    struct MHD_Connection *c = r->conn;
+
+    r->sent = 0;
+    atomic_store(&r->state, S_NEW);
+    ing_inflight--;
+    MHD_resume_connection(c);
 }
 
 static void log_request(struct ing_req *r, int64_t us)
@@ -390,6 +508,7 @@ static void log_request(struct ing_req *r, int64_t us)
            "partner_id", r->partner_id[0] ? r->partner_id : NULL,
            "principal", r->cred_id[0] ? r->cred_id : NULL,
            "resource_id", r->rid[0] ? r->rid : NULL,
+           "client", r->ip[0] ? r->ip : NULL,
            "replayed", r->replayed ? "true" : NULL, "latency_us", lat, NULL);
     if (r->t_claim) {
         char a[24], b[24], c[24];
@@ -433,24 +552,275 @@ static enum MHD_Result send_response(struct ing_req *r)
     }
     if (r->status == 401 && r->route != R_WEBHOOK)
         MHD_add_response_header(resp, "WWW-Authenticate", "Basic realm=\"kasir\", Bearer");
-    if (r->status == 405)
-        MHD_add_response_header(resp, "Allow", r->rdef ? r->rdef->method : "GET, POST");
+    if (r->status == 405 && r->allow)
+        MHD_add_response_header(resp, "Allow", r->allow);
+    /* a request answered before its body was read, or during the drain: the connection
+     * goes (MHD would close it anyway when a body is left unread; this says so) */
+    if (r->close || atomic_load(&ING.draining))
+        MHD_add_response_header(resp, "Connection", "close");
     ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     us = ing_mono_us() - r->t0_us;
     metrics_observe(r->route, r->status, us);
-    if (r->route != R_HEALTH && r->route != R_READY && r->route != R_METRICS)
+    /* refusals by the per-address limit are counted, not logged one by one: a flood would
+     * write the log at its own rate (the reaper logs their number every 10 s) */
+    if (r->route != R_HEALTH && r->route != R_READY && r->route != R_METRICS &&
+        !(r->status == 429 && !r->authed))
         log_request(r, us);
     return ret;
 }
+
+/* answers r at once with problem code (before or after its body) */
+static enum MHD_Result answer_now(struct ing_req *r, const char *code, const char *field,
+                                  const char *detail)
+{
+    struct ing_problem p;
+
+    ing_problem(&p, code, field, "%s", detail);
+    ing_respond_problem(r, &p);
+    return send_response(r);
+}
+
+/* --- connections: limits and deadlines -------------------------------------------------
+ *
+ * libmicrohttpd's own timeout is an idle timeout, which a client sending a byte now and
+ * then never hits (slowloris). Every connection therefore has a deadline, enforced by the
+ * reaper thread (shutdown(2) of the socket, which MHD then closes):
+ *   accepted, or its previous request answered -> its next request line within
+ *     http.idle_timeout;
+ *   request line received -> the whole request (headers and body) within
+ *     http.request_timeout (http.upload_timeout for an authenticated settlement upload);
+ *   request received -> none while it is handled (its own timeouts bound it). */
+
+struct ing_conn {
+    struct ing_conn *prev, *next;
+    int fd;
+    int uri_too_long;
+    _Atomic int64_t deadline_us; /* monotonic; 0: none */
+};
+
+static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ing_conn *conns_head;
+static _Atomic long m_conns, m_conns_reaped, m_conns_total;
+static pthread_t reaper;
+static int reaper_started;
+static _Atomic int reaper_stop;
+
+#define ING_MAX_URI 8192
+#define ING_MAX_HEADERS 16384
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct ing_conn *t = *socket_context;
+    (void)cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!(t = calloc(1, sizeof(*t))))
+            return;
+        t->fd = ci ? ci->connect_fd : -1;
+        t->deadline_us = ing_mono_us() + ING.idle_timeout_ms * 1000;
+        pthread_mutex_lock(&conns_mu);
+        t->next = conns_head;
+        if (conns_head)
+            conns_head->prev = t;
+        conns_head = t;
+        pthread_mutex_unlock(&conns_mu);
+        *socket_context = t;
+        m_conns++;
+        m_conns_total++;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && t) {
+        /* called before MHD closes the socket: under the lock the reaper never shuts down
+         * a descriptor that was reused */
+        pthread_mutex_lock(&conns_mu);
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            conns_head = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        pthread_mutex_unlock(&conns_mu);
+        free(t);
+        *socket_context = NULL;
+        m_conns--;
+    }
+}
+
+static struct ing_conn *conn_tracker(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_deadline(struct ing_conn *t, int64_t ms)
+{
+    if (t)
+        t->deadline_us = ms > 0 ? ing_mono_us() + ms * 1000 : 0;
+}
+
+/* the request line is in: the rest of the request has http.request_timeout */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct ing_conn *t = conn_tracker(c);
+    (void)cls;
+
+    if (t) {
+        t->uri_too_long = strlen(uri) > ING_MAX_URI;
+        conn_deadline(t, ING.request_timeout_ms);
+    }
+    return NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+    long limited_logged = 0;
+    int64_t next_note = 0;
+    (void)arg;
+
+    while (!reaper_stop) {
+        int64_t now = ing_mono_us();
+        struct ing_conn *t;
+
+        if (now >= next_note) {
+            struct ing_auth_stats as;
+            ing_auth_stats(&as);
+            if (as.ip_limited != limited_logged) {
+                char n[24];
+                snprintf(n, sizeof(n), "%ld", as.ip_limited - limited_logged);
+                ks_log(KS_LOG_WARN, "ingress.auth.ip_limited",
+                       "unauthenticated requests refused by the per-address limit (10 s)",
+                       "count", n, NULL);
+                limited_logged = as.ip_limited;
+            }
+            next_note = now + 10000000;
+        }
+
+        pthread_mutex_lock(&conns_mu);
+        for (t = conns_head; t; t = t->next) {
+            int64_t d = t->deadline_us;
+            if (d && now > d && t->fd >= 0) {
+                t->deadline_us = 0;
+                shutdown(t->fd, SHUT_RDWR);
+                m_conns_reaped++;
+            }
+        }
+        pthread_mutex_unlock(&conns_mu);
+        usleep(200000);
+    }
+    return NULL;
+}
+
+const char *ing_client_ip(struct ing_req *r)
+{
+    if (!r->ip[0]) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        if (sa && sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip, sizeof(r->ip));
+        else if (sa && sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip,
+                      sizeof(r->ip));
+        if (!r->ip[0])
+            snprintf(r->ip, sizeof(r->ip), "?");
+    }
+    return r->ip;
+}
+
+void ing_http_metrics(struct ing_http_stats *out)
+{
+    out->connections = m_conns;
+    out->connections_total = m_conns_total;
+    out->reaped = m_conns_reaped;
+    out->live = ing_live;
+    out->requests_allocated = m_live_reqs;
+}
+
+/* --- the access handler --------------------------------------------------------------- */
 
 static size_t body_cap(enum ing_route rt)
 {
     switch (rt) {
     case R_SETTLE: return ING.max_upload;
-    case R_WEBHOOK: return ING.max_webhook;
-    default: return ING.max_body;
+    case R_WEBHOOK: return ING.max_webhook; /* read before its signature is checked */
+    case R_TOKEN: return 4096;              /* read before anything is known of the caller */
+    case R_PAY_POST: case R_REFUND_POST: case R_PAYOUT_POST: return ING.max_body;
+    case R_ADMIN_HOLDS: return 4096;        /* approve/reject: {"reason": ...} */
+    default: return 0;                      /* GETs: no body */
     }
+}
+
+/* After authentication (or for a route without it): the body may come. */
+static enum MHD_Result accept_body(struct ing_req *r)
+{
+    r->phase = PH_BODY;
+    r->close = 0;
+    if (r->route == R_SETTLE)
+        conn_deadline(r->tc, ING.upload_timeout_ms);
+    return MHD_YES;
+}
+
+/* 1 when the request announces a body (which an early answer leaves unread) */
+static int has_body(struct ing_req *r)
+{
+    const char *cl = ing_header(r, "Content-Length");
+
+    return (cl && strcmp(cl, "0") != 0) || ing_header(r, "Transfer-Encoding") != NULL;
+}
+
+/* The first call: the headers are in, none of the body has been read. Whatever is
+ * answered here is answered before the body: an unauthenticated client never gets more of
+ * its body read than the headers. */
+static enum MHD_Result on_headers(struct ing_req *r)
+{
+    const union MHD_ConnectionInfo *hs =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const char *cl = ing_header(r, "Content-Length");
+    unsigned need;
+    struct ing_problem p;
+    int rc, wait;
+
+    r->close = has_body(r); /* an answer now leaves the body unread: the connection goes */
+    if (atomic_load(&ING.draining)) {
+        r->close = 1;
+        r->retry_after = 1;
+        return answer_now(r, "unavailable", NULL, "the server is shutting down; retry");
+    }
+    if (r->tc && r->tc->uri_too_long)
+        return answer_now(r, "uri_too_long", NULL, "the request target is longer than 8192 bytes");
+    if (hs && hs->header_size > ING_MAX_HEADERS)
+        return answer_now(r, "headers_too_large", NULL,
+                          "the request headers are larger than 16384 bytes");
+    if (r->status == 404 || r->status == 405) {
+        ing_handle(r); /* route_not_found, method_not_allowed */
+        return send_response(r);
+    }
+    if (cl && (strlen(cl) > 12 || (size_t)strtoull(cl, NULL, 10) > r->max)) {
+        ing_problem(&p, "body_too_large", NULL, "the body is larger than %zu bytes", r->max);
+        ing_respond_problem(r, &p);
+        return send_response(r);
+    }
+    if (r->route == R_TOKEN && (wait = ing_ip_take(r)) > 0) {
+        r->retry_after = wait;
+        return answer_now(r, "rate_limited", NULL,
+                          "too many unauthenticated requests from this address");
+    }
+    need = route_scope(r);
+    if (!need)
+        return accept_body(r);
+    rc = ing_auth_begin(r, need, &p);
+    if (rc == 1) {
+        r->phase = PH_AUTH; /* resumed by the reader: on_request calls ing_auth_finish */
+        return MHD_YES;
+    }
+    if (rc < 0) {
+        ing_respond_problem(r, &p);
+        return send_response(r);
+    }
+    return accept_body(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -459,118 +829,254 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   void **con_cls)
 {
     struct ing_req *r = *con_cls;
-    (void)cls;
+    enum MHD_Result ret;
     (void)version;
 
+    ing_busy++;
     if (!r) {
-        const char *cl;
         r = calloc(1, sizeof(*r));
-        if (!r)
+        if (!r) {
+            ing_busy--;
             return MHD_NO;
+        }
+        m_live_reqs++;
         r->conn = c;
+        r->admin = cls != NULL;
         r->t0_us = ing_mono_us();
+        r->tc = conn_tracker(c);
         snprintf(r->url, sizeof(r->url), "%s", url);
         snprintf(r->method, sizeof(r->method), "%s", method);
         trace_init(r);
         route_match(r);
         r->max = body_cap(r->route);
         *con_cls = r;
-        cl = ing_header(r, "Content-Length");
-        if (cl && strlen(cl) > 12)
-            r->too_large = 1;
-        else if (cl && (size_t)strtoull(cl, NULL, 10) > r->max)
-            r->too_large = 1;
-        if (r->too_large) {
-            struct ing_problem p;
-            ing_problem(&p, "body_too_large", NULL, "the body is larger than %zu bytes", r->max);
+        ret = on_headers(r);
+        goto out;
+    }
+    if (r->phase == PH_AUTH) {
+        /* resumed after a key lookup; the body has not been read yet */
+        struct ing_problem p;
+        if (ing_auth_finish(r, route_scope(r), &p) != 0) {
             ing_respond_problem(r, &p);
-            return send_response(r);
+            ret = send_response(r);
+            goto out;
         }
-        return MHD_YES;
+        ret = accept_body(r);
+        if (!*upload_data_size)
+            goto out;
     }
     if (*upload_data_size) {
-        if (!r->too_large) {
-            if (r->len + *upload_data_size > r->max) {
-                r->too_large = 1;
-            } else {
-                if (r->len + *upload_data_size + 1 > r->cap) {
-                    size_t nc = r->cap ? r->cap : 4096;
-                    char *nb;
-                    while (nc < r->len + *upload_data_size + 1)
-                        nc *= 2;
-                    if (nc > r->max + 1)
-                        nc = r->max + 1;
-                    nb = realloc(r->body, nc);
-                    if (!nb)
-                        return MHD_NO;
-                    r->body = nb;
-                    r->cap = nc;
-                }
-                memcpy(r->body + r->len, upload_data, *upload_data_size);
-                r->len += *upload_data_size;
-                r->body[r->len] = '\0';
-            }
+        if (r->len + *upload_data_size > r->max) {
+            /* a chunked body past the cap: the connection goes, the rest is not read */
+            r->too_large = 1;
+            r->status = 413;
+            r->code = "body_too_large";
+            metrics_observe(r->route, 413, ing_mono_us() - r->t0_us);
+            log_request(r, ing_mono_us() - r->t0_us);
+            r->sent = 1;
+            ret = MHD_NO;
+            goto out;
         }
+        if (r->len + *upload_data_size + 1 > r->cap) {
+            size_t nc = r->cap ? r->cap : 4096;
+            char *nb;
+            while (nc < r->len + *upload_data_size + 1)
+                nc *= 2;
+            if (nc > r->max + 1)
+                nc = r->max + 1;
+            nb = realloc(r->body, nc);
+            if (!nb) {
+                ret = MHD_NO;
+                goto out;
+            }
+            r->body = nb;
+            r->cap = nc;
+        }
+        memcpy(r->body + r->len, upload_data, *upload_data_size);
+        r->len += *upload_data_size;
+        r->body[r->len] = '\0';
         *upload_data_size = 0;
-        return MHD_YES;
+        ret = MHD_YES;
+        goto out;
     }
-    if (r->sent == 1)
-        return MHD_YES;
-    if (atomic_load(&r->state) == S_DONE)
-        return send_response(r);
-    if (atomic_load(&r->state) == S_SUSPENDED)
-        return MHD_YES; /* resumed spuriously: wait for ing_req_done */
-    if (r->too_large) {
-        struct ing_problem p;
-        ing_problem(&p, "body_too_large", NULL, "the body is larger than %zu bytes", r->max);
-        ing_respond_problem(r, &p);
-        return send_response(r);
+    if (r->sent == 1) {
+        ret = MHD_YES;
+        goto out;
+    }
+    if (r->phase == PH_HANDLED) {
+        if (atomic_load(&r->state) == S_DONE)
+            ret = send_response(r);
+        else
+            ret = MHD_YES; /* resumed spuriously: wait for ing_req_done */
+        goto out;
+    }
+    /* the whole request is in */
+    conn_deadline(r->tc, 0);
+    r->phase = PH_HANDLED;
+    count_live(r);
+    if (atomic_load(&ING.draining)) {
+        r->close = 1;
+        r->retry_after = 1;
+        ret = answer_now(r, "unavailable", NULL, "the server is shutting down; retry");
+        goto out;
     }
     if (!r->body) {
         r->body = calloc(1, 1);
-        if (!r->body)
-            return MHD_NO;
+        if (!r->body) {
+            ret = MHD_NO;
+            goto out;
+        }
     }
     ing_handle(r);
     if (r->sent == -1) {
         /* suspended: another thread may already have finished it, which only marks the
          * state; MHD calls on_request again after the resume and the response goes then */
         r->sent = 0;
-        return MHD_YES;
+        ret = MHD_YES;
+        goto out;
     }
-    return send_response(r);
+    ret = send_response(r);
+out:
+    ing_busy--;
+    return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct ing_req *r = *con_cls;
     (void)cls;
-    (void)c;
     (void)toe;
-    req_free(*con_cls);
+
+    /* answered: the connection waits for its next request line */
+    conn_deadline(conn_tracker(c), ING.idle_timeout_ms);
+    req_free(r);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd's own messages, as JSON log lines */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    size_t n;
+    (void)cls;
+
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    ks_log(KS_LOG_WARN, "ingress.http.library", buf, NULL);
+}
+
+/* --- start, drain, stop --------------------------------------------------------------- */
+
+static struct MHD_Daemon *admin_h;
+
+/* the connection cap: below the descriptors this process may open, with room for its
+ * own (PostgreSQL, Kafka, logs); the soft limit is raised to the hard one first */
+static unsigned connection_cap(void)
+{
+    struct rlimit rl;
+    unsigned cap = ING.max_connections ? ING.max_connections : 4000;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlim_t want = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+            struct rlimit nr = {want, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &nr) == 0)
+                rl.rlim_cur = want;
+        }
+        if (rl.rlim_cur != RLIM_INFINITY) {
+            rlim_t room = rl.rlim_cur > 256 ? rl.rlim_cur - 256 : rl.rlim_cur / 2;
+            if (cap > room) {
+                ks_logf(KS_LOG_WARN, "ingress.http.connections",
+                        "http.max_connections %u lowered to %lu: the descriptor limit is %lu",
+                        cap, (unsigned long)room, (unsigned long)rl.rlim_cur);
+                cap = (unsigned)room;
+            }
+        }
+    }
+    return cap;
 }
 
 int ing_http_start(int port, int threads)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                      MHD_USE_ERROR_LOG;
+    unsigned cap = connection_cap();
+    unsigned idle_s = (unsigned)((ING.idle_timeout_ms + 999) / 1000);
 
+    if (threads < 1)
+        threads = 1;
+    /* MHD divides the limit among its threads */
+    if (cap < (unsigned)threads)
+        cap = (unsigned)threads;
     daemon_h = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL,
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+                                MHD_OPTION_CONNECTION_LIMIT, cap,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, ING.per_ip_connections,
+                                MHD_OPTION_CONNECTION_TIMEOUT, idle_s ? idle_s : 1,
                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(48 * 1024),
                                 MHD_OPTION_END);
-    return daemon_h ? 0 : -1;
+    if (!daemon_h)
+        return -1;
+    if (ING.admin_port > 0) {
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)ING.admin_port);
+        if (inet_pton(AF_INET, ING.admin_bind, &sa.sin_addr) != 1) {
+            ks_log(KS_LOG_ERROR, "config.invalid", "http.admin_bind is not an IPv4 address",
+                   "setting", "http.admin_bind", NULL);
+            return -1;
+        }
+        /* its own thread and limits: the probes answer whatever the API port endures */
+        admin_h = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                       MHD_USE_ERROR_LOG,
+                                   (uint16_t)ING.admin_port, NULL, NULL, on_request, (void *)1,
+                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+                                   MHD_OPTION_END);
+        if (!admin_h) {
+            ks_logf(KS_LOG_ERROR, "ingress.http.start", "could not listen on %s:%d (http.admin_port)",
+                    ING.admin_bind, ING.admin_port);
+            MHD_stop_daemon(daemon_h);
+            daemon_h = NULL;
+            return -1;
+        }
+    }
+    reaper_stop = 0;
+    if (pthread_create(&reaper, NULL, reaper_main, NULL) == 0)
+        reaper_started = 1;
+    return 0;
 }
 
-void ing_http_quiesce(void)
+int ing_http_drain(void)
 {
-    if (daemon_h)
-        MHD_quiesce_daemon(daemon_h);
+    int64_t until = ing_mono_us() + ING.drain_timeout_ms * 1000;
+
+    atomic_store(&ING.draining, 1);
+    /* a server thread that entered on_request before the flag was set may still be
+     * handing its request over (busy); once busy and live are both zero, every request
+     * that got to a handler has been answered and sent */
+    while (ing_mono_us() < until) {
+        if (atomic_load(&ing_busy) == 0 && atomic_load(&ing_live) == 0)
+            return 0;
+        usleep(10000);
+    }
+    ks_logf(KS_LOG_WARN, "ingress.drain.timeout", "%ld requests not answered after %lld ms, "
+            "%ld of them suspended", (long)ing_live, (long long)ING.drain_timeout_ms,
+            (long)ing_inflight);
+    return ing_inflight > 0 ? -1 : 0;
 }
 
 void ing_http_stop(void)
@@ -578,5 +1084,14 @@ void ing_http_stop(void)
     if (daemon_h) {
         MHD_stop_daemon(daemon_h);
         daemon_h = NULL;
+    }
+    if (admin_h) {
+        MHD_stop_daemon(admin_h);
+        admin_h = NULL;
+    }
+    if (reaper_started) {
+        reaper_stop = 1;
+        pthread_join(reaper, NULL);
+        reaper_started = 0;
     }
 }

@@ -5,12 +5,16 @@
  *   handlers.c  one function per endpoint
  *   auth.c      API keys (Basic), JWTs (Bearer), token exchange, scopes, rate limits
  *   store.c     group-commit writer threads: idempotency claims and finishes in PostgreSQL
+ *   reader.c    reader threads: every other PostgreSQL query (auth lookups, token requests,
+ *               reads), with deadlines; server threads never wait for PostgreSQL
  *   publish.c   the Kafka producer, its delivery-report thread, event building
  *   validate.c  pure request parsing (validate.h)
  *
  * A request lives in one struct ing_req from the first MHD callback to the completion
- * notification. Requests that publish are suspended (MHD_suspend_connection) and resumed by
- * whichever thread finishes them (writer or delivery-report thread) through ing_req_done. */
+ * notification. It is authenticated on its headers, before any of its body is read.
+ * Requests that wait for PostgreSQL or Kafka are suspended (MHD_suspend_connection) and
+ * resumed by whichever thread finishes them (reader, writer or delivery-report thread)
+ * through ing_req_done (or ing_auth_resume for a key lookup at the headers). */
 #ifndef ING_INGRESS_H
 #define ING_INGRESS_H
 
@@ -52,16 +56,25 @@ extern const size_t ing_routes_count;
 #define ING_SCOPE_SETTLEMENTS_WRITE 0x040u
 #define ING_SCOPE_RECON_READ 0x080u
 #define ING_SCOPE_ADMIN 0x100u
-#define ING_SCOPE_COUNT 9
-#define ING_SCOPES_DEFAULT 0x0ffu /* everything but admin */
+#define ING_SCOPE_OPS_READ 0x200u
+#define ING_SCOPE_COUNT 10
+/* a partner's key by default: its payments, refunds, payouts and reconciliations. Not
+ * settlements:write (settlement files are PSP data: an operator's scope), admin, ops:read */
+#define ING_SCOPES_DEFAULT 0x0bfu
 extern const char *const ing_scope_names[ING_SCOPE_COUNT];
-/* "a b c" or "a,b,c" -> bits; -1 for an unknown name. */
+/* "a b c" or "a,b,c" -> bits; -1 for an unknown name (or nothing but separators). */
 long ing_scopes_parse(const char *s);
 /* bits -> "a b c" into buf */
 void ing_scopes_format(unsigned bits, char *buf, size_t len);
 
 enum ing_kind { K_SYNC, K_STORE, K_DIRECT, K_MULTI };
 enum ing_state { S_NEW, S_SUSPENDED, S_DONE };
+/* where a request is: headers seen (PH_NEW), suspended for a key lookup (PH_AUTH), body
+ * being received (PH_BODY), handed to its handler (PH_HANDLED) */
+enum ing_phase { PH_NEW, PH_AUTH, PH_BODY, PH_HANDLED };
+
+struct ing_conn;
+struct ing_rdb;
 
 struct ing_req {
     struct MHD_Connection *conn;
@@ -69,6 +82,7 @@ struct ing_req {
     const struct ing_route_def *rdef;
     char method[8];
     char url[256];
+    const char *allow; /* the Allow header of the path's methods */
     char trace_id[33];
     char span_id[17];
     int64_t t0_us;
@@ -77,11 +91,30 @@ struct ing_req {
     int too_large;
     _Atomic int state;
     enum ing_kind kind;
+    enum ing_phase phase;
+    int counted;           /* in ing_live (suspended once, or handled) */
+    int admin;             /* arrived on the admin listener */
+    int close;             /* answer with Connection: close */
+    struct ing_conn *tc;   /* the connection's deadline tracker */
+    char ip[48];
 
     /* auth */
     char partner_id[KS_ID_LEN];
     char cred_id[KS_ID_LEN];
     unsigned scopes;
+    int authed;
+    uint8_t auth_hash[32];  /* cache key of the lookup */
+    int auth_bearer;        /* 1: cred_id is a token's kid, scopes come from tok_scopes */
+    unsigned tok_scopes;
+    char tok_sub[KS_ID_LEN];
+    int auth_rc;            /* lookup result: 1 valid, 0 unknown/revoked, -1 problem */
+    struct ing_problem auth_p;
+
+    /* deferred PostgreSQL work (reader.c) */
+    void (*job)(struct ing_req *r, struct ing_rdb *db);
+    int64_t job_deadline_us;
+    int job_auth;
+    struct ing_req *jnext;
 
     /* response */
     int status;
@@ -108,7 +141,11 @@ struct ing_req {
         struct ing_payment pay;
         struct ing_refund refund;
         struct ing_payout payout;
+        struct ing_token_req token;
     } u;
+    /* reads: the query's argument, its SQL and what it reads ("payment", ...) */
+    char *qarg;
+    const char *qsql, *qwhat;
     int fin_complete; /* finish op: 1 complete, 0 release */
     int fin_store;    /* the complete finish stores the answer (migration 207) */
     struct ing_req *next;
@@ -139,10 +176,24 @@ struct ing_ctx {
     int64_t idem_keep_s, idem_lock_s;
     int64_t webhook_tolerance_s;
     size_t max_body, max_upload, max_webhook;
-    const char *wh_stripe, *wh_xendit, *wh_midtrans, *wh_sandbox;
+    const char *wh_stripe, *wh_xendit, *wh_midtrans, *wh_sandbox, *wh_iris;
     int writers, batch_max;
     int64_t gather_us;
+    /* connections and deadlines (http.c) */
+    int admin_port;
+    const char *admin_bind;
+    unsigned max_connections, per_ip_connections;
+    int64_t idle_timeout_ms, request_timeout_ms, upload_timeout_ms, drain_timeout_ms;
+    /* readers and the auth path */
+    int readers, reader_queue_max;
+    int64_t auth_timeout_ms, read_timeout_ms;
+    int ip_rps, ip_burst, token_rps;
+    long cache_max, nonce_max;
+    int sandbox_enabled;
+    int64_t purge_every_ms;
+    long purge_batch;
     _Atomic int kafka_ok, pg_ok;
+    _Atomic int draining; /* SIGTERM: new requests get 503 + Connection: close */
     _Atomic int stopping;
 };
 extern struct ing_ctx ING;
@@ -150,10 +201,19 @@ extern struct ing_ctx ING;
 /* http.c */
 extern _Atomic long ing_inflight; /* suspended requests */
 int ing_http_start(int port, int threads);
-void ing_http_quiesce(void);
+/* SIGTERM: refuses new work (503 + Connection: close) and waits until every request that
+ * was handed to a handler has been answered (or http.drain_timeout); 0 when none is
+ * left suspended, so that the server may be stopped. */
+int ing_http_drain(void);
 void ing_http_stop(void);
 void ing_req_done(struct ing_req *r); /* resumes a suspended request (any thread) */
 void ing_suspend(struct ing_req *r);
+/* "ip:port" family-agnostic client address of r (text) */
+const char *ing_client_ip(struct ing_req *r);
+struct ing_http_stats {
+    long connections, connections_total, reaped, live, requests_allocated;
+};
+void ing_http_metrics(struct ing_http_stats *out);
 void ing_respond_json(struct ing_req *r, int status, json_t *body); /* steals body */
 void ing_respond_problem(struct ing_req *r, const struct ing_problem *p);
 void ing_respond_problem_x(struct ing_req *r, const struct ing_problem *p, json_t *extra);
@@ -166,6 +226,8 @@ void ing_metrics_write(char **out, size_t *len);
 void ing_handle(struct ing_req *r);
 /* K_MULTI: drops one hold; the last one answers. */
 void ing_multi_release(struct ing_req *r);
+/* waits for the settlement files' threads to end */
+void ing_settle_join(void);
 
 /* admin_holds.c: held payments and payouts (kasir-risk) */
 enum ing_route ing_admin_holds_route(const char *url, const char *method);
@@ -173,11 +235,35 @@ void ing_admin_holds(struct ing_req *r);
 
 /* auth.c */
 int ing_auth_init(void);
-/* Authenticates r (fills partner_id, cred_id, scopes), checks need and the rate limit. */
-int ing_authenticate(struct ing_req *r, unsigned need, struct ing_problem *p);
+void ing_auth_stop(void);
+/* At the headers: authenticates r for need (fills partner_id, cred_id, scopes), checks the
+ * scope and the partner's rate limit. 0 done, -1 refused (p set), 1 suspended for a key
+ * lookup: the server calls ing_auth_finish when it is resumed. */
+int ing_auth_begin(struct ing_req *r, unsigned need, struct ing_problem *p);
+int ing_auth_finish(struct ing_req *r, unsigned need, struct ing_problem *p);
+/* Unauthenticated work of r's client address (lookups of unknown credentials, token
+ * requests, failed authentications): 0 allowed, >0 seconds to wait. */
+int ing_ip_take(struct ing_req *r);
 void ing_token_exchange(struct ing_req *r);
-/* thread-local PostgreSQL connection of the calling server thread (NULL + p when down) */
-struct ks_db *ing_thread_db(struct ing_problem *p);
+struct ing_auth_stats {
+    long lookups, ip_limited, cache_entries, nonces, flushes;
+};
+void ing_auth_stats(struct ing_auth_stats *out);
+
+/* reader.c: PostgreSQL off the server threads */
+int ing_reader_start(void);
+void ing_reader_stop(void);
+/* Suspends r and queues fn(r, db) for a reader thread, to run before timeout_ms (auth: at
+ * the front of the queue). 0, or -1 + p (503) when the queue is full or stopping (r is then
+ * not suspended). fn answers r (ing_req_done) or, for auth, resumes it (ing_auth_resume). */
+int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *), int auth,
+              int64_t timeout_ms, struct ing_problem *p);
+/* A query on the reader's connection within r's deadline; the result (PGRES_TUPLES_OK) or
+ * NULL + p (503). A connection found lost before the statement was sent is replaced and
+ * the statement retried once. */
+PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
+                        const char *const *params, struct ing_problem *p);
+void ing_auth_resume(struct ing_req *r);
 
 /* store.c */
 int ing_store_start(void);
@@ -188,6 +274,10 @@ struct ing_store_stats {
     long batches, claims, finishes, exec_us; /* exec_us: wall time in ingress_batch() */
 };
 void ing_store_stats(struct ing_store_stats *out);
+struct ing_store_health {
+    long purged, unresolved, pending_finishes;
+};
+void ing_store_health(struct ing_store_health *out);
 
 /* publish.c */
 int ing_publish_start(void);

@@ -2,11 +2,14 @@
  *
  *   kasir-ingress [serve] [--config FILE]
  *   kasir-ingress partner add NAME [--rps N] [--burst N] [--scopes "a b"]
+ *   kasir-ingress partner disable|enable PARTNER_ID
  *   kasir-ingress key add PARTNER_ID [--scopes "a b"]
  *   kasir-ingress key rotate KEY_ID [--grace SECONDS]
  *   kasir-ingress key revoke KEY_ID
  *   kasir-ingress routes | codes | scopes
- * The CLI prints a new API key once, on stdout; only its hashes are stored. */
+ * The CLI prints a new API key once, on stdout; only its hashes are stored. A scope name it
+ * does not know is an error (exit 2), never the default set. Changes to keys and partners
+ * reach every running ingress at once (NOTIFY, migration 210). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +27,58 @@ struct ing_ctx ING;
 static const struct ks_config_def own_defs[] = {
     {"http.threads", KS_CFG_INT, "2", 0, "libmicrohttpd thread pool size (epoll per thread)"},
     {"http.max_body", KS_CFG_INT, "65536", 0, "largest JSON body accepted, bytes (413 beyond)"},
-    {"http.max_upload", KS_CFG_INT, "67108864", 0, "largest settlement file accepted, bytes"},
+    {"http.max_upload", KS_CFG_INT, "67108864", 0,
+     "largest settlement file accepted, bytes (read only after the caller is authenticated)"},
+    {"http.max_connections", KS_CFG_INT, "4000", 0,
+     "most open connections of the API port (lowered to stay 256 below the descriptor limit)"},
+    {"http.per_ip_connections", KS_CFG_INT, "256", 0,
+     "most open connections from one client address"},
+    {"http.idle_timeout", KS_CFG_DURATION_MS, "30s", 0,
+     "a connection's next request line must arrive within this (after connecting or after "
+     "its previous answer)"},
+    {"http.request_timeout", KS_CFG_DURATION_MS, "10s", 0,
+     "a request's headers and body must arrive within this after its request line"},
+    {"http.upload_timeout", KS_CFG_DURATION_MS, "120s", 0,
+     "the same for an authenticated settlement file upload"},
+    {"http.drain_timeout", KS_CFG_DURATION_MS, "20s", 0,
+     "at SIGTERM, how long requests in flight may take to be answered"},
+    {"http.admin_port", KS_CFG_INT, "0", 0,
+     "a listener of its own for /healthz, /readyz and /metrics, without credentials (0: none; "
+     "on the API port /readyz and /metrics need scope ops:read)"},
+    {"http.admin_bind", KS_CFG_STRING, "127.0.0.1", 0, "IPv4 address of the admin listener"},
+    {"readers.threads", KS_CFG_INT, "2", 0,
+     "threads (PostgreSQL connections) for key lookups, token requests and reads"},
+    {"readers.read_timeout", KS_CFG_DURATION_MS, "5s", 0,
+     "a read's budget: queue, connection and query (then 503)"},
+    {"readers.queue_max", KS_CFG_INT, "2048", 0, "requests waiting for a reader (then 503)"},
     {"auth.jwt_secret", KS_CFG_STRING, "", 0,
      "HS256 key of bearer tokens (>= 32 characters); empty: random per process"},
     {"auth.jwt_ttl", KS_CFG_DURATION_MS, "15m", 0, "lifetime of tokens from /v1/auth/token"},
     {"auth.token_window", KS_CFG_DURATION_MS, "60s", 0,
      "allowed clock difference of a token request's timestamp (replay window)"},
     {"auth.cache_ttl", KS_CFG_DURATION_MS, "30s", 0,
-     "how long an API key lookup and a partner's rate limit are cached"},
+     "how long an API key lookup and a partner's rate limit are cached (changes to keys and "
+     "partners empty the cache at once, by NOTIFY)"},
+    {"auth.cache_max", KS_CFG_INT, "100000", 0, "most cached credentials"},
+    {"auth.timeout", KS_CFG_DURATION_MS, "1s", 0,
+     "a key lookup's or token request's budget: queue, connection and query (then 503)"},
+    {"auth.ip_rps", KS_CFG_INT, "20", 0,
+     "per client address: unauthenticated work per second (lookups of uncached credentials, "
+     "token requests, failed authentications); 429 beyond"},
+    {"auth.ip_burst", KS_CFG_INT, "50", 0, "per client address: the burst of auth.ip_rps"},
+    {"auth.token_rps", KS_CFG_INT, "50", 0,
+     "token requests per second for the whole process (burst: twice that)"},
+    {"auth.nonce_max", KS_CFG_INT, "100000", 0,
+     "most token nonces remembered; beyond, token requests get 429"},
     {"idempotency.keep", KS_CFG_DURATION_MS, "24h", 0, "how long idempotency keys are kept"},
     {"idempotency.lock", KS_CFG_DURATION_MS, "30s", 0,
      "after this an in-flight record may be taken over by a retry (crash recovery)"},
+    {"idempotency.purge_every", KS_CFG_DURATION_MS, "2s", 0,
+     "how often expired, resolved idempotency records are purged"},
+    {"idempotency.purge_batch", KS_CFG_INT, "20000", 0,
+     "most records one purge statement deletes (a purge runs statements until none is left)"},
+    {"psp.sandbox", KS_CFG_BOOL, "false", 0,
+     "accept psp_preference \"sandbox\" (the sandbox PSP; never in production)"},
     {"store.writers", KS_CFG_INT, "2", 0, "group-commit writer threads (PostgreSQL connections)"},
     {"store.batch_max", KS_CFG_INT, "256", 0, "most claims (and finishes) in one transaction"},
     {"store.gather_us", KS_CFG_INT, "250", 0,
@@ -44,6 +88,8 @@ static const struct ks_config_def own_defs[] = {
     {"webhook.stripe.secret", KS_CFG_STRING, "", 0, "Stripe endpoint secret (whsec_...); empty: off"},
     {"webhook.xendit.token", KS_CFG_STRING, "", 0, "Xendit callback verification token; empty: off"},
     {"webhook.midtrans.server_key", KS_CFG_STRING, "", 0, "Midtrans server key; empty: off"},
+    {"webhook.iris.merchant_key", KS_CFG_STRING, "", 0,
+     "Midtrans Iris (payouts) merchant key, checks Iris-Signature; empty: off"},
     {"webhook.sandbox.secret", KS_CFG_STRING, "", 0,
      "sandbox PSP Standard Webhooks secret (whsec_<base64>); empty: off"},
 };
@@ -76,7 +122,7 @@ static int serve(const struct ks_config *cfg)
 {
     struct ks_err e = {0};
     const char *secret = ks_config_str(cfg, "auth.jwt_secret");
-    int port = (int)ks_config_int(cfg, "http.port"), i;
+    int port = (int)ks_config_int(cfg, "http.port");
     char portbuf[16];
 
     ING.cfg = cfg;
@@ -93,7 +139,38 @@ static int serve(const struct ks_config *cfg)
     ING.wh_stripe = ks_config_str(cfg, "webhook.stripe.secret");
     ING.wh_xendit = ks_config_str(cfg, "webhook.xendit.token");
     ING.wh_midtrans = ks_config_str(cfg, "webhook.midtrans.server_key");
+    ING.wh_iris = ks_config_str(cfg, "webhook.iris.merchant_key");
     ING.wh_sandbox = ks_config_str(cfg, "webhook.sandbox.secret");
+    ING.max_connections = (unsigned)ks_config_int(cfg, "http.max_connections");
+    ING.per_ip_connections = (unsigned)ks_config_int(cfg, "http.per_ip_connections");
+    ING.idle_timeout_ms = ks_config_ms(cfg, "http.idle_timeout");
+    ING.request_timeout_ms = ks_config_ms(cfg, "http.request_timeout");
+    ING.upload_timeout_ms = ks_config_ms(cfg, "http.upload_timeout");
+    ING.drain_timeout_ms = ks_config_ms(cfg, "http.drain_timeout");
+    ING.admin_port = (int)ks_config_int(cfg, "http.admin_port");
+    ING.admin_bind = ks_config_str(cfg, "http.admin_bind");
+    ING.readers = (int)ks_config_int(cfg, "readers.threads");
+    ING.read_timeout_ms = ks_config_ms(cfg, "readers.read_timeout");
+    ING.reader_queue_max = (int)ks_config_int(cfg, "readers.queue_max");
+    ING.auth_timeout_ms = ks_config_ms(cfg, "auth.timeout");
+    ING.cache_max = (long)ks_config_int(cfg, "auth.cache_max");
+    ING.ip_rps = (int)ks_config_int(cfg, "auth.ip_rps");
+    ING.ip_burst = (int)ks_config_int(cfg, "auth.ip_burst");
+    ING.token_rps = (int)ks_config_int(cfg, "auth.token_rps");
+    ING.nonce_max = (long)ks_config_int(cfg, "auth.nonce_max");
+    ING.purge_every_ms = ks_config_ms(cfg, "idempotency.purge_every");
+    ING.purge_batch = (long)ks_config_int(cfg, "idempotency.purge_batch");
+    ING.sandbox_enabled = ks_config_bool(cfg, "psp.sandbox");
+    if (ING.per_ip_connections < 1)
+        ING.per_ip_connections = 1;
+    if (ING.ip_rps < 1)
+        ING.ip_rps = 1;
+    if (ING.ip_burst < 1)
+        ING.ip_burst = 1;
+    if (ING.purge_batch < 100)
+        ING.purge_batch = 100;
+    if (ING.purge_every_ms < 100)
+        ING.purge_every_ms = 100;
     ING.writers = (int)ks_config_int(cfg, "store.writers");
     ING.batch_max = (int)ks_config_int(cfg, "store.batch_max");
     ING.gather_us = ks_config_int(cfg, "store.gather_us");
@@ -124,11 +201,14 @@ static int serve(const struct ks_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    if (ing_auth_init() != 0 || ing_publish_start() != 0 || ing_store_start() != 0)
+    if (ing_publish_start() != 0 || ing_store_start() != 0 || ing_reader_start() != 0 ||
+        ing_auth_init() != 0)
         return 1;
     if (ing_http_start(port, (int)ks_config_int(cfg, "http.threads")) != 0) {
         ks_logf(KS_LOG_ERROR, "ingress.http.start", "could not listen on port %d", port);
         ING.stopping = 1;
+        ing_auth_stop();
+        ing_reader_stop();
         ing_store_stop();
         ing_publish_stop();
         return 1;
@@ -138,14 +218,24 @@ static int serve(const struct ks_config *cfg)
     while (!got_signal)
         pause();
     ks_log(KS_LOG_INFO, "ingress.stopping", "draining requests in flight", NULL);
-    /* stop accepting, let suspended requests get their delivery reports and finishes */
-    ing_http_quiesce();
-    for (i = 0; i < 150 && ing_inflight > 0; i++)
-        usleep(100000);
+    /* 1. new requests get 503 + Connection: close; every request handed to a handler
+     *    (suspended for PostgreSQL or Kafka included) gets its answer sent */
+    if (ing_http_drain() != 0) {
+        /* requests are still suspended: stopping the server under them would abort, and
+         * the writers or the producer may still resume them. Nothing was acknowledged
+         * that is not recorded; the retries resume the rest. */
+        ks_log(KS_LOG_ERROR, "ingress.stopped", "requests still in flight at the drain timeout",
+               NULL);
+        _exit(1);
+    }
+    /* 2. the server (nothing suspended is left), then whatever served it */
+    ing_http_stop();
     ING.stopping = 1;
+    ing_auth_stop();
+    ing_reader_stop();
+    ing_settle_join();
     ing_store_stop();
     ing_publish_stop();
-    ing_http_stop();
     ks_serde_shutdown();
     ks_log(KS_LOG_INFO, "ingress.stopped", NULL, NULL);
     return 0;
@@ -221,6 +311,24 @@ static int make_key(PGconn *c, const char *partner, unsigned scopes)
     return 0;
 }
 
+/* --scopes of argv: the default set when absent; -1 (after a message) when it names a
+ * scope that does not exist or none at all */
+static long scopes_opt(int argc, char **argv)
+{
+    const char *s = opt(argc, argv, "--scopes", NULL);
+    long bits;
+
+    if (!s)
+        return ING_SCOPES_DEFAULT;
+    bits = ing_scopes_parse(s);
+    if (bits <= 0) {
+        fprintf(stderr, "kasir-ingress: --scopes \"%s\": unknown scope (known: see "
+                        "`kasir-ingress scopes`)\n", s);
+        return -1;
+    }
+    return bits;
+}
+
 static int cli(const struct ks_config *cfg, int argc, char **argv)
 {
     struct ks_db *db = NULL;
@@ -232,9 +340,8 @@ static int cli(const struct ks_config *cfg, int argc, char **argv)
         char pid[KS_ID_LEN];
         struct ks_err e = {0};
         const char *params[4];
-        scopes = ing_scopes_parse(opt(argc, argv, "--scopes", ""));
-        if (scopes <= 0)
-            scopes = ING_SCOPES_DEFAULT;
+        if ((scopes = scopes_opt(argc, argv)) < 0)
+            return 2;
         if (!(c = cli_db(cfg, &db)) || ks_id_new("ptn", pid, &e) != KS_OK)
             goto out;
         params[0] = pid;
@@ -247,25 +354,52 @@ static int cli(const struct ks_config *cfg, int argc, char **argv)
             goto out;
         printf("partner_id=%s\n", pid);
         rc = make_key(c, pid, (unsigned)scopes);
+    } else if (argc >= 3 && strcmp(argv[0], "partner") == 0 &&
+               (strcmp(argv[1], "disable") == 0 || strcmp(argv[1], "enable") == 0)) {
+        const char *params[1] = {argv[2]};
+        PGresult *res;
+        if (!(c = cli_db(cfg, &db)))
+            goto out;
+        /* disabled: every key and token of the partner is refused at once (NOTIFY) */
+        res = PQexecParams(c, strcmp(argv[1], "disable") == 0
+                                  ? "UPDATE partners SET disabled_at = now() WHERE partner_id = $1 "
+                                    "AND disabled_at IS NULL RETURNING partner_id"
+                                  : "UPDATE partners SET disabled_at = NULL WHERE partner_id = $1 "
+                                    "AND disabled_at IS NOT NULL RETURNING partner_id",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            fprintf(stderr, "kasir-ingress: no %s partner %s\n",
+                    strcmp(argv[1], "disable") == 0 ? "enabled" : "disabled", argv[2]);
+            PQclear(res);
+            goto out;
+        }
+        PQclear(res);
+        printf("%s=%s\n", strcmp(argv[1], "disable") == 0 ? "disabled" : "enabled", argv[2]);
+        rc = 0;
     } else if (argc >= 3 && strcmp(argv[0], "key") == 0 && strcmp(argv[1], "add") == 0) {
-        scopes = ing_scopes_parse(opt(argc, argv, "--scopes", ""));
-        if (scopes <= 0)
-            scopes = ING_SCOPES_DEFAULT;
+        if ((scopes = scopes_opt(argc, argv)) < 0)
+            return 2;
         if (!(c = cli_db(cfg, &db)))
             goto out;
         rc = make_key(c, argv[2], (unsigned)scopes);
     } else if (argc >= 3 && strcmp(argv[0], "key") == 0 &&
                (strcmp(argv[1], "rotate") == 0 || strcmp(argv[1], "revoke") == 0)) {
-        const char *params[2] = {argv[2], opt(argc, argv, "--grace", "0")};
+        int revoke = strcmp(argv[1], "revoke") == 0;
+        const char *params[2] = {argv[2], revoke ? "0" : opt(argc, argv, "--grace", "0")};
         PGresult *res;
         if (!(c = cli_db(cfg, &db)))
             goto out;
         /* rotation: a new key with the same partner and scopes; the old one keeps working
-         * for --grace seconds so the partner can deploy the new one */
-        res = PQexecParams(c, "UPDATE api_keys SET revoked_at = now() + ($2 || ' seconds')::interval "
-                              "WHERE key_id = $1 AND revoked_at IS NULL "
-                              "RETURNING partner_id, array_to_string(scopes, ' ')",
-                           2, NULL, params, NULL, NULL, 0);
+         * for --grace seconds so the partner can deploy the new one. Revocation ends a key
+         * at once, in its grace too (revoked_at in the future). */
+        res = PQexecParams(c, revoke
+                              ? "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 "
+                                "AND (revoked_at IS NULL OR revoked_at > now()) "
+                                "RETURNING partner_id, array_to_string(scopes, ' ')"
+                              : "UPDATE api_keys SET revoked_at = now() + ($2 || ' seconds')::interval "
+                                "WHERE key_id = $1 AND revoked_at IS NULL "
+                                "RETURNING partner_id, array_to_string(scopes, ' ')",
+                           revoke ? 1 : 2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
             fprintf(stderr, "kasir-ingress: no active key %s\n", argv[2]);
             PQclear(res);
@@ -273,16 +407,18 @@ static int cli(const struct ks_config *cfg, int argc, char **argv)
         }
         printf("revoked=%s\n", argv[2]);
         if (strcmp(argv[1], "rotate") == 0) {
+            /* the new key has exactly the old one's scopes (none stays none) */
             scopes = ing_scopes_parse(PQgetvalue(res, 0, 1));
-            rc = make_key(c, PQgetvalue(res, 0, 0), scopes > 0 ? (unsigned)scopes : ING_SCOPES_DEFAULT);
+            rc = make_key(c, PQgetvalue(res, 0, 0), scopes > 0 ? (unsigned)scopes : 0);
         } else {
             rc = 0;
         }
         PQclear(res);
     } else {
         fprintf(stderr, "usage: kasir-ingress [serve] | config-doc | partner add NAME [--rps N] [--burst N] "
-                        "[--scopes S] | key add PARTNER_ID [--scopes S] | key rotate KEY_ID "
-                        "[--grace SECONDS] | key revoke KEY_ID | routes | codes | scopes\n");
+                        "[--scopes S] | partner disable|enable PARTNER_ID | key add PARTNER_ID "
+                        "[--scopes S] | key rotate KEY_ID [--grace SECONDS] | key revoke KEY_ID | "
+                        "routes | codes | scopes\n");
         rc = 2;
     }
 out:

@@ -70,6 +70,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
            reason, "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), NULL);
 }
 
+/* librdkafka's own log lines, as JSON log lines (syslog levels: 0-3 error, 4 warn) */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    ks_log(level <= 3 ? KS_LOG_ERROR : level == 4 ? KS_LOG_WARN : level <= 6 ? KS_LOG_INFO
+                                                                            : KS_LOG_DEBUG,
+           "ingress.kafka.library", buf, "facility", fac, NULL);
+}
+
 static void *poll_main(void *arg)
 {
     (void)arg;
@@ -79,7 +88,7 @@ static void *poll_main(void *arg)
 }
 
 struct seen {
-    int timeout, linger;
+    int timeout, linger, backoff;
 };
 
 static void note_prop(const char *prop, const char *value, void *opaque)
@@ -90,6 +99,8 @@ static void note_prop(const char *prop, const char *value, void *opaque)
         s->timeout = 1;
     if (strcmp(prop, "linger.ms") == 0)
         s->linger = 1;
+    if (strcmp(prop, "reconnect.backoff.max.ms") == 0)
+        s->backoff = 1;
 }
 
 int ing_publish_start(void)
@@ -113,7 +124,12 @@ int ing_publish_start(void)
      * -1.5 to -2 ms and p99 -2 to -10 ms for ~+17 us of broker CPU per payment */
     if (!s.linger)
         rd_kafka_conf_set(conf, "linger.ms", "0", es, sizeof(es));
+    /* after a broker restart the producer is back within a second, not after the
+     * library's backoff of up to 10 s (requests meanwhile time out into 503s) */
+    if (!s.backoff)
+        rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", es, sizeof(es));
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);
     ING.rk = ks_kafka_producer_new(conf, &e);
     if (!ING.rk)
@@ -148,6 +164,23 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
     rd_kafka_resp_err_t e;
 
     snprintf(tp, sizeof(tp), "00-%s-%s-01", r->trace_id, r->span_id);
+    if (r->route == R_SETTLE) {
+        /* a settlement row says who uploaded it: the key and its partner (an operator's) */
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        rd_kafka_header_add(h, "traceparent", -1, tp, -1);
+        rd_kafka_header_add(h, "message_id", -1, msg_id, -1);
+        rd_kafka_header_add(h, "producer", -1, "kasir-ingress", -1);
+        rd_kafka_header_add(h, "uploaded_by_key", -1, r->cred_id, -1);
+        rd_kafka_header_add(h, "uploaded_by_partner", -1, r->partner_id, -1);
+        e = rd_kafka_producev(ING.rk, RD_KAFKA_V_TOPIC(topic),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY |
+                                                  (block ? RD_KAFKA_MSG_F_BLOCK : 0)),
+                              RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
+                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END);
+        if (e)
+            rd_kafka_headers_destroy(h); /* owned by the message only when produced */
+        goto out;
+    }
     e = rd_kafka_producev(ING.rk, RD_KAFKA_V_TOPIC(topic),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | (block ? RD_KAFKA_MSG_F_BLOCK : 0)),
                           RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
@@ -155,6 +188,7 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
                           RD_KAFKA_V_HEADER("message_id", msg_id, (ssize_t)strlen(msg_id)),
                           RD_KAFKA_V_HEADER("producer", "kasir-ingress", (ssize_t)13),
                           RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END);
+out:
     if (e) {
         ks_log(KS_LOG_WARN, "ingress.publish.refused", rd_kafka_err2str(e), "trace_id",
                r->trace_id, "topic", topic, NULL);
@@ -412,7 +446,8 @@ static int build_payout(struct ing_req *r, struct ing_problem *p)
     json_object_set_new(ev, "account_holder", jstr_or_null(po->holder));
     json_object_set_new(ev, "description", jstr_or_null(po->description));
     r->topic = "kasir.payouts.requested";
-    snprintf(r->msg_key, sizeof(r->msg_key), "%s", po->seller_id);
+    /* a seller is the partner's: its wallet, and its messages' order, are (partner, seller) */
+    snprintf(r->msg_key, sizeof(r->msg_key), "%s:%s", r->partner_id, po->seller_id);
 
     json_object_set_new(resp, "payout_id", json_string(r->rid));
     json_object_set_new(resp, "seller_id", json_string(po->seller_id));

@@ -7,8 +7,15 @@
  * request. While one writer waits for its commit the next one collects the next batch.
  * Claims are sorted by (partner, key) so concurrent batches lock rows in the same order.
  *
- * The housekeeping thread checks PostgreSQL and Kafka every second for /readyz and purges
- * expired idempotency records every minute. */
+ * A finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or was gone)
+ * is answered 503 and kept: the writers apply it alone, once a second, until it commits
+ * (or idempotency.lock has passed, when any retry takes its record over anyway), and a
+ * retry of its key meanwhile takes the record over at once ("force") instead of a 409.
+ *
+ * The housekeeping thread checks PostgreSQL and Kafka every second for /readyz; the purge
+ * thread deletes expired, resolved idempotency records (migration 212) every
+ * idempotency.purge_every, as many statements as it takes. */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +31,82 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct ing_req *claims_head, *claims_tail, *fins_head, *fins_tail;
-static pthread_t writers[16], hk_thread;
+static pthread_t writers[16], hk_thread, purge_thread;
 static int nwriters, hk_started;
 static size_t n_queued; /* claims + finishes queued, under mu */
 static _Atomic long st_batches, st_claims, st_finishes, st_exec_us;
+
+/* --- finishes that could not be recorded, and the keys whose retry takes over ------ */
+
+struct pending {
+    char *fin;        /* the finish's JSON text */
+    int64_t since_us; /* monotonic */
+    struct pending *next;
+};
+
+#define FORCE_SLOTS 1024
+struct force_key {
+    char partner[KS_ID_LEN];
+    char key[65];
+    int64_t until_us;
+};
+
+static _Atomic long st_purged, st_unresolved, st_pending;
+static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pending *pend_head;
+static _Atomic long n_pending;
+static int64_t pend_next_us;
+static struct force_key forced[FORCE_SLOTS];
+static _Atomic int64_t forced_until_us; /* the latest until_us of any slot */
+
+static unsigned force_slot(const char *partner, const char *key)
+{
+    unsigned h = 2166136261u;
+    for (const char *s = partner; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    for (const char *s = key; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % FORCE_SLOTS;
+}
+
+/* r's finish failed after its event was published: keep it, and let its retry take over */
+static void keep_unrecorded(struct ing_req *r)
+{
+    struct pending *pd = calloc(1, sizeof(*pd));
+    struct force_key *f = &forced[force_slot(r->partner_id, r->key_hash)];
+
+    pthread_mutex_lock(&pend_mu);
+    if (pd && r->fin_str && n_pending < 100000 && (pd->fin = strdup(r->fin_str))) {
+        pd->since_us = ing_mono_us();
+        pd->next = pend_head;
+        pend_head = pd;
+        n_pending++;
+        st_pending = n_pending;
+        pd = NULL;
+    }
+    snprintf(f->partner, sizeof(f->partner), "%s", r->partner_id);
+    snprintf(f->key, sizeof(f->key), "%s", r->key_hash);
+    f->until_us = ing_mono_us() + ING.idem_lock_s * 1000000;
+    forced_until_us = f->until_us;
+    pthread_mutex_unlock(&pend_mu);
+    free(pd);
+}
+
+/* 1 when r's key belongs to a request whose finish could not be recorded */
+static int forced_key(struct ing_req *r)
+{
+    struct force_key *f;
+    int hit;
+
+    if (ing_mono_us() > forced_until_us)
+        return 0; /* the hot path: nothing kept, or all of it past the lock */
+    f = &forced[force_slot(r->partner_id, r->key_hash)];
+    pthread_mutex_lock(&pend_mu);
+    hit = f->partner[0] && f->until_us > ing_mono_us() && strcmp(f->partner, r->partner_id) == 0 &&
+          strcmp(f->key, r->key_hash) == 0;
+    pthread_mutex_unlock(&pend_mu);
+    return hit;
+}
 
 static const char batch_sql[] =
     "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval)::text";
@@ -58,6 +137,8 @@ void ing_store_claim(struct ing_req *r)
 {
     r->t_claim = ing_mono_us();
     free(r->claim_str);
+    if (forced_key(r))
+        ks_jw_json(&r->claim, "force", "true");
     ks_jw_close(&r->claim, '}');
     r->claim_str = ks_jw_take(&r->claim, NULL);
     pthread_mutex_lock(&mu);
@@ -162,6 +243,11 @@ static void answer_claim(struct ing_req *r, json_t *res)
     } else if (strcmp(oc, "currency") == 0) {
         ing_problem(&p, "refund_currency_mismatch", "currency",
                     "the order is in %s", json_string_value(json_object_get(res, "currency")));
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "not_captured") == 0) {
+        ing_problem(&p, "refund_not_captured", "payment_order_id",
+                    "the order has no captured money to refund (status %s)",
+                    json_string_value(json_object_get(res, "status")));
         ing_respond_problem(r, &p);
     } else if (strcmp(oc, "exceeds") == 0) {
         ing_problem(&p, "refund_exceeds_amount", "amount",
@@ -270,6 +356,23 @@ static int prepare_batch(struct ks_db *db, int *prepared_pid, struct ks_err *e)
     return 0;
 }
 
+/* 0 when the server closed the connection while it was idle (readable socket, then a
+ * broken connection); one poll(2) per batch */
+static int conn_alive(struct ks_db *db)
+{
+    PGconn *c = ks_db_conn(db);
+    struct pollfd pfd;
+
+    if (PQstatus(c) != CONNECTION_OK)
+        return 0;
+    pfd.fd = PQsocket(c);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (poll(&pfd, 1, 0) > 0 && (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK))
+        return 0;
+    return 1;
+}
+
 /* Runs one batch; 0 with *res set, or -1 (retriable failures already retried). */
 static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
                      const char *claims, PGresult **res)
@@ -291,6 +394,14 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
         } else if (!ks_db_ok(*dbp) && ks_db_reconnect(*dbp, &e) != KS_OK) {
             usleep(100000);
             continue;
+        }
+        if (!conn_alive(*dbp)) {
+            /* closed by the server while idle (a restart): a fresh one before sending */
+            *prepared_pid = 0;
+            if (ks_db_reconnect(*dbp, &e) != KS_OK) {
+                usleep(100000);
+                continue;
+            }
         }
         if (prepare_batch(*dbp, prepared_pid, &e) != 0) {
             *res = NULL;
@@ -335,6 +446,84 @@ static void gather(size_t max)
             break;
 }
 
+/* Applies the kept finishes alone (a finish that keeps failing must not fail the batches
+ * of others); at most once a second, by one writer at a time. */
+static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
+{
+    struct pending *list, *pd, **pp;
+    int64_t now = ing_mono_us();
+    size_t len = 3;
+    char *fins, *off;
+    PGresult *res = NULL;
+    int ok;
+
+    if (!n_pending)
+        return;
+    pthread_mutex_lock(&pend_mu);
+    if (!pend_head || now < pend_next_us) {
+        pthread_mutex_unlock(&pend_mu);
+        return;
+    }
+    list = pend_head;
+    pend_head = NULL;
+    pend_next_us = now + 1000000;
+    pthread_mutex_unlock(&pend_mu);
+    /* past the lock, any retry takes the record over: nothing left to keep */
+    for (pp = &list; *pp;) {
+        pd = *pp;
+        if (now - pd->since_us > ING.idem_lock_s * 1000000) {
+            ks_log(KS_LOG_WARN, "ingress.store.unrecorded_dropped",
+                   "a published request's finish was never recorded; a retry resumes it", NULL);
+            *pp = pd->next;
+            free(pd->fin);
+            free(pd);
+            n_pending--;
+            st_pending = n_pending;
+        } else {
+            len += strlen(pd->fin) + 1;
+            pp = &pd->next;
+        }
+    }
+    if (!list)
+        return;
+    if (!(fins = malloc(len)))
+        goto keep;
+    off = fins;
+    *off++ = '[';
+    for (pd = list; pd; pd = pd->next) {
+        size_t l = strlen(pd->fin);
+        if (pd != list)
+            *off++ = ',';
+        memcpy(off, pd->fin, l);
+        off += l;
+    }
+    *off++ = ']';
+    *off = '\0';
+    ok = run_batch(db, prepared_pid, fins, "[]", &res) == 0;
+    PQclear(res);
+    free(fins);
+    if (ok) {
+        ks_log(KS_LOG_INFO, "ingress.store.unrecorded_recorded",
+               "finishes of published requests recorded after all", NULL);
+        while (list) {
+            pd = list;
+            list = pd->next;
+            free(pd->fin);
+            free(pd);
+            n_pending--;
+        }
+        st_pending = n_pending;
+        return;
+    }
+keep:
+    pthread_mutex_lock(&pend_mu);
+    for (pd = list; pd->next; pd = pd->next)
+        ;
+    pd->next = pend_head;
+    pend_head = list;
+    pthread_mutex_unlock(&pend_mu);
+}
+
 static void *writer_main(void *arg)
 {
     struct ks_db *db = NULL;
@@ -352,12 +541,26 @@ static void *writer_main(void *arg)
         int ok;
         PGresult *res = NULL;
 
+        retry_unrecorded(&db, &prepared_pid);
         pthread_mutex_lock(&mu);
-        while (!claims_head && !fins_head && !ING.stopping)
-            pthread_cond_wait(&cv, &mu);
-        if (!claims_head && !fins_head && ING.stopping) {
+        while (!claims_head && !fins_head && !ING.stopping) {
+            if (n_pending) {
+                /* kept finishes are retried once a second */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += 1;
+                if (pthread_cond_timedwait(&cv, &mu, &until) != 0)
+                    break;
+            } else {
+                pthread_cond_wait(&cv, &mu);
+            }
+        }
+        if (!claims_head && !fins_head) {
+            int stop = ING.stopping;
             pthread_mutex_unlock(&mu);
-            break;
+            if (stop)
+                break;
+            continue;
         }
         if (ING.gather_us > 0)
             gather(max);
@@ -382,10 +585,12 @@ static void *writer_main(void *arg)
         if (!ok) {
             ING.pg_ok = 0;
             for (i = 0; i < nf; i++) {
-                if (fi[i]->fin_complete)
+                if (fi[i]->fin_complete) {
+                    keep_unrecorded(fi[i]);
                     fail_unavailable(fi[i], "the event was published but could not be recorded");
-                else
+                } else {
                     ing_req_done(fi[i]); /* its 503 is already set */
+                }
             }
             for (i = 0; i < nc; i++)
                 fail_unavailable(cl[i], "could not record the request");
@@ -421,6 +626,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+void ing_store_health(struct ing_store_health *out)
+{
+    out->purged = st_purged;
+    out->unresolved = st_unresolved;
+    out->pending_finishes = st_pending;
+}
+
 void ing_store_stats(struct ing_store_stats *out)
 {
     out->batches = st_batches;
@@ -432,7 +644,6 @@ void ing_store_stats(struct ing_store_stats *out)
 static void *housekeeping_main(void *arg)
 {
     struct ks_db *db = NULL;
-    int tick = 0;
     (void)arg;
 
     while (!ING.stopping) {
@@ -443,16 +654,74 @@ static void *housekeeping_main(void *arg)
             ks_log(KS_LOG_DEBUG, "ingress.pg.down", e.msg, NULL);
         ING.pg_ok = db && ks_db_health(db, &e) == KS_OK;
         ING.kafka_ok = ks_kafka_health(ING.rk, 1000, &e) == KS_OK;
-        if (db && ING.pg_ok && tick % 60 == 0) {
-            PGresult *res = PQexec(ks_db_conn(db), "SELECT ingress_purge(10000)");
-            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-                strcmp(PQgetvalue(res, 0, 0), "0") != 0)
-                ks_log(KS_LOG_INFO, "ingress.idempotency.purged", NULL, "count",
-                       PQgetvalue(res, 0, 0), NULL);
+        /* a dependency that is down is looked at 5 times a second: requests are refused
+         * while kafka_ok is 0, so that must end as soon as the broker is back */
+        for (int i = 0; i < (ING.pg_ok && ING.kafka_ok ? 10 : 2) && !ING.stopping; i++)
+            usleep(100000);
+    }
+    ks_db_free(db);
+    return NULL;
+}
+
+/* Deletes expired, resolved idempotency records (migration 212), a statement of
+ * idempotency.purge_batch at a time until none is left, every idempotency.purge_every;
+ * counts the expired records that are not resolved (ingress_unresolved) twice a minute. */
+static void *purge_main(void *arg)
+{
+    struct ks_db *db = NULL;
+    int64_t next_count = 0;
+    char lim[24];
+    (void)arg;
+
+    snprintf(lim, sizeof(lim), "%ld", ING.purge_batch);
+    while (!ING.stopping) {
+        struct ks_err e = {0};
+        const char *params[1] = {lim};
+        long total = 0;
+        int64_t t0 = ing_mono_us();
+
+        if (!db)
+            db = ks_db_connect(ING.pg_dsn, &e);
+        else if (!ks_db_ok(db) && ks_db_reconnect(db, &e) != KS_OK)
+            ks_log(KS_LOG_DEBUG, "ingress.pg.down", e.msg, NULL);
+        while (db && ks_db_ok(db) && !ING.stopping) {
+            PGresult *res = PQexecParams(ks_db_conn(db), "SELECT ingress_purge($1::int)", 1,
+                                         NULL, params, NULL, NULL, 0);
+            long n = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                         ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+            if (n < 0)
+                ks_log(KS_LOG_WARN, "ingress.idempotency.purge_failed",
+                       PQresultErrorMessage(res), NULL);
             PQclear(res);
+            if (n <= 0)
+                break;
+            total += n;
+            st_purged += n;
+            if (n < ING.purge_batch)
+                break;
         }
-        tick++;
-        for (int i = 0; i < 10 && !ING.stopping; i++)
+        if (total) {
+            char c[24], ms[24];
+            snprintf(c, sizeof(c), "%ld", total);
+            snprintf(ms, sizeof(ms), "%lld", (long long)((ing_mono_us() - t0) / 1000));
+            ks_log(KS_LOG_INFO, "ingress.idempotency.purged", NULL, "count", c, "ms", ms, NULL);
+        }
+        if (db && ks_db_ok(db) && ing_mono_us() >= next_count) {
+            PGresult *res = PQexec(ks_db_conn(db), "SELECT count(*) FROM (SELECT 1 FROM "
+                                                   "ingress_unresolved LIMIT 100000) u");
+            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+                long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+                if (n && n != st_unresolved)
+                    ks_log(KS_LOG_WARN, "ingress.idempotency.unresolved",
+                           "expired records whose event may be in Kafka without a record "
+                           "(view ingress_unresolved); a retry with the same key resolves one",
+                           "count", PQgetvalue(res, 0, 0), NULL);
+                st_unresolved = n;
+            }
+            PQclear(res);
+            next_count = ing_mono_us() + 30000000;
+        }
+        for (int64_t waited = 0; waited < ING.purge_every_ms && !ING.stopping; waited += 100)
             usleep(100000);
     }
     ks_db_free(db);
@@ -467,7 +736,8 @@ int ing_store_start(void)
     for (i = 0; i < nwriters; i++)
         if (pthread_create(&writers[i], NULL, writer_main, NULL) != 0)
             return -1;
-    if (pthread_create(&hk_thread, NULL, housekeeping_main, NULL) != 0)
+    if (pthread_create(&hk_thread, NULL, housekeeping_main, NULL) != 0 ||
+        pthread_create(&purge_thread, NULL, purge_main, NULL) != 0)
         return -1;
     hk_started = 1;
     return 0;
@@ -483,7 +753,9 @@ void ing_store_stop(void)
     for (i = 0; i < nwriters; i++)
         pthread_join(writers[i], NULL);
     nwriters = 0;
-    if (hk_started)
+    if (hk_started) {
         pthread_join(hk_thread, NULL);
+        pthread_join(purge_thread, NULL);
+    }
     hk_started = 0;
 }

@@ -28,6 +28,8 @@ const struct ing_code_def ing_codes[] = {
     {"amount_invalid", 400, "An amount is not a decimal string in the currency's form"},
     {"amount_out_of_range", 400, "An amount is outside the allowed bounds"},
     {"currency_unsupported", 400, "The currency is unknown"},
+    {"currency_method_unsupported", 400, "The payment method's rail does not take this currency"},
+    {"currency_mixed", 400, "The orders of one payment are in more than one currency"},
     {"card_data_forbidden", 400, "Card numbers must never be sent; use a PSP token"},
     {"idempotency_key_required", 400, "The Idempotency-Key header or idempotency_key is missing"},
     {"idempotency_key_invalid", 400, "The idempotency key is not 1-255 printable characters"},
@@ -49,13 +51,16 @@ const struct ing_code_def ing_codes[] = {
     {"request_in_progress", 409, "A request with this idempotency key is still in flight"},
     {"duplicate_checkout", 409, "A payment for this checkout_id exists already"},
     {"hold_decided", 409, "The hold was already decided the other way"},
+    {"refund_not_captured", 409, "The payment order has no captured money to refund"},
     {"body_too_large", 413, "The body is larger than this endpoint accepts"},
+    {"uri_too_long", 414, "The request target is too long"},
     {"unsupported_media_type", 415, "The Content-Type is not accepted here"},
     {"idempotency_key_reused", 422, "The idempotency key was used with a different request"},
     {"refund_exceeds_amount", 422, "The refund is larger than what is left to refund"},
     {"refund_currency_mismatch", 422, "The refund currency is not the order's currency"},
     {"settlement_invalid", 422, "A settlement file row is malformed"},
-    {"rate_limited", 429, "Too many requests for this partner"},
+    {"rate_limited", 429, "Too many requests for this partner or client address"},
+    {"headers_too_large", 431, "The request headers are too large"},
     {"internal", 500, "Internal error"},
     {"unavailable", 503, "A dependency is unavailable; retry later"},
 };
@@ -97,6 +102,7 @@ struct fdef {
     int required;
     size_t maxlen; /* strings: longest length in bytes */
     enum fcs cs;
+    int pan_ok; /* 1: not checked for card numbers (amounts, codes, keys, account numbers) */
 };
 
 static const char *ftype_name(enum ftype t)
@@ -210,6 +216,12 @@ static int check_fields(json_t *o, const char *prefix, const struct fdef *d, siz
                 ing_problem(p, "field_format", f, "%s: %s", f, cs_desc(def->cs));
                 return -1;
             }
+            /* every id and free text: card data must never enter Kasir */
+            if (!def->pan_ok && ing_has_card_number(s)) {
+                ing_problem(p, "card_data_forbidden", f,
+                            "%s looks like a card number; card data must never be sent", f);
+                return -1;
+            }
         }
     }
     for (i = 0; i < n; i++)
@@ -257,45 +269,117 @@ static int in_list(const char *s, const char *const *list)
     return 0;
 }
 
+static int luhn_ok(const int *d, size_t len)
+{
+    int sum = 0;
+    size_t j;
+
+    for (j = 0; j < len; j++) {
+        int v = d[len - 1 - j];
+        if (j % 2 == 1) {
+            v *= 2;
+            if (v > 9)
+                v -= 9;
+        }
+        sum += v;
+    }
+    return sum % 10 == 0;
+}
+
+/* the issuer prefixes and lengths of the card networks (Visa, Mastercard, Amex, Discover,
+ * JCB, UnionPay, Diners): a digit run is a card number only with one of them */
+static int issuer_ok(const int *d, size_t len)
+{
+    int p2 = d[0] * 10 + d[1], p3 = p2 * 10 + d[2], p4 = p3 * 10 + d[3];
+
+    if (d[0] == 4)
+        return len == 13 || len == 16 || len == 19;
+    if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720))
+        return len == 16;
+    if (p2 == 34 || p2 == 37)
+        return len == 15;
+    if (p4 == 6011 || p2 == 65 || (p3 >= 644 && p3 <= 649) || p2 == 62 ||
+        (p4 >= 3528 && p4 <= 3589))
+        return len >= 16 && len <= 19;
+    if (p2 == 36 || (p3 >= 300 && p3 <= 305))
+        return len == 14;
+    return 0;
+}
+
+/* A card number in a run of contiguous digits: the run itself when it has a card's length
+ * (13-19), or any stretch of a longer run (a number embedded in a longer id), with an
+ * issuer's prefix and length and a valid Luhn digit. Stretches of 13-19 digit runs are not
+ * looked at: random ids (hex UUIDs) have such runs often enough to be refused for nothing. */
+static int run_has_card(const int *d, size_t n)
+{
+    size_t len, start;
+
+    if (n >= 13 && n <= 19)
+        return issuer_ok(d, n) && luhn_ok(d, n);
+    for (len = 13; len <= 19 && len <= n; len++)
+        for (start = 0; start + len <= n; start++)
+            if (issuer_ok(d + start, len) && luhn_ok(d + start, len))
+                return 1;
+    return 0;
+}
+
+/* groups of a separated number, as cards are printed: 4-4-4-4(-1..3), 4-4-4-1..4, 4-6-5,
+ * 4-6-4 */
+static int card_grouping(const size_t *g, size_t k)
+{
+    size_t i;
+
+    if (k == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 5 || g[2] == 4))
+        return 1;
+    if (k < 4 || k > 5)
+        return 0;
+    for (i = 0; i + 1 < k; i++)
+        if (g[i] != 4)
+            return 0;
+    return g[k - 1] >= 1 && g[k - 1] <= 4;
+}
+
 int ing_has_card_number(const char *s)
 {
-    int digits[32];
-    size_t i, n = 0;
+    int digits[96];
+    size_t groups[24], ng = 0, n = 0, i, glen = 0;
+    char sep = 0;
 
     for (i = 0;; i++) {
         char c = s[i];
         if (c >= '0' && c <= '9') {
-            if (n < 32)
-                digits[n] = c - '0';
-            n++;
+            if (n < 96)
+                digits[n++] = c - '0';
+            glen++;
             continue;
         }
-        if ((c == ' ' || c == '-') && n > 0 && s[i + 1] >= '0' && s[i + 1] <= '9')
+        /* one separator between digits, the same throughout: "4111 1111 1111 1111",
+         * "4111-1111-...", "4111.1111...", "4111/1111..." */
+        if ((c == ' ' || c == '-' || c == '.' || c == '/') && glen > 0 && s[i + 1] >= '0' &&
+            s[i + 1] <= '9' && (!sep || sep == c) && ng + 1 < 24) {
+            sep = c;
+            groups[ng++] = glen;
+            glen = 0;
             continue;
-        if (n >= 13 && n <= 19) {
-            /* every window of the run could be a PAN; Luhn over the whole run and over
-             * each 16-digit window covers the usual cases without false alarms on ids */
-            size_t len, start;
-            for (len = 13; len <= n; len++)
-                for (start = 0; start + len <= n; start++) {
-                    int sum = 0;
-                    size_t j;
-                    if (len != n && len != 16 && len != 15)
-                        continue;
-                    for (j = 0; j < len; j++) {
-                        int d = digits[start + len - 1 - j];
-                        if (j % 2 == 1) {
-                            d *= 2;
-                            if (d > 9)
-                                d -= 9;
-                        }
-                        sum += d;
-                    }
-                    if (sum % 10 == 0)
+        }
+        if (n > 0) {
+            groups[ng++] = glen;
+            if (ng == 1 || card_grouping(groups, ng)) {
+                if (run_has_card(digits, n))
+                    return 1;
+            } else {
+                /* not a card's grouping: each group is a run of its own */
+                size_t off = 0, k;
+                for (k = 0; k < ng; k++) {
+                    if (off + groups[k] <= n && groups[k] >= 13 &&
+                        run_has_card(digits + off, groups[k]))
                         return 1;
+                    off += groups[k];
                 }
+            }
         }
-        n = 0;
+        n = ng = glen = 0;
+        sep = 0;
         if (c == '\0')
             break;
     }
@@ -387,13 +471,13 @@ static int parse_order(json_t *o, size_t idx, struct ing_order *out, struct ing_
 {
     static const struct fdef defs[] = {
         {"seller_id", F_STR, 1, ING_ID_MAX, CS_ID},
-        {"amount", F_STR, 1, 32, CS_PRINT},
-        {"currency", F_STR, 1, 3, CS_UPPER},
-        {"method", F_STR, 1, 32, CS_PRINT},
-        {"psp_preference", F_STR, 0, 16, CS_PRINT},
+        {"amount", F_STR, 1, 32, CS_PRINT, 1},
+        {"currency", F_STR, 1, 3, CS_UPPER, 1},
+        {"method", F_STR, 1, 32, CS_PRINT, 1},
+        {"psp_preference", F_STR, 0, 16, CS_PRINT, 1},
         {"payment_token", F_STR, 0, 128, CS_ID},
-        {"bank_code", F_STR, 0, 16, CS_UPPER},
-        {"ewallet_channel", F_STR, 0, 16, CS_UPPER},
+        {"bank_code", F_STR, 0, 16, CS_UPPER, 1},
+        {"ewallet_channel", F_STR, 0, 16, CS_UPPER, 1},
     };
     char prefix[48], f[96];
     const char *m;
@@ -419,6 +503,14 @@ static int parse_order(json_t *o, size_t idx, struct ing_order *out, struct ing_
     out->method = (enum ing_method)found;
     if (parse_amount(o, prefix, &out->amount, p) != 0)
         return -1;
+    /* QRIS, virtual accounts, bank transfers and the e-wallets (OVO, DANA, GoPay,
+     * ShopeePay, LinkAja) are Indonesian rails: rupiah only. Cards take any currency. */
+    if (out->method != ING_CARD && strcmp(out->amount.currency, "IDR") != 0) {
+        path(f, sizeof(f), prefix, "currency");
+        ing_problem(p, "currency_method_unsupported", f, "%s: method %s takes IDR only", f,
+                    ing_method_api[out->method]);
+        return -1;
+    }
     out->seller_id = sget(o, "seller_id");
     out->psp = sget(o, "psp_preference");
     out->payment_token = sget(o, "payment_token");
@@ -476,6 +568,10 @@ static int check_metadata(json_t *md, struct ing_problem *p)
             ing_problem(p, "field_format", f, "metadata names are 1-40 letters, digits and _ - . :");
             return -1;
         }
+        if (ing_has_card_number(k)) {
+            ing_problem(p, "card_data_forbidden", "metadata", "a metadata name looks like a card number");
+            return -1;
+        }
         if (!json_is_string(v)) {
             ing_problem(p, "field_type", f, "%s must be a string", f);
             return -1;
@@ -516,7 +612,7 @@ int ing_parse_payment(const char *body, size_t len, struct ing_payment *out,
         {"buyer", F_OBJ, 1, 0, CS_TEXT},
         {"checkout_id", F_STR, 1, ING_ID_MAX, CS_ID},
         {"payment_orders", F_ARR, 1, 0, CS_TEXT},
-        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT},
+        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT, 1},
         {"metadata", F_OBJ, 0, 0, CS_TEXT},
     };
     static const struct fdef buyer_defs[] = {
@@ -541,9 +637,18 @@ int ing_parse_payment(const char *body, size_t len, struct ing_payment *out,
                     "payment_orders has more than %d orders", ING_MAX_ORDERS);
         goto fail;
     }
-    for (i = 0; i < json_array_size(orders); i++)
+    for (i = 0; i < json_array_size(orders); i++) {
         if (parse_order(json_array_get(orders, i), i, &out->orders[i], p) != 0)
             goto fail;
+        /* one payment, one currency: what the buyer is charged is one sum */
+        if (i > 0 && strcmp(out->orders[i].amount.currency, out->orders[0].amount.currency) != 0) {
+            char f[64];
+            snprintf(f, sizeof(f), "payment_orders[%zu].currency", i);
+            ing_problem(p, "currency_mixed", f, "%s: the payment is in %s", f,
+                        out->orders[0].amount.currency);
+            goto fail;
+        }
+    }
     out->n_orders = json_array_size(orders);
     out->metadata = json_object_get(root, "metadata");
     if (out->metadata && check_metadata(out->metadata, p) != 0)
@@ -565,10 +670,10 @@ int ing_parse_refund(const char *body, size_t len, struct ing_refund *out,
 {
     static const struct fdef defs[] = {
         {"payment_order_id", F_STR, 1, ING_ID_MAX + 8, CS_ID},
-        {"amount", F_STR, 0, 32, CS_PRINT},
-        {"currency", F_STR, 0, 3, CS_UPPER},
+        {"amount", F_STR, 0, 32, CS_PRINT, 1},
+        {"currency", F_STR, 0, 3, CS_UPPER, 1},
         {"reason", F_STR, 0, 200, CS_TEXT},
-        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT},
+        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT, 1},
     };
     json_t *root = load_object(body, len, p);
 
@@ -578,11 +683,24 @@ int ing_parse_refund(const char *body, size_t len, struct ing_refund *out,
     if (check_fields(root, "", defs, sizeof(defs) / sizeof(defs[0]), p) != 0)
         goto fail;
     if (json_object_get(root, "amount") || json_object_get(root, "currency")) {
-        if (need(root, "", "amount", "with currency", p) ||
-            need(root, "", "currency", "with amount", p))
+        if (need(root, "", "amount", "with currency", p))
             goto fail;
-        if (parse_amount(root, "", &out->amount, p) != 0)
-            goto fail;
+        out->amount_text = sget(root, "amount");
+        if (json_object_get(root, "currency")) {
+            if (parse_amount(root, "", &out->amount, p) != 0)
+                goto fail;
+        } else {
+            /* in the order's currency (the seed contract): only its form is checked here,
+             * with the most decimals any currency has; the server parses it again once it
+             * knows the order's currency */
+            struct ks_money m;
+            struct ks_err e = {0};
+            if (ks_money_parse(out->amount_text, "KWD", "amount", &m, &e) != KS_OK) {
+                ing_problem(p, "amount_invalid", "amount", "amount: %s", e.msg);
+                goto fail;
+            }
+            memset(&out->amount, 0, sizeof(out->amount));
+        }
         out->has_amount = 1;
     }
     out->reason = sget(root, "reason");
@@ -606,15 +724,15 @@ int ing_parse_payout(const char *body, size_t len, struct ing_payout *out,
 {
     static const struct fdef defs[] = {
         {"seller_id", F_STR, 1, ING_ID_MAX, CS_ID},
-        {"amount", F_STR, 1, 32, CS_PRINT},
-        {"currency", F_STR, 1, 3, CS_UPPER},
-        {"channel", F_STR, 1, 16, CS_PRINT},
-        {"bank_code", F_STR, 0, 16, CS_UPPER},
-        {"ewallet_channel", F_STR, 0, 16, CS_UPPER},
-        {"destination_account", F_STR, 1, 34, CS_PHONE},
+        {"amount", F_STR, 1, 32, CS_PRINT, 1},
+        {"currency", F_STR, 1, 3, CS_UPPER, 1},
+        {"channel", F_STR, 1, 16, CS_PRINT, 1},
+        {"bank_code", F_STR, 0, 16, CS_UPPER, 1},
+        {"ewallet_channel", F_STR, 0, 16, CS_UPPER, 1},
+        {"destination_account", F_STR, 1, 34, CS_PHONE, 1},
         {"account_holder", F_STR, 0, 100, CS_TEXT},
         {"description", F_STR, 0, 140, CS_TEXT},
-        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT},
+        {"idempotency_key", F_STR, 0, ING_IDEM_KEY_MAX, CS_PRINT, 1},
     };
     json_t *root = load_object(body, len, p);
     const char *ch;
@@ -652,6 +770,11 @@ int ing_parse_payout(const char *body, size_t len, struct ing_payout *out,
     }
     if (parse_amount(root, "", &out->amount, p) != 0)
         goto fail;
+    if (strcmp(out->channel, "EWALLET") == 0 && strcmp(out->amount.currency, "IDR") != 0) {
+        ing_problem(p, "currency_method_unsupported", "currency",
+                    "currency: e-wallet payouts take IDR only");
+        goto fail;
+    }
     out->seller_id = sget(root, "seller_id");
     out->bank_code = sget(root, "bank_code");
     out->ewallet = sget(root, "ewallet_channel");
@@ -678,11 +801,11 @@ int ing_parse_token_req(const char *body, size_t len, struct ing_token_req *out,
                         struct ing_problem *p)
 {
     static const struct fdef defs[] = {
-        {"key_id", F_STR, 1, ING_ID_MAX, CS_ID},
-        {"timestamp", F_INT, 1, 0, CS_TEXT},
-        {"nonce", F_STR, 1, 64, CS_ID},
-        {"signature", F_STR, 1, 64, CS_HEX},
-        {"scope", F_STR, 0, 256, CS_PRINT},
+        {"key_id", F_STR, 1, ING_ID_MAX, CS_ID, 1},
+        {"timestamp", F_INT, 1, 0, CS_TEXT, 1},
+        {"nonce", F_STR, 1, 64, CS_ID, 1},
+        {"signature", F_STR, 1, 64, CS_HEX, 1},
+        {"scope", F_STR, 0, 256, CS_PRINT, 1},
     };
     json_t *root = load_object(body, len, p);
 
@@ -878,6 +1001,44 @@ int64_t ing_parse_rfc3339(const char *s)
     return t * 1000000 + us;
 }
 
+/* 1 when s is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF) */
+static int utf8_ok(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    while (*u) {
+        unsigned c = *u;
+        int n;
+        unsigned cp;
+        if (c < 0x80) {
+            u++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        for (int k = 1; k <= n; k++) {
+            if ((u[k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (u[k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        u += n + 1;
+    }
+    return 1;
+}
+
 static int settle_pass(const char *data, size_t len, const struct layout *lo, ing_settle_cb cb,
                        void *opaque, long *rows, struct ing_problem *p)
 {
@@ -903,6 +1064,20 @@ static int settle_pass(const char *data, size_t len, const struct layout *lo, in
         ing_problem(p, "settlement_invalid", "line 1", "line 1: %s",
                     r == 0 ? "the file is empty" : msg);
         goto out;
+    }
+    /* every column is kept (in raw): each needs a name of its own, in UTF-8 */
+    for (i = 0; i < nh; i++) {
+        char fld[48];
+        const char *why = !*hdr[i] ? "a column needs a name"
+                          : !utf8_ok(hdr[i]) ? "the name is not valid UTF-8" : NULL;
+        for (int j = 0; !why && j < i; j++)
+            if (strcmp(hdr[i], hdr[j]) == 0)
+                why = "two columns have this name";
+        if (why) {
+            snprintf(fld, sizeof(fld), "line 1, column %d", i + 1);
+            ing_problem(p, "settlement_invalid", fld, "line 1, column %d: %s", i + 1, why);
+            goto out;
+        }
     }
     for (i = 0; i < 6; i++) {
         int j;
@@ -936,6 +1111,13 @@ static int settle_pass(const char *data, size_t len, const struct layout *lo, in
                         c.line, nf, nh);
             goto out;
         }
+        for (i = 0; i < nf; i++)
+            if (!utf8_ok(f[i])) {
+                snprintf(fld, sizeof(fld), "line %ld, column %.60s", c.line, hdr[i]);
+                ing_problem(p, "settlement_invalid", fld, "line %ld, column %.60s: not valid UTF-8",
+                            c.line, hdr[i]);
+                goto out;
+            }
         row.reference = f[idx[0]];
         if (!*row.reference || strlen(row.reference) > 128) {
             col = lo->cols[0];
@@ -968,7 +1150,12 @@ static int settle_pass(const char *data, size_t len, const struct layout *lo, in
             int stop;
             row.raw = json_object();
             for (i = 0; i < nf; i++)
-                json_object_set_new(row.raw, hdr[i], json_string(f[i]));
+                if (json_object_set_new(row.raw, hdr[i], json_string(f[i])) != 0) {
+                    /* validated above: a column that cannot be kept is a bug, not a drop */
+                    json_decref(row.raw);
+                    ing_problem(p, "internal", NULL, "line %ld: a column could not be kept", c.line);
+                    goto out;
+                }
             stop = cb(&row, opaque);
             json_decref(row.raw);
             if (stop) {

@@ -69,7 +69,9 @@ struct ing_refund {
     const char *idempotency_key;
     const char *order_id;
     int has_amount;
-    struct ks_money amount; /* when has_amount */
+    struct ks_money amount; /* when has_amount; currency "" when it was not given: the
+                             * amount (amount_text) is then in the order's currency */
+    const char *amount_text;
     const char *reason;     /* or NULL */
 };
 

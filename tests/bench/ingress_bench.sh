@@ -22,8 +22,8 @@ bin=${INGRESS_BIN:-$top/build/bin/kasir-ingress}
 warmup=${INGRESS_WARMUP:-10}
 repeat=${INGRESS_REPEAT:-1}
 hz=$(getconf CLK_TCK)
-store() { # batches claims finishes exec_seconds, from the ingress's /metrics
-    curl -fs "http://127.0.0.1:$port/metrics" | awk '
+store() { # batches claims finishes exec_seconds, from the ingress's /metrics (admin listener)
+    curl -fs "http://127.0.0.1:$mport/metrics" | awk '
         /^kasir_ingress_store_batches_total/ {b=$2}
         /^kasir_ingress_store_batch_items_total\{kind="claim"\}/ {c=$2}
         /^kasir_ingress_store_batch_items_total\{kind="finish"\}/ {f=$2}
@@ -38,7 +38,8 @@ ticks() { # summed user+system ticks of the given pids
     done
     echo "$t"
 }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r port aport < <(python3 -c 'import socket; a=socket.socket(); b=socket.socket(); a.bind(("",0)); b.bind(("",0)); print(a.getsockname()[1], b.getsockname()[1])')
+mport=$aport # /readyz and /metrics: the admin listener (http.admin_port) since issue 12
 out=$("$bin" partner add "bench-$(date +%s)" --rps 1000000)
 key=$(sed -n 's/^api_key=//p' <<<"$out")
 partner=$(sed -n 's/^partner_id=//p' <<<"$out")
@@ -48,7 +49,7 @@ psql "$KASIR_PG_DSN" -qc "VACUUM ANALYZE idempotency_keys, payments, payment_ord
 # then absorbs the full-page images that follow any checkpoint
 psql "$KASIR_PG_DSN" -qc "CHECKPOINT" >/dev/null
 log="$top/var/log/bench-ingress.log"
-KASIR_HTTP_PORT=$port KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
+KASIR_HTTP_PORT=$port KASIR_HTTP_ADMIN_PORT=$aport KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
     "$bin" serve >"$log" 2>&1 &
 pid=$!
 cleanup() {
@@ -59,7 +60,13 @@ cleanup() {
         -c "DELETE FROM payments WHERE partner_id = '$partner'" >/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+# an ingress from before issue 12 (INGRESS_BIN, A/B runs) has no admin listener: its
+# probes and metrics are on the API port
+for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$aport/readyz" >/dev/null 2>&1 && break
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && { mport=$port; break; }
+    sleep 0.2
+done
 # warm-up: connections, plan caches, producer batches
 INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
 if [ "$warmup" -gt 0 ]; then

@@ -9,16 +9,25 @@ import hmac
 import http.client
 import json
 import os
+import re
 import secrets
+import select
+import socket
 import subprocess
+import threading
 import time
+import urllib.error
 import uuid
 
 import pytest
 
-from conftest import Daemon, PG_DSN, bin_path, kcat_messages
+from conftest import Daemon, PG_DSN, bin_path, free_port, http_get, kcat_messages
 
 INGRESS = bin_path("ingress")
+# KASIR_TEST_INGRESS_BIN runs the daemon from another binary (a test first seen failing on
+# an older build, e.g. `git worktree add /tmp/old HEAD~1 && make -C /tmp/old`)
+SERVE_BIN = os.environ.get("KASIR_TEST_INGRESS_BIN") or INGRESS
+PG_TCP = (re.search(r"port=(\d+)", PG_DSN) or re.search("(5432)", "5432")).group(1)
 
 
 def cli(*args, env=None):
@@ -26,7 +35,7 @@ def cli(*args, env=None):
     e = dict(os.environ)
     e["KASIR_PG_DSN"] = PG_DSN
     e.update(env or {})
-    p = subprocess.run([INGRESS, *args], capture_output=True, text=True, env=e, timeout=30)
+    p = subprocess.run([SERVE_BIN, *args], capture_output=True, text=True, env=e, timeout=30)
     assert p.returncode == 0, p.stderr
     out = {}
     for line in p.stdout.splitlines():
@@ -34,6 +43,14 @@ def cli(*args, env=None):
             k, v = line.split("=", 1)
             out[k] = v
     return out
+
+
+def cli_run(*args, env=None):
+    """Runs kasir-ingress CLI; the CompletedProcess (for commands expected to fail)."""
+    e = dict(os.environ)
+    e["KASIR_PG_DSN"] = PG_DSN
+    e.update(env or {})
+    return subprocess.run([SERVE_BIN, *args], capture_output=True, text=True, env=e, timeout=30)
 
 
 class Partner:
@@ -50,15 +67,34 @@ class Partner:
         return "Basic " + base64.b64encode((self.api_key + ":").encode()).decode()
 
     def sign_token_request(self, ts=None, nonce=None, scope=None, key=None):
+        """The signed message is "<key_id>.<timestamp>.<nonce>", and with a scope
+        "<key_id>.<timestamp>.<nonce> <scope>"."""
         ts = int(time.time()) if ts is None else ts
         nonce = nonce or secrets.token_hex(16)
         sign_key = hmac.new((key or self.api_key).encode(), b"kasir-token-v1", hashlib.sha256).digest()
-        msg = ("%s.%d.%s" % (self.key_id, ts, nonce)).encode()
+        msg = "%s.%d.%s" % (self.key_id, ts, nonce)
+        if scope:
+            msg += " " + scope
         body = {"key_id": self.key_id, "timestamp": ts, "nonce": nonce,
-                "signature": hmac.new(sign_key, msg, hashlib.sha256).hexdigest()}
+                "signature": hmac.new(sign_key, msg.encode(), hashlib.sha256).hexdigest()}
         if scope:
             body["scope"] = scope
         return body
+
+
+def operator(name=None):
+    """A key with the operator scope settlements:write (no partner key has it by default)."""
+    return Partner(name or ("ops-" + uuid.uuid4().hex[:6]), scopes="settlements:write")
+
+
+def capture(order_id, amount_minor=None):
+    """What the executor does once the PSP captured an order (the ingress never does)."""
+    from conftest import psql
+    # the executor's two moves: its attempt (EXECUTING), then the capture (SUCCESS); the
+    # status machine in SQL (migration 300) allows no shortcut
+    psql("UPDATE payment_orders SET status = 'EXECUTING' WHERE order_id = '%s' AND status = 'NOT_STARTED'; "
+         "UPDATE payment_orders SET status = 'SUCCESS', captured_minor = %s WHERE order_id = '%s'"
+         % (order_id, amount_minor if amount_minor is not None else "amount_minor", order_id))
 
 
 class Response:
@@ -85,11 +121,28 @@ class Ingress:
     def __init__(self, daemon, secrets_):
         self.daemon = daemon
         self.port = daemon.port
+        self.admin_port = getattr(daemon, "admin_port", None)
         self.secrets = secrets_
 
+    def admin(self, path, timeout=5):
+        """GET on the admin listener (/healthz, /readyz, /metrics): (status, body)."""
+        try:
+            return http_get("http://127.0.0.1:%d%s" % (self.admin_port, path), timeout)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def metric(self, name):
+        """The value of a metric line that starts with name (0 when absent)."""
+        for line in self.admin("/metrics")[1].decode().splitlines():
+            key, _, val = line.rpartition(" ")
+            if key == name:
+                return float(val)
+        return 0.0
+
     def request(self, method, path, body=None, auth=None, headers=None, ctype="application/json",
-                raw=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                raw=None, source=None, timeout=30):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                       source_address=(source, 0) if source else None)
         h = {}
         if auth is not None:
             h["Authorization"] = auth.basic() if isinstance(auth, Partner) else auth
@@ -113,6 +166,14 @@ class Ingress:
         return self.request("POST", "/v1/payments", body, auth=partner, headers=h, **kw)
 
 
+def checkout_id():
+    """A random id that never holds a run of 13 digits: a hex UUID has one about once in 25
+    ids, and then, once in a few thousand, it passes a card number's checks (issuer prefix,
+    length, Luhn) and is refused as card data, as it should be."""
+    h = uuid.uuid4().hex
+    return "co-" + "x".join(h[i:i + 8] for i in range(0, 32, 8))
+
+
 def payment_body(method="qris", amount="150000.00", currency="IDR", n=1, **extra):
     order = {"seller_id": "seller-1", "amount": amount, "currency": currency, "method": method}
     if method == "card":
@@ -122,7 +183,7 @@ def payment_body(method="qris", amount="150000.00", currency="IDR", n=1, **extra
     if method == "ewallet":
         order["ewallet_channel"] = "OVO"
     body = {"buyer": {"id": "buyer-" + uuid.uuid4().hex[:8]},
-            "checkout_id": "co-" + uuid.uuid4().hex,
+            "checkout_id": checkout_id(),
             "payment_orders": [dict(order) for _ in range(n)]}
     body.update(extra)
     return body
@@ -143,11 +204,83 @@ def count_in_kafka(topic, needle, since_ms):
     return sum(1 for _, v in kafka_since(topic, since_ms) if n in v)
 
 
+def kafka_headers(topic, needle, since_ms, timeout=30):
+    """The headers ({name: value}) of the messages of topic since since_ms whose payload
+    contains needle."""
+    p = subprocess.run(["kcat", "-b", os.environ["KASIR_KAFKA_BROKERS"], "-C", "-t", topic,
+                        "-o", "s@%d" % since_ms, "-e", "-q", "-f", "%h\x1e%s\x1d"],
+                       capture_output=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    out = []
+    n = needle.encode()
+    for rec in p.stdout.split(b"\x1d"):
+        h, _, v = rec.partition(b"\x1e")
+        if n in v:
+            out.append(dict(kv.split("=", 1) for kv in h.decode().split(",") if "=" in kv))
+    return out
+
+
 def now_ms():
     return int(time.time() * 1000)
 
 
-def start_ingress(extra_env=None):
+def two_free_ports():
+    """Two distinct free ports (both held while the second is chosen), free on every
+    address: the daemon listens on all of them, and tests connect from 127.0.0.x."""
+    a, b = socket.socket(), socket.socket()
+    a.bind(("", 0))
+    b.bind(("", 0))
+    ports = a.getsockname()[1], b.getsockname()[1]
+    a.close()
+    b.close()
+    return ports
+
+
+class IngressDaemon(Daemon):
+    """kasir-ingress with an admin listener; started from SERVE_BIN, optionally with a
+    lower descriptor limit (nofile)."""
+
+    def __init__(self, env, nofile=None):
+        port, self.admin_port = two_free_ports()
+        super().__init__("ingress", [], env, port=port)
+        self.env["KASIR_HTTP_ADMIN_PORT"] = str(self.admin_port)
+        self.nofile = nofile
+
+    def start(self, wait_path="/readyz", timeout=40):
+        import resource
+        logf = open(self.log_path, "ab")
+        pre = None
+        if self.nofile:
+            n = self.nofile
+            pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # noqa: E731
+        self.proc = subprocess.Popen([SERVE_BIN], env=self.env, stdout=logf, stderr=logf,
+                                     stdin=subprocess.DEVNULL, preexec_fn=pre)
+        logf.close()
+        deadline = time.time() + timeout
+        while wait_path and time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("ingress exited with %s:\n%s" % (self.proc.returncode,
+                                                                      self.log_tail()))
+            for port in (self.admin_port, self.port):  # the main port: an older binary
+                try:
+                    if http_get("http://127.0.0.1:%d%s" % (port, wait_path), 1)[0] == 200:
+                        return self
+                except Exception:
+                    pass
+            time.sleep(0.1)
+        if wait_path:
+            raise AssertionError("ingress not ready after %ss:\n%s" % (timeout, self.log_tail()))
+        return self
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def start_ingress(extra_env=None, wait_path="/readyz", nofile=None):
     sec = {
         "stripe": "whsec_" + secrets.token_hex(16),
         "xendit": secrets.token_hex(24),
@@ -161,10 +294,11 @@ def start_ingress(extra_env=None):
         "KASIR_WEBHOOK_SANDBOX_SECRET": sec["sandbox"],
         "KASIR_AUTH_JWT_SECRET": secrets.token_hex(32),
         "KASIR_KAFKA_MESSAGE_TIMEOUT_MS": "4000",
+        "KASIR_PSP_SANDBOX": "true",
     }
     env.update(extra_env or {})
-    d = Daemon("ingress", [], env)
-    d.start(wait_path="/readyz", timeout=40)
+    d = IngressDaemon(env, nofile=nofile)
+    d.start(wait_path=wait_path, timeout=40)
     return Ingress(d, sec)
 
 
@@ -178,6 +312,144 @@ def ingress():
     for s in ing.secrets.values():
         assert s not in log
     assert "eyJ" not in log  # a JWT header
+
+
+def raw_request(port, head, body=b"", source=None, timeout=5):
+    """Sends head (+ body) on a fresh socket; returns (socket, status, headers, body) of the
+    answer, read while whatever else is unsent stays unsent."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    s.sendall(head + body)
+    status, headers, rbody = read_response(s, timeout)
+    return s, status, headers, rbody
+
+
+def read_response(s, timeout=5):
+    """One HTTP/1.1 response from s: (status, {lower-case header: value}, body)."""
+    s.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the headers: %r" % buf[:200])
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, headers, rest[:n]
+
+
+def closed_within(s, seconds):
+    """True when the peer closes s (EOF or reset) within seconds; data read is dropped."""
+    deadline = time.time() + seconds
+    s.setblocking(False)
+    while time.time() < deadline:
+        r, _, _ = select.select([s], [], [], max(0.0, deadline - time.time()))
+        if r:
+            try:
+                if not s.recv(65536):
+                    return True
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            except BlockingIOError:
+                pass
+    return False
+
+
+class PgProxy:
+    """A TCP proxy in front of the stack's PostgreSQL that a test can freeze (nothing
+    passes, connections stay open: a hung server) or cut (every connection closed: a
+    restart)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(128)
+        self.port = self.ls.getsockname()[1]
+        self.frozen = threading.Event()
+        self.refusing = threading.Event()
+        self.pairs = []
+        self.lock = threading.Lock()
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def dsn(self):
+        return "host=127.0.0.1 port=%d dbname=kasir user=kasir" % self.port
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            if self.refusing.is_set():
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", int(PG_TCP)))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.pairs.append((c, u))
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+
+    def _pump(self, a, b):
+        socks = [a, b]
+        try:
+            while not self.stopped:
+                if self.frozen.is_set():
+                    time.sleep(0.05)
+                    continue
+                r, _, _ = select.select(socks, [], [], 0.05)
+                for s in r:
+                    if self.frozen.is_set():
+                        break
+                    d = s.recv(65536)
+                    if not d:
+                        raise OSError("closed")
+                    (b if s is a else a).sendall(d)
+        except OSError:
+            pass
+        for s in socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def freeze(self):
+        self.frozen.set()
+
+    def thaw(self):
+        self.frozen.clear()
+
+    def cut(self):
+        """Closes every proxied connection (new ones are accepted again)."""
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for a, b in pairs:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self):
+        self.stopped = True
+        self.cut()
+        self.ls.close()
 
 
 @pytest.fixture(scope="module")

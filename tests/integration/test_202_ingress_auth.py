@@ -4,7 +4,7 @@ import json
 import secrets
 import time
 
-from ingress_util import (Partner, ingress, new_key, partners, payment_body)  # noqa: F401
+from ingress_util import (Partner, capture, ingress, new_key, partners, payment_body)  # noqa: F401
 
 
 def _b64(d):
@@ -26,6 +26,7 @@ def test_other_partners_objects_are_404(ingress, partners):
     a, b = partners
     pay = ingress.pay(a, payment_body(n=2), key=new_key()).json()
     oid = pay["payment_orders"][0]["payment_order_id"]
+    capture(oid)
     ref = ingress.request("POST", "/v1/refunds", {"payment_order_id": oid, "amount": "1000.00",
                                                   "currency": "IDR"}, auth=a,
                           headers={"Idempotency-Key": new_key()})

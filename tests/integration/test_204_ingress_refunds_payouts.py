@@ -2,8 +2,8 @@
 import time
 import uuid
 
-from ingress_util import (count_in_kafka, ingress, new_key, now_ms, partners,  # noqa: F401
-                          payment_body)
+from ingress_util import (capture, count_in_kafka, ingress, kafka_headers, new_key,  # noqa: F401
+                          now_ms, operator, partners, payment_body)
 
 
 def refund(ingress, p, oid, amount=None, key=None):
@@ -15,10 +15,15 @@ def refund(ingress, p, oid, amount=None, key=None):
 
 
 def test_partial_repeated_refunds_up_to_amount(ingress, partners):
+    """Refunds of a captured order, up to what was captured (issue 12: until then this
+    test refunded a NOT_STARTED payment, which nobody had paid)."""
     a, _ = partners
     t0 = now_ms()
     pay = ingress.pay(a, payment_body(amount="100000.00"), key=new_key()).json()
     oid = pay["payment_orders"][0]["payment_order_id"]
+    r0 = refund(ingress, a, oid, "1000.00")
+    assert r0.status == 409 and r0.code == "refund_not_captured", r0  # NOT_STARTED
+    capture(oid)
     k = new_key()
     r1 = refund(ingress, a, oid, "30000.00", key=k)
     assert r1.status == 202 and r1.json()["amount"] == "30000.00", r1
@@ -60,27 +65,37 @@ SANDBOX_CSV = ("psp_reference,amount,fee,currency,status,settled_at,extra\n"
 
 
 def test_settlement_upload(ingress, partners):
+    """Settlement files are PSP data: an ordinary partner's key cannot upload them (issue 12:
+    until then this test uploaded with one); an operator's key can, and every row says
+    which key and partner uploaded it."""
     a, _ = partners
+    ops = operator()
     t0 = now_ms()
     m = "ref-" + uuid.uuid4().hex[:10]
     data = SANDBOX_CSV.format(m=m).encode()
     r = ingress.request("POST", "/v1/settlements/sandbox", auth=a, raw=data, ctype="text/csv")
+    assert r.status == 403 and r.code == "forbidden_scope", r
+    r = ingress.request("POST", "/v1/settlements/sandbox", auth=ops, raw=data, ctype="text/csv")
     assert r.status == 202 and r.json()["rows"] == 3, r
     fid = r.json()["file_id"]
     # re-upload: same file id
-    r2 = ingress.request("POST", "/v1/settlements/sandbox", auth=a, raw=data, ctype="text/csv")
+    r2 = ingress.request("POST", "/v1/settlements/sandbox", auth=ops, raw=data, ctype="text/csv")
     assert r2.json()["file_id"] == fid
     time.sleep(0.5)
     assert count_in_kafka("kasir.settlement.rows", m + "-1", t0) == 2
+    rows = kafka_headers("kasir.settlement.rows", m + "-", t0)
+    assert len(rows) == 6, rows
+    for h in rows:
+        assert h["uploaded_by_key"] == ops.key_id and h["uploaded_by_partner"] == ops.partner_id, h
     # generic layout
     g = ("reference,gross_amount,fee_amount,currency,transaction_status,settlement_time\n"
          "%s-g,100.00,1.00,IDR,success,2026-05-02 08:00:00\n" % m).encode()
-    r = ingress.request("POST", "/v1/settlements/xendit", auth=a, raw=g, ctype="text/csv")
+    r = ingress.request("POST", "/v1/settlements/xendit", auth=ops, raw=g, ctype="text/csv")
     assert r.status == 202 and r.json()["format"] == "generic", r
 
 
 def test_invalid_settlement_publishes_nothing(ingress, partners):
-    a, _ = partners
+    a = operator()
     t0 = now_ms()
     m = "bad-" + uuid.uuid4().hex[:10]
     data = (SANDBOX_CSV.format(m=m) + "%s-4,12x.00,0,IDR,settled,2026-05-01T10:00:00Z,d\n" % m).encode()

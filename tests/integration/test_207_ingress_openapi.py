@@ -8,7 +8,7 @@ import time
 import uuid
 
 from conftest import psql
-from ingress_util import INGRESS, Partner, cli, ingress, new_key  # noqa: F401
+from ingress_util import INGRESS, Partner, capture, cli, ingress, new_key, operator  # noqa: F401
 from test_203_ingress_webhooks import stripe_sig
 
 
@@ -52,6 +52,7 @@ def test_every_request_example_is_accepted(ingress):
         assert r.status == 202, r
         order = r.json()["payment_orders"][0]["payment_order_id"]
         seen += 1
+    capture(order)
     for ctype, ex in examples(doc, "/v1/refunds", "post"):
         ex = dict(ex, payment_order_id=order)
         r = ingress.request("POST", "/v1/refunds", ex, auth=p, headers={"Idempotency-Key": new_key()})
@@ -74,7 +75,8 @@ def test_every_request_example_is_accepted(ingress):
         assert r.status == 200, r
         seen += 1
     for ctype, ex in examples(doc, "/v1/settlements/{psp}", "post"):
-        r = ingress.request("POST", "/v1/settlements/sandbox", raw=ex.encode(), auth=p, ctype=ctype)
+        r = ingress.request("POST", "/v1/settlements/sandbox", raw=ex.encode(), auth=operator(),
+                            ctype=ctype)
         assert r.status == 202, r
         seen += 1
     # the hold decisions need a hold of the partner and a key with scope admin

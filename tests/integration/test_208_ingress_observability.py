@@ -9,11 +9,12 @@ from ingress_util import ingress, new_key, partners, payment_body  # noqa: F401
 def test_health_ready_metrics(ingress, partners):
     a, _ = partners
     assert ingress.request("GET", "/healthz").status == 200
-    r = ingress.request("GET", "/readyz")
-    assert r.status == 200 and r.json() == {"status": "ready", "kafka": True, "postgresql": True}
+    assert ingress.admin("/healthz")[0] == 200
+    st, body = ingress.admin("/readyz")
+    assert st == 200 and json.loads(body) == {"status": "ready", "kafka": True, "postgresql": True}
     ingress.pay(a, payment_body(), key=new_key())
     ingress.pay(a, {"bad": 1}, key=new_key())
-    m = ingress.request("GET", "/metrics").body.decode()
+    m = ingress.admin("/metrics")[1].decode()
     assert 'kasir_ingress_requests_total{route="POST /v1/payments",code="202"}' in m
     assert 'kasir_ingress_requests_total{route="POST /v1/payments",code="400"}' in m
     assert 'kasir_ingress_request_duration_seconds_bucket{route="POST /v1/payments",le="+Inf"}' in m

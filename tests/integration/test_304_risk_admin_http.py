@@ -9,7 +9,7 @@ import secrets
 import pytest
 
 from conftest import Daemon
-from ingress_util import Ingress, Partner, cli
+from ingress_util import Partner, cli, start_ingress
 from risk_util import Risk, consume, low_port, produce, psql_one, risk_daemons, status  # noqa: F401
 
 RULES = [{"id": "review-all-idr", "type": "amount_limit", "currency": "IDR", "max": "1.00",
@@ -18,15 +18,9 @@ RULES = [{"id": "review-all-idr", "type": "amount_limit", "currency": "IDR", "ma
 
 @pytest.fixture(scope="module")
 def ingress():
-    env = {"KASIR_WEBHOOK_STRIPE_SECRET": "whsec_" + secrets.token_hex(16),
-           "KASIR_WEBHOOK_XENDIT_TOKEN": secrets.token_hex(24),
-           "KASIR_WEBHOOK_MIDTRANS_SERVER_KEY": "SB-Mid-server-" + secrets.token_hex(12),
-           "KASIR_WEBHOOK_SANDBOX_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
-           "KASIR_AUTH_JWT_SECRET": secrets.token_hex(32)}
-    d = Daemon("ingress", [], env, port=low_port())
-    d.start(wait_path="/readyz", timeout=40)
-    yield Ingress(d, {})
-    d.term()
+    ing = start_ingress()  # probes on its admin listener, as every ingress test starts it
+    yield ing
+    ing.daemon.term()
 
 
 def admin_of(partner_id):

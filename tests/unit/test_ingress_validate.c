@@ -61,6 +61,16 @@ KT_TEST(card_numbers)
     KT_CHECK(!ing_has_card_number("4111111111111112"));
     KT_CHECK(!ing_has_card_number("tok_4111"));
     KT_CHECK(!ing_has_card_number("20260501"));
+    /* the forms of issue 12: dots, slashes, embedded in a longer run; Amex grouping */
+    KT_CHECK(ing_has_card_number("4111.1111.1111.1111"));
+    KT_CHECK(ing_has_card_number("4111/1111/1111/1111"));
+    KT_CHECK(ing_has_card_number("ref004111111111111111999"));
+    KT_CHECK(ing_has_card_number("3782 822463 10005"));
+    /* not a card: no issuer's prefix, a UUID's grouping, mixed separators */
+    KT_CHECK(!ing_has_card_number("00000000000000000000000"));
+    KT_CHECK(!ing_has_card_number("1234567890123"));
+    KT_CHECK(!ing_has_card_number("12345678-4111-1111-1111-123456789012"));
+    KT_CHECK(!ing_has_card_number("4111 1111-1111.1111"));
 }
 
 static int count_rows(const struct ing_settle_row *row, void *opaque)

@@ -1,0 +1,284 @@
+/* reader.c - PostgreSQL off the server threads: credential lookups, token requests, reads.
+ *
+ * A server thread never waits for PostgreSQL: a request that needs a query is suspended
+ * and queued here (ing_defer); one of readers.threads threads, each with its own
+ * connection, runs it and resumes the request. Every job has a deadline (auth:
+ * auth.timeout, reads: readers.read_timeout) that covers its time in the queue, the
+ * connection and the query: a hung or unreachable server costs a request at most that,
+ * then a 503, and never a server thread. Lookups of credentials go before reads.
+ * Connections are opened asynchronously within the deadline; one found closed by the
+ * server before a statement is sent (a restart) is replaced, and a statement whose
+ * connection was lost is retried once on a fresh one (every statement here only reads). */
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "producers/ingress/ingress.h"
+#include "lib/banned.h"
+
+struct ing_rdb {
+    PGconn *c;
+    int64_t retry_at_us; /* after a failed connect, fail fast until then */
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static struct ing_req *aq_head, *aq_tail, *rq_head, *rq_tail;
+static int queued, stopping;
+static pthread_t threads[16];
+static int nthreads;
+
+static void push(struct ing_req **head, struct ing_req **tail, struct ing_req *r)
+{
+    r->jnext = NULL;
+    if (*tail)
+        (*tail)->jnext = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+static struct ing_req *pop(struct ing_req **head, struct ing_req **tail)
+{
+    struct ing_req *r = *head;
+
+    if (r) {
+        *head = r->jnext;
+        if (!*head)
+            *tail = NULL;
+    }
+    return r;
+}
+
+int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *), int auth,
+              int64_t timeout_ms, struct ing_problem *p)
+{
+    pthread_mutex_lock(&mu);
+    if (stopping || queued >= ING.reader_queue_max) {
+        pthread_mutex_unlock(&mu);
+        ing_problem(p, "unavailable", NULL, "too many requests are waiting for the database");
+        return -1;
+    }
+    queued++; /* the place is taken now; the request joins the queue once suspended */
+    pthread_mutex_unlock(&mu);
+    r->job = fn;
+    r->job_auth = auth;
+    r->job_deadline_us = ing_mono_us() + timeout_ms * 1000;
+    ing_suspend(r);
+    pthread_mutex_lock(&mu);
+    if (auth)
+        push(&aq_head, &aq_tail, r);
+    else
+        push(&rq_head, &rq_tail, r);
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
+static void drop(struct ing_rdb *db)
+{
+    PQfinish(db->c);
+    db->c = NULL;
+}
+
+/* a connection within the deadline: 0, or -1 */
+static int connect_by(struct ing_rdb *db, int64_t deadline_us)
+{
+    char opts[64];
+    const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "application_name",
+                          "options", "dbname", NULL};
+    const char *vals[9];
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+    if (ing_mono_us() < db->retry_at_us)
+        return -1;
+    snprintf(opts, sizeof(opts), "-c statement_timeout=%lld", (long long)ING.read_timeout_ms);
+    vals[0] = "2";
+    vals[1] = "1";
+    vals[2] = "10";
+    vals[3] = "5";
+    vals[4] = "3";
+    vals[5] = "kasir-ingress-reader";
+    vals[6] = opts;
+    vals[7] = ING.pg_dsn;
+    vals[8] = NULL;
+    db->c = PQconnectStartParams(keys, vals, 1);
+    if (!db->c || PQstatus(db->c) == CONNECTION_BAD)
+        goto fail;
+    for (;;) {
+        struct pollfd pfd;
+        int64_t left = deadline_us - ing_mono_us();
+        if (st == PGRES_POLLING_OK)
+            return 0;
+        if (st == PGRES_POLLING_FAILED || left <= 0)
+            goto fail;
+        pfd.fd = PQsocket(db->c);
+        pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, (int)(left / 1000) + 1) < 0)
+            goto fail;
+        if (pfd.revents || st == PGRES_POLLING_ACTIVE)
+            st = PQconnectPoll(db->c);
+    }
+fail:
+    ks_log(KS_LOG_DEBUG, "ingress.reader.connect_failed",
+           db->c ? PQerrorMessage(db->c) : "out of memory", NULL);
+    drop(db);
+    db->retry_at_us = ing_mono_us() + 250000;
+    return -1;
+}
+
+/* the connection is usable as far as can be told without sending anything: a server
+ * that restarted closed it, which shows as a readable socket */
+static int alive(struct ing_rdb *db)
+{
+    struct pollfd pfd;
+
+    if (!db->c || PQstatus(db->c) != CONNECTION_OK)
+        return 0;
+    pfd.fd = PQsocket(db->c);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (poll(&pfd, 1, 0) > 0) {
+        PGnotify *n;
+        if (!PQconsumeInput(db->c) || PQstatus(db->c) != CONNECTION_OK)
+            return 0;
+        while ((n = PQnotifies(db->c)) != NULL)
+            PQfreemem(n);
+    }
+    return 1;
+}
+
+/* the result of the statement sent, by the deadline; *lost when the connection went */
+static PGresult *result_by(struct ing_rdb *db, int64_t deadline_us, int *timed_out, int *lost)
+{
+    PGresult *res, *extra;
+
+    while (PQisBusy(db->c)) {
+        struct pollfd pfd;
+        int64_t left = deadline_us - ing_mono_us();
+        if (left <= 0) {
+            *timed_out = 1;
+            return NULL;
+        }
+        pfd.fd = PQsocket(db->c);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, (int)(left / 1000) + 1) > 0 && !PQconsumeInput(db->c)) {
+            *lost = 1;
+            return NULL;
+        }
+    }
+    res = PQgetResult(db->c);
+    while ((extra = PQgetResult(db->c)) != NULL)
+        PQclear(extra);
+    if (PQstatus(db->c) != CONNECTION_OK)
+        *lost = 1;
+    return res;
+}
+
+PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
+                        const char *const *params, struct ing_problem *p)
+{
+    int attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        int timed_out = 0, lost = 0;
+        PGresult *res;
+
+        if (ing_mono_us() >= r->job_deadline_us) {
+            ing_problem(p, "unavailable", NULL, "the database did not answer in time");
+            return NULL;
+        }
+        if (!alive(db)) {
+            drop(db);
+            if (connect_by(db, r->job_deadline_us) != 0) {
+                ing_problem(p, "unavailable", NULL, "the database is unreachable");
+                return NULL;
+            }
+        }
+        if (!PQsendQueryParams(db->c, sql, n, NULL, params, NULL, NULL, 0)) {
+            drop(db);
+            continue;
+        }
+        res = result_by(db, r->job_deadline_us, &timed_out, &lost);
+        if (timed_out) {
+            /* the statement may still run; the connection goes with it */
+            drop(db);
+            ing_problem(p, "unavailable", NULL, "the database did not answer in time");
+            return NULL;
+        }
+        if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+            return res;
+        if (lost) {
+            PQclear(res);
+            drop(db);
+            continue; /* reads only: once more on a fresh connection */
+        }
+        ks_log(KS_LOG_WARN, "ingress.read.failed",
+               res ? PQresultErrorMessage(res) : PQerrorMessage(db->c), "trace_id", r->trace_id,
+               NULL);
+        PQclear(res);
+        ing_problem(p, "unavailable", NULL, "could not read from the database");
+        return NULL;
+    }
+    ing_problem(p, "unavailable", NULL, "the database is unreachable");
+    return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+    struct ing_rdb db = {0};
+    (void)arg;
+
+    for (;;) {
+        struct ing_req *r;
+
+        pthread_mutex_lock(&mu);
+        while (!aq_head && !rq_head && !stopping)
+            pthread_cond_wait(&cv, &mu);
+        r = pop(&aq_head, &aq_tail);
+        if (!r)
+            r = pop(&rq_head, &rq_tail);
+        if (!r) {
+            pthread_mutex_unlock(&mu);
+            break; /* stopping, nothing queued */
+        }
+        queued--;
+        pthread_mutex_unlock(&mu);
+        r->job(r, &db);
+    }
+    drop(&db);
+    return NULL;
+}
+
+int ing_reader_start(void)
+{
+    int i, n = ING.readers < 1 ? 1 : ING.readers > 16 ? 16 : ING.readers;
+
+    stopping = 0;
+    for (i = 0; i < n; i++) {
+        if (pthread_create(&threads[i], NULL, reader_main, NULL) != 0)
+            return -1;
+        nthreads++;
+    }
+    return 0;
+}
+
+void ing_reader_stop(void)
+{
+    int i;
+
+    pthread_mutex_lock(&mu);
+    stopping = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    nthreads = 0;
+}

@@ -1,0 +1,106 @@
+"""216: conventions (issue 12).
+
+- Idempotency-Key also in the IETF draft's structured-field string form ("abc");
+- the right Allow on a 405;
+- the server's own refusals of over-long request targets and headers are problem+json with
+  the trace id, like every other answer;
+- libmicrohttpd's and librdkafka's log lines go through the JSON log;
+- /metrics and /readyz need scope ops:read on the API port, and are open on the admin
+  listener (http.admin_port)."""
+import json
+import socket
+import time
+
+from ingress_util import (Partner, cli, ingress, new_key, partners, payment_body,  # noqa: F401
+                          raw_request, start_ingress)
+
+
+def test_idempotency_key_as_structured_field_string(ingress, partners):
+    a, _ = partners
+    body = payment_body()
+    key = new_key()
+    first = ingress.pay(a, body, headers={"Idempotency-Key": key})
+    assert first.status == 202, first
+    again = ingress.pay(a, body, headers={"Idempotency-Key": '"%s"' % key})
+    assert again.status == 202 and again.body == first.body, again
+    assert again.headers.get("idempotent-replayed") == "true"
+    # the same key in the body and as a string in the header agree
+    b2 = payment_body(idempotency_key="k-" + key)
+    r = ingress.pay(a, b2, headers={"Idempotency-Key": '"k-%s"' % key})
+    assert r.status == 202, r
+    for bad in ('"unterminated', '"a\\qb"', '"a"b"'):
+        r = ingress.pay(a, payment_body(), headers={"Idempotency-Key": bad})
+        assert r.status == 400 and r.code == "idempotency_key_invalid", (bad, r)
+
+
+def test_allow_header_on_405(ingress):
+    for method, path, allow in (("DELETE", "/v1/payments", "GET, HEAD, POST"),
+                                ("PUT", "/v1/auth/token", "POST"),
+                                ("POST", "/v1/payments/pay_x", "GET, HEAD"),
+                                ("DELETE", "/healthz", "GET, HEAD")):
+        r = ingress.request(method, path)
+        assert r.status == 405 and r.code == "method_not_allowed", (method, path, r)
+        assert r.headers["allow"] == allow, (method, path, r.headers)
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+def _problem(status, headers, body, code):
+    assert headers["content-type"] == "application/problem+json", (status, headers, body[:200])
+    j = json.loads(body)
+    assert j["code"] == code and j["status"] == status
+    assert j["trace_id"] == headers["x-trace-id"]
+
+
+def test_long_target_and_headers_are_problems(ingress):
+    s, st, h, b = raw_request(ingress.port, b"GET /v1/payments/" + b"x" * 20000 +
+                              b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    s.close()
+    assert st == 414, (st, b[:200])
+    _problem(st, h, b, "uri_too_long")
+    s, st, h, b = raw_request(ingress.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " +
+                              b"p" * 24000 + b"\r\n\r\n")
+    s.close()
+    assert st == 431, (st, b[:200])
+    _problem(st, h, b, "headers_too_large")
+    s, st, h, b = raw_request(ingress.port, b"POST /v1/auth/token HTTP/1.1\r\nHost: t\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+    s.close()
+    assert st == 413
+    _problem(st, h, b, "body_too_large")
+
+
+def test_library_log_lines_are_json():
+    # a consumer property given to the producer (librdkafka warns: CONFWARN) and a
+    # connection over the per-address limit (libmicrohttpd logs it)
+    ing = start_ingress({"KASIR_KAFKA_AUTO_OFFSET_RESET": "earliest",
+                         "KASIR_HTTP_PER_IP_CONNECTIONS": "1"})
+    try:
+        socks = [socket.create_connection(("127.0.0.1", ing.port), timeout=5) for _ in range(3)]
+        time.sleep(2)
+        for s in socks:
+            s.close()
+    finally:
+        ing.daemon.term()
+    lines = [l for l in open(ing.daemon.log_path, errors="replace").read().splitlines() if l.strip()]
+    raw = [l for l in lines if not l.startswith("{")]
+    assert not raw, raw[:5]
+    events = {json.loads(l).get("event") for l in lines}
+    assert "ingress.http.library" in events, events
+    assert "ingress.kafka.library" in events, events
+
+
+def test_metrics_and_readyz_need_a_scope_on_the_api_port(ingress, partners):
+    a, _ = partners
+    for path in ("/metrics", "/readyz"):
+        r = ingress.request("GET", path)
+        assert r.status == 401, (path, r)
+        r = ingress.request("GET", path, auth=a)
+        assert r.status == 403 and r.code == "forbidden_scope", (path, r)
+        assert ingress.admin(path)[0] == 200
+    ops = Partner("opsread-" + new_key()[-6:], scopes="ops:read")
+    assert ingress.request("GET", "/metrics", auth=ops).status == 200
+    assert ingress.request("GET", "/readyz", auth=ops).status == 200
+    # the admin listener serves nothing else
+    st, body = ingress.admin("/v1/payments?ids=pay_x")
+    assert st == 404
+    assert ingress.request("GET", "/healthz").status == 200

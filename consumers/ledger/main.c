@@ -217,9 +217,7 @@ static const char SQL_POST[] =
     /* the lines of every entry posted now, and the outcomes that go to the DLQ */
     " SELECT e.ord, e.entry_id, e.act, e.journal, encode(e.prev_hash, 'hex'),"
     "        encode(e.hash, 'hex'),"
-    "        CASE WHEN e.seller IS NOT NULL"
-    "             THEN ledger_account_code('seller_wallet', e.partner, e.seller, NULL, e.cur)"
-    "             ELSE ledger_account_code('suspense', e.partner, NULL, NULL, e.cur) END,"
+    "        ledger_account_code('seller_wallet', e.partner, e.seller, NULL, e.cur),"
     "        l.account, l.amt, l.cur, NULL, l.line"
     " FROM e JOIN l ON l.ord = e.ord"
     " UNION ALL"

@@ -67,9 +67,12 @@ class Ledger:
             for k, (oid, seller, amount) in enumerate(orders):
                 ords.append("('%s','%s','%s',%d,'%s',%d,'IDR','CARD','EXECUTING')" % (
                     oid, pay, self.partner, k, seller, amount))
-        psql("INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status) VALUES "
-             + ",".join(pays) + "; INSERT INTO payment_orders (order_id, payment_id, partner_id, "
-             "seq, seller_id, amount_minor, currency, method, status) VALUES " + ",".join(ords))
+        sql = ("INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status) VALUES "
+               + ",".join(pays) + "; INSERT INTO payment_orders (order_id, payment_id, partner_id, "
+               "seq, seller_id, amount_minor, currency, method, status) VALUES " + ",".join(ords))
+        # on stdin: thousands of rows do not fit an argument list
+        subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-f", "-"],
+                       input=sql, text=True, check=True, capture_output=True, timeout=120)
 
     def refund_row(self, refund, pay, order, amount):
         psql("UPDATE payment_orders SET refund_requested_minor = refund_requested_minor + %d "

@@ -37,10 +37,15 @@
  * lines come back (with the DLQ verdicts) for the outputs. */
 static const char SQL_POST[] =
     "WITH u AS ("
-    "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    "                       $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],"
-    "                       $11::bigint[], $12::text[], $13::text[], $14::text[])"
-    "    WITH ORDINALITY AS u(msg, outcome_id, kind, status, partner, order_id, refund_id,"
+    "  SELECT msg, outcome_id COLLATE \"C\" AS outcome_id, kind, status,"
+    "         partner COLLATE \"C\" AS partner, order_id COLLATE \"C\" AS order_id,"
+    "         refund_id COLLATE \"C\" AS refund_id, payout_id COLLATE \"C\" AS payout_id,"
+    "         psp COLLATE \"C\" AS psp, amount, fee, cur, chain COLLATE \"C\" AS chain,"
+    "         next_action, ord"
+    "  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    "              $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],"
+    "              $11::bigint[], $12::text[], $13::text[], $14::text[])"
+    "    WITH ORDINALITY AS x(msg, outcome_id, kind, status, partner, order_id, refund_id,"
     "                         payout_id, psp, amount, fee, cur, chain, next_action, ord)),"
     " r AS ("
     "  SELECT u.*, o.seller_id AS o_seller, o.partner_id AS o_partner, o.currency AS o_cur,"
@@ -74,8 +79,10 @@ static const char SQL_POST[] =
     "                           WHERE e.source_key = 'capture:' || r.order_id)"
     "        THEN 'chargeback of an order never captured'"
     "    END AS err,"
-    "    EXISTS (SELECT 1 FROM ledger_entries e WHERE r.kind = 'PAYOUT'"
-    "            AND e.source_key = 'payout_hold:' || r.payout_id) AS held"
+    /* CASE keeps it a probe of the unique index for payouts only: a bare EXISTS may be
+     * planned as a hashed subplan that reads every entry */
+    "    CASE WHEN r.kind = 'PAYOUT' THEN EXISTS (SELECT 1 FROM ledger_entries e"
+    "         WHERE e.source_key = 'payout_hold:' || r.payout_id) ELSE false END AS held"
     "  FROM r),"
     " c AS ("
     "  SELECT c0.*, coalesce(c0.o_seller, c0.p_seller) AS seller,"
@@ -128,7 +135,7 @@ static const char SQL_POST[] =
     "  ) AS x(slot, type, amt)"
     "  WHERE x.amt IS NOT NULL AND x.amt <> 0),"
     " l AS (SELECT l0.*, row_number() OVER (PARTITION BY l0.ord ORDER BY l0.slot) AS line FROM l0),"
-    " txt AS ("
+    " txt AS MATERIALIZED ("
     "  SELECT ord, string_agg(ledger_line_text(account, amt, cur), '' ORDER BY line) AS lines,"
     "         count(*) AS n"
     "  FROM l GROUP BY ord),"
@@ -236,6 +243,8 @@ static const char SQL_CHAINS[] =
 static const char SQL_PAYMENTS[] = "SELECT ledger_payments_refresh($1::text[])";
 
 struct ledger {
+    PGconn *prepared_on; /* the session SQL_POST is prepared in (and its backend) */
+    int prepared_pid;
     struct ks_pgbin a[NCOL];
     struct ks_pgbin chains, payments;
     struct ks_msg **msgs; /* by ord - 1 */
@@ -467,7 +476,20 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
     for (int k = 0; k < NCOL; k++)
         if (!(params[k] = ks_pgbin_data(&d->a[k], &lens[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_POST, NCOL, NULL, params, lens, fmts, 0);
+    /* prepared once per session: planning the statement costs as much as running it
+     * for a small batch */
+    if (d->prepared_on != pg || d->prepared_pid != PQbackendPID(pg)) {
+        res = PQprepare(pg, "ledger_post", SQL_POST, NCOL, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = ks_err_set(err, KS_EDB, db_retriable(pg, res), NULL,
+                            "could not prepare the post statement: %s", PQresultErrorMessage(res));
+            goto out;
+        }
+        PQclear(res);
+        d->prepared_on = pg;
+        d->prepared_pid = PQbackendPID(pg);
+    }
+    res = PQexecPrepared(pg, "ledger_post", NCOL, params, lens, fmts, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = ks_err_set(err, KS_EDB, db_retriable(pg, res), NULL, "could not post outcomes: %s",
                         PQresultErrorMessage(res));

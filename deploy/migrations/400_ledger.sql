@@ -72,7 +72,9 @@ CREATE TABLE ledger_postings (
     chain        text COLLATE "C" NOT NULL,
     PRIMARY KEY (entry_id, line)
 );
-CREATE INDEX ledger_postings_account ON ledger_postings (account, entry_id);
+-- No index by account: it would cost an index entry per posting on the hot path, and
+-- nothing on it reads by account (balances are the stripes; an account's history is its
+-- key on kasir.ledger.entries; verify reads everything).
 
 -- Balance stripes: one row per (account, chain). A chain has one writer, so a hot wallet
 -- credited from every partition takes no lock another writer waits for; the balance of
@@ -127,9 +129,11 @@ $$;
 -- Running chain over entries in seq order, as a window aggregate:
 --   ledger_chain(last_hash_of_chain, content) OVER (PARTITION BY chain ORDER BY seq)
 -- gives each entry's hash in one set-based pass.
+-- (plpgsql: an aggregate cannot inline a SQL function, and a SQL function called through
+-- the function manager sets up an executor per row)
 CREATE FUNCTION ledger_chain_step(state bytea, head bytea, content text) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT sha256(coalesce(state, head) || convert_to(content, 'UTF8')) $$;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS
+$$ BEGIN RETURN sha256(coalesce(state, head) || convert_to(content, 'UTF8')); END $$;
 CREATE AGGREGATE ledger_chain(bytea, text) (SFUNC = ledger_chain_step, STYPE = bytea);
 
 -- --- append-only ---------------------------------------------------------------------------
@@ -176,33 +180,40 @@ SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     bad record;
 BEGIN
-    SELECT n.entry_id, 'line ' || n.line || ' does not belong to a known entry, its chain or line range' AS why
+    -- per entry (one probe of ledger_entries each): n distinct lines, each in 1..n_lines,
+    -- n = n_lines, so lines 1..n_lines all come in this statement; the entry's chain; the
+    -- sum per currency
+    WITH per_cur AS (
+        SELECT entry_id, currency, sum(amount_minor) AS s, count(*) AS n, max(line) AS ml,
+               min(chain) AS c1, max(chain) AS c2
+          FROM new_rows GROUP BY entry_id, currency),
+    per_entry AS (
+        SELECT entry_id, sum(n) AS n, max(ml) AS ml, min(c1) AS c1, max(c2) AS c2,
+               string_agg(CASE WHEN s <> 0 THEN currency || ' by ' || s END, ', ') AS unbalanced
+          FROM per_cur GROUP BY entry_id)
+    SELECT p.entry_id,
+           CASE WHEN e.entry_id IS NULL THEN 'no such entry'
+                WHEN p.c1 <> e.chain OR p.c2 <> e.chain THEN 'postings on another chain than the entry''s'
+                WHEN p.ml > e.n_lines OR p.n <> e.n_lines
+                  THEN 'lines missing or outside the entry''s line range (an entry''s postings are written whole, in one statement)'
+                ELSE 'unbalanced in ' || p.unbalanced END AS why
       INTO bad
-      FROM new_rows n LEFT JOIN ledger_entries e ON e.entry_id = n.entry_id
-     WHERE e.entry_id IS NULL OR n.chain <> e.chain OR n.line > e.n_lines
+      FROM per_entry p LEFT JOIN ledger_entries e ON e.entry_id = p.entry_id
+     WHERE e.entry_id IS NULL OR p.c1 <> e.chain OR p.c2 <> e.chain OR p.ml > e.n_lines
+        OR p.n <> e.n_lines OR p.unbalanced IS NOT NULL
      LIMIT 1;
-    IF NOT FOUND THEN
-        SELECT n.entry_id, 'account ' || n.account || ' unknown or not in ' || n.currency AS why
-          INTO bad
-          FROM new_rows n LEFT JOIN ledger_accounts a ON a.account = n.account
-         WHERE a.account IS NULL OR a.currency <> n.currency
-         LIMIT 1;
-    END IF;
-    IF NOT FOUND THEN
-        SELECT n.entry_id, 'lines missing: an entry''s postings are written in one statement' AS why
-          INTO bad
-          FROM new_rows n JOIN ledger_entries e ON e.entry_id = n.entry_id
-         GROUP BY n.entry_id, e.n_lines HAVING count(*) <> e.n_lines
-         LIMIT 1;
-    END IF;
-    IF NOT FOUND THEN
-        SELECT n.entry_id, 'unbalanced in ' || n.currency || ' by ' || sum(n.amount_minor) AS why
-          INTO bad
-          FROM new_rows n GROUP BY n.entry_id, n.currency HAVING sum(n.amount_minor) <> 0
-         LIMIT 1;
-    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'ledger: entry %: %', bad.entry_id, bad.why USING ERRCODE = 'KS422';
+    END IF;
+    -- per distinct (account, currency): the account exists in that currency
+    SELECT n.account, n.currency INTO bad
+      FROM (SELECT DISTINCT account, currency FROM new_rows) n
+      LEFT JOIN ledger_accounts a ON a.account = n.account
+     WHERE a.account IS NULL OR a.currency <> n.currency
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ledger: account % unknown or not in %', bad.account, bad.currency
+            USING ERRCODE = 'KS422';
     END IF;
     INSERT INTO ledger_balances AS b (account, chain, balance_minor, postings)
     SELECT account, chain, sum(amount_minor), count(*) FROM new_rows
@@ -220,17 +231,18 @@ CREATE TRIGGER ledger_postings_check AFTER INSERT ON ledger_postings
 -- see: an entry whose postings were never written.
 CREATE FUNCTION ledger_entry_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    n integer;
+    n bigint;
     cur text;
 BEGIN
-    SELECT count(*) INTO n FROM ledger_postings WHERE entry_id = NEW.entry_id;
-    IF n <> NEW.n_lines THEN
+    -- one pass over the entry's postings: their count, and a currency that does not balance
+    SELECT sum(c), min(CASE WHEN s <> 0 THEN currency END) INTO n, cur
+      FROM (SELECT currency, count(*) AS c, sum(amount_minor) AS s FROM ledger_postings
+             WHERE entry_id = NEW.entry_id GROUP BY currency) x;
+    IF coalesce(n, 0) <> NEW.n_lines THEN
         RAISE EXCEPTION 'ledger: entry % (%) has % postings, expected %', NEW.entry_id,
-            NEW.source_key, n, NEW.n_lines USING ERRCODE = 'KS422';
+            NEW.source_key, coalesce(n, 0), NEW.n_lines USING ERRCODE = 'KS422';
     END IF;
-    SELECT currency INTO cur FROM ledger_postings WHERE entry_id = NEW.entry_id
-     GROUP BY currency HAVING sum(amount_minor) <> 0 LIMIT 1;
-    IF FOUND THEN
+    IF cur IS NOT NULL THEN
         RAISE EXCEPTION 'ledger: entry % (%) does not balance in %', NEW.entry_id,
             NEW.source_key, cur USING ERRCODE = 'KS422';
     END IF;

@@ -17,6 +17,7 @@
 #include "lib/config.h"
 #include "lib/crypto.h"
 #include "lib/db.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "consumers/ledger/ledger.h"
 #include "lib/banned.h"
@@ -43,42 +44,14 @@ static const char SQL_BALANCES[] =
     " WHERE b.balance_minor IS DISTINCT FROM s.total OR b.postings IS DISTINCT FROM s.n"
     " LIMIT 1";
 
-/* a growable text buffer for the content of one entry */
-struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
 /* "<bytes>:<value>", as ledger_field() in migration 400 */
-static void buf_field(struct buf *b, const char *s)
+static void put_field(struct ks_jw *w, const char *s)
 {
     char num[24];
     size_t n = strlen(s);
     int k = snprintf(num, sizeof(num), "%zu:", n);
-    buf_add(b, num, (size_t)k);
-    buf_add(b, s, n);
+    ks_jw_put(w, num, (size_t)k);
+    ks_jw_put(w, s, n);
 }
 
 /* one entry being read: its fields and what its postings add up to */
@@ -99,13 +72,12 @@ static int fail(const char *fmt, const char *a, const char *b, const char *c, co
     return 1;
 }
 
-/* Checks the finished entry e against its content text and the chain so far. */
-static int close_entry(struct entry *e, struct buf *content, char *tail_hash, long long *tail_seq)
+/* Checks the finished entry e; in holds its prev_hash bytes then its content text. */
+static int close_entry(struct entry *e, struct ks_jw *in, char *tail_hash, long long *tail_seq)
 {
-    uint8_t digest[KS_SHA256_LEN], prev[KS_SHA256_LEN];
+    uint8_t digest[KS_SHA256_LEN];
     char hex[2 * KS_SHA256_LEN + 1];
     long long seq = strtoll(e->seq, NULL, 10);
-    struct buf in = {0};
 
     if (seq != *tail_seq + 1)
         return fail("chain %s: entry %s has seq %s, expected the next after the chain's %s",
@@ -120,18 +92,10 @@ static int close_entry(struct entry *e, struct buf *content, char *tail_hash, lo
         if (e->cur[k].sum != 0)
             return fail("chain %s seq %s (entry %s, %s): does not balance",
                         e->chain, e->seq, e->id, e->source_key);
-    if (content->oom || ks_hex_decode(e->prev, strlen(e->prev), prev, sizeof(prev)) !=
-                            KS_SHA256_LEN)
-        return fail("chain %s seq %s (entry %s, %s): prev_hash unreadable or out of memory",
-                    e->chain, e->seq, e->id, e->source_key);
-    buf_add(&in, (const char *)prev, sizeof(prev));
-    buf_add(&in, content->p, content->len);
-    if (in.oom) {
-        free(in.p);
-        return fail("%s%s%s%sout of memory", "", "", "", "");
-    }
-    ks_sha256(in.p, in.len, digest);
-    free(in.p);
+    if (in->full)
+        return fail("chain %s seq %s (entry %s, %s): out of memory", e->chain, e->seq, e->id,
+                    e->source_key);
+    ks_sha256(in->p, in->len, digest);
     ks_hex_encode(digest, sizeof(digest), hex);
     if (strcmp(hex, e->hash) != 0)
         return fail("chain %s seq %s (entry %s, %s): hash does not match the entry's content",
@@ -148,9 +112,11 @@ static const char ZERO_HASH[] =
 static int check_chains(PGconn *pg, long long *nentries, int *rc_out)
 {
     struct entry e = {0};
-    struct buf content = {0};
+    char stack[4096];
+    struct ks_jw content;
     char tail_hash[65];
     long long tail_seq = 0;
+    uint8_t prev[KS_SHA256_LEN];
     int rc = 0, nchains = 0;
     PGresult *res, *heads = NULL;
     int hi = 0;
@@ -169,6 +135,7 @@ static int check_chains(PGconn *pg, long long *nentries, int *rc_out)
         return 3;
     }
     snprintf(tail_hash, sizeof(tail_hash), "%s", ZERO_HASH);
+    ks_jw_init(&content, stack, sizeof(stack));
     while ((res = PQgetResult(pg))) {
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_TUPLES_OK) { /* the end */
@@ -217,15 +184,24 @@ static int check_chains(PGconn *pg, long long *nentries, int *rc_out)
             snprintf(e.prev, sizeof(e.prev), "%s", PQgetvalue(res, 0, 9));
             snprintf(e.hash, sizeof(e.hash), "%s", PQgetvalue(res, 0, 10));
             e.n_lines = strtol(PQgetvalue(res, 0, 8), NULL, 10);
-            content.len = 0;
-            buf_add(&content, "kasir-ledger-v1|", 16);
-            buf_field(&content, chain);
-            buf_field(&content, e.seq);
-            buf_field(&content, e.source_key);
-            buf_field(&content, PQgetvalue(res, 0, 4));
-            buf_field(&content, PQgetvalue(res, 0, 5));
-            buf_field(&content, PQgetvalue(res, 0, 6));
-            buf_field(&content, PQgetvalue(res, 0, 7));
+            /* what is hashed: prev_hash (bytes), then the content text */
+            ks_jw_free(&content);
+            ks_jw_init(&content, stack, sizeof(stack));
+            if (ks_hex_decode(e.prev, strlen(e.prev), prev, sizeof(prev)) != KS_SHA256_LEN) {
+                rc = fail("chain %s seq %s (entry %s, %s): prev_hash is not 32 bytes of hex",
+                          e.chain, e.seq, e.id, e.source_key);
+                PQclear(res);
+                continue;
+            }
+            ks_jw_put(&content, (const char *)prev, sizeof(prev));
+            ks_jw_put(&content, "kasir-ledger-v1|", 16);
+            put_field(&content, chain);
+            put_field(&content, e.seq);
+            put_field(&content, e.source_key);
+            put_field(&content, PQgetvalue(res, 0, 4));
+            put_field(&content, PQgetvalue(res, 0, 5));
+            put_field(&content, PQgetvalue(res, 0, 6));
+            put_field(&content, PQgetvalue(res, 0, 7));
             (*nentries)++;
         }
         if (!PQgetisnull(res, 0, 11)) {
@@ -240,9 +216,9 @@ static int check_chains(PGconn *pg, long long *nentries, int *rc_out)
                 PQclear(res);
                 continue;
             }
-            buf_field(&content, PQgetvalue(res, 0, 12));
-            buf_field(&content, PQgetvalue(res, 0, 13));
-            buf_field(&content, cur);
+            put_field(&content, PQgetvalue(res, 0, 12));
+            put_field(&content, PQgetvalue(res, 0, 13));
+            put_field(&content, cur);
             for (k = 0; k < e.ncur && strcmp(e.cur[k].cur, cur) != 0; k++)
                 ;
             if (k == e.ncur && k < 4) {
@@ -266,7 +242,7 @@ static int check_chains(PGconn *pg, long long *nentries, int *rc_out)
     if (!rc && hi < PQntuples(heads))
         rc = fail("chain %s: its head row names entries that are not there (seq %s)%s%s",
                   PQgetvalue(heads, hi, 0), PQgetvalue(heads, hi, 1), "", "");
-    free(content.p);
+    ks_jw_free(&content);
     PQclear(heads);
     *rc_out = rc;
     return nchains;

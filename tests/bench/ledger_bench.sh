@@ -17,10 +17,22 @@ bin="$top/build/bin"
 LDSN=$(sed 's/user=[^ ]*/user=kasir_ledger/' <<<"$KASIR_PG_DSN")
 mkdir -p "$top/var/log"
 hz=$(getconf CLK_TCK)
-# CPU ticks (utime + stime) of the processes named $1 (comm)
-cpu() { local t=0 f; for f in /proc/[0-9]*/stat; do
-    read -r line <"$f" 2>/dev/null || continue
-    case "$line" in *"($1)"*) set -- "$1" $line; t=$((t + ${15} + ${16})) ;; esac
+# CPU ticks (utime + stime) of this stack's processes only (other checkouts may run their
+# own stacks on the machine): "postgres" = our postmaster and its children, "java" = our
+# broker, else the processes named $1 (comm)
+pgpid=$(head -1 "$top/var/pg/data/postmaster.pid" 2>/dev/null || echo 0)
+kfpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || echo 0)
+cpu() { local name=$1 t=0 f line rest pid; for f in /proc/[0-9]*/stat; do
+    { read -r line <"$f"; } 2>/dev/null || continue
+    pid=${line%% *}; rest=${line##*) }
+    # after "(comm) ": state, ppid, ...; utime and stime are the 12th and 13th
+    set -- $rest
+    case "$name" in
+        postgres) [ "$pid" = "$pgpid" ] || [ "$2" = "$pgpid" ] || continue ;;
+        java) [ "$pid" = "$kfpid" ] || continue ;;
+        *) case "$line" in *"($name)"*) ;; *) continue ;; esac ;;
+    esac
+    t=$((t + ${12} + ${13}))
 done; echo "$t"; }
 q() { psql "$KASIR_PG_DSN" -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 

@@ -239,7 +239,8 @@ static const unsigned col_oid[NCOL] = {
 
 /* chains the statement may extend: a row must exist before its head can be locked */
 static const char SQL_CHAINS[] =
-    "INSERT INTO ledger_chains (chain) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING";
+    "INSERT INTO ledger_chains (chain) SELECT DISTINCT unnest($1::text[]) ORDER BY 1"
+    " ON CONFLICT DO NOTHING";
 static const char SQL_PAYMENTS[] = "SELECT ledger_payments_refresh($1::text[])";
 
 struct ledger {
@@ -249,8 +250,6 @@ struct ledger {
     struct ks_pgbin chains, payments;
     struct ks_msg **msgs; /* by ord - 1 */
     size_t cap;
-    char **known; /* chains created already (a handful: one per partition read) */
-    size_t nknown;
     json_t *out;
 };
 
@@ -321,44 +320,35 @@ static void chain_name(const struct ks_msg *m, char *out, size_t cap)
     snprintf(out, cap, "%s:%" PRId32, m->topic, m->partition);
 }
 
+static int db_retriable(PGconn *pg, const PGresult *res);
+
+/* Every batch, before SQL_POST: the head rows of the batch's chains exist in this
+ * transaction (SQL_POST locks them; an entry whose chain has no head would not be
+ * written). Not remembered across batches: a savepoint rolled back or a failed commit
+ * would take a created row away. A handful of rows: one per partition in the batch. */
 static enum ks_code ensure_chains(struct ledger *d, PGconn *pg, struct ks_batch *b,
                                   struct ks_err *err)
 {
+    char last[300] = "";
     const char *p;
     int len, fmt = 1;
-    size_t start = d->nknown;
     PGresult *res;
 
     ks_pgbin_reset(&d->chains);
     for (size_t i = 0; i < ks_batch_count(b); i++) {
         char name[300];
-        size_t j;
         chain_name(ks_batch_msg(b, i), name, sizeof(name));
-        for (j = 0; j < d->nknown && strcmp(d->known[j], name) != 0; j++)
-            ;
-        if (j < d->nknown)
-            continue;
-        char **nk = realloc(d->known, (d->nknown + 1) * sizeof(*nk));
-        if (!nk || !(nk[d->nknown] = strdup(name))) {
-            if (nk)
-                d->known = nk;
-            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-        }
-        d->known = nk;
-        d->nknown++;
+        if (strcmp(name, last) == 0)
+            continue; /* messages of one partition come together */
         add_text(&d->chains, name);
+        memcpy(last, name, sizeof(last));
     }
-    if (d->nknown == start)
-        return KS_OK;
     if (!(p = ks_pgbin_data(&d->chains, &len)))
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     res = PQexecParams(pg, SQL_CHAINS, 1, NULL, &p, &len, &fmt, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        /* forget them: the transaction rolls back, and the re-run creates them again */
-        while (d->nknown > start)
-            free(d->known[--d->nknown]);
-        ks_err_set(err, KS_EDB, PQstatus(pg) != CONNECTION_OK, NULL,
-                   "could not create ledger chains: %s", PQresultErrorMessage(res));
+        ks_err_set(err, KS_EDB, db_retriable(pg, res), NULL, "could not create ledger chains: %s",
+                   PQresultErrorMessage(res));
         PQclear(res);
         return err->code;
     }
@@ -573,9 +563,6 @@ int main(int argc, char **argv)
         ks_pgbin_release(&d.a[k]);
     ks_pgbin_release(&d.chains);
     ks_pgbin_release(&d.payments);
-    for (size_t i = 0; i < d.nknown; i++)
-        free(d.known[i]);
-    free(d.known);
     free(d.msgs);
     json_decref(d.out);
     return rc;

@@ -113,6 +113,12 @@ enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
                       state ? " sqlstate " : "", state ? state : "", msg);
 }
 
+int ks_db_retriable(PGconn *conn, const PGresult *res)
+{
+    return sqlstate_retriable(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL) ||
+           PQstatus(conn) != CONNECTION_OK;
+}
+
 enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)
 {
     PGresult *res = PQexec(db->conn, sql);

@@ -37,6 +37,10 @@ enum ks_code ks_db_check(struct ks_db *db, PGresult *res, ExecStatusType expect,
                          const char *what, struct ks_err *err)
     __attribute__((warn_unused_result));
 
+/* The retriable rule of ks_db_check, for code that holds only a PGconn (a worker's
+ * handler): 1 when res failed in a way a later try can succeed (see ks_db_check). */
+int ks_db_retriable(PGconn *conn, const PGresult *res);
+
 /* SELECT 1 within timeout_ms (statement_timeout); KS_EDB retriable when unreachable. */
 enum ks_code ks_db_health(struct ks_db *db, struct ks_err *err)
     __attribute__((warn_unused_result));

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/db.h"
 #include "lib/log.h"
 #include "lib/money.h"
 #include "lib/worker.h"
@@ -320,8 +321,6 @@ static void chain_name(const struct ks_msg *m, char *out, size_t cap)
     snprintf(out, cap, "%s:%" PRId32, m->topic, m->partition);
 }
 
-static int db_retriable(PGconn *pg, const PGresult *res);
-
 /* Every batch, before SQL_POST: the head rows of the batch's chains exist in this
  * transaction (SQL_POST locks them; an entry whose chain has no head would not be
  * written). Not remembered across batches: a savepoint rolled back or a failed commit
@@ -347,21 +346,13 @@ static enum ks_code ensure_chains(struct ledger *d, PGconn *pg, struct ks_batch 
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     res = PQexecParams(pg, SQL_CHAINS, 1, NULL, &p, &len, &fmt, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        ks_err_set(err, KS_EDB, db_retriable(pg, res), NULL, "could not create ledger chains: %s",
+        ks_err_set(err, KS_EDB, ks_db_retriable(pg, res), NULL, "could not create ledger chains: %s",
                    PQresultErrorMessage(res));
         PQclear(res);
         return err->code;
     }
     PQclear(res);
     return KS_OK;
-}
-
-static int db_retriable(PGconn *pg, const PGresult *res)
-{
-    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    return PQstatus(pg) != CONNECTION_OK ||
-           (st && ((st[0] == '0' && st[1] == '8') || strcmp(st, "40001") == 0 ||
-                   strcmp(st, "40P01") == 0 || strcmp(st, "55P03") == 0));
 }
 
 /* Emits the LedgerEntry of the entry whose lines are rows [from, to) of res. */
@@ -471,7 +462,7 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
     if (d->prepared_on != pg || d->prepared_pid != PQbackendPID(pg)) {
         res = PQprepare(pg, "ledger_post", SQL_POST, NCOL, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            rc = ks_err_set(err, KS_EDB, db_retriable(pg, res), NULL,
+            rc = ks_err_set(err, KS_EDB, ks_db_retriable(pg, res), NULL,
                             "could not prepare the post statement: %s", PQresultErrorMessage(res));
             goto out;
         }
@@ -481,7 +472,7 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
     }
     res = PQexecPrepared(pg, "ledger_post", NCOL, params, lens, fmts, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = ks_err_set(err, KS_EDB, db_retriable(pg, res), NULL, "could not post outcomes: %s",
+        rc = ks_err_set(err, KS_EDB, ks_db_retriable(pg, res), NULL, "could not post outcomes: %s",
                         PQresultErrorMessage(res));
         goto out;
     }
@@ -522,7 +513,7 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         }
         res = PQexecParams(pg, SQL_PAYMENTS, 1, NULL, &p, &len, &fmt, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            rc = ks_err_set(err, KS_EDB, db_retriable(pg, res), NULL,
+            rc = ks_err_set(err, KS_EDB, ks_db_retriable(pg, res), NULL,
                             "could not refresh payment statuses: %s", PQresultErrorMessage(res));
             goto out;
         }

@@ -30,4 +30,11 @@ KT_TEST(test_free_null)
     KT_CHECK(!ks_db_ok(NULL));
 }
 
-KT_MAIN(test_unreachable_is_retriable, test_bad_dsn_is_an_error, test_free_null)
+KT_TEST(test_no_connection_is_retriable)
+{
+    /* no connection (lost, or never made) and no result: a later try may succeed */
+    KT_INTEQ(ks_db_retriable(NULL, NULL), 1);
+}
+
+KT_MAIN(test_unreachable_is_retriable, test_bad_dsn_is_an_error, test_free_null,
+        test_no_connection_is_retriable)

@@ -6,7 +6,8 @@
 #   hot:    90 % of them to one seller's wallet, the rest over 1,000 sellers.
 # Prints one line per mix: entries (= outcomes) per second and posting lines per second.
 #   tests/bench/ledger_bench.sh [N]   (default 200000; env MIXES="spread hot",
-#   INSTANCES (ledger processes, default 1), BATCH (worker.batch.max, default 2000),
+#   INSTANCES (ledger processes in one group, default 2: one per core, as the PostgreSQL
+#   work of one batch runs while the other instance decodes and emits), BATCH (worker.batch.max, default 2000),
 #   LEDGER_BIN: another kasir-ledger binary, for A/B runs)
 # The ledger is append-only: a run's entries stay in the database (under its own partner).
 set -euo pipefail
@@ -73,7 +74,7 @@ PY
     t1=$(date +%s.%N)
     q "CHECKPOINT" >/dev/null
     pids=()
-    for i in $(seq 1 "${INSTANCES:-1}"); do
+    for i in $(seq 1 "${INSTANCES:-2}"); do
         port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
         KASIR_PG_DSN=$LDSN KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic \
         KASIR_WORKER_GROUP=$run KASIR_LEDGER_OUTPUT_TOPIC=$run.entries KASIR_WORKER_RETRY_DELAYS=5s \
@@ -101,7 +102,7 @@ PY
     trap - EXIT
     el=$(echo "$end - $start" | bc)
     printf 'ledger %s (%s%% to one wallet, %d instance(s)): preload %d outcomes in %.1fs; drained in %.2fs wall = %.0f entries/s, %.0f posting lines/s (commit window %.2fs = %.0f entries/s)\n' \
-        "$mix" "$hot" "${INSTANCES:-1}" "$N" "$(echo "$t1 - $t0" | bc)" "$el" \
+        "$mix" "$hot" "${INSTANCES:-2}" "$N" "$(echo "$t1 - $t0" | bc)" "$el" \
         "$(echo "$N / $el" | bc -l)" "$(echo "$lines / $el" | bc -l)" \
         "$window" "$(echo "$N / ($window + 0.000001)" | bc -l)"
     printf 'cpu: kasir-ledger %.2fs, postgresql %.2fs, kafka %.2fs (during the drain); per entry: ledger %.1f us, postgresql %.1f us\n' \

@@ -1,8 +1,9 @@
 /* kasir-ledger - posts kasir.psp.outcomes to the double-entry ledger (docs/LEDGER.md).
  *
- * A worker on lib/worker.h: validate + one batch handler. Each batch is two statements:
- * SQL_POST turns the batch's outcomes into journal entries, postings and status changes,
- * and ledger_payments_refresh() derives the payments' statuses from their orders. Every
+ * A worker on lib/worker.h: validate + one batch handler. Each batch is one statement,
+ * SQL_POST, that turns the batch's outcomes into journal entries, postings and status
+ * changes (and the small insert of chain heads before it); payments of several orders
+ * then get their status from ledger_payments_refresh(). Every
  * posted entry goes out as a kasir.ledger.LedgerEntry through the outbox. What keeps the
  * ledger true (balance, append-only, balances = postings, one entry per source event) is
  * enforced by PostgreSQL (migrations 400-401); the statement only has to write it right.
@@ -183,7 +184,7 @@ static const char SQL_POST[] =
     /* statuses: per object, the first final outcome of the batch wins; else the last
      * PENDING_CUSTOMER; never out of a final state */
     " ofin AS ("
-    "  SELECT DISTINCT ON (order_id) order_id,"
+    "  SELECT DISTINCT ON (order_id) order_id, o_payment,"
     "         CASE status WHEN 'SUCCEEDED' THEN 'SUCCESS' WHEN 'FAILED' THEN 'FAILED'"
     "                     WHEN 'EXPIRED' THEN 'EXPIRED' ELSE 'PENDING_CUSTOMER' END AS st,"
     "         amount, next_action"
@@ -213,6 +214,21 @@ static const char SQL_POST[] =
     "      updated_at = now()"
     "  FROM ofin x FULL JOIN give g ON g.order_id = x.order_id"
     "  WHERE o.order_id = coalesce(x.order_id, g.order_id)),"
+    /* a payment of one order takes its status from it here; the payments of several
+     * orders go back to the caller for ledger_payments_refresh() (locks, then a later
+     * snapshot: their orders are posted by other partitions) */
+    " pay_n AS MATERIALIZED ("
+    "  SELECT x.payment_id,"
+    "         (SELECT count(*) FROM payment_orders o WHERE o.payment_id = x.payment_id) AS n"
+    "  FROM (SELECT DISTINCT o_payment AS payment_id FROM ofin) x),"
+    " upd_pay AS ("
+    "  UPDATE payments p SET status = y.st, updated_at = now()"
+    "  FROM (SELECT x.o_payment, CASE x.st WHEN 'SUCCESS' THEN 'SUCCESS'"
+    "                                  WHEN 'PENDING_CUSTOMER' THEN 'EXECUTING'"
+    "                                  ELSE 'FAILED' END AS st"
+    "        FROM ofin x JOIN pay_n n ON n.payment_id = x.o_payment AND n.n = 1) y"
+    "  WHERE p.payment_id = y.o_payment AND p.status IN ('NOT_STARTED', 'EXECUTING')"
+    "    AND p.status <> y.st),"
     " upd_p AS ("
     "  UPDATE payouts p"
     "  SET status = CASE WHEN x.status IN ('PAID_OUT', 'SUCCEEDED') THEN 'PAID_OUT' ELSE 'FAILED' END,"
@@ -226,11 +242,14 @@ static const char SQL_POST[] =
     " SELECT e.ord, e.entry_id, e.act, e.journal, encode(e.prev_hash, 'hex'),"
     "        encode(e.hash, 'hex'),"
     "        ledger_account_code('seller_wallet', e.partner, e.seller, NULL, e.cur),"
-    "        l.account, l.amt, l.cur, NULL, l.line"
+    "        l.account, l.amt, l.cur, NULL, l.line, NULL"
     " FROM e JOIN l ON l.ord = e.ord"
     " UNION ALL"
-    " SELECT ord, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, err, 0 FROM c0"
+    " SELECT ord, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, err, 0, NULL FROM c0"
     " WHERE err IS NOT NULL"
+    " UNION ALL"
+    " SELECT 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, payment_id"
+    " FROM pay_n WHERE n > 1"
     " ORDER BY 1, 12";
 
 enum { NCOL = 14 };
@@ -449,10 +468,6 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         add_text(&d->a[12], chain);
         add_text(&d->a[13], na_text);
         free(na_text);
-        if (strcmp(kind, "CHARGE") == 0 && opt_field(v, "payment_id")) {
-            add_text(&d->payments, opt_field(v, "payment_id"));
-            npay++;
-        }
     }
     for (int k = 0; k < NCOL; k++)
         if (!(params[k] = ks_pgbin_data(&d->a[k], &lens[k])))
@@ -483,6 +498,12 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         struct ks_msg *m = ord >= 1 && (size_t)ord <= n ? d->msgs[ord - 1] : NULL;
         int end = k + 1;
 
+        if (ord == 0) { /* a payment of several orders whose status may move */
+            add_text(&d->payments, PQgetvalue(res, k, 12));
+            npay++;
+            k++;
+            continue;
+        }
         if (!m) {
             rc = ks_err_set(err, KS_ESTATE, 0, NULL, "post statement returned ord %ld", ord);
             goto out;

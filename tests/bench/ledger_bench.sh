@@ -75,7 +75,18 @@ PY
     q "CHECKPOINT" >/dev/null
     pids=()
     for i in $(seq 1 "${INSTANCES:-2}"); do
-        port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+        # a free port below the ephemeral range: an ephemeral one can be taken by some
+        # client's outgoing connection before the daemon binds it
+        port=$(python3 -c "
+import random, socket
+while True:
+    p = random.randint(20000, 30000); s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()")
         KASIR_PG_DSN=$LDSN KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic \
         KASIR_WORKER_GROUP=$run KASIR_LEDGER_OUTPUT_TOPIC=$run.entries KASIR_WORKER_RETRY_DELAYS=5s \
         KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \

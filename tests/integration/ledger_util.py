@@ -1,0 +1,142 @@
+"""Helpers of the ledger tests (40x-41x): per-test topics and partner, the ingress rows an
+outcome refers to, PspOutcome messages, the kasir-ledger daemon (as the kasir_ledger role)
+and `kasir-ledger verify`."""
+import os
+import re
+import subprocess
+
+from conftest import PG_DSN, STACK, bin_path, create_topics, psql, psql_one, unique
+from runtime_util import consume, produce, wait_until
+
+# the daemon's role: may insert and read the ledger, never change it
+LEDGER_DSN = re.sub(r"user=\S+", "user=kasir_ledger", PG_DSN)
+
+
+def psql_as_ledger(sql, check=True):
+    """Runs sql as kasir_ledger; returns (returncode, stderr)."""
+    p = subprocess.run(["psql", LEDGER_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError("psql failed: %s\n%s" % (sql, p.stderr))
+    return p.returncode, p.stdout + p.stderr
+
+
+def verify(dsn=LEDGER_DSN):
+    """Runs `kasir-ledger verify`; returns (exit code, output)."""
+    env = dict(os.environ)
+    env.update(STACK)
+    env["KASIR_PG_DSN"] = dsn
+    p = subprocess.run([bin_path("ledger"), "verify"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    return p.returncode, p.stdout
+
+
+class Ledger:
+    """A test's own names: outcomes topic (+ retry, dlq), entries topic, group, partner."""
+
+    def __init__(self, prefix, partitions=3, delays=("2s",)):
+        self.name = unique(prefix)
+        self.partner = "pt_" + self.name.replace("-", "_")
+        self.topic = self.name + ".outcomes"
+        self.retry = [self.topic + ".retry." + d for d in delays]
+        self.dlq = self.topic + ".dlq"
+        self.out = self.name + ".entries"
+        self.group = self.name + "-g"
+        self.delays = ",".join(delays)
+        self.n = 0
+        create_topics("%s:%d" % (self.topic, partitions), *[r + ":1" for r in self.retry],
+                      self.dlq + ":1", "%s:%d" % (self.out, partitions))
+
+    def env(self, **extra):
+        e = {"KASIR_WORKER_TOPICS": self.topic, "KASIR_WORKER_GROUP": self.group,
+             "KASIR_LEDGER_OUTPUT_TOPIC": self.out, "KASIR_WORKER_RETRY_DELAYS": self.delays,
+             "KASIR_WORKER_RETRY_MAX_ATTEMPTS": "3", "KASIR_PG_DSN": LEDGER_DSN,
+             "KASIR_WORKER_OUTBOX_MIN_AGE": "3s", "KASIR_WORKER_OUTBOX_SWEEP": "1s"}
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def id(self, kind, i):
+        return "%s_%s_%s" % (kind, self.name.replace("-", "_"), i)
+
+    # --- the ingress's rows (written as the ingress would, by the superuser) ---
+    def payments(self, specs):
+        """specs: [(payment, [(order, seller, amount)])], status EXECUTING, IDR, one statement."""
+        pays, ords = [], []
+        for pay, orders in specs:
+            pays.append("('%s','%s','co_%s','buyer','EXECUTING')" % (pay, self.partner, pay))
+            for k, (oid, seller, amount) in enumerate(orders):
+                ords.append("('%s','%s','%s',%d,'%s',%d,'IDR','CARD','EXECUTING')" % (
+                    oid, pay, self.partner, k, seller, amount))
+        sql = ("INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status) VALUES "
+               + ",".join(pays) + "; INSERT INTO payment_orders (order_id, payment_id, partner_id, "
+               "seq, seller_id, amount_minor, currency, method, status) VALUES " + ",".join(ords))
+        # on stdin: thousands of rows do not fit an argument list
+        subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-f", "-"],
+                       input=sql, text=True, check=True, capture_output=True, timeout=120)
+
+    def refund_row(self, refund, pay, order, amount):
+        psql("UPDATE payment_orders SET refund_requested_minor = refund_requested_minor + %d "
+             "WHERE order_id = '%s'; INSERT INTO refunds (refund_id, partner_id, payment_id, "
+             "order_id, amount_minor, currency, status) VALUES ('%s','%s','%s','%s',%d,'IDR',"
+             "'REQUESTED')" % (amount, order, refund, self.partner, pay, order, amount))
+
+    def payout_row(self, payout, seller, amount):
+        """A payout as the executor leaves it once it recorded its attempt at the PSP
+        (EXECUTING: the status machine of migration 300 has no REQUESTED -> PAID_OUT)."""
+        psql("INSERT INTO payouts (payout_id, partner_id, seller_id, amount_minor, currency, "
+             "channel, bank_code, destination_account, status) VALUES ('%s','%s','%s',%d,'IDR',"
+             "'BANK_ACCOUNT','BCA','1234567890','EXECUTING')" % (payout, self.partner, seller,
+                                                                 amount))
+
+    def fee_plan(self, bps, fixed=0):
+        psql("INSERT INTO ledger_fee_plans VALUES ('%s','IDR',%d,%d)" % (self.partner, bps, fixed))
+
+    # --- outcomes ---
+    def outcome(self, kind, status, amount, fee=0, order=None, payment=None, refund=None,
+                payout=None, psp="sandbox", message_id=None, outcome_id=None, partition=None,
+                next_action=None, partner=None, source="EXECUTOR"):
+        self.n += 1
+        oid = outcome_id or "out_%s_%s_%s" % (kind, status, refund or payout or order)
+        line = {"topic": self.topic, "key": order or payout, "schema": "kasir.psp.PspOutcome",
+                "value": {"message_id": message_id or "msg_%s_%d" % (oid, self.n),
+                          "occurred_at": 1700000000000000 + self.n,
+                          "partner_id": partner or self.partner, "outcome_id": oid,
+                          "order_id": order, "payment_id": payment, "refund_id": refund,
+                          "payout_id": payout, "kind": kind, "status": status, "psp": psp,
+                          "psp_reference": "ref_" + oid, "amount_minor": amount,
+                          "fee_minor": fee, "currency": "IDR", "failure_code": None,
+                          "failure_message": None, "next_action": next_action or {},
+                          "source": source}}
+        if partition is not None:
+            line["partition"] = partition
+        return line
+
+    # --- reading the ledger ---
+    def balance(self, account_type, seller=None, psp="sandbox"):
+        code = {"seller_wallet": "seller_wallet/%s/%s/IDR" % (self.partner, seller),
+                "payout_hold": "payout_hold/%s/%s/IDR" % (self.partner, seller),
+                "suspense": "suspense/%s/IDR" % self.partner,
+                "psp_clearing": "psp_clearing/%s/IDR" % psp,
+                "psp_fee_expense": "psp_fee_expense/%s/IDR" % psp}[account_type]
+        return int(psql_one("SELECT coalesce((SELECT balance_minor FROM ledger_account_balances "
+                            "WHERE account = '%s'), 0)" % code))
+
+    def entries(self):
+        """Entries of this test's partner: {source_key: kind}."""
+        return dict(psql("SELECT source_key, kind FROM ledger_entries WHERE partner_id = '%s'"
+                         % self.partner))
+
+    def wait_entries(self, n, timeout=60):
+        wait_until(lambda: len(self.entries()) >= n, timeout=timeout,
+                   what="%d entries posted" % n)
+        return self.entries()
+
+    def status(self, table, key, value):
+        return psql_one("SELECT status FROM %s WHERE %s = '%s'" % (table, key, value))
+
+    def dlq_messages(self, idle_ms=1000):
+        return consume(self.dlq, idle_ms=idle_ms)
+
+
+__all__ = ["Ledger", "LEDGER_DSN", "psql_as_ledger", "verify", "produce", "consume",
+           "wait_until", "psql", "psql_one"]

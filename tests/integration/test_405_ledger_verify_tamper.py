@@ -1,0 +1,82 @@
+"""405: `kasir-ledger verify` finds tampering. A superuser (the only one who can) disables
+the triggers and changes the past: a posting's amount, two postings that still balance, an
+entry's reference, a balance stripe, a chain head. Each time verify exits 1 naming the first
+violation; once the changes are undone it passes again."""
+import pytest
+
+from conftest import unique
+from ledger_util import psql, psql_one, verify
+
+TAMPER = "BEGIN; ALTER TABLE {t} DISABLE TRIGGER USER; {sql}; ALTER TABLE {t} ENABLE TRIGGER USER; COMMIT;"
+
+
+@pytest.fixture(scope="module")
+def chain():
+    c = unique("t405")
+    ids = []
+    for k in range(3):
+        ids.append(int(psql_one(
+            "SELECT ledger_post('%s', '%s:%d', 'adjustment', 'j%d', NULL, 'ref%d', "
+            "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
+            "ledger_account('psp_clearing', NULL, NULL, 'sb405', 'IDR')], "
+            "ARRAY[%d, -%d]::bigint[], 'IDR')" % (c, c, k, k, k, 100 + k, 100 + k))))
+    rc, text = verify()
+    assert rc == 0, text
+    return c, ids
+
+
+def tamper(table, sql, undo):
+    psql(TAMPER.format(t=table, sql=sql))
+    try:
+        return verify()
+    finally:
+        psql(TAMPER.format(t=table, sql=undo))
+
+
+def test_changed_amount(chain):
+    c, ids = chain
+    rc, text = tamper("ledger_postings",
+                      "UPDATE ledger_postings SET amount_minor = amount_minor + 1 WHERE entry_id = %d AND line = 1" % ids[1],
+                      "UPDATE ledger_postings SET amount_minor = amount_minor - 1 WHERE entry_id = %d AND line = 1" % ids[1])
+    assert rc == 1 and "entry %d" % ids[1] in text and "does not balance" in text, text
+
+
+def test_changed_but_balanced(chain):
+    c, ids = chain
+    rc, text = tamper("ledger_postings",
+                      "UPDATE ledger_postings SET amount_minor = amount_minor + 5 * sign(amount_minor) WHERE entry_id = %d" % ids[0],
+                      "UPDATE ledger_postings SET amount_minor = amount_minor - 5 * sign(amount_minor) WHERE entry_id = %d" % ids[0])
+    assert rc == 1 and "entry %d" % ids[0] in text and "hash does not match" in text, text
+
+
+def test_changed_reference(chain):
+    c, ids = chain
+    rc, text = tamper("ledger_entries",
+                      "UPDATE ledger_entries SET reference = 'forged' WHERE entry_id = %d" % ids[2],
+                      "UPDATE ledger_entries SET reference = 'ref2' WHERE entry_id = %d" % ids[2])
+    assert rc == 1 and "entry %d" % ids[2] in text and "hash does not match" in text, text
+
+
+def test_changed_balance(chain):
+    rc, text = tamper("ledger_balances",
+                      "UPDATE ledger_balances SET balance_minor = balance_minor + 1 WHERE account = 'psp_clearing/sb405/IDR'",
+                      "UPDATE ledger_balances SET balance_minor = balance_minor - 1 WHERE account = 'psp_clearing/sb405/IDR'")
+    assert rc == 1 and "psp_clearing/sb405/IDR" in text and "does not equal" in text, text
+
+
+def test_dropped_entry_shows_in_chain_head(chain):
+    # the head row is the daemon's to move (kasir_ledger may UPDATE it): a head that runs
+    # ahead of the entries, as after a deleted last entry, is found
+    c, _ = chain
+    psql("UPDATE ledger_chains SET last_seq = last_seq + 1 WHERE chain = '%s'" % c)
+    try:
+        rc, text = verify()
+    finally:
+        psql("UPDATE ledger_chains SET last_seq = last_seq - 1 WHERE chain = '%s'" % c)
+    assert rc == 1 and c in text and "head row" in text, text
+
+
+def test_undone_passes_again(chain):
+    # every change above was undone: the ledger verifies again
+    rc, text = verify()
+    assert rc == 0, text

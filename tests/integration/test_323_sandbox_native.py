@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ingress_util import ingress, kafka_since, now_ms, partners  # noqa: F401
+from ingress_util import ingress, kafka_since, now_ms, operator, partners  # noqa: F401
 from sandbox_util import new_keys, start_sandbox, stop_sandbox
 
 
@@ -130,6 +130,6 @@ def test_payouts_and_settlement_file(wired, ingress, partners):
     f = sb.control("GET", "/_sandbox/settlements/sandbox?date=%s&discrepancies=amount:1&manifest=1" % today).json()
     assert f["csv"].startswith("psp_reference,amount,fee,currency,status,settled_at\n")
     assert len(f["injected"]) == 1
-    up = ingress.request("POST", "/v1/settlements/sandbox", raw=f["csv"].encode(), auth=partners[0],
+    up = ingress.request("POST", "/v1/settlements/sandbox", raw=f["csv"].encode(), auth=operator(),
                          ctype="text/csv")
     assert up.status == 202, up

@@ -101,6 +101,9 @@ drain() {
         "$(secs "$dm")" "$(secs "$((pg1 - pg0))")" "$(secs "$((kf1 - kf0))")"
     # the next drain (or the next bench) starts from the same database state
     psql "$KASIR_PG_DSN" -qtAX -c "DELETE FROM demo_applied WHERE event_id LIKE '$run-%'; DELETE FROM demo_accounts WHERE account LIKE 'acct%'; DELETE FROM kasir_outbox WHERE topic = '$run.out'; DELETE FROM kasir_offsets WHERE group_id = '$group'" >/dev/null
+    # and vacuums what the deletes left, now: else autovacuum does it during the next drain
+    # (it did, every other drain: PostgreSQL CPU 8.5 s instead of 4.5 s, wall -35 %)
+    psql "$KASIR_PG_DSN" -qtAX -c "VACUUM (ANALYZE) demo_applied, demo_accounts, kasir_outbox, kasir_offsets" >/dev/null
 }
 
 A=${DEMO_BIN:-$bin/kasir-demo}

@@ -7,7 +7,7 @@ FUZZ_TIME  ?= 20
 FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all $(shell pkg-config --cflags jansson openssl)
 FUZZ_LIBS  := $(shell pkg-config --libs jansson openssl) -lm
-FUZZ_LIB   := lib/err.c lib/money.c lib/crypto.c lib/webhook.c lib/jwt.c
+FUZZ_LIB   := lib/err.c lib/money.c lib/crypto.c lib/webhook.c lib/jwt.c lib/buf.c
 FUZZ_BINS  := build/fuzz/fuzz_request build/fuzz/fuzz_webhook build/fuzz/fuzz_serde
 
 build/fuzz/fuzz_request: tests/fuzz/fuzz_request.c producers/ingress/validate.c $(FUZZ_LIB)
@@ -18,7 +18,7 @@ build/fuzz/fuzz_webhook: tests/fuzz/fuzz_webhook.c $(FUZZ_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(FUZZ_LIBS)
 
-build/fuzz/fuzz_serde: tests/fuzz/fuzz_serde.c lib/serde.c lib/crypto.c lib/err.c build/gen/ks_catalog.c
+build/fuzz/fuzz_serde: tests/fuzz/fuzz_serde.c lib/serde.c lib/crypto.c lib/err.c lib/buf.c build/gen/ks_catalog.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Ibuild/gen $(shell pkg-config --cflags avro-c) -o $@ $^ \
 	    $(FUZZ_LIBS) $(shell pkg-config --libs avro-c)

@@ -220,3 +220,22 @@ int ks_id_valid(const char *s, const char *prefix)
     /* prefix "" asks for a bare uuid; NULL accepts any prefix */
     return !prefix;
 }
+
+void ks_id_from_bytes(const void *bytes, size_t len, char out[KS_ID_LEN])
+{
+    const unsigned char *v = bytes;
+    uint8_t sum[KS_SHA256_LEN];
+    char hex[2 * KS_SHA256_LEN + 1];
+    size_t i;
+
+    for (i = 0; i < len && i < KS_ID_LEN - 1 && v[i] >= 0x20 && v[i] < 0x7f; i++)
+        ;
+    if (len > 0 && i == len) {
+        memcpy(out, v, len);
+        out[len] = '\0';
+        return;
+    }
+    ks_sha256(v, len, sum);
+    ks_hex_encode(sum, sizeof(sum), hex);
+    ks_id_derive("msg", "header", out, hex, NULL);
+}

@@ -29,4 +29,12 @@ void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
 /* 1 if s is prefix_ + a canonical lower-case uuid (prefix may be NULL to accept any). */
 int ks_id_valid(const char *s, const char *prefix);
 
+/* A message id from bytes someone else wrote (a kasir.message_id header, a payload's
+ * message_id): the bytes themselves when they are 1-63 printable ASCII characters, else
+ * ks_id_derive("msg", "header", hex(SHA-256(bytes))) - never cut (two ids would become
+ * one and a reader's dedup drop a message), never stored as bytes PostgreSQL refuses
+ * (not UTF-8). The worker runtime and kasir-dlq read ids this one way, so a replayed copy
+ * carries the id the worker gave the original. */
+void ks_id_from_bytes(const void *bytes, size_t len, char out[KS_ID_LEN]);
+
 #endif

@@ -136,26 +136,6 @@ enum ks_code ks_batch_emit(struct ks_batch *b, struct ks_msg *m, const char *top
  * not printable ASCII (PostgreSQL refuses invalid UTF-8: the batch, its dead-letter copy
  * included, could never commit) is replaced by a hash of its bytes: distinct, storable,
  * and the same for every copy of that input. */
-static int id_of_bytes(const void *val, size_t len, char out[KS_ID_LEN])
-{
-    const unsigned char *v = val;
-    uint8_t sum[KS_SHA256_LEN];
-    char hex[2 * KS_SHA256_LEN + 1];
-    size_t i;
-
-    for (i = 0; i < len && i < KS_ID_LEN - 1 && v[i] >= 0x20 && v[i] < 0x7f; i++)
-        ;
-    if (i == len) {
-        memcpy(out, v, len);
-        out[len] = '\0';
-        return 1;
-    }
-    ks_sha256(v, len, sum);
-    ks_hex_encode(sum, sizeof(sum), hex);
-    ks_id_derive("msg", "header", out, hex, NULL);
-    return 1;
-}
-
 static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
 {
     rd_kafka_headers_t *h = NULL;
@@ -166,7 +146,8 @@ static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
         rd_kafka_header_get_last(h, KS_H_MESSAGE_ID, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         !val || len == 0)
         return 0;
-    return id_of_bytes(val, len, out);
+    ks_id_from_bytes(val, len, out);
+    return 1;
 }
 
 /* 1 when a string anywhere in v holds a NUL; its field path (a.b[2].c) into path. */
@@ -301,8 +282,10 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
         const json_t *jid = json_object_get(m->value, "message_id");
         const char *mid = json_string_value(jid);
         size_t ml = mid ? json_string_length(jid) : 0;
-        if (ml)
-            had_id = id_of_bytes(mid, ml, m->message_id);
+        if (ml) {
+            ks_id_from_bytes(mid, ml, m->message_id);
+            had_id = 1;
+        }
     }
     if (w->spec->validate && w->spec->validate(m, w->spec->ctx, &err) != KS_OK)
         wk_item_fail(it, err.retriable ? "retry" : err.code == KS_EINVAL ? "invalid" : "failed",

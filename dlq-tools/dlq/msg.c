@@ -10,6 +10,7 @@
 #include "lib/kafka.h"
 #include "lib/serde.h"
 #include "lib/headers.h"
+#include "lib/ids.h"
 #include "lib/pgarr.h"
 #include "lib/banned.h"
 
@@ -35,6 +36,21 @@ static int64_t num_val(const void *v, size_t len)
     return buf[0] ? strtoll(buf, NULL, 10) : -1;
 }
 
+/* An origin a replay may write to: a legal Kafka topic name ([a-zA-Z0-9._-], 1-249) that is
+ * not a dead-letter topic (a DLQ is evidence: a header must not make the tool forge dead
+ * letters into another pipeline's). Otherwise the DLQ's own name minus ".dlq" is used. */
+static int origin_ok(const void *v, size_t len)
+{
+    const unsigned char *p = v;
+    if (len == 0 || len > 249 || (len >= 4 && memcmp(p + len - 4, ".dlq", 4) == 0))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+              (p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == '_' || p[i] == '-'))
+            return 0;
+    return 1;
+}
+
 void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
 {
     rd_kafka_headers_t *h = NULL;
@@ -57,11 +73,12 @@ void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
             if (!v)
                 continue;
             if (strcmp(name, KS_H_MESSAGE_ID) == 0)
-                copy_val(d->message_id, sizeof(d->message_id), v, len);
+                /* as the worker read it: never cut, never bytes PostgreSQL refuses */
+                ks_id_from_bytes(v, len, d->message_id);
             else if (strcmp(name, KS_H_ATTEMPT) == 0)
                 d->attempt = (int)num_val(v, len);
             else if (strncmp(name, pfx_origin, sizeof(pfx_origin) - 1) == 0) {
-                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0)
+                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && origin_ok(v, len))
                     copy_val(d->origin, sizeof(d->origin), v, len);
                 else if (strcmp(name, KS_H_ORIGIN_PARTITION) == 0)
                     d->origin_partition = (int32_t)num_val(v, len);

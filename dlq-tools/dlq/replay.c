@@ -263,7 +263,7 @@ int dlq_cmd_replay(struct dlq_ctx *c)
     struct dlq_msg d;
     rd_kafka_conf_t *conf = NULL;
     json_t *filters = NULL;
-    double t0, last_write;
+    double last_write, rate_t1;
     int rc = DLQ_EXIT_OK, begun = 0, scan_failed = 0;
 
     c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0);
@@ -298,7 +298,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         if (!c->o.json && !c->o.quiet)
             fprintf(stderr, "kasir-dlq: replay %s by %s\n", r.id, c->actor);
     }
-    t0 = last_write = pg.t0 = pg.last = mono_s();
+    last_write = pg.t0 = pg.last = mono_s();
+    rate_t1 = -1;
     while (!dlq_stop && !r.write_failed && (c->o.limit < 0 || r.selected < c->o.limit)) {
         const char *target;
         const struct target *tg;
@@ -323,8 +324,13 @@ int dlq_cmd_replay(struct dlq_ctx *c)
                             d.dlq, (int)d.partition, d.offset);
                 r.failed++;
             } else {
-                if (c->o.rate > 0) { /* message k is due at t0 + k / rate */
-                    double due = t0 + (double)(r.sent) / c->o.rate, now;
+                if (c->o.rate > 0) {
+                    /* message k is due at t1 + k / rate, t1 the first send: a long scan
+                     * before it must not turn into a burst */
+                    double due, now;
+                    if (rate_t1 < 0)
+                        rate_t1 = mono_s() - (double)r.sent / c->o.rate;
+                    due = rate_t1 + (double)(r.sent) / c->o.rate;
                     while ((now = mono_s()) < due && !dlq_stop) {
                         int ms = (int)((due - now) * 1000);
                         rd_kafka_poll(r.rk, ms > 0 ? ms : 0);

@@ -230,6 +230,29 @@ KT_TEST(test_valid)
     KT_INTEQ(ks_id_valid(NULL, NULL), 0);
 }
 
-KT_MAIN(test_new_form, test_new_bad_prefix, test_new_timestamp_is_now, test_new_monotonic,
+/* ids read from bytes someone else wrote: kept when they fit, hashed when they do not */
+KT_TEST(test_id_from_bytes)
+{
+    char a[KS_ID_LEN], b[KS_ID_LEN], c[KS_ID_LEN];
+    char long1[100], long2[100];
+    ks_id_from_bytes("msg_abc", 7, a);
+    KT_STREQ(a, "msg_abc");
+    memset(long1, 'x', sizeof(long1));
+    memcpy(long2, long1, sizeof(long2));
+    long2[99] = 'y'; /* same first 63 bytes */
+    ks_id_from_bytes(long1, sizeof(long1), a);
+    ks_id_from_bytes(long2, sizeof(long2), b);
+    KT_CHECK(strcmp(a, b) != 0);        /* never cut to one id */
+    KT_CHECK(strncmp(a, "msg_", 4) == 0 && strlen(a) < KS_ID_LEN);
+    ks_id_from_bytes("\xff\xfe", 2, c);  /* not UTF-8: a storable id */
+    KT_CHECK(ks_id_valid(c, "msg"));
+    ks_id_from_bytes("E\0x", 3, a);      /* a NUL inside: hashed, not "E" */
+    KT_CHECK(strcmp(a, "E") != 0);
+    ks_id_from_bytes(long1, sizeof(long1), c);
+    ks_id_from_bytes(long1, sizeof(long1), b);
+    KT_STREQ(b, c);                     /* stable: every copy of an input gets one id */
+}
+
+KT_MAIN(test_id_from_bytes, test_new_form, test_new_bad_prefix, test_new_timestamp_is_now, test_new_monotonic,
         test_new_threads_unique, test_derive_deterministic, test_derive_pinned,
         test_derive_sensitive_to_each_part, test_derive_bad_prefix, test_valid)

@@ -114,6 +114,7 @@ static void housekeeping(struct ks_worker *w, int idle)
                 ks_logf(KS_LOG_INFO, "worker.outbox.swept", "%d unsent outbox rows relayed", n);
             w->sweep_all = 0;
         }
+        ks_metric_set(w->m_parked, (int64_t)ks_outbox_parked(w->ob)); /* the sweep parks */
         w->next_sweep = now + w->sweep_ms;
     }
     if (now >= w->next_purge) {

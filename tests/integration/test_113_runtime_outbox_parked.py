@@ -26,5 +26,6 @@ def test_refused_outbox_row_is_parked(daemons):
     assert "SIZE_TOO_LARGE" in last_error, last_error
     assert int(vlen) > 1000
     assert psql_one("SELECT count(*) FROM kasir_outbox WHERE worker = '%s'" % owner) == "0"
-    assert int(metrics(d.port)["kasir_worker_outbox_parked_total"]) == 1
+    wait_until(lambda: metrics(d.port).get("kasir_worker_outbox_parked_total") == "1", 10,
+               what="the parked row counted")
     assert d.term() == 0

@@ -3,7 +3,4 @@
 -- looked small (fresh database, right after a VACUUM FULL, stale statistics) kept
 -- sequential-scanning payments for every batch once the table had grown (measured: a third
 -- of the writers' CPU). Index probes are always right here, whatever the statistics say.
-ALTER FUNCTION ingress_batch(jsonb, jsonb, interval, interval)
-    SET enable_seqscan = off
-    SET enable_hashjoin = off
-    SET enable_mergejoin = off;
+-- (the settings are part of the one definition: deploy/migrations/functions/ingress_batch.sql)

@@ -10,21 +10,7 @@
 --     in Kafka without a record of it. ingress_unresolved lists them for an operator (a
 --     retry with the same key resolves one; kasir_ingress_idempotency_unresolved counts them).
 
-CREATE OR REPLACE FUNCTION ingress_purge(lim integer) RETURNS integer LANGUAGE sql AS $$
-    WITH d AS (
-        DELETE FROM idempotency_keys
-         WHERE ctid = ANY (ARRAY(
-               SELECT k.ctid FROM idempotency_keys k
-                WHERE k.expires_at < now()
-                  AND (k.state = 'completed'
-                       OR (k.route = 'payments'
-                           AND EXISTS (SELECT 1 FROM payments p
-                                        WHERE p.payment_id = k.resource_id
-                                          AND p.status <> 'PENDING_PUBLISH')))
-                LIMIT lim))
-        RETURNING 1)
-    SELECT count(*)::integer FROM d
-$$;
+-- (ingress_purge(): its one definition is deploy/migrations/functions/ingress_purge.sql)
 
 CREATE OR REPLACE VIEW ingress_unresolved AS
 SELECT k.partner_id, encode(k.key_hash, 'hex') AS key_hash, k.route, k.resource_id,

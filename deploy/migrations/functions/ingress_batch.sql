@@ -1,0 +1,287 @@
+-- ingress_batch(fin, claims, lock_ttl, keep): the ingress's group commit. One call per batch
+-- of concurrent requests (producers/ingress/store.c): claims take or resume idempotency
+-- records and reserve refunds (up to captured minus refunded, pending ones included);
+-- finishes record the published payments, orders, refunds and payouts and complete their
+-- records. Returns one jsonb per claim and finish, in input order, with its outcome.
+-- Locks: row locks on the idempotency records and the orders it touches, in id order.
+-- Planner settings pinned (index probes whatever the statistics say: a plan cached while a
+-- table looked small kept sequential-scanning it).
+-- Repeatable: re-applied by the migration runner whenever this file changes.
+CREATE OR REPLACE FUNCTION ingress_batch(fin jsonb, claims jsonb, lock_ttl interval,
+                                         keep interval)
+RETURNS SETOF jsonb LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    won text[] := '{}';
+    f jsonb;
+    r jsonb;
+    k idempotency_keys%ROWTYPE;
+    kh bytea;
+    fp bytea;
+    rt text;
+    amt bigint;
+    o payment_orders%ROWTYPE;
+    other text;
+    cur text;
+BEGIN
+    -- finishes, set-based: a few statements per batch, whatever its size; statements
+    -- with nothing to do are skipped (their fixed cost is most of a small batch's)
+    IF jsonb_array_length(fin) > 0 THEN
+    -- finishes marked "store" carry their answer: refunds, payouts, and a payment whose
+    -- record has no stored answer (claimed by an ingress before 207). Any other payment's
+    -- answer was stored by its claim, and its payment row (inserted below) is what marks
+    -- it complete.
+    IF fin @> '[{"op": "complete", "store": true}]' THEN
+    UPDATE idempotency_keys ik
+       SET state = 'completed', locked_at = NULL, response_status = fz.status,
+           response_body = decode(fz.body, 'base64')
+      FROM jsonb_to_recordset(fin) AS fz(op text, store boolean, partner text, key text,
+                                         status int, body text)
+     WHERE fz.op = 'complete' AND fz.store AND ik.partner_id = fz.partner
+       AND ik.key_hash = decode(fz.key, 'hex');
+    END IF;
+    IF fin @> '[{"op": "complete", "route": "payments"}]' THEN
+    -- the payment and its orders, written once, visible from this commit on
+    -- plain inserts first (see the header); the ON CONFLICT form when a row exists
+    BEGIN
+        INSERT INTO payments AS p (payment_id, partner_id, checkout_id, buyer_id, status, metadata)
+        SELECT rid, partner, checkout, buyer, 'NOT_STARTED', coalesce(metadata, '{}')
+          FROM jsonb_to_recordset(fin)
+               AS fz(op text, route text, rid text, partner text, checkout text, buyer text,
+                     metadata jsonb)
+         WHERE fz.op = 'complete' AND fz.route = 'payments'
+         ORDER BY rid;
+        INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id, amount_minor,
+                                    currency, method, psp_preference)
+        SELECT e.oid, c.rid, c.partner, e.n, e.seller, e.amt, e.cur, e.method, e.psp
+          FROM jsonb_to_recordset(fin) AS c(op text, route text, rid text, partner text, orders jsonb)
+         CROSS JOIN LATERAL jsonb_to_recordset(c.orders)
+               AS e(n int, oid text, seller text, amt bigint, cur text, method text, psp text)
+         WHERE c.op = 'complete' AND c.route = 'payments';
+    EXCEPTION WHEN unique_violation THEN
+        INSERT INTO payments AS p (payment_id, partner_id, checkout_id, buyer_id, status, metadata)
+        SELECT rid, partner, checkout, buyer, 'NOT_STARTED', coalesce(metadata, '{}')
+          FROM jsonb_to_recordset(fin)
+               AS fz(op text, route text, rid text, partner text, checkout text, buyer text,
+                     metadata jsonb)
+         WHERE fz.op = 'complete' AND fz.route = 'payments'
+         ORDER BY rid
+        ON CONFLICT (payment_id) DO UPDATE SET status = 'NOT_STARTED', updated_at = now()
+         WHERE p.status = 'PENDING_PUBLISH';
+        INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id, amount_minor,
+                                    currency, method, psp_preference)
+        SELECT e.oid, c.rid, c.partner, e.n, e.seller, e.amt, e.cur, e.method, e.psp
+          FROM jsonb_to_recordset(fin) AS c(op text, route text, rid text, partner text, orders jsonb)
+         CROSS JOIN LATERAL jsonb_to_recordset(c.orders)
+               AS e(n int, oid text, seller text, amt bigint, cur text, method text, psp text)
+         WHERE c.op = 'complete' AND c.route = 'payments'
+        ON CONFLICT (order_id) DO NOTHING;
+    END;
+    END IF;
+    IF fin @> '[{"route": "refunds"}]' THEN
+    UPDATE refunds x SET status = 'REQUESTED', updated_at = now()
+      FROM jsonb_to_recordset(fin) AS fz(op text, route text, rid text)
+     WHERE fz.op = 'complete' AND fz.route = 'refunds' AND x.refund_id = fz.rid
+       AND x.status = 'PENDING_PUBLISH';
+    END IF;
+    IF fin @> '[{"route": "payouts"}]' THEN
+    UPDATE payouts x SET status = 'REQUESTED', updated_at = now()
+      FROM jsonb_to_recordset(fin) AS fz(op text, route text, rid text)
+     WHERE fz.op = 'complete' AND fz.route = 'payouts' AND x.payout_id = fz.rid
+       AND x.status = 'PENDING_PUBLISH';
+    END IF;
+    IF fin @> '[{"op": "release"}]' THEN
+    -- release: Kafka did not confirm. The event may still have been written (a timeout is
+    -- ambiguous), so the record keeps its resource id and fingerprint and is only
+    -- unlocked: the client's retry resumes it with the same ids, and the deterministic
+    -- message id dedups downstream.
+    UPDATE idempotency_keys ik SET locked_at = '-infinity'
+      FROM jsonb_to_recordset(fin) AS fz(op text, partner text, key text)
+     WHERE fz.op = 'release' AND ik.partner_id = fz.partner AND ik.key_hash = decode(fz.key, 'hex')
+       AND ik.state = 'in_flight';
+    END IF;
+    END IF;
+
+    -- new payments, set-based (the hot path): one insert of the idempotency record, which
+    -- reserves the checkout; a checkout that already has a payment goes row by row below
+    IF claims @> '[{"route": "payments"}]' THEN
+    -- the primary key as the only arbiter; a checkout taken by another key's record
+    -- raises unique_violation, and then every unique index is an arbiter (as in 207)
+    BEGIN
+        WITH c AS (SELECT * FROM jsonb_to_recordset(claims)
+                       AS x(route text, partner text, key text, fp text, rid text, checkout text,
+                            status int, body text)
+                    WHERE x.route = 'payments'
+                      AND NOT EXISTS (SELECT 1 FROM payments p
+                                       WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout)),
+             ins AS (INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint,
+                                                   resource_id, state, locked_at, expires_at,
+                                                   checkout_id, response_status, response_body)
+                     SELECT partner, decode(key, 'hex'), route, decode(fp, 'hex'), rid,
+                            'in_flight', now(), now() + keep, checkout, status,
+                            decode(body, 'base64')
+                       FROM c ORDER BY partner, key
+                     ON CONFLICT (partner_id, key_hash) DO NOTHING RETURNING resource_id)
+        SELECT coalesce(array_agg(resource_id), '{}') INTO won FROM ins;
+    EXCEPTION WHEN unique_violation THEN
+        WITH c AS (SELECT * FROM jsonb_to_recordset(claims)
+                       AS x(route text, partner text, key text, fp text, rid text, checkout text,
+                            status int, body text)
+                    WHERE x.route = 'payments'
+                      AND NOT EXISTS (SELECT 1 FROM payments p
+                                       WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout)),
+             ins AS (INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint,
+                                                   resource_id, state, locked_at, expires_at,
+                                                   checkout_id, response_status, response_body)
+                     SELECT partner, decode(key, 'hex'), route, decode(fp, 'hex'), rid,
+                            'in_flight', now(), now() + keep, checkout, status,
+                            decode(body, 'base64')
+                       FROM c ORDER BY partner, key
+                     ON CONFLICT DO NOTHING RETURNING resource_id)
+        SELECT coalesce(array_agg(resource_id), '{}') INTO won FROM ins;
+    END;
+    RETURN QUERY SELECT jsonb_build_object('i', x.i, 'outcome', 'claimed', 'rid', x.rid)
+      FROM jsonb_to_recordset(claims) AS x(i int, rid text) WHERE x.rid = ANY(won);
+    END IF;
+
+    -- everything else row by row: existing keys (replays, conflicts, take-overs), refunds
+    -- (they lock their order) and payouts; nothing to do when every claim was won above
+    IF cardinality(won) = jsonb_array_length(claims) THEN
+        RETURN;
+    END IF;
+    -- the orders the batch's refunds claim, locked first and in order-id order: two
+    -- batches that refund the same orders take their locks in the same order (211)
+    IF claims @> '[{"route": "refunds"}]' THEN
+        PERFORM 1 FROM payment_orders
+         WHERE order_id IN (SELECT x."order" FROM jsonb_to_recordset(claims)
+                                AS x(route text, "order" text) WHERE x.route = 'refunds')
+         ORDER BY order_id FOR UPDATE;
+    END IF;
+    FOR r IN SELECT value FROM jsonb_array_elements(claims)
+              WHERE NOT value->>'rid' = ANY(won) LOOP
+        kh := decode(r->>'key', 'hex');
+        fp := decode(r->>'fp', 'hex');
+        rt := r->>'route';
+        INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint, resource_id,
+                                      state, locked_at, expires_at, checkout_id,
+                                      response_status, response_body)
+        VALUES (r->>'partner', kh, rt, fp, r->>'rid', 'in_flight', now(), now() + keep,
+                CASE WHEN rt = 'payments' THEN r->>'checkout' END,
+                CASE WHEN rt = 'payments' THEN (r->>'status')::int END,
+                CASE WHEN rt = 'payments' THEN decode(r->>'body', 'base64') END)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT * INTO k FROM idempotency_keys
+             WHERE partner_id = r->>'partner' AND key_hash = kh FOR UPDATE;
+            IF NOT FOUND THEN
+                -- not this key: the checkout is reserved by another key's record
+                other := NULL;
+                IF rt = 'payments' THEN
+                    SELECT resource_id INTO other FROM idempotency_keys
+                     WHERE partner_id = r->>'partner' AND checkout_id = r->>'checkout';
+                END IF;
+                IF other IS NOT NULL THEN
+                    RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'duplicate_checkout',
+                                                   'rid', other);
+                ELSE
+                    RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'in_flight');
+                END IF;
+                CONTINUE;
+            END IF;
+            IF k.fingerprint <> fp OR k.route <> rt THEN
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'mismatch');
+            ELSIF k.state = 'completed'
+                  OR (k.route = 'payments' AND k.response_body IS NOT NULL
+                      AND EXISTS (SELECT 1 FROM payments WHERE payment_id = k.resource_id
+                                     AND status <> 'PENDING_PUBLISH')) THEN
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'replay',
+                    'status', k.response_status,
+                    'body', translate(encode(k.response_body, 'base64'), E'\n', ''));
+            ELSIF k.locked_at > now() - lock_ttl AND (r->>'force') IS NULL THEN
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'in_flight');
+            ELSE
+                -- take over a crashed or failed attempt: same resource id, same events
+                UPDATE idempotency_keys SET locked_at = now()
+                 WHERE partner_id = r->>'partner' AND key_hash = kh;
+                IF rt = 'refunds' THEN
+                    SELECT payment_id, amount_minor, currency INTO other, amt, cur
+                      FROM refunds WHERE refund_id = k.resource_id;
+                    RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'claimed',
+                        'rid', k.resource_id, 'resumed', true, 'payment_id', other,
+                        'amount_minor', amt, 'currency', cur);
+                ELSIF rt = 'payments' AND k.response_body IS NOT NULL THEN
+                    -- the answer stored by the first attempt is the answer
+                    RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'claimed',
+                        'rid', k.resource_id, 'resumed', true, 'status', k.response_status,
+                        'body', translate(encode(k.response_body, 'base64'), E'\n', ''));
+                ELSE
+                    RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'claimed',
+                        'rid', k.resource_id, 'resumed', true);
+                END IF;
+            END IF;
+            CONTINUE;
+        END IF;
+
+        IF rt = 'payments' THEN
+            -- the checkout may belong to a payment whose record was purged already
+            SELECT payment_id INTO other FROM payments
+             WHERE partner_id = r->>'partner' AND checkout_id = r->>'checkout';
+            IF FOUND THEN
+                DELETE FROM idempotency_keys WHERE partner_id = r->>'partner' AND key_hash = kh;
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'duplicate_checkout',
+                                               'rid', other);
+                CONTINUE;
+            END IF;
+        ELSIF rt = 'refunds' THEN
+            SELECT * INTO o FROM payment_orders
+             WHERE order_id = r->>'order' AND partner_id = r->>'partner' FOR UPDATE;
+            IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM payments WHERE payment_id = o.payment_id
+                                          AND status <> 'PENDING_PUBLISH') THEN
+                DELETE FROM idempotency_keys WHERE partner_id = r->>'partner' AND key_hash = kh;
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'not_found');
+                CONTINUE;
+            END IF;
+            IF r->>'cur' IS NOT NULL AND r->>'cur' <> o.currency THEN
+                DELETE FROM idempotency_keys WHERE partner_id = r->>'partner' AND key_hash = kh;
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'currency',
+                                               'currency', o.currency);
+                CONTINUE;
+            END IF;
+            -- only money that was captured goes back (211)
+            IF o.status <> 'SUCCESS' OR o.captured_minor <= 0 THEN
+                DELETE FROM idempotency_keys WHERE partner_id = r->>'partner' AND key_hash = kh;
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'not_captured',
+                                               'status', o.status);
+                CONTINUE;
+            END IF;
+            amt := COALESCE((r->>'amt')::bigint, o.captured_minor - o.refund_requested_minor);
+            IF amt <= 0 OR o.refund_requested_minor + amt > o.captured_minor THEN
+                DELETE FROM idempotency_keys WHERE partner_id = r->>'partner' AND key_hash = kh;
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'exceeds',
+                    'amount_minor', greatest(o.captured_minor - o.refund_requested_minor, 0),
+                    'currency', o.currency);
+                CONTINUE;
+            END IF;
+            UPDATE payment_orders SET refund_requested_minor = refund_requested_minor + amt,
+                                      updated_at = now()
+             WHERE order_id = o.order_id;
+            INSERT INTO refunds (refund_id, partner_id, payment_id, order_id, amount_minor,
+                                 currency, reason, status)
+            VALUES (r->>'rid', r->>'partner', o.payment_id, o.order_id, amt, o.currency,
+                    r->>'reason', 'PENDING_PUBLISH');
+            RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'claimed', 'rid', r->>'rid',
+                'payment_id', o.payment_id, 'amount_minor', amt, 'currency', o.currency);
+            CONTINUE;
+        ELSIF rt = 'payouts' THEN
+            INSERT INTO payouts (payout_id, partner_id, seller_id, amount_minor, currency,
+                                 channel, bank_code, ewallet_channel, destination_account,
+                                 account_holder, description, status)
+            VALUES (r->>'rid', r->>'partner', r->>'seller', (r->>'amt')::bigint, r->>'cur',
+                    r->>'channel', r->>'bank', r->>'ewallet', r->>'dest', r->>'holder',
+                    r->>'desc', 'PENDING_PUBLISH');
+        END IF;
+        RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'claimed', 'rid', r->>'rid');
+    END LOOP;
+END $$;

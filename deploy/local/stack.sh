@@ -180,35 +180,8 @@ ENV
 
 psql_kasir() { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=5 psql "$PG_DSN" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 
-migrate() {
-    psql_kasir -c "CREATE TABLE IF NOT EXISTS schema_migrations (
-        version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-    local applied f v
-    applied=$(psql_kasir -c "SELECT version FROM schema_migrations")
-    for f in $(ls "$top"/deploy/migrations/*.sql 2>/dev/null | sort); do
-        v=$(basename "$f" .sql)
-        grep -qxF "$v" <<<"$applied" && continue
-        log "migration $v"
-        # the file and its record commit together, or neither does
-        { cat "$f"; printf "\nINSERT INTO schema_migrations(version) VALUES ('%s');\n" "$v"; } |
-            psql_kasir --single-transaction -f - >/dev/null
-    done
-    # SQL functions have one home each, deploy/migrations/functions/<name>.sql, applied after
-    # the versioned files and again whenever the file's checksum changes
-    psql_kasir -c "CREATE TABLE IF NOT EXISTS schema_functions (
-        name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-    local fsum have
-    for f in $(ls "$top"/deploy/migrations/functions/*.sql 2>/dev/null | sort); do
-        v=$(basename "$f" .sql)
-        fsum=$(sha256sum "$f" | cut -c1-64)
-        have=$(psql_kasir -c "SELECT sha256 FROM schema_functions WHERE name = '$v'")
-        [ "$have" = "$fsum" ] && continue
-        log "function $v"
-        { cat "$f"; printf "\nINSERT INTO schema_functions(name, sha256) VALUES ('%s', '%s')
-ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now();\n" "$v" "$fsum"; } |
-            psql_kasir --single-transaction -f - >/dev/null
-    done
-}
+# the one migration runner (deploy/migrations/README.md has the rules)
+migrate() { bash "$top/deploy/migrate.sh" "$PG_DSN" | sed 's/^migrate: /stack: /'; }
 
 topics() { "$bin/kasir-topics" --brokers "$BROKERS" --manifest "$top/deploy/topics.tsv"; }
 

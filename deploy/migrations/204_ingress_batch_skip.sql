@@ -1,4 +1,0 @@
--- 204: ingress_batch() skips the statements a batch has nothing for (a batch of claims
--- only, of finishes only, no refunds or payouts: the common case), and carries the plan
--- settings of 203 in its definition.
--- (ingress_batch(): its one definition is deploy/migrations/functions/ingress_batch.sql)

@@ -73,6 +73,11 @@ wal_compression = lz4
 # durability stays on: a commit is on disk before a worker acknowledges it
 synchronous_commit = on
 commit_delay = 0
+# the working set is in memory (or on SSD): an index probe costs about what a sequential
+# page read does. With the default of 4 the planner hashed whole tables that grow during a
+# run (a worker's dedup probe of 500 ids against 150,000 applied rows became a hash join
+# over all of them), measured: 20 % of the runtime's PostgreSQL CPU (docs/BENCHMARKS.md)
+random_page_cost = 1.1
 logging_collector = off
 CONF
     fi

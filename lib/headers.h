@@ -41,6 +41,8 @@ rd_kafka_headers_t *ks_headers_output(const char *message_id, const char *produc
 #define KS_H_PRODUCER "kasir.producer"
 #define KS_H_CAUSE "kasir.cause"
 #define KS_H_TRACEPARENT "traceparent"
+#define KS_H_UPLOADED_BY_KEY "kasir.uploaded_by.key"
+#define KS_H_UPLOADED_BY_PARTNER "kasir.uploaded_by.partner"
 #define KS_H_ATTEMPT "kasir.attempt"
 #define KS_H_NOT_BEFORE "kasir.retry.not_before"
 #define KS_H_ORIGIN_TOPIC "kasir.origin.topic"

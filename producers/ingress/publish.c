@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lib/crypto.h"
+#include "lib/headers.h"
 #include "lib/kafka.h"
 #include "lib/log.h"
 #include "lib/money.h"
@@ -167,11 +168,11 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
     if (r->route == R_SETTLE) {
         /* a settlement row says who uploaded it: the key and its partner (an operator's) */
         rd_kafka_headers_t *h = rd_kafka_headers_new(5);
-        rd_kafka_header_add(h, "traceparent", -1, tp, -1);
-        rd_kafka_header_add(h, "message_id", -1, msg_id, -1);
-        rd_kafka_header_add(h, "producer", -1, "kasir-ingress", -1);
-        rd_kafka_header_add(h, "uploaded_by_key", -1, r->cred_id, -1);
-        rd_kafka_header_add(h, "uploaded_by_partner", -1, r->partner_id, -1);
+        rd_kafka_header_add(h, KS_H_TRACEPARENT, -1, tp, -1);
+        rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, msg_id, -1);
+        rd_kafka_header_add(h, KS_H_PRODUCER, -1, "kasir-ingress", -1);
+        rd_kafka_header_add(h, KS_H_UPLOADED_BY_KEY, -1, r->cred_id, -1);
+        rd_kafka_header_add(h, KS_H_UPLOADED_BY_PARTNER, -1, r->partner_id, -1);
         e = rd_kafka_producev(ING.rk, RD_KAFKA_V_TOPIC(topic),
                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY |
                                                   (block ? RD_KAFKA_MSG_F_BLOCK : 0)),
@@ -184,9 +185,9 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
     e = rd_kafka_producev(ING.rk, RD_KAFKA_V_TOPIC(topic),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | (block ? RD_KAFKA_MSG_F_BLOCK : 0)),
                           RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
-                          RD_KAFKA_V_HEADER("traceparent", tp, (ssize_t)strlen(tp)),
-                          RD_KAFKA_V_HEADER("message_id", msg_id, (ssize_t)strlen(msg_id)),
-                          RD_KAFKA_V_HEADER("producer", "kasir-ingress", (ssize_t)13),
+                          RD_KAFKA_V_HEADER(KS_H_TRACEPARENT, tp, (ssize_t)strlen(tp)),
+                          RD_KAFKA_V_HEADER(KS_H_MESSAGE_ID, msg_id, (ssize_t)strlen(msg_id)),
+                          RD_KAFKA_V_HEADER(KS_H_PRODUCER, "kasir-ingress", (ssize_t)13),
                           RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END);
 out:
     if (e) {

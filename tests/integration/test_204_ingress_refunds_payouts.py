@@ -86,7 +86,8 @@ def test_settlement_upload(ingress, partners):
     rows = kafka_headers("kasir.settlement.rows", m + "-", t0)
     assert len(rows) == 6, rows
     for h in rows:
-        assert h["uploaded_by_key"] == ops.key_id and h["uploaded_by_partner"] == ops.partner_id, h
+        assert h["kasir.uploaded_by.key"] == ops.key_id, h
+        assert h["kasir.uploaded_by.partner"] == ops.partner_id, h
     # generic layout
     g = ("reference,gross_amount,fee_amount,currency,transaction_status,settlement_time\n"
          "%s-g,100.00,1.00,IDR,success,2026-05-02 08:00:00\n" % m).encode()

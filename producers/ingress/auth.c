@@ -174,7 +174,7 @@ static int cache_get(const uint8_t k[KS_SHA256_LEN], struct ing_req *r)
 {
     unsigned h = (unsigned)(k[0] | k[1] << 8 | k[2] << 16) % NB;
     struct key_entry *e;
-    int64_t now = ing_mono_us();
+    int64_t now = ks_clock_mono_us();
     int found = -1;
 
     pthread_mutex_lock(&keys_mu);
@@ -197,7 +197,7 @@ static int cache_get(const uint8_t k[KS_SHA256_LEN], struct ing_req *r)
 static void cache_put(const struct key_entry *src, uint64_t gen)
 {
     unsigned h = (unsigned)(src->k[0] | src->k[1] << 8 | src->k[2] << 16) % NB;
-    int64_t now = ing_mono_us();
+    int64_t now = ks_clock_mono_us();
     struct key_entry *e, **pp;
 
     pthread_mutex_lock(&keys_mu);
@@ -273,14 +273,14 @@ static void bucket_set(const char *partner, int rps, int burst)
     if (!b && (b = calloc(1, sizeof(*b)))) {
         snprintf(b->partner_id, sizeof(b->partner_id), "%s", partner);
         b->tokens_u = (int64_t)burst * 1000000;
-        b->last_us = ing_mono_us();
+        b->last_us = ks_clock_mono_us();
         b->next = buckets[h];
         buckets[h] = b;
     }
     if (b) {
         b->rps = rps > 0 ? rps : 1;
         b->burst = burst > 0 ? burst : 1;
-        b->loaded_us = ing_mono_us();
+        b->loaded_us = ks_clock_mono_us();
     }
     pthread_mutex_unlock(&buckets_mu);
 }
@@ -290,7 +290,7 @@ static int bucket_take(const char *partner)
 {
     unsigned h = str_hash(partner) % NB;
     struct bucket *b;
-    int64_t now = ing_mono_us();
+    int64_t now = ks_clock_mono_us();
     int rc = -1;
 
     pthread_mutex_lock(&buckets_mu);
@@ -307,7 +307,7 @@ int ing_ip_take(struct ing_req *r)
 {
     const char *ip = ing_client_ip(r);
     struct ipbucket *b = &ipb[str_hash(ip) % NIP];
-    int64_t now = ing_mono_us(), cap = (int64_t)ING.ip_burst * 1000000;
+    int64_t now = ks_clock_mono_us(), cap = (int64_t)ING.ip_burst * 1000000;
     int rc;
 
     pthread_mutex_lock(&ip_mu);
@@ -328,7 +328,7 @@ int ing_ip_take(struct ing_req *r)
 /* the deployment-wide limit of token requests (auth.token_rps, burst twice that) */
 static int token_take(void)
 {
-    int64_t now = ing_mono_us();
+    int64_t now = ks_clock_mono_us();
     int rps = ING.token_rps > 0 ? ING.token_rps : 1, rc;
 
     pthread_mutex_lock(&tok_mu);
@@ -471,7 +471,7 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
     memcpy(e.k, r->auth_hash, KS_SHA256_LEN);
     e.valid = PQntuples(res) == 1;
     /* unknown keys are remembered briefly too, so guessing does not hammer PostgreSQL */
-    e.expires_us = ing_mono_us() + (e.valid ? ING.auth_cache_ms * 1000 : 2000000);
+    e.expires_us = ks_clock_mono_us() + (e.valid ? ING.auth_cache_ms * 1000 : 2000000);
     if (e.valid) {
         long sc = ing_scopes_parse(PQgetvalue(res, 0, 2));
         snprintf(e.key_id, sizeof(e.key_id), "%s", PQgetvalue(res, 0, 0));
@@ -480,8 +480,8 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
         /* a key in its rotation grace is cached no longer than it has left */
         if (!PQgetisnull(res, 0, 5)) {
             int64_t left = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-            if (ing_mono_us() + left * 1000 < e.expires_us)
-                e.expires_us = ing_mono_us() + (left > 0 ? left : 0) * 1000;
+            if (ks_clock_mono_us() + left * 1000 < e.expires_us)
+                e.expires_us = ks_clock_mono_us() + (left > 0 ? left : 0) * 1000;
         }
         bucket_set(e.partner_id, (int)strtol(PQgetvalue(res, 0, 3), NULL, 10),
                    (int)strtol(PQgetvalue(res, 0, 4), NULL, 10));
@@ -643,7 +643,7 @@ static int nonce_fresh(const char *key_id, const char *nonce)
     char id[sizeof(((struct nonce *)0)->id)];
     unsigned h;
     struct nonce *n, **pp;
-    int64_t now = ing_mono_us();
+    int64_t now = ks_clock_mono_us();
     int fresh = 1;
 
     snprintf(id, sizeof(id), "%s/%s", key_id, nonce);

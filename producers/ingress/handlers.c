@@ -859,7 +859,7 @@ static void webhook(struct ing_req *r)
     }
     ks_b64_encode((const uint8_t *)r->body, r->len, b64);
     ev = json_pack("{s:s, s:I, s:s, s:s, s:o, s:I, s:o, s:s, s:s}", "message_id", r->msg_id,
-                   "occurred_at", (json_int_t)ing_now_us(), "webhook_id", wid, "psp", psp,
+                   "occurred_at", (json_int_t)ks_clock_wall_us(), "webhook_id", wid, "psp", psp,
                    "event_id", event_id[0] ? json_string(event_id) : json_null(),
                    "received_at", (json_int_t)(now * 1000000), "headers", hc.map, "body", b64,
                    "verification", verification);
@@ -918,7 +918,7 @@ static int settle_row(const struct ing_settle_row *row, void *opaque)
     snprintf(rn, sizeof(rn), "%ld", row->line - 1);
     ks_id_derive("msg", "kasir.settlement.rows", mid, r->file_id, rn, NULL);
     ev = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:s, s:I, s:O}",
-                   "message_id", mid, "occurred_at", (json_int_t)ing_now_us(), "file_id",
+                   "message_id", mid, "occurred_at", (json_int_t)ks_clock_wall_us(), "file_id",
                    r->file_id, "psp", r->psp, "row_number", (json_int_t)(row->line - 1),
                    "psp_reference", row->reference, "amount_minor", (json_int_t)row->amount_minor,
                    "fee_minor", (json_int_t)row->fee_minor, "currency", row->currency, "status",

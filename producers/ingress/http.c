@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "lib/headers.h"
 #include "lib/log.h"
+#include "lib/trace.h"
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
 
@@ -198,56 +200,24 @@ void ing_metrics_write(char **out, size_t *len)
 
 /* --- requests ----------------------------------------------------------------------- */
 
-int64_t ing_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t ing_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 const char *ing_header(struct ing_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-static int is_lower_hex(const char *s, size_t n)
-{
-    size_t i;
-    int nonzero = 0;
-
-    for (i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-        if (s[i] != '0')
-            nonzero = 1;
-    }
-    return nonzero;
-}
-
-/* W3C traceparent "00-<32 hex trace>-<16 hex parent>-<2 hex flags>": its trace id is kept
- * so a partner's trace continues through Kasir; otherwise a fresh random one. */
+/* A valid W3C traceparent's trace id is kept (lib/trace.h's rules) so a partner's trace
+ * continues through Kasir; otherwise a fresh random one. The span is always ours. */
 static void trace_init(struct ing_req *r)
 {
-    const char *tp = ing_header(r, "traceparent");
+    const char *tp = ing_header(r, KS_H_TRACEPARENT);
+    char parent_span[17], flags[3];
     uint8_t rnd[24];
     struct ks_err e = {0};
 
     if (ks_random_bytes(rnd, sizeof(rnd), &e) != KS_OK)
         memset(rnd, 0x5a, sizeof(rnd));
-    if (tp && strlen(tp) == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
-        is_lower_hex(tp + 3, 32)) {
-        memcpy(r->trace_id, tp + 3, 32);
-        r->trace_id[32] = '\0';
-    } else {
+    if (!tp || ks_trace_parse(tp, r->trace_id, parent_span, flags) != 0)
         ks_hex_encode(rnd, 16, r->trace_id);
-    }
     ks_hex_encode(rnd + 16, 8, r->span_id);
 }
 
@@ -514,7 +484,7 @@ static void log_request(struct ing_req *r, int64_t us)
         char a[24], b[24], c[24];
         snprintf(a, sizeof(a), "%lld", (long long)(r->t_claimed - r->t_claim));
         snprintf(b, sizeof(b), "%lld", (long long)(r->t_dr - r->t_claimed));
-        snprintf(c, sizeof(c), "%lld", (long long)(ing_mono_us() - r->t_dr));
+        snprintf(c, sizeof(c), "%lld", (long long)(ks_clock_mono_us() - r->t_dr));
         ks_log(KS_LOG_DEBUG, "ingress.request.timing", NULL, "trace_id", r->trace_id,
                "claim_us", a, "publish_us", b, "finish_us", c, NULL);
     }
@@ -560,7 +530,7 @@ static enum MHD_Result send_response(struct ing_req *r)
         MHD_add_response_header(resp, "Connection", "close");
     ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
-    us = ing_mono_us() - r->t0_us;
+    us = ks_clock_mono_us() - r->t0_us;
     metrics_observe(r->route, r->status, us);
     /* refusals by the per-address limit are counted, not logged one by one: a flood would
      * write the log at its own rate (the reaper logs their number every 10 s) */
@@ -621,7 +591,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (!(t = calloc(1, sizeof(*t))))
             return;
         t->fd = ci ? ci->connect_fd : -1;
-        t->deadline_us = ing_mono_us() + ING.idle_timeout_ms * 1000;
+        t->deadline_us = ks_clock_mono_us() + ING.idle_timeout_ms * 1000;
         pthread_mutex_lock(&conns_mu);
         t->next = conns_head;
         if (conns_head)
@@ -658,7 +628,7 @@ static struct ing_conn *conn_tracker(struct MHD_Connection *c)
 static void conn_deadline(struct ing_conn *t, int64_t ms)
 {
     if (t)
-        t->deadline_us = ms > 0 ? ing_mono_us() + ms * 1000 : 0;
+        t->deadline_us = ms > 0 ? ks_clock_mono_us() + ms * 1000 : 0;
 }
 
 /* the request line is in: the rest of the request has http.request_timeout */
@@ -681,7 +651,7 @@ static void *reaper_main(void *arg)
     (void)arg;
 
     while (!reaper_stop) {
-        int64_t now = ing_mono_us();
+        int64_t now = ks_clock_mono_us();
         struct ing_conn *t;
 
         if (now >= next_note) {
@@ -842,7 +812,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         m_live_reqs++;
         r->conn = c;
         r->admin = cls != NULL;
-        r->t0_us = ing_mono_us();
+        r->t0_us = ks_clock_mono_us();
         r->tc = conn_tracker(c);
         snprintf(r->url, sizeof(r->url), "%s", url);
         snprintf(r->method, sizeof(r->method), "%s", method);
@@ -871,8 +841,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             r->too_large = 1;
             r->status = 413;
             r->code = "body_too_large";
-            metrics_observe(r->route, 413, ing_mono_us() - r->t0_us);
-            log_request(r, ing_mono_us() - r->t0_us);
+            metrics_observe(r->route, 413, ks_clock_mono_us() - r->t0_us);
+            log_request(r, ks_clock_mono_us() - r->t0_us);
             r->sent = 1;
             ret = MHD_NO;
             goto out;
@@ -1062,13 +1032,13 @@ int ing_http_start(int port, int threads)
 
 int ing_http_drain(void)
 {
-    int64_t until = ing_mono_us() + ING.drain_timeout_ms * 1000;
+    int64_t until = ks_clock_mono_us() + ING.drain_timeout_ms * 1000;
 
     atomic_store(&ING.draining, 1);
     /* a server thread that entered on_request before the flag was set may still be
      * handing its request over (busy); once busy and live are both zero, every request
      * that got to a handler has been answered and sent */
-    while (ing_mono_us() < until) {
+    while (ks_clock_mono_us() < until) {
         if (atomic_load(&ing_busy) == 0 && atomic_load(&ing_live) == 0)
             return 0;
         usleep(10000);

@@ -25,6 +25,7 @@
 #include <microhttpd.h>
 #include <librdkafka/rdkafka.h>
 
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/db.h"
 #include "lib/ids.h"
@@ -299,7 +300,5 @@ void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
 /* Builds the event and the success response of a claimed write; 0 or -1 + p. */
 int ing_build_claimed(struct ing_req *r, json_t *claim_result, struct ing_problem *p);
 
-int64_t ing_now_us(void);
-int64_t ing_mono_us(void); /* CLOCK_MONOTONIC */
 
 #endif

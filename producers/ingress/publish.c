@@ -374,7 +374,7 @@ static int build_payment(struct ing_req *r, json_t *res, struct ing_problem *p)
     atomic_store(&r->state, S_SUSPENDED); /* answered only after the finish commits */
 
     json_object_set_new(ev, "message_id", json_string(r->msg_id));
-    json_object_set_new(ev, "occurred_at", json_integer(ing_now_us()));
+    json_object_set_new(ev, "occurred_at", json_integer(ks_clock_wall_us()));
     json_object_set_new(ev, "partner_id", json_string(r->partner_id));
     json_object_set_new(ev, "payment_id", json_string(r->rid));
     json_object_set_new(ev, "buyer_id", json_string(pay->buyer_id));
@@ -404,7 +404,7 @@ static int build_refund(struct ing_req *r, json_t *res, struct ing_problem *p)
     }
     ks_id_derive("msg", "kasir.refunds.requested", r->msg_id, r->rid, NULL);
     json_object_set_new(ev, "message_id", json_string(r->msg_id));
-    json_object_set_new(ev, "occurred_at", json_integer(ing_now_us()));
+    json_object_set_new(ev, "occurred_at", json_integer(ks_clock_wall_us()));
     json_object_set_new(ev, "partner_id", json_string(r->partner_id));
     json_object_set_new(ev, "refund_id", json_string(r->rid));
     json_object_set_new(ev, "payment_id", json_string(pid));
@@ -434,7 +434,7 @@ static int build_payout(struct ing_req *r, struct ing_problem *p)
 
     ks_id_derive("msg", "kasir.payouts.requested", r->msg_id, r->rid, NULL);
     json_object_set_new(ev, "message_id", json_string(r->msg_id));
-    json_object_set_new(ev, "occurred_at", json_integer(ing_now_us()));
+    json_object_set_new(ev, "occurred_at", json_integer(ks_clock_wall_us()));
     json_object_set_new(ev, "partner_id", json_string(r->partner_id));
     json_object_set_new(ev, "payout_id", json_string(r->rid));
     json_object_set_new(ev, "seller_id", json_string(po->seller_id));

@@ -67,7 +67,7 @@ int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *),
     pthread_mutex_unlock(&mu);
     r->job = fn;
     r->job_auth = auth;
-    r->job_deadline_us = ing_mono_us() + timeout_ms * 1000;
+    r->job_deadline_us = ks_clock_mono_us() + timeout_ms * 1000;
     ing_suspend(r);
     pthread_mutex_lock(&mu);
     if (auth)
@@ -95,7 +95,7 @@ static int connect_by(struct ing_rdb *db, int64_t deadline_us)
     const char *vals[9];
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 
-    if (ing_mono_us() < db->retry_at_us)
+    if (ks_clock_mono_us() < db->retry_at_us)
         return -1;
     snprintf(opts, sizeof(opts), "-c statement_timeout=%lld", (long long)ING.read_timeout_ms);
     vals[0] = "2";
@@ -112,7 +112,7 @@ static int connect_by(struct ing_rdb *db, int64_t deadline_us)
         goto fail;
     for (;;) {
         struct pollfd pfd;
-        int64_t left = deadline_us - ing_mono_us();
+        int64_t left = deadline_us - ks_clock_mono_us();
         if (st == PGRES_POLLING_OK)
             return 0;
         if (st == PGRES_POLLING_FAILED || left <= 0)
@@ -129,7 +129,7 @@ fail:
     ks_log(KS_LOG_DEBUG, "ingress.reader.connect_failed",
            db->c ? PQerrorMessage(db->c) : "out of memory", NULL);
     drop(db);
-    db->retry_at_us = ing_mono_us() + 250000;
+    db->retry_at_us = ks_clock_mono_us() + 250000;
     return -1;
 }
 
@@ -161,7 +161,7 @@ static PGresult *result_by(struct ing_rdb *db, int64_t deadline_us, int *timed_o
 
     while (PQisBusy(db->c)) {
         struct pollfd pfd;
-        int64_t left = deadline_us - ing_mono_us();
+        int64_t left = deadline_us - ks_clock_mono_us();
         if (left <= 0) {
             *timed_out = 1;
             return NULL;
@@ -191,7 +191,7 @@ PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, 
         int timed_out = 0, lost = 0;
         PGresult *res;
 
-        if (ing_mono_us() >= r->job_deadline_us) {
+        if (ks_clock_mono_us() >= r->job_deadline_us) {
             ing_problem(p, "unavailable", NULL, "the database did not answer in time");
             return NULL;
         }

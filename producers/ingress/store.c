@@ -77,7 +77,7 @@ static void keep_unrecorded(struct ing_req *r)
 
     pthread_mutex_lock(&pend_mu);
     if (pd && r->fin_str && n_pending < 100000 && (pd->fin = strdup(r->fin_str))) {
-        pd->since_us = ing_mono_us();
+        pd->since_us = ks_clock_mono_us();
         pd->next = pend_head;
         pend_head = pd;
         n_pending++;
@@ -86,7 +86,7 @@ static void keep_unrecorded(struct ing_req *r)
     }
     snprintf(f->partner, sizeof(f->partner), "%s", r->partner_id);
     snprintf(f->key, sizeof(f->key), "%s", r->key_hash);
-    f->until_us = ing_mono_us() + ING.idem_lock_s * 1000000;
+    f->until_us = ks_clock_mono_us() + ING.idem_lock_s * 1000000;
     forced_until_us = f->until_us;
     pthread_mutex_unlock(&pend_mu);
     free(pd);
@@ -98,11 +98,11 @@ static int forced_key(struct ing_req *r)
     struct force_key *f;
     int hit;
 
-    if (ing_mono_us() > forced_until_us)
+    if (ks_clock_mono_us() > forced_until_us)
         return 0; /* the hot path: nothing kept, or all of it past the lock */
     f = &forced[force_slot(r->partner_id, r->key_hash)];
     pthread_mutex_lock(&pend_mu);
-    hit = f->partner[0] && f->until_us > ing_mono_us() && strcmp(f->partner, r->partner_id) == 0 &&
+    hit = f->partner[0] && f->until_us > ks_clock_mono_us() && strcmp(f->partner, r->partner_id) == 0 &&
           strcmp(f->key, r->key_hash) == 0;
     pthread_mutex_unlock(&pend_mu);
     return hit;
@@ -135,7 +135,7 @@ static void enqueue(struct ing_req **head, struct ing_req **tail, struct ing_req
  * that queues it. */
 void ing_store_claim(struct ing_req *r)
 {
-    r->t_claim = ing_mono_us();
+    r->t_claim = ks_clock_mono_us();
     free(r->claim_str);
     if (forced_key(r))
         ks_jw_json(&r->claim, "force", "true");
@@ -149,7 +149,7 @@ void ing_store_claim(struct ing_req *r)
 void ing_store_finish(struct ing_req *r, int complete)
 {
     r->fin_complete = complete;
-    r->t_dr = ing_mono_us();
+    r->t_dr = ks_clock_mono_us();
     free(r->fin_str);
     r->fin_str = fin_text(r);
     pthread_mutex_lock(&mu);
@@ -197,7 +197,7 @@ static void answer_claim(struct ing_req *r, json_t *res)
         fail_unavailable(r, "could not record the request");
         return;
     }
-    r->t_claimed = ing_mono_us();
+    r->t_claimed = ks_clock_mono_us();
     if (strcmp(oc, "claimed") == 0) {
         if (ing_build_claimed(r, res, &p) != 0) {
             ing_respond_problem(r, &p);
@@ -451,7 +451,7 @@ static void gather(size_t max)
 static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
 {
     struct pending *list, *pd, **pp;
-    int64_t now = ing_mono_us();
+    int64_t now = ks_clock_mono_us();
     size_t len = 3;
     char *fins, *off;
     PGresult *res = NULL;
@@ -576,9 +576,9 @@ static void *writer_main(void *arg)
         sc = join_claims(cl, nc);
         sf = join_fins(fi, nf);
 
-        t0 = ing_mono_us();
+        t0 = ks_clock_mono_us();
         ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res) == 0;
-        st_exec_us += ing_mono_us() - t0;
+        st_exec_us += ks_clock_mono_us() - t0;
         st_batches++;
         st_claims += (long)nc;
         st_finishes += (long)nf;
@@ -678,7 +678,7 @@ static void *purge_main(void *arg)
         struct ks_err e = {0};
         const char *params[1] = {lim};
         long total = 0;
-        int64_t t0 = ing_mono_us();
+        int64_t t0 = ks_clock_mono_us();
 
         if (!db)
             db = ks_db_connect(ING.pg_dsn, &e);
@@ -703,10 +703,10 @@ static void *purge_main(void *arg)
         if (total) {
             char c[24], ms[24];
             snprintf(c, sizeof(c), "%ld", total);
-            snprintf(ms, sizeof(ms), "%lld", (long long)((ing_mono_us() - t0) / 1000));
+            snprintf(ms, sizeof(ms), "%lld", (long long)((ks_clock_mono_us() - t0) / 1000));
             ks_log(KS_LOG_INFO, "ingress.idempotency.purged", NULL, "count", c, "ms", ms, NULL);
         }
-        if (db && ks_db_ok(db) && ing_mono_us() >= next_count) {
+        if (db && ks_db_ok(db) && ks_clock_mono_us() >= next_count) {
             PGresult *res = PQexec(ks_db_conn(db), "SELECT count(*) FROM (SELECT 1 FROM "
                                                    "ingress_unresolved LIMIT 100000) u");
             if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
@@ -719,7 +719,7 @@ static void *purge_main(void *arg)
                 st_unresolved = n;
             }
             PQclear(res);
-            next_count = ing_mono_us() + 30000000;
+            next_count = ks_clock_mono_us() + 30000000;
         }
         for (int64_t waited = 0; waited < ING.purge_every_ms && !ING.stopping; waited += 100)
             usleep(100000);

@@ -13,7 +13,7 @@
 #include "metrics.h"
 #include "banned.h"
 
-enum kind { K_COUNTER, K_GAUGE, K_HIST };
+enum kind { K_COUNTER, K_COUNTER_US, K_GAUGE, K_HIST };
 
 struct ks_metric {
     enum kind kind;
@@ -66,14 +66,18 @@ static struct ks_metric *get_or_add(struct ks_metrics *m, enum kind k, const cha
                                     const char *help, const char *labels,
                                     const int64_t *bounds, size_t n)
 {
-    struct ks_metric *x;
+    struct ks_metric *x, *same = NULL;
 
     if (!m)
         return NULL;
     pthread_mutex_lock(&m->mu);
-    for (x = m->head; x; x = x->next)
-        if (strcmp(x->name, name) == 0 && strcmp(x->labels, labels ? labels : "") == 0)
+    for (x = m->head; x; x = x->next) {
+        if (strcmp(x->name, name) != 0)
+            continue;
+        if (strcmp(x->labels, labels ? labels : "") == 0)
             goto out;
+        same = x;
+    }
     x = calloc(1, sizeof(*x));
     if (!x)
         goto out;
@@ -93,11 +97,20 @@ static struct ks_metric *get_or_add(struct ks_metrics *m, enum kind k, const cha
         x = NULL;
         goto out;
     }
-    if (m->tail)
-        m->tail->next = x;
-    else
-        m->head = x;
-    m->tail = x;
+    /* next to the other label sets of its name: the exposition format wants a name's
+     * samples contiguous, whenever each label set was first seen */
+    if (same) {
+        x->next = same->next;
+        same->next = x;
+        if (m->tail == same)
+            m->tail = x;
+    } else {
+        if (m->tail)
+            m->tail->next = x;
+        else
+            m->head = x;
+        m->tail = x;
+    }
 out:
     pthread_mutex_unlock(&m->mu);
     return x;
@@ -107,6 +120,12 @@ struct ks_metric *ks_metrics_counter(struct ks_metrics *m, const char *name, con
                                      const char *labels)
 {
     return get_or_add(m, K_COUNTER, name, help, labels, NULL, 0);
+}
+
+struct ks_metric *ks_metrics_counter_us(struct ks_metrics *m, const char *name,
+                                        const char *help, const char *labels)
+{
+    return get_or_add(m, K_COUNTER_US, name, help, labels, NULL, 0);
 }
 
 struct ks_metric *ks_metrics_gauge(struct ks_metrics *m, const char *name, const char *help,
@@ -185,14 +204,19 @@ char *ks_metrics_render(struct ks_metrics *m, size_t *len)
 
     pthread_mutex_lock(&m->mu);
     for (x = m->head; x; x = x->next) {
-        const char *type = x->kind == K_COUNTER ? "counter" : x->kind == K_GAUGE ? "gauge"
-                                                                                  : "histogram";
+        const char *type = x->kind == K_GAUGE ? "gauge" : x->kind == K_HIST ? "histogram"
+                                                                             : "counter";
         const char *sep = *x->labels ? "," : "";
         if (strcmp(last, x->name) != 0) {
-            /* a name's samples must be contiguous: label sets of one name are created
-             * next to each other or not at all, which holds for the runtime's use */
             ks_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name, type);
             last = x->name;
+        }
+        if (x->kind == K_COUNTER_US) {
+            char v[40];
+            sec_str(ks_metric_value(x), v, sizeof(v));
+            ks_buf_printf(&b, "%s%s%s%s %s\n", x->name, *x->labels ? "{" : "", x->labels,
+                          *x->labels ? "}" : "", v);
+            continue;
         }
         if (x->kind != K_HIST) {
             ks_buf_printf(&b, "%s%s%s%s %" PRId64 "\n", x->name, *x->labels ? "{" : "", x->labels,

@@ -20,6 +20,9 @@ void ks_metrics_free(struct ks_metrics *m); /* NULL ok */
  * updating a NULL metric does nothing, so callers need not check. */
 struct ks_metric *ks_metrics_counter(struct ks_metrics *m, const char *name, const char *help,
                                      const char *labels);
+/* A counter of microseconds, exposed in seconds (a "_seconds_total" of time spent). */
+struct ks_metric *ks_metrics_counter_us(struct ks_metrics *m, const char *name,
+                                        const char *help, const char *labels);
 struct ks_metric *ks_metrics_gauge(struct ks_metrics *m, const char *name, const char *help,
                                    const char *labels);
 /* bounds_us: ascending upper bounds in microseconds, n of them (+Inf is implied). */

@@ -24,6 +24,7 @@
 #include "lib/crypto.h"
 #include "lib/headers.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/trace.h"
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
@@ -32,6 +33,11 @@ static struct MHD_Daemon *daemon_h;
 
 /* --- metrics ------------------------------------------------------------------------ */
 
+/* The ingress's Prometheus text comes from lib's registry (lib/metrics.h), like every
+ * daemon's. Request counters are per route and status, created the first time a pair is
+ * seen and then found in req_count without the registry's lock; the other modules keep
+ * their own atomic counts (store, auth, connections), copied into the registry when
+ * /metrics is read. */
 static const char *const route_metric_names[R__COUNT] = {
     "POST /v1/auth/token", "POST /v1/payments", "GET /v1/payments/{id}", "GET /v1/payments",
     "POST /v1/refunds", "GET /v1/refunds/{id}", "POST /v1/payouts", "GET /v1/payouts/{id}",
@@ -39,166 +45,119 @@ static const char *const route_metric_names[R__COUNT] = {
     "GET /v1/admin/partners", "/v1/admin/holds", "GET /healthz", "GET /readyz", "GET /metrics",
     "GET /openapi.json", "unknown",
 };
-static const double hist_bounds_ms[] = {0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000};
-#define NBUCKETS (sizeof(hist_bounds_ms) / sizeof(hist_bounds_ms[0]))
-static _Atomic long m_count[R__COUNT][600];
-static _Atomic long m_hist[R__COUNT][NBUCKETS + 1];
-static _Atomic long m_sum_us[R__COUNT];
-static _Atomic long m_replays;
+static const int64_t latency_bounds_us[] = {500,    1000,   2000,   5000,    10000,  20000,
+                                            50000,  100000, 250000, 500000, 1000000, 5000000};
+static struct ks_metrics *REG;
+static pthread_mutex_t render_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ks_metric *_Atomic req_count[R__COUNT][600];
+static struct ks_metric *req_latency[R__COUNT], *m_replays;
+
+static void metrics_init(void)
+{
+    char labels[96];
+    if (REG)
+        return;
+    REG = ks_metrics_new();
+    for (int rt = 0; rt < R__COUNT; rt++) {
+        snprintf(labels, sizeof(labels), "route=\"%s\"", route_metric_names[rt]);
+        req_latency[rt] = ks_metrics_histogram(
+            REG, "kasir_ingress_request_duration_seconds", "request latency", labels,
+            latency_bounds_us, sizeof(latency_bounds_us) / sizeof(latency_bounds_us[0]));
+    }
+    m_replays = ks_metrics_counter(REG, "kasir_ingress_idempotent_replays_total",
+                                   "answers replayed from an idempotency record", NULL);
+}
 
 static void metrics_observe(enum ing_route rt, int status, int64_t us)
 {
-    size_t b;
+    struct ks_metric *c;
 
     if (status < 100 || status > 599)
         status = 599;
-    m_count[rt][status]++;
-    for (b = 0; b < NBUCKETS; b++)
-        if ((double)us <= hist_bounds_ms[b] * 1000.0)
-            break;
-    m_hist[rt][b]++;
-    m_sum_us[rt] += us;
+    c = atomic_load_explicit(&req_count[rt][status], memory_order_acquire);
+    if (!c) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"", route_metric_names[rt],
+                 status);
+        /* two threads may race here: the registry gives both the same metric */
+        c = ks_metrics_counter(REG, "kasir_ingress_requests_total",
+                               "HTTP requests by route and status", labels);
+        atomic_store_explicit(&req_count[rt][status], c, memory_order_release);
+    }
+    ks_metric_add(c, 1);
+    ks_metric_observe(req_latency[rt], us);
 }
 
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *s, const char *fmt, ...)
+/* A module's running count into a registry counter (they only grow). */
+static void copy_counter(const char *name, const char *help, const char *labels, long v)
 {
-    va_list ap;
-    int n;
+    struct ks_metric *c = ks_metrics_counter(REG, name, help, labels);
+    ks_metric_add(c, (int64_t)v - ks_metric_value(c));
+}
 
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(s->p ? s->p + s->len : NULL, s->p ? s->cap - s->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (s->p && s->len + (size_t)n < s->cap) {
-            s->len += (size_t)n;
-            return;
-        }
-        s->cap = (s->cap + (size_t)n + 1) * 2;
-        s->p = realloc(s->p, s->cap);
-        if (!s->p)
-            return;
-    }
+static void copy_gauge(const char *name, const char *help, const char *labels, long v)
+{
+    ks_metric_set(ks_metrics_gauge(REG, name, help, labels), (int64_t)v);
 }
 
 void ing_metrics_write(char **out, size_t *len)
 {
-    struct sbuf s = {0};
-    int rt, st;
-    size_t b;
+    struct ing_store_stats ss;
+    struct ing_http_stats hs;
+    struct ing_auth_stats as;
+    struct ing_store_health sh;
+    struct ks_metric *t;
 
-    sb_printf(&s, "# HELP kasir_ingress_requests_total HTTP requests by route and status\n"
-                  "# TYPE kasir_ingress_requests_total counter\n");
-    for (rt = 0; rt < R__COUNT; rt++)
-        for (st = 100; st < 600; st++)
-            if (m_count[rt][st])
-                sb_printf(&s, "kasir_ingress_requests_total{route=\"%s\",code=\"%d\"} %ld\n",
-                          route_metric_names[rt], st, (long)m_count[rt][st]);
-    sb_printf(&s, "# HELP kasir_ingress_request_duration_seconds request latency\n"
-                  "# TYPE kasir_ingress_request_duration_seconds histogram\n");
-    for (rt = 0; rt < R__COUNT; rt++) {
-        long cum = 0, total;
-        for (b = 0; b <= NBUCKETS; b++)
-            cum += m_hist[rt][b];
-        if (!cum)
-            continue;
-        total = cum;
-        cum = 0;
-        for (b = 0; b < NBUCKETS; b++) {
-            cum += m_hist[rt][b];
-            sb_printf(&s,
-                      "kasir_ingress_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %ld\n",
-                      route_metric_names[rt], hist_bounds_ms[b] / 1000.0, cum);
-        }
-        sb_printf(&s,
-                  "kasir_ingress_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %ld\n"
-                  "kasir_ingress_request_duration_seconds_sum{route=\"%s\"} %ld.%06ld\n"
-                  "kasir_ingress_request_duration_seconds_count{route=\"%s\"} %ld\n",
-                  route_metric_names[rt], total, route_metric_names[rt],
-                  (long)m_sum_us[rt] / 1000000, (long)m_sum_us[rt] % 1000000,
-                  route_metric_names[rt], total);
-    }
-    {
-        struct ing_store_stats ss;
-        ing_store_stats(&ss);
-        sb_printf(&s, "# HELP kasir_ingress_store_batches_total group commits (ingress_batch calls)\n"
-                      "# TYPE kasir_ingress_store_batches_total counter\n"
-                      "kasir_ingress_store_batches_total %ld\n"
-                      "# HELP kasir_ingress_store_batch_items_total claims and finishes committed in them\n"
-                      "# TYPE kasir_ingress_store_batch_items_total counter\n"
-                      "kasir_ingress_store_batch_items_total{kind=\"claim\"} %ld\n"
-                      "kasir_ingress_store_batch_items_total{kind=\"finish\"} %ld\n"
-                      "# HELP kasir_ingress_store_batch_seconds_total time spent in them\n"
-                      "# TYPE kasir_ingress_store_batch_seconds_total counter\n"
-                      "kasir_ingress_store_batch_seconds_total %ld.%06ld\n",
-                  ss.batches, ss.claims, ss.finishes, ss.exec_us / 1000000, ss.exec_us % 1000000);
-    }
-    {
-        struct ing_http_stats hs;
-        struct ing_auth_stats as;
-        ing_http_metrics(&hs);
-        ing_auth_stats(&as);
-        sb_printf(&s, "# HELP kasir_ingress_connections open connections of the API listener\n"
-                      "# TYPE kasir_ingress_connections gauge\n"
-                      "kasir_ingress_connections %ld\n"
-                      "# TYPE kasir_ingress_connections_total counter\n"
-                      "kasir_ingress_connections_total %ld\n"
-                      "# HELP kasir_ingress_connections_reaped_total connections closed at their deadline\n"
-                      "# TYPE kasir_ingress_connections_reaped_total counter\n"
-                      "kasir_ingress_connections_reaped_total %ld\n"
-                      "# HELP kasir_ingress_requests_in_progress requests handed to a handler, not answered yet\n"
-                      "# TYPE kasir_ingress_requests_in_progress gauge\n"
-                      "kasir_ingress_requests_in_progress %ld\n"
-                      "# TYPE kasir_ingress_requests_allocated gauge\n"
-                      "kasir_ingress_requests_allocated %ld\n"
-                      "# HELP kasir_ingress_auth_lookups_total credential look-ups in PostgreSQL (cache misses)\n"
-                      "# TYPE kasir_ingress_auth_lookups_total counter\n"
-                      "kasir_ingress_auth_lookups_total %ld\n"
-                      "# HELP kasir_ingress_ip_limited_total unauthenticated requests refused by the per-address limit\n"
-                      "# TYPE kasir_ingress_ip_limited_total counter\n"
-                      "kasir_ingress_ip_limited_total %ld\n"
-                      "# TYPE kasir_ingress_auth_cache_entries gauge\n"
-                      "kasir_ingress_auth_cache_entries %ld\n"
-                      "# TYPE kasir_ingress_token_nonces gauge\n"
-                      "kasir_ingress_token_nonces %ld\n"
-                      "# HELP kasir_ingress_auth_cache_flushes_total key or partner changes seen (NOTIFY)\n"
-                      "# TYPE kasir_ingress_auth_cache_flushes_total counter\n"
-                      "kasir_ingress_auth_cache_flushes_total %ld\n",
-                  hs.connections, hs.connections_total, hs.reaped, hs.live, hs.requests_allocated,
-                  as.lookups, as.ip_limited, as.cache_entries, as.nonces, as.flushes);
-    }
-    {
-        struct ing_store_health sh;
-        ing_store_health(&sh);
-        sb_printf(&s, "# HELP kasir_ingress_idempotency_purged_total expired, resolved idempotency records deleted\n"
-                      "# TYPE kasir_ingress_idempotency_purged_total counter\n"
-                      "kasir_ingress_idempotency_purged_total %ld\n"
-                      "# HELP kasir_ingress_idempotency_unresolved expired records whose event may be in Kafka without a record of it (kept; see ingress_unresolved)\n"
-                      "# TYPE kasir_ingress_idempotency_unresolved gauge\n"
-                      "kasir_ingress_idempotency_unresolved %ld\n"
-                      "# HELP kasir_ingress_finishes_pending finishes of published events waiting for PostgreSQL\n"
-                      "# TYPE kasir_ingress_finishes_pending gauge\n"
-                      "kasir_ingress_finishes_pending %ld\n",
-                  sh.purged, sh.unresolved, sh.pending_finishes);
-    }
-    sb_printf(&s, "# TYPE kasir_ingress_idempotent_replays_total counter\n"
-                  "kasir_ingress_idempotent_replays_total %ld\n"
-                  "# TYPE kasir_ingress_dependency_up gauge\n"
-                  "kasir_ingress_dependency_up{dependency=\"kafka\"} %d\n"
-                  "kasir_ingress_dependency_up{dependency=\"postgresql\"} %d\n",
-              (long)m_replays, ING.kafka_ok ? 1 : 0, ING.pg_ok ? 1 : 0);
-    *out = s.p;
-    *len = s.len;
+    *out = NULL;
+    *len = 0;
+    if (!REG)
+        return;
+    ing_store_stats(&ss);
+    ing_http_metrics(&hs);
+    ing_auth_stats(&as);
+    ing_store_health(&sh);
+    pthread_mutex_lock(&render_mu); /* two scrapes at once would add each delta twice */
+    copy_counter("kasir_ingress_store_batches_total", "group commits (ingress_batch calls)",
+                 NULL, ss.batches);
+    copy_counter("kasir_ingress_store_batch_items_total", "claims and finishes committed in them",
+                 "kind=\"claim\"", ss.claims);
+    copy_counter("kasir_ingress_store_batch_items_total", "claims and finishes committed in them",
+                 "kind=\"finish\"", ss.finishes);
+    t = ks_metrics_counter_us(REG, "kasir_ingress_store_batch_seconds_total",
+                              "time spent in them", NULL);
+    ks_metric_add(t, (int64_t)ss.exec_us - ks_metric_value(t));
+    copy_gauge("kasir_ingress_connections", "open connections of the API listener", NULL,
+               hs.connections);
+    copy_counter("kasir_ingress_connections_total", "connections accepted by the API listener",
+                 NULL, hs.connections_total);
+    copy_counter("kasir_ingress_connections_reaped_total", "connections closed at their deadline",
+                 NULL, hs.reaped);
+    copy_gauge("kasir_ingress_requests_in_progress",
+               "requests handed to a handler, not answered yet", NULL, hs.live);
+    copy_gauge("kasir_ingress_requests_allocated", "request records in memory", NULL,
+               hs.requests_allocated);
+    copy_counter("kasir_ingress_auth_lookups_total",
+                 "credential look-ups in PostgreSQL (cache misses)", NULL, as.lookups);
+    copy_counter("kasir_ingress_ip_limited_total",
+                 "unauthenticated requests refused by the per-address limit", NULL, as.ip_limited);
+    copy_gauge("kasir_ingress_auth_cache_entries", "cached credentials", NULL, as.cache_entries);
+    copy_gauge("kasir_ingress_token_nonces", "token nonces remembered", NULL, as.nonces);
+    copy_counter("kasir_ingress_auth_cache_flushes_total", "key or partner changes seen (NOTIFY)",
+                 NULL, as.flushes);
+    copy_counter("kasir_ingress_idempotency_purged_total",
+                 "expired, resolved idempotency records deleted", NULL, sh.purged);
+    copy_gauge("kasir_ingress_idempotency_unresolved",
+               "expired records whose event may be in Kafka without a record of it (kept; see "
+               "ingress_unresolved)", NULL, sh.unresolved);
+    copy_gauge("kasir_ingress_finishes_pending",
+               "finishes of published events waiting for PostgreSQL", NULL, sh.pending_finishes);
+    copy_gauge("kasir_ingress_dependency_up", "1 when the dependency answers",
+               "dependency=\"kafka\"", ING.kafka_ok ? 1 : 0);
+    copy_gauge("kasir_ingress_dependency_up", "1 when the dependency answers",
+               "dependency=\"postgresql\"", ING.pg_ok ? 1 : 0);
+    *out = ks_metrics_render(REG, len);
+    pthread_mutex_unlock(&render_mu);
 }
-
-/* --- requests ----------------------------------------------------------------------- */
 
 const char *ing_header(struct ing_req *r, const char *name)
 {
@@ -518,7 +477,7 @@ static enum MHD_Result send_response(struct ing_req *r)
     }
     if (r->replayed) {
         MHD_add_response_header(resp, "Idempotent-Replayed", "true");
-        m_replays++;
+        ks_metric_add(m_replays, 1);
     }
     if (r->status == 401 && r->route != R_WEBHOOK)
         MHD_add_response_header(resp, "WWW-Authenticate", "Basic realm=\"kasir\", Bearer");
@@ -976,6 +935,7 @@ int ing_http_start(int port, int threads)
     unsigned cap = connection_cap();
     unsigned idle_s = (unsigned)((ING.idle_timeout_ms + 999) / 1000);
 
+    metrics_init();
     if (threads < 1)
         threads = 1;
     /* MHD divides the limit among its threads */

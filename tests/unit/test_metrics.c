@@ -52,4 +52,36 @@ KT_TEST(test_metrics_remove)
     ks_metrics_free(m);
 }
 
-KT_MAIN(test_metrics_render, test_metrics_remove)
+/* Label sets of one name first seen at different times (a route's first 404 long after its
+ * first 200) still render as one block under one HELP/TYPE: Prometheus refuses a name whose
+ * samples are split. */
+KT_TEST(test_metrics_name_stays_contiguous)
+{
+    struct ks_metrics *m = ks_metrics_new();
+    char *txt, *p;
+    ks_metric_add(ks_metrics_counter(m, "req_total", "requests", "code=\"200\""), 1);
+    ks_metric_set(ks_metrics_gauge(m, "conns", "open", NULL), 2);
+    ks_metric_add(ks_metrics_counter(m, "req_total", "requests", "code=\"404\""), 3);
+    txt = ks_metrics_render(m, NULL);
+    KT_CHECK(strstr(txt, "# TYPE req_total counter\nreq_total{code=\"200\"} 1\n"
+                         "req_total{code=\"404\"} 3\n# HELP conns") != NULL);
+    p = strstr(txt, "# TYPE req_total");
+    KT_CHECK(p && strstr(p + 1, "# TYPE req_total") == NULL);
+    free(txt);
+    ks_metrics_free(m);
+}
+
+KT_TEST(test_metrics_counter_us_in_seconds)
+{
+    struct ks_metrics *m = ks_metrics_new();
+    struct ks_metric *c = ks_metrics_counter_us(m, "spent_seconds_total", "time", NULL);
+    char *txt;
+    ks_metric_add(c, 2500001);
+    txt = ks_metrics_render(m, NULL);
+    KT_CHECK(strstr(txt, "# TYPE spent_seconds_total counter\nspent_seconds_total 2.500001\n") != NULL);
+    free(txt);
+    ks_metrics_free(m);
+}
+
+KT_MAIN(test_metrics_render, test_metrics_remove, test_metrics_name_stays_contiguous,
+        test_metrics_counter_us_in_seconds)

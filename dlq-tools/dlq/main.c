@@ -365,13 +365,18 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
 
 /* ---- list, show, stats ---------------------------------------------------------------- */
 
+/* k comes from a header: bytes that are not UTF-8 are counted under their U+FFFD text
+ * (an object's names must be UTF-8), never left out */
 static void count(json_t *obj, const char *k)
 {
-    json_t *v = json_object_get(obj, k && *k ? k : "(none)");
-    if (v)
+    json_t *t = k && *k ? dlq_text(k, strlen(k), NULL) : NULL, *v;
+    const char *name = t ? json_string_value(t) : "(none)";
+
+    if ((v = json_object_get(obj, name)))
         json_integer_set(v, json_integer_value(v) + 1);
-    else
-        json_object_set_new(obj, k && *k ? k : "(none)", json_integer(1));
+    else if (json_object_set_new(obj, name, json_integer(1)) != 0)
+        dlq_output_failed = 1;
+    json_decref(t);
 }
 
 static void print_counts(const char *title, json_t *obj)
@@ -586,6 +591,8 @@ int main(int argc, char **argv)
         break;
     }
 out:
+    if (dlq_output_failed && (rc == DLQ_EXIT_OK || rc == DLQ_EXIT_INTERRUPTED))
+        rc = DLQ_EXIT_FAIL;
     fflush(stdout);
     dlq_marks_free(c.marks);
     ks_db_free(c.db);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "lib/config.h"
@@ -588,9 +589,13 @@ int main(int argc, char **argv)
                             "name it with --schema (no file written)\n");
             rc = EXIT_FAIL;
             if (t.out != stdout) {
+                struct stat st;
+                /* a regular file only: --output may name /dev/null or a pipe */
+                int reg = fstat(fileno(t.out), &st) == 0 && S_ISREG(st.st_mode);
                 fclose(t.out);
                 t.out = NULL;
-                remove(t.out_path);
+                if (reg)
+                    remove(t.out_path);
             }
             goto out;
         }

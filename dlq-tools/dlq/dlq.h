@@ -106,6 +106,8 @@ void dlq_fmt_age(int64_t ms, int64_t now, char *buf, size_t len);
  * rule) and *exact (may be NULL) set to 0; NULL p: null; NULL when out of memory. JSON
  * output gives such bytes exactly in a sibling member <name>_base64 */
 json_t *dlq_text(const void *p, size_t len, int *exact);
+/* 1 when s is UTF-8 text (what PostgreSQL's text takes) */
+int dlq_utf8(const char *s);
 /* NULL when out of memory; every message gets its line, whatever its headers' bytes */
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw);
 void dlq_print_row_header(void);

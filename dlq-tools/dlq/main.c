@@ -349,6 +349,11 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
             return bad(*cmd, "--error %s: want poison, invalid, failed, exhausted or retry%s",
                        o->errors[i], "");
     }
+    /* kept as text in the audit record: PostgreSQL would refuse them later, mid-command */
+    if (o->note && !dlq_utf8(o->note))
+        return bad(*cmd, "--note: not UTF-8 text (it goes into the audit record)%s%s", "", "");
+    if (o->by && !dlq_utf8(o->by))
+        return bad(*cmd, "--by: not UTF-8 text (it goes into the audit record)%s%s", "", "");
     if (o->since >= 0 && o->until >= 0 && o->until <= o->since)
         return bad(*cmd, "--until must be later than --since%s%s", "", "");
     if (o->to && !o->to[0])

@@ -329,6 +329,13 @@ json_t *dlq_text(const void *p, size_t len, int *exact)
     return j;
 }
 
+int dlq_utf8(const char *s)
+{
+    json_t *j = json_string(s); /* jansson checks: NULL when s is not UTF-8 */
+    json_decref(j);
+    return j != NULL;
+}
+
 static char *b64(const void *p, size_t len)
 {
     char *s = malloc(ks_b64_enclen(len) + 1);

@@ -212,6 +212,8 @@ static rd_kafka_headers_t *copy_headers(const struct replay *r, const struct dlq
     return h;
 }
 
+/* 0 produced, 1 the producer's queue is full (nothing done: wait and call again), -2
+ * failed (reported) */
 static int produce_copy(struct replay *r, const struct dlq_msg *d, const char *target)
 {
     struct pending *p = calloc(1, sizeof(*p));
@@ -222,28 +224,25 @@ static int produce_copy(struct replay *r, const struct dlq_msg *d, const char *t
     snprintf(at, sizeof(at), "%" PRId64, dlq_now_ms());
     if (!p || !(h = copy_headers(r, d, at))) {
         free(p);
-        return -1;
+        return -2;
     }
     p->dlq = d->dlq;
     p->target = target;
     p->partition = d->partition;
     p->offset = d->offset;
     snprintf(p->message_id, sizeof(p->message_id), "%s", d->message_id);
-    for (;;) {
-        e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(target),
-                              RD_KAFKA_V_KEY(d->rkm->key, d->rkm->key_len),
-                              RD_KAFKA_V_VALUE(d->rkm->payload, d->rkm->len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                              RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        rd_kafka_poll(r->rk, 10);
-    }
+    e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(target),
+                          RD_KAFKA_V_KEY(d->rkm->key, d->rkm->key_len),
+                          RD_KAFKA_V_VALUE(d->rkm->payload, d->rkm->len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                          RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
     if (e) {
-        fprintf(stderr, "kasir-dlq: could not produce to %s: %s\n", target, rd_kafka_err2str(e));
         rd_kafka_headers_destroy(h);
         free(p);
-        return -1;
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return 1;
+        fprintf(stderr, "kasir-dlq: could not produce to %s: %s\n", target, rd_kafka_err2str(e));
+        return -2;
     }
     r->sent++;
     return 0;
@@ -357,8 +356,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         }
         if (n == 0) /* the scan is waiting for Kafka: no chunk holds the lock meanwhile */
             gate_leave(&r);
-        if (n == 1 && (d.state & DLQ_RESOLVED)) { /* resolved late: a refresh found it */
-            if (!(d.state & DLQ_REPLAYED) || c->o.again)
+        if (n == 1 && (d.state & DLQ_RESOLVED)) { /* --again, or resolved late */
+            if ((d.state & DLQ_LATE) && (!(d.state & DLQ_REPLAYED) || c->o.again))
                 r.resolved++; /* one this replay would have sent */
             rd_kafka_message_destroy(d.rkm);
             n = 0;
@@ -375,6 +374,7 @@ int dlq_cmd_replay(struct dlq_ctx *c)
                             d.dlq, (int)d.partition, d.offset);
                 r.failed++;
             } else {
+                int pr;
                 if (c->o.rate > 0) {
                     /* message k is due at t1 + k / rate, t1 the first send: a long scan
                      * before it must not turn into a burst */
@@ -391,17 +391,26 @@ int dlq_cmd_replay(struct dlq_ctx *c)
                             break;
                     }
                 }
-                if (gate_enter(&r) != 0) {
-                    r.selected--;
-                } else if (dlq_marks_get(c->marks, d.dlq, d.partition, d.offset) &
-                           DLQ_RESOLVED) {
-                    r.selected--; /* resolved after the replay read the marks */
-                    r.resolved++;
-                } else {
-                    if (produce_copy(&r, &d, tg->name) != 0)
-                        r.failed++;
+                /* checked against the resolve marks and produced inside one chunk; a full
+                 * producer queue is waited for outside it, and the check is made again */
+                while ((pr = gate_enter(&r)) == 0) {
+                    if (dlq_marks_get(c->marks, d.dlq, d.partition, d.offset) & DLQ_RESOLVED) {
+                        r.resolved++; /* resolved after the replay read the marks */
+                        pr = -1;
+                        break;
+                    }
+                    if ((pr = produce_copy(&r, &d, tg->name)) != 1 || dlq_stop)
+                        break;
+                    gate_leave(&r);
+                    rd_kafka_poll(r.rk, 100);
+                }
+                if (pr == 0) {
                     if (++r.gate_n >= c->o.batch || mono_s() - r.gate_t >= 0.2)
                         gate_leave(&r);
+                } else if (pr == -2) {
+                    r.failed++; /* selected, and failed: left open for a rerun */
+                } else {
+                    r.selected--; /* resolved meanwhile, or not sent (no lock, stopped) */
                 }
             }
             rd_kafka_message_destroy(d.rkm);

@@ -38,7 +38,10 @@ static const char SQL_LOCK_TOPICS[] =
 #define GATE "hashtext('kasir-dlq resolve gate')"
 static const char SQL_GATE_SHARED[] = "SELECT pg_advisory_lock_shared(" GATE ")";
 static const char SQL_GATE_RELEASE[] = "SELECT pg_advisory_unlock_shared(" GATE ")";
-static const char SQL_GATE_RESOLVE[] = "BEGIN; SELECT pg_advisory_xact_lock(" GATE ")";
+/* a replay holds the lock for a chunk; one stopped with Ctrl-Z, or stuck, must not hang every
+ * resolve: wait 10 s, then fail with a message saying why */
+static const char SQL_GATE_RESOLVE[] =
+    "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" GATE ")";
 
 /* the resolve marks a replay has not seen yet (migration 501: seq in commit order under
  * the gate) */
@@ -508,7 +511,10 @@ enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *ac
         return KS_OK;
     /* resolve marks commit holding the gate (SQL_GATE_RESOLVE): a running replay sees them
      * before its next chunk, and has produced no copy after they commit */
-    if (resolve && gate_exec(pg, SQL_GATE_RESOLVE, "take the resolve lock", err) != KS_OK) {
+    if (resolve && gate_exec(pg, SQL_GATE_RESOLVE,
+                             "take the resolve lock (a replay holds it: is one stopped? "
+                             "kasir-dlq audit shows those running)",
+                             err) != KS_OK) {
         PQclear(PQexec(pg, "ROLLBACK"));
         return err->code;
     }

@@ -290,7 +290,9 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         } else if (strcmp(a, "--limit") == 0 || strcmp(a, "--batch") == 0) {
             long n;
             if (parse_long(v, a[2] == 'l' ? 0 : 1, a[2] == 'l' ? 1000000000L : 100000, &n) != 0)
-                return bad(*cmd, "%s %s: want a whole number (batch: 1..100000)", a, v);
+                return bad(*cmd, a[2] == 'l' ? "%s %s: want a whole number, 0..1000000000"
+                                             : "%s %s: want a whole number, 1..100000",
+                           a, v);
             if (a[2] == 'l')
                 o->limit = n;
             else

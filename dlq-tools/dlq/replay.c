@@ -205,7 +205,10 @@ static rd_kafka_headers_t *copy_headers(const struct replay *r, const struct dlq
         for (size_t i = 0; rd_kafka_header_get_all(src, i, &name, &v, &len) == 0; i++)
             if (!runtime_owned(name))
                 rd_kafka_header_add(h, name, -1, v, v ? (ssize_t)len : 0);
-    rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, d->message_id, -1);
+    /* none known (no header, no origin position: a hand-made dead letter): none written, so
+     * the worker takes the payload's message_id, as it did for the original */
+    if (d->message_id[0])
+        rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, d->message_id, -1);
     rd_kafka_header_add(h, H_REPLAY_ID, -1, r->id, -1);
     rd_kafka_header_add(h, H_REPLAY_BY, -1, r->c->actor, -1);
     rd_kafka_header_add(h, H_REPLAY_AT, -1, at, -1);

@@ -86,3 +86,22 @@ def test_tap_avro_leaves_a_pipe_alone(tmp_path):
     reader.join(timeout=30)
     assert p.returncode == 1 and "--schema" in p.stderr, (p.returncode, p.stderr)
     assert fifo.exists() and got == [b""]
+
+
+def test_garbage_dead_letters_replay_without_an_empty_id():
+    """A dead letter with no headers at all (hand-made, or from another tool) has no message
+    id and no origin position: its copy must not carry an empty kasir.message_id (two such
+    copies would share the id ""); without the header the worker takes the payload's id, as
+    it did for the original, or one from the copy's position."""
+    run = Run("t520e", partitions=1)
+    ev = run.event(7)
+    ev["topic"] = run.dlq
+    produce([ev, {"topic": run.dlq, "key": "g", "raw_base64": "/wBnYXJiYWdl"}])
+    assert [l["status"] for l in dlq_json("list", "--dlq", run.dlq)] == ["open", "open"]
+    dlq("replay", "--dlq", run.dlq, "--quiet")
+    copies = topic_records(run.topic)
+    assert len(copies) == 2
+    for c in copies:
+        assert "kasir.message_id" not in c["headers"], c["headers"]
+        assert c["headers"]["kasir.replay.id"].startswith("rpl_")
+    assert copies[0]["value"]["message_id"] == "%s-m7" % run.name

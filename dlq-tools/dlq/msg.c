@@ -369,6 +369,43 @@ static int set_str(json_t *obj, const char *name, const char *s)
     return set_text(obj, name, s, strlen(s));
 }
 
+/* A map of names to bytes (headers): {name: text} and, for values that are not UTF-8,
+ * {name: base64} beside it; named_set adds them as <name> and <name>_base64 and frees nm. */
+static json_t *named_new(void)
+{
+    return json_pack("{s:{}, s:{}}", "text", "base64");
+}
+
+static int named_add(json_t *nm, const char *name, const void *p, size_t len)
+{
+    int exact = 1, bad;
+    json_t *k = dlq_text(name, strlen(name), NULL), *tv = dlq_text(p, len, &exact);
+    char *b = exact ? NULL : b64(p, len);
+
+    bad = !k || !tv || (!exact && !b);
+    if (!bad)
+        bad = json_object_set(json_object_get(nm, "text"), json_string_value(k), tv) ||
+              (b && json_object_set_new(json_object_get(nm, "base64"), json_string_value(k),
+                                        json_string(b)));
+    json_decref(k);
+    json_decref(tv);
+    free(b);
+    return bad ? -1 : 0;
+}
+
+static int named_set(json_t *obj, const char *name, json_t *nm)
+{
+    json_t *b = json_object_get(nm, "base64");
+    char k[64];
+    int bad = !nm || json_object_set(obj, name, json_object_get(nm, "text"));
+
+    snprintf(k, sizeof(k), "%s_base64", name);
+    if (!bad && json_object_size(b))
+        bad = json_object_set(obj, k, b);
+    json_decref(nm);
+    return bad ? -1 : 0;
+}
+
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw)
 {
     const rd_kafka_message_t *m = d->rkm;
@@ -402,7 +439,7 @@ json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw)
     json_decref(org);
     if (full && !bad) {
         rd_kafka_headers_t *h = NULL;
-        json_t *hs = json_object(), *hb = json_object(), *v = NULL;
+        json_t *nm = named_new(), *v = NULL;
         const struct ks_schema *w = NULL;
         struct ks_err e = {0};
         const char *name;
@@ -410,26 +447,11 @@ json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw)
         size_t len;
 
         /* headers: {name: text}; values that are not UTF-8 also in headers_base64 */
-        bad |= !hs || !hb;
+        bad |= !nm;
         if (!bad && rd_kafka_message_headers(m, &h) == 0)
-            for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &len) == 0; i++) {
-                int exact = 1;
-                json_t *k = dlq_text(name, strlen(name), NULL), *tv = dlq_text(val, len, &exact);
-                char *b = exact ? NULL : b64(val, len);
-                bad |= !k || !tv || (!exact && !b);
-                if (!bad) {
-                    bad |= json_object_set(hs, json_string_value(k), tv);
-                    if (!exact)
-                        bad |= json_object_set_new(hb, json_string_value(k), json_string(b));
-                }
-                json_decref(k);
-                json_decref(tv);
-                free(b);
-            }
-        bad |= json_object_set_new(j, "headers", hs);
-        if (json_object_size(hb))
-            bad |= json_object_set(j, "headers_base64", hb);
-        json_decref(hb);
+            for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &len) == 0; i++)
+                bad |= named_add(nm, name, val, len);
+        bad |= named_set(j, "headers", nm);
         if (ks_serde_decode(m->payload, m->len, &w, &v, &e) == KS_OK) {
             bad |= set_str(j, "schema", ks_schema_name(w));
             bad |= json_object_set_new(j, "value", v);
@@ -577,25 +599,11 @@ json_t *dlq_filters_json(const struct dlq_opts *o)
     if (o->key)
         bad |= set_str(j, "key", o->key);
     if (o->nhdrs) {
-        json_t *h = json_object(), *hb = json_object();
-        bad |= !h || !hb;
-        for (size_t i = 0; i < o->nhdrs && !bad; i++) {
-            json_t *one = json_object(), *k = dlq_text(o->hdrs[i].name,
-                                                       strlen(o->hdrs[i].name), NULL);
-            bad |= !one || !k || set_str(one, "v", o->hdrs[i].value);
-            if (!bad) {
-                bad |= json_object_set(h, json_string_value(k), json_object_get(one, "v"));
-                if (json_object_get(one, "v_base64"))
-                    bad |= json_object_set(hb, json_string_value(k),
-                                           json_object_get(one, "v_base64"));
-            }
-            json_decref(one);
-            json_decref(k);
-        }
-        bad |= json_object_set_new(j, "header", h);
-        if (json_object_size(hb))
-            bad |= json_object_set(j, "header_base64", hb);
-        json_decref(hb);
+        json_t *nm = named_new();
+        bad |= !nm;
+        for (size_t i = 0; i < o->nhdrs && !bad; i++)
+            bad |= named_add(nm, o->hdrs[i].name, o->hdrs[i].value, strlen(o->hdrs[i].value));
+        bad |= named_set(j, "header", nm);
     }
     if (o->nrefs) {
         json_t *a = json_array();

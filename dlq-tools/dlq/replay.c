@@ -474,8 +474,7 @@ out:
             printf("dry run: %" PRId64 " messages would be replayed; nothing was sent or "
                    "recorded\n",
                    r.selected);
-        else
-        {
+        else {
             if (r.resolved)
                 printf("replay %s: %" PRId64 " resolved while it ran, not sent\n", r.id,
                        r.resolved);

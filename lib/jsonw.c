@@ -74,23 +74,25 @@ void ks_jw_tail(struct ks_jw *w, const char *s)
     w->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not one
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static size_t utf8_seq(const unsigned char *s)
+/* Length of the valid UTF-8 sequence at s (1..4, within the n bytes left), or 0 if the
+ * bytes there are not one (overlong forms, surrogates and code points above U+10FFFF are
+ * invalid, and so is a sequence cut by the end). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
 
     if (c < 0x80)
         return 1;
     if (c >= 0xc2 && c <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
     if (c >= 0xe0 && c <= 0xef) {
         unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+        return n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
     }
     if (c >= 0xf0 && c <= 0xf4) {
         unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80
+        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
+                       (s[3] & 0xc0) == 0x80
                    ? 4
                    : 0;
     }
@@ -99,19 +101,24 @@ static size_t utf8_seq(const unsigned char *s)
 
 int ks_jw_quote(struct ks_jw *w, const char *s)
 {
+    return ks_jw_quoten(w, s, strlen(s));
+}
+
+int ks_jw_quoten(struct ks_jw *w, const char *s, size_t len)
+{
     size_t start = w->len;
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
     int rc = ks_jw_put(w, "\"", 1);
 
-    while (rc == 0 && *p) {
+    while (rc == 0 && p < end) {
         const unsigned char *run = p;
         size_t n;
         /* copy plain runs in one go */
-        while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+        while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
             p++;
         if (p > run)
             rc = ks_jw_put(w, (const char *)run, (size_t)(p - run));
-        if (rc != 0 || !*p)
+        if (rc != 0 || p == end)
             break;
         if (*p == '"' || *p == '\\') {
             char esc[2] = {'\\', (char)*p};
@@ -130,7 +137,7 @@ int ks_jw_quote(struct ks_jw *w, const char *s)
                 rc = ks_jw_put(w, esc, 6);
             }
             p++;
-        } else if ((n = utf8_seq(p)) > 0) {
+        } else if ((n = utf8_seq(p, (size_t)(end - p))) > 0) {
             rc = ks_jw_put(w, (const char *)p, n);
             p += n;
         } else {
@@ -179,9 +186,14 @@ void ks_jw_close(struct ks_jw *w, char c)
 
 void ks_jw_str(struct ks_jw *w, const char *name, const char *v)
 {
+    ks_jw_strn(w, name, v, v ? strlen(v) : 0);
+}
+
+void ks_jw_strn(struct ks_jw *w, const char *name, const char *v, size_t len)
+{
     lead(w, name);
     if (v)
-        ks_jw_quote(w, v);
+        ks_jw_quoten(w, v, len);
     else
         ks_jw_put(w, "null", 4);
 }

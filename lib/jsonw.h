@@ -51,12 +51,15 @@ int ks_jw_raw(struct ks_jw *w, const char *s);
 void ks_jw_tail(struct ks_jw *w, const char *s);
 /* s as a JSON string, quotes included; all of it or nothing. */
 int ks_jw_quote(struct ks_jw *w, const char *s);
+/* The same for len bytes at s, which may hold NULs (written as \u0000). */
+int ks_jw_quoten(struct ks_jw *w, const char *s, size_t len);
 
 /* Members (name non-NULL) or array elements (name NULL); commas are handled. */
 void ks_jw_open(struct ks_jw *w, const char *name);       /* {  */
 void ks_jw_open_array(struct ks_jw *w, const char *name); /* [  */
 void ks_jw_close(struct ks_jw *w, char c);                /* '}' or ']' */
 void ks_jw_str(struct ks_jw *w, const char *name, const char *v); /* NULL v: null */
+void ks_jw_strn(struct ks_jw *w, const char *name, const char *v, size_t len); /* the same */
 void ks_jw_int(struct ks_jw *w, const char *name, int64_t v);
 /* len bytes of data as a base64 (RFC 4648 4, padded) JSON string */
 void ks_jw_b64(struct ks_jw *w, const char *name, const void *data, size_t len);

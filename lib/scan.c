@@ -16,6 +16,7 @@ struct part {
     int64_t start, end; /* [start, end) at scan start */
     int64_t next;       /* offset after the last message returned, -1 none yet */
     int done;
+    int held;           /* ks_scan_hold: next stays at the held message */
 };
 
 struct ks_scan {
@@ -305,6 +306,10 @@ int ks_scan_next(struct ks_scan *s, int timeout_ms, rd_kafka_message_t **out,
             rd_kafka_message_destroy(m);
             return -2;
         }
+        if (p && p->held) { /* fetched before the hold: the group reads it next time */
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         if (!p) { /* a partition the topic gained after the scan started */
             if (!s->follow) {
                 rd_kafka_message_destroy(m);
@@ -355,6 +360,27 @@ size_t ks_scan_topic_count(const struct ks_scan *s)
 const char *ks_scan_topic(const struct ks_scan *s, size_t i)
 {
     return i < s->ntopics ? s->topics[i] : NULL;
+}
+
+void ks_scan_hold(struct ks_scan *s, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l;
+    struct part *p;
+
+    if (!s->group || !m->rkt || !(p = part_of(s, m)) || p->held || p->next != m->offset + 1)
+        return;
+    p->held = 1;
+    p->next = m->offset;
+    if (!p->done) { /* also when following: a held partition has nothing more to give */
+        p->done = 1;
+        s->ndone++;
+    }
+    /* stop fetching it; a failure only costs the fetches that the check above drops */
+    if ((l = rd_kafka_topic_partition_list_new(1))) {
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        rd_kafka_pause_partitions(s->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
 }
 
 rd_kafka_t *ks_scan_handle(struct ks_scan *s)

@@ -67,6 +67,14 @@ const char *ks_scan_topic(const struct ks_scan *s, size_t i);
 enum ks_code ks_scan_commit(struct ks_scan *s, struct ks_err *err)
     __attribute__((warn_unused_result));
 
+/* With a group: the caller could not take m (undecodable, not writable): its partition
+ * stops at m. The commit for that partition stays at m's offset, so the group's next run
+ * starts with m again; no later message of the partition is returned (it is paused, and
+ * what was already fetched is dropped); the partition counts as done. No-op without a
+ * group (nothing is committed, the scan goes on) or for a message the scan did not
+ * return. */
+void ks_scan_hold(struct ks_scan *s, const rd_kafka_message_t *m);
+
 /* The consumer handle (metadata queries); owned by s. */
 rd_kafka_t *ks_scan_handle(struct ks_scan *s);
 

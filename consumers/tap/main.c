@@ -7,7 +7,10 @@
  * it had at start, or on with --follow. Nothing is committed unless --group is given: a
  * tap is a reader on the side and must not move anybody's offsets. A message that does
  * not decode, or (CSV, Avro) has another writer schema than the file's, is reported on
- * stderr with its topic:partition:offset and counted; the exit status is then 3.
+ * stderr with its topic:partition:offset and counted; the exit status is then 3. With
+ * --group its partition stops there (lib/scan.h ks_scan_hold): the group's offset never
+ * passes a message the run did not write, so the next run reports it again, unless
+ * --skip-unwritten says to commit past it.
  * Exit codes: 0 done, 1 failed (Kafka, output), 2 bad arguments or settings, 3 done but
  * some messages were not written (listed on stderr). */
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "lib/config.h"
@@ -39,9 +43,10 @@ struct tap {
     const char *out_path, *key, *group;
     struct field_filter *ff;
     size_t nff;
-    int meta, value_only;
+    int meta, value_only, skip_unwritten;
     long limit;
     const struct ks_schema *schema; /* CSV/Avro: the file's schema, once known */
+    const struct ks_schema *seen;   /* CSV/Avro: the first message's writer, written or not */
     char **cols;                    /* CSV: its field names */
     size_t ncols;
     struct tap_ocf ocf;
@@ -79,7 +84,9 @@ static const char USAGE[] =
     "  --value-only      json: only the decoded value per line\n"
     "  --limit N         stop after N messages written\n"
     "  --group G         consume as group G: start at its committed offsets and commit what\n"
-    "                    was written (without --group nothing is ever committed)\n"
+    "                    was written (without --group nothing is ever committed); a\n"
+    "                    partition stops at a message not written, the next run starts there\n"
+    "  --skip-unwritten  with --group: commit past messages not written (still reported)\n"
     "  -c FILE           configuration file (the daemons': kafka.brokers, kafka.* passthrough)\n"
     "exit codes: 0 done, 1 failed, 2 bad arguments, 3 some messages not written (see stderr)\n";
 
@@ -131,8 +138,9 @@ static int fields_match(const struct tap *t, const json_t *v)
         int ok;
         if (!x)
             return 0;
-        if (json_is_string(x)) {
-            ok = strcmp(json_string_value(x), t->ff[i].value) == 0;
+        if (json_is_string(x)) { /* an Avro string may hold NULs: the whole of it */
+            ok = json_string_length(x) == strlen(t->ff[i].value) &&
+                 memcmp(json_string_value(x), t->ff[i].value, json_string_length(x)) == 0;
         } else {
             char *s = json_dumps(x, JSON_COMPACT | JSON_ENCODE_ANY);
             ok = s && strcmp(s, t->ff[i].value) == 0;
@@ -179,8 +187,8 @@ static void jw_value(struct ks_jw *w, const char *name, const json_t *v)
             jw_value(w, NULL, x);
         ks_jw_close(w, ']');
         break;
-    case JSON_STRING:
-        ks_jw_str(w, name, json_string_value(v));
+    case JSON_STRING: /* whole: an Avro string may hold NULs (\u0000 in JSON) */
+        ks_jw_strn(w, name, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
         ks_jw_int(w, name, json_integer_value(v));
@@ -208,15 +216,8 @@ static int write_json(struct tap *t, const rd_kafka_message_t *m, const struct k
         ks_jw_int(&t->w, "partition", m->partition);
         ks_jw_int(&t->w, "offset", m->offset);
         ks_jw_int(&t->w, "timestamp", rd_kafka_message_timestamp(m, NULL));
-        if (m->key) { /* keys are text in Kasir; ks_jw escapes, invalid UTF-8 -> U+FFFD */
-            char *k = strndup(m->key, m->key_len);
-            if (!k)
-                return -1;
-            ks_jw_str(&t->w, "key", k);
-            free(k);
-        } else {
-            ks_jw_str(&t->w, "key", NULL);
-        }
+        /* keys are text in Kasir; ks_jw escapes (NUL too), invalid UTF-8 -> U+FFFD */
+        ks_jw_strn(&t->w, "key", m->key, m->key_len);
         ks_jw_str(&t->w, "schema", ks_schema_name(s));
         jw_value(&t->w, "value", v);
         ks_jw_close(&t->w, '}');
@@ -330,12 +331,12 @@ static int schema_ok(struct tap *t, const rd_kafka_message_t *m, const struct ks
                  ks_schema_name(t->schema));
         report(m, why, NULL);
         t->skipped++;
-        return 1;
+        return 2;
     }
     return 0;
 }
 
-/* 0 written, 1 filtered out or reported, -1 output failure */
+/* 0 written, 1 filtered out, 2 reported (not written), -1 output failure */
 static int handle(struct tap *t, const rd_kafka_message_t *m)
 {
     const struct ks_schema *s = NULL;
@@ -343,13 +344,17 @@ static int handle(struct tap *t, const rd_kafka_message_t *m)
     json_t *v = NULL;
     int rc = 1;
 
+    /* CSV/Avro: the schema of the first message read, written or not, for a file that no
+     * message gets into (a header line, an empty container) */
+    if (t->fmt != F_JSON && !t->seen && ks_serde_peek(m->payload, m->len, &s, &err) == KS_OK)
+        t->seen = s;
     if (t->key && (!m->key || m->key_len != strlen(t->key) ||
                    memcmp(m->key, t->key, m->key_len) != 0))
         return 1;
     if (ks_serde_decode(m->payload, m->len, &s, &v, &err) != KS_OK) {
         report(m, "undecodable", err.msg);
         t->skipped++;
-        return 1;
+        return 2;
     }
     if (t->nff && !fields_match(t, v))
         goto out;
@@ -432,6 +437,8 @@ int main(int argc, char **argv)
             t.meta = 1;
         } else if (strcmp(a, "--value-only") == 0) {
             t.value_only = 1;
+        } else if (strcmp(a, "--skip-unwritten") == 0) {
+            t.skip_unwritten = 1;
         } else if (strcmp(a, "--from") == 0) {
             if (strcmp(v, "beginning") == 0)
                 so.from = KS_SCAN_BEGINNING;
@@ -488,6 +495,9 @@ int main(int argc, char **argv)
     if (so.group && so.from == KS_SCAN_TIME)
         return bad("--from <time> cannot be used with --group (the group's offsets are the "
                    "start)%s", "");
+    if (t.skip_unwritten && !so.group)
+        return bad("--skip-unwritten is for --group (without a group nothing is committed)%s",
+                   "");
     if (t.value_only && t.fmt != F_JSON)
         return bad("--value-only is for --format json%s", "");
     if (t.meta && t.fmt != F_CSV)
@@ -542,6 +552,12 @@ int main(int argc, char **argv)
         }
         if (r == 1) {
             int h = handle(&t, m);
+            if (h == 2 && t.group && !t.skip_unwritten) {
+                ks_scan_hold(s, m);
+                fprintf(stderr, "kasir-tap: %s:%d: stopped at offset %" PRId64 ": group %s "
+                                "resumes there (fix the cause, or --skip-unwritten)\n",
+                        rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset, t.group);
+            }
             rd_kafka_message_destroy(m);
             if (h < 0) {
                 fprintf(stderr, "kasir-tap: could not write the output\n");
@@ -561,9 +577,35 @@ int main(int argc, char **argv)
             last_commit = time(NULL);
         }
     }
-    if (t.fmt == F_AVRO && !t.ocf_open && t.schema &&
-        tap_ocf_open(&t.ocf, t.out, ks_schema_json(t.schema), &err) == KS_OK)
-        t.ocf_open = 1; /* no message, but --schema: still a valid, empty file */
+    /* nothing written: the file still has its header line or is a valid, empty container,
+     * with --schema's schema or the first message's */
+    if (t.fmt != F_JSON && !t.schema)
+        t.schema = t.seen;
+    if (t.fmt == F_CSV && t.schema && !t.cols && csv_header(&t) != 0)
+        rc = EXIT_FAIL;
+    if (t.fmt == F_AVRO && !t.ocf_open && rc != EXIT_FAIL) {
+        if (!t.schema) {
+            fprintf(stderr, "kasir-tap: no message was read to take the Avro schema from: "
+                            "name it with --schema (no file written)\n");
+            rc = EXIT_FAIL;
+            if (t.out != stdout) {
+                struct stat st;
+                /* a regular file only: --output may name /dev/null or a pipe */
+                int reg = fstat(fileno(t.out), &st) == 0 && S_ISREG(st.st_mode);
+                fclose(t.out);
+                t.out = NULL;
+                if (reg)
+                    remove(t.out_path);
+            }
+            goto out;
+        }
+        if (tap_ocf_open(&t.ocf, t.out, ks_schema_json(t.schema), &err) != KS_OK) {
+            fprintf(stderr, "kasir-tap: %s\n", err.msg);
+            rc = EXIT_FAIL;
+        } else {
+            t.ocf_open = 1;
+        }
+    }
     if (flush_all(&t) != 0) {
         fprintf(stderr, "kasir-tap: could not write the output\n");
         rc = EXIT_FAIL;

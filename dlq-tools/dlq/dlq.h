@@ -23,8 +23,9 @@
 
 enum { DLQ_EXIT_OK = 0, DLQ_EXIT_FAIL = 1, DLQ_EXIT_USAGE = 2, DLQ_EXIT_INTERRUPTED = 3 };
 
-/* states of a dead letter (bits, for --status) */
-enum { DLQ_OPEN = 1, DLQ_REPLAYED = 2, DLQ_RESOLVED = 4, DLQ_ANY = 7 };
+/* states of a dead letter (bits, for --status); DLQ_LATE marks a resolve that a replay's
+ * dlq_marks_refresh found, i.e. made while the replay ran (it counts them) */
+enum { DLQ_OPEN = 1, DLQ_REPLAYED = 2, DLQ_RESOLVED = 4, DLQ_ANY = 7, DLQ_LATE = 8 };
 
 struct dlq_hdr {
     char *name, *value;
@@ -101,19 +102,40 @@ int dlq_next(struct dlq_ctx *c, struct ks_scan *s, int timeout_ms, struct dlq_ms
 const char *dlq_state_name(int state);
 void dlq_fmt_time(int64_t ms, char *buf, size_t len); /* RFC 3339 UTC, "-" for < 0 */
 void dlq_fmt_age(int64_t ms, int64_t now, char *buf, size_t len);
+/* bytes as a JSON string: themselves when UTF-8, else each invalid byte as U+FFFD (lib/jsonw's
+ * rule) and *exact (may be NULL) set to 0; NULL p: null; NULL when out of memory. JSON
+ * output gives such bytes exactly in a sibling member <name>_base64 */
+json_t *dlq_text(const void *p, size_t len, int *exact);
+/* 1 when s is UTF-8 text (what PostgreSQL's text takes) */
+int dlq_utf8(const char *s);
+/* NULL when out of memory; every message gets its line, whatever its headers' bytes */
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw);
 void dlq_print_row_header(void);
 void dlq_print_row(const struct dlq_msg *d, int64_t now);
 void dlq_print_full(const struct dlq_msg *d, int raw);
 json_t *dlq_filters_json(const struct dlq_opts *o);
 int64_t dlq_now_ms(void);
-void dlq_json_line(json_t *j); /* writes j compact + '\n' on stdout and decrefs it */
+/* writes j compact + '\n' on stdout and decrefs it; NULL (out of memory) is reported and
+ * sets dlq_output_failed, which fails the command */
+void dlq_json_line(json_t *j);
+extern int dlq_output_failed;
 
 /* store.c: every statement against PostgreSQL */
 struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_err *err);
 int dlq_marks_get(const struct dlq_marks *mk, const char *topic, int32_t partition,
                   int64_t off);
 void dlq_marks_free(struct dlq_marks *mk);
+/* adds the resolve marks committed since the last refresh (all of them the first time) */
+enum ks_code dlq_marks_refresh(PGconn *pg, struct dlq_marks *mk, struct ks_err *err)
+    __attribute__((warn_unused_result));
+/* replay, around each chunk of copies: takes the resolve lock shared and refreshes mk's
+ * resolve marks; leave releases it (store.c, GATE, says why). On a
+ * connection of its own: the replay's main one has progress marks in flight. */
+enum ks_code dlq_gate_enter(PGconn *pg, struct dlq_marks *mk, struct ks_err *err)
+    __attribute__((warn_unused_result));
+enum ks_code dlq_gate_leave(PGconn *pg, struct ks_err *err) __attribute__((warn_unused_result));
+/* how many of the topics a replay is reading now; the first one's name in first */
+int dlq_replays_running(PGconn *pg, char **topics, size_t n, char *first, size_t cap);
 /* takes a session lock per DLQ topic for a replay; KS_ECONFLICT when another holds one */
 enum ks_code dlq_lock_topics(PGconn *pg, char **topics, size_t n, struct ks_err *err)
     __attribute__((warn_unused_result));

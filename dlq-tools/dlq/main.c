@@ -290,7 +290,9 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         } else if (strcmp(a, "--limit") == 0 || strcmp(a, "--batch") == 0) {
             long n;
             if (parse_long(v, a[2] == 'l' ? 0 : 1, a[2] == 'l' ? 1000000000L : 100000, &n) != 0)
-                return bad(*cmd, "%s %s: want a whole number (batch: 1..100000)", a, v);
+                return bad(*cmd, a[2] == 'l' ? "%s %s: want a whole number, 0..1000000000"
+                                             : "%s %s: want a whole number, 1..100000",
+                           a, v);
             if (a[2] == 'l')
                 o->limit = n;
             else
@@ -349,6 +351,11 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
             return bad(*cmd, "--error %s: want poison, invalid, failed, exhausted or retry%s",
                        o->errors[i], "");
     }
+    /* kept as text in the audit record: PostgreSQL would refuse them later, mid-command */
+    if (o->note && !dlq_utf8(o->note))
+        return bad(*cmd, "--note: not UTF-8 text (it goes into the audit record)%s%s", "", "");
+    if (o->by && !dlq_utf8(o->by))
+        return bad(*cmd, "--by: not UTF-8 text (it goes into the audit record)%s%s", "", "");
     if (o->since >= 0 && o->until >= 0 && o->until <= o->since)
         return bad(*cmd, "--until must be later than --since%s%s", "", "");
     if (o->to && !o->to[0])
@@ -365,13 +372,18 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
 
 /* ---- list, show, stats ---------------------------------------------------------------- */
 
+/* k comes from a header: bytes that are not UTF-8 are counted under their U+FFFD text
+ * (an object's names must be UTF-8), never left out */
 static void count(json_t *obj, const char *k)
 {
-    json_t *v = json_object_get(obj, k && *k ? k : "(none)");
-    if (v)
+    json_t *t = k && *k ? dlq_text(k, strlen(k), NULL) : NULL, *v;
+    const char *name = t ? json_string_value(t) : "(none)";
+
+    if ((v = json_object_get(obj, name)))
         json_integer_set(v, json_integer_value(v) + 1);
-    else
-        json_object_set_new(obj, k && *k ? k : "(none)", json_integer(1));
+    else if (json_object_set_new(obj, name, json_integer(1)) != 0)
+        dlq_output_failed = 1;
+    json_decref(t);
 }
 
 static void print_counts(const char *title, json_t *obj)
@@ -586,6 +598,8 @@ int main(int argc, char **argv)
         break;
     }
 out:
+    if (dlq_output_failed && (rc == DLQ_EXIT_OK || rc == DLQ_EXIT_INTERRUPTED))
+        rc = DLQ_EXIT_FAIL;
     fflush(stdout);
     dlq_marks_free(c.marks);
     ks_db_free(c.db);

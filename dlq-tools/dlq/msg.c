@@ -11,6 +11,7 @@
 #include "lib/serde.h"
 #include "lib/headers.h"
 #include "lib/ids.h"
+#include "lib/jsonw.h"
 #include "lib/pgarr.h"
 #include "lib/banned.h"
 
@@ -302,10 +303,37 @@ void dlq_fmt_age(int64_t ms, int64_t now, char *buf, size_t len)
         snprintf(buf, len, "%" PRId64 "d", s / 86400);
 }
 
-static json_t *bytes_json(const void *p, size_t len)
+json_t *dlq_text(const void *p, size_t len, int *exact)
 {
-    json_t *j = p ? json_stringn(p, len) : json_null();
-    return j ? j : json_null(); /* not UTF-8: the caller adds a base64 copy */
+    struct ks_jw w;
+    json_t *j;
+    char *q;
+    size_t n;
+
+    if (exact)
+        *exact = 1;
+    if (!p)
+        return json_null();
+    if ((j = json_stringn(p, len)))
+        return j;
+    /* not UTF-8: jansson refuses it, so take the text lib/jsonw makes of it (its one rule:
+     * each invalid byte becomes U+FFFD) and read that back */
+    if (exact)
+        *exact = 0;
+    ks_jw_init(&w, NULL, 0);
+    ks_jw_quoten(&w, p, len);
+    if (!(q = ks_jw_take(&w, &n)))
+        return NULL;
+    j = json_loadb(q, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    free(q);
+    return j;
+}
+
+int dlq_utf8(const char *s)
+{
+    json_t *j = json_string(s); /* jansson checks: NULL when s is not UTF-8 */
+    json_decref(j);
+    return j != NULL;
 }
 
 static char *b64(const void *p, size_t len)
@@ -316,66 +344,144 @@ static char *b64(const void *p, size_t len)
     return s;
 }
 
+/* obj[name] = the bytes as text; bytes that are not UTF-8 also get obj[name_base64], exact.
+ * name is the tool's own (ASCII). -1 when out of memory: the caller fails the line. */
+static int set_text(json_t *obj, const char *name, const void *p, size_t len)
+{
+    int exact = 1, rc;
+    json_t *v = dlq_text(p, len, &exact);
+    char k[64], *e;
+
+    if (!v || json_object_set_new(obj, name, v) != 0)
+        return -1;
+    if (exact)
+        return 0;
+    snprintf(k, sizeof(k), "%s_base64", name);
+    if (!(e = b64(p, len)))
+        return -1;
+    rc = json_object_set_new(obj, k, json_string(e)) == 0 ? 0 : -1;
+    free(e);
+    return rc;
+}
+
+static int set_str(json_t *obj, const char *name, const char *s)
+{
+    return set_text(obj, name, s, strlen(s));
+}
+
+/* A map of names to bytes (headers): {name: text} and, for values that are not UTF-8,
+ * {name: base64} beside it; named_set adds them as <name> and <name>_base64 and frees nm. */
+static json_t *named_new(void)
+{
+    return json_pack("{s:{}, s:{}}", "text", "base64");
+}
+
+static int named_add(json_t *nm, const char *name, const void *p, size_t len)
+{
+    int exact = 1, bad;
+    json_t *k = dlq_text(name, strlen(name), NULL), *tv = dlq_text(p, len, &exact);
+    char *b = exact ? NULL : b64(p, len);
+
+    bad = !k || !tv || (!exact && !b);
+    if (!bad)
+        bad = json_object_set(json_object_get(nm, "text"), json_string_value(k), tv) ||
+              (b && json_object_set_new(json_object_get(nm, "base64"), json_string_value(k),
+                                        json_string(b)));
+    json_decref(k);
+    json_decref(tv);
+    free(b);
+    return bad ? -1 : 0;
+}
+
+static int named_set(json_t *obj, const char *name, json_t *nm)
+{
+    json_t *b = json_object_get(nm, "base64");
+    char k[64];
+    int bad = !nm || json_object_set(obj, name, json_object_get(nm, "text"));
+
+    snprintf(k, sizeof(k), "%s_base64", name);
+    if (!bad && json_object_size(b))
+        bad = json_object_set(obj, k, b);
+    json_decref(nm);
+    return bad ? -1 : 0;
+}
+
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw)
 {
     const rd_kafka_message_t *m = d->rkm;
     char ref[400];
-    json_t *j;
+    json_t *j = json_object(), *err = json_object(), *org = json_object();
+    int bad = !j || !err || !org;
 
     snprintf(ref, sizeof(ref), "%s:%d:%" PRId64, d->dlq, (int)d->partition, d->offset);
-    j = json_pack("{s:s, s:s, s:i, s:I, s:I, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, "
-                  "s:{s:s, s:i, s:I, s:I}, s:s, s:s, s:i, s:I, s:I}",
-                  "ref", ref, "dlq_topic", d->dlq, "partition", (int)d->partition, "offset",
-                  (json_int_t)d->offset, "timestamp", (json_int_t)d->ts, "status",
-                  dlq_state_name(d->state), "message_id", d->message_id, "key",
-                  bytes_json(m->key, m->key_len), "error", "class", d->cls, "code", d->code,
-                  "message", d->msg, "field", d->field, "origin", "topic", d->origin,
-                  "partition", (int)d->origin_partition, "offset", (json_int_t)d->origin_offset,
-                  "timestamp", (json_int_t)d->origin_ts, "group", d->group, "instance",
-                  d->instance, "attempts", d->attempt, "first_failure",
-                  (json_int_t)d->first_failure, "last_failure", (json_int_t)d->last_failure);
-    if (!j)
-        return NULL;
-    if (m->key && json_is_null(json_object_get(j, "key"))) {
-        char *k = b64(m->key, m->key_len);
-        json_object_set_new(j, "key_base64", json_string(k ? k : ""));
-        free(k);
-    }
-    if (full) {
+    /* every string may come from a header, and a header is bytes: set_text keeps a line
+     * for every message, whatever its bytes */
+    bad |= set_str(j, "ref", ref) | set_str(j, "dlq_topic", d->dlq);
+    bad |= json_object_set_new(j, "partition", json_integer(d->partition));
+    bad |= json_object_set_new(j, "offset", json_integer(d->offset));
+    bad |= json_object_set_new(j, "timestamp", json_integer(d->ts));
+    bad |= set_str(j, "status", dlq_state_name(d->state));
+    bad |= set_str(j, "message_id", d->message_id);
+    bad |= set_text(j, "key", m->key, m->key_len);
+    bad |= set_str(err, "class", d->cls) | set_str(err, "code", d->code);
+    bad |= set_str(err, "message", d->msg) | set_str(err, "field", d->field);
+    bad |= json_object_set(j, "error", err);
+    bad |= set_str(org, "topic", d->origin);
+    bad |= json_object_set_new(org, "partition", json_integer(d->origin_partition));
+    bad |= json_object_set_new(org, "offset", json_integer(d->origin_offset));
+    bad |= json_object_set_new(org, "timestamp", json_integer(d->origin_ts));
+    bad |= json_object_set(j, "origin", org);
+    bad |= set_str(j, "group", d->group) | set_str(j, "instance", d->instance);
+    bad |= json_object_set_new(j, "attempts", json_integer(d->attempt));
+    bad |= json_object_set_new(j, "first_failure", json_integer(d->first_failure));
+    bad |= json_object_set_new(j, "last_failure", json_integer(d->last_failure));
+    json_decref(err);
+    json_decref(org);
+    if (full && !bad) {
         rd_kafka_headers_t *h = NULL;
-        json_t *hs = json_object(), *v = NULL;
+        json_t *nm = named_new(), *v = NULL;
         const struct ks_schema *w = NULL;
-        struct ks_err err = {0};
+        struct ks_err e = {0};
         const char *name;
         const void *val;
         size_t len;
 
-        if (rd_kafka_message_headers(m, &h) == 0)
+        /* headers: {name: text}; values that are not UTF-8 also in headers_base64 */
+        bad |= !nm;
+        if (!bad && rd_kafka_message_headers(m, &h) == 0)
             for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &len) == 0; i++)
-                json_object_set_new(hs, name, bytes_json(val, len));
-        json_object_set_new(j, "headers", hs);
-        if (ks_serde_decode(m->payload, m->len, &w, &v, &err) == KS_OK) {
-            json_object_set_new(j, "schema", json_string(ks_schema_name(w)));
-            json_object_set_new(j, "value", v);
+                bad |= named_add(nm, name, val, len);
+        bad |= named_set(j, "headers", nm);
+        if (ks_serde_decode(m->payload, m->len, &w, &v, &e) == KS_OK) {
+            bad |= set_str(j, "schema", ks_schema_name(w));
+            bad |= json_object_set_new(j, "value", v);
         } else {
-            json_object_set_new(j, "schema", json_null());
-            json_object_set_new(j, "value", json_null());
-            json_object_set_new(j, "decode_error", json_string(err.msg));
+            bad |= json_object_set_new(j, "schema", json_null());
+            bad |= json_object_set_new(j, "value", json_null());
+            bad |= set_str(j, "decode_error", e.msg);
         }
         if (raw || !v) {
-            char *s = b64(m->payload, m->len);
-            json_object_set_new(j, "value_base64", json_string(s ? s : ""));
-            free(s);
+            char *b = b64(m->payload, m->len);
+            bad |= !b || json_object_set_new(j, "value_base64", json_string(b));
+            free(b);
         }
+    }
+    if (bad) {
+        json_decref(j);
+        return NULL;
     }
     return j;
 }
+
+int dlq_output_failed;
 
 void dlq_json_line(json_t *j)
 {
     if (j) {
         json_dumpf(j, stdout, JSON_COMPACT);
         fputc('\n', stdout);
+    } else if (!dlq_output_failed++) { /* a line left out must not pass for a shorter list */
+        fprintf(stderr, "kasir-dlq: could not build a JSON line (out of memory)\n");
     }
     json_decref(j);
 }
@@ -449,50 +555,78 @@ void dlq_print_full(const struct dlq_msg *d, int raw)
     json_decref(j);
 }
 
+/* a list of strings; when one is not UTF-8, also name_base64: every one, exact */
+static int set_list(json_t *obj, const char *name, char **v, size_t n)
+{
+    json_t *a = json_array(), *b = json_array();
+    int bad = !a || !b, inexact = 0;
+    char k[64];
+
+    for (size_t i = 0; i < n && !bad; i++) {
+        int exact = 1;
+        char *e = b64(v[i], strlen(v[i]));
+        bad |= json_array_append_new(a, dlq_text(v[i], strlen(v[i]), &exact)) ||
+               !e || json_array_append_new(b, json_string(e));
+        inexact |= !exact;
+        free(e);
+    }
+    snprintf(k, sizeof(k), "%s_base64", name);
+    bad |= json_object_set_new(obj, name, a);
+    if (inexact)
+        bad |= json_object_set(obj, k, b);
+    json_decref(b);
+    return bad ? -1 : 0;
+}
+
+/* the filters as given, for the audit: bytes that are not UTF-8 (a key or header value
+ * copied from a message) are kept as text with U+FFFD and exactly in <name>_base64, so the
+ * record never reads as a wider selection than the one made */
 json_t *dlq_filters_json(const struct dlq_opts *o)
 {
-    json_t *j = json_object(), *a;
+    json_t *j = json_object();
+    int bad = !j;
 
-#define LIST(name, arr, n)                                                                       \
-    if (n) {                                                                                     \
-        a = json_array();                                                                        \
-        for (size_t i = 0; i < (n); i++)                                                         \
-            json_array_append_new(a, json_string(arr[i]));                                      \
-        json_object_set_new(j, name, a);                                                         \
-    }
-    LIST("dlq", o->dlqs, o->ndlqs)
-    LIST("error", o->errors, o->nerrors)
-    LIST("topic", o->origins, o->norigins)
-#undef LIST
+    if (o->ndlqs)
+        bad |= set_list(j, "dlq", o->dlqs, o->ndlqs);
+    if (o->nerrors)
+        bad |= set_list(j, "error", o->errors, o->nerrors);
+    if (o->norigins)
+        bad |= set_list(j, "topic", o->origins, o->norigins);
     if (o->since >= 0)
-        json_object_set_new(j, "since", json_integer(o->since));
+        bad |= json_object_set_new(j, "since", json_integer(o->since));
     if (o->until >= 0)
-        json_object_set_new(j, "until", json_integer(o->until));
+        bad |= json_object_set_new(j, "until", json_integer(o->until));
     if (o->key)
-        json_object_set_new(j, "key", json_string(o->key));
+        bad |= set_str(j, "key", o->key);
     if (o->nhdrs) {
-        a = json_object();
-        for (size_t i = 0; i < o->nhdrs; i++)
-            json_object_set_new(a, o->hdrs[i].name, json_string(o->hdrs[i].value));
-        json_object_set_new(j, "header", a);
+        json_t *nm = named_new();
+        bad |= !nm;
+        for (size_t i = 0; i < o->nhdrs && !bad; i++)
+            bad |= named_add(nm, o->hdrs[i].name, o->hdrs[i].value, strlen(o->hdrs[i].value));
+        bad |= named_set(j, "header", nm);
     }
     if (o->nrefs) {
-        a = json_array();
-        for (size_t i = 0; i < o->nrefs; i++) {
+        json_t *a = json_array();
+        bad |= !a;
+        for (size_t i = 0; i < o->nrefs && !bad; i++) {
             char ref[400];
             snprintf(ref, sizeof(ref), "%s:%d:%" PRId64, o->refs[i].topic,
                      (int)o->refs[i].partition, o->refs[i].offset);
-            json_array_append_new(a, json_string(ref));
+            bad |= json_array_append_new(a, dlq_text(ref, strlen(ref), NULL));
         }
-        json_object_set_new(j, "refs", a);
+        bad |= json_object_set_new(j, "refs", a);
     }
     if (o->limit >= 0)
-        json_object_set_new(j, "limit", json_integer(o->limit));
+        bad |= json_object_set_new(j, "limit", json_integer(o->limit));
     if (o->rate > 0)
-        json_object_set_new(j, "rate", json_real(o->rate));
+        bad |= json_object_set_new(j, "rate", json_real(o->rate));
     if (o->again)
-        json_object_set_new(j, "again", json_true());
+        bad |= json_object_set_new(j, "again", json_true());
     if (o->all)
-        json_object_set_new(j, "all", json_true());
+        bad |= json_object_set_new(j, "all", json_true());
+    if (bad) {
+        json_decref(j);
+        return NULL;
+    }
     return j;
 }

@@ -7,7 +7,12 @@
  * --batch confirmations or 500 ms. A rerun skips what is marked. A kill between a
  * delivery and its mark sends that copy again on the rerun: it carries the original
  * kasir.message_id, so the worker's dedup (kasir_processed, or its natural key) applies
- * it once. */
+ * it once.
+ * Copies are produced in chunks (at most --batch copies or 200 ms, and never across a
+ * --rate wait): before a chunk the replay takes the resolve lock shared and reads the
+ * resolve marks committed since the last chunk, on a connection of its own, and releases
+ * the lock when the chunk is handed to the producer (store.c, GATE): a dead letter
+ * resolved while the replay runs is not copied after the resolve commits. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +52,11 @@ struct replay {
     int64_t selected, sent, confirmed, failed, recorded;
     int64_t inflight; /* marks sent to PostgreSQL, answer not read yet */
     int write_failed;
+    struct ks_db *gate;   /* the resolve lock's connection */
+    int gated;            /* holds the resolve lock (a chunk is open) */
+    double gate_t;        /* when the chunk began */
+    int64_t gate_n;       /* copies produced in it */
+    int64_t resolved;     /* selected, then found resolved before their copy: not sent */
     struct ks_err err;
 };
 
@@ -109,6 +119,34 @@ static void send_marks(struct replay *r)
     r->inflight = (int64_t)n;
 }
 
+/* opens a chunk: the resolve lock, shared, and the resolve marks not seen yet */
+static int gate_enter(struct replay *r)
+{
+    if (r->gated)
+        return 0;
+    if (dlq_gate_enter(ks_db_conn(r->gate), r->c->marks, &r->err) != KS_OK) {
+        fprintf(stderr, "kasir-dlq: %s\n", r->err.msg);
+        r->write_failed = 1;
+        return -1;
+    }
+    r->gated = 1;
+    r->gate_t = mono_s();
+    r->gate_n = 0;
+    return 0;
+}
+
+/* closes the chunk: its copies are with the producer, a waiting resolve may commit */
+static void gate_leave(struct replay *r)
+{
+    if (!r->gated)
+        return;
+    r->gated = 0;
+    if (dlq_gate_leave(ks_db_conn(r->gate), &r->err) != KS_OK) {
+        fprintf(stderr, "kasir-dlq: %s\n", r->err.msg);
+        r->write_failed = 1;
+    }
+}
+
 static const struct target *target_get(struct replay *r, const char *name)
 {
     const struct rd_kafka_metadata *md = NULL;
@@ -167,13 +205,18 @@ static rd_kafka_headers_t *copy_headers(const struct replay *r, const struct dlq
         for (size_t i = 0; rd_kafka_header_get_all(src, i, &name, &v, &len) == 0; i++)
             if (!runtime_owned(name))
                 rd_kafka_header_add(h, name, -1, v, v ? (ssize_t)len : 0);
-    rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, d->message_id, -1);
+    /* none known (no header, no origin position: a hand-made dead letter): none written, so
+     * the worker takes the payload's message_id, as it did for the original */
+    if (d->message_id[0])
+        rd_kafka_header_add(h, KS_H_MESSAGE_ID, -1, d->message_id, -1);
     rd_kafka_header_add(h, H_REPLAY_ID, -1, r->id, -1);
     rd_kafka_header_add(h, H_REPLAY_BY, -1, r->c->actor, -1);
     rd_kafka_header_add(h, H_REPLAY_AT, -1, at, -1);
     return h;
 }
 
+/* 0 produced, 1 the producer's queue is full (nothing done: wait and call again), -2
+ * failed (reported) */
 static int produce_copy(struct replay *r, const struct dlq_msg *d, const char *target)
 {
     struct pending *p = calloc(1, sizeof(*p));
@@ -184,28 +227,25 @@ static int produce_copy(struct replay *r, const struct dlq_msg *d, const char *t
     snprintf(at, sizeof(at), "%" PRId64, dlq_now_ms());
     if (!p || !(h = copy_headers(r, d, at))) {
         free(p);
-        return -1;
+        return -2;
     }
     p->dlq = d->dlq;
     p->target = target;
     p->partition = d->partition;
     p->offset = d->offset;
     snprintf(p->message_id, sizeof(p->message_id), "%s", d->message_id);
-    for (;;) {
-        e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(target),
-                              RD_KAFKA_V_KEY(d->rkm->key, d->rkm->key_len),
-                              RD_KAFKA_V_VALUE(d->rkm->payload, d->rkm->len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                              RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        rd_kafka_poll(r->rk, 10);
-    }
+    e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(target),
+                          RD_KAFKA_V_KEY(d->rkm->key, d->rkm->key_len),
+                          RD_KAFKA_V_VALUE(d->rkm->payload, d->rkm->len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                          RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
     if (e) {
-        fprintf(stderr, "kasir-dlq: could not produce to %s: %s\n", target, rd_kafka_err2str(e));
         rd_kafka_headers_destroy(h);
         free(p);
-        return -1;
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return 1;
+        fprintf(stderr, "kasir-dlq: could not produce to %s: %s\n", target, rd_kafka_err2str(e));
+        return -2;
     }
     r->sent++;
     return 0;
@@ -247,9 +287,12 @@ static void show_progress(struct progress *pg, struct replay *r, struct ks_scan 
 static void dry_line(const struct dlq_ctx *c, const struct dlq_msg *d, const char *target)
 {
     if (c->o.json)
-        dlq_json_line(json_pack("{s:s, s:i, s:I, s:s, s:s, s:s}", "dlq_topic", d->dlq,
-                                "partition", (int)d->partition, "offset", (json_int_t)d->offset,
-                                "target", target, "message_id", d->message_id, "class", d->cls));
+        dlq_json_line(json_pack("{s:o, s:i, s:I, s:o, s:o, s:o}", "dlq_topic",
+                                dlq_text(d->dlq, strlen(d->dlq), NULL), "partition",
+                                (int)d->partition, "offset", (json_int_t)d->offset, "target",
+                                dlq_text(target, strlen(target), NULL), "message_id",
+                                dlq_text(d->message_id, strlen(d->message_id), NULL), "class",
+                                dlq_text(d->cls, strlen(d->cls), NULL)));
     else
         printf("%s:%d:%" PRId64 " -> %s  %s  %s\n", d->dlq, (int)d->partition, d->offset, target,
                d->message_id, d->cls);
@@ -266,7 +309,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
     double last_write, rate_t1;
     int rc = DLQ_EXIT_OK, begun = 0, scan_failed = 0;
 
-    c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0);
+    /* DLQ_LATE: resolved while this replay runs; returned to be counted, never sent */
+    c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0) | DLQ_LATE;
     c->lock = !c->o.dry_run;
     if (!(s = dlq_scan_open(c, &r.err))) {
         fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
@@ -283,7 +327,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         }
         rd_kafka_conf_set_opaque(conf, &r);
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        if (!(r.rk = ks_kafka_producer_new(conf, &r.err))) {
+        if (!(r.rk = ks_kafka_producer_new(conf, &r.err)) ||
+            !(r.gate = ks_db_connect(ks_config_str(c->cfg, "pg.dsn"), &r.err))) {
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
             rc = DLQ_EXIT_FAIL;
             goto out;
@@ -312,6 +357,14 @@ int dlq_cmd_replay(struct dlq_ctx *c)
             scan_failed = 1;
             break;
         }
+        if (n == 0) /* the scan is waiting for Kafka: no chunk holds the lock meanwhile */
+            gate_leave(&r);
+        if (n == 1 && (d.state & DLQ_RESOLVED)) { /* --again, or resolved late */
+            if ((d.state & DLQ_LATE) && (!(d.state & DLQ_REPLAYED) || c->o.again))
+                r.resolved++; /* one this replay would have sent */
+            rd_kafka_message_destroy(d.rkm);
+            n = 0;
+        }
         if (n == 1) {
             r.selected++;
             target = c->o.to ? c->o.to : d.origin;
@@ -324,6 +377,7 @@ int dlq_cmd_replay(struct dlq_ctx *c)
                             d.dlq, (int)d.partition, d.offset);
                 r.failed++;
             } else {
+                int pr;
                 if (c->o.rate > 0) {
                     /* message k is due at t1 + k / rate, t1 the first send: a long scan
                      * before it must not turn into a burst */
@@ -331,6 +385,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
                     if (rate_t1 < 0)
                         rate_t1 = mono_s() - (double)r.sent / c->o.rate;
                     due = rate_t1 + (double)(r.sent) / c->o.rate;
+                    if (mono_s() < due)
+                        gate_leave(&r); /* never hold the lock through a wait */
                     while ((now = mono_s()) < due && !dlq_stop) {
                         int ms = (int)((due - now) * 1000);
                         rd_kafka_poll(r.rk, ms > 0 ? ms : 0);
@@ -338,8 +394,27 @@ int dlq_cmd_replay(struct dlq_ctx *c)
                             break;
                     }
                 }
-                if (produce_copy(&r, &d, tg->name) != 0)
-                    r.failed++;
+                /* checked against the resolve marks and produced inside one chunk; a full
+                 * producer queue is waited for outside it, and the check is made again */
+                while ((pr = gate_enter(&r)) == 0) {
+                    if (dlq_marks_get(c->marks, d.dlq, d.partition, d.offset) & DLQ_RESOLVED) {
+                        r.resolved++; /* resolved after the replay read the marks */
+                        pr = -1;
+                        break;
+                    }
+                    if ((pr = produce_copy(&r, &d, tg->name)) != 1 || dlq_stop)
+                        break;
+                    gate_leave(&r);
+                    rd_kafka_poll(r.rk, 100);
+                }
+                if (pr == 0) {
+                    if (++r.gate_n >= c->o.batch || mono_s() - r.gate_t >= 0.2)
+                        gate_leave(&r);
+                } else if (pr == -2) {
+                    r.failed++; /* selected, and failed: left open for a rerun */
+                } else {
+                    r.selected--; /* resolved meanwhile, or not sent (no lock, stopped) */
+                }
             }
             rd_kafka_message_destroy(d.rkm);
         }
@@ -355,6 +430,7 @@ int dlq_cmd_replay(struct dlq_ctx *c)
             show_progress(&pg, &r, s, c->o.limit, 0);
         }
     }
+    gate_leave(&r);
     if (r.rk) {
         /* everything produced gets its report (delivered or failed) before the last marks */
         for (int i = 0; i < 600 && rd_kafka_outq_len(r.rk) > 0; i++) {
@@ -387,24 +463,30 @@ out:
     }
     if (rc != DLQ_EXIT_FAIL || begun) {
         if (c->o.json)
-            dlq_json_line(json_pack("{s:s?, s:b, s:I, s:I, s:I, s:I}", "replay_id",
+            dlq_json_line(json_pack("{s:s?, s:b, s:I, s:I, s:I, s:I, s:I}", "replay_id",
                                     c->o.dry_run ? NULL : r.id, "dry_run", c->o.dry_run,
                                     "selected", (json_int_t)r.selected, "replayed",
                                     (json_int_t)r.recorded, "unconfirmed",
                                     (json_int_t)(r.confirmed - r.recorded), "failed",
-                                    (json_int_t)(r.failed + (r.sent - r.confirmed))));
+                                    (json_int_t)(r.failed + (r.sent - r.confirmed)),
+                                    "resolved_meanwhile", (json_int_t)r.resolved));
         else if (c->o.dry_run)
             printf("dry run: %" PRId64 " messages would be replayed; nothing was sent or "
                    "recorded\n",
                    r.selected);
-        else
+        else {
+            if (r.resolved)
+                printf("replay %s: %" PRId64 " resolved while it ran, not sent\n", r.id,
+                       r.resolved);
             printf("replay %s: %" PRId64 " selected, %" PRId64 " replayed and recorded, %" PRId64
                    " failed%s\n",
                    r.id, r.selected, r.recorded, r.failed + (r.sent - r.confirmed),
                    dlq_stop ? " (interrupted: rerun to carry on)" : "");
+        }
     }
     if (r.rk)
         ks_kafka_producer_close(r.rk, 0);
+    ks_db_free(r.gate); /* also releases the lock if a failure left it held */
     for (size_t i = 0; i < r.ntargets; i++)
         free(r.targets[i].name);
     free(r.targets);
@@ -472,6 +554,22 @@ int dlq_cmd_resolve(struct dlq_ctx *c)
     }
     if (dlq_stop && rc == DLQ_EXIT_OK)
         rc = DLQ_EXIT_INTERRUPTED;
+    if (rc == DLQ_EXIT_OK && selected > 0 && !c->o.dry_run) {
+        char **t = calloc(ks_scan_topic_count(s) + 1, sizeof(*t)), first[256] = "";
+        int k = 0;
+        for (size_t i = 0; t && i < ks_scan_topic_count(s); i++)
+            t[i] = (char *)ks_scan_topic(s, i);
+        if (t)
+            k = dlq_replays_running(ks_db_conn(c->db), t, ks_scan_topic_count(s), first,
+                                    sizeof(first));
+        if (k > 0)
+            fprintf(stderr,
+                    "kasir-dlq: warning: a replay is reading %s%s: it sends none of these from "
+                    "now on, but what it sent before this resolve stays sent (kasir-dlq list "
+                    "--status replayed shows it)\n",
+                    first, k > 1 ? " and more" : "");
+        free(t);
+    }
 out:
     if (begun) {
         struct ks_err e2 = {0};

@@ -27,6 +27,35 @@ static const char SQL_LOCK_TOPICS[] =
     "SELECT t FROM unnest($1::text[]) AS t"
     " WHERE NOT pg_try_advisory_lock(hashtext('kasir-dlq replay ' || t))";
 
+/* Resolve during a replay (README "Resolve during a replay"): a resolve writes its marks
+ * holding this lock exclusively (a transaction lock: released by its commit), and a replay
+ * holds it shared (a session lock) from the moment it reads the resolve marks it has not
+ * seen until the chunk of copies checked against them is handed to the producer. So a
+ * resolve that commits before a check is seen by it, and one that waits for the lock
+ * commits only after the copies already checked were produced: no copy is produced after
+ * the resolve of its message commits. One key for every topic: resolves are rare and
+ * short, and a replay holds it for a chunk (at most 200 ms or --batch copies). */
+#define GATE "hashtext('kasir-dlq resolve gate')"
+static const char SQL_GATE_SHARED[] = "SELECT pg_advisory_lock_shared(" GATE ")";
+static const char SQL_GATE_RELEASE[] = "SELECT pg_advisory_unlock_shared(" GATE ")";
+/* a replay holds the lock for a chunk; one stopped with Ctrl-Z, or stuck, must not hang every
+ * resolve: wait 10 s, then fail with a message saying why */
+static const char SQL_GATE_RESOLVE[] =
+    "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" GATE ")";
+
+/* the resolve marks a replay has not seen yet (migration 501: seq in commit order under
+ * the gate) */
+static const char SQL_RESOLVED_SINCE[] =
+    "SELECT topic, partition, off, seq FROM kasir_dlq_resolved"
+    " WHERE topic = ANY($1::text[]) AND seq > $2::bigint";
+
+/* the topics of a list that a replay holds (its session lock, SQL_LOCK_TOPICS), without
+ * keeping any: CASE fixes the order, so the unlock only follows a lock taken here */
+static const char SQL_REPLAYS_RUNNING[] =
+    "SELECT t FROM unnest($1::text[]) AS t WHERE CASE"
+    " WHEN pg_try_advisory_lock(hashtext('kasir-dlq replay ' || t))"
+    " THEN NOT pg_advisory_unlock(hashtext('kasir-dlq replay ' || t)) ELSE true END";
+
 static const char SQL_AUDIT_BEGIN[] =
     "INSERT INTO kasir_dlq_audit (id, action, actor, filters, target, note) "
     "VALUES ($1, $2, $3, $4::jsonb, $5, $6)";
@@ -104,6 +133,7 @@ struct dlq_marks {
     char **topics;
     size_t ntopics, n, last;
     struct mark *v;
+    int64_t seq; /* the greatest resolve mark seq read by dlq_marks_refresh */
 };
 
 static int mark_cmp(const void *a, const void *b)
@@ -128,6 +158,23 @@ static void text_array(struct ks_pgarr *a, char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         ks_pgarr_text(a, v[i]);
+}
+
+/* sorted for bsearch, one entry per message: replayed twice, or replayed and resolved */
+static void marks_sort(struct dlq_marks *mk)
+{
+    size_t o = 0;
+
+    if (mk->n < 2)
+        return;
+    qsort(mk->v, mk->n, sizeof(*mk->v), mark_cmp);
+    for (size_t i = 1; i < mk->n; i++) {
+        if (mark_cmp(&mk->v[o], &mk->v[i]) == 0)
+            mk->v[o].state |= mk->v[i].state;
+        else
+            mk->v[++o] = mk->v[i];
+    }
+    mk->n = o + 1;
 }
 
 struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_err *err)
@@ -163,18 +210,7 @@ struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_
         m->state = (int)strtol(PQgetvalue(res, r, 3), NULL, 10);
         mk->n++;
     }
-    if (mk->n)
-        qsort(mk->v, mk->n, sizeof(*mk->v), mark_cmp);
-    if (mk->n > 1) { /* one entry per message: replayed twice, or replayed and resolved */
-        size_t o = 0;
-        for (size_t i = 1; i < mk->n; i++) {
-            if (mark_cmp(&mk->v[o], &mk->v[i]) == 0)
-                mk->v[o].state |= mk->v[i].state;
-            else
-                mk->v[++o] = mk->v[i];
-        }
-        mk->n = o + 1;
-    }
+    marks_sort(mk);
     PQclear(res);
     ks_pgarr_release(&a);
     return mk;
@@ -212,6 +248,111 @@ void dlq_marks_free(struct dlq_marks *mk)
     free(mk->topics);
     free(mk->v);
     free(mk);
+}
+
+enum ks_code dlq_marks_refresh(PGconn *pg, struct dlq_marks *mk, struct ks_err *err)
+{
+    struct ks_pgarr a;
+    const char *params[2];
+    char seq[24];
+    PGresult *res = NULL;
+    struct mark *nv;
+    enum ks_code rc = KS_OK;
+    size_t n0;
+    int rows;
+
+    ks_pgarr_init(&a);
+    text_array(&a, mk->topics, mk->ntopics);
+    snprintf(seq, sizeof(seq), "%" PRId64, mk->seq);
+    params[1] = seq;
+    if (!(params[0] = ks_pgarr_str(&a))) {
+        rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        goto out;
+    }
+    res = PQexecParams(pg, SQL_RESOLVED_SINCE, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = ks_err_set(err, KS_EDB, 1, NULL, "could not read the resolve marks: %s",
+                        PQresultErrorMessage(res));
+        goto out;
+    }
+    if ((rows = PQntuples(res)) == 0)
+        goto out;
+    if (!(nv = realloc(mk->v, (mk->n + (size_t)rows) * sizeof(*nv)))) {
+        rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        goto out;
+    }
+    mk->v = nv;
+    n0 = mk->n; /* the sorted part: new marks are appended after it, then sorted in */
+    for (int r = 0; r < rows; r++) {
+        struct mark *m = &mk->v[mk->n], *old;
+        int64_t q = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+        if (q > mk->seq)
+            mk->seq = q;
+        if ((m->topic = topic_index(mk, PQgetvalue(res, r, 0))) == (size_t)-1)
+            continue;
+        m->partition = (int32_t)strtol(PQgetvalue(res, r, 1), NULL, 10);
+        m->off = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        old = n0 ? bsearch(m, mk->v, n0, sizeof(*m), mark_cmp) : NULL;
+        if (old && (old->state & DLQ_RESOLVED))
+            continue; /* known when the command started (the first refresh reads them all) */
+        m->state = DLQ_RESOLVED | DLQ_LATE;
+        mk->n++;
+    }
+    marks_sort(mk);
+out:
+    PQclear(res);
+    ks_pgarr_release(&a);
+    return rc;
+}
+
+static enum ks_code gate_exec(PGconn *pg, const char *sql, const char *what, struct ks_err *err)
+{
+    PGresult *res = PQexec(pg, sql);
+    enum ks_code rc = KS_OK;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = ks_err_set(err, KS_EDB, 1, NULL, "could not %s: %s", what,
+                        PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+enum ks_code dlq_gate_enter(PGconn *pg, struct dlq_marks *mk, struct ks_err *err)
+{
+    if (gate_exec(pg, SQL_GATE_SHARED, "take the resolve lock", err) != KS_OK)
+        return err->code;
+    /* read after the lock is granted: this statement's snapshot sees every resolve that
+     * committed before it */
+    if (dlq_marks_refresh(pg, mk, err) != KS_OK) {
+        struct ks_err e2 = {0}; /* the refresh's failure is the one to report */
+        gate_exec(pg, SQL_GATE_RELEASE, "release the resolve lock", &e2);
+        return err->code;
+    }
+    return KS_OK;
+}
+
+enum ks_code dlq_gate_leave(PGconn *pg, struct ks_err *err)
+{
+    return gate_exec(pg, SQL_GATE_RELEASE, "release the resolve lock", err);
+}
+
+int dlq_replays_running(PGconn *pg, char **topics, size_t n, char *first, size_t cap)
+{
+    struct ks_pgarr a;
+    const char *params[1];
+    PGresult *res = NULL;
+    int k = 0;
+
+    ks_pgarr_init(&a);
+    text_array(&a, topics, n);
+    if ((params[0] = ks_pgarr_str(&a))) {
+        res = PQexecParams(pg, SQL_REPLAYS_RUNNING, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && (k = PQntuples(res)) > 0)
+            snprintf(first, cap, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    ks_pgarr_release(&a);
+    return k;
 }
 
 enum ks_code dlq_lock_topics(PGconn *pg, char **topics, size_t n, struct ks_err *err)
@@ -363,11 +504,30 @@ enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err)
 enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
                                int resolve, int64_t selected, struct ks_err *err)
 {
+    PGresult *res;
+    enum ks_code rc;
+
     if (dlq_markbuf_count(b) == 0)
         return KS_OK;
-    if (dlq_markbuf_send(b, pg, action_id, resolve, selected, err) != KS_OK)
+    /* resolve marks commit holding the gate (SQL_GATE_RESOLVE): a running replay sees them
+     * before its next chunk, and has produced no copy after they commit */
+    if (resolve && gate_exec(pg, SQL_GATE_RESOLVE,
+                             "take the resolve lock (a replay holds it: is one stopped? "
+                             "kasir-dlq audit shows those running)",
+                             err) != KS_OK) {
+        PQclear(PQexec(pg, "ROLLBACK"));
         return err->code;
-    return dlq_markbuf_wait(pg, err);
+    }
+    if ((rc = dlq_markbuf_send(b, pg, action_id, resolve, selected, err)) == KS_OK)
+        rc = dlq_markbuf_wait(pg, err);
+    if (resolve) {
+        res = PQexec(pg, rc == KS_OK ? "COMMIT" : "ROLLBACK");
+        if (rc == KS_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
+                            PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    return rc;
 }
 
 /* ---- kasir-dlq audit ------------------------------------------------------------------- */

@@ -162,4 +162,63 @@ KT_TEST(test_b64)
     free(s);
 }
 
-KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64)
+/* Length-bounded strings: NULs are data (\u0000), and a multi-byte sequence cut by the
+ * length is invalid even when the bytes after it would complete it (the copies below are
+ * heap blocks of exactly len bytes, so ASan sees any read past the end). */
+KT_TEST(test_quoten)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *text;
+    } cases[] = {
+        {"E\0second", 8, "\"E\\u0000second\""},
+        {"\0", 1, "\"\\u0000\""},
+        {"ab\0", 3, "\"ab\\u0000\""},
+        {"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""},
+        {"caf\xc3\xa9", 4, "\"caf\\ufffd\""},
+        {"\xe2\x82\xac", 2, "\"\\ufffd\\ufffd\""},
+        {"\xf0\x9f\x92\xb8", 3, "\"\\ufffd\\ufffd\\ufffd\""},
+        {"stop", 2, "\"st\""},
+        {"", 0, "\"\""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ks_jw w;
+        char *in = malloc(cases[i].len ? cases[i].len : 1), *s;
+        json_t *o;
+
+        memcpy(in, cases[i].in, cases[i].len);
+        ks_jw_init(&w, NULL, 0);
+        KT_INTEQ(ks_jw_quoten(&w, in, cases[i].len), 0);
+        s = ks_jw_take(&w, NULL);
+        KT_CHECK_MSG(s && strcmp(s, cases[i].text) == 0, "case %zu: %s", i, s ? s : "-");
+        o = s ? json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+        KT_CHECK_MSG(json_is_string(o), "case %zu parses", i);
+        json_decref(o);
+        free(s);
+        free(in);
+    }
+
+    /* a member: the value whole, NUL included, as jansson reads it back */
+    {
+        struct ks_jw w;
+        json_t *o;
+        char *s;
+
+        ks_jw_init(&w, NULL, 0);
+        ks_jw_open(&w, NULL);
+        ks_jw_strn(&w, "v", "a\0b", 3);
+        ks_jw_strn(&w, "n", NULL, 5);
+        ks_jw_close(&w, '}');
+        s = ks_jw_take(&w, NULL);
+        o = s ? json_loads(s, JSON_ALLOW_NUL, NULL) : NULL;
+        KT_INTEQ(json_string_length(json_object_get(o, "v")), 3);
+        KT_CHECK(o && memcmp(json_string_value(json_object_get(o, "v")), "a\0b", 3) == 0);
+        KT_CHECK(json_is_null(json_object_get(o, "n")));
+        json_decref(o);
+        free(s);
+    }
+}
+
+KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64, test_quoten)

@@ -265,12 +265,14 @@ static void fail_msg(struct ex_result *res, enum ex_verdict v, const char *kasir
 /* An answer that is not a 2xx. in_status: a status query, where "not found" is ABSENT.
  * A duplicate of a QR code or disbursement means the first request ran: EX_NEXT, and
  * step 1 finds it by external_id. */
-static void parse_error(enum xkind k, int in_status, long http, json_t *j, struct ex_result *res)
+static void parse_error(enum xkind k, int lookup, int in_status, long http, json_t *j,
+                        struct ex_result *res)
 {
     const char *code = ex_json_str(j, "error_code"), *msg = ex_json_str(j, "message");
 
-    if (http == 404 && in_status) {
-        res->verdict = EX_ABSENT;
+    if (http == 404 && (in_status || lookup)) {
+        /* after a duplicate answer "not found" contradicts the PSP: an operator looks */
+        res->verdict = in_status ? EX_ABSENT : EX_UNKNOWN;
         return;
     }
     if (strcmp(code, "DUPLICATE_TRANSACTION_ERROR") == 0 || strcmp(code, "DUPLICATE_ERROR") == 0) {
@@ -393,7 +395,7 @@ static void parse_any(const struct ex_cmd *cmd, enum xkind k, int lookup, int in
 
     res->verdict = EX_UNKNOWN;
     if (http < 200 || http >= 300) {
-        parse_error(k, in_status, http, json_is_object(j) ? j : NULL, res);
+        parse_error(k, lookup, in_status, http, json_is_object(j) ? j : NULL, res);
     } else if (k == XK_DISB && lookup && json_is_array(j)) {
         disb_list(j, cmd->currency, in_status, res);
         check_amount(cmd, res);

@@ -46,33 +46,28 @@ static int supports(enum ex_op op, const char *method, const char *currency)
 
 static const char *const va_banks[] = {"bca", "bni", "bri", "permata", "cimb"};
 
+/* Midtrans' bank codes are lower case (bca); Kasir's upper case (BCA). -1 when s does not
+ * fit out. */
+static int lower(const char *s, char *out, size_t cap)
+{
+    size_t n = strlen(s);
+
+    if (n >= cap)
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+    return 0;
+}
+
 /* bank_code (BCA) -> Midtrans' bank (bca), into out; -1 when not a Core API VA bank */
 static int va_bank(const char *code, char *out, size_t cap)
 {
-    size_t n = strlen(code);
-
-    if (n == 0 || n >= cap)
+    if (!*code || lower(code, out, cap) != 0)
         return -1;
-    for (size_t i = 0; i <= n; i++)
-        out[i] = (char)(code[i] >= 'A' && code[i] <= 'Z' ? code[i] - 'A' + 'a' : code[i]);
     for (size_t i = 0; i < sizeof(va_banks) / sizeof(va_banks[0]); i++)
         if (strcmp(out, va_banks[i]) == 0)
             return 0;
     return -1;
-}
-
-static enum ks_code put_body(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
-{
-    size_t len;
-    char *s = ks_jw_take(w, &len);
-
-    if (!s)
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request body");
-    ks_buf_add(&req->body, s, len);
-    free(s);
-    req->content_type = "application/json";
-    return req->body.oom ? ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request")
-                         : KS_OK;
 }
 
 /* The order at Midtrans: Kasir's order id (a refund may name the charge's transaction_id
@@ -124,7 +119,7 @@ static enum ks_code build_charge(const struct ex_conf *conf, const struct ex_cmd
         (rc = ex_req_header(req, "X-Override-Notification", conf->notify_url, "notify_url",
                             err)) != KS_OK)
         goto out;
-    rc = put_body(req, &w, err);
+    rc = ex_req_json_body(req, &w, err);
 out:
     ks_jw_free(&w);
     return rc;
@@ -157,7 +152,7 @@ static enum ks_code build_refund(const struct ex_conf *conf, const struct ex_cmd
     ex_req_url_escape(req, order_ref(cmd));
     ks_buf_adds(&req->url, "/refund");
     ex_req_basic_auth(req, conf->secret);
-    rc = put_body(req, &w, err);
+    rc = ex_req_json_body(req, &w, err);
     ks_jw_free(&w);
     return rc;
 }
@@ -193,11 +188,9 @@ static enum ks_code build_payout(const struct ex_conf *conf, const struct ex_cmd
                           : !*acct ? "details.destination_account"
                                    : "details.bank_code",
                           "is required for an Iris payout");
-    if (strlen(bank) >= sizeof(lbank))
+    /* Iris bank codes are lower case too (bca, bni, mandiri) */
+    if (lower(bank, lbank, sizeof(lbank)) != 0)
         return ks_err_set(err, KS_EINVAL, 0, "details.bank_code", "too long");
-    /* Iris bank codes are lower case (bca, bni, mandiri) */
-    for (size_t i = 0; i <= strlen(bank); i++)
-        lbank[i] = (char)(bank[i] >= 'A' && bank[i] <= 'Z' ? bank[i] - 'A' + 'a' : bank[i]);
     snprintf(amount, sizeof(amount), "%lld.00", (long long)whole);
     ks_jw_init(&w, NULL, 0);
     ks_jw_open(&w, NULL);
@@ -218,7 +211,7 @@ static enum ks_code build_payout(const struct ex_conf *conf, const struct ex_cmd
     if ((rc = ex_req_header(req, "X-Idempotency-Key", cmd->idem_key, "psp_idempotency_key",
                             err)) != KS_OK)
         goto out;
-    rc = put_body(req, &w, err);
+    rc = ex_req_json_body(req, &w, err);
 out:
     ks_jw_free(&w);
     return rc;

@@ -2,6 +2,7 @@
 #include "consumers/executor/adapter_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/crypto.h"
@@ -42,6 +43,20 @@ enum ks_code ex_req_header(struct ex_req *req, const char *name, const char *val
         return ks_err_set(err, KS_EINVAL, 0, field, "contains a line break");
     ks_buf_printf(&req->headers, "%s: %s\n", name, value);
     return KS_OK;
+}
+
+enum ks_code ex_req_json_body(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
+{
+    size_t len;
+    char *s = ks_jw_take(w, &len);
+
+    if (!s)
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request body");
+    ks_buf_add(&req->body, s, len);
+    free(s);
+    req->content_type = "application/json";
+    return req->body.oom ? ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request")
+                         : KS_OK;
 }
 
 void ex_req_url(struct ex_req *req, const char *base, const char *path)

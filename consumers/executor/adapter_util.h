@@ -11,6 +11,7 @@
 
 #include "consumers/executor/adapter.h"
 #include "lib/err.h"
+#include "lib/jsonw.h"
 
 /* The command detail called name, or "" when absent. */
 const char *ex_cmd_detail(const struct ex_cmd *cmd, const char *name);
@@ -22,6 +23,10 @@ void ex_req_basic_auth(struct ex_req *req, const char *user);
  * must not be split by data). */
 enum ks_code ex_req_header(struct ex_req *req, const char *name, const char *value,
                            const char *field, struct ks_err *err)
+    __attribute__((warn_unused_result));
+/* The JSON text of w (taken, so w is empty after) as req's body, Content-Type
+ * application/json; KS_ENOMEM (retriable) when memory ran out while building it. */
+enum ks_code ex_req_json_body(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
     __attribute__((warn_unused_result));
 /* req->url = base + path; a trailing '/' of base is dropped. */
 void ex_req_url(struct ex_req *req, const char *base, const char *path);

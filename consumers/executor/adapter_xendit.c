@@ -8,7 +8,6 @@
  * the payout for payouts), errors {"error_code","message"}. Refunds are not run here:
  * neither VAs nor v1 QR codes have a refund API. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "consumers/executor/adapter_util.h"
@@ -50,20 +49,6 @@ static enum ks_code check_bank(const char *bank, struct ks_err *err)
         return ks_err_set(err, KS_EINVAL, 0, "details.bank_code",
                           "must be an upper-case Xendit bank code such as BCA");
     return KS_OK;
-}
-
-static enum ks_code put_body(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
-{
-    size_t len;
-    char *s = ks_jw_take(w, &len);
-
-    if (!s)
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request body");
-    ks_buf_add(&req->body, s, len);
-    free(s);
-    req->content_type = "application/json";
-    return req->body.oom ? ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request")
-                         : KS_OK;
 }
 
 /* The create request of the operation: the same bytes on every attempt, so the PSP's
@@ -143,7 +128,7 @@ static enum ks_code build_create(const struct ex_conf *conf, const struct ex_cmd
     if ((rc = ex_req_header(req, "X-IDEMPOTENCY-KEY", cmd->idem_key, "psp_idempotency_key",
                             err)) != KS_OK)
         goto out;
-    rc = put_body(req, &w, err);
+    rc = ex_req_json_body(req, &w, err);
 out:
     ks_jw_free(&w);
     return rc;

@@ -418,8 +418,14 @@ static void next_action(json_t *j, struct ex_result *res)
     }
     if (utc_from_wib(ex_json_str(j, "expiry_time"), exp, sizeof(exp)) == 0)
         bad |= ex_result_add_next(res, "expires_at", exp);
-    if (bad || res->n_next_action == 0)
-        res->verdict = EX_UNKNOWN;
+    /* the charge exists and waits for the buyer, but this answer does not say how to pay
+     * (a status answer may leave the actions out): pending, the notification ends it */
+    if (bad || res->n_next_action == 0 ||
+        (strcmp(type, "bank_transfer") != 0 && res->n_next_action == 1 &&
+         strcmp(res->next_action[0].name, "expires_at") == 0)) {
+        res->n_next_action = 0;
+        res->verdict = EX_PENDING;
+    }
 }
 
 /* transaction_status of a charge (charge answer, status answer). */

@@ -165,6 +165,13 @@ KT_TEST(charge_qris)
              "v2/qris/t/qr-code\"}]}", &r);
     KT_INTEQ(r.verdict, EX_PENDING_CUSTOMER);
     KT_STREQ(fx_next(&r, "redirect_url"), "https://api.sandbox.midtrans.com/v2/qris/t/qr-code");
+    /* a status answer without the actions: the charge waits, but not a way to pay */
+    fx_parse(M, 1, &cmd, 0, 200,
+             "{\"status_code\":\"201\",\"transaction_id\":\"t\",\"gross_amount\":\"275000.00\","
+             "\"payment_type\":\"qris\",\"transaction_status\":\"pending\",\"expiry_time\":"
+             "\"2021-06-23 15:46:18\"}", &r);
+    KT_INTEQ(r.verdict, EX_PENDING);
+    KT_INTEQ(r.n_next_action, 0);
 }
 
 /* GoPay guide: {"payment_type":"gopay","transaction_details":{"order_id":"order-102",

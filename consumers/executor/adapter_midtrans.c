@@ -1,6 +1,7 @@
 /* adapter_midtrans.c - Midtrans Core API charges (bank_transfer VA, qris, gopay), status and
  * refunds, and Iris payouts (https://docs.midtrans.com/reference/charge-api,
- * /reference/get-transaction-status, /reference/refund-transaction,
+ * /reference/get-transaction-status, /reference/refund-transaction, the status cycle
+ * https://docs.midtrans.com/en/after-payment/status-cycle,
  * /docs/status-code-and-description (status codes), Iris /reference/create-payouts and
  * /reference/get-payout-details). ADAPTERS.md has the tables.
  *
@@ -137,6 +138,11 @@ static enum ks_code build_refund(const struct ex_conf *conf, const struct ex_cmd
         return ks_err_set(err, KS_EINVAL, 0, "order_id", "is required");
     if (!*cmd->idem_key)
         return ks_err_set(err, KS_EINVAL, 0, "psp_idempotency_key", "is required");
+    /* the reference: "alphabets, numbers, dash (-), and underscore (_)" */
+    if (strspn(cmd->idem_key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+        strlen(cmd->idem_key))
+        return ks_err_set(err, KS_EINVAL, 0, "psp_idempotency_key",
+                          "a Midtrans refund_key takes letters, digits, '-' and '_' only");
     if ((rc = ex_whole_units(cmd, &whole, err)) != KS_OK)
         return rc;
     ks_jw_init(&w, NULL, 0);
@@ -441,8 +447,9 @@ static void charge_state(json_t *j, struct ex_result *res)
         next_action(j, res);
     } else if (strcmp(ts, "settlement") == 0 ||
                (strcmp(ts, "capture") == 0 && strcmp(fraud, "challenge") != 0) ||
-               /* refunded later: the charge itself took the money */
-               strcmp(ts, "refund") == 0 || strcmp(ts, "partial_refund") == 0) {
+               /* refunded or charged back later: the charge itself took the money */
+               strcmp(ts, "refund") == 0 || strcmp(ts, "partial_refund") == 0 ||
+               strcmp(ts, "chargeback") == 0 || strcmp(ts, "partial_chargeback") == 0) {
         res->verdict = EX_SUCCEEDED;
     } else if (strcmp(ts, "capture") == 0 || strcmp(ts, "authorize") == 0) {
         res->verdict = EX_PENDING; /* a fraud challenge, decided later by notification */

@@ -5,7 +5,8 @@
  * (charge-api, get-transaction-status, refund-transaction), the integration guides
  * https://docs.midtrans.com/docs/coreapi-core-api-bank-transfer-integration,
  * .../coreapi-qris-integration, .../coreapi-gopay-integration, status codes
- * https://docs.midtrans.com/docs/status-code-and-description, Iris
+ * https://docs.midtrans.com/docs/status-code-and-description, the status cycle
+ * https://docs.midtrans.com/en/after-payment/status-cycle, Iris
  * https://docs.midtrans.com/reference/create-payouts and .../get-payout-details.
  * The fixtures' values are the reference's examples; the keys are made at run time. */
 #define FX_MIDTRANS
@@ -318,6 +319,7 @@ KT_TEST(charge_status)
         {"201", "pending", "PC"}, {"200", "capture", "S"},   {"202", "deny", "F"},
         {"200", "cancel", "F"},   {"407", "expire", "F"},    {"200", "refund", "S"},
         {"200", "partial_refund", "S"}, {"202", "failure", "F"}, {"200", "mystery", "U"},
+        {"200", "chargeback", "S"}, {"200", "partial_chargeback", "S"},
     };
     for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
         char body[512];
@@ -382,6 +384,11 @@ KT_TEST(refund)
              "refundable amount\"}", &r);
     KT_INTEQ(r.verdict, EX_FAILED);
     KT_STREQ(r.failure_code, "refund_exceeds_charge");
+    /* refund_key: "alphabets, numbers, dash (-), and underscore (_)" */
+    cmd.idem_key = "ref 1/2";
+    KT_INTEQ(fx_build(M, 0, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_EINVAL);
+    KT_STREQ(e.field, "psp_idempotency_key");
+    cmd.idem_key = "reference1";
     /* no order id: the charge's transaction_id names the transaction */
     cmd.order_id = "";
     cmd.charge_ref = "447e846a-403e-47db-a5da-d7f3f06375d6";

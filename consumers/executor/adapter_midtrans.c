@@ -256,6 +256,8 @@ static enum ks_code build(const struct ex_conf *conf, const struct ex_cmd *cmd, 
         return ks_err_set(err, KS_EINVAL, 0, "method",
                           "midtrans cannot run this operation for %s in %s", cmd->method,
                           cmd->currency);
+    if (k != MK_PAYOUT && !*conf->secret)
+        return ks_err_set(err, KS_ECONFIG, 0, "secret", "the midtrans server key is not set");
     if (step == 0)
         return build_create(conf, cmd, k, req, err);
     /* step 1 follows a 406 (the order_id was charged before): ask its status */
@@ -277,6 +279,11 @@ static enum ks_code build_status(const struct ex_conf *conf, const struct ex_cmd
 
     if (k == MK_NONE)
         return ks_err_set(err, KS_EINVAL, 0, "method", "midtrans cannot run this operation");
+    if (k != MK_PAYOUT && !*conf->secret)
+        return ks_err_set(err, KS_ECONFIG, 0, "secret", "the midtrans server key is not set");
+    if (k == MK_PAYOUT && !*conf->payout_secret)
+        return ks_err_set(err, KS_ECONFIG, 0, "payout_secret",
+                          "midtrans payouts need the Iris creator key and none is set");
     if (k == MK_PAYOUT && step == 0) {
         if (!prev || !prev->psp_reference[0])
             return build_payout(conf, cmd, req, err);

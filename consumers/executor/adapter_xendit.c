@@ -162,6 +162,8 @@ static enum ks_code build(const struct ex_conf *conf, const struct ex_cmd *cmd, 
         return ks_err_set(err, KS_EINVAL, 0, "method",
                           "xendit cannot run this operation for %s in %s", cmd->method,
                           cmd->currency);
+    if (!*conf->secret)
+        return ks_err_set(err, KS_ECONFIG, 0, "secret", "the xendit secret key is not set");
     if (step == 0)
         return build_create(conf, cmd, k, req, err);
     /* step 1 follows a duplicate answer: find the first request's result */
@@ -181,6 +183,8 @@ static enum ks_code build_status(const struct ex_conf *conf, const struct ex_cmd
 
     if (k == XK_NONE)
         return ks_err_set(err, KS_EINVAL, 0, "method", "xendit cannot run this operation");
+    if (!*conf->secret)
+        return ks_err_set(err, KS_ECONFIG, 0, "secret", "the xendit secret key is not set");
     if (step != 0)
         return ks_err_set(err, KS_EINVAL, 0, NULL, "xendit status has one step");
     if (k != XK_VA)

@@ -62,6 +62,11 @@ KT_TEST(charge_bank_transfer_request)
     KT_CHECK_MSG(strstr(out, "\nX-Override-Notification: https://kasir.example/v1/webhooks/midtrans\n"),
                  "%s", out);
 
+    /* no server key set: a configuration problem, nothing is sent */
+    c.secret = "";
+    KT_INTEQ(fx_build(M, 0, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_ECONFIG);
+    KT_INTEQ(fx_build(M, 1, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_ECONFIG);
+    c.secret = fx_secret;
     const struct ex_kv mandiri[] = {{"bank_code", "MANDIRI"}};
     cmd.details = mandiri;
     KT_INTEQ(fx_build(M, 0, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_EINVAL);

@@ -95,6 +95,13 @@ KT_TEST(va_bad_commands)
     cmd = fx_cmd(EX_OP_REFUND, "VIRTUAL_ACCOUNT", 15000000, va_details, 2);
     cmd.order_id = "ord_1";
     KT_INTEQ(fx_build(X, 0, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_EINVAL);
+    /* no key set: a configuration problem, nothing is sent */
+    cmd = fx_cmd(EX_OP_CHARGE, "VIRTUAL_ACCOUNT", 15000000, va_details, 2);
+    cmd.order_id = "ord_1";
+    c.secret = "";
+    KT_INTEQ(fx_build(X, 0, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_ECONFIG);
+    KT_INTEQ(fx_build(X, 1, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_ECONFIG);
+    c.secret = fx_secret;
     /* an idempotency key cannot split a header line */
     cmd = fx_cmd(EX_OP_CHARGE, "VIRTUAL_ACCOUNT", 15000000, va_details, 2);
     cmd.order_id = "ord_1";

@@ -1,9 +1,9 @@
 /* adapter_midtrans.c - Midtrans Core API charges (bank_transfer VA, qris, gopay), status and
- * refunds, and Iris payouts (https://docs.midtrans.com/reference/charge-api,
- * /reference/get-transaction-status, /reference/refund-transaction, the status cycle
- * https://docs.midtrans.com/en/after-payment/status-cycle,
- * /docs/status-code-and-description (status codes), Iris /reference/create-payouts and
- * /reference/get-payout-details). ADAPTERS.md has the tables.
+ * refunds, and Iris payouts, as https://docs.midtrans.com describes them: Core API
+ * /reference/charge-api, /reference/get-transaction-status, /reference/refund-transaction,
+ * status codes /docs/status-code-and-description, transaction statuses
+ * /en/after-payment/status-cycle; Iris /reference/create-payouts and
+ * /reference/get-payout-details. ADAPTERS.md has the tables.
  *
  * Core API: Basic auth with the server key as user name, JSON bodies, gross_amount in whole
  * rupiah, the order_id (Kasir's order id) unique at Midtrans: it is the idempotency of a

@@ -293,18 +293,21 @@ KT_TEST(qr_duplicate_and_status)
     KT_CHECK_MSG(strncmp(out, "GET https://api.xendit.co/qr_codes/a%2Fb%3Fc\n", 45) == 0, "%s", out);
 }
 
-/* "Disbursements" > "Create Disbursement": X-IDEMPOTENCY-KEY, external_id=demo_1475459775872,
- * amount=17000, bank_code=BCA, account_holder_name='Bob Jones', account_number=1231242311,
- * description='Reimbursement for shoes'. */
+/* "Using Disbursements" (https://docs.xendit.co/xendisburse/apis/using-disbursement/) and
+ * the API reference's "Disbursements" > "Create Disbursement": X-IDEMPOTENCY-KEY,
+ * external_id=demo_1475459775872, amount=17000, bank_code=BCA, account_holder_name='Bob
+ * Jones', account_number=1231241231, description 'Reimbursement for shoes'; the answer is
+ * the guide's example (status PENDING). */
 static const struct ex_kv disb_details[] = {{"bank_code", "BCA"},
                                             {"account_holder", "Bob Jones"},
-                                            {"destination_account", "1231242311"},
+                                            {"destination_account", "1231241231"},
                                             {"description", "Reimbursement for shoes"}};
 static const char disb_response[] =
-    "{\"user_id\":\"5785e6334d7b410667d355c4\",\"external_id\":\"demo_1475459775872\","
-    "\"amount\":17000,\"bank_code\":\"BCA\",\"account_holder_name\":\"Bob Jones\","
-    "\"disbursement_description\":\"Reimbursement for shoes\",\"status\":\"PENDING\","
-    "\"id\":\"57f1ce05bb1a631a65eee662\"}";
+    "{\"id\":\"57f1ca56bb1a631a65eee65e\",\"updated\":\"2016-10-03T03:02:46.239Z\","
+    "\"created\":\"2016-10-03T03:02:46.239Z\",\"user_id\":\"57b4e5181473eeb61c11f9b9\","
+    "\"external_id\":\"demo_1475459775872\",\"amount\":17000,\"bank_code\":\"BCA\","
+    "\"account_holder_name\":\"Bob Jones\",\"disbursement_description\":\"Reimbursement "
+    "for shoes\",\"status\":\"PENDING\"}";
 
 KT_TEST(disbursement_create)
 {
@@ -321,14 +324,14 @@ KT_TEST(disbursement_create)
              "X-IDEMPOTENCY-KEY: idem_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6e\n"
              "application/json\n"
              "{\"external_id\":\"demo_1475459775872\",\"amount\":17000,\"bank_code\":\"BCA\","
-             "\"account_holder_name\":\"Bob Jones\",\"account_number\":\"1231242311\","
+             "\"account_holder_name\":\"Bob Jones\",\"account_number\":\"1231241231\","
              "\"description\":\"Reimbursement for shoes\"}",
              fx_auth);
     KT_STREQ(out, want);
     /* the result comes by callback: accepted is pending */
     fx_parse(X, 0, &cmd, 0, 200, disb_response, &r);
     KT_INTEQ(r.verdict, EX_PENDING);
-    KT_STREQ(r.psp_reference, "57f1ce05bb1a631a65eee662");
+    KT_STREQ(r.psp_reference, "57f1ca56bb1a631a65eee65e");
     KT_INTEQ(r.amount_minor, 1700000);
 
     cmd.n_details = 1;
@@ -336,7 +339,7 @@ KT_TEST(disbursement_create)
     KT_STREQ(e.field, "details.account_holder");
     /* without a description the payout id is the text Xendit requires */
     const struct ex_kv d3[] = {{"bank_code", "BCA"}, {"account_holder", "Bob Jones"},
-                               {"destination_account", "1231242311"}};
+                               {"destination_account", "1231241231"}};
     cmd.details = d3;
     cmd.n_details = 3;
     KT_INTEQ(fx_build(X, 0, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_OK);
@@ -366,12 +369,12 @@ KT_TEST(disbursement_errors_and_status)
     KT_INTEQ(fx_build(X, 1, &c, &cmd, 0, NULL, out, sizeof(out), &e), KS_OK);
     KT_STREQ(out, want);
     fx_parse(X, 0, &cmd, 1, 200,
-             "[{\"id\":\"57f1ce05bb1a631a65eee662\",\"user_id\":\"5785e6334d7b410667d355c4\","
+             "[{\"id\":\"57f1ca56bb1a631a65eee65e\",\"user_id\":\"57b4e5181473eeb61c11f9b9\","
              "\"external_id\":\"demo_1475459775872\",\"amount\":17000,\"bank_code\":\"BCA\","
              "\"account_holder_name\":\"Bob Jones\",\"disbursement_description\":\"Reimbursement "
              "for shoes\",\"status\":\"COMPLETED\"}]", &r);
     KT_INTEQ(r.verdict, EX_SUCCEEDED);
-    KT_STREQ(r.psp_reference, "57f1ce05bb1a631a65eee662");
+    KT_STREQ(r.psp_reference, "57f1ca56bb1a631a65eee65e");
     fx_parse(X, 1, &cmd, 0, 200,
              "[{\"id\":\"a\",\"external_id\":\"demo_1475459775872\",\"amount\":17000,\"status\":"
              "\"FAILED\",\"failure_code\":\"INVALID_DESTINATION\"},{\"id\":\"b\",\"external_id\":"

@@ -112,16 +112,10 @@ static enum ks_code build_charge(const struct ex_conf *conf, const struct ex_cmd
         ks_jw_close(&w, '}');
     }
     ks_jw_close(&w, '}');
-    req->method = "POST";
     ex_req_url(req, conf->base_url, "/v2/charge");
-    ex_req_basic_auth(req, conf->secret);
     /* notifications of this charge go to Kasir's URL instead of the dashboard's */
-    if (*conf->notify_url &&
-        (rc = ex_req_header(req, "X-Override-Notification", conf->notify_url, "notify_url",
-                            err)) != KS_OK)
-        goto out;
-    rc = ex_req_json_body(req, &w, err);
-out:
+    rc = ex_req_post_json(req, conf->secret, "X-Override-Notification", conf->notify_url,
+                          "notify_url", &w, err);
     ks_jw_free(&w);
     return rc;
 }
@@ -153,12 +147,10 @@ static enum ks_code build_refund(const struct ex_conf *conf, const struct ex_cmd
     if (*reason)
         ks_jw_str(&w, "reason", reason);
     ks_jw_close(&w, '}');
-    req->method = "POST";
     ex_req_url(req, conf->base_url, "/v2/");
     ex_req_url_escape(req, order_ref(cmd));
     ks_buf_adds(&req->url, "/refund");
-    ex_req_basic_auth(req, conf->secret);
-    rc = ex_req_json_body(req, &w, err);
+    rc = ex_req_post_json(req, conf->secret, NULL, "", NULL, &w, err);
     ks_jw_free(&w);
     return rc;
 }
@@ -211,14 +203,9 @@ static enum ks_code build_payout(const struct ex_conf *conf, const struct ex_cmd
     ks_jw_close(&w, '}');
     ks_jw_close(&w, ']');
     ks_jw_close(&w, '}');
-    req->method = "POST";
     ex_req_url(req, iris_base(conf), "/api/v1/payouts");
-    ex_req_basic_auth(req, conf->payout_secret);
-    if ((rc = ex_req_header(req, "X-Idempotency-Key", cmd->idem_key, "psp_idempotency_key",
-                            err)) != KS_OK)
-        goto out;
-    rc = ex_req_json_body(req, &w, err);
-out:
+    rc = ex_req_post_json(req, conf->payout_secret, "X-Idempotency-Key", cmd->idem_key,
+                          "psp_idempotency_key", &w, err);
     ks_jw_free(&w);
     return rc;
 }

@@ -45,11 +45,19 @@ enum ks_code ex_req_header(struct ex_req *req, const char *name, const char *val
     return KS_OK;
 }
 
-enum ks_code ex_req_json_body(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
+enum ks_code ex_req_post_json(struct ex_req *req, const char *user, const char *name,
+                              const char *value, const char *field, struct ks_jw *w,
+                              struct ks_err *err)
 {
     size_t len;
-    char *s = ks_jw_take(w, &len);
+    char *s;
+    enum ks_code rc;
 
+    req->method = "POST";
+    ex_req_basic_auth(req, user);
+    if (*value && (rc = ex_req_header(req, name, value, field, err)) != KS_OK)
+        return rc;
+    s = ks_jw_take(w, &len);
     if (!s)
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request body");
     ks_buf_add(&req->body, s, len);

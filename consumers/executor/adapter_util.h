@@ -24,10 +24,13 @@ void ex_req_basic_auth(struct ex_req *req, const char *user);
 enum ks_code ex_req_header(struct ex_req *req, const char *name, const char *value,
                            const char *field, struct ks_err *err)
     __attribute__((warn_unused_result));
-/* The JSON text of w (taken, so w is empty after) as req's body, Content-Type
- * application/json; KS_ENOMEM (retriable) when memory ran out while building it. */
-enum ks_code ex_req_json_body(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
-    __attribute__((warn_unused_result));
+/* Makes req a JSON POST to the URL already set: Basic credentials with user, the header
+ * "name: value" when value is not "" (KS_EINVAL naming field when it holds a line break),
+ * and the text of w as the body (taken: w is empty after), Content-Type application/json.
+ * KS_ENOMEM (retriable) when memory ran out while building. */
+enum ks_code ex_req_post_json(struct ex_req *req, const char *user, const char *name,
+                              const char *value, const char *field, struct ks_jw *w,
+                              struct ks_err *err) __attribute__((warn_unused_result));
 /* req->url = base + path; a trailing '/' of base is dropped. */
 void ex_req_url(struct ex_req *req, const char *base, const char *path);
 /* Appends s to the URL, percent-encoding all but RFC 3986 unreserved characters, so an id

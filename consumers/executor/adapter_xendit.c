@@ -123,12 +123,8 @@ static enum ks_code build_create(const struct ex_conf *conf, const struct ex_cmd
         }
     }
     ks_jw_close(&w, '}');
-    req->method = "POST";
-    ex_req_basic_auth(req, conf->secret);
-    if ((rc = ex_req_header(req, "X-IDEMPOTENCY-KEY", cmd->idem_key, "psp_idempotency_key",
-                            err)) != KS_OK)
-        goto out;
-    rc = ex_req_json_body(req, &w, err);
+    rc = ex_req_post_json(req, conf->secret, "X-IDEMPOTENCY-KEY", cmd->idem_key,
+                          "psp_idempotency_key", &w, err);
 out:
     ks_jw_free(&w);
     return rc;

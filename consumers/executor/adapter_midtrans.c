@@ -1,7 +1,7 @@
 /* adapter_midtrans.c - Midtrans Core API charges (bank_transfer VA, qris, gopay), status and
  * refunds, and Iris payouts, as https://docs.midtrans.com describes them: Core API
  * /reference/charge-api, /reference/get-transaction-status, /reference/refund-transaction,
- * status codes /docs/status-code-and-description, transaction statuses
+ * status codes /reference/code-statuses, transaction statuses
  * /en/after-payment/status-cycle; Iris /reference/create-payouts and
  * /reference/get-payout-details. ADAPTERS.md has the tables.
  *
@@ -289,7 +289,7 @@ static enum ks_code build_status(const struct ex_conf *conf, const struct ex_cmd
 
 /* --- answers ------------------------------------------------------------------------- */
 
-/* status_code (https://docs.midtrans.com/docs/status-code-and-description) when it is not
+/* status_code (https://docs.midtrans.com/reference/code-statuses) when it is not
  * a 2xx success, and what it means for the operation. 406 and 404 depend on the context
  * and are read before this table. */
 static const struct {

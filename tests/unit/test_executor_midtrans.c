@@ -5,7 +5,7 @@
  * (charge-api, get-transaction-status, refund-transaction), the integration guides
  * https://docs.midtrans.com/docs/coreapi-core-api-bank-transfer-integration,
  * .../coreapi-qris-integration, .../coreapi-gopay-integration, status codes
- * https://docs.midtrans.com/docs/status-code-and-description, the status cycle
+ * https://docs.midtrans.com/reference/code-statuses, the status cycle
  * https://docs.midtrans.com/en/after-payment/status-cycle, Iris
  * https://docs.midtrans.com/reference/create-payouts and .../get-payout-details.
  * The fixtures' values are the reference's examples; the keys are made at run time. */
@@ -224,7 +224,7 @@ KT_TEST(charge_gopay)
     KT_STREQ(e.field, "details.ewallet_channel");
 }
 
-/* Status codes (status-code-and-description) as charge answers; status_code is read
+/* Status codes (code-statuses) as charge answers; status_code is read
  * before the HTTP status (Midtrans answers some errors with HTTP 200). */
 KT_TEST(charge_errors)
 {

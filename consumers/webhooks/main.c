@@ -1,0 +1,367 @@
+/* kasir-webhooks - turns verified PSP notifications into outcomes.
+ *
+ * Reads kasir.webhooks.WebhookReceived (kasir.webhooks.received, key psp + event id: the
+ * raw body and headers the ingress verified), reads each PSP's format (parse.c), and for
+ * every notification that moves a Kasir operation forward emits a kasir.psp.PspOutcome
+ * (source WEBHOOK) to kasir.psp.outcomes through the outbox. One message at a time, each
+ * under its own savepoint (ks_batch_run_msg), in four steps:
+ *   1. parse: a body that is not its PSP's format is dead-lettered (invalid, the field
+ *      and the reason named); one that tells nothing to report is recorded as ignored;
+ *   2. look up, in one statement: Kasir's operation by the notification's reference
+ *      (payment_orders, refunds, payouts), the state this worker and the ledger know of
+ *      it, and whether the event was seen; the operation's advisory lock is taken first,
+ *      so two instances reading two events of one operation decide one after the other.
+ *      An unknown reference or an amount that is not the operation's is dead-lettered;
+ *   3. decide (decide()): applied, duplicate, stale or late_success;
+ *   4. record the event (webhook_events, unique per psp + event key: the dedup) and the
+ *      operation's new state (webhook_operations) and emit the outcome, all in the
+ *      batch's transaction with the offsets: a crash anywhere replays the batch, and the
+ *      event row makes the replay a duplicate.
+ *
+ *   kasir-webhooks [-c file]      the worker
+ *   kasir-webhooks config-doc     its settings as docs/CONFIG.md shows them */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/clock.h"
+#include "lib/crypto.h"
+#include "lib/db.h"
+#include "lib/log.h"
+#include "lib/outcome.h"
+#include "lib/worker.h"
+#include "consumers/webhooks/webhooks.h"
+#include "lib/banned.h"
+
+#define SCHEMA_IN "kasir.webhooks.WebhookReceived"
+#define SCHEMA_OUT "kasir.psp.PspOutcome"
+
+/* The operation by its reference, locked, with what is known of its state. Columns:
+ * partner, payment, order, amount, currency, table status, our status, late_success,
+ * event seen. $1 kind, $2 reference, $3 psp, $4 event key. The lock serialises the
+ * decisions on one operation across instances (its events may sit in several
+ * partitions); it is held to the end of the transaction. */
+#define SQL_LOOK_(tbl, idcol, payment, order)                                                 \
+    "SELECT t.partner_id, " payment ", " order ", t.amount_minor, t.currency, t.status,"      \
+    "       w.status, w.late_success,"                                                        \
+    "       EXISTS (SELECT 1 FROM webhook_events e WHERE e.psp = $3 AND e.event_key = $4)"    \
+    "  FROM (SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 7001))) l"        \
+    "  JOIN " tbl " t ON t." idcol " = $2"                                                    \
+    "  LEFT JOIN webhook_operations w ON w.kind = $1 AND w.object_id = $2"
+static const char *const SQL_LOOK[] = {
+    NULL,
+    SQL_LOOK_("payment_orders", "order_id", "t.payment_id", "t.order_id"),
+    SQL_LOOK_("refunds", "refund_id", "t.payment_id", "t.order_id"),
+    SQL_LOOK_("payouts", "payout_id", "NULL", "NULL"),
+};
+
+/* the event, and what it did; a concurrent copy (a zombie owner) fails on the key */
+static const char SQL_EVENT[] =
+    "INSERT INTO webhook_events (psp, event_key, webhook_id, kind, object_id, status, result,"
+    "                            reason, outcome_id)"
+    " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), $7, NULLIF($8, ''),"
+    "         NULLIF($9, ''))";
+
+/* the operation's state: a new state (applied), or the late-success mark */
+static const char SQL_OP[] =
+    "INSERT INTO webhook_operations AS w (kind, object_id, status, late_success)"
+    " VALUES ($1, $2, $3, $4::boolean)"
+    " ON CONFLICT (kind, object_id) DO UPDATE"
+    "   SET status = excluded.status, late_success = w.late_success OR excluded.late_success,"
+    "       updated_at = now()";
+
+enum result { R_APPLIED, R_DUPLICATE, R_STALE, R_LATE };
+static const char *const result_names[] = {"applied", "duplicate", "stale", "late_success"};
+
+struct hooks {
+    json_t *out; /* one PspOutcome, refilled for each output (emit copies it) */
+    unsigned char *body;
+    size_t body_cap;
+};
+
+/* What a table's status says in outcome terms: -1 when it says nothing final or pending
+ * (NOT_STARTED, EXECUTING, REQUESTED, HELD, ...). */
+static int table_state(enum wh_kind k, const char *st)
+{
+    static const struct {
+        enum wh_kind k;
+        const char *st;
+        enum wh_status to;
+    } map[] = {
+        {WH_CHARGE, "PENDING_CUSTOMER", WH_PENDING_CUSTOMER},
+        {WH_CHARGE, "SUCCESS", WH_SUCCEEDED},
+        {WH_CHARGE, "FAILED", WH_FAILED},
+        {WH_CHARGE, "EXPIRED", WH_EXPIRED},
+        {WH_REFUND, "SUCCEEDED", WH_REFUNDED},
+        {WH_REFUND, "FAILED", WH_FAILED},
+        {WH_PAYOUT, "PAID_OUT", WH_PAID_OUT},
+        {WH_PAYOUT, "FAILED", WH_FAILED},
+    };
+    for (size_t i = 0; st && i < sizeof(map) / sizeof(map[0]); i++)
+        if (map[i].k == k && strcmp(map[i].st, st) == 0)
+            return (int)map[i].to;
+    return -1;
+}
+
+static int our_state(const char *st)
+{
+    for (int s = WH_SUCCEEDED; st && s <= WH_PAID_OUT; s++)
+        if (strcmp(wh_status_name((enum wh_status)s), st) == 0)
+            return s;
+    return -1;
+}
+
+/* The state machine of one operation. cur: the state known (-1: nothing yet). A final
+ * state is never left; a pending after anything is not news (paid-before-pending); a
+ * charge's success after it failed or expired is money that moved all the same: it is
+ * reported once (the ledger books it to suspense, the order stays final). */
+static enum result decide(enum wh_kind k, int cur, int late_done, enum wh_status to)
+{
+    if (cur < 0)
+        return R_APPLIED;
+    if (cur == WH_PENDING_CUSTOMER)
+        return to == WH_PENDING_CUSTOMER ? R_DUPLICATE : R_APPLIED;
+    if ((int)to == cur)
+        return R_DUPLICATE;
+    if (k == WH_CHARGE && to == WH_SUCCEEDED && (cur == WH_FAILED || cur == WH_EXPIRED))
+        return late_done ? R_DUPLICATE : R_LATE;
+    return R_STALE;
+}
+
+static const char *str_field(const json_t *v, const char *name)
+{
+    const char *s = json_string_value(json_object_get(v, name));
+    return s ? s : "";
+}
+
+static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *err)
+{
+    (void)ctx;
+    if (strcmp(m->schema, SCHEMA_IN) != 0)
+        return ks_err_set(err, KS_EINVAL, 0, NULL, "unexpected schema %s", m->schema);
+    if (!*str_field(m->value, "psp"))
+        return ks_err_set(err, KS_EINVAL, 0, "psp", "psp is empty");
+    if (!*str_field(m->value, "webhook_id"))
+        return ks_err_set(err, KS_EINVAL, 0, "webhook_id", "webhook_id is empty");
+    if (!json_is_string(json_object_get(m->value, "body")))
+        return ks_err_set(err, KS_EINVAL, 0, "body", "body is missing");
+    return KS_OK;
+}
+
+/* the raw body, from the base64 the serde gives bytes as */
+static enum ks_code body_of(struct hooks *h, const struct ks_msg *m, size_t *len,
+                            struct ks_err *err)
+{
+    const char *b64 = str_field(m->value, "body");
+    size_t n = strlen(b64);
+    long got;
+
+    if (n / 4 * 3 + 3 > h->body_cap) {
+        unsigned char *nb = realloc(h->body, n / 4 * 3 + 3);
+        if (!nb)
+            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        h->body = nb;
+        h->body_cap = n / 4 * 3 + 3;
+    }
+    got = ks_b64_decode(b64, n, h->body, h->body_cap);
+    if (got < 0)
+        return ks_err_set(err, KS_EINVAL, 0, "body", "body is not base64");
+    *len = (size_t)got;
+    return KS_OK;
+}
+
+static enum ks_code record(PGconn *pg, const char *psp, const char *key, const char *wid,
+                           const struct wh_note *n, const char *result, const char *outcome_id,
+                           struct ks_err *err)
+{
+    const char *p[9] = {psp, key, wid, wh_kind_name(n->kind), n->kind ? n->reference : "",
+                        n->kind ? wh_status_name(n->status) : "", result, n->reason,
+                        outcome_id};
+    PGresult *res = PQexecParams(pg, SQL_EVENT, 9, NULL, p, NULL, NULL, 0);
+    enum ks_code rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "record webhook event", err);
+
+    PQclear(res);
+    return rc;
+}
+
+static int set_str(json_t *o, const char *k, const char *v)
+{
+    return json_object_set_new(o, k, v && *v ? json_string(v) : json_null());
+}
+
+/* the PspOutcome of n for the operation looked up in row 0 of res */
+static enum ks_code emit(struct ks_batch *b, struct ks_msg *m, struct hooks *h,
+                         const struct wh_note *n, PGresult *res, const char *outcome_id,
+                         struct ks_err *err)
+{
+    const char *topic = ks_config_str(ks_worker_config(ks_batch_worker(b)),
+                                      "webhooks.output_topic");
+    const char *order = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
+    const char *key = n->kind == WH_PAYOUT ? n->reference : order;
+    char msg_id[KS_ID_LEN];
+    json_t *o = h->out, *na = json_object();
+    int bad = 0;
+
+    if (!na)
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    for (int i = 0; i < n->n_next; i++)
+        bad |= json_object_set_new(na, n->next_name[i], json_string(n->next_value[i]));
+    ks_outcome_message_id(outcome_id, msg_id);
+    bad |= set_str(o, "message_id", msg_id);
+    bad |= json_object_set_new(o, "occurred_at", json_integer((json_int_t)ks_clock_wall_us()));
+    bad |= set_str(o, "partner_id", PQgetvalue(res, 0, 0));
+    bad |= set_str(o, "outcome_id", outcome_id);
+    bad |= set_str(o, "order_id", order);
+    bad |= set_str(o, "payment_id", PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1));
+    bad |= set_str(o, "refund_id", n->kind == WH_REFUND ? n->reference : NULL);
+    bad |= set_str(o, "payout_id", n->kind == WH_PAYOUT ? n->reference : NULL);
+    bad |= set_str(o, "kind", wh_kind_name(n->kind));
+    bad |= set_str(o, "status", wh_status_name(n->status));
+    bad |= set_str(o, "psp", str_field(m->value, "psp"));
+    bad |= set_str(o, "psp_reference", n->psp_reference);
+    /* the operation's own amount when the PSP does not say (checked equal when it does) */
+    bad |= json_object_set_new(o, "amount_minor",
+                               json_integer(n->has_amount ? (json_int_t)n->amount_minor
+                                                          : strtoll(PQgetvalue(res, 0, 3),
+                                                                    NULL, 10)));
+    bad |= json_object_set_new(o, "fee_minor", json_integer((json_int_t)n->fee_minor));
+    bad |= set_str(o, "currency", PQgetvalue(res, 0, 4));
+    bad |= set_str(o, "failure_code", n->failure_code);
+    bad |= set_str(o, "failure_message", n->failure_message);
+    bad |= json_object_set_new(o, "next_action", na);
+    bad |= set_str(o, "source", "WEBHOOK");
+    if (bad)
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    return ks_batch_emit(b, m, topic, key, strlen(key), SCHEMA_OUT, o, err);
+}
+
+static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, void *ctx,
+                           struct ks_err *err)
+{
+    struct hooks *h = ctx;
+    const char *psp = str_field(m->value, "psp"), *wid = str_field(m->value, "webhook_id");
+    const char *evid = json_string_value(json_object_get(m->value, "event_id"));
+    struct wh_note n;
+    char key[300], exp[64], outcome_id[KS_ID_LEN] = "";
+    const char *p[4];
+    PGresult *res = NULL;
+    enum ks_code rc;
+    enum result r;
+    size_t len = 0;
+    int cur;
+
+    if ((rc = body_of(h, m, &len, err)) != KS_OK)
+        return rc;
+    if ((rc = wh_parse(psp, h->body, len, &n, err)) != KS_OK)
+        return rc;
+    snprintf(key, sizeof(key), "%.250s%s", evid ? evid : wid, n.key_suffix);
+    if (n.kind == WH_NONE) {
+        /* recorded, not reported; a replayed copy finds its row */
+        p[0] = psp;
+        p[1] = key;
+        res = PQexecParams(pg, "SELECT 1 FROM webhook_events WHERE psp = $1 AND event_key = $2",
+                           2, NULL, p, NULL, NULL, 0);
+        if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "find webhook event", err)) == KS_OK &&
+            PQntuples(res) == 0) {
+            ks_log(KS_LOG_INFO, "webhooks.event.ignored", n.reason, "psp", psp, "event_key", key,
+                   "message_id", m->message_id, NULL);
+            rc = record(pg, psp, key, wid, &n, "ignored", "", err);
+        }
+        goto out;
+    }
+    p[0] = wh_kind_name(n.kind);
+    p[1] = n.reference;
+    p[2] = psp;
+    p[3] = key;
+    res = PQexecParams(pg, SQL_LOOK[n.kind], 4, NULL, p, NULL, NULL, 0);
+    if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "look up the operation", err)) != KS_OK)
+        goto out;
+    if (PQntuples(res) == 0) {
+        rc = ks_err_set(err, KS_ENOTFOUND, 0, "reference",
+                        "unknown_reference: no %s %.128s for this %s notification",
+                        n.kind == WH_CHARGE ? "payment order" : n.kind == WH_REFUND ? "refund"
+                                                                                 : "payout",
+                        n.reference, psp);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 8), "t") == 0)
+        goto out; /* this event was read before: its effects are in */
+    if (n.has_amount && (n.amount_minor != strtoll(PQgetvalue(res, 0, 3), NULL, 10) ||
+                         strcmp(n.currency, PQgetvalue(res, 0, 4)) != 0)) {
+        snprintf(exp, sizeof(exp), "%s %s", PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4));
+        rc = ks_err_set(err, KS_EINVAL, 0, "amount",
+                        "amount_mismatch: %s %.128s is %s minor units, the %s notification "
+                        "says %" PRId64 " %s",
+                        wh_kind_name(n.kind), n.reference, exp, psp, n.amount_minor, n.currency);
+        goto out;
+    }
+    /* our state when we have one; else what the tables say (the executor's outcomes,
+     * posted by the ledger) */
+    cur = PQgetisnull(res, 0, 6) ? -1 : our_state(PQgetvalue(res, 0, 6));
+    if (cur < 0 || cur == WH_PENDING_CUSTOMER) {
+        int t = table_state(n.kind, PQgetvalue(res, 0, 5));
+        if (t >= 0 && (cur < 0 || t != WH_PENDING_CUSTOMER))
+            cur = t;
+    }
+    r = decide(n.kind, cur, strcmp(PQgetvalue(res, 0, 7), "t") == 0, n.status);
+    if (r == R_APPLIED || r == R_LATE) {
+        const char *op[4] = {wh_kind_name(n.kind), n.reference,
+                             r == R_LATE ? wh_status_name((enum wh_status)cur)
+                                         : wh_status_name(n.status),
+                             r == R_LATE ? "true" : "false"};
+        PGresult *res2;
+
+        ks_outcome_id(wh_kind_name(n.kind), n.reference, wh_status_name(n.status), outcome_id);
+        res2 = PQexecParams(pg, SQL_OP, 4, NULL, op, NULL, NULL, 0);
+        rc = ks_pg_check(pg, res2, PGRES_COMMAND_OK, "move the operation", err);
+        PQclear(res2);
+        if (rc != KS_OK || (rc = emit(b, m, h, &n, res, outcome_id, err)) != KS_OK)
+            goto out;
+    } else {
+        ks_log(KS_LOG_INFO, "webhooks.event.unchanged", "the operation is already there",
+               "psp", psp, "event_key", key, "kind", wh_kind_name(n.kind), "reference",
+               n.reference, "status", wh_status_name(n.status), "result", result_names[r],
+               NULL);
+    }
+    rc = record(pg, psp, key, wid, &n, result_names[r], outcome_id, err);
+out:
+    PQclear(res);
+    return rc;
+}
+
+static enum ks_code handle_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct ks_err *err)
+{
+    for (size_t i = 0; i < ks_batch_count(b); i++) {
+        enum ks_code rc = ks_batch_run_msg(b, ks_batch_msg(b, i), pg, handle, ctx, err);
+        if (rc != KS_OK)
+            return rc;
+    }
+    return KS_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct ks_config_def defs[] = {
+        {"webhooks.output_topic", KS_CFG_STRING, "kasir.psp.outcomes", 0,
+         "topic the outcomes (kasir.psp.PspOutcome, source WEBHOOK) go to"},
+    };
+    static struct hooks h;
+    const struct ks_worker_spec spec = {
+        .name = "webhooks",
+        .group = "kasir-webhooks",
+        .topics = "kasir.webhooks.received",
+        .http_port = "8150",
+        .validate = validate,
+        .handle_batch = handle_batch,
+        .ctx = &h,
+    };
+    int rc;
+
+    if (!(h.out = json_object()))
+        return 1;
+    rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
+    json_decref(h.out);
+    free(h.body);
+    return rc;
+}

@@ -12,7 +12,7 @@
  *      it, and whether the event was seen; the operation's advisory lock is taken first,
  *      so two instances reading two events of one operation decide one after the other.
  *      An unknown reference or an amount that is not the operation's is dead-lettered;
- *   3. decide (decide()): applied, duplicate, stale or late_success;
+ *   3. decide (wh_decide, state.c): applied, duplicate, stale or late_success;
  *   4. record the event (webhook_events, unique per psp + event key: the dedup) and the
  *      operation's new state (webhook_operations) and emit the outcome, all in the
  *      batch's transaction with the offsets: a crash anywhere replays the batch, and the
@@ -71,63 +71,11 @@ static const char SQL_OP[] =
     "   SET status = excluded.status, late_success = w.late_success OR excluded.late_success,"
     "       updated_at = now()";
 
-enum result { R_APPLIED, R_DUPLICATE, R_STALE, R_LATE };
-static const char *const result_names[] = {"applied", "duplicate", "stale", "late_success"};
-
 struct hooks {
     json_t *out; /* one PspOutcome, refilled for each output (emit copies it) */
     unsigned char *body;
     size_t body_cap;
 };
-
-/* What a table's status says in outcome terms: -1 when it says nothing final or pending
- * (NOT_STARTED, EXECUTING, REQUESTED, HELD, ...). */
-static int table_state(enum wh_kind k, const char *st)
-{
-    static const struct {
-        enum wh_kind k;
-        const char *st;
-        enum wh_status to;
-    } map[] = {
-        {WH_CHARGE, "PENDING_CUSTOMER", WH_PENDING_CUSTOMER},
-        {WH_CHARGE, "SUCCESS", WH_SUCCEEDED},
-        {WH_CHARGE, "FAILED", WH_FAILED},
-        {WH_CHARGE, "EXPIRED", WH_EXPIRED},
-        {WH_REFUND, "SUCCEEDED", WH_REFUNDED},
-        {WH_REFUND, "FAILED", WH_FAILED},
-        {WH_PAYOUT, "PAID_OUT", WH_PAID_OUT},
-        {WH_PAYOUT, "FAILED", WH_FAILED},
-    };
-    for (size_t i = 0; st && i < sizeof(map) / sizeof(map[0]); i++)
-        if (map[i].k == k && strcmp(map[i].st, st) == 0)
-            return (int)map[i].to;
-    return -1;
-}
-
-static int our_state(const char *st)
-{
-    for (int s = WH_SUCCEEDED; st && s <= WH_PAID_OUT; s++)
-        if (strcmp(wh_status_name((enum wh_status)s), st) == 0)
-            return s;
-    return -1;
-}
-
-/* The state machine of one operation. cur: the state known (-1: nothing yet). A final
- * state is never left; a pending after anything is not news (paid-before-pending); a
- * charge's success after it failed or expired is money that moved all the same: it is
- * reported once (the ledger books it to suspense, the order stays final). */
-static enum result decide(enum wh_kind k, int cur, int late_done, enum wh_status to)
-{
-    if (cur < 0)
-        return R_APPLIED;
-    if (cur == WH_PENDING_CUSTOMER)
-        return to == WH_PENDING_CUSTOMER ? R_DUPLICATE : R_APPLIED;
-    if ((int)to == cur)
-        return R_DUPLICATE;
-    if (k == WH_CHARGE && to == WH_SUCCEEDED && (cur == WH_FAILED || cur == WH_EXPIRED))
-        return late_done ? R_DUPLICATE : R_LATE;
-    return R_STALE;
-}
 
 static const char *str_field(const json_t *v, const char *name)
 {
@@ -247,7 +195,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     const char *p[4];
     PGresult *res = NULL;
     enum ks_code rc;
-    enum result r;
+    enum wh_result r;
     size_t len = 0;
     int cur;
 
@@ -298,18 +246,18 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     }
     /* our state when we have one; else what the tables say (the executor's outcomes,
      * posted by the ledger) */
-    cur = PQgetisnull(res, 0, 6) ? -1 : our_state(PQgetvalue(res, 0, 6));
+    cur = PQgetisnull(res, 0, 6) ? -1 : wh_status_parse(PQgetvalue(res, 0, 6));
     if (cur < 0 || cur == WH_PENDING_CUSTOMER) {
-        int t = table_state(n.kind, PQgetvalue(res, 0, 5));
+        int t = wh_table_state(n.kind, PQgetvalue(res, 0, 5));
         if (t >= 0 && (cur < 0 || t != WH_PENDING_CUSTOMER))
             cur = t;
     }
-    r = decide(n.kind, cur, strcmp(PQgetvalue(res, 0, 7), "t") == 0, n.status);
-    if (r == R_APPLIED || r == R_LATE) {
+    r = wh_decide(n.kind, cur, strcmp(PQgetvalue(res, 0, 7), "t") == 0, n.status);
+    if (r == WH_APPLIED || r == WH_LATE) {
         const char *op[4] = {wh_kind_name(n.kind), n.reference,
-                             r == R_LATE ? wh_status_name((enum wh_status)cur)
+                             r == WH_LATE ? wh_status_name((enum wh_status)cur)
                                          : wh_status_name(n.status),
-                             r == R_LATE ? "true" : "false"};
+                             r == WH_LATE ? "true" : "false"};
         PGresult *res2;
 
         ks_outcome_id(wh_kind_name(n.kind), n.reference, wh_status_name(n.status), outcome_id);
@@ -321,10 +269,10 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     } else {
         ks_log(KS_LOG_INFO, "webhooks.event.unchanged", "the operation is already there",
                "psp", psp, "event_key", key, "kind", wh_kind_name(n.kind), "reference",
-               n.reference, "status", wh_status_name(n.status), "result", result_names[r],
+               n.reference, "status", wh_status_name(n.status), "result", wh_result_name(r),
                NULL);
     }
-    rc = record(pg, psp, key, wid, &n, result_names[r], outcome_id, err);
+    rc = record(pg, psp, key, wid, &n, wh_result_name(r), outcome_id, err);
 out:
     PQclear(res);
     return rc;

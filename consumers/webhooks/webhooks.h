@@ -59,4 +59,28 @@ const char *wh_status_name(enum wh_status s);
 /* 1 for a state no operation leaves (every state but WH_PENDING_CUSTOMER). */
 int wh_status_final(enum wh_status s);
 
+/* --- the state machine of one operation (state.c) ----------------------------------- */
+
+enum wh_result {
+    WH_APPLIED,   /* a forward transition: recorded and reported */
+    WH_DUPLICATE, /* the operation is already in that state */
+    WH_STALE,     /* the operation is further (a regression, a pending after the payment) */
+    WH_LATE,      /* a charge's success after it failed or expired: reported once, the
+                   * operation stays final */
+};
+/* "applied", "duplicate", "stale", "late_success" (webhook_events.result). */
+const char *wh_result_name(enum wh_result r);
+
+/* What notification state to is for an operation of kind k in state cur (-1: no state
+ * known yet); late_done: its late success was reported already. A final state is never
+ * left; a pending after anything is not news (paid-before-pending). */
+enum wh_result wh_decide(enum wh_kind k, int cur, int late_done, enum wh_status to);
+
+/* The OutcomeStatus symbol st as an enum wh_status, -1 when it is none. */
+int wh_status_parse(const char *st);
+/* What the status column of payment_orders (CHARGE), refunds (REFUND) or payouts
+ * (PAYOUT) says in outcome terms, -1 when it is neither pending nor final (NOT_STARTED,
+ * EXECUTING, REQUESTED, HELD, ...). */
+int wh_table_state(enum wh_kind k, const char *st);
+
 #endif

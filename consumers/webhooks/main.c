@@ -56,20 +56,20 @@ static const char *const SQL_LOOK[] = {
     SQL_LOOK_("payouts", "payout_id", "NULL", "NULL"),
 };
 
-/* the event, and what it did; a concurrent copy (a zombie owner) fails on the key */
-static const char SQL_EVENT[] =
-    "INSERT INTO webhook_events (psp, event_key, webhook_id, kind, object_id, status, result,"
-    "                            reason, outcome_id)"
+/* The event and what it did, and for a transition the operation's new state ($10; ''
+ * for none) or its late-success mark ($11), in one statement. A concurrent copy of the
+ * event (a zombie owner) fails on the event's key. */
+static const char SQL_RECORD[] =
+    "WITH op AS ("
+    "  INSERT INTO webhook_operations AS w (kind, object_id, status, late_success)"
+    "  SELECT $4, $5, $10, $11::boolean WHERE $10 <> ''"
+    "  ON CONFLICT (kind, object_id) DO UPDATE"
+    "    SET status = excluded.status, late_success = w.late_success OR excluded.late_success,"
+    "        updated_at = now())"
+    " INSERT INTO webhook_events (psp, event_key, webhook_id, kind, object_id, status, result,"
+    "                             reason, outcome_id)"
     " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), $7, NULLIF($8, ''),"
     "         NULLIF($9, ''))";
-
-/* the operation's state: a new state (applied), or the late-success mark */
-static const char SQL_OP[] =
-    "INSERT INTO webhook_operations AS w (kind, object_id, status, late_success)"
-    " VALUES ($1, $2, $3, $4::boolean)"
-    " ON CONFLICT (kind, object_id) DO UPDATE"
-    "   SET status = excluded.status, late_success = w.late_success OR excluded.late_success,"
-    "       updated_at = now()";
 
 struct hooks {
     json_t *out; /* one PspOutcome, refilled for each output (emit copies it) */
@@ -119,14 +119,16 @@ static enum ks_code body_of(struct hooks *h, const struct ks_msg *m, size_t *len
     return KS_OK;
 }
 
+/* op_status: the operation's state to store ("" when it does not change) */
 static enum ks_code record(PGconn *pg, const char *psp, const char *key, const char *wid,
-                           const struct wh_note *n, const char *result, const char *outcome_id,
-                           struct ks_err *err)
+                           const struct wh_note *n, enum wh_result r, const char *outcome_id,
+                           const char *op_status, struct ks_err *err)
 {
-    const char *p[9] = {psp, key, wid, wh_kind_name(n->kind), n->kind ? n->reference : "",
-                        n->kind ? wh_status_name(n->status) : "", result, n->reason,
-                        outcome_id};
-    PGresult *res = PQexecParams(pg, SQL_EVENT, 9, NULL, p, NULL, NULL, 0);
+    const char *p[11] = {psp, key, wid, wh_kind_name(n->kind), n->kind ? n->reference : "",
+                         n->kind ? wh_status_name(n->status) : "",
+                         n->kind ? wh_result_name(r) : "ignored", n->reason, outcome_id,
+                         op_status, r == WH_LATE ? "true" : "false"};
+    PGresult *res = PQexecParams(pg, SQL_RECORD, 11, NULL, p, NULL, NULL, 0);
     enum ks_code rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "record webhook event", err);
 
     PQclear(res);
@@ -214,7 +216,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
             PQntuples(res) == 0) {
             ks_log(KS_LOG_INFO, "webhooks.event.ignored", n.reason, "psp", psp, "event_key", key,
                    "message_id", m->message_id, NULL);
-            rc = record(pg, psp, key, wid, &n, "ignored", "", err);
+            rc = record(pg, psp, key, wid, &n, WH_DUPLICATE, "", "", err);
         }
         goto out;
     }
@@ -254,17 +256,8 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     }
     r = wh_decide(n.kind, cur, strcmp(PQgetvalue(res, 0, 7), "t") == 0, n.status);
     if (r == WH_APPLIED || r == WH_LATE) {
-        const char *op[4] = {wh_kind_name(n.kind), n.reference,
-                             r == WH_LATE ? wh_status_name((enum wh_status)cur)
-                                         : wh_status_name(n.status),
-                             r == WH_LATE ? "true" : "false"};
-        PGresult *res2;
-
         ks_outcome_id(wh_kind_name(n.kind), n.reference, wh_status_name(n.status), outcome_id);
-        res2 = PQexecParams(pg, SQL_OP, 4, NULL, op, NULL, NULL, 0);
-        rc = ks_pg_check(pg, res2, PGRES_COMMAND_OK, "move the operation", err);
-        PQclear(res2);
-        if (rc != KS_OK || (rc = emit(b, m, h, &n, res, outcome_id, err)) != KS_OK)
+        if ((rc = emit(b, m, h, &n, res, outcome_id, err)) != KS_OK)
             goto out;
     } else {
         ks_log(KS_LOG_INFO, "webhooks.event.unchanged", "the operation is already there",
@@ -272,7 +265,11 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
                n.reference, "status", wh_status_name(n.status), "result", wh_result_name(r),
                NULL);
     }
-    rc = record(pg, psp, key, wid, &n, wh_result_name(r), outcome_id, err);
+    rc = record(pg, psp, key, wid, &n, r, outcome_id,
+                r == WH_APPLIED ? wh_status_name(n.status)
+                : r == WH_LATE  ? wh_status_name((enum wh_status)cur)
+                                : "",
+                err);
 out:
     PQclear(res);
     return rc;

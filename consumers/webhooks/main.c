@@ -49,12 +49,6 @@
     "  FROM (SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 7001))) l"        \
     "  JOIN " tbl " t ON t." idcol " = $2"                                                    \
     "  LEFT JOIN webhook_operations w ON w.kind = $1 AND w.object_id = $2"
-static const char *const SQL_LOOK[] = {
-    NULL,
-    SQL_LOOK_("payment_orders", "order_id", "t.payment_id", "t.order_id"),
-    SQL_LOOK_("refunds", "refund_id", "t.payment_id", "t.order_id"),
-    SQL_LOOK_("payouts", "payout_id", "NULL", "NULL"),
-};
 
 /* The event and what it did, and for a transition the operation's new state ($10; ''
  * for none) or its late-success mark ($11), in one statement. A concurrent copy of the
@@ -71,7 +65,25 @@ static const char SQL_RECORD[] =
     " VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), $7, NULLIF($8, ''),"
     "         NULLIF($9, ''))";
 
+static const char SQL_SEEN[] = "SELECT 1 FROM webhook_events WHERE psp = $1 AND event_key = $2";
+
+/* the statements, prepared once per session (names "wh_<index>") */
+static const struct stmt {
+    const char *sql;
+    int nparams;
+} stmts[] = {
+    {NULL, 0}, /* WH_NONE has no look-up */
+    {SQL_LOOK_("payment_orders", "order_id", "t.payment_id", "t.order_id"), 4},
+    {SQL_LOOK_("refunds", "refund_id", "t.payment_id", "t.order_id"), 4},
+    {SQL_LOOK_("payouts", "payout_id", "NULL", "NULL"), 4},
+    {SQL_RECORD, 11},
+    {SQL_SEEN, 2},
+};
+enum { ST_RECORD = 4, ST_SEEN = 5, ST__N = 6 };
+
 struct hooks {
+    PGconn *prepared_on; /* the session the statements are prepared in (and its backend) */
+    int prepared_pid;
     json_t *out; /* one PspOutcome, refilled for each output (emit copies it) */
     unsigned char *body;
     size_t body_cap;
@@ -119,6 +131,49 @@ static enum ks_code body_of(struct hooks *h, const struct ks_msg *m, size_t *len
     return KS_OK;
 }
 
+/* planning a statement costs about as much as running it for one message: each is
+ * prepared once per session (a reconnect is a new session: its pointer or backend differs) */
+static enum ks_code prepare(struct hooks *h, PGconn *pg, struct ks_err *err)
+{
+    char name[16];
+    PGresult *have;
+    enum ks_code rc;
+
+    if (h->prepared_on == pg && h->prepared_pid == PQbackendPID(pg))
+        return KS_OK;
+    /* a session where an earlier try prepared some of them keeps those: prepare the rest */
+    have = PQexec(pg, "SELECT name FROM pg_prepared_statements WHERE name LIKE 'wh\\_%'");
+    if ((rc = ks_pg_check(pg, have, PGRES_TUPLES_OK, "list prepared statements", err)) != KS_OK)
+        goto out;
+    for (int i = 1; i < ST__N && rc == KS_OK; i++) {
+        PGresult *res;
+        int found = 0;
+        snprintf(name, sizeof(name), "wh_%d", i);
+        for (int k = 0; k < PQntuples(have); k++)
+            found |= strcmp(PQgetvalue(have, k, 0), name) == 0;
+        if (found)
+            continue;
+        res = PQprepare(pg, name, stmts[i].sql, stmts[i].nparams, NULL);
+        rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "prepare a statement", err);
+        PQclear(res);
+    }
+    if (rc == KS_OK) {
+        h->prepared_on = pg;
+        h->prepared_pid = PQbackendPID(pg);
+    }
+out:
+    PQclear(have);
+    return rc;
+}
+
+static PGresult *run(PGconn *pg, int i, const char *const *params)
+{
+    char name[16];
+
+    snprintf(name, sizeof(name), "wh_%d", i);
+    return PQexecPrepared(pg, name, stmts[i].nparams, params, NULL, NULL, 0);
+}
+
 /* op_status: the operation's state to store ("" when it does not change) */
 static enum ks_code record(PGconn *pg, const char *psp, const char *key, const char *wid,
                            const struct wh_note *n, enum wh_result r, const char *outcome_id,
@@ -128,7 +183,7 @@ static enum ks_code record(PGconn *pg, const char *psp, const char *key, const c
                          n->kind ? wh_status_name(n->status) : "",
                          n->kind ? wh_result_name(r) : "ignored", n->reason, outcome_id,
                          op_status, r == WH_LATE ? "true" : "false"};
-    PGresult *res = PQexecParams(pg, SQL_RECORD, 11, NULL, p, NULL, NULL, 0);
+    PGresult *res = run(pg, ST_RECORD, p);
     enum ks_code rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "record webhook event", err);
 
     PQclear(res);
@@ -201,7 +256,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     size_t len = 0;
     int cur;
 
-    if ((rc = body_of(h, m, &len, err)) != KS_OK)
+    if ((rc = prepare(h, pg, err)) != KS_OK || (rc = body_of(h, m, &len, err)) != KS_OK)
         return rc;
     if ((rc = wh_parse(psp, h->body, len, &n, err)) != KS_OK)
         return rc;
@@ -210,8 +265,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
         /* recorded, not reported; a replayed copy finds its row */
         p[0] = psp;
         p[1] = key;
-        res = PQexecParams(pg, "SELECT 1 FROM webhook_events WHERE psp = $1 AND event_key = $2",
-                           2, NULL, p, NULL, NULL, 0);
+        res = run(pg, ST_SEEN, p);
         if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "find webhook event", err)) == KS_OK &&
             PQntuples(res) == 0) {
             ks_log(KS_LOG_INFO, "webhooks.event.ignored", n.reason, "psp", psp, "event_key", key,
@@ -224,7 +278,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     p[1] = n.reference;
     p[2] = psp;
     p[3] = key;
-    res = PQexecParams(pg, SQL_LOOK[n.kind], 4, NULL, p, NULL, NULL, 0);
+    res = run(pg, (int)n.kind, p);
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "look up the operation", err)) != KS_OK)
         goto out;
     if (PQntuples(res) == 0) {

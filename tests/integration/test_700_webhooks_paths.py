@@ -210,3 +210,16 @@ def test_unknown_reference_and_amount_mismatch_dead_lettered(wired):
     # no success was reported for it, and nothing was recorded as processed
     assert w.wait_outcomes(of(order), 1, timeout=3) == []
     assert events("sandbox", order) == []
+
+
+def test_bad_settings_exit_2_and_config_doc():
+    import json
+    import subprocess
+    from conftest import STACK, bin_path
+    env = dict(STACK, KASIR_WORKER_BATCH_MAX="lots")
+    p = subprocess.run([bin_path("webhooks")], env=env, capture_output=True, timeout=30)
+    assert p.returncode == 2, p
+    lines = [json.loads(x) for x in (p.stdout + p.stderr).decode().splitlines() if x.strip()]
+    assert "worker.batch.max" in {x.get("setting") for x in lines if x.get("event") == "config.invalid"}
+    p = subprocess.run([bin_path("webhooks"), "config-doc"], capture_output=True, timeout=30)
+    assert p.returncode == 0 and b"webhooks.output_topic" in p.stdout

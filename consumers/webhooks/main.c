@@ -9,8 +9,9 @@
  *      and the reason named); one that tells nothing to report is recorded as ignored;
  *   2. look up, in one statement: Kasir's operation by the notification's reference
  *      (payment_orders, refunds, payouts), the state this worker and the ledger know of
- *      it, and whether the event was seen; the operation's advisory lock is taken first,
- *      so two instances reading two events of one operation decide one after the other.
+ *      it, and whether the event was seen; the operation's advisory lock is taken first
+ *      (a statement before), so two instances reading two events of one operation decide
+ *      one after the other.
  *      An unknown reference or an amount that is not the operation's is dead-lettered;
  *   3. decide (wh_decide, state.c): applied, duplicate, stale or late_success;
  *   4. record the event (webhook_events, unique per psp + event key: the dedup) and the
@@ -37,18 +38,24 @@
 #define SCHEMA_IN "kasir.webhooks.WebhookReceived"
 #define SCHEMA_OUT "kasir.psp.PspOutcome"
 
-/* The operation by its reference, locked, with what is known of its state. Columns:
- * partner, payment, order, amount, currency, table status, our status, late_success,
- * event seen. $1 kind, $2 reference, $3 psp, $4 event key. The lock serialises the
- * decisions on one operation across instances (its events may sit in several
- * partitions); it is held to the end of the transaction. */
+/* The operation's lock ($1 kind, $2 reference): it serialises the decisions on one
+ * operation across instances (its events may sit in several partitions), held to the end
+ * of the transaction. A statement of its own: under READ COMMITTED a statement reads the
+ * snapshot taken when it began, so the look-up must begin after the lock is granted to
+ * see what its previous holder committed. */
+static const char SQL_LOCK[] =
+    "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 7001))";
+
+/* The operation by its reference, with what is known of its state. Columns: partner,
+ * payment, order, amount, currency, table status, our status, late_success, event seen.
+ * $1 kind, $2 reference, $3 psp, $4 event key. */
 #define SQL_LOOK_(tbl, idcol, payment, order)                                                 \
     "SELECT t.partner_id, " payment ", " order ", t.amount_minor, t.currency, t.status,"      \
     "       w.status, w.late_success,"                                                        \
     "       EXISTS (SELECT 1 FROM webhook_events e WHERE e.psp = $3 AND e.event_key = $4)"    \
-    "  FROM (SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 7001))) l"        \
-    "  JOIN " tbl " t ON t." idcol " = $2"                                                    \
-    "  LEFT JOIN webhook_operations w ON w.kind = $1 AND w.object_id = $2"
+    "  FROM " tbl " t"                                                                        \
+    "  LEFT JOIN webhook_operations w ON w.kind = $1 AND w.object_id = $2"                    \
+    " WHERE t." idcol " = $2"
 
 /* The event and what it did, and for a transition the operation's new state ($10; ''
  * for none) or its late-success mark ($11), in one statement. A concurrent copy of the
@@ -78,8 +85,9 @@ static const struct stmt {
     {SQL_LOOK_("payouts", "payout_id", "NULL", "NULL"), 4},
     {SQL_RECORD, 11},
     {SQL_SEEN, 2},
+    {SQL_LOCK, 2},
 };
-enum { ST_RECORD = 4, ST_SEEN = 5, ST__N = 6 };
+enum { ST_RECORD = 4, ST_SEEN = 5, ST_LOCK = 6, ST__N = 7 };
 
 struct hooks {
     PGconn *prepared_on; /* the session the statements are prepared in (and its backend) */
@@ -278,6 +286,10 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     p[1] = n.reference;
     p[2] = psp;
     p[3] = key;
+    res = run(pg, ST_LOCK, p);
+    if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "lock the operation", err)) != KS_OK)
+        goto out;
+    PQclear(res);
     res = run(pg, (int)n.kind, p);
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "look up the operation", err)) != KS_OK)
         goto out;

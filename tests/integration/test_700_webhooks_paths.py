@@ -223,3 +223,27 @@ def test_bad_settings_exit_2_and_config_doc():
     assert "worker.batch.max" in {x.get("setting") for x in lines if x.get("event") == "config.invalid"}
     p = subprocess.run([bin_path("webhooks"), "config-doc"], capture_output=True, timeout=30)
     assert p.returncode == 0 and b"webhooks.output_topic" in p.stdout
+
+
+def test_late_success_after_expiry_reported_once(wired):
+    """Money that arrives after the charge expired is reported (the ledger books it to
+    suspense), once; the operation stays EXPIRED."""
+    _, ing, w = wired
+    pay, order = new_order()
+    data = {"id": "sbch_" + uuid.uuid4().hex[:12], "object": "charge", "reference": order,
+            "amount": "150000.00", "currency": "IDR", "method": "virtual_account"}
+    assert post_sandbox_event(ing, "charge.expired", dict(data, status="expired"))[0] == 200
+    assert w.wait_outcomes(of(order), 1)[0]["value"]["status"] == "EXPIRED"
+    for _ in range(2):  # two events (two ids) telling the same late payment
+        assert post_sandbox_event(ing, "charge.succeeded", dict(data, status="succeeded"))[0] == 200
+    deadline = time.time() + 30
+    while time.time() < deadline and len(events("sandbox", order)) < 3:
+        time.sleep(0.2)
+    ev = events("sandbox", order)
+    assert ev[0] == ["applied", "EXPIRED"], ev
+    assert sorted(ev[1:]) == [["duplicate", "SUCCEEDED"], ["late_success", "SUCCEEDED"]], ev
+    got = w.wait_outcomes(of(order), 2)
+    assert [m["value"]["status"] for m in got] == ["EXPIRED", "SUCCEEDED"], got
+    check(got[1]["value"], "CHARGE", order, "SUCCEEDED", pay, psp="sandbox")
+    assert psql_one("SELECT status || ' ' || late_success FROM webhook_operations "
+                    "WHERE kind = 'CHARGE' AND object_id = '%s'" % order) == "EXPIRED true"

@@ -25,11 +25,14 @@ def wired(ingress):  # noqa: F811
     keys["xendit_token"] = ingress.secrets["xendit"]
     keys["midtrans"] = ingress.secrets["midtrans"]
     keys["native_whsec"] = ingress.secrets["sandbox"]
-    w = Worker("wh700").start()
-    sb = start_sandbox(keys, {"KASIR_WEBHOOK_BASE": "http://127.0.0.1:%d/v1/webhooks" % ingress.port})
-    yield sb, ingress, w
-    assert stop_sandbox(sb) == 0
-    assert w.stop() == 0
+    w = Worker("wh700")
+    try:
+        w.start()
+        sb = start_sandbox(keys, {"KASIR_WEBHOOK_BASE": "http://127.0.0.1:%d/v1/webhooks" % ingress.port})
+        yield sb, ingress, w
+        assert stop_sandbox(sb) == 0
+    finally:
+        assert w.stop() == 0
 
 
 def of(ref):

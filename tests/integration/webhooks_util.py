@@ -63,6 +63,7 @@ class Worker:
                 psql("INSERT INTO kasir_offsets (group_id, topic, partition, next_offset) "
                      "VALUES ('%s', '%s', %d, %d)" % (self.group, t, p, off))
         self.daemon = None
+        self.started = []
 
     def start(self, **env):
         e = {"KASIR_WORKER_GROUP": self.group, "KASIR_WEBHOOKS_OUTPUT_TOPIC": self.out,
@@ -70,10 +71,12 @@ class Worker:
              "KASIR_WORKER_BATCH_WAIT": "20ms"}
         e.update({k: str(v) for k, v in env.items()})
         self.daemon = Daemon("webhooks", [], e)
+        self.started.append(self.daemon)
         self.daemon.start(wait_path="/readyz", timeout=40)
         return self
 
-    def outcomes(self, idle_ms=1500):
+    def outcomes(self, idle_ms=10000):
+        # kasir-consume stops at the high watermarks; idle_ms only bounds a stalled fetch
         return [m for m in consume(self.out, idle_ms=idle_ms)]
 
     def wait_outcomes(self, pred, n, timeout=30):
@@ -86,9 +89,13 @@ class Worker:
             time.sleep(0.3)
 
     def stop(self):
-        if self.daemon:
-            return self.daemon.term()
-        return None
+        """SIGTERM to the running daemon (its exit code); any other left is killed: a
+        worker left running would read the next test's notifications first (the events
+        table is shared by every group)."""
+        code = self.daemon.term() if self.daemon else None
+        for d in self.started:
+            d.kill9()
+        return code
 
 
 def new_order(amount_minor=15000000, currency="IDR", method="VIRTUAL_ACCOUNT", status="EXECUTING"):
@@ -144,7 +151,7 @@ def dead_letters(needle, timeout=20):
     """DLQ messages of kasir-webhooks whose payload mentions needle."""
     deadline = time.time() + timeout
     while True:
-        got = [m for m in consume(DLQ, idle_ms=1500)
+        got = [m for m in consume(DLQ, idle_ms=10000)
                if needle in base64.b64decode(m["value"].get("body", "") or "").decode(errors="replace")]
         if got or time.time() > deadline:
             return got

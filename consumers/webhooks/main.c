@@ -276,7 +276,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
         res = run(pg, ST_SEEN, p);
         if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "find webhook event", err)) == KS_OK &&
             PQntuples(res) == 0) {
-            ks_log(KS_LOG_INFO, "webhooks.event.ignored", n.reason, "psp", psp, "event_key", key,
+            ks_log(KS_LOG_INFO, "webhooks.event.ignored", n.reason, "psp", psp, "event_id", key,
                    "message_id", m->message_id, NULL);
             rc = record(pg, psp, key, wid, &n, WH_DUPLICATE, "", "", err);
         }
@@ -327,7 +327,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
             goto out;
     } else {
         ks_log(KS_LOG_INFO, "webhooks.event.unchanged", "the operation is already there",
-               "psp", psp, "event_key", key, "kind", wh_kind_name(n.kind), "reference",
+               "psp", psp, "event_id", key, "kind", wh_kind_name(n.kind), "reference",
                n.reference, "status", wh_status_name(n.status), "result", wh_result_name(r),
                NULL);
     }

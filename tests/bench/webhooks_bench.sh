@@ -63,7 +63,18 @@ for i in range(n // 2):
 PY
 t1=$(date +%s.%N)
 
-port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+# a port below the ephemeral range, free on every address: an ephemeral port free on
+# 127.0.0.1 may still be the local port of a connection elsewhere on a busy machine
+port=$(python3 -c "
+import random, socket
+for p in random.sample(range(20000, 32000), 200):
+    s = socket.socket()
+    try:
+        s.bind(('', p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()")
 KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic KASIR_WORKER_GROUP=$run \
 KASIR_WEBHOOKS_OUTPUT_TOPIC=$run.outcomes KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port \
 KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} "${WEBHOOKS_BIN:-$bin/kasir-webhooks}" >>"$log" 2>&1 &

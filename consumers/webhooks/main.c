@@ -110,6 +110,10 @@ static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *e
         return ks_err_set(err, KS_EINVAL, 0, NULL, "unexpected schema %s", m->schema);
     if (!*str_field(m->value, "psp"))
         return ks_err_set(err, KS_EINVAL, 0, "psp", "psp is empty");
+    if (!wh_verification_ok(str_field(m->value, "psp"), str_field(m->value, "verification")))
+        return ks_err_set(err, KS_EINVAL, 0, "verification",
+                          "verification %.40s is not how the ingress verifies psp %.40s",
+                          str_field(m->value, "verification"), str_field(m->value, "psp"));
     if (!*str_field(m->value, "webhook_id"))
         return ks_err_set(err, KS_EINVAL, 0, "webhook_id", "webhook_id is empty");
     if (!json_is_string(json_object_get(m->value, "body")))

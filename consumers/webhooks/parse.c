@@ -495,6 +495,21 @@ static enum ks_code parse_sandbox(json_t *b, struct wh_note *n, struct ks_err *e
     return KS_OK;
 }
 
+int wh_verification_ok(const char *psp, const char *verification)
+{
+    static const char *const schemes[][2] = {
+        {"stripe", "stripe-signature"},
+        {"xendit", "xendit-callback-token"},
+        {"midtrans", "midtrans-signature-key"},
+        {"sandbox", "standard-webhooks"},
+        {"iris", "iris-signature"},
+    };
+    for (size_t i = 0; psp && verification && i < sizeof(schemes) / sizeof(schemes[0]); i++)
+        if (strcmp(schemes[i][0], psp) == 0)
+            return strcmp(schemes[i][1], verification) == 0;
+    return 0;
+}
+
 enum ks_code wh_parse(const char *psp, const void *body, size_t len, struct wh_note *note,
                       struct ks_err *err)
 {

@@ -53,6 +53,10 @@ struct wh_note {
 enum ks_code wh_parse(const char *psp, const void *body, size_t len, struct wh_note *note,
                       struct ks_err *err) __attribute__((warn_unused_result));
 
+/* 1 when verification (WebhookReceived.verification) is the scheme the ingress checks
+ * for psp: a notification that names another was not verified as its PSP signs. */
+int wh_verification_ok(const char *psp, const char *verification);
+
 /* "CHARGE", "REFUND", "PAYOUT" ("" for WH_NONE); the OutcomeStatus symbol of s. */
 const char *wh_kind_name(enum wh_kind k);
 const char *wh_status_name(enum wh_status s);

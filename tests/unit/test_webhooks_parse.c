@@ -418,6 +418,17 @@ KT_TEST(test_unknown_psp)
     KT_CHECK(strncmp(e.msg, "unknown_reference:", 18) == 0);
 }
 
+KT_TEST(test_verification)
+{
+    KT_CHECK(wh_verification_ok("stripe", "stripe-signature"));
+    KT_CHECK(wh_verification_ok("sandbox", "standard-webhooks"));
+    KT_CHECK(wh_verification_ok("midtrans", "midtrans-signature-key"));
+    KT_CHECK(wh_verification_ok("xendit", "xendit-callback-token"));
+    KT_CHECK(!wh_verification_ok("stripe", "standard-webhooks"));
+    KT_CHECK(!wh_verification_ok("paypal", "stripe-signature"));
+    KT_CHECK(!wh_verification_ok("stripe", NULL));
+}
+
 /* --- the state machine ------------------------------------------------------------------- */
 
 KT_TEST(test_decide)
@@ -476,4 +487,4 @@ KT_TEST(test_states)
 KT_MAIN(test_stripe_succeeded, test_stripe_failed_and_canceled, test_stripe_refund,
         test_stripe_bad, test_xendit_va_paid, test_xendit_va_states,
         test_xendit_qr_and_disbursement, test_xendit_bad, test_midtrans_statuses,
-        test_midtrans_bad, test_sandbox_events, test_unknown_psp, test_decide, test_states)
+        test_midtrans_bad, test_sandbox_events, test_unknown_psp, test_verification, test_decide, test_states)

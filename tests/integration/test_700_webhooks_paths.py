@@ -250,3 +250,24 @@ def test_late_success_after_expiry_reported_once(wired):
     check(got[1]["value"], "CHARGE", order, "SUCCEEDED", pay, psp="sandbox")
     assert psql_one("SELECT status || ' ' || late_success FROM webhook_operations "
                     "WHERE kind = 'CHARGE' AND object_id = '%s'" % order) == "EXPIRED true"
+
+
+def test_xendit_disbursement_and_va_expiry(wired):
+    sb, _, w = wired
+    po = new_payout(20000000)
+    d = sb.xendit("POST", "/disbursements", {
+        "external_id": po, "amount": 200000, "bank_code": "BCA", "account_holder_name": "Budi",
+        "account_number": "1234567890", "description": "seller payout"}).json()
+    got = w.wait_outcomes(of(po), 1)
+    assert len(got) == 1, got
+    check(got[0]["value"], "PAYOUT", po, "PAID_OUT", amount=20000000, psp="xendit")
+    assert got[0]["value"]["psp_reference"] == d["id"]
+    # a VA whose expiration date has passed, closed by Xendit: EXPIRED
+    pay, order = new_order()
+    sb.xendit("POST", "/callback_virtual_accounts",
+              {"external_id": order, "bank_code": "BRI", "name": "Siti", "expected_amount": 150000,
+               "expiration_date": "2020-01-01T00:00:00.000Z"})
+    assert sb.event("xendit", "va_expired", order).status == 202
+    got = w.wait_outcomes(of(order), 1)
+    assert [m["value"]["status"] for m in got] == ["EXPIRED"], got
+    check(got[0]["value"], "CHARGE", order, "EXPIRED", pay, psp="xendit")

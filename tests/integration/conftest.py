@@ -4,6 +4,7 @@ Tests are numbered by area: 0xx foundation, 1xx worker runtime, 2xx ingress.
 Every test makes its own names (topics, groups, ids) so tests never see each other's data.
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -85,9 +86,30 @@ def kcat_messages(topic, timeout=20, offset="beginning"):
     return out
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A port free on every address and below the ephemeral range: a port the kernel hands
+    out to outgoing connections (thousands of them on a busy test machine) could be taken
+    between this check and the daemon's bind."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(20000, max(20001, low))
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
 
 

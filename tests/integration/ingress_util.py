@@ -225,15 +225,13 @@ def now_ms():
 
 
 def two_free_ports():
-    """Two distinct free ports (both held while the second is chosen), free on every
-    address: the daemon listens on all of them, and tests connect from 127.0.0.x."""
-    a, b = socket.socket(), socket.socket()
-    a.bind(("", 0))
-    b.bind(("", 0))
-    ports = a.getsockname()[1], b.getsockname()[1]
-    a.close()
-    b.close()
-    return ports
+    """Two distinct free ports (conftest.free_port: free on every address, below the
+    ephemeral range): the daemon listens on all addresses, tests connect from 127.0.0.x."""
+    a = free_port()
+    b = free_port()
+    while b == a:
+        b = free_port()
+    return a, b
 
 
 class IngressDaemon(Daemon):

@@ -117,25 +117,28 @@ static int bad(int cmd, const char *fmt, const char *a, const char *b)
     return DLQ_EXIT_USAGE;
 }
 
+/* appends the comma-separated names of csv; -2 when one is empty ("", "a,", ",,"): a
+ * filter given empty would select everything, which its author did not mean */
 static int push(char ***list, size_t *n, const char *csv)
 {
-    char *copy = strdup(csv), *save = NULL, *tok;
+    const char *p = csv;
 
-    if (!copy)
-        return -1;
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char **nl = realloc(*list, (*n + 1) * sizeof(**list));
-        if (!nl || !(nl[*n] = strdup(tok))) {
-            free(copy);
-            if (nl)
-                *list = nl;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char **nl;
+
+        if (len == 0)
+            return -2;
+        if (!(nl = realloc(*list, (*n + 1) * sizeof(**list))))
             return -1;
-        }
         *list = nl;
+        if (!(nl[*n] = strndup(p, len)))
+            return -1;
         (*n)++;
+        if (!p[len])
+            return 0;
+        p += len + 1;
     }
-    free(copy);
-    return 0;
 }
 
 static int parse_long(const char *s, long lo, long hi, long *v)
@@ -266,7 +269,11 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         if (strcmp(a, "--dlq") == 0 || strcmp(a, "--error") == 0 || strcmp(a, "--topic") == 0) {
             char ***l = a[2] == 'd' ? &o->dlqs : a[2] == 'e' ? &o->errors : &o->origins;
             size_t *n = a[2] == 'd' ? &o->ndlqs : a[2] == 'e' ? &o->nerrors : &o->norigins;
-            if (push(l, n, v) != 0)
+            int pr = push(l, n, v);
+            if (pr == -2)
+                return bad(*cmd, "%s \"%s\": an empty name (it would select everything)", a,
+                           v);
+            if (pr != 0)
                 return DLQ_EXIT_FAIL;
         } else if (strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0) {
             if (ks_scan_parse_time(v, now, a[2] == 's' ? &o->since : &o->until) != 0)

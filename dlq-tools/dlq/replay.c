@@ -50,6 +50,7 @@ struct replay {
     size_t ntargets;
     char id[KS_ID_LEN];
     int64_t selected, sent, confirmed, failed, recorded;
+    int64_t undelivered; /* delivery reports with an error (part of sent - confirmed) */
     int64_t inflight; /* marks sent to PostgreSQL, answer not read yet */
     int write_failed;
     struct ks_db *gate;   /* the resolve lock's connection */
@@ -74,7 +75,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
     (void)rk;
     if (m->err) {
-        if (r->failed++ < 5)
+        /* counted as sent and not confirmed; failed counts the copies never produced */
+        if (r->undelivered++ < 5)
             fprintf(stderr, "kasir-dlq: copy of %s:%d:%" PRId64 " to %s not delivered: %s\n",
                     p->dlq, (int)p->partition, p->offset, p->target, rd_kafka_err2str(m->err));
     } else {

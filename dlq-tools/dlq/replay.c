@@ -536,6 +536,10 @@ int dlq_cmd_resolve(struct dlq_ctx *c)
         }
         if (n == 0)
             continue;
+        if (d.state & DLQ_RESOLVED) { /* replayed, then resolved: selected by its replay mark */
+            rd_kafka_message_destroy(d.rkm);
+            continue;
+        }
         selected++;
         if (c->o.dry_run)
             dry_line(c, &d, "resolved");

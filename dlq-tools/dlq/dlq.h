@@ -81,6 +81,8 @@ struct dlq_msg {
     int64_t offset, ts;      /* ts: when it was dead-lettered (record timestamp, ms) */
     char message_id[256];
     char origin[256];        /* kasir.origin.topic, else the DLQ topic minus ".dlq" */
+    int origin_foreign;      /* the header names another topic than T of the DLQ T.dlq:
+                              * shown and filtered on, never followed by replay */
     int32_t origin_partition;
     int64_t origin_offset, origin_ts;
     char cls[32], code[32], field[128], group[256], instance[256], msg[1024];

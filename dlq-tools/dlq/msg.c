@@ -52,6 +52,17 @@ static int origin_ok(const void *v, size_t len)
     return 1;
 }
 
+/* The runtime dead-letters a message of topic T to T.dlq, always: in a DLQ so named, a header
+ * naming another topic is corrupt or forged. A DLQ named otherwise has only the header. */
+static int origin_is_own(const char *dlq, const void *v, size_t len)
+{
+    size_t n = strlen(dlq);
+
+    if (n <= 4 || strcmp(dlq + n - 4, ".dlq") != 0)
+        return 1;
+    return len == n - 4 && memcmp(dlq, v, len) == 0;
+}
+
 void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
 {
     rd_kafka_headers_t *h = NULL;
@@ -79,8 +90,10 @@ void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
             else if (strcmp(name, KS_H_ATTEMPT) == 0)
                 d->attempt = (int)num_val(v, len);
             else if (strncmp(name, pfx_origin, sizeof(pfx_origin) - 1) == 0) {
-                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && origin_ok(v, len))
+                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && origin_ok(v, len)) {
                     copy_val(d->origin, sizeof(d->origin), v, len);
+                    d->origin_foreign = !origin_is_own(d->dlq, v, len);
+                }
                 else if (strcmp(name, KS_H_ORIGIN_PARTITION) == 0)
                     d->origin_partition = (int32_t)num_val(v, len);
                 else if (strcmp(name, KS_H_ORIGIN_OFFSET) == 0)

@@ -370,10 +370,21 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         if (n == 1) {
             r.selected++;
             target = c->o.to ? c->o.to : d.origin;
+            /* a forged or corrupt origin header would write this payload into another
+             * pipeline's topic: only --to sends it elsewhere than the DLQ's own origin */
+            if (!c->o.to && d.origin_foreign)
+                target = "";
             if (c->o.dry_run) {
-                dry_line(c, &d, target[0] ? target : "(no origin)");
+                dry_line(c, &d, target[0] ? target
+                                : d.origin_foreign ? "(origin header is not the DLQ's topic)"
+                                                   : "(no origin)");
             } else if (!target[0] || !(tg = target_get(&r, target)) || !tg->ok) {
-                if (!target[0])
+                if (!target[0] && d.origin_foreign)
+                    fprintf(stderr,
+                            "kasir-dlq: %s:%d:%" PRId64 ": its origin header names %s, not the "
+                            "topic of %s: not followed, left open (use --to)\n",
+                            d.dlq, (int)d.partition, d.offset, d.origin, d.dlq);
+                else if (!target[0])
                     fprintf(stderr,
                             "kasir-dlq: %s:%d:%" PRId64 " names no origin topic: use --to\n",
                             d.dlq, (int)d.partition, d.offset);

@@ -495,8 +495,12 @@ static int parse_rfc3339(const char *s, int64_t *ms)
     size_t n = strlen(s);
     const char *p;
 
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+    /* a day the month does not have is refused, not carried into the next month */
     if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) || digits(s + 5, 2, &mo) ||
-        digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+        digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
         return -1;
     p = s + 10;
     if (*p == 'T' || *p == 't' || *p == ' ') {
@@ -513,7 +517,8 @@ static int parse_rfc3339(const char *s, int64_t *ms)
             p++;
         } else if (*p == '+' || *p == '-') {
             int oh, om;
-            if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om))
+            if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) ||
+                digits(p + 4, 2, &om) || oh > 23 || om > 59)
                 return -1;
             off = (oh * 60 + om) * (*p == '+' ? 1 : -1);
             p += 6;

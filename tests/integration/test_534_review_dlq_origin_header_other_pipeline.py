@@ -21,7 +21,7 @@ def test_origin_header_cannot_name_another_pipelines_topic():
     lines = [dead_letter(run, i, cls="failed") for i in range(2)]
     lines[0]["headers"]["kasir.origin.topic"] = victim
     produce(lines)
-    dry = dlq_json("replay", "--dlq", run.dlq, "--dry-run")
+    dry = dlq_json("replay", "--dlq", run.dlq, "--dry-run", check=False)
     assert dry[0]["target"] == "(origin header is not the DLQ's topic)", dry
     assert dry[1]["target"] == run.topic, dry
     p = dlq("replay", "--dlq", run.dlq, "--quiet", check=False)

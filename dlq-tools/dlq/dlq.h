@@ -112,6 +112,9 @@ json_t *dlq_text(const void *p, size_t len, int *exact);
 int dlq_utf8(const char *s);
 /* NULL when out of memory; every message gets its line, whatever its headers' bytes */
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw);
+/* writes bytes from a message to stdout for a terminal: control characters and bytes that
+ * are not UTF-8 as \\xNN */
+void dlq_tty_put(const char *s, size_t len);
 void dlq_print_row_header(void);
 void dlq_print_row(const struct dlq_msg *d, int64_t now);
 void dlq_print_full(const struct dlq_msg *d, int raw);

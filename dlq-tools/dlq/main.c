@@ -399,8 +399,12 @@ static void print_counts(const char *title, json_t *obj)
     json_t *v;
 
     printf("\n%-48s %10s\n", title, "COUNT");
-    json_object_foreach(obj, k, v)
-        printf("%-48s %10" JSON_INTEGER_FORMAT "\n", k, json_integer_value(v));
+    json_object_foreach(obj, k, v) {
+        int n = (int)strlen(k);
+        dlq_tty_put(k, strlen(k)); /* names come from headers */
+        printf("%*s %10" JSON_INTEGER_FORMAT "\n", n < 48 ? 48 - n : 0, "",
+               json_integer_value(v));
+    }
 }
 
 static int cmd_scan(struct dlq_ctx *c, int cmd)

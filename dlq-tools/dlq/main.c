@@ -363,6 +363,8 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         return bad(*cmd, "--note: not UTF-8 text (it goes into the audit record)%s%s", "", "");
     if (o->by && !dlq_utf8(o->by))
         return bad(*cmd, "--by: not UTF-8 text (it goes into the audit record)%s%s", "", "");
+    if (o->by && strlen(o->by) >= sizeof(c->actor)) /* cut, the audit would name another */
+        return bad(*cmd, "--by: at most 255 bytes (it goes into the audit record)%s%s", "", "");
     if (o->since >= 0 && o->until >= 0 && o->until <= o->since)
         return bad(*cmd, "--until must be later than --since%s%s", "", "");
     if (o->to && !o->to[0])
@@ -512,19 +514,26 @@ static void on_signal(int sig)
     dlq_stop = 1;
 }
 
-static void set_actor(struct dlq_ctx *c)
+/* -1 when dlq.actor cannot be recorded as given (reported) */
+static int set_actor(struct dlq_ctx *c)
 {
     const char *a = c->o.by ? c->o.by : ks_config_str(c->cfg, "dlq.actor");
     struct passwd *pw;
     char host[128] = "";
 
     if (a && *a) {
+        if (strlen(a) >= sizeof(c->actor) || !dlq_utf8(a)) {
+            fprintf(stderr, "kasir-dlq: dlq.actor: at most 255 bytes of UTF-8 text (it goes "
+                            "into the audit record)\n");
+            return -1;
+        }
         snprintf(c->actor, sizeof(c->actor), "%s", a);
-        return;
+        return 0;
     }
     pw = getpwuid(getuid());
     gethostname(host, sizeof(host) - 1);
     snprintf(c->actor, sizeof(c->actor), "%s@%s", pw ? pw->pw_name : "uid", host);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -567,7 +576,10 @@ int main(int argc, char **argv)
     if (c.o.batch < 0)
         c.o.batch = ks_config_int(c.cfg, "dlq.batch") > 0 ? ks_config_int(c.cfg, "dlq.batch")
                                                          : 2000;
-    set_actor(&c);
+    if (set_actor(&c) != 0) {
+        rc = DLQ_EXIT_USAGE;
+        goto out;
+    }
     if (ks_serde_init(&err) != KS_OK) {
         fprintf(stderr, "kasir-dlq: %s\n", err.msg);
         rc = DLQ_EXIT_FAIL;

@@ -494,7 +494,6 @@ static int parse_rfc3339(const char *s, int64_t *ms)
     int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
     size_t n = strlen(s);
     const char *p;
-
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
     /* a day the month does not have is refused, not carried into the next month */

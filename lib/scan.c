@@ -17,6 +17,7 @@ struct part {
     int64_t next;       /* offset after the last message returned, -1 none yet */
     int done;
     int held;           /* ks_scan_hold: next stays at the held message */
+    int away;           /* group: assigned to another member (counts as done meanwhile) */
 };
 
 struct ks_scan {
@@ -26,8 +27,12 @@ struct ks_scan {
     struct part *parts;
     size_t nparts, ndone, last;
     int follow, group;
+    int rebalancing;    /* group: revoked, the next assignment not come yet */
     int64_t total;
 };
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *l, void *opaque);
 
 static int64_t now_ms(void)
 {
@@ -200,6 +205,10 @@ struct ks_scan *ks_scan_new(rd_kafka_conf_t *conf, const char *const *topics, si
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
     rd_kafka_conf_set(conf, "auto.offset.reset", o->from == KS_SCAN_END ? "latest" : "earliest",
                       NULL, 0);
+    if (o->group) {
+        rd_kafka_conf_set_opaque(conf, s);
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    }
     if (!(s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
         rd_kafka_conf_destroy(conf);
         ks_err_set(err, KS_EKAFKA, 0, NULL, "could not create the consumer: %s", errstr);
@@ -279,8 +288,48 @@ static void mark_done(struct ks_scan *s, struct part *p)
 {
     if (!p->done && !s->follow) {
         p->done = 1;
-        s->ndone++;
+        if (!p->away)
+            s->ndone++;
     }
+}
+
+/* With a group, a run reads the partitions the group gives it, and ends when those reached
+ * their ends: another member of the group reads the others (two runs of one export at
+ * once). A partition taken away counts as done, and is read again if it comes back. The
+ * scan does not end between a revoke and the next assignment. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *l, void *opaque)
+{
+    struct ks_scan *s = opaque;
+
+    if (e != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, NULL);
+        s->rebalancing = 1;
+        return;
+    }
+    rd_kafka_assign(rk, l);
+    for (size_t i = 0; i < s->nparts; i++) {
+        struct part *p = &s->parts[i];
+        int mine = rd_kafka_topic_partition_list_find(l, p->topic, p->partition) != NULL;
+        if (mine == !p->away)
+            continue;
+        p->away = !mine;
+        if (!p->done && !s->follow) {
+            if (p->away)
+                s->ndone++;
+            else
+                s->ndone--;
+        }
+        if (!p->away && p->held) { /* paused again: the assignment resumed it */
+            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+            if (one) {
+                rd_kafka_topic_partition_list_add(one, p->topic, p->partition);
+                rd_kafka_pause_partitions(rk, one);
+                rd_kafka_topic_partition_list_destroy(one);
+            }
+        }
+    }
+    s->rebalancing = 0;
 }
 
 int ks_scan_next(struct ks_scan *s, int timeout_ms, rd_kafka_message_t **out,
@@ -290,7 +339,7 @@ int ks_scan_next(struct ks_scan *s, int timeout_ms, rd_kafka_message_t **out,
         rd_kafka_message_t *m;
         struct part *p;
 
-        if (!s->follow && s->ndone >= s->nparts)
+        if (!s->follow && !s->rebalancing && s->ndone >= s->nparts)
             return -1;
         if (!(m = rd_kafka_consumer_poll(s->rk, timeout_ms)))
             return 0;
@@ -306,7 +355,8 @@ int ks_scan_next(struct ks_scan *s, int timeout_ms, rd_kafka_message_t **out,
             rd_kafka_message_destroy(m);
             return -2;
         }
-        if (p && p->held) { /* fetched before the hold: the group reads it next time */
+        if (p && (p->held || p->away)) { /* fetched before the hold (the group reads it
+                                           * next time), or before it was taken away */
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -373,7 +423,8 @@ void ks_scan_hold(struct ks_scan *s, const rd_kafka_message_t *m)
     p->next = m->offset;
     if (!p->done) { /* also when following: a held partition has nothing more to give */
         p->done = 1;
-        s->ndone++;
+        if (!p->away)
+            s->ndone++;
     }
     /* stop fetching it; a failure only costs the fetches that the check above drops */
     if ((l = rd_kafka_topic_partition_list_new(1))) {
@@ -399,7 +450,7 @@ enum ks_code ks_scan_commit(struct ks_scan *s, struct ks_err *err)
     if (!(l = rd_kafka_topic_partition_list_new((int)(s->nparts ? s->nparts : 1))))
         return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     for (size_t i = 0; i < s->nparts; i++)
-        if (s->parts[i].next >= 0) {
+        if (s->parts[i].next >= 0 && !s->parts[i].away) { /* not another member's */
             rd_kafka_topic_partition_list_add(l, s->parts[i].topic, s->parts[i].partition)
                 ->offset = s->parts[i].next;
             n++;
@@ -443,9 +494,12 @@ static int parse_rfc3339(const char *s, int64_t *ms)
     int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
     size_t n = strlen(s);
     const char *p;
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
+    /* a day the month does not have is refused, not carried into the next month */
     if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) || digits(s + 5, 2, &mo) ||
-        digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+        digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
         return -1;
     p = s + 10;
     if (*p == 'T' || *p == 't' || *p == ' ') {
@@ -462,7 +516,8 @@ static int parse_rfc3339(const char *s, int64_t *ms)
             p++;
         } else if (*p == '+' || *p == '-') {
             int oh, om;
-            if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om))
+            if (strlen(p) != 6 || p[3] != ':' || digits(p + 1, 2, &oh) ||
+                digits(p + 4, 2, &om) || oh > 23 || om > 59)
                 return -1;
             off = (oh * 60 + om) * (*p == '+' ? 1 : -1);
             p += 6;

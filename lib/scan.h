@@ -6,6 +6,9 @@
  * group membership and nothing committed (partitions are assigned, not subscribed),
  * unless a group is given: then the group's committed offsets are the start (from only
  * says where a partition without one starts) and the caller commits with ks_scan_commit.
+ * With a group the scan reads the partitions the group assigns it and ends when those
+ * reached their ends; a partition assigned to another member counts as done, and is not
+ * committed by this one.
  * A topic name starting with '^' is a POSIX extended regular expression matched against
  * the cluster's topics ("^.*\\.dlq$": every DLQ).
  * Not thread-safe: one thread drives a scan. */

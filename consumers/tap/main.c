@@ -12,7 +12,7 @@
  * passes a message the run did not write, so the next run reports it again, unless
  * --skip-unwritten says to commit past it.
  * Exit codes: 0 done, 1 failed (Kafka, output), 2 bad arguments or settings, 3 done but
- * some messages were not written (listed on stderr). */
+ * some messages were not written (listed on stderr), or interrupted before the end. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -88,7 +88,8 @@ static const char USAGE[] =
     "                    partition stops at a message not written, the next run starts there\n"
     "  --skip-unwritten  with --group: commit past messages not written (still reported)\n"
     "  -c FILE           configuration file (the daemons': kafka.brokers, kafka.* passthrough)\n"
-    "exit codes: 0 done, 1 failed, 2 bad arguments, 3 some messages not written (see stderr)\n";
+    "exit codes: 0 done, 1 failed, 2 bad arguments, 3 some messages not written (see stderr)\n"
+    "  or interrupted before the end (without --follow)\n";
 
 static int bad(const char *fmt, const char *a)
 {
@@ -399,7 +400,7 @@ int main(int argc, char **argv)
     size_t ntopics = 0;
     rd_kafka_conf_t *conf;
     time_t last_commit = time(NULL);
-    int rc = EXIT_OK;
+    int rc = EXIT_OK, ended = 0;
     static char outbuf[1 << 20];
 
     for (size_t i = 0; i < ks_common_settings_count; i++) {
@@ -543,8 +544,10 @@ int main(int argc, char **argv)
         rd_kafka_message_t *m = NULL;
         int r = ks_scan_next(s, 200, &m, &err);
 
-        if (r == -1)
+        if (r == -1) {
+            ended = 1;
             break;
+        }
         if (r == -2) {
             fprintf(stderr, "kasir-tap: %s\n", err.msg);
             rc = EXIT_FAIL;
@@ -615,6 +618,13 @@ int main(int argc, char **argv)
     }
     if (rc == EXIT_OK && t.skipped)
         rc = EXIT_PARTIAL;
+    /* without --follow a run is an export to the end: stopped before it, it is not done
+     * (with --follow a signal is how a run ends) */
+    if (rc == EXIT_OK && stop && !so.follow && !ended && (t.limit < 0 || t.written < t.limit)) {
+        fprintf(stderr, "kasir-tap: interrupted before the end of the topics: the output is "
+                        "incomplete\n");
+        rc = EXIT_PARTIAL;
+    }
     fprintf(stderr, "kasir-tap: %" PRId64 " written, %" PRId64 " not written\n", t.written,
             t.skipped);
 out:

@@ -81,6 +81,8 @@ struct dlq_msg {
     int64_t offset, ts;      /* ts: when it was dead-lettered (record timestamp, ms) */
     char message_id[256];
     char origin[256];        /* kasir.origin.topic, else the DLQ topic minus ".dlq" */
+    int origin_foreign;      /* the header names another topic than T of the DLQ T.dlq:
+                              * shown and filtered on, never followed by replay */
     int32_t origin_partition;
     int64_t origin_offset, origin_ts;
     char cls[32], code[32], field[128], group[256], instance[256], msg[1024];
@@ -110,6 +112,9 @@ json_t *dlq_text(const void *p, size_t len, int *exact);
 int dlq_utf8(const char *s);
 /* NULL when out of memory; every message gets its line, whatever its headers' bytes */
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw);
+/* writes bytes from a message to stdout for a terminal: control characters and bytes that
+ * are not UTF-8 as \\xNN */
+void dlq_tty_put(const char *s, size_t len);
 void dlq_print_row_header(void);
 void dlq_print_row(const struct dlq_msg *d, int64_t now);
 void dlq_print_full(const struct dlq_msg *d, int raw);

@@ -117,25 +117,28 @@ static int bad(int cmd, const char *fmt, const char *a, const char *b)
     return DLQ_EXIT_USAGE;
 }
 
+/* appends the comma-separated names of csv; -2 when one is empty ("", "a,", ",,"): a
+ * filter given empty would select everything, which its author did not mean */
 static int push(char ***list, size_t *n, const char *csv)
 {
-    char *copy = strdup(csv), *save = NULL, *tok;
+    const char *p = csv;
 
-    if (!copy)
-        return -1;
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char **nl = realloc(*list, (*n + 1) * sizeof(**list));
-        if (!nl || !(nl[*n] = strdup(tok))) {
-            free(copy);
-            if (nl)
-                *list = nl;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char **nl;
+
+        if (len == 0)
+            return -2;
+        if (!(nl = realloc(*list, (*n + 1) * sizeof(**list))))
             return -1;
-        }
         *list = nl;
+        if (!(nl[*n] = strndup(p, len)))
+            return -1;
         (*n)++;
+        if (!p[len])
+            return 0;
+        p += len + 1;
     }
-    free(copy);
-    return 0;
 }
 
 static int parse_long(const char *s, long lo, long hi, long *v)
@@ -266,7 +269,11 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         if (strcmp(a, "--dlq") == 0 || strcmp(a, "--error") == 0 || strcmp(a, "--topic") == 0) {
             char ***l = a[2] == 'd' ? &o->dlqs : a[2] == 'e' ? &o->errors : &o->origins;
             size_t *n = a[2] == 'd' ? &o->ndlqs : a[2] == 'e' ? &o->nerrors : &o->norigins;
-            if (push(l, n, v) != 0)
+            int pr = push(l, n, v);
+            if (pr == -2)
+                return bad(*cmd, "%s \"%s\": an empty name (it would select everything)", a,
+                           v);
+            if (pr != 0)
                 return DLQ_EXIT_FAIL;
         } else if (strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0) {
             if (ks_scan_parse_time(v, now, a[2] == 's' ? &o->since : &o->until) != 0)
@@ -356,6 +363,8 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         return bad(*cmd, "--note: not UTF-8 text (it goes into the audit record)%s%s", "", "");
     if (o->by && !dlq_utf8(o->by))
         return bad(*cmd, "--by: not UTF-8 text (it goes into the audit record)%s%s", "", "");
+    if (o->by && strlen(o->by) >= sizeof(c->actor)) /* cut, the audit would name another */
+        return bad(*cmd, "--by: at most 255 bytes (it goes into the audit record)%s%s", "", "");
     if (o->since >= 0 && o->until >= 0 && o->until <= o->since)
         return bad(*cmd, "--until must be later than --since%s%s", "", "");
     if (o->to && !o->to[0])
@@ -392,8 +401,12 @@ static void print_counts(const char *title, json_t *obj)
     json_t *v;
 
     printf("\n%-48s %10s\n", title, "COUNT");
-    json_object_foreach(obj, k, v)
-        printf("%-48s %10" JSON_INTEGER_FORMAT "\n", k, json_integer_value(v));
+    json_object_foreach(obj, k, v) {
+        int n = (int)strlen(k);
+        dlq_tty_put(k, strlen(k)); /* names come from headers */
+        printf("%*s %10" JSON_INTEGER_FORMAT "\n", n < 48 ? 48 - n : 0, "",
+               json_integer_value(v));
+    }
 }
 
 static int cmd_scan(struct dlq_ctx *c, int cmd)
@@ -501,19 +514,26 @@ static void on_signal(int sig)
     dlq_stop = 1;
 }
 
-static void set_actor(struct dlq_ctx *c)
+/* -1 when dlq.actor cannot be recorded as given (reported) */
+static int set_actor(struct dlq_ctx *c)
 {
     const char *a = c->o.by ? c->o.by : ks_config_str(c->cfg, "dlq.actor");
     struct passwd *pw;
     char host[128] = "";
 
     if (a && *a) {
+        if (strlen(a) >= sizeof(c->actor) || !dlq_utf8(a)) {
+            fprintf(stderr, "kasir-dlq: dlq.actor: at most 255 bytes of UTF-8 text (it goes "
+                            "into the audit record)\n");
+            return -1;
+        }
         snprintf(c->actor, sizeof(c->actor), "%s", a);
-        return;
+        return 0;
     }
     pw = getpwuid(getuid());
     gethostname(host, sizeof(host) - 1);
     snprintf(c->actor, sizeof(c->actor), "%s@%s", pw ? pw->pw_name : "uid", host);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -556,7 +576,10 @@ int main(int argc, char **argv)
     if (c.o.batch < 0)
         c.o.batch = ks_config_int(c.cfg, "dlq.batch") > 0 ? ks_config_int(c.cfg, "dlq.batch")
                                                          : 2000;
-    set_actor(&c);
+    if (set_actor(&c) != 0) {
+        rc = DLQ_EXIT_USAGE;
+        goto out;
+    }
     if (ks_serde_init(&err) != KS_OK) {
         fprintf(stderr, "kasir-dlq: %s\n", err.msg);
         rc = DLQ_EXIT_FAIL;

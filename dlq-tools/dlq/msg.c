@@ -52,6 +52,17 @@ static int origin_ok(const void *v, size_t len)
     return 1;
 }
 
+/* The runtime dead-letters a message of topic T to T.dlq, always: in a DLQ so named, a header
+ * naming another topic is corrupt or forged. A DLQ named otherwise has only the header. */
+static int origin_is_own(const char *dlq, const void *v, size_t len)
+{
+    size_t n = strlen(dlq);
+
+    if (n <= 4 || strcmp(dlq + n - 4, ".dlq") != 0)
+        return 1;
+    return len == n - 4 && memcmp(dlq, v, len) == 0;
+}
+
 void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
 {
     rd_kafka_headers_t *h = NULL;
@@ -79,8 +90,10 @@ void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
             else if (strcmp(name, KS_H_ATTEMPT) == 0)
                 d->attempt = (int)num_val(v, len);
             else if (strncmp(name, pfx_origin, sizeof(pfx_origin) - 1) == 0) {
-                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && origin_ok(v, len))
+                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && origin_ok(v, len)) {
                     copy_val(d->origin, sizeof(d->origin), v, len);
+                    d->origin_foreign = !origin_is_own(d->dlq, v, len);
+                }
                 else if (strcmp(name, KS_H_ORIGIN_PARTITION) == 0)
                     d->origin_partition = (int32_t)num_val(v, len);
                 else if (strcmp(name, KS_H_ORIGIN_OFFSET) == 0)
@@ -492,8 +505,67 @@ void dlq_print_row_header(void)
            "ORIGIN", "KEY", "ATT", "STATUS", "MESSAGE");
 }
 
+/* length of the UTF-8 sequence at p (at most n bytes) that a terminal may be given as it
+ * is, or 0: a control character (C0, DEL, C1) or a byte that starts no valid sequence */
+static size_t tty_char(const unsigned char *p, size_t n)
+{
+    size_t k = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+             : p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+
+    if (k == 0 || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (k == 1)
+        return p[0] < 0x20 || p[0] == 0x7f ? 0 : 1;
+    if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0) /* U+0080..U+009F: C1, CSI among them */
+        return 0;
+    return k;
+}
+
+/* A dead letter's bytes for a terminal: anyone who can get a message dead-lettered writes
+ * them, and escape sequences would act on the operator's screen. Control characters and
+ * bytes that are not UTF-8 are written as \xNN; into out (cut to cap), or to f when out
+ * is NULL. */
+static const char *tty_text(const char *s, size_t len, char *out, size_t cap, FILE *f)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+
+    for (size_t i = 0; i < len;) {
+        char esc[5];
+        size_t k = tty_char(p + i, len - i);
+        const char *src = k ? s + i : esc;
+        size_t n = k ? k : 4;
+
+        if (!k)
+            snprintf(esc, sizeof(esc), "\\x%02x", p[i]);
+        i += k ? k : 1;
+        if (!out) {
+            fwrite(src, 1, n, f);
+            continue;
+        }
+        if (o + n >= cap)
+            break;
+        memcpy(out + o, src, n);
+        o += n;
+    }
+    if (out)
+        out[o] = '\0';
+    return out;
+}
+
+#define TTY(s, buf) tty_text((s), strlen(s), (buf), sizeof(buf), NULL)
+
+void dlq_tty_put(const char *s, size_t len)
+{
+    tty_text(s, len, NULL, 0, stdout);
+}
+
 void dlq_print_row(const struct dlq_msg *d, int64_t now)
 {
+    char cls[4 * sizeof(d->cls)], code[4 * sizeof(d->code)], msg[4 * 61];
     char ref[400], origin[300], age[16], key[17] = "";
     const rd_kafka_message_t *m = d->rkm;
 
@@ -507,14 +579,16 @@ void dlq_print_row(const struct dlq_msg *d, int64_t now)
             key[i] = ch >= 32 && ch < 127 ? ch : '.';
             key[i + 1] = '\0';
         }
-    printf("%-34s %5s %-9s %-8s %-34s %-16s %3d %-8s %.60s\n", ref, age, d->cls, d->code, origin,
-           key, d->attempt, dlq_state_name(d->state), d->msg);
+    printf("%-34s %5s %-9s %-8s %-34s %-16s %3d %-8s %.60s\n", ref, age, TTY(d->cls, cls),
+           TTY(d->code, code), origin, key, d->attempt, dlq_state_name(d->state),
+           TTY(d->msg, msg));
 }
 
 void dlq_print_full(const struct dlq_msg *d, int raw)
 {
     json_t *j = dlq_msg_json(d, 1, raw), *hs, *v;
     char t1[40], t2[40], t3[40], t4[40];
+    char b1[4 * 1024 + 1], b2[4 * 1024 + 1], b3[4 * 1024 + 1], b4[4 * 128 + 1];
     const char *name;
     char *s;
 
@@ -527,23 +601,32 @@ void dlq_print_full(const struct dlq_msg *d, int raw)
     printf("== %s  (%s)\n", json_string_value(json_object_get(j, "ref")),
            dlq_state_name(d->state));
     printf("dead-lettered  %s\n", t1);
-    printf("message id     %s\n", d->message_id);
-    printf("key            %s\n", json_is_string(json_object_get(j, "key"))
-                                      ? json_string_value(json_object_get(j, "key"))
-                                      : "(none or binary)");
+    printf("message id     %s\n", TTY(d->message_id, b1));
+    v = json_object_get(j, "key");
+    printf("key            %s\n", json_is_string(v) ? tty_text(json_string_value(v),
+                                                              json_string_length(v), b2,
+                                                              sizeof(b2), NULL)
+                                                   : "(none or binary)");
     printf("origin         %s [%d] @%" PRId64 ", written %s\n", d->origin,
            (int)d->origin_partition, d->origin_offset, t2);
-    printf("error          %s / %s: %s%s%s%s\n", d->cls, d->code, d->msg,
-           d->field[0] ? " (field " : "", d->field, d->field[0] ? ")" : "");
-    printf("consumer       group %s, instance %s\n", d->group, d->instance);
+    printf("error          %s / %s: %s%s%s%s\n", TTY(d->cls, b1), TTY(d->code, b2),
+           TTY(d->msg, b3), d->field[0] ? " (field " : "", TTY(d->field, b4),
+           d->field[0] ? ")" : "");
+    printf("consumer       group %s, instance %s\n", TTY(d->group, b1), TTY(d->instance, b2));
     printf("attempts       %d, first failure %s, last failure %s\n", d->attempt, t3, t4);
     printf("headers\n");
     hs = json_object_get(j, "headers");
-    json_object_foreach(hs, name, v)
-        printf("  %-28s %s\n", name, json_is_string(v) ? json_string_value(v) : "(binary)");
+    json_object_foreach(hs, name, v) {
+        printf("  %-28s ", TTY(name, b1));
+        if (json_is_string(v))
+            dlq_tty_put(json_string_value(v), json_string_length(v));
+        else
+            fputs("(binary)", stdout);
+        putchar('\n');
+    }
     if (json_is_string(json_object_get(j, "decode_error")))
         printf("value          undecodable: %s\n",
-               json_string_value(json_object_get(j, "decode_error")));
+               TTY(json_string_value(json_object_get(j, "decode_error")), b3));
     else if ((s = json_dumps(json_object_get(j, "value"), JSON_INDENT(2)))) {
         printf("value (%s)\n%s\n", json_string_value(json_object_get(j, "schema")), s);
         free(s);

@@ -50,6 +50,7 @@ struct replay {
     size_t ntargets;
     char id[KS_ID_LEN];
     int64_t selected, sent, confirmed, failed, recorded;
+    int64_t undelivered; /* delivery reports with an error (part of sent - confirmed) */
     int64_t inflight; /* marks sent to PostgreSQL, answer not read yet */
     int write_failed;
     struct ks_db *gate;   /* the resolve lock's connection */
@@ -74,7 +75,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
     (void)rk;
     if (m->err) {
-        if (r->failed++ < 5)
+        /* counted as sent and not confirmed; failed counts the copies never produced */
+        if (r->undelivered++ < 5)
             fprintf(stderr, "kasir-dlq: copy of %s:%d:%" PRId64 " to %s not delivered: %s\n",
                     p->dlq, (int)p->partition, p->offset, p->target, rd_kafka_err2str(m->err));
     } else {
@@ -147,7 +149,9 @@ static void gate_leave(struct replay *r)
     }
 }
 
-static const struct target *target_get(struct replay *r, const char *name)
+/* rk: the producer, or in a dry run the scan's consumer (a consumer never creates a topic
+ * by asking for it) */
+static const struct target *target_get(struct replay *r, rd_kafka_t *rk, const char *name)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt;
@@ -164,8 +168,8 @@ static const struct target *target_get(struct replay *r, const char *name)
         return NULL;
     /* a missing topic would hold every copy for message.timeout.ms, then fail them all:
      * ask once instead, and say so at once */
-    rkt = rd_kafka_topic_new(r->rk, name, NULL);
-    nt->ok = rkt && rd_kafka_metadata(r->rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
+    rkt = rd_kafka_topic_new(rk, name, NULL);
+    nt->ok = rkt && rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
              md->topics[0].err == 0 && md->topics[0].partition_cnt > 0;
     if (md)
         rd_kafka_metadata_destroy(md);
@@ -284,18 +288,21 @@ static void show_progress(struct progress *pg, struct replay *r, struct ks_scan 
     }
 }
 
-static void dry_line(const struct dlq_ctx *c, const struct dlq_msg *d, const char *target)
+/* missing: the target topic does not exist (the real run would leave the message open) */
+static void dry_line(const struct dlq_ctx *c, const struct dlq_msg *d, const char *target,
+                     int missing)
 {
     if (c->o.json)
-        dlq_json_line(json_pack("{s:o, s:i, s:I, s:o, s:o, s:o}", "dlq_topic",
+        dlq_json_line(json_pack("{s:o, s:i, s:I, s:o, s:o, s:o, s:b}", "dlq_topic",
                                 dlq_text(d->dlq, strlen(d->dlq), NULL), "partition",
                                 (int)d->partition, "offset", (json_int_t)d->offset, "target",
                                 dlq_text(target, strlen(target), NULL), "message_id",
                                 dlq_text(d->message_id, strlen(d->message_id), NULL), "class",
-                                dlq_text(d->cls, strlen(d->cls), NULL)));
+                                dlq_text(d->cls, strlen(d->cls), NULL), "target_missing",
+                                missing));
     else
-        printf("%s:%d:%" PRId64 " -> %s  %s  %s\n", d->dlq, (int)d->partition, d->offset, target,
-               d->message_id, d->cls);
+        printf("%s:%d:%" PRId64 " -> %s%s  %s  %s\n", d->dlq, (int)d->partition, d->offset,
+               target, missing ? " (does not exist)" : "", d->message_id, d->cls);
 }
 
 int dlq_cmd_replay(struct dlq_ctx *c)
@@ -307,7 +314,7 @@ int dlq_cmd_replay(struct dlq_ctx *c)
     rd_kafka_conf_t *conf = NULL;
     json_t *filters = NULL;
     double last_write, rate_t1;
-    int rc = DLQ_EXIT_OK, begun = 0, scan_failed = 0;
+    int rc = DLQ_EXIT_OK, begun = 0, scan_failed = 0, dry_failed = 0;
 
     /* DLQ_LATE: resolved while this replay runs; returned to be counted, never sent */
     c->o.status = DLQ_OPEN | (c->o.again ? DLQ_REPLAYED : 0) | DLQ_LATE;
@@ -368,10 +375,27 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         if (n == 1) {
             r.selected++;
             target = c->o.to ? c->o.to : d.origin;
+            /* a forged or corrupt origin header would write this payload into another
+             * pipeline's topic: only --to sends it elsewhere than the DLQ's own origin */
+            if (!c->o.to && d.origin_foreign)
+                target = "";
             if (c->o.dry_run) {
-                dry_line(c, &d, target[0] ? target : "(no origin)");
-            } else if (!target[0] || !(tg = target_get(&r, target)) || !tg->ok) {
-                if (!target[0])
+                /* what the real run would do: a message it would leave open counts as failed */
+                int missing = target[0] && (tg = target_get(&r, ks_scan_handle(s), target)) &&
+                              !tg->ok;
+                dry_line(c, &d, target[0] ? target
+                                : d.origin_foreign ? "(origin header is not the DLQ's topic)"
+                                                   : "(no origin)",
+                         missing);
+                if (!target[0] || missing)
+                    r.failed++;
+            } else if (!target[0] || !(tg = target_get(&r, r.rk, target)) || !tg->ok) {
+                if (!target[0] && d.origin_foreign)
+                    fprintf(stderr,
+                            "kasir-dlq: %s:%d:%" PRId64 ": its origin header names %s, not the "
+                            "topic of %s: not followed, left open (use --to)\n",
+                            d.dlq, (int)d.partition, d.offset, d.origin, d.dlq);
+                else if (!target[0])
                     fprintf(stderr,
                             "kasir-dlq: %s:%d:%" PRId64 " names no origin topic: use --to\n",
                             d.dlq, (int)d.partition, d.offset);
@@ -460,6 +484,8 @@ out:
             rc = DLQ_EXIT_FAIL;
         else if (dlq_stop)
             rc = DLQ_EXIT_INTERRUPTED;
+        else if (r.failed)
+            dry_failed = 1; /* exit 1 as the real run would, after the summary */
     }
     if (rc != DLQ_EXIT_FAIL || begun) {
         if (c->o.json)
@@ -470,6 +496,10 @@ out:
                                     (json_int_t)(r.confirmed - r.recorded), "failed",
                                     (json_int_t)(r.failed + (r.sent - r.confirmed)),
                                     "resolved_meanwhile", (json_int_t)r.resolved));
+        else if (c->o.dry_run && r.failed)
+            printf("dry run: %" PRId64 " selected, %" PRId64 " would be replayed, %" PRId64
+                   " would fail (see above); nothing was sent or recorded\n",
+                   r.selected, r.selected - r.failed, r.failed);
         else if (c->o.dry_run)
             printf("dry run: %" PRId64 " messages would be replayed; nothing was sent or "
                    "recorded\n",
@@ -493,7 +523,7 @@ out:
     dlq_markbuf_free(r.marks);
     json_decref(filters);
     ks_scan_free(s);
-    return rc;
+    return dry_failed ? DLQ_EXIT_FAIL : rc;
 }
 
 int dlq_cmd_resolve(struct dlq_ctx *c)
@@ -534,9 +564,13 @@ int dlq_cmd_resolve(struct dlq_ctx *c)
         }
         if (n == 0)
             continue;
+        if (d.state & DLQ_RESOLVED) { /* replayed, then resolved: selected by its replay mark */
+            rd_kafka_message_destroy(d.rkm);
+            continue;
+        }
         selected++;
         if (c->o.dry_run)
-            dry_line(c, &d, "resolved");
+            dry_line(c, &d, "resolved", 0);
         else
             dlq_markbuf_add(mb, d.dlq, d.partition, d.offset, d.message_id, NULL);
         rd_kafka_message_destroy(d.rkm);

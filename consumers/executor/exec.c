@@ -71,6 +71,22 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
     return job->resp.oom ? 0 : len;
 }
 
+/* Called by curl right before each request goes out on a connection. libcurl resends a
+ * request on its own when a reused connection turns out dead before any answer byte came
+ * back - which is also what a PSP that charged and then dropped the connection looks
+ * like. Counting the sends tells an answer to our one request (trustworthy, even "not
+ * processed") from one to curl's resend (a 503 to the resend says nothing about the first). */
+static int on_prereq(void *ctx, char *ip, char *local_ip, int port, int local_port)
+{
+    struct ex_job *job = ctx;
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    job->requests++;
+    return CURL_PREREQFUNC_OK;
+}
+
 static CURL *take_easy(struct ex_engine *e)
 {
     if (e->npool)
@@ -177,6 +193,8 @@ static int issue(struct ex_engine *e, struct ex_job *job)
     curl_easy_setopt(h, CURLOPT_PRIVATE, job);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, job->errbuf);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, job);
     if (strcmp(job->req.method, "POST") == 0) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)job->req.body.len);
@@ -185,6 +203,7 @@ static int issue(struct ex_engine *e, struct ex_job *job)
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     }
     job->errbuf[0] = '\0';
+    job->requests = 0;
     job->easy = h;
     if (job->mode == MODE_SEND)
         job->sent = 1;
@@ -210,8 +229,7 @@ static int complete(struct ex_engine *e, struct ex_job *job, CURLcode code)
     job->easy = NULL;
     job->http_status = code == CURLE_OK ? http : 0;
     if (code != CURLE_OK) {
-        int nothing_sent = code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
-                           code == CURLE_COULDNT_RESOLVE_PROXY;
+        int nothing_sent = job->requests == 0; /* no connection ever took the request */
         snprintf(job->transport, sizeof(job->transport), "%.120s",
                  job->errbuf[0] ? job->errbuf : curl_easy_strerror(code));
         job->health = 0;
@@ -245,6 +263,11 @@ static int complete(struct ex_engine *e, struct ex_job *job, CURLcode code)
         return issue(e, job);
     }
     if (r.verdict == EX_ABSENT) /* an adapter bug: a send never answers "absent" */
+        r.verdict = EX_UNKNOWN;
+    if (r.verdict == EX_RETRY && (job->requests != 1 || job->mode == MODE_STATUS || job->step > 0))
+        /* "not processed" is believed only of the one request we sent: not of curl's resend,
+         * not of a status lookup (a replay refused before it ran says nothing of the
+         * original), not of a later step (the first one did act) */
         r.verdict = EX_UNKNOWN;
     result_copy(&job->res, &r);
     job->mode = -1;

@@ -34,6 +34,7 @@ struct ex_job {
     char transport[128];    /* curl's error text of the last call, "" when none */
     /* private to exec.c */
     int mode, step;
+    int requests;           /* requests curl sent for the current call (see on_prereq) */
     struct ex_result prev;
     struct ex_req req;
     CURL *easy;

@@ -129,8 +129,7 @@ static const char SQL_REFUND[] =
     "        (SELECT status FROM o), (SELECT partner_id FROM o), (SELECT currency FROM o),"
     "        (SELECT captured_minor FROM o), (SELECT s FROM done),"
     "        (SELECT psp FROM cap), (SELECT psp_reference FROM cap), (SELECT method FROM o),"
-    "        (SELECT psp FROM executor_refunds WHERE refund_id = $1),"
-    "        (SELECT psp_reference FROM executor_refunds WHERE refund_id = $1)";
+    "        (SELECT psp FROM ins), (SELECT psp_reference FROM ins)";
 
 /* --- settings --------------------------------------------------------------------------- */
 

@@ -129,7 +129,10 @@ static const char SQL_REFUND[] =
     "        (SELECT status FROM o), (SELECT partner_id FROM o), (SELECT currency FROM o),"
     "        (SELECT captured_minor FROM o), (SELECT s FROM done),"
     "        (SELECT psp FROM cap), (SELECT psp_reference FROM cap), (SELECT method FROM o),"
-    "        (SELECT psp FROM ins), (SELECT psp_reference FROM ins)";
+    "        (SELECT psp FROM ins), (SELECT psp_reference FROM ins),"
+    "        coalesce((SELECT psp FROM cap), (SELECT psp FROM executor_attempts"
+    "                  WHERE order_id = $2 AND kind = 'CHARGE' ORDER BY attempt DESC LIMIT 1),"
+    "                 'none')";
 
 /* --- settings --------------------------------------------------------------------------- */
 
@@ -461,7 +464,8 @@ static void count_call(struct exe *x, const char *psp, const char *verdict)
 
 /* A refused refund: REFUND FAILED, reported as the executor's outcome with the reason. */
 static enum ks_code refuse_refund(struct exe *x, struct ks_batch *b, struct ks_msg *m,
-                                  const char *code, const char *why, struct ks_err *err)
+                                  const char *psp, const char *code, const char *why,
+                                  struct ks_err *err)
 {
     json_t *v = m->value;
     struct ex_result res;
@@ -480,7 +484,7 @@ static enum ks_code refuse_refund(struct exe *x, struct ks_batch *b, struct ks_m
     snprintf(res.failure_message, sizeof(res.failure_message), "%s", why);
     ks_log(KS_LOG_WARN, "executor.refund.refused", why, "refund_id", str_field(v, "refund_id"),
            "order_id", str_field(v, "order_id"), "code", code, NULL);
-    rc = emit_outcome(x, b, m, cmdv, "", "FAILED", &res, err);
+    rc = emit_outcome(x, b, m, cmdv, psp, "FAILED", &res, err);
     json_decref(cmdv);
     return rc;
 }
@@ -515,17 +519,17 @@ static enum ks_code handle_refund(struct ks_batch *b, struct ks_msg *m, PGconn *
         }
         if (strcmp(st, "SUCCESS") != 0) {
             snprintf(why, sizeof(why), "the order is %s, not captured", st);
-            rc = refuse_refund(x, b, m, "refund_not_captured", why, err);
+            rc = refuse_refund(x, b, m, PQgetvalue(res, 0, 12), "refund_not_captured", why, err);
         } else if (strcmp(PQgetvalue(res, 0, 4), p[3]) != 0) {
-            rc = refuse_refund(x, b, m, "refund_currency_mismatch",
+            rc = refuse_refund(x, b, m, PQgetvalue(res, 0, 12), "refund_currency_mismatch",
                                "the refund's currency is not the order's", err);
         } else if (PQgetisnull(res, 0, 7)) {
-            rc = refuse_refund(x, b, m, "refund_capture_unknown",
+            rc = refuse_refund(x, b, m, PQgetvalue(res, 0, 12), "refund_capture_unknown",
                                "no charge of this order is recorded by the executor", err);
         } else {
             snprintf(why, sizeof(why), "refund of %" PRId64 " exceeds captured %s minus refunded %s",
                      amt, PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6));
-            rc = refuse_refund(x, b, m, "refund_exceeds_captured", why, err);
+            rc = refuse_refund(x, b, m, PQgetvalue(res, 0, 12), "refund_exceeds_captured", why, err);
         }
         goto out;
     }

@@ -103,7 +103,11 @@ class Exec:
                           "payment_id": "pay_" + order, "order_id": order,
                           "amount_minor": amount, "currency": "IDR", "reason": None}}
 
-    def refund_row(self, refund, order, amount):
+    def refund_row(self, refund, order, amount, reserve=None):
+        """A refund as the ingress accepts it, reserving reserve (default amount) of the
+        order's refundable amount."""
+        psql("UPDATE payment_orders SET refund_requested_minor = refund_requested_minor + %d "
+             "WHERE order_id = '%s'" % (amount if reserve is None else reserve, order))
         psql("INSERT INTO refunds (refund_id, partner_id, payment_id, order_id, amount_minor, "
              "currency, status) VALUES ('%s','%s','pay_%s','%s',%d,'IDR','REQUESTED')"
              % (refund, self.partner, order, order, amount))

@@ -913,7 +913,7 @@ static enum ks_code handle_batch(struct ks_batch *b, PGconn *pg, void *ctx, stru
     size_t n = ks_batch_count(b), nc = 0, nj = 0;
     PGresult *res = NULL;
     enum ks_code rc;
-    int64_t now = ks_clock_mono_us() / 1000;
+    int64_t t0 = ks_clock_mono_us(), now = t0 / 1000, t_look, t_journal, t_calls;
 
     if ((rc = start(x, b, err)) != KS_OK)
         return rc;
@@ -946,15 +946,22 @@ static enum ks_code handle_batch(struct ks_batch *b, PGconn *pg, void *ctx, stru
     if ((rc = lookup(x, x->items, nc, pg, &res, err)) != KS_OK)
         goto out;
     decide(x, b, x->items, nc, res, now);
+    t_look = ks_clock_mono_us();
     if ((rc = journal(x, b, x->items, nc, err)) != KS_OK)
         goto out;
+    t_journal = ks_clock_mono_us();
     for (size_t i = 0; i < nc; i++) {
         struct ex_item *it = &x->items[i];
         if ((it->action == A_SEND && !it->job.invalid) || it->action == A_STATUS)
             x->jobs[nj++] = &it->job;
     }
     ex_engine_run(x->engine, x->jobs, nj);
-    rc = record(x, b, x->items, nc, pg, ks_clock_mono_us() / 1000, err);
+    t_calls = ks_clock_mono_us();
+    rc = record(x, b, x->items, nc, pg, t_calls / 1000, err);
+    ks_logf(KS_LOG_DEBUG, "executor.batch.timing",
+            "%zu commands, %zu calls: lookup %" PRId64 " us, journal %" PRId64 " us, calls %" PRId64
+            " us, record %" PRId64 " us", nc, nj, t_look - t0, t_journal - t_look,
+            t_calls - t_journal, ks_clock_mono_us() - t_calls);
 out:
     PQclear(res);
     for (size_t i = 0; i < nc; i++)

@@ -96,6 +96,23 @@ class Exec:
                           "amount_minor": amount, "currency": "IDR", "method": method,
                           "attempt": 1, "details": d}}
 
+    def payout(self, payout, amount):
+        """The payouts row (REQUESTED, as risk leaves an approved payout) and its command."""
+        psql("INSERT INTO payouts (payout_id, partner_id, seller_id, amount_minor, currency, "
+             "channel, bank_code, destination_account, account_holder, status) VALUES "
+             "('%s','%s','seller1',%d,'IDR','BANK_ACCOUNT','BCA','1234567890','Siti','REQUESTED')"
+             % (payout, self.partner, amount))
+        cid, key = ids("PAYOUT", payout)
+        return {"topic": self.commands, "key": payout, "schema": "kasir.psp.PspCommand",
+                "value": {"message_id": "msg_%s" % cid, "occurred_at": 1767225600000000,
+                          "partner_id": self.partner, "command_id": cid, "kind": "PAYOUT",
+                          "payment_id": None, "order_id": None, "refund_id": None,
+                          "payout_id": payout, "psp": "sandbox", "psp_idempotency_key": key,
+                          "amount_minor": amount, "currency": "IDR", "method": "BANK_TRANSFER",
+                          "attempt": 1, "details": {"bank_code": "BCA", "channel": "BANK_ACCOUNT",
+                                                    "destination_account": "1234567890",
+                                                    "account_holder": "Siti"}}}
+
     def refund(self, refund, order, amount, partner=None):
         return {"topic": self.refunds, "key": order, "schema": "kasir.refunds.RefundRequested",
                 "value": {"message_id": "msg_" + refund, "occurred_at": 1767225600000000,

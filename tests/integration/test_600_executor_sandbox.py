@@ -3,7 +3,8 @@ a card charge succeeds, a declined card fails with the PSP's reason, a virtual a
 waits for the buyer with its VA number (next_action) on the order, a command for a PSP
 without credentials is dead-lettered unsent. Every attempt is journaled and resolved once,
 and the sandbox's ledger shows each order charged once, even when every command is
-delivered twice."""
+delivered twice. A payout is accepted by the sandbox (pending: its result comes by webhook)
+and moved to EXECUTING, with no outcome yet."""
 from executor_util import Exec, assert_no_duplicates, consume, produce, psql, psql_one, wait_until
 from sandbox_util import sandbox  # noqa: F401 (fixture)
 
@@ -16,6 +17,8 @@ def test_charge_decline_pending(daemons, sandbox):
     cmds = [ex.command(ok, 150000), ex.command(dec, 99000, token="tok_decline_card"),
             ex.command(va, 250000, method="VIRTUAL_ACCOUNT", token=None),
             ex.command(bad, 1000, psp="stripe")]
+    po = "po_" + ex.tag
+    cmds.append(ex.payout(po, 2500000))
     produce(cmds + cmds)  # every command twice: the journal must make the second a no-op
     daemons("executor", env=ex.env(sandbox, KASIR_EXECUTOR_STRIPE_SECRET=""))
     daemons("ledger", env=ex.ledger_env())
@@ -27,7 +30,13 @@ def test_charge_decline_pending(daemons, sandbox):
     assert '"va_number"' in na and '"expires_at"' in na, na
     assert psql_one("SELECT captured_minor FROM payment_orders WHERE order_id = '%s'" % ok) == "150000"
     # one attempt each, resolved, with the PSP's reference and verdict
-    rows = {r[0]: r for r in ex.attempts()}
+    wait_until(lambda: psql_one("SELECT status FROM payouts WHERE payout_id='%s'" % po)
+               == "EXECUTING", timeout=30, what="payout executing")
+    pay = psql("SELECT attempt, state, verdict, psp_reference FROM executor_attempts "
+               "WHERE object_id = '%s'" % po)
+    assert len(pay) == 1 and pay[0][:3] == ["1", "resolved", "PENDING"], pay
+    assert pay[0][3].startswith("sbpo_")
+    rows = {r[0]: r for r in ex.attempts() if "PAYOUT" not in r[0]}
     assert len(rows) == 3, rows
     assert all(r[1] == "1" and r[2] == "resolved" for r in rows.values()), rows
     verdicts = sorted(r[3] for r in rows.values())
@@ -45,6 +54,8 @@ def test_charge_decline_pending(daemons, sandbox):
     led = assert_no_duplicates(sandbox)
     mine = [e for e in led["entries"] if e.get("reference") in (ok, dec, va)]
     assert [e["reference"] for e in mine] == [ok], mine  # only money that moved
+    assert [e["reference"] for e in led["entries"] if e["kind"] == "payout" and
+            e["reference"] == po] == [po]
     dlq = consume(ex.commands + ".dlq", idle_ms=1000)
     assert {m["value"]["order_id"] for m in dlq} == {bad}, dlq
     assert "no credentials" in dlq[0]["headers"].get("kasir.error.message", ""), dlq[0]["headers"]

@@ -12,6 +12,9 @@ enum { MODE_SEND, MODE_STATUS };
 struct ex_engine {
     CURLM *multi;
     struct ex_engine_conf conf;
+    struct ex_job **queue; /* jobs added and not started yet: queue[next .. n) */
+    size_t next, n, qcap;
+    int running;           /* calls on the wire */
     CURL **pool; /* idle easy handles: reusing them keeps their connections warm */
     size_t npool, cap;
 };
@@ -39,6 +42,7 @@ void ex_engine_free(struct ex_engine *e)
     for (size_t i = 0; i < e->npool; i++)
         curl_easy_cleanup(e->pool[i]);
     free(e->pool);
+    free(e->queue);
     curl_multi_cleanup(e->multi);
     free(e);
 }
@@ -274,23 +278,46 @@ static int complete(struct ex_engine *e, struct ex_job *job, CURLcode code)
     return 0;
 }
 
-void ex_engine_run(struct ex_engine *e, struct ex_job *const *jobs, size_t n)
+/* Starts queued jobs while there is room on the wire. */
+static void start_queued(struct ex_engine *e)
 {
-    size_t next = 0;
-    int running = 0;
+    while (e->next < e->n && e->running < e->conf.max_in_flight) {
+        struct ex_job *job = e->queue[e->next++];
+        job->mode = job->status_first ? MODE_STATUS : MODE_SEND;
+        job->step = 0;
+        ex_result_clear(&job->prev);
+        snprintf(job->prev.psp_reference, sizeof(job->prev.psp_reference), "%s", job->known_ref);
+        e->running += issue(e, job);
+    }
+}
 
+int ex_engine_add(struct ex_engine *e, struct ex_job *const *jobs, size_t n)
+{
+    int still = 0;
+
+    if (e->n + n > e->qcap) {
+        size_t nc = e->qcap ? e->qcap : 256;
+        struct ex_job **nq;
+        while (nc < e->n + n)
+            nc *= 2;
+        if (!(nq = realloc(e->queue, nc * sizeof(*nq))))
+            return -1;
+        e->queue = nq;
+        e->qcap = nc;
+    }
+    memcpy(e->queue + e->n, jobs, n * sizeof(*jobs));
+    e->n += n;
+    start_queued(e);
+    /* put the new requests on the wire now: the PSP works while the caller does */
+    curl_multi_perform(e->multi, &still);
+    return 0;
+}
+
+void ex_engine_wait(struct ex_engine *e)
+{
     for (;;) {
-        /* start jobs while there is room on the wire */
-        while (next < n && running < e->conf.max_in_flight) {
-            struct ex_job *job = jobs[next++];
-            job->mode = job->status_first ? MODE_STATUS : MODE_SEND;
-            job->step = 0;
-            ex_result_clear(&job->prev);
-            snprintf(job->prev.psp_reference, sizeof(job->prev.psp_reference), "%s",
-                     job->known_ref);
-            running += issue(e, job);
-        }
-        if (running == 0 && next >= n)
+        start_queued(e);
+        if (e->running == 0 && e->next >= e->n)
             break;
         int still = 0;
         curl_multi_perform(e->multi, &still);
@@ -301,10 +328,11 @@ void ex_engine_run(struct ex_engine *e, struct ex_job *const *jobs, size_t n)
             if (msg->msg != CURLMSG_DONE)
                 continue;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
-            running--;
-            running += complete(e, job, msg->data.result);
+            e->running--;
+            e->running += complete(e, job, msg->data.result);
         }
-        if (running > 0)
+        if (e->running > 0)
             curl_multi_poll(e->multi, NULL, 0, 100, NULL);
     }
+    e->next = e->n = 0;
 }

@@ -1,13 +1,13 @@
 /* exec.h - the executor's transport: every PSP call of a batch in flight at once over one
  * libcurl multi handle, each driven through its adapter's steps.
  *
- * A job is one operation (a charge, a refund, a payout) at one PSP. ex_engine_run starts
- * every job, then, as answers arrive, hands each to the adapter and sends the next step,
+ * A job is one operation (a charge, a refund, a payout) at one PSP. ex_engine_add starts
+ * jobs, ex_engine_wait then, as answers arrive, hands each to the adapter and sends the next step,
  * until every job has a verdict. A job with status_first = 1 (an earlier attempt whose
  * outcome is unknown) runs the adapter's status sequence first; only EX_ABSENT lets it go
  * on to send the operation, with the same idempotency key. Nothing here writes to
- * PostgreSQL or Kafka: the journal row of each job is committed before ex_engine_run is
- * called, and the verdicts are the caller's to record. Requests are never logged (their
+ * PostgreSQL or Kafka: the journal row of each job is committed before ex_engine_add is
+ * called for it, and the verdicts are the caller's to record. Requests are never logged (their
  * headers carry secrets). */
 #ifndef KS_EXECUTOR_EXEC_H
 #define KS_EXECUTOR_EXEC_H
@@ -56,7 +56,11 @@ void ex_engine_free(struct ex_engine *e); /* NULL ok */
 /* Initializes job's private part; the caller then fills the "in" fields. */
 void ex_job_init(struct ex_job *job);
 void ex_job_release(struct ex_job *job);
-/* Runs jobs[0..n-1] to their verdicts, all in flight at once (up to max_in_flight). */
-void ex_engine_run(struct ex_engine *e, struct ex_job *const *jobs, size_t n);
+/* Adds jobs[0..n-1] and puts as many as max_in_flight allows on the wire at once, without
+ * waiting for answers (the caller may journal the next partition meanwhile). 0, or -1 on no
+ * memory (then none of them was added). */
+int ex_engine_add(struct ex_engine *e, struct ex_job *const *jobs, size_t n);
+/* Runs every job added to its verdict. */
+void ex_engine_wait(struct ex_engine *e);
 
 #endif

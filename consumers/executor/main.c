@@ -769,14 +769,16 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
     }
 }
 
-/* Step 3: the new attempts of one input partition (items with journal == 1 and that
- * topic/partition), in one fenced commit. */
+/* Step 3: the new attempts of one input partition (items not done yet of that
+ * topic/partition), in one fenced commit; then their calls go on the wire while the next
+ * partition is journaled. */
 static enum ks_code journal_part(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
                                  size_t first, unsigned char *done, struct ks_err *err)
 {
     const struct ks_msg *m0 = items[first].m;
     const char *p[10];
     enum ks_code rc;
+    size_t nj = 0;
 
     for (int k = 0; k < 10; k++)
         ks_pgarr_reset(&x->a[k]);
@@ -786,6 +788,7 @@ static enum ks_code journal_part(struct exe *x, struct ks_batch *b, struct ex_it
         if (done[i] || it->m->partition != m0->partition || strcmp(it->m->topic, m0->topic) != 0)
             continue;
         done[i] = 1;
+        x->jobs[nj++] = &it->job;
         ks_pgarr_text(&x->a[0], c->command_id);
         ks_pgarr_int(&x->a[1], it->attempt);
         ks_pgarr_text(&x->a[2], it->kind);
@@ -803,6 +806,8 @@ static enum ks_code journal_part(struct exe *x, struct ks_batch *b, struct ex_it
     rc = ks_batch_journal(b, m0, SQL_JOURNAL, 10, p, err);
     if (rc == KS_ECONFLICT)
         ks_log(KS_LOG_WARN, "executor.journal.fenced", err->msg, "topic", m0->topic, NULL);
+    if (rc == KS_OK && ex_engine_add(x->engine, x->jobs, nj) != 0)
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     return rc;
 }
 
@@ -947,16 +952,25 @@ static enum ks_code handle_batch(struct ks_batch *b, PGconn *pg, void *ctx, stru
         goto out;
     decide(x, b, x->items, nc, res, now);
     t_look = ks_clock_mono_us();
-    if ((rc = journal(x, b, x->items, nc, err)) != KS_OK)
-        goto out;
+    /* unresolved attempts need no journal: their status lookups go first */
+    for (size_t i = 0; i < nc; i++)
+        if (x->items[i].action == A_STATUS)
+            x->jobs[nj++] = &x->items[i].job;
+    if (nj && ex_engine_add(x->engine, x->jobs, nj) != 0)
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    if (rc == KS_OK)
+        rc = journal(x, b, x->items, nc, err);
     t_journal = ks_clock_mono_us();
-    for (size_t i = 0; i < nc; i++) {
-        struct ex_item *it = &x->items[i];
-        if ((it->action == A_SEND && !it->job.invalid) || it->action == A_STATUS)
-            x->jobs[nj++] = &it->job;
-    }
-    ex_engine_run(x->engine, x->jobs, nj);
+    /* every call started is seen to its end, even when the batch fails now: a job's memory
+     * must outlive its transfer, and its journal row says what to ask the PSP next time */
+    ex_engine_wait(x->engine);
     t_calls = ks_clock_mono_us();
+    if (rc != KS_OK)
+        goto out;
+    nj = 0;
+    for (size_t i = 0; i < nc; i++)
+        nj += (x->items[i].action == A_SEND && !x->items[i].job.invalid) ||
+              x->items[i].action == A_STATUS;
     rc = record(x, b, x->items, nc, pg, t_calls / 1000, err);
     ks_logf(KS_LOG_DEBUG, "executor.batch.timing",
             "%zu commands, %zu calls: lookup %" PRId64 " us, journal %" PRId64 " us, calls %" PRId64

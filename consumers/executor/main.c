@@ -670,10 +670,43 @@ static enum ks_code lookup(struct exe *x, struct ex_item *items, size_t n, PGcon
     return ks_pg_check(pg, *out, PGRES_TUPLES_OK, "look up attempts", err);
 }
 
+static const struct ex_item *g_sort_items; /* qsort has no context argument */
+
+static int by_command(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(g_sort_items[i].job.cmd.command_id, g_sort_items[j].job.cmd.command_id);
+    return c ? c : (i > j) - (i < j);
+}
+
+/* A command delivered twice in one batch (a relay's duplicate, a replay) is acted on once:
+ * both copies would find no journal row and call the PSP. The later copies are skipped. */
+static void skip_repeats(struct ex_item *items, size_t n)
+{
+    size_t *ix = malloc((n ? n : 1) * sizeof(*ix));
+
+    if (!ix) { /* no memory: compare pairwise, slow but right */
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i && items[i].action != A_SKIP; j++)
+                if (strcmp(items[i].job.cmd.command_id, items[j].job.cmd.command_id) == 0)
+                    items[i].action = A_SKIP;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        ix[i] = i;
+    g_sort_items = items;
+    qsort(ix, n, sizeof(*ix), by_command);
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(items[ix[k]].job.cmd.command_id, items[ix[k - 1]].job.cmd.command_id) == 0)
+            items[ix[k]].action = A_SKIP;
+    free(ix);
+}
+
 /* Step 2: what to do with each command. */
 static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
                    PGresult *res, int64_t now)
 {
+    skip_repeats(items, n);
     for (int r = 0; r < PQntuples(res); r++) {
         long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
         struct ex_item *it;
@@ -683,6 +716,8 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
         if (ord < 1 || (size_t)ord > n)
             continue;
         it = &items[ord - 1];
+        if (it->action == A_SKIP)
+            continue;
         state = known ? PQgetvalue(res, r, 2) : "";
         st = PQgetvalue(res, r, 5);
         if (known && strcmp(state, "resolved") == 0) {

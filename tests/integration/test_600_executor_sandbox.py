@@ -56,6 +56,9 @@ def test_charge_decline_pending(daemons, sandbox):
     assert [e["reference"] for e in mine] == [ok], mine  # only money that moved
     assert [e["reference"] for e in led["entries"] if e["kind"] == "payout" and
             e["reference"] == po] == [po]
+    # one request per operation: a command delivered twice (here in the same batch) is sent
+    # once, not twice with the same key
+    assert sandbox.control("GET", "/_sandbox/faults").json()["injected"]["requests"] == 4
     dlq = consume(ex.commands + ".dlq", idle_ms=1000)
     assert {m["value"]["order_id"] for m in dlq} == {bad}, dlq
     assert "no credentials" in dlq[0]["headers"].get("kasir.error.message", ""), dlq[0]["headers"]

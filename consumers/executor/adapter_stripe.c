@@ -18,8 +18,8 @@
  *
  * Answers: 200 with the object; 402 card_error (a decline, the PaymentIntent inside the
  * error); 400 invalid_request_error (a refusal, or idempotency_error when the key was used
- * with other parameters); 401 bad key; 409 a concurrent request with the same key; 429 rate
- * limited; 500 api_error, which Stripe documents as "the request may have been processed". */
+ * with other parameters); 401 bad key; 409 a concurrent request with the same key still
+ * running (unknown: that one may charge); 429 rate limited; 500 api_error, which Stripe documents as "the request may have been processed". */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -158,10 +158,9 @@ static void parse(const struct ex_conf *conf, const struct ex_cmd *cmd, int step
     res->verdict = EX_UNKNOWN;
     if (http_status == 200 && json_is_object(b)) {
         read_object(b, res);
-    } else if (http_status == 401 || http_status == 403 || http_status == 409 ||
-               http_status == 429) {
-        /* not run: a bad key (our configuration, retried for an operator), a concurrent
-         * request with this key still running, or rate limiting */
+    } else if (http_status == 401 || http_status == 403 || http_status == 429) {
+        /* not run: a bad key (our configuration, retried for an operator), or rate
+         * limiting */
         res->verdict = EX_RETRY;
     } else if ((http_status == 402 || http_status == 400 || http_status == 404) && type &&
                strcmp(type, "idempotency_error") != 0) {
@@ -177,8 +176,10 @@ static void parse(const struct ex_conf *conf, const struct ex_cmd *cmd, int step
         copy(res->psp_reference, sizeof(res->psp_reference),
              json_string_value(json_object_get(pi, "id")));
     }
-    /* idempotency_error (the key ran with other parameters), 500 api_error (may have run),
-     * anything unreadable: unknown, resolved before any resend */
+    /* 409: another request with this key is running at Stripe - ours did not, but that
+     * one may be charging, so nothing may go elsewhere; idempotency_error (the key ran with
+     * other parameters), 500 api_error (may have run), anything unreadable: unknown,
+     * resolved before any resend */
     json_decref(b);
 }
 

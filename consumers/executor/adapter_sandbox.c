@@ -185,6 +185,11 @@ static void read_error(json_t *b, struct ex_result *res)
     const char *code = json_string_value(json_object_get(e, "code"));
     const char *msg = json_string_value(json_object_get(e, "message"));
 
+    if (code && strcmp(code, "idempotency_key_reused") == 0) {
+        /* the key ran before with another body: something happened, find out what */
+        res->verdict = EX_UNKNOWN;
+        return;
+    }
     res->verdict = EX_FAILED;
     snprintf(res->failure_code, sizeof(res->failure_code), "%s", code ? code : "declined");
     snprintf(res->failure_message, sizeof(res->failure_message), "%s", msg ? msg : "");

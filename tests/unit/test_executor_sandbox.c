@@ -111,6 +111,8 @@ KT_TEST(test_answers)
                                   "\"message\":\"the refund is more than what is left\"}}", 0);
     KT_INTEQ(r.verdict, EX_FAILED);
     KT_STREQ(r.failure_code, "refund_exceeds_charge");
+    KT_INTEQ(answer(EX_OP_CHARGE, 422, "{\"error\":{\"code\":\"idempotency_key_reused\"}}", 0).verdict,
+             EX_UNKNOWN);
     /* 503 before the API ran: not processed; 500 or garbage: unknown */
     KT_INTEQ(answer(EX_OP_CHARGE, 503, "{\"error\":{\"code\":\"unavailable\"}}", 0).verdict, EX_RETRY);
     KT_INTEQ(answer(EX_OP_CHARGE, 500, "{}", 0).verdict, EX_UNKNOWN);

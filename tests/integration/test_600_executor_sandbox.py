@@ -20,7 +20,8 @@ def test_charge_decline_pending(daemons, sandbox):
     po = "po_" + ex.tag
     cmds.append(ex.payout(po, 2500000))
     produce(cmds + cmds)  # every command twice: the journal must make the second a no-op
-    daemons("executor", env=ex.env(sandbox, KASIR_EXECUTOR_STRIPE_SECRET=""))
+    d = daemons("executor", env=ex.env(sandbox, KASIR_EXECUTOR_STRIPE_SECRET="",
+                                       KASIR_LOG_LEVEL="debug"))
     daemons("ledger", env=ex.ledger_env())
     ex.wait_final(3, timeout=60)
     st = ex.statuses()
@@ -62,3 +63,7 @@ def test_charge_decline_pending(daemons, sandbox):
     dlq = consume(ex.commands + ".dlq", idle_ms=1000)
     assert {m["value"]["order_id"] for m in dlq} == {bad}, dlq
     assert "no credentials" in dlq[0]["headers"].get("kasir.error.message", ""), dlq[0]["headers"]
+    # no credential, token or idempotency key in the executor's log, even at debug level
+    log = open(d.log_path, errors="replace").read()
+    assert sandbox.keys["native"] not in log and "pm_card_visa" not in log
+    assert "idk_CHARGE_" not in log

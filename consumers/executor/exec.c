@@ -56,12 +56,21 @@ void ex_job_init(struct ex_job *job)
     job->health = -1;
 }
 
+/* curl's copies of the header lines hold the PSP's secret: wiped before they are freed */
+static void free_headers(struct ex_job *job)
+{
+    for (struct curl_slist *l = job->hdrs; l; l = l->next)
+        if (l->data)
+            memset(l->data, 0, strlen(l->data));
+    curl_slist_free_all(job->hdrs);
+    job->hdrs = NULL;
+}
+
 void ex_job_release(struct ex_job *job)
 {
     ex_req_release(&job->req);
     ks_buf_release(&job->resp);
-    curl_slist_free_all(job->hdrs);
-    job->hdrs = NULL;
+    free_headers(job);
 }
 
 static size_t on_data(char *p, size_t size, size_t n, void *ctx)
@@ -142,8 +151,7 @@ static int issue(struct ex_engine *e, struct ex_job *job)
 
     ex_req_reset(&job->req);
     ks_buf_reset(&job->resp);
-    curl_slist_free_all(job->hdrs);
-    job->hdrs = NULL;
+    free_headers(job);
     if (job->mode == MODE_STATUS)
         rc = job->ad->build_status ? job->ad->build_status(job->conf, &job->cmd, job->step, prev,
                                                            &job->req, &err)

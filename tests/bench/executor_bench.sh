@@ -8,7 +8,8 @@
 # must show each order charged once.
 #   tests/bench/executor_bench.sh [N]   (default 20000; env PARTITIONS (6), BATCH
 #   (worker.batch.max, 2000), IN_FLIGHT (executor.max_in_flight, 1000), LATENCY (50ms),
-#   EXECUTOR_BIN: another kasir-executor binary, for A/B runs)
+#   INSTANCES (1: kasir-executor processes in the group), EXECUTOR_BIN: another
+#   kasir-executor binary, for A/B runs)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
@@ -65,8 +66,12 @@ export KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.ref
     KASIR_EXECUTOR_COMMANDS_TOPIC=$topic KASIR_WORKER_RETRY_DELAYS=5s \
     KASIR_EXECUTOR_SANDBOX_URL=http://127.0.0.1:$sbport KASIR_EXECUTOR_SANDBOX_SECRET=$key \
     KASIR_EXECUTOR_MAX_IN_FLIGHT=${IN_FLIGHT:-1000} KASIR_LOG_LEVEL=${LOG_LEVEL:-warn}
-KASIR_HTTP_PORT=$(port) "${EXECUTOR_BIN:-$bin/kasir-executor}" >>"$log" 2>&1 &
-pids=$!
+# INSTANCES kasir-executor processes in one group share the partitions (SPEC 5: workers
+# scale out by consumer group); each waits on its own PSP calls and journal commits
+for _ in $(seq 1 "${INSTANCES:-1}"); do
+    KASIR_HTTP_PORT=$(port) "${EXECUTOR_BIN:-$bin/kasir-executor}" >>"$log" 2>&1 &
+    pids="$pids $!"
+done
 ticks() { awk '{ print $14 + $15 + ($2 == "(postgres)" ? $16 + $17 : 0) }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pg_cpu() { local pm t c; pm=$(head -1 "$top/var/pg/data/postmaster.pid"); t=$(ticks "$pm")
     for c in $(pgrep -P "$pm"); do t=$((t + $(ticks "$c"))); done; echo "$t"; }
@@ -76,19 +81,21 @@ start=$(date +%s.%N)
 while :; do
     count=$(pg "SELECT coalesce(sum(next_offset), 0) FROM kasir_offsets WHERE group_id = '$run' AND topic = '$topic' AND next_offset > 0")
     [ "$count" -ge "$N" ] && break
-    if ! kill -0 "$pids" 2>/dev/null; then echo "kasir-executor died; log $log" >&2; tail "$log" >&2; exit 1; fi
+    for p in $pids; do
+        if ! kill -0 "$p" 2>/dev/null; then echo "kasir-executor died; log $log" >&2; tail "$log" >&2; exit 1; fi
+    done
     if [ "$(echo "$(date +%s.%N) - $start > 600" | bc)" = 1 ]; then echo "timeout at $count" >&2; exit 1; fi
     sleep 0.2
 done
 end=$(date +%s.%N)
-pg1=$(pg_cpu); ex=$(ticks "$pids"); sb=$(ticks "$sbpid")
+pg1=$(pg_cpu); ex=0; for p in $pids; do ex=$((ex + $(ticks "$p"))); done; sb=$(ticks "$sbpid")
 ok=$(pg "SELECT count(*) FROM executor_attempts WHERE order_id LIKE 'ord\\_${run}\\_%' AND verdict = 'SUCCEEDED'")
 att=$(pg "SELECT count(*) FROM executor_attempts WHERE order_id LIKE 'ord\\_${run}\\_%'")
 dups=$(curl -sf "http://127.0.0.1:$sbport/_sandbox/ledger?psp=sandbox&kind=charge" | python3 -c "import json,sys; d=json.load(sys.stdin); print(len(d['duplicates']), d['count'])")
 kill -TERM $pids; wait $pids || true
 kill -TERM $sbpid; wait $sbpid || true
 trap - EXIT
-printf 'executor: preload %d commands in %.1fs; kasir-executor charged %d (attempts %d) in %.2fs wall = %.0f orders/s; sandbox latency %s, duplicates/charges %s\n' \
+printf 'executor: preload %d commands in %.1fs; kasir-executor x'"${INSTANCES:-1}"' charged %d (attempts %d) in %.2fs wall = %.0f orders/s; sandbox latency %s, duplicates/charges %s\n' \
     "$N" "$(echo "$t1 - $t0" | bc)" "$ok" "$att" "$(echo "$end - $start" | bc)" \
     "$(echo "$N / ($end - $start)" | bc -l)" "${LATENCY:-50ms}" "$dups"
 printf 'cpu: kasir-executor %.2fs, kasir-psp-sandbox %.2fs, postgresql %.2fs (this stack'"'"'s processes, during the drain)\n' \

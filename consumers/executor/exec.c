@@ -152,10 +152,10 @@ static int issue(struct ex_engine *e, struct ex_job *job)
     ex_req_reset(&job->req);
     ks_buf_reset(&job->resp);
     free_headers(job);
-    if (job->mode == MODE_STATUS)
-        rc = job->ad->build_status ? job->ad->build_status(job->conf, &job->cmd, job->step, prev,
-                                                           &job->req, &err)
-                                   : ks_err_set(&err, KS_EINVAL, 0, NULL, "no status lookup");
+    if (job->mode == MODE_STATUS && (!job->ad->build_status || !job->ad->parse_status))
+        rc = ks_err_set(&err, KS_EINVAL, 0, NULL, "no status lookup"); /* stays unknown */
+    else if (job->mode == MODE_STATUS)
+        rc = job->ad->build_status(job->conf, &job->cmd, job->step, prev, &job->req, &err);
     else
         rc = job->ad->build(job->conf, &job->cmd, job->step, prev, &job->req, &err);
     if (rc != KS_OK) {

@@ -622,6 +622,13 @@ static void fail_msg(struct ks_batch *b, struct ex_item *it, enum ks_code code, 
     it->action = A_NONE;
 }
 
+/* An adapter that can run op for this command (the adapters on other branches may still
+ * be stubs with no functions). */
+static int usable(const struct ex_adapter *ad, const struct ex_cmd *c)
+{
+    return ad && ad->supports && ad->build && ad->parse && ad->supports(c->op, c->method, c->currency);
+}
+
 /* The PSP a new attempt goes to (its breaker slot taken), or -1 when every circuit that
  * could take it is open. */
 static int pick_psp(struct exe *x, struct ex_item *it, int64_t now)
@@ -637,8 +644,8 @@ static int pick_psp(struct exe *x, struct ex_item *it, int64_t now)
     for (size_t i = 0; i < x->nfo; i++) {
         const struct failover *f = &x->fo[i];
         const struct ex_adapter *ad = ex_adapter_find(PSP_NAMES[f->to]);
-        if (f->from != primary || strcmp(f->method, c->method) != 0 || !ad || !ad->build ||
-            !ad->supports(c->op, c->method, c->currency) || !*x->conf[f->to].secret)
+        if (f->from != primary || strcmp(f->method, c->method) != 0 || !usable(ad, c) ||
+            !*x->conf[f->to].secret)
             continue;
         it->br = ex_breaker_get(x->breakers, PSP_NAMES[f->to], c->method);
         if (ex_breaker_allow(it->br, now)) {
@@ -760,8 +767,7 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
             int primary = psp_index(str_field(it->m->value, "psp"));
             const struct ex_adapter *ad = ex_adapter_find(PSP_NAMES[primary]);
             struct ks_err e = {0};
-            if (!ad || !ad->build || !ad->supports(it->job.cmd.op, it->job.cmd.method,
-                                                   it->job.cmd.currency)) {
+            if (!usable(ad, &it->job.cmd)) {
                 fail_msg(b, it, KS_EINVAL, 0, "PSP %s does not support this operation",
                          PSP_NAMES[primary]);
                 continue;

@@ -9,7 +9,8 @@
  * kind is the CommandKind symbol ("CHARGE", "REFUND", "PAYOUT"); object_id is Kasir's id
  * of the operation (the order id for CHARGE, the refund id for REFUND, the payout id for
  * PAYOUT); status is the OutcomeStatus symbol ("SUCCEEDED", "FAILED", "PENDING_CUSTOMER",
- * "EXPIRED", "REFUNDED", "PAID_OUT"). */
+ * "EXPIRED", "REFUNDED", "PAID_OUT"). Money that moved is named by the state reached, by
+ * every reporter alike: a CHARGE SUCCEEDED, a REFUND REFUNDED, a PAYOUT PAID_OUT. */
 #ifndef KS_OUTCOME_H
 #define KS_OUTCOME_H
 

@@ -1,5 +1,5 @@
-/* adapter_util.h - what the JSON-over-HTTP adapters (Xendit, Midtrans) share: command
- * details, Basic credentials, header lines, whole-unit amounts and reading answers.
+/* adapter_util.h - what the adapters share: command details, Basic credentials, header
+ * lines, URL escaping, JSON and form bodies, whole-unit amounts and reading answers.
  *
  * Pure like the adapters: no I/O, no clock. A secret passed here goes only into the
  * Authorization header line of the request, which ex_req_reset wipes. */
@@ -33,9 +33,15 @@ enum ks_code ex_req_post_json(struct ex_req *req, const char *user, const char *
                               struct ks_err *err) __attribute__((warn_unused_result));
 /* req->url = base + path; a trailing '/' of base is dropped. */
 void ex_req_url(struct ex_req *req, const char *base, const char *path);
-/* Appends s to the URL, percent-encoding all but RFC 3986 unreserved characters, so an id
- * cannot change the path or the query. */
+/* Appends s to b, percent-encoding all but RFC 3986 unreserved characters, so an id cannot
+ * change a path or a query, nor a value a form field. */
+void ex_url_escape(struct ks_buf *b, const char *s);
+/* ex_url_escape onto the request's URL. */
 void ex_req_url_escape(struct ex_req *req, const char *s);
+/* Appends "name=value" (both escaped) to a form body, with '&' before all but the first. */
+void ex_form_add(struct ks_buf *b, const char *name, const char *value);
+/* Appends v, compact, to req->body; 0, or -1 on no memory. */
+int ex_json_body(struct ex_req *req, const json_t *v);
 
 /* The amount in whole units of its currency (Xendit and Midtrans take whole rupiah).
  * KS_EINVAL naming amount_minor when it has a fraction or is not positive, naming currency

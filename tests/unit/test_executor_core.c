@@ -98,8 +98,8 @@ KT_TEST(test_encoders)
     KT_STREQ(ks_buf_str(&b), "metadata%5Border_id%5D=o%261&amount=10");
     c.details = d;
     c.n_details = 2;
-    KT_STREQ(ex_detail(&c, "bank_code"), "BCA");
-    KT_STREQ(ex_detail(&c, "nope"), "");
+    KT_STREQ(ex_cmd_detail(&c, "bank_code"), "BCA");
+    KT_STREQ(ex_cmd_detail(&c, "nope"), "");
     KT_CHECK(ex_adapter_find("stripe") == &ex_adapter_stripe);
     KT_CHECK(ex_adapter_find("paypal") == NULL);
     ks_buf_release(&b);

@@ -1,4 +1,4 @@
--- 600: tables owned by kasir-executor (consumers/executor): the journal of PSP attempts and
+-- 701: tables owned by kasir-executor (consumers/executor): the journal of PSP attempts and
 -- the refunds it has turned into commands. See consumers/executor/README.md.
 
 -- One row per attempt of a command at a PSP, committed (through ks_batch_journal, fenced by

@@ -44,12 +44,14 @@ static const char SQL_POST[] =
     "         partner COLLATE \"C\" AS partner, order_id COLLATE \"C\" AS order_id,"
     "         refund_id COLLATE \"C\" AS refund_id, payout_id COLLATE \"C\" AS payout_id,"
     "         psp COLLATE \"C\" AS psp, amount, fee, cur, chain COLLATE \"C\" AS chain,"
-    "         next_action, ord"
+    "         next_action, fcode, fmsg, ord"
     "  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
     "              $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],"
-    "              $11::bigint[], $12::text[], $13::text[], $14::text[])"
+    "              $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],"
+    "              $16::text[])"
     "    WITH ORDINALITY AS x(msg, outcome_id, kind, status, partner, order_id, refund_id,"
-    "                         payout_id, psp, amount, fee, cur, chain, next_action, ord)),"
+    "                         payout_id, psp, amount, fee, cur, chain, next_action, fcode,"
+    "                         fmsg, ord)),"
     " r AS ("
     "  SELECT u.*, o.seller_id AS o_seller, o.partner_id AS o_partner, o.currency AS o_cur,"
     "         o.status AS o_status, o.payment_id AS o_payment,"
@@ -232,8 +234,11 @@ static const char SQL_POST[] =
     " upd_p AS ("
     "  UPDATE payouts p"
     "  SET status = CASE WHEN x.status IN ('PAID_OUT', 'SUCCEEDED') THEN 'PAID_OUT' ELSE 'FAILED' END,"
+    "      failure_code = CASE WHEN x.status IN ('FAILED', 'EXPIRED')"
+    "                          THEN coalesce(x.fcode, x.status) END,"
+    "      failure_message = CASE WHEN x.status IN ('FAILED', 'EXPIRED') THEN x.fmsg END,"
     "      updated_at = now()"
-    "  FROM (SELECT DISTINCT ON (payout_id) payout_id, status FROM c"
+    "  FROM (SELECT DISTINCT ON (payout_id) payout_id, status, fcode, fmsg FROM c"
     "        WHERE kind = 'PAYOUT' AND status IN ('PAID_OUT', 'SUCCEEDED', 'FAILED', 'EXPIRED')"
     "          AND p_status NOT IN ('PAID_OUT', 'FAILED')"
     "        ORDER BY payout_id, ord) x"
@@ -252,10 +257,38 @@ static const char SQL_POST[] =
     " FROM pay_n WHERE n > 1"
     " ORDER BY 1, 12";
 
-enum { NCOL = 14 };
+enum { NCOL = 16 };
 static const unsigned col_oid[NCOL] = {
     KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT,
-    KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8, KS_OID_INT8, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT};
+    KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8, KS_OID_INT8, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT,
+    KS_OID_TEXT, KS_OID_TEXT};
+
+/* Entries the ledger's SQL entry points posted (ledger_post: payout holds, settlements,
+ * adjustments; migration 403), claimed from the publication queue in this transaction
+ * (deleted here, so each goes to the outbox once; SKIP LOCKED: another instance's batch
+ * takes the rest), one row per line in the columns of ledger.h, then partner (10),
+ * reference (12) and posted_at in microseconds (13). */
+static const char SQL_QUEUED[] =
+    "WITH d AS ("
+    "  DELETE FROM ledger_unpublished u WHERE u.entry_id IN ("
+    "    SELECT q.entry_id FROM ledger_unpublished q ORDER BY q.entry_id LIMIT 1000"
+    "    FOR UPDATE SKIP LOCKED)"
+    "  RETURNING u.entry_id)"
+    " SELECT e.entry_id, e.entry_id, e.kind, e.journal_id, encode(e.prev_hash, 'hex'),"
+    "        encode(e.hash, 'hex'),"
+    "        coalesce(min(CASE WHEN a.type IN ('seller_wallet', 'payout_hold')"
+    "                          THEN ledger_account_code('seller_wallet', a.partner_id,"
+    "                                                   a.seller_id, NULL, a.currency) END) OVER w,"
+    "                 min(CASE WHEN a.type = 'psp_clearing' THEN a.account END) OVER w,"
+    "                 first_value(p.account) OVER w),"
+    "        p.account, p.amount_minor, p.currency, e.partner_id, p.line, e.reference,"
+    "        (extract(epoch FROM e.posted_at) * 1000000)::bigint"
+    " FROM d JOIN ledger_entries e ON e.entry_id = d.entry_id"
+    "   JOIN ledger_postings p ON p.entry_id = e.entry_id"
+    "   JOIN ledger_accounts a ON a.account = p.account"
+    " WINDOW w AS (PARTITION BY e.entry_id ORDER BY p.line"
+    "              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+    " ORDER BY e.entry_id, p.line";
 
 /* chains the statement may extend: a row must exist before its head can be locked */
 static const char SQL_CHAINS[] =
@@ -269,6 +302,7 @@ struct ledger {
     struct ks_pgarr_bin a[NCOL];
     struct ks_pgarr_bin chains, payments;
     struct ks_msg **msgs; /* by ord - 1 */
+    unsigned char *failed; /* by ord - 1: dead-lettered by the statement */
     size_t cap;
     json_t *out;
 };
@@ -372,42 +406,32 @@ static enum ks_code ensure_chains(struct ledger *d, PGconn *pg, struct ks_batch 
     return KS_OK;
 }
 
-/* Emits the LedgerEntry of the entry whose lines are rows [from, to) of res. */
-static enum ks_code emit_entry(struct ledger *d, struct ks_batch *b, struct ks_msg *m,
-                               const char *topic, PGresult *res, int from, int to,
-                               int64_t now_us, struct ks_err *err)
+/* Publishes the queued entries of the SQL entry points (SQL_QUEUED), caused by cause (a
+ * message of this batch that is not dead-lettered: its outputs and effects stay with it). */
+static enum ks_code publish_queued(struct ledger *d, struct ks_batch *b, PGconn *pg,
+                                   struct ks_msg *cause, const char *topic, int64_t now_us,
+                                   struct ks_err *err)
 {
-    json_t *postings = json_array();
-    const char *key = PQgetvalue(res, from, 6);
-    char id[KS_ID_LEN];
+    PGresult *res = PQexec(pg, SQL_QUEUED);
     enum ks_code rc;
 
-    if (!postings)
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    for (int k = from; k < to; k++) {
-        long long amt = strtoll(PQgetvalue(res, k, 8), NULL, 10);
-        json_t *p = json_pack("{s:s, s:s, s:I, s:s}", "account", PQgetvalue(res, k, 7),
-                              "direction", amt > 0 ? "DEBIT" : "CREDIT", "amount_minor",
-                              (json_int_t)(amt > 0 ? amt : -amt), "currency",
-                              PQgetvalue(res, k, 9));
-        if (!p || json_array_append_new(postings, p)) {
-            json_decref(postings);
-            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-        }
+    if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "publish queued entries", err)) != KS_OK)
+        goto out;
+    for (int k = 0, rows = PQntuples(res); k < rows;) {
+        struct ledger_entry_src e = {.res = res, .from = k, .now_us = now_us};
+        int end = k + 1;
+        while (end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, k, 0)) == 0)
+            end++;
+        e.to = end;
+        e.partner = PQgetisnull(res, k, 10) ? NULL : PQgetvalue(res, k, 10);
+        e.reference = PQgetvalue(res, k, 12);
+        e.posted_us = strtoll(PQgetvalue(res, k, 13), NULL, 10);
+        if ((rc = ledger_entry_emit(d->out, b, cause, topic, &e, err)) != KS_OK)
+            goto out;
+        k = end;
     }
-    ks_batch_next_id(b, m, topic, id);
-    json_object_set_new(d->out, "message_id", json_string(id));
-    json_object_set_new(d->out, "occurred_at", json_integer(now_us));
-    json_object_set_new(d->out, "entry_id", json_string(PQgetvalue(res, from, 1)));
-    json_object_set_new(d->out, "journal_id", json_string(PQgetvalue(res, from, 3)));
-    json_object_set(d->out, "partner_id", json_object_get(m->value, "partner_id"));
-    json_object_set_new(d->out, "kind", json_string(PQgetvalue(res, from, 2)));
-    json_object_set_new(d->out, "postings", postings);
-    json_object_set_new(d->out, "reference", json_string(m->message_id));
-    json_object_set_new(d->out, "prev_hash", json_string(PQgetvalue(res, from, 4)));
-    json_object_set_new(d->out, "hash", json_string(PQgetvalue(res, from, 5)));
-    json_object_set_new(d->out, "posted_at", json_integer(now_us));
-    rc = ks_batch_emit(b, m, topic, key, strlen(key), "kasir.ledger.LedgerEntry", d->out, err);
+out:
+    PQclear(res);
     return rc;
 }
 
@@ -427,9 +451,13 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         return KS_OK;
     if (n > d->cap) {
         struct ks_msg **nm = realloc(d->msgs, n * sizeof(*nm));
+        unsigned char *nf;
         if (!nm)
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         d->msgs = nm;
+        if (!(nf = realloc(d->failed, n)))
+            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        d->failed = nf;
         d->cap = n;
     }
     if ((rc = ensure_chains(d, pg, b, err)) != KS_OK)
@@ -465,6 +493,8 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         add_text(&d->a[11], str_field(v, "currency"));
         add_text(&d->a[12], chain);
         add_text(&d->a[13], na_text);
+        add_text(&d->a[14], opt_field(v, "failure_code"));
+        add_text(&d->a[15], opt_field(v, "failure_message"));
         free(na_text);
     }
     for (int k = 0; k < NCOL; k++)
@@ -486,6 +516,21 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         goto out;
     clock_gettime(CLOCK_REALTIME, &ts);
     now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    /* the SQL entry points' entries go out first (a payout's hold before its result),
+     * with a message that stays in the batch as their cause */
+    for (size_t i = 0; i < n; i++)
+        d->failed[i] = 0;
+    for (int k = 0, rows = PQntuples(res); k < rows; k++) {
+        long ord = strtol(PQgetvalue(res, k, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= n && !PQgetisnull(res, k, 10))
+            d->failed[ord - 1] = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!d->failed[i]) {
+            if ((rc = publish_queued(d, b, pg, d->msgs[i], topic, now_us, err)) != KS_OK)
+                goto out;
+            break;
+        }
     for (int k = 0, rows = PQntuples(res); k < rows;) {
         long ord = strtol(PQgetvalue(res, k, 0), NULL, 10);
         struct ks_msg *m = ord >= 1 && (size_t)ord <= n ? d->msgs[ord - 1] : NULL;
@@ -512,8 +557,13 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         while (end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, k, 0)) == 0 &&
                PQgetisnull(res, end, 10))
             end++;
-        if ((rc = emit_entry(d, b, m, topic, res, k, end, now_us, err)) != KS_OK)
-            goto out;
+        {
+            struct ledger_entry_src e = {.res = res, .from = k, .to = end, .posted_us = now_us,
+                                         .now_us = now_us, .reference = m->message_id,
+                                         .partner = str_field(m->value, "partner_id")};
+            if ((rc = ledger_entry_emit(d->out, b, m, topic, &e, err)) != KS_OK)
+                goto out;
+        }
         k = end;
     }
     if (npay > 0) {
@@ -566,6 +616,7 @@ int main(int argc, char **argv)
     ks_pgarr_bin_release(&d.chains);
     ks_pgarr_bin_release(&d.payments);
     free(d.msgs);
+    free(d.failed);
     json_decref(d.out);
     return rc;
 }

@@ -33,7 +33,8 @@
 
 enum ing_route {
     R_TOKEN, R_PAY_POST, R_PAY_GET, R_PAY_LIST, R_REFUND_POST, R_REFUND_GET, R_PAYOUT_POST,
-    R_PAYOUT_GET, R_WEBHOOK, R_SETTLE, R_RECON_GET, R_ADMIN_PARTNERS, R_ADMIN_HOLDS, R_HEALTH,
+    R_PAYOUT_GET, R_WEBHOOK, R_SETTLE, R_RECON_GET, R_ADMIN_PARTNERS, R_ADMIN_HOLDS, R_BALANCE,
+    R_ADMIN_LEDGER, R_HEALTH,
     R_READY, R_METRICS, R_OPENAPI, R_UNKNOWN, R__COUNT
 };
 
@@ -121,6 +122,11 @@ struct ing_req {
     char *resp;
     size_t resp_len;
     const char *ctype;
+    /* a streamed response (audit_export.c) instead of resp: MHD's content reader, its
+     * argument and the callback that releases it (called once, by MHD or req_free) */
+    MHD_ContentReaderCallback stream;
+    void *stream_cls;
+    MHD_ContentReaderFreeCallback stream_free;
     const char *code; /* problem code, for logs and metrics */
     int retry_after;  /* seconds, 0: none */
     int replayed;
@@ -233,6 +239,16 @@ void ing_settle_join(void);
 enum ing_route ing_admin_holds_route(const char *url, const char *method);
 void ing_admin_holds(struct ing_req *r);
 
+/* balances.c: a seller's wallet balances */
+void ing_balance_get(struct ing_req *r);
+/* admin_ledger.c: payout retry, manual adjustments (two-person rule), audit export.
+ * Route of url/method under /v1/admin/ (R_ADMIN_LEDGER, R__COUNT: the path exists but not
+ * for this method, R_UNKNOWN: not one of its paths); *allow: the path's methods. */
+enum ing_route ing_admin_ledger_route(const char *url, const char *method, const char **allow);
+void ing_admin_ledger(struct ing_req *r);
+/* audit_export.c: GET /v1/admin/audit-export, streamed */
+void ing_audit_export(struct ing_req *r);
+
 /* auth.c */
 int ing_auth_init(void);
 void ing_auth_stop(void);
@@ -296,6 +312,10 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
 int ing_payment_texts(struct ing_req *r);
 /* An amount in the API's decimal form ("150000.00") */
 void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
+/* Encodes the PayoutRequested event of payout_id (r's partner) into r->payload, with its
+ * topic, key and message id (derived from payout_id); 0 or -1 + p. */
+int ing_payout_event(struct ing_req *r, const char *payout_id, const struct ing_payout *po,
+                     struct ing_problem *p);
 /* Builds the event and the success response of a claimed write; 0 or -1 + p. */
 int ing_build_claimed(struct ing_req *r, json_t *claim_result, struct ing_problem *p);
 

@@ -84,7 +84,7 @@ static const char SQL_JSONL[] = RECORDS(
 #define Q(x) "coalesce('\"' || replace(" x ", '\"', '\"\"') || '\"', '')"
 #define ACT(at, record, id, what, by, why, amt, cur)                                              \
     Q(record) " || ',' || " Q(TS(at)) " || ',' || " Q(id) " || ',' || " Q(what)           \
-    " || ',,,,' || coalesce(abs(" amt ")::text, '') || ',' || " Q(cur) " || ',' || "          \
+    " || ',,,,,' || coalesce(abs(" amt ")::text, '') || ',' || " Q(cur) " || ',' || "          \
     "coalesce(CASE WHEN " amt " < 0 THEN '\"debit\"' WHEN " amt " > 0 THEN '\"credit\"' END, '')" \
     " || ',' || " Q(by) " || ',' || " Q(why)
 static const char SQL_CSV[] = RECORDS(

@@ -538,7 +538,7 @@ static enum MHD_Result send_response(struct ing_req *r)
     if (r->sent == 1)
         return MHD_YES;
     r->sent = 1;
-    if (!r->resp) {
+    if (!r->resp && !(r->stream && r->status == 200)) {
         struct ing_problem p;
         ing_problem(&p, "internal", NULL, "no response was produced");
         ing_respond_problem(r, &p);

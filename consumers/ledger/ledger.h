@@ -43,11 +43,31 @@ struct ledger_entry_src {
 
 struct ks_batch;
 struct ks_msg;
-/* Emits e as a kasir.ledger.LedgerEntry to topic through the batch's outbox, caused by
- * cause (entry.c: the one home of the message's shape). out: a scratch object. */
+/* entry.c, the one home of the message's shape: the kasir.ledger.LedgerEntry of e in out
+ * (a scratch object, every member set), with message_id; its key (LEDGER_COL_KEY). */
+enum ks_code ledger_entry_value(json_t *out, const struct ledger_entry_src *e,
+                                const char *message_id, struct ks_err *err);
+const char *ledger_entry_key(const struct ledger_entry_src *e);
+/* Emits e to topic through the batch's outbox, caused by cause. */
 enum ks_code ledger_entry_emit(json_t *out, struct ks_batch *b, struct ks_msg *cause,
                                const char *topic, const struct ledger_entry_src *e,
                                struct ks_err *err);
+
+/* The publication queue (ledger_unpublished, migration 403), one row per line of each
+ * entry claimed: the columns above, then partner (10), reference (12), posted_at in
+ * microseconds (13). $1: the least age in ms of an entry claimed. Claimed entries are
+ * deleted in the caller's transaction. */
+extern const char LEDGER_SQL_QUEUED[];
+/* The entry whose first row is row k of a LEDGER_SQL_QUEUED result, in *e; returns the
+ * row after it. */
+int ledger_queued_entry(PGresult *res, int k, int64_t now_us, struct ledger_entry_src *e);
+
+/* publish.c: a thread of kasir-ledger that moves queued entries to an outbox of its own
+ * every ledger.publish.every, whether outcomes flow or not. cfg must outlive it. */
+struct ledger_pub;
+struct ks_config;
+struct ledger_pub *ledger_pub_start(const struct ks_config *cfg, struct ks_err *err);
+void ledger_pub_stop(struct ledger_pub *p); /* NULL ok: stops, flushes, frees */
 
 /* `kasir-ledger verify [-c file]`: argv[0] is "verify". Returns the exit code: 0 all
  * checks hold, 1 a violation (printed), 2 bad settings, 3 PostgreSQL unreachable. */

@@ -263,32 +263,6 @@ static const unsigned col_oid[NCOL] = {
     KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8, KS_OID_INT8, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT,
     KS_OID_TEXT, KS_OID_TEXT};
 
-/* Entries the ledger's SQL entry points posted (ledger_post: payout holds, settlements,
- * adjustments; migration 403), claimed from the publication queue in this transaction
- * (deleted here, so each goes to the outbox once; SKIP LOCKED: another instance's batch
- * takes the rest), one row per line in the columns of ledger.h, then partner (10),
- * reference (12) and posted_at in microseconds (13). */
-static const char SQL_QUEUED[] =
-    "WITH d AS ("
-    "  DELETE FROM ledger_unpublished u WHERE u.entry_id IN ("
-    "    SELECT q.entry_id FROM ledger_unpublished q ORDER BY q.entry_id LIMIT 1000"
-    "    FOR UPDATE SKIP LOCKED)"
-    "  RETURNING u.entry_id)"
-    " SELECT e.entry_id, e.entry_id, e.kind, e.journal_id, encode(e.prev_hash, 'hex'),"
-    "        encode(e.hash, 'hex'),"
-    "        coalesce(min(CASE WHEN a.type IN ('seller_wallet', 'payout_hold')"
-    "                          THEN ledger_account_code('seller_wallet', a.partner_id,"
-    "                                                   a.seller_id, NULL, a.currency) END) OVER w,"
-    "                 min(CASE WHEN a.type = 'psp_clearing' THEN a.account END) OVER w,"
-    "                 first_value(p.account) OVER w),"
-    "        p.account, p.amount_minor, p.currency, e.partner_id, p.line, e.reference,"
-    "        (extract(epoch FROM e.posted_at) * 1000000)::bigint"
-    " FROM d JOIN ledger_entries e ON e.entry_id = d.entry_id"
-    "   JOIN ledger_postings p ON p.entry_id = e.entry_id"
-    "   JOIN ledger_accounts a ON a.account = p.account"
-    " WINDOW w AS (PARTITION BY e.entry_id ORDER BY p.line"
-    "              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
-    " ORDER BY e.entry_id, p.line";
 
 /* chains the statement may extend: a row must exist before its head can be locked */
 static const char SQL_CHAINS[] =
@@ -406,29 +380,23 @@ static enum ks_code ensure_chains(struct ledger *d, PGconn *pg, struct ks_batch 
     return KS_OK;
 }
 
-/* Publishes the queued entries of the SQL entry points (SQL_QUEUED), caused by cause (a
+/* Publishes the queued entries of the SQL entry points (LEDGER_SQL_QUEUED), caused by cause (a
  * message of this batch that is not dead-lettered: its outputs and effects stay with it). */
 static enum ks_code publish_queued(struct ledger *d, struct ks_batch *b, PGconn *pg,
                                    struct ks_msg *cause, const char *topic, int64_t now_us,
                                    struct ks_err *err)
 {
-    PGresult *res = PQexec(pg, SQL_QUEUED);
+    const char *any_age = "0";
+    PGresult *res = PQexecParams(pg, LEDGER_SQL_QUEUED, 1, NULL, &any_age, NULL, NULL, 0);
     enum ks_code rc;
 
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "publish queued entries", err)) != KS_OK)
         goto out;
     for (int k = 0, rows = PQntuples(res); k < rows;) {
-        struct ledger_entry_src e = {.res = res, .from = k, .now_us = now_us};
-        int end = k + 1;
-        while (end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, k, 0)) == 0)
-            end++;
-        e.to = end;
-        e.partner = PQgetisnull(res, k, 10) ? NULL : PQgetvalue(res, k, 10);
-        e.reference = PQgetvalue(res, k, 12);
-        e.posted_us = strtoll(PQgetvalue(res, k, 13), NULL, 10);
+        struct ledger_entry_src e;
+        k = ledger_queued_entry(res, k, now_us, &e);
         if ((rc = ledger_entry_emit(d->out, b, cause, topic, &e, err)) != KS_OK)
             goto out;
-        k = end;
     }
 out:
     PQclear(res);
@@ -584,12 +552,48 @@ out:
     return rc;
 }
 
+/* The worker's settings as ks_worker_main loads them (same table, file and environment),
+ * for the publisher thread, which starts before the worker; NULL when they do not load
+ * (the worker then reports every problem and exits 2). *all lives as long as the result. */
+static struct ks_config *publisher_config(const struct ks_worker_spec *spec,
+                                          const struct ks_config_def *defs, size_t ndefs,
+                                          int argc, char **argv, struct ks_config_def **all)
+{
+    size_t ncommon = ks_common_settings_count, total = ncommon + KS_WORKER_SETTINGS_COUNT + ndefs;
+    const char *path = NULL;
+    struct ks_err err = {0};
+    struct ks_config *cfg;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") != 0 || i + 1 >= argc)
+            return NULL; /* config-doc, or a usage the worker refuses */
+        path = argv[++i];
+    }
+    if (!(*all = calloc(total, sizeof(**all))))
+        return NULL;
+    memcpy(*all, ks_common_settings, ncommon * sizeof(**all));
+    ks_worker_settings(spec->group, spec->topics, *all + ncommon);
+    memcpy(*all + ncommon + KS_WORKER_SETTINGS_COUNT, defs, ndefs * sizeof(**all));
+    if (!(cfg = ks_config_load(*all, total, path, NULL, &err))) {
+        free(*all);
+        *all = NULL;
+    }
+    return cfg;
+}
+
 int main(int argc, char **argv)
 {
     static const struct ks_config_def defs[] = {
         {"ledger.output_topic", KS_CFG_STRING, "kasir.ledger.entries", 0,
          "topic the posted journal entries (kasir.ledger.LedgerEntry) go to"},
+        {"ledger.publish.every", KS_CFG_DURATION_MS, "250ms", 0,
+         "how often the entries posted by the ledger's SQL functions (payout holds, settlements, "
+         "adjustments) are looked for and published, when outcomes do not bring them out first"},
     };
+    struct ks_config_def *pub_defs = NULL;
+    struct ks_config *pub_cfg;
+    struct ledger_pub *pub = NULL;
+    struct ks_err err = {0};
     static struct ledger d;
     const struct ks_worker_spec spec = {
         .name = "ledger",
@@ -610,7 +614,17 @@ int main(int argc, char **argv)
     ks_pgarr_bin_init(&d.payments, KS_OID_TEXT);
     if (!(d.out = json_object()))
         return 1;
+    pub_cfg = publisher_config(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, &pub_defs);
+    if (pub_cfg && !(pub = ledger_pub_start(pub_cfg, &err))) {
+        ks_log(KS_LOG_ERROR, "ledger.publish.start", err.msg, NULL);
+        ks_config_free(pub_cfg);
+        free(pub_defs);
+        return 1;
+    }
     rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
+    ledger_pub_stop(pub);
+    ks_config_free(pub_cfg);
+    free(pub_defs);
     for (int k = 0; k < NCOL; k++)
         ks_pgarr_bin_release(&d.a[k]);
     ks_pgarr_bin_release(&d.chains);

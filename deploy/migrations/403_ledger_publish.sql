@@ -7,7 +7,8 @@
 -- to its outbox in the transaction of its next batch (deleting them here): an entry is
 -- published if and only if it committed, and once into the outbox.
 CREATE TABLE ledger_unpublished (
-    entry_id bigint PRIMARY KEY
+    entry_id  bigint PRIMARY KEY,
+    queued_at timestamptz NOT NULL DEFAULT now()
 );
 -- (UPDATE: the queue is claimed FOR UPDATE SKIP LOCKED by concurrent instances)
 GRANT SELECT, UPDATE, DELETE ON ledger_unpublished TO kasir_ledger;

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lib/log.h"
 #include "lib/money.h"
@@ -74,19 +73,6 @@ enum ing_route ing_admin_ledger_route(const char *url, const char *method, const
 
 /* --- bodies ----------------------------------------------------------------------------- */
 
-static int json_media(struct ing_req *r, struct ing_problem *p)
-{
-    const char *ct = ing_header(r, "Content-Type");
-    size_t n = strlen("application/json");
-
-    if (ct && strncasecmp(ct, "application/json", n) == 0 &&
-        (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
-        return 1;
-    ing_problem(p, "unsupported_media_type", "Content-Type", "send Content-Type: %s",
-                "application/json");
-    return 0;
-}
-
 /* The body as an object whose members are all in names (NULL-terminated); NULL + p. */
 static json_t *body_object(struct ing_req *r, const char *const *names, struct ing_problem *p)
 {
@@ -94,7 +80,7 @@ static json_t *body_object(struct ing_req *r, const char *const *names, struct i
     json_t *root, *v;
     const char *key;
 
-    if (!json_media(r, p))
+    if (!ing_admin_json_media(r, p))
         return NULL;
     if (!(root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je))) {
         ing_problem(p, "malformed_json", NULL, "the body is not valid JSON: %s", je.text);
@@ -452,57 +438,9 @@ out:
 static void adjustment_list_job(struct ing_req *r, struct ing_rdb *db)
 {
     static const char *const statuses[] = {"REQUESTED", "APPROVED", "REJECTED", "EXPIRED", "all"};
-    const char *status = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "status");
-    const char *limit = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
-    const char *after = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "after");
-    const char *params[4];
-    struct ing_problem p;
-    PGresult *res;
-    json_t *list, *last = NULL;
-    char *end = NULL, lim_s[16];
-    long lim = limit ? strtol(limit, &end, 10) : 100;
-    size_t i;
-
-    for (i = 0; status && i < 5 && strcmp(status, statuses[i]) != 0; i++)
-        ;
-    if (i == 5) {
-        ing_problem(&p, "query_invalid", "status",
-                    "status must be REQUESTED, APPROVED, REJECTED, EXPIRED or all");
-        goto fail;
-    }
-    if (limit && (!*limit || *end || lim < 1 || lim > 1000)) {
-        ing_problem(&p, "query_invalid", "limit", "limit must be 1 to 1000");
-        goto fail;
-    }
-    if (after && (!*after || strlen(after) > 200)) {
-        ing_problem(&p, "query_invalid", "after", "after must be an adjustment id");
-        goto fail;
-    }
-    snprintf(lim_s, sizeof(lim_s), "%ld", lim);
-    params[0] = r->partner_id;
-    params[1] = !status || strcmp(status, "all") == 0 ? NULL : status;
-    params[2] = lim_s;
-    params[3] = after;
-    if (!(res = ing_rdb_query(db, r, SQL_LIST, 4, params, &p)))
-        goto fail;
-    list = json_array();
-    for (int t = 0; t < PQntuples(res); t++) {
-        json_t *a = json_loads(PQgetvalue(res, t, 0), 0, NULL);
-        if (!a)
-            continue;
-        format_adjustment(a);
-        last = json_object_get(a, "adjustment_id");
-        json_array_append_new(list, a);
-    }
-    ing_respond_json(r, 200, json_pack("{s:o, s:o}", "adjustments", list, "next_after",
-                                       (lim == PQntuples(res) && last) ? json_copy(last)
-                                                                       : json_null()));
-    PQclear(res);
-    ing_req_done(r);
-    return;
-fail:
-    ing_respond_problem(r, &p);
-    ing_req_done(r);
+    static const struct ing_admin_list l = {SQL_LIST, statuses, 5, "all", "adjustment_id",
+                                            "adjustments", format_adjustment};
+    ing_admin_list(r, db, &l);
 }
 
 void ing_admin_ledger(struct ing_req *r)

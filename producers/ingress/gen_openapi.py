@@ -127,7 +127,11 @@ schemas = {
                                      "account_holder": {"type": "string", "maxLength": 100}, "description": {"type": "string", "maxLength": 140},
                                      "idempotency_key": {"type": "string", "maxLength": 255}}},
     "Payout": {"type": "object", "properties": {"payout_id": STR, "seller_id": STR, "amount": AMOUNT, "currency": CUR,
-                                                "channel": STR, "status": STR, "trace_id": STR}},
+                                                "channel": STR, "status": STR, "trace_id": STR,
+                                                "failure_code": {"type": ["string", "null"], "description":
+                                                    "why a FAILED payout failed: INSUFFICIENT_FUNDS (refused by the ledger "
+                                                    "before any PSP) or the PSP's normalized code"},
+                                                "failure_message": {"type": ["string", "null"]}}},
     "WebhookAck": {"type": "object", "properties": {"webhook_id": STR, "event_id": STR, "status": {"const": "received"}}},
     "SettlementAccepted": {"type": "object", "properties": {"file_id": STR, "psp": STR, "format": STR, "rows": {"type": "integer"},
                                                             "status": {"const": "published"}, "trace_id": STR}},

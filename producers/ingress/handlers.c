@@ -635,6 +635,7 @@ static void payout_get(struct ing_req *r)
                "SELECT json_build_object('payout_id', payout_id, 'seller_id', seller_id, "
                "'amount_minor', amount_minor, 'currency', currency, 'channel', lower(channel), "
                "'bank_code', bank_code, 'ewallet_channel', ewallet_channel, 'status', status, "
+               "'failure_code', failure_code, 'failure_message', failure_message, "
                "'created_at', to_char(created_at AT TIME ZONE 'UTC', "
                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
                "FROM payouts WHERE payout_id = $1 AND partner_id = $2 "

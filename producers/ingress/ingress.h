@@ -238,6 +238,22 @@ void ing_settle_join(void);
 /* admin_holds.c: held payments and payouts (kasir-risk) */
 enum ing_route ing_admin_holds_route(const char *url, const char *method);
 void ing_admin_holds(struct ing_req *r);
+/* An admin list, oldest first and paged (?status=&limit=&after=): status one of statuses
+ * (def_status when absent; "all" lists every status), limit 1-1000 (100), after an id of
+ * at most 200 bytes (a bad one: 400 naming it). sql takes (partner, status or NULL, limit,
+ * after) and returns one jsonb per item; format rewrites an item for the API; the answer is
+ * {<name>: [...], "next_after": <id_member of the last item, or null on the last page>}.
+ * On a reader thread; answers r. */
+struct ing_admin_list {
+    const char *sql;
+    const char *const *statuses;
+    size_t nstatuses;
+    const char *def_status, *id_member, *name;
+    void (*format)(json_t *item);
+};
+void ing_admin_list(struct ing_req *r, struct ing_rdb *db, const struct ing_admin_list *l);
+/* 1 when r's Content-Type is application/json, else 0 + p (415). */
+int ing_admin_json_media(struct ing_req *r, struct ing_problem *p);
 
 /* balances.c: a seller's wallet balances */
 void ing_balance_get(struct ing_req *r);

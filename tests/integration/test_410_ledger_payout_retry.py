@@ -38,6 +38,8 @@ def test_payout_retry(ingress, risk_daemons):
     payout_row(a.partner_id, final, "FAILED", "invalid_account")
     payout_row(a.partner_id, paid, "PAID_OUT", None)
 
+    g = ingress.request("GET", "/v1/payouts/" + unfunded, auth=a).json()
+    assert (g["status"], g["failure_code"]) == ("FAILED", "INSUFFICIENT_FUNDS"), g
     r = retry(ingress, final, admin_a)
     assert r.status == 409 and r.code == "payout_not_retriable" and "invalid_account" in r.json()["detail"], r
     r = retry(ingress, paid, admin_a)

@@ -387,7 +387,7 @@ static enum ks_code publish_queued(struct ledger *d, struct ks_batch *b, PGconn 
                                    struct ks_err *err)
 {
     const char *any_age = "0";
-    PGresult *res = PQexecParams(pg, LEDGER_SQL_QUEUED, 1, NULL, &any_age, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(pg, "ledger_queued", 1, &any_age, NULL, NULL, 0);
     enum ks_code rc;
 
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "publish queued entries", err)) != KS_OK)
@@ -473,6 +473,12 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
     if (d->prepared_on != pg || d->prepared_pid != PQbackendPID(pg)) {
         res = PQprepare(pg, "ledger_post", SQL_POST, NCOL, NULL);
         if ((rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "prepare the post statement", err)) !=
+            KS_OK)
+            goto out;
+        PQclear(res);
+        /* the queue's claim: planned once too (it runs once per batch, mostly on nothing) */
+        res = PQprepare(pg, "ledger_queued", LEDGER_SQL_QUEUED, 1, NULL);
+        if ((rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "prepare the queue statement", err)) !=
             KS_OK)
             goto out;
         PQclear(res);

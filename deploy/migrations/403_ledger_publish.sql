@@ -10,8 +10,10 @@ CREATE TABLE ledger_unpublished (
     entry_id  bigint PRIMARY KEY,
     queued_at timestamptz NOT NULL DEFAULT now()
 );
--- (UPDATE: the queue is claimed FOR UPDATE SKIP LOCKED by concurrent instances)
-GRANT SELECT, UPDATE, DELETE ON ledger_unpublished TO kasir_ledger;
+-- (UPDATE of one column: claiming rows FOR UPDATE SKIP LOCKED needs an UPDATE privilege;
+-- the entry ids themselves cannot be changed)
+GRANT SELECT, DELETE ON ledger_unpublished TO kasir_ledger;
+GRANT UPDATE (queued_at) ON ledger_unpublished TO kasir_ledger;
 
 -- every entry ledger_post() wrote before this migration
 INSERT INTO ledger_unpublished (entry_id)

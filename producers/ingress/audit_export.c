@@ -297,7 +297,11 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
     x->conn = r->conn;
     x->refs = 1;
     snprintf(x->trace_id, sizeof(x->trace_id), "%s", r->trace_id);
-    x->pg = PQconnectdb(ING.pg_dsn);
+    {
+        const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+        const char *vals[] = {"5", "kasir-ingress-export", ING.pg_dsn, NULL};
+        x->pg = PQconnectdbParams(keys, vals, 1);
+    }
     if (PQstatus(x->pg) != CONNECTION_OK) {
         ing_problem(&p, "unavailable", NULL, "the database is unreachable; retry later");
         goto fail;

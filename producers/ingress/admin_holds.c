@@ -26,7 +26,6 @@ static const char SQL_LIST[] = "SELECT risk_holds_list($1, $2, $3::int, $4)";
 static const char SQL_DECIDE[] = "SELECT risk_hold_decide($1, $2, $3::boolean, $4, $5)";
 
 #define PREFIX "/v1/admin/holds"
-#define MAX_REASON 500
 
 enum ing_route ing_admin_holds_route(const char *url, const char *method)
 {
@@ -148,7 +147,7 @@ static void list(struct ing_req *r, struct ing_rdb *db)
     ing_admin_list(r, db, &l);
 }
 
-int ing_admin_json_media(struct ing_req *r, struct ing_problem *p)
+static int json_media(struct ing_req *r, struct ing_problem *p)
 {
     const char *ct = ing_header(r, "Content-Type");
     size_t n = strlen("application/json");
@@ -162,15 +161,15 @@ int ing_admin_json_media(struct ing_req *r, struct ing_problem *p)
     return 1;
 }
 
-/* the admin's reason from {"reason": "..."}; NULL + p when the body is not that */
-static json_t *parse_reason(struct ing_req *r, const char **reason, struct ing_problem *p)
+json_t *ing_admin_body(struct ing_req *r, const char *const *names, struct ing_problem *p)
 {
     json_error_t je;
-    json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root, *v;
     const char *key;
-    json_t *v;
 
-    if (!root) {
+    if (!json_media(r, p))
+        return NULL;
+    if (!(root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je))) {
         ing_problem(p, "malformed_json", NULL, "the body is not valid JSON: %s", je.text);
         return NULL;
     }
@@ -179,33 +178,58 @@ static json_t *parse_reason(struct ing_req *r, const char **reason, struct ing_p
         goto bad;
     }
     json_object_foreach(root, key, v) {
-        if (strcmp(key, "reason") != 0) {
+        size_t i;
+        for (i = 0; names[i] && strcmp(names[i], key) != 0; i++)
+            ;
+        if (!names[i]) {
             ing_problem(p, "field_unknown", key, "%.60s is not a field of this request", key);
             goto bad;
         }
-    }
-    v = json_object_get(root, "reason");
-    if (!v) {
-        ing_problem(p, "field_required", "reason", "reason is required: why the hold is decided");
-        goto bad;
-    }
-    if (!json_is_string(v)) {
-        ing_problem(p, "field_type", "reason", "reason must be a string");
-        goto bad;
-    }
-    *reason = json_string_value(v);
-    if (!**reason) {
-        ing_problem(p, "field_empty", "reason", "reason must not be empty");
-        goto bad;
-    }
-    if (strlen(*reason) > MAX_REASON) {
-        ing_problem(p, "field_too_long", "reason", "reason has at most %d characters", MAX_REASON);
-        goto bad;
     }
     return root;
 bad:
     json_decref(root);
     return NULL;
+}
+
+int ing_admin_str(json_t *root, const char *name, int required, size_t max, const char **out,
+                  struct ing_problem *p)
+{
+    json_t *v = json_object_get(root, name);
+
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (!required)
+            return 0;
+        ing_problem(p, "field_required", name, "%s is required", name);
+        return -1;
+    }
+    if (!json_is_string(v)) {
+        ing_problem(p, "field_type", name, "%s must be a string", name);
+        return -1;
+    }
+    *out = json_string_value(v);
+    if (!**out) {
+        ing_problem(p, "field_empty", name, "%s must not be empty", name);
+        return -1;
+    }
+    if (strlen(*out) > max) {
+        ing_problem(p, "field_too_long", name, "%s has at most %zu characters", name, max);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_problem *p)
+{
+    static const char *const names[] = {"reason", NULL};
+    json_t *root = ing_admin_body(r, names, p);
+
+    if (root && ing_admin_str(root, "reason", 1, ING_ADMIN_MAX_REASON, reason, p) != 0) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
 }
 
 static void decide(struct ing_req *r, struct ing_rdb *db)
@@ -220,7 +244,7 @@ static void decide(struct ing_req *r, struct ing_rdb *db)
     PGresult *res;
 
     snprintf(hold, sizeof(hold), "%.*s", (int)(slash - id), id);
-    if (!ing_admin_json_media(r, &p) || !(body = parse_reason(r, &reason, &p)))
+    if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     /* who: the partner and the credential (API key or token) that made the call */
     snprintf(actor, sizeof(actor), "%s/%s", r->partner_id, r->cred_id);

@@ -31,7 +31,6 @@ static const char SQL_DECIDE[] =
     "SELECT ledger_adjustment_decide($1, $2, $3::boolean, $4, $5, $6)";
 static const char SQL_LIST[] = "SELECT ledger_adjustments_list($1, $2, $3::int, $4)";
 
-#define MAX_REASON 500
 #define ADJ "/v1/admin/adjustments"
 #define RETRY_PREFIX "/v1/admin/payouts/"
 #define EXPORT "/v1/admin/audit-export"
@@ -72,67 +71,6 @@ enum ing_route ing_admin_ledger_route(const char *url, const char *method, const
 }
 
 /* --- bodies ----------------------------------------------------------------------------- */
-
-/* The body as an object whose members are all in names (NULL-terminated); NULL + p. */
-static json_t *body_object(struct ing_req *r, const char *const *names, struct ing_problem *p)
-{
-    json_error_t je;
-    json_t *root, *v;
-    const char *key;
-
-    if (!ing_admin_json_media(r, p))
-        return NULL;
-    if (!(root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je))) {
-        ing_problem(p, "malformed_json", NULL, "the body is not valid JSON: %s", je.text);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        ing_problem(p, "body_not_object", NULL, "the body must be a JSON object");
-        goto bad;
-    }
-    json_object_foreach(root, key, v) {
-        size_t i;
-        for (i = 0; names[i] && strcmp(names[i], key) != 0; i++)
-            ;
-        if (!names[i]) {
-            ing_problem(p, "field_unknown", key, "%.60s is not a field of this request", key);
-            goto bad;
-        }
-    }
-    return root;
-bad:
-    json_decref(root);
-    return NULL;
-}
-
-/* A string member: required or not, 1..max characters. *out NULL when absent. */
-static int str_member(json_t *root, const char *name, int required, size_t max,
-                      const char **out, struct ing_problem *p)
-{
-    json_t *v = json_object_get(root, name);
-
-    *out = NULL;
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return 0;
-        ing_problem(p, "field_required", name, "%s is required", name);
-        return -1;
-    }
-    if (!json_is_string(v)) {
-        ing_problem(p, "field_type", name, "%s must be a string", name);
-        return -1;
-    }
-    *out = json_string_value(v);
-    if (!**out) {
-        ing_problem(p, "field_empty", name, "%s must not be empty", name);
-        return -1;
-    }
-    if (strlen(*out) > max) {
-        ing_problem(p, "field_too_long", name, "%s has at most %zu characters", name, max);
-        return -1;
-    }
-    return 0;
-}
 
 /* letters, digits and _ - . : (the ingress's seller ids and PSP names) */
 static int id_chars_ok(const char *s)
@@ -189,7 +127,6 @@ static json_t *call(struct ing_req *r, struct ing_rdb *db, const char *sql, int 
  * PayoutRequested published; the answer goes when Kafka confirms (publish.c, K_DIRECT) */
 static void retry_job(struct ing_req *r, struct ing_rdb *db)
 {
-    static const char *const names[] = {"reason", NULL};
     const char *id = r->url + strlen(RETRY_PREFIX), *reason;
     char payout[256], actor[2 * KS_ID_LEN + 2];
     struct ing_problem p;
@@ -199,8 +136,7 @@ static void retry_job(struct ing_req *r, struct ing_rdb *db)
     int replay;
 
     snprintf(payout, sizeof(payout), "%.*s", (int)(strchr(id, '/') - id), id);
-    if (!(body = body_object(r, names, &p)) ||
-        str_member(body, "reason", 1, MAX_REASON, &reason, &p) != 0)
+    if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     actor_of(r, actor);
     params[0] = r->partner_id;
@@ -289,15 +225,15 @@ static void adjustment_create_job(struct ing_req *r, struct ing_rdb *db)
     json_t *body = NULL, *out = NULL, *a;
     const char *params[10];
 
-    if (!(body = body_object(r, names, &p)) ||
-        str_member(body, "seller_id", 1, ING_ID_MAX, &seller, &p) != 0 ||
-        str_member(body, "direction", 1, 6, &dir, &p) != 0 ||
-        str_member(body, "amount", 1, 40, &amount, &p) != 0 ||
-        str_member(body, "currency", 1, 3, &cur, &p) != 0 ||
-        str_member(body, "counter_account", 1, 20, &counter, &p) != 0 ||
-        str_member(body, "psp", 0, 32, &psp, &p) != 0 ||
-        str_member(body, "reason", 1, MAX_REASON, &reason, &p) != 0 ||
-        str_member(body, "idempotency_key", 0, 255, &idem, &p) != 0)
+    if (!(body = ing_admin_body(r, names, &p)) ||
+        ing_admin_str(body, "seller_id", 1, ING_ID_MAX, &seller, &p) != 0 ||
+        ing_admin_str(body, "direction", 1, 6, &dir, &p) != 0 ||
+        ing_admin_str(body, "amount", 1, 40, &amount, &p) != 0 ||
+        ing_admin_str(body, "currency", 1, 3, &cur, &p) != 0 ||
+        ing_admin_str(body, "counter_account", 1, 20, &counter, &p) != 0 ||
+        ing_admin_str(body, "psp", 0, 32, &psp, &p) != 0 ||
+        ing_admin_str(body, "reason", 1, ING_ADMIN_MAX_REASON, &reason, &p) != 0 ||
+        ing_admin_str(body, "idempotency_key", 0, 255, &idem, &p) != 0)
         goto fail;
     if (!id_chars_ok(seller)) {
         ing_problem(&p, "field_format", "seller_id",
@@ -376,7 +312,6 @@ out:
 
 static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
 {
-    static const char *const names[] = {"reason", NULL};
     const char *id = r->url + strlen(ADJ) + 1, *slash = strchr(id, '/'), *reason, *outcome;
     int approve = strcmp(slash, "/approve") == 0;
     char adj[256], actor[2 * KS_ID_LEN + 2];
@@ -385,8 +320,7 @@ static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
     const char *params[6];
 
     snprintf(adj, sizeof(adj), "%.*s", (int)(slash - id), id);
-    if (!(body = body_object(r, names, &p)) ||
-        str_member(body, "reason", 1, MAX_REASON, &reason, &p) != 0)
+    if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     actor_of(r, actor);
     params[0] = r->partner_id;

@@ -252,8 +252,15 @@ struct ing_admin_list {
     void (*format)(json_t *item);
 };
 void ing_admin_list(struct ing_req *r, struct ing_rdb *db, const struct ing_admin_list *l);
-/* 1 when r's Content-Type is application/json, else 0 + p (415). */
-int ing_admin_json_media(struct ing_req *r, struct ing_problem *p);
+/* An admin request's JSON body: Content-Type application/json (else 415), an object whose
+ * members are all in names (NULL-terminated); NULL + p naming what is wrong. */
+json_t *ing_admin_body(struct ing_req *r, const char *const *names, struct ing_problem *p);
+/* A string member of it: required or not, 1..max bytes; *out NULL when absent. 0 or -1 + p. */
+int ing_admin_str(json_t *root, const char *name, int required, size_t max, const char **out,
+                  struct ing_problem *p);
+/* The body {"reason": "..."} of a decision (who decides is the caller's credential). */
+#define ING_ADMIN_MAX_REASON 500
+json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_problem *p);
 
 /* balances.c: a seller's wallet balances */
 void ing_balance_get(struct ing_req *r);

@@ -69,7 +69,11 @@ static const char SQL_LOOKUP[] =
     "                      ORDER BY attempt DESC LIMIT 1) a ON true";
 
 /* The journal: the attempts, and the objects they act on moved to EXECUTING, in one commit
- * (ks_batch_journal). ON CONFLICT: a journal written again (a re-run batch) is harmless. */
+ * (ks_batch_journal). An attempt that is there already was journaled by another instance
+ * (the same command on a main and a retry topic, read by two instances, each finding no
+ * attempt): its PSP may not be ours, so sending it could charge twice. The statement then
+ * fails (executor_journal_conflict, retriable), nothing of this partition is sent, and the
+ * re-run finds that attempt and asks its PSP first. */
 static const char SQL_JOURNAL[] =
     "WITH u AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],"
     "                                 $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])"
@@ -77,7 +81,8 @@ static const char SQL_JOURNAL[] =
     " ins AS (INSERT INTO executor_attempts (command_id, attempt, kind, object_id, order_id, psp,"
     "                                        method, idem_key, amount_minor, currency)"
     "         SELECT cid, attempt, kind, oid, nullif(order_id, ''), psp, method, idem, amount,"
-    "                currency FROM u ORDER BY cid, attempt ON CONFLICT DO NOTHING),"
+    "                currency FROM u ORDER BY cid, attempt ON CONFLICT DO NOTHING"
+    "         RETURNING command_id, attempt),"
     " ord AS (UPDATE payment_orders o SET status = 'EXECUTING', updated_at = now() FROM u"
     "          WHERE u.kind = 'CHARGE' AND o.order_id = u.oid AND o.status = 'NOT_STARTED'"
     "          RETURNING o.payment_id),"
@@ -89,7 +94,9 @@ static const char SQL_JOURNAL[] =
     " ref AS (UPDATE refunds r SET status = 'EXECUTING', updated_at = now() FROM u"
     "          WHERE u.kind = 'REFUND' AND r.refund_id = u.oid"
     "            AND r.status IN ('PENDING_PUBLISH', 'REQUESTED'))"
-    " SELECT 1";
+    " SELECT executor_journal_conflict(u.cid, u.attempt) FROM u"
+    "  WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.command_id = u.cid COLLATE \"C\""
+    "                                          AND ins.attempt = u.attempt)";
 
 /* The verdicts, in the batch's transaction (with the outcomes in the outbox). Only a row
  * still 'sent' moves: the journal is the one record of what is known. */
@@ -277,6 +284,20 @@ static int parse_failover(const char *s, struct failover *fo, size_t *n, char *w
 
 /* --- validation --------------------------------------------------------------------------- */
 
+/* The fields of a command that reach a PSP as a header value, a URL or a merchant
+ * reference: a line feed there would end the idempotency header and start one of the
+ * command's choosing, so a control character makes the command invalid. */
+static const char *const PSP_VISIBLE[] = {"command_id", "psp_idempotency_key", "order_id",
+                                          "payment_id", "refund_id", "payout_id", "partner_id"};
+
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *err)
 {
     json_t *v = m->value;
@@ -290,6 +311,10 @@ static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *e
         return ks_err_set(err, KS_EINVAL, 0, "currency", "unknown currency %.8s", cur);
     if (!*str_field(v, "partner_id"))
         return ks_err_set(err, KS_EINVAL, 0, "partner_id", "partner_id is empty");
+    for (size_t i = 0; i < sizeof(PSP_VISIBLE) / sizeof(PSP_VISIBLE[0]); i++)
+        if (has_control(str_field(v, PSP_VISIBLE[i])))
+            return ks_err_set(err, KS_EINVAL, 0, PSP_VISIBLE[i], "%s holds a control character",
+                              PSP_VISIBLE[i]);
     if (strcmp(m->schema, SCHEMA_REFUND) == 0) {
         if (!*str_field(v, "refund_id") || !*str_field(v, "order_id"))
             return ks_err_set(err, KS_EINVAL, 0, !*str_field(v, "refund_id") ? "refund_id" : "order_id",

@@ -897,6 +897,20 @@ static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *i
     return rc;
 }
 
+/* The breaker slot an item took in decide: its call's health recorded, or the slot given
+ * back when no call was made. Once per item, also when the batch fails before record():
+ * a half-open circuit whose probe slots are never returned refuses every call for good. */
+static void settle_probe(struct ex_item *it, int64_t now)
+{
+    if (!it->probe)
+        return;
+    if (it->job.health < 0)
+        ex_breaker_release(it->br);
+    else
+        ex_breaker_record(it->br, it->job.health, now);
+    it->probe = 0;
+}
+
 /* Step 5: verdicts into the journal and the outbox. */
 static enum ks_code record(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
                            PGconn *pg, int64_t now, struct ks_err *err)
@@ -916,10 +930,7 @@ static enum ks_code record(struct exe *x, struct ks_batch *b, struct ex_item *it
 
         if (it->action != A_SEND && it->action != A_STATUS)
             continue;
-        if (it->probe && j->health < 0)
-            ex_breaker_release(it->br);
-        else if (it->probe)
-            ex_breaker_record(it->br, j->health, now);
+        settle_probe(it, now);
         if (j->invalid) {
             /* refused by the adapter, never journaled, never sent */
             rc = emit_outcome(x, b, it->m, it->m->value, PSP_NAMES[it->psp], "FAILED", &j->res, err);
@@ -1047,8 +1058,10 @@ static enum ks_code handle_batch(struct ks_batch *b, PGconn *pg, void *ctx, stru
             t_calls - t_journal, ks_clock_mono_us() - t_calls);
 out:
     PQclear(res);
-    for (size_t i = 0; i < nc; i++)
+    for (size_t i = 0; i < nc; i++) {
+        settle_probe(&x->items[i], ks_clock_mono_us() / 1000);
         ex_job_release(&x->items[i].job);
+    }
     return rc;
 }
 

@@ -141,6 +141,14 @@ static const char SQL_REFUND[] =
     "                  WHERE order_id = $2 AND kind = 'CHARGE' ORDER BY attempt DESC LIMIT 1),"
     "                 'none')";
 
+/* Taken before SQL_REFUND, in a statement of its own so that SQL_REFUND's snapshot sees
+ * every refund of the order accepted before: two instances checking two refunds of one
+ * order (one from the main topic, one from a retry topic) would otherwise each miss the
+ * other's uncommitted row and accept more than the capture. Held to the batch's commit;
+ * only refund acceptances of the same order wait on it. */
+static const char SQL_REFUND_LOCK[] =
+    "SELECT pg_advisory_xact_lock(hashtextextended('kasir-executor-refund:' || $1, 0))";
+
 /* --- settings --------------------------------------------------------------------------- */
 
 static const struct ks_config_def exec_settings[] = {
@@ -530,6 +538,11 @@ static enum ks_code handle_refund(struct ks_batch *b, struct ks_msg *m, PGconn *
     int64_t amt = json_integer_value(json_object_get(v, "amount_minor"));
 
     snprintf(amount, sizeof(amount), "%" PRId64, amt);
+    res = PQexecParams(pg, SQL_REFUND_LOCK, 1, NULL, p + 1, NULL, NULL, 0);
+    rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "lock the order's refunds", err);
+    PQclear(res);
+    if (rc != KS_OK)
+        return rc;
     res = PQexecParams(pg, SQL_REFUND, 5, NULL, p, NULL, NULL, 0);
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "check refund", err)) != KS_OK)
         goto out;

@@ -57,16 +57,24 @@
 
 /* --- SQL ------------------------------------------------------------------------------ */
 
-/* Each command's latest attempt, and the status of what it acts on (NULL: no such row). */
+/* Each command's latest attempt, and the status of what it acts on (NULL: no such row),
+ * with whether the command's amount, currency and partner are that row's ($4..$6). */
 static const char SQL_LOOKUP[] =
-    "SELECT u.ord, a.attempt, a.state, a.psp, a.psp_reference,"
-    "       CASE u.kind WHEN 'CHARGE' THEN (SELECT status FROM payment_orders o WHERE o.order_id = u.oid)"
-    "                   WHEN 'REFUND' THEN (SELECT status FROM refunds r WHERE r.refund_id = u.oid)"
-    "                   ELSE (SELECT status FROM payouts p WHERE p.payout_id = u.oid) END"
-    "  FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(cid, kind, oid, ord)"
+    "SELECT u.ord, a.attempt, a.state, a.psp, a.psp_reference, s.status,"
+    "       s.amount_minor = u.amount AND s.currency = u.currency AND s.partner_id = u.partner"
+    "  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])"
+    "       WITH ORDINALITY AS u(cid, kind, oid, amount, currency, partner, ord)"
     "  LEFT JOIN LATERAL (SELECT attempt, state, psp, psp_reference FROM executor_attempts e"
     "                      WHERE e.command_id = u.cid COLLATE \"C\""
-    "                      ORDER BY attempt DESC LIMIT 1) a ON true";
+    "                      ORDER BY attempt DESC LIMIT 1) a ON true"
+    "  LEFT JOIN LATERAL (SELECT status, amount_minor, currency, partner_id FROM payment_orders o"
+    "                      WHERE u.kind = 'CHARGE' AND o.order_id = u.oid"
+    "                    UNION ALL"
+    "                    SELECT status, amount_minor, currency, partner_id FROM refunds r"
+    "                      WHERE u.kind = 'REFUND' AND r.refund_id = u.oid"
+    "                    UNION ALL"
+    "                    SELECT status, amount_minor, currency, partner_id FROM payouts p"
+    "                      WHERE u.kind = 'PAYOUT' AND p.payout_id = u.oid) s ON true";
 
 /* The journal: the attempts, and the objects they act on moved to EXECUTING, in one commit
  * (ks_batch_journal). An attempt that is there already was journaled by another instance
@@ -702,19 +710,22 @@ static int pick_psp(struct exe *x, struct ex_item *it, int64_t now)
 static enum ks_code lookup(struct exe *x, struct ex_item *items, size_t n, PGconn *pg,
                            PGresult **out, struct ks_err *err)
 {
-    const char *p[3];
+    const char *p[6];
 
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 6; k++)
         ks_pgarr_reset(&x->a[k]);
     for (size_t i = 0; i < n; i++) {
         ks_pgarr_text(&x->a[0], items[i].job.cmd.command_id);
         ks_pgarr_text(&x->a[1], items[i].kind);
         ks_pgarr_text(&x->a[2], object_id(&items[i]));
+        ks_pgarr_int(&x->a[3], items[i].job.cmd.amount_minor);
+        ks_pgarr_text(&x->a[4], items[i].job.cmd.currency);
+        ks_pgarr_text(&x->a[5], items[i].job.cmd.partner_id);
     }
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 6; k++)
         if (!(p[k] = ks_pgarr_str(&x->a[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    *out = PQexecParams(pg, SQL_LOOKUP, 3, NULL, p, NULL, NULL, 0);
+    *out = PQexecParams(pg, SQL_LOOKUP, 6, NULL, p, NULL, NULL, 0);
     return ks_pg_check(pg, *out, PGRES_TUPLES_OK, "look up attempts", err);
 }
 
@@ -795,6 +806,13 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
         }
         if (PQgetisnull(res, r, 5)) {
             fail_msg(b, it, KS_ENOTFOUND, 0, "no %s row for this command", it->kind);
+            continue;
+        }
+        if (strcmp(PQgetvalue(res, r, 6), "t") != 0) {
+            /* the command would move money Kasir's row does not say: the amount, currency
+             * or partner of its order (refund, payout) differ */
+            fail_msg(b, it, KS_EINVAL, 0,
+                     "the command's amount, currency or partner is not its %s row's", it->kind);
             continue;
         }
         if (!actionable(it, st)) {

@@ -58,10 +58,13 @@
 /* --- SQL ------------------------------------------------------------------------------ */
 
 /* Each command's latest attempt, and the status of what it acts on (NULL: no such row),
- * with whether the command's amount, currency and partner are that row's ($4..$6). */
+ * with whether the command's amount, currency and partner are that row's ($4..$6), and
+ * whether another command acted on the same object already. */
 static const char SQL_LOOKUP[] =
     "SELECT u.ord, a.attempt, a.state, a.psp, a.psp_reference, s.status,"
-    "       s.amount_minor = u.amount AND s.currency = u.currency AND s.partner_id = u.partner"
+    "       s.amount_minor = u.amount AND s.currency = u.currency AND s.partner_id = u.partner,"
+    "       EXISTS (SELECT 1 FROM executor_attempts x WHERE x.kind = u.kind AND x.object_id = u.oid"
+    "                  AND x.command_id <> u.cid COLLATE \"C\")"
     "  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])"
     "       WITH ORDINALITY AS u(cid, kind, oid, amount, currency, partner, ord)"
     "  LEFT JOIN LATERAL (SELECT attempt, state, psp, psp_reference FROM executor_attempts e"
@@ -217,6 +220,7 @@ struct ex_item {
     int attempt;
     struct ex_breaker *br;
     int probe;     /* ex_breaker_allow was asked (and said yes) */
+    int other_command; /* another command of this batch acts on the same object */
     const char *kind;
     struct ex_kv details[MAX_DETAILS];
     struct ex_job job;
@@ -738,6 +742,15 @@ static int by_command(const void *a, const void *b)
     return c ? c : (i > j) - (i < j);
 }
 
+static int by_object(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(g_sort_items[i].kind, g_sort_items[j].kind);
+    if (!c)
+        c = strcmp(object_id(&g_sort_items[i]), object_id(&g_sort_items[j]));
+    return c ? c : (i > j) - (i < j);
+}
+
 /* A command delivered twice in one batch (a relay's duplicate, a replay) is acted on once:
  * both copies would find no journal row and call the PSP. The later copies are skipped. */
 static void skip_repeats(struct ex_item *items, size_t n)
@@ -758,6 +771,14 @@ static void skip_repeats(struct ex_item *items, size_t n)
     for (size_t k = 1; k < n; k++)
         if (strcmp(items[ix[k]].job.cmd.command_id, items[ix[k - 1]].job.cmd.command_id) == 0)
             items[ix[k]].action = A_SKIP;
+    /* another command for an object a command of this batch acts on: never both sent */
+    qsort(ix, n, sizeof(*ix), by_object);
+    for (size_t k = 1; k < n; k++) {
+        struct ex_item *a = &items[ix[k - 1]], *c = &items[ix[k]];
+        if (strcmp(a->kind, c->kind) == 0 && strcmp(object_id(a), object_id(c)) == 0 &&
+            strcmp(a->job.cmd.command_id, c->job.cmd.command_id) != 0)
+            c->other_command = 1;
+    }
     free(ix);
 }
 
@@ -813,6 +834,12 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
              * or partner of its order (refund, payout) differ */
             fail_msg(b, it, KS_EINVAL, 0,
                      "the command's amount, currency or partner is not its %s row's", it->kind);
+            continue;
+        }
+        if (it->other_command || strcmp(PQgetvalue(res, r, 7), "t") == 0) {
+            /* one order, one charge (one refund, one payout): a second command with its own
+             * idempotency key would be a second operation at the PSP */
+            fail_msg(b, it, KS_EINVAL, 0, "another command acts on this %s already", it->kind);
             continue;
         }
         if (!actionable(it, st)) {

@@ -49,6 +49,8 @@ PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} psql "$dsn" -qtAX -c 'SELECT 1' >/dev
 # as long as the run. Each request ends with a marker line; answers are read up to it.
 coproc PSQL { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} \
     exec psql "$dsn" -v ON_ERROR_STOP=0 -qtAX 2>&1; }
+# bash unsets PSQL_PID once the coprocess has exited: keep it for the final wait
+psql_pid=$PSQL_PID
 mark="--kasir-migrate-$$-$RANDOM--"
 # q SQL: runs SQL in the session; the answer rows land in $ans; fails on any ERROR.
 q() {
@@ -175,4 +177,4 @@ done
 [ $ran -gt 0 ] || say "the database is up to date"
 q "SELECT pg_advisory_unlock(hashtext('kasir-migrate'))" || true
 exec {PSQL[1]}>&-
-wait "$PSQL_PID" 2>/dev/null || true
+wait "$psql_pid" 2>/dev/null || true

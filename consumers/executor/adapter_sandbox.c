@@ -140,6 +140,26 @@ static void next_action(json_t *na, struct ex_result *res)
     }
 }
 
+/* 1 when o is the sandbox's object for cmd: its merchant reference, amount and currency
+ * are the command's. An answer for another order, amount or currency (a broken proxy or
+ * PSP, a mixed-up connection) says nothing about ours: read as unknown, never as success
+ * or failure. */
+static int is_ours(const struct ex_cmd *cmd, json_t *o)
+{
+    const char *ref = json_string_value(json_object_get(o, "reference"));
+    const char *amt = json_string_value(json_object_get(o, "amount"));
+    const char *cur = json_string_value(json_object_get(o, "currency"));
+    const char *want = cmd->op == EX_OP_CHARGE   ? cmd->order_id
+                       : cmd->op == EX_OP_REFUND ? cmd->refund_id
+                                                 : cmd->payout_id;
+    struct ks_money m;
+    struct ks_err e = {0};
+
+    if (!ref || strcmp(ref, want) != 0 || !cur || strcmp(cur, cmd->currency) != 0 || !amt)
+        return 0;
+    return ks_money_parse(amt, cur, "amount", &m, &e) == KS_OK && m.minor == cmd->amount_minor;
+}
+
 /* An object the sandbox answered (charge, refund, payout) into res. */
 static void read_object(const struct ex_cmd *cmd, json_t *o, struct ex_result *res)
 {
@@ -150,7 +170,7 @@ static void read_object(const struct ex_cmd *cmd, json_t *o, struct ex_result *r
     struct ks_money m;
     struct ks_err e = {0};
 
-    if (!st || !id) {
+    if (!st || !id || !is_ours(cmd, o)) {
         res->verdict = EX_UNKNOWN;
         return;
     }

@@ -104,15 +104,35 @@ static void copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* 1 when o can be the answer for cmd: its amount and currency are the command's, and the
+ * merchant id in its metadata, when there is one, is ours. An object for another order,
+ * amount or currency (a broken proxy, a mixed-up connection) says nothing about our
+ * operation: read as unknown, never as a success or a failure. */
+static int is_ours(const struct ex_cmd *cmd, json_t *o, int refund)
+{
+    const char *cur = json_string_value(json_object_get(o, "currency"));
+    const char *mine = json_string_value(json_object_get(json_object_get(o, "metadata"),
+                                                         refund ? "refund_id" : "order_id"));
+    json_t *amt = json_object_get(o, "amount");
+
+    if (!json_is_integer(amt) || json_integer_value(amt) != cmd->amount_minor || !cur ||
+        strlen(cur) != 3 || strlen(cmd->currency) != 3)
+        return 0;
+    for (int i = 0; i < 3; i++)
+        if (tolower((unsigned char)cur[i]) != tolower((unsigned char)cmd->currency[i]))
+            return 0;
+    return !mine || strcmp(mine, refund ? cmd->refund_id : cmd->order_id) == 0;
+}
+
 /* A PaymentIntent or a Refund object into res. */
-static void read_object(json_t *o, struct ex_result *res)
+static void read_object(const struct ex_cmd *cmd, json_t *o, struct ex_result *res)
 {
     const char *obj = json_string_value(json_object_get(o, "object"));
     const char *st = json_string_value(json_object_get(o, "status"));
     int refund = obj && strcmp(obj, "refund") == 0;
 
     res->verdict = EX_UNKNOWN;
-    if (!obj || !st || !json_string_value(json_object_get(o, "id")))
+    if (!obj || !st || !json_string_value(json_object_get(o, "id")) || !is_ours(cmd, o, refund))
         return;
     copy(res->psp_reference, sizeof(res->psp_reference), json_string_value(json_object_get(o, "id")));
     res->amount_minor = json_integer_value(json_object_get(o, refund ? "amount" : "amount_received"));
@@ -153,11 +173,10 @@ static void parse(const struct ex_conf *conf, const struct ex_cmd *cmd, int step
     const char *type = json_string_value(json_object_get(e, "type"));
 
     (void)conf;
-    (void)cmd;
     (void)step;
     res->verdict = EX_UNKNOWN;
     if (http_status == 200 && json_is_object(b)) {
-        read_object(b, res);
+        read_object(cmd, b, res);
     } else if (http_status == 401 || http_status == 403 || http_status == 429) {
         /* not run: a bad key (our configuration, retried for an operator), or rate
          * limiting */

@@ -57,19 +57,34 @@
 
 /* --- SQL ------------------------------------------------------------------------------ */
 
-/* Each command's latest attempt, and the status of what it acts on (NULL: no such row). */
+/* Each command's latest attempt, and the status of what it acts on (NULL: no such row),
+ * with whether the command's amount, currency and partner are that row's ($4..$6), and
+ * whether another command acted on the same object already. */
 static const char SQL_LOOKUP[] =
-    "SELECT u.ord, a.attempt, a.state, a.psp, a.psp_reference,"
-    "       CASE u.kind WHEN 'CHARGE' THEN (SELECT status FROM payment_orders o WHERE o.order_id = u.oid)"
-    "                   WHEN 'REFUND' THEN (SELECT status FROM refunds r WHERE r.refund_id = u.oid)"
-    "                   ELSE (SELECT status FROM payouts p WHERE p.payout_id = u.oid) END"
-    "  FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(cid, kind, oid, ord)"
+    "SELECT u.ord, a.attempt, a.state, a.psp, a.psp_reference, s.status,"
+    "       s.amount_minor = u.amount AND s.currency = u.currency AND s.partner_id = u.partner,"
+    "       EXISTS (SELECT 1 FROM executor_attempts x WHERE x.kind = u.kind AND x.object_id = u.oid"
+    "                  AND x.command_id <> u.cid COLLATE \"C\")"
+    "  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])"
+    "       WITH ORDINALITY AS u(cid, kind, oid, amount, currency, partner, ord)"
     "  LEFT JOIN LATERAL (SELECT attempt, state, psp, psp_reference FROM executor_attempts e"
     "                      WHERE e.command_id = u.cid COLLATE \"C\""
-    "                      ORDER BY attempt DESC LIMIT 1) a ON true";
+    "                      ORDER BY attempt DESC LIMIT 1) a ON true"
+    "  LEFT JOIN LATERAL (SELECT status, amount_minor, currency, partner_id FROM payment_orders o"
+    "                      WHERE u.kind = 'CHARGE' AND o.order_id = u.oid"
+    "                    UNION ALL"
+    "                    SELECT status, amount_minor, currency, partner_id FROM refunds r"
+    "                      WHERE u.kind = 'REFUND' AND r.refund_id = u.oid"
+    "                    UNION ALL"
+    "                    SELECT status, amount_minor, currency, partner_id FROM payouts p"
+    "                      WHERE u.kind = 'PAYOUT' AND p.payout_id = u.oid) s ON true";
 
 /* The journal: the attempts, and the objects they act on moved to EXECUTING, in one commit
- * (ks_batch_journal). ON CONFLICT: a journal written again (a re-run batch) is harmless. */
+ * (ks_batch_journal). An attempt that is there already was journaled by another instance
+ * (the same command on a main and a retry topic, read by two instances, each finding no
+ * attempt): its PSP may not be ours, so sending it could charge twice. The statement then
+ * fails (executor_journal_conflict, retriable), nothing of this partition is sent, and the
+ * re-run finds that attempt and asks its PSP first. */
 static const char SQL_JOURNAL[] =
     "WITH u AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],"
     "                                 $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])"
@@ -77,7 +92,8 @@ static const char SQL_JOURNAL[] =
     " ins AS (INSERT INTO executor_attempts (command_id, attempt, kind, object_id, order_id, psp,"
     "                                        method, idem_key, amount_minor, currency)"
     "         SELECT cid, attempt, kind, oid, nullif(order_id, ''), psp, method, idem, amount,"
-    "                currency FROM u ORDER BY cid, attempt ON CONFLICT DO NOTHING),"
+    "                currency FROM u ORDER BY cid, attempt ON CONFLICT DO NOTHING"
+    "         RETURNING command_id, attempt),"
     " ord AS (UPDATE payment_orders o SET status = 'EXECUTING', updated_at = now() FROM u"
     "          WHERE u.kind = 'CHARGE' AND o.order_id = u.oid AND o.status = 'NOT_STARTED'"
     "          RETURNING o.payment_id),"
@@ -89,7 +105,9 @@ static const char SQL_JOURNAL[] =
     " ref AS (UPDATE refunds r SET status = 'EXECUTING', updated_at = now() FROM u"
     "          WHERE u.kind = 'REFUND' AND r.refund_id = u.oid"
     "            AND r.status IN ('PENDING_PUBLISH', 'REQUESTED'))"
-    " SELECT 1";
+    " SELECT executor_journal_conflict(u.cid, u.attempt) FROM u"
+    "  WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.command_id = u.cid COLLATE \"C\""
+    "                                          AND ins.attempt = u.attempt)";
 
 /* The verdicts, in the batch's transaction (with the outcomes in the outbox). Only a row
  * still 'sent' moves: the journal is the one record of what is known. */
@@ -133,6 +151,14 @@ static const char SQL_REFUND[] =
     "        coalesce((SELECT psp FROM cap), (SELECT psp FROM executor_attempts"
     "                  WHERE order_id = $2 AND kind = 'CHARGE' ORDER BY attempt DESC LIMIT 1),"
     "                 'none')";
+
+/* Taken before SQL_REFUND, in a statement of its own so that SQL_REFUND's snapshot sees
+ * every refund of the order accepted before: two instances checking two refunds of one
+ * order (one from the main topic, one from a retry topic) would otherwise each miss the
+ * other's uncommitted row and accept more than the capture. Held to the batch's commit;
+ * only refund acceptances of the same order wait on it. */
+static const char SQL_REFUND_LOCK[] =
+    "SELECT pg_advisory_xact_lock(hashtextextended('kasir-executor-refund:' || $1, 0))";
 
 /* --- settings --------------------------------------------------------------------------- */
 
@@ -194,6 +220,7 @@ struct ex_item {
     int attempt;
     struct ex_breaker *br;
     int probe;     /* ex_breaker_allow was asked (and said yes) */
+    int other_command; /* another command of this batch acts on the same object */
     const char *kind;
     struct ex_kv details[MAX_DETAILS];
     struct ex_job job;
@@ -277,6 +304,20 @@ static int parse_failover(const char *s, struct failover *fo, size_t *n, char *w
 
 /* --- validation --------------------------------------------------------------------------- */
 
+/* The fields of a command that reach a PSP as a header value, a URL or a merchant
+ * reference: a line feed there would end the idempotency header and start one of the
+ * command's choosing, so a control character makes the command invalid. */
+static const char *const PSP_VISIBLE[] = {"command_id", "psp_idempotency_key", "order_id",
+                                          "payment_id", "refund_id", "payout_id", "partner_id"};
+
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *err)
 {
     json_t *v = m->value;
@@ -290,6 +331,10 @@ static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *e
         return ks_err_set(err, KS_EINVAL, 0, "currency", "unknown currency %.8s", cur);
     if (!*str_field(v, "partner_id"))
         return ks_err_set(err, KS_EINVAL, 0, "partner_id", "partner_id is empty");
+    for (size_t i = 0; i < sizeof(PSP_VISIBLE) / sizeof(PSP_VISIBLE[0]); i++)
+        if (has_control(str_field(v, PSP_VISIBLE[i])))
+            return ks_err_set(err, KS_EINVAL, 0, PSP_VISIBLE[i], "%s holds a control character",
+                              PSP_VISIBLE[i]);
     if (strcmp(m->schema, SCHEMA_REFUND) == 0) {
         if (!*str_field(v, "refund_id") || !*str_field(v, "order_id"))
             return ks_err_set(err, KS_EINVAL, 0, !*str_field(v, "refund_id") ? "refund_id" : "order_id",
@@ -505,6 +550,11 @@ static enum ks_code handle_refund(struct ks_batch *b, struct ks_msg *m, PGconn *
     int64_t amt = json_integer_value(json_object_get(v, "amount_minor"));
 
     snprintf(amount, sizeof(amount), "%" PRId64, amt);
+    res = PQexecParams(pg, SQL_REFUND_LOCK, 1, NULL, p + 1, NULL, NULL, 0);
+    rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "lock the order's refunds", err);
+    PQclear(res);
+    if (rc != KS_OK)
+        return rc;
     res = PQexecParams(pg, SQL_REFUND, 5, NULL, p, NULL, NULL, 0);
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "check refund", err)) != KS_OK)
         goto out;
@@ -664,19 +714,22 @@ static int pick_psp(struct exe *x, struct ex_item *it, int64_t now)
 static enum ks_code lookup(struct exe *x, struct ex_item *items, size_t n, PGconn *pg,
                            PGresult **out, struct ks_err *err)
 {
-    const char *p[3];
+    const char *p[6];
 
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 6; k++)
         ks_pgarr_reset(&x->a[k]);
     for (size_t i = 0; i < n; i++) {
         ks_pgarr_text(&x->a[0], items[i].job.cmd.command_id);
         ks_pgarr_text(&x->a[1], items[i].kind);
         ks_pgarr_text(&x->a[2], object_id(&items[i]));
+        ks_pgarr_int(&x->a[3], items[i].job.cmd.amount_minor);
+        ks_pgarr_text(&x->a[4], items[i].job.cmd.currency);
+        ks_pgarr_text(&x->a[5], items[i].job.cmd.partner_id);
     }
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 6; k++)
         if (!(p[k] = ks_pgarr_str(&x->a[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    *out = PQexecParams(pg, SQL_LOOKUP, 3, NULL, p, NULL, NULL, 0);
+    *out = PQexecParams(pg, SQL_LOOKUP, 6, NULL, p, NULL, NULL, 0);
     return ks_pg_check(pg, *out, PGRES_TUPLES_OK, "look up attempts", err);
 }
 
@@ -686,6 +739,15 @@ static int by_command(const void *a, const void *b)
 {
     size_t i = *(const size_t *)a, j = *(const size_t *)b;
     int c = strcmp(g_sort_items[i].job.cmd.command_id, g_sort_items[j].job.cmd.command_id);
+    return c ? c : (i > j) - (i < j);
+}
+
+static int by_object(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(g_sort_items[i].kind, g_sort_items[j].kind);
+    if (!c)
+        c = strcmp(object_id(&g_sort_items[i]), object_id(&g_sort_items[j]));
     return c ? c : (i > j) - (i < j);
 }
 
@@ -709,6 +771,14 @@ static void skip_repeats(struct ex_item *items, size_t n)
     for (size_t k = 1; k < n; k++)
         if (strcmp(items[ix[k]].job.cmd.command_id, items[ix[k - 1]].job.cmd.command_id) == 0)
             items[ix[k]].action = A_SKIP;
+    /* another command for an object a command of this batch acts on: never both sent */
+    qsort(ix, n, sizeof(*ix), by_object);
+    for (size_t k = 1; k < n; k++) {
+        struct ex_item *a = &items[ix[k - 1]], *c = &items[ix[k]];
+        if (strcmp(a->kind, c->kind) == 0 && strcmp(object_id(a), object_id(c)) == 0 &&
+            strcmp(a->job.cmd.command_id, c->job.cmd.command_id) != 0)
+            c->other_command = 1;
+    }
     free(ix);
 }
 
@@ -757,6 +827,19 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
         }
         if (PQgetisnull(res, r, 5)) {
             fail_msg(b, it, KS_ENOTFOUND, 0, "no %s row for this command", it->kind);
+            continue;
+        }
+        if (strcmp(PQgetvalue(res, r, 6), "t") != 0) {
+            /* the command would move money Kasir's row does not say: the amount, currency
+             * or partner of its order (refund, payout) differ */
+            fail_msg(b, it, KS_EINVAL, 0,
+                     "the command's amount, currency or partner is not its %s row's", it->kind);
+            continue;
+        }
+        if (it->other_command || strcmp(PQgetvalue(res, r, 7), "t") == 0) {
+            /* one order, one charge (one refund, one payout): a second command with its own
+             * idempotency key would be a second operation at the PSP */
+            fail_msg(b, it, KS_EINVAL, 0, "another command acts on this %s already", it->kind);
             continue;
         }
         if (!actionable(it, st)) {
@@ -872,6 +955,20 @@ static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *i
     return rc;
 }
 
+/* The breaker slot an item took in decide: its call's health recorded, or the slot given
+ * back when no call was made. Once per item, also when the batch fails before record():
+ * a half-open circuit whose probe slots are never returned refuses every call for good. */
+static void settle_probe(struct ex_item *it, int64_t now)
+{
+    if (!it->probe)
+        return;
+    if (it->job.health < 0)
+        ex_breaker_release(it->br);
+    else
+        ex_breaker_record(it->br, it->job.health, now);
+    it->probe = 0;
+}
+
 /* Step 5: verdicts into the journal and the outbox. */
 static enum ks_code record(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
                            PGconn *pg, int64_t now, struct ks_err *err)
@@ -891,10 +988,7 @@ static enum ks_code record(struct exe *x, struct ks_batch *b, struct ex_item *it
 
         if (it->action != A_SEND && it->action != A_STATUS)
             continue;
-        if (it->probe && j->health < 0)
-            ex_breaker_release(it->br);
-        else if (it->probe)
-            ex_breaker_record(it->br, j->health, now);
+        settle_probe(it, now);
         if (j->invalid) {
             /* refused by the adapter, never journaled, never sent */
             rc = emit_outcome(x, b, it->m, it->m->value, PSP_NAMES[it->psp], "FAILED", &j->res, err);
@@ -1022,8 +1116,10 @@ static enum ks_code handle_batch(struct ks_batch *b, PGconn *pg, void *ctx, stru
             t_calls - t_journal, ks_clock_mono_us() - t_calls);
 out:
     PQclear(res);
-    for (size_t i = 0; i < nc; i++)
+    for (size_t i = 0; i < nc; i++) {
+        settle_probe(&x->items[i], ks_clock_mono_us() / 1000);
         ex_job_release(&x->items[i].job);
+    }
     return rc;
 }
 

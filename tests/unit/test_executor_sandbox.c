@@ -93,10 +93,12 @@ KT_TEST(test_answers)
     KT_STREQ(r.psp_reference, "sbch_9");
     KT_INTEQ(r.amount_minor, 15000050);
     r = answer(EX_OP_CHARGE, 201, "{\"id\":\"sbch_8\",\"object\":\"charge\",\"status\":\"failed\","
+                                  "\"reference\":\"ord_1\",\"amount\":\"150000.50\",\"currency\":\"IDR\","
                                   "\"failure_code\":\"card_declined\"}", 0);
     KT_INTEQ(r.verdict, EX_FAILED);
     KT_STREQ(r.failure_code, "card_declined");
     r = answer(EX_OP_CHARGE, 201, "{\"id\":\"sbch_7\",\"object\":\"charge\",\"status\":\"pending\","
+                                  "\"reference\":\"ord_1\",\"amount\":\"150000.50\",\"currency\":\"IDR\","
                                   "\"next_action\":{\"type\":\"virtual_account\",\"bank_code\":"
                                   "\"BCA\",\"va_number\":\"8808123\",\"expires_at\":"
                                   "\"2026-01-02T00:00:00Z\"}}", 0);
@@ -105,7 +107,8 @@ KT_TEST(test_answers)
     KT_STREQ(r.next_action[0].name, "va_number");
     KT_STREQ(r.next_action[0].value, "8808123");
     KT_STREQ(r.next_action[2].name, "expires_at");
-    r = answer(EX_OP_PAYOUT, 201, "{\"id\":\"sbpo_1\",\"object\":\"payout\",\"status\":\"pending\"}", 0);
+    r = answer(EX_OP_PAYOUT, 201, "{\"id\":\"sbpo_1\",\"object\":\"payout\",\"status\":\"pending\","
+                                  "\"reference\":\"po_1\",\"amount\":\"150000.50\",\"currency\":\"IDR\"}", 0);
     KT_INTEQ(r.verdict, EX_PENDING);
     r = answer(EX_OP_REFUND, 409, "{\"error\":{\"code\":\"refund_exceeds_charge\",\"field\":\"amount\","
                                   "\"message\":\"the refund is more than what is left\"}}", 0);
@@ -140,8 +143,20 @@ KT_TEST(test_status)
     KT_INTEQ(answer(EX_OP_CHARGE, 404, "{}", 1).verdict, EX_ABSENT);
     KT_INTEQ(answer(EX_OP_CHARGE, 503, "{}", 1).verdict, EX_UNKNOWN);
     KT_INTEQ(answer(EX_OP_CHARGE, 200, "{\"data\":[{\"id\":\"sbch_9\",\"status\":\"succeeded\","
-                                       "\"amount\":\"1.00\",\"currency\":\"IDR\"}]}", 1).verdict,
+                                       "\"reference\":\"ord_1\",\"amount\":\"150000.50\",\"currency\":\"IDR\"}]}",
+                    1).verdict,
              EX_SUCCEEDED);
+    /* an answer for another order, amount or currency says nothing about ours */
+    KT_INTEQ(answer(EX_OP_CHARGE, 200, "{\"data\":[{\"id\":\"sbch_9\",\"status\":\"succeeded\","
+                                       "\"reference\":\"ord_2\",\"amount\":\"150000.50\",\"currency\":\"IDR\"}]}",
+                    1).verdict,
+             EX_UNKNOWN);
+    KT_INTEQ(answer(EX_OP_CHARGE, 201, "{\"id\":\"sbch_9\",\"object\":\"charge\",\"status\":\"succeeded\","
+                                       "\"reference\":\"ord_1\",\"amount\":\"1.00\",\"currency\":\"IDR\"}", 0).verdict,
+             EX_UNKNOWN);
+    KT_INTEQ(answer(EX_OP_CHARGE, 201, "{\"id\":\"sbch_9\",\"object\":\"charge\",\"status\":\"failed\","
+                                       "\"reference\":\"ord_1\",\"amount\":\"150000.50\",\"currency\":\"USD\"}", 0).verdict,
+             EX_UNKNOWN);
     /* refunds and payouts have no lookup: the same POST with the same key */
     {
         struct ex_cmd rc = cmd(EX_OP_REFUND, "CARD", NULL, 0);

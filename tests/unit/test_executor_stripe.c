@@ -149,6 +149,17 @@ KT_TEST(test_parse_answers)
     KT_INTEQ(answer(409, "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"idempotency_key_in_use\"}}").verdict, EX_UNKNOWN);
     KT_INTEQ(answer(401, "{\"error\":{\"type\":\"invalid_request_error\"}}").verdict, EX_RETRY);
     KT_INTEQ(answer(200, "not json").verdict, EX_UNKNOWN);
+    /* an intent for another order, amount or currency says nothing about ours */
+    KT_INTEQ(answer(200, "{\"id\":\"pi_2\",\"object\":\"payment_intent\",\"amount\":2000,"
+                         "\"currency\":\"usd\",\"status\":\"succeeded\",\"metadata\":"
+                         "{\"order_id\":\"ord_2\"}}").verdict, EX_UNKNOWN);
+    KT_INTEQ(answer(200, "{\"id\":\"pi_2\",\"object\":\"payment_intent\",\"amount\":20,"
+                         "\"currency\":\"usd\",\"status\":\"succeeded\"}").verdict, EX_UNKNOWN);
+    KT_INTEQ(answer(200, "{\"id\":\"pi_2\",\"object\":\"payment_intent\",\"amount\":2000,"
+                         "\"currency\":\"eur\",\"status\":\"succeeded\"}").verdict, EX_UNKNOWN);
+    KT_INTEQ(answer(200, "{\"id\":\"pi_2\",\"object\":\"payment_intent\",\"amount\":2000,"
+                         "\"currency\":\"usd\",\"status\":\"succeeded\",\"metadata\":"
+                         "{\"order_id\":\"ord_1\"}}").verdict, EX_SUCCEEDED);
     KT_INTEQ(answer(200, "").verdict, EX_UNKNOWN);
 }
 
@@ -156,7 +167,7 @@ KT_TEST(test_parse_requires_action)
 {
     /* 3-D Secure: status requires_action with next_action.redirect_to_url (object reference) */
     struct ex_result r = answer(200, "{\"id\":\"pi_1\",\"object\":\"payment_intent\",\"amount\":2000,"
-                                    "\"status\":\"requires_action\",\"next_action\":{\"type\":"
+                                    "\"currency\":\"usd\",\"status\":\"requires_action\",\"next_action\":{\"type\":"
                                     "\"redirect_to_url\",\"redirect_to_url\":{\"return_url\":"
                                     "\"https://example.com/r\",\"url\":\"https://hooks.stripe.com/"
                                     "3d_secure_2/hosted?x=1\"}}}");

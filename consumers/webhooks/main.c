@@ -367,8 +367,7 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     r = wh_decide(n.kind, cur, strcmp(PQgetvalue(res, 0, 7), "t") == 0, n.status);
     if (r == WH_CONFLICT) {
         rc = ks_err_set(err, KS_EINVAL, 0, "status",
-                        "conflicting_final: %s %.128s is %s, the %s notification says %s "
-                        "(a reversal no outcome tells: an operator must decide)",
+                        "conflicting_final: %s %.128s is %s, the %s notification says %s",
                         wh_kind_name(n.kind), n.reference,
                         wh_status_name((enum wh_status)cur), psp, wh_status_name(n.status));
         goto out;

@@ -260,16 +260,18 @@ static enum ks_code emit(struct ks_batch *b, struct ks_msg *m, struct hooks *h,
 /* A notification moves only what its PSP was asked to do. The executor journals every
  * attempt (its PSP) before the request leaves, so a genuine notification always finds one
  * at its PSP: one for an operation sent only elsewhere, or for one never sent (an order
- * not started, a refund or payout not yet handed over, a payout HELD by risk), is forged
- * or not ours, and reporting it would book money that no PSP moved. An operation with no
+ * not started, a refund or payout not yet handed over, a payout HELD by risk, anything
+ * refused before a PSP), is forged or not ours, and reporting it would book money that no PSP moved. An operation with no
  * attempt that is past those states (created by other means) is judged on the rest. */
 static enum ks_code check_sent(const struct wh_note *n, const char *psp, PGresult *res,
                                struct ks_err *err)
 {
+    /* FAILED with no attempt: refused before any PSP (a risk decline, a refund the
+     * executor refused): a success for it is not a late success */
     static const char *const unsent[][2] = {
-        {"CHARGE", "NOT_STARTED"},       {"REFUND", "PENDING_PUBLISH"},
-        {"REFUND", "REQUESTED"},         {"PAYOUT", "PENDING_PUBLISH"},
-        {"PAYOUT", "REQUESTED"},         {"PAYOUT", "HELD"},
+        {"CHARGE", "NOT_STARTED"}, {"CHARGE", "FAILED"},   {"REFUND", "PENDING_PUBLISH"},
+        {"REFUND", "REQUESTED"},   {"REFUND", "FAILED"},   {"PAYOUT", "PENDING_PUBLISH"},
+        {"PAYOUT", "REQUESTED"},   {"PAYOUT", "HELD"},     {"PAYOUT", "FAILED"},
     };
     const char *kind = wh_kind_name(n->kind), *st = PQgetvalue(res, 0, 5);
     char want[48];

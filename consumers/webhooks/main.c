@@ -12,8 +12,11 @@
  *      it, and whether the event was seen; the operation's advisory lock is taken first
  *      (a statement before), so two instances reading two events of one operation decide
  *      one after the other.
- *      An unknown reference or an amount that is not the operation's is dead-lettered;
- *   3. decide (wh_decide, state.c): applied, duplicate, stale or late_success;
+ *      An unknown reference, an amount that is not the operation's, a PSP the executor did
+ *      not send the operation to, or an operation no PSP was asked to move is
+ *      dead-lettered (check_sent);
+ *   3. decide (wh_decide, state.c): applied, duplicate, stale or late_success; a refund or
+ *      payout reversed after its final state is dead-lettered (conflicting_final);
  *   4. record the event (webhook_events, unique per psp + event key: the dedup) and the
  *      operation's new state (webhook_operations) and emit the outcome, all in the
  *      batch's transaction with the offsets: a crash anywhere replays the batch, and the

@@ -12,8 +12,11 @@
  *      it, and whether the event was seen; the operation's advisory lock is taken first
  *      (a statement before), so two instances reading two events of one operation decide
  *      one after the other.
- *      An unknown reference or an amount that is not the operation's is dead-lettered;
- *   3. decide (wh_decide, state.c): applied, duplicate, stale or late_success;
+ *      An unknown reference, an amount that is not the operation's, a PSP the executor did
+ *      not send the operation to, or an operation no PSP was asked to move is
+ *      dead-lettered (check_sent);
+ *   3. decide (wh_decide, state.c): applied, duplicate, stale or late_success; a refund or
+ *      payout reversed after its final state is dead-lettered (conflicting_final);
  *   4. record the event (webhook_events, unique per psp + event key: the dedup) and the
  *      operation's new state (webhook_operations) and emit the outcome, all in the
  *      batch's transaction with the offsets: a crash anywhere replays the batch, and the
@@ -47,12 +50,16 @@ static const char SQL_LOCK[] =
     "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 7001))";
 
 /* The operation by its reference, with what is known of its state. Columns: partner,
- * payment, order, amount, currency, table status, our status, late_success, event seen.
+ * payment, order, amount, currency, table status, our status, late_success, event seen,
+ * and the PSPs the executor sent it to (executor_attempts, written before a request
+ * leaves; "," + names + ",", NULL when it sent it nowhere).
  * $1 kind, $2 reference, $3 psp, $4 event key. */
 #define SQL_LOOK_(tbl, idcol, payment, order)                                                 \
     "SELECT t.partner_id, " payment ", " order ", t.amount_minor, t.currency, t.status,"      \
     "       w.status, w.late_success,"                                                        \
-    "       EXISTS (SELECT 1 FROM webhook_events e WHERE e.psp = $3 AND e.event_key = $4)"    \
+    "       EXISTS (SELECT 1 FROM webhook_events e WHERE e.psp = $3 AND e.event_key = $4),"   \
+    "       (SELECT ',' || string_agg(DISTINCT a.psp, ',') || ',' FROM executor_attempts a"   \
+    "         WHERE a.object_id = $2 AND a.kind = $1)"                                        \
     "  FROM " tbl " t"                                                                        \
     "  LEFT JOIN webhook_operations w ON w.kind = $1 AND w.object_id = $2"                    \
     " WHERE t." idcol " = $2"
@@ -253,6 +260,42 @@ static enum ks_code emit(struct ks_batch *b, struct ks_msg *m, struct hooks *h,
     return ks_batch_emit(b, m, topic, key, strlen(key), SCHEMA_OUT, o, err);
 }
 
+/* A notification moves only what its PSP was asked to do. The executor journals every
+ * attempt (its PSP) before the request leaves, so a genuine notification always finds one
+ * at its PSP: one for an operation sent only elsewhere, or for one never sent (an order
+ * not started, a refund or payout not yet handed over, a payout HELD by risk, anything
+ * refused before a PSP), is forged or not ours, and reporting it would book money that no PSP moved. An operation with no
+ * attempt that is past those states (created by other means) is judged on the rest. */
+static enum ks_code check_sent(const struct wh_note *n, const char *psp, PGresult *res,
+                               struct ks_err *err)
+{
+    /* FAILED with no attempt: refused before any PSP (a risk decline, a refund the
+     * executor refused): a success for it is not a late success */
+    static const char *const unsent[][2] = {
+        {"CHARGE", "NOT_STARTED"}, {"CHARGE", "FAILED"},   {"REFUND", "PENDING_PUBLISH"},
+        {"REFUND", "REQUESTED"},   {"REFUND", "FAILED"},   {"PAYOUT", "PENDING_PUBLISH"},
+        {"PAYOUT", "REQUESTED"},   {"PAYOUT", "HELD"},     {"PAYOUT", "FAILED"},
+    };
+    const char *kind = wh_kind_name(n->kind), *st = PQgetvalue(res, 0, 5);
+    char want[48];
+
+    if (!PQgetisnull(res, 0, 9)) {
+        snprintf(want, sizeof(want), ",%.40s,", psp);
+        if (strstr(PQgetvalue(res, 0, 9), want))
+            return KS_OK;
+        return ks_err_set(err, KS_EINVAL, 0, "psp",
+                          "psp_mismatch: %s %.128s was sent to %.60s, not to %.40s", kind,
+                          n->reference, PQgetvalue(res, 0, 9), psp);
+    }
+    for (size_t i = 0; i < sizeof(unsent) / sizeof(unsent[0]); i++)
+        if (strcmp(unsent[i][0], kind) == 0 && strcmp(unsent[i][1], st) == 0)
+            return ks_err_set(err, KS_EINVAL, 0, "reference",
+                              "not_sent: %s %.128s is %s, no PSP was asked to move it (the "
+                              "%s notification says %s)",
+                              kind, n->reference, st, psp, wh_status_name(n->status));
+    return KS_OK;
+}
+
 static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, void *ctx,
                            struct ks_err *err)
 {
@@ -307,6 +350,8 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
     }
     if (strcmp(PQgetvalue(res, 0, 8), "t") == 0)
         goto out; /* this event was read before: its effects are in */
+    if ((rc = check_sent(&n, psp, res, err)) != KS_OK)
+        goto out;
     if (n.has_amount && (n.amount_minor != strtoll(PQgetvalue(res, 0, 3), NULL, 10) ||
                          strcmp(n.currency, PQgetvalue(res, 0, 4)) != 0)) {
         snprintf(exp, sizeof(exp), "%s %s", PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4));
@@ -325,6 +370,13 @@ static enum ks_code handle(struct ks_batch *b, struct ks_msg *m, PGconn *pg, voi
             cur = t;
     }
     r = wh_decide(n.kind, cur, strcmp(PQgetvalue(res, 0, 7), "t") == 0, n.status);
+    if (r == WH_CONFLICT) {
+        rc = ks_err_set(err, KS_EINVAL, 0, "status",
+                        "conflicting_final: %s %.128s is %s, the %s notification says %s",
+                        wh_kind_name(n.kind), n.reference,
+                        wh_status_name((enum wh_status)cur), psp, wh_status_name(n.status));
+        goto out;
+    }
     if (r == WH_APPLIED || r == WH_LATE) {
         ks_outcome_id(wh_kind_name(n.kind), n.reference, wh_status_name(n.status), outcome_id);
         if ((rc = emit(b, m, h, &n, res, outcome_id, err)) != KS_OK)

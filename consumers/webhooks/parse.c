@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <jansson.h>
 
 #include "lib/money.h"
@@ -339,23 +338,6 @@ static enum ks_code parse_xendit(json_t *b, struct wh_note *n, struct ks_err *er
  * signed status_code, else the body may have been altered. The executor sends Kasir's
  * order id as order_id. */
 
-/* "2024-05-01 17:00:00" in GMT+7, as Midtrans writes times, to RFC 3339 UTC */
-static void midtrans_time(const char *s, char *out, size_t cap)
-{
-    struct tm tm = {0};
-    time_t t;
-
-    out[0] = '\0';
-    if (!s || sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
-        return;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    t = timegm(&tm) - 7 * 3600;
-    if (gmtime_r(&t, &tm))
-        strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static const struct mt_status {
     const char *status;
     const char *codes; /* the status_code values it may be signed with */
@@ -364,7 +346,10 @@ static const struct mt_status {
 } mt_statuses[] = {
     {"settlement", "200", WH_CHARGE, WH_SUCCEEDED},
     {"capture", "200", WH_CHARGE, WH_SUCCEEDED},
-    {"pending", "201", WH_CHARGE, WH_PENDING_CUSTOMER},
+    /* its payment instructions (va_numbers, qr_string, expiry_time) are not signed: a
+     * proxy could point the buyer at its own account. The executor reports the pending
+     * state with the instructions of Midtrans' charge answer */
+    {"pending", "201", WH_NONE, WH_PENDING_CUSTOMER},
     {"deny", "202", WH_CHARGE, WH_FAILED},
     {"cancel", "200,202", WH_CHARGE, WH_FAILED},
     {"failure", "202", WH_CHARGE, WH_FAILED},
@@ -392,8 +377,6 @@ static enum ks_code parse_midtrans(json_t *b, struct wh_note *n, struct ks_err *
     const char *st = sget(b, "transaction_status"), *code = sget(b, "status_code");
     const char *cur = sget(b, "currency");
     const struct mt_status *m = NULL;
-    json_t *va = json_array_get(json_object_get(b, "va_numbers"), 0);
-    char t[32];
 
     if (!st || !code || !*code)
         return ks_err_set(err, KS_EINVAL, 0, st ? "status_code" : "transaction_status",
@@ -410,7 +393,8 @@ static enum ks_code parse_midtrans(json_t *b, struct wh_note *n, struct ks_err *
                           "status_code %s, got %.8s", st, m->codes, code);
     snprintf(n->key_suffix, sizeof(n->key_suffix), ":%.40s", st);
     if (m->kind == WH_NONE)
-        return none(n, "midtrans %s: reported by the executor, not by notification", st);
+        return none(n, "midtrans %s: reported by the executor, not by notification (its "
+                       "details are not signed)", st);
     if (strcmp(st, "capture") == 0 && sget(b, "fraud_status") &&
         strcmp(sget(b, "fraud_status"), "accept") != 0)
         return none(n, "midtrans capture with fraud_status %s waits for a decision",
@@ -426,14 +410,6 @@ static enum ks_code parse_midtrans(json_t *b, struct wh_note *n, struct ks_err *
         take_currency(n, cur ? cur : "IDR", "currency", err) ||
         take_decimal(n, sget(b, "gross_amount"), "gross_amount", err))
         return err->code;
-    if (n->status == WH_PENDING_CUSTOMER) {
-        next(n, "va_number", va ? sget(va, "va_number") : sget(b, "permata_va_number"));
-        next(n, "bank_code", va ? sget(va, "bank") : sget(b, "permata_va_number") ? "permata"
-                                                                                   : NULL);
-        next(n, "qr_string", sget(b, "qr_string"));
-        midtrans_time(sget(b, "expiry_time"), t, sizeof(t));
-        next(n, "expires_at", t);
-    }
     return KS_OK;
 }
 

@@ -24,6 +24,11 @@ enum wh_result wh_decide(enum wh_kind k, int cur, int late_done, enum wh_status 
      * (to suspense, docs/LEDGER.md), so it is reported, once */
     if (k == WH_CHARGE && to == WH_SUCCEEDED && (cur == WH_FAILED || cur == WH_EXPIRED))
         return late_done ? WH_DUPLICATE : WH_LATE;
+    /* a refund can go from succeeded to failed (Stripe: the buyer's bank returned it), a
+     * payout can be returned: the money moved back and no outcome says so. Filed as stale
+     * nobody would look; an operator must */
+    if ((k == WH_REFUND || k == WH_PAYOUT) && to != WH_PENDING_CUSTOMER)
+        return WH_CONFLICT;
     return WH_STALE;
 }
 

@@ -71,13 +71,18 @@ enum wh_result {
     WH_STALE,     /* the operation is further (a regression, a pending after the payment) */
     WH_LATE,      /* a charge's success after it failed or expired: reported once, the
                    * operation stays final */
+    WH_CONFLICT,  /* a refund or payout the PSP now reports in another final state (a
+                   * refund returned by the bank, a payout after a failure): money moved
+                   * that no outcome can tell; the worker dead-letters it for an operator */
 };
-/* "applied", "duplicate", "stale", "late_success" (webhook_events.result). */
+/* "applied", "duplicate", "stale", "late_success" (webhook_events.result); "" for
+ * WH_CONFLICT, which is never recorded. */
 const char *wh_result_name(enum wh_result r);
 
 /* What notification state to is for an operation of kind k in state cur (-1: no state
  * known yet); late_done: its late success was reported already. A final state is never
- * left; a pending after anything is not news (paid-before-pending). */
+ * left; a pending after anything is not news (paid-before-pending); a refund's or payout's
+ * other final state is a conflict, never filed as stale. */
 enum wh_result wh_decide(enum wh_kind k, int cur, int late_done, enum wh_status to);
 
 /* The OutcomeStatus symbol st as an enum wh_status, -1 when it is none. */

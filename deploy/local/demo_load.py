@@ -339,9 +339,9 @@ class Demo:
                       % (timeout, state["lag"], state["outbox"]))
 
         print()
-        print("  %-52s %-6s %s" % ("request", "status", "result"))
+        print("  %-58s %-6s %s" % ("request", "status", "result"))
         for w, st, d in self.rows:
-            print("  %-52s %-6s %s" % (w, st, d))
+            print("  %-58s %-6s %s" % (w, st, d))
         ids = pipeline.sql_list(list(self.payments))
         print("\n  payments of this run by status")
         for st, n in pipeline.psql("SELECT status, count(*) FROM payments WHERE payment_id = ANY(%s) "

@@ -9,7 +9,7 @@ demo_load.py, the end-to-end test (tests/integration/pipeline_util.py) and the e
     pipeline.py quiet [--timeout S] GROUP... waits until every group's lag is 0 and its
                                              outbox is empty; exit 1 on timeout
 
-Settings: KASIR_KAFKA_BROKERS and KASIR_PG_DSN from the environment, else var/stack.env."""
+Settings: KASIR_KAFKA_BROKERS and KASIR_PG_DSN from the environment (var/stack.env's)."""
 import json
 import os
 import subprocess
@@ -17,24 +17,8 @@ import sys
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def stack_env():
-    env = {}
-    path = os.path.join(TOP, "var", "stack.env")
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if line and "=" in line and not line.startswith("#"):
-                    k, v = line.split("=", 1)
-                    env[k] = v.strip('"')
-    return env
-
-
-_STACK = stack_env()
-BROKERS = os.environ.get("KASIR_KAFKA_BROKERS") or _STACK.get("KASIR_KAFKA_BROKERS", "")
-PG_DSN = os.environ.get("KASIR_PG_DSN") or _STACK.get("KASIR_PG_DSN", "")
+BROKERS = os.environ.get("KASIR_KAFKA_BROKERS", "")
+PG_DSN = os.environ.get("KASIR_PG_DSN", "")
 
 # the pipeline's workers, their consumer groups (services.sh: kasir-<name><suffix>)
 WORKERS = ("risk", "executor", "ledger", "webhooks")

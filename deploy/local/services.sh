@@ -223,7 +223,8 @@ join_at_end() {
         for d in ${KASIR_RETRY_DELAYS//,/ }; do topics="$topics $t.retry.$d"; done
     done
     [ -n "$topics" ] || return 0
-    /usr/bin/python3 "$top/deploy/local/pipeline.py" join-at-end "$(group_of "$name")" $topics
+    KASIR_PG_DSN=$KASIR_PG_DSN KASIR_KAFKA_BROKERS=$KASIR_KAFKA_BROKERS \
+        /usr/bin/python3 "$top/deploy/local/pipeline.py" join-at-end "$(group_of "$name")" $topics
 }
 start_one() {
     local name=$1 pidf="$run/kasir-$1.pid" log="$logs/kasir-$1.log" url pid wiring

@@ -57,18 +57,7 @@ out=$("$top/build/bin/kasir-ingress" partner add "bench-e2e-$(date +%s)" --rps 1
 key=$(sed -n 's/^api_key=//p' <<<"$out")
 partner=$(sed -n 's/^partner_id=//p' <<<"$out")
 
-ticks() { # summed user+system ticks of the given pids
-    local t=0 p
-    for p in "$@"; do
-        [ -r "/proc/$p/stat" ] || continue
-        t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-    done
-    echo "$t"
-}
-pg_pids() { # the postmaster of this stack and its children
-    local pm; pm=$(head -1 "$(readlink -f "$top/var/pg")/data/postmaster.pid")
-    echo "$pm"; ps -o pid= --ppid "$pm"
-}
+. "$top/tests/bench/cpu.sh" # ticks PID..., pg_ticks
 kafka_pid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
 pid_of() { cat "$dir/run/kasir-$1.pid"; }
 daemons="ingress risk executor ledger webhooks psp-sandbox"
@@ -85,7 +74,7 @@ echo "|---|---|---|---|---|---|---|---|"
 for r in $rates; do
     declare -A before=()
     for d in $daemons; do before[$d]=$(ticks "$(pid_of "$d")"); done
-    pg0=$(ticks $(pg_pids)); k0=$(ticks $kafka_pid)
+    pg0=$(pg_ticks); k0=$(ticks $kafka_pid)
     since=$(psql "$KASIR_PG_DSN" -tAXc "SELECT now()")
     line=$(load "$r" "$secs" "$conns")
     ok=1; quiet "$drain" || ok=0
@@ -95,7 +84,7 @@ for r in $rates; do
         t=$(( $(ticks "$(pid_of "$d")") - ${before[$d]} ))
         cpu="$cpu$(( t * 1000000 / hz / (n > 0 ? n : 1) )), "
     done
-    pg1=$(ticks $(pg_pids)); k1=$(ticks $kafka_pid)
+    pg1=$(pg_ticks); k1=$(ticks $kafka_pid)
     cpu="$cpu$(( (pg1 - pg0) * 1000000 / hz / (n > 0 ? n : 1) )), $(( (k1 - k0) * 1000000 / hz / (n > 0 ? n : 1) ))"
     read -r posted rate p50 p99 < <(psql "$KASIR_PG_DSN" -tAX -F ' ' -c "
         WITH x AS (SELECT p.created_at, e.posted_at FROM payments p

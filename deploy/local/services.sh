@@ -87,6 +87,7 @@ wire_worker() {
     # static membership: a daemon restarted after kill -9 gets its partitions back at once
     echo "KASIR_INSTANCE_ID=kasir-$1-1${KASIR_GROUP_SUFFIX:-}"
     echo "KASIR_WORKER_RETRY_DELAYS=$KASIR_RETRY_DELAYS"
+    echo "KASIR_WORKER_RETRY_MAX_ATTEMPTS=${KASIR_RETRY_MAX_ATTEMPTS:-4}"
     echo "KASIR_WORKER_OUTBOX_SWEEP=${KASIR_OUTBOX_SWEEP:-5s}"
 }
 wire_psp-sandbox() {
@@ -183,6 +184,7 @@ cmd_init() {
         "KASIR_PG_DSN=$KASIR_PG_DSN_STACK" \
         "KASIR_GROUP_SUFFIX=${KASIR_GROUP_SUFFIX:-}" \
         "KASIR_RETRY_DELAYS=${KASIR_RETRY_DELAYS:-5s,1m,10m}" \
+        "KASIR_RETRY_MAX_ATTEMPTS=${KASIR_RETRY_MAX_ATTEMPTS:-4}" \
         "KASIR_RISK_RULES_FILE=${KASIR_RISK_RULES_FILE:-$top/deploy/risk/rules.json}" \
         "KASIR_SANDBOX_WEBHOOK_SECRET=${KASIR_SANDBOX_WEBHOOK_SECRET:-whsec_$(openssl rand -base64 24)}" \
         "KASIR_STRIPE_WEBHOOK_SECRET=${KASIR_STRIPE_WEBHOOK_SECRET:-whsec_$(rnd 16)}" \

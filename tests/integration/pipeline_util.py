@@ -82,7 +82,7 @@ class Pipeline:
     """The pipeline of one test: start(), then .ingress (ingress_util.Ingress), .sandbox
     (sandbox_util.Sandbox), .quiet(), .verify(); stop() at the end."""
 
-    def __init__(self, prefix, retry_delays="1s,2s", log_level="info"):
+    def __init__(self, prefix, retry_delays="1s,2s", max_attempts=6, log_level="info"):
         self.name = unique(prefix)
         self.dir = os.path.join(TOP, "var", "tmp", self.name)
         os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
@@ -96,7 +96,8 @@ class Pipeline:
         self.env_vars.update({
             "KASIR_SERVICES_ENV": self.envfile, "KASIR_SERVICES_RUN": os.path.join(self.dir, "run"),
             "KASIR_SERVICES_LOG": self.logs, "KASIR_GROUP_SUFFIX": self.suffix,
-            "KASIR_RETRY_DELAYS": retry_delays, "KASIR_SERVICES_LOG_LEVEL": log_level,
+            "KASIR_RETRY_DELAYS": retry_delays, "KASIR_RETRY_MAX_ATTEMPTS": str(max_attempts),
+            "KASIR_SERVICES_LOG_LEVEL": log_level,
             "KASIR_DEMO_DAEMONS": " ".join(DAEMONS)})
         # retry topics of the short delays: created before a worker subscribes to them
         create_topics(*["%s.retry.%s:3" % (t, d) for t in INPUTS for d in retry_delays.split(",")])

@@ -159,11 +159,17 @@ def run(pl, t0):
     assert not stuck, "payouts neither final nor dead-lettered: %s" % stuck
 
     # --- the PSP's record: nothing twice; SUCCESS exactly when charged -------------------------
+    # an order dead-lettered after its retries may have been charged (a timeout after the
+    # charge, then only failures): it waits for an operator's replay, so it is left out of
+    # the money checks, and it must stay rare, or this test would prove little
+    dlqd = {o for o in orders if o.encode() in dead}
+    assert len(dlqd) <= len(orders) // 20, "%d of %d orders dead-lettered" % (len(dlqd), len(orders))
     led = sb.ledger()
     assert led["duplicates"] == {}, "the sandbox did something twice: %s" % led["duplicates"]
     charges = {e["reference"]: e for e in led["entries"] if e["kind"] == "charge"}
-    mine = {ref: e for ref, e in charges.items() if ref in orders}
-    wrong = [(o, st.get(o), o in mine) for o in orders if (st.get(o) == "SUCCESS") != (o in mine)]
+    mine = {ref: e for ref, e in charges.items() if ref in orders and ref not in dlqd}
+    wrong = [(o, st.get(o), o in mine) for o in orders
+             if o not in dlqd and (st.get(o) == "SUCCESS") != (o in mine)]
     assert not wrong, "order status and PSP charge disagree (order, status, charged): %s" % wrong[:10]
     by_id = {e["object_id"]: e for e in led["entries"]}
 
@@ -176,6 +182,8 @@ def run(pl, t0):
         a = e["amount"]
         expect[orders[ref][0]] += a - a * BPS // 10000
     for e in led["entries"]:
+        if e["reference"].encode() in dead:  # waits for an operator, as above
+            continue
         if e["kind"] == "refund" and e.get("refund_of") in by_id:
             ref = by_id[e["refund_of"]]["reference"]
             if ref in orders:
@@ -186,7 +194,14 @@ def run(pl, t0):
                         "type = 'seller_wallet' AND partner_id = '%s'" % partner.partner_id))
     holds = dict(psql("SELECT seller_id, balance_minor FROM ledger_account_balances WHERE "
                       "type = 'payout_hold' AND partner_id = '%s'" % partner.partner_id))
+    # a dead-lettered refund or payout may hold or have moved its seller's money: that seller
+    # waits for an operator and is not checked (rare: six attempts per call)
+    skip = {orders[o][0] for r, o in refunds.items() if r.encode() in dead}
+    skip |= {s for p, s in payouts.items() if p.encode() in dead}
+    assert len(skip) <= 1, "sellers with dead-lettered refunds or payouts: %s" % skip
     for s in SELLERS:
+        if s in skip:
+            continue
         assert int(wallets.get(s, 0)) == expect[s], (s, wallets.get(s), expect[s])
         assert int(holds.get(s, 0)) == 0, ("a payout hold left after the results", s, holds[s])
     # the faults happened: otherwise this test proved less than it says

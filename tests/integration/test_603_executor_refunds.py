@@ -1,0 +1,52 @@
+"""603: refunds. A refund goes through the PSP that captured the order (its reference from
+the executor's journal): a Stripe capture is refunded at Stripe. Refunds are bounded by what
+the order captured minus what was already refunded: a second refund that would go beyond
+is refused (REFUND FAILED, refund_exceeds_captured) and never reaches the PSP, as is a
+refund of an order that was never captured; a refund request delivered twice is one
+refund."""
+from executor_util import Exec, assert_no_duplicates, produce, psql_one, wait_until
+from sandbox_util import sandbox  # noqa: F401 (fixture)
+
+
+def test_refund_bounds_and_same_psp(daemons, sandbox):
+    ex = Exec("ex603")
+    a, b, c = ex.order_id(0), ex.order_id(1), ex.order_id(2)
+    ex.orders([(a, 100000, "CARD"), (b, 50000, "CARD"), (c, 70000, "VIRTUAL_ACCOUNT")])
+    produce([ex.command(a, 100000, psp="stripe", token="pm_card_visa"), ex.command(b, 50000),
+             ex.command(c, 70000, method="VIRTUAL_ACCOUNT", token=None)])
+    daemons("executor", env=ex.env(sandbox))
+    daemons("ledger", env=ex.ledger_env())
+    ex.wait_final(3, timeout=60)
+    assert ex.statuses() == {a: "SUCCESS", b: "SUCCESS", c: "PENDING_CUSTOMER"}
+    r1, r2, r3, r4 = ("rf_%s_%d" % (ex.tag, i) for i in range(4))
+    # r2 asks for more than the ingress could have reserved (it would have refused it with
+    # 422): the executor's own check is what stops it here
+    for rid, order, amount, reserve in ((r1, a, 60000, 60000), (r2, a, 60000, 40000),
+                                        (r3, b, 50000, 50000), (r4, c, 1000, 1000)):
+        ex.refund_row(rid, order, amount, reserve)
+    # r1 twice; r2 would take a beyond its capture; r3 refunds b in full; c is not captured
+    produce([ex.refund(r1, a, 60000), ex.refund(r1, a, 60000)])
+    wait_until(lambda: psql_one("SELECT status FROM refunds WHERE refund_id='%s'" % r1)
+               == "SUCCEEDED", timeout=60, what="first refund")
+    produce([ex.refund(r2, a, 60000), ex.refund(r3, b, 50000), ex.refund(r4, c, 1000)])
+
+    def st(r):
+        return psql_one("SELECT status FROM refunds WHERE refund_id='%s'" % r)
+    wait_until(lambda: all(st(r) in ("SUCCEEDED", "FAILED") for r in (r2, r3, r4)), timeout=60,
+               what="refunds final")
+    assert (st(r1), st(r2), st(r3), st(r4)) == ("SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED")
+    outs = {o["refund_id"]: o for o in ex.outcomes_seen() if o["kind"] == "REFUND"}
+    assert outs[r2]["failure_code"] == "refund_exceeds_captured", outs[r2]
+    assert outs[r4]["failure_code"] == "refund_not_captured", outs[r4]
+    assert outs[r1]["psp"] == "stripe" and outs[r1]["psp_reference"].startswith("re_")
+    assert outs[r3]["psp"] == "sandbox" and outs[r3]["psp_reference"].startswith("sbre_")
+    # the PSPs: a refunded once at Stripe (of its PaymentIntent), b once at the sandbox
+    led = assert_no_duplicates(sandbox)
+    refunds = [e for e in led["entries"] if e["kind"] == "refund" and
+               e["reference"] in (r1, r2, r3, r4)]
+    assert sorted((e["psp"], e["reference"], e["amount"]) for e in refunds) == \
+        sorted([("stripe", r1, 60000), ("sandbox", r3, 50000)])
+    pi = psql_one("SELECT psp_reference FROM executor_attempts WHERE order_id='%s' AND kind='CHARGE'" % a)
+    assert [e["refund_of"] for e in refunds if e["reference"] == r1] == [pi]
+    # the reservation of a refused refund is given back (migration 211's trigger)
+    assert psql_one("SELECT refund_requested_minor FROM payment_orders WHERE order_id='%s'" % c) == "0"

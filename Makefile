@@ -124,7 +124,7 @@ demo: up
 
 # every daemon documents its own settings table (config-doc); configdoc writes the common
 # and runtime tables
-DOC_DAEMONS := kasir-ingress kasir-demo kasir-risk kasir-dlq kasir-psp-sandbox kasir-executor
+DOC_DAEMONS := kasir-ingress kasir-demo kasir-risk kasir-dlq kasir-psp-sandbox kasir-executor kasir-webhooks
 docs: build/bin/kasir-configdoc $(addprefix build/bin/,$(DOC_DAEMONS))
 	build/bin/kasir-configdoc > docs/CONFIG.md
 	for d in $(DOC_DAEMONS); do build/bin/$$d config-doc >> docs/CONFIG.md || exit 1; done

@@ -44,12 +44,14 @@ static const char SQL_POST[] =
     "         partner COLLATE \"C\" AS partner, order_id COLLATE \"C\" AS order_id,"
     "         refund_id COLLATE \"C\" AS refund_id, payout_id COLLATE \"C\" AS payout_id,"
     "         psp COLLATE \"C\" AS psp, amount, fee, cur, chain COLLATE \"C\" AS chain,"
-    "         next_action, ord"
+    "         next_action, fcode, fmsg, ord"
     "  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
     "              $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[],"
-    "              $11::bigint[], $12::text[], $13::text[], $14::text[])"
+    "              $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],"
+    "              $16::text[])"
     "    WITH ORDINALITY AS x(msg, outcome_id, kind, status, partner, order_id, refund_id,"
-    "                         payout_id, psp, amount, fee, cur, chain, next_action, ord)),"
+    "                         payout_id, psp, amount, fee, cur, chain, next_action, fcode,"
+    "                         fmsg, ord)),"
     " r AS ("
     "  SELECT u.*, o.seller_id AS o_seller, o.partner_id AS o_partner, o.currency AS o_cur,"
     "         o.status AS o_status, o.payment_id AS o_payment,"
@@ -232,8 +234,11 @@ static const char SQL_POST[] =
     " upd_p AS ("
     "  UPDATE payouts p"
     "  SET status = CASE WHEN x.status IN ('PAID_OUT', 'SUCCEEDED') THEN 'PAID_OUT' ELSE 'FAILED' END,"
+    "      failure_code = CASE WHEN x.status IN ('FAILED', 'EXPIRED')"
+    "                          THEN coalesce(x.fcode, x.status) END,"
+    "      failure_message = CASE WHEN x.status IN ('FAILED', 'EXPIRED') THEN x.fmsg END,"
     "      updated_at = now()"
-    "  FROM (SELECT DISTINCT ON (payout_id) payout_id, status FROM c"
+    "  FROM (SELECT DISTINCT ON (payout_id) payout_id, status, fcode, fmsg FROM c"
     "        WHERE kind = 'PAYOUT' AND status IN ('PAID_OUT', 'SUCCEEDED', 'FAILED', 'EXPIRED')"
     "          AND p_status NOT IN ('PAID_OUT', 'FAILED')"
     "        ORDER BY payout_id, ord) x"
@@ -252,10 +257,12 @@ static const char SQL_POST[] =
     " FROM pay_n WHERE n > 1"
     " ORDER BY 1, 12";
 
-enum { NCOL = 14 };
+enum { NCOL = 16 };
 static const unsigned col_oid[NCOL] = {
     KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT,
-    KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8, KS_OID_INT8, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT};
+    KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8, KS_OID_INT8, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT,
+    KS_OID_TEXT, KS_OID_TEXT};
+
 
 /* chains the statement may extend: a row must exist before its head can be locked */
 static const char SQL_CHAINS[] =
@@ -269,6 +276,7 @@ struct ledger {
     struct ks_pgarr_bin a[NCOL];
     struct ks_pgarr_bin chains, payments;
     struct ks_msg **msgs; /* by ord - 1 */
+    unsigned char *failed; /* by ord - 1: dead-lettered by the statement */
     size_t cap;
     json_t *out;
 };
@@ -372,42 +380,26 @@ static enum ks_code ensure_chains(struct ledger *d, PGconn *pg, struct ks_batch 
     return KS_OK;
 }
 
-/* Emits the LedgerEntry of the entry whose lines are rows [from, to) of res. */
-static enum ks_code emit_entry(struct ledger *d, struct ks_batch *b, struct ks_msg *m,
-                               const char *topic, PGresult *res, int from, int to,
-                               int64_t now_us, struct ks_err *err)
+/* Publishes the queued entries of the SQL entry points (LEDGER_SQL_QUEUED), caused by cause (a
+ * message of this batch that is not dead-lettered: its outputs and effects stay with it). */
+static enum ks_code publish_queued(struct ledger *d, struct ks_batch *b, PGconn *pg,
+                                   struct ks_msg *cause, const char *topic, int64_t now_us,
+                                   struct ks_err *err)
 {
-    json_t *postings = json_array();
-    const char *key = PQgetvalue(res, from, 6);
-    char id[KS_ID_LEN];
+    const char *any_age = "0";
+    PGresult *res = PQexecPrepared(pg, "ledger_queued", 1, &any_age, NULL, NULL, 0);
     enum ks_code rc;
 
-    if (!postings)
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    for (int k = from; k < to; k++) {
-        long long amt = strtoll(PQgetvalue(res, k, 8), NULL, 10);
-        json_t *p = json_pack("{s:s, s:s, s:I, s:s}", "account", PQgetvalue(res, k, 7),
-                              "direction", amt > 0 ? "DEBIT" : "CREDIT", "amount_minor",
-                              (json_int_t)(amt > 0 ? amt : -amt), "currency",
-                              PQgetvalue(res, k, 9));
-        if (!p || json_array_append_new(postings, p)) {
-            json_decref(postings);
-            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-        }
+    if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "publish queued entries", err)) != KS_OK)
+        goto out;
+    for (int k = 0, rows = PQntuples(res); k < rows;) {
+        struct ledger_entry_src e;
+        k = ledger_queued_entry(res, k, now_us, &e);
+        if ((rc = ledger_entry_emit(d->out, b, cause, topic, &e, err)) != KS_OK)
+            goto out;
     }
-    ks_batch_next_id(b, m, topic, id);
-    json_object_set_new(d->out, "message_id", json_string(id));
-    json_object_set_new(d->out, "occurred_at", json_integer(now_us));
-    json_object_set_new(d->out, "entry_id", json_string(PQgetvalue(res, from, 1)));
-    json_object_set_new(d->out, "journal_id", json_string(PQgetvalue(res, from, 3)));
-    json_object_set(d->out, "partner_id", json_object_get(m->value, "partner_id"));
-    json_object_set_new(d->out, "kind", json_string(PQgetvalue(res, from, 2)));
-    json_object_set_new(d->out, "postings", postings);
-    json_object_set_new(d->out, "reference", json_string(m->message_id));
-    json_object_set_new(d->out, "prev_hash", json_string(PQgetvalue(res, from, 4)));
-    json_object_set_new(d->out, "hash", json_string(PQgetvalue(res, from, 5)));
-    json_object_set_new(d->out, "posted_at", json_integer(now_us));
-    rc = ks_batch_emit(b, m, topic, key, strlen(key), "kasir.ledger.LedgerEntry", d->out, err);
+out:
+    PQclear(res);
     return rc;
 }
 
@@ -427,9 +419,13 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         return KS_OK;
     if (n > d->cap) {
         struct ks_msg **nm = realloc(d->msgs, n * sizeof(*nm));
+        unsigned char *nf;
         if (!nm)
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         d->msgs = nm;
+        if (!(nf = realloc(d->failed, n)))
+            return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        d->failed = nf;
         d->cap = n;
     }
     if ((rc = ensure_chains(d, pg, b, err)) != KS_OK)
@@ -465,6 +461,8 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         add_text(&d->a[11], str_field(v, "currency"));
         add_text(&d->a[12], chain);
         add_text(&d->a[13], na_text);
+        add_text(&d->a[14], opt_field(v, "failure_code"));
+        add_text(&d->a[15], opt_field(v, "failure_message"));
         free(na_text);
     }
     for (int k = 0; k < NCOL; k++)
@@ -478,6 +476,12 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
             KS_OK)
             goto out;
         PQclear(res);
+        /* the queue's claim: planned once too (it runs once per batch, mostly on nothing) */
+        res = PQprepare(pg, "ledger_queued", LEDGER_SQL_QUEUED, 1, NULL);
+        if ((rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "prepare the queue statement", err)) !=
+            KS_OK)
+            goto out;
+        PQclear(res);
         d->prepared_on = pg;
         d->prepared_pid = PQbackendPID(pg);
     }
@@ -486,6 +490,21 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         goto out;
     clock_gettime(CLOCK_REALTIME, &ts);
     now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    /* the SQL entry points' entries go out first (a payout's hold before its result),
+     * with a message that stays in the batch as their cause */
+    for (size_t i = 0; i < n; i++)
+        d->failed[i] = 0;
+    for (int k = 0, rows = PQntuples(res); k < rows; k++) {
+        long ord = strtol(PQgetvalue(res, k, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= n && !PQgetisnull(res, k, 10))
+            d->failed[ord - 1] = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!d->failed[i]) {
+            if ((rc = publish_queued(d, b, pg, d->msgs[i], topic, now_us, err)) != KS_OK)
+                goto out;
+            break;
+        }
     for (int k = 0, rows = PQntuples(res); k < rows;) {
         long ord = strtol(PQgetvalue(res, k, 0), NULL, 10);
         struct ks_msg *m = ord >= 1 && (size_t)ord <= n ? d->msgs[ord - 1] : NULL;
@@ -512,8 +531,13 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         while (end < rows && strcmp(PQgetvalue(res, end, 0), PQgetvalue(res, k, 0)) == 0 &&
                PQgetisnull(res, end, 10))
             end++;
-        if ((rc = emit_entry(d, b, m, topic, res, k, end, now_us, err)) != KS_OK)
-            goto out;
+        {
+            struct ledger_entry_src e = {.res = res, .from = k, .to = end, .posted_us = now_us,
+                                         .now_us = now_us, .reference = m->message_id,
+                                         .partner = str_field(m->value, "partner_id")};
+            if ((rc = ledger_entry_emit(d->out, b, m, topic, &e, err)) != KS_OK)
+                goto out;
+        }
         k = end;
     }
     if (npay > 0) {
@@ -534,12 +558,48 @@ out:
     return rc;
 }
 
+/* The worker's settings as ks_worker_main loads them (same table, file and environment),
+ * for the publisher thread, which starts before the worker; NULL when they do not load
+ * (the worker then reports every problem and exits 2). *all lives as long as the result. */
+static struct ks_config *publisher_config(const struct ks_worker_spec *spec,
+                                          const struct ks_config_def *defs, size_t ndefs,
+                                          int argc, char **argv, struct ks_config_def **all)
+{
+    size_t ncommon = ks_common_settings_count, total = ncommon + KS_WORKER_SETTINGS_COUNT + ndefs;
+    const char *path = NULL;
+    struct ks_err err = {0};
+    struct ks_config *cfg;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") != 0 || i + 1 >= argc)
+            return NULL; /* config-doc, or a usage the worker refuses */
+        path = argv[++i];
+    }
+    if (!(*all = calloc(total, sizeof(**all))))
+        return NULL;
+    memcpy(*all, ks_common_settings, ncommon * sizeof(**all));
+    ks_worker_settings(spec->group, spec->topics, *all + ncommon);
+    memcpy(*all + ncommon + KS_WORKER_SETTINGS_COUNT, defs, ndefs * sizeof(**all));
+    if (!(cfg = ks_config_load(*all, total, path, NULL, &err))) {
+        free(*all);
+        *all = NULL;
+    }
+    return cfg;
+}
+
 int main(int argc, char **argv)
 {
     static const struct ks_config_def defs[] = {
         {"ledger.output_topic", KS_CFG_STRING, "kasir.ledger.entries", 0,
          "topic the posted journal entries (kasir.ledger.LedgerEntry) go to"},
+        {"ledger.publish.every", KS_CFG_DURATION_MS, "250ms", 0,
+         "how often the entries posted by the ledger's SQL functions (payout holds, settlements, "
+         "adjustments) are looked for and published, when outcomes do not bring them out first"},
     };
+    struct ks_config_def *pub_defs = NULL;
+    struct ks_config *pub_cfg;
+    struct ledger_pub *pub = NULL;
+    struct ks_err err = {0};
     static struct ledger d;
     const struct ks_worker_spec spec = {
         .name = "ledger",
@@ -560,12 +620,23 @@ int main(int argc, char **argv)
     ks_pgarr_bin_init(&d.payments, KS_OID_TEXT);
     if (!(d.out = json_object()))
         return 1;
+    pub_cfg = publisher_config(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, &pub_defs);
+    if (pub_cfg && !(pub = ledger_pub_start(pub_cfg, &err))) {
+        ks_log(KS_LOG_ERROR, "ledger.publish.start", err.msg, NULL);
+        ks_config_free(pub_cfg);
+        free(pub_defs);
+        return 1;
+    }
     rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
+    ledger_pub_stop(pub);
+    ks_config_free(pub_cfg);
+    free(pub_defs);
     for (int k = 0; k < NCOL; k++)
         ks_pgarr_bin_release(&d.a[k]);
     ks_pgarr_bin_release(&d.chains);
     ks_pgarr_bin_release(&d.payments);
     free(d.msgs);
+    free(d.failed);
     json_decref(d.out);
     return rc;
 }

@@ -150,7 +150,8 @@ static const char SQL_PAYMENTS_AGAIN[] = SQL_PAYMENTS_(" ON CONFLICT DO NOTHING"
 
 /* The decisions of a batch's payouts, as SQL_PAYMENTS (the two forms included); payout_id
  * is the idempotency key. A rejected payout becomes FAILED, a held one HELD; an approved
- * one stays REQUESTED for the executor. */
+ * one is REQUESTED (its row written now if the ingress has not yet: the ledger holds its
+ * funds next, SQL_FUND, and needs it). */
 #define SQL_PAYOUTS_(conflict)                                                                \
     "WITH d AS ("                                                                             \
     "  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::bigint[],"     \
@@ -172,9 +173,10 @@ static const char SQL_PAYMENTS_AGAIN[] = SQL_PAYMENTS_(" ON CONFLICT DO NOTHING"
     "                            channel, bank_code, ewallet_channel, destination_account,"   \
     "                            account_holder, description, status, created_at)"            \
     "  SELECT payout_id, partner, seller, amt, cur, channel, bank, ewallet, dest, holder, descr," \
-    "         CASE decision WHEN 'REJECT' THEN 'FAILED' ELSE 'HELD' END,"                     \
+    "         CASE decision WHEN 'REJECT' THEN 'FAILED' WHEN 'REVIEW' THEN 'HELD'"           \
+    "                       ELSE 'REQUESTED' END,"                                            \
     "         'epoch'::timestamptz + at * interval '1 microsecond'"                           \
-    "    FROM won WHERE decision <> 'APPROVE' ORDER BY payout_id"                             \
+    "    FROM won ORDER BY payout_id"                                                         \
     "  ON CONFLICT (payout_id) DO UPDATE SET status = excluded.status, updated_at = now()"    \
     "   WHERE p.status <> excluded.status"                                                    \
     "     AND kasir_transition_ok('payout', p.status, excluded.status)),"                     \
@@ -193,6 +195,10 @@ static const char SQL_PAYMENTS_AGAIN[] = SQL_PAYMENTS_(" ON CONFLICT DO NOTHING"
     " SELECT ord FROM won"
 static const char SQL_PAYOUTS[] = SQL_PAYOUTS_("");
 static const char SQL_PAYOUTS_AGAIN[] = SQL_PAYOUTS_(" ON CONFLICT DO NOTHING");
+/* The funds of the payouts approved now, held from the sellers' wallets by the ledger in
+ * this transaction (risk_payouts_fund, docs/LEDGER.md): a payout the wallet cannot cover
+ * is FAILED (INSUFFICIENT_FUNDS) there and gets no command. */
+static const char SQL_FUND[] = "SELECT payout_id, result FROM risk_payouts_fund($1::text[])";
 
 /* --- settings -------------------------------------------------------------------------- */
 
@@ -233,7 +239,7 @@ struct ks_config *risk_config_load(const char *path)
 
 /* --- per-batch state -------------------------------------------------------------------- */
 
-enum { ST_CANDIDATE, ST_DUPLICATE, ST_DECIDED };
+enum { ST_CANDIDATE, ST_DUPLICATE, ST_DECIDED, ST_UNFUNDED };
 
 struct pay {
     struct ks_msg *m;
@@ -311,6 +317,7 @@ struct risk {
     size_t cap_pays, cap_pouts, cap_orders, cap_ev, cap_amt, cap_cur, cap_first, cap_last,
         cap_stats, cap_tmp, cap_slots;
     struct ks_pgarr_bin h[H__N], p[P__N], o[O__N], c[C__N];
+    struct ks_pgarr_bin fund; /* payout ids for SQL_FUND */
     struct cmd charge, payout;
 };
 
@@ -1071,6 +1078,48 @@ out:
 
 /* --- payouts ----------------------------------------------------------------------------- */
 
+/* The payouts approved now (r->pouts[0..k-1] in ST_DECIDED with APPROVE) get their funds
+ * held by the ledger in this transaction (SQL_FUND); one the seller's wallet cannot cover
+ * becomes ST_UNFUNDED (FAILED, INSUFFICIENT_FUNDS, written by the function): no command. */
+static enum ks_code fund_payouts(struct risk *r, PGconn *pg, size_t k, struct ks_err *err)
+{
+    const char *p;
+    int len, fmt = 1, any = 0;
+    PGresult *res;
+    enum ks_code rc;
+
+    ks_pgarr_bin_reset(&r->fund);
+    for (size_t i = 0; i < k; i++)
+        if (r->pouts[i].state == ST_DECIDED && r->pouts[i].v.action == RISK_APPROVE) {
+            add_text(&r->fund, r->pouts[i].p.payout_id);
+            any = 1;
+        }
+    if (!any)
+        return KS_OK;
+    if (!(p = ks_pgarr_bin_data(&r->fund, &len)))
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    res = PQexecParams(pg, SQL_FUND, 1, NULL, &p, &len, &fmt, 0);
+    if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "hold payout funds", err)) != KS_OK)
+        goto out;
+    for (int t = 0; t < PQntuples(res); t++) {
+        const char *id = PQgetvalue(res, t, 0), *result = PQgetvalue(res, t, 1);
+        if (strcmp(result, "held") == 0 || strcmp(result, "already_held") == 0)
+            continue;
+        if (strcmp(result, "insufficient_funds") != 0) {
+            /* not_found: the row SQL_PAYOUTS wrote is missing; never emit unfunded */
+            rc = ks_err_set(err, KS_ESTATE, 0, NULL, "payout %s: ledger answered %s", id,
+                            result);
+            goto out;
+        }
+        for (size_t i = 0; i < k; i++)
+            if (r->pouts[i].state == ST_DECIDED && strcmp(r->pouts[i].p.payout_id, id) == 0)
+                r->pouts[i].state = ST_UNFUNDED;
+    }
+out:
+    PQclear(res);
+    return rc;
+}
+
 static enum ks_code decide_payouts(struct risk *r, struct ks_batch *b, PGconn *pg,
                                    struct ks_err *err)
 {
@@ -1151,9 +1200,15 @@ static enum ks_code decide_payouts(struct risk *r, struct ks_batch *b, PGconn *p
         if (i >= 0 && (size_t)i < k)
             r->pouts[i].state = ST_DECIDED;
     }
+    if ((rc = fund_payouts(r, pg, k, err)) != KS_OK)
+        goto out;
     for (size_t i = 0; i < k; i++) {
         struct pout *po = &r->pouts[i];
         char mid[KS_ID_LEN];
+        if (po->state == ST_UNFUNDED)
+            ks_log(KS_LOG_INFO, "risk.payout.unfunded",
+                   "approved, refused by the ledger: insufficient funds", "id",
+                   po->p.payout_id, "partner", po->p.partner, NULL);
         if (po->state != ST_DECIDED)
             continue;
         log_verdict("payout", po->p.payout_id, po->p.partner, &po->v);
@@ -1229,6 +1284,7 @@ static void prepare(struct risk *r)
         ks_pgarr_bin_init(&r->o[k], o_oid[k]);
     for (int k = 0; k < C__N; k++)
         ks_pgarr_bin_init(&r->c[k], c_oid[k]);
+    ks_pgarr_bin_init(&r->fund, KS_OID_TEXT);
 }
 
 /* What depends on the running worker (its settings, the serde catalogue), at the first
@@ -1262,6 +1318,7 @@ static void release(struct risk *r)
         ks_pgarr_bin_release(&r->o[k]);
     for (int k = 0; k < C__N; k++)
         ks_pgarr_bin_release(&r->c[k]);
+    ks_pgarr_bin_release(&r->fund);
     free(r->pays);
     free(r->pouts);
     free(r->orders);

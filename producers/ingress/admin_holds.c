@@ -26,7 +26,6 @@ static const char SQL_LIST[] = "SELECT risk_holds_list($1, $2, $3::int, $4)";
 static const char SQL_DECIDE[] = "SELECT risk_hold_decide($1, $2, $3::boolean, $4, $5)";
 
 #define PREFIX "/v1/admin/holds"
-#define MAX_REASON 500
 
 enum ing_route ing_admin_holds_route(const char *url, const char *method)
 {
@@ -67,53 +66,69 @@ static PGresult *run(struct ing_req *r, struct ing_rdb *db, const char *sql, int
     return ing_rdb_query(db, r, sql, n, params, p);
 }
 
-static void list(struct ing_req *r, struct ing_rdb *db)
+/* the paging query of a list (ing_admin_list): 0, or -1 + p naming the parameter */
+static int page_query(struct ing_req *r, const char *const *statuses, size_t n, const char *def,
+                      const char **status, char lim_s[16], long *lim, const char **after,
+                      struct ing_problem *p)
 {
-    static const char *const statuses[] = {"HELD", "APPROVED", "REJECTED", "all"};
-    const char *status = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "status");
+    const char *st = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "status");
     const char *limit = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
-    const char *after = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "after");
-    const char *params[4];
+    char *end = NULL, names[200] = "";
+    size_t i;
+
+    *lim = limit ? strtol(limit, &end, 10) : 100;
+    *after = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "after");
+    for (i = 0; st && i < n && strcmp(st, statuses[i]) != 0; i++)
+        ;
+    if (i == n) {
+        for (size_t k = 0; k < n; k++)
+            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+                     k == 0 ? "" : k + 1 == n ? " or " : ", ", statuses[k]);
+        ing_problem(p, "query_invalid", "status", "status must be %s", names);
+        return -1;
+    }
+    if (limit && (!*limit || *end || *lim < 1 || *lim > 1000)) {
+        ing_problem(p, "query_invalid", "limit", "limit must be 1 to 1000");
+        return -1;
+    }
+    if (*after && (!**after || strlen(*after) > 200)) {
+        ing_problem(p, "query_invalid", "after", "after must be an id from next_after");
+        return -1;
+    }
+    snprintf(lim_s, 16, "%ld", *lim);
+    st = st ? st : def;
+    *status = st && strcmp(st, "all") == 0 ? NULL : st;
+    return 0;
+}
+
+void ing_admin_list(struct ing_req *r, struct ing_rdb *db, const struct ing_admin_list *l)
+{
+    const char *params[4], *status, *after;
     struct ing_problem p;
     PGresult *res;
-    json_t *holds, *last = NULL;
-    size_t i;
-    char *end = NULL;
-    long lim = limit ? strtol(limit, &end, 10) : 100;
-
-    for (i = 0; status && i < 4 && strcmp(status, statuses[i]) != 0; i++)
-        ;
-    if (i == 4) {
-        ing_problem(&p, "query_invalid", "status",
-                    "status must be HELD, APPROVED, REJECTED or all");
-        goto fail;
-    }
-    if (limit && (!*limit || *end || lim < 1 || lim > 1000)) {
-        ing_problem(&p, "query_invalid", "limit", "limit must be 1 to 1000");
-        goto fail;
-    }
-    if (after && (!*after || strlen(after) > 200)) {
-        ing_problem(&p, "query_invalid", "after", "after must be a hold id");
-        goto fail;
-    }
+    json_t *items, *last = NULL;
     char lim_s[16];
-    snprintf(lim_s, sizeof(lim_s), "%ld", lim);
+    long lim;
+
+    if (page_query(r, l->statuses, l->nstatuses, l->def_status, &status, lim_s, &lim, &after,
+                   &p) != 0)
+        goto fail;
     params[0] = r->partner_id;
-    params[1] = !status ? "HELD" : strcmp(status, "all") == 0 ? NULL : status;
+    params[1] = status;
     params[2] = lim_s;
     params[3] = after;
-    if (!(res = run(r, db, SQL_LIST, 4, params, &p)))
+    if (!(res = run(r, db, l->sql, 4, params, &p)))
         goto fail;
-    holds = json_array();
+    items = json_array();
     for (int t = 0; t < PQntuples(res); t++) {
         json_t *h = json_loads(PQgetvalue(res, t, 0), 0, NULL);
         if (!h)
             continue;
-        format_amounts(h);
-        last = json_object_get(h, "hold_id");
-        json_array_append_new(holds, h);
+        l->format(h);
+        last = json_object_get(h, l->id_member);
+        json_array_append_new(items, h);
     }
-    ing_respond_json(r, 200, json_pack("{s:o, s:o}", "holds", holds, "next_after",
+    ing_respond_json(r, 200, json_pack("{s:o, s:o}", l->name, items, "next_after",
                                        (lim == PQntuples(res) && last) ? json_copy(last)
                                                                        : json_null()));
     PQclear(res);
@@ -124,7 +139,15 @@ fail:
     ing_req_done(r);
 }
 
-static int json_body(struct ing_req *r, struct ing_problem *p)
+static void list(struct ing_req *r, struct ing_rdb *db)
+{
+    static const char *const statuses[] = {"HELD", "APPROVED", "REJECTED", "all"};
+    static const struct ing_admin_list l = {SQL_LIST, statuses, 4, "HELD", "hold_id", "holds",
+                                            format_amounts};
+    ing_admin_list(r, db, &l);
+}
+
+static int json_media(struct ing_req *r, struct ing_problem *p)
 {
     const char *ct = ing_header(r, "Content-Type");
     size_t n = strlen("application/json");
@@ -138,15 +161,15 @@ static int json_body(struct ing_req *r, struct ing_problem *p)
     return 1;
 }
 
-/* the admin's reason from {"reason": "..."}; NULL + p when the body is not that */
-static json_t *parse_reason(struct ing_req *r, const char **reason, struct ing_problem *p)
+json_t *ing_admin_body(struct ing_req *r, const char *const *names, struct ing_problem *p)
 {
     json_error_t je;
-    json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root, *v;
     const char *key;
-    json_t *v;
 
-    if (!root) {
+    if (!json_media(r, p))
+        return NULL;
+    if (!(root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je))) {
         ing_problem(p, "malformed_json", NULL, "the body is not valid JSON: %s", je.text);
         return NULL;
     }
@@ -155,33 +178,58 @@ static json_t *parse_reason(struct ing_req *r, const char **reason, struct ing_p
         goto bad;
     }
     json_object_foreach(root, key, v) {
-        if (strcmp(key, "reason") != 0) {
+        size_t i;
+        for (i = 0; names[i] && strcmp(names[i], key) != 0; i++)
+            ;
+        if (!names[i]) {
             ing_problem(p, "field_unknown", key, "%.60s is not a field of this request", key);
             goto bad;
         }
-    }
-    v = json_object_get(root, "reason");
-    if (!v) {
-        ing_problem(p, "field_required", "reason", "reason is required: why the hold is decided");
-        goto bad;
-    }
-    if (!json_is_string(v)) {
-        ing_problem(p, "field_type", "reason", "reason must be a string");
-        goto bad;
-    }
-    *reason = json_string_value(v);
-    if (!**reason) {
-        ing_problem(p, "field_empty", "reason", "reason must not be empty");
-        goto bad;
-    }
-    if (strlen(*reason) > MAX_REASON) {
-        ing_problem(p, "field_too_long", "reason", "reason has at most %d characters", MAX_REASON);
-        goto bad;
     }
     return root;
 bad:
     json_decref(root);
     return NULL;
+}
+
+int ing_admin_str(json_t *root, const char *name, int required, size_t max, const char **out,
+                  struct ing_problem *p)
+{
+    json_t *v = json_object_get(root, name);
+
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (!required)
+            return 0;
+        ing_problem(p, "field_required", name, "%s is required", name);
+        return -1;
+    }
+    if (!json_is_string(v)) {
+        ing_problem(p, "field_type", name, "%s must be a string", name);
+        return -1;
+    }
+    *out = json_string_value(v);
+    if (!**out) {
+        ing_problem(p, "field_empty", name, "%s must not be empty", name);
+        return -1;
+    }
+    if (strlen(*out) > max) {
+        ing_problem(p, "field_too_long", name, "%s has at most %zu characters", name, max);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_problem *p)
+{
+    static const char *const names[] = {"reason", NULL};
+    json_t *root = ing_admin_body(r, names, p);
+
+    if (root && ing_admin_str(root, "reason", 1, ING_ADMIN_MAX_REASON, reason, p) != 0) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
 }
 
 static void decide(struct ing_req *r, struct ing_rdb *db)
@@ -196,7 +244,7 @@ static void decide(struct ing_req *r, struct ing_rdb *db)
     PGresult *res;
 
     snprintf(hold, sizeof(hold), "%.*s", (int)(slash - id), id);
-    if (!json_body(r, &p) || !(body = parse_reason(r, &reason, &p)))
+    if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     /* who: the partner and the credential (API key or token) that made the call */
     snprintf(actor, sizeof(actor), "%s/%s", r->partner_id, r->cred_id);

@@ -127,7 +127,11 @@ schemas = {
                                      "account_holder": {"type": "string", "maxLength": 100}, "description": {"type": "string", "maxLength": 140},
                                      "idempotency_key": {"type": "string", "maxLength": 255}}},
     "Payout": {"type": "object", "properties": {"payout_id": STR, "seller_id": STR, "amount": AMOUNT, "currency": CUR,
-                                                "channel": STR, "status": STR, "trace_id": STR}},
+                                                "channel": STR, "status": STR, "trace_id": STR,
+                                                "failure_code": {"type": ["string", "null"], "description":
+                                                    "why a FAILED payout failed: INSUFFICIENT_FUNDS (refused by the ledger "
+                                                    "before any PSP) or the PSP's normalized code"},
+                                                "failure_message": {"type": ["string", "null"]}}},
     "WebhookAck": {"type": "object", "properties": {"webhook_id": STR, "event_id": STR, "status": {"const": "received"}}},
     "SettlementAccepted": {"type": "object", "properties": {"file_id": STR, "psp": STR, "format": STR, "rows": {"type": "integer"},
                                                             "status": {"const": "published"}, "trace_id": STR}},
@@ -149,6 +153,39 @@ schemas = {
                                                       "description": "why: recorded with the decision"}}},
     "HoldDecision": {"type": "object", "properties": {"hold": ref("Hold"), "changed": {
         "type": "boolean", "description": "false when the hold had this decision already (nothing happened again)"}}},
+    "Balance": {"type": "object", "description": "a seller's wallet in the ledger, per currency",
+                "properties": {"seller_id": STR, "balances": {"type": "array", "items": {"type": "object", "properties": {
+                    "currency": CUR,
+                    "available": dict(ref("Money"), description="the seller_wallet account: what payouts may draw"),
+                    "held_for_payouts": dict(ref("Money"), description="the payout_hold account: payouts in flight")}}}}},
+    "Money": {"type": "object", "properties": {"amount": AMOUNT, "currency": CUR}},
+    "AdjustmentRequest": {"type": "object", "additionalProperties": False,
+                          "required": ["seller_id", "direction", "amount", "currency", "counter_account", "reason"],
+                          "description": "posted only when another API key of the partner approves it (two-person rule)",
+                          "properties": {"seller_id": ID_S, "direction": {"enum": ["credit", "debit"],
+                                                                          "description": "to or from the seller's wallet"},
+                                         "amount": AMOUNT, "currency": CUR,
+                                         "counter_account": {"enum": ["suspense", "fee_revenue", "psp_clearing"],
+                                                             "description": "the other side of the entry (docs/LEDGER.md)"},
+                                         "psp": dict(STR, description="the PSP, for counter_account psp_clearing only"),
+                                         "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                                         "idempotency_key": {"type": "string", "maxLength": 255}}},
+    "Adjustment": {"type": "object", "properties": {
+        "adjustment_id": STR, "seller_id": STR, "direction": {"enum": ["credit", "debit"]}, "amount": AMOUNT,
+        "currency": CUR, "counter_account": STR, "psp": STR, "reason": STR,
+        "status": {"enum": ["REQUESTED", "APPROVED", "REJECTED", "EXPIRED"]},
+        "requested_by": dict(STR, description="<partner>/<API key id> that asked"), "requested_at": STR, "expires_at": STR,
+        "decided_by": dict(STR, description="<partner>/<API key id> that decided"), "decided_at": STR,
+        "decision_note": STR, "entry_id": dict(STR, description="the posted journal entry (APPROVED)")}},
+    "AdjustmentCreated": {"type": "object", "properties": {"adjustment": ref("Adjustment")}},
+    "AdjustmentList": {"type": "object", "properties": {"adjustments": {"type": "array", "items": ref("Adjustment")},
+                                                        "next_after": {"type": ["string", "null"]}}},
+    "AdjustmentDecision": {"type": "object", "properties": {"adjustment": ref("Adjustment"), "changed": {"type": "boolean"}}},
+    "PayoutRetryRequest": {"type": "object", "additionalProperties": False, "required": ["reason"],
+                           "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500}}},
+    "PayoutRetry": {"type": "object", "properties": {
+        "payout_id": dict(STR, description="the new attempt, <failed id>_r<n>"), "retry_of": STR,
+        "retried_failure_code": STR, "status": STR, "trace_id": STR}},
 }
 AUTHERR = (401, 403, 429)
 paths = {
@@ -234,6 +271,61 @@ paths = {
         "security": SEC, "parameters": [ID],
         "requestBody": body("HoldDecisionRequest", {"reason": "card reported stolen"}),
         "responses": {**ok(200, "HoldDecision", "rejected"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
+    "/v1/balances/{seller_id}": {"get": {
+        "summary": "a seller's wallet per currency: available, and held for payouts in flight (scope payouts:read)",
+        "description": "the partner's own sellers only: another partner's seller id answers the 404 of an unknown one",
+        "security": SEC, "parameters": [{"name": "seller_id", "in": "path", "required": True, "schema": ID_S}],
+        "responses": {**ok(200, "Balance", "the balances"), **problem(*AUTHERR, 404, 503)}}},
+    "/v1/admin/payouts/{id}/retry": {"post": {
+        "summary": "a new attempt of a FAILED payout whose failure a retry may mend (scope admin)",
+        "description": "retriable failure codes: the table ledger_payout_retriable (INSUFFICIENT_FUNDS, EXPIRED, "
+                       "psp_unavailable, psp_timeout, psp_insufficient_balance, rate_limited, bank_unavailable); "
+                       "any other is a 409 payout_not_retriable. The attempt is a new payout <id>_r<n> that risk and "
+                       "the ledger's funds check decide like any payout; asking again returns the same attempt.",
+        "security": SEC, "parameters": [ID],
+        "requestBody": body("PayoutRetryRequest", {"reason": "the bank was down; seller asked again"}),
+        "responses": {**ok(202, "PayoutRetry", "the attempt, published"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
+    "/v1/admin/adjustments": {
+        "get": {"summary": "the partner's manual adjustments, oldest first (scope admin)", "security": SEC,
+                "parameters": [{"name": "status", "in": "query", "required": False,
+                                "schema": {"enum": ["REQUESTED", "APPROVED", "REJECTED", "EXPIRED", "all"], "default": "all"}},
+                               {"name": "limit", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                               {"name": "after", "in": "query", "required": False, "schema": STR}],
+                "responses": {**ok(200, "AdjustmentList", "the adjustments"), **problem(400, *AUTHERR, 503)}},
+        "post": {"summary": "ask for a manual adjustment entry; nothing is posted until another key approves it (scope admin)",
+                 "security": SEC,
+                 "requestBody": body("AdjustmentRequest", {"seller_id": "seller-7", "direction": "credit", "amount": "25000.00",
+                                                           "currency": "IDR", "counter_account": "suspense",
+                                                           "reason": "late capture released to the seller (ticket 4411)"}),
+                 "responses": {**ok(201, "AdjustmentCreated", "requested"), **ok(200, "AdjustmentCreated", "the same request again"),
+                               **problem(400, *AUTHERR, 413, 415, 422, 503)}}},
+    "/v1/admin/adjustments/{id}/approve": {"post": {
+        "summary": "approve and post an adjustment: by another API key of the partner than the one that asked (scope admin)",
+        "description": "403 approver_is_requester for the same key; 409 adjustment_expired after 24 h, "
+                       "adjustment_decided when rejected, insufficient_funds for a debit the wallet cannot cover",
+        "security": SEC, "parameters": [ID],
+        "requestBody": body("PayoutRetryRequest", {"reason": "checked against the PSP report"}),
+        "responses": {**ok(200, "AdjustmentDecision", "approved and posted"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
+    "/v1/admin/adjustments/{id}/reject": {"post": {
+        "summary": "reject an adjustment: nothing is posted (scope admin; the requesting key may withdraw its own)",
+        "security": SEC, "parameters": [ID],
+        "requestBody": body("PayoutRetryRequest", {"reason": "duplicate of another request"}),
+        "responses": {**ok(200, "AdjustmentDecision", "rejected"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
+    "/v1/admin/audit-export": {"get": {
+        "summary": "the partner's journal entries and admin acts in [from, to), streamed (scope admin)",
+        "description": "jsonl: one record per entry (with its postings) or act (hold decisions, adjustment requests and "
+                       "decisions, payout retries: who and why); csv: a header line, one row per posting or act. "
+                       "Streamed from a server-side cursor in one snapshot, constant memory for any range; "
+                       "a failure midway ends the transfer without its last chunk.",
+        "security": SEC, "parameters": [
+            {"name": "from", "in": "query", "required": True, "schema": dict(STR, format="date-time")},
+            {"name": "to", "in": "query", "required": True, "schema": dict(STR, format="date-time"),
+             "description": "excluded"},
+            {"name": "format", "in": "query", "required": False, "schema": {"enum": ["jsonl", "csv"], "default": "jsonl"}}],
+        "responses": {"200": {"description": "the records", "headers": {"X-Trace-Id": {"$ref": "#/components/headers/TraceId"}},
+                              "content": {"application/jsonl": {"schema": STR}, "text/csv": {"schema": STR}}},
+                      **problem(400, *AUTHERR, 503)}}},
     "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
     "/readyz": {"get": {"summary": "readiness: Kafka and PostgreSQL reachable (scope ops:read here; without "
                                    "credentials on the admin listener, http.admin_port)", "security": SEC,

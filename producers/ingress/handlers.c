@@ -36,6 +36,13 @@ const struct ing_route_def ing_routes[] = {
     {R_ADMIN_HOLDS, "GET", "/v1/admin/holds", ING_SCOPE_ADMIN},
     {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/approve", ING_SCOPE_ADMIN},
     {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/reject", ING_SCOPE_ADMIN},
+    {R_BALANCE, "GET", "/v1/balances/{seller_id}", ING_SCOPE_PAYOUTS_READ},
+    {R_ADMIN_LEDGER, "POST", "/v1/admin/payouts/{id}/retry", ING_SCOPE_ADMIN},
+    {R_ADMIN_LEDGER, "GET", "/v1/admin/adjustments", ING_SCOPE_ADMIN},
+    {R_ADMIN_LEDGER, "POST", "/v1/admin/adjustments", ING_SCOPE_ADMIN},
+    {R_ADMIN_LEDGER, "POST", "/v1/admin/adjustments/{id}/approve", ING_SCOPE_ADMIN},
+    {R_ADMIN_LEDGER, "POST", "/v1/admin/adjustments/{id}/reject", ING_SCOPE_ADMIN},
+    {R_ADMIN_LEDGER, "GET", "/v1/admin/audit-export", ING_SCOPE_ADMIN},
     {R_HEALTH, "GET", "/healthz", 0},
     /* on the API port behind a scope; open on the admin listener (http.admin_port) */
     {R_READY, "GET", "/readyz", ING_SCOPE_OPS_READ},
@@ -628,6 +635,7 @@ static void payout_get(struct ing_req *r)
                "SELECT json_build_object('payout_id', payout_id, 'seller_id', seller_id, "
                "'amount_minor', amount_minor, 'currency', currency, 'channel', lower(channel), "
                "'bank_code', bank_code, 'ewallet_channel', ewallet_channel, 'status', status, "
+               "'failure_code', failure_code, 'failure_message', failure_message, "
                "'created_at', to_char(created_at AT TIME ZONE 'UTC', "
                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
                "FROM payouts WHERE payout_id = $1 AND partner_id = $2 "
@@ -1113,6 +1121,8 @@ void ing_handle(struct ing_req *r)
     case R_RECON_GET: recon_get(r); break;
     case R_ADMIN_PARTNERS: admin_partners(r); break;
     case R_ADMIN_HOLDS: ing_admin_holds(r); break;
+    case R_BALANCE: ing_balance_get(r); break;
+    case R_ADMIN_LEDGER: ing_admin_ledger(r); break;
     case R_HEALTH: health(r); break;
     case R_READY: ready(r); break;
     case R_METRICS: metrics(r); break;

@@ -34,7 +34,8 @@ static const char *const route_metric_names[R__COUNT] = {
     "POST /v1/auth/token", "POST /v1/payments", "GET /v1/payments/{id}", "GET /v1/payments",
     "POST /v1/refunds", "GET /v1/refunds/{id}", "POST /v1/payouts", "GET /v1/payouts/{id}",
     "POST /v1/webhooks/{psp}", "POST /v1/settlements/{psp}", "GET /v1/reconciliations/{id}",
-    "GET /v1/admin/partners", "/v1/admin/holds", "GET /healthz", "GET /readyz", "GET /metrics",
+    "GET /v1/admin/partners", "/v1/admin/holds", "GET /v1/balances/{seller_id}",
+    "/v1/admin/ledger", "GET /healthz", "GET /readyz", "GET /metrics",
     "GET /openapi.json", "unknown",
 };
 static const double hist_bounds_ms[] = {0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000};
@@ -297,6 +298,11 @@ static void route_match(struct ing_req *r)
         if (rt == R_UNKNOWN)
             allow = NULL; /* not a hold's action: 404 */
     }
+    else if (SEG("/v1/balances/"))
+        ROUTE(R_BALANCE, R__COUNT, "GET, HEAD");
+    else if (strncmp(u, "/v1/admin/", 10) == 0 &&
+             (rt = ing_admin_ledger_route(u, m, &allow)) != R_UNKNOWN)
+        ; /* payout retry, adjustments, audit export (admin_ledger.c) */
     else if (strcmp(u, "/healthz") == 0)
         ROUTE(R_HEALTH, R__COUNT, "GET, HEAD");
     else if (strcmp(u, "/readyz") == 0)
@@ -357,6 +363,8 @@ static void req_free(struct ing_req *r)
     free(r->fin_str);
     free(r->qarg);
     json_decref(r->parsed);
+    if (r->stream_free && r->stream_cls)
+        r->stream_free(r->stream_cls); /* a stream whose response was never made */
     free(r);
 }
 
@@ -530,15 +538,23 @@ static enum MHD_Result send_response(struct ing_req *r)
     if (r->sent == 1)
         return MHD_YES;
     r->sent = 1;
-    if (!r->resp) {
+    if (!r->resp && !(r->stream && r->status == 200)) {
         struct ing_problem p;
         ing_problem(&p, "internal", NULL, "no response was produced");
         ing_respond_problem(r, &p);
     }
-    resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        return MHD_NO;
-    r->resp = NULL; /* owned by MHD now */
+    if (r->stream && r->status == 200) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, r->stream,
+                                                 r->stream_cls, r->stream_free);
+        if (!resp)
+            return MHD_NO;
+        r->stream_cls = NULL; /* owned by MHD now */
+    } else {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            return MHD_NO;
+        r->resp = NULL; /* owned by MHD now */
+    }
     MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
     MHD_add_response_header(resp, "X-Trace-Id", r->trace_id);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -749,6 +765,7 @@ static size_t body_cap(enum ing_route rt)
     case R_TOKEN: return 4096;              /* read before anything is known of the caller */
     case R_PAY_POST: case R_REFUND_POST: case R_PAYOUT_POST: return ING.max_body;
     case R_ADMIN_HOLDS: return 4096;        /* approve/reject: {"reason": ...} */
+    case R_ADMIN_LEDGER: return 4096;       /* a retry, an adjustment or its decision */
     default: return 0;                      /* GETs: no body */
     }
 }

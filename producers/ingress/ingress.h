@@ -33,7 +33,8 @@
 
 enum ing_route {
     R_TOKEN, R_PAY_POST, R_PAY_GET, R_PAY_LIST, R_REFUND_POST, R_REFUND_GET, R_PAYOUT_POST,
-    R_PAYOUT_GET, R_WEBHOOK, R_SETTLE, R_RECON_GET, R_ADMIN_PARTNERS, R_ADMIN_HOLDS, R_HEALTH,
+    R_PAYOUT_GET, R_WEBHOOK, R_SETTLE, R_RECON_GET, R_ADMIN_PARTNERS, R_ADMIN_HOLDS, R_BALANCE,
+    R_ADMIN_LEDGER, R_HEALTH,
     R_READY, R_METRICS, R_OPENAPI, R_UNKNOWN, R__COUNT
 };
 
@@ -121,6 +122,11 @@ struct ing_req {
     char *resp;
     size_t resp_len;
     const char *ctype;
+    /* a streamed response (audit_export.c) instead of resp: MHD's content reader, its
+     * argument and the callback that releases it (called once, by MHD or req_free) */
+    MHD_ContentReaderCallback stream;
+    void *stream_cls;
+    MHD_ContentReaderFreeCallback stream_free;
     const char *code; /* problem code, for logs and metrics */
     int retry_after;  /* seconds, 0: none */
     int replayed;
@@ -232,6 +238,39 @@ void ing_settle_join(void);
 /* admin_holds.c: held payments and payouts (kasir-risk) */
 enum ing_route ing_admin_holds_route(const char *url, const char *method);
 void ing_admin_holds(struct ing_req *r);
+/* An admin list, oldest first and paged (?status=&limit=&after=): status one of statuses
+ * (def_status when absent; "all" lists every status), limit 1-1000 (100), after an id of
+ * at most 200 bytes (a bad one: 400 naming it). sql takes (partner, status or NULL, limit,
+ * after) and returns one jsonb per item; format rewrites an item for the API; the answer is
+ * {<name>: [...], "next_after": <id_member of the last item, or null on the last page>}.
+ * On a reader thread; answers r. */
+struct ing_admin_list {
+    const char *sql;
+    const char *const *statuses;
+    size_t nstatuses;
+    const char *def_status, *id_member, *name;
+    void (*format)(json_t *item);
+};
+void ing_admin_list(struct ing_req *r, struct ing_rdb *db, const struct ing_admin_list *l);
+/* An admin request's JSON body: Content-Type application/json (else 415), an object whose
+ * members are all in names (NULL-terminated); NULL + p naming what is wrong. */
+json_t *ing_admin_body(struct ing_req *r, const char *const *names, struct ing_problem *p);
+/* A string member of it: required or not, 1..max bytes; *out NULL when absent. 0 or -1 + p. */
+int ing_admin_str(json_t *root, const char *name, int required, size_t max, const char **out,
+                  struct ing_problem *p);
+/* The body {"reason": "..."} of a decision (who decides is the caller's credential). */
+#define ING_ADMIN_MAX_REASON 500
+json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_problem *p);
+
+/* balances.c: a seller's wallet balances */
+void ing_balance_get(struct ing_req *r);
+/* admin_ledger.c: payout retry, manual adjustments (two-person rule), audit export.
+ * Route of url/method under /v1/admin/ (R_ADMIN_LEDGER, R__COUNT: the path exists but not
+ * for this method, R_UNKNOWN: not one of its paths); *allow: the path's methods. */
+enum ing_route ing_admin_ledger_route(const char *url, const char *method, const char **allow);
+void ing_admin_ledger(struct ing_req *r);
+/* audit_export.c: GET /v1/admin/audit-export, streamed */
+void ing_audit_export(struct ing_req *r);
 
 /* auth.c */
 int ing_auth_init(void);
@@ -296,6 +335,10 @@ int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, con
 int ing_payment_texts(struct ing_req *r);
 /* An amount in the API's decimal form ("150000.00") */
 void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
+/* Encodes the PayoutRequested event of payout_id (r's partner) into r->payload, with its
+ * topic, key and message id (derived from payout_id); 0 or -1 + p. */
+int ing_payout_event(struct ing_req *r, const char *payout_id, const struct ing_payout *po,
+                     struct ing_problem *p);
 /* Builds the event and the success response of a claimed write; 0 or -1 + p. */
 int ing_build_claimed(struct ing_req *r, json_t *claim_result, struct ing_problem *p);
 

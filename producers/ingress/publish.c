@@ -426,16 +426,16 @@ static int build_refund(struct ing_req *r, json_t *res, struct ing_problem *p)
     return encode(r, "kasir.refunds.RefundRequested", ev, p);
 }
 
-static int build_payout(struct ing_req *r, struct ing_problem *p)
+int ing_payout_event(struct ing_req *r, const char *payout_id, const struct ing_payout *po,
+                     struct ing_problem *p)
 {
-    const struct ing_payout *po = &r->u.payout;
-    json_t *ev = json_object(), *resp = json_object();
+    json_t *ev = json_object();
 
-    ks_id_derive("msg", "kasir.payouts.requested", r->msg_id, r->rid, NULL);
+    ks_id_derive("msg", "kasir.payouts.requested", r->msg_id, payout_id, NULL);
     json_object_set_new(ev, "message_id", json_string(r->msg_id));
     json_object_set_new(ev, "occurred_at", json_integer(ing_now_us()));
     json_object_set_new(ev, "partner_id", json_string(r->partner_id));
-    json_object_set_new(ev, "payout_id", json_string(r->rid));
+    json_object_set_new(ev, "payout_id", json_string(payout_id));
     json_object_set_new(ev, "seller_id", json_string(po->seller_id));
     json_object_set_new(ev, "amount_minor", json_integer(po->amount.minor));
     json_object_set_new(ev, "currency", json_string(po->amount.currency));
@@ -448,6 +448,13 @@ static int build_payout(struct ing_req *r, struct ing_problem *p)
     r->topic = "kasir.payouts.requested";
     /* a seller is the partner's: its wallet, and its messages' order, are (partner, seller) */
     snprintf(r->msg_key, sizeof(r->msg_key), "%s:%s", r->partner_id, po->seller_id);
+    return encode(r, "kasir.payouts.PayoutRequested", ev, p);
+}
+
+static int build_payout(struct ing_req *r, struct ing_problem *p)
+{
+    const struct ing_payout *po = &r->u.payout;
+    json_t *resp = json_object();
 
     json_object_set_new(resp, "payout_id", json_string(r->rid));
     json_object_set_new(resp, "seller_id", json_string(po->seller_id));
@@ -459,7 +466,7 @@ static int build_payout(struct ing_req *r, struct ing_problem *p)
     json_object_set_new(resp, "trace_id", json_string(r->trace_id));
     ing_respond_json(r, 202, resp);
     atomic_store(&r->state, S_SUSPENDED);
-    return encode(r, "kasir.payouts.PayoutRequested", ev, p);
+    return ing_payout_event(r, r->rid, po, p);
 }
 
 int ing_build_claimed(struct ing_req *r, json_t *res, struct ing_problem *p)

@@ -134,6 +134,29 @@ class Ledger:
     def status(self, table, key, value):
         return psql_one("SELECT status FROM %s WHERE %s = '%s'" % (table, key, value))
 
+    def count(self):
+        """Entries posted for this test's partner."""
+        return int(psql_one("SELECT count(*) FROM ledger_entries WHERE partner_id = '%s'"
+                            % self.partner))
+
+    def kill9_during(self, daemons, env, total, kills, rnd, pause=0.3):
+        """Starts kasir-ledger with env, then up to `kills` times: waits for progress (at most
+        30 s), a random moment more, and kills it with -9 and starts another, unless all
+        `total` entries are posted. Returns (the running daemon, kills made)."""
+        import time
+        d, made = daemons("ledger", env=env), 0
+        for _ in range(kills):
+            start, deadline = self.count(), time.time() + 30
+            while self.count() == start and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(rnd.uniform(0.0, pause))
+            if self.count() >= total:
+                break
+            d.kill9()
+            made += 1
+            d = daemons("ledger", env=env)
+        return d, made
+
     def dlq_messages(self, idle_ms=1000):
         return consume(self.dlq, idle_ms=idle_ms)
 

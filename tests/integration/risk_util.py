@@ -37,6 +37,12 @@ class Risk:
         self.rules_path = os.path.join(d, self.name + ".rules.json")
         self.write_rules(rules)
         self.n = 0
+        # approved payouts need funds in the sellers' wallets (the ledger holds them)
+        self.fund(["s1", "evil-seller"] + ["s%d" % i for i in range(20)], 10 ** 12)
+
+    def fund(self, sellers, amount, currency="IDR", partner=None):
+        """Credits each seller's wallet with amount (a test entry from suspense)."""
+        fund_wallets(partner or self.partner, sellers, amount, currency)
 
     def write_rules(self, rules):
         with open(self.rules_path, "w") as f:
@@ -119,6 +125,22 @@ class Risk:
         return got
 
 
+def fund_wallets(partner, sellers, amount, currency="IDR"):
+    """Credits sellers' wallets from the partner's suspense account with entries of a test
+    chain, through the ledger's own ledger_post (as the database owner)."""
+    psql("SELECT ledger_post('sql:test_funding', 'test_fund:' || %s || ':' || s || ':' || "
+         "gen_random_uuid(), 'adjustment', 'test_fund', %s, 'test funding', "
+         "ARRAY[ledger_account('suspense', %s, NULL, NULL, '%s'), "
+         "ledger_account('seller_wallet', %s, s, NULL, '%s')], ARRAY[%d, %d]::bigint[], '%s') "
+         "FROM unnest(ARRAY[%s]::text[]) AS s ORDER BY s"
+         % (q(partner), q(partner), q(partner), currency, q(partner), currency, amount, -amount,
+            currency, ",".join(q(x) for x in sellers)))
+
+
+def q(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
 def low_port():
     """A free port below the ephemeral range: on a machine with many client connections an
     ephemeral port that was free a moment ago is often taken by an outgoing connection
@@ -161,5 +183,5 @@ def status(table, key, value):
     return psql_one("SELECT status FROM %s WHERE %s = '%s'" % (table, key, value))
 
 
-__all__ = ["Risk", "RISK", "T0", "BROKERS", "holds_cli", "status", "produce", "consume",
+__all__ = ["Risk", "RISK", "fund_wallets", "T0", "BROKERS", "holds_cli", "status", "produce", "consume",
            "wait_until", "psql", "psql_one", "risk_daemons", "low_port"]

@@ -91,6 +91,32 @@ def test_every_request_example_is_accepted(ingress):
             r = ingress.request("POST", path.replace("{id}", hold), ex, auth=admin)
             assert r.status == 200, r
             seen += 1
+    # the ledger's admin endpoints (admin_ledger.c): an adjustment asked by one admin key
+    # and decided by another; a retry of a payout that failed for a retriable reason
+    admin2 = "Basic " + base64.b64encode(
+        (cli("key", "add", p.partner_id, "--scopes", "admin")["api_key"] + ":").encode()).decode()
+    for ctype, ex in examples(doc, "/v1/admin/adjustments", "post"):
+        r = ingress.request("POST", "/v1/admin/adjustments", ex, auth=admin)
+        assert r.status == 201, r
+        seen += 1
+    for path in ("/v1/admin/adjustments/{id}/approve", "/v1/admin/adjustments/{id}/reject"):
+        for ctype, ex in examples(doc, path, "post"):
+            adj = ingress.request("POST", "/v1/admin/adjustments", {
+                "seller_id": "s1", "direction": "credit", "amount": "1.00", "currency": "IDR",
+                "counter_account": "suspense", "reason": "openapi"}, auth=admin).json()
+            r = ingress.request("POST", path.replace("{id}", adj["adjustment"]["adjustment_id"]),
+                                ex, auth=admin2)
+            assert r.status == 200, r
+            seen += 1
+    for ctype, ex in examples(doc, "/v1/admin/payouts/{id}/retry", "post"):
+        po = "pyo_openapi_" + uuid.uuid4().hex
+        psql("INSERT INTO payouts (payout_id, partner_id, seller_id, amount_minor, currency, channel, "
+             "bank_code, destination_account, status, failure_code) VALUES ('%s', '%s', 's1', 100, "
+             "'IDR', 'BANK_ACCOUNT', 'BCA', '1234567890', 'FAILED', 'psp_unavailable')"
+             % (po, p.partner_id))
+        r = ingress.request("POST", "/v1/admin/payouts/%s/retry" % po, ex, auth=admin)
+        assert r.status == 202, r
+        seen += 1
     with_body = [(path, m) for path, ops in doc["paths"].items() for m, op in ops.items()
                  if "requestBody" in op]
-    assert seen >= len(with_body) == 8
+    assert seen >= len(with_body) == 12

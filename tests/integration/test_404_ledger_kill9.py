@@ -35,21 +35,8 @@ def test_kill9_posts_exactly_once(daemons):
     produce(lines)
     posted = N - N // 10
     env = L.env(KASIR_INSTANCE_ID=L.name + "-i1", KASIR_WORKER_BATCH_MAX=300)
-    d = daemons("ledger", env=env)
-    kills = 0
-    count = lambda: int(psql_one("SELECT count(*) FROM ledger_entries WHERE partner_id = '%s'"
-                                 % L.partner))
-    for _ in range(5):
-        start = count()
-        deadline = time.time() + 30
-        while count() == start and time.time() < deadline:
-            time.sleep(0.01)
-        time.sleep(rnd.uniform(0.0, 0.3))
-        if count() >= posted:
-            break
-        d.kill9()
-        kills += 1
-        d = daemons("ledger", env=env)
+    d, kills = L.kill9_during(daemons, env, posted, 5, rnd)
+    count = L.count
     wait_until(lambda: count() >= posted, timeout=120, what="all posted")
     assert kills >= 2, kills
     time.sleep(1)

@@ -1,0 +1,74 @@
+-- ledger_adjustment_decide(): approves or rejects a requested adjustment of the partner.
+-- The two-person rule: the approving API key must differ from the requesting one (the
+-- same key is "same_key": nothing changes); another partner's adjustment is "not_found".
+-- An approval posts the entry now, through ledger_post (balanced, hash-chained on chain
+-- 'sql:adjustments', published by kasir-ledger), in this transaction:
+--   seller_wallet  -amount (a credit of the seller when amount > 0)
+--   counter        +amount (suspense/<partner>/<CUR>, fee_revenue/<CUR> or
+--                           psp_clearing/<psp>/<CUR>)
+-- A debit of the wallet needs the funds: its stripes are locked and its available balance
+-- read first (as for a payout hold): "insufficient_funds" leaves the request REQUESTED.
+-- A request past expires_at becomes EXPIRED ("expired"); rejected and expired requests post
+-- nothing. Deciding a decided request again: "unchanged" (same decision) or "conflict".
+-- Returns {"outcome": ..., "adjustment": {...}, "available_minor": n (insufficient_funds)}.
+-- Repeatable: re-applied by the migration runner whenever this file changes.
+CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
+                                                    p_approve boolean, p_key text,
+                                                    p_actor text, p_note text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    a ledger_adjustments%ROWTYPE;
+    target text := CASE WHEN p_approve THEN 'APPROVED' ELSE 'REJECTED' END;
+    wallet text;
+    counter text;
+    avail bigint;
+    entry bigint;
+BEGIN
+    IF coalesce(p_actor, '') = '' OR coalesce(p_note, '') = '' OR coalesce(p_key, '') = '' THEN
+        RAISE EXCEPTION 'an adjustment decision needs who (key, actor) and why (note)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO a FROM ledger_adjustments
+     WHERE adjustment_id = p_id AND partner_id = p_partner FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('outcome', 'not_found');
+    END IF;
+    IF a.status = 'REQUESTED' AND a.expires_at <= now() THEN
+        UPDATE ledger_adjustments SET status = 'EXPIRED' WHERE adjustment_id = a.adjustment_id
+        RETURNING * INTO a;
+    END IF;
+    IF a.status <> 'REQUESTED' THEN
+        RETURN jsonb_build_object('outcome', CASE WHEN a.status = target THEN 'unchanged'
+                                                  WHEN a.status = 'EXPIRED' THEN 'expired'
+                                                  ELSE 'conflict' END,
+                                  'adjustment', ledger_adjustment_json(a));
+    END IF;
+    IF p_approve AND p_key = a.requested_key THEN
+        RETURN jsonb_build_object('outcome', 'same_key', 'adjustment', ledger_adjustment_json(a));
+    END IF;
+    IF p_approve THEN
+        wallet := ledger_account('seller_wallet', a.partner_id, a.seller_id, NULL, a.currency);
+        counter := CASE a.counter
+            WHEN 'suspense' THEN ledger_account('suspense', a.partner_id, NULL, NULL, a.currency)
+            WHEN 'fee_revenue' THEN ledger_account('fee_revenue', NULL, NULL, NULL, a.currency)
+            ELSE ledger_account('psp_clearing', NULL, NULL, a.psp, a.currency) END;
+        IF a.amount_minor < 0 THEN
+            PERFORM 1 FROM ledger_balances WHERE account = wallet ORDER BY chain FOR UPDATE;
+            SELECT -coalesce(sum(balance_minor), 0) INTO avail FROM ledger_balances
+             WHERE account = wallet;
+            IF avail < -a.amount_minor THEN
+                RETURN jsonb_build_object('outcome', 'insufficient_funds', 'available_minor',
+                                          avail, 'adjustment', ledger_adjustment_json(a));
+            END IF;
+        END IF;
+        entry := ledger_post('sql:adjustments', 'adjustment:' || a.adjustment_id, 'adjustment',
+                             a.adjustment_id, a.partner_id, 'adjustment:' || a.adjustment_id,
+                             ARRAY[counter, wallet], ARRAY[a.amount_minor, -a.amount_minor],
+                             a.currency);
+    END IF;
+    UPDATE ledger_adjustments
+       SET status = target, decided_key = p_key, decided_by = p_actor, decided_at = now(),
+           decision_note = p_note, entry_id = entry
+     WHERE adjustment_id = a.adjustment_id RETURNING * INTO a;
+    RETURN jsonb_build_object('outcome', 'decided', 'adjustment', ledger_adjustment_json(a));
+END $$;

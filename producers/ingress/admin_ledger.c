@@ -1,0 +1,404 @@
+/* admin_ledger.c - the ledger's admin endpoints (scope admin, the caller's partner only;
+ * who = "<partner>/<API key id>" and why = the body's reason are recorded with each act):
+ *
+ *   POST /v1/admin/payouts/{id}/retry            {"reason"}
+ *   POST /v1/admin/adjustments                   {"seller_id", "direction", "amount",
+ *                                                 "currency", "counter_account", "psp"?,
+ *                                                 "reason", "idempotency_key"?}
+ *   GET  /v1/admin/adjustments?status=&limit=&after=
+ *   POST /v1/admin/adjustments/{id}/approve      {"reason"}
+ *   POST /v1/admin/adjustments/{id}/reject       {"reason"}
+ *   GET  /v1/admin/audit-export?from=&to=&format=csv|jsonl     (audit_export.c)
+ *
+ * The work is SQL (migration 404, deploy/migrations/functions/ledger_*.sql), so the rules
+ * hold whoever calls: an adjustment is posted balanced through the ledger's own ledger_post
+ * only when a different API key of the same partner approves it (the two-person rule,
+ * also a CHECK of the table); a retry is a new payout that risk and the ledger's funds
+ * check see like any other. Another partner's payout or adjustment is a 404. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/money.h"
+#include "producers/ingress/ingress.h"
+#include "lib/banned.h"
+
+static const char SQL_RETRY[] = "SELECT ledger_payout_retry($1, $2, $3, $4)";
+static const char SQL_REQUEST[] =
+    "SELECT ledger_adjustment_request($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10)";
+static const char SQL_DECIDE[] =
+    "SELECT ledger_adjustment_decide($1, $2, $3::boolean, $4, $5, $6)";
+static const char SQL_LIST[] = "SELECT ledger_adjustments_list($1, $2, $3::int, $4)";
+
+#define ADJ "/v1/admin/adjustments"
+#define RETRY_PREFIX "/v1/admin/payouts/"
+#define EXPORT "/v1/admin/audit-export"
+
+/* "/{id}<suffix>" after prefix, id non-empty and without '/' */
+static int id_then(const char *rest, const char *suffix)
+{
+    const char *slash;
+
+    return rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash > rest + 1 &&
+           strcmp(slash, suffix) == 0;
+}
+
+enum ing_route ing_admin_ledger_route(const char *url, const char *method, const char **allow)
+{
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
+        post = strcmp(method, "POST") == 0;
+
+    if (strcmp(url, ADJ) == 0) {
+        *allow = "GET, HEAD, POST";
+        return get || post ? R_ADMIN_LEDGER : R__COUNT;
+    }
+    if (strncmp(url, ADJ, strlen(ADJ)) == 0 &&
+        (id_then(url + strlen(ADJ), "/approve") || id_then(url + strlen(ADJ), "/reject"))) {
+        *allow = "POST";
+        return post ? R_ADMIN_LEDGER : R__COUNT;
+    }
+    if (strncmp(url, RETRY_PREFIX, strlen(RETRY_PREFIX)) == 0 &&
+        id_then(url + strlen(RETRY_PREFIX) - 1, "/retry")) {
+        *allow = "POST";
+        return post ? R_ADMIN_LEDGER : R__COUNT;
+    }
+    if (strcmp(url, EXPORT) == 0) {
+        *allow = "GET, HEAD";
+        return get ? R_ADMIN_LEDGER : R__COUNT;
+    }
+    return R_UNKNOWN;
+}
+
+/* --- bodies ----------------------------------------------------------------------------- */
+
+/* letters, digits and _ - . : (the ingress's seller ids and PSP names) */
+static int id_chars_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.' || *s == ':'))
+            return 0;
+    return 1;
+}
+
+/* "<partner>/<key id>": who acted */
+static void actor_of(const struct ing_req *r, char out[2 * KS_ID_LEN + 2])
+{
+    snprintf(out, 2 * KS_ID_LEN + 2, "%s/%s", r->partner_id, r->cred_id);
+}
+
+/* amount_minor -> "amount" (signed decimal string) in an adjustment */
+static void format_adjustment(json_t *a)
+{
+    const char *cur = json_string_value(json_object_get(a, "currency"));
+    json_t *mn = json_object_get(a, "amount_minor");
+    char buf[KS_MONEY_STRLEN];
+    json_int_t v;
+
+    if (!cur || !json_is_integer(mn))
+        return;
+    v = json_integer_value(mn);
+    ing_amount_fmt(v < 0 ? -v : v, cur, buf);
+    json_object_set_new(a, "direction", json_string(v < 0 ? "debit" : "credit"));
+    json_object_set_new(a, "amount", json_string(buf));
+    json_object_del(a, "amount_minor");
+}
+
+/* the SQL function's one jsonb answer, parsed; NULL + p (503 or 500) */
+static json_t *call(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
+                    const char *const *params, struct ing_problem *p)
+{
+    PGresult *res = ing_rdb_query(db, r, sql, n, params, p);
+    json_t *out;
+
+    if (!res)
+        return NULL;
+    out = PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    PQclear(res);
+    if (!out)
+        ing_problem(p, "internal", NULL, "unexpected answer from the database");
+    return out;
+}
+
+/* --- payout retry -------------------------------------------------------------------------- */
+
+/* reader thread: the retry's new payout recorded (PENDING_PUBLISH), then its
+ * PayoutRequested published; the answer goes when Kafka confirms (publish.c, K_DIRECT) */
+static void retry_job(struct ing_req *r, struct ing_rdb *db)
+{
+    const char *id = r->url + strlen(RETRY_PREFIX), *reason;
+    char payout[256], actor[2 * KS_ID_LEN + 2];
+    struct ing_problem p;
+    json_t *body = NULL, *out = NULL, *po, *resp;
+    const char *outcome, *params[4];
+    struct ing_payout ev = {0};
+    int replay;
+
+    snprintf(payout, sizeof(payout), "%.*s", (int)(strchr(id, '/') - id), id);
+    if (!(body = ing_admin_reason(r, &reason, &p)))
+        goto fail;
+    actor_of(r, actor);
+    params[0] = r->partner_id;
+    params[1] = payout;
+    params[2] = actor;
+    params[3] = reason;
+    if (!(out = call(r, db, SQL_RETRY, 4, params, &p)))
+        goto fail;
+    outcome = json_string_value(json_object_get(out, "outcome"));
+    if (!outcome || strcmp(outcome, "not_found") == 0) {
+        ing_problem(&p, "not_found", "id", "no payout with this id");
+        goto fail;
+    }
+    if (strcmp(outcome, "not_failed") == 0) {
+        ing_problem(&p, "payout_not_retriable", "id", "the payout is %s, not FAILED",
+                    json_string_value(json_object_get(out, "status")));
+        goto fail;
+    }
+    if (strcmp(outcome, "not_retriable") == 0) {
+        ing_problem(&p, "payout_not_retriable", "id",
+                    "the payout failed with %s, which a retry cannot mend",
+                    json_string_value(json_object_get(out, "failure_code")));
+        goto fail;
+    }
+    replay = strcmp(outcome, "replay") == 0;
+    po = json_object_get(out, "payout");
+    resp = json_pack("{s:O, s:O, s:O, s:O, s:s}", "payout_id", json_object_get(po, "payout_id"),
+                     "retry_of", json_object_get(out, "retry_of"), "retried_failure_code",
+                     json_object_get(out, "failure_code"), "status", json_object_get(po, "status"),
+                     "trace_id", r->trace_id);
+    if (replay && strcmp(json_string_value(json_object_get(po, "status")), "PENDING_PUBLISH") != 0) {
+        /* published before and moved on: the attempt as it is */
+        ing_respond_json(r, 200, resp);
+        goto out;
+    }
+    json_object_set_new(resp, "status", json_string("REQUESTED"));
+    ev.seller_id = json_string_value(json_object_get(po, "seller_id"));
+    ev.amount.minor = json_integer_value(json_object_get(po, "amount_minor"));
+    snprintf(ev.amount.currency, sizeof(ev.amount.currency), "%s",
+             json_string_value(json_object_get(po, "currency")));
+    ev.channel = json_string_value(json_object_get(po, "channel"));
+    ev.bank_code = json_string_value(json_object_get(po, "bank_code"));
+    ev.ewallet = json_string_value(json_object_get(po, "ewallet_channel"));
+    ev.destination = json_string_value(json_object_get(po, "destination_account"));
+    ev.holder = json_string_value(json_object_get(po, "account_holder"));
+    ev.description = json_string_value(json_object_get(po, "description"));
+    if (ing_payout_event(r, json_string_value(json_object_get(po, "payout_id")), &ev, &p) != 0) {
+        json_decref(resp);
+        goto fail;
+    }
+    ks_log(KS_LOG_INFO, "ingress.payout.retry", replay ? "payout retry published again"
+                                                       : "payout retry created",
+           "trace_id", r->trace_id, "partner", r->partner_id, "payout_id", payout, "attempt",
+           json_string_value(json_object_get(po, "payout_id")), NULL);
+    ing_respond_json(r, 202, resp);
+    /* answered by the delivery report: the 202 if Kafka confirms, else a 503 (a retry of
+     * this call publishes the same attempt again) */
+    r->kind = K_DIRECT;
+    if (ing_produce_bytes(r, r->topic, r->msg_key, r->payload, r->payload_len, r->msg_id, 0) != 0) {
+        ing_problem(&p, "unavailable", NULL, "could not publish the retry; call again");
+        goto fail;
+    }
+    json_decref(body);
+    json_decref(out);
+    return;
+fail:
+    ing_respond_problem(r, &p);
+out:
+    json_decref(body);
+    json_decref(out);
+    ing_req_done(r);
+}
+
+/* --- adjustments ---------------------------------------------------------------------------- */
+
+static void adjustment_create_job(struct ing_req *r, struct ing_rdb *db)
+{
+    static const char *const names[] = {"seller_id", "direction", "amount", "currency",
+                                        "counter_account", "psp", "reason", "idempotency_key",
+                                        NULL};
+    const char *seller, *dir, *amount, *cur, *counter, *psp, *reason, *idem, *outcome;
+    char actor[2 * KS_ID_LEN + 2], minor_s[24];
+    struct ing_problem p;
+    struct ks_money m;
+    struct ks_err e = {0};
+    json_t *body = NULL, *out = NULL, *a;
+    const char *params[10];
+
+    if (!(body = ing_admin_body(r, names, &p)) ||
+        ing_admin_str(body, "seller_id", 1, ING_ID_MAX, &seller, &p) != 0 ||
+        ing_admin_str(body, "direction", 1, 6, &dir, &p) != 0 ||
+        ing_admin_str(body, "amount", 1, 40, &amount, &p) != 0 ||
+        ing_admin_str(body, "currency", 1, 3, &cur, &p) != 0 ||
+        ing_admin_str(body, "counter_account", 1, 20, &counter, &p) != 0 ||
+        ing_admin_str(body, "psp", 0, 32, &psp, &p) != 0 ||
+        ing_admin_str(body, "reason", 1, ING_ADMIN_MAX_REASON, &reason, &p) != 0 ||
+        ing_admin_str(body, "idempotency_key", 0, 255, &idem, &p) != 0)
+        goto fail;
+    if (!id_chars_ok(seller)) {
+        ing_problem(&p, "field_format", "seller_id",
+                    "seller_id holds letters, digits and _ - . : only");
+        goto fail;
+    }
+    if (strcmp(dir, "credit") != 0 && strcmp(dir, "debit") != 0) {
+        ing_problem(&p, "value_not_allowed", "direction",
+                    "direction is credit (to the seller's wallet) or debit (from it)");
+        goto fail;
+    }
+    if (ks_money_exponent(cur) < 0) {
+        ing_problem(&p, "currency_unsupported", "currency", "unknown currency %.3s", cur);
+        goto fail;
+    }
+    if (ks_money_parse(amount, cur, "amount", &m, &e) != KS_OK) {
+        ing_problem(&p, "amount_invalid", "amount", "%s", e.msg);
+        goto fail;
+    }
+    if (ks_money_check_bounds(&m, "amount", &e) != KS_OK) {
+        ing_problem(&p, "amount_out_of_range", "amount", "%s", e.msg);
+        goto fail;
+    }
+    if (strcmp(counter, "suspense") != 0 && strcmp(counter, "fee_revenue") != 0 &&
+        strcmp(counter, "psp_clearing") != 0) {
+        ing_problem(&p, "value_not_allowed", "counter_account",
+                    "counter_account is suspense, fee_revenue or psp_clearing");
+        goto fail;
+    }
+    if ((strcmp(counter, "psp_clearing") == 0) != (psp != NULL)) {
+        ing_problem(&p, psp ? "field_not_allowed" : "field_required", "psp",
+                    "psp names the PSP for counter_account psp_clearing, and only then");
+        goto fail;
+    }
+    if (psp && !id_chars_ok(psp)) {
+        ing_problem(&p, "field_format", "psp", "psp holds letters, digits and _ - . : only");
+        goto fail;
+    }
+    snprintf(minor_s, sizeof(minor_s), "%lld",
+             (long long)(strcmp(dir, "debit") == 0 ? -m.minor : m.minor));
+    actor_of(r, actor);
+    params[0] = r->partner_id;
+    params[1] = r->cred_id;
+    params[2] = actor;
+    params[3] = idem;
+    params[4] = seller;
+    params[5] = cur;
+    params[6] = minor_s;
+    params[7] = counter;
+    params[8] = psp;
+    params[9] = reason;
+    if (!(out = call(r, db, SQL_REQUEST, 10, params, &p)))
+        goto fail;
+    outcome = json_string_value(json_object_get(out, "outcome"));
+    a = json_object_get(out, "adjustment");
+    format_adjustment(a);
+    if (outcome && strcmp(outcome, "mismatch") == 0) {
+        ing_problem(&p, "idempotency_key_reused", "idempotency_key",
+                    "this idempotency key was used for another adjustment");
+        ing_respond_problem_x(r, &p, json_pack("{s:O}", "adjustment", a));
+        goto out;
+    }
+    ks_log(KS_LOG_INFO, "ingress.adjustment.requested", "adjustment requested", "trace_id",
+           r->trace_id, "partner", r->partner_id, "adjustment_id",
+           json_string_value(json_object_get(a, "adjustment_id")), NULL);
+    ing_respond_json(r, outcome && strcmp(outcome, "created") == 0 ? 201 : 200,
+                     json_pack("{s:O}", "adjustment", a));
+    goto out;
+fail:
+    ing_respond_problem(r, &p);
+out:
+    json_decref(body);
+    json_decref(out);
+    ing_req_done(r);
+}
+
+static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
+{
+    const char *id = r->url + strlen(ADJ) + 1, *slash = strchr(id, '/'), *reason, *outcome;
+    int approve = strcmp(slash, "/approve") == 0;
+    char adj[256], actor[2 * KS_ID_LEN + 2];
+    struct ing_problem p;
+    json_t *body = NULL, *out = NULL, *a;
+    const char *params[6];
+
+    snprintf(adj, sizeof(adj), "%.*s", (int)(slash - id), id);
+    if (!(body = ing_admin_reason(r, &reason, &p)))
+        goto fail;
+    actor_of(r, actor);
+    params[0] = r->partner_id;
+    params[1] = adj;
+    params[2] = approve ? "true" : "false";
+    params[3] = r->cred_id;
+    params[4] = actor;
+    params[5] = reason;
+    if (!(out = call(r, db, SQL_DECIDE, 6, params, &p)))
+        goto fail;
+    outcome = json_string_value(json_object_get(out, "outcome"));
+    if (!outcome || strcmp(outcome, "not_found") == 0) {
+        ing_problem(&p, "not_found", "id", "no adjustment with this id");
+        goto fail;
+    }
+    a = json_object_get(out, "adjustment");
+    format_adjustment(a);
+    if (strcmp(outcome, "same_key") == 0) {
+        ing_problem(&p, "approver_is_requester", "Authorization",
+                    "an adjustment is approved by another API key than the one that asked");
+    } else if (strcmp(outcome, "expired") == 0) {
+        ing_problem(&p, "adjustment_expired", "id", "the request expired unapproved");
+    } else if (strcmp(outcome, "conflict") == 0) {
+        ing_problem(&p, "adjustment_decided", "id", "the adjustment was already %s",
+                    approve ? "rejected" : "approved");
+    } else if (strcmp(outcome, "insufficient_funds") == 0) {
+        ing_problem(&p, "insufficient_funds", "amount",
+                    "the seller's available balance is %lld minor units, below the debit",
+                    (long long)json_integer_value(json_object_get(out, "available_minor")));
+    } else {
+        ks_log(KS_LOG_INFO, approve ? "ingress.adjustment.approved" : "ingress.adjustment.rejected",
+               strcmp(outcome, "decided") == 0 ? "adjustment decided"
+                                               : "adjustment decided before, unchanged",
+               "trace_id", r->trace_id, "partner", r->partner_id, "adjustment_id", adj, NULL);
+        ing_respond_json(r, 200, json_pack("{s:O, s:b}", "adjustment", a, "changed",
+                                           strcmp(outcome, "decided") == 0));
+        goto out;
+    }
+    ing_respond_problem_x(r, &p, json_pack("{s:O}", "adjustment", a));
+    goto out;
+fail:
+    ing_respond_problem(r, &p);
+out:
+    json_decref(body);
+    json_decref(out);
+    ing_req_done(r);
+}
+
+static void adjustment_list_job(struct ing_req *r, struct ing_rdb *db)
+{
+    static const char *const statuses[] = {"REQUESTED", "APPROVED", "REJECTED", "EXPIRED", "all"};
+    static const struct ing_admin_list l = {SQL_LIST, statuses, 5, "all", "adjustment_id",
+                                            "adjustments", format_adjustment};
+    ing_admin_list(r, db, &l);
+}
+
+void ing_admin_ledger(struct ing_req *r)
+{
+    void (*job)(struct ing_req *, struct ing_rdb *);
+    struct ing_problem p;
+    int post = strcmp(r->method, "POST") == 0;
+
+    if (strcmp(r->url, EXPORT) == 0) {
+        ing_audit_export(r);
+        return;
+    }
+    if (strncmp(r->url, RETRY_PREFIX, strlen(RETRY_PREFIX)) == 0) {
+        if (!ING.kafka_ok) {
+            ing_problem(&p, "unavailable", NULL, "kafka is unreachable; nothing was recorded");
+            ing_respond_problem(r, &p);
+            return;
+        }
+        job = retry_job;
+    } else if (strcmp(r->url, ADJ) == 0) {
+        job = post ? adjustment_create_job : adjustment_list_job;
+    } else {
+        job = adjustment_decide_job;
+    }
+    if (ing_defer(r, job, 0, ING.read_timeout_ms, &p) != 0)
+        ing_respond_problem(r, &p);
+}

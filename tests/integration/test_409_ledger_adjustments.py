@@ -1,0 +1,143 @@
+"""409: manual adjustments under the two-person rule (POST /v1/admin/adjustments, then
+/approve or /reject): requested by one API key of the partner, posted only when a
+different key of the same partner approves it. The requesting key cannot approve its own
+request (403, nothing posted), another partner's admin cannot see or approve it (404); a
+rejected or expired request posts nothing; a debit the wallet cannot cover is refused; the
+approved entry is balanced, on the hash chain, and moves the seller's balance; who and why
+are recorded. The database refuses a same-key approval whoever writes it."""
+import base64
+import secrets
+import subprocess
+
+import pytest
+
+from conftest import PG_DSN, psql, psql_one
+from ingress_util import Partner, cli, ingress  # noqa: F401
+from ledger_util import verify
+from risk_util import fund_wallets
+
+
+def admin_key(partner_id):
+    out = cli("key", "add", partner_id, "--scopes", "admin")
+    return out["key_id"], "Basic " + base64.b64encode((out["api_key"] + ":").encode()).decode()
+
+
+def wallet(partner, seller):
+    return int(psql_one("SELECT coalesce(sum(balance_minor), 0) FROM ledger_account_balances "
+                        "WHERE account = 'seller_wallet/%s/%s/IDR'" % (partner, seller)))
+
+
+def posted(adj_id):
+    return psql("SELECT e.kind, p.account, p.amount_minor FROM ledger_entries e "
+                "JOIN ledger_postings p ON p.entry_id = e.entry_id "
+                "WHERE e.source_key = 'adjustment:%s' ORDER BY p.line" % adj_id)
+
+
+def test_two_person_rule(ingress):
+    a, b = Partner("t409-a-" + secrets.token_hex(3)), Partner("t409-b-" + secrets.token_hex(3))
+    (k1, admin1), (k2, admin2) = admin_key(a.partner_id), admin_key(a.partner_id)
+    _, admin_b = admin_key(b.partner_id)
+    fund_wallets(a.partner_id, ["s1"], 10000)
+    base = {"seller_id": "s1", "currency": "IDR", "counter_account": "suspense"}
+
+    def ask(direction, amount, auth=admin1, **extra):
+        body = dict(base, direction=direction, amount=amount, reason="ticket " + secrets.token_hex(2),
+                    **extra)
+        r = ingress.request("POST", "/v1/admin/adjustments", body, auth=auth)
+        assert r.status == 201, r
+        adj = r.json()["adjustment"]
+        assert adj["status"] == "REQUESTED" and adj["requested_by"] == "%s/%s" % (a.partner_id, k1)
+        return adj["adjustment_id"]
+
+    def decide(adj, verb, auth, reason="checked"):
+        return ingress.request("POST", "/v1/admin/adjustments/%s/%s" % (adj, verb),
+                               {"reason": reason}, auth=auth)
+
+    credit = ask("credit", "250.00")
+    assert posted(credit) == [] and wallet(a.partner_id, "s1") == 10000
+    # the key that asked cannot approve: 403, nothing posted, still REQUESTED
+    r = decide(credit, "approve", admin1)
+    assert r.status == 403 and r.code == "approver_is_requester", r
+    assert r.json()["adjustment"]["status"] == "REQUESTED" and posted(credit) == []
+    # another partner's admin: the adjustment does not exist for it
+    r = decide(credit, "approve", admin_b)
+    assert r.status == 404 and r.code == "not_found", r
+    assert ingress.request("GET", "/v1/admin/adjustments", auth=admin_b).json()["adjustments"] == []
+    assert posted(credit) == []
+    # a partner key without the admin scope: 403 on the scope
+    assert decide(credit, "approve", a).code == "forbidden_scope"
+    # another key of the partner approves: posted now, balanced, recorded
+    r = decide(credit, "approve", admin2, reason="matches the PSP report")
+    assert r.status == 200 and r.json()["changed"] is True, r
+    adj = r.json()["adjustment"]
+    assert (adj["status"], adj["decided_by"], adj["decision_note"]) == (
+        "APPROVED", "%s/%s" % (a.partner_id, k2), "matches the PSP report")
+    assert adj["amount"] == "250.00" and adj["direction"] == "credit" and adj["entry_id"]
+    lines = posted(credit)
+    assert lines == [["adjustment", "suspense/%s/IDR" % a.partner_id, "25000"],
+                     ["adjustment", "seller_wallet/%s/s1/IDR" % a.partner_id, "-25000"]], lines
+    assert wallet(a.partner_id, "s1") == 35000
+    # approving again changes nothing; rejecting it now is a conflict
+    r = decide(credit, "approve", admin2)
+    assert r.status == 200 and r.json()["changed"] is False
+    assert decide(credit, "reject", admin2).code == "adjustment_decided"
+    assert len(posted(credit)) == 2
+
+    # rejected: nothing posted, ever
+    rej = ask("credit", "10.00")
+    r = decide(rej, "reject", admin2, reason="duplicate")
+    assert r.status == 200 and r.json()["adjustment"]["status"] == "REJECTED"
+    assert decide(rej, "approve", admin2).code == "adjustment_decided"
+    assert posted(rej) == []
+    # expired (24 h; moved back here): nothing posted, shown EXPIRED
+    exp = ask("credit", "10.00")
+    psql("UPDATE ledger_adjustments SET requested_at = now() - interval '25 hours', "
+         "expires_at = now() - interval '1 hour' WHERE adjustment_id = '%s'" % exp)
+    r = decide(exp, "approve", admin2)
+    assert r.status == 409 and r.code == "adjustment_expired", r
+    assert posted(exp) == []
+    listed = ingress.request("GET", "/v1/admin/adjustments?status=EXPIRED", auth=admin1).json()
+    assert [x["adjustment_id"] for x in listed["adjustments"]] == [exp]
+
+    # a debit the wallet cannot cover: refused at approval, still REQUESTED; covered: posted
+    debit = ask("debit", "400.00")  # the wallet holds 350.00
+    r = decide(debit, "approve", admin2)
+    assert r.status == 409 and r.code == "insufficient_funds", r
+    assert posted(debit) == []
+    fund_wallets(a.partner_id, ["s1"], 5000)
+    assert decide(debit, "approve", admin2).status == 200
+    assert wallet(a.partner_id, "s1") == 35000 + 5000 - 40000
+
+    # a PSP counter account needs its PSP; a fee_revenue credit; an idempotent request
+    r = ingress.request("POST", "/v1/admin/adjustments",
+                        dict(base, direction="credit", amount="1.00", counter_account="psp_clearing",
+                             reason="x"), auth=admin1)
+    assert r.status == 400 and r.code == "field_required" and r.json()["field"] == "psp", r
+    body = dict(base, direction="credit", amount="5.00", counter_account="fee_revenue",
+                reason="fee refunded", idempotency_key="idem-" + secrets.token_hex(4))
+    first = ingress.request("POST", "/v1/admin/adjustments", body, auth=admin1)
+    again = ingress.request("POST", "/v1/admin/adjustments", body, auth=admin1)
+    assert first.status == 201 and again.status == 200
+    assert first.json()["adjustment"]["adjustment_id"] == again.json()["adjustment"]["adjustment_id"]
+    other = ingress.request("POST", "/v1/admin/adjustments", dict(body, amount="6.00"), auth=admin1)
+    assert other.status == 422 and other.code == "idempotency_key_reused"
+    for bad, field in (({"direction": "sideways"}, "direction"), ({"amount": "-5.00"}, "amount"),
+                       ({"currency": "XXX"}, "currency"), ({"seller_id": "a b"}, "seller_id"),
+                       ({"reason": ""}, "reason"), ({"extra": 1}, "extra")):
+        r = ingress.request("POST", "/v1/admin/adjustments",
+                            {**base, "direction": "credit", "amount": "1.00", "reason": "x", **bad},
+                            auth=admin1)
+        assert r.status == 400 and r.json()["field"] == field, (bad, r)
+
+    # the database keeps the rule whatever writes: an approval by the requesting key fails
+    with pytest.raises(subprocess.CalledProcessError) as e:
+        subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
+                        "UPDATE ledger_adjustments SET status = 'REJECTED', decided_by = 'x', "
+                        "decided_key = requested_key WHERE adjustment_id = '%s'; "
+                        "UPDATE ledger_adjustments SET status = 'APPROVED', entry_id = 1 "
+                        "WHERE adjustment_id = '%s'" % (rej, rej)],
+                       check=True, capture_output=True, text=True)
+    assert "ledger_adjustments_check" in e.value.stderr, e.value.stderr
+    rc, text = verify()
+    assert rc == 0, text
+

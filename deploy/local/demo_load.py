@@ -228,8 +228,11 @@ class Demo:
             if pid:
                 pend[pid] = what
         for i in range(4):
-            self.pay(self.b, ("card", "qris", "card", "virtual_account")[i], 120000 + 5000 * i,
-                     "b-seller-%d" % (i % 2), what="partner B")
+            method = ("card", "qris", "card", "virtual_account")[i]
+            pid = self.pay(self.b, method, 120000 + 5000 * i, "b-seller-%d" % (i % 2),
+                           what="partner B")
+            if pid and method != "card":
+                pend[pid] = "partner B %s paid" % method
         self.pay(self.a, "card", 99000, "seller-1", buyer="buyer-fraud-001", what="blocked buyer")
         if not self.has("risk", "executor"):
             self.note("VA/QRIS/e-wallet webhooks not sent: risk and executor must run")
@@ -279,8 +282,12 @@ class Demo:
         payout("payout 150000.00", "seller-0", 150000)
         payout("payout to a blocked account", "seller-2", 50000, account="9876543210")
         payout("payout above the balance", "seller-11", 90000000)
-        # a payout the PSP declines: every charge or payout call declines while it is sent
+        # a payout the PSP declines: every charge or payout call declines while it is sent,
+        # so the others are executed first
         if self.has("psp-sandbox", "risk", "executor"):
+            sent = list(self.payouts)
+            self.wait("payouts executed", lambda: all(s not in ("REQUESTED", "HELD") for _, s in pipeline.psql(
+                "SELECT payout_id, status FROM payouts WHERE payout_id = ANY(%s)" % pipeline.sql_list(sent))), timeout)
             self.sandbox.call("POST", "/_sandbox/faults", {"decline_pct": 100})
             try:
                 st, j = payout("payout declined by the PSP", "seller-3", 40000)

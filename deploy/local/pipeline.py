@@ -116,11 +116,17 @@ def lag(group_names):
 
 
 def outbox(group_names):
-    """{group: outbox rows not yet confirmed by Kafka}."""
-    rows = psql("SELECT worker, count(*) FROM kasir_outbox WHERE worker = ANY(%s) GROUP BY 1"
-                % sql_list(group_names))
+    """{group: outbox rows not yet confirmed by Kafka}: rows whose owner is
+    "<daemon>/<group>" (the worker runtime's, and the ledger's publisher "ledger-sql/<group>"),
+    plus, under "ledger_unpublished", entries the ledger's SQL entry points posted that its
+    publisher has not yet moved to an outbox."""
+    rows = psql("SELECT split_part(worker, '/', 2), count(*) FROM kasir_outbox "
+                "WHERE split_part(worker, '/', 2) = ANY(%s) GROUP BY 1" % sql_list(group_names))
     out = {g: 0 for g in group_names}
-    out.update({w: int(n) for w, n in rows})
+    for g, n in rows:
+        out[g] += int(n)
+    if psql("SELECT to_regclass('ledger_unpublished') IS NOT NULL")[0][0] == "t":
+        out["ledger_unpublished"] = int(psql("SELECT count(*) FROM ledger_unpublished")[0][0])
     return out
 
 

@@ -207,3 +207,8 @@ def run(pl, t0):
     # the faults happened: otherwise this test proved less than it says
     inj = sb.control("GET", "/_sandbox/faults").json()["injected"]
     assert inj["errors"] >= 10 and inj["timeouts"] >= 3, inj
+    count = {}
+    for o in orders:
+        count[st.get(o)] = count.get(st.get(o), 0) + 1
+    print("800: orders %s, dead-lettered %d; refunds %s; payouts %s; sandbox faults %s; wallets %s"
+          % (count, len(dlqd), sorted(rst.values()), sorted(yst.values()), inj, expect))

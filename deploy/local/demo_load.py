@@ -373,7 +373,7 @@ class Demo:
                            capture_output=True, text=True, timeout=300)
         verify_line = (v.stdout.strip().splitlines() or [v.stderr.strip()])[-1]
         print("\n  kasir-ledger verify (exit %d): %s" % (v.returncode, verify_line))
-        print("\n  dead letters per topic")
+        print("\n  dead letters per topic (whole topics: every run on this stack)")
         for t, n in sorted(pipeline.dlq_counts().items()):
             if not t.startswith("kasir.demo."):
                 print("    %-40s %d" % (t, n))

@@ -91,7 +91,9 @@ wire_worker() {
     echo "KASIR_WORKER_OUTBOX_SWEEP=${KASIR_OUTBOX_SWEEP:-5s}"
 }
 wire_psp-sandbox() {
-    wire_common psp-sandbox
+    # a PSP: neither Kafka nor PostgreSQL
+    echo "KASIR_HTTP_PORT=$(port_of psp-sandbox)"
+    echo "KASIR_LOG_LEVEL=${KASIR_SERVICES_LOG_LEVEL:-info}"
     echo "KASIR_STRIPE_SECRET_KEY=$KASIR_STRIPE_SECRET_KEY"
     echo "KASIR_STRIPE_WEBHOOK_SECRET=$KASIR_STRIPE_WEBHOOK_SECRET"
     echo "KASIR_XENDIT_SECRET_KEY=$KASIR_XENDIT_SECRET_KEY"

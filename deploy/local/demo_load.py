@@ -362,10 +362,13 @@ class Demo:
             rows = pipeline.psql("SELECT status, count(*) FROM %s WHERE %s = ANY(%s) GROUP BY 1 ORDER BY 1"
                                  % (table, col, pipeline.sql_list(list(got)))) if got else []
             print("  %s of this run: %s" % (table, ", ".join("%s %s" % (s, n) for s, n in rows) or "none"))
-        print("\n  ledger totals by account type (all partners, on its normal side)")
+        print("\n  ledger totals by account type, on their normal side (the demo partners' "
+              "accounts; the platform's hold every partner's, tests' too)")
+        mine = pipeline.sql_list([self.env.get("KASIR_DEMO_PARTNER_A", ""),
+                                  self.env.get("KASIR_DEMO_PARTNER_B", "")])
         for typ, cur, n, total in pipeline.psql(
                 "SELECT type, currency, count(*), sum(balance_minor) FROM ledger_account_balances "
-                "GROUP BY 1, 2 ORDER BY 1, 2"):
+                "WHERE partner_id = ANY(%s) OR partner_id IS NULL GROUP BY 1, 2 ORDER BY 1, 2" % mine):
             print("    %-16s %s %6s accounts %20s" % (typ, cur, n, money(int(total), cur)))
         ledger_dsn = re.sub(r"user=\S+", "user=kasir_ledger", self.env["KASIR_PG_DSN"])
         env = dict(os.environ, KASIR_PG_DSN=ledger_dsn)

@@ -5,5 +5,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
 mkdir -p "$top/var/log/tests"
+# the demo's daemons (make demo) would act on every test's traffic: stopped first
+bash "$top/deploy/local/services.sh" stop
 # Debian's python3 carries python3-pytest and python3-avro (deploy/deps.sh installs both)
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$top/tests/integration" "$@"

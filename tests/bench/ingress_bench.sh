@@ -30,14 +30,7 @@ store() { # batches claims finishes exec_seconds, from the ingress's /metrics (a
         /^kasir_ingress_store_batch_seconds_total/ {t=$2}
         END {print b+0, c+0, f+0, t+0}'
 }
-ticks() { # summed user+system ticks of the given pids
-    local t=0 p
-    for p in "$@"; do
-        [ -r "/proc/$p/stat" ] || continue
-        t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-    done
-    echo "$t"
-}
+. "$top/tests/bench/cpu.sh" # ticks PID...
 read -r port aport < <(python3 -c 'import socket; a=socket.socket(); b=socket.socket(); a.bind(("",0)); b.bind(("",0)); print(a.getsockname()[1], b.getsockname()[1])')
 mport=$aport # /readyz and /metrics: the admin listener (http.admin_port) since issue 12
 out=$("$bin" partner add "bench-$(date +%s)" --rps 1000000)

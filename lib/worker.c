@@ -61,6 +61,11 @@ void wk_rnd_hex(struct ks_worker *w, char *out, size_t nbytes)
     ks_hex_encode(b, nbytes, out);
 }
 
+struct ks_metrics *ks_worker_metrics(struct ks_worker *w)
+{
+    return w->metrics;
+}
+
 const struct ks_config *ks_worker_config(const struct ks_worker *w)
 {
     return w->cfg;
@@ -493,10 +498,30 @@ static void on_signal(int sig)
         ks_worker_stop(g_worker);
 }
 
+struct ks_config_def *ks_worker_table(const struct ks_worker_spec *spec,
+                                      const struct ks_config_def *defs, size_t ndefs,
+                                      size_t *total)
+{
+    size_t ncommon = ks_common_settings_count;
+    struct ks_config_def *all;
+
+    *total = ncommon + KS_WORKER_SETTINGS_COUNT + ndefs;
+    if (!(all = calloc(*total, sizeof(*all))))
+        return NULL;
+    memcpy(all, ks_common_settings, ncommon * sizeof(*all));
+    for (size_t i = 0; i < ncommon; i++)
+        if (spec->http_port && strcmp(all[i].name, "http.port") == 0)
+            all[i].def = spec->http_port;
+    ks_worker_settings(spec->group ? spec->group : spec->name, spec->topics, all + ncommon);
+    if (ndefs)
+        memcpy(all + ncommon + KS_WORKER_SETTINGS_COUNT, defs, ndefs * sizeof(*all));
+    return all;
+}
+
 int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def *defs,
                    size_t ndefs, int argc, char **argv)
 {
-    size_t ncommon = ks_common_settings_count, total;
+    size_t total;
     struct ks_config_def *all;
     struct ks_config *cfg = NULL;
     struct ks_worker *w = NULL;
@@ -524,16 +549,8 @@ int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def
             ks_config_markdown(stdout, title, defs, ndefs);
         return fflush(stdout) == 0 ? 0 : 1;
     }
-    total = ncommon + KS_WORKER_SETTINGS_COUNT + ndefs;
-    if (!(all = calloc(total, sizeof(*all))))
+    if (!(all = ks_worker_table(spec, defs, ndefs, &total)))
         return 1;
-    memcpy(all, ks_common_settings, ncommon * sizeof(*all));
-    for (size_t i = 0; i < ncommon; i++)
-        if (spec->http_port && strcmp(all[i].name, "http.port") == 0)
-            all[i].def = spec->http_port;
-    ks_worker_settings(spec->group ? spec->group : spec->name, spec->topics, all + ncommon);
-    if (ndefs)
-        memcpy(all + ncommon + KS_WORKER_SETTINGS_COUNT, defs, ndefs * sizeof(*all));
     /* every bad setting as one JSON line (config.invalid), then exit 2 (docs/CONFIG.md) */
     if (!(cfg = ks_config_load_main(spec->name, all, total, path))) {
         rc = 2;

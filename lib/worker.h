@@ -61,6 +61,7 @@
 #include "config.h"
 #include "err.h"
 #include "ids.h"
+#include "metrics.h"
 
 /* Settings. ks_worker_main loads one table made of ks_common_settings (pg.dsn,
  * kafka.brokers, log.level, http.port, instance.id), the runtime's own (below; group and
@@ -188,6 +189,15 @@ void ks_worker_free(struct ks_worker *w); /* NULL ok */
  * logging, serde, SIGTERM/SIGINT handlers, new, run, free. Returns the exit code. */
 int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def *defs,
                    size_t ndefs, int argc, char **argv);
+/* The whole settings table ks_worker_main loads for spec: ks_common_settings (http.port
+ * defaulting to the spec's), the runtime's (group and topics from the spec), then defs.
+ * For a daemon's tools and start-up checks, which must read exactly the daemon's settings.
+ * malloc'd (total entries): free it after the config loaded from it. NULL on no memory. */
+struct ks_config_def *ks_worker_table(const struct ks_worker_spec *spec,
+                                      const struct ks_config_def *defs, size_t ndefs,
+                                      size_t *total);
+/* The worker's Prometheus registry, for a daemon's own metrics in its hooks. */
+struct ks_metrics *ks_worker_metrics(struct ks_worker *w);
 /* The config of a running worker, for the daemon's own settings in its hooks. */
 const struct ks_config *ks_worker_config(const struct ks_worker *w);
 /* The worker of a batch (for ks_worker_config in handlers). */

@@ -42,8 +42,6 @@
 #include "lib/outcome.h"
 #include "lib/pgarr.h"
 #include "lib/worker.h"
-/* the worker's metrics registry: worker.h has no accessor for it yet */
-#include "lib/worker_int.h"
 #include "lib/banned.h"
 
 #define EXEC_GROUP "kasir-executor"
@@ -401,7 +399,7 @@ static enum ks_code start(struct exe *x, struct ks_batch *b, struct ks_err *err)
                                      (int)ks_config_int(cfg, "executor.breaker.failure_pct"),
                                      (int)ks_config_int(cfg, "executor.breaker.probes"),
                                      ks_config_ms(cfg, "executor.breaker.open")};
-        x->metrics = w->metrics;
+        x->metrics = ks_worker_metrics(w);
         if (!(x->engine = ex_engine_new(&ec)) || !(x->breakers = ex_breakers_new(&bc, x->metrics)))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     }
@@ -1129,25 +1127,22 @@ out:
  * bad executor setting stops the daemon with every problem named (exit 2). */
 static int check_config(const char *path)
 {
-    static struct ks_config_def all[16 + KS_WORKER_SETTINGS_COUNT + 32];
-    size_t nc = ks_common_settings_count;
+    static const struct ks_worker_spec spec = {
+        .name = "executor", .group = EXEC_GROUP, .topics = EXEC_TOPICS, .http_port = EXEC_PORT};
+    struct ks_config_def *all;
+    size_t total;
     struct ks_config *cfg;
     struct failover fo[MAX_FAILOVER];
     size_t nfo;
     char why[160];
     int bad = 0;
 
-    if (nc + KS_WORKER_SETTINGS_COUNT + exec_settings_count > sizeof(all) / sizeof(all[0]))
+    if (!(all = ks_worker_table(&spec, exec_settings, exec_settings_count, &total)))
         return -1;
-    memcpy(all, ks_common_settings, nc * sizeof(*all));
-    for (size_t i = 0; i < nc; i++)
-        if (strcmp(all[i].name, "http.port") == 0)
-            all[i].def = EXEC_PORT;
-    ks_worker_settings(EXEC_GROUP, EXEC_TOPICS, all + nc);
-    memcpy(all + nc + KS_WORKER_SETTINGS_COUNT, exec_settings, exec_settings_count * sizeof(*all));
-    if (!(cfg = ks_config_load_main("executor", all, nc + KS_WORKER_SETTINGS_COUNT +
-                                                      exec_settings_count, path)))
+    if (!(cfg = ks_config_load_main("executor", all, total, path))) {
+        free(all);
         return -1;
+    }
     if (parse_failover(ks_config_str(cfg, "executor.failover"), fo, &nfo, why, sizeof(why)) != 0) {
         ks_log(KS_LOG_ERROR, "config.invalid", why, "setting", "executor.failover", NULL);
         bad = 1;
@@ -1185,6 +1180,7 @@ static int check_config(const char *path)
         }
     }
     ks_config_free(cfg);
+    free(all);
     return bad ? -1 : 0;
 }
 

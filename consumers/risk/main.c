@@ -219,21 +219,15 @@ const size_t risk_settings_count = sizeof(risk_settings) / sizeof(risk_settings[
 
 struct ks_config *risk_config_load(const char *path)
 {
-    /* the table ks_worker_main builds, so that one file serves the daemon and its tools;
-     * static: a loaded config refers to its table */
-    static struct ks_config_def all[16 + KS_WORKER_SETTINGS_COUNT + 3];
-    size_t nc = ks_common_settings_count, total = nc + KS_WORKER_SETTINGS_COUNT +
-                                                  risk_settings_count;
+    /* the table ks_worker_main builds for the daemon, so that one file serves the daemon and
+     * its tools; a loaded config refers to its table, kept for the process (one load a run) */
+    static const struct ks_worker_spec spec = {
+        .name = "risk", .group = RISK_GROUP, .topics = RISK_TOPICS, .http_port = RISK_PORT};
+    static struct ks_config_def *all;
+    static size_t total;
 
-    if (total > sizeof(all) / sizeof(all[0]))
+    if (!all && !(all = ks_worker_table(&spec, risk_settings, risk_settings_count, &total)))
         return NULL;
-    memcpy(all, ks_common_settings, nc * sizeof(*all));
-    for (size_t i = 0; i < nc; i++)
-        if (strcmp(all[i].name, "http.port") == 0)
-            all[i].def = RISK_PORT;
-    ks_worker_settings(RISK_GROUP, RISK_TOPICS, all + nc);
-    memcpy(all + nc + KS_WORKER_SETTINGS_COUNT, risk_settings,
-           risk_settings_count * sizeof(*all));
     return ks_config_load_main("risk", all, total, path);
 }
 

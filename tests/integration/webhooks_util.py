@@ -6,11 +6,11 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
 import time
 import uuid
 
-from conftest import BROKERS, Daemon, create_topics, psql, unique
+from conftest import Daemon, create_topics, psql, unique
+from pipeline_util import pipeline  # deploy/local/pipeline.py: offsets and watermarks
 from runtime_util import consume
 
 IN_TOPICS = ["kasir.webhooks.received", "kasir.webhooks.received.retry.5s",
@@ -31,24 +31,6 @@ def outcome_id(kind, object_id, status):
     return derive("out", "outcome", kind, object_id, status)
 
 
-def end_offsets(topic):
-    """{partition: end offset} of topic."""
-    meta = subprocess.run(["kcat", "-b", BROKERS, "-L", "-J", "-t", topic], capture_output=True,
-                          timeout=30, check=True)
-    parts = [p["partition"] for p in json.loads(meta.stdout)["topics"][0]["partitions"]]
-    args = ["kcat", "-b", BROKERS, "-Q"]
-    for p in parts:
-        args += ["-t", "%s:%d:-1" % (topic, p)]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
-    offs = {}
-    for line in out.splitlines():
-        # "kasir.webhooks.received [0] offset 12"
-        bits = line.split()
-        if len(bits) >= 4 and bits[2] == "offset":
-            offs[int(bits[1].strip("[]"))] = int(bits[3])
-    return offs
-
-
 class Worker:
     """kasir-webhooks with its own group and outcome topic, positioned at the end of its
     input topics (kasir_offsets rows written before it starts)."""
@@ -58,10 +40,7 @@ class Worker:
         self.group = self.name + "-g"
         self.out = self.name + ".outcomes"
         create_topics(self.out + ":3")
-        for t in IN_TOPICS:
-            for p, off in end_offsets(t).items():
-                psql("INSERT INTO kasir_offsets (group_id, topic, partition, next_offset) "
-                     "VALUES ('%s', '%s', %d, %d)" % (self.group, t, p, off))
+        pipeline.join_at_end(self.group, IN_TOPICS)
         self.daemon = None
         self.started = []
 

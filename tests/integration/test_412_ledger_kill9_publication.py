@@ -5,10 +5,11 @@ run and queued in ledger_unpublished). Afterwards: every outcome posted exactly 
 wallet exact, every queued entry moved to the outbox exactly once (on kasir.ledger.entries
 each entry id under one message id, keyed by its seller's wallet), nothing dead-lettered,
 and verify passes."""
+import os
 import random
 import time
 
-from conftest import Daemon  # noqa: F401
+from conftest import LOGDIR, Daemon  # noqa: F401
 from ledger_util import Ledger, consume, produce, psql, psql_one, verify, wait_until
 from risk_util import fund_wallets
 
@@ -16,6 +17,26 @@ N = 8000
 SELLERS = 10
 PAYOUTS = 40
 KILLS = 8
+
+
+def where_are(L, missing):
+    """What a failure says: the entries not on the topic, and where rows of the topic are
+    (the outbox of which owner, parked with which error), and the daemons' warnings."""
+    import glob
+    out = ["%d entries not on %s, e.g. %s" % (len(missing), L.out, sorted(missing)[:5])]
+    out.append("outbox rows for the topic: %s" % psql(
+        "SELECT worker, count(*), min(created_at), max(created_at) FROM kasir_outbox "
+        "WHERE topic = '%s' GROUP BY 1" % L.out))
+    out.append("parked: %s" % psql(
+        "SELECT worker, count(*), min(last_error) FROM kasir_outbox_dead WHERE topic = '%s' "
+        "GROUP BY 1" % L.out))
+    out.append("queued: %s" % psql("SELECT count(*) FROM ledger_unpublished"))
+    for f in sorted(glob.glob(os.path.join(LOGDIR, "ledger-*.log"))):
+        with open(f, errors="replace") as fh:
+            lines = [l for l in fh if L.name in l or '"level":"info"' not in l]
+        if any(L.name in l for l in lines):
+            out.append("%s:\n%s" % (f, "".join(l for l in lines[-30:] if '"level":"info"' not in l)))
+    return "\n".join(out)
 
 
 def test_kill9_during_posting_and_publication(daemons):
@@ -85,7 +106,10 @@ def test_kill9_during_posting_and_publication(daemons):
                 got.setdefault(m["value"]["entry_id"], set()).add(
                     (m["headers"]["kasir.message_id"], m["key"]))
         return got
-    wait_until(lambda: set(on_topic()) >= ids, timeout=60, what="every entry published")
+    try:
+        wait_until(lambda: set(on_topic()) >= ids, timeout=60, what="every entry published")
+    except AssertionError:
+        raise AssertionError(where_are(L, ids - set(on_topic())))
     got = on_topic()
     assert set(got) == ids
     assert all(len(v) == 1 for v in got.values()), [v for v in got.values() if len(v) > 1][:3]

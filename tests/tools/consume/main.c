@@ -130,9 +130,13 @@ int main(int argc, char **argv)
     for (int p = 0; p < nparts; p++) {
         int64_t lo = 0, hi = 0;
         int32_t id = md->topics[0].partitions[p].id;
-        rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi, 10000);
-        end[id < nparts ? id : 0] = hi;
-        if (hi <= lo)
+        rd_kafka_resp_err_t werr = RD_KAFKA_RESP_ERR_UNKNOWN;
+
+        for (int t = 0; t < 3 && werr != RD_KAFKA_RESP_ERR_NO_ERROR; t++)
+            werr = rd_kafka_query_watermark_offsets(rk, topic, id, &lo, &hi, 10000);
+        /* an end not known is never reached: that partition is read until --idle-ms */
+        end[id < nparts ? id : 0] = werr ? -1 : hi;
+        if (!werr && hi <= lo)
             done++;
         rd_kafka_topic_partition_list_add(l, topic, id)->offset = RD_KAFKA_OFFSET_BEGINNING;
     }

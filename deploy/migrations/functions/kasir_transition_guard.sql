@@ -1,0 +1,16 @@
+-- kasir_transition_guard(): the BEFORE UPDATE OF status trigger of payments, payment_orders
+-- and payouts (TG_ARGV[0]: the entity): a move that is not a row of kasir_transitions raises
+-- SQLSTATE KS422, whatever client wrote it; a status with no row is terminal. The triggers
+-- are created by migration 300. Locks: none.
+-- Repeatable: re-applied by the migration runner whenever this file changes.
+CREATE OR REPLACE FUNCTION kasir_transition_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM kasir_transitions t
+                    WHERE t.entity = TG_ARGV[0] AND t.from_status = OLD.status
+                      AND t.to_status = NEW.status) THEN
+        RAISE EXCEPTION 'cannot move % from % to %', TG_ARGV[0], OLD.status, NEW.status
+            USING ERRCODE = 'KS422',
+                  HINT = 'allowed moves are the rows of kasir_transitions; a status with none is terminal';
+    END IF;
+    RETURN NEW;
+END $$;

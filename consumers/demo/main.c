@@ -33,7 +33,11 @@
 
 /* One statement per batch, every step set-based:
  *   u:     the batch as rows (binary arrays in, no text parsing), in arrival order;
- *   fresh: the first occurrence of each event not applied before (the idempotency key);
+ *   fresh: the first occurrence of each event not applied before (the idempotency key),
+ *          one index probe per event: OFFSET 0 keeps the NOT EXISTS a per-row subplan, which
+ *          the planner cannot turn into a hash anti-join that reads the whole table for every
+ *          batch (it did, whenever the table had grown since its last ANALYZE: half of
+ *          PostgreSQL's CPU in a drain, docs/BENCHMARKS.md);
  *   acc:   one upsert per account with the batch's sum and count, returning the new count;
  *   ins:   the events, numbered per account from that count back (an account lives in
  *          one partition, so one owner numbers its events);
@@ -50,7 +54,7 @@ static const char SQL_APPLY[] =
     "         src_partition, src_offset, ord)),"
     " fresh AS ("
     "  SELECT DISTINCT ON (u.event_id) u.* FROM u"
-    "  WHERE NOT EXISTS (SELECT 1 FROM demo_applied d WHERE d.event_id = u.event_id)"
+    "  WHERE NOT EXISTS (SELECT 1 FROM demo_applied d WHERE d.event_id = u.event_id OFFSET 0)"
     "  ORDER BY u.event_id, u.ord),"
     " acc AS ("
     "  INSERT INTO demo_accounts AS a (account, currency, balance_minor, applied)"

@@ -27,11 +27,13 @@ static const char SQL_COPY[] =
  * and index entries for each message (it cost more than the INSERT); a DELETE only
  * stamps the old version, and the table stays the size of what is in flight. Delivered
  * ids come as runs of consecutive ids (a batch's ids are one reserved block), so they go
- * as ranges: one index range scan per run instead of one descent per id. */
+ * as ranges: one index range scan per run instead of one descent per id, on the table's
+ * one index, (worker, id) (migration 750), hence the owner in the statement. */
 static const char SQL_MARK_HEAD[] =
     "DELETE FROM kasir_outbox o USING unnest('";
 static const char SQL_MARK_MID[] = "'::bigint[], '";
-static const char SQL_MARK_TAIL[] = "'::bigint[]) AS r(lo, hi) WHERE o.id BETWEEN r.lo AND r.hi";
+static const char SQL_MARK_TAIL[] =
+    "'::bigint[]) AS r(lo, hi) WHERE o.id BETWEEN r.lo AND r.hi AND o.worker = ";
 static const char SQL_SWEEP[] =
     "SELECT id, message_id, topic, key, value, headers, "
     "(extract(epoch FROM now() - created_at) * 1000)::bigint FROM kasir_outbox "
@@ -93,6 +95,7 @@ struct ks_outbox {
     size_t nfails;
     int park_after;
     int64_t park_age_ms;
+    char *owner_lit; /* owner as an SQL literal (E'...'), for the statements sent as text */
     uint64_t stat_parked, stat_recreated;
 };
 
@@ -214,14 +217,38 @@ static rd_kafka_t *producer_new(struct ks_outbox *ob, struct ks_err *err)
     return ks_kafka_producer_new(conf, err);
 }
 
+/* s as an escape-string literal, E'...', which means the same whatever the session's
+ * standard_conforming_strings: a quote doubled, a backslash escaped. NULL: no memory. */
+static char *sql_literal(const char *s)
+{
+    size_t n = strlen(s), k = 0;
+    char *q = malloc(2 * n + 4);
+
+    if (!q)
+        return NULL;
+    q[k++] = 'E';
+    q[k++] = '\'';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\'' || s[i] == '\\')
+            q[k++] = s[i];
+        q[k++] = s[i];
+    }
+    q[k++] = '\'';
+    q[k] = '\0';
+    return q;
+}
+
 struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
                                 const struct ks_config *cfg, struct ks_err *err)
 {
     struct ks_outbox *ob = calloc(1, sizeof(*ob));
 
-    if (!ob || !(ob->owner = strdup(owner)) || !(ob->brokers = strdup(brokers ? brokers : ""))) {
-        if (ob)
+    if (!ob || !(ob->owner = strdup(owner)) || !(ob->owner_lit = sql_literal(owner)) ||
+        !(ob->brokers = strdup(brokers ? brokers : ""))) {
+        if (ob) {
             free(ob->owner);
+            free(ob->owner_lit);
+        }
         free(ob);
         ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         return NULL;
@@ -293,6 +320,7 @@ void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
     free(ob->fails);
     free(ob->brokers);
     free(ob->owner);
+    free(ob->owner_lit);
     free(ob);
 }
 
@@ -574,10 +602,10 @@ static char *mark_text(struct ks_outbox *ob)
     ks_pgarr_init(&hi);
     if (mark_sql(ob, &lo, &hi) == 0) {
         n = sizeof(SQL_MARK_HEAD) + sizeof(SQL_MARK_MID) + sizeof(SQL_MARK_TAIL) +
-            strlen(ks_pgarr_str(&lo)) + strlen(ks_pgarr_str(&hi));
+            strlen(ks_pgarr_str(&lo)) + strlen(ks_pgarr_str(&hi)) + strlen(ob->owner_lit);
         if ((q = malloc(n)))
-            snprintf(q, n, "%s%s%s%s%s", SQL_MARK_HEAD, ks_pgarr_str(&lo), SQL_MARK_MID, ks_pgarr_str(&hi),
-                     SQL_MARK_TAIL);
+            snprintf(q, n, "%s%s%s%s%s%s", SQL_MARK_HEAD, ks_pgarr_str(&lo), SQL_MARK_MID,
+                     ks_pgarr_str(&hi), SQL_MARK_TAIL, ob->owner_lit);
     }
     ks_pgarr_release(&lo);
     ks_pgarr_release(&hi);

@@ -54,7 +54,7 @@ static enum ks_code build(const struct ex_conf *conf, const struct ex_cmd *cmd, 
 {
     struct ks_money m = {cmd->amount_minor, ""};
     char amount[40];
-    json_t *b = NULL;
+    struct ks_jw w;
     const char *path = NULL;
     enum ks_code rc = KS_OK;
 
@@ -67,34 +67,46 @@ static enum ks_code build(const struct ex_conf *conf, const struct ex_cmd *cmd, 
         return ks_err_set(err, KS_EINVAL, 0, "currency", "unknown currency");
     snprintf(m.currency, sizeof(m.currency), "%s", cmd->currency);
     ks_money_format(&m, amount, sizeof(amount));
+    ks_jw_init(&w, NULL, 0);
+    ks_jw_open(&w, NULL);
     switch (cmd->op) {
     case EX_OP_CHARGE: {
         const char *method = method_name(cmd->method);
         const char *tok = ex_cmd_detail(cmd, "payment_token");
-        if (!method)
-            return ks_err_set(err, KS_EINVAL, 0, "method", "the sandbox has no method %s",
-                              cmd->method);
-        if (strcmp(method, "card") == 0 && !*tok)
-            return ks_err_set(err, KS_EINVAL, 0, "details.payment_token",
-                              "a card charge needs a payment_token");
-        b = json_pack("{s:s, s:s, s:s, s:s}", "reference", cmd->order_id, "amount", amount,
-                      "currency", cmd->currency, "method", method);
-        if (b && *tok)
-            json_object_set_new(b, "payment_token", json_string(tok));
-        if (b && *ex_cmd_detail(cmd, "bank_code"))
-            json_object_set_new(b, "bank_code", json_string(ex_cmd_detail(cmd, "bank_code")));
-        if (b && *ex_cmd_detail(cmd, "ewallet_channel"))
-            json_object_set_new(b, "ewallet_channel",
-                                json_string(ex_cmd_detail(cmd, "ewallet_channel")));
+        const char *bank = ex_cmd_detail(cmd, "bank_code");
+        const char *wallet = ex_cmd_detail(cmd, "ewallet_channel");
+        if (!method) {
+            rc = ks_err_set(err, KS_EINVAL, 0, "method", "the sandbox has no method %s",
+                            cmd->method);
+            goto out;
+        }
+        if (strcmp(method, "card") == 0 && !*tok) {
+            rc = ks_err_set(err, KS_EINVAL, 0, "details.payment_token",
+                            "a card charge needs a payment_token");
+            goto out;
+        }
+        ks_jw_str(&w, "reference", cmd->order_id);
+        ks_jw_str(&w, "amount", amount);
+        ks_jw_str(&w, "currency", cmd->currency);
+        ks_jw_str(&w, "method", method);
+        if (*tok)
+            ks_jw_str(&w, "payment_token", tok);
+        if (*bank)
+            ks_jw_str(&w, "bank_code", bank);
+        if (*wallet)
+            ks_jw_str(&w, "ewallet_channel", wallet);
         path = "/sandbox/v1/charges";
         break;
     }
     case EX_OP_REFUND:
-        if (!*cmd->charge_ref)
-            return ks_err_set(err, KS_EINVAL, 0, "charge_ref",
-                              "a refund needs the PSP reference of the charge");
-        b = json_pack("{s:s, s:s, s:s}", "charge", cmd->charge_ref, "amount", amount,
-                      "reference", cmd->refund_id);
+        if (!*cmd->charge_ref) {
+            rc = ks_err_set(err, KS_EINVAL, 0, "charge_ref",
+                            "a refund needs the PSP reference of the charge");
+            goto out;
+        }
+        ks_jw_str(&w, "charge", cmd->charge_ref);
+        ks_jw_str(&w, "amount", amount);
+        ks_jw_str(&w, "reference", cmd->refund_id);
         path = "/sandbox/v1/refunds";
         break;
     case EX_OP_PAYOUT: {
@@ -102,28 +114,33 @@ static enum ks_code build(const struct ex_conf *conf, const struct ex_cmd *cmd, 
         const char *bank = *ex_cmd_detail(cmd, "bank_code") ? ex_cmd_detail(cmd, "bank_code")
                                                          : ex_cmd_detail(cmd, "ewallet_channel");
         const char *holder = ex_cmd_detail(cmd, "account_holder");
-        if (!*acct)
-            return ks_err_set(err, KS_EINVAL, 0, "details.destination_account",
-                              "a payout needs a destination_account");
-        if (!*bank)
-            return ks_err_set(err, KS_EINVAL, 0, "details.bank_code",
-                              "a payout needs a bank_code or ewallet_channel");
-        b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "reference", cmd->payout_id, "amount",
-                      amount, "currency", cmd->currency, "bank_code", bank, "account_number",
-                      acct, "account_name", *holder ? holder : "-");
+        if (!*acct) {
+            rc = ks_err_set(err, KS_EINVAL, 0, "details.destination_account",
+                            "a payout needs a destination_account");
+            goto out;
+        }
+        if (!*bank) {
+            rc = ks_err_set(err, KS_EINVAL, 0, "details.bank_code",
+                            "a payout needs a bank_code or ewallet_channel");
+            goto out;
+        }
+        ks_jw_str(&w, "reference", cmd->payout_id);
+        ks_jw_str(&w, "amount", amount);
+        ks_jw_str(&w, "currency", cmd->currency);
+        ks_jw_str(&w, "bank_code", bank);
+        ks_jw_str(&w, "account_number", acct);
+        ks_jw_str(&w, "account_name", *holder ? holder : "-");
         path = "/sandbox/v1/payouts";
         break;
     }
     }
-    if (!b)
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    ks_jw_close(&w, '}');
     req->method = "POST";
-    req->content_type = "application/json";
     ks_buf_printf(&req->url, "%s%s", conf->base_url, path);
-    if (ex_json_body(req, b) != 0)
-        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    headers(conf, cmd, req, 1);
-    json_decref(b);
+    if ((rc = ex_req_json(req, &w, err)) == KS_OK)
+        headers(conf, cmd, req, 1);
+out:
+    ks_jw_free(&w);
     return rc;
 }
 

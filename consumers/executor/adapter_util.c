@@ -45,26 +45,32 @@ enum ks_code ex_req_header(struct ex_req *req, const char *name, const char *val
     return KS_OK;
 }
 
+enum ks_code ex_req_json(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
+{
+    size_t len;
+    char *s = ks_jw_take(w, &len);
+
+    if (!s)
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request body");
+    ks_buf_add(&req->body, s, len);
+    memset(s, 0, len);
+    free(s);
+    req->content_type = "application/json";
+    return req->body.oom ? ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request")
+                         : KS_OK;
+}
+
 enum ks_code ex_req_post_json(struct ex_req *req, const char *user, const char *name,
                               const char *value, const char *field, struct ks_jw *w,
                               struct ks_err *err)
 {
-    size_t len;
-    char *s;
     enum ks_code rc;
 
     req->method = "POST";
     ex_req_basic_auth(req, user);
     if (*value && (rc = ex_req_header(req, name, value, field, err)) != KS_OK)
         return rc;
-    s = ks_jw_take(w, &len);
-    if (!s)
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request body");
-    ks_buf_add(&req->body, s, len);
-    free(s);
-    req->content_type = "application/json";
-    return req->body.oom ? ks_err_set(err, KS_ENOMEM, 1, NULL, "could not build the request")
-                         : KS_OK;
+    return ex_req_json(req, w, err);
 }
 
 void ex_req_url(struct ex_req *req, const char *base, const char *path)
@@ -107,19 +113,6 @@ void ex_form_add(struct ks_buf *b, const char *name, const char *value)
     ex_url_escape(b, name);
     ks_buf_addc(b, '=');
     ex_url_escape(b, value);
-}
-
-int ex_json_body(struct ex_req *req, const json_t *v)
-{
-    char *s = json_dumps(v, JSON_COMPACT);
-
-    if (!s)
-        return -1;
-    ks_buf_adds(&req->body, s);
-    /* a body may carry a payment token: wipe the copy jansson made */
-    memset(s, 0, strlen(s));
-    free(s);
-    return req->body.oom ? -1 : 0;
 }
 
 static int64_t scale_of(const char *currency)

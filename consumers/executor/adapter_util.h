@@ -40,8 +40,11 @@ void ex_url_escape(struct ks_buf *b, const char *s);
 void ex_req_url_escape(struct ex_req *req, const char *s);
 /* Appends "name=value" (both escaped) to a form body, with '&' before all but the first. */
 void ex_form_add(struct ks_buf *b, const char *name, const char *value);
-/* Appends v, compact, to req->body; 0, or -1 on no memory. */
-int ex_json_body(struct ex_req *req, const json_t *v);
+/* The one way a JSON request body is made: w's text (closed by the caller) becomes
+ * req->body, Content-Type application/json. The taken copy is wiped before it is freed (a
+ * body may carry a payment token). KS_ENOMEM when w or the body ran out of memory. */
+enum ks_code ex_req_json(struct ex_req *req, struct ks_jw *w, struct ks_err *err)
+    __attribute__((warn_unused_result));
 
 /* The amount in whole units of its currency (Xendit and Midtrans take whole rupiah).
  * KS_EINVAL naming amount_minor when it has a fraction or is not positive, naming currency

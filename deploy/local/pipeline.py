@@ -65,7 +65,13 @@ def _query(pairs, which):
     args = ["kcat", "-b", BROKERS, "-Q"]
     for t, p in pairs:
         args += ["-t", "%s:%d:%d" % (t, p, which)]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    # a broker that has just started answers "Not leader for partition" until its
+    # partitions have leaders again: a few bounded tries, then the error
+    for attempt in range(10):
+        r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        if r.returncode == 0 or "Not leader" not in r.stderr:
+            break
+        time.sleep(0.5)
     if r.returncode != 0:
         raise RuntimeError("kcat -Q failed: %s" % r.stderr.strip())
     for line in r.stdout.splitlines():

@@ -113,7 +113,8 @@ def test_xendit_paid_before_pending(wired):
     deadline = time.time() + 30
     while time.time() < deadline and len(events("xendit", order)) < 2:
         time.sleep(0.2)
-    assert events("xendit", order) == [["applied", "SUCCEEDED"], ["stale", "PENDING_CUSTOMER"]]
+    # 200 ms apart, the two can share a batch (and its received_at): compared as a set
+    assert sorted(events("xendit", order)) == [["applied", "SUCCEEDED"], ["stale", "PENDING_CUSTOMER"]]
     got = w.wait_outcomes(of(order), 1)
     assert [m["value"]["status"] for m in got] == ["SUCCEEDED"], got
 
@@ -165,7 +166,11 @@ def test_sandbox_va_paid_stale_pending_and_payout(wired):
     deadline = time.time() + 30
     while time.time() < deadline and len(events("sandbox", order)) < 3:
         time.sleep(0.2)
-    assert [r[0] for r in events("sandbox", order)] == ["applied", "applied", "stale"]
+    # the paid and the stale pending 200 ms apart can share a batch (and its received_at):
+    # compared as a set, the status saying which one was stale
+    assert sorted(events("sandbox", order)) == [["applied", "PENDING_CUSTOMER"],
+                                                ["applied", "SUCCEEDED"],
+                                                ["stale", "PENDING_CUSTOMER"]]
     got = w.wait_outcomes(of(order), 2)
     assert [m["value"]["status"] for m in got] == ["PENDING_CUSTOMER", "SUCCEEDED"], got
     # a payout: paid out after the sandbox's payout delay

@@ -86,12 +86,9 @@ quiet() {
     echo "risk: autovacuum still running after 120 s; measuring anyway" >&2
 }
 
-# CPU ticks of this stack's processes only (the machine may run other stacks): a pid's
-# utime + stime, and for the postmaster its children too (live ones by their own stat,
-# exited ones through the postmaster's cutime + cstime)
-ticks() { awk '{ print $14 + $15 + ($2 == "(postgres)" ? $16 + $17 : 0) }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-pg_cpu() { local pm t c; pm=$(head -1 "$top/var/pg/data/postmaster.pid"); t=$(ticks "$pm")
-    for c in $(pgrep -P "$pm"); do t=$((t + $(ticks "$c"))); done; echo "$t"; }
+# CPU ticks of this stack's processes only (the machine may run other stacks): ticks,
+# pg_ticks (the postmaster, its live and exited children)
+. "$top/tests/bench/cpu.sh"
 kf_cpu() { ticks "$(cat "$top/var/kafka/kafka.pid")"; }
 hz=$(getconf CLK_TCK)
 
@@ -99,7 +96,7 @@ hz=$(getconf CLK_TCK)
 drain() {
     local label=$1 risk=$2 group=$3 pids="" port pg0 pg1 kf0 kf1 rk=0 start end count window mix
     rows; quiet
-    pg0=$(pg_cpu); kf0=$(kf_cpu)
+    pg0=$(pg_ticks); kf0=$(kf_cpu)
     start=$(date +%s.%N)
     # INSTANCES kasir-risk processes in one group share the partitions (SPEC 5: workers
     # scale out by consumer group); 1 is the figure of one worker
@@ -123,7 +120,7 @@ drain() {
         sleep 0.2
     done
     end=$(date +%s.%N)
-    pg1=$(pg_cpu); kf1=$(kf_cpu); for p in $pids; do rk=$((rk + $(ticks "$p"))); done
+    pg1=$(pg_ticks); kf1=$(kf_cpu); for p in $pids; do rk=$((rk + $(ticks "$p"))); done
     count=$(pg "SELECT count(*) FROM risk_payments WHERE partner_id = '$run'")
     window=$(pg "SELECT extract(epoch FROM max(decided_at) - min(decided_at)) FROM risk_payments WHERE partner_id = '$run'")
     mix=$(pg "SELECT string_agg(decision || ' ' || c, ', ' ORDER BY decision) FROM (SELECT decision, count(*) c FROM risk_payments WHERE partner_id = '$run' GROUP BY 1) x")

@@ -92,6 +92,22 @@ quiet() {
 kf_cpu() { ticks "$(cat "$top/var/kafka/kafka.pid")"; }
 hz=$(getconf CLK_TCK)
 
+# a free port below the ephemeral range: one the kernel picked could be handed to an
+# outgoing connection (this stack's or another's) before kasir-risk listens on it
+free_port() {
+    python3 -c "
+import random, socket
+for _ in range(200):
+    p = random.randrange(20000, 30000)
+    s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()"
+}
+
 # drain <label> <binary> <group>: prints one line; sets $last_rate
 drain() {
     local label=$1 risk=$2 group=$3 pids="" port pg0 pg1 kf0 kf1 rk=0 start end count window mix
@@ -101,7 +117,7 @@ drain() {
     # INSTANCES kasir-risk processes in one group share the partitions (SPEC 5: workers
     # scale out by consumer group); 1 is the figure of one worker
     for i in $(seq 1 "${INSTANCES:-1}"); do
-        port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+        port=$(free_port)
         KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.payouts KASIR_WORKER_GROUP=$group \
         KASIR_RISK_OUTPUT_TOPIC=$run.commands KASIR_RISK_RULES=${RULES:-$top/deploy/risk/rules.json} \
         KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \

@@ -148,23 +148,6 @@ static const char SQL_HISTORY[] =
 static const char SQL_PAYMENTS[] = SQL_PAYMENTS_("");
 static const char SQL_PAYMENTS_AGAIN[] = SQL_PAYMENTS_(" ON CONFLICT DO NOTHING");
 
-/* The usual batch: every payment approved, each in one currency. Only the decisions are
- * written (approvals touch neither the read model nor the holds), and as the plain insert
- * either writes every row or fails on a unique violation, nothing needs to come back: on a
- * violation the caller runs SQL_PAYMENTS_AGAIN with the full arrays, which says which
- * rows were decided now. It spares PostgreSQL what SQL_PAYMENTS costs beyond the insert
- * (CTEs materialised and joined, the DISTINCT ON sort, text arrays parsed). The sort keeps
- * the insert in key order, as SQL_PAYMENTS does, so two instances racing on checkouts
- * cannot deadlock. */
-static const char SQL_APPROVALS[] =
-    "INSERT INTO risk_payments (partner_id, checkout_id, payment_id, buyer_id, at_us,"
-    "                           currencies, amounts, decision)"
-    " SELECT partner, checkout, payment_id, buyer, at, ARRAY[cur], ARRAY[amt], 'APPROVE'"
-    "   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],"
-    "               $6::text[], $7::bigint[])"
-    "     AS d(partner, checkout, payment_id, buyer, at, cur, amt)"
-    "  ORDER BY 1, 2";
-
 /* The decisions of a batch's payouts, as SQL_PAYMENTS (the two forms included); payout_id
  * is the idempotency key. A rejected payout becomes FAILED, a held one HELD; an approved
  * one is REQUESTED (its row written now if the ingress has not yet: the ledger holds its
@@ -328,8 +311,7 @@ struct risk {
     size_t cap_pays, cap_pouts, cap_orders, cap_ev, cap_amt, cap_cur, cap_first, cap_last,
         cap_stats, cap_tmp, cap_slots;
     struct ks_pgarr_bin h[H__N], p[P__N], o[O__N], c[C__N];
-    struct ks_pgarr_bin fund;  /* payout ids for SQL_FUND */
-    struct ks_pgarr_bin total; /* SQL_APPROVALS: each payment's total */
+    struct ks_pgarr_bin fund; /* payout ids for SQL_FUND */
     struct cmd charge, payout;
 };
 
@@ -474,58 +456,37 @@ static enum ks_code exec(PGconn *pg, const char *sql, int n, const char **params
     return ks_pg_check(pg, *out, PGRES_TUPLES_OK, what, err);
 }
 
-static enum ks_code command(PGconn *pg, const char *sql, struct ks_err *err)
-{
-    PGresult *res = PQexec(pg, sql);
-    enum ks_code rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, sql, err);
-
-    PQclear(res);
-    return rc;
-}
-
-/* The plain form of a decisions statement, under a savepoint (the SQL_PAYMENTS comment
- * says why two forms): KS_OK with *out, or KS_ECONFLICT on a unique violation, rolled
- * back to the savepoint, for the caller to run the ON CONFLICT form; expect is the plain
- * form's result status. The caller then releases the savepoint (release_decisions). */
-static enum ks_code try_plain(PGconn *pg, const char *sql, int n, const char **params,
-                              int *lens, int *fmts, ExecStatusType expect, const char *what,
-                              PGresult **out, struct ks_err *err)
-{
-    enum ks_code rc;
-    const char *st;
-
-    if ((rc = command(pg, "SAVEPOINT risk_decide", err)) != KS_OK)
-        return rc;
-    *out = PQexecParams(pg, sql, n, NULL, params, lens, fmts, 0);
-    st = PQresultErrorField(*out, PG_DIAG_SQLSTATE);
-    if (PQresultStatus(*out) != expect && st && strcmp(st, "23505") == 0) {
-        PQclear(*out);
-        *out = NULL;
-        if ((rc = command(pg, "ROLLBACK TO SAVEPOINT risk_decide", err)) != KS_OK)
-            return rc;
-        return KS_ECONFLICT;
-    }
-    return ks_pg_check(pg, *out, expect, what, err);
-}
-
-static enum ks_code release_decisions(PGconn *pg, struct ks_err *err)
-{
-    return command(pg, "RELEASE SAVEPOINT risk_decide", err);
-}
-
-/* Runs the plain form, then on a unique violation the ON CONFLICT form (same params). */
+/* Runs the plain form of a decisions statement under a savepoint, and on a unique
+ * violation the ON CONFLICT form (the SQL_PAYMENTS comment says why two forms). */
 static enum ks_code insert_decisions(PGconn *pg, const char *plain, const char *again, int n,
                                      const char **params, int *lens, int *fmts,
                                      const char *what, PGresult **out, struct ks_err *err)
 {
-    enum ks_code rc = try_plain(pg, plain, n, params, lens, fmts, PGRES_TUPLES_OK, what, out,
-                                err);
+    PGresult *res = PQexec(pg, "SAVEPOINT risk_decide");
+    enum ks_code rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "savepoint", err);
+    const char *st;
 
-    if (rc == KS_ECONFLICT) {
+    PQclear(res);
+    if (rc != KS_OK)
+        return rc;
+    *out = PQexecParams(pg, plain, n, NULL, params, lens, fmts, 0);
+    st = PQresultErrorField(*out, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(*out) != PGRES_TUPLES_OK && st && strcmp(st, "23505") == 0) {
+        PQclear(*out);
+        *out = NULL;
+        res = PQexec(pg, "ROLLBACK TO SAVEPOINT risk_decide");
+        rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "rollback to savepoint", err);
+        PQclear(res);
+        if (rc != KS_OK)
+            return rc;
         *out = PQexecParams(pg, again, n, NULL, params, lens, fmts, 0);
-        rc = ks_pg_check(pg, *out, PGRES_TUPLES_OK, what, err);
     }
-    return rc == KS_OK ? release_decisions(pg, err) : rc;
+    if ((rc = ks_pg_check(pg, *out, PGRES_TUPLES_OK, what, err)) != KS_OK)
+        return rc;
+    res = PQexec(pg, "RELEASE SAVEPOINT risk_decide");
+    rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "release savepoint", err);
+    PQclear(res);
+    return rc;
 }
 
 /* --- the PspCommand ------------------------------------------------------------------- */
@@ -1008,42 +969,15 @@ static void totals(const struct risk_payment *p, char *cur, size_t clen, char *a
     }
 }
 
-/* 1 when every order of p is in the same currency */
-static int one_currency(const struct risk_payment *p)
+static enum ks_code decide_payments(struct risk *r, struct ks_batch *b, PGconn *pg, size_t np,
+                                    struct ks_err *err)
 {
-    for (size_t j = 1; j < p->n_orders; j++)
-        if (strcmp(p->orders[j].currency, p->orders[0].currency) != 0)
-            return 0;
-    return 1;
-}
-
-/* The arrays of SQL_APPROVALS: the candidates, all approved and in one currency. */
-static void fill_approvals(struct risk *r, size_t np)
-{
-    for (int k = 0; k < P__N; k++)
-        ks_pgarr_bin_reset(&r->p[k]);
-    ks_pgarr_bin_reset(&r->total);
-    for (size_t i = 0; i < np; i++) {
-        const struct pay *pa = &r->pays[i];
-        int64_t t = 0;
-        if (pa->state != ST_CANDIDATE)
-            continue;
-        for (size_t j = 0; j < pa->p.n_orders; j++)
-            t += pa->p.orders[j].amount; /* bounded per order by the ingress: no overflow */
-        add_text(&r->p[P_PARTNER], pa->p.partner);
-        add_text(&r->p[P_CHECKOUT], pa->p.checkout);
-        add_text(&r->p[P_PAYMENT], pa->p.payment_id);
-        add_text(&r->p[P_BUYER], pa->p.buyer);
-        ks_pgarr_bin_int8(&r->p[P_AT], pa->p.at_us);
-        add_text(&r->p[P_CUR], pa->p.orders[0].currency);
-        ks_pgarr_bin_int8(&r->total, t);
-    }
-}
-
-/* The arrays of SQL_PAYMENTS: every candidate, and for a held one its commands encoded. */
-static enum ks_code fill_decisions(struct risk *r, size_t np, int64_t at, struct ks_err *err)
-{
-    enum ks_code rc;
+    const char *params[28];
+    int lens[28], fmts[28];
+    PGresult *res = NULL;
+    enum ks_code rc = KS_OK;
+    size_t live = 0;
+    int64_t at = now_us();
 
     for (int k = 0; k < P__N; k++)
         ks_pgarr_bin_reset(&r->p[k]);
@@ -1057,6 +991,7 @@ static enum ks_code fill_decisions(struct risk *r, size_t np, int64_t at, struct
 
         if (pa->state != ST_CANDIDATE)
             continue;
+        live++;
         join(&pa->v, 0, codes, sizeof(codes));
         join(&pa->v, 1, rules, sizeof(rules));
         totals(&pa->p, cur, sizeof(cur), amt, sizeof(amt));
@@ -1097,88 +1032,22 @@ static enum ks_code fill_decisions(struct risk *r, size_t np, int64_t at, struct
                 return rc;
         }
     }
-    return KS_OK;
-}
-
-/* Writes the decisions of the candidates: SQL_APPROVALS when it can (every one approved,
- * in one currency), else or on a unique violation SQL_PAYMENTS; the candidates decided now
- * become ST_DECIDED. */
-static enum ks_code write_payments(struct risk *r, PGconn *pg, size_t np, int64_t at,
-                                   struct ks_err *err)
-{
-    const char *params[28];
-    int lens[28], fmts[28];
-    PGresult *res = NULL;
-    enum ks_code rc = KS_OK;
-    size_t live = 0;
-    int lean = 1;
-
-    for (size_t i = 0; i < np; i++) {
-        const struct pay *pa = &r->pays[i];
-        if (pa->state != ST_CANDIDATE)
-            continue;
-        live++;
-        if (pa->v.action != RISK_APPROVE || !one_currency(&pa->p))
-            lean = 0;
-    }
     if (live == 0)
         return KS_OK;
-    if (lean) {
-        static const int cols[6] = {P_PARTNER, P_CHECKOUT, P_PAYMENT, P_BUYER, P_AT, P_CUR};
-        fill_approvals(r, np);
-        for (int k = 0; k < 6; k++)
-            if ((rc = params_of(&r->p[cols[k]], 1, params + k, lens + k, fmts + k, err)) != KS_OK)
-                return rc;
-        if ((rc = params_of(&r->total, 1, params + 6, lens + 6, fmts + 6, err)) != KS_OK)
-            return rc;
-        rc = try_plain(pg, SQL_APPROVALS, 7, params, lens, fmts, PGRES_COMMAND_OK,
-                       "risk approvals", &res, err);
-        PQclear(res);
-        res = NULL;
-        if (rc == KS_OK) {
-            for (size_t i = 0; i < np; i++)
-                if (r->pays[i].state == ST_CANDIDATE)
-                    r->pays[i].state = ST_DECIDED;
-            return release_decisions(pg, err);
-        }
-        if (rc != KS_ECONFLICT)
-            return rc;
-    }
-    if ((rc = fill_decisions(r, np, at, err)) != KS_OK ||
-        (rc = params_of(r->p, P__N, params, lens, fmts, err)) != KS_OK ||
+    if ((rc = params_of(r->p, P__N, params, lens, fmts, err)) != KS_OK ||
         (rc = params_of(r->c, C__N, params + P__N, lens + P__N, fmts + P__N, err)) != KS_OK)
         return rc;
     params[26] = r->out_topic;
     params[27] = r->owner;
     fmts[26] = fmts[27] = 0;
-    if (lean) { /* SQL_APPROVALS met a unique violation, rolled back to the savepoint */
-        res = PQexecParams(pg, SQL_PAYMENTS_AGAIN, 28, NULL, params, lens, fmts, 0);
-        if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "risk payments", err)) == KS_OK)
-            rc = release_decisions(pg, err);
-    } else {
-        rc = insert_decisions(pg, SQL_PAYMENTS, SQL_PAYMENTS_AGAIN, 28, params, lens, fmts,
-                              "risk payments", &res, err);
-    }
-    if (rc != KS_OK)
+    if ((rc = insert_decisions(pg, SQL_PAYMENTS, SQL_PAYMENTS_AGAIN, 28, params, lens, fmts,
+                               "risk payments", &res, err)) != KS_OK)
         goto out;
     for (int t = 0; t < PQntuples(res); t++) {
         long i = strtol(PQgetvalue(res, t, 0), NULL, 10);
         if (i >= 0 && (size_t)i < np)
             r->pays[i].state = ST_DECIDED;
     }
-out:
-    PQclear(res);
-    return rc;
-}
-
-static enum ks_code decide_payments(struct risk *r, struct ks_batch *b, PGconn *pg, size_t np,
-                                    struct ks_err *err)
-{
-    enum ks_code rc;
-    int64_t at = now_us();
-
-    if ((rc = write_payments(r, pg, np, at, err)) != KS_OK)
-        return rc;
     /* outputs only for what was decided now: a replay or a second copy emits nothing */
     for (size_t i = 0; i < np; i++) {
         struct pay *pa = &r->pays[i];
@@ -1192,15 +1061,19 @@ static enum ks_code decide_payments(struct risk *r, struct ks_batch *b, PGconn *
             char mid[KS_ID_LEN];
             ks_batch_next_id(b, pa->m, r->out_topic, mid);
             if ((rc = fill_charge(r, pa, o, at, err)) != KS_OK)
-                return rc;
-            if (json_string_set(r->charge.message_id, mid))
-                return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+                goto out;
+            if (json_string_set(r->charge.message_id, mid)) {
+                rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+                goto out;
+            }
             if ((rc = ks_batch_emit(b, pa->m, r->out_topic, o->order_id, strlen(o->order_id),
                                     SCHEMA_COMMAND, r->charge.v, err)) != KS_OK)
-                return rc;
+                goto out;
         }
     }
-    return KS_OK;
+out:
+    PQclear(res);
+    return rc;
 }
 
 /* --- payouts ----------------------------------------------------------------------------- */
@@ -1412,7 +1285,6 @@ static void prepare(struct risk *r)
     for (int k = 0; k < C__N; k++)
         ks_pgarr_bin_init(&r->c[k], c_oid[k]);
     ks_pgarr_bin_init(&r->fund, KS_OID_TEXT);
-    ks_pgarr_bin_init(&r->total, KS_OID_INT8);
 }
 
 /* What depends on the running worker (its settings, the serde catalogue), at the first
@@ -1447,7 +1319,6 @@ static void release(struct risk *r)
     for (int k = 0; k < C__N; k++)
         ks_pgarr_bin_release(&r->c[k]);
     ks_pgarr_bin_release(&r->fund);
-    ks_pgarr_bin_release(&r->total);
     free(r->pays);
     free(r->pouts);
     free(r->orders);

@@ -70,8 +70,8 @@ def test_repeated_checkout_decided_once(risk_daemons):
 
 def test_repeated_checkout_without_history_rules(risk_daemons):
     """Without velocity or new-buyer rules no history is read, so nothing in C spots a
-    repeated checkout: an all-approved batch's plain insert (SQL_APPROVALS) meets the unique
-    violation and the batch is written again with the ON CONFLICT form. Still once each."""
+    repeated checkout: the plain insert of the decisions meets the unique violation and the
+    batch is written again with the ON CONFLICT form. Still once each, one command each."""
     r = Risk("t305b", [{"id": "blocked", "type": "blocklist", "list": "buyer",
                         "values": ["nobody"]}])
     p1, p2 = r.payment(buyer="b1"), r.payment(buyer="b2")

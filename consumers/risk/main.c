@@ -524,6 +524,13 @@ static enum ks_code cmd_init(struct cmd *c, int payout, struct ks_err *err)
     return KS_OK;
 }
 
+/* s = v; 0 or -1 on no memory. Left alone when it is v already: json_string_set copies,
+ * and the partner, PSP, currency and method mostly repeat from one command to the next. */
+static int set_str(json_t *s, const char *v)
+{
+    return strcmp(json_string_value(s), v) == 0 ? 0 : json_string_set(s, v);
+}
+
 /* details[name] = v, or no such member when v is NULL; 0 or -1 on no memory */
 static int detail(json_t *details, const char *name, const char *v)
 {
@@ -531,7 +538,7 @@ static int detail(json_t *details, const char *name, const char *v)
 
     if (!v)
         return cur ? json_object_del(details, name) : 0;
-    return cur ? json_string_set(cur, v) : json_object_set_new(details, name, json_string(v));
+    return cur ? set_str(cur, v) : json_object_set_new(details, name, json_string(v));
 }
 
 static int64_t now_us(void)
@@ -555,11 +562,10 @@ static enum ks_code fill_charge(struct risk *r, const struct pay *pa, const stru
     ks_id_derive("idk", "psp-idempotency", key, "CHARGE", o->order_id, NULL);
     json_integer_set(c->occurred_at, at);
     json_integer_set(c->amount, o->amount);
-    if (json_string_set(c->partner, p->partner) || json_string_set(c->command_id, cid) ||
+    if (set_str(c->partner, p->partner) || json_string_set(c->command_id, cid) ||
         json_string_set(c->subject, p->payment_id) || json_string_set(c->order, o->order_id) ||
-        json_string_set(c->psp, o->psp ? o->psp : r->psp_default) ||
-        json_string_set(c->key, key) || json_string_set(c->currency, o->currency) ||
-        json_string_set(c->method, risk_method_names[o->method]) ||
+        set_str(c->psp, o->psp ? o->psp : r->psp_default) || json_string_set(c->key, key) ||
+        set_str(c->currency, o->currency) || set_str(c->method, risk_method_names[o->method]) ||
         detail(c->details, "buyer_id", p->buyer) ||
         detail(c->details, "checkout_id", p->checkout) ||
         detail(c->details, "seller_id", o->seller) ||
@@ -581,10 +587,10 @@ static enum ks_code fill_payout(struct risk *r, const struct pout *po, int64_t a
     ks_id_derive("idk", "psp-idempotency", key, "PAYOUT", p->payout_id, NULL);
     json_integer_set(c->occurred_at, at);
     json_integer_set(c->amount, p->amount);
-    if (json_string_set(c->partner, p->partner) || json_string_set(c->command_id, cid) ||
-        json_string_set(c->subject, p->payout_id) || json_string_set(c->psp, r->psp_default) ||
-        json_string_set(c->key, key) || json_string_set(c->currency, p->currency) ||
-        json_string_set(c->method, risk_method_names[p->method]) ||
+    if (set_str(c->partner, p->partner) || json_string_set(c->command_id, cid) ||
+        json_string_set(c->subject, p->payout_id) || set_str(c->psp, r->psp_default) ||
+        json_string_set(c->key, key) || set_str(c->currency, p->currency) ||
+        set_str(c->method, risk_method_names[p->method]) ||
         detail(c->details, "seller_id", p->seller) ||
         detail(c->details, "channel", po->channel) ||
         detail(c->details, "bank_code", p->bank_code) ||

@@ -6,10 +6,13 @@
 # history, occurred_at spread at 200 payments/s of simulated time. By default the payments
 # and payment_orders rows the ingress would have written are preloaded too (NOT_STARTED),
 # as in production (risk itself writes them only for rejected and held payments).
-# Prints one "risk" line with decisions/s and a CPU split.
+# Prints one "risk" line per drain with decisions/s and a CPU split.
 #   tests/bench/risk_bench.sh [N]   (default 200000; env PARTITIONS (6), BUYERS (50000),
 #   BATCH (worker.batch.max), ROWS (1), INSTANCES (1: kasir-risk processes in the group),
-#   RULES (another rules file), RISK_BIN: another kasir-risk binary, for A/B runs)
+#   RULES (another rules file), RISK_BIN: another kasir-risk binary; RISK_BIN_B: a second
+#   binary, for a side-by-side run: both drain the same preloaded topic, A then B then B
+#   then A ... (ROUNDS pairs, default 1), the decisions and rows reset and vacuumed between
+#   drains; the median of each and the ratio B/A are printed)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
@@ -51,66 +54,121 @@ for i in range(n):
                   "metadata": {}}}) + "\n")
 PY
 t1=$(date +%s.%N)
-if [ "$ROWS" = 1 ]; then
-    # the rows the ingress's finish writes for each accepted payment (same ids and values as
-    # the messages above need not match: risk moves them by payment_id and order_id)
+# the rows the ingress's finish writes for each accepted payment (same ids and values as
+# the messages above need not match: risk moves them by payment_id and order_id)
+rows() {
+    [ "$ROWS" = 1 ] || return 0
     pg "INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status)
         SELECT 'pay_${run}_' || i, '$run', 'co_pay_${run}_' || i, 'b', 'NOT_STARTED'
           FROM generate_series(0, $N - 1) i;
         INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id,
                                     amount_minor, currency, method)
         SELECT 'ord_pay_${run}_' || i || '_0', 'pay_${run}_' || i, '$run', 0, 's', 1, 'IDR', 'QRIS'
-          FROM generate_series(0, $N - 1) i;
-        CHECKPOINT;" >/dev/null
-fi
+          FROM generate_series(0, $N - 1) i" >/dev/null
+}
+# everything a drain wrote (and the rows it moved), so that the next one starts alike
+reset() {
+    pg "DELETE FROM risk_payments WHERE partner_id = '$run'; DELETE FROM payment_orders WHERE partner_id = '$run';
+        DELETE FROM payments WHERE partner_id = '$run'; DELETE FROM risk_hold_commands c USING risk_holds h
+        WHERE c.hold_id = h.hold_id AND h.partner_id = '$run'; DELETE FROM risk_holds WHERE partner_id = '$run';
+        DELETE FROM kasir_outbox WHERE topic = '$run.commands'; DELETE FROM kasir_offsets WHERE group_id LIKE '$run%'" >/dev/null
+}
+# vacuums what the deletes left and waits until PostgreSQL is quiet: a checkpoint, and no
+# autovacuum worker running (it would be billed to the drain and take a core), at most 120 s
+quiet() {
+    local i
+    pg "VACUUM (ANALYZE) risk_payments, risk_holds, risk_hold_commands, payments, payment_orders, kasir_outbox, kasir_offsets" >/dev/null
+    pg "CHECKPOINT" >/dev/null
+    for i in $(seq 1 600); do
+        [ "$(pg "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && return 0
+        sleep 0.2
+    done
+    echo "risk: autovacuum still running after 120 s; measuring anyway" >&2
+}
 
-# INSTANCES kasir-risk processes in one group share the partitions (SPEC 5: workers scale
-# out by consumer group); 1 is the figure of one worker
-pids=""
-for i in $(seq 1 "${INSTANCES:-1}"); do
-    port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-    KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.payouts KASIR_WORKER_GROUP=$run \
-    KASIR_RISK_OUTPUT_TOPIC=$run.commands KASIR_RISK_RULES=${RULES:-$top/deploy/risk/rules.json} \
-    KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \
-        "${RISK_BIN:-$bin/kasir-risk}" >>"$log" 2>&1 &
-    pids="$pids $!"
-done
-trap 'kill $pids 2>/dev/null || true' EXIT
-# CPU ticks of this stack's processes only (the machine may run other stacks): a pid's
-# utime + stime, and for the postmaster its children too (live ones by their own stat,
-# exited ones through the postmaster's cutime + cstime)
-ticks() { awk '{ print $14 + $15 + ($2 == "(postgres)" ? $16 + $17 : 0) }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-pg_cpu() { local pm t c; pm=$(head -1 "$top/var/pg/data/postmaster.pid"); t=$(ticks "$pm")
-    for c in $(pgrep -P "$pm"); do t=$((t + $(ticks "$c"))); done; echo "$t"; }
+# CPU ticks of this stack's processes only (the machine may run other stacks): ticks,
+# pg_ticks (the postmaster, its live and exited children)
+. "$top/tests/bench/cpu.sh"
 kf_cpu() { ticks "$(cat "$top/var/kafka/kafka.pid")"; }
 hz=$(getconf CLK_TCK)
-pg0=$(pg_cpu); kf0=$(kf_cpu)
-start=$(date +%s.%N)
-count=0
-while :; do
-    # the group's committed positions: cheap to read, unlike counting decisions
-    count=$(pg "SELECT coalesce(sum(next_offset), 0) FROM kasir_offsets WHERE group_id = '$run' AND topic = '$topic' AND next_offset > 0")
-    [ "$count" -ge "$N" ] && break
-    for p in $pids; do
-        if ! kill -0 "$p" 2>/dev/null; then echo "kasir-risk died; log $log" >&2; tail "$log" >&2; exit 1; fi
+
+# a free port below the ephemeral range: one the kernel picked could be handed to an
+# outgoing connection (this stack's or another's) before kasir-risk listens on it
+free_port() {
+    python3 -c "
+import random, socket
+for _ in range(200):
+    p = random.randrange(20000, 30000)
+    s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()"
+}
+
+# drain <label> <binary> <group>: prints one line; sets $last_rate
+drain() {
+    local label=$1 risk=$2 group=$3 pids="" port pg0 pg1 kf0 kf1 rk=0 start end count window mix
+    rows; quiet
+    pg0=$(pg_ticks); kf0=$(kf_cpu)
+    start=$(date +%s.%N)
+    # INSTANCES kasir-risk processes in one group share the partitions (SPEC 5: workers
+    # scale out by consumer group); 1 is the figure of one worker
+    for i in $(seq 1 "${INSTANCES:-1}"); do
+        port=$(free_port)
+        KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.payouts KASIR_WORKER_GROUP=$group \
+        KASIR_RISK_OUTPUT_TOPIC=$run.commands KASIR_RISK_RULES=${RULES:-$top/deploy/risk/rules.json} \
+        KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \
+            "$risk" >>"$log" 2>&1 &
+        pids="$pids $!"
     done
-    if [ "$(echo "$(date +%s.%N) - $start > 600" | bc)" = 1 ]; then echo "timeout at $count" >&2; exit 1; fi
-    sleep 0.2
+    trap "kill $pids 2>/dev/null || true" EXIT
+    while :; do
+        # the group's committed positions: cheap to read, unlike counting decisions
+        count=$(pg "SELECT coalesce(sum(next_offset), 0) FROM kasir_offsets WHERE group_id = '$group' AND topic = '$topic' AND next_offset > 0")
+        [ "$count" -ge "$N" ] && break
+        for p in $pids; do
+            if ! kill -0 "$p" 2>/dev/null; then echo "kasir-risk died; log $log" >&2; tail "$log" >&2; exit 1; fi
+        done
+        if [ "$(echo "$(date +%s.%N) - $start > 600" | bc)" = 1 ]; then echo "timeout at $count" >&2; exit 1; fi
+        sleep 0.2
+    done
+    end=$(date +%s.%N)
+    pg1=$(pg_ticks); kf1=$(kf_cpu); for p in $pids; do rk=$((rk + $(ticks "$p"))); done
+    count=$(pg "SELECT count(*) FROM risk_payments WHERE partner_id = '$run'")
+    window=$(pg "SELECT extract(epoch FROM max(decided_at) - min(decided_at)) FROM risk_payments WHERE partner_id = '$run'")
+    mix=$(pg "SELECT string_agg(decision || ' ' || c, ', ' ORDER BY decision) FROM (SELECT decision, count(*) c FROM risk_payments WHERE partner_id = '$run' GROUP BY 1) x")
+    kill -TERM $pids; wait $pids || true
+    trap - EXIT
+    last_rate=$(echo "$N / ($end - $start)" | bc -l)
+    printf 'risk %s: %s x%d decided %d in %.2fs wall = %.0f decisions/s (commit window %.2fs = %.0f decisions/s); %s\n' \
+        "$label" "$(basename "$risk")" "${INSTANCES:-1}" "$count" "$(echo "$end - $start" | bc)" \
+        "$last_rate" "$window" "$(echo "$N / ($window + 0.000001)" | bc -l)" "$mix"
+    printf 'cpu %s: kasir-risk %.2fs, postgresql %.2fs, kafka %.2fs = %.0f, %.0f, %.0f us per decision (this stack'"'"'s processes, during the drain; load %s)\n' \
+        "$label" "$(echo "$rk / $hz" | bc -l)" "$(echo "($pg1 - $pg0) / $hz" | bc -l)" "$(echo "($kf1 - $kf0) / $hz" | bc -l)" \
+        "$(echo "$rk / $hz * 1000000 / $N" | bc -l)" "$(echo "($pg1 - $pg0) / $hz * 1000000 / $N" | bc -l)" \
+        "$(echo "($kf1 - $kf0) / $hz * 1000000 / $N" | bc -l)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    reset
+}
+
+printf 'risk: preload %d payments in %.1fs\n' "$N" "$(echo "$t1 - $t0" | bc)"
+A=${RISK_BIN:-$bin/kasir-risk}
+if [ -z "${RISK_BIN_B:-}" ]; then
+    drain A "$A" "$run"
+    exit 0
+fi
+ra=(); rb=()
+for r in $(seq 1 "${ROUNDS:-1}"); do
+    # alternate which goes first, so that neither always drains right after the preload
+    if [ $((r % 2)) = 1 ]; then
+        drain A "$A" "$run-a$r"; ra+=("$last_rate"); drain B "$RISK_BIN_B" "$run-b$r"; rb+=("$last_rate")
+    else
+        drain B "$RISK_BIN_B" "$run-b$r"; rb+=("$last_rate"); drain A "$A" "$run-a$r"; ra+=("$last_rate")
+    fi
 done
-end=$(date +%s.%N)
-pg1=$(pg_cpu); kf1=$(kf_cpu); rk=0; for p in $pids; do rk=$((rk + $(ticks "$p"))); done
-count=$(pg "SELECT count(*) FROM risk_payments WHERE partner_id = '$run'")
-window=$(pg "SELECT extract(epoch FROM max(decided_at) - min(decided_at)) FROM risk_payments WHERE partner_id = '$run'")
-mix=$(pg "SELECT string_agg(decision || ' ' || c, ', ' ORDER BY decision) FROM (SELECT decision, count(*) c FROM risk_payments WHERE partner_id = '$run' GROUP BY 1) x")
-kill -TERM $pids; wait $pids || true
-trap - EXIT
-printf 'risk: preload %d payments in %.1fs; kasir-risk x'"${INSTANCES:-1}"' decided %d in %.2fs wall = %.0f decisions/s (commit window %.2fs = %.0f decisions/s); %s\n' \
-    "$N" "$(echo "$t1 - $t0" | bc)" "$count" "$(echo "$end - $start" | bc)" \
-    "$(echo "$N / ($end - $start)" | bc -l)" "$window" "$(echo "$N / ($window + 0.000001)" | bc -l)" "$mix"
-printf 'cpu: kasir-risk %.2fs, postgresql %.2fs, kafka %.2fs (this stack'"'"'s processes, during the drain)\n' \
-    "$(echo "$rk / $hz" | bc -l)" "$(echo "($pg1 - $pg0) / $hz" | bc -l)" "$(echo "($kf1 - $kf0) / $hz" | bc -l)"
-# leave the database as it was: the bench rows are large and of no further use
-pg "DELETE FROM risk_payments WHERE partner_id = '$run'; DELETE FROM payment_orders WHERE partner_id = '$run';
-    DELETE FROM payments WHERE partner_id = '$run'; DELETE FROM risk_hold_commands c USING risk_holds h
-    WHERE c.hold_id = h.hold_id AND h.partner_id = '$run'; DELETE FROM risk_holds WHERE partner_id = '$run';
-    DELETE FROM kasir_outbox WHERE topic = '$run.commands'; DELETE FROM kasir_offsets WHERE group_id = '$run'" >/dev/null
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ma=$(med "${ra[@]}"); mb=$(med "${rb[@]}")
+printf 'risk A/B: median A %.0f decisions/s, median B %.0f decisions/s, B/A = %.3f (%d rounds)\n' \
+    "$ma" "$mb" "$(echo "$mb / $ma" | bc -l)" "${ROUNDS:-1}"

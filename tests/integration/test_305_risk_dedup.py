@@ -66,3 +66,32 @@ def test_repeated_checkout_decided_once(risk_daemons):
     assert len(consume(r.out, idle_ms=1500)) >= 4
     assert count_decided(r, co1) == 2 and count_decided(r, co2) == 1
     assert d.term() == 0
+
+
+def test_repeated_checkout_without_history_rules(risk_daemons):
+    """Without velocity or new-buyer rules no history is read, so nothing in C spots a
+    repeated checkout: the plain insert of the decisions meets the unique violation and the
+    batch is written again with the ON CONFLICT form. Still once each, one command each."""
+    r = Risk("t305b", [{"id": "blocked", "type": "blocklist", "list": "buyer",
+                        "values": ["nobody"]}])
+    p1, p2 = r.payment(buyer="b1"), r.payment(buyer="b2")
+    other_id = again(p2, payment_id=p2["value"]["payment_id"] + "-x",
+                     message_id=p2["value"]["message_id"] + "-x")
+    for o in other_id["value"]["orders"]:
+        o["order_id"] += "-x"
+    produce([p1, p1, p2, other_id])  # the same batch
+    d = r.start(risk_daemons)
+    got = r.wait_decided(2)
+    assert set(got) == {p1["value"]["payment_id"], p2["value"]["payment_id"]}
+    assert all(v[0] == "APPROVE" for v in got.values())
+    # a later batch: a redelivery beside a new payment, which is decided and emitted
+    p3 = r.payment(buyer="b3")
+    produce([p1, p3, other_id])
+    got = r.wait_decided(3)
+    assert set(got) == {p["value"]["payment_id"] for p in (p1, p2, p3)}
+    cmds = r.commands(3)
+    assert sorted(m["value"]["payment_id"] for m in consume(r.out, idle_ms=1500)) == \
+        sorted(p["value"]["payment_id"] for p in (p1, p2, p3))
+    assert len(cmds) == 3
+    assert count_decided(r, p1["value"]["checkout_id"]) == 1
+    assert d.term() == 0

@@ -28,12 +28,16 @@ static const char SQL_COPY[] =
  * stamps the old version, and the table stays the size of what is in flight. Delivered
  * ids come as runs of consecutive ids (a batch's ids are one reserved block), so they go
  * as ranges: one index range scan per run instead of one descent per id, on the table's
- * one index, (worker, id) (migration 750), hence the owner in the statement. */
+ * one index, (worker, id) (migration 750), hence the owner in the statement. The bounds
+ * are row comparisons: with "worker = x AND id BETWEEN" the planner may scan every entry
+ * of the owner (deleted ones included, until a vacuum) and filter the ranges afterwards,
+ * which cost a worker 38 ms per batch where the range scans cost 4. */
 static const char SQL_MARK_HEAD[] =
     "DELETE FROM kasir_outbox o USING unnest('";
 static const char SQL_MARK_MID[] = "'::bigint[], '";
-static const char SQL_MARK_TAIL[] =
-    "'::bigint[]) AS r(lo, hi) WHERE o.id BETWEEN r.lo AND r.hi AND o.worker = ";
+static const char SQL_MARK_TAIL[] = "'::bigint[]) AS r(lo, hi) WHERE (o.worker, o.id) >= (";
+static const char SQL_MARK_AND[] = ", r.lo) AND (o.worker, o.id) <= (";
+static const char SQL_MARK_END[] = ", r.hi)";
 static const char SQL_SWEEP[] =
     "SELECT id, message_id, topic, key, value, headers, "
     "(extract(epoch FROM now() - created_at) * 1000)::bigint FROM kasir_outbox "
@@ -602,10 +606,12 @@ static char *mark_text(struct ks_outbox *ob)
     ks_pgarr_init(&hi);
     if (mark_sql(ob, &lo, &hi) == 0) {
         n = sizeof(SQL_MARK_HEAD) + sizeof(SQL_MARK_MID) + sizeof(SQL_MARK_TAIL) +
-            strlen(ks_pgarr_str(&lo)) + strlen(ks_pgarr_str(&hi)) + strlen(ob->owner_lit);
+            sizeof(SQL_MARK_AND) + sizeof(SQL_MARK_END) + strlen(ks_pgarr_str(&lo)) +
+            strlen(ks_pgarr_str(&hi)) + 2 * strlen(ob->owner_lit);
         if ((q = malloc(n)))
-            snprintf(q, n, "%s%s%s%s%s%s", SQL_MARK_HEAD, ks_pgarr_str(&lo), SQL_MARK_MID,
-                     ks_pgarr_str(&hi), SQL_MARK_TAIL, ob->owner_lit);
+            snprintf(q, n, "%s%s%s%s%s%s%s%s%s", SQL_MARK_HEAD, ks_pgarr_str(&lo), SQL_MARK_MID,
+                     ks_pgarr_str(&hi), SQL_MARK_TAIL, ob->owner_lit, SQL_MARK_AND,
+                     ob->owner_lit, SQL_MARK_END);
     }
     ks_pgarr_release(&lo);
     ks_pgarr_release(&hi);

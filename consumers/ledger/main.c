@@ -244,10 +244,15 @@ static const char SQL_POST[] =
     "          AND p_status NOT IN ('PAID_OUT', 'FAILED')"
     "        ORDER BY payout_id, ord) x"
     "  WHERE p.payout_id = x.payout_id)"
-    /* the lines of every entry posted now, and the outcomes that go to the DLQ */
-    " SELECT e.ord, e.entry_id, e.act, e.journal, encode(e.prev_hash, 'hex'),"
-    "        encode(e.hash, 'hex'),"
-    "        ledger_account_code('seller_wallet', e.partner, e.seller, NULL, e.cur),"
+    /* the lines of every entry posted now (what is the entry's, not the line's, on its
+     * first line only: entry.c reads it there, and the hashes in hex on every line were
+     * most of the bytes sent), and the outcomes that go to the DLQ */
+    " SELECT e.ord, e.entry_id,"
+    "        CASE WHEN l.line = 1 THEN e.act END, CASE WHEN l.line = 1 THEN e.journal END,"
+    "        CASE WHEN l.line = 1 THEN encode(e.prev_hash, 'hex') END,"
+    "        CASE WHEN l.line = 1 THEN encode(e.hash, 'hex') END,"
+    "        CASE WHEN l.line = 1"
+    "             THEN ledger_account_code('seller_wallet', e.partner, e.seller, NULL, e.cur) END,"
     "        l.account, l.amt, l.cur, NULL, l.line, NULL"
     " FROM e JOIN l ON l.ord = e.ord"
     " UNION ALL"
@@ -272,7 +277,7 @@ static const char SQL_CHAINS[] =
 static const char SQL_PAYMENTS[] = "SELECT ledger_payments_refresh($1::text[])";
 /* The batch statement's working memory, for its transaction only: with the default 4 MB a
  * batch of 2,000 outcomes spilled its CTE rows and the postings trigger's transition table
- * to temporary files, written and read back every batch (docs/LEDGER.md, "Cost") */
+ * to temporary files, written and read back every batch (docs/LEDGER.md, "Cost per entry") */
 static const char SQL_WORK_MEM[] = "SELECT set_config('work_mem', '64MB', true)";
 
 struct ledger {

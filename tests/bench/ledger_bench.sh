@@ -153,3 +153,7 @@ for mix in ${MIXES:-spread hot}; do
         "$mix" "$(med "${ra[@]}")" "$(med "${pa[@]}")" "$(med "${rb[@]}")" "$(med "${pb[@]}")" \
         "$(echo "$(med "${rb[@]}") / $(med "${ra[@]}")" | bc -l)" "${ROUNDS:-1}"
 done
+# the functions of the last drain stay in the database: B's (the checkout's, usually) back
+if [ -n "${LEDGER_BIN_B:-}" ] && [ -n "${LEDGER_SQL_B:-}" ]; then
+    psql "$KASIR_PG_DSN" -qtAX -v ON_ERROR_STOP=1 -f "$LEDGER_SQL_B" >/dev/null
+fi

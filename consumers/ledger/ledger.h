@@ -21,7 +21,9 @@ static inline int ledger_id_ok(const char *s)
 }
 
 /* Columns of a result row that carries one line of a posted entry (the post statement's
- * and the publication queue's): each entry's lines come in consecutive rows. */
+ * and the publication queue's): each entry's lines come in consecutive rows, line 1 first.
+ * The entry's own columns (kind, journal, hashes, key) are read from its first row (the
+ * post statement leaves them NULL on the others). */
 enum {
     LEDGER_COL_ENTRY = 1, LEDGER_COL_KIND = 2, LEDGER_COL_JOURNAL = 3, LEDGER_COL_PREV = 4,
     LEDGER_COL_HASH = 5,

@@ -169,7 +169,8 @@ static const char SQL_POST[] =
     "         CASE WHEN l.type IN ('seller_wallet', 'payout_hold', 'suspense') THEN l.partner END,"
     "         CASE WHEN l.type IN ('seller_wallet', 'payout_hold') THEN l.seller END,"
     "         CASE WHEN l.type IN ('psp_clearing', 'psp_fee_expense') THEN l.psp END"
-    "  FROM l WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.account = l.account)"
+    "  FROM (SELECT DISTINCT ON (account) * FROM l ORDER BY account) l"
+    "  WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.account = l.account)"
     "  ORDER BY l.account"
     "  ON CONFLICT DO NOTHING),"
     " ins_e AS ("
@@ -243,10 +244,15 @@ static const char SQL_POST[] =
     "          AND p_status NOT IN ('PAID_OUT', 'FAILED')"
     "        ORDER BY payout_id, ord) x"
     "  WHERE p.payout_id = x.payout_id)"
-    /* the lines of every entry posted now, and the outcomes that go to the DLQ */
-    " SELECT e.ord, e.entry_id, e.act, e.journal, encode(e.prev_hash, 'hex'),"
-    "        encode(e.hash, 'hex'),"
-    "        ledger_account_code('seller_wallet', e.partner, e.seller, NULL, e.cur),"
+    /* the lines of every entry posted now (what is the entry's, not the line's, on its
+     * first line only: entry.c reads it there, and the hashes in hex on every line were
+     * most of the bytes sent), and the outcomes that go to the DLQ */
+    " SELECT e.ord, e.entry_id,"
+    "        CASE WHEN l.line = 1 THEN e.act END, CASE WHEN l.line = 1 THEN e.journal END,"
+    "        CASE WHEN l.line = 1 THEN encode(e.prev_hash, 'hex') END,"
+    "        CASE WHEN l.line = 1 THEN encode(e.hash, 'hex') END,"
+    "        CASE WHEN l.line = 1"
+    "             THEN ledger_account_code('seller_wallet', e.partner, e.seller, NULL, e.cur) END,"
     "        l.account, l.amt, l.cur, NULL, l.line, NULL"
     " FROM e JOIN l ON l.ord = e.ord"
     " UNION ALL"
@@ -269,6 +275,10 @@ static const char SQL_CHAINS[] =
     "INSERT INTO ledger_chains (chain) SELECT DISTINCT unnest($1::text[]) ORDER BY 1"
     " ON CONFLICT DO NOTHING";
 static const char SQL_PAYMENTS[] = "SELECT ledger_payments_refresh($1::text[])";
+/* The batch statement's working memory, for its transaction only: with the default 4 MB a
+ * batch of 2,000 outcomes spilled its CTE rows and the postings trigger's transition table
+ * to temporary files, written and read back every batch (docs/LEDGER.md, "Cost per entry") */
+static const char SQL_WORK_MEM[] = "SELECT set_config('work_mem', '64MB', true)";
 
 struct ledger {
     PGconn *prepared_on; /* the session SQL_POST is prepared in (and its backend) */
@@ -428,6 +438,12 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
         d->failed = nf;
         d->cap = n;
     }
+    res = PQexec(pg, SQL_WORK_MEM);
+    rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "set the batch's work_mem", err);
+    PQclear(res);
+    res = NULL;
+    if (rc != KS_OK)
+        return rc;
     if ((rc = ensure_chains(d, pg, b, err)) != KS_OK)
         return rc;
     for (int k = 0; k < NCOL; k++) {

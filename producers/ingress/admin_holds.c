@@ -25,22 +25,8 @@
 static const char SQL_LIST[] = "SELECT risk_holds_list($1, $2, $3::int, $4)";
 static const char SQL_DECIDE[] = "SELECT risk_hold_decide($1, $2, $3::boolean, $4, $5)";
 
+/* the path prefix of the ids (the route table, routes.c, matched the paths) */
 #define PREFIX "/v1/admin/holds"
-
-enum ing_route ing_admin_holds_route(const char *url, const char *method)
-{
-    const char *rest = url + strlen(PREFIX), *slash;
-    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
-        post = strcmp(method, "POST") == 0;
-
-    if (*rest == '\0')
-        return get ? R_ADMIN_HOLDS : R__COUNT;
-    /* "/{id}/approve" or "/{id}/reject" */
-    if (*rest != '/' || !(slash = strchr(rest + 1, '/')) || slash == rest + 1 ||
-        (strcmp(slash, "/approve") != 0 && strcmp(slash, "/reject") != 0))
-        return R_UNKNOWN;
-    return post ? R_ADMIN_HOLDS : R__COUNT;
-}
 
 /* amount_minor -> "amount" (decimal string) in each of a hold's amounts */
 static void format_amounts(json_t *hold)
@@ -284,11 +270,21 @@ out:
     ing_req_done(r);
 }
 
-void ing_admin_holds(struct ing_req *r)
+/* hands r to a reader; fn answers it */
+static void defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
 {
     struct ing_problem p;
 
-    if (ing_defer(r, strcmp(r->method, "POST") == 0 ? decide : list, 0, ING.read_timeout_ms,
-                  &p) != 0)
+    if (ing_defer(r, fn, 0, ING.read_timeout_ms, &p) != 0)
         ing_respond_problem(r, &p);
+}
+
+void ing_admin_holds_list(struct ing_req *r)
+{
+    defer(r, list);
+}
+
+void ing_admin_holds_decide(struct ing_req *r)
+{
+    defer(r, decide);
 }

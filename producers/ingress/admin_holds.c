@@ -25,8 +25,6 @@
 static const char SQL_LIST[] = "SELECT risk_holds_list($1, $2, $3::int, $4)";
 static const char SQL_DECIDE[] = "SELECT risk_hold_decide($1, $2, $3::boolean, $4, $5)";
 
-/* the path prefix of the ids (the route table, routes.c, matched the paths) */
-#define PREFIX "/v1/admin/holds"
 
 /* amount_minor -> "amount" (decimal string) in each of a hold's amounts */
 static void format_amounts(json_t *hold)
@@ -220,8 +218,8 @@ json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_prob
 
 static void decide(struct ing_req *r, struct ing_rdb *db)
 {
-    const char *id = r->url + strlen(PREFIX) + 1, *slash = strchr(id, '/'), *reason = NULL;
-    int approve = strcmp(slash, "/approve") == 0;
+    const char *reason = NULL;
+    int approve = strcmp(r->rdef->path + strlen(r->rdef->path) - 8, "/approve") == 0;
     char hold[256], actor[2 * KS_ID_LEN + 2];
     const char *params[5];
     struct ing_problem p;
@@ -229,7 +227,7 @@ static void decide(struct ing_req *r, struct ing_rdb *db)
     const char *outcome;
     PGresult *res;
 
-    snprintf(hold, sizeof(hold), "%.*s", (int)(slash - id), id);
+    snprintf(hold, sizeof(hold), "%s", r->arg);
     if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     /* who: the partner and the credential (API key or token) that made the call */
@@ -270,21 +268,12 @@ out:
     ing_req_done(r);
 }
 
-/* hands r to a reader; fn answers it */
-static void defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
-{
-    struct ing_problem p;
-
-    if (ing_defer(r, fn, 0, ING.read_timeout_ms, &p) != 0)
-        ing_respond_problem(r, &p);
-}
-
 void ing_admin_holds_list(struct ing_req *r)
 {
-    defer(r, list);
+    ing_defer_read(r, list);
 }
 
 void ing_admin_holds_decide(struct ing_req *r)
 {
-    defer(r, decide);
+    ing_defer_read(r, decide);
 }

@@ -31,10 +31,6 @@ static const char SQL_DECIDE[] =
     "SELECT ledger_adjustment_decide($1, $2, $3::boolean, $4, $5, $6)";
 static const char SQL_LIST[] = "SELECT ledger_adjustments_list($1, $2, $3::int, $4)";
 
-/* the path prefixes of the ids (the route table, routes.c, matched the paths) */
-#define ADJ "/v1/admin/adjustments"
-#define RETRY_PREFIX "/v1/admin/payouts/"
-
 /* --- bodies ----------------------------------------------------------------------------- */
 
 /* letters, digits and _ - . : (the ingress's seller ids and PSP names) */
@@ -92,7 +88,7 @@ static json_t *call(struct ing_req *r, struct ing_rdb *db, const char *sql, int 
  * PayoutRequested published; the answer goes when Kafka confirms (ing_accept_direct) */
 static void retry_job(struct ing_req *r, struct ing_rdb *db)
 {
-    const char *id = r->url + strlen(RETRY_PREFIX), *reason;
+    const char *reason;
     char payout[256], actor[2 * KS_ID_LEN + 2];
     struct ing_problem p;
     json_t *body = NULL, *out = NULL, *po, *resp;
@@ -100,7 +96,7 @@ static void retry_job(struct ing_req *r, struct ing_rdb *db)
     struct ing_payout ev = {0};
     int replay;
 
-    snprintf(payout, sizeof(payout), "%.*s", (int)(strchr(id, '/') - id), id);
+    snprintf(payout, sizeof(payout), "%s", r->arg);
     if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     actor_of(r, actor);
@@ -273,14 +269,14 @@ out:
 
 static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
 {
-    const char *id = r->url + strlen(ADJ) + 1, *slash = strchr(id, '/'), *reason, *outcome;
-    int approve = strcmp(slash, "/approve") == 0;
+    const char *reason, *outcome;
+    int approve = strcmp(r->rdef->path + strlen(r->rdef->path) - 8, "/approve") == 0;
     char adj[256], actor[2 * KS_ID_LEN + 2];
     struct ing_problem p;
     json_t *body = NULL, *out = NULL, *a;
     const char *params[6];
 
-    snprintf(adj, sizeof(adj), "%.*s", (int)(slash - id), id);
+    snprintf(adj, sizeof(adj), "%s", r->arg);
     if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     actor_of(r, actor);
@@ -338,15 +334,6 @@ static void adjustment_list_job(struct ing_req *r, struct ing_rdb *db)
     ing_admin_list(r, db, &l);
 }
 
-/* hands r to a reader; fn answers it */
-static void defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
-{
-    struct ing_problem p;
-
-    if (ing_defer(r, fn, 0, ING.read_timeout_ms, &p) != 0)
-        ing_respond_problem(r, &p);
-}
-
 void ing_admin_payout_retry(struct ing_req *r)
 {
     struct ing_problem p;
@@ -356,20 +343,20 @@ void ing_admin_payout_retry(struct ing_req *r)
         ing_respond_problem(r, &p);
         return;
     }
-    defer(r, retry_job);
+    ing_defer_read(r, retry_job);
 }
 
 void ing_admin_adjustments_list(struct ing_req *r)
 {
-    defer(r, adjustment_list_job);
+    ing_defer_read(r, adjustment_list_job);
 }
 
 void ing_admin_adjustment_create(struct ing_req *r)
 {
-    defer(r, adjustment_create_job);
+    ing_defer_read(r, adjustment_create_job);
 }
 
 void ing_admin_adjustment_decide(struct ing_req *r)
 {
-    defer(r, adjustment_decide_job);
+    ing_defer_read(r, adjustment_decide_job);
 }

@@ -35,11 +35,6 @@ static int media_is(struct ing_req *r, const char *want, struct ing_problem *p)
     return 0;
 }
 
-static const char *path_tail(struct ing_req *r, const char *prefix)
-{
-    return r->url + strlen(prefix);
-}
-
 static int unavailable_if_down(struct ing_req *r)
 {
     struct ing_problem p;
@@ -237,15 +232,6 @@ static json_t *fetch_payments(struct ing_req *r, struct ing_rdb *db, const char 
     return out;
 }
 
-/* hands r to a reader; fn answers it */
-static void defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
-{
-    struct ing_problem p;
-
-    if (ing_defer(r, fn, 0, ING.read_timeout_ms, &p) != 0)
-        ing_respond_problem(r, &p);
-}
-
 static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
 {
     struct ing_problem p;
@@ -266,7 +252,7 @@ static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
 void ing_pay_get(struct ing_req *r)
 {
     struct ing_problem p;
-    const char *id = path_tail(r, "/v1/payments/");
+    const char *id = r->arg;
     size_t n = strlen(id) + 3;
 
     if (!id_ok(id)) {
@@ -280,7 +266,7 @@ void ing_pay_get(struct ing_req *r)
         return;
     }
     snprintf(r->qarg, n, "{%s}", id);
-    defer_read(r, pay_get_job);
+    ing_defer_read(r, pay_get_job);
 }
 
 /* r->qarg: the ids as given ("a,b,c"), already checked */
@@ -363,7 +349,7 @@ void ing_pay_list(struct ing_req *r)
         ing_problem(&p, "internal", NULL, "out of memory");
         goto fail;
     }
-    defer_read(r, pay_list_job);
+    ing_defer_read(r, pay_list_job);
     return;
 fail:
     ing_respond_problem(r, &p);
@@ -392,11 +378,10 @@ static void object_get_job(struct ing_req *r, struct ing_rdb *db)
 /* GET of one object by id, scoped to the calling partner: another partner's id, an
  * unknown id and one not yet published all answer the same 404. sql takes $1 = id,
  * $2 = partner and returns one json row with amount_minor and currency. */
-static void object_get(struct ing_req *r, const char *prefix, const char *what,
-                       const char *sql)
+static void object_get(struct ing_req *r, const char *what, const char *sql)
 {
     struct ing_problem p;
-    const char *id = path_tail(r, prefix);
+    const char *id = r->arg;
 
     if (!id_ok(id)) {
         ing_problem(&p, "not_found", "id", "no %s with this id", what);
@@ -410,12 +395,12 @@ static void object_get(struct ing_req *r, const char *prefix, const char *what,
     }
     r->qsql = sql;
     r->qwhat = what;
-    defer_read(r, object_get_job);
+    ing_defer_read(r, object_get_job);
 }
 
 void ing_refund_get(struct ing_req *r)
 {
-    object_get(r, "/v1/refunds/", "refund",
+    object_get(r, "refund",
                "SELECT json_build_object('refund_id', refund_id, 'payment_id', payment_id, "
                "'payment_order_id', order_id, 'amount_minor', amount_minor, 'currency', "
                "currency, 'reason', reason, 'status', status, 'created_at', "
@@ -426,7 +411,7 @@ void ing_refund_get(struct ing_req *r)
 
 void ing_payout_get(struct ing_req *r)
 {
-    object_get(r, "/v1/payouts/", "payout",
+    object_get(r, "payout",
                "SELECT json_build_object('payout_id', payout_id, 'seller_id', seller_id, "
                "'amount_minor', amount_minor, 'currency', currency, 'channel', lower(channel), "
                "'bank_code', bank_code, 'ewallet_channel', ewallet_channel, 'status', status, "
@@ -470,7 +455,7 @@ static void admin_partners_job(struct ing_req *r, struct ing_rdb *db)
 
 void ing_admin_partners(struct ing_req *r)
 {
-    defer_read(r, admin_partners_job);
+    ing_defer_read(r, admin_partners_job);
 }
 
 /* --- webhooks -------------------------------------------------------------------------- */
@@ -570,7 +555,7 @@ static void iris_event_id(struct ing_req *r, char *event_id, size_t len)
 
 void ing_webhook(struct ing_req *r)
 {
-    const char *psp = path_tail(r, "/v1/webhooks/"), *verification;
+    const char *psp = r->arg, *verification;
     struct ing_problem p;
     struct ks_err e = {0};
     enum ks_code rc;
@@ -724,7 +709,7 @@ static void *settle_main(void *arg)
 void ing_settle(struct ing_req *r)
 {
     static const char *const known[] = {"sandbox", "stripe", "xendit", "midtrans"};
-    const char *psp = path_tail(r, "/v1/settlements/");
+    const char *psp = r->arg;
     const char *fmt = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "format");
     struct ing_problem p;
     char h[65];
@@ -750,7 +735,7 @@ void ing_settle(struct ing_req *r)
     }
     if (unavailable_if_down(r))
         return;
-    snprintf(r->psp, sizeof(r->psp), "%s", psp);
+    snprintf(r->psp, sizeof(r->psp), "%.15s", psp);
     snprintf(r->format, sizeof(r->format), "%s", fmt);
     ing_sha256_hex(r->body, r->len, h);
     /* the same file uploaded again has the same id and row ids: recon dedups */

@@ -3,7 +3,8 @@
  *   main.c      CLI (serve, partner, key, routes, codes), config, start/stop
  *   routes.c    the route table: method, path, scope, body cap, flags, handler, label
  *   http.c      libmicrohttpd server: limits, auth at the headers, body accumulation,
- *               responses, metrics, logs
+ *               sending responses, metrics, logs
+ *   request.c   a request's accessors and answer: headers, responses, suspend/resume
  *   handlers.c  the partner endpoints' handlers (admin_*.c, balances.c, audit_export.c:
  *               the admin ones)
  *   accept.c    the accept path: claim -> produce -> finish -> answer, its failure edges
@@ -15,8 +16,10 @@
  *   publish.c   the Kafka producer and its delivery-report thread
  *   validate.c  pure request parsing (validate.h)
  *
- * Calls go one way: http -> handlers -> accept -> {store, publish, texts}. The writers and
- * the producer report back through function pointers accept.c gives them.
+ * Calls between files go one way (no file calls back into one that calls it): http ->
+ * {routes, auth -> reader}, handlers -> accept -> {store, publish, texts}, and all of them
+ * -> request. The server reaches a handler through the route table; the writers and the
+ * producer report back through the function pointers accept.c gives them.
  *
  * A request lives in one struct ing_req from the first MHD callback to the completion
  * notification. It is authenticated on its headers, before any of its body is read.
@@ -68,8 +71,8 @@ struct ing_route_def {
 extern const struct ing_route_def ing_routes[];
 extern const size_t ing_routes_count;
 
-/* routes.c: sets r->route, r->rdef and r->allow from r->method, r->url and r->admin, and
- * r->status 404 (no such path), 405 (not this method) or 0 */
+/* routes.c: sets r->route, r->rdef, r->arg and r->allow from r->method, r->url and
+ * r->admin, and r->status 404 (no such path), 405 (not this method) or 0 */
 void ing_route_match(struct ing_req *r);
 /* the scope r's credential needs (none on the admin listener), its body cap */
 unsigned ing_route_scope(const struct ing_req *r);
@@ -111,6 +114,7 @@ struct ing_req {
     const struct ing_route_def *rdef;
     char method[8];
     char url[256];
+    char arg[256];     /* the path's {name} segment, as the route table matched it */
     const char *allow; /* the Allow header of the path's methods */
     char trace_id[33];
     char span_id[17];
@@ -231,22 +235,28 @@ struct ing_ctx {
 };
 extern struct ing_ctx ING;
 
-/* http.c */
-extern _Atomic long ing_inflight; /* suspended requests */
+/* http.c: the server */
 int ing_http_start(int port, int threads);
 /* SIGTERM: refuses new work (503 + Connection: close) and waits until every request that
  * was handed to a handler has been answered (or http.drain_timeout); 0 when none is
  * left suspended, so that the server may be stopped. */
 int ing_http_drain(void);
 void ing_http_stop(void);
-void ing_req_done(struct ing_req *r); /* resumes a suspended request (any thread) */
-void ing_suspend(struct ing_req *r);
-/* "ip:port" family-agnostic client address of r (text) */
-const char *ing_client_ip(struct ing_req *r);
 struct ing_http_stats {
     long connections, connections_total, reaped, live, requests_allocated;
 };
 void ing_http_metrics(struct ing_http_stats *out);
+void ing_metrics_write(char **out, size_t *len);
+
+/* request.c: a request's accessors and its answer (any thread) */
+extern _Atomic long ing_inflight; /* suspended requests */
+extern _Atomic long ing_live;     /* handed to a handler or suspended, not yet completed */
+void ing_req_count_live(struct ing_req *r); /* once per request: it is in ing_live */
+void ing_req_done(struct ing_req *r); /* resumes a suspended request (any thread) */
+void ing_suspend(struct ing_req *r);
+/* "ip:port" family-agnostic client address of r (text) */
+const char *ing_client_ip(struct ing_req *r);
+const char *ing_header(struct ing_req *r, const char *name);
 void ing_respond_json(struct ing_req *r, int status, json_t *body); /* steals body */
 /* Sets r's response to a JSON text (taken, may be NULL: out of memory) */
 void ing_respond_text(struct ing_req *r, int status, char *json, size_t len);
@@ -257,8 +267,6 @@ void ing_respond_problem(struct ing_req *r, const struct ing_problem *p);
 void ing_respond_problem_x(struct ing_req *r, const struct ing_problem *p, json_t *extra);
 char *ing_problem_body(const struct ing_req *r, const struct ing_problem *p, json_t *extra,
                        size_t *len);
-const char *ing_header(struct ing_req *r, const char *name);
-void ing_metrics_write(char **out, size_t *len);
 
 /* handlers.c: the handlers of the route table (routes.c) */
 void ing_pay_post(struct ing_req *r);
@@ -341,6 +349,8 @@ void ing_reader_stop(void);
  * not suspended). fn answers r (ing_req_done) or, for auth, resumes it (ing_auth_resume). */
 int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *), int auth,
               int64_t timeout_ms, struct ing_problem *p);
+/* ing_defer of a read (http.read_timeout), r answered with the 503 if it is refused */
+void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *));
 /* A query on the reader's connection within r's deadline; the result (PGRES_TUPLES_OK) or
  * NULL + p (503). A connection found lost before the statement was sent is replaced and
  * the statement retried once. */

@@ -74,8 +74,9 @@ const struct ing_route_def ing_routes[] = {
 };
 const size_t ing_routes_count = sizeof(ing_routes) / sizeof(ing_routes[0]);
 
-/* 1 when url is pattern with each {name} standing for one or more bytes other than '/' */
-static int path_match(const char *pat, const char *u)
+/* 1 when url is pattern with each {name} standing for one or more bytes other than '/';
+ * *arg: where the (last) {name} starts in u, *arg_len its length */
+static int path_match(const char *pat, const char *u, const char **arg, size_t *arg_len)
 {
     while (*pat) {
         if (*pat == '{') {
@@ -83,6 +84,8 @@ static int path_match(const char *pat, const char *u)
             size_t n = strcspn(u, "/");
             if (!end || n == 0)
                 return 0;
+            *arg = u;
+            *arg_len = n;
             pat = end + 1;
             u += n;
         } else if (*pat++ != *u++) {
@@ -99,16 +102,23 @@ void ing_route_match(struct ing_req *r)
     int post = strcmp(r->method, "POST") == 0;
     unsigned methods = 0; /* 1: a GET row has the path, 2: a POST row */
     const struct ing_route_def *hit = NULL;
+    const char *arg = NULL, *hit_arg = NULL;
+    size_t arg_len = 0, hit_len = 0;
 
     for (size_t i = 0; i < ing_routes_count; i++) {
         const struct ing_route_def *d = &ing_routes[i];
         int is_get = d->method[0] == 'G';
-        if (!path_match(d->path, r->url))
+        if (!path_match(d->path, r->url, &arg, &arg_len))
             continue;
         methods |= is_get ? 1u : 2u;
-        if (!hit && ((is_get && get) || (!is_get && post)))
+        if (!hit && ((is_get && get) || (!is_get && post))) {
             hit = d;
+            hit_arg = arg;
+            hit_len = arg_len;
+        }
     }
+    /* url is at most as long as arg: the copy is whole */
+    snprintf(r->arg, sizeof(r->arg), "%.*s", hit_arg ? (int)hit_len : 0, hit_arg ? hit_arg : "");
     r->allow = allows[methods];
     r->rdef = NULL;
     r->route = R_UNKNOWN;

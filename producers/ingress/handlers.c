@@ -83,9 +83,8 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
     struct ing_problem p;
     struct ks_err e = {0};
     PGresult *res = ing_rdb_query(db, r,
-                                  "SELECT o.currency FROM payment_orders o JOIN payments y "
-                                  "USING (payment_id) WHERE o.order_id = $1 AND o.partner_id = $2 "
-                                  "AND y.status <> 'PENDING_PUBLISH'",
+                                  "SELECT currency FROM payment_orders "
+                                  "WHERE order_id = $1 AND partner_id = $2",
                                   2, params, &p);
 
     if (!res)
@@ -170,7 +169,7 @@ static const char payments_sql[] =
     "   ORDER BY o.seq) "
     "   FROM payment_orders o WHERE o.payment_id = p.payment_id))::text "
     "FROM payments p WHERE p.payment_id = ANY($1::text[]) AND p.partner_id = $2 "
-    "AND p.status <> 'PENDING_PUBLISH' ORDER BY p.payment_id";
+    "ORDER BY p.payment_id";
 
 static json_t *money_member(json_t *o, const char *minor_name, const char *cur_name,
                             const char *out_name)

@@ -8,10 +8,22 @@
 #   INGRESS_RATES="2000 5000 6000" INGRESS_SECONDS=20 INGRESS_CONNS=128
 #   INGRESS_WARMUP=10 (seconds at the first rate before measuring) INGRESS_WARMUP_MAX=90
 #   (then 5 s windows at the highest rate until one's p99 is within 20 ms) INGRESS_REPEAT=3 (runs per rate) INGRESS_BIN=path (A/B runs)
+#   INGRESS_BINS="old new" (side by side: this script once per binary, alternating, for
+#   INGRESS_AB_ROUNDS rounds, default 1; each run starts its own ingress and warms it up)
 # Also prints the CPU per accepted payment of the ingress, the PostgreSQL writer backends and
 # the Kafka broker during each run (from /proc/<pid>/stat; other work on the box inflates it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -n "${INGRESS_BINS:-}" ]; then
+    for round in $(seq 1 "${INGRESS_AB_ROUNDS:-1}"); do
+        for b in $INGRESS_BINS; do
+            echo "## round $round: $b"
+            INGRESS_BINS= INGRESS_BIN=$b bash "$0"
+            echo
+        done
+    done
+    exit 0
+fi
 set -a; . "$top/var/stack.env"; set +a
 mkdir -p "$top/build/bench" "$top/var/log"
 make -s -C "$top" build/bench/ingress_load

@@ -1,10 +1,12 @@
-/* handlers.c - one function per endpoint of SPEC 4.
+/* handlers.c - the handlers of SPEC 4's partner and service endpoints (the route table,
+ * routes.c, names them; the admin ones live in admin_*.c, balances.c, audit_export.c).
  *
  * Order of checks on every partner endpoint: authentication, scope, rate limit (all three
  * on the headers, before the body is read: http.c, auth.c), media type, body, idempotency
- * key; the first failure answers. Writes that must be idempotent (payments, refunds,
- * payouts) leave here suspended, queued for the store's writers; reads leave suspended,
- * queued for a reader (reader.c). No handler waits for PostgreSQL or Kafka. */
+ * key; the first failure answers. A handler validates; writes then go to accept.c, which
+ * answers them (payments, refunds and payouts through the idempotency record, webhooks and
+ * settlement files straight from Kafka's delivery reports); reads leave suspended, queued
+ * for a reader (reader.c). No handler waits for PostgreSQL or Kafka. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,7 @@
 /* http.c - the libmicrohttpd server: limits, authentication at the headers, body
- * accumulation, routing, responses, metrics, logs, the drain at SIGTERM.
+ * accumulation, sending responses, metrics, logs, the drain at SIGTERM. It owns the
+ * connection and the request's life cycle; what a route is (scope, body cap, handler) it
+ * reads from the route table (routes.c), and a request's answer is made with request.c.
  *
  * MHD runs an internal thread pool over epoll (http.threads threads). Server threads never
  * wait for PostgreSQL or Kafka: a request that needs either is suspended and resumed by the

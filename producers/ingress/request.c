@@ -20,7 +20,8 @@ const char *ing_header(struct ing_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-_Atomic long ing_live;           /* requests handed to a handler or suspended, not yet completed */ /* requests handed to a handler or suspended, not yet completed */
+_Atomic long ing_live; /* requests handed to a handler or suspended, not yet completed */
+_Atomic long ing_inflight; /* suspended requests */
 
 void ing_req_count_live(struct ing_req *r)
 {
@@ -125,8 +126,6 @@ void ing_respond_problem(struct ing_req *r, const struct ing_problem *p)
 {
     ing_respond_problem_x(r, p, NULL);
 }
-
-_Atomic long ing_inflight;
 
 void ing_suspend(struct ing_req *r)
 {

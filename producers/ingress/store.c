@@ -2,17 +2,19 @@
  *
  * It carries documents and reports outcomes; what they mean is accept.c's. Claims (new
  * idempotent writes) and finishes (complete or release) come queued with their texts
- * already made (r->claim_str, r->fin_str); each outcome goes back through the callbacks
- * given to ing_store_start, on the writer thread. Each writer thread (store.writers) takes whatever
- * is queued, up to store.batch_max of each, and runs one statement, ingress_batch(), in one
- * transaction: one round trip and one fsync for the whole batch instead of one per
- * request. While one writer waits for its commit the next one collects the next batch.
- * Claims are sorted by (partner, key) so concurrent batches lock rows in the same order.
+ * already made (r->claim_str, r->fin_str); each outcome goes back, on the writer thread,
+ * through the callbacks given to ing_store_start. Each writer thread (store.writers)
+ * takes whatever is queued, up to store.batch_max of each, and runs one statement,
+ * ingress_batch(), in one transaction: one round trip and one fsync for the whole batch
+ * instead of one per request. While one writer waits for its commit the next one
+ * collects the next batch. Claims are sorted by (partner, key) so concurrent batches lock
+ * rows in the same order.
  *
- * A finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or was gone)
- * is answered 503 and kept: the writers apply it alone, once a second, until it commits
- * (or idempotency.lock has passed, when any retry takes its record over anyway), and a
- * retry of its key meanwhile takes the record over at once ("force") instead of a 409.
+ * A complete finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or
+ * was gone) is reported unrecorded (accept.c answers 503) and kept: the writers apply it
+ * alone, once a second, until it commits (or idempotency.lock has passed, when any retry
+ * takes its record over anyway), and a retry of its key meanwhile takes the record over
+ * at once ("force") instead of a 409.
  *
  * The housekeeping thread checks PostgreSQL and Kafka every second for /readyz; the purge
  * thread deletes expired, resolved idempotency records (migration 212) every
@@ -115,7 +117,7 @@ static const char batch_sql[] =
 
 /* Queues r; called with mu held. A writer is woken only when it has something to do: the
  * first request of an empty queue wakes an idle writer, and a full batch ends a writer's
- * gathering early. Waking the gathering writer for every request (as until 0.2) cost a
+ * gathering early. Waking the gathering writer for every request cost a
  * futex call and two context switches per request for nothing. */
 static void enqueue(struct ing_req **head, struct ing_req **tail, struct ing_req *r)
 {

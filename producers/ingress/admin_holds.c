@@ -25,22 +25,6 @@
 static const char SQL_LIST[] = "SELECT risk_holds_list($1, $2, $3::int, $4)";
 static const char SQL_DECIDE[] = "SELECT risk_hold_decide($1, $2, $3::boolean, $4, $5)";
 
-#define PREFIX "/v1/admin/holds"
-
-enum ing_route ing_admin_holds_route(const char *url, const char *method)
-{
-    const char *rest = url + strlen(PREFIX), *slash;
-    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
-        post = strcmp(method, "POST") == 0;
-
-    if (*rest == '\0')
-        return get ? R_ADMIN_HOLDS : R__COUNT;
-    /* "/{id}/approve" or "/{id}/reject" */
-    if (*rest != '/' || !(slash = strchr(rest + 1, '/')) || slash == rest + 1 ||
-        (strcmp(slash, "/approve") != 0 && strcmp(slash, "/reject") != 0))
-        return R_UNKNOWN;
-    return post ? R_ADMIN_HOLDS : R__COUNT;
-}
 
 /* amount_minor -> "amount" (decimal string) in each of a hold's amounts */
 static void format_amounts(json_t *hold)
@@ -234,8 +218,8 @@ json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_prob
 
 static void decide(struct ing_req *r, struct ing_rdb *db)
 {
-    const char *id = r->url + strlen(PREFIX) + 1, *slash = strchr(id, '/'), *reason = NULL;
-    int approve = strcmp(slash, "/approve") == 0;
+    const char *reason = NULL;
+    int approve = strcmp(r->rdef->path + strlen(r->rdef->path) - 8, "/approve") == 0;
     char hold[256], actor[2 * KS_ID_LEN + 2];
     const char *params[5];
     struct ing_problem p;
@@ -243,7 +227,7 @@ static void decide(struct ing_req *r, struct ing_rdb *db)
     const char *outcome;
     PGresult *res;
 
-    snprintf(hold, sizeof(hold), "%.*s", (int)(slash - id), id);
+    snprintf(hold, sizeof(hold), "%s", r->arg);
     if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     /* who: the partner and the credential (API key or token) that made the call */
@@ -284,11 +268,12 @@ out:
     ing_req_done(r);
 }
 
-void ing_admin_holds(struct ing_req *r)
+void ing_admin_holds_list(struct ing_req *r)
 {
-    struct ing_problem p;
+    ing_defer_read(r, list);
+}
 
-    if (ing_defer(r, strcmp(r->method, "POST") == 0 ? decide : list, 0, ING.read_timeout_ms,
-                  &p) != 0)
-        ing_respond_problem(r, &p);
+void ing_admin_holds_decide(struct ing_req *r)
+{
+    ing_defer_read(r, decide);
 }

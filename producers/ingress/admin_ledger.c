@@ -31,45 +31,6 @@ static const char SQL_DECIDE[] =
     "SELECT ledger_adjustment_decide($1, $2, $3::boolean, $4, $5, $6)";
 static const char SQL_LIST[] = "SELECT ledger_adjustments_list($1, $2, $3::int, $4)";
 
-#define ADJ "/v1/admin/adjustments"
-#define RETRY_PREFIX "/v1/admin/payouts/"
-#define EXPORT "/v1/admin/audit-export"
-
-/* "/{id}<suffix>" after prefix, id non-empty and without '/' */
-static int id_then(const char *rest, const char *suffix)
-{
-    const char *slash;
-
-    return rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash > rest + 1 &&
-           strcmp(slash, suffix) == 0;
-}
-
-enum ing_route ing_admin_ledger_route(const char *url, const char *method, const char **allow)
-{
-    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
-        post = strcmp(method, "POST") == 0;
-
-    if (strcmp(url, ADJ) == 0) {
-        *allow = "GET, HEAD, POST";
-        return get || post ? R_ADMIN_LEDGER : R__COUNT;
-    }
-    if (strncmp(url, ADJ, strlen(ADJ)) == 0 &&
-        (id_then(url + strlen(ADJ), "/approve") || id_then(url + strlen(ADJ), "/reject"))) {
-        *allow = "POST";
-        return post ? R_ADMIN_LEDGER : R__COUNT;
-    }
-    if (strncmp(url, RETRY_PREFIX, strlen(RETRY_PREFIX)) == 0 &&
-        id_then(url + strlen(RETRY_PREFIX) - 1, "/retry")) {
-        *allow = "POST";
-        return post ? R_ADMIN_LEDGER : R__COUNT;
-    }
-    if (strcmp(url, EXPORT) == 0) {
-        *allow = "GET, HEAD";
-        return get ? R_ADMIN_LEDGER : R__COUNT;
-    }
-    return R_UNKNOWN;
-}
-
 /* --- bodies ----------------------------------------------------------------------------- */
 
 /* letters, digits and _ - . : (the ingress's seller ids and PSP names) */
@@ -124,10 +85,10 @@ static json_t *call(struct ing_req *r, struct ing_rdb *db, const char *sql, int 
 /* --- payout retry -------------------------------------------------------------------------- */
 
 /* reader thread: the retry's new payout recorded (PENDING_PUBLISH), then its
- * PayoutRequested published; the answer goes when Kafka confirms (publish.c, K_DIRECT) */
+ * PayoutRequested published; the answer goes when Kafka confirms (ing_accept_direct) */
 static void retry_job(struct ing_req *r, struct ing_rdb *db)
 {
-    const char *id = r->url + strlen(RETRY_PREFIX), *reason;
+    const char *reason;
     char payout[256], actor[2 * KS_ID_LEN + 2];
     struct ing_problem p;
     json_t *body = NULL, *out = NULL, *po, *resp;
@@ -135,7 +96,7 @@ static void retry_job(struct ing_req *r, struct ing_rdb *db)
     struct ing_payout ev = {0};
     int replay;
 
-    snprintf(payout, sizeof(payout), "%.*s", (int)(strchr(id, '/') - id), id);
+    snprintf(payout, sizeof(payout), "%s", r->arg);
     if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     actor_of(r, actor);
@@ -194,11 +155,7 @@ static void retry_job(struct ing_req *r, struct ing_rdb *db)
     ing_respond_json(r, 202, resp);
     /* answered by the delivery report: the 202 if Kafka confirms, else a 503 (a retry of
      * this call publishes the same attempt again) */
-    r->kind = K_DIRECT;
-    if (ing_produce_bytes(r, r->topic, r->msg_key, r->payload, r->payload_len, r->msg_id, 0) != 0) {
-        ing_problem(&p, "unavailable", NULL, "could not publish the retry; call again");
-        goto fail;
-    }
+    ing_accept_direct(r, 1, "could not publish the retry; call again");
     json_decref(body);
     json_decref(out);
     return;
@@ -312,14 +269,14 @@ out:
 
 static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
 {
-    const char *id = r->url + strlen(ADJ) + 1, *slash = strchr(id, '/'), *reason, *outcome;
-    int approve = strcmp(slash, "/approve") == 0;
+    const char *reason, *outcome;
+    int approve = strcmp(r->rdef->path + strlen(r->rdef->path) - 8, "/approve") == 0;
     char adj[256], actor[2 * KS_ID_LEN + 2];
     struct ing_problem p;
     json_t *body = NULL, *out = NULL, *a;
     const char *params[6];
 
-    snprintf(adj, sizeof(adj), "%.*s", (int)(slash - id), id);
+    snprintf(adj, sizeof(adj), "%s", r->arg);
     if (!(body = ing_admin_reason(r, &reason, &p)))
         goto fail;
     actor_of(r, actor);
@@ -377,28 +334,29 @@ static void adjustment_list_job(struct ing_req *r, struct ing_rdb *db)
     ing_admin_list(r, db, &l);
 }
 
-void ing_admin_ledger(struct ing_req *r)
+void ing_admin_payout_retry(struct ing_req *r)
 {
-    void (*job)(struct ing_req *, struct ing_rdb *);
     struct ing_problem p;
-    int post = strcmp(r->method, "POST") == 0;
 
-    if (strcmp(r->url, EXPORT) == 0) {
-        ing_audit_export(r);
+    if (!ING.kafka_ok) {
+        ing_problem(&p, "unavailable", NULL, "kafka is unreachable; nothing was recorded");
+        ing_respond_problem(r, &p);
         return;
     }
-    if (strncmp(r->url, RETRY_PREFIX, strlen(RETRY_PREFIX)) == 0) {
-        if (!ING.kafka_ok) {
-            ing_problem(&p, "unavailable", NULL, "kafka is unreachable; nothing was recorded");
-            ing_respond_problem(r, &p);
-            return;
-        }
-        job = retry_job;
-    } else if (strcmp(r->url, ADJ) == 0) {
-        job = post ? adjustment_create_job : adjustment_list_job;
-    } else {
-        job = adjustment_decide_job;
-    }
-    if (ing_defer(r, job, 0, ING.read_timeout_ms, &p) != 0)
-        ing_respond_problem(r, &p);
+    ing_defer_read(r, retry_job);
+}
+
+void ing_admin_adjustments_list(struct ing_req *r)
+{
+    ing_defer_read(r, adjustment_list_job);
+}
+
+void ing_admin_adjustment_create(struct ing_req *r)
+{
+    ing_defer_read(r, adjustment_create_job);
+}
+
+void ing_admin_adjustment_decide(struct ing_req *r)
+{
+    ing_defer_read(r, adjustment_decide_job);
 }

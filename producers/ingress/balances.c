@@ -14,8 +14,6 @@
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
 
-#define PREFIX "/v1/balances/"
-
 /* Both accounts of every currency of the seller, by range scans of the accounts' primary
  * key (codes are "<type>/<partner>/<seller>/<CUR>", '/' is in no id: the range holds this
  * seller's accounts only; '0' is the character after '/'). Credit-normal: shown negated. */
@@ -89,7 +87,7 @@ fail:
 
 void ing_balance_get(struct ing_req *r)
 {
-    const char *seller = r->url + strlen(PREFIX);
+    const char *seller = r->arg;
     struct ing_problem p;
 
     if (!seller_ok(seller)) {

@@ -1,10 +1,12 @@
-/* handlers.c - one function per endpoint of SPEC 4.
+/* handlers.c - the handlers of SPEC 4's partner and service endpoints (the route table,
+ * routes.c, names them; the admin ones live in admin_*.c, balances.c, audit_export.c).
  *
  * Order of checks on every partner endpoint: authentication, scope, rate limit (all three
  * on the headers, before the body is read: http.c, auth.c), media type, body, idempotency
- * key; the first failure answers. Writes that must be idempotent (payments, refunds,
- * payouts) leave here suspended, queued for the store's writers; reads leave suspended,
- * queued for a reader (reader.c). No handler waits for PostgreSQL or Kafka. */
+ * key; the first failure answers. A handler validates; writes then go to accept.c, which
+ * answers them (payments, refunds and payouts through the idempotency record, webhooks and
+ * settlement files straight from Kafka's delivery reports); reads leave suspended, queued
+ * for a reader (reader.c). No handler waits for PostgreSQL or Kafka. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,47 +22,9 @@
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
 
-const struct ing_route_def ing_routes[] = {
-    {R_TOKEN, "POST", "/v1/auth/token", 0},
-    {R_PAY_POST, "POST", "/v1/payments", ING_SCOPE_PAYMENTS_WRITE},
-    {R_PAY_GET, "GET", "/v1/payments/{id}", ING_SCOPE_PAYMENTS_READ},
-    {R_PAY_LIST, "GET", "/v1/payments", ING_SCOPE_PAYMENTS_READ},
-    {R_REFUND_POST, "POST", "/v1/refunds", ING_SCOPE_REFUNDS_WRITE},
-    {R_REFUND_GET, "GET", "/v1/refunds/{id}", ING_SCOPE_REFUNDS_READ},
-    {R_PAYOUT_POST, "POST", "/v1/payouts", ING_SCOPE_PAYOUTS_WRITE},
-    {R_PAYOUT_GET, "GET", "/v1/payouts/{id}", ING_SCOPE_PAYOUTS_READ},
-    {R_WEBHOOK, "POST", "/v1/webhooks/{psp}", 0},
-    {R_SETTLE, "POST", "/v1/settlements/{psp}", ING_SCOPE_SETTLEMENTS_WRITE},
-    {R_RECON_GET, "GET", "/v1/reconciliations/{id}", ING_SCOPE_RECON_READ},
-    {R_ADMIN_PARTNERS, "GET", "/v1/admin/partners", ING_SCOPE_ADMIN},
-    {R_ADMIN_HOLDS, "GET", "/v1/admin/holds", ING_SCOPE_ADMIN},
-    {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/approve", ING_SCOPE_ADMIN},
-    {R_ADMIN_HOLDS, "POST", "/v1/admin/holds/{id}/reject", ING_SCOPE_ADMIN},
-    {R_BALANCE, "GET", "/v1/balances/{seller_id}", ING_SCOPE_PAYOUTS_READ},
-    {R_ADMIN_LEDGER, "POST", "/v1/admin/payouts/{id}/retry", ING_SCOPE_ADMIN},
-    {R_ADMIN_LEDGER, "GET", "/v1/admin/adjustments", ING_SCOPE_ADMIN},
-    {R_ADMIN_LEDGER, "POST", "/v1/admin/adjustments", ING_SCOPE_ADMIN},
-    {R_ADMIN_LEDGER, "POST", "/v1/admin/adjustments/{id}/approve", ING_SCOPE_ADMIN},
-    {R_ADMIN_LEDGER, "POST", "/v1/admin/adjustments/{id}/reject", ING_SCOPE_ADMIN},
-    {R_ADMIN_LEDGER, "GET", "/v1/admin/audit-export", ING_SCOPE_ADMIN},
-    {R_HEALTH, "GET", "/healthz", 0},
-    /* on the API port behind a scope; open on the admin listener (http.admin_port) */
-    {R_READY, "GET", "/readyz", ING_SCOPE_OPS_READ},
-    {R_METRICS, "GET", "/metrics", ING_SCOPE_OPS_READ},
-    {R_OPENAPI, "GET", "/openapi.json", 0},
-};
-const size_t ing_routes_count = sizeof(ing_routes) / sizeof(ing_routes[0]);
-
 /* the OpenAPI document, embedded at build time (openapi.c) */
 extern const char ing_openapi_json[];
 extern const char ing_openapi_json_end[];
-
-static void sha256_hex(const void *d, size_t n, char out[65])
-{
-    uint8_t h[KS_SHA256_LEN];
-    ks_sha256(d, n, h);
-    ks_hex_encode(h, sizeof(h), out);
-}
 
 static int media_is(struct ing_req *r, const char *want, struct ing_problem *p)
 {
@@ -71,11 +35,6 @@ static int media_is(struct ing_req *r, const char *want, struct ing_problem *p)
         return 1;
     ing_problem(p, "unsupported_media_type", "Content-Type", "send Content-Type: %s", want);
     return 0;
-}
-
-static const char *path_tail(struct ing_req *r, const char *prefix)
-{
-    return r->url + strlen(prefix);
 }
 
 static int unavailable_if_down(struct ing_req *r)
@@ -89,137 +48,9 @@ static int unavailable_if_down(struct ing_req *r)
     return 1;
 }
 
-/* --- idempotent writes ------------------------------------------------------------- */
+/* --- idempotent writes (accept.c takes them from the claim on) ---------------------- */
 
-/* "0150000.50" -> "150000.5", "150000.00" -> "150000": the same money, the same text. Only
- * for amounts the parsers accepted (digits, at most one point). */
-static void canon_amount(json_t *o)
-{
-    const char *a = json_string_value(json_object_get(o, "amount"));
-    char buf[48];
-    size_t n;
-    const char *dot;
-
-    if (!a || strlen(a) >= sizeof(buf))
-        return;
-    while (a[0] == '0' && a[1] >= '0' && a[1] <= '9')
-        a++;
-    snprintf(buf, sizeof(buf), "%s", a);
-    if ((dot = strchr(buf, '.')) != NULL) {
-        n = strlen(buf);
-        while (n > (size_t)(dot - buf) + 1 && buf[n - 1] == '0')
-            buf[--n] = '\0';
-        if (buf[n - 1] == '.')
-            buf[--n] = '\0';
-    }
-    if (strcmp(buf, json_string_value(json_object_get(o, "amount"))) != 0)
-        json_object_set_new(o, "amount", json_string(buf));
-}
-
-static void canon_amounts(json_t *root)
-{
-    json_t *orders = json_object_get(root, "payment_orders");
-    size_t i;
-
-    canon_amount(root);
-    for (i = 0; i < json_array_size(orders); i++)
-        canon_amount(json_array_get(orders, i));
-}
-
-/* RFC 8941 sf-string "..." (escapes \" and \\ only) -> its characters; 0 or -1 */
-static int sf_string(const char *in, char *out, size_t cap)
-{
-    size_t n = strlen(in), i, o = 0;
-
-    if (n < 2 || in[0] != '"' || in[n - 1] != '"')
-        return -1;
-    for (i = 1; i < n - 1; i++) {
-        char c = in[i];
-        if (c == '\\') {
-            if (i + 1 >= n - 1 || (in[i + 1] != '"' && in[i + 1] != '\\'))
-                return -1;
-            c = in[++i];
-        } else if (c == '"' || c < 0x20 || c > 0x7e) {
-            return -1;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-static int prepare_idempotent(struct ing_req *r, const char *route_name, const char *body_key,
-                              const char *rid_prefix, struct ing_problem *p)
-{
-    const char *key;
-    char *canon, *fpbuf;
-    size_t cl, pl;
-    struct ks_err e = {0};
-
-    const char *hdr = ing_header(r, "Idempotency-Key");
-    char sf[ING_IDEM_KEY_MAX + 3];
-
-    /* the IETF draft's form is a structured-field string ("abc"); a bare token is kept
-     * as it was */
-    if (hdr && hdr[0] == '"') {
-        if (sf_string(hdr, sf, sizeof(sf)) != 0) {
-            ing_problem(p, "idempotency_key_invalid", "Idempotency-Key",
-                        "Idempotency-Key: a quoted key must be a structured-field string");
-            return -1;
-        }
-        hdr = sf;
-    }
-    if (ing_idem_key_pick(hdr, body_key, &key, p) != 0)
-        return -1;
-    sha256_hex(key, strlen(key), r->key_hash);
-    /* fingerprint: method, path and the canonical body (sorted keys, no spaces, without
-     * the key itself, amounts in their shortest form), so the same request with other
-     * whitespace or member order, "150000" for "150000.00", or with its key in the header
-     * instead of the body, is the same request */
-    canon_amounts(r->parsed);
-    {
-        json_t *k = json_incref(json_object_get(r->parsed, "idempotency_key"));
-        if (k)
-            json_object_del(r->parsed, "idempotency_key");
-        canon = json_dumps(r->parsed, JSON_COMPACT | JSON_SORT_KEYS);
-        if (k)
-            json_object_set_new(r->parsed, "idempotency_key", k);
-    }
-    if (!canon) {
-        ing_problem(p, "internal", NULL, "out of memory");
-        return -1;
-    }
-    cl = strlen(canon);
-    pl = strlen(r->method) + strlen(r->url) + 2;
-    fpbuf = malloc(pl + cl + 1);
-    if (!fpbuf) {
-        free(canon);
-        ing_problem(p, "internal", NULL, "out of memory");
-        return -1;
-    }
-    snprintf(fpbuf, pl + cl + 1, "%s %s\n%s", r->method, r->url, canon);
-    sha256_hex(fpbuf, pl + cl, r->fp);
-    free(fpbuf);
-    free(canon);
-    if (ks_id_new(rid_prefix, r->rid, &e) != KS_OK) {
-        ing_problem(p, "internal", NULL, "could not make an id");
-        return -1;
-    }
-    r->route_name = route_name;
-    r->kind = K_STORE;
-    ks_jw_init(&r->claim, NULL, 0);
-    ks_jw_open(&r->claim, NULL);
-    ks_jw_str(&r->claim, "route", route_name);
-    ks_jw_str(&r->claim, "partner", r->partner_id);
-    ks_jw_str(&r->claim, "key", r->key_hash);
-    ks_jw_str(&r->claim, "fp", r->fp);
-    ks_jw_str(&r->claim, "rid", r->rid);
-    return 0;
-}
-
-static void pay_post(struct ing_req *r)
+void ing_pay_post(struct ing_req *r)
 {
     struct ing_problem p;
     struct ing_payment *pay = &r->u.pay;
@@ -237,19 +68,9 @@ static void pay_post(struct ing_req *r)
                         "%s: the sandbox PSP is not enabled on this deployment (psp.sandbox)", f);
             goto fail;
         }
-    if (prepare_idempotent(r, "payments", pay->idempotency_key, "pay", &p) != 0)
+    if (ing_accept_prepare(r, "payments", pay->idempotency_key, "pay", &p) != 0)
         goto fail;
-    if (unavailable_if_down(r))
-        return;
-    /* the claim reserves the checkout and stores the answer (migration 207); the payment
-     * and its orders are written by the complete finish */
-    if (ing_payment_texts(r) != 0)
-        return; /* r holds the 500 */
-    ks_jw_str(&r->claim, "checkout", pay->checkout_id);
-    ks_jw_int(&r->claim, "status", r->status);
-    ks_jw_b64(&r->claim, "body", r->resp, r->resp_len);
-    ing_suspend(r);
-    ing_store_claim(r);
+    ing_accept_claim(r, 0);
     return;
 fail:
     ing_respond_problem(r, &p);
@@ -264,9 +85,8 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
     struct ing_problem p;
     struct ks_err e = {0};
     PGresult *res = ing_rdb_query(db, r,
-                                  "SELECT o.currency FROM payment_orders o JOIN payments y "
-                                  "USING (payment_id) WHERE o.order_id = $1 AND o.partner_id = $2 "
-                                  "AND y.status <> 'PENDING_PUBLISH'",
+                                  "SELECT currency FROM payment_orders "
+                                  "WHERE order_id = $1 AND partner_id = $2",
                                   2, params, &p);
 
     if (!res)
@@ -285,9 +105,7 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
         goto fail;
     }
     PQclear(res);
-    ks_jw_int(&r->claim, "amt", rf->amount.minor);
-    ks_jw_str(&r->claim, "cur", rf->amount.currency);
-    ing_store_claim(r);
+    ing_accept_claim(r, 1);
     return;
 fail:
     PQclear(res);
@@ -295,7 +113,7 @@ fail:
     ing_req_done(r);
 }
 
-static void refund_post(struct ing_req *r)
+void ing_refund_post(struct ing_req *r)
 {
     struct ing_problem p;
     struct ing_refund *rf = &r->u.refund;
@@ -308,31 +126,21 @@ static void refund_post(struct ing_req *r)
         ing_problem(&p, "internal", NULL, "out of memory");
         goto fail;
     }
-    if (prepare_idempotent(r, "refunds", rf->idempotency_key, "rfd", &p) != 0)
+    if (ing_accept_prepare(r, "refunds", rf->idempotency_key, "rfd", &p) != 0)
         goto fail;
-    if (unavailable_if_down(r))
-        return;
-    ks_jw_str(&r->claim, "order", rf->order_id);
-    if (rf->reason)
-        ks_jw_str(&r->claim, "reason", rf->reason);
     if (rf->has_amount && !rf->amount.currency[0]) {
         /* an amount without a currency is in the order's: a reader learns it first */
         if (ing_defer(r, refund_currency_job, 0, ING.read_timeout_ms, &p) != 0)
             goto fail;
         return;
     }
-    if (rf->has_amount) {
-        ks_jw_int(&r->claim, "amt", rf->amount.minor);
-        ks_jw_str(&r->claim, "cur", rf->amount.currency);
-    }
-    ing_suspend(r);
-    ing_store_claim(r);
+    ing_accept_claim(r, 0);
     return;
 fail:
     ing_respond_problem(r, &p);
 }
 
-static void payout_post(struct ing_req *r)
+void ing_payout_post(struct ing_req *r)
 {
     struct ing_problem p;
     struct ing_payout *po = &r->u.payout;
@@ -340,26 +148,9 @@ static void payout_post(struct ing_req *r)
     if (!media_is(r, "application/json", &p) || ing_parse_payout(r->body, r->len, po, &p) != 0)
         goto fail;
     r->parsed = po->root;
-    if (prepare_idempotent(r, "payouts", po->idempotency_key, "pyo", &p) != 0)
+    if (ing_accept_prepare(r, "payouts", po->idempotency_key, "pyo", &p) != 0)
         goto fail;
-    if (unavailable_if_down(r))
-        return;
-    ks_jw_str(&r->claim, "seller", po->seller_id);
-    ks_jw_int(&r->claim, "amt", po->amount.minor);
-    ks_jw_str(&r->claim, "cur", po->amount.currency);
-    ks_jw_str(&r->claim, "channel", po->channel);
-    /* absent optional members are left out, as ingress_batch reads them with ->> */
-    if (po->bank_code)
-        ks_jw_str(&r->claim, "bank", po->bank_code);
-    if (po->ewallet)
-        ks_jw_str(&r->claim, "ewallet", po->ewallet);
-    ks_jw_str(&r->claim, "dest", po->destination);
-    if (po->holder)
-        ks_jw_str(&r->claim, "holder", po->holder);
-    if (po->description)
-        ks_jw_str(&r->claim, "desc", po->description);
-    ing_suspend(r);
-    ing_store_claim(r);
+    ing_accept_claim(r, 0);
     return;
 fail:
     ing_respond_problem(r, &p);
@@ -380,7 +171,7 @@ static const char payments_sql[] =
     "   ORDER BY o.seq) "
     "   FROM payment_orders o WHERE o.payment_id = p.payment_id))::text "
     "FROM payments p WHERE p.payment_id = ANY($1::text[]) AND p.partner_id = $2 "
-    "AND p.status <> 'PENDING_PUBLISH' ORDER BY p.payment_id";
+    "ORDER BY p.payment_id";
 
 static json_t *money_member(json_t *o, const char *minor_name, const char *cur_name,
                             const char *out_name)
@@ -442,15 +233,6 @@ static json_t *fetch_payments(struct ing_req *r, struct ing_rdb *db, const char 
     return out;
 }
 
-/* hands r to a reader; fn answers it */
-static void defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
-{
-    struct ing_problem p;
-
-    if (ing_defer(r, fn, 0, ING.read_timeout_ms, &p) != 0)
-        ing_respond_problem(r, &p);
-}
-
 static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
 {
     struct ing_problem p;
@@ -468,10 +250,10 @@ static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
     ing_req_done(r);
 }
 
-static void pay_get(struct ing_req *r)
+void ing_pay_get(struct ing_req *r)
 {
     struct ing_problem p;
-    const char *id = path_tail(r, "/v1/payments/");
+    const char *id = r->arg;
     size_t n = strlen(id) + 3;
 
     if (!id_ok(id)) {
@@ -485,7 +267,7 @@ static void pay_get(struct ing_req *r)
         return;
     }
     snprintf(r->qarg, n, "{%s}", id);
-    defer_read(r, pay_get_job);
+    ing_defer_read(r, pay_get_job);
 }
 
 /* r->qarg: the ids as given ("a,b,c"), already checked */
@@ -532,7 +314,7 @@ static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
     ing_req_done(r);
 }
 
-static void pay_list(struct ing_req *r)
+void ing_pay_list(struct ing_req *r)
 {
     struct ing_problem p;
     const char *ids = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ids");
@@ -568,7 +350,7 @@ static void pay_list(struct ing_req *r)
         ing_problem(&p, "internal", NULL, "out of memory");
         goto fail;
     }
-    defer_read(r, pay_list_job);
+    ing_defer_read(r, pay_list_job);
     return;
 fail:
     ing_respond_problem(r, &p);
@@ -597,11 +379,10 @@ static void object_get_job(struct ing_req *r, struct ing_rdb *db)
 /* GET of one object by id, scoped to the calling partner: another partner's id, an
  * unknown id and one not yet published all answer the same 404. sql takes $1 = id,
  * $2 = partner and returns one json row with amount_minor and currency. */
-static void object_get(struct ing_req *r, const char *prefix, const char *what,
-                       const char *sql)
+static void object_get(struct ing_req *r, const char *what, const char *sql)
 {
     struct ing_problem p;
-    const char *id = path_tail(r, prefix);
+    const char *id = r->arg;
 
     if (!id_ok(id)) {
         ing_problem(&p, "not_found", "id", "no %s with this id", what);
@@ -615,12 +396,12 @@ static void object_get(struct ing_req *r, const char *prefix, const char *what,
     }
     r->qsql = sql;
     r->qwhat = what;
-    defer_read(r, object_get_job);
+    ing_defer_read(r, object_get_job);
 }
 
-static void refund_get(struct ing_req *r)
+void ing_refund_get(struct ing_req *r)
 {
-    object_get(r, "/v1/refunds/", "refund",
+    object_get(r, "refund",
                "SELECT json_build_object('refund_id', refund_id, 'payment_id', payment_id, "
                "'payment_order_id', order_id, 'amount_minor', amount_minor, 'currency', "
                "currency, 'reason', reason, 'status', status, 'created_at', "
@@ -629,9 +410,9 @@ static void refund_get(struct ing_req *r)
                "AND status <> 'PENDING_PUBLISH'");
 }
 
-static void payout_get(struct ing_req *r)
+void ing_payout_get(struct ing_req *r)
 {
-    object_get(r, "/v1/payouts/", "payout",
+    object_get(r, "payout",
                "SELECT json_build_object('payout_id', payout_id, 'seller_id', seller_id, "
                "'amount_minor', amount_minor, 'currency', currency, 'channel', lower(channel), "
                "'bank_code', bank_code, 'ewallet_channel', ewallet_channel, 'status', status, "
@@ -642,7 +423,7 @@ static void payout_get(struct ing_req *r)
                "AND status <> 'PENDING_PUBLISH'");
 }
 
-static void recon_get(struct ing_req *r)
+void ing_recon_get(struct ing_req *r)
 {
     struct ing_problem p;
 
@@ -673,9 +454,9 @@ static void admin_partners_job(struct ing_req *r, struct ing_rdb *db)
     ing_req_done(r);
 }
 
-static void admin_partners(struct ing_req *r)
+void ing_admin_partners(struct ing_req *r)
 {
-    defer_read(r, admin_partners_job);
+    ing_defer_read(r, admin_partners_job);
 }
 
 /* --- webhooks -------------------------------------------------------------------------- */
@@ -711,7 +492,7 @@ static void body_event_id(struct ing_req *r, char event_id[256])
 {
     char h[65];
 
-    sha256_hex(r->body, r->len, h);
+    ing_sha256_hex(r->body, r->len, h);
     snprintf(event_id, 256, "sha256:%s", h);
 }
 
@@ -773,19 +554,19 @@ static void iris_event_id(struct ing_req *r, char *event_id, size_t len)
     json_decref(b);
 }
 
-static void webhook(struct ing_req *r)
+void ing_webhook(struct ing_req *r)
 {
-    const char *psp = path_tail(r, "/v1/webhooks/"), *verification;
+    const char *psp = r->arg, *verification;
     struct ing_problem p;
     struct ks_err e = {0};
     enum ks_code rc;
     int64_t now = (int64_t)time(NULL);
     char event_id[256] = "", wid[KS_ID_LEN];
-    json_t *ev = NULL, *body_json;
+    json_t *body_json;
     struct hdr_ctx hc;
-    char *b64, *untrusted = NULL;
+    struct ing_webhook_ev wev;
+    char *untrusted = NULL;
     const char *signed_fields = NULL;
-    const struct ks_schema *s;
 
     if (strcmp(psp, "stripe") == 0 && *ING.wh_stripe) {
         verification = "stripe-signature";
@@ -847,9 +628,6 @@ static void webhook(struct ing_req *r)
         goto fail;
     }
     snprintf(r->rid, sizeof(r->rid), "%s", wid);
-    ks_id_derive("msg", "kasir.webhooks.received", r->msg_id, psp, event_id[0] ? event_id : wid,
-                 NULL);
-    snprintf(r->msg_key, sizeof(r->msg_key), "%s:%.140s", psp, event_id[0] ? event_id : wid);
     hc.map = json_object();
     hc.n = 0;
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_header, &hc);
@@ -859,91 +637,37 @@ static void webhook(struct ing_req *r)
     }
     free(untrusted);
     untrusted = NULL;
-    b64 = malloc(ks_b64_enclen(r->len) + 1);
-    if (!b64) {
-        json_decref(hc.map);
-        ing_problem(&p, "internal", NULL, "out of memory");
+    wev.psp = psp;
+    wev.webhook_id = wid;
+    wev.event_id = event_id[0] ? event_id : NULL;
+    wev.verification = verification;
+    wev.received_s = now;
+    wev.headers = hc.map;
+    if (ing_text_webhook(r, &wev, &p) != 0)
         goto fail;
-    }
-    ks_b64_encode((const uint8_t *)r->body, r->len, b64);
-    ev = json_pack("{s:s, s:I, s:s, s:s, s:o, s:I, s:o, s:s, s:s}", "message_id", r->msg_id,
-                   "occurred_at", (json_int_t)ks_clock_wall_us(), "webhook_id", wid, "psp", psp,
-                   "event_id", event_id[0] ? json_string(event_id) : json_null(),
-                   "received_at", (json_int_t)(now * 1000000), "headers", hc.map, "body", b64,
-                   "verification", verification);
-    free(b64);
-    s = ks_schema_by_name("kasir.webhooks.WebhookReceived");
-    if (!ev || !s || ks_serde_encode(s, ev, &r->payload, &r->payload_len, &e) != KS_OK) {
-        ks_log(KS_LOG_ERROR, "ingress.encode.failed", e.msg, "field", e.field, NULL);
-        ing_problem(&p, "internal", NULL, "could not encode the notification");
-        goto fail;
-    }
-    json_decref(ev);
-    ev = NULL;
-    r->topic = "kasir.webhooks.received";
-    r->kind = K_DIRECT;
     ing_respond_json(r, 200, json_pack("{s:s, s:s?, s:s}", "webhook_id", wid, "event_id",
                                        event_id[0] ? event_id : NULL, "status", "received"));
-    ing_suspend(r);
-    if (ing_produce(r) != 0) {
-        ing_problem(&p, "unavailable", NULL, "could not queue the notification for kafka");
-        ing_respond_problem(r, &p);
-        ing_req_done(r);
-    }
+    ing_accept_direct(r, 0, "could not queue the notification for kafka");
     return;
 fail:
     free(untrusted);
-    json_decref(ev);
     ing_respond_problem(r, &p);
 }
 
 /* --- settlement files --------------------------------------------------------------- */
 
-void ing_multi_release(struct ing_req *r)
-{
-    if (--r->pending != 0)
-        return;
-    if (r->failed) {
-        struct ing_problem p;
-        ing_problem(&p, "unavailable", NULL,
-                    "%ld of %ld rows were not confirmed by kafka; upload the same file again "
-                    "(rows keep their ids)", (long)r->failed, r->rows);
-        ing_respond_problem(r, &p);
-    }
-    ing_req_done(r);
-}
-
 static int settle_row(const struct ing_settle_row *row, void *opaque)
 {
     struct ing_req *r = opaque;
-    char rn[24], mid[KS_ID_LEN];
-    json_t *ev;
+    char mid[KS_ID_LEN];
     void *buf = NULL;
     size_t len = 0;
-    struct ks_err e = {0};
     int rc = 1;
 
-    snprintf(rn, sizeof(rn), "%ld", row->line - 1);
-    ks_id_derive("msg", "kasir.settlement.rows", mid, r->file_id, rn, NULL);
-    ev = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:I, s:I, s:s, s:s, s:I, s:O}",
-                   "message_id", mid, "occurred_at", (json_int_t)ks_clock_wall_us(), "file_id",
-                   r->file_id, "psp", r->psp, "row_number", (json_int_t)(row->line - 1),
-                   "psp_reference", row->reference, "amount_minor", (json_int_t)row->amount_minor,
-                   "fee_minor", (json_int_t)row->fee_minor, "currency", row->currency, "status",
-                   row->status, "settled_at", (json_int_t)row->settled_at_us, "raw", row->raw);
-    if (ev && ks_serde_encode(ks_schema_by_name("kasir.settlement.SettlementRow"), ev, &buf,
-                              &len, &e) == KS_OK) {
-        r->pending++;
-        if (ing_produce_bytes(r, "kasir.settlement.rows", row->reference, buf, len, mid, 1) == 0) {
-            rc = 0;
-            r->rows++;
-        } else {
-            r->failed++;
-            r->pending--;
-        }
-    }
+    if (ing_text_settle_row(r, row, mid, &buf, &len) == 0 &&
+        ing_accept_row(r, row->reference, buf, len, mid) == 0)
+        rc = 0;
     free(buf);
-    json_decref(ev);
     return rc;
 }
 
@@ -975,7 +699,7 @@ static void *settle_main(void *arg)
                                            "rows", (json_int_t)rows, "status", "published",
                                            "trace_id", r->trace_id));
     atomic_store(&r->state, S_SUSPENDED);
-    ing_multi_release(r);
+    ing_accept_rows_release(r);
     pthread_mutex_lock(&settle_mu);
     settle_threads--;
     pthread_cond_broadcast(&settle_cv);
@@ -983,10 +707,10 @@ static void *settle_main(void *arg)
     return NULL;
 }
 
-static void settle(struct ing_req *r)
+void ing_settle(struct ing_req *r)
 {
     static const char *const known[] = {"sandbox", "stripe", "xendit", "midtrans"};
-    const char *psp = path_tail(r, "/v1/settlements/");
+    const char *psp = r->arg;
     const char *fmt = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "format");
     struct ing_problem p;
     char h[65];
@@ -1012,15 +736,13 @@ static void settle(struct ing_req *r)
     }
     if (unavailable_if_down(r))
         return;
-    snprintf(r->psp, sizeof(r->psp), "%s", psp);
+    snprintf(r->psp, sizeof(r->psp), "%.15s", psp);
     snprintf(r->format, sizeof(r->format), "%s", fmt);
-    sha256_hex(r->body, r->len, h);
+    ing_sha256_hex(r->body, r->len, h);
     /* the same file uploaded again has the same id and row ids: recon dedups */
     ks_id_derive("stl", "settlement-file", r->file_id, psp, fmt, h, NULL);
     snprintf(r->rid, sizeof(r->rid), "%s", r->file_id);
-    r->kind = K_MULTI;
-    r->pending = 1; /* the parsing thread's own hold */
-    ing_suspend(r);
+    ing_accept_rows_begin(r);
     /* parsing a large file takes a while: off the server thread */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -1043,12 +765,12 @@ fail:
 
 /* --- service endpoints ------------------------------------------------------------------ */
 
-static void health(struct ing_req *r)
+void ing_health(struct ing_req *r)
 {
     ing_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-static void ready(struct ing_req *r)
+void ing_ready(struct ing_req *r)
 {
     int ok = ING.kafka_ok && ING.pg_ok;
     ing_respond_json(r, ok ? 200 : 503,
@@ -1058,7 +780,7 @@ static void ready(struct ing_req *r)
         r->retry_after = 2;
 }
 
-static void metrics(struct ing_req *r)
+void ing_metrics(struct ing_req *r)
 {
     char *s = NULL;
     size_t n = 0;
@@ -1072,7 +794,7 @@ static void metrics(struct ing_req *r)
     atomic_store(&r->state, S_DONE);
 }
 
-static void openapi(struct ing_req *r)
+void ing_openapi(struct ing_req *r)
 {
     size_t n = (size_t)(ing_openapi_json_end - ing_openapi_json);
     char *s = malloc(n + 1);
@@ -1085,50 +807,4 @@ static void openapi(struct ing_req *r)
     r->status = 200;
     r->ctype = "application/json";
     atomic_store(&r->state, S_DONE);
-}
-
-void ing_handle(struct ing_req *r)
-{
-    struct ing_problem p;
-
-    if (r->status == 404) {
-        ing_problem(&p, "route_not_found", NULL, "no endpoint at this path");
-        ing_respond_problem(r, &p);
-        return;
-    }
-    if (r->status == 405) {
-        ing_problem(&p, "method_not_allowed", NULL, "this path does not take %s", r->method);
-        ing_respond_problem(r, &p);
-        return;
-    }
-    if (r->rdef && r->rdef->scope && !r->admin && !r->authed) {
-        /* authenticated on the headers (http.c); never here without it */
-        ing_problem(&p, "unauthorized", "Authorization", "not authenticated");
-        ing_respond_problem(r, &p);
-        return;
-    }
-    switch (r->route) {
-    case R_TOKEN: ing_token_exchange(r); break;
-    case R_PAY_POST: pay_post(r); break;
-    case R_PAY_GET: pay_get(r); break;
-    case R_PAY_LIST: pay_list(r); break;
-    case R_REFUND_POST: refund_post(r); break;
-    case R_REFUND_GET: refund_get(r); break;
-    case R_PAYOUT_POST: payout_post(r); break;
-    case R_PAYOUT_GET: payout_get(r); break;
-    case R_WEBHOOK: webhook(r); break;
-    case R_SETTLE: settle(r); break;
-    case R_RECON_GET: recon_get(r); break;
-    case R_ADMIN_PARTNERS: admin_partners(r); break;
-    case R_ADMIN_HOLDS: ing_admin_holds(r); break;
-    case R_BALANCE: ing_balance_get(r); break;
-    case R_ADMIN_LEDGER: ing_admin_ledger(r); break;
-    case R_HEALTH: health(r); break;
-    case R_READY: ready(r); break;
-    case R_METRICS: metrics(r); break;
-    case R_OPENAPI: openapi(r); break;
-    default:
-        ing_problem(&p, "route_not_found", NULL, "no endpoint at this path");
-        ing_respond_problem(r, &p);
-    }
 }

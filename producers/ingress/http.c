@@ -1,5 +1,7 @@
 /* http.c - the libmicrohttpd server: limits, authentication at the headers, body
- * accumulation, routing, responses, metrics, logs, the drain at SIGTERM.
+ * accumulation, sending responses, metrics, logs, the drain at SIGTERM. It owns the
+ * connection and the request's life cycle; what a route is (scope, body cap, handler) it
+ * reads from the route table (routes.c), and a request's answer is made with request.c.
  *
  * MHD runs an internal thread pool over epoll (http.threads threads). Server threads never
  * wait for PostgreSQL or Kafka: a request that needs either is suspended and resumed by the
@@ -38,14 +40,6 @@ static struct MHD_Daemon *daemon_h;
  * seen and then found in req_count without the registry's lock; the other modules keep
  * their own atomic counts (store, auth, connections), copied into the registry when
  * /metrics is read. */
-static const char *const route_metric_names[R__COUNT] = {
-    "POST /v1/auth/token", "POST /v1/payments", "GET /v1/payments/{id}", "GET /v1/payments",
-    "POST /v1/refunds", "GET /v1/refunds/{id}", "POST /v1/payouts", "GET /v1/payouts/{id}",
-    "POST /v1/webhooks/{psp}", "POST /v1/settlements/{psp}", "GET /v1/reconciliations/{id}",
-    "GET /v1/admin/partners", "/v1/admin/holds", "GET /v1/balances/{seller_id}",
-    "/v1/admin/ledger", "GET /healthz", "GET /readyz", "GET /metrics",
-    "GET /openapi.json", "unknown",
-};
 static const int64_t latency_bounds_us[] = {500,    1000,   2000,   5000,    10000,  20000,
                                             50000,  100000, 250000, 500000, 1000000, 5000000};
 static struct ks_metrics *REG;
@@ -60,7 +54,7 @@ static void metrics_init(void)
         return;
     REG = ks_metrics_new();
     for (int rt = 0; rt < R__COUNT; rt++) {
-        snprintf(labels, sizeof(labels), "route=\"%s\"", route_metric_names[rt]);
+        snprintf(labels, sizeof(labels), "route=\"%s\"", ing_route_label((enum ing_route)rt));
         req_latency[rt] = ks_metrics_histogram(
             REG, "kasir_ingress_request_duration_seconds", "request latency", labels,
             latency_bounds_us, sizeof(latency_bounds_us) / sizeof(latency_bounds_us[0]));
@@ -78,7 +72,7 @@ static void metrics_observe(enum ing_route rt, int status, int64_t us)
     c = atomic_load_explicit(&req_count[rt][status], memory_order_acquire);
     if (!c) {
         char labels[96];
-        snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"", route_metric_names[rt],
+        snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"", ing_route_label(rt),
                  status);
         /* two threads may race here: the registry gives both the same metric */
         c = ks_metrics_counter(REG, "kasir_ingress_requests_total",
@@ -160,11 +154,6 @@ void ing_metrics_write(char **out, size_t *len)
     pthread_mutex_unlock(&render_mu);
 }
 
-const char *ing_header(struct ing_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
 /* A valid W3C traceparent's trace id is kept (lib/trace.h's rules) so a partner's trace
  * continues through Kasir; otherwise a fresh random one. The span is always ours. */
 static void trace_init(struct ing_req *r)
@@ -181,99 +170,9 @@ static void trace_init(struct ing_req *r)
     ks_hex_encode(rnd + 16, 8, r->span_id);
 }
 
-/* --- routes ------------------------------------------------------------------------- */
-
-static void route_match(struct ing_req *r)
-{
-    const char *u = r->url, *m = r->method;
-    int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0, post = strcmp(m, "POST") == 0;
-    enum ing_route rt = R_UNKNOWN;
-    const char *allow = NULL;
-
-#define SEG(prefix) (strncmp(u, prefix, strlen(prefix)) == 0 && u[strlen(prefix)] != '\0' && \
-                     !strchr(u + strlen(prefix), '/'))
-    /* g: the route of GET/HEAD, p: of POST (R__COUNT: none); a: the Allow header */
-#define ROUTE(g, p, a)                                                                    \
-    do {                                                                                  \
-        allow = (a);                                                                      \
-        rt = get && (g) != R__COUNT ? (g) : post && (p) != R__COUNT ? (p) : R__COUNT;     \
-    } while (0)
-    if (strcmp(u, "/v1/auth/token") == 0)
-        ROUTE(R__COUNT, R_TOKEN, "POST");
-    else if (strcmp(u, "/v1/payments") == 0)
-        ROUTE(R_PAY_LIST, R_PAY_POST, "GET, HEAD, POST");
-    else if (SEG("/v1/payments/"))
-        ROUTE(R_PAY_GET, R__COUNT, "GET, HEAD");
-    else if (strcmp(u, "/v1/refunds") == 0)
-        ROUTE(R__COUNT, R_REFUND_POST, "POST");
-    else if (SEG("/v1/refunds/"))
-        ROUTE(R_REFUND_GET, R__COUNT, "GET, HEAD");
-    else if (strcmp(u, "/v1/payouts") == 0)
-        ROUTE(R__COUNT, R_PAYOUT_POST, "POST");
-    else if (SEG("/v1/payouts/"))
-        ROUTE(R_PAYOUT_GET, R__COUNT, "GET, HEAD");
-    else if (SEG("/v1/webhooks/"))
-        ROUTE(R__COUNT, R_WEBHOOK, "POST");
-    else if (SEG("/v1/settlements/"))
-        ROUTE(R__COUNT, R_SETTLE, "POST");
-    else if (SEG("/v1/reconciliations/"))
-        ROUTE(R_RECON_GET, R__COUNT, "GET, HEAD");
-    else if (strcmp(u, "/v1/admin/partners") == 0)
-        ROUTE(R_ADMIN_PARTNERS, R__COUNT, "GET, HEAD");
-    else if (strncmp(u, "/v1/admin/holds", 15) == 0 && (u[15] == '\0' || u[15] == '/')) {
-        /* the list answers GET, a hold's approve/reject POST */
-        allow = u[15] == '\0' ? "GET, HEAD" : "POST";
-        rt = ing_admin_holds_route(u, m);
-        if (rt == R_UNKNOWN)
-            allow = NULL; /* not a hold's action: 404 */
-    }
-    else if (SEG("/v1/balances/"))
-        ROUTE(R_BALANCE, R__COUNT, "GET, HEAD");
-    else if (strncmp(u, "/v1/admin/", 10) == 0 &&
-             (rt = ing_admin_ledger_route(u, m, &allow)) != R_UNKNOWN)
-        ; /* payout retry, adjustments, audit export (admin_ledger.c) */
-    else if (strcmp(u, "/healthz") == 0)
-        ROUTE(R_HEALTH, R__COUNT, "GET, HEAD");
-    else if (strcmp(u, "/readyz") == 0)
-        ROUTE(R_READY, R__COUNT, "GET, HEAD");
-    else if (strcmp(u, "/metrics") == 0)
-        ROUTE(R_METRICS, R__COUNT, "GET, HEAD");
-    else if (strcmp(u, "/openapi.json") == 0)
-        ROUTE(R_OPENAPI, R__COUNT, "GET, HEAD");
-#undef ROUTE
-#undef SEG
-    r->allow = allow;
-    if (!allow) {
-        r->route = R_UNKNOWN;
-        r->status = 404;
-    } else if (rt == R__COUNT) {
-        r->route = R_UNKNOWN;
-        r->status = 405; /* marker: the path exists, the method does not */
-    } else {
-        r->route = rt;
-        r->status = 0;
-    }
-    /* the admin listener serves the probes and the metrics, nothing else */
-    if (r->admin && r->status == 0 && rt != R_HEALTH && rt != R_READY && rt != R_METRICS) {
-        r->route = R_UNKNOWN;
-        r->status = 404;
-    }
-    r->rdef = NULL;
-    for (size_t i = 0; i < ing_routes_count; i++)
-        if (ing_routes[i].id == r->route)
-            r->rdef = &ing_routes[i];
-}
-
-/* the scope r's route needs: none on the admin listener */
-static unsigned route_scope(const struct ing_req *r)
-{
-    return r->rdef && !r->admin ? r->rdef->scope : 0;
-}
-
 /* --- responses ---------------------------------------------------------------------- */
 
 static _Atomic long m_live_reqs; /* allocated requests (a leak shows here) */
-_Atomic long ing_live;           /* requests handed to a handler or suspended, not yet completed */
 static _Atomic long ing_busy;    /* server threads inside on_request */
 
 static void req_free(struct ing_req *r)
@@ -286,7 +185,6 @@ static void req_free(struct ing_req *r)
     free(r->body);
     free(r->resp);
     free(r->payload);
-    ks_jw_free(&r->claim);
     free(r->row);
     free(r->claim_str);
     free(r->fin_str);
@@ -297,142 +195,6 @@ static void req_free(struct ing_req *r)
     free(r);
 }
 
-static void count_live(struct ing_req *r)
-{
-    if (!r->counted) {
-        r->counted = 1;
-        ing_live++;
-    }
-}
-
-static void set_response(struct ing_req *r, int status, char *body, size_t len,
-                         const char *ctype)
-{
-    free(r->resp);
-    r->status = status;
-    r->resp = body;
-    r->resp_len = len;
-    r->ctype = ctype;
-}
-
-int ing_respond_stored(struct ing_req *r, json_t *res)
-{
-    const char *b64 = json_string_value(json_object_get(res, "body"));
-    size_t cap = b64 ? strlen(b64) : 0;
-    char *body = b64 ? malloc(cap + 1) : NULL;
-    long n = body ? ks_b64_decode(b64, cap, (uint8_t *)body, cap + 1) : -1;
-
-    if (n < 0) {
-        free(body);
-        return -1;
-    }
-    set_response(r, (int)json_integer_value(json_object_get(res, "status")), body, (size_t)n,
-                 "application/json");
-    return 0;
-}
-
-void ing_respond_text(struct ing_req *r, int status, char *json, size_t len)
-{
-    if (!json) {
-        struct ing_problem p;
-        ing_problem(&p, "internal", NULL, "out of memory");
-        ing_respond_problem(r, &p);
-        return;
-    }
-    set_response(r, status, json, len, "application/json");
-    atomic_store(&r->state, S_DONE);
-}
-
-void ing_respond_json(struct ing_req *r, int status, json_t *body)
-{
-    char *s = json_dumps(body, JSON_COMPACT);
-
-    json_decref(body);
-    ing_respond_text(r, status, s, s ? strlen(s) : 0);
-}
-
-char *ing_problem_body(const struct ing_req *r, const struct ing_problem *p, json_t *extra,
-                       size_t *len)
-{
-    json_t *o = json_object();
-    const char *title = "Error";
-    char type[128];
-    char *s;
-    size_t i;
-
-    for (i = 0; i < ing_codes_count; i++)
-        if (strcmp(ing_codes[i].code, p->code) == 0)
-            title = ing_codes[i].title;
-    snprintf(type, sizeof(type), "https://kasir.dev/problems/%s", p->code);
-    json_object_set_new(o, "type", json_string(type));
-    json_object_set_new(o, "title", json_string(title));
-    json_object_set_new(o, "status", json_integer(p->status));
-    json_object_set_new(o, "detail", json_string(p->detail));
-    json_object_set_new(o, "code", json_string(p->code));
-    if (p->field[0])
-        json_object_set_new(o, "field", json_string(p->field));
-    json_object_set_new(o, "trace_id", json_string(r->trace_id));
-    if (extra) {
-        json_object_update(o, extra);
-        json_decref(extra);
-    }
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    *len = s ? strlen(s) : 0;
-    return s;
-}
-
-void ing_respond_problem_x(struct ing_req *r, const struct ing_problem *p, json_t *extra)
-{
-    size_t len;
-    char *s = ing_problem_body(r, p, extra, &len);
-
-    set_response(r, p->status, s, len, "application/problem+json");
-    r->code = p->code;
-    if (p->status == 503 && !r->retry_after)
-        r->retry_after = 2;
-    if (p->status == 409 && !r->retry_after && strcmp(p->code, "request_in_progress") == 0)
-        r->retry_after = 1;
-    atomic_store(&r->state, S_DONE);
-}
-
-void ing_respond_problem(struct ing_req *r, const struct ing_problem *p)
-{
-    ing_respond_problem_x(r, p, NULL);
-}
-
-_Atomic long ing_inflight;
-
-void ing_suspend(struct ing_req *r)
-{
-    count_live(r);
-    ing_inflight++;
-    atomic_store(&r->state, S_SUSPENDED);
-    r->sent = -1; /* marker for on_request: the handler suspended */
-    MHD_suspend_connection(r->conn);
-}
-
-void ing_req_done(struct ing_req *r)
-{
-    /* the response is complete before the state says so; MHD then calls on_request. r
-     * may be gone as soon as the connection is resumed: nothing of it is touched after */
-    struct MHD_Connection *c = r->conn;
-
-    atomic_store(&r->state, S_DONE);
-    ing_inflight--;
-    MHD_resume_connection(c);
-}
-
-void ing_auth_resume(struct ing_req *r)
-{
-    struct MHD_Connection *c = r->conn;
-
-    r->sent = 0;
-    atomic_store(&r->state, S_NEW);
-    ing_inflight--;
-    MHD_resume_connection(c);
-}
-
 static void log_request(struct ing_req *r, int64_t us)
 {
     char st[8], lat[24];
@@ -441,7 +203,7 @@ static void log_request(struct ing_req *r, int64_t us)
     snprintf(lat, sizeof(lat), "%lld", (long long)us);
     ks_log(r->status >= 500 ? KS_LOG_WARN : KS_LOG_INFO, "ingress.request", NULL,
            "trace_id", r->trace_id, "method", r->method,
-           "route", route_metric_names[r->route], "status", st, "code", r->code,
+           "route", ing_route_label(r->route), "status", st, "code", r->code,
            "partner_id", r->partner_id[0] ? r->partner_id : NULL,
            "principal", r->cred_id[0] ? r->cred_id : NULL,
            "resource_id", r->rid[0] ? r->rid : NULL,
@@ -495,7 +257,7 @@ static enum MHD_Result send_response(struct ing_req *r)
         MHD_add_response_header(resp, "Idempotent-Replayed", "true");
         ks_metric_add(m_replays, 1);
     }
-    if (r->status == 401 && r->route != R_WEBHOOK)
+    if (r->status == 401 && !(r->rdef && (r->rdef->flags & ING_RT_PSP)))
         MHD_add_response_header(resp, "WWW-Authenticate", "Basic realm=\"kasir\", Bearer");
     if (r->status == 405 && r->allow)
         MHD_add_response_header(resp, "Allow", r->allow);
@@ -509,8 +271,7 @@ static enum MHD_Result send_response(struct ing_req *r)
     metrics_observe(r->route, r->status, us);
     /* refusals by the per-address limit are counted, not logged one by one: a flood would
      * write the log at its own rate (the reaper logs their number every 10 s) */
-    if (r->route != R_HEALTH && r->route != R_READY && r->route != R_METRICS &&
-        !(r->status == 429 && !r->authed))
+    if (!(r->rdef && (r->rdef->flags & ING_RT_PROBE)) && !(r->status == 429 && !r->authed))
         log_request(r, us);
     return ret;
 }
@@ -658,23 +419,6 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-const char *ing_client_ip(struct ing_req *r)
-{
-    if (!r->ip[0]) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-        if (sa && sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip, sizeof(r->ip));
-        else if (sa && sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip,
-                      sizeof(r->ip));
-        if (!r->ip[0])
-            snprintf(r->ip, sizeof(r->ip), "?");
-    }
-    return r->ip;
-}
-
 void ing_http_metrics(struct ing_http_stats *out)
 {
     out->connections = m_conns;
@@ -686,25 +430,12 @@ void ing_http_metrics(struct ing_http_stats *out)
 
 /* --- the access handler --------------------------------------------------------------- */
 
-static size_t body_cap(enum ing_route rt)
-{
-    switch (rt) {
-    case R_SETTLE: return ING.max_upload;
-    case R_WEBHOOK: return ING.max_webhook; /* read before its signature is checked */
-    case R_TOKEN: return 4096;              /* read before anything is known of the caller */
-    case R_PAY_POST: case R_REFUND_POST: case R_PAYOUT_POST: return ING.max_body;
-    case R_ADMIN_HOLDS: return 4096;        /* approve/reject: {"reason": ...} */
-    case R_ADMIN_LEDGER: return 4096;       /* a retry, an adjustment or its decision */
-    default: return 0;                      /* GETs: no body */
-    }
-}
-
 /* After authentication (or for a route without it): the body may come. */
 static enum MHD_Result accept_body(struct ing_req *r)
 {
     r->phase = PH_BODY;
     r->close = 0;
-    if (r->route == R_SETTLE)
+    if (r->rdef && r->rdef->body == ING_BODY_UPLOAD)
         conn_deadline(r->tc, ING.upload_timeout_ms);
     return MHD_YES;
 }
@@ -740,8 +471,11 @@ static enum MHD_Result on_headers(struct ing_req *r)
     if (hs && hs->header_size > ING_MAX_HEADERS)
         return answer_now(r, "headers_too_large", NULL,
                           "the request headers are larger than 16384 bytes");
-    if (r->status == 404 || r->status == 405) {
-        ing_handle(r); /* route_not_found, method_not_allowed */
+    if (r->status == 404)
+        return answer_now(r, "route_not_found", NULL, "no endpoint at this path");
+    if (r->status == 405) {
+        ing_problem(&p, "method_not_allowed", NULL, "this path does not take %s", r->method);
+        ing_respond_problem(r, &p);
         return send_response(r);
     }
     if (cl && (strlen(cl) > 12 || (size_t)strtoull(cl, NULL, 10) > r->max)) {
@@ -749,12 +483,12 @@ static enum MHD_Result on_headers(struct ing_req *r)
         ing_respond_problem(r, &p);
         return send_response(r);
     }
-    if (r->route == R_TOKEN && (wait = ing_ip_take(r)) > 0) {
+    if ((r->rdef->flags & ING_RT_IP_LIMIT) && (wait = ing_ip_take(r)) > 0) {
         r->retry_after = wait;
         return answer_now(r, "rate_limited", NULL,
                           "too many unauthenticated requests from this address");
     }
-    need = route_scope(r);
+    need = ing_route_scope(r);
     if (!need)
         return accept_body(r);
     rc = ing_auth_begin(r, need, &p);
@@ -767,6 +501,25 @@ static enum MHD_Result on_headers(struct ing_req *r)
         return send_response(r);
     }
     return accept_body(r);
+}
+
+/* The whole request is in: its handler (routes.c's row). A row with a scope is never
+ * handed over unauthenticated; the check at the headers makes this one a safety net. */
+static void dispatch(struct ing_req *r)
+{
+    struct ing_problem p;
+
+    if (!r->rdef) {
+        ing_problem(&p, "route_not_found", NULL, "no endpoint at this path");
+        ing_respond_problem(r, &p);
+        return;
+    }
+    if (r->rdef->scope && !r->admin && !r->authed) {
+        ing_problem(&p, "unauthorized", "Authorization", "not authenticated");
+        ing_respond_problem(r, &p);
+        return;
+    }
+    r->rdef->handle(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -793,8 +546,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(r->url, sizeof(r->url), "%s", url);
         snprintf(r->method, sizeof(r->method), "%s", method);
         trace_init(r);
-        route_match(r);
-        r->max = body_cap(r->route);
+        ing_route_match(r);
+        r->max = ing_route_body_cap(r);
         *con_cls = r;
         ret = on_headers(r);
         goto out;
@@ -802,7 +555,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->phase == PH_AUTH) {
         /* resumed after a key lookup; the body has not been read yet */
         struct ing_problem p;
-        if (ing_auth_finish(r, route_scope(r), &p) != 0) {
+        if (ing_auth_finish(r, ing_route_scope(r), &p) != 0) {
             ing_respond_problem(r, &p);
             ret = send_response(r);
             goto out;
@@ -859,7 +612,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* the whole request is in */
     conn_deadline(r->tc, 0);
     r->phase = PH_HANDLED;
-    count_live(r);
+    ing_req_count_live(r);
     if (atomic_load(&ING.draining)) {
         r->close = 1;
         r->retry_after = 1;
@@ -873,7 +626,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             goto out;
         }
     }
-    ing_handle(r);
+    dispatch(r);
     if (r->sent == -1) {
         /* suspended: another thread may already have finished it, which only marks the
          * state; MHD calls on_request again after the resume and the response goes then */

@@ -1,14 +1,25 @@
 /* ingress.h - private interfaces between the ingress's files.
  *
  *   main.c      CLI (serve, partner, key, routes, codes), config, start/stop
- *   http.c      libmicrohttpd server: body accumulation, routing, responses, metrics, logs
- *   handlers.c  one function per endpoint
+ *   routes.c    the route table: method, path, scope, body cap, flags, handler, label
+ *   http.c      libmicrohttpd server: limits, auth at the headers, body accumulation,
+ *               sending responses, metrics, logs
+ *   request.c   a request's accessors and answer: headers, responses, suspend/resume
+ *   handlers.c  the partner endpoints' handlers (admin_*.c, balances.c, audit_export.c:
+ *               the admin ones)
+ *   accept.c    the accept path: claim -> produce -> finish -> answer, its failure edges
+ *   texts.c     the texts a write produces: claim and finish documents, 202s, events
  *   auth.c      API keys (Basic), JWTs (Bearer), token exchange, scopes, rate limits
  *   store.c     group-commit writer threads: idempotency claims and finishes in PostgreSQL
  *   reader.c    reader threads: every other PostgreSQL query (auth lookups, token requests,
  *               reads), with deadlines; server threads never wait for PostgreSQL
- *   publish.c   the Kafka producer, its delivery-report thread, event building
+ *   publish.c   the Kafka producer and its delivery-report thread
  *   validate.c  pure request parsing (validate.h)
+ *
+ * Calls between files go one way (no file calls back into one that calls it): http ->
+ * {routes, auth -> reader}, handlers -> accept -> {store, publish, texts}, and all of them
+ * -> request. The server reaches a handler through the route table; the writers and the
+ * producer report back through the function pointers accept.c gives them.
  *
  * A request lives in one struct ing_req from the first MHD callback to the completion
  * notification. It is authenticated on its headers, before any of its body is read.
@@ -39,14 +50,34 @@ enum ing_route {
     R_READY, R_METRICS, R_OPENAPI, R_UNKNOWN, R__COUNT
 };
 
+struct ing_req;
+
+/* the body a route takes: its cap, which holds from the headers on (routes.c) */
+enum ing_body { ING_BODY_NONE, ING_BODY_SMALL, ING_BODY_WRITE, ING_BODY_WEBHOOK, ING_BODY_UPLOAD };
+#define ING_RT_PROBE 0x1u    /* a probe: served on the admin listener too, not logged */
+#define ING_RT_IP_LIMIT 0x2u /* unauthenticated work: the per-address limit at the headers */
+#define ING_RT_PSP 0x4u      /* a PSP's own signature: no Basic challenge on a 401 */
+
 struct ing_route_def {
     enum ing_route id;
-    const char *method;
-    const char *path; /* OpenAPI form, "/v1/payments/{id}" */
-    unsigned scope;   /* ING_SCOPE_* needed, 0: no partner auth */
+    const char *method; /* "GET" (HEAD too) or "POST" */
+    const char *path;   /* OpenAPI form, "/v1/payments/{id}" */
+    unsigned scope;     /* ING_SCOPE_* needed, 0: no partner auth */
+    enum ing_body body;
+    unsigned flags;     /* ING_RT_* */
+    void (*handle)(struct ing_req *r);
+    const char *label;  /* the route of logs and /metrics; rows of one id share it */
 };
 extern const struct ing_route_def ing_routes[];
 extern const size_t ing_routes_count;
+
+/* routes.c: sets r->route, r->rdef, r->arg and r->allow from r->method, r->url and
+ * r->admin, and r->status 404 (no such path), 405 (not this method) or 0 */
+void ing_route_match(struct ing_req *r);
+/* the scope r's credential needs (none on the admin listener), its body cap */
+unsigned ing_route_scope(const struct ing_req *r);
+size_t ing_route_body_cap(const struct ing_req *r);
+const char *ing_route_label(enum ing_route id); /* "unknown" for R_UNKNOWN */
 
 /* scopes: bit i is ing_scope_names[i] */
 #define ING_SCOPE_PAYMENTS_WRITE 0x001u
@@ -69,7 +100,6 @@ long ing_scopes_parse(const char *s);
 /* bits -> "a b c" into buf */
 void ing_scopes_format(unsigned bits, char *buf, size_t len);
 
-enum ing_kind { K_SYNC, K_STORE, K_DIRECT, K_MULTI };
 enum ing_state { S_NEW, S_SUSPENDED, S_DONE };
 /* where a request is: headers seen (PH_NEW), suspended for a key lookup (PH_AUTH), body
  * being received (PH_BODY), handed to its handler (PH_HANDLED) */
@@ -84,6 +114,7 @@ struct ing_req {
     const struct ing_route_def *rdef;
     char method[8];
     char url[256];
+    char arg[256];     /* the path's {name} segment, as the route table matched it */
     const char *allow; /* the Allow header of the path's methods */
     char trace_id[33];
     char span_id[17];
@@ -92,7 +123,6 @@ struct ing_req {
     size_t len, cap, max;
     int too_large;
     _Atomic int state;
-    enum ing_kind kind;
     enum ing_phase phase;
     int counted;           /* in ing_live (suspended once, or handled) */
     int admin;             /* arrived on the admin listener */
@@ -138,11 +168,10 @@ struct ing_req {
     char key_hash[65];
     char fp[65];
     char rid[KS_ID_LEN];
-    struct ks_jw claim; /* the claim's members, as the handler writes them (store.c sends
-                         * them to ingress_batch) */
     char *row;       /* payments: the members the complete finish adds, the rows it
-                      * inserts (migration 205): "orders":[...],"checkout":...,"buyer":... */
-    char *claim_str, *fin_str; /* serialized off the writer threads */
+                      * inserts: "orders":[...],"checkout":...,"buyer":... (texts.c) */
+    char *claim_str, *fin_str; /* the claim and finish documents (texts.c), made off the
+                                * writer threads */
     json_t *parsed;  /* the request's root object (parsed structs borrow from it) */
     union {
         struct ing_payment pay;
@@ -154,19 +183,20 @@ struct ing_req {
     char *qarg;
     const char *qsql, *qwhat;
     int fin_complete; /* finish op: 1 complete, 0 release */
-    int fin_store;    /* the complete finish stores the answer (migration 207) */
     struct ing_req *next;
 
     int64_t t_claim, t_claimed, t_dr; /* monotonic us, for the debug timing line */
 
-    /* publishing */
+    /* publishing: what a delivery report of r's messages calls (accept.c), err NULL when
+     * Kafka confirmed */
+    void (*delivered)(struct ing_req *r, const char *err);
     void *payload;
     size_t payload_len;
     const char *topic;
     char msg_key[160];
     char msg_id[KS_ID_LEN];
-    _Atomic long pending;   /* K_MULTI: messages not yet confirmed (+1 while producing) */
-    _Atomic long failed;    /* K_MULTI: messages refused */
+    _Atomic long pending;   /* settlement rows: not yet confirmed (+1 while producing) */
+    _Atomic long failed;    /* settlement rows: refused */
     long rows;
     char file_id[KS_ID_LEN];
     char psp[16];
@@ -205,40 +235,61 @@ struct ing_ctx {
 };
 extern struct ing_ctx ING;
 
-/* http.c */
-extern _Atomic long ing_inflight; /* suspended requests */
+/* http.c: the server */
 int ing_http_start(int port, int threads);
 /* SIGTERM: refuses new work (503 + Connection: close) and waits until every request that
  * was handed to a handler has been answered (or http.drain_timeout); 0 when none is
  * left suspended, so that the server may be stopped. */
 int ing_http_drain(void);
 void ing_http_stop(void);
-void ing_req_done(struct ing_req *r); /* resumes a suspended request (any thread) */
-void ing_suspend(struct ing_req *r);
-/* "ip:port" family-agnostic client address of r (text) */
-const char *ing_client_ip(struct ing_req *r);
 struct ing_http_stats {
     long connections, connections_total, reaped, live, requests_allocated;
 };
 void ing_http_metrics(struct ing_http_stats *out);
+void ing_metrics_write(char **out, size_t *len);
+
+/* request.c: a request's accessors and its answer (any thread) */
+extern _Atomic long ing_inflight; /* suspended requests */
+extern _Atomic long ing_live;     /* handed to a handler or suspended, not yet completed */
+void ing_req_count_live(struct ing_req *r); /* once per request: it is in ing_live */
+void ing_req_done(struct ing_req *r); /* resumes a suspended request (any thread) */
+void ing_suspend(struct ing_req *r);
+/* "ip:port" family-agnostic client address of r (text) */
+const char *ing_client_ip(struct ing_req *r);
+const char *ing_header(struct ing_req *r, const char *name);
 void ing_respond_json(struct ing_req *r, int status, json_t *body); /* steals body */
+/* Sets r's response to a JSON text (taken, may be NULL: out of memory) */
+void ing_respond_text(struct ing_req *r, int status, char *json, size_t len);
+/* Sets r's response to the answer stored in an ingress_batch outcome ("status", base64
+ * "body"), leaving r's state as it is; 0, or -1 when there is none or it cannot be read. */
+int ing_respond_stored(struct ing_req *r, json_t *res);
 void ing_respond_problem(struct ing_req *r, const struct ing_problem *p);
 void ing_respond_problem_x(struct ing_req *r, const struct ing_problem *p, json_t *extra);
 char *ing_problem_body(const struct ing_req *r, const struct ing_problem *p, json_t *extra,
                        size_t *len);
-const char *ing_header(struct ing_req *r, const char *name);
-void ing_metrics_write(char **out, size_t *len);
 
-/* handlers.c */
-void ing_handle(struct ing_req *r);
-/* K_MULTI: drops one hold; the last one answers. */
-void ing_multi_release(struct ing_req *r);
+/* handlers.c: the handlers of the route table (routes.c) */
+void ing_pay_post(struct ing_req *r);
+void ing_pay_get(struct ing_req *r);
+void ing_pay_list(struct ing_req *r);
+void ing_refund_post(struct ing_req *r);
+void ing_refund_get(struct ing_req *r);
+void ing_payout_post(struct ing_req *r);
+void ing_payout_get(struct ing_req *r);
+void ing_webhook(struct ing_req *r);
+void ing_settle(struct ing_req *r);
+void ing_recon_get(struct ing_req *r);
+void ing_admin_partners(struct ing_req *r);
+void ing_health(struct ing_req *r);
+void ing_ready(struct ing_req *r);
+void ing_metrics(struct ing_req *r);
+void ing_openapi(struct ing_req *r);
 /* waits for the settlement files' threads to end */
 void ing_settle_join(void);
 
 /* admin_holds.c: held payments and payouts (kasir-risk) */
-enum ing_route ing_admin_holds_route(const char *url, const char *method);
-void ing_admin_holds(struct ing_req *r);
+void ing_admin_holds_list(struct ing_req *r);
+void ing_admin_holds_decide(struct ing_req *r); /* .../approve or .../reject */
 /* An admin list, oldest first and paged (?status=&limit=&after=): status one of statuses
  * (def_status when absent; "all" lists every status), limit 1-1000 (100), after an id of
  * at most 200 bytes (a bad one: 400 naming it). sql takes (partner, status or NULL, limit,
@@ -265,11 +316,11 @@ json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_prob
 
 /* balances.c: a seller's wallet balances */
 void ing_balance_get(struct ing_req *r);
-/* admin_ledger.c: payout retry, manual adjustments (two-person rule), audit export.
- * Route of url/method under /v1/admin/ (R_ADMIN_LEDGER, R__COUNT: the path exists but not
- * for this method, R_UNKNOWN: not one of its paths); *allow: the path's methods. */
-enum ing_route ing_admin_ledger_route(const char *url, const char *method, const char **allow);
-void ing_admin_ledger(struct ing_req *r);
+/* admin_ledger.c: payout retry, manual adjustments (two-person rule) */
+void ing_admin_payout_retry(struct ing_req *r);
+void ing_admin_adjustments_list(struct ing_req *r);
+void ing_admin_adjustment_create(struct ing_req *r);
+void ing_admin_adjustment_decide(struct ing_req *r); /* .../approve or .../reject */
 /* audit_export.c: GET /v1/admin/audit-export, streamed */
 void ing_audit_export(struct ing_req *r);
 
@@ -298,6 +349,8 @@ void ing_reader_stop(void);
  * not suspended). fn answers r (ing_req_done) or, for auth, resumes it (ing_auth_resume). */
 int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *), int auth,
               int64_t timeout_ms, struct ing_problem *p);
+/* ing_defer of a read (http.read_timeout), r answered with the 503 if it is refused */
+void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *));
 /* A query on the reader's connection within r's deadline; the result (PGRES_TUPLES_OK) or
  * NULL + p (503). A connection found lost before the statement was sent is replaced and
  * the statement retried once. */
@@ -305,11 +358,73 @@ PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, 
                         const char *const *params, struct ing_problem *p);
 void ing_auth_resume(struct ing_req *r);
 
-/* store.c */
-int ing_store_start(void);
+/* accept.c: the accept path of writes */
+/* The idempotency key (header or body), the fingerprint and a new resource id of r, a
+ * payment, refund or payout whose body is parsed (r->parsed, r->u); 0, or -1 + p (also
+ * when Kafka is down: nothing is claimed then). */
+int ing_accept_prepare(struct ing_req *r, const char *route_name, const char *body_key,
+                       const char *rid_prefix, struct ing_problem *p);
+/* Claims the prepared write r; suspends it unless suspended (a reader's job). From here
+ * accept.c answers it. */
+void ing_accept_claim(struct ing_req *r, int suspended);
+/* Produces r->payload (texts.c) and answers r's response as set on the delivery report
+ * (a 503 if Kafka refuses; refused: the detail of an immediate refusal). */
+void ing_accept_direct(struct ing_req *r, int suspended, const char *refused);
+/* A settlement file: begin (suspends r, the parser's hold), one row, release (the parser's
+ * hold, after its rows): answered when the last hold goes. */
+void ing_accept_rows_begin(struct ing_req *r);
+int ing_accept_row(struct ing_req *r, const char *key, const void *buf, size_t len,
+                   const char *msg_id);
+void ing_accept_rows_release(struct ing_req *r);
+int ing_accept_start(void); /* starts the writers (store.c) with accept.c's callbacks */
+
+/* texts.c: the texts of writes (pure; NULL or -1: out of memory or not encodable) */
+/* lower-case hex SHA-256 of d: idempotency keys, fingerprints, body-derived ids */
+void ing_sha256_hex(const void *d, size_t n, char out[65]);
+/* An amount in the API's decimal form ("150000.00") */
+void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
+/* payments: the 202 body (returned, *len), the finish's rows (r->row) and the order ids,
+ * for r->rid */
+char *ing_text_payment(struct ing_req *r, size_t *len);
+/* the claim document of r (force: take over the record even if in flight) */
+char *ing_text_claim(struct ing_req *r, int force);
+/* the finish document of r: complete (the rows, a refund's or payout's answer) or release */
+char *ing_text_finish(struct ing_req *r, int complete);
+/* The event of a claimed write into r->payload, topic, msg_key, msg_id and, for refunds
+ * and payouts, the 202 body (*accepted); res: the claim's outcome. 0 or -1 + p. */
+int ing_text_claimed(struct ing_req *r, json_t *res, json_t **accepted, struct ing_problem *p);
+/* The PayoutRequested event of payout_id (r's partner) into r->payload, with its topic,
+ * key and message id (derived from payout_id); 0 or -1 + p. */
+int ing_payout_event(struct ing_req *r, const char *payout_id, const struct ing_payout *po,
+                     struct ing_problem *p);
+/* A verified notification (headers taken), as a WebhookReceived event into r->payload,
+ * topic, msg_key, msg_id; 0 or -1 + p. */
+struct ing_webhook_ev {
+    const char *psp, *webhook_id, *event_id, *verification; /* event_id NULL: none */
+    int64_t received_s;
+    json_t *headers;
+};
+int ing_text_webhook(struct ing_req *r, const struct ing_webhook_ev *w, struct ing_problem *p);
+/* A settlement row of r's file as a SettlementRow event (*buf, malloc'd) and its message
+ * id; 0 or -1. */
+int ing_text_settle_row(const struct ing_req *r, const struct ing_settle_row *row,
+                        char msg_id[KS_ID_LEN], void **buf, size_t *len);
+
+/* store.c: carries r->claim_str and r->fin_str to ingress_batch(); each outcome goes to
+ * the callbacks, on a writer thread */
+struct ing_store_ops {
+    /* the claim's outcome (an ingress_batch row), or NULL + why there is none */
+    void (*claimed)(struct ing_req *r, json_t *res, const char *why);
+    /* the finish committed (1) or not (0; a complete one is kept and retried) */
+    void (*finished)(struct ing_req *r, int recorded);
+};
+int ing_store_start(const struct ing_store_ops *ops);
 void ing_store_stop(void);
-void ing_store_claim(struct ing_req *r);  /* r suspended; result comes back via publish */
-void ing_store_finish(struct ing_req *r, int complete);
+void ing_store_claim(struct ing_req *r);
+void ing_store_finish(struct ing_req *r); /* r->fin_complete says which */
+/* 1 when partner's key belongs to a request whose finish could not be recorded: its
+ * retry takes the record over at once */
+int ing_store_forced(const char *partner, const char *key_hash);
 struct ing_store_stats {
     long batches, claims, finishes, exec_us; /* exec_us: wall time in ingress_batch() */
 };
@@ -322,26 +437,13 @@ void ing_store_health(struct ing_store_health *out);
 /* publish.c */
 int ing_publish_start(void);
 void ing_publish_stop(void);
-/* Sets r's response to a JSON text (taken, may be NULL: out of memory) */
-void ing_respond_text(struct ing_req *r, int status, char *json, size_t len);
-/* Sets r's response to the answer stored in an ingress_batch outcome ("status", base64
- * "body"), leaving r's state as it is; 0, or -1 when there is none or it cannot be read. */
-int ing_respond_stored(struct ing_req *r, json_t *res);
-/* Produces r->payload to r->topic with key r->msg_key; 0, or -1 when refused at once. */
-int ing_produce(struct ing_req *r);
+/* Produces r->payload to r->topic with key r->msg_key; its delivery report goes to
+ * delivered; 0, or -1 when refused at once. */
+int ing_produce(struct ing_req *r, void (*delivered)(struct ing_req *r, const char *err));
+/* The same for any bytes, reported to r->delivered (set before); flags: */
+#define ING_PRODUCE_BLOCK 0x1u    /* wait for room in the producer's queue */
+#define ING_PRODUCE_UPLOADER 0x2u /* headers naming who uploaded (settlement rows) */
 int ing_produce_bytes(struct ing_req *r, const char *topic, const char *key, const void *buf,
-                      size_t len, const char *msg_id, int block);
-/* Payments: the 202 body (set as r's response) and the rows of the finish, for r->rid;
- * 0, or -1 when out of memory (r then holds a 500). */
-int ing_payment_texts(struct ing_req *r);
-/* An amount in the API's decimal form ("150000.00") */
-void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
-/* Encodes the PayoutRequested event of payout_id (r's partner) into r->payload, with its
- * topic, key and message id (derived from payout_id); 0 or -1 + p. */
-int ing_payout_event(struct ing_req *r, const char *payout_id, const struct ing_payout *po,
-                     struct ing_problem *p);
-/* Builds the event and the success response of a claimed write; 0 or -1 + p. */
-int ing_build_claimed(struct ing_req *r, json_t *claim_result, struct ing_problem *p);
-
+                      size_t len, const char *msg_id, unsigned flags);
 
 #endif

@@ -201,7 +201,7 @@ static int serve(const struct ks_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    if (ing_publish_start() != 0 || ing_store_start() != 0 || ing_reader_start() != 0 ||
+    if (ing_publish_start() != 0 || ing_accept_start() != 0 || ing_reader_start() != 0 ||
         ing_auth_init() != 0)
         return 1;
     if (ing_http_start(port, (int)ks_config_int(cfg, "http.threads")) != 0) {

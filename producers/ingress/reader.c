@@ -54,6 +54,14 @@ static struct ing_req *pop(struct ing_req **head, struct ing_req **tail)
     return r;
 }
 
+void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
+{
+    struct ing_problem p;
+
+    if (ing_defer(r, fn, 0, ING.read_timeout_ms, &p) != 0)
+        ing_respond_problem(r, &p);
+}
+
 int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *), int auth,
               int64_t timeout_ms, struct ing_problem *p)
 {

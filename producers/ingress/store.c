@@ -1,16 +1,20 @@
 /* store.c - idempotency records in PostgreSQL, written by group commit.
  *
- * Server threads queue claims (new idempotent writes) and the delivery-report thread
- * queues finishes (complete or release). Each writer thread (store.writers) takes whatever
- * is queued, up to store.batch_max of each, and runs one statement, ingress_batch(), in one
- * transaction: one round trip and one fsync for the whole batch instead of one per
- * request. While one writer waits for its commit the next one collects the next batch.
- * Claims are sorted by (partner, key) so concurrent batches lock rows in the same order.
+ * It carries documents and reports outcomes; what they mean is accept.c's. Claims (new
+ * idempotent writes) and finishes (complete or release) come queued with their texts
+ * already made (r->claim_str, r->fin_str); each outcome goes back, on the writer thread,
+ * through the callbacks given to ing_store_start. Each writer thread (store.writers)
+ * takes whatever is queued, up to store.batch_max of each, and runs one statement,
+ * ingress_batch(), in one transaction: one round trip and one fsync for the whole batch
+ * instead of one per request. While one writer waits for its commit the next one
+ * collects the next batch. Claims are sorted by (partner, key) so concurrent batches lock
+ * rows in the same order.
  *
- * A finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or was gone)
- * is answered 503 and kept: the writers apply it alone, once a second, until it commits
- * (or idempotency.lock has passed, when any retry takes its record over anyway), and a
- * retry of its key meanwhile takes the record over at once ("force") instead of a 409.
+ * A complete finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or
+ * was gone) is reported unrecorded (accept.c answers 503) and kept: the writers apply it
+ * alone, once a second, until it commits (or idempotency.lock has passed, when any retry
+ * takes its record over anyway), and a retry of its key meanwhile takes the record over
+ * at once ("force") instead of a 409.
  *
  * The housekeeping thread checks PostgreSQL and Kafka every second for /readyz; the purge
  * thread deletes expired, resolved idempotency records (migration 212) every
@@ -28,6 +32,7 @@
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
 
+static const struct ing_store_ops *OPS;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct ing_req *claims_head, *claims_tail, *fins_head, *fins_tail;
@@ -92,18 +97,17 @@ static void keep_unrecorded(struct ing_req *r)
     free(pd);
 }
 
-/* 1 when r's key belongs to a request whose finish could not be recorded */
-static int forced_key(struct ing_req *r)
+int ing_store_forced(const char *partner, const char *key_hash)
 {
     struct force_key *f;
     int hit;
 
     if (ks_clock_mono_us() > forced_until_us)
         return 0; /* the hot path: nothing kept, or all of it past the lock */
-    f = &forced[force_slot(r->partner_id, r->key_hash)];
+    f = &forced[force_slot(partner, key_hash)];
     pthread_mutex_lock(&pend_mu);
-    hit = f->partner[0] && f->until_us > ks_clock_mono_us() && strcmp(f->partner, r->partner_id) == 0 &&
-          strcmp(f->key, r->key_hash) == 0;
+    hit = f->partner[0] && f->until_us > ks_clock_mono_us() && strcmp(f->partner, partner) == 0 &&
+          strcmp(f->key, key_hash) == 0;
     pthread_mutex_unlock(&pend_mu);
     return hit;
 }
@@ -111,11 +115,9 @@ static int forced_key(struct ing_req *r)
 static const char batch_sql[] =
     "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval)::text";
 
-static char *fin_text(struct ing_req *r);
-
 /* Queues r; called with mu held. A writer is woken only when it has something to do: the
  * first request of an empty queue wakes an idle writer, and a full batch ends a writer's
- * gathering early. Waking the gathering writer for every request (as until 0.2) cost a
+ * gathering early. Waking the gathering writer for every request cost a
  * futex call and two context switches per request for nothing. */
 static void enqueue(struct ing_req **head, struct ing_req **tail, struct ing_req *r)
 {
@@ -130,28 +132,15 @@ static void enqueue(struct ing_req **head, struct ing_req **tail, struct ing_req
         pthread_cond_signal(&cv);
 }
 
-/* The writers are the serialization point of the hot path: everything that can be done
- * before a request reaches them (JSON text of claims and finishes) is done by the thread
- * that queues it. */
 void ing_store_claim(struct ing_req *r)
 {
-    r->t_claim = ks_clock_mono_us();
-    free(r->claim_str);
-    if (forced_key(r))
-        ks_jw_json(&r->claim, "force", "true");
-    ks_jw_close(&r->claim, '}');
-    r->claim_str = ks_jw_take(&r->claim, NULL);
     pthread_mutex_lock(&mu);
     enqueue(&claims_head, &claims_tail, r);
     pthread_mutex_unlock(&mu);
 }
 
-void ing_store_finish(struct ing_req *r, int complete)
+void ing_store_finish(struct ing_req *r)
 {
-    r->fin_complete = complete;
-    r->t_dr = ks_clock_mono_us();
-    free(r->fin_str);
-    r->fin_str = fin_text(r);
     pthread_mutex_lock(&mu);
     enqueue(&fins_head, &fins_tail, r);
     pthread_mutex_unlock(&mu);
@@ -177,115 +166,6 @@ static int claim_cmp(const void *a, const void *b)
     const struct ing_req *x = *(struct ing_req *const *)a, *y = *(struct ing_req *const *)b;
     int c = strcmp(x->partner_id, y->partner_id);
     return c ? c : strcmp(x->key_hash, y->key_hash);
-}
-
-static void fail_unavailable(struct ing_req *r, const char *why)
-{
-    struct ing_problem p;
-
-    ing_problem(&p, "unavailable", NULL, "%s; retry with the same Idempotency-Key", why);
-    ing_respond_problem(r, &p);
-    ing_req_done(r);
-}
-
-static void answer_claim(struct ing_req *r, json_t *res)
-{
-    const char *oc = json_string_value(json_object_get(res, "outcome"));
-    struct ing_problem p;
-
-    if (!oc) {
-        fail_unavailable(r, "could not record the request");
-        return;
-    }
-    r->t_claimed = ks_clock_mono_us();
-    if (strcmp(oc, "claimed") == 0) {
-        if (ing_build_claimed(r, res, &p) != 0) {
-            ing_respond_problem(r, &p);
-            ing_store_finish(r, 0);
-            return;
-        }
-        if (ing_produce(r) != 0) {
-            ing_problem(&p, "unavailable", NULL, "could not queue the event for Kafka; retry "
-                        "with the same Idempotency-Key");
-            ing_respond_problem(r, &p);
-            ing_store_finish(r, 0);
-        }
-        return; /* the delivery report takes it from here */
-    }
-    if (strcmp(oc, "replay") == 0) {
-        if (ing_respond_stored(r, res) != 0) {
-            fail_unavailable(r, "could not read the stored response");
-            return;
-        }
-        r->replayed = 1;
-        ing_req_done(r);
-        return;
-    }
-    if (strcmp(oc, "in_flight") == 0) {
-        ing_problem(&p, "request_in_progress", "Idempotency-Key",
-                    "a request with this key is in flight; retry after a second");
-        ing_respond_problem(r, &p);
-    } else if (strcmp(oc, "mismatch") == 0) {
-        ing_problem(&p, "idempotency_key_reused", "Idempotency-Key",
-                    "this key was used with a different request body or endpoint");
-        ing_respond_problem(r, &p);
-    } else if (strcmp(oc, "duplicate_checkout") == 0) {
-        const char *other = json_string_value(json_object_get(res, "rid"));
-        json_t *x = json_object();
-        ing_problem(&p, "duplicate_checkout", "checkout_id",
-                    "checkout_id was already used for another payment");
-        if (other)
-            json_object_set_new(x, "payment_id", json_string(other));
-        ing_respond_problem_x(r, &p, x);
-    } else if (strcmp(oc, "not_found") == 0) {
-        ing_problem(&p, "not_found", "payment_order_id", "no accepted payment order with this id");
-        ing_respond_problem(r, &p);
-    } else if (strcmp(oc, "currency") == 0) {
-        ing_problem(&p, "refund_currency_mismatch", "currency",
-                    "the order is in %s", json_string_value(json_object_get(res, "currency")));
-        ing_respond_problem(r, &p);
-    } else if (strcmp(oc, "not_captured") == 0) {
-        ing_problem(&p, "refund_not_captured", "payment_order_id",
-                    "the order has no captured money to refund (status %s)",
-                    json_string_value(json_object_get(res, "status")));
-        ing_respond_problem(r, &p);
-    } else if (strcmp(oc, "exceeds") == 0) {
-        ing_problem(&p, "refund_exceeds_amount", "amount",
-                    "at most %lld minor units of %s are left to refund",
-                    (long long)json_integer_value(json_object_get(res, "amount_minor")),
-                    json_string_value(json_object_get(res, "currency")));
-        ing_respond_problem(r, &p);
-    } else {
-        fail_unavailable(r, "unexpected outcome");
-        return;
-    }
-    ing_req_done(r);
-}
-
-/* The finish as ingress_batch reads it; NULL when out of memory (the batch then gets
- * "{}", which changes nothing, and the request is answered from what the batch did). */
-static char *fin_text(struct ing_req *r)
-{
-    struct ks_jw w;
-    char stack[1024];
-
-    ks_jw_init(&w, stack, sizeof(stack));
-    ks_jw_open(&w, NULL);
-    ks_jw_str(&w, "op", r->fin_complete ? "complete" : "release");
-    ks_jw_str(&w, "partner", r->partner_id);
-    ks_jw_str(&w, "key", r->key_hash);
-    ks_jw_str(&w, "route", r->route_name);
-    ks_jw_str(&w, "rid", r->rid);
-    if (r->fin_complete && r->route == R_PAY_POST && r->row)
-        ks_jw_json(&w, NULL, r->row); /* the payment's rows, after the comma lead() wrote */
-    /* a payment's answer was stored by its claim, unless its record predates that */
-    if (r->fin_complete && (r->route != R_PAY_POST || r->fin_store)) {
-        ks_jw_b64(&w, "body", r->resp, r->resp_len);
-        ks_jw_int(&w, "status", r->status);
-        ks_jw_json(&w, "store", "true");
-    }
-    ks_jw_close(&w, '}');
-    return ks_jw_take(&w, NULL);
 }
 
 /* "[{"i":0,<claim members>},...]" from the pre-serialized claims */
@@ -585,36 +465,29 @@ static void *writer_main(void *arg)
         if (!ok) {
             ING.pg_ok = 0;
             for (i = 0; i < nf; i++) {
-                if (fi[i]->fin_complete) {
+                if (fi[i]->fin_complete)
                     keep_unrecorded(fi[i]);
-                    fail_unavailable(fi[i], "the event was published but could not be recorded");
-                } else {
-                    ing_req_done(fi[i]); /* its 503 is already set */
-                }
+                OPS->finished(fi[i], 0);
             }
             for (i = 0; i < nc; i++)
-                fail_unavailable(cl[i], "could not record the request");
+                OPS->claimed(cl[i], NULL, "could not record the request");
         } else {
             int rows = PQntuples(res), k;
             /* finishes first: their answers were waiting for this commit */
-            for (i = 0; i < nf; i++) {
-                if (fi[i]->fin_complete && !fi[i]->fin_str)
-                    fail_unavailable(fi[i], "the event was published but could not be recorded");
-                else
-                    ing_req_done(fi[i]);
-            }
+            for (i = 0; i < nf; i++)
+                OPS->finished(fi[i], 1);
             for (k = 0; k < rows; k++) {
                 json_t *o = json_loads(PQgetvalue(res, k, 0), 0, NULL);
                 json_int_t idx = json_integer_value(json_object_get(o, "i"));
                 if (o && idx >= 0 && (size_t)idx < nc && cl[idx]) {
-                    answer_claim(cl[idx], o);
+                    OPS->claimed(cl[idx], o, NULL);
                     cl[idx] = NULL;
                 }
                 json_decref(o);
             }
             for (i = 0; i < nc; i++)
                 if (cl[i])
-                    fail_unavailable(cl[i], "the claim returned no outcome");
+                    OPS->claimed(cl[i], NULL, "the claim returned no outcome");
         }
         PQclear(res);
         free(sc);
@@ -728,10 +601,11 @@ static void *purge_main(void *arg)
     return NULL;
 }
 
-int ing_store_start(void)
+int ing_store_start(const struct ing_store_ops *ops)
 {
     int i;
 
+    OPS = ops;
     nwriters = ING.writers < 1 ? 1 : ING.writers > 16 ? 16 : ING.writers;
     for (i = 0; i < nwriters; i++)
         if (pthread_create(&writers[i], NULL, writer_main, NULL) != 0)

@@ -8,10 +8,23 @@
 #   INGRESS_RATES="2000 5000 6000" INGRESS_SECONDS=20 INGRESS_CONNS=128
 #   INGRESS_WARMUP=10 (seconds at the first rate before measuring) INGRESS_WARMUP_MAX=90
 #   (then 5 s windows at the highest rate until one's p99 is within 20 ms) INGRESS_REPEAT=3 (runs per rate) INGRESS_BIN=path (A/B runs)
+#   INGRESS_BINS="old new" (side by side: this script once per binary, alternating, for
+#   INGRESS_AB_ROUNDS rounds, default 1; each run starts its own ingress and warms it up)
 # Also prints the CPU per accepted payment of the ingress, the PostgreSQL writer backends and
 # the Kafka broker during each run (from /proc/<pid>/stat; other work on the box inflates it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -n "${INGRESS_BINS:-}" ]; then
+    for round in $(seq 1 "${INGRESS_AB_ROUNDS:-1}"); do
+        for b in $INGRESS_BINS; do
+            echo "## round $round: $b"
+            # one failed run (an overloaded box) does not end the series
+            INGRESS_BINS= INGRESS_BIN=$b bash "$0" || echo "(this run failed: exit $?)"
+            echo
+        done
+    done
+    exit 0
+fi
 set -a; . "$top/var/stack.env"; set +a
 mkdir -p "$top/build/bench" "$top/var/log"
 make -s -C "$top" build/bench/ingress_load
@@ -53,6 +66,17 @@ cleanup() {
         -c "DELETE FROM payments WHERE partner_id = '$partner'" >/dev/null || true
 }
 trap cleanup EXIT
+# A load run's connections stay open on the server while their last requests are in
+# flight; the next run's would then meet http.per_ip_connections (256) and be closed. Waits
+# (up to 60 s) until the previous run's connections are gone.
+settle() {
+    for _ in $(seq 1 300); do
+        c=$(curl -fs "http://127.0.0.1:$mport/metrics" |
+            awk '/^kasir_ingress_connections / {print $2}')
+        [ "${c:-0}" -le 2 ] && return 0
+        sleep 0.2
+    done
+}
 # an ingress from before issue 12 (INGRESS_BIN, A/B runs) has no admin listener: its
 # probes and metrics are on the API port
 for _ in $(seq 1 100); do
@@ -60,6 +84,11 @@ for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && { mport=$port; break; }
     sleep 0.2
 done
+# the key into the ingress's credential cache first: 128 connections opening at once on a
+# cold cache each cost the address a token of its unauthenticated bucket (auth.ip_burst,
+# 50) while the first look-up runs, and past it the answer is a 429 that closes the
+# connection, which ends the load generator
+curl -s -o /dev/null -u "$key:" "http://127.0.0.1:$port/v1/payments?ids=pay_warm" || true
 # warm-up: connections, plan caches, producer batches
 INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
 if [ "$warmup" -gt 0 ]; then
@@ -72,10 +101,12 @@ fi
 warm_max=${INGRESS_WARMUP_MAX:-90}
 warm_rate=${rates##* }
 warm_log="" t=0
+settle
 while [ "$t" -lt "$warm_max" ]; do
     w=$(INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "$warm_rate" 5 "$conns" 2>/dev/null |
-        sed -nE 's/.*p99_ms=([^ ]+).*/\1/p')
+        sed -nE 's/.*p99_ms=([^ ]+).*/\1/p' || true)
     t=$((t + 5)); warm_log+="${w:-?} "
+    settle
     awk -v p="${w:-1e9}" 'BEGIN{exit !(p <= 20)}' && break
 done
 echo "warm-up windows (5 s at $warm_rate/s), p99 ms: $warm_log"
@@ -90,6 +121,7 @@ for r in $rates; do
     pgp=$(psql "$KASIR_PG_DSN" -qtAXc "SELECT pid FROM pg_stat_activity
         WHERE query LIKE '%ingress_batch(%' AND pid <> pg_backend_pid()
            OR backend_type = 'walwriter'" | tr "\n" " ")
+    settle
     c0=($(ticks "$pid") $(ticks $pgp) $(ticks $kpid))
     s0=($(store))
     line=$(INGRESS_KEY=$key "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "$r" "$secs" "$conns" 2)

@@ -8,11 +8,13 @@
 - /metrics and /readyz need scope ops:read on the API port, and are open on the admin
   listener (http.admin_port)."""
 import json
+import re
 import socket
+import subprocess
 import time
 
-from ingress_util import (Partner, cli, ingress, new_key, partners, payment_body,  # noqa: F401
-                          raw_request, start_ingress)
+from ingress_util import (INGRESS, Partner, cli, ingress, new_key, partners,  # noqa: F401
+                          payment_body, raw_request, start_ingress)
 
 
 def test_idempotency_key_as_structured_field_string(ingress, partners):
@@ -42,6 +44,28 @@ def test_allow_header_on_405(ingress):
         assert r.status == 405 and r.code == "method_not_allowed", (method, path, r)
         assert r.headers["allow"] == allow, (method, path, r.headers)
         assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_every_route_row_is_served(ingress):
+    """Each row of the route table (kasir-ingress routes) reaches a handler with its method,
+    and answers 405 with an Allow that names it to another; a path of no row's shape is a
+    404. Unauthenticated: a scoped row answers 401, the others whatever their handler says,
+    but never route_not_found or method_not_allowed."""
+    rows = subprocess.run([INGRESS, "routes"], capture_output=True, text=True,
+                          check=True).stdout.split("\n")
+    rows = [l.split() for l in rows if l]
+    assert len(rows) >= 20, rows
+    for method, pattern in rows:
+        path = re.sub(r"\{[a-z_]+\}", "id_1", pattern)
+        r = ingress.request(method, path, raw=b"{}" if method == "POST" else None)
+        assert r.code not in ("route_not_found", "method_not_allowed"), (method, path, r)
+        r = ingress.request("DELETE", path)
+        assert r.status == 405 and r.code == "method_not_allowed", (path, r)
+        assert method in r.headers["allow"].split(", "), (method, path, r.headers)
+    for path in ("/v1/payments/a/b", "/v1/admin/holds/id_1", "/v1/admin/holds/id_1/cancel",
+                 "/v1/admin/payouts/id_1", "/v1/payments/", "/v1"):
+        r = ingress.request("GET", path)
+        assert r.status == 404 and r.code == "route_not_found", (path, r)
 
 
 def _problem(status, headers, body, code):

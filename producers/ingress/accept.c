@@ -1,0 +1,415 @@
+/* accept.c - the accept path: from a validated write to its answer, every state and every
+ * failure edge, in one place.
+ *
+ * Idempotent writes (payments, refunds, payouts):
+ *
+ *   prepare   key, fingerprint, new resource id                  (server thread)
+ *   claim     the claim document queued for the writers; r suspended
+ *   claimed   the batch's outcome for it                         (writer thread)
+ *               replay / conflict / refusal -> answered now
+ *               claimed -> texts (event, 202) -> produce
+ *               texts or produce fail -> 503 or 500, finish(release)
+ *   published the delivery report                                (delivery-report thread)
+ *               confirmed -> finish(complete)
+ *               failed    -> 503, finish(release)
+ *   finished  the finish's commit                                (writer thread)
+ *               recorded          -> answered (the 202, or the 503 set before)
+ *               not recorded      -> complete: 503 (the writers keep the finish and retry
+ *                                    it, and a retry of the key takes the record over)
+ *
+ * The client is answered only after the finish commits: a replay can never disagree with
+ * what was sent. Direct writes (webhooks, a payout retry) are produced and answered on the
+ * delivery report; a settlement file is answered when its last row is confirmed.
+ *
+ * The writers (store.c) and the producer (publish.c) know nothing of these states: they
+ * carry the texts (texts.c) and report back through the callbacks given to them here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/crypto.h"
+#include "lib/log.h"
+#include "producers/ingress/ingress.h"
+#include "lib/banned.h"
+
+static void finish(struct ing_req *r, int complete);
+
+/* r's answer is set, but it waits for the finish's commit */
+static void hold(struct ing_req *r)
+{
+    atomic_store(&r->state, S_SUSPENDED);
+}
+
+static void unavailable(struct ing_req *r, const char *why)
+{
+    struct ing_problem p;
+
+    ing_problem(&p, "unavailable", NULL, "%s; retry with the same Idempotency-Key", why);
+    ing_respond_problem(r, &p);
+}
+
+/* --- prepare ------------------------------------------------------------------------------ */
+
+/* "0150000.50" -> "150000.5", "150000.00" -> "150000": the same money, the same text. Only
+ * for amounts the parsers accepted (digits, at most one point). */
+static void canon_amount(json_t *o)
+{
+    const char *a = json_string_value(json_object_get(o, "amount"));
+    char buf[48];
+    size_t n;
+    const char *dot;
+
+    if (!a || strlen(a) >= sizeof(buf))
+        return;
+    while (a[0] == '0' && a[1] >= '0' && a[1] <= '9')
+        a++;
+    snprintf(buf, sizeof(buf), "%s", a);
+    if ((dot = strchr(buf, '.')) != NULL) {
+        n = strlen(buf);
+        while (n > (size_t)(dot - buf) + 1 && buf[n - 1] == '0')
+            buf[--n] = '\0';
+        if (buf[n - 1] == '.')
+            buf[--n] = '\0';
+    }
+    if (strcmp(buf, json_string_value(json_object_get(o, "amount"))) != 0)
+        json_object_set_new(o, "amount", json_string(buf));
+}
+
+static void canon_amounts(json_t *root)
+{
+    json_t *orders = json_object_get(root, "payment_orders");
+    size_t i;
+
+    canon_amount(root);
+    for (i = 0; i < json_array_size(orders); i++)
+        canon_amount(json_array_get(orders, i));
+}
+
+/* RFC 8941 sf-string "..." (escapes \" and \\ only) -> its characters; 0 or -1 */
+static int sf_string(const char *in, char *out, size_t cap)
+{
+    size_t n = strlen(in), i, o = 0;
+
+    if (n < 2 || in[0] != '"' || in[n - 1] != '"')
+        return -1;
+    for (i = 1; i < n - 1; i++) {
+        char c = in[i];
+        if (c == '\\') {
+            if (i + 1 >= n - 1 || (in[i + 1] != '"' && in[i + 1] != '\\'))
+                return -1;
+            c = in[++i];
+        } else if (c == '"' || c < 0x20 || c > 0x7e) {
+            return -1;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int ing_accept_prepare(struct ing_req *r, const char *route_name, const char *body_key,
+                       const char *rid_prefix, struct ing_problem *p)
+{
+    const char *key, *hdr = ing_header(r, "Idempotency-Key");
+    char *canon, *fpbuf;
+    char sf[ING_IDEM_KEY_MAX + 3];
+    size_t cl, pl;
+    struct ks_err e = {0};
+
+    /* the IETF draft's form is a structured-field string ("abc"); a bare token is kept
+     * as it was */
+    if (hdr && hdr[0] == '"') {
+        if (sf_string(hdr, sf, sizeof(sf)) != 0) {
+            ing_problem(p, "idempotency_key_invalid", "Idempotency-Key",
+                        "Idempotency-Key: a quoted key must be a structured-field string");
+            return -1;
+        }
+        hdr = sf;
+    }
+    if (ing_idem_key_pick(hdr, body_key, &key, p) != 0)
+        return -1;
+    ing_sha256_hex(key, strlen(key), r->key_hash);
+    /* fingerprint: method, path and the canonical body (sorted keys, no spaces, without
+     * the key itself, amounts in their shortest form), so the same request with other
+     * whitespace or member order, "150000" for "150000.00", or with its key in the header
+     * instead of the body, is the same request */
+    canon_amounts(r->parsed);
+    {
+        json_t *k = json_incref(json_object_get(r->parsed, "idempotency_key"));
+        if (k)
+            json_object_del(r->parsed, "idempotency_key");
+        canon = json_dumps(r->parsed, JSON_COMPACT | JSON_SORT_KEYS);
+        if (k)
+            json_object_set_new(r->parsed, "idempotency_key", k);
+    }
+    if (!canon) {
+        ing_problem(p, "internal", NULL, "out of memory");
+        return -1;
+    }
+    cl = strlen(canon);
+    pl = strlen(r->method) + strlen(r->url) + 2;
+    fpbuf = malloc(pl + cl + 1);
+    if (!fpbuf) {
+        free(canon);
+        ing_problem(p, "internal", NULL, "out of memory");
+        return -1;
+    }
+    snprintf(fpbuf, pl + cl + 1, "%s %s\n%s", r->method, r->url, canon);
+    ing_sha256_hex(fpbuf, pl + cl, r->fp);
+    free(fpbuf);
+    free(canon);
+    if (ks_id_new(rid_prefix, r->rid, &e) != KS_OK) {
+        ing_problem(p, "internal", NULL, "could not make an id");
+        return -1;
+    }
+    r->route_name = route_name;
+    if (!ING.kafka_ok) {
+        ing_problem(p, "unavailable", NULL, "kafka is unreachable; nothing was recorded");
+        return -1;
+    }
+    return 0;
+}
+
+/* --- claim -------------------------------------------------------------------------------- */
+
+void ing_accept_claim(struct ing_req *r, int suspended)
+{
+    if (r->route == R_PAY_POST) {
+        /* the 202 is built now (its ids derive from the payment id) and stored by the claim */
+        size_t len = 0;
+        char *text = ing_text_payment(r, &len);
+        if (!text) {
+            struct ing_problem p;
+            ing_problem(&p, "internal", NULL, "out of memory");
+            ing_respond_problem(r, &p); /* never a 202 for what was not built */
+            if (suspended)
+                ing_req_done(r);
+            return;
+        }
+        ing_respond_text(r, 202, text, len);
+    }
+    if (!suspended)
+        ing_suspend(r);
+    r->t_claim = ks_clock_mono_us();
+    /* built here, off the writer threads: they are the hot path's serialization point.
+     * NULL (out of memory) reaches the batch as "{}", which gets no outcome: a 503 */
+    free(r->claim_str);
+    r->claim_str = ing_text_claim(r, ing_store_forced(r->partner_id, r->key_hash));
+    ing_store_claim(r);
+}
+
+/* --- claimed ------------------------------------------------------------------------------ */
+
+static void on_published(struct ing_req *r, const char *err);
+
+/* outcome "claimed": the texts, then the event to Kafka */
+static void produce_claimed(struct ing_req *r, json_t *res)
+{
+    const char *rid = json_string_value(json_object_get(res, "rid"));
+    int resumed = json_is_true(json_object_get(res, "resumed"));
+    struct ing_problem p;
+    json_t *accepted = NULL;
+
+    if (rid) /* a resumed claim keeps the id of the first attempt */
+        snprintf(r->rid, sizeof(r->rid), "%s", rid);
+    if (r->route == R_PAY_POST) {
+        size_t len = 0;
+        char *text;
+        /* a resumed claim's ids are the first attempt's; its stored answer is the answer,
+         * byte for byte what replays send */
+        if (resumed || !r->row) {
+            if (!(text = ing_text_payment(r, &len))) {
+                ing_problem(&p, "internal", NULL, "out of memory");
+                goto fail;
+            }
+            ing_respond_text(r, 202, text, len);
+        }
+        if (json_object_get(res, "body") && ing_respond_stored(r, res) != 0) {
+            ing_problem(&p, "internal", NULL, "could not read the stored response");
+            goto fail;
+        }
+    }
+    if (ing_text_claimed(r, res, &accepted, &p) != 0)
+        goto fail;
+    if (accepted)
+        ing_respond_json(r, 202, accepted);
+    hold(r);
+    if (ing_produce(r, on_published) != 0) {
+        ing_problem(&p, "unavailable", NULL, "could not queue the event for Kafka; retry "
+                    "with the same Idempotency-Key");
+        goto fail;
+    }
+    return; /* the delivery report takes it from here */
+fail:
+    ing_respond_problem(r, &p);
+    finish(r, 0);
+}
+
+/* The writers' report of r's claim: its outcome, or NULL + why the batch gave none. */
+static void on_claimed(struct ing_req *r, json_t *res, const char *why)
+{
+    const char *oc = res ? json_string_value(json_object_get(res, "outcome")) : NULL;
+    struct ing_problem p;
+
+    if (!oc) {
+        unavailable(r, why ? why : "could not record the request");
+        ing_req_done(r);
+        return;
+    }
+    r->t_claimed = ks_clock_mono_us();
+    if (strcmp(oc, "claimed") == 0) {
+        produce_claimed(r, res);
+        return;
+    }
+    if (strcmp(oc, "replay") == 0) {
+        if (ing_respond_stored(r, res) != 0) {
+            unavailable(r, "could not read the stored response");
+        } else {
+            r->replayed = 1;
+        }
+    } else if (strcmp(oc, "in_flight") == 0) {
+        ing_problem(&p, "request_in_progress", "Idempotency-Key",
+                    "a request with this key is in flight; retry after a second");
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "mismatch") == 0) {
+        ing_problem(&p, "idempotency_key_reused", "Idempotency-Key",
+                    "this key was used with a different request body or endpoint");
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "duplicate_checkout") == 0) {
+        const char *other = json_string_value(json_object_get(res, "rid"));
+        json_t *x = json_object();
+        ing_problem(&p, "duplicate_checkout", "checkout_id",
+                    "checkout_id was already used for another payment");
+        if (other)
+            json_object_set_new(x, "payment_id", json_string(other));
+        ing_respond_problem_x(r, &p, x);
+    } else if (strcmp(oc, "not_found") == 0) {
+        ing_problem(&p, "not_found", "payment_order_id", "no accepted payment order with this id");
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "currency") == 0) {
+        ing_problem(&p, "refund_currency_mismatch", "currency",
+                    "the order is in %s", json_string_value(json_object_get(res, "currency")));
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "not_captured") == 0) {
+        ing_problem(&p, "refund_not_captured", "payment_order_id",
+                    "the order has no captured money to refund (status %s)",
+                    json_string_value(json_object_get(res, "status")));
+        ing_respond_problem(r, &p);
+    } else if (strcmp(oc, "exceeds") == 0) {
+        ing_problem(&p, "refund_exceeds_amount", "amount",
+                    "at most %lld minor units of %s are left to refund",
+                    (long long)json_integer_value(json_object_get(res, "amount_minor")),
+                    json_string_value(json_object_get(res, "currency")));
+        ing_respond_problem(r, &p);
+    } else {
+        unavailable(r, "unexpected outcome");
+    }
+    ing_req_done(r);
+}
+
+/* --- published, finished -------------------------------------------------------------- */
+
+static void on_published(struct ing_req *r, const char *err)
+{
+    if (err) {
+        struct ing_problem p;
+        ing_problem(&p, "unavailable", NULL, "could not publish the event: %s; retry with "
+                    "the same Idempotency-Key", err);
+        ing_respond_problem(r, &p);
+    }
+    finish(r, !err);
+}
+
+static void finish(struct ing_req *r, int complete)
+{
+    r->fin_complete = complete;
+    r->t_dr = ks_clock_mono_us();
+    free(r->fin_str);
+    r->fin_str = ing_text_finish(r, complete); /* NULL: "{}" in the batch, then a 503 */
+    ing_store_finish(r);
+}
+
+/* The writers' report of r's finish: recorded (committed) or not. A release carries the
+ * answer set before it (a 503 or 500). */
+static void on_finished(struct ing_req *r, int recorded)
+{
+    if (r->fin_complete && (!recorded || !r->fin_str))
+        unavailable(r, "the event was published but could not be recorded");
+    ing_req_done(r);
+}
+
+int ing_accept_start(void)
+{
+    static const struct ing_store_ops ops = {on_claimed, on_finished};
+    return ing_store_start(&ops);
+}
+
+/* --- writes without an idempotency record ------------------------------------------------- */
+
+static void on_direct(struct ing_req *r, const char *err)
+{
+    if (err) {
+        struct ing_problem p;
+        ing_problem(&p, "unavailable", NULL, "could not publish: %s", err);
+        ing_respond_problem(r, &p);
+    }
+    ing_req_done(r);
+}
+
+void ing_accept_direct(struct ing_req *r, int suspended, const char *refused)
+{
+    struct ing_problem p;
+
+    if (!suspended)
+        ing_suspend(r);
+    if (ing_produce(r, on_direct) != 0) {
+        ing_problem(&p, "unavailable", NULL, "%s", refused);
+        ing_respond_problem(r, &p);
+        ing_req_done(r);
+    }
+}
+
+/* a settlement file: one hold per row in flight, and the parser's own */
+void ing_accept_rows_release(struct ing_req *r)
+{
+    if (--r->pending != 0)
+        return;
+    if (r->failed) {
+        struct ing_problem p;
+        ing_problem(&p, "unavailable", NULL,
+                    "%ld of %ld rows were not confirmed by kafka; upload the same file again "
+                    "(rows keep their ids)", (long)r->failed, r->rows);
+        ing_respond_problem(r, &p);
+    }
+    ing_req_done(r);
+}
+
+static void on_row(struct ing_req *r, const char *err)
+{
+    if (err)
+        r->failed++;
+    ing_accept_rows_release(r);
+}
+
+void ing_accept_rows_begin(struct ing_req *r)
+{
+    r->pending = 1; /* the parser's own hold, dropped by its ing_accept_rows_release */
+    r->delivered = on_row;
+    ing_suspend(r);
+}
+
+int ing_accept_row(struct ing_req *r, const char *key, const void *buf, size_t len,
+                   const char *msg_id)
+{
+    r->pending++;
+    if (ing_produce_bytes(r, "kasir.settlement.rows", key, buf, len, msg_id,
+                          ING_PRODUCE_BLOCK | ING_PRODUCE_UPLOADER) != 0) {
+        r->failed++;
+        r->pending--;
+        return -1;
+    }
+    r->rows++;
+    return 0;
+}

@@ -8,9 +8,13 @@
  * Bearer: an HS256 JWT from POST /v1/auth/token, verified in memory (alg pinned); its key
  * id is checked against the same cache, so a token dies with its key or its partner.
  * A cache miss is looked up by a reader thread (reader.c) while the connection is
- * suspended: no server thread ever waits for PostgreSQL. Misses, failed authentications
- * and token requests cost the client address a token of its bucket (auth.ip_rps,
- * auth.ip_burst): a flood of made-up keys is refused with 429 without a query.
+ * suspended: no server thread ever waits for PostgreSQL. Failed authentications and token
+ * requests cost the client address a token of its bucket (auth.ip_rps, auth.ip_burst); a
+ * miss is looked up only while the address has a token left, and costs one only when the
+ * key turns out unknown or revoked (the refusal takes it). So a flood of made-up keys is
+ * refused with 429 without a query once its failures have emptied the bucket, and a
+ * partner opening more connections at once than the burst while its key is not cached (at
+ * start, at the entry's expiry) is never refused.
  * Revocations take effect at once: a trigger on api_keys and partners (migration 210)
  * sends NOTIFY kasir_ingress_auth, and the listener thread empties the caches.
  * Token exchange: {key_id, timestamp, nonce, signature[, scope]} where signature is
@@ -241,10 +245,11 @@ out:
     pthread_mutex_unlock(&keys_mu);
 }
 
-/* A token bucket of rps tokens a second, at most burst: refills it to now and takes one.
- * 0, or the seconds to wait for the next token. The caller holds the bucket's lock. */
+/* A token bucket of rps tokens a second, at most burst: refills it to now and, when take,
+ * takes one. 0 (a token was there), or the seconds to wait for the next token. The caller
+ * holds the bucket's lock. */
 static int bucket_refill_take(int64_t *tokens_u, int64_t *last_us, int64_t now, int rps,
-                              int burst)
+                              int burst, int take)
 {
     int64_t cap = (int64_t)burst * 1000000;
 
@@ -255,7 +260,8 @@ static int bucket_refill_take(int64_t *tokens_u, int64_t *last_us, int64_t now, 
         *tokens_u = cap;
     *last_us = now;
     if (*tokens_u >= 1000000) {
-        *tokens_u -= 1000000;
+        if (take)
+            *tokens_u -= 1000000;
         return 0;
     }
     return (int)((1000000 - *tokens_u) / rps / 1000000) + 1;
@@ -298,12 +304,14 @@ static int bucket_take(const char *partner)
         if (strcmp(b->partner_id, partner) == 0)
             break;
     if (b && b->loaded_us && now - b->loaded_us < ING.auth_cache_ms * 1000)
-        rc = bucket_refill_take(&b->tokens_u, &b->last_us, now, b->rps, b->burst);
+        rc = bucket_refill_take(&b->tokens_u, &b->last_us, now, b->rps, b->burst, 1);
     pthread_mutex_unlock(&buckets_mu);
     return rc;
 }
 
-int ing_ip_take(struct ing_req *r)
+/* The client address's bucket of unauthenticated work: refilled, and a token taken when
+ * take. 0, or the seconds to wait (counted as a refusal). */
+static int ip_bucket(struct ing_req *r, int take)
 {
     const char *ip = ing_client_ip(r);
     struct ipbucket *b = &ipb[str_hash(ip) % NIP];
@@ -318,11 +326,16 @@ int ing_ip_take(struct ing_req *r)
         b->tokens_u = cap;
         b->last_us = now;
     }
-    rc = bucket_refill_take(&b->tokens_u, &b->last_us, now, ING.ip_rps, ING.ip_burst);
+    rc = bucket_refill_take(&b->tokens_u, &b->last_us, now, ING.ip_rps, ING.ip_burst, take);
     pthread_mutex_unlock(&ip_mu);
     if (rc)
         st_ip_limited++;
     return rc;
+}
+
+int ing_ip_take(struct ing_req *r)
+{
+    return ip_bucket(r, 1);
 }
 
 /* the deployment-wide limit of token requests (auth.token_rps, burst twice that) */
@@ -336,7 +349,7 @@ static int token_take(void)
         tok_tokens_u = (int64_t)2 * rps * 1000000;
         tok_last_us = now;
     }
-    rc = bucket_refill_take(&tok_tokens_u, &tok_last_us, now, rps, 2 * rps);
+    rc = bucket_refill_take(&tok_tokens_u, &tok_last_us, now, rps, 2 * rps, 1);
     pthread_mutex_unlock(&tok_mu);
     return rc;
 }
@@ -612,8 +625,9 @@ int ing_auth_begin(struct ing_req *r, unsigned need, struct ing_problem *p)
             return rc;
         /* the partner's limits are stale: look the key up again */
     }
-    /* not cached: a reader looks it up, at a cost to the address's bucket */
-    if ((wait = ing_ip_take(r)) > 0) {
+    /* not cached: a reader looks it up while the address has a token left; the token is
+     * taken only if the key turns out unknown or revoked (refuse) */
+    if ((wait = ip_bucket(r, 0)) > 0) {
         ing_problem(p, "rate_limited", NULL, "too many unauthenticated requests from this address");
         r->retry_after = wait;
         return -1;
@@ -626,6 +640,9 @@ int ing_auth_begin(struct ing_req *r, unsigned need, struct ing_problem *p)
 int ing_auth_finish(struct ing_req *r, unsigned need, struct ing_problem *p)
 {
     if (r->auth_rc < 0) {
+        /* the lookup failed (PostgreSQL down or slow): it costs the address a token, so
+         * made-up keys cannot keep the readers busy during an outage */
+        (void)ing_ip_take(r);
         *p = r->auth_p;
         return -1;
     }

@@ -63,8 +63,9 @@ static const struct ks_config_def own_defs[] = {
     {"auth.timeout", KS_CFG_DURATION_MS, "1s", 0,
      "a key lookup's or token request's budget: queue, connection and query (then 503)"},
     {"auth.ip_rps", KS_CFG_INT, "20", 0,
-     "per client address: unauthenticated work per second (lookups of uncached credentials, "
-     "token requests, failed authentications); 429 beyond"},
+     "per client address: unauthenticated work per second (failed authentications and "
+     "credential lookups, token requests; an uncached credential is looked up only while a "
+     "token is left); 429 beyond"},
     {"auth.ip_burst", KS_CFG_INT, "50", 0, "per client address: the burst of auth.ip_rps"},
     {"auth.token_rps", KS_CFG_INT, "50", 0,
      "token requests per second for the whole process (burst: twice that)"},

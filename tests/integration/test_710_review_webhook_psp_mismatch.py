@@ -7,22 +7,13 @@ the reason psp_mismatch, no outcome, no event row. Before the fix the success wa
 reported (the look-up never asked which PSP the operation was sent to)."""
 import uuid
 
-import pytest
-
 from conftest import psql
 from ingress_util import ingress  # noqa: F401
-from webhooks_util import (Worker, dead_letters, events, new_order, new_refund,
-                           post_sandbox_event)
+from webhooks_util import (events, new_order, new_refund, post_sandbox_event, of,
+                          dead_lettered_once, worker_fixture)
 
 
-@pytest.fixture(scope="module")
-def wired(ingress):  # noqa: F811
-    w = Worker("wh710")
-    try:
-        w.start()
-        yield ingress, w
-    finally:
-        assert w.stop() == 0
+wired = worker_fixture("wh710")
 
 
 def attempt(kind, object_id, order_id, psp, amount=15000000):
@@ -33,10 +24,6 @@ def attempt(kind, object_id, order_id, psp, amount=15000000):
             uuid.uuid4().hex, amount))
 
 
-def of(ref):
-    return lambda v: ref in (v.get("order_id"), v.get("refund_id"), v.get("payout_id"))
-
-
 def test_charge_sent_to_xendit_notified_by_sandbox(wired):
     ing, w = wired
     pay, order = new_order()
@@ -45,9 +32,7 @@ def test_charge_sent_to_xendit_notified_by_sandbox(wired):
         "id": "sbch_" + uuid.uuid4().hex[:12], "object": "charge", "reference": order,
         "amount": "150000.00", "currency": "IDR", "status": "succeeded"})
     assert st == 200
-    dl = dead_letters(order)
-    assert len(dl) == 1, dl
-    assert dl[0]["headers"]["kasir.error.message"].startswith("psp_mismatch:"), dl[0]["headers"]
+    dead_lettered_once(order, "psp_mismatch")
     assert w.wait_outcomes(of(order), 1, timeout=3) == []
     assert events("sandbox", order) == []
 
@@ -62,9 +47,7 @@ def test_refund_sent_to_stripe_notified_by_sandbox(wired):
         "id": "sbre_" + uuid.uuid4().hex[:12], "object": "refund", "reference": rid,
         "amount": "50000.00", "currency": "IDR", "status": "succeeded"})
     assert st == 200
-    dl = dead_letters(rid)
-    assert len(dl) == 1, dl
-    assert dl[0]["headers"]["kasir.error.message"].startswith("psp_mismatch:"), dl[0]["headers"]
+    dead_lettered_once(rid, "psp_mismatch")
     assert w.wait_outcomes(of(rid), 1, timeout=3) == []
 
 

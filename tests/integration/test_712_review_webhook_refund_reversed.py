@@ -9,26 +9,13 @@ the fix it was recorded as stale (an INFO log line), and nobody would ever look.
 import time
 import uuid
 
-import pytest
-
 from conftest import psql
 from ingress_util import ingress  # noqa: F401
-from webhooks_util import (Worker, dead_letters, events, new_order, new_payout, new_refund,
-                           post_sandbox_event)
+from webhooks_util import (events, new_order, new_payout, new_refund, post_sandbox_event, of,
+                          dead_lettered_once, worker_fixture)
 
 
-@pytest.fixture(scope="module")
-def wired(ingress):  # noqa: F811
-    w = Worker("wh712")
-    try:
-        w.start()
-        yield ingress, w
-    finally:
-        assert w.stop() == 0
-
-
-def of(ref):
-    return lambda v: ref in (v.get("order_id"), v.get("refund_id"), v.get("payout_id"))
+wired = worker_fixture("wh712")
 
 
 def wait_events(psp, ref, n):
@@ -49,9 +36,7 @@ def test_refund_failed_after_refunded(wired):
     assert wait_events("sandbox", rid, 1) == [["applied", "REFUNDED"]]
     assert post_sandbox_event(ing, "refund.failed", dict(data, status="failed",
                                                          failure_code="bank_returned"))[0] == 200
-    dl = dead_letters(rid)
-    assert len(dl) == 1, dl
-    assert dl[0]["headers"]["kasir.error.message"].startswith("conflicting_final:"), dl[0]["headers"]
+    dead_lettered_once(rid, "conflicting_final")
     assert events("sandbox", rid) == [["applied", "REFUNDED"]]
     got = w.wait_outcomes(of(rid), 1)
     assert [m["value"]["status"] for m in got] == ["REFUNDED"], got
@@ -66,7 +51,5 @@ def test_payout_failed_after_paid_out(wired):
     assert wait_events("sandbox", po, 1) == [["applied", "PAID_OUT"]]
     assert post_sandbox_event(ing, "payout.failed", dict(data, status="failed",
                                                          failure_code="returned"))[0] == 200
-    dl = dead_letters(po)
-    assert len(dl) == 1, dl
-    assert dl[0]["headers"]["kasir.error.message"].startswith("conflicting_final:"), dl[0]["headers"]
+    dead_lettered_once(po, "conflicting_final")
     assert events("sandbox", po) == [["applied", "PAID_OUT"]]

@@ -6,21 +6,13 @@ debited, suspense credited) for money no PSP moved. Expected: dead-lettered with
 reason not_sent, no outcome, no event row."""
 import uuid
 
-import pytest
-
 from conftest import psql
 from ingress_util import ingress  # noqa: F401
-from webhooks_util import Worker, dead_letters, events, new_order, post_sandbox_event
+from webhooks_util import (events, new_order, post_sandbox_event, dead_lettered_once,
+                          worker_fixture)
 
 
-@pytest.fixture(scope="module")
-def wired(ingress):  # noqa: F811
-    w = Worker("wh713")
-    try:
-        w.start()
-        yield ingress, w
-    finally:
-        assert w.stop() == 0
+wired = worker_fixture("wh713")
 
 
 def test_success_after_risk_decline_dead_lettered(wired):
@@ -31,8 +23,6 @@ def test_success_after_risk_decline_dead_lettered(wired):
         "id": "sbch_" + uuid.uuid4().hex[:12], "object": "charge", "reference": order,
         "amount": "150000.00", "currency": "IDR", "status": "succeeded"})
     assert st == 200
-    dl = dead_letters(order)
-    assert len(dl) == 1, dl
-    assert dl[0]["headers"]["kasir.error.message"].startswith("not_sent:"), dl[0]["headers"]
+    dead_lettered_once(order, "not_sent")
     assert w.wait_outcomes(lambda v: v.get("order_id") == order, 1, timeout=3) == []
     assert events("sandbox", order) == []

@@ -11,21 +11,12 @@ import hashlib
 import json
 import time
 
-import pytest
-
 from ingress_util import ingress  # noqa: F401
 from conftest import psql
-from webhooks_util import Worker, new_order
+from webhooks_util import new_order, worker_fixture
 
 
-@pytest.fixture(scope="module")
-def wired(ingress):  # noqa: F811
-    w = Worker("wh714")
-    try:
-        w.start()
-        yield ingress, w
-    finally:
-        assert w.stop() == 0
+wired = worker_fixture("wh714")
 
 
 def keyed(order):

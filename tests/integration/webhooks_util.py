@@ -9,6 +9,8 @@ import json
 import time
 import uuid
 
+import pytest
+
 from conftest import Daemon, create_topics, psql, unique
 from pipeline_util import pipeline  # deploy/local/pipeline.py: offsets and watermarks
 from runtime_util import consume
@@ -135,6 +137,33 @@ def dead_letters(needle, timeout=20):
         if got or time.time() > deadline:
             return got
         time.sleep(0.5)
+
+
+def of(ref):
+    """An outcome filter for Worker.wait_outcomes: the outcome of that order, refund or payout."""
+    return lambda v: ref in (v.get("order_id"), v.get("refund_id"), v.get("payout_id"))
+
+
+def dead_lettered_once(ref, reason):
+    """The one DLQ copy of a notification about ref, its error naming reason; returns it."""
+    dl = dead_letters(ref)
+    assert len(dl) == 1, dl
+    assert dl[0]["headers"]["kasir.error.message"].startswith(reason + ":"), dl[0]["headers"]
+    return dl[0]
+
+
+def worker_fixture(name):
+    """A module fixture `wired`: (the ingress fixture, a kasir-webhooks Worker(name) running
+    for the module, stopped cleanly after it)."""
+    @pytest.fixture(scope="module")
+    def wired(ingress):
+        w = Worker(name)
+        try:
+            w.start()
+            yield ingress, w
+        finally:
+            assert w.stop() == 0
+    return wired
 
 
 def events(psp, ref):

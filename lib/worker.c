@@ -260,6 +260,28 @@ static int split_topics(struct ks_worker *w, const char *list)
     return w->ntopics ? 0 : -1;
 }
 
+/* A handle on each subscribed topic, taken while the group is still being joined, makes
+ * librdkafka look up the topic's partitions and leaders now. Without it the topic first
+ * becomes known at the assignment, its partitions have no leader yet when their fetch
+ * starts, and librdkafka retries the offset lookup on a fixed 500 ms timer: half a second
+ * before the first message at every start (test 131). */
+static void topics_hold(struct ks_worker *w, const rd_kafka_topic_partition_list_t *sub)
+{
+    for (int i = 0; i < sub->cnt && w->nrkts < sizeof(w->rkts) / sizeof(w->rkts[0]); i++) {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(w->rk, sub->elems[i].topic, NULL);
+        if (t)
+            w->rkts[w->nrkts++] = t;
+    }
+}
+
+/* before the consumer is destroyed: a handle left would keep it alive */
+static void topics_release(struct ks_worker *w)
+{
+    for (size_t i = 0; i < w->nrkts; i++)
+        rd_kafka_topic_destroy(w->rkts[i]);
+    w->nrkts = 0;
+}
+
 struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct ks_config *cfg,
                                 struct ks_err *err)
 {
@@ -362,6 +384,7 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
         ks_err_set(err, KS_EKAFKA, 0, "worker.topics", "could not subscribe");
         goto fail;
     }
+    topics_hold(w, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     ks_log(KS_LOG_INFO, "worker.started", "worker started", "group", w->group, "topics",
            ks_config_str(cfg, "worker.topics"), "instance", w->instance, NULL);
@@ -456,11 +479,13 @@ int ks_worker_run(struct ks_worker *w)
     if (w->fatal) {
         /* a fenced consumer must not leave the group in the name of the instance that
          * fenced it: destroy without closing */
+        topics_release(w);
         rd_kafka_destroy_flags(w->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         w->rk = NULL;
         ks_log(KS_LOG_ERROR, "worker.stopped", "stopped on a fatal consumer error", NULL);
         return 3;
     }
+    topics_release(w);
     ks_kafka_consumer_close(w->rk);
     w->rk = NULL;
     ks_log(KS_LOG_INFO, "worker.stopped", "clean shutdown", NULL);
@@ -474,6 +499,7 @@ void ks_worker_free(struct ks_worker *w)
     wk_batch_clear(&w->batch);
     free(w->batch.items);
     free(w->batch.view);
+    topics_release(w);
     if (w->rk) {
         ks_kafka_consumer_close(w->rk);
         w->rk = NULL;

@@ -94,6 +94,9 @@ struct ks_worker {
     const char *dsn;
     int pg_up;           /* read by the HTTP thread: a plain int is enough for a hint */
     rd_kafka_t *rk;
+    /* a handle per subscribed topic, held from the start: see wk_topics_hold */
+    rd_kafka_topic_t *rkts[MAX_TOPICS * (1 + MAX_DELAYS)];
+    size_t nrkts;
     struct ks_outbox *ob;
     struct ks_metrics *metrics;
     struct ks_httpd *httpd;

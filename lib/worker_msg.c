@@ -150,7 +150,29 @@ static int header_id(const rd_kafka_message_t *r, char out[KS_ID_LEN])
     return 1;
 }
 
-/* 1 when a string anywhere in v holds a NUL; its field path (a.b[2].c) into path. */
+/* 1 when a string anywhere in v holds a NUL. Every field of every message passes here:
+ * no path is built (an snprintf per field was ~6 % of a worker's CPU) */
+static int has_nul(const json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *x;
+
+    if (json_is_string(v))
+        return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x)
+            if (has_nul(x))
+                return 1;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+            if (has_nul(x))
+                return 1;
+    }
+    return 0;
+}
+
+/* The same, for a message that has one: its field path (a.b[2].c) into path. */
 static int nul_field(const json_t *v, char *path, size_t len)
 {
     size_t pl = strlen(path), i;
@@ -268,7 +290,7 @@ static int item_prepare(struct ks_worker *w, struct item *it, int64_t now)
     }
     m->schema = ks_schema_name(writer);
     buf[0] = '\0';
-    if (nul_field(m->value, buf, sizeof(buf))) {
+    if (has_nul(m->value) && nul_field(m->value, buf, sizeof(buf))) {
         /* PostgreSQL text cannot hold U+0000, and C strings end there: "E\0x" would be
          * taken as "E" (a duplicate) and "victim\0x" as "victim" (somebody else's
          * account). Such a message can never be stored faithfully: invalid. */

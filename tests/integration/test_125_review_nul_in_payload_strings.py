@@ -55,4 +55,7 @@ def test_nul_in_payload_string_is_not_cut(daemons):
     assert balance == "100", "victim's balance is %s: another account's amount landed on it" % balance
     # three events in: each applied (under its whole id) or dead-lettered, none vanished
     assert run.applied() + len(dlq) == 3, "applied %d, dead-lettered %d of 3" % (run.applied(), len(dlq))
+    # each one dead-lettered names the field that holds the NUL
+    said = sorted(m["headers"].get("kasir.error.message", "") for m in dlq)
+    assert said == ["account contains a NUL character", "event_id contains a NUL character"], said
     d.term()

@@ -199,8 +199,9 @@ static enum ks_code same_currency(const struct ks_money *a, const struct ks_mone
     return KS_OK;
 }
 
-enum ks_code ks_money_add(const struct ks_money *a, const struct ks_money *b,
-                          struct ks_money *out, struct ks_err *err)
+/* a + b (subtract 0) or a - b (subtract 1), in one currency */
+static enum ks_code add_or_sub(const struct ks_money *a, const struct ks_money *b, int subtract,
+                               struct ks_money *out, struct ks_err *err)
 {
     enum ks_code rc;
     int64_t r;
@@ -208,8 +209,10 @@ enum ks_code ks_money_add(const struct ks_money *a, const struct ks_money *b,
     rc = same_currency(a, b, err);
     if (rc != KS_OK)
         goto out;
-    if (__builtin_add_overflow(a->minor, b->minor, &r)) {
-        rc = ks_err_set(err, KS_EOVERFLOW, 0, NULL, "addition overflows int64 minor units");
+    if (subtract ? __builtin_sub_overflow(a->minor, b->minor, &r)
+                 : __builtin_add_overflow(a->minor, b->minor, &r)) {
+        rc = ks_err_set(err, KS_EOVERFLOW, 0, NULL, "%s overflows int64 minor units",
+                        subtract ? "subtraction" : "addition");
         goto out;
     }
     /* written last so that out may alias a or b */
@@ -219,24 +222,16 @@ out:
     return rc;
 }
 
+enum ks_code ks_money_add(const struct ks_money *a, const struct ks_money *b,
+                          struct ks_money *out, struct ks_err *err)
+{
+    return add_or_sub(a, b, 0, out, err);
+}
+
 enum ks_code ks_money_sub(const struct ks_money *a, const struct ks_money *b,
                           struct ks_money *out, struct ks_err *err)
 {
-    enum ks_code rc;
-    int64_t r;
-
-    rc = same_currency(a, b, err);
-    if (rc != KS_OK)
-        goto out;
-    if (__builtin_sub_overflow(a->minor, b->minor, &r)) {
-        rc = ks_err_set(err, KS_EOVERFLOW, 0, NULL,
-                        "subtraction overflows int64 minor units");
-        goto out;
-    }
-    memcpy(out->currency, a->currency, sizeof(out->currency));
-    out->minor = r;
-out:
-    return rc;
+    return add_or_sub(a, b, 1, out, err);
 }
 
 enum ks_code ks_money_check_bounds(const struct ks_money *m, const char *field,
@@ -246,6 +241,7 @@ enum ks_code ks_money_check_bounds(const struct ks_money *m, const char *field,
     char cur[5];
     const struct currency *c;
     char bound[KS_MONEY_STRLEN];
+    const char *side = NULL;
     struct ks_money b;
 
     /* currency[] may come unterminated from a careless caller: never read past it */
@@ -259,14 +255,14 @@ enum ks_code ks_money_check_bounds(const struct ks_money *m, const char *field,
     memcpy(b.currency, c->code, sizeof(b.currency));
     if (m->minor < c->min_minor) {
         b.minor = c->min_minor;
-        ks_money_format(&b, bound, sizeof(bound));
-        rc = ks_err_set(err, KS_ERANGE, 0, field, "amount below minimum %s %s", bound,
-                        c->code);
+        side = "below minimum";
     } else if (m->minor > c->max_minor) {
         b.minor = c->max_minor;
+        side = "above maximum";
+    }
+    if (side) {
         ks_money_format(&b, bound, sizeof(bound));
-        rc = ks_err_set(err, KS_ERANGE, 0, field, "amount above maximum %s %s", bound,
-                        c->code);
+        rc = ks_err_set(err, KS_ERANGE, 0, field, "amount %s %s %s", side, bound, c->code);
     }
 out:
     return rc;

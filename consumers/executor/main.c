@@ -97,7 +97,7 @@ static const char SQL_JOURNAL[] =
     "          RETURNING o.payment_id),"
     " pay AS (UPDATE payments p SET status = 'EXECUTING', updated_at = now()"
     "          WHERE p.payment_id IN (SELECT payment_id FROM ord)"
-    "            AND p.status IN ('PENDING_PUBLISH', 'NOT_STARTED')),"
+    "            AND p.status = 'NOT_STARTED'),"
     " pout AS (UPDATE payouts x SET status = 'EXECUTING', updated_at = now() FROM u"
     "           WHERE u.kind = 'PAYOUT' AND x.payout_id = u.oid AND x.status = 'REQUESTED'),"
     " ref AS (UPDATE refunds r SET status = 'EXECUTING', updated_at = now() FROM u"

@@ -43,12 +43,6 @@ static int id_chars_ok(const char *s)
     return 1;
 }
 
-/* "<partner>/<key id>": who acted */
-static void actor_of(const struct ing_req *r, char out[2 * KS_ID_LEN + 2])
-{
-    snprintf(out, 2 * KS_ID_LEN + 2, "%s/%s", r->partner_id, r->cred_id);
-}
-
 /* amount_minor -> "amount" (signed decimal string) in an adjustment */
 static void format_adjustment(json_t *a)
 {
@@ -66,72 +60,49 @@ static void format_adjustment(json_t *a)
     json_object_del(a, "amount_minor");
 }
 
-/* the SQL function's one jsonb answer, parsed; NULL + p (503 or 500) */
-static json_t *call(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
-                    const char *const *params, struct ing_problem *p)
-{
-    PGresult *res = ing_rdb_query(db, r, sql, n, params, p);
-    json_t *out;
-
-    if (!res)
-        return NULL;
-    out = PQntuples(res) == 1 ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
-    PQclear(res);
-    if (!out)
-        ing_problem(p, "internal", NULL, "unexpected answer from the database");
-    return out;
-}
-
 /* --- payout retry -------------------------------------------------------------------------- */
 
 /* reader thread: the retry's new payout recorded (PENDING_PUBLISH), then its
  * PayoutRequested published; the answer goes when Kafka confirms (ing_accept_direct) */
-static void retry_job(struct ing_req *r, struct ing_rdb *db)
+static int retry_work(struct ing_req *r, struct ing_rdb *db, struct ing_admin_job *j)
 {
     const char *reason;
-    char payout[256], actor[2 * KS_ID_LEN + 2];
-    struct ing_problem p;
-    json_t *body = NULL, *out = NULL, *po, *resp;
+    char payout[256], actor[ING_ADMIN_ACTOR_LEN];
+    json_t *po, *resp;
     const char *outcome, *params[4];
     struct ing_payout ev = {0};
     int replay;
 
     snprintf(payout, sizeof(payout), "%s", r->arg);
-    if (!(body = ing_admin_reason(r, &reason, &p)))
-        goto fail;
-    actor_of(r, actor);
+    if (ing_admin_act(r, j, &reason, actor) != 0)
+        return ING_ADMIN_FAILED;
     params[0] = r->partner_id;
     params[1] = payout;
     params[2] = actor;
     params[3] = reason;
-    if (!(out = call(r, db, SQL_RETRY, 4, params, &p)))
-        goto fail;
-    outcome = json_string_value(json_object_get(out, "outcome"));
-    if (!outcome || strcmp(outcome, "not_found") == 0) {
-        ing_problem(&p, "not_found", "id", "no payout with this id");
-        goto fail;
-    }
+    if (!(outcome = ing_admin_outcome(r, db, SQL_RETRY, 4, params, "payout", j)))
+        return ING_ADMIN_FAILED;
     if (strcmp(outcome, "not_failed") == 0) {
-        ing_problem(&p, "payout_not_retriable", "id", "the payout is %s, not FAILED",
-                    json_string_value(json_object_get(out, "status")));
-        goto fail;
+        ing_problem(&j->p, "payout_not_retriable", "id", "the payout is %s, not FAILED",
+                    json_string_value(json_object_get(j->out, "status")));
+        return ING_ADMIN_FAILED;
     }
     if (strcmp(outcome, "not_retriable") == 0) {
-        ing_problem(&p, "payout_not_retriable", "id",
+        ing_problem(&j->p, "payout_not_retriable", "id",
                     "the payout failed with %s, which a retry cannot mend",
-                    json_string_value(json_object_get(out, "failure_code")));
-        goto fail;
+                    json_string_value(json_object_get(j->out, "failure_code")));
+        return ING_ADMIN_FAILED;
     }
     replay = strcmp(outcome, "replay") == 0;
-    po = json_object_get(out, "payout");
+    po = json_object_get(j->out, "payout");
     resp = json_pack("{s:O, s:O, s:O, s:O, s:s}", "payout_id", json_object_get(po, "payout_id"),
-                     "retry_of", json_object_get(out, "retry_of"), "retried_failure_code",
-                     json_object_get(out, "failure_code"), "status", json_object_get(po, "status"),
-                     "trace_id", r->trace_id);
+                     "retry_of", json_object_get(j->out, "retry_of"), "retried_failure_code",
+                     json_object_get(j->out, "failure_code"), "status",
+                     json_object_get(po, "status"), "trace_id", r->trace_id);
     if (replay && strcmp(json_string_value(json_object_get(po, "status")), "PENDING_PUBLISH") != 0) {
         /* published before and moved on: the attempt as it is */
         ing_respond_json(r, 200, resp);
-        goto out;
+        return ING_ADMIN_ANSWERED;
     }
     json_object_set_new(resp, "status", json_string("REQUESTED"));
     ev.seller_id = json_string_value(json_object_get(po, "seller_id"));
@@ -144,9 +115,9 @@ static void retry_job(struct ing_req *r, struct ing_rdb *db)
     ev.destination = json_string_value(json_object_get(po, "destination_account"));
     ev.holder = json_string_value(json_object_get(po, "account_holder"));
     ev.description = json_string_value(json_object_get(po, "description"));
-    if (ing_payout_event(r, json_string_value(json_object_get(po, "payout_id")), &ev, &p) != 0) {
+    if (ing_payout_event(r, json_string_value(json_object_get(po, "payout_id")), &ev, &j->p) != 0) {
         json_decref(resp);
-        goto fail;
+        return ING_ADMIN_FAILED;
     }
     ks_log(KS_LOG_INFO, "ingress.payout.retry", replay ? "payout retry published again"
                                                        : "payout retry created",
@@ -156,82 +127,78 @@ static void retry_job(struct ing_req *r, struct ing_rdb *db)
     /* answered by the delivery report: the 202 if Kafka confirms, else a 503 (a retry of
      * this call publishes the same attempt again) */
     ing_accept_direct(r, 1, "could not publish the retry; call again");
-    json_decref(body);
-    json_decref(out);
-    return;
-fail:
-    ing_respond_problem(r, &p);
-out:
-    json_decref(body);
-    json_decref(out);
-    ing_req_done(r);
+    return ING_ADMIN_HANDED_ON;
+}
+
+static void retry_job(struct ing_req *r, struct ing_rdb *db)
+{
+    ing_admin_run(r, db, retry_work);
 }
 
 /* --- adjustments ---------------------------------------------------------------------------- */
 
-static void adjustment_create_job(struct ing_req *r, struct ing_rdb *db)
+static int adjustment_create_work(struct ing_req *r, struct ing_rdb *db, struct ing_admin_job *j)
 {
     static const char *const names[] = {"seller_id", "direction", "amount", "currency",
                                         "counter_account", "psp", "reason", "idempotency_key",
                                         NULL};
     const char *seller, *dir, *amount, *cur, *counter, *psp, *reason, *idem, *outcome;
-    char actor[2 * KS_ID_LEN + 2], minor_s[24];
-    struct ing_problem p;
+    char actor[ING_ADMIN_ACTOR_LEN], minor_s[24];
     struct ks_money m;
     struct ks_err e = {0};
-    json_t *body = NULL, *out = NULL, *a;
+    json_t *a;
     const char *params[10];
 
-    if (!(body = ing_admin_body(r, names, &p)) ||
-        ing_admin_str(body, "seller_id", 1, ING_ID_MAX, &seller, &p) != 0 ||
-        ing_admin_str(body, "direction", 1, 6, &dir, &p) != 0 ||
-        ing_admin_str(body, "amount", 1, 40, &amount, &p) != 0 ||
-        ing_admin_str(body, "currency", 1, 3, &cur, &p) != 0 ||
-        ing_admin_str(body, "counter_account", 1, 20, &counter, &p) != 0 ||
-        ing_admin_str(body, "psp", 0, 32, &psp, &p) != 0 ||
-        ing_admin_str(body, "reason", 1, ING_ADMIN_MAX_REASON, &reason, &p) != 0 ||
-        ing_admin_str(body, "idempotency_key", 0, 255, &idem, &p) != 0)
-        goto fail;
+    if (!(j->body = ing_admin_body(r, names, &j->p)) ||
+        ing_admin_str(j->body, "seller_id", 1, ING_ID_MAX, &seller, &j->p) != 0 ||
+        ing_admin_str(j->body, "direction", 1, 6, &dir, &j->p) != 0 ||
+        ing_admin_str(j->body, "amount", 1, 40, &amount, &j->p) != 0 ||
+        ing_admin_str(j->body, "currency", 1, 3, &cur, &j->p) != 0 ||
+        ing_admin_str(j->body, "counter_account", 1, 20, &counter, &j->p) != 0 ||
+        ing_admin_str(j->body, "psp", 0, 32, &psp, &j->p) != 0 ||
+        ing_admin_str(j->body, "reason", 1, ING_ADMIN_MAX_REASON, &reason, &j->p) != 0 ||
+        ing_admin_str(j->body, "idempotency_key", 0, 255, &idem, &j->p) != 0)
+        return ING_ADMIN_FAILED;
     if (!id_chars_ok(seller)) {
-        ing_problem(&p, "field_format", "seller_id",
+        ing_problem(&j->p, "field_format", "seller_id",
                     "seller_id holds letters, digits and _ - . : only");
-        goto fail;
+        return ING_ADMIN_FAILED;
     }
     if (strcmp(dir, "credit") != 0 && strcmp(dir, "debit") != 0) {
-        ing_problem(&p, "value_not_allowed", "direction",
+        ing_problem(&j->p, "value_not_allowed", "direction",
                     "direction is credit (to the seller's wallet) or debit (from it)");
-        goto fail;
+        return ING_ADMIN_FAILED;
     }
     if (ks_money_exponent(cur) < 0) {
-        ing_problem(&p, "currency_unsupported", "currency", "unknown currency %.3s", cur);
-        goto fail;
+        ing_problem(&j->p, "currency_unsupported", "currency", "unknown currency %.3s", cur);
+        return ING_ADMIN_FAILED;
     }
     if (ks_money_parse(amount, cur, "amount", &m, &e) != KS_OK) {
-        ing_problem(&p, "amount_invalid", "amount", "%s", e.msg);
-        goto fail;
+        ing_problem(&j->p, "amount_invalid", "amount", "%s", e.msg);
+        return ING_ADMIN_FAILED;
     }
     if (ks_money_check_bounds(&m, "amount", &e) != KS_OK) {
-        ing_problem(&p, "amount_out_of_range", "amount", "%s", e.msg);
-        goto fail;
+        ing_problem(&j->p, "amount_out_of_range", "amount", "%s", e.msg);
+        return ING_ADMIN_FAILED;
     }
     if (strcmp(counter, "suspense") != 0 && strcmp(counter, "fee_revenue") != 0 &&
         strcmp(counter, "psp_clearing") != 0) {
-        ing_problem(&p, "value_not_allowed", "counter_account",
+        ing_problem(&j->p, "value_not_allowed", "counter_account",
                     "counter_account is suspense, fee_revenue or psp_clearing");
-        goto fail;
+        return ING_ADMIN_FAILED;
     }
     if ((strcmp(counter, "psp_clearing") == 0) != (psp != NULL)) {
-        ing_problem(&p, psp ? "field_not_allowed" : "field_required", "psp",
+        ing_problem(&j->p, psp ? "field_not_allowed" : "field_required", "psp",
                     "psp names the PSP for counter_account psp_clearing, and only then");
-        goto fail;
+        return ING_ADMIN_FAILED;
     }
     if (psp && !id_chars_ok(psp)) {
-        ing_problem(&p, "field_format", "psp", "psp holds letters, digits and _ - . : only");
-        goto fail;
+        ing_problem(&j->p, "field_format", "psp", "psp holds letters, digits and _ - . : only");
+        return ING_ADMIN_FAILED;
     }
     snprintf(minor_s, sizeof(minor_s), "%lld",
              (long long)(strcmp(dir, "debit") == 0 ? -m.minor : m.minor));
-    actor_of(r, actor);
+    ing_admin_actor(r, actor);
     params[0] = r->partner_id;
     params[1] = r->cred_id;
     params[2] = actor;
@@ -242,71 +209,63 @@ static void adjustment_create_job(struct ing_req *r, struct ing_rdb *db)
     params[7] = counter;
     params[8] = psp;
     params[9] = reason;
-    if (!(out = call(r, db, SQL_REQUEST, 10, params, &p)))
-        goto fail;
-    outcome = json_string_value(json_object_get(out, "outcome"));
-    a = json_object_get(out, "adjustment");
+    if (!(j->out = ing_admin_call(r, db, SQL_REQUEST, 10, params, &j->p)))
+        return ING_ADMIN_FAILED;
+    outcome = json_string_value(json_object_get(j->out, "outcome"));
+    a = json_object_get(j->out, "adjustment");
     format_adjustment(a);
     if (outcome && strcmp(outcome, "mismatch") == 0) {
-        ing_problem(&p, "idempotency_key_reused", "idempotency_key",
+        ing_problem(&j->p, "idempotency_key_reused", "idempotency_key",
                     "this idempotency key was used for another adjustment");
-        ing_respond_problem_x(r, &p, json_pack("{s:O}", "adjustment", a));
-        goto out;
+        ing_respond_problem_x(r, &j->p, json_pack("{s:O}", "adjustment", a));
+        return ING_ADMIN_ANSWERED;
     }
     ks_log(KS_LOG_INFO, "ingress.adjustment.requested", "adjustment requested", "trace_id",
            r->trace_id, "partner", r->partner_id, "adjustment_id",
            json_string_value(json_object_get(a, "adjustment_id")), NULL);
     ing_respond_json(r, outcome && strcmp(outcome, "created") == 0 ? 201 : 200,
                      json_pack("{s:O}", "adjustment", a));
-    goto out;
-fail:
-    ing_respond_problem(r, &p);
-out:
-    json_decref(body);
-    json_decref(out);
-    ing_req_done(r);
+    return ING_ADMIN_ANSWERED;
 }
 
-static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
+static void adjustment_create_job(struct ing_req *r, struct ing_rdb *db)
+{
+    ing_admin_run(r, db, adjustment_create_work);
+}
+
+static int adjustment_decide_work(struct ing_req *r, struct ing_rdb *db, struct ing_admin_job *j)
 {
     const char *reason, *outcome;
-    int approve = strcmp(r->rdef->path + strlen(r->rdef->path) - 8, "/approve") == 0;
-    char adj[256], actor[2 * KS_ID_LEN + 2];
-    struct ing_problem p;
-    json_t *body = NULL, *out = NULL, *a;
+    int approve = ing_admin_approving(r);
+    char adj[256], actor[ING_ADMIN_ACTOR_LEN];
+    json_t *a;
     const char *params[6];
 
     snprintf(adj, sizeof(adj), "%s", r->arg);
-    if (!(body = ing_admin_reason(r, &reason, &p)))
-        goto fail;
-    actor_of(r, actor);
+    if (ing_admin_act(r, j, &reason, actor) != 0)
+        return ING_ADMIN_FAILED;
     params[0] = r->partner_id;
     params[1] = adj;
     params[2] = approve ? "true" : "false";
     params[3] = r->cred_id;
     params[4] = actor;
     params[5] = reason;
-    if (!(out = call(r, db, SQL_DECIDE, 6, params, &p)))
-        goto fail;
-    outcome = json_string_value(json_object_get(out, "outcome"));
-    if (!outcome || strcmp(outcome, "not_found") == 0) {
-        ing_problem(&p, "not_found", "id", "no adjustment with this id");
-        goto fail;
-    }
-    a = json_object_get(out, "adjustment");
+    if (!(outcome = ing_admin_outcome(r, db, SQL_DECIDE, 6, params, "adjustment", j)))
+        return ING_ADMIN_FAILED;
+    a = json_object_get(j->out, "adjustment");
     format_adjustment(a);
     if (strcmp(outcome, "same_key") == 0) {
-        ing_problem(&p, "approver_is_requester", "Authorization",
+        ing_problem(&j->p, "approver_is_requester", "Authorization",
                     "an adjustment is approved by another API key than the one that asked");
     } else if (strcmp(outcome, "expired") == 0) {
-        ing_problem(&p, "adjustment_expired", "id", "the request expired unapproved");
+        ing_problem(&j->p, "adjustment_expired", "id", "the request expired unapproved");
     } else if (strcmp(outcome, "conflict") == 0) {
-        ing_problem(&p, "adjustment_decided", "id", "the adjustment was already %s",
+        ing_problem(&j->p, "adjustment_decided", "id", "the adjustment was already %s",
                     approve ? "rejected" : "approved");
     } else if (strcmp(outcome, "insufficient_funds") == 0) {
-        ing_problem(&p, "insufficient_funds", "amount",
+        ing_problem(&j->p, "insufficient_funds", "amount",
                     "the seller's available balance is %lld minor units, below the debit",
-                    (long long)json_integer_value(json_object_get(out, "available_minor")));
+                    (long long)json_integer_value(json_object_get(j->out, "available_minor")));
     } else {
         ks_log(KS_LOG_INFO, approve ? "ingress.adjustment.approved" : "ingress.adjustment.rejected",
                strcmp(outcome, "decided") == 0 ? "adjustment decided"
@@ -314,16 +273,15 @@ static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
                "trace_id", r->trace_id, "partner", r->partner_id, "adjustment_id", adj, NULL);
         ing_respond_json(r, 200, json_pack("{s:O, s:b}", "adjustment", a, "changed",
                                            strcmp(outcome, "decided") == 0));
-        goto out;
+        return ING_ADMIN_ANSWERED;
     }
-    ing_respond_problem_x(r, &p, json_pack("{s:O}", "adjustment", a));
-    goto out;
-fail:
-    ing_respond_problem(r, &p);
-out:
-    json_decref(body);
-    json_decref(out);
-    ing_req_done(r);
+    ing_respond_problem_x(r, &j->p, json_pack("{s:O}", "adjustment", a));
+    return ING_ADMIN_ANSWERED;
+}
+
+static void adjustment_decide_job(struct ing_req *r, struct ing_rdb *db)
+{
+    ing_admin_run(r, db, adjustment_decide_work);
 }
 
 static void adjustment_list_job(struct ing_req *r, struct ing_rdb *db)

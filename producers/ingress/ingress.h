@@ -290,6 +290,38 @@ void ing_settle_join(void);
 /* admin_holds.c: held payments and payouts (kasir-risk) */
 void ing_admin_holds_list(struct ing_req *r);
 void ing_admin_holds_decide(struct ing_req *r); /* .../approve or .../reject */
+
+/* admin_request.c: what every admin endpoint's reader job does the same way */
+/* A job's work: ING_ADMIN_FAILED (p is the answer), ING_ADMIN_ANSWERED (r has its answer),
+ * ING_ADMIN_HANDED_ON (r is answered later, by a delivery report). What it parses or
+ * fetches goes in body and out. */
+struct ing_admin_job {
+    json_t *body, *out;
+    struct ing_problem p;
+};
+enum { ING_ADMIN_FAILED = -1, ING_ADMIN_ANSWERED = 0, ING_ADMIN_HANDED_ON = 1 };
+/* Runs work on a reader thread (the fn of ing_defer_read calls it): answers the problem of
+ * a failed work, frees body and out, and ends r unless work handed it on. */
+void ing_admin_run(struct ing_req *r, struct ing_rdb *db,
+                   int (*work)(struct ing_req *, struct ing_rdb *, struct ing_admin_job *));
+/* The one jsonb answer of an admin SQL function, parsed; NULL + p (503, or 500 for an
+ * answer that is not one JSON value). */
+json_t *ing_admin_call(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
+                       const char *const *params, struct ing_problem *p);
+/* Who acts: "<partner>/<credential id>" (API key or token), recorded with each act. */
+#define ING_ADMIN_ACTOR_LEN (2 * KS_ID_LEN + 2)
+void ing_admin_actor(const struct ing_req *r, char out[ING_ADMIN_ACTOR_LEN]);
+/* The start of an act on one object: its body {"reason"} into j->body, and who acts.
+ * 0, or -1 + j->p. */
+int ing_admin_act(struct ing_req *r, struct ing_admin_job *j, const char **reason,
+                  char actor[ING_ADMIN_ACTOR_LEN]);
+/* ing_admin_call into j->out, then its "outcome": the outcome, or NULL + j->p (as
+ * ing_admin_call; 404 "no <what> with this id" when the function found no such object). */
+const char *ing_admin_outcome(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
+                              const char *const *params, const char *what,
+                              struct ing_admin_job *j);
+/* 1 when r's route is a decision's .../approve, 0 for .../reject */
+int ing_admin_approving(const struct ing_req *r);
 /* An admin list, oldest first and paged (?status=&limit=&after=): status one of statuses
  * (def_status when absent; "all" lists every status), limit 1-1000 (100), after an id of
  * at most 200 bytes (a bad one: 400 naming it). sql takes (partner, status or NULL, limit,
@@ -310,9 +342,8 @@ json_t *ing_admin_body(struct ing_req *r, const char *const *names, struct ing_p
 /* A string member of it: required or not, 1..max bytes; *out NULL when absent. 0 or -1 + p. */
 int ing_admin_str(json_t *root, const char *name, int required, size_t max, const char **out,
                   struct ing_problem *p);
-/* The body {"reason": "..."} of a decision (who decides is the caller's credential). */
+/* The most bytes of the reason an admin act records. */
 #define ING_ADMIN_MAX_REASON 500
-json_t *ing_admin_reason(struct ing_req *r, const char **reason, struct ing_problem *p);
 
 /* balances.c: a seller's wallet balances */
 void ing_balance_get(struct ing_req *r);

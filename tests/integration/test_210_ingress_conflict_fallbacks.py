@@ -5,8 +5,9 @@ rolls that attempt back and inserts them the way 207 did. These tests make each 
 happen inside a batch shared with unrelated payments, which must not notice:
 - the claim: payments with one checkout id under different keys, sent together (one
   writer, 100 ms of gathering: they share batches, which the test checks);
-- the finish: a payment resumed while its payment row already exists (as one claimed by an
-  ingress before 205 does, PENDING_PUBLISH), finished in the same batch as new payments.
+- the finish: a payment resumed after its first attempt's finish went unrecorded, whose
+  payment row that first attempt's finish (kept and retried) writes while the resumed one
+  is publishing, finished in the same batch as new payments.
 Without the fallbacks the whole batch fails and every request in it gets a 503."""
 import concurrent.futures
 import time
@@ -74,17 +75,33 @@ def test_resumed_payment_whose_row_exists_finishes_with_its_batch(ing):
     first = ing.pay(a, body, key=key)
     assert first.status == 202, first
     pid = first.json()["payment_id"]
-    # the state an attempt by a pre-205 ingress leaves when it crashes after its claim: the
-    # payment row exists but was never confirmed, and the record's lock has expired (forged:
-    # no status move leads back to PENDING_PUBLISH, so the guard of migration 300 is bypassed)
-    psql("SET session_replication_role = replica; "
-         "UPDATE payments SET status = 'PENDING_PUBLISH' WHERE payment_id = '%s'" % pid)
-    psql("UPDATE idempotency_keys SET locked_at = '-infinity' WHERE resource_id = '%s'" % pid)
-    others = [(a, payment_body(), new_key()) for _ in range(6)]
-    rs = burst(ing, [(a, body, key)] + others)
+    tag = "t210_" + new_key()[-8:].lower()
+    # the state a first attempt leaves when its event was published and its finish was not
+    # recorded: the record unresolved and unlocked, no payment row. The rows its finish
+    # wrote are kept aside; the retried finish of that first attempt writes them back the
+    # moment the resumed attempt takes the record over (a trigger on this partner's record
+    # only), so the resumed attempt's own finish finds them there.
+    psql("CREATE TABLE %s_pay AS SELECT * FROM payments WHERE payment_id = '%s'; "
+         "CREATE TABLE %s_ord AS SELECT * FROM payment_orders WHERE payment_id = '%s'; "
+         "DELETE FROM payment_orders WHERE payment_id = '%s'; "
+         "DELETE FROM payments WHERE payment_id = '%s'" % (tag, pid, tag, pid, pid, pid))
+    psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+         "INSERT INTO payments SELECT * FROM %s_pay; "
+         "INSERT INTO payment_orders SELECT * FROM %s_ord; RETURN NULL; END $$; "
+         "CREATE TRIGGER %s AFTER UPDATE OF locked_at ON idempotency_keys FOR EACH ROW "
+         "WHEN (NEW.partner_id = '%s' AND OLD.locked_at = '-infinity') "
+         "EXECUTE FUNCTION %s()" % (tag, tag, tag, tag, a.partner_id, tag))
+    try:
+        psql("UPDATE idempotency_keys SET locked_at = '-infinity' WHERE resource_id = '%s'" % pid)
+        others = [(a, payment_body(), new_key()) for _ in range(6)]
+        rs = burst(ing, [(a, body, key)] + others)
+    finally:
+        psql("DROP TRIGGER IF EXISTS %s ON idempotency_keys; DROP FUNCTION IF EXISTS %s(); "
+             "DROP TABLE IF EXISTS %s_pay, %s_ord" % (tag, tag, tag, tag))
     resumed, rest = rs[0], rs[1:]
     assert resumed.status == 202, resumed
     assert resumed.body == first.body  # the stored answer, byte for byte
+    assert resumed.headers.get("idempotent-replayed") != "true"  # taken over, not a replay
     assert all(r.status == 202 for r in rest), rest
     assert psql_one("SELECT status FROM payments WHERE payment_id = '%s'" % pid) == "NOT_STARTED"
     assert psql_one("SELECT count(*) FROM payment_orders WHERE payment_id = '%s'" % pid) == "2"

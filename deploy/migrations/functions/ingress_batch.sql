@@ -29,10 +29,9 @@ BEGIN
     -- finishes, set-based: a few statements per batch, whatever its size; statements
     -- with nothing to do are skipped (their fixed cost is most of a small batch's)
     IF jsonb_array_length(fin) > 0 THEN
-    -- finishes marked "store" carry their answer: refunds, payouts, and a payment whose
-    -- record has no stored answer (claimed by an ingress before 207). Any other payment's
-    -- answer was stored by its claim, and its payment row (inserted below) is what marks
-    -- it complete.
+    -- finishes marked "store" carry their answer: refunds and payouts. A payment's answer
+    -- was stored by its claim, and its payment row (inserted below) is what marks it
+    -- complete.
     IF fin @> '[{"op": "complete", "store": true}]' THEN
     UPDATE idempotency_keys ik
        SET state = 'completed', locked_at = NULL, response_status = fz.status,
@@ -44,7 +43,9 @@ BEGIN
     END IF;
     IF fin @> '[{"op": "complete", "route": "payments"}]' THEN
     -- the payment and its orders, written once, visible from this commit on
-    -- plain inserts first (see the header); the ON CONFLICT form when a row exists
+    -- plain inserts first (see the header); the ON CONFLICT form when a row exists: another
+    -- attempt of the same request (one that took over, or a finish kept and retried)
+    -- finished first, and its rows stand
     BEGIN
         INSERT INTO payments AS p (payment_id, partner_id, checkout_id, buyer_id, status, metadata)
         SELECT rid, partner, checkout, buyer, 'NOT_STARTED', coalesce(metadata, '{}')
@@ -68,8 +69,7 @@ BEGIN
                      metadata jsonb)
          WHERE fz.op = 'complete' AND fz.route = 'payments'
          ORDER BY rid
-        ON CONFLICT (payment_id) DO UPDATE SET status = 'NOT_STARTED', updated_at = now()
-         WHERE p.status = 'PENDING_PUBLISH';
+        ON CONFLICT (payment_id) DO NOTHING;
         INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id, amount_minor,
                                     currency, method, psp_preference)
         SELECT e.oid, c.rid, c.partner, e.n, e.seller, e.amt, e.cur, e.method, e.psp
@@ -194,8 +194,7 @@ BEGIN
                 RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'mismatch');
             ELSIF k.state = 'completed'
                   OR (k.route = 'payments' AND k.response_body IS NOT NULL
-                      AND EXISTS (SELECT 1 FROM payments WHERE payment_id = k.resource_id
-                                     AND status <> 'PENDING_PUBLISH')) THEN
+                      AND EXISTS (SELECT 1 FROM payments WHERE payment_id = k.resource_id)) THEN
                 RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'replay',
                     'status', k.response_status,
                     'body', translate(encode(k.response_body, 'base64'), E'\n', ''));
@@ -237,8 +236,7 @@ BEGIN
         ELSIF rt = 'refunds' THEN
             SELECT * INTO o FROM payment_orders
              WHERE order_id = r->>'order' AND partner_id = r->>'partner' FOR UPDATE;
-            IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM payments WHERE payment_id = o.payment_id
-                                          AND status <> 'PENDING_PUBLISH') THEN
+            IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM payments WHERE payment_id = o.payment_id) THEN
                 DELETE FROM idempotency_keys WHERE partner_id = r->>'partner' AND key_hash = kh;
                 RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'not_found');
                 CONTINUE;

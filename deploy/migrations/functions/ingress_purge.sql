@@ -10,8 +10,7 @@ CREATE OR REPLACE FUNCTION ingress_purge(lim integer) RETURNS integer LANGUAGE s
                   AND (k.state = 'completed'
                        OR (k.route = 'payments'
                            AND EXISTS (SELECT 1 FROM payments p
-                                        WHERE p.payment_id = k.resource_id
-                                          AND p.status <> 'PENDING_PUBLISH')))
+                                        WHERE p.payment_id = k.resource_id)))
                 LIMIT lim))
         RETURNING 1)
     SELECT count(*)::integer FROM d

@@ -16,6 +16,7 @@ PGBIN=/usr/lib/postgresql/15/bin
 tag=$(printf '%s' "$top" | sha256sum | cut -c1-8)
 PG_SOCK="/tmp/kasir-pg-$tag"
 PG_DSN="host=$PG_SOCK port=$PG_PORT dbname=kasir user=kasir"
+PG_MIN_WAL_MB=4096
 BROKERS="127.0.0.1:$KAFKA_PORT"
 
 log() { printf 'stack: %s\n' "$*"; }
@@ -67,7 +68,8 @@ wal_buffers = 16MB
 max_wal_size = 8GB
 # and segments are recycled, not removed: a backend that has to create a new 16 MB segment
 # stalls 30-60 ms (IO/WALInitWrite), which was the ingress's worst tail at 5,000/s
-min_wal_size = 4GB
+# (pg_wal_prealloc gives a new cluster these segments up front)
+min_wal_size = ${PG_MIN_WAL_MB}MB
 checkpoint_timeout = 15min
 wal_compression = lz4
 # durability stays on: a commit is on disk before a worker acknowledges it
@@ -80,6 +82,7 @@ commit_delay = 0
 random_page_cost = 1.1
 logging_collector = off
 CONF
+        pg_wal_prealloc "$d/data/pg_wal"
     fi
     if pg_running; then return 0; fi
     mkdir -p "$PG_SOCK"; [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_SOCK"
@@ -88,6 +91,45 @@ CONF
     as_pg "$PGBIN/psql" -h "$PG_SOCK" -p "$PG_PORT" -U kasir -d postgres -qtAc \
         "SELECT 1 FROM pg_database WHERE datname='kasir'" | grep -q 1 ||
         as_pg "$PGBIN/psql" -h "$PG_SOCK" -p "$PG_PORT" -U kasir -d postgres -qc "CREATE DATABASE kasir" >/dev/null
+}
+
+# A new cluster has one WAL segment. Each further 16 MB of WAL is then a new file, which
+# the backend that needs it writes full of zeros and fsyncs while it holds the WAL write
+# lock: every commit waits 20-50 ms behind it. At 5,000 payments/s (~13 MB of WAL a
+# second) that was once a second, for as long as no checkpoint had recycled segments -
+# with checkpoint_timeout at 15 min, the whole of a benchmark on a freshly set-up stack
+# (docs/ARCHITECTURE.md, "Ingress"). So the new cluster gets, before its first start, the
+# segments that min_wal_size keeps on a warm one: zero-filled files under the names of the
+# segments to come, which PostgreSQL opens and uses as they are, as it does a recycled
+# segment. Real zeros (O_DIRECT, ~0.5 GB/s here), not a sparse or fallocate'd file: a
+# write into a hole or an unwritten extent would add a journal commit to every WAL fsync.
+# KASIR_STACK_PG_WAL_PREALLOC_MB (default: min_wal_size) sets how much; 0: none.
+pg_wal_prealloc() {
+    local w=$1 mb=${KASIR_STACK_PG_WAL_PREALLOC_MB:-$PG_MIN_WAL_MB} last tli seg n i t0
+    case "$mb" in ''|*[!0-9]*) log "KASIR_STACK_PG_WAL_PREALLOC_MB=$mb is not a number of MB: no WAL preallocated"; return 0 ;; esac
+    n=$((mb / 16))
+    last=$(ls "$w" | grep -E '^[0-9A-F]{24}$' | sort | tail -1 || true)
+    [ "$n" -gt 0 ] && [ -n "$last" ] || return 0
+    t0=$(now)
+    tli=${last:0:8}
+    # a segment's name: timeline, then its number in two halves of 256 segments (16 MB each)
+    seg=$(( 16#${last:8:8} * 256 + 16#${last:16:8} ))
+    local direct=oflag=direct f files=()
+    for i in $(seq 1 "$n"); do
+        f="$w/$(printf '%s%08X%08X' "$tli" $(((seg + i) / 256)) $(((seg + i) % 256)))"
+        # without O_DIRECT (tmpfs) through the page cache, synced below
+        (umask 077; dd if=/dev/zero of="$f" bs=16M count=1 $direct status=none 2>/dev/null) ||
+            { [ "$i" -eq 1 ] && direct= && (umask 077; dd if=/dev/zero of="$f" bs=16M count=1 status=none 2>/dev/null); } || {
+            rm -f "$f"
+            log "WAL preallocation stopped after $((i - 1)) segments (disk full?): the first minutes under load will be slower"
+            break
+        }
+        files+=("$f")
+    done
+    # written by the caller (one process, not one runuser a file), owned by the server's user
+    [ "${#files[@]}" -eq 0 ] || [ "$(id -u)" -ne 0 ] || chown postgres: "${files[@]}"
+    sync "$w"
+    log "preallocated $n WAL segments ($mb MB) in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s"
 }
 
 pg_stop() {
@@ -155,6 +197,7 @@ L4J
             kafka.Kafka "$k/server.properties" \
             >"$k/logs/stdout.log" 2>&1 < /dev/null &
         echo $! > "$k/kafka.pid"
+        kafka_new_jvm=1
     fi
     local i
     for i in $(seq 1 240); do
@@ -163,6 +206,36 @@ L4J
         sleep 0.25
     done
     die "kafka not ready after 60 s"
+}
+
+# A new broker JVM runs its request path interpreted until the JIT has compiled it: under
+# the ingress's first load at 5,000/s its compiler threads took ~6 s of CPU in the first
+# 15 s, on a machine whose 2 cores the load nearly fills, and the requests queued behind
+# them took a minute or more to drain (p99 in seconds; docs/ARCHITECTURE.md, "Ingress"). `up`
+# therefore runs the produce path once before it says the stack is up: idempotent, acks=all,
+# lz4, headers, one message per request and then batches, as the ingress and the workers
+# produce, into a topic of its own (kasir.stack.warmup: nothing reads it). ~20 s of broker
+# CPU, only when `up` started the broker; KASIR_STACK_KAFKA_WARM=0 skips it. A broker that
+# `kafka-start` restarts (the failover tests) comes back cold, as a restarted one would.
+KAFKA_WARM_TOPIC=kasir.stack.warmup
+kafka_warm() {
+    local n=${KASIR_STACK_KAFKA_WARM:-60000} t0; t0=$(now)
+    case "$n" in ''|*[!0-9]*) log "KASIR_STACK_KAFKA_WARM=$n is not a message count: broker not warmed"; return 0 ;; esac
+    [ "$n" -gt 0 ] || return 0
+    "$bin/kasir-topics" --brokers "$BROKERS" "$KAFKA_WARM_TOPIC:6" >/dev/null ||
+        { log "could not create $KAFKA_WARM_TOPIC: broker not warmed"; return 0; }
+    local p=(-P -b "$BROKERS" -t "$KAFKA_WARM_TOPIC" -K: -X enable.idempotence=true -X acks=all
+             -X compression.codec=lz4 -X linger.ms=0 -X log_level=3
+             -H "traceparent=00-00000000000000000000000000000001-0000000000000001-01"
+             -H kasir.message_id=warmup -H kasir.producer=stack)
+    # keys spread the messages over the partitions; ~600-byte values, an event's size
+    warm_lines() { awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) printf "k%d:%0600d\n", i, i }'; }
+    if warm_lines "$n" | kcat "${p[@]}" -X batch.num.messages=1 &&
+       warm_lines "$((n * 5 / 3))" | kcat "${p[@]}"; then
+        log "broker warmed up in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s ($n single-message produce requests, then $((n * 5 / 3)) messages in batches)"
+    else
+        log "broker warm-up failed: the first minute under load will be slower"
+    fi
 }
 
 kafka_stop() {
@@ -248,6 +321,7 @@ up)
     write_env
     migrate
     topics
+    [ -z "${kafka_new_jvm:-}" ] || kafka_warm
     log "up in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s: kafka $BROKERS, postgresql $PG_DSN"
     ;;
 down)  writeback_restore; kafka_stop; pg_stop; log "down" ;;

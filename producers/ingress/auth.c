@@ -14,7 +14,8 @@
  * key turns out unknown or revoked (the refusal takes it). So a flood of made-up keys is
  * refused with 429 without a query once its failures have emptied the bucket, and a
  * partner opening more connections at once than the burst while its key is not cached (at
- * start, at the entry's expiry) is never refused.
+ * start, at the entry's expiry) is never refused. Concurrent misses for one credential
+ * cost one query: a lookup already running for it answers them all (struct lookup).
  * Revocations take effect at once: a trigger on api_keys and partners (migration 210)
  * sends NOTIFY kasir_ingress_auth, and the listener thread empties the caches.
  * Token exchange: {key_id, timestamp, nonce, signature[, scope]} where signature is
@@ -129,7 +130,17 @@ static pthread_mutex_t nonces_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t ip_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t tok_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t tok_tokens_u, tok_last_us;
-static _Atomic long st_lookups, st_ip_limited, st_flushes;
+static _Atomic long st_lookups, st_coalesced, st_ip_limited, st_flushes;
+
+/* A credential being looked up, and the requests (suspended, queued after it) that wait
+ * for the same answer, linked by jnext. Under keys_mu, with the cache: a miss finds either
+ * the answer cached or the lookup still running, never neither while one is due. */
+struct lookup {
+    uint8_t k[KS_SHA256_LEN];
+    struct ing_req *waiters;
+    struct lookup *next;
+};
+static struct lookup *lookups;
 
 static unsigned str_hash(const char *s)
 {
@@ -142,6 +153,7 @@ static unsigned str_hash(const char *s)
 void ing_auth_stats(struct ing_auth_stats *out)
 {
     out->lookups = st_lookups;
+    out->coalesced = st_coalesced;
     out->ip_limited = st_ip_limited;
     out->cache_entries = n_keys;
     out->nonces = n_nonces;
@@ -173,15 +185,14 @@ static void caches_flush(void)
     st_flushes++;
 }
 
-/* 1 valid (r filled), 0 known invalid, -1 not cached */
-static int cache_get(const uint8_t k[KS_SHA256_LEN], struct ing_req *r)
+/* 1 valid (r filled), 0 known invalid, -1 not cached; the caller holds keys_mu */
+static int cache_find(const uint8_t k[KS_SHA256_LEN], struct ing_req *r)
 {
     unsigned h = (unsigned)(k[0] | k[1] << 8 | k[2] << 16) % NB;
     struct key_entry *e;
     int64_t now = ks_clock_mono_us();
     int found = -1;
 
-    pthread_mutex_lock(&keys_mu);
     for (e = keys[h]; e; e = e->next)
         if (memcmp(e->k, k, KS_SHA256_LEN) == 0 && e->expires_us > now) {
             found = e->valid;
@@ -192,21 +203,29 @@ static int cache_get(const uint8_t k[KS_SHA256_LEN], struct ing_req *r)
             }
             break;
         }
+    return found;
+}
+
+static int cache_get(const uint8_t k[KS_SHA256_LEN], struct ing_req *r)
+{
+    int found;
+
+    pthread_mutex_lock(&keys_mu);
+    found = cache_find(k, r);
     pthread_mutex_unlock(&keys_mu);
     return found;
 }
 
 /* Remembers a lookup made while the cache generation was gen (a flush since then means
- * the answer may predate a revocation: it is not kept). */
+ * the answer may predate a revocation: it is not kept). The caller holds keys_mu. */
 static void cache_put(const struct key_entry *src, uint64_t gen)
 {
     unsigned h = (unsigned)(src->k[0] | src->k[1] << 8 | src->k[2] << 16) % NB;
     int64_t now = ks_clock_mono_us();
     struct key_entry *e, **pp;
 
-    pthread_mutex_lock(&keys_mu);
     if (gen != keys_gen)
-        goto out;
+        return;
     /* this chain's dead entries (and an older entry for the same credential) go */
     for (pp = &keys[h]; *pp;) {
         e = *pp;
@@ -233,7 +252,7 @@ static void cache_put(const struct key_entry *src, uint64_t gen)
                 }
             }
         if (n_keys >= ING.cache_max && !src->valid)
-            goto out;
+            return;
     }
     if ((e = malloc(sizeof(*e))) != NULL) {
         *e = *src;
@@ -241,8 +260,6 @@ static void cache_put(const struct key_entry *src, uint64_t gen)
         keys[h] = e;
         n_keys++;
     }
-out:
-    pthread_mutex_unlock(&keys_mu);
 }
 
 /* A token bucket of rps tokens a second, at most burst: refills it to now and, when take,
@@ -452,16 +469,55 @@ static const char key_by_id_sql[] =
     "FROM api_keys k JOIN partners p USING (partner_id) WHERE k.key_id = $1 "
     "AND (k.revoked_at IS NULL OR k.revoked_at > now()) AND p.disabled_at IS NULL";
 
-/* reader thread: the credential of r (auth_hash, or cred_id for a token) */
+/* the answer of a lookup, to a request that waited for it */
+static void lookup_copy(struct ing_req *to, const struct ing_req *from)
+{
+    to->auth_rc = from->auth_rc;
+    to->auth_p = from->auth_p;
+    if (from->auth_rc == 1) {
+        memcpy(to->partner_id, from->partner_id, sizeof(to->partner_id));
+        memcpy(to->cred_id, from->cred_id, sizeof(to->cred_id));
+        to->scopes = from->scopes;
+    }
+}
+
+/* reader thread: the credential of r (auth_hash, or cred_id for a token). A miss queued
+ * while another lookup of the same credential ran finds the answer cached, or waits for
+ * that lookup: many connections of one partner opening at once cost one query. */
 static void lookup_job(struct ing_req *r, struct ing_rdb *db)
 {
     char hex[2 * KS_SHA256_LEN + 3];
     const char *params[1];
     struct key_entry e;
+    struct lookup me, *l, **pp;
+    struct ing_req *w;
     uint64_t gen;
     PGresult *res;
+    int rc;
 
     pthread_mutex_lock(&keys_mu);
+    if (!r->auth_reload && (rc = cache_find(r->auth_hash, r)) >= 0) {
+        pthread_mutex_unlock(&keys_mu);
+        st_coalesced++;
+        r->auth_rc = rc;
+        ing_auth_resume(r);
+        return;
+    }
+    for (l = lookups; l; l = l->next)
+        if (memcmp(l->k, r->auth_hash, KS_SHA256_LEN) == 0)
+            break;
+    if (l) {
+        /* r is suspended; the running lookup resumes it */
+        r->jnext = l->waiters;
+        l->waiters = r;
+        pthread_mutex_unlock(&keys_mu);
+        st_coalesced++;
+        return;
+    }
+    memcpy(me.k, r->auth_hash, KS_SHA256_LEN);
+    me.waiters = NULL;
+    me.next = lookups;
+    lookups = &me;
     gen = keys_gen;
     pthread_mutex_unlock(&keys_mu);
     st_lookups++;
@@ -475,36 +531,47 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
     }
     res = ing_rdb_query(db, r, r->auth_bearer ? key_by_id_sql : key_by_hash_sql, 1, params,
                         &r->auth_p);
+    memset(&e, 0, sizeof(e));
     if (!res) {
         r->auth_rc = -1;
-        ing_auth_resume(r);
-        return;
-    }
-    memset(&e, 0, sizeof(e));
-    memcpy(e.k, r->auth_hash, KS_SHA256_LEN);
-    e.valid = PQntuples(res) == 1;
-    /* unknown keys are remembered briefly too, so guessing does not hammer PostgreSQL */
-    e.expires_us = ks_clock_mono_us() + (e.valid ? ING.auth_cache_ms * 1000 : 2000000);
-    if (e.valid) {
-        long sc = ing_scopes_parse(PQgetvalue(res, 0, 2));
-        snprintf(e.key_id, sizeof(e.key_id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(e.partner_id, sizeof(e.partner_id), "%s", PQgetvalue(res, 0, 1));
-        e.scopes = sc < 0 ? 0 : (unsigned)sc;
-        /* a key in its rotation grace is cached no longer than it has left */
-        if (!PQgetisnull(res, 0, 5)) {
-            int64_t left = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-            if (ks_clock_mono_us() + left * 1000 < e.expires_us)
-                e.expires_us = ks_clock_mono_us() + (left > 0 ? left : 0) * 1000;
+    } else {
+        memcpy(e.k, r->auth_hash, KS_SHA256_LEN);
+        e.valid = PQntuples(res) == 1;
+        /* unknown keys are remembered briefly too, so guessing does not hammer PostgreSQL */
+        e.expires_us = ks_clock_mono_us() + (e.valid ? ING.auth_cache_ms * 1000 : 2000000);
+        if (e.valid) {
+            long sc = ing_scopes_parse(PQgetvalue(res, 0, 2));
+            snprintf(e.key_id, sizeof(e.key_id), "%s", PQgetvalue(res, 0, 0));
+            snprintf(e.partner_id, sizeof(e.partner_id), "%s", PQgetvalue(res, 0, 1));
+            e.scopes = sc < 0 ? 0 : (unsigned)sc;
+            /* a key in its rotation grace is cached no longer than it has left */
+            if (!PQgetisnull(res, 0, 5)) {
+                int64_t left = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+                if (ks_clock_mono_us() + left * 1000 < e.expires_us)
+                    e.expires_us = ks_clock_mono_us() + (left > 0 ? left : 0) * 1000;
+            }
+            bucket_set(e.partner_id, (int)strtol(PQgetvalue(res, 0, 3), NULL, 10),
+                       (int)strtol(PQgetvalue(res, 0, 4), NULL, 10));
+            memcpy(r->partner_id, e.partner_id, sizeof(r->partner_id));
+            memcpy(r->cred_id, e.key_id, sizeof(r->cred_id));
+            r->scopes = e.scopes;
         }
-        bucket_set(e.partner_id, (int)strtol(PQgetvalue(res, 0, 3), NULL, 10),
-                   (int)strtol(PQgetvalue(res, 0, 4), NULL, 10));
-        memcpy(r->partner_id, e.partner_id, sizeof(r->partner_id));
-        memcpy(r->cred_id, e.key_id, sizeof(r->cred_id));
-        r->scopes = e.scopes;
+        PQclear(res);
+        r->auth_rc = e.valid;
     }
-    PQclear(res);
-    cache_put(&e, gen);
-    r->auth_rc = e.valid;
+    /* the answer is cached and the lookup gone in one step (see struct lookup) */
+    pthread_mutex_lock(&keys_mu);
+    if (res)
+        cache_put(&e, gen);
+    for (pp = &lookups; *pp != &me; pp = &(*pp)->next)
+        ;
+    *pp = me.next;
+    pthread_mutex_unlock(&keys_mu);
+    while ((w = me.waiters) != NULL) {
+        me.waiters = w->jnext;
+        lookup_copy(w, r);
+        ing_auth_resume(w);
+    }
     ing_auth_resume(r);
 }
 
@@ -619,11 +686,13 @@ int ing_auth_begin(struct ing_req *r, unsigned need, struct ing_problem *p)
     if (rc == 0)
         return refuse(r, p, "unauthorized", r->auth_bearer ? "bearer token refused: its key is revoked"
                                                             : "unknown or revoked API key");
+    r->auth_reload = 0;
     if (rc == 1) {
         rc = admit(r, need, p, 1);
         if (rc != -2)
             return rc;
         /* the partner's limits are stale: look the key up again */
+        r->auth_reload = 1;
     }
     /* not cached: a reader looks it up while the address has a token left; the token is
      * taken only if the key turns out unknown or revoked (refuse) */

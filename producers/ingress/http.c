@@ -133,6 +133,9 @@ void ing_metrics_write(char **out, size_t *len)
                hs.requests_allocated);
     copy_counter("kasir_ingress_auth_lookups_total",
                  "credential look-ups in PostgreSQL (cache misses)", NULL, as.lookups);
+    copy_counter("kasir_ingress_auth_lookups_coalesced_total",
+                 "cache misses answered by a look-up of the same credential already running",
+                 NULL, as.coalesced);
     copy_counter("kasir_ingress_ip_limited_total",
                  "unauthenticated requests refused by the per-address limit", NULL, as.ip_limited);
     copy_gauge("kasir_ingress_auth_cache_entries", "cached credentials", NULL, as.cache_entries);

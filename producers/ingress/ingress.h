@@ -140,13 +140,14 @@ struct ing_req {
     unsigned tok_scopes;
     char tok_sub[KS_ID_LEN];
     int auth_rc;            /* lookup result: 1 valid, 0 unknown/revoked, -1 problem */
+    int auth_reload;        /* cached, but the partner's limits are stale: query again */
     struct ing_problem auth_p;
 
     /* deferred PostgreSQL work (reader.c) */
     void (*job)(struct ing_req *r, struct ing_rdb *db);
     int64_t job_deadline_us;
     int job_auth;
-    struct ing_req *jnext;
+    struct ing_req *jnext;  /* the reader queue; then the waiters of a lookup (auth.c) */
 
     /* response */
     int status;
@@ -368,7 +369,7 @@ int ing_auth_finish(struct ing_req *r, unsigned need, struct ing_problem *p);
 int ing_ip_take(struct ing_req *r);
 void ing_token_exchange(struct ing_req *r);
 struct ing_auth_stats {
-    long lookups, ip_limited, cache_entries, nonces, flushes;
+    long lookups, coalesced, ip_limited, cache_entries, nonces, flushes;
 };
 void ing_auth_stats(struct ing_auth_stats *out);
 

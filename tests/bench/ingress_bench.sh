@@ -94,10 +94,11 @@ INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$p
 if [ "$warmup" -gt 0 ]; then
     INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "${rates%% *}" "$warmup" "$conns" >/dev/null
 fi
-# On a freshly started broker the first minute is slower (the JVM compiles its hot paths
-# while it runs): keep warming up at the highest rate, 5 s at a time, until a window's p99
-# is within the bar (20 ms) or INGRESS_WARMUP_MAX seconds have gone. The windows' p99s are
-# printed, so a reader sees how long the box took to become steady.
+# A broker that had not run produce requests before compiles its hot paths during the
+# first minute of load (`make up` warms the broker it starts; one restarted otherwise is
+# cold): keep warming up at the highest rate, 5 s at a time, until a window's p99 is within
+# the bar (20 ms) or INGRESS_WARMUP_MAX seconds have gone. The windows' p99s are printed, so
+# a reader sees how long the box took to become steady.
 warm_max=${INGRESS_WARMUP_MAX:-90}
 warm_rate=${rates##* }
 warm_log="" t=0
@@ -111,7 +112,11 @@ while [ "$t" -lt "$warm_max" ]; do
 done
 echo "warm-up windows (5 s at $warm_rate/s), p99 ms: $warm_log"
 echo
-kpid=$(pgrep -f kafka.Kafka | head -1 || true)
+kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || pgrep -f kafka.Kafka | head -1 || true)
+# WAL segment files before the runs: more after them means segments were created (a 20-50 ms
+# stall of every commit each) rather than recycled - a cluster without enough of them
+wal_files() { psql "$KASIR_PG_DSN" -qtAXc "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'" 2>/dev/null || echo "?"; }
+wal0=$(wal_files)
 echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka | group commits/s, claims + finishes each, ms each | load avg |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $rates; do
@@ -140,4 +145,5 @@ for r in $rates; do
   done
 done
 echo
+echo "WAL segment files: $wal0 before the runs, $(wal_files) after"
 echo "ingress log: var/log/bench-ingress.log ($(wc -l <"$log") lines); $secs s per rate after 2 s of warm-up, $conns connections; vm.dirty_background_bytes=$(cat /proc/sys/vm/dirty_background_bytes) (0: ratio $(cat /proc/sys/vm/dirty_background_ratio) % of RAM; the stack sets 8 MB as root)"

@@ -3,7 +3,10 @@
 - Idempotency-Key also in the IETF draft's structured-field string form ("abc");
 - the right Allow on a 405;
 - the server's own refusals of over-long request targets and headers are problem+json with
-  the trace id, like every other answer;
+  the trace id, like every other answer, up to libmicrohttpd's per-connection memory pool
+  (48 KiB); beyond it libmicrohttpd 0.9.75 answers 431 itself, with a compiled-in HTML body
+  and before any callback of ours sees the headers (docs/ARCHITECTURE.md, "Ingress"): the
+  connection is closed, the refusal logged as a JSON line, and the server serves on;
 - libmicrohttpd's and librdkafka's log lines go through the JSON log;
 - /metrics and /readyz need scope ops:read on the API port, and are open on the admin
   listener (http.admin_port)."""
@@ -13,8 +16,8 @@ import socket
 import subprocess
 import time
 
-from ingress_util import (INGRESS, Partner, cli, ingress, new_key, partners,  # noqa: F401
-                          payment_body, raw_request, start_ingress)
+from ingress_util import (INGRESS, Partner, cli, closed_within, ingress, new_key,  # noqa: F401
+                          partners, payment_body, raw_request, read_response, start_ingress)
 
 
 def test_idempotency_key_as_structured_field_string(ingress, partners):
@@ -91,6 +94,37 @@ def test_long_target_and_headers_are_problems(ingress):
     s.close()
     assert st == 413
     _problem(st, h, b, "body_too_large")
+
+
+def test_headers_past_the_library_pool_are_refused_and_the_server_serves_on(ingress):
+    # just under the pool: still the ingress's own answer
+    s, st, h, b = raw_request(ingress.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " +
+                              b"p" * 40000 + b"\r\n\r\n")
+    s.close()
+    assert st == 431, (st, b[:200])
+    _problem(st, h, b, "headers_too_large")
+    log = ingress.daemon.log_path
+    seen = len(open(log, errors="replace").read())
+    for n in (60000, 300000):
+        s = socket.create_connection(("127.0.0.1", ingress.port), timeout=5)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * n + b"\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused while the rest was still being sent
+        st, h, b = read_response(s)
+        assert st == 431, (n, st, b[:200])
+        assert h.get("connection") == "close", h
+        assert closed_within(s, 5), n
+        s.close()
+    assert ingress.request("GET", "/healthz").status == 200
+    until = time.time() + 5
+    while time.time() < until:
+        lines = open(log, errors="replace").read()[seen:].splitlines()
+        lib = [json.loads(l) for l in lines if '"ingress.http.library"' in l]
+        if any("431" in l["msg"] for l in lib):
+            break
+        time.sleep(0.1)
+    assert any("431" in l["msg"] for l in lib), lines[-5:]
 
 
 def test_library_log_lines_are_json():

@@ -105,7 +105,13 @@ BEGIN
     END IF;
 
     -- new payments, set-based (the hot path): one insert of the idempotency record, which
-    -- reserves the checkout; a checkout that already has a payment goes row by row below
+    -- reserves the checkout; a checkout that already has a payment goes row by row below.
+    -- That check is a scalar subquery, not NOT EXISTS: the planner turns NOT EXISTS into an
+    -- anti join, and with `payments` analyzed empty (a new cluster) it made that a join
+    -- filter over a full scan of the (partner_id, checkout_id) index: each claim read every
+    -- payment, the plan stayed cached while the table grew until autovacuum analyzed it
+    -- again, up to a minute later, and the ingress made ~100 payments/s meanwhile. A
+    -- subquery runs as a probe of that index whatever the statistics say (test 221).
     IF claims @> '[{"route": "payments"}]' THEN
     -- the primary key as the only arbiter; a checkout taken by another key's record
     -- raises unique_violation, and then every unique index is an arbiter (as in 207)
@@ -114,8 +120,8 @@ BEGIN
                        AS x(route text, partner text, key text, fp text, rid text, checkout text,
                             status int, body text)
                     WHERE x.route = 'payments'
-                      AND NOT EXISTS (SELECT 1 FROM payments p
-                                       WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout)),
+                      AND (SELECT 1 FROM payments p
+                            WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout) IS NULL),
              ins AS (INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint,
                                                    resource_id, state, locked_at, expires_at,
                                                    checkout_id, response_status, response_body)
@@ -130,8 +136,8 @@ BEGIN
                        AS x(route text, partner text, key text, fp text, rid text, checkout text,
                             status int, body text)
                     WHERE x.route = 'payments'
-                      AND NOT EXISTS (SELECT 1 FROM payments p
-                                       WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout)),
+                      AND (SELECT 1 FROM payments p
+                            WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout) IS NULL),
              ins AS (INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint,
                                                    resource_id, state, locked_at, expires_at,
                                                    checkout_id, response_status, response_body)

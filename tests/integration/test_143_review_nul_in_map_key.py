@@ -26,24 +26,9 @@ import time
 import pytest
 
 from conftest import create_topics, kcat_messages, psql
-from executor_util import Exec, consume, produce, wait_until
+from executor_util import Exec, produce
 from sandbox_util import sandbox  # noqa: F401 (fixture)
-
-
-def zz(n):
-    n = (n << 1) ^ (n >> 63)
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def s(b):
-    return zz(len(b)) + b
+from test_125_review_nul_in_payload_strings import s, zz  # Avro long and string encoders
 
 
 def payout_command(prefix, ex, payout, amount, details):

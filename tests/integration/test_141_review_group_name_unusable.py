@@ -11,8 +11,9 @@ text twice: as kasir_offsets' consumer (a bound parameter) and inside the outbox
 - latin1: a group with a byte that is not UTF-8 (0xe9, an operator's Latin-1 environment):
   the positions cannot be read (offsets init fails, retried forever), nothing is applied.
 
-In both the daemon starts, /healthz is green, and it never consumes a message: a careless
-operator's typo is an outage with a database error as its only clue. Either the group is
+In both the daemon starts and reports healthy, and never applies a message (in "long",
+/healthz turns red only after worker.health.max_failures failed batches): a careless
+operator's group name is an outage with a database error as its only clue. Either the group is
 usable (every event applied, the group's outbox rows relayed and deleted) or the daemon
 refuses it at start as a config problem (exit 2, config.invalid naming worker.group).
 

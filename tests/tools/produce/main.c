@@ -2,10 +2,11 @@
  *
  *   kasir-produce [--brokers B] [--topic T] < lines
  * Each line: {"topic": T, "key": K, "schema": "kasir.demo.DemoEvent", "value": {...},
- *             "headers": {"name": "value", ...}, "partition": P}
+ *             "headers": {"name": "value", ...}, "partition": P, "timestamp_ms": MS}
  *             ("headers_base64": {"name": "<base64>"} for values that are not text)
  * or, for bytes that are not Avro, {"topic": T, "key": K, "raw_base64": "..."}.
- * topic defaults to --topic; key, headers and partition are optional. The producer is
+ * topic defaults to --topic; key, headers, partition and timestamp_ms (the message's
+ * CreateTime; default now) are optional. The producer is
  * idempotent; the tool waits for every delivery report and exits 1 if any message failed
  * or a line was bad (the line number is printed), else prints "produced N" on stderr. */
 #include <stdio.h>
@@ -42,6 +43,7 @@ static int produce_line(rd_kafka_t *rk, const char *line, const char *def_topic,
     rd_kafka_headers_t *h = NULL;
     rd_kafka_resp_err_t e;
     int32_t part = RD_KAFKA_PARTITION_UA;
+    int64_t ts = 0; /* librdkafka: 0 is now */
     int rc = -1;
 
     if (!j || !json_is_object(j)) {
@@ -56,6 +58,8 @@ static int produce_line(rd_kafka_t *rk, const char *line, const char *def_topic,
     raw = json_string_value(json_object_get(j, "raw_base64"));
     if (json_is_integer(json_object_get(j, "partition")))
         part = (int32_t)json_integer_value(json_object_get(j, "partition"));
+    if (json_is_integer(json_object_get(j, "timestamp_ms")))
+        ts = json_integer_value(json_object_get(j, "timestamp_ms"));
     if (!topic) {
         fprintf(stderr, "kasir-produce: line %ld: no topic\n", lineno);
         goto out;
@@ -101,7 +105,7 @@ static int produce_line(rd_kafka_t *rk, const char *line, const char *def_topic,
         e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
                               RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
                               RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         rd_kafka_poll(rk, 20);

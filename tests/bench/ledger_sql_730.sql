@@ -9,5 +9,4 @@ ALTER TABLE ledger_balances SET (fillfactor = 50);
 \ir ../../deploy/migrations/functions/ledger_entries_inserted.sql
 \ir ../../deploy/migrations/functions/ledger_entry_balanced.sql
 \ir ../../deploy/migrations/functions/ledger_entry_checks_guard.sql
-\ir ../../deploy/migrations/functions/ledger_post.sql
 COMMIT;

@@ -34,7 +34,9 @@ def test_kill9_posts_exactly_once(daemons):
         expect[seller] = expect.get(seller, 0) + amt - pfee
     produce(lines)
     posted = N - N // 10
-    env = L.env(KASIR_INSTANCE_ID=L.name + "-i1", KASIR_WORKER_BATCH_MAX=300)
+    # small batches: on a quiet machine batches of 300 posted the whole run before a second
+    # kill could land
+    env = L.env(KASIR_INSTANCE_ID=L.name + "-i1", KASIR_WORKER_BATCH_MAX=50)
     d, kills = L.kill9_during(daemons, env, posted, 5, rnd)
     count = L.count
     wait_until(lambda: count() >= posted, timeout=120, what="all posted")

@@ -76,7 +76,9 @@ def test_kill9_during_posting_and_publication(daemons):
     produce(lines)
     # partner entries: funding, holds, captures, payout results
     total = SELLERS + PAYOUTS + captured + PAYOUTS
-    env = L.env(KASIR_INSTANCE_ID=L.name + "-i1", KASIR_WORKER_BATCH_MAX=100)
+    # small batches: on a quiet machine batches of 100 posted the whole run before the
+    # fifth kill could land
+    env = L.env(KASIR_INSTANCE_ID=L.name + "-i1", KASIR_WORKER_BATCH_MAX=10)
     d, kills = L.kill9_during(daemons, env, total, KILLS, rnd, pause=0.1)
     count = L.count
     wait_until(lambda: count() >= total, timeout=120, what="all posted")

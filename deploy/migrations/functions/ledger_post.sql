@@ -26,14 +26,20 @@ BEGIN
       FROM unnest(p_accounts, p_amounts) WITH ORDINALITY AS x(a, v, k) WHERE v <> 0;
     hash := sha256(h.last_hash || convert_to(ledger_entry_content(p_chain, h.last_seq + 1,
                    p_source_key, p_kind, p_journal, p_partner, p_reference, lines), 'UTF8'));
-    INSERT INTO ledger_entries (chain, seq, source_key, kind, journal_id, partner_id, reference,
-                                n_lines, prev_hash, hash)
-    VALUES (p_chain, h.last_seq + 1, p_source_key, p_kind, p_journal, p_partner, p_reference,
-            n, h.last_hash, hash)
-    RETURNING entry_id INTO id;
-    INSERT INTO ledger_postings (entry_id, line, account, amount_minor, currency, chain)
-    SELECT id, row_number() OVER (ORDER BY k), a, v, p_currency, p_chain
-      FROM unnest(p_accounts, p_amounts) WITH ORDINALITY AS x(a, v, k) WHERE v <> 0;
+    -- the entry and its postings in one statement: the COMMIT check then holds at the end of
+    -- it too, so a caller running with SET CONSTRAINTS ALL IMMEDIATE (the worker runtime's
+    -- one-message-at-a-time pass) can post
+    WITH e AS (
+        INSERT INTO ledger_entries (chain, seq, source_key, kind, journal_id, partner_id,
+                                    reference, n_lines, prev_hash, hash)
+        VALUES (p_chain, h.last_seq + 1, p_source_key, p_kind, p_journal, p_partner, p_reference,
+                n, h.last_hash, hash)
+        RETURNING entry_id),
+    p AS (
+        INSERT INTO ledger_postings (entry_id, line, account, amount_minor, currency, chain)
+        SELECT e.entry_id, row_number() OVER (ORDER BY x.k), x.a, x.v, p_currency, p_chain
+          FROM e, unnest(p_accounts, p_amounts) WITH ORDINALITY AS x(a, v, k) WHERE x.v <> 0)
+    SELECT e.entry_id INTO id FROM e;
     UPDATE ledger_chains SET last_seq = h.last_seq + 1, last_hash = hash, updated_at = now()
      WHERE chain = p_chain;
     INSERT INTO ledger_unpublished (entry_id) VALUES (id);

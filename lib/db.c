@@ -57,11 +57,15 @@ struct ks_db *ks_db_connect(const char *dsn, struct ks_err *err)
     /* Defaults the DSN may override (libpq: keywords after an expanded dbname win, those
      * before it lose): without them a server that vanished without a FIN or RST (host
      * down, network partition) leaves a worker waiting forever on a TCP connection.
-     * Unix sockets ignore the keepalive settings. */
+     * Unix sockets ignore the keepalive settings. client_encoding comes after it and always
+     * wins: every text Kasir sends is UTF-8, and a client-only encoding from the
+     * environment (PGCLIENTENCODING=SJIS) would make the runtime's escaped literals mean
+     * something else (test 144). */
     static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
                                        "keepalives_interval", "keepalives_count",
-                                       "tcp_user_timeout", "dbname", NULL};
-    const char *vals[] = {"10", "1", "30", "10", "3", "60000", db->dsn, NULL};
+                                       "tcp_user_timeout", "dbname", "client_encoding",
+                                       NULL};
+    const char *vals[] = {"10", "1", "30", "10", "3", "60000", db->dsn, "UTF8", NULL};
     db->conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(db->conn) != CONNECTION_OK) {
         chomp_copy(msg, sizeof(msg), PQerrorMessage(db->conn));

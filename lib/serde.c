@@ -1060,6 +1060,12 @@ static json_t *decode_blocks(struct dec *d, const struct node *n, int depth)
                     goto fail;
                 key = d->p;
                 d->p += klen;
+                /* a key is a C string to every reader of the value: "a\0b" would be
+                 * read as "a", a second key smuggled in beside the real one (test 143) */
+                if (memchr(key, 0, (size_t)klen)) {
+                    dec_fail(d, "map key holds a NUL character");
+                    goto fail;
+                }
             }
             json_t *x = decode_value(d, n->child, depth + 1);
             if (!x)

@@ -159,7 +159,8 @@ void ks_worker_settings(const char *group_default, const char *topics_default,
                         struct ks_config_def *out)
 {
     const struct ks_config_def defs[KS_WORKER_SETTINGS_COUNT] = {
-        {"worker.group", KS_CFG_STRING, group_default, 1, "Kafka consumer group"},
+        {"worker.group", KS_CFG_STRING, group_default, 1,
+         "Kafka consumer group (1-200 printable ASCII characters: it names the worker's rows in PostgreSQL)"},
         {"worker.topics", KS_CFG_STRING, topics_default, 1, "input topics, comma separated"},
         {"worker.batch.max", KS_CFG_INT, "2000", 0, "most messages in one batch"},
         {"worker.batch.wait", KS_CFG_DURATION_MS, "50ms", 0,
@@ -282,6 +283,23 @@ static void topics_release(struct ks_worker *w)
     w->nrkts = 0;
 }
 
+/* The group names the worker's rows in PostgreSQL (positions, and the outbox owner
+ * "<worker>/<group>" in the text of the sent mark): a name PostgreSQL cannot store, or one
+ * cut short in a buffer, was accepted at start and then no batch ever committed (test
+ * 141). Refused at start instead, as a config problem. */
+#define MAX_GROUP 200
+static int group_usable(const char *g)
+{
+    size_t n = g ? strlen(g) : 0;
+
+    if (n == 0 || n > MAX_GROUP)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)g[i] < 0x20 || (unsigned char)g[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
 struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct ks_config *cfg,
                                 struct ks_err *err)
 {
@@ -338,6 +356,11 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
         goto fail;
     }
     w->ndelays = (size_t)n;
+    if (!group_usable(w->group)) {
+        ks_err_set(err, KS_ECONFIG, 0, "worker.group",
+                   "worker.group must be 1 to %d printable ASCII characters", MAX_GROUP);
+        goto fail;
+    }
     if (split_topics(w, ks_config_str(cfg, "worker.topics")) != 0) {
         ks_err_set(err, KS_ECONFIG, 0, "worker.topics", "cannot parse input topics");
         goto fail;
@@ -479,6 +502,9 @@ int ks_worker_run(struct ks_worker *w)
     if (w->fatal) {
         /* a fenced consumer must not leave the group in the name of the instance that
          * fenced it: destroy without closing */
+        /* every message and topic handle goes back first: a held retry copy left out
+         * made the destroy wait forever instead of exiting 3 (test 142) */
+        wk_clear_parts(w);
         topics_release(w);
         rd_kafka_destroy_flags(w->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         w->rk = NULL;

@@ -33,7 +33,7 @@ enum state { ST_LIVE, ST_FAILED, ST_SKIP };
 struct part {
     char *topic;
     int32_t partition;
-    int retry_topic;       /* 1 for <topic>.retry.<delay> */
+    size_t retry_topic;    /* for <topic>.retry.<delay> of ours: strlen(<topic>); else 0 */
     int64_t expected;      /* next_offset as in PostgreSQL; -1: nothing processed yet */
     int64_t epoch;         /* kasir_offsets.epoch when this instance took the partition */
     int assigned;          /* positions read and rd_kafka_assign'ed (see wk_sync_assignment) */

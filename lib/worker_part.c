@@ -81,14 +81,22 @@ void wk_clear_parts(struct ks_worker *w)
     w->nparts = 0;
 }
 
-static int is_retry_topic(const struct ks_worker *w, const char *topic)
+/* For one of this worker's retry topics, "<t>.retry.<d>" with <t> subscribed and <d> one
+ * of its delays, the length of <t>; else 0. Matched whole, never by searching for
+ * ".retry.": a main topic may itself hold ".retry." in its name (test 140). */
+static size_t is_retry_topic(const struct ks_worker *w, const char *topic)
 {
-    const char *r = strstr(topic, ".retry.");
-    if (!r)
-        return 0;
-    for (size_t i = 0; i < w->ndelays; i++)
-        if (strcmp(r + 7, w->delay_names[i]) == 0)
-            return 1;
+    size_t len = strlen(topic);
+
+    for (size_t i = 0; i < w->ntopics; i++) {
+        size_t tl = strlen(w->topics[i]);
+        if (tl + 7 >= len || memcmp(topic, w->topics[i], tl) != 0 ||
+            memcmp(topic + tl, ".retry.", 7) != 0)
+            continue;
+        for (size_t k = 0; k < w->ndelays; k++)
+            if (strcmp(topic + tl + 7, w->delay_names[k]) == 0)
+                return tl;
+    }
     return 0;
 }
 

@@ -20,8 +20,6 @@ from conftest import create_topics
 from runtime_util import Run, consume, produce, wait_until
 
 
-@pytest.mark.xfail(strict=True, reason="a main topic named *.retry.* loses its retry copies "
-                   "(retry topic recognised by the first '.retry.' in the name)")
 def test_main_topic_with_retry_in_its_name(daemons):
     run = Run("t140.retry.x", partitions=1, delays=("2s",))
     assert ".retry." in run.topic

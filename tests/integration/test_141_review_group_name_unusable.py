@@ -35,8 +35,6 @@ CASES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="a group name PostgreSQL cannot store is accepted "
-                   "at start, then no batch ever commits")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_group_name_usable_or_refused(daemons, case):
     run = Run("t141" + case, partitions=1)

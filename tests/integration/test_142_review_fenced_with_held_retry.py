@@ -24,8 +24,6 @@ import pytest
 from runtime_util import Run, consume, produce, wait_until
 
 
-@pytest.mark.xfail(strict=True, reason="a fenced consumer holding a not-yet-due retry copy "
-                   "hangs in rd_kafka_destroy_flags instead of exiting 3")
 def test_fenced_while_holding_a_retry_copy(daemons):
     run = Run("t142", partitions=1, delays=("20s",))
     produce([run.event(i, note="fail-once" if i == 3 else None) for i in range(10)])

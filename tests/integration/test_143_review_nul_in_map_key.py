@@ -45,9 +45,6 @@ def payout_command(prefix, ex, payout, amount, details):
     return prefix + body
 
 
-@pytest.mark.xfail(strict=True, reason="a NUL in a map key passes the runtime's NUL check")
-def test_nul_in_map_key_is_refused(daemons, sandbox):
-    ex = Exec("ex143", partitions=1)
     po = "po_" + ex.tag
     good = ex.payout(po, 2500000)          # the payouts row, and a command to learn the prefix
     scratch = ex.name + ".scratch"

@@ -38,8 +38,6 @@ def outbox_rows(run):
                         % run.group))
 
 
-@pytest.mark.xfail(strict=True, reason="the sent mark's E'' literal breaks in a client-only "
-                   "encoding: rows never deleted (re-relayed forever) or every batch fails")
 @pytest.mark.parametrize("case", sorted(GROUPS))
 def test_owner_literal_under_sjis(daemons, case):
     run = Run("t144" + case, partitions=1)

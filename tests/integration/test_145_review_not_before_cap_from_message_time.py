@@ -21,8 +21,6 @@ import pytest
 from runtime_util import Run, produce, wait_until
 
 
-@pytest.mark.xfail(strict=True, reason="the not_before cap is measured from the copy's own, "
-                   "producer-chosen timestamp")
 def test_future_timestamp_does_not_stall_retry_partition(daemons):
     run = Run("t145", partitions=1, delays=("1s",))
     now_ms = int(time.time() * 1000)

@@ -630,6 +630,8 @@ int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def
 out:
     g_worker = NULL;
     ks_worker_free(w);
+    if (spec->stopped)
+        spec->stopped(spec->ctx);
     ks_config_free(cfg);
     ks_serde_shutdown();
     free(all);

@@ -169,6 +169,10 @@ struct ks_worker_spec {
                                  * relay is at least once, so a retry copy can be there
                                  * twice. Main-topic inputs need a natural key (or dedup). */
     void *ctx;                  /* passed to the hooks */
+    /* optional: called by ks_worker_main once the worker has stopped, before the Avro
+     * catalogue is released, to stop the daemon's own threads that encode (the ledger's
+     * publisher: it encoded with a freed catalogue at SIGTERM) */
+    void (*stopped)(void *ctx);
 };
 
 /* Creates the worker from spec and cfg (loaded from the table ks_worker_main builds):

@@ -281,6 +281,7 @@ static const char SQL_PAYMENTS[] = "SELECT ledger_payments_refresh($1::text[])";
 static const char SQL_WORK_MEM[] = "SELECT set_config('work_mem', '64MB', true)";
 
 struct ledger {
+    struct ledger_pub *pub; /* the publisher thread, stopped by the runtime's stopped hook */
     PGconn *prepared_on; /* the session SQL_POST is prepared in (and its backend) */
     int prepared_pid;
     struct ks_pgarr_bin a[NCOL];
@@ -603,6 +604,14 @@ static struct ks_config *publisher_config(const struct ks_worker_spec *spec,
     return cfg;
 }
 
+/* the worker has stopped: the publisher goes before the Avro catalogue it encodes with */
+static void stopped(void *ctx)
+{
+    struct ledger *d = ctx;
+    ledger_pub_stop(d->pub);
+    d->pub = NULL;
+}
+
 int main(int argc, char **argv)
 {
     static const struct ks_config_def defs[] = {
@@ -614,7 +623,6 @@ int main(int argc, char **argv)
     };
     struct ks_config_def *pub_defs = NULL;
     struct ks_config *pub_cfg;
-    struct ledger_pub *pub = NULL;
     struct ks_err err = {0};
     static struct ledger d;
     const struct ks_worker_spec spec = {
@@ -625,6 +633,7 @@ int main(int argc, char **argv)
         .validate = validate,
         .handle_batch = post_batch,
         .ctx = &d,
+        .stopped = stopped,
     };
     int rc;
 
@@ -637,14 +646,14 @@ int main(int argc, char **argv)
     if (!(d.out = json_object()))
         return 1;
     pub_cfg = publisher_config(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, &pub_defs);
-    if (pub_cfg && !(pub = ledger_pub_start(pub_cfg, &err))) {
+    if (pub_cfg && !(d.pub = ledger_pub_start(pub_cfg, &err))) {
         ks_log(KS_LOG_ERROR, "ledger.publish.start", err.msg, NULL);
         ks_config_free(pub_cfg);
         free(pub_defs);
         return 1;
     }
     rc = ks_worker_main(&spec, defs, sizeof(defs) / sizeof(defs[0]), argc, argv);
-    ledger_pub_stop(pub);
+    ledger_pub_stop(d.pub); /* stopped already, unless ks_worker_main returned early */
     ks_config_free(pub_cfg);
     free(pub_defs);
     for (int k = 0; k < NCOL; k++)

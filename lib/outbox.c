@@ -99,7 +99,8 @@ struct ks_outbox {
     size_t nfails;
     int park_after;
     int64_t park_age_ms;
-    char *owner_lit; /* owner as an SQL literal (E'...'), for the statements sent as text */
+    char *owner_lit; /* owner as an SQL literal (PQescapeLiteral, on the first mark), for
+                      * the statements sent as text */
     uint64_t stat_parked, stat_recreated;
 };
 
@@ -221,38 +222,14 @@ static rd_kafka_t *producer_new(struct ks_outbox *ob, struct ks_err *err)
     return ks_kafka_producer_new(conf, err);
 }
 
-/* s as an escape-string literal, E'...', which means the same whatever the session's
- * standard_conforming_strings: a quote doubled, a backslash escaped. NULL: no memory. */
-static char *sql_literal(const char *s)
-{
-    size_t n = strlen(s), k = 0;
-    char *q = malloc(2 * n + 4);
-
-    if (!q)
-        return NULL;
-    q[k++] = 'E';
-    q[k++] = '\'';
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\'' || s[i] == '\\')
-            q[k++] = s[i];
-        q[k++] = s[i];
-    }
-    q[k++] = '\'';
-    q[k] = '\0';
-    return q;
-}
-
 struct ks_outbox *ks_outbox_new(const char *owner, const char *brokers,
                                 const struct ks_config *cfg, struct ks_err *err)
 {
     struct ks_outbox *ob = calloc(1, sizeof(*ob));
 
-    if (!ob || !(ob->owner = strdup(owner)) || !(ob->owner_lit = sql_literal(owner)) ||
-        !(ob->brokers = strdup(brokers ? brokers : ""))) {
-        if (ob) {
+    if (!ob || !(ob->owner = strdup(owner)) || !(ob->brokers = strdup(brokers ? brokers : ""))) {
+        if (ob)
             free(ob->owner);
-            free(ob->owner_lit);
-        }
         free(ob);
         ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         return NULL;
@@ -324,7 +301,7 @@ void ks_outbox_free(struct ks_outbox *ob, int flush_ms)
     free(ob->fails);
     free(ob->brokers);
     free(ob->owner);
-    free(ob->owner_lit);
+    PQfreemem(ob->owner_lit);
     free(ob);
 }
 
@@ -596,12 +573,15 @@ static int mark_sql(struct ks_outbox *ob, struct ks_pgarr *lo, struct ks_pgarr *
 }
 
 /* the statement text: head, lo array, mid, hi array, tail (arrays of digits only) */
-static char *mark_text(struct ks_outbox *ob)
+static char *mark_text(struct ks_outbox *ob, PGconn *pg)
 {
     struct ks_pgarr lo, hi;
     char *q = NULL;
     size_t n;
 
+    /* escaped by libpq for this connection (every lib session is UTF8, lib/db.c) */
+    if (!ob->owner_lit && !(ob->owner_lit = PQescapeLiteral(pg, ob->owner, strlen(ob->owner))))
+        return NULL;
     ks_pgarr_init(&lo);
     ks_pgarr_init(&hi);
     if (mark_sql(ob, &lo, &hi) == 0) {
@@ -669,7 +649,7 @@ enum ks_code ks_outbox_commit_send(struct ks_outbox *ob, PGconn *pg, const char 
     ob->marking = 0;
     if ((rc = copy_build(ob, pg, err)) != KS_OK)
         return rc;
-    if (ob->ndel && !(mark = mark_text(ob))) {
+    if (ob->ndel && !(mark = mark_text(ob, pg))) {
         rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         goto out;
     }
@@ -773,7 +753,7 @@ enum ks_code ks_outbox_mark_write(struct ks_outbox *ob, PGconn *pg, struct ks_er
     ob->marking = 0;
     if (ob->ndel == 0)
         return KS_OK;
-    if (!(q = mark_text(ob)))
+    if (!(q = mark_text(ob, pg)))
         return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     res = PQexec(pg, q);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)

@@ -94,3 +94,8 @@ int64_t ks_retry_backoff(const int64_t *delays, size_t n, int attempt, int jitte
         *topic_idx = idx;
     return d;
 }
+
+void ks_retry_topic(char *out, size_t len, const char *topic, const char *delay_name)
+{
+    snprintf(out, len, "%s.retry.%s", topic, delay_name);
+}

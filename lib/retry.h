@@ -15,5 +15,8 @@ int64_t ks_retry_backoff(const int64_t *delays, size_t n, int attempt, int jitte
 /* Parses "5s,1m,10m" into delays (at most max); returns the count, -1 on a bad entry. The
  * names ("5s") are copied into names[i] (16 bytes each) for topic names. */
 int ks_retry_parse(const char *spec, int64_t *delays, char (*names)[16], size_t max);
+/* The retry topic of topic for one delay name: "<topic>.retry.<delay>", into out (cut to
+ * len - 1 bytes). The one place that names it: subscription, routing and recognition. */
+void ks_retry_topic(char *out, size_t len, const char *topic, const char *delay_name);
 
 #endif

@@ -399,7 +399,7 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
         rd_kafka_topic_partition_list_add(sub, w->topics[i], RD_KAFKA_PARTITION_UA);
         for (size_t k = 0; k < w->ndelays; k++) {
             char t[300];
-            snprintf(t, sizeof(t), "%s.retry.%s", w->topics[i], w->delay_names[k]);
+            ks_retry_topic(t, sizeof(t), w->topics[i], w->delay_names[k]);
             rd_kafka_topic_partition_list_add(sub, t, RD_KAFKA_PARTITION_UA);
         }
     }

@@ -72,7 +72,7 @@ enum ks_code wk_failure_to_outbox(struct ks_worker *w, struct item *it, int64_t 
         f.error_class = "retry";
         f.attempt = it->m.attempt + 1; /* the attempt the copy will be */
         f.not_before_ms = now + d;
-        snprintf(topic, sizeof(topic), "%s.retry.%s", it->origin_topic, w->delay_names[idx]);
+        ks_retry_topic(topic, sizeof(topic), it->origin_topic, w->delay_names[idx]);
         ks_metric_add(w->m_retries, 1);
     } else {
         f.error_class = it->err.retriable ? "exhausted" : it->err_class;

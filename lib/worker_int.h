@@ -94,7 +94,7 @@ struct ks_worker {
     const char *dsn;
     int pg_up;           /* read by the HTTP thread: a plain int is enough for a hint */
     rd_kafka_t *rk;
-    /* a handle per subscribed topic, held from the start: see wk_topics_hold */
+    /* a handle per subscribed topic, held from the start: see topics_hold (worker.c) */
     rd_kafka_topic_t *rkts[MAX_TOPICS * (1 + MAX_DELAYS)];
     size_t nrkts;
     struct ks_outbox *ob;

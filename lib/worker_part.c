@@ -81,22 +81,19 @@ void wk_clear_parts(struct ks_worker *w)
     w->nparts = 0;
 }
 
-/* For one of this worker's retry topics, "<t>.retry.<d>" with <t> subscribed and <d> one
- * of its delays, the length of <t>; else 0. Matched whole, never by searching for
- * ".retry.": a main topic may itself hold ".retry." in its name (test 140). */
+/* For one of this worker's retry topics (a subscribed topic's ks_retry_topic for one of
+ * its delays) the length of the subscribed topic; else 0. Compared whole, never found by
+ * searching for ".retry.": a main topic may hold ".retry." in its name (test 140). */
 static size_t is_retry_topic(const struct ks_worker *w, const char *topic)
 {
-    size_t len = strlen(topic);
+    char name[300];
 
-    for (size_t i = 0; i < w->ntopics; i++) {
-        size_t tl = strlen(w->topics[i]);
-        if (tl + 7 >= len || memcmp(topic, w->topics[i], tl) != 0 ||
-            memcmp(topic + tl, ".retry.", 7) != 0)
-            continue;
-        for (size_t k = 0; k < w->ndelays; k++)
-            if (strcmp(topic + tl + 7, w->delay_names[k]) == 0)
-                return tl;
-    }
+    for (size_t i = 0; i < w->ntopics; i++)
+        for (size_t k = 0; k < w->ndelays; k++) {
+            ks_retry_topic(name, sizeof(name), w->topics[i], w->delay_names[k]);
+            if (strcmp(name, topic) == 0)
+                return strlen(w->topics[i]);
+        }
     return 0;
 }
 

@@ -70,4 +70,14 @@ KT_TEST(test_retry_backoff_long_delays)
     KT_CHECK(ks_retry_backoff(huge, 2, 200, 100, 999999, &idx) >= INT64_MAX - 10);
 }
 
-KT_MAIN(test_retry_parse, test_retry_backoff, test_retry_backoff_long_delays)
+KT_TEST(test_retry_topic_name)
+{
+    char t[32];
+    ks_retry_topic(t, sizeof(t), "kasir.psp.outcomes", "5s");
+    KT_STREQ(t, "kasir.psp.outcomes.retry.5s");
+    ks_retry_topic(t, 10, "abcdefghij", "1m"); /* cut, terminated */
+    KT_STREQ(t, "abcdefghi");
+}
+
+KT_MAIN(test_retry_parse, test_retry_backoff, test_retry_backoff_long_delays,
+        test_retry_topic_name)

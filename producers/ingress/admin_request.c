@@ -6,26 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
 
 /* --- bodies -------------------------------------------------------------------------------- */
-
-static int json_media(struct ing_req *r, struct ing_problem *p)
-{
-    const char *ct = ing_header(r, "Content-Type");
-    size_t n = strlen("application/json");
-
-    if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
-        (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ')) {
-        ing_problem(p, "unsupported_media_type", "Content-Type", "send Content-Type: %s",
-                    "application/json");
-        return 0;
-    }
-    return 1;
-}
 
 json_t *ing_admin_body(struct ing_req *r, const char *const *names, struct ing_problem *p)
 {
@@ -33,7 +18,7 @@ json_t *ing_admin_body(struct ing_req *r, const char *const *names, struct ing_p
     json_t *root, *v;
     const char *key;
 
-    if (!json_media(r, p))
+    if (!ing_media_is(r, "application/json", p))
         return NULL;
     if (!(root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je))) {
         ing_problem(p, "malformed_json", NULL, "the body is not valid JSON: %s", je.text);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "lib/crypto.h"
@@ -25,17 +24,6 @@
 /* the OpenAPI document, embedded at build time (openapi.c) */
 extern const char ing_openapi_json[];
 extern const char ing_openapi_json_end[];
-
-static int media_is(struct ing_req *r, const char *want, struct ing_problem *p)
-{
-    const char *ct = ing_header(r, "Content-Type");
-    size_t n = strlen(want);
-
-    if (ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
-        return 1;
-    ing_problem(p, "unsupported_media_type", "Content-Type", "send Content-Type: %s", want);
-    return 0;
-}
 
 static int unavailable_if_down(struct ing_req *r)
 {
@@ -55,7 +43,7 @@ void ing_pay_post(struct ing_req *r)
     struct ing_problem p;
     struct ing_payment *pay = &r->u.pay;
 
-    if (!media_is(r, "application/json", &p) ||
+    if (!ing_media_is(r, "application/json", &p) ||
         ing_parse_payment(r->body, r->len, pay, &p) != 0)
         goto fail;
     r->parsed = pay->root;
@@ -118,7 +106,7 @@ void ing_refund_post(struct ing_req *r)
     struct ing_problem p;
     struct ing_refund *rf = &r->u.refund;
 
-    if (!media_is(r, "application/json", &p) || ing_parse_refund(r->body, r->len, rf, &p) != 0)
+    if (!ing_media_is(r, "application/json", &p) || ing_parse_refund(r->body, r->len, rf, &p) != 0)
         goto fail;
     r->parsed = rf->root;
     /* the fingerprint rewrites amount members: the text lives on in r */
@@ -145,7 +133,7 @@ void ing_payout_post(struct ing_req *r)
     struct ing_problem p;
     struct ing_payout *po = &r->u.payout;
 
-    if (!media_is(r, "application/json", &p) || ing_parse_payout(r->body, r->len, po, &p) != 0)
+    if (!ing_media_is(r, "application/json", &p) || ing_parse_payout(r->body, r->len, po, &p) != 0)
         goto fail;
     r->parsed = po->root;
     if (ing_accept_prepare(r, "payouts", po->idempotency_key, "pyo", &p) != 0)
@@ -726,7 +714,7 @@ void ing_settle(struct ing_req *r)
         ing_problem(&p, "settlement_format_unknown", "psp", "no settlement layout for this psp");
         goto fail;
     }
-    if (!media_is(r, "text/csv", &p))
+    if (!ing_media_is(r, "text/csv", &p))
         goto fail;
     if (!fmt)
         fmt = strcmp(psp, "sandbox") == 0 ? "sandbox" : "generic";

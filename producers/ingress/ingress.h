@@ -258,6 +258,9 @@ void ing_suspend(struct ing_req *r);
 /* "ip:port" family-agnostic client address of r (text) */
 const char *ing_client_ip(struct ing_req *r);
 const char *ing_header(struct ing_req *r, const char *name);
+/* 1 when the request's Content-Type is want (parameters after ';' allowed), else 0 with
+ * an unsupported_media_type problem naming the type to send */
+int ing_media_is(struct ing_req *r, const char *want, struct ing_problem *p);
 void ing_respond_json(struct ing_req *r, int status, json_t *body); /* steals body */
 /* Sets r's response to a JSON text (taken, may be NULL: out of memory) */
 void ing_respond_text(struct ing_req *r, int status, char *json, size_t len);

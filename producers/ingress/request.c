@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "lib/crypto.h"
@@ -18,6 +19,17 @@
 const char *ing_header(struct ing_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int ing_media_is(struct ing_req *r, const char *want, struct ing_problem *p)
+{
+    const char *ct = ing_header(r, "Content-Type");
+    size_t n = strlen(want);
+
+    if (ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+        return 1;
+    ing_problem(p, "unsupported_media_type", "Content-Type", "send Content-Type: %s", want);
+    return 0;
 }
 
 _Atomic long ing_live; /* requests handed to a handler or suspended, not yet completed */

@@ -22,6 +22,8 @@ BROKERS="127.0.0.1:$KAFKA_PORT"
 log() { printf 'stack: %s\n' "$*"; }
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
+# seconds since t0 (a now() value), one decimal
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
 as_pg() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -129,7 +131,7 @@ pg_wal_prealloc() {
     # written by the caller (one process, not one runuser a file), owned by the server's user
     [ "${#files[@]}" -eq 0 ] || [ "$(id -u)" -ne 0 ] || chown postgres: "${files[@]}"
     sync "$w"
-    log "preallocated $n WAL segments ($mb MB) in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s"
+    log "preallocated $n WAL segments ($mb MB) in $(since "$t0") s"
 }
 
 pg_stop() {
@@ -214,7 +216,8 @@ L4J
 # them took a minute or more to drain (p99 in seconds; docs/ARCHITECTURE.md, "Ingress"). `up`
 # therefore runs the produce path once before it says the stack is up: idempotent, acks=all,
 # lz4, headers, one message per request and then batches, as the ingress and the workers
-# produce, into a topic of its own (kasir.stack.warmup: nothing reads it). ~20 s of broker
+# produce, into a topic of its own (kasir.stack.warmup), then reads it back in a consumer
+# group (the fetch path; no service reads that topic). ~20 s of broker
 # CPU, only when `up` started the broker; KASIR_STACK_KAFKA_WARM=0 skips it. A broker that
 # `kafka-start` restarts (the failover tests) comes back cold, as a restarted one would.
 KAFKA_WARM_TOPIC=kasir.stack.warmup
@@ -237,7 +240,7 @@ kafka_warm() {
        warm_lines "$((n * 5 / 3))" | kcat "${p[@]}" &&
        timeout 120 kcat -b "$BROKERS" -G kasir-stack-warmup -X auto.offset.reset=earliest \
            -X log_level=3 -q -e -f '' "$KAFKA_WARM_TOPIC" >/dev/null; then
-        log "broker warmed up in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s ($n single-message produce requests, then $((n * 5 / 3)) messages in batches, all read back in a group)"
+        log "broker warmed up in $(since "$t0") s ($n single-message produce requests, then $((n * 5 / 3)) messages in batches, all read back in a group)"
     else
         log "broker warm-up failed: the first minute under load will be slower"
     fi
@@ -327,7 +330,7 @@ up)
     migrate
     topics
     [ -z "${kafka_new_jvm:-}" ] || kafka_warm
-    log "up in $(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s: kafka $BROKERS, postgresql $PG_DSN"
+    log "up in $(since "$t0") s: kafka $BROKERS, postgresql $PG_DSN"
     ;;
 down)  writeback_restore; kafka_stop; pg_stop; log "down" ;;
 status)

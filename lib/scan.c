@@ -210,8 +210,10 @@ struct ks_scan *ks_scan_new(rd_kafka_conf_t *conf, const char *const *topics, si
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     }
     if (!(s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
+        /* what librdkafka refuses here is its configuration, read only now: a TLS file
+         * that does not load, an unknown SASL mechanism, properties that contradict */
         rd_kafka_conf_destroy(conf);
-        ks_err_set(err, KS_EKAFKA, 0, NULL, "could not create the consumer: %s", errstr);
+        ks_err_set(err, KS_ECONFIG, 0, NULL, "could not create the consumer: %s", errstr);
         goto fail;
     }
     rd_kafka_poll_set_consumer(s->rk);

@@ -43,7 +43,8 @@ struct ks_scan; /* opaque */
  * kafka.* settings as ks_kafka_conf_new made them) and assigns or subscribes. topics:
  * names or '^' patterns; ranges (may be NULL/0) restrict the scan to those partitions.
  * KS_ENOTFOUND when a named topic does not exist (a pattern may match none: the scan is
- * then empty); KS_EKAFKA retriable when the cluster does not answer. */
+ * then empty); KS_ECONFIG when librdkafka refuses the configuration (TLS files, SASL);
+ * KS_EKAFKA retriable when the cluster does not answer. */
 struct ks_scan *ks_scan_new(rd_kafka_conf_t *conf, const char *const *topics, size_t ntopics,
                             const struct ks_scan_range *ranges, size_t nranges,
                             const struct ks_scan_opts *opts, struct ks_err *err);

@@ -92,6 +92,12 @@ struct dlq_msg {
 };
 
 /* msg.c */
+/* 1 when a replay may write to this topic: a legal Kafka topic name ([a-zA-Z0-9._-], 1-249),
+ * not a dead-letter topic (a DLQ is evidence, written only by the workers: neither a header
+ * nor --to makes the tool forge dead letters) and not an internal topic (__*). A header
+ * naming another is ignored (the DLQ's own name minus ".dlq" is used); --to another is
+ * refused */
+int dlq_target_ok(const void *v, size_t len);
 void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm);
 /* 1 when d passes every filter of o except status */
 int dlq_msg_match(const struct dlq_opts *o, const struct dlq_msg *d);

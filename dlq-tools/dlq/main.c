@@ -369,6 +369,9 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         return bad(*cmd, "--until must be later than --since%s%s", "", "");
     if (o->to && !o->to[0])
         return bad(*cmd, "--to needs a topic name%s%s", "", "");
+    if (o->to && !dlq_target_ok(o->to, strlen(o->to)))
+        return bad(*cmd, "--to %s: not a topic a replay may write (a legal Kafka topic name, "
+                   "not a dead-letter topic *.dlq, not an internal topic __*)%s", o->to, "");
     if ((*cmd == C_RESOLVE || *cmd == C_PARKED_RETRY) && !o->all && !o->nrefs && !o->nerrors &&
         !o->norigins && !o->ndlqs && o->since < 0 && o->until < 0 && !o->key && !o->nhdrs &&
         !o->worker && !o->nids)
@@ -621,9 +624,12 @@ int main(int argc, char **argv)
         break;
     }
 out:
+    /* stdout is the answer (a list, a count, a summary): a full disk or a file that cannot
+     * be written must not pass for a complete one */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && !dlq_output_failed++)
+        fprintf(stderr, "kasir-dlq: could not write the output\n");
     if (dlq_output_failed && (rc == DLQ_EXIT_OK || rc == DLQ_EXIT_INTERRUPTED))
         rc = DLQ_EXIT_FAIL;
-    fflush(stdout);
     dlq_marks_free(c.marks);
     ks_db_free(c.db);
     ks_config_free(c.cfg);

@@ -37,13 +37,11 @@ static int64_t num_val(const void *v, size_t len)
     return buf[0] ? strtoll(buf, NULL, 10) : -1;
 }
 
-/* An origin a replay may write to: a legal Kafka topic name ([a-zA-Z0-9._-], 1-249) that is
- * not a dead-letter topic (a DLQ is evidence: a header must not make the tool forge dead
- * letters into another pipeline's). Otherwise the DLQ's own name minus ".dlq" is used. */
-static int origin_ok(const void *v, size_t len)
+int dlq_target_ok(const void *v, size_t len)
 {
     const unsigned char *p = v;
-    if (len == 0 || len > 249 || (len >= 4 && memcmp(p + len - 4, ".dlq", 4) == 0))
+    if (len == 0 || len > 249 || (len >= 4 && memcmp(p + len - 4, ".dlq", 4) == 0) ||
+        (len >= 2 && p[0] == '_' && p[1] == '_'))
         return 0;
     for (size_t i = 0; i < len; i++)
         if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
@@ -90,7 +88,7 @@ void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
             else if (strcmp(name, KS_H_ATTEMPT) == 0)
                 d->attempt = (int)num_val(v, len);
             else if (strncmp(name, pfx_origin, sizeof(pfx_origin) - 1) == 0) {
-                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && origin_ok(v, len)) {
+                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && dlq_target_ok(v, len)) {
                     copy_val(d->origin, sizeof(d->origin), v, len);
                     d->origin_foreign = !origin_is_own(d->dlq, v, len);
                 }

@@ -329,13 +329,19 @@ int dlq_cmd_replay(struct dlq_ctx *c)
             !(filters = dlq_filters_json(&c->o)) ||
             !(conf = ks_kafka_conf_new(c->brokers, "producer", c->cfg, &r.err))) {
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg[0] ? r.err.msg : "out of memory");
-            rc = DLQ_EXIT_FAIL;
+            rc = r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE : DLQ_EXIT_FAIL;
             goto out;
         }
         rd_kafka_conf_set_opaque(conf, &r);
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        if (!(r.rk = ks_kafka_producer_new(conf, &r.err)) ||
-            !(r.gate = ks_db_connect(ks_config_str(c->cfg, "pg.dsn"), &r.err))) {
+        if (!(r.rk = ks_kafka_producer_new(conf, &r.err))) {
+            /* the consumer took the same settings: what only a producer refuses (acks with
+             * enable.idempotence) is a setting too */
+            fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
+            rc = DLQ_EXIT_USAGE;
+            goto out;
+        }
+        if (!(r.gate = ks_db_connect(ks_config_str(c->cfg, "pg.dsn"), &r.err))) {
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
             rc = DLQ_EXIT_FAIL;
             goto out;
@@ -487,7 +493,7 @@ out:
         else if (r.failed)
             dry_failed = 1; /* exit 1 as the real run would, after the summary */
     }
-    if (rc != DLQ_EXIT_FAIL || begun) {
+    if ((rc != DLQ_EXIT_FAIL && rc != DLQ_EXIT_USAGE) || begun) {
         if (c->o.json)
             dlq_json_line(json_pack("{s:s?, s:b, s:I, s:I, s:I, s:I, s:I}", "replay_id",
                                     c->o.dry_run ? NULL : r.id, "dry_run", c->o.dry_run,

@@ -173,12 +173,35 @@ enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err) __attribute__((war
 enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
                                int resolve, int64_t selected, struct ks_err *err)
     __attribute__((warn_unused_result));
+/* A killed replay (store.c says how): a replay holds dlq_run_lock on its id while it runs;
+ * dlq_recovery_begin takes the recovery lock and lists the 'running' replays whose lock is
+ * free (the caller frees ids and each id), dlq_recovery_end releases it; dlq_targets_of
+ * gives a replay's target partitions from their recorded start offsets (the caller frees
+ * each range's topic and the array); dlq_target_record records them before the first copy
+ * to a topic; dlq_recover_write records the copies found (b) and finishes the record as
+ * interrupted, *added the copies its marks lacked */
+enum ks_code dlq_run_lock(PGconn *pg, const char *id, struct ks_err *err)
+    __attribute__((warn_unused_result));
+enum ks_code dlq_recovery_begin(PGconn *pg, char ***ids, size_t *n, struct ks_err *err)
+    __attribute__((warn_unused_result));
+void dlq_recovery_end(PGconn *pg);
+enum ks_code dlq_targets_of(PGconn *pg, const char *id, struct ks_scan_range **ranges,
+                            size_t *n, struct ks_err *err) __attribute__((warn_unused_result));
+enum ks_code dlq_target_record(PGconn *pg, const char *id, const char *topic,
+                               const int32_t *parts, const int64_t *offs, size_t n,
+                               struct ks_err *err) __attribute__((warn_unused_result));
+enum ks_code dlq_recover_write(struct dlq_markbuf *b, PGconn *pg, const char *id,
+                               int64_t *added, struct ks_err *err)
+    __attribute__((warn_unused_result));
 int dlq_cmd_audit(struct dlq_ctx *c);
 int dlq_cmd_parked(struct dlq_ctx *c);
 int dlq_cmd_parked_retry(struct dlq_ctx *c);
 
 /* replay.c */
 int dlq_cmd_replay(struct dlq_ctx *c);
+/* before a replay reads its marks (after it locked its DLQ topics): the copies of every
+ * killed replay are found in its targets and recorded */
+enum ks_code dlq_recover(struct dlq_ctx *c, struct ks_err *err) __attribute__((warn_unused_result));
 int dlq_cmd_resolve(struct dlq_ctx *c);
 
 #endif

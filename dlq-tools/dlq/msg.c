@@ -234,8 +234,10 @@ out:
             for (size_t i = 0; i < ks_scan_topic_count(s); i++)
                 t[i] = (char *)ks_scan_topic(s, i);
             /* the lock first: marks read before it could miss a replay finishing meanwhile */
+            /* and a killed replay's copies recorded before the marks are read */
             if (!c->lock ||
-                dlq_lock_topics(ks_db_conn(c->db), t, ks_scan_topic_count(s), err) == KS_OK)
+                (dlq_lock_topics(ks_db_conn(c->db), t, ks_scan_topic_count(s), err) == KS_OK &&
+                 dlq_recover(c, err) == KS_OK))
                 c->marks = dlq_marks_load(ks_db_conn(c->db), t, ks_scan_topic_count(s), err);
             free(t);
         }

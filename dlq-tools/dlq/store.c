@@ -1,9 +1,12 @@
 /* store.c - kasir-dlq's state in PostgreSQL (migration 500) and the parked outbox rows
  * (migration 106). Every statement the tool runs is here. */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dlq.h"
 #include "lib/outbox.h"
@@ -346,11 +349,41 @@ out:
     return rc;
 }
 
+/* The next result of what was sent on pg (NULL: none left). The replay's round trips wait
+ * here: a PostgreSQL that hangs (stopped, a network that drops packets) is said on stderr
+ * after 15 s instead of passing for a slow replay; libpq's own wait ignores signals, and a
+ * second SIGINT/SIGTERM ends the process at once (main.c), which a replay survives. */
+static PGresult *await(PGconn *pg)
+{
+    time_t t0 = time(NULL);
+    int warned = 0;
+
+    while (PQisBusy(pg)) {
+        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+        if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+            break;
+        if (!PQconsumeInput(pg))
+            break;
+        if (!warned && time(NULL) - t0 >= 15) {
+            warned = 1;
+            fprintf(stderr, "kasir-dlq: PostgreSQL has not answered for 15 s: still waiting "
+                            "(a second Ctrl-C stops at once; a replay's confirmed copies are "
+                            "then recorded by the next replay)\n");
+        }
+    }
+    return PQgetResult(pg);
+}
+
 static enum ks_code gate_exec(PGconn *pg, const char *sql, const char *what, struct ks_err *err)
 {
-    PGresult *res = PQexec(pg, sql);
+    PGresult *res = NULL, *r;
     enum ks_code rc = KS_OK;
 
+    if (PQsendQuery(pg, sql)) /* several statements (SQL_GATE_RESOLVE): the last result */
+        while ((r = await(pg))) {
+            PQclear(res);
+            res = r;
+        }
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not %s: %s", what,
                         PQresultErrorMessage(res));
@@ -533,7 +566,7 @@ enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err)
     PGresult *res;
     enum ks_code rc = KS_OK;
 
-    while ((res = PQgetResult(pg))) {
+    while ((res = await(pg))) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == KS_OK)
             rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
                             PQresultErrorMessage(res));
@@ -577,10 +610,9 @@ static enum ks_code exec_params(PGconn *pg, const char *sql, int n, const char *
 {
     PGresult *res = PQexecParams(pg, sql, n, NULL, params, lens, fmts, 0);
 
-    if (PQresultStatus(res) != (tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK)) {
-        ks_err_set(err, KS_EDB, 1, NULL, "could not %s: %s", what, PQresultErrorMessage(res));
+    if (ks_pg_check(pg, res, tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, what, err) != KS_OK) {
         PQclear(res);
-        return KS_EDB;
+        return err->code;
     }
     if (out)
         *out = res;
@@ -592,7 +624,7 @@ static enum ks_code exec_params(PGconn *pg, const char *sql, int n, const char *
 enum ks_code dlq_run_lock(PGconn *pg, const char *id, struct ks_err *err)
 {
     const char *params[1] = {id};
-    return exec_params(pg, SQL_RUN_LOCK, 1, params, NULL, NULL, 1, NULL, "lock the replay", err);
+    return exec_params(pg, SQL_RUN_LOCK, 1, params, NULL, NULL, 1, NULL, "taking the replay's lock", err);
 }
 
 enum ks_code dlq_recovery_begin(PGconn *pg, char ***ids, size_t *n, struct ks_err *err)
@@ -602,9 +634,9 @@ enum ks_code dlq_recovery_begin(PGconn *pg, char ***ids, size_t *n, struct ks_er
     *ids = NULL;
     *n = 0;
     if (exec_params(pg, SQL_RECOVERY_LOCK, 0, NULL, NULL, NULL, 1, NULL,
-                    "take the recovery lock", err) != KS_OK ||
+                    "taking the recovery lock", err) != KS_OK ||
         exec_params(pg, SQL_DEAD_REPLAYS, 0, NULL, NULL, NULL, 1, &res,
-                    "look for killed replays", err) != KS_OK)
+                    "looking for killed replays", err) != KS_OK)
         return err->code;
     if (PQntuples(res) && !(*ids = calloc((size_t)PQntuples(res), sizeof(**ids)))) {
         PQclear(res);
@@ -633,7 +665,7 @@ enum ks_code dlq_targets_of(PGconn *pg, const char *id, struct ks_scan_range **r
     *ranges = NULL;
     *n = 0;
     if (exec_params(pg, SQL_TARGETS_OF, 1, params, NULL, NULL, 1, &res,
-                    "read the replay's targets", err) != KS_OK)
+                    "reading a replay's targets", err) != KS_OK)
         return err->code;
     if (PQntuples(res) && !(*ranges = calloc((size_t)PQntuples(res), sizeof(**ranges)))) {
         PQclear(res);
@@ -671,7 +703,7 @@ enum ks_code dlq_target_record(PGconn *pg, const char *id, const char *topic,
         rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     else
         rc = exec_params(pg, SQL_TARGET_RECORD, 4, params, NULL, NULL, 0, NULL,
-                         "record the replay's target", err);
+                         "recording the replay's target", err);
     ks_pgarr_release(&pa);
     ks_pgarr_release(&oa);
     return rc;
@@ -689,7 +721,7 @@ enum ks_code dlq_recover_write(struct dlq_markbuf *b, PGconn *pg, const char *id
         if (!(params[i + 1] = ks_pgarr_bin_data(&b->a[i], &lens[i + 1])))
             return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     if (exec_params(pg, SQL_RECOVER, 6, params, lens, fmts, 1, &res,
-                    "record the killed replay's copies", err) != KS_OK)
+                    "recording a killed replay's copies", err) != KS_OK)
         return err->code;
     *added = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);

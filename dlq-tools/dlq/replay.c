@@ -610,31 +610,25 @@ static int parse_ref(const void *v, size_t len, char *topic, size_t cap, int32_t
     return 0;
 }
 
-/* the copies of killed replay id in its targets -> its marks; *found: copies seen */
-static enum ks_code recover_one(struct dlq_ctx *c, const char *id, struct dlq_markbuf *mb,
-                                int64_t *found, struct ks_err *err)
+/* the copies of killed replay id in one target topic (ranges: its partitions) -> mb;
+ * *found counts them. A topic deleted since holds none: said, and passed over. */
+static enum ks_code recover_topic(struct dlq_ctx *c, const char *id,
+                                  const struct ks_scan_range *ranges, size_t n,
+                                  struct dlq_markbuf *mb, int64_t *found, struct ks_err *err)
 {
-    struct ks_scan_range *ranges = NULL;
     struct ks_scan_opts so = {.from = KS_SCAN_BEGINNING};
-    struct ks_scan *s = NULL;
-    const char **names = NULL;
+    const char *name = ranges[0].topic;
     rd_kafka_conf_t *conf;
-    size_t n = 0;
-    enum ks_code rc;
+    struct ks_scan *s;
+    enum ks_code rc = KS_OK;
 
-    *found = 0;
-    if ((rc = dlq_targets_of(ks_db_conn(c->db), id, &ranges, &n, err)) != KS_OK || n == 0)
-        goto out;
-    if (!(names = calloc(n, sizeof(*names)))) {
-        rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        names[i] = ranges[i].topic;
-    if (!(conf = ks_kafka_conf_new(c->brokers, "consumer", c->cfg, err)) ||
-        !(s = ks_scan_new(conf, names, n, ranges, n, &so, err))) {
-        rc = err->code;
-        goto out;
+    if (!(conf = ks_kafka_conf_new(c->brokers, "consumer", c->cfg, err)))
+        return err->code;
+    if (!(s = ks_scan_new(conf, &name, 1, ranges, n, &so, err))) {
+        if (err->code != KS_ENOTFOUND)
+            return err->code;
+        fprintf(stderr, "kasir-dlq: replay %s: its target %s no longer exists\n", id, name);
+        return KS_OK;
     }
     for (;;) {
         rd_kafka_message_t *m = NULL;
@@ -650,12 +644,12 @@ static enum ks_code recover_one(struct dlq_ctx *c, const char *id, struct dlq_ma
             break;
         if (k == -2) {
             rc = err->code;
-            goto out;
+            break;
         }
         if (k == 0) {
             if (dlq_stop) {
                 rc = ks_err_set(err, KS_ESTATE, 0, NULL, "interrupted");
-                goto out;
+                break;
             }
             continue;
         }
@@ -671,12 +665,30 @@ static enum ks_code recover_one(struct dlq_ctx *c, const char *id, struct dlq_ma
         }
         rd_kafka_message_destroy(m);
     }
-out:
     ks_scan_free(s);
-    for (size_t i = 0; i < n; i++)
+    return rc;
+}
+
+/* the copies of killed replay id in its targets -> mb; *found: copies seen */
+static enum ks_code recover_one(struct dlq_ctx *c, const char *id, struct dlq_markbuf *mb,
+                                int64_t *found, struct ks_err *err)
+{
+    struct ks_scan_range *ranges = NULL;
+    size_t n = 0, i = 0;
+    enum ks_code rc;
+
+    *found = 0;
+    rc = dlq_targets_of(ks_db_conn(c->db), id, &ranges, &n, err);
+    while (rc == KS_OK && i < n) { /* one topic at a time (ordered by topic) */
+        size_t k = i + 1;
+        while (k < n && strcmp(ranges[k].topic, ranges[i].topic) == 0)
+            k++;
+        rc = recover_topic(c, id, &ranges[i], k - i, mb, found, err);
+        i = k;
+    }
+    for (i = 0; i < n; i++)
         free((char *)ranges[i].topic);
     free(ranges);
-    free(names);
     return rc;
 }
 

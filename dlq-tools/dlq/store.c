@@ -75,7 +75,8 @@ static const char SQL_DEAD_REPLAYS[] =
     " WHEN pg_try_advisory_lock(" RUN_KEY("id") ") THEN pg_advisory_unlock(" RUN_KEY("id") ")"
     " ELSE false END ORDER BY started_at, id";
 static const char SQL_TARGETS_OF[] =
-    "SELECT topic, partition, start_off FROM kasir_dlq_replay_targets WHERE replay_id = $1";
+    "SELECT topic, partition, start_off FROM kasir_dlq_replay_targets WHERE replay_id = $1"
+    " ORDER BY topic, partition";
 static const char SQL_TARGET_RECORD[] =
     "INSERT INTO kasir_dlq_replay_targets (replay_id, topic, partition, start_off)"
     " SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) ON CONFLICT DO NOTHING";

@@ -49,3 +49,20 @@ def test_killed_replay_then_rerun_sends_each_once():
     r = dlq("replay", "--dlq", run.dlq, "--output", "json")
     assert "was stopped" not in r.stderr
     assert len(topic_records(run.topic)) == N
+
+
+def test_killed_replay_whose_target_is_gone_blocks_nothing():
+    """A killed replay whose target topic was deleted since: its copies cannot be found (they
+    are gone with the topic); the next replay says so, finishes its record, and goes on
+    (a scan of the missing topic failed every replay after it)."""
+    run = Run("t543g", partitions=1)
+    produce([dead_letter(run, i, cls="failed") for i in range(3)])
+    dead = "rpl_t543g-" + run.name
+    psql_one("INSERT INTO kasir_dlq_audit (id, action, actor, filters) VALUES "
+             "('%s', 'replay', 't543', '{}') RETURNING 1" % dead)
+    psql_one("INSERT INTO kasir_dlq_replay_targets VALUES ('%s', '%s.gone', 0, 0) RETURNING 1"
+             % (dead, run.name))
+    r = dlq("replay", "--dlq", run.dlq, "--quiet", check=False)
+    assert r.returncode == 0 and "no longer exists" in r.stderr, (r.returncode, r.stderr)
+    assert len(topic_records(run.topic)) == 3
+    assert psql_one("SELECT status FROM kasir_dlq_audit WHERE id = '%s'" % dead) == "interrupted"

@@ -511,6 +511,8 @@ static int parse_rfc3339(const char *s, int64_t *ms)
         p += 9;
         if (*p == '.') {
             int scale = 100;
+            if (p[1] < '0' || p[1] > '9') /* a fraction has digits */
+                return -1;
             for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
                 frac += (*p - '0') * scale;
         }
@@ -560,5 +562,10 @@ int ks_scan_parse_time(const char *s, int64_t now, int64_t *ms)
         *ms = now - v * unit[strchr("smhd", s[n - 1]) - "smhd"];
         return 0;
     }
-    return parse_rfc3339(s, ms);
+    /* before 1970: no Kafka record has such a timestamp, and the tools' "none" (-1) and
+     * librdkafka's offsets-for-times codes (-1 latest, -2 earliest) are negative: an
+     * --until 1969-... would have selected everything */
+    if (parse_rfc3339(s, ms) != 0 || *ms < 0)
+        return -1;
+    return 0;
 }

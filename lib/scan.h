@@ -85,7 +85,8 @@ rd_kafka_t *ks_scan_handle(struct ks_scan *s);
 /* Parses a point in time for --since/--until/--from: epoch milliseconds (digits only),
  * RFC 3339 ("2026-12-01T22:00:00Z", "...T22:00:00.250+07:00", or a bare date
  * "2026-12-01" = midnight UTC), or a duration back from now_ms ("90s", "30m", "2h", "7d").
- * 0 and *ms, or -1 when s is none of these. */
+ * 0 and *ms, or -1 when s is none of these or a time before 1970 (negative ms mean "none"
+ * to the tools and "latest"/"earliest" to librdkafka). */
 int ks_scan_parse_time(const char *s, int64_t now_ms, int64_t *ms);
 
 #endif

@@ -560,7 +560,7 @@ int ks_scan_parse_time(const char *s, int64_t now, int64_t *ms)
         if (errno || end != s + n - 1 || v > 100000000)
             return -1;
         *ms = now - v * unit[strchr("smhd", s[n - 1]) - "smhd"];
-        return 0;
+        return *ms < 0 ? -1 : 0; /* before 1970: below */
     }
     /* before 1970: no Kafka record has such a timestamp, and the tools' "none" (-1) and
      * librdkafka's offsets-for-times codes (-1 latest, -2 earliest) are negative: an

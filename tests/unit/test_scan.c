@@ -52,7 +52,8 @@ KT_TEST(refused)
                          /* before 1970 (negative ms are "none" and librdkafka's codes); a
                           * fraction without digits */
                          "1969-12-31T23:59:59Z", "1969-12-31T23:59:59.999Z", "1900-01-01",
-                         "1970-01-01T07:00:00+07:01", "2023-11-14T22:13:20.Z"};
+                         "1970-01-01T07:00:00+07:01", "2023-11-14T22:13:20.Z", "30000d",
+                         "99999999h"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         check(bad[i], -1, 0);
 }

@@ -371,8 +371,9 @@ int dlq_cmd_replay(struct dlq_ctx *c)
     c->lock = !c->o.dry_run;
     if (!(s = dlq_scan_open(c, &r.err))) {
         fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
-        return r.err.code == KS_ENOTFOUND || r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
-                                                                   : DLQ_EXIT_FAIL;
+        return dlq_stop ? DLQ_EXIT_INTERRUPTED /* e.g. while finishing a killed replay */
+               : r.err.code == KS_ENOTFOUND || r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
+                                                                         : DLQ_EXIT_FAIL;
     }
     if (!c->o.dry_run) {
         if (ks_id_new("rpl", r.id, &r.err) != KS_OK || !(r.marks = dlq_markbuf_new()) ||

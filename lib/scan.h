@@ -8,7 +8,8 @@
  * says where a partition without one starts) and the caller commits with ks_scan_commit.
  * With a group the scan reads the partitions the group assigns it and ends when those
  * reached their ends; a partition assigned to another member counts as done, and is not
- * committed by this one.
+ * committed by this one. A scan joins only a group whose members all have its client.id
+ * (other runs of the same tool): KS_ECONFLICT otherwise (a worker's group).
  * A topic name starting with '^' is a POSIX extended regular expression matched against
  * the cluster's topics ("^.*\\.dlq$": every DLQ).
  * Not thread-safe: one thread drives a scan. */

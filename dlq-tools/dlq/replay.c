@@ -631,6 +631,9 @@ static enum ks_code recover_topic(struct dlq_ctx *c, const char *id,
         fprintf(stderr, "kasir-dlq: replay %s: its target %s no longer exists\n", id, name);
         return KS_OK;
     }
+    if (ks_scan_total(s) >= 100000 && !c->o.quiet) /* what was written there since it began */
+        fprintf(stderr, "kasir-dlq: looking for the copies of killed replay %s among %" PRId64
+                        " messages of %s\n", id, ks_scan_total(s), name);
     for (;;) {
         rd_kafka_message_t *m = NULL;
         rd_kafka_headers_t *h = NULL;

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import time
 
-from conftest import TOP, bin_path, psql_one
-from runtime_util import Run, produce, wait_until
-from tools_util import dead_letter, dlq, topic_records
+from conftest import TOP
+from runtime_util import Run
+from tools_util import dlq, replay_under_way, topic_records
 
 N = 2000
 
@@ -25,12 +25,7 @@ def pg_pids():
 
 def test_replay_while_postgresql_hangs():
     run = Run("t544", partitions=1)
-    produce([dead_letter(run, i, cls="failed") for i in range(N)])
-    p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--rate", "200"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: int(psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages "
-                                    "WHERE topic = '%s'" % run.dlq)) >= 100,
-               timeout=60, step=0.1, what="the replay under way")
+    p = replay_under_way(run, N, 200, 100)
     pids = pg_pids()
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)

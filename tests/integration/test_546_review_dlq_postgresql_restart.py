@@ -7,9 +7,9 @@ import os
 import subprocess
 import time
 
-from conftest import TOP, bin_path, psql_one
-from runtime_util import Run, produce, wait_until
-from tools_util import dead_letter, dlq, topic_records
+from conftest import TOP, psql_one
+from runtime_util import Run, wait_until
+from tools_util import dlq, replay_under_way, topic_records
 
 N = 2000
 
@@ -21,12 +21,7 @@ def stack(cmd):
 
 def test_postgresql_restart_mid_replay():
     run = Run("t546", partitions=1)
-    produce([dead_letter(run, i, cls="failed") for i in range(N)])
-    p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--rate", "300"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: int(psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages "
-                                    "WHERE topic = '%s'" % run.dlq)) >= 300,
-               timeout=60, step=0.1, what="the replay under way")
+    p = replay_under_way(run, N, 300, 300)
     stack("pg-stop")
     try:
         time.sleep(2)

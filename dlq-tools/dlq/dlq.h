@@ -116,6 +116,9 @@ void dlq_fmt_age(int64_t ms, int64_t now, char *buf, size_t len);
 json_t *dlq_text(const void *p, size_t len, int *exact);
 /* 1 when s is UTF-8 text (what PostgreSQL's text takes) */
 int dlq_utf8(const char *s);
+/* 1 when s is UTF-8 text without control characters (C0, DEL, C1): an actor, which every
+ * operator's terminal shows (audit) and every copy carries */
+int dlq_printable(const char *s);
 /* NULL when out of memory; every message gets its line, whatever its headers' bytes */
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw);
 /* writes bytes from a message to stdout for a terminal: control characters and bytes that

@@ -363,6 +363,8 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         return bad(*cmd, "--note: not UTF-8 text (it goes into the audit record)%s%s", "", "");
     if (o->by && !dlq_utf8(o->by))
         return bad(*cmd, "--by: not UTF-8 text (it goes into the audit record)%s%s", "", "");
+    if (o->by && !dlq_printable(o->by)) /* audit shows it on other operators' terminals */
+        return bad(*cmd, "--by: control characters (it is shown by kasir-dlq audit)%s%s", "", "");
     if (o->by && strlen(o->by) >= sizeof(c->actor)) /* cut, the audit would name another */
         return bad(*cmd, "--by: at most 255 bytes (it goes into the audit record)%s%s", "", "");
     if (o->since >= 0 && o->until >= 0 && o->until <= o->since)
@@ -536,9 +538,9 @@ static int set_actor(struct dlq_ctx *c)
     char host[128] = "";
 
     if (a && *a) {
-        if (strlen(a) >= sizeof(c->actor) || !dlq_utf8(a)) {
-            fprintf(stderr, "kasir-dlq: dlq.actor: at most 255 bytes of UTF-8 text (it goes "
-                            "into the audit record)\n");
+        if (strlen(a) >= sizeof(c->actor) || !dlq_printable(a)) {
+            fprintf(stderr, "kasir-dlq: dlq.actor: at most 255 bytes of UTF-8 text without "
+                            "control characters (it goes into the audit record)\n");
             return -1;
         }
         snprintf(c->actor, sizeof(c->actor), "%s", a);

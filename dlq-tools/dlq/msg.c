@@ -524,6 +524,16 @@ static size_t tty_char(const unsigned char *p, size_t n)
     return k;
 }
 
+int dlq_printable(const char *s)
+{
+    size_t len = strlen(s);
+
+    for (size_t i = 0, k; i < len; i += k)
+        if (!(k = tty_char((const unsigned char *)s + i, len - i)))
+            return 0;
+    return dlq_utf8(s);
+}
+
 /* A dead letter's bytes for a terminal: anyone who can get a message dead-lettered writes
  * them, and escape sequences would act on the operator's screen. Control characters and
  * bytes that are not UTF-8 are written as \xNN; into out (cut to cap), or to f when out
@@ -628,7 +638,13 @@ void dlq_print_full(const struct dlq_msg *d, int raw)
         printf("value          undecodable: %s\n",
                TTY(json_string_value(json_object_get(j, "decode_error")), b3));
     else if ((s = json_dumps(json_object_get(j, "value"), JSON_INDENT(2)))) {
-        printf("value (%s)\n%s\n", json_string_value(json_object_get(j, "schema")), s);
+        /* the payload's strings are the sender's too: JSON escapes C0, not DEL or C1 (CSI) */
+        printf("value (%s)\n", json_string_value(json_object_get(j, "schema")));
+        for (const char *l = s, *e; *l; l = *e ? e + 1 : e) {
+            e = l + strcspn(l, "\n");
+            dlq_tty_put(l, (size_t)(e - l));
+            putchar('\n');
+        }
         free(s);
     }
     if (json_is_string(json_object_get(j, "value_base64")))

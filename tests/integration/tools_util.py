@@ -47,7 +47,8 @@ def dlq(*args, timeout=120, check=True, env=None):
 def dlq_json(*args, **kw):
     """kasir-dlq ... --output json: the JSON lines it printed, parsed."""
     p = dlq(*args, "--output", "json", **kw)
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    # lines end at "\n" only: splitlines() would also cut at U+0085/U+2028 inside a string
+    return [json.loads(l) for l in p.stdout.split("\n") if l.strip()]
 
 
 def tap(*args, timeout=120, binary=False):

@@ -5,9 +5,10 @@
  * confirms the copy is its (dlq topic, partition, offset) added to the batch of marks, and
  * a batch goes to kasir_dlq_replayed in one statement (with the audit's count) every
  * --batch confirmations or 500 ms. A rerun skips what is marked. A kill between a
- * delivery and its mark sends that copy again on the rerun: it carries the original
- * kasir.message_id, so the worker's dedup (kasir_processed, or its natural key) applies
- * it once.
+ * delivery and its mark is repaired by the next replay (dlq_recover): every copy names its
+ * dead letter (kasir.replay.ref), a replay records its targets' end offsets before its
+ * first copy there and holds a lock on its id, and the next one reads a dead replay's
+ * copies back from those offsets and marks them, so they are not sent again.
  * Copies are produced in chunks (at most --batch copies or 200 ms, and never across a
  * --rate wait): before a chunk the replay takes the resolve lock shared and reads the
  * resolve marks committed since the last chunk, on a connection of its own, and releases

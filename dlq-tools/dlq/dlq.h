@@ -124,6 +124,8 @@ json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw);
 /* writes bytes from a message to stdout for a terminal: control characters and bytes that
  * are not UTF-8 as \\xNN */
 void dlq_tty_put(const char *s, size_t len);
+/* the same into out, cut to fit cap (a table cell) */
+const char *dlq_tty_str(const char *s, char *out, size_t cap);
 void dlq_print_row_header(void);
 void dlq_print_row(const struct dlq_msg *d, int64_t now);
 void dlq_print_full(const struct dlq_msg *d, int raw);

@@ -573,6 +573,11 @@ void dlq_tty_put(const char *s, size_t len)
     tty_text(s, len, NULL, 0, stdout);
 }
 
+const char *dlq_tty_str(const char *s, char *out, size_t cap)
+{
+    return tty_text(s, strlen(s), out, cap, NULL);
+}
+
 void dlq_print_row(const struct dlq_msg *d, int64_t now)
 {
     char cls[4 * sizeof(d->cls)], code[4 * sizeof(d->code)], msg[4 * 61];

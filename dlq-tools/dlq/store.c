@@ -771,10 +771,18 @@ int dlq_cmd_audit(struct dlq_ctx *c)
                                   (json_int_t)strtoll(val(res, r, 11), NULL, 10));
             dlq_json_line(j);
         } else {
-            printf("%-41s %-12s %-20.20s %-24s %-11s %8s %8s %6s  %s%s%s\n", val(res, r, 0),
-                   val(res, r, 1), val(res, r, 2), val(res, r, 3), val(res, r, 5),
-                   val(res, r, 9), val(res, r, 10), val(res, r, 11), val(res, r, 6),
-                   val(res, r, 7) ? " -> " : "", val(res, r, 7) ? val(res, r, 7) : "");
+            /* the actor and the filters are operators' text, the filters often copied from
+             * a message (a key, a header): escaped for the terminal as a message's bytes are */
+            char actor[21];
+            printf("%-41s %-12s %-20s %-24s %-11s %8s %8s %6s  ", val(res, r, 0), val(res, r, 1),
+                   dlq_tty_str(val(res, r, 2), actor, sizeof(actor)), val(res, r, 3),
+                   val(res, r, 5), val(res, r, 9), val(res, r, 10), val(res, r, 11));
+            dlq_tty_put(val(res, r, 6), strlen(val(res, r, 6)));
+            if (val(res, r, 7)) {
+                fputs(" -> ", stdout);
+                dlq_tty_put(val(res, r, 7), strlen(val(res, r, 7)));
+            }
+            putchar('\n');
         }
     }
     PQclear(res);

@@ -32,3 +32,14 @@ def test_payload_and_actor_reach_no_terminal():
         assert p.returncode == 2 and "dlq.actor" in p.stderr, (by, p.returncode, p.stderr)
     assert dlq_json("list", "--dlq", run.dlq)[0]["status"] == "open"
     dlq("resolve", "--dlq", run.dlq, "--all", "--by", "ops caf\u00e9")  # text is fine
+
+
+def test_audit_table_escapes_the_filters():
+    """audit's table printed the filters as PostgreSQL's jsonb text, which escapes C0 but
+    not DEL or C1: a --key copied from a hostile message reached the next operator's screen"""
+    run = Run("t548a", partitions=1)
+    produce([dead_letter(run, 0, cls="failed")])
+    dlq("resolve", "--dlq", run.dlq, "--key", "k" + EVIL, "--note", "548")
+    out = dlq("audit", "--limit", "5").stdout
+    assert run.dlq in out
+    assert not CONTROL.findall(out), (sorted(set(CONTROL.findall(out))), out)

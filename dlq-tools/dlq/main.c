@@ -369,6 +369,14 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         return bad(*cmd, "--by: at most 255 bytes (it goes into the audit record)%s%s", "", "");
     if (o->since >= 0 && o->until >= 0 && o->until <= o->since)
         return bad(*cmd, "--until must be later than --since%s%s", "", "");
+    /* the runtime dead-letters a message of T to T.dlq, always: a main or retry topic read as
+     * a DLQ would be replayed into its origin again (a retry copy names its main topic) */
+    for (size_t i = 0; i < o->ndlqs + o->nrefs; i++) {
+        const char *t = i < o->ndlqs ? o->dlqs[i] : o->refs[i - o->ndlqs].topic;
+        size_t n = strlen(t);
+        if (n <= 4 || strcmp(t + n - 4, ".dlq") != 0)
+            return bad(*cmd, "%s: not a dead-letter topic (they are named <topic>.dlq)%s", t, "");
+    }
     if (o->to && !o->to[0])
         return bad(*cmd, "--to needs a topic name%s%s", "", "");
     if (o->to && !dlq_target_ok(o->to, strlen(o->to)))

@@ -51,7 +51,7 @@ int dlq_target_ok(const void *v, size_t len)
 }
 
 /* The runtime dead-letters a message of topic T to T.dlq, always: in a DLQ so named, a header
- * naming another topic is corrupt or forged. A DLQ named otherwise has only the header. */
+ * naming another topic is corrupt or forged. (The command line reads no other topic.) */
 static int origin_is_own(const char *dlq, const void *v, size_t len)
 {
     size_t n = strlen(dlq);

@@ -34,6 +34,37 @@ struct ks_scan {
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *l, void *opaque);
 
+/* A scan joins a group only if every member it has is another scan of the same client.id:
+ * joining a worker's group would take partitions from the running workers (they stall on
+ * them while the scan runs) and commit offsets in their name. */
+static enum ks_code group_is_ours(struct ks_scan *s, const char *group, struct ks_err *err)
+{
+    const struct rd_kafka_group_list *gl = NULL;
+    char me[256];
+    size_t melen = sizeof(me);
+    enum ks_code rc = KS_OK;
+    rd_kafka_resp_err_t e;
+
+    if (rd_kafka_conf_get(rd_kafka_conf(s->rk), "client.id", me, &melen) != RD_KAFKA_CONF_OK)
+        me[0] = '\0';
+    if ((e = rd_kafka_list_groups(s->rk, group, &gl, 10000)) != 0)
+        return ks_err_set(err, KS_EKAFKA, 1, NULL, "could not describe group %s: %s", group,
+                          rd_kafka_err2str(e));
+    for (int g = 0; g < gl->group_cnt && rc == KS_OK; g++)
+        for (int i = 0; i < gl->groups[g].member_cnt; i++) {
+            const struct rd_kafka_group_member_info *m = &gl->groups[g].members[i];
+            if (strcmp(gl->groups[g].group, group) == 0 && strcmp(m->client_id, me) != 0) {
+                rc = ks_err_set(err, KS_ECONFLICT, 0, "group",
+                                "group %s is in use: its member %.100s (client %.100s on "
+                                "%.100s) is not a %s; joining would take its partitions",
+                                group, m->member_id, m->client_id, m->client_host, me);
+                break;
+            }
+        }
+    rd_kafka_group_list_destroy(gl);
+    return rc;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -210,8 +241,10 @@ struct ks_scan *ks_scan_new(rd_kafka_conf_t *conf, const char *const *topics, si
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     }
     if (!(s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
+        /* what librdkafka refuses here is its configuration, read only now: a TLS file
+         * that does not load, an unknown SASL mechanism, properties that contradict */
         rd_kafka_conf_destroy(conf);
-        ks_err_set(err, KS_EKAFKA, 0, NULL, "could not create the consumer: %s", errstr);
+        ks_err_set(err, KS_ECONFIG, 0, NULL, "could not create the consumer: %s", errstr);
         goto fail;
     }
     rd_kafka_poll_set_consumer(s->rk);
@@ -226,6 +259,8 @@ struct ks_scan *ks_scan_new(rd_kafka_conf_t *conf, const char *const *topics, si
         ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         goto fail;
     }
+    if (o->group && group_is_ours(s, o->group, err) != KS_OK)
+        goto fail;
     if (o->group) {
         for (size_t i = 0; i < s->ntopics; i++)
             rd_kafka_topic_partition_list_add(l, s->topics[i], RD_KAFKA_PARTITION_UA);
@@ -509,6 +544,8 @@ static int parse_rfc3339(const char *s, int64_t *ms)
         p += 9;
         if (*p == '.') {
             int scale = 100;
+            if (p[1] < '0' || p[1] > '9') /* a fraction has digits */
+                return -1;
             for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
                 frac += (*p - '0') * scale;
         }
@@ -556,7 +593,12 @@ int ks_scan_parse_time(const char *s, int64_t now, int64_t *ms)
         if (errno || end != s + n - 1 || v > 100000000)
             return -1;
         *ms = now - v * unit[strchr("smhd", s[n - 1]) - "smhd"];
-        return 0;
+        return *ms < 0 ? -1 : 0; /* before 1970: below */
     }
-    return parse_rfc3339(s, ms);
+    /* before 1970: no Kafka record has such a timestamp, and the tools' "none" (-1) and
+     * librdkafka's offsets-for-times codes (-1 latest, -2 earliest) are negative: an
+     * --until 1969-... would have selected everything */
+    if (parse_rfc3339(s, ms) != 0 || *ms < 0)
+        return -1;
+    return 0;
 }

@@ -8,7 +8,8 @@
  * says where a partition without one starts) and the caller commits with ks_scan_commit.
  * With a group the scan reads the partitions the group assigns it and ends when those
  * reached their ends; a partition assigned to another member counts as done, and is not
- * committed by this one.
+ * committed by this one. A scan joins only a group whose members all have its client.id
+ * (other runs of the same tool): KS_ECONFLICT otherwise (a worker's group).
  * A topic name starting with '^' is a POSIX extended regular expression matched against
  * the cluster's topics ("^.*\\.dlq$": every DLQ).
  * Not thread-safe: one thread drives a scan. */
@@ -43,7 +44,8 @@ struct ks_scan; /* opaque */
  * kafka.* settings as ks_kafka_conf_new made them) and assigns or subscribes. topics:
  * names or '^' patterns; ranges (may be NULL/0) restrict the scan to those partitions.
  * KS_ENOTFOUND when a named topic does not exist (a pattern may match none: the scan is
- * then empty); KS_EKAFKA retriable when the cluster does not answer. */
+ * then empty); KS_ECONFIG when librdkafka refuses the configuration (TLS files, SASL);
+ * KS_EKAFKA retriable when the cluster does not answer. */
 struct ks_scan *ks_scan_new(rd_kafka_conf_t *conf, const char *const *topics, size_t ntopics,
                             const struct ks_scan_range *ranges, size_t nranges,
                             const struct ks_scan_opts *opts, struct ks_err *err);
@@ -84,7 +86,8 @@ rd_kafka_t *ks_scan_handle(struct ks_scan *s);
 /* Parses a point in time for --since/--until/--from: epoch milliseconds (digits only),
  * RFC 3339 ("2026-12-01T22:00:00Z", "...T22:00:00.250+07:00", or a bare date
  * "2026-12-01" = midnight UTC), or a duration back from now_ms ("90s", "30m", "2h", "7d").
- * 0 and *ms, or -1 when s is none of these. */
+ * 0 and *ms, or -1 when s is none of these or a time before 1970 (negative ms mean "none"
+ * to the tools and "latest"/"earliest" to librdkafka). */
 int ks_scan_parse_time(const char *s, int64_t now_ms, int64_t *ms);
 
 #endif

@@ -92,6 +92,12 @@ struct dlq_msg {
 };
 
 /* msg.c */
+/* 1 when a replay may write to this topic: a legal Kafka topic name ([a-zA-Z0-9._-], 1-249),
+ * not a dead-letter topic (a DLQ is evidence, written only by the workers: neither a header
+ * nor --to makes the tool forge dead letters) and not an internal topic (__*). A header
+ * naming another is ignored (the DLQ's own name minus ".dlq" is used); --to another is
+ * refused */
+int dlq_target_ok(const void *v, size_t len);
 void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm);
 /* 1 when d passes every filter of o except status */
 int dlq_msg_match(const struct dlq_opts *o, const struct dlq_msg *d);
@@ -110,11 +116,16 @@ void dlq_fmt_age(int64_t ms, int64_t now, char *buf, size_t len);
 json_t *dlq_text(const void *p, size_t len, int *exact);
 /* 1 when s is UTF-8 text (what PostgreSQL's text takes) */
 int dlq_utf8(const char *s);
+/* 1 when s is UTF-8 text without control characters (C0, DEL, C1): an actor, which every
+ * operator's terminal shows (audit) and every copy carries */
+int dlq_printable(const char *s);
 /* NULL when out of memory; every message gets its line, whatever its headers' bytes */
 json_t *dlq_msg_json(const struct dlq_msg *d, int full, int raw);
 /* writes bytes from a message to stdout for a terminal: control characters and bytes that
  * are not UTF-8 as \\xNN */
 void dlq_tty_put(const char *s, size_t len);
+/* the same into out, cut to fit cap (a table cell) */
+const char *dlq_tty_str(const char *s, char *out, size_t cap);
 void dlq_print_row_header(void);
 void dlq_print_row(const struct dlq_msg *d, int64_t now);
 void dlq_print_full(const struct dlq_msg *d, int raw);
@@ -167,12 +178,35 @@ enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err) __attribute__((war
 enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *action_id,
                                int resolve, int64_t selected, struct ks_err *err)
     __attribute__((warn_unused_result));
+/* A killed replay (store.c says how): a replay holds dlq_run_lock on its id while it runs;
+ * dlq_recovery_begin takes the recovery lock and lists the 'running' replays whose lock is
+ * free (the caller frees ids and each id), dlq_recovery_end releases it; dlq_targets_of
+ * gives a replay's target partitions from their recorded start offsets (the caller frees
+ * each range's topic and the array); dlq_target_record records them before the first copy
+ * to a topic; dlq_recover_write records the copies found (b) and finishes the record as
+ * interrupted, *added the copies its marks lacked */
+enum ks_code dlq_run_lock(PGconn *pg, const char *id, struct ks_err *err)
+    __attribute__((warn_unused_result));
+enum ks_code dlq_recovery_begin(PGconn *pg, char ***ids, size_t *n, struct ks_err *err)
+    __attribute__((warn_unused_result));
+void dlq_recovery_end(PGconn *pg);
+enum ks_code dlq_targets_of(PGconn *pg, const char *id, struct ks_scan_range **ranges,
+                            size_t *n, struct ks_err *err) __attribute__((warn_unused_result));
+enum ks_code dlq_target_record(PGconn *pg, const char *id, const char *topic,
+                               const int32_t *parts, const int64_t *offs, size_t n,
+                               struct ks_err *err) __attribute__((warn_unused_result));
+enum ks_code dlq_recover_write(struct dlq_markbuf *b, PGconn *pg, const char *id,
+                               int64_t *added, struct ks_err *err)
+    __attribute__((warn_unused_result));
 int dlq_cmd_audit(struct dlq_ctx *c);
 int dlq_cmd_parked(struct dlq_ctx *c);
 int dlq_cmd_parked_retry(struct dlq_ctx *c);
 
 /* replay.c */
 int dlq_cmd_replay(struct dlq_ctx *c);
+/* before a replay reads its marks (after it locked its DLQ topics): the copies of every
+ * killed replay are found in its targets and recorded */
+enum ks_code dlq_recover(struct dlq_ctx *c, struct ks_err *err) __attribute__((warn_unused_result));
 int dlq_cmd_resolve(struct dlq_ctx *c);
 
 #endif

@@ -363,12 +363,25 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
         return bad(*cmd, "--note: not UTF-8 text (it goes into the audit record)%s%s", "", "");
     if (o->by && !dlq_utf8(o->by))
         return bad(*cmd, "--by: not UTF-8 text (it goes into the audit record)%s%s", "", "");
+    if (o->by && !dlq_printable(o->by)) /* audit shows it on other operators' terminals */
+        return bad(*cmd, "--by: control characters (it is shown by kasir-dlq audit)%s%s", "", "");
     if (o->by && strlen(o->by) >= sizeof(c->actor)) /* cut, the audit would name another */
         return bad(*cmd, "--by: at most 255 bytes (it goes into the audit record)%s%s", "", "");
     if (o->since >= 0 && o->until >= 0 && o->until <= o->since)
         return bad(*cmd, "--until must be later than --since%s%s", "", "");
+    /* the runtime dead-letters a message of T to T.dlq, always: a main or retry topic read as
+     * a DLQ would be replayed into its origin again (a retry copy names its main topic) */
+    for (size_t i = 0; i < o->ndlqs + o->nrefs; i++) {
+        const char *t = i < o->ndlqs ? o->dlqs[i] : o->refs[i - o->ndlqs].topic;
+        size_t n = strlen(t);
+        if (n <= 4 || strcmp(t + n - 4, ".dlq") != 0)
+            return bad(*cmd, "%s: not a dead-letter topic (they are named <topic>.dlq)%s", t, "");
+    }
     if (o->to && !o->to[0])
         return bad(*cmd, "--to needs a topic name%s%s", "", "");
+    if (o->to && !dlq_target_ok(o->to, strlen(o->to)))
+        return bad(*cmd, "--to %s: not a topic a replay may write (a legal Kafka topic name, "
+                   "not a dead-letter topic *.dlq, not an internal topic __*)%s", o->to, "");
     if ((*cmd == C_RESOLVE || *cmd == C_PARKED_RETRY) && !o->all && !o->nrefs && !o->nerrors &&
         !o->norigins && !o->ndlqs && o->since < 0 && o->until < 0 && !o->key && !o->nhdrs &&
         !o->worker && !o->nids)
@@ -508,9 +521,20 @@ static void opts_release(struct dlq_opts *o)
     free(o->ids);
 }
 
+/* The first signal stops at the next step, with everything confirmed recorded. A second
+ * stops at once: a wait that ignores signals (a PostgreSQL that does not answer) must not
+ * hold the operator, and a replay ended so is as safe as one killed (the next replay
+ * records its confirmed copies). */
 static void on_signal(int sig)
 {
+    static const char msg[] = "kasir-dlq: stopped at once (second signal)\n";
+
     (void)sig;
+    if (dlq_stop) {
+        ssize_t w = write(2, msg, sizeof(msg) - 1);
+        (void)w;
+        _exit(DLQ_EXIT_INTERRUPTED);
+    }
     dlq_stop = 1;
 }
 
@@ -522,9 +546,9 @@ static int set_actor(struct dlq_ctx *c)
     char host[128] = "";
 
     if (a && *a) {
-        if (strlen(a) >= sizeof(c->actor) || !dlq_utf8(a)) {
-            fprintf(stderr, "kasir-dlq: dlq.actor: at most 255 bytes of UTF-8 text (it goes "
-                            "into the audit record)\n");
+        if (strlen(a) >= sizeof(c->actor) || !dlq_printable(a)) {
+            fprintf(stderr, "kasir-dlq: dlq.actor: at most 255 bytes of UTF-8 text without "
+                            "control characters (it goes into the audit record)\n");
             return -1;
         }
         snprintf(c->actor, sizeof(c->actor), "%s", a);
@@ -621,9 +645,12 @@ int main(int argc, char **argv)
         break;
     }
 out:
+    /* stdout is the answer (a list, a count, a summary): a full disk or a file that cannot
+     * be written must not pass for a complete one */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && !dlq_output_failed++)
+        fprintf(stderr, "kasir-dlq: could not write the output\n");
     if (dlq_output_failed && (rc == DLQ_EXIT_OK || rc == DLQ_EXIT_INTERRUPTED))
         rc = DLQ_EXIT_FAIL;
-    fflush(stdout);
     dlq_marks_free(c.marks);
     ks_db_free(c.db);
     ks_config_free(c.cfg);

@@ -37,13 +37,11 @@ static int64_t num_val(const void *v, size_t len)
     return buf[0] ? strtoll(buf, NULL, 10) : -1;
 }
 
-/* An origin a replay may write to: a legal Kafka topic name ([a-zA-Z0-9._-], 1-249) that is
- * not a dead-letter topic (a DLQ is evidence: a header must not make the tool forge dead
- * letters into another pipeline's). Otherwise the DLQ's own name minus ".dlq" is used. */
-static int origin_ok(const void *v, size_t len)
+int dlq_target_ok(const void *v, size_t len)
 {
     const unsigned char *p = v;
-    if (len == 0 || len > 249 || (len >= 4 && memcmp(p + len - 4, ".dlq", 4) == 0))
+    if (len == 0 || len > 249 || (len >= 4 && memcmp(p + len - 4, ".dlq", 4) == 0) ||
+        (len >= 2 && p[0] == '_' && p[1] == '_'))
         return 0;
     for (size_t i = 0; i < len; i++)
         if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
@@ -53,7 +51,7 @@ static int origin_ok(const void *v, size_t len)
 }
 
 /* The runtime dead-letters a message of topic T to T.dlq, always: in a DLQ so named, a header
- * naming another topic is corrupt or forged. A DLQ named otherwise has only the header. */
+ * naming another topic is corrupt or forged. (The command line reads no other topic.) */
 static int origin_is_own(const char *dlq, const void *v, size_t len)
 {
     size_t n = strlen(dlq);
@@ -90,7 +88,7 @@ void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
             else if (strcmp(name, KS_H_ATTEMPT) == 0)
                 d->attempt = (int)num_val(v, len);
             else if (strncmp(name, pfx_origin, sizeof(pfx_origin) - 1) == 0) {
-                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && origin_ok(v, len)) {
+                if (strcmp(name, KS_H_ORIGIN_TOPIC) == 0 && dlq_target_ok(v, len)) {
                     copy_val(d->origin, sizeof(d->origin), v, len);
                     d->origin_foreign = !origin_is_own(d->dlq, v, len);
                 }
@@ -236,8 +234,10 @@ out:
             for (size_t i = 0; i < ks_scan_topic_count(s); i++)
                 t[i] = (char *)ks_scan_topic(s, i);
             /* the lock first: marks read before it could miss a replay finishing meanwhile */
+            /* and a killed replay's copies recorded before the marks are read */
             if (!c->lock ||
-                dlq_lock_topics(ks_db_conn(c->db), t, ks_scan_topic_count(s), err) == KS_OK)
+                (dlq_lock_topics(ks_db_conn(c->db), t, ks_scan_topic_count(s), err) == KS_OK &&
+                 dlq_recover(c, err) == KS_OK))
                 c->marks = dlq_marks_load(ks_db_conn(c->db), t, ks_scan_topic_count(s), err);
             free(t);
         }
@@ -524,6 +524,16 @@ static size_t tty_char(const unsigned char *p, size_t n)
     return k;
 }
 
+int dlq_printable(const char *s)
+{
+    size_t len = strlen(s);
+
+    for (size_t i = 0, k; i < len; i += k)
+        if (!(k = tty_char((const unsigned char *)s + i, len - i)))
+            return 0;
+    return dlq_utf8(s);
+}
+
 /* A dead letter's bytes for a terminal: anyone who can get a message dead-lettered writes
  * them, and escape sequences would act on the operator's screen. Control characters and
  * bytes that are not UTF-8 are written as \xNN; into out (cut to cap), or to f when out
@@ -561,6 +571,11 @@ static const char *tty_text(const char *s, size_t len, char *out, size_t cap, FI
 void dlq_tty_put(const char *s, size_t len)
 {
     tty_text(s, len, NULL, 0, stdout);
+}
+
+const char *dlq_tty_str(const char *s, char *out, size_t cap)
+{
+    return tty_text(s, strlen(s), out, cap, NULL);
 }
 
 void dlq_print_row(const struct dlq_msg *d, int64_t now)
@@ -628,7 +643,13 @@ void dlq_print_full(const struct dlq_msg *d, int raw)
         printf("value          undecodable: %s\n",
                TTY(json_string_value(json_object_get(j, "decode_error")), b3));
     else if ((s = json_dumps(json_object_get(j, "value"), JSON_INDENT(2)))) {
-        printf("value (%s)\n%s\n", json_string_value(json_object_get(j, "schema")), s);
+        /* the payload's strings are the sender's too: JSON escapes C0, not DEL or C1 (CSI) */
+        printf("value (%s)\n", json_string_value(json_object_get(j, "schema")));
+        for (const char *l = s, *e; *l; l = *e ? e + 1 : e) {
+            e = l + strcspn(l, "\n");
+            dlq_tty_put(l, (size_t)(e - l));
+            putchar('\n');
+        }
         free(s);
     }
     if (json_is_string(json_object_get(j, "value_base64")))

@@ -5,9 +5,10 @@
  * confirms the copy is its (dlq topic, partition, offset) added to the batch of marks, and
  * a batch goes to kasir_dlq_replayed in one statement (with the audit's count) every
  * --batch confirmations or 500 ms. A rerun skips what is marked. A kill between a
- * delivery and its mark sends that copy again on the rerun: it carries the original
- * kasir.message_id, so the worker's dedup (kasir_processed, or its natural key) applies
- * it once.
+ * delivery and its mark is repaired by the next replay (dlq_recover): every copy names its
+ * dead letter (kasir.replay.ref), a replay records its targets' end offsets before its
+ * first copy there and holds a lock on its id, and the next one reads a dead replay's
+ * copies back from those offsets and marks them, so they are not sent again.
  * Copies are produced in chunks (at most --batch copies or 200 ms, and never across a
  * --rate wait): before a chunk the replay takes the resolve lock shared and reads the
  * resolve marks committed since the last chunk, on a connection of its own, and releases
@@ -23,12 +24,14 @@
 #include "dlq.h"
 #include "lib/kafka.h"
 #include "lib/headers.h"
+#include "lib/ids.h"
 #include "lib/pgarr.h"
 #include "lib/banned.h"
 
 #define H_REPLAY_ID "kasir.replay.id"
 #define H_REPLAY_BY "kasir.replay.by"
 #define H_REPLAY_AT "kasir.replay.at"
+#define H_REPLAY_REF "kasir.replay.ref" /* the dead letter copied: <dlq topic>:<partition>:<offset> */
 
 struct pending { /* one copy in flight, until its delivery report */
     const char *dlq, *target; /* owned by the scan / the target list */
@@ -149,6 +152,45 @@ static void gate_leave(struct replay *r)
     }
 }
 
+/* Before the first copy to a topic: the end offset of each of its partitions, recorded, so
+ * that if this replay is killed the next one finds its copies from there (dlq_recover) */
+static int target_record(struct replay *r, const char *name,
+                         const struct rd_kafka_metadata_topic *mt)
+{
+    int32_t *parts = calloc((size_t)mt->partition_cnt, sizeof(*parts));
+    int64_t *offs = calloc((size_t)mt->partition_cnt, sizeof(*offs));
+    int rc = -1;
+
+    if (!parts || !offs) {
+        fprintf(stderr, "kasir-dlq: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < mt->partition_cnt; i++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->rk, name,
+                                                                 mt->partitions[i].id, &lo,
+                                                                 &hi, 10000);
+        if (e) {
+            fprintf(stderr, "kasir-dlq: could not read the offsets of %s [%d]: %s\n", name,
+                    (int)mt->partitions[i].id, rd_kafka_err2str(e));
+            goto out;
+        }
+        parts[i] = mt->partitions[i].id;
+        offs[i] = hi;
+    }
+    /* on the resolve lock's connection: the main one may have progress marks in flight */
+    if (dlq_target_record(ks_db_conn(r->gate), r->id, name, parts, offs,
+                          (size_t)mt->partition_cnt, &r->err) != KS_OK) {
+        fprintf(stderr, "kasir-dlq: %s\n", r->err.msg);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(parts);
+    free(offs);
+    return rc;
+}
+
 /* rk: the producer, or in a dry run the scan's consumer (a consumer never creates a topic
  * by asking for it) */
 static const struct target *target_get(struct replay *r, rd_kafka_t *rk, const char *name)
@@ -171,6 +213,10 @@ static const struct target *target_get(struct replay *r, rd_kafka_t *rk, const c
     rkt = rd_kafka_topic_new(rk, name, NULL);
     nt->ok = rkt && rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
              md->topics[0].err == 0 && md->topics[0].partition_cnt > 0;
+    if (nt->ok && rk == r->rk && target_record(r, name, &md->topics[0]) != 0) {
+        r->write_failed = 1; /* its messages stay open; the replay stops */
+        nt->ok = -1;
+    }
     if (md)
         rd_kafka_metadata_destroy(md);
     if (rkt)
@@ -178,6 +224,8 @@ static const struct target *target_get(struct replay *r, rd_kafka_t *rk, const c
     if (!nt->ok)
         fprintf(stderr, "kasir-dlq: target topic %s does not exist: its messages are left open\n",
                 name);
+    else if (nt->ok < 0)
+        nt->ok = 0;
     r->ntargets++;
     return nt;
 }
@@ -199,6 +247,7 @@ static rd_kafka_headers_t *copy_headers(const struct replay *r, const struct dlq
                                         const char *at)
 {
     rd_kafka_headers_t *src = NULL, *h = rd_kafka_headers_new(16);
+    char ref[300];
     const char *name;
     const void *v;
     size_t len;
@@ -216,6 +265,8 @@ static rd_kafka_headers_t *copy_headers(const struct replay *r, const struct dlq
     rd_kafka_header_add(h, H_REPLAY_ID, -1, r->id, -1);
     rd_kafka_header_add(h, H_REPLAY_BY, -1, r->c->actor, -1);
     rd_kafka_header_add(h, H_REPLAY_AT, -1, at, -1);
+    snprintf(ref, sizeof(ref), "%s:%d:%" PRId64, d->dlq, (int)d->partition, d->offset);
+    rd_kafka_header_add(h, H_REPLAY_REF, -1, ref, -1);
     return h;
 }
 
@@ -321,26 +372,35 @@ int dlq_cmd_replay(struct dlq_ctx *c)
     c->lock = !c->o.dry_run;
     if (!(s = dlq_scan_open(c, &r.err))) {
         fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
-        return r.err.code == KS_ENOTFOUND || r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
-                                                                   : DLQ_EXIT_FAIL;
+        return dlq_stop ? DLQ_EXIT_INTERRUPTED /* e.g. while finishing a killed replay */
+               : r.err.code == KS_ENOTFOUND || r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE
+                                                                         : DLQ_EXIT_FAIL;
     }
     if (!c->o.dry_run) {
         if (ks_id_new("rpl", r.id, &r.err) != KS_OK || !(r.marks = dlq_markbuf_new()) ||
             !(filters = dlq_filters_json(&c->o)) ||
             !(conf = ks_kafka_conf_new(c->brokers, "producer", c->cfg, &r.err))) {
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg[0] ? r.err.msg : "out of memory");
-            rc = DLQ_EXIT_FAIL;
+            rc = r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE : DLQ_EXIT_FAIL;
             goto out;
         }
         rd_kafka_conf_set_opaque(conf, &r);
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        if (!(r.rk = ks_kafka_producer_new(conf, &r.err)) ||
-            !(r.gate = ks_db_connect(ks_config_str(c->cfg, "pg.dsn"), &r.err))) {
+        if (!(r.rk = ks_kafka_producer_new(conf, &r.err))) {
+            /* the consumer took the same settings: what only a producer refuses (acks with
+             * enable.idempotence) is a setting too */
+            fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
+            rc = DLQ_EXIT_USAGE;
+            goto out;
+        }
+        if (!(r.gate = ks_db_connect(ks_config_str(c->cfg, "pg.dsn"), &r.err))) {
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
             rc = DLQ_EXIT_FAIL;
             goto out;
         }
-        if (dlq_audit_begin(ks_db_conn(c->db), r.id, "replay", c->actor, filters, c->o.to,
+        /* the run lock first: a 'running' record whose lock is free is a killed replay */
+        if (dlq_run_lock(ks_db_conn(c->db), r.id, &r.err) != KS_OK ||
+            dlq_audit_begin(ks_db_conn(c->db), r.id, "replay", c->actor, filters, c->o.to,
                             c->o.note, &r.err) != KS_OK) {
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
             rc = DLQ_EXIT_FAIL;
@@ -487,7 +547,7 @@ out:
         else if (r.failed)
             dry_failed = 1; /* exit 1 as the real run would, after the summary */
     }
-    if (rc != DLQ_EXIT_FAIL || begun) {
+    if ((rc != DLQ_EXIT_FAIL && rc != DLQ_EXIT_USAGE) || begun) {
         if (c->o.json)
             dlq_json_line(json_pack("{s:s?, s:b, s:I, s:I, s:I, s:I, s:I}", "replay_id",
                                     c->o.dry_run ? NULL : r.id, "dry_run", c->o.dry_run,
@@ -524,6 +584,154 @@ out:
     json_decref(filters);
     ks_scan_free(s);
     return dry_failed ? DLQ_EXIT_FAIL : rc;
+}
+
+/* "kasir.replay.ref" -> the dead letter copied; -1 when it is not one */
+static int parse_ref(const void *v, size_t len, char *topic, size_t cap, int32_t *partition,
+                     int64_t *offset)
+{
+    char buf[300], *p1, *p2, *end;
+
+    if (!v || len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    if (!(p2 = strrchr(buf, ':')) || p2 == buf)
+        return -1;
+    *p2 = '\0';
+    if (!(p1 = strrchr(buf, ':')) || p1 == buf || (size_t)(p1 - buf) >= cap)
+        return -1;
+    *p1 = '\0';
+    *partition = (int32_t)strtol(p1 + 1, &end, 10);
+    if (*end || end == p1 + 1)
+        return -1;
+    *offset = strtoll(p2 + 1, &end, 10);
+    if (*end || end == p2 + 1)
+        return -1;
+    memcpy(topic, buf, (size_t)(p1 - buf) + 1); /* fits: checked above */
+    return 0;
+}
+
+/* the copies of killed replay id in one target topic (ranges: its partitions) -> mb;
+ * *found counts them. A topic deleted since holds none: said, and passed over. */
+static enum ks_code recover_topic(struct dlq_ctx *c, const char *id,
+                                  const struct ks_scan_range *ranges, size_t n,
+                                  struct dlq_markbuf *mb, int64_t *found, struct ks_err *err)
+{
+    struct ks_scan_opts so = {.from = KS_SCAN_BEGINNING};
+    const char *name = ranges[0].topic;
+    rd_kafka_conf_t *conf;
+    struct ks_scan *s;
+    enum ks_code rc = KS_OK;
+
+    if (!(conf = ks_kafka_conf_new(c->brokers, "consumer", c->cfg, err)))
+        return err->code;
+    if (!(s = ks_scan_new(conf, &name, 1, ranges, n, &so, err))) {
+        if (err->code != KS_ENOTFOUND)
+            return err->code;
+        fprintf(stderr, "kasir-dlq: replay %s: its target %s no longer exists\n", id, name);
+        return KS_OK;
+    }
+    if (ks_scan_total(s) >= 100000 && !c->o.quiet) /* what was written there since it began */
+        fprintf(stderr, "kasir-dlq: looking for the copies of killed replay %s among %" PRId64
+                        " messages of %s\n", id, ks_scan_total(s), name);
+    for (;;) {
+        rd_kafka_message_t *m = NULL;
+        rd_kafka_headers_t *h = NULL;
+        const void *v, *mv;
+        size_t len, mlen;
+        char topic[256], mid[KS_ID_LEN] = "";
+        int32_t p;
+        int64_t o;
+        int k = ks_scan_next(s, 500, &m, err);
+
+        if (k == -1)
+            break;
+        if (k == -2) {
+            rc = err->code;
+            break;
+        }
+        if (k == 0) {
+            if (dlq_stop) {
+                rc = ks_err_set(err, KS_ESTATE, 0, NULL, "interrupted");
+                break;
+            }
+            continue;
+        }
+        if (rd_kafka_message_headers(m, &h) == 0 &&
+            rd_kafka_header_get_last(h, H_REPLAY_ID, &v, &len) == 0 && v &&
+            len == strlen(id) && memcmp(v, id, len) == 0 &&
+            rd_kafka_header_get_last(h, H_REPLAY_REF, &v, &len) == 0 &&
+            parse_ref(v, len, topic, sizeof(topic), &p, &o) == 0) {
+            if (rd_kafka_header_get_last(h, KS_H_MESSAGE_ID, &mv, &mlen) == 0 && mv)
+                ks_id_from_bytes(mv, mlen, mid);
+            dlq_markbuf_add(mb, topic, p, o, mid, rd_kafka_topic_name(m->rkt));
+            (*found)++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    ks_scan_free(s);
+    return rc;
+}
+
+/* the copies of killed replay id in its targets -> mb; *found: copies seen */
+static enum ks_code recover_one(struct dlq_ctx *c, const char *id, struct dlq_markbuf *mb,
+                                int64_t *found, struct ks_err *err)
+{
+    struct ks_scan_range *ranges = NULL;
+    size_t n = 0, i = 0;
+    enum ks_code rc;
+
+    *found = 0;
+    rc = dlq_targets_of(ks_db_conn(c->db), id, &ranges, &n, err);
+    while (rc == KS_OK && i < n) { /* one topic at a time (ordered by topic) */
+        size_t k = i + 1;
+        while (k < n && strcmp(ranges[k].topic, ranges[i].topic) == 0)
+            k++;
+        rc = recover_topic(c, id, &ranges[i], k - i, mb, found, err);
+        i = k;
+    }
+    for (i = 0; i < n; i++)
+        free((char *)ranges[i].topic);
+    free(ranges);
+    return rc;
+}
+
+enum ks_code dlq_recover(struct dlq_ctx *c, struct ks_err *err)
+{
+    struct dlq_markbuf *mb = dlq_markbuf_new();
+    char **ids = NULL;
+    size_t n = 0;
+    enum ks_code rc;
+
+    if (!mb)
+        return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    if ((rc = dlq_recovery_begin(ks_db_conn(c->db), &ids, &n, err)) != KS_OK)
+        goto out;
+    for (size_t i = 0; i < n && rc == KS_OK; i++) {
+        int64_t found = 0, added = 0;
+        if ((rc = recover_one(c, ids[i], mb, &found, err)) != KS_OK ||
+            (rc = dlq_recover_write(mb, ks_db_conn(c->db), ids[i], &added, err)) != KS_OK)
+            break;
+        if (!c->o.quiet)
+            fprintf(stderr, "kasir-dlq: replay %s was stopped before it finished: %" PRId64
+                            " of its copies found in its target topics, %" PRId64
+                            " of them not recorded before (now they are: not sent again)\n",
+                    ids[i], found, added);
+    }
+out:
+    if (rc != KS_OK) {
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        ks_err_set(err, rc, err->retriable, NULL,
+                   "could not finish the record of a killed replay: %s", why);
+    }
+    dlq_recovery_end(ks_db_conn(c->db));
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    dlq_markbuf_free(mb);
+    return rc;
 }
 
 int dlq_cmd_resolve(struct dlq_ctx *c)

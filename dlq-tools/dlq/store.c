@@ -1,9 +1,12 @@
 /* store.c - kasir-dlq's state in PostgreSQL (migration 500) and the parked outbox rows
  * (migration 106). Every statement the tool runs is here. */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dlq.h"
 #include "lib/outbox.h"
@@ -55,6 +58,48 @@ static const char SQL_REPLAYS_RUNNING[] =
     "SELECT t FROM unnest($1::text[]) AS t WHERE CASE"
     " WHEN pg_try_advisory_lock(hashtext('kasir-dlq replay ' || t))"
     " THEN NOT pg_advisory_unlock(hashtext('kasir-dlq replay ' || t)) ELSE true END";
+
+/* A killed replay (dlq-tools/README.md, "A killed replay"). A replay holds a session lock on
+ * its id from before its audit record is written until it exits: a record still 'running'
+ * whose lock is free belongs to a replay that is gone. The next replay looks for that
+ * one's copies in its target partitions (from the offsets recorded before its first copy
+ * there), records those its marks lack, and calls it interrupted, all before it reads the
+ * marks itself; under one lock, so two replays starting together do not both record them. */
+#define RUN_KEY(id) "hashtext('kasir-dlq replay run ' || " id ")"
+static const char SQL_RUN_LOCK[] = "SELECT pg_advisory_lock(" RUN_KEY("$1::text") ")";
+static const char SQL_RECOVERY_LOCK[] = "SELECT pg_advisory_lock(hashtext('kasir-dlq recovery'))";
+static const char SQL_RECOVERY_UNLOCK[] =
+    "SELECT pg_advisory_unlock(hashtext('kasir-dlq recovery'))";
+static const char SQL_DEAD_REPLAYS[] =
+    "SELECT id FROM kasir_dlq_audit WHERE action = 'replay' AND status = 'running' AND CASE"
+    " WHEN pg_try_advisory_lock(" RUN_KEY("id") ") THEN pg_advisory_unlock(" RUN_KEY("id") ")"
+    " ELSE false END ORDER BY started_at, id";
+static const char SQL_TARGETS_OF[] =
+    "SELECT topic, partition, start_off FROM kasir_dlq_replay_targets WHERE replay_id = $1"
+    " ORDER BY topic, partition";
+static const char SQL_TARGET_RECORD[] =
+    "INSERT INTO kasir_dlq_replay_targets (replay_id, topic, partition, start_off)"
+    " SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS u(p, o) ON CONFLICT DO NOTHING";
+/* the copies found: those the killed replay's marks lack are added (one each, in the order
+ * found), and its record is finished as interrupted */
+static const char SQL_RECOVER[] =
+    "WITH u AS ("
+    "  SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[])"
+    "    WITH ORDINALITY AS u(t, p, o, m, g, n)),"
+    " known AS ("
+    "  SELECT r.topic, k.p, k.o FROM kasir_dlq_replayed r, unnest(r.partitions, r.offs) AS k(p, o)"
+    "  WHERE r.replay_id = $1),"
+    " fresh AS ("
+    "  SELECT DISTINCT ON (t, p, o) * FROM u WHERE NOT EXISTS (SELECT 1 FROM known"
+    "    WHERE known.topic = u.t AND known.p = u.p AND known.o = u.o) ORDER BY t, p, o, n),"
+    " ins AS ("
+    "  INSERT INTO kasir_dlq_replayed (replay_id, topic, partitions, offs, message_ids, targets)"
+    "  SELECT $1, t, array_agg(p ORDER BY n), array_agg(o ORDER BY n), array_agg(m ORDER BY n),"
+    "         array_agg(g ORDER BY n) FROM fresh GROUP BY t"
+    "  RETURNING cardinality(offs) AS k),"
+    " added AS (SELECT coalesce(sum(k), 0) AS k FROM ins) "
+    "UPDATE kasir_dlq_audit SET done = done + added.k, status = 'interrupted',"
+    " finished_at = now() FROM added WHERE id = $1 RETURNING added.k";
 
 static const char SQL_AUDIT_BEGIN[] =
     "INSERT INTO kasir_dlq_audit (id, action, actor, filters, target, note) "
@@ -305,11 +350,41 @@ out:
     return rc;
 }
 
+/* The next result of what was sent on pg (NULL: none left). The replay's round trips wait
+ * here: a PostgreSQL that hangs (stopped, a network that drops packets) is said on stderr
+ * after 15 s instead of passing for a slow replay; libpq's own wait ignores signals, and a
+ * second SIGINT/SIGTERM ends the process at once (main.c), which a replay survives. */
+static PGresult *await(PGconn *pg)
+{
+    time_t t0 = time(NULL);
+    int warned = 0;
+
+    while (PQisBusy(pg)) {
+        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+        if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+            break;
+        if (!PQconsumeInput(pg))
+            break;
+        if (!warned && time(NULL) - t0 >= 15) {
+            warned = 1;
+            fprintf(stderr, "kasir-dlq: PostgreSQL has not answered for 15 s: still waiting "
+                            "(a second Ctrl-C stops at once; a replay's confirmed copies are "
+                            "then recorded by the next replay)\n");
+        }
+    }
+    return PQgetResult(pg);
+}
+
 static enum ks_code gate_exec(PGconn *pg, const char *sql, const char *what, struct ks_err *err)
 {
-    PGresult *res = PQexec(pg, sql);
+    PGresult *res = NULL, *r;
     enum ks_code rc = KS_OK;
 
+    if (PQsendQuery(pg, sql)) /* several statements (SQL_GATE_RESOLVE): the last result */
+        while ((r = await(pg))) {
+            PQclear(res);
+            res = r;
+        }
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not %s: %s", what,
                         PQresultErrorMessage(res));
@@ -492,7 +567,7 @@ enum ks_code dlq_markbuf_wait(PGconn *pg, struct ks_err *err)
     PGresult *res;
     enum ks_code rc = KS_OK;
 
-    while ((res = PQgetResult(pg))) {
+    while ((res = await(pg))) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == KS_OK)
             rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
                             PQresultErrorMessage(res));
@@ -528,6 +603,132 @@ enum ks_code dlq_markbuf_write(struct dlq_markbuf *b, PGconn *pg, const char *ac
         PQclear(res);
     }
     return rc;
+}
+
+static enum ks_code exec_params(PGconn *pg, const char *sql, int n, const char *const *params,
+                                const int *lens, const int *fmts, int tuples, PGresult **out,
+                                const char *what, struct ks_err *err)
+{
+    PGresult *res = PQexecParams(pg, sql, n, NULL, params, lens, fmts, 0);
+
+    if (ks_pg_check(pg, res, tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, what, err) != KS_OK) {
+        PQclear(res);
+        return err->code;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return KS_OK;
+}
+
+enum ks_code dlq_run_lock(PGconn *pg, const char *id, struct ks_err *err)
+{
+    const char *params[1] = {id};
+    return exec_params(pg, SQL_RUN_LOCK, 1, params, NULL, NULL, 1, NULL, "taking the replay's lock", err);
+}
+
+enum ks_code dlq_recovery_begin(PGconn *pg, char ***ids, size_t *n, struct ks_err *err)
+{
+    PGresult *res = NULL;
+
+    *ids = NULL;
+    *n = 0;
+    if (exec_params(pg, SQL_RECOVERY_LOCK, 0, NULL, NULL, NULL, 1, NULL,
+                    "taking the recovery lock", err) != KS_OK ||
+        exec_params(pg, SQL_DEAD_REPLAYS, 0, NULL, NULL, NULL, 1, &res,
+                    "looking for killed replays", err) != KS_OK)
+        return err->code;
+    if (PQntuples(res) && !(*ids = calloc((size_t)PQntuples(res), sizeof(**ids)))) {
+        PQclear(res);
+        return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    }
+    for (int r = 0; r < PQntuples(res); r++)
+        if (((*ids)[(*n)++] = strdup(PQgetvalue(res, r, 0))) == NULL) {
+            PQclear(res);
+            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        }
+    PQclear(res);
+    return KS_OK;
+}
+
+void dlq_recovery_end(PGconn *pg)
+{
+    PQclear(PQexec(pg, SQL_RECOVERY_UNLOCK)); /* also released with the session */
+}
+
+enum ks_code dlq_targets_of(PGconn *pg, const char *id, struct ks_scan_range **ranges,
+                            size_t *n, struct ks_err *err)
+{
+    const char *params[1] = {id};
+    PGresult *res = NULL;
+
+    *ranges = NULL;
+    *n = 0;
+    if (exec_params(pg, SQL_TARGETS_OF, 1, params, NULL, NULL, 1, &res,
+                    "reading a replay's targets", err) != KS_OK)
+        return err->code;
+    if (PQntuples(res) && !(*ranges = calloc((size_t)PQntuples(res), sizeof(**ranges)))) {
+        PQclear(res);
+        return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        struct ks_scan_range *g = &(*ranges)[(*n)++];
+        if (!(g->topic = strdup(PQgetvalue(res, r, 0)))) {
+            PQclear(res);
+            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+        }
+        g->partition = (int32_t)strtol(PQgetvalue(res, r, 1), NULL, 10);
+        g->start = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        g->end = INT64_MAX; /* to the end the scan finds */
+    }
+    PQclear(res);
+    return KS_OK;
+}
+
+enum ks_code dlq_target_record(PGconn *pg, const char *id, const char *topic,
+                               const int32_t *parts, const int64_t *offs, size_t n,
+                               struct ks_err *err)
+{
+    struct ks_pgarr pa, oa;
+    const char *params[4] = {id, topic, NULL, NULL};
+    enum ks_code rc;
+
+    ks_pgarr_init(&pa);
+    ks_pgarr_init(&oa);
+    for (size_t i = 0; i < n; i++) {
+        ks_pgarr_int(&pa, parts[i]);
+        ks_pgarr_int(&oa, offs[i]);
+    }
+    if (!(params[2] = ks_pgarr_str(&pa)) || !(params[3] = ks_pgarr_str(&oa)))
+        rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    else
+        rc = exec_params(pg, SQL_TARGET_RECORD, 4, params, NULL, NULL, 0, NULL,
+                         "recording the replay's target", err);
+    ks_pgarr_release(&pa);
+    ks_pgarr_release(&oa);
+    return rc;
+}
+
+enum ks_code dlq_recover_write(struct dlq_markbuf *b, PGconn *pg, const char *id,
+                               int64_t *added, struct ks_err *err)
+{
+    const char *params[6];
+    int lens[6] = {0}, fmts[6] = {0, 1, 1, 1, 1, 1};
+    PGresult *res = NULL;
+
+    params[0] = id;
+    for (int i = 0; i < 5; i++)
+        if (!(params[i + 1] = ks_pgarr_bin_data(&b->a[i], &lens[i + 1])))
+            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    if (exec_params(pg, SQL_RECOVER, 6, params, lens, fmts, 1, &res,
+                    "recording a killed replay's copies", err) != KS_OK)
+        return err->code;
+    *added = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    for (int i = 0; i < 5; i++)
+        ks_pgarr_bin_reset(&b->a[i]);
+    return KS_OK;
 }
 
 /* ---- kasir-dlq audit ------------------------------------------------------------------- */
@@ -570,10 +771,18 @@ int dlq_cmd_audit(struct dlq_ctx *c)
                                   (json_int_t)strtoll(val(res, r, 11), NULL, 10));
             dlq_json_line(j);
         } else {
-            printf("%-41s %-12s %-20.20s %-24s %-11s %8s %8s %6s  %s%s%s\n", val(res, r, 0),
-                   val(res, r, 1), val(res, r, 2), val(res, r, 3), val(res, r, 5),
-                   val(res, r, 9), val(res, r, 10), val(res, r, 11), val(res, r, 6),
-                   val(res, r, 7) ? " -> " : "", val(res, r, 7) ? val(res, r, 7) : "");
+            /* the actor and the filters are operators' text, the filters often copied from
+             * a message (a key, a header): escaped for the terminal as a message's bytes are */
+            char actor[21];
+            printf("%-41s %-12s %-20s %-24s %-11s %8s %8s %6s  ", val(res, r, 0), val(res, r, 1),
+                   dlq_tty_str(val(res, r, 2), actor, sizeof(actor)), val(res, r, 3),
+                   val(res, r, 5), val(res, r, 9), val(res, r, 10), val(res, r, 11));
+            dlq_tty_put(val(res, r, 6), strlen(val(res, r, 6)));
+            if (val(res, r, 7)) {
+                fputs(" -> ", stdout);
+                dlq_tty_put(val(res, r, 7), strlen(val(res, r, 7)));
+            }
+            putchar('\n');
         }
     }
     PQclear(res);

@@ -144,7 +144,9 @@ def test_dlq_replay_sigint_loses_nothing():
     replay of the same DLQ is refused."""
     run = Run("t502i", partitions=3)
     produce([dead_letter(run, i, cls="failed") for i in range(2000)])
-    p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--rate", "1000",
+    # 500/s: 4 s for the lot, so the second replay below starts while the first still runs
+    # on a loaded machine (at 1000/s it had sometimes finished)
+    p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--rate", "500",
                           "--output", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     wait_until(lambda: int(psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages "

@@ -3,7 +3,8 @@ running kasir-dlq / kasir-tap, and reading a topic with its headers."""
 import json
 import subprocess
 
-from conftest import BROKERS, STACK, bin_path
+from conftest import BROKERS, STACK, bin_path, psql_one
+from runtime_util import produce, wait_until
 
 CLASSES = ("poison", "invalid", "failed", "exhausted")
 
@@ -46,7 +47,8 @@ def dlq(*args, timeout=120, check=True, env=None):
 def dlq_json(*args, **kw):
     """kasir-dlq ... --output json: the JSON lines it printed, parsed."""
     p = dlq(*args, "--output", "json", **kw)
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    # lines end at "\n" only: splitlines() would also cut at U+0085/U+2028 inside a string
+    return [json.loads(l) for l in p.stdout.split("\n") if l.strip()]
 
 
 def tap(*args, timeout=120, binary=False):
@@ -62,3 +64,20 @@ def topic_records(topic, timeout=60):
                         "--idle-ms", "2000"], capture_output=True, timeout=timeout)
     assert p.returncode == 0, p.stderr
     return [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+
+
+def marked(run):
+    """replayed copies recorded for run's DLQ (kasir_dlq_replayed, one per copy)"""
+    return int(psql_one("SELECT count(*) FROM kasir_dlq_replayed_messages WHERE topic = '%s'"
+                        % run.dlq))
+
+
+def replay_under_way(run, n, rate, at_least, *args):
+    """n 'failed' dead letters in run.dlq and a replay of them at rate, returned (a Popen with
+    text pipes) once at_least copies are recorded: for stopping it half way"""
+    produce([dead_letter(run, i, cls="failed") for i in range(n)])
+    p = subprocess.Popen([bin_path("dlq"), "replay", "--dlq", run.dlq, "--rate", str(rate),
+                          *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: marked(run) >= at_least, timeout=60, step=0.1,
+               what="the replay under way")
+    return p

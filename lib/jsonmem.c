@@ -111,6 +111,11 @@ size_t ks_jsonmem_cached(void)
     return tl.bytes;
 }
 
+void ks_jsonmem_release(void)
+{
+    release(&tl);
+}
+
 void ks_jsonmem_install(void)
 {
 #if defined(__SANITIZE_ADDRESS__)

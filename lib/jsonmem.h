@@ -31,5 +31,8 @@ void *ks_jsonmem_malloc(size_t size);
 void ks_jsonmem_free(void *p);
 /* Bytes kept in the calling thread's cache now (unit test). */
 size_t ks_jsonmem_cached(void);
+/* Frees what the calling thread's cache holds (a thread's own is freed when it exits;
+ * the main thread's at process exit is not). */
+void ks_jsonmem_release(void);
 
 #endif

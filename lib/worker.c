@@ -24,6 +24,7 @@
 #include "httpd.h"
 #include "kafka.h"
 #include "log.h"
+#include "jsonmem.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "serde.h"
@@ -608,6 +609,9 @@ int ks_worker_main(const struct ks_worker_spec *spec, const struct ks_config_def
         rc = 2;
         goto out;
     }
+    /* each batch's decoded trees are freed together and the next batch's allocated
+     * alike: a per-thread cache of jansson's small blocks (jsonmem.h) */
+    ks_jsonmem_install();
     if (ks_serde_init(&err) != KS_OK) {
         ks_log(KS_LOG_ERROR, "worker.serde_failed", err.msg, NULL);
         goto out;

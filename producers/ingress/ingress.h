@@ -185,6 +185,7 @@ struct ing_req {
     const char *qsql, *qwhat;
     int fin_complete; /* finish op: 1 complete, 0 release */
     struct ing_req *next;
+    int64_t t_queued; /* monotonic us: when it was queued for the writers (store.c) */
 
     int64_t t_claim, t_claimed, t_dr; /* monotonic us, for the debug timing line */
 
@@ -216,7 +217,7 @@ struct ing_ctx {
     size_t max_body, max_upload, max_webhook;
     const char *wh_stripe, *wh_xendit, *wh_midtrans, *wh_sandbox, *wh_iris;
     int writers, batch_max;
-    int64_t gather_us;
+    int64_t gather_us, overlap_us;
     /* connections and deadlines (http.c) */
     int admin_port;
     const char *admin_bind;

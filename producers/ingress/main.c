@@ -84,6 +84,9 @@ static const struct ks_config_def own_defs[] = {
     {"store.batch_max", KS_CFG_INT, "256", 0, "most claims (and finishes) in one transaction"},
     {"store.gather_us", KS_CFG_INT, "250", 0,
      "a writer waits up to this many microseconds for a bigger batch (0: takes what is queued)"},
+    {"store.overlap_us", KS_CFG_INT, "1500", 0,
+     "while another writer commits, a writer starts a batch only once the oldest queued "
+     "request has waited this many microseconds (or a batch is full); 0: at once"},
     {"webhook.tolerance", KS_CFG_DURATION_MS, "300s", 0, "webhook timestamp tolerance"},
     {"webhook.max_body", KS_CFG_INT, "262144", 0, "largest webhook body accepted, bytes"},
     {"webhook.stripe.secret", KS_CFG_STRING, "", 0, "Stripe endpoint secret (whsec_...); empty: off"},
@@ -175,6 +178,7 @@ static int serve(const struct ks_config *cfg)
     ING.writers = (int)ks_config_int(cfg, "store.writers");
     ING.batch_max = (int)ks_config_int(cfg, "store.batch_max");
     ING.gather_us = ks_config_int(cfg, "store.gather_us");
+    ING.overlap_us = ks_config_int(cfg, "store.overlap_us");
     if (ING.gather_us < 0 || ING.gather_us > 100000)
         ING.gather_us = 0;
     if (ING.batch_max < 1)

@@ -39,6 +39,7 @@ static struct ing_req *claims_head, *claims_tail, *fins_head, *fins_tail;
 static pthread_t writers[16], hk_thread, purge_thread;
 static int nwriters, hk_started;
 static size_t n_queued; /* claims + finishes queued, under mu */
+static int n_executing; /* writers running a batch, under mu */
 static _Atomic long st_batches, st_claims, st_finishes, st_exec_us;
 
 /* --- finishes that could not be recorded, and the keys whose retry takes over ------ */
@@ -122,6 +123,7 @@ static const char batch_sql[] =
 static void enqueue(struct ing_req **head, struct ing_req **tail, struct ing_req *r)
 {
     r->next = NULL;
+    r->t_queued = ks_clock_mono_us();
     if (*tail)
         (*tail)->next = r;
     else
@@ -310,20 +312,40 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
 
 /* Called with mu held and something queued: waits up to store.gather_us for more, unless
  * a full batch is there. A batch's fixed cost (the commit's WAL flush, the function call,
- * one executor start per statement) is most of PostgreSQL's work when batches are small;
- * waiting a fraction of a millisecond for a bigger batch costs less latency than the CPU
- * it saves gives back on a busy machine. */
+ * one executor start per statement, the produce requests of its events) is most of the
+ * work when batches are small; waiting a fraction of a millisecond for a bigger batch costs
+ * less latency than the CPU it saves gives back on a busy machine.
+ *
+ * While another writer is running a batch, this one waits for that batch to end (the
+ * writer that ends one signals) and takes what queued meanwhile, in one batch of twice the
+ * size instead of two that overlap; it starts in parallel only once the oldest queued
+ * request has waited store.overlap_us, so a commit that runs long (a burst, a slow fsync)
+ * still gets a second writer beside it. Two overlapping commits cost each other CPU too:
+ * both backends insert at the right edge of the same B-tree pages. */
 static void gather(size_t max)
 {
-    struct timespec until;
+    int64_t start = ks_clock_mono_us();
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += (long)ING.gather_us * 1000;
-    until.tv_sec += until.tv_nsec / 1000000000;
-    until.tv_nsec %= 1000000000;
-    while (n_queued < max && !ING.stopping)
-        if (pthread_cond_timedwait(&cv, &mu, &until) != 0)
+    while (n_queued > 0 && n_queued < max && !ING.stopping) {
+        int64_t until = start + ING.gather_us, now;
+        struct timespec ts;
+
+        if (n_executing > 0 && ING.overlap_us > 0) {
+            int64_t oldest = claims_head ? claims_head->t_queued : INT64_MAX;
+            if (fins_head && fins_head->t_queued < oldest)
+                oldest = fins_head->t_queued;
+            if (oldest + ING.overlap_us > until)
+                until = oldest + ING.overlap_us;
+        }
+        now = ks_clock_mono_us();
+        if (now >= until)
             break;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)((until - now) % 1000000) * 1000;
+        ts.tv_sec += (time_t)((until - now) / 1000000) + ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        (void)pthread_cond_timedwait(&cv, &mu, &ts);
+    }
 }
 
 /* Applies the kept finishes alone (a finish that keeps failing must not fail the batches
@@ -442,12 +464,14 @@ static void *writer_main(void *arg)
                 break;
             continue;
         }
-        if (ING.gather_us > 0)
+        if (ING.gather_us > 0 || ING.overlap_us > 0)
             gather(max);
         nf = take(&fins_head, &fins_tail, fi, max);
         nc = take(&claims_head, &claims_tail, cl, max);
         if (claims_head || fins_head)
             pthread_cond_signal(&cv); /* more than a batch was queued: the next writer */
+        if (nf + nc > 0)
+            n_executing++;
         pthread_mutex_unlock(&mu);
         if (nf + nc == 0)
             continue; /* the other writer took it while this one gathered */
@@ -459,6 +483,11 @@ static void *writer_main(void *arg)
         t0 = ks_clock_mono_us();
         ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res) == 0;
         st_exec_us += ks_clock_mono_us() - t0;
+        pthread_mutex_lock(&mu);
+        n_executing--;
+        if (n_queued)
+            pthread_cond_broadcast(&cv); /* a writer waiting for this batch's end (gather) */
+        pthread_mutex_unlock(&mu);
         st_batches++;
         st_claims += (long)nc;
         st_finishes += (long)nf;

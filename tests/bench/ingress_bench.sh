@@ -117,7 +117,7 @@ kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || pgrep -f kafka.Kafka | head
 # stall of every commit each) rather than recycled - a cluster without enough of them
 wal_files() { psql "$KASIR_PG_DSN" -qtAXc "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'" 2>/dev/null || echo "?"; }
 wal0=$(wal_files)
-echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka | group commits/s, claims + finishes each, ms each | load avg |"
+echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka, load generator | group commits/s, claims + finishes each, ms each | load avg |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $rates; do
   for _ in $(seq 1 "$repeat"); do
@@ -135,8 +135,10 @@ for r in $rates; do
     get() { sed -nE "s/.*$1=([^ ]+).*/\1/p" <<<"$line"; }
     others=$(grep -oE "status_[0-9]+=[0-9]+" <<<"$line" | tr "\n" " " || true)
     n=$(awk -v a="$(get accepted_per_s)" -v s="$secs" 'BEGIN{printf "%d", a*(s+2)}')
+    # the generator's own CPU (its whole run, warm-up seconds included): per request sent
     cpu=$(awk -v n="$n" -v hz="$hz" -v a="$((c1[0]-c0[0]))" -v b="$((c1[1]-c0[1]))" -v c="$((c1[2]-c0[2]))" \
-        'BEGIN{ if (n<1) n=1; printf "%d, %d, %d", a*1e6/hz/n, b*1e6/hz/n, c*1e6/hz/n }')
+        -v g="$(get cpu_us)" -v sent="$(awk -v r="$r" -v s="$secs" 'BEGIN{print r*(s+2)}')" \
+        'BEGIN{ if (n<1) n=1; printf "%d, %d, %d, %s", a*1e6/hz/n, b*1e6/hz/n, c*1e6/hz/n, g == "" ? "?" : sprintf("%d", g/sent) }')
     gc=$(awk -v s="$secs" -v b0="${s0[0]}" -v c0="${s0[1]}" -v f0="${s0[2]}" -v t0="${s0[3]}" \
         -v b1="${s1[0]}" -v c1="${s1[1]}" -v f1="${s1[2]}" -v t1="${s1[3]}" \
         'BEGIN{ b=b1-b0; if (b<1) b=1; printf "%d, %.1f + %.1f, %.2f", b/(s+2), (c1-c0)/b, (f1-f0)/b, (t1-t0)*1000/b }')

@@ -8,7 +8,9 @@
  *   ingress_load HOST PORT API_KEY|- RATE SECONDS CONNECTIONS [WARMUP_SECONDS]   (-: key in $INGRESS_KEY)
  * INGRESS_METHOD=card sends card orders (a PSP token) instead of QRIS (the e2e bench: a
  * card is captured at once, a QRIS code waits for its customer).
- * Prints one line: offered, sent, accepted/s, other statuses, p50, p90, p99, p99.9, max (ms). */
+ * Prints one line: offered, sent, accepted/s, other statuses, p50, p90, p99, p99.9, max (ms),
+ * and its own CPU time (cpu_us, user + system, the whole run: it shares the cores with what
+ * it measures). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,6 +246,12 @@ int main(int argc, char **argv)
     for (i = 100; i < 600; i++)
         if (status_counts[i] && i != 202)
             printf(" status_%d=%ld", i, status_counts[i]);
+    {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf(" cpu_us=%lld", (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+                                   ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    }
     printf("\n");
     return 0;
 }

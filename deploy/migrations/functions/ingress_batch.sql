@@ -26,20 +26,45 @@ DECLARE
     other text;
     cur text;
 BEGIN
-    -- finishes, set-based: a few statements per batch, whatever its size; statements
-    -- with nothing to do are skipped (their fixed cost is most of a small batch's)
+    -- finishes: statements with nothing to do are skipped (their fixed cost is most of a
+    -- small batch's)
     IF jsonb_array_length(fin) > 0 THEN
-    -- finishes marked "store" carry their answer: refunds and payouts. A payment's answer
-    -- was stored by its claim, and its payment row (inserted below) is what marks it
-    -- complete.
-    IF fin @> '[{"op": "complete", "store": true}]' THEN
-    UPDATE idempotency_keys ik
-       SET state = 'completed', locked_at = NULL, response_status = fz.status,
-           response_body = decode(fz.body, 'base64')
-      FROM jsonb_to_recordset(fin) AS fz(op text, store boolean, partner text, key text,
-                                         status int, body text)
-     WHERE fz.op = 'complete' AND fz.store AND ik.partner_id = fz.partner
-       AND ik.key_hash = decode(fz.key, 'hex');
+    -- one primary-key probe per finish that is not a payment's: refunds' and payouts'
+    -- answers (a payment's was stored by its claim, and its payment row, inserted below, is
+    -- what marks it complete), their status, and releases (Kafka did not confirm: the event
+    -- may still have been written, a timeout is ambiguous, so the record keeps its resource
+    -- id and fingerprint and is only unlocked; the client's retry resumes it with the same
+    -- ids, and the deterministic message id dedups downstream). Not joins with
+    -- jsonb_to_recordset(): with a table analyzed empty (a new cluster) the planner read the
+    -- whole table for the batch's few rows, and the plan stayed cached while the table grew
+    -- (test 222).
+    IF fin @> '[{"store": true}]' OR fin @> '[{"op": "release"}]'
+       OR fin @> '[{"route": "refunds"}]' OR fin @> '[{"route": "payouts"}]' THEN
+    FOR f IN SELECT value FROM jsonb_array_elements(fin)
+              WHERE value @> '{"store": true}' OR value @> '{"op": "release"}'
+                 OR value @> '{"route": "refunds"}' OR value @> '{"route": "payouts"}' LOOP
+        kh := decode(f->>'key', 'hex');
+        IF f->>'op' = 'release' THEN
+            UPDATE idempotency_keys SET locked_at = '-infinity'
+             WHERE partner_id = f->>'partner' AND key_hash = kh AND state = 'in_flight';
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN f->>'op' IS DISTINCT FROM 'complete';
+        IF f @> '{"store": true}' THEN
+            UPDATE idempotency_keys
+               SET state = 'completed', locked_at = NULL,
+                   response_status = (f->>'status')::int,
+                   response_body = decode(f->>'body', 'base64')
+             WHERE partner_id = f->>'partner' AND key_hash = kh;
+        END IF;
+        IF f->>'route' = 'refunds' THEN
+            UPDATE refunds SET status = 'REQUESTED', updated_at = now()
+             WHERE refund_id = f->>'rid' AND status = 'PENDING_PUBLISH';
+        ELSIF f->>'route' = 'payouts' THEN
+            UPDATE payouts SET status = 'REQUESTED', updated_at = now()
+             WHERE payout_id = f->>'rid' AND status = 'PENDING_PUBLISH';
+        END IF;
+    END LOOP;
     END IF;
     IF fin @> '[{"op": "complete", "route": "payments"}]' THEN
     -- the payment and its orders, written once, visible from this commit on
@@ -80,28 +105,6 @@ BEGIN
         ON CONFLICT (order_id) DO NOTHING;
     END;
     END IF;
-    IF fin @> '[{"route": "refunds"}]' THEN
-    UPDATE refunds x SET status = 'REQUESTED', updated_at = now()
-      FROM jsonb_to_recordset(fin) AS fz(op text, route text, rid text)
-     WHERE fz.op = 'complete' AND fz.route = 'refunds' AND x.refund_id = fz.rid
-       AND x.status = 'PENDING_PUBLISH';
-    END IF;
-    IF fin @> '[{"route": "payouts"}]' THEN
-    UPDATE payouts x SET status = 'REQUESTED', updated_at = now()
-      FROM jsonb_to_recordset(fin) AS fz(op text, route text, rid text)
-     WHERE fz.op = 'complete' AND fz.route = 'payouts' AND x.payout_id = fz.rid
-       AND x.status = 'PENDING_PUBLISH';
-    END IF;
-    IF fin @> '[{"op": "release"}]' THEN
-    -- release: Kafka did not confirm. The event may still have been written (a timeout is
-    -- ambiguous), so the record keeps its resource id and fingerprint and is only
-    -- unlocked: the client's retry resumes it with the same ids, and the deterministic
-    -- message id dedups downstream.
-    UPDATE idempotency_keys ik SET locked_at = '-infinity'
-      FROM jsonb_to_recordset(fin) AS fz(op text, partner text, key text)
-     WHERE fz.op = 'release' AND ik.partner_id = fz.partner AND ik.key_hash = decode(fz.key, 'hex')
-       AND ik.state = 'in_flight';
-    END IF;
     END IF;
 
     -- new payments, set-based (the hot path): one insert of the idempotency record, which
@@ -113,8 +116,11 @@ BEGIN
     -- again, up to a minute later, and the ingress made ~100 payments/s meanwhile. A
     -- subquery runs as a probe of that index whatever the statistics say (test 221).
     IF claims @> '[{"route": "payments"}]' THEN
-    -- the primary key as the only arbiter; a checkout taken by another key's record
-    -- raises unique_violation, and then every unique index is an arbiter (as in 207)
+    -- a plain insert first (no arbiter: ON CONFLICT's probe of the primary key before each
+    -- row and its confirmation record cost more than the rare conflict); a key that exists
+    -- (a retry, a replay) or a checkout taken by another key's record raises
+    -- unique_violation, and then every unique index is an arbiter (as in 207) and the rows
+    -- that conflict go row by row below
     BEGIN
         WITH c AS (SELECT * FROM jsonb_to_recordset(claims)
                        AS x(route text, partner text, key text, fp text, rid text, checkout text,
@@ -129,7 +135,7 @@ BEGIN
                             'in_flight', now(), now() + keep, checkout, status,
                             decode(body, 'base64')
                        FROM c ORDER BY partner, key
-                     ON CONFLICT (partner_id, key_hash) DO NOTHING RETURNING resource_id)
+                     RETURNING resource_id)
         SELECT coalesce(array_agg(resource_id), '{}') INTO won FROM ins;
     EXCEPTION WHEN unique_violation THEN
         WITH c AS (SELECT * FROM jsonb_to_recordset(claims)

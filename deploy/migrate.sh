@@ -109,7 +109,9 @@ for v in "${!applied_sum[@]}"; do
         refuse "$v.sql was edited after it was applied (sha256 ${applied_sum[$v]:0:12}... applied, ${s:0:12}... on disk): applied SQL is history; put the change in a new migration"
 done
 
-ran=0
+# The plan, checked whole before anything is written: a refusal leaves the database as it
+# was (no squash recorded before a later one is refused).
+plan=()
 for f in "${files[@]}"; do
     v=${f%.sql}
     [ -n "${applied_sum[$v]:-}" ] && continue
@@ -122,8 +124,7 @@ for f in "${files[@]}"; do
             [ -n "${applied_sum[$r]:-}" ] && have=$((have + 1))
         done
         if [ "$have" -eq "$total" ]; then
-            say "$v replaces $total applied migrations: recorded, not run"
-            [ $check -eq 1 ] || q "INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s')"
+            plan+=("record $v $s $total")
             applied_sum[$v]=$s
             continue
         elif [ "$have" -gt 0 ]; then
@@ -133,16 +134,27 @@ for f in "${files[@]}"; do
     n=$(num "$v")
     [ "$n" -ge "$newest" ] ||
         refuse "$f is numbered below migrations already applied (newest $newest): a fresh and this database would apply them in different orders; give it a number above $newest"
+    plan+=("run $v $s")
+    applied_sum[$v]=$s
+    newest=$n
+done
+
+ran=0
+for step in "${plan[@]}"; do
+    read -r what v s total <<<"$step"
+    if [ "$what" = record ]; then
+        say "$v replaces $total applied migrations: recorded, not run"
+        [ $check -eq 1 ] || q "INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s')"
+        continue
+    fi
     say "migration $v"
     ran=$((ran + 1))
     if [ $check -eq 0 ]; then
         q "BEGIN;
-\\i $dir/$f
+\\i $dir/$v.sql
 INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s');
-COMMIT;" || { q "ROLLBACK" || true; refuse "$f failed; nothing of it was applied"; }
+COMMIT;" || { q "ROLLBACK" || true; refuse "$v.sql failed; nothing of it was applied"; }
     fi
-    applied_sum[$v]=$s
-    newest=$n
 done
 
 # Repeatable files: a function's one home, re-applied when its bytes change. In name

@@ -218,8 +218,8 @@ GRANT SELECT, UPDATE ON payments, payment_orders, refunds, payouts TO kasir_ledg
 -- the entry ids themselves cannot be changed)
 GRANT SELECT, DELETE ON ledger_unpublished TO kasir_ledger;
 GRANT UPDATE (queued_at) ON ledger_unpublished TO kasir_ledger;
--- the worker runtime's tables (instances, offsets, outbox, processed ids, parked rows) and
--- the status machine's
+-- the worker runtime's tables (instances, offsets, outbox, processed ids, parked rows), and
+-- kasir_transitions
 GRANT SELECT, INSERT, UPDATE, DELETE ON kasir_instances, kasir_offsets, kasir_outbox,
     kasir_outbox_dead, kasir_processed, kasir_transitions TO kasir_ledger;
 GRANT USAGE, SELECT, UPDATE ON SEQUENCE kasir_outbox_id_seq TO kasir_ledger;

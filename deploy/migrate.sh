@@ -19,7 +19,9 @@
 #   without running (their rows stay, as history); on one that applied none it runs; on one
 #   that applied some, it is refused (upgrade with the release before the squash first).
 # - Repeatable files DIR/functions/<name>.sql hold SQL functions (CREATE OR REPLACE), one
-#   home each; they run after the versioned files, and again whenever their bytes change.
+#   home each (with its triggers); they run after the versioned files, in name order but
+#   each after the files its `-- after: <name> ...` header line names, and again whenever
+#   their bytes change.
 # - One runner at a time: a session advisory lock is held for the whole run.
 set -euo pipefail
 
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --check) check=1; shift ;;
     --dir) dir=${2:?--dir needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "migrate: unknown option $1" >&2; exit 2 ;;
     *) break ;;
     esac
@@ -72,8 +74,7 @@ q "SELECT 1" || { echo "migrate: cannot connect to the database${ans:+: $ans}" >
 q "SELECT pg_advisory_lock(hashtext('kasir-migrate'))"
 
 q "CREATE TABLE IF NOT EXISTS schema_migrations (
-       version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
-   ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS sha256 text;
+       version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(), sha256 text);
    CREATE TABLE IF NOT EXISTS schema_functions (
        name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
 
@@ -97,29 +98,20 @@ for f in "${files[@]}"; do
     for s in $(sed -n 's/^-- squashes: *//p' "$dir/$f"); do squashed_by[$s]=$v; done
 done
 
-# Rows from before checksums were recorded get theirs now (trust on first use). Only
-# pre-release databases have such rows.
-for v in "${!applied_sum[@]}"; do
-    if [ "${applied_sum[$v]}" = - ] && [ -n "${on_disk[$v]:-}" ] && [ -z "${squashed_by[$v]:-}" ]; then
-        s=$(sha256sum "$dir/$v.sql" | cut -c1-64)
-        [ $check -eq 1 ] || q "UPDATE schema_migrations SET sha256 = '$s' WHERE version = '$v'"
-        applied_sum[$v]=$s
-    fi
-done
-
 # Nothing applied may have changed or gone (unless a squash replaced it).
 for v in "${!applied_sum[@]}"; do
     if [ -z "${on_disk[$v]:-}" ]; then
         [ -n "${squashed_by[$v]:-}" ] && continue
-        refuse "migration $v is applied in the database but its file is gone from $dir"
+        refuse "migration $v is applied in the database but its file is gone from $dir and no squash there lists it"
     fi
-    [ -n "${squashed_by[$v]:-}" ] && [ "${applied_sum[$v]}" = - ] && continue
     s=$(sha256sum "$dir/$v.sql" | cut -c1-64)
     [ "$s" = "${applied_sum[$v]}" ] ||
         refuse "$v.sql was edited after it was applied (sha256 ${applied_sum[$v]:0:12}... applied, ${s:0:12}... on disk): applied SQL is history; put the change in a new migration"
 done
 
-ran=0
+# The plan, checked whole before anything is written: a refusal leaves the database as it
+# was (no squash recorded before a later one is refused).
+plan=()
 for f in "${files[@]}"; do
     v=${f%.sql}
     [ -n "${applied_sum[$v]:-}" ] && continue
@@ -132,8 +124,7 @@ for f in "${files[@]}"; do
             [ -n "${applied_sum[$r]:-}" ] && have=$((have + 1))
         done
         if [ "$have" -eq "$total" ]; then
-            say "$v replaces $total applied migrations: recorded, not run"
-            [ $check -eq 1 ] || q "INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s')"
+            plan+=("record $v $s $total")
             applied_sum[$v]=$s
             continue
         elif [ "$have" -gt 0 ]; then
@@ -143,23 +134,57 @@ for f in "${files[@]}"; do
     n=$(num "$v")
     [ "$n" -ge "$newest" ] ||
         refuse "$f is numbered below migrations already applied (newest $newest): a fresh and this database would apply them in different orders; give it a number above $newest"
-    say "migration $v"
-    ran=$((ran + 1))
-    if [ $check -eq 0 ]; then
-        q "BEGIN;
-\\i $dir/$f
-INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s');
-COMMIT;" || { q "ROLLBACK" || true; refuse "$f failed; nothing of it was applied"; }
-    fi
+    plan+=("run $v $s")
     applied_sum[$v]=$s
     newest=$n
 done
 
-# Repeatable files: a function's one home, re-applied when its bytes change.
-declare -A fn_sum=()
+ran=0
+for step in "${plan[@]}"; do
+    read -r what v s total <<<"$step"
+    if [ "$what" = record ]; then
+        say "$v replaces $total applied migrations: recorded, not run"
+        [ $check -eq 1 ] || q "INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s')"
+        continue
+    fi
+    say "migration $v"
+    ran=$((ran + 1))
+    if [ $check -eq 0 ]; then
+        q "BEGIN;
+\\i $dir/$v.sql
+INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s');
+COMMIT;" || { q "ROLLBACK" || true; refuse "$v.sql failed; nothing of it was applied"; }
+    fi
+done
+
+# Repeatable files: a function's one home, re-applied when its bytes change. In name
+# order, except that a file runs after the files its header names in `-- after: <name>...`
+# (what PostgreSQL checks at creation: an aggregate's state function, the functions a SQL
+# function's body calls).
+declare -A fn_sum=() fn_after=() placed=()
 q "SELECT name || ' ' || sha256 FROM schema_functions"
 while read -r v s; do [ -n "$v" ] && fn_sum[$v]=$s; done <<<"$ans"
-for p in $(find "$dir/functions" -maxdepth 1 -name '*.sql' 2>/dev/null | sort); do
+mapfile -t fn_files < <(find "$dir/functions" -maxdepth 1 -name '*.sql' -printf '%f\n' 2>/dev/null | LC_ALL=C sort)
+for f in "${fn_files[@]}"; do
+    fn_after[${f%.sql}]=$(sed -n 's/^-- after: *//p' "$dir/functions/$f" | tr '\n' ' ')
+done
+fn_order=()
+while [ ${#fn_order[@]} -lt ${#fn_files[@]} ]; do
+    progress=0
+    for f in "${fn_files[@]}"; do
+        v=${f%.sql}
+        [ -z "${placed[$v]:-}" ] || continue
+        ready=1
+        for a in ${fn_after[$v]}; do
+            [ -n "${fn_after[$a]+x}" ] || refuse "functions/$f runs after $a, which has no functions/$a.sql"
+            [ -n "${placed[$a]:-}" ] || ready=0
+        done
+        [ $ready -eq 1 ] || continue
+        fn_order+=("$dir/functions/$f"); placed[$v]=1; progress=1
+    done
+    [ $progress -eq 1 ] || refuse "the -- after: lines of functions/ form a cycle"
+done
+for p in "${fn_order[@]}"; do
     v=$(basename "$p" .sql)
     s=$(sha256sum "$p" | cut -c1-64)
     [ "${fn_sum[$v]:-}" = "$s" ] && continue

@@ -13,7 +13,7 @@
 #include "banned.h"
 
 /* The batch's rows go in with one binary COPY (multi-row inserts, no parsing of text or
- * arrays) under ids reserved beforehand: the sequence counts in blocks (migration 104),
+ * arrays) under ids reserved beforehand: the sequence counts in blocks (800_runtime.sql),
  * one nextval() = the ids v .. v + block - 1 for this process alone. Ids left over stay
  * reserved for the next batch; a rolled-back batch just leaves a gap. */
 static const char SQL_BLOCK[] =
@@ -28,7 +28,7 @@ static const char SQL_COPY[] =
  * stamps the old version, and the table stays the size of what is in flight. Delivered
  * ids come as runs of consecutive ids (a batch's ids are one reserved block), so they go
  * as ranges: one index range scan per run instead of one descent per id, on the table's
- * one index, (worker, id) (migration 750), hence the owner in the statement. The bounds
+ * one index, (worker, id) (800_runtime.sql), hence the owner in the statement. The bounds
  * are row comparisons: with "worker = x AND id BETWEEN" the planner may scan every entry
  * of the owner (deleted ones included, until a vacuum) and filter the ranges afterwards,
  * which cost a worker 38 ms per batch where the range scans cost 4. */
@@ -46,7 +46,7 @@ static const char SQL_SWEEP[] =
     "ORDER BY id LIMIT $4::int";
 
 /* rows Kafka refused for themselves (not for an outage) move to kasir_outbox_dead, in one
- * statement: a row is in exactly one of the two tables (migration 106) */
+ * statement: a row is in exactly one of the two tables (800_runtime.sql) */
 static const char SQL_PARK[] =
     "WITH d AS (DELETE FROM kasir_outbox WHERE worker = $1 AND id = ANY($2::bigint[]) "
     "RETURNING *) "

@@ -20,7 +20,7 @@
 #include "crypto.h"
 #include "banned.h"
 
-/* the fence (migration 105): a row moves only from the position this owner read or wrote
+/* the fence (kasir_offsets_advance): a row moves only from the position this owner read or wrote
  * last, else SQLSTATE KS409 aborts the transaction before the COMMIT that follows it */
 #define FENCE_SQLSTATE "KS409"
 

@@ -10,7 +10,7 @@
 #include "lib/banned.h"
 
 /* The entries the ledger's SQL entry points posted (ledger_post: payout holds, settlements,
- * adjustments; migration 720), claimed from the publication queue in this transaction
+ * adjustments; ledger_unpublished), claimed from the publication queue in this transaction
  * (deleted here, so each goes to the outbox once; SKIP LOCKED: another instance's batch
  * takes the rest), queued at least $1 ms ago, one row per line in the columns of ledger.h,
  * then partner (10), reference (12) and posted_at in microseconds (13). */

@@ -55,7 +55,7 @@ enum ks_code ledger_entry_emit(json_t *out, struct ks_batch *b, struct ks_msg *c
                                const char *topic, const struct ledger_entry_src *e,
                                struct ks_err *err);
 
-/* The publication queue (ledger_unpublished, migration 403), one row per line of each
+/* The publication queue (ledger_unpublished, 840_ledger.sql), one row per line of each
  * entry claimed: the columns above, then partner (10), reference (12), posted_at in
  * microseconds (13). $1: the least age in ms of an entry claimed. Claimed entries are
  * deleted in the caller's transaction. */

@@ -6,7 +6,8 @@
  * then get their status from ledger_payments_refresh(). Every
  * posted entry goes out as a kasir.ledger.LedgerEntry through the outbox. What keeps the
  * ledger true (balance, append-only, balances = postings, one entry per source event) is
- * enforced by PostgreSQL (migrations 400-401); the statement only has to write it right.
+ * enforced by PostgreSQL (840_ledger.sql, functions/ledger_*.sql); the statement only has
+ * to write it right.
  *
  * `kasir-ledger verify` (verify.c) checks the hash chains, that every entry balances and
  * that every balance equals its postings, and exits non-zero naming the first violation. */
@@ -206,7 +207,7 @@ static const char SQL_POST[] =
     " upd_f AS ("
     "  UPDATE refunds f SET status = x.st, updated_at = now() FROM ffin x"
     "  WHERE f.refund_id = x.refund_id),"
-    /* a failed refund's reservation is given back by the refunds trigger (migration 211),
+    /* a failed refund's reservation is given back by the refunds trigger (ingress_refund_failed),
      * whoever sets FAILED: not here a second time */
     " upd_o AS ("
     "  UPDATE payment_orders o"

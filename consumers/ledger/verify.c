@@ -2,7 +2,8 @@
  *   1. every chain: seq runs 1, 2, 3 ... ; each entry's prev_hash is the hash before it
  *      (32 zero bytes for the first); its hash is SHA-256(prev_hash || content), the
  *      content rebuilt here from the stored entry and its postings (docs/LEDGER.md gives
- *      the format; migration 400 writes it); the chain's head row names the last entry;
+ *      the format; functions/ledger_entry_content.sql writes it); the chain's head row
+ *      names the last entry;
  *   2. every entry has its n_lines postings, lines 1..n, on its chain, and balances per
  *      currency;
  *   3. every posting's account exists in its currency; every balance stripe equals the
@@ -44,7 +45,7 @@ static const char SQL_BALANCES[] =
     " WHERE b.balance_minor IS DISTINCT FROM s.total OR b.postings IS DISTINCT FROM s.n"
     " LIMIT 1";
 
-/* "<bytes>:<value>", as ledger_field() in migration 400 */
+/* "<bytes>:<value>", as ledger_field() (functions/ledger_field.sql) */
 static void put_field(struct ks_jw *w, const char *s)
 {
     char num[24];

@@ -1,6 +1,6 @@
 /* holds.c - `kasir-risk holds`: the admin operations on held payments and payouts, from a
- * shell. The same SQL functions as the ingress's admin endpoints (migration 302), so both
- * ways record who and why and release the commands exactly once.
+ * shell. The same SQL functions as the ingress's admin endpoints (functions/risk_hold_*.sql),
+ * so both ways record who and why and release the commands exactly once.
  *
  *   kasir-risk holds list    --partner P [--status HELD|APPROVED|REJECTED|all]
  *                            [--limit N] [--after HOLD_ID]

@@ -6,7 +6,7 @@
  *   APPROVE  a PspCommand per order (per payout) to kasir.psp.commands; the payment stays
  *            NOT_STARTED (payout REQUESTED) for the executor to move;
  *   REVIEW   held (risk_holds) with its commands encoded, until an admin decides
- *            (risk_hold_decide, migration 302); payment NOT_STARTED, payout HELD;
+ *            (risk_hold_decide); payment NOT_STARTED, payout HELD;
  *   REJECT   FAILED, with the reason codes of the rules that fired (risk_payments).
  * A batch takes at most two statements per kind (payments, payouts): one reading the
  * buyers' history for the velocity and new-buyer rules, one writing every decision, the

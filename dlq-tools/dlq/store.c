@@ -1,5 +1,5 @@
-/* store.c - kasir-dlq's state in PostgreSQL (migration 500) and the parked outbox rows
- * (migration 106). Every statement the tool runs is here. */
+/* store.c - kasir-dlq's state in PostgreSQL (860_dlq_tools.sql) and the parked outbox rows
+ * (kasir_outbox_dead, 800_runtime.sql). Every statement the tool runs is here. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -46,8 +46,8 @@ static const char SQL_GATE_RELEASE[] = "SELECT pg_advisory_unlock_shared(" GATE 
 static const char SQL_GATE_RESOLVE[] =
     "BEGIN; SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock(" GATE ")";
 
-/* the resolve marks a replay has not seen yet (migration 501: seq in commit order under
- * the gate) */
+/* the resolve marks a replay has not seen yet (seq in commit order under the gate,
+ * 860_dlq_tools.sql) */
 static const char SQL_RESOLVED_SINCE[] =
     "SELECT topic, partition, off, seq FROM kasir_dlq_resolved"
     " WHERE topic = ANY($1::text[]) AND seq > $2::bigint";

@@ -10,7 +10,7 @@
  *   POST /v1/admin/adjustments/{id}/reject       {"reason"}
  *   GET  /v1/admin/audit-export?from=&to=&format=csv|jsonl     (audit_export.c)
  *
- * The work is SQL (migration 721, deploy/migrations/functions/ledger_*.sql), so the rules
+ * The work is SQL (deploy/migrations/functions/ledger_*.sql), so the rules
  * hold whoever calls: an adjustment is posted balanced through the ledger's own ledger_post
  * only when a different API key of the same partner approves it (the two-person rule,
  * also a CHECK of the table); a retry is a new payout that risk and the ledger's funds

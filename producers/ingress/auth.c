@@ -16,7 +16,7 @@
  * partner opening more connections at once than the burst while its key is not cached (at
  * start, at the entry's expiry) is never refused. Concurrent misses for one credential
  * cost one query: a lookup already running for it answers them all (struct lookup).
- * Revocations take effect at once: a trigger on api_keys and partners (migration 210)
+ * Revocations take effect at once: a trigger on api_keys and partners (ingress_auth_changed)
  * sends NOTIFY kasir_ingress_auth, and the listener thread empties the caches.
  * Token exchange: {key_id, timestamp, nonce, signature[, scope]} where signature is
  * hex HMAC-SHA256(sign_key, "<key_id>.<timestamp>.<nonce>") - with a scope,

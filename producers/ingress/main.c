@@ -9,7 +9,7 @@
  *   kasir-ingress routes | codes | scopes
  * The CLI prints a new API key once, on stdout; only its hashes are stored. A scope name it
  * does not know is an error (exit 2), never the default set. Changes to keys and partners
- * reach every running ingress at once (NOTIFY, migration 210). */
+ * reach every running ingress at once (NOTIFY, functions/ingress_auth_changed.sql). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

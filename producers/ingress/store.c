@@ -17,7 +17,7 @@
  * at once ("force") instead of a 409.
  *
  * The housekeeping thread checks PostgreSQL and Kafka every second for /readyz; the purge
- * thread deletes expired, resolved idempotency records (migration 212) every
+ * thread deletes expired, resolved idempotency records (ingress_purge) every
  * idempotency.purge_every, as many statements as it takes. */
 #include <poll.h>
 #include <pthread.h>
@@ -565,7 +565,7 @@ static void *housekeeping_main(void *arg)
     return NULL;
 }
 
-/* Deletes expired, resolved idempotency records (migration 212), a statement of
+/* Deletes expired, resolved idempotency records (ingress_purge), a statement of
  * idempotency.purge_batch at a time until none is left, every idempotency.purge_every;
  * counts the expired records that are not resolved (ingress_unresolved) twice a minute. */
 static void *purge_main(void *arg)

@@ -91,7 +91,7 @@ def capture(order_id, amount_minor=None):
     """What the executor does once the PSP captured an order (the ingress never does)."""
     from conftest import psql
     # the executor's two moves: its attempt (EXECUTING), then the capture (SUCCESS); the
-    # status machine in SQL (migration 300) allows no shortcut
+    # status machine in SQL (810_status_machine.sql) allows no shortcut
     psql("UPDATE payment_orders SET status = 'EXECUTING' WHERE order_id = '%s' AND status = 'NOT_STARTED'; "
          "UPDATE payment_orders SET status = 'SUCCESS', captured_minor = %s WHERE order_id = '%s'"
          % (order_id, amount_minor if amount_minor is not None else "amount_minor", order_id))

@@ -82,7 +82,7 @@ class Ledger:
 
     def payout_row(self, payout, seller, amount):
         """A payout as the executor leaves it once it recorded its attempt at the PSP
-        (EXECUTING: the status machine of migration 300 has no REQUESTED -> PAID_OUT)."""
+        (EXECUTING: the status machine (810_status_machine.sql) has no REQUESTED -> PAID_OUT)."""
         psql("INSERT INTO payouts (payout_id, partner_id, seller_id, amount_minor, currency, "
              "channel, bank_code, destination_account, status) VALUES ('%s','%s','%s',%d,'IDR',"
              "'BANK_ACCOUNT','BCA','1234567890','EXECUTING')" % (payout, self.partner, seller,

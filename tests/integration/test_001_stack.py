@@ -31,7 +31,7 @@ def test_postgresql_query_and_transaction():
 
 def test_migrations_recorded_once_and_rerun_harmless():
     before = psql("SELECT version FROM schema_migrations ORDER BY version")
-    assert ["001_foundation"] in before
+    assert ["800_runtime"] in before
     files = sorted(f[:-4] for f in os.listdir(os.path.join(TOP, "deploy", "migrations")) if f.endswith(".sql"))
     assert [r[0] for r in before] == files
     subprocess.run(["bash", os.path.join(TOP, "deploy/local/stack.sh"), "migrate"], check=True, timeout=60)

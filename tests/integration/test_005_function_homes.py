@@ -1,14 +1,15 @@
-"""005: every SQL function has one home, deploy/migrations/functions/<name>.sql (the rule in
-deploy/migrations/README.md).
+"""005: every SQL function has one home, deploy/migrations/functions/<name>.sql, and its
+triggers live with it (the rule in deploy/migrations/README.md).
 
-- Files: every function, procedure or aggregate a numbered migration creates has a
-  functions/ file of its name that re-creates it (CREATE OR REPLACE), and every functions/
-  file re-creates the function it is named after.
+- Files: no numbered (versioned) migration creates a function, procedure, aggregate or
+  trigger, and every functions/ file re-creates the function it is named after
+  (CREATE OR REPLACE).
 - Database: in a database the runner migrated from scratch, re-running every functions/
-  file replaces every function of the schema (each one's pg_proc row is written by this
-  transaction), so no function's live body comes from a versioned file, whatever wrote it
-  (a DO block, an overload of another signature). The transaction is rolled back.
-Both checks are run on a copy with one file removed too: they must find it."""
+  file replaces every function and every trigger of the schema (each one's pg_proc or
+  pg_trigger row is written by this transaction), so no function's live body and no
+  trigger comes from a versioned file, whatever wrote it (a DO block, an overload of
+  another signature). The transaction is rolled back.
+Both checks are run on a copy with one thing misplaced too: they must find it."""
 import os
 import re
 import shutil
@@ -18,8 +19,8 @@ from conftest import TOP, psql, unique
 
 MIGRATIONS = os.path.join(TOP, "deploy", "migrations")
 MIGRATE = os.path.join(TOP, "deploy", "migrate.sh")
-CREATE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|AGGREGATE)\s+"
-                    r"(?:public\.)?\"?(\w+)\"?\s*\(", re.I | re.M)
+CREATE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|AGGREGATE|"
+                    r"(?:CONSTRAINT\s+)?TRIGGER)\s+(?:public\.)?\"?(\w+)\"?", re.I | re.M)
 REPLACE = r"^\s*CREATE\s+OR\s+REPLACE\s+(?:FUNCTION|PROCEDURE|AGGREGATE)\s+(?:public\.)?%s\s*\("
 
 
@@ -36,9 +37,7 @@ def homeless(directory):
             continue
         with open(os.path.join(directory, f)) as fh:
             for kind, name in CREATE.findall(strip_comments(fh.read())):
-                home = os.path.join(fdir, name.lower() + ".sql")
-                if not os.path.exists(home):
-                    bad.append((f, name, "%s with no functions/%s.sql" % (kind, name.lower())))
+                bad.append((f, name, "%s in a versioned file" % kind.upper()))
     for f in sorted(os.listdir(fdir)):
         name = f[:-4]
         with open(os.path.join(fdir, f)) as fh:
@@ -47,20 +46,23 @@ def homeless(directory):
     return bad
 
 
-def test_every_function_of_a_migration_has_its_file():
+def test_no_versioned_file_creates_a_function_or_trigger():
     assert homeless(MIGRATIONS) == []
 
 
-def test_a_function_without_its_file_is_found(tmp_path):
+def test_a_function_or_trigger_in_a_versioned_file_is_found(tmp_path):
     d = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, d)
-    os.unlink(d / "functions" / "ledger_settle.sql")
+    (d / "990_stray.sql").write_text(
+        "CREATE FUNCTION stray() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n"
+        "CREATE TRIGGER stray_t BEFORE UPDATE ON kasir_instances\n"
+        "    FOR EACH ROW EXECUTE FUNCTION stray();\n")
     (d / "functions" / "ledger_extra.sql").write_text("-- names no function\nSELECT 1;\n")
     bad = homeless(str(d))
-    assert ("401_ledger_functions.sql", "ledger_settle",
-            "FUNCTION with no functions/ledger_settle.sql") in bad, bad
+    assert ("990_stray.sql", "stray", "FUNCTION in a versioned file") in bad, bad
+    assert ("990_stray.sql", "stray_t", "TRIGGER in a versioned file") in bad, bad
     assert [b for b in bad if b[0] == "functions/ledger_extra.sql"], bad
-    assert len(bad) == 2, bad
+    assert len(bad) == 3, bad
 
 
 def dsn(db):
@@ -79,11 +81,14 @@ def not_replaced(directory):
         fdir = os.path.join(str(directory), "functions")
         script = ["\\set ON_ERROR_STOP 1", "BEGIN;"]
         script += ["\\i %s" % os.path.join(fdir, f) for f in sorted(os.listdir(fdir))]
-        script += ["SELECT p.oid::regprocedure FROM pg_proc p "
+        script += ["SELECT p.oid::regprocedure::text FROM pg_proc p "
                    "JOIN pg_namespace n ON n.oid = p.pronamespace "
                    "WHERE n.nspname = 'public' AND p.xmin <> pg_current_xact_id()::xid "
                    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass "
-                   "AND d.objid = p.oid AND d.deptype = 'e') ORDER BY 1;", "ROLLBACK;"]
+                   "AND d.objid = p.oid AND d.deptype = 'e') "
+                   "UNION ALL SELECT 'trigger ' || t.tgname || ' on ' || t.tgrelid::regclass "
+                   "FROM pg_trigger t WHERE NOT t.tgisinternal "
+                   "AND t.xmin <> pg_current_xact_id()::xid ORDER BY 1;", "ROLLBACK;"]
         r = subprocess.run(["psql", dsn(db), "-qtAX"], input="\n".join(script) + "\n",
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
@@ -96,5 +101,8 @@ def test_every_live_function_is_its_file(tmp_path):
     assert not_replaced(MIGRATIONS) == []
     d = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, d)
-    os.unlink(d / "functions" / "risk_holds_list.sql")
-    assert not_replaced(d) == ["risk_holds_list(text,text,integer,text)"]
+    (d / "990_stray.sql").write_text(
+        "CREATE FUNCTION stray() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n"
+        "CREATE TRIGGER stray_t BEFORE UPDATE ON kasir_instances\n"
+        "    FOR EACH ROW EXECUTE FUNCTION stray();\n")
+    assert not_replaced(d) == ["stray()", "trigger stray_t on kasir_instances"]

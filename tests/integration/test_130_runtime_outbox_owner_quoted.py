@@ -1,5 +1,5 @@
 """130: the sent mark (the DELETE of delivered outbox rows, sent as text in the batch's tail)
-names its owner since the outbox's one index is (worker, id) (migration 750). An owner is
+names its owner since the outbox's one index is (worker, id) (800_runtime.sql). An owner is
 "<worker>/<group>" and a group is whatever the operator configured: a quote or a backslash
 in it must neither break the tail (every batch would fail) nor mark another owner's rows.
 Here a group with both: every event applied once, every output on the topic, and the

@@ -1,4 +1,4 @@
-"""210: the group commit's plain inserts and their ON CONFLICT fallbacks (migration 208).
+"""210: the group commit's plain inserts and their ON CONFLICT fallbacks (functions/ingress_batch.sql).
 
 ingress_batch() inserts a batch's rows without ON CONFLICT and, on a unique violation,
 rolls that attempt back and inserts them the way 207 did. These tests make each violation

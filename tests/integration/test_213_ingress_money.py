@@ -52,7 +52,7 @@ def test_refund_needs_a_captured_order(ingress, partners):
     assert "NOT_STARTED" in r.json()["detail"]
     for status in ("EXECUTING", "PENDING_CUSTOMER", "FAILED", "EXPIRED"):
         # each state as such, not reached by its moves (FAILED -> EXPIRED is none): past the
-        # status machine's trigger (migration 300) on purpose
+        # status machine's trigger (kasir_transition_guard) on purpose
         psql("SET session_replication_role = replica; "
              "UPDATE payment_orders SET status = '%s' WHERE order_id = '%s'" % (status, oid))
         r = refund(ingress, a, oid)

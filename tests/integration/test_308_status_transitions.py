@@ -1,5 +1,5 @@
 """308: the state machines of payments, payment orders and payouts are enforced by
-PostgreSQL (migration 300): a move not in kasir_transitions - out of a terminal state
+PostgreSQL (810_status_machine.sql and its triggers): a move not in kasir_transitions - out of a terminal state
 above all - fails with SQLSTATE KS422 whoever writes it, and kasir_transition_ok lets a
 writer filter instead of failing."""
 import subprocess

@@ -1,5 +1,5 @@
 """416: the database checks on the ledger's hot path cost a call per statement, not per row,
-and refuse what they refused before (migration 770, docs/LEDGER.md "Cost per entry"):
+and refuse what they refused before (840_ledger.sql, docs/LEDGER.md "Cost per entry"):
 - a status move that kasir_transitions allows calls no function (the guards' WHEN clause
   lists the allowed moves), the lists are the table's, and they follow the table: a row
   removed refuses the move, a row added allows it, in that very transaction;

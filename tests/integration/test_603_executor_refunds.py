@@ -48,5 +48,5 @@ def test_refund_bounds_and_same_psp(daemons, sandbox):
         sorted([("stripe", r1, 60000), ("sandbox", r3, 50000)])
     pi = psql_one("SELECT psp_reference FROM executor_attempts WHERE order_id='%s' AND kind='CHARGE'" % a)
     assert [e["refund_of"] for e in refunds if e["reference"] == r1] == [pi]
-    # the reservation of a refused refund is given back (migration 211's trigger)
+    # the reservation of a refused refund is given back (ingress_refund_failed's trigger)
     assert psql_one("SELECT refund_requested_minor FROM payment_orders WHERE order_id='%s'" % c) == "0"

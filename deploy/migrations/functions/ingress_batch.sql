@@ -119,7 +119,7 @@ BEGIN
     -- a plain insert first (no arbiter: ON CONFLICT's probe of the primary key before each
     -- row and its confirmation record cost more than the rare conflict); a key that exists
     -- (a retry, a replay) or a checkout taken by another key's record raises
-    -- unique_violation, and then every unique index is an arbiter (as in 207) and the rows
+    -- unique_violation, and then every unique index is an arbiter and the rows
     -- that conflict go row by row below
     BEGIN
         WITH c AS (SELECT * FROM jsonb_to_recordset(claims)
@@ -164,7 +164,7 @@ BEGIN
         RETURN;
     END IF;
     -- the orders the batch's refunds claim, locked first and in order-id order: two
-    -- batches that refund the same orders take their locks in the same order (211)
+    -- batches that refund the same orders take their locks in the same order (no deadlock)
     IF claims @> '[{"route": "refunds"}]' THEN
         PERFORM 1 FROM payment_orders
          WHERE order_id IN (SELECT x."order" FROM jsonb_to_recordset(claims)
@@ -259,7 +259,7 @@ BEGIN
                                                'currency', o.currency);
                 CONTINUE;
             END IF;
-            -- only money that was captured goes back (211)
+            -- only money that was captured goes back
             IF o.status <> 'SUCCESS' OR o.captured_minor <= 0 THEN
                 DELETE FROM idempotency_keys WHERE partner_id = r->>'partner' AND key_hash = kh;
                 RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'not_captured',

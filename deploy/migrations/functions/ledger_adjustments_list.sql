@@ -1,6 +1,7 @@
 -- ledger_adjustments_list(): the partner's adjustments, oldest first, p_status NULL for
 -- every status (EXPIRED includes requests past their expiry); keyset paging on p_after.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
+-- after: ledger_adjustment_json
 CREATE OR REPLACE FUNCTION ledger_adjustments_list(p_partner text, p_status text,
                                                    p_limit integer, p_after text)
 RETURNS SETOF jsonb LANGUAGE sql STABLE AS $$

@@ -31,9 +31,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- the check of each entry (a row trigger on ledger_entries until migration 770) moves to one
--- check per statement; a constraint trigger cannot be replaced in place, so dropped and made
-DROP TRIGGER IF EXISTS ledger_entry_balanced ON ledger_entries;
+-- a constraint trigger cannot be replaced in place (no CREATE OR REPLACE): dropped and made
 DROP TRIGGER IF EXISTS ledger_entry_balanced ON ledger_entry_checks;
 CREATE CONSTRAINT TRIGGER ledger_entry_balanced AFTER INSERT ON ledger_entry_checks
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_entry_balanced();

@@ -1,4 +1,4 @@
--- ledger_entry_checks_guard(): a row of ledger_entry_checks (migration 770) is written by
+-- ledger_entry_checks_guard(): a row of ledger_entry_checks (840_ledger.sql) is written by
 -- ledger_entries_inserted() and removed by ledger_entry_balanced() once it checked it, both
 -- trigger functions; any other UPDATE, DELETE or TRUNCATE (the owner's, by hand: no other
 -- role has a right on the table) is refused, so no pending COMMIT check can be taken away.

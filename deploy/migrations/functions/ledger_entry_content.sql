@@ -5,6 +5,7 @@
 -- verify recomputes it. Called by ledger_post and kasir-ledger's batch statement.
 -- Immutable; locks: none.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
+-- after: ledger_field
 CREATE OR REPLACE FUNCTION ledger_entry_content(chain text, seq bigint, source_key text, kind text,
                                                 journal_id text, partner_id text, reference text,
                                                 lines text) RETURNS text

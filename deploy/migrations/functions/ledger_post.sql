@@ -2,7 +2,7 @@
 -- lines dropped) on p_chain, for the ledger's SQL entry points (payout holds, settlements,
 -- adjustments). Returns the entry id, or NULL when p_source_key was posted before.
 -- The entry is queued in ledger_unpublished: kasir-ledger publishes it on
--- kasir.ledger.entries (migration 720). Runs as its owner; no one else may call it.
+-- kasir.ledger.entries. Runs as its owner; no one else may call it.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
 CREATE OR REPLACE FUNCTION ledger_post(p_chain text, p_source_key text, p_kind text,
                                        p_journal text, p_partner text, p_reference text,

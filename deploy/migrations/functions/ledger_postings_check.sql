@@ -1,5 +1,5 @@
 -- ledger_postings_check(): the AFTER INSERT statement trigger of ledger_postings (transition
--- table new_rows; created by migration 400). Set-based, one query per INSERT whatever its
+-- table new_rows; below). Set-based, one query per INSERT whatever its
 -- size: every entry touched gets all of its lines 1..n_lines in this statement (so nothing
 -- is ever added to an entry later), lines carry the entry's chain and an existing account of
 -- their currency, and they balance per currency; else SQLSTATE KS422. Then the balance
@@ -55,3 +55,6 @@ BEGIN
            postings = b.postings + excluded.postings;
     RETURN NULL;
 END $$;
+
+CREATE OR REPLACE TRIGGER ledger_postings_check AFTER INSERT ON ledger_postings
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_check();

@@ -1,4 +1,4 @@
--- risk_hold_decide(): what an admin does with a held payment or payout (migration 302).
+-- risk_hold_decide(): what an admin does with a held payment or payout (830_risk.sql).
 -- Approves (p_approve) or rejects a held payment or payout, recording who and why.
 -- Returns {"outcome": ..., "hold": {...}}:
 --   decided   the hold moved now;

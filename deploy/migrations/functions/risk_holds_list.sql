@@ -5,6 +5,7 @@
 -- lookup is scoped to the partner (SPEC 4: another partner's hold is not there).
 -- Called by the ingress's admin endpoints and kasir-risk holds. Stable; locks: none.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
+-- after: risk_hold_json
 CREATE OR REPLACE FUNCTION risk_holds_list(p_partner text, p_status text, p_limit integer,
                                            p_after text)
 RETURNS SETOF jsonb LANGUAGE sql STABLE AS $$

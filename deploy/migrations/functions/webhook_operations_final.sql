@@ -1,5 +1,5 @@
 -- webhook_operations_final(): the BEFORE UPDATE OF status trigger of webhook_operations
--- (created by migration 700): a final state (anything but PENDING_CUSTOMER) is never left,
+-- (below): a final state (anything but PENDING_CUSTOMER) is never left,
 -- whatever writes the row; the worker's decision is checked again by the database
 -- (SQLSTATE KS422, as kasir_transition_guard). Locks: none.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
@@ -11,3 +11,6 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
+
+CREATE OR REPLACE TRIGGER webhook_operations_final BEFORE UPDATE OF status ON webhook_operations
+    FOR EACH ROW EXECUTE FUNCTION webhook_operations_final();

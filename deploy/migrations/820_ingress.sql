@@ -1,21 +1,24 @@
--- 200: the ingress (producers/ingress): partners and their API keys, idempotency records,
+-- 820: the ingress (producers/ingress): partners and their API keys, idempotency records,
 -- and the read model of payments, payment orders, refunds and payouts.
--- squashes: 200_ingress 201_ingress_batch 202_ingress_no_fk 203_ingress_batch_plans 204_ingress_batch_skip 205_ingress_payment_at_finish 206_ingress_collation 207_ingress_answer_at_claim 208_ingress_plain_inserts 209_ingress_stats_target 210_ingress_auth_notify 211_ingress_refund_rules 212_ingress_purge_resolved
+-- squashes: 200_ingress_schema 720_ledger_publish 760_ingress_unresolved_payments 770_ledger_checks_per_statement
 --
 -- The read-model tables are created here because the ingress creates their rows; the
 -- workers own the status columns from then on (payments.status, payment_orders.status,
--- next_action, captured_minor, refunds.status, payouts.status) and update them in place.
--- Refunds and payouts in state PENDING_PUBLISH are not accepted yet: their event has not
--- been confirmed by Kafka, and the ingress never shows them (a GET answers 404). A payment
--- row is written only once its event is confirmed and its answer stored (ingress_batch).
+-- next_action, captured_minor, refunds.status, payouts.status, failure_code,
+-- failure_message) and update them in place. Refunds and payouts in state PENDING_PUBLISH
+-- are not accepted yet: their event has not been confirmed by Kafka, and the ingress never
+-- shows them (a GET answers 404). A payment row is written only once its event is confirmed
+-- and its answer stored (ingress_batch).
 --
 -- Why the tables look as they do (figures: docs/BENCHMARKS.md):
 --   - id columns collate "C": ids are opaque ASCII tokens, byte order is their order, and
 --     the database's C.UTF-8 collation would send every B-tree comparison through strcoll;
 --   - no foreign keys between these tables: ingress_batch writes related rows in one
 --     transaction, and a key would cost a trigger call and a row lock per row;
---   - fillfactor below 100 on the two tables whose rows the hot path updates, so those
---     updates stay HOT; a BRIN index for the purge (expires_at grows with insertion order);
+--   - fillfactor below 100 on the tables whose rows are updated after their insert
+--     (idempotency records and payments by the ingress, orders by the workers: EXECUTING,
+--     then a final status), so those updates stay HOT (on the page, no new index
+--     entries); a BRIN index for the purge (expires_at grows with insertion order);
 --   - statistics target 10 on the three tables written per payment: every query goes
 --     through a unique index, and the default target made each ANALYZE read nearly every
 --     page of idempotency_keys. Raise a column's target if a query filters it by range.
@@ -102,7 +105,7 @@ CREATE TABLE payment_orders (
                            CHECK (refund_requested_minor >= 0 AND refund_requested_minor <= amount_minor),
     next_action            jsonb,
     updated_at             timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 80);
 CREATE INDEX payment_orders_payment ON payment_orders (payment_id);
 
 -- A refund is accepted for a captured order only, up to captured_minor minus
@@ -138,7 +141,11 @@ CREATE TABLE payouts (
     status              text NOT NULL CHECK (status IN ('PENDING_PUBLISH', 'REQUESTED', 'HELD',
                                                         'EXECUTING', 'PAID_OUT', 'FAILED')),
     created_at          timestamptz NOT NULL DEFAULT now(),
-    updated_at          timestamptz NOT NULL DEFAULT now()
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    -- why a payout failed: a PSP's normalized failure code (from the outcome), or Kasir's
+    -- own (INSUFFICIENT_FUNDS: refused by the ledger before any PSP saw it)
+    failure_code        text,
+    failure_message     text
 );
 -- a seller's wallet is the partner's: payouts are found by (partner, seller)
 CREATE INDEX payouts_partner_seller ON payouts (partner_id, seller_id);
@@ -156,7 +163,10 @@ BEGIN
 END $$;
 
 -- Idempotency records past expires_at whose requests never resolved (ingress_purge keeps
--- them, with their reservations: their event may be in Kafka), for an operator.
+-- them, with their reservations: their event may be in Kafka), for an operator. A
+-- payment's request is resolved once its payment row exists: the ingress writes that row
+-- only when Kafka confirmed the event (ingress_batch), in no state that waits for it, so
+-- the view asks for the row and not for its status.
 CREATE VIEW ingress_unresolved AS
 SELECT k.partner_id, encode(k.key_hash, 'hex') AS key_hash, k.route, k.resource_id,
        k.created_at, k.expires_at, k.locked_at
@@ -164,5 +174,4 @@ SELECT k.partner_id, encode(k.key_hash, 'hex') AS key_hash, k.route, k.resource_
  WHERE k.expires_at < now()
    AND k.state <> 'completed'
    AND NOT (k.route = 'payments'
-            AND EXISTS (SELECT 1 FROM payments p WHERE p.payment_id = k.resource_id
-                          AND p.status <> 'PENDING_PUBLISH'));
+            AND EXISTS (SELECT 1 FROM payments p WHERE p.payment_id = k.resource_id));

@@ -1,5 +1,8 @@
--- 301: tables owned by kasir-risk (consumers/risk): one decision per payment and per payout,
--- and the holds an admin releases or rejects. See consumers/README.md.
+-- 830: tables owned by kasir-risk (consumers/risk): one decision per payment and per payout,
+-- and the holds an admin releases or rejects. See consumers/README.md; what an admin does
+-- with a hold is functions/risk_hold_*.sql and risk_holds_list.sql, called by the ingress's
+-- admin endpoints and `kasir-risk holds`.
+-- squashes: 301_risk 302_risk_holds
 
 -- One row per payment decided. (partner_id, checkout_id) is the idempotency key: a second
 -- event for a checkout (a redelivery, or another payment for the same checkout) finds it
@@ -42,8 +45,8 @@ CREATE TABLE risk_payouts (
 
 -- A payment or payout that risk sent to REVIEW. hold_id is the payment's or payout's id.
 -- The PspCommands an approval releases were encoded by the worker when it held the
--- payment (risk_hold_commands: SQL cannot write Avro); risk_hold_decide (302) moves them
--- into kasir_outbox under outbox_worker, the worker-runtime owner whose relay sends them.
+-- payment (risk_hold_commands: SQL cannot write Avro); risk_hold_decide moves them into
+-- kasir_outbox under outbox_worker, the worker-runtime owner whose relay sends them.
 CREATE TABLE risk_holds (
     hold_id       text COLLATE "C" PRIMARY KEY,
     kind          text NOT NULL CHECK (kind IN ('payment', 'payout')),

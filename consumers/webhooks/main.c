@@ -10,8 +10,8 @@
  *      and the reason named); one that tells nothing to report is recorded as ignored;
  *   2. lock the batch's operations (advisory locks, in one order), then, in a statement
  *      after it, look them all up: Kasir's operation by the notification's reference
- *      (payment_orders, refunds, payouts), the state this worker and the ledger know of
- *      it, and whether the event was seen. Two instances reading events of one operation
+ *      (payment_orders, refunds, payouts), the state this worker, the ledger and the
+ *      executor's journal know of it, and whether the event was seen. Two instances reading events of one operation
  *      decide one after the other.
  *      An unknown reference, an amount that is not the operation's, a PSP the executor did
  *      not send the operation to, or an operation no PSP was asked to move is
@@ -61,16 +61,19 @@ static const char SQL_LOCK[] =
 /* Each notification's operation by its reference, with what is known of its state.
  * Columns: the notification's place among those looked up (1-based), then (LK_*)
  * partner, payment, order, amount, currency, table status (NULL: no such operation), our
- * status, late_success, event seen, and the PSPs the executor sent it to
- * (executor_attempts, written before a request leaves; "," + names + ",", NULL when it
- * sent it nowhere). $1 kinds ('' for a notification about no operation), $2 references,
+ * status, late_success, event seen, the PSPs the executor sent it to (executor_attempts,
+ * written before a request leaves; "," + names + ",", NULL when it sent it nowhere), and
+ * the verdict of the executor's last resolved attempt at this PSP (NULL: none). $1 kinds ('' for a notification about no operation), $2 references,
  * $3 PSPs, $4 event keys. */
 static const char SQL_LOOK[] =
     "SELECT u.i, t.partner_id, t.payment_id, t.order_id, t.amount_minor, t.currency, t.status,"
     "       w.status, w.late_success,"
     "       EXISTS (SELECT 1 FROM webhook_events e WHERE e.psp = u.psp AND e.event_key = u.key),"
     "       (SELECT ',' || string_agg(DISTINCT a.psp, ',') || ',' FROM executor_attempts a"
-    "         WHERE a.object_id = u.ref AND a.kind = u.kind)"
+    "         WHERE a.object_id = u.ref AND a.kind = u.kind),"
+    "       (SELECT a.verdict FROM executor_attempts a"
+    "         WHERE a.object_id = u.ref AND a.kind = u.kind AND a.psp = u.psp"
+    "           AND a.state = 'resolved' ORDER BY a.attempt DESC LIMIT 1)"
     "  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
     "       WITH ORDINALITY AS u(kind, ref, psp, key, i)"
     "  LEFT JOIN LATERAL ("
@@ -84,7 +87,7 @@ static const char SQL_LOOK[] =
     "      FROM payouts p WHERE u.kind = 'PAYOUT' AND p.payout_id = u.ref) t ON true"
     "  LEFT JOIN webhook_operations w ON w.kind = u.kind AND w.object_id = u.ref";
 enum { LK_PARTNER = 1, LK_PAYMENT, LK_ORDER, LK_AMOUNT, LK_CURRENCY, LK_STATUS, LK_OURS,
-       LK_LATE, LK_SEEN, LK_PSPS };
+       LK_LATE, LK_SEEN, LK_PSPS, LK_VERDICT };
 
 /* The events and what each did ($1-$9, one element per event), and the operations' new
  * states ($10-$13, one element per operation: its state after the batch's last event that
@@ -301,6 +304,19 @@ static int by_operation(const void *a, const void *b)
     return c ? c : (x > y) - (x < y);
 }
 
+/* The state an executor verdict (executor_attempts.verdict) reported, as the executor
+ * names it in its outcome; -1 for none (PENDING: the result comes by webhook). */
+static int verdict_state(enum wh_kind k, const char *verdict)
+{
+    if (strcmp(verdict, "SUCCEEDED") == 0)
+        return k == WH_PAYOUT ? WH_PAID_OUT : k == WH_REFUND ? WH_REFUNDED : WH_SUCCEEDED;
+    if (strcmp(verdict, "FAILED") == 0)
+        return WH_FAILED;
+    if (strcmp(verdict, "PENDING_CUSTOMER") == 0)
+        return WH_PENDING_CUSTOMER;
+    return -1;
+}
+
 static void fail(struct ks_batch *b, struct item *it, const struct ks_err *e)
 {
     ks_batch_fail(b, it->m, e);
@@ -456,7 +472,10 @@ static enum ks_code decide(struct ks_batch *b, struct hooks *h, struct item *it,
         return KS_OK;
     }
     /* our state when we have one (as the batch's events before this one left it); else
-     * what the tables say (the executor's outcomes, posted by the ledger) */
+     * what the tables say (the executor's outcomes, posted by the ledger), or what the
+     * executor's journal says when the ledger has not posted it yet: a resolved attempt's
+     * outcome is in the executor's outbox, committed with the verdict, so the same
+     * outcome from a webhook would only be a duplicate for the ledger to drop */
     if (op->ours == -2) {
         op->ours = PQgetisnull(res, row, LK_OURS) ? -1 : wh_status_parse(PQgetvalue(res, row, LK_OURS));
         op->late = strcmp(PQgetvalue(res, row, LK_LATE), "t") == 0;
@@ -464,6 +483,11 @@ static enum ks_code decide(struct ks_batch *b, struct hooks *h, struct item *it,
     cur = op->ours;
     if (cur < 0 || cur == WH_PENDING_CUSTOMER) {
         int t = wh_table_state(n->kind, PQgetvalue(res, row, LK_STATUS));
+        if (t < 0 || t == WH_PENDING_CUSTOMER) {
+            int x = verdict_state(n->kind, PQgetvalue(res, row, LK_VERDICT));
+            if (x >= 0 && (t < 0 || x != WH_PENDING_CUSTOMER))
+                t = x;
+        }
         if (t >= 0 && (cur < 0 || t != WH_PENDING_CUSTOMER))
             cur = t;
     }

@@ -8,7 +8,7 @@ them together when it starts again."""
 import time
 import uuid
 
-from conftest import psql_one
+from conftest import psql, psql_one
 from ingress_util import ingress  # noqa: F401
 from webhooks_util import (Worker, events, new_order, of, post_sandbox_event,
                           dead_lettered_once)
@@ -60,5 +60,30 @@ def test_one_batch_ends_as_one_at_a_time(ingress):  # noqa: F811
                         "WHERE kind = 'CHARGE' AND object_id = '%s'" % a) == "EXPIRED true"
         assert psql_one("SELECT status FROM webhook_operations "
                         "WHERE kind = 'CHARGE' AND object_id = '%s'" % b) == "SUCCEEDED"
+    finally:
+        assert w.stop() == 0
+
+
+def test_what_the_executor_resolved_is_not_reported_again(ingress):  # noqa: F811
+    """A card's charge.succeeded often arrives before the ledger posted the executor's
+    SUCCEEDED outcome: the executor's journal, resolved in the transaction that put that
+    outcome in its outbox, already says so. The notification is a duplicate, not a second
+    report for the ledger to drop; a failure reported after it is stale."""
+    w = Worker("wh715b")
+    try:
+        w.start()
+        pay, order = new_order(method="CARD")
+        psql("INSERT INTO executor_attempts (command_id, attempt, kind, object_id, order_id, psp, "
+             "method, idem_key, amount_minor, currency, state, verdict, psp_reference) VALUES "
+             "('cmd_%s', 1, 'CHARGE', '%s', '%s', 'sandbox', 'CARD', 'idem_%s', 15000000, 'IDR', "
+             "'resolved', 'SUCCEEDED', 'sbch_r')" % (uuid.uuid4().hex, order, order, uuid.uuid4().hex))
+        charge = dict(_charge(order, "succeeded"), method="card")
+        assert post_sandbox_event(ingress, "charge.succeeded", charge)[0] == 200
+        assert post_sandbox_event(ingress, "charge.failed", dict(charge, status="failed"))[0] == 200
+        deadline = time.time() + 30
+        while time.time() < deadline and len(events("sandbox", order)) < 2:
+            time.sleep(0.2)
+        assert sorted(events("sandbox", order)) == [["duplicate", "SUCCEEDED"], ["stale", "FAILED"]]
+        assert w.wait_outcomes(of(order), 1, timeout=3) == []
     finally:
         assert w.stop() == 0

@@ -80,6 +80,11 @@ wire_common() {
     echo "KASIR_KAFKA_BROKERS=$KASIR_KAFKA_BROKERS"
     echo "KASIR_HTTP_PORT=$(port_of "$1")"
     echo "KASIR_LOG_LEVEL=${KASIR_SERVICES_LOG_LEVEL:-info}"
+    # Kafka client properties for every daemon of this pipeline (a bench's setting under
+    # test): KASIR_PIPELINE_KAFKA_FETCH_MIN_BYTES=N in the env file is the daemons'
+    # KASIR_KAFKA_FETCH_MIN_BYTES, i.e. fetch.min.bytes
+    local v
+    for v in $(compgen -v KASIR_PIPELINE_KAFKA_ || true); do echo "KASIR_${v#KASIR_PIPELINE_}=${!v}"; done
 }
 wire_worker() {
     wire_common "$1"

@@ -9,10 +9,25 @@
 #   e2e p50, p99    capture entry's posted_at - payment row's created_at (the ingress's
 #                   commit after Kafka confirmed, about when the 2xx leaves)
 #   CPU µs/payment  per process (/proc/<pid>/stat, user+system) over the run and its drain:
-#                   each daemon, PostgreSQL (the whole cluster) and the Kafka broker
+#                   each daemon, PostgreSQL (the whole cluster), the Kafka broker and the
+#                   load generator; "idle" is what the pipeline burns per second with no
+#                   traffic (fetch polls, sweeps), measured before the load, so a reader
+#                   can tell it from the per-payment work
 # The risk rules are deploy/risk/rules.json without its velocity rules: the generator reuses
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)
+#   E2E_IDLE=10        seconds of the idle measurement (0: none)
+# Side by side (SPEC 8: a hot-path change against the old binary, in one run):
+#   E2E_BIN_B=DIR      variant B runs the daemons from DIR (a copy of an older build/bin)
+#   E2E_ENV_B="K=V.."  variant B's pipeline env file gets these lines as well (a setting
+#                      under test; deploy/local/services.sh passes KASIR_PIPELINE_KAFKA_*);
+#                      E2E_ENV_A the same for variant A
+#   ROUNDS=n           rounds of A then B (B then A on even rounds), each on a fresh pipeline
+#   E2E_PERF=1         perf record -g of every daemon during each measured load, to
+#                      var/bench/e2e-perf-<variant><round>.data (perf report -i ... --sort comm,dso,sym)
+# With pg_stat_statements in the cluster (shared_preload_libraries; never in the stack's
+# own configuration, it costs every statement), the statements of each measured run, per
+# payment, are written to var/bench/e2e-statements-<variant><round>.txt.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
@@ -21,21 +36,36 @@ secs=${E2E_SECONDS:-20}
 conns=${E2E_CONNS:-64}
 warmup=${E2E_WARMUP:-5}
 drain=${E2E_DRAIN:-300}
+idle=${E2E_IDLE:-10}
+rounds=${ROUNDS:-1}
 hz=$(getconf CLK_TCK)
 make -s -C "$top" build/bench/ingress_load
 dir="$top/var/tmp/bench-e2e"
-rm -rf "$dir"; mkdir -p "$dir/run" "$top/var/log/bench-e2e"
-export KASIR_SERVICES_ENV="$dir/pipeline.env" KASIR_SERVICES_RUN="$dir/run"
-export KASIR_SERVICES_LOG="$top/var/log/bench-e2e" KASIR_GROUP_SUFFIX="-bench-$(date +%s)"
-export KASIR_RETRY_DELAYS="5s,1m,10m" KASIR_RISK_RULES_FILE="$dir/rules.json"
+mkdir -p "$top/var/log/bench-e2e" "$top/var/bench"
+export KASIR_SERVICES_LOG="$top/var/log/bench-e2e"
 unset KASIR_DEMO_DAEMONS
-/usr/bin/python3 - "$top/deploy/risk/rules.json" "$dir/rules.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-r["rules"] = [x for x in r["rules"] if x["type"] != "velocity"]
-json.dump(r, open(sys.argv[2], "w"))
-PY
-base=$(/usr/bin/python3 - <<'PY'
+variants=A; [ -n "${E2E_BIN_B:-}${E2E_ENV_B:-}${E2E_ENV_A:-}" ] && variants="A B"
+
+svc() { bash "$top/deploy/local/services.sh" "$@"; }
+trap 'svc stop >/dev/null 2>&1 || true' EXIT
+. "$top/tests/bench/cpu.sh" # ticks PID..., pg_ticks
+kafka_pid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
+pid_of() { cat "$KASIR_SERVICES_RUN/kasir-$1.pid"; }
+daemons="ingress risk executor ledger webhooks psp-sandbox"
+psqlq() { psql "$KASIR_PG_DSN" -tAXq "$@"; }
+pgss=0
+[ "$(psqlq -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")" = 1 ] && pgss=1
+us_per() { echo $(( $1 * 1000000 / hz / ($2 > 0 ? $2 : 1) )); } # ticks, payments
+
+# one variant's pipeline: fresh env file, groups and partner; sets bin, key, partner, groups
+pipeline_up() { # variant
+    local v=$1 base out
+    rm -rf "$dir/$v"; mkdir -p "$dir/$v/run"
+    export KASIR_SERVICES_ENV="$dir/$v/pipeline.env" KASIR_SERVICES_RUN="$dir/$v/run"
+    export KASIR_GROUP_SUFFIX="-bench-$v-$(date +%s)"
+    export KASIR_RETRY_DELAYS="5s,1m,10m" KASIR_RISK_RULES_FILE="$dir/rules.json"
+    if [ "$v" = B ] && [ -n "${E2E_BIN_B:-}" ]; then export KASIR_SERVICES_BIN=$E2E_BIN_B; else export KASIR_SERVICES_BIN="$top/build/bin"; fi
+    base=$(/usr/bin/python3 - <<'PY'
 import random, socket
 for _ in range(200):
     b = random.randint(20000, 31000)
@@ -48,58 +78,105 @@ for _ in range(200):
         pass
 PY
 )
-svc() { bash "$top/deploy/local/services.sh" "$@"; }
-svc init --port-base "$base" >/dev/null
-trap 'svc stop >/dev/null 2>&1 || true' EXIT
-svc start >&2
-groups=$(for w in risk executor ledger webhooks; do printf 'kasir-%s%s ' "$w" "$KASIR_GROUP_SUFFIX"; done)
-out=$("$top/build/bin/kasir-ingress" partner add "bench-e2e-$(date +%s)" --rps 1000000 --burst 1000000)
-key=$(sed -n 's/^api_key=//p' <<<"$out")
-partner=$(sed -n 's/^partner_id=//p' <<<"$out")
-
-. "$top/tests/bench/cpu.sh" # ticks PID..., pg_ticks
-kafka_pid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
-pid_of() { cat "$dir/run/kasir-$1.pid"; }
-daemons="ingress risk executor ledger webhooks psp-sandbox"
+    svc init --port-base "$base" >/dev/null
+    local extra; if [ "$v" = B ]; then extra=${E2E_ENV_B:-}; else extra=${E2E_ENV_A:-}; fi
+    # shellcheck disable=SC2086
+    if [ -n "$extra" ]; then svc set $extra; fi
+    svc start >&2
+    groups=$(for w in risk executor ledger webhooks; do printf 'kasir-%s%s ' "$w" "$KASIR_GROUP_SUFFIX"; done)
+    out=$("$KASIR_SERVICES_BIN/kasir-ingress" partner add "bench-e2e-$v-$(date +%s)" --rps 1000000 --burst 1000000)
+    key=$(sed -n 's/^api_key=//p' <<<"$out")
+    partner=$(sed -n 's/^partner_id=//p' <<<"$out")
+    port=$base
+}
 quiet() { /usr/bin/python3 "$top/deploy/local/pipeline.py" quiet --timeout "$1" $groups >/dev/null; }
-load() { INGRESS_METHOD=card INGRESS_KEY=$key INGRESS_TIMELINE= \
-         "$top/build/bench/ingress_load" 127.0.0.1 "$base" - "$@"; }
+# the load generator, its CPU ticks appended to its result line as loadgen_ticks=N
+load() {
+    local out
+    out=$( { INGRESS_METHOD=card INGRESS_KEY=$key INGRESS_TIMELINE= \
+             /usr/bin/time -f 'loadgen_cpu=%U+%S' \
+             "$top/build/bench/ingress_load" 127.0.0.1 "$port" - "$@"; } 2>&1 )
+    local cpu; cpu=$(sed -n 's/^loadgen_cpu=//p' <<<"$out")
+    local t; t=$(/usr/bin/python3 -c "import sys; print(round(eval(sys.argv[1]) * $hz))" "${cpu:-0}")
+    echo "$(grep -m1 '^offered=' <<<"$out") loadgen_ticks=$t"
+}
+all_ticks() { # ingress risk executor ledger webhooks sandbox postgresql kafka
+    local d
+    for d in $daemons; do printf '%s ' "$(ticks "$(pid_of "$d")")"; done
+    printf '%s %s\n' "$(pg_ticks)" "$(ticks $kafka_pid)"
+}
 
-# warm-up: connections, plan caches, the JIT of the broker; then the backlog drains
-if [ "$warmup" -gt 0 ]; then load "${rates%% *}" "$warmup" "$conns" >/dev/null; fi
-quiet "$drain" || echo "e2e: warm-up not drained in ${drain}s" >&2
+/usr/bin/python3 - "$top/deploy/risk/rules.json" "$dir/rules.json" <<'PY'
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+r["rules"] = [x for x in r["rules"] if x["type"] != "velocity"]
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+json.dump(r, open(sys.argv[2], "w"))
+PY
 
-echo "| offered/s | accepted/s | HTTP p99 ms | e2e payments/s | e2e p50 ms | e2e p99 ms | CPU µs/payment: ingress, risk, executor, ledger, webhooks, sandbox, PostgreSQL, Kafka | load avg |"
-echo "|---|---|---|---|---|---|---|---|"
-for r in $rates; do
-    declare -A before=()
-    for d in $daemons; do before[$d]=$(ticks "$(pid_of "$d")"); done
-    pg0=$(pg_ticks); k0=$(ticks $kafka_pid)
-    since=$(psql "$KASIR_PG_DSN" -tAXc "SELECT now()")
-    line=$(load "$r" "$secs" "$conns")
-    ok=1; quiet "$drain" || ok=0
-    cpu=""
-    n=$(psql "$KASIR_PG_DSN" -tAXc "SELECT count(*) FROM payments WHERE partner_id = '$partner' AND created_at >= '$since'")
-    for d in $daemons; do
-        t=$(( $(ticks "$(pid_of "$d")") - ${before[$d]} ))
-        cpu="$cpu$(( t * 1000000 / hz / (n > 0 ? n : 1) )), "
+echo "| variant | offered/s | accepted/s | HTTP p99 ms | e2e payments/s | e2e p50 ms | e2e p99 ms | CPU µs/payment: ingress, risk, executor, ledger, webhooks, sandbox, PostgreSQL, Kafka, load generator | total µs/payment | idle ms CPU/s: daemons, PostgreSQL, Kafka | load avg |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for round in $(seq 1 "$rounds"); do
+    order=$variants
+    [ "$variants" = "A B" ] && [ $((round % 2)) = 0 ] && order="B A"
+    for v in $order; do
+        pipeline_up "$v"
+        # warm-up: connections, plan caches, the JIT of the broker; then the backlog drains
+        if [ "$warmup" -gt 0 ]; then load "${rates%% *}" "$warmup" "$conns" >/dev/null; fi
+        quiet "$drain" || echo "e2e: warm-up not drained in ${drain}s" >&2
+        idle_note="-"
+        if [ "$idle" -gt 0 ]; then
+            read -r -a i0 <<<"$(all_ticks)"; sleep "$idle"; read -r -a i1 <<<"$(all_ticks)"
+            dt=0; for k in 0 1 2 3 4 5; do dt=$((dt + i1[k] - i0[k])); done
+            idle_note="$((dt * 1000 / hz / idle)), $(((i1[6] - i0[6]) * 1000 / hz / idle)), $(((i1[7] - i0[7]) * 1000 / hz / idle))"
+        fi
+        for r in $rates; do
+            [ "$pgss" = 1 ] && psqlq -c "SELECT pg_stat_statements_reset()" >/dev/null
+            read -r -a t0 <<<"$(all_ticks)"
+            since=$(psqlq -c "SELECT now()")
+            perf_pid=""
+            if [ "${E2E_PERF:-0}" = 1 ]; then
+                pids=$(for d in $daemons; do printf '%s,' "$(pid_of "$d")"; done)
+                perf record -q -F 499 -g -o "$top/var/bench/e2e-perf-$v$round.data" -p "${pids%,}" \
+                    -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!
+            fi
+            line=$(load "$r" "$secs" "$conns")
+            [ -z "$perf_pid" ] || wait "$perf_pid" || true
+            ok=1; quiet "$drain" || ok=0
+            read -r -a t1 <<<"$(all_ticks)"
+            n=$(psqlq -c "SELECT count(*) FROM payments WHERE partner_id = '$partner' AND created_at >= '$since'")
+            get() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<" $line"; }
+            cpu=""; tot=0
+            for k in 0 1 2 3 4 5 6 7; do
+                u=$(us_per $((t1[k] - t0[k])) "$n"); cpu="$cpu$u, "; tot=$((tot + u))
+            done
+            u=$(us_per "$(get loadgen_ticks)" "$n"); cpu="$cpu$u"; tot=$((tot + u))
+            read -r posted rate p50 p99 < <(psqlq -F ' ' -c "
+                WITH x AS (SELECT p.created_at, e.posted_at FROM payments p
+                             JOIN payment_orders o USING (payment_id)
+                             JOIN ledger_entries e ON e.source_key = 'capture:' || o.order_id
+                            WHERE p.partner_id = '$partner' AND p.created_at >= '$since')
+                SELECT count(*),
+                       round(count(*) / greatest(extract(epoch FROM max(posted_at) - min(created_at)), 0.001)),
+                       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM posted_at - created_at))::numeric, 1),
+                       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM posted_at - created_at))::numeric, 1)
+                  FROM x")
+            if [ "$pgss" = 1 ]; then
+                psql "$KASIR_PG_DSN" -X -c "
+                    SELECT toplevel AS top, round(calls::numeric / $n, 3) AS calls_per_payment,
+                           round((total_exec_time * 1000 / $n)::numeric) AS exec_us_per_payment,
+                           round(rows::numeric / greatest(calls, 1)) AS rows_per_call,
+                           round(shared_blks_hit::numeric / $n, 1) AS buf_hits_per_payment,
+                           round(wal_records::numeric / $n, 1) AS wal_recs_per_payment,
+                           left(regexp_replace(query, '\s+', ' ', 'g'), 140) AS statement
+                      FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 30" \
+                    > "$top/var/bench/e2e-statements-$v$round-$r.txt" 2>&1 || true
+            fi
+            note=""; [ "$ok" = 1 ] || note=" (not quiet after ${drain}s)"
+            [ "$posted" = "$n" ] || note="$note ($posted of $n payments posted)"
+            echo "| $v$round | $r | $(get accepted_per_s) | $(get p99_ms) | $rate$note | $p50 | $p99 | $cpu | $tot | $idle_note | $(cut -d' ' -f1-3 /proc/loadavg) |"
+            echo "e2e: $v$round: ingress_load: $line" >&2
+        done
+        svc stop >/dev/null 2>&1 || true
     done
-    pg1=$(pg_ticks); k1=$(ticks $kafka_pid)
-    cpu="$cpu$(( (pg1 - pg0) * 1000000 / hz / (n > 0 ? n : 1) )), $(( (k1 - k0) * 1000000 / hz / (n > 0 ? n : 1) ))"
-    read -r posted rate p50 p99 < <(psql "$KASIR_PG_DSN" -tAX -F ' ' -c "
-        WITH x AS (SELECT p.created_at, e.posted_at FROM payments p
-                     JOIN payment_orders o USING (payment_id)
-                     JOIN ledger_entries e ON e.source_key = 'capture:' || o.order_id
-                    WHERE p.partner_id = '$partner' AND p.created_at >= '$since')
-        SELECT count(*),
-               round(count(*) / greatest(extract(epoch FROM max(posted_at) - min(created_at)), 0.001)),
-               round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM posted_at - created_at))::numeric, 1),
-               round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM posted_at - created_at))::numeric, 1)
-          FROM x")
-    get() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<" $line"; }
-    acc=$(get accepted_per_s); p99http=$(get p99_ms)
-    note=""; [ "$ok" = 1 ] || note=" (not quiet after ${drain}s)"
-    [ "$posted" = "$n" ] || note="$note ($posted of $n payments posted)"
-    echo "| $r | ${acc:-?} | ${p99http:-?} | $rate$note | $p50 | $p99 | $cpu | $(cut -d' ' -f1-3 /proc/loadavg) |"
-    echo "e2e: ingress_load: $line" >&2
 done

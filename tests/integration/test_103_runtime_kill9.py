@@ -7,7 +7,7 @@ import time
 
 from runtime_util import Run, check_balances, check_outputs, consume, produce
 
-N = 20000
+N = 50000
 
 
 def test_kill9_exactly_once(daemons):

@@ -6,9 +6,10 @@
 #
 # DSN is a libpq connection string or URI (the role must own the schema). --check reports
 # what would run and refuses what would be refused, and changes nothing (it does not even
-# create the runner's tables). Put a password in PGPASSWORD or ~/.pgpass, not in the DSN:
-# the DSN is a command-line argument of this script and of psql. Exit 0 done (or
-# nothing to do), 1 refused or failed (the message says which file and why), 2 bad usage.
+# create the runner's tables). A DSN holding a password is refused (exit 2): it would be on
+# the command line of this script and of psql; give it in PGPASSWORD or ~/.pgpass.
+# Exit 0 done (or nothing to do), 1 refused or failed (the message says which file and
+# why), 2 bad usage.
 #
 # The rules (deploy/migrations/README.md says them for people writing migrations):
 # - Versioned files DIR/NNN_name.sql run once each, in the order of NNN, each in its own
@@ -37,13 +38,20 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --check) check=1; shift ;;
     --dir) dir=${2:?--dir needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "migrate: unknown option $1" >&2; exit 2 ;;
     *) break ;;
     esac
 done
 [ $# -eq 1 ] || { echo "usage: migrate.sh [--check] [--dir DIR] DSN" >&2; exit 2; }
 dsn=$1
+# A password in the DSN would be on the command line of this script and of psql (ps shows
+# it to every user of the machine), and libpq quotes pieces of a DSN it cannot parse in its
+# error message: refused, it belongs in PGPASSWORD or ~/.pgpass.
+if [[ ${dsn,,} == *password=* || $dsn =~ ^[A-Za-z]+://[^/@?]*:[^/@?]*@ ]]; then
+    echo "migrate: refused: the DSN holds a password; give it in PGPASSWORD or ~/.pgpass" >&2
+    exit 2
+fi
 [ -d "$dir" ] || { echo "migrate: $dir is not a directory" >&2; exit 2; }
 
 say() { printf 'migrate: %s\n' "$*"; }

@@ -11,6 +11,7 @@ a production deploy would meet it. Each test failed on the runner as merged:
 - a migrations directory whose path holds a space was recorded whole as applied and none of
   it ran (psql's \\i read the path up to the space; its "No such file" is no "ERROR:");
 - a header line behind a CR or a byte order mark was misread;
+- a DSN with a password was passed on (ps shows it) and, malformed, quoted in psql's error;
 - kasir_ledger could INSERT, UPDATE and DELETE the rows of kasir_transitions (910).
 Two held already and stay as regressions: a psql session killed mid-run is a failure (it was,
 by way of a later step's failing redirection; now the step itself says so), and two runners at
@@ -180,6 +181,15 @@ def test_two_runners_at_once(db):
     ran = [o for o, _ in outs if "migration 800_runtime" in o]
     assert len(ran) == 1, outs  # the second waited for the first, then found nothing to do
     assert any("the database is up to date" in o for o, _ in outs), outs
+
+
+def test_a_dsn_with_a_password_is_refused_and_not_echoed():
+    base = dsn("kasir_no_such_db")
+    for bad in (base + " password=se cret", "postgresql://u:se%ZZcret@127.0.0.1:1/x",
+                "postgresql://u@127.0.0.1:1/x?Password=secret"):
+        r = subprocess.run(["bash", MIGRATE, bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "PGPASSWORD" in r.stderr, (bad, r.stdout, r.stderr)
+        assert "cret" not in r.stdout + r.stderr, r.stderr
 
 
 def test_the_ledger_role_cannot_change_the_status_machine():

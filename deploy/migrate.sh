@@ -28,7 +28,8 @@
 #   ones run in one transaction: all of them are applied or none is.
 # - Everything is checked before anything is written: the versioned plan, the -- after:
 #   lines, file names (letters, digits, _), no empty file, no CR, no byte order mark.
-# - Whether a step committed is read back from the database, not from psql's messages.
+# - Whether a step committed is read back from the database, not from psql's messages; a
+#   file that ends the runner's transaction (its own COMMIT/ROLLBACK) is refused, unrecorded.
 # - One runner at a time: a session advisory lock is held for the whole run.
 set -euo pipefail
 
@@ -247,16 +248,24 @@ for step in "${plan[@]}"; do
     ran=$((ran + 1))
     [ $check -eq 0 ] || continue
     rc=0
+    # kasir.migrate marks the runner's transaction: a file that ends it (a COMMIT or
+    # ROLLBACK of its own) is found, and what follows it is not recorded in autocommit
     q "BEGIN;
+SET LOCAL kasir.migrate = '$v';
 \\i $(sqlpath "$dir/$v.sql")
-INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s');
+SELECT 'kasir-migrate-tx:$v:' || coalesce(current_setting('kasir.migrate', true), '');
+INSERT INTO schema_migrations (version, sha256)
+    SELECT '$v', '$s' WHERE current_setting('kasir.migrate', true) = '$v';
 COMMIT;" || rc=$?
+    own_tx=$(grep -c -x "kasir-migrate-tx:$v:" <<<"$ans" || true)
     # whether it committed is read back, not inferred from the messages (a server whose
     # lc_messages is not English writes no "ERROR:")
     [ $rc -ne 0 ] || { q "SELECT count(*) FROM schema_migrations WHERE version = '$v' AND sha256 = '$s'" &&
         [ "$ans" = 1 ]; } || rc=1
     if [ $rc -eq 2 ]; then
         refuse "the session ended while $v.sql ran: its transaction either committed whole or left nothing; run again"
+    elif [ "$own_tx" != 0 ]; then
+        refuse "$v.sql ends the runner's transaction itself (a COMMIT, ROLLBACK or END in it): what it did before that may be applied, and it is not recorded; the runner wraps each file in its transaction, remove that statement"
     elif [ $rc -ne 0 ]; then
         q "ROLLBACK" >/dev/null 2>&1 || true
         refuse "$v.sql failed; nothing of it was applied"
@@ -267,12 +276,14 @@ done
 # or none is (a file that fails leaves the others as they were, and the next run tries them
 # all again).
 if [ ${#fn_plan[@]} -gt 0 ]; then
-    batch="BEGIN;" check_rows=""
+    batch="BEGIN;"$'\n'"SET LOCAL kasir.migrate = 'functions';" check_rows=""
     for step in "${fn_plan[@]}"; do
         read -r v s <<<"$step"
         say "function $v"
         ran=$((ran + 1))
-        batch+=$'\n'"\\i $(sqlpath "$dir/functions/$v.sql")"$'\n'"INSERT INTO schema_functions (name, sha256) VALUES ('$v', '$s')
+        batch+=$'\n'"\\i $(sqlpath "$dir/functions/$v.sql")"$'\n'"SELECT 'kasir-migrate-tx:$v:' || coalesce(current_setting('kasir.migrate', true), '');
+INSERT INTO schema_functions (name, sha256)
+    SELECT '$v', '$s' WHERE current_setting('kasir.migrate', true) = 'functions'
     ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now();"
         check_rows+="${check_rows:+, }('$v', '$s')"
     done
@@ -280,10 +291,13 @@ if [ ${#fn_plan[@]} -gt 0 ]; then
         rc=0
         q "$batch"$'\n'"COMMIT;" || rc=$?
         failed=$(sed -n 's|^psql:.*/functions/\([A-Za-z0-9_]*\)\.sql:[0-9]*: .*|\1|p' <<<"$ans" | head -1)
+        own_tx=$(sed -n 's/^kasir-migrate-tx:\([A-Za-z0-9_]*\):$/\1/p' <<<"$ans" | head -1)
         [ $rc -ne 0 ] || { q "SELECT count(*) FROM schema_functions WHERE (name, sha256) IN (VALUES $check_rows)" &&
             [ "$ans" = "${#fn_plan[@]}" ]; } || rc=1
         if [ $rc -eq 2 ]; then
             refuse "the session ended while functions/ ran: their transaction either committed whole or left nothing; run again"
+        elif [ -n "$own_tx" ]; then
+            refuse "functions/$own_tx.sql ends the runner's transaction itself (a COMMIT, ROLLBACK or END in it): the files before it may be applied, it and those after it are not recorded; remove that statement"
         elif [ $rc -ne 0 ]; then
             q "ROLLBACK" >/dev/null 2>&1 || true
             refuse "functions/${failed:-?}.sql failed; none of the ${#fn_plan[@]} changed functions/ files was applied"

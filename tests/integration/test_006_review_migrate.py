@@ -11,6 +11,8 @@ a production deploy would meet it. Each test failed on the runner as merged:
 - a migrations directory whose path holds a space was recorded whole as applied and none of
   it ran (psql's \\i read the path up to the space; its "No such file" is no "ERROR:");
 - a header line behind a CR or a byte order mark was misread;
+- a versioned file wrapped in its own BEGIN/COMMIT that failed was recorded as applied (its
+  COMMIT ended the runner's transaction, the row was inserted in autocommit): never run again;
 - a DSN with a password was passed on (ps shows it) and, malformed, quoted in psql's error;
 - kasir_ledger could INSERT, UPDATE and DELETE the rows of kasir_transitions (910).
 Two held already and stay as regressions: a psql session killed mid-run is a failure (it was,
@@ -181,6 +183,29 @@ def test_two_runners_at_once(db):
     ran = [o for o, _ in outs if "migration 800_runtime" in o]
     assert len(ran) == 1, outs  # the second waited for the first, then found nothing to do
     assert any("the database is up to date" in o for o, _ in outs), outs
+
+
+def test_a_file_ending_the_runners_transaction_is_not_recorded(db, tmp_path):
+    d = scratch_dir(tmp_path)
+    name = db()
+    assert migrate(name, directory=d).returncode == 0
+    # the habit of wrapping a migration in BEGIN/COMMIT, and a statement that fails
+    (d / "990_wrapped.sql").write_text(
+        "BEGIN;\nCREATE TABLE review_w (x int);\nCREATE INDEX ON review_w (nope);\nCOMMIT;\n")
+    for _ in range(2):
+        r = migrate(name, directory=d)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "990_wrapped.sql ends the runner's transaction itself" in r.stderr, r.stderr
+        assert q(name, "SELECT count(*) FROM schema_migrations WHERE version = '990_wrapped'") == "0"
+    (d / "990_wrapped.sql").write_text("CREATE TABLE review_w (x int);\n")
+    assert migrate(name, directory=d).returncode == 0
+    # the same in functions/: the file is named, nothing after its COMMIT is recorded
+    (d / "functions" / "review_c.sql").write_text(
+        "COMMIT;\n"
+        "CREATE OR REPLACE FUNCTION review_c() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 1 and "functions/review_c.sql ends the runner's transaction" in r.stderr, r.stderr
+    assert q(name, "SELECT count(*) FROM schema_functions WHERE name = 'review_c'") == "0"
 
 
 def test_a_dsn_with_a_password_is_refused_and_not_echoed():

@@ -94,7 +94,12 @@ q() {
 sqlpath() { printf "'%s'" "${1//\'/\'\'}"; }
 trap '' PIPE
 q "SELECT 1" || { echo "migrate: cannot connect to the database${ans:+: $ans}" >&2; exit 1; }
-q "SELECT pg_advisory_lock(hashtext('kasir-migrate'))"
+q "SELECT pg_try_advisory_lock(hashtext('kasir-migrate'))"
+if [ "$ans" != t ]; then
+    # another runner, or the psql session a killed one left finishing its file
+    say "another runner holds the migration lock: waiting for it"
+    q "SELECT pg_advisory_lock(hashtext('kasir-migrate'))"
+fi
 
 # The runner's own tables. --check creates nothing: on a database without them, nothing is
 # applied yet.

@@ -68,7 +68,8 @@ coproc PSQL { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=${PGC
     exec psql "$dsn" -v ON_ERROR_STOP=0 -qtAX 2>&1; }
 psql_pid=$PSQL_PID # bash unsets PSQL_PID once the coprocess has exited
 mark="--kasir-migrate-$$-$RANDOM--"
-# q SQL: runs SQL in the session; the answer rows land in $ans. Returns 1 when the answer
+# q SQL: runs SQL in the session; the answer rows land in $ans (callers exit 1 on a failure:
+# exit 2 is for bad usage). Returns 1 when the answer
 # holds an ERROR, 2 when the session ended before answering (psql killed, the connection
 # lost: psql then prints no ERROR line, and an answer cut short must not pass for success).
 q() {
@@ -94,11 +95,11 @@ q() {
 sqlpath() { printf "'%s'" "${1//\'/\'\'}"; }
 trap '' PIPE
 q "SELECT 1" || { echo "migrate: cannot connect to the database${ans:+: $ans}" >&2; exit 1; }
-q "SELECT pg_try_advisory_lock(hashtext('kasir-migrate'))"
+q "SELECT pg_try_advisory_lock(hashtext('kasir-migrate'))" || exit 1
 if [ "$ans" != t ]; then
     # another runner, or the psql session a killed one left finishing its file
     say "another runner holds the migration lock: waiting for it"
-    q "SELECT pg_advisory_lock(hashtext('kasir-migrate'))"
+    q "SELECT pg_advisory_lock(hashtext('kasir-migrate'))" || exit 1
 fi
 
 # The runner's own tables. --check creates nothing: on a database without them, nothing is
@@ -107,14 +108,14 @@ if [ $check -eq 0 ]; then
     q "CREATE TABLE IF NOT EXISTS schema_migrations (
            version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(), sha256 text);
        CREATE TABLE IF NOT EXISTS schema_functions (
-           name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+           name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())" || exit 1
 fi
-q "SELECT (to_regclass('schema_migrations') IS NOT NULL)::int, (to_regclass('schema_functions') IS NOT NULL)::int"
+q "SELECT (to_regclass('schema_migrations') IS NOT NULL)::int, (to_regclass('schema_functions') IS NOT NULL)::int" || exit 1
 read -r have_mig have_fn <<<"${ans//|/ }"
 
 declare -A applied_sum=()
 if [ "$have_mig" = 1 ]; then
-    q "SELECT version || ' ' || coalesce(sha256, '-') FROM schema_migrations"
+    q "SELECT version || ' ' || coalesce(sha256, '-') FROM schema_migrations" || exit 1
     while read -r v s; do [ -n "$v" ] && applied_sum[$v]=$s; done <<<"$ans"
 fi
 
@@ -212,7 +213,7 @@ declare -A fn_sum=() fn_after=() placed=()
 if [ "$have_fn" = 1 ]; then
     q "SELECT f.name || ' ' || f.sha256 FROM schema_functions f
         WHERE EXISTS (SELECT 1 FROM pg_proc p
-                       WHERE p.proname = f.name AND pg_function_is_visible(p.oid))"
+                       WHERE p.proname = f.name AND pg_function_is_visible(p.oid))" || exit 1
     while read -r v s; do [ -n "$v" ] && fn_sum[$v]=$s; done <<<"$ans"
 fi
 for f in "${fn_files[@]}"; do
@@ -246,7 +247,7 @@ for step in "${plan[@]}"; do
     read -r what v s total <<<"$step"
     if [ "$what" = record ]; then
         say "$v replaces $total applied migrations: recorded, not run"
-        [ $check -eq 1 ] || q "INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s')"
+        [ $check -eq 1 ] || q "INSERT INTO schema_migrations (version, sha256) VALUES ('$v', '$s')" || exit 1
         continue
     fi
     say "migration $v"

@@ -86,7 +86,8 @@ static const struct ks_config_def own_defs[] = {
      "a writer waits up to this many microseconds for a bigger batch (0: takes what is queued)"},
     {"store.overlap_us", KS_CFG_INT, "1500", 0,
      "while another writer commits, a writer starts a batch only once the oldest queued "
-     "request has waited this many microseconds (or a batch is full); 0: at once"},
+     "request has waited this many microseconds (or a batch is full); 0: at once; at most "
+     "1000000"},
     {"webhook.tolerance", KS_CFG_DURATION_MS, "300s", 0, "webhook timestamp tolerance"},
     {"webhook.max_body", KS_CFG_INT, "262144", 0, "largest webhook body accepted, bytes"},
     {"webhook.stripe.secret", KS_CFG_STRING, "", 0, "Stripe endpoint secret (whsec_...); empty: off"},
@@ -181,6 +182,14 @@ static int serve(const struct ks_config *cfg)
     ING.overlap_us = ks_config_int(cfg, "store.overlap_us");
     if (ING.gather_us < 0 || ING.gather_us > 100000)
         ING.gather_us = 0;
+    if (ING.overlap_us < 0 || ING.overlap_us > 1000000) {
+        /* beyond a second a writer whose batch hangs (PostgreSQL stuck) holds the other
+         * back with it, what the setting's bound is for; and oldest + overlap_us must not
+         * overflow */
+        ks_log(KS_LOG_ERROR, "config.invalid", "store.overlap_us must be 0 to 1000000",
+               "setting", "store.overlap_us", NULL);
+        return 2;
+    }
     if (ING.batch_max < 1)
         ING.batch_max = 1;
     if (ING.idem_keep_s < 86400)

@@ -1,0 +1,226 @@
+"""006: a hostile review of the migration runner (deploy/migrate.sh) as a careless operator and
+a production deploy would meet it. Each test failed on the runner as merged:
+
+- --check created the runner's two tables on a fresh database;
+- a typo in a functions/ `-- after:` line was refused only after the pending versioned files
+  had been committed (the plan was not checked whole);
+- a functions/ file that failed left the files before it applied (a half-replaced set);
+- a pending file with the newest applied number and a name sorting before it ran after it
+  here and before it on a fresh database;
+- a function dropped by hand was not noticed (its file's bytes had not changed);
+- a migrations directory whose path holds a space was recorded whole as applied and none of
+  it ran (psql's \\i read the path up to the space; its "No such file" is no "ERROR:");
+- a header line behind a CR or a byte order mark was misread;
+- a versioned file wrapped in its own BEGIN/COMMIT that failed was recorded as applied (its
+  COMMIT ended the runner's transaction, the row was inserted in autocommit): never run again;
+- a DSN with a password was passed on (ps shows it) and, malformed, quoted in psql's error;
+- kasir_ledger could INSERT, UPDATE and DELETE the rows of kasir_transitions (910).
+Two held already and stay as regressions: a psql session killed mid-run is a failure (it was,
+by way of a later step's failing redirection; now the step itself says so), and two runners at
+once apply each file once."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from conftest import psql
+from test_004_migrations import MIGRATE, dsn, db, migrate, scratch_dir  # noqa: F401 (fixture)
+
+
+def q(database, sql):
+    return subprocess.run(["psql", dsn(database), "-qtAX", "-c", sql], capture_output=True,
+                          text=True, timeout=60).stdout.strip()
+
+
+def test_check_creates_nothing(db):
+    name = db()
+    r = migrate(name, "--check")
+    assert r.returncode == 0 and "migration 800_runtime" in r.stdout, r.stderr
+    assert q(name, "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace") == "0"
+
+
+def test_a_bad_after_line_is_refused_before_anything_runs(db, tmp_path):
+    d = scratch_dir(tmp_path)
+    name = db()
+    assert migrate(name, directory=d).returncode == 0
+    (d / "990_new.sql").write_text("CREATE TABLE review_new (x int);\n")
+    (d / "functions" / "review_f.sql").write_text(
+        "-- after: review_typo\n"
+        "CREATE OR REPLACE FUNCTION review_f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 1 and "runs after review_typo" in r.stderr, r.stderr
+    assert q(name, "SELECT to_regclass('review_new') IS NULL, "
+                   "(SELECT count(*) FROM schema_migrations WHERE version = '990_new')") == "t|0"
+
+
+def test_a_failing_function_file_leaves_every_function_as_it_was(db, tmp_path):
+    d = scratch_dir(tmp_path)
+    fn = d / "functions"
+    (fn / "review_a.sql").write_text(
+        "CREATE OR REPLACE FUNCTION review_a() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+    (fn / "review_b.sql").write_text(
+        "CREATE OR REPLACE FUNCTION review_b() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+    name = db()
+    assert migrate(name, directory=d).returncode == 0
+    # a release changes both; the second does not apply
+    (fn / "review_a.sql").write_text(
+        "CREATE OR REPLACE FUNCTION review_a() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;\n")
+    (fn / "review_b.sql").write_text(
+        "CREATE OR REPLACE FUNCTION review_b() RETURNS int LANGUAGE sql AS $$ SELECT nope() $$;\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 1 and "functions/review_b.sql failed" in r.stderr, r.stderr
+    assert q(name, "SELECT review_a()") == "1"
+    # fixed: the next run applies both
+    (fn / "review_b.sql").write_text(
+        "CREATE OR REPLACE FUNCTION review_b() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 0, r.stderr
+    assert "function review_a" in r.stdout and "function review_b" in r.stdout
+    assert q(name, "SELECT review_a() + review_b()") == "4"
+
+
+def _children(pid):
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open("/proc/%s/comm" % p) as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append((int(p), comm))
+    return out
+
+
+def test_a_session_lost_mid_run_is_not_success(db, tmp_path):
+    d = scratch_dir(tmp_path)
+    name = db()
+    assert migrate(name, directory=d).returncode == 0
+    (d / "functions" / "zz_review_slow.sql").write_text(
+        "SELECT pg_sleep(20);\n"
+        "CREATE OR REPLACE FUNCTION zz_review_slow() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+    p = subprocess.Popen(["bash", MIGRATE, "--dir", str(d), dsn(name)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if q(name, "SELECT count(*) FROM pg_stat_activity "
+                       "WHERE query LIKE 'SELECT pg_sleep(20)%'") == "1":
+                break
+            time.sleep(0.05)
+        kids = [pid for pid, comm in _children(p.pid) if comm == "psql"]
+        assert len(kids) == 1, _children(p.pid)
+        os.kill(kids[0], signal.SIGKILL)  # the connection is lost with it
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, (out, err)
+    assert "session ended" in err, err
+    assert q(name, "SELECT count(*) FROM schema_functions WHERE name = 'zz_review_slow'") == "0"
+
+
+def test_a_file_sorting_before_the_newest_applied_is_refused(db, tmp_path):
+    d = scratch_dir(tmp_path)
+    name = db()
+    (d / "990_b.sql").write_text("CREATE TABLE review_b (x int);\n")
+    assert migrate(name, directory=d).returncode == 0
+    # a fresh database runs 990_a before 990_b; this one would run it after
+    (d / "990_a.sql").write_text("ALTER TABLE review_b ADD COLUMN y int;\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 1 and "990_a.sql is numbered below" in r.stderr, r.stderr
+
+
+def test_a_function_dropped_by_hand_is_restored(db):
+    name = db()
+    assert migrate(name).returncode == 0
+    q(name, "DROP FUNCTION ledger_settle")
+    r = migrate(name)
+    assert r.returncode == 0 and "function ledger_settle" in r.stdout, (r.stdout, r.stderr)
+    assert q(name, "SELECT count(*) FROM pg_proc WHERE proname = 'ledger_settle'") == "1"
+
+
+def test_a_directory_with_a_space_and_a_quote(db, tmp_path):
+    d = tmp_path / "kasir's deploy" / "migrations"
+    shutil.copytree(scratch_dir(tmp_path), d)
+    name = db()
+    r = migrate(name, directory=d)
+    assert r.returncode == 0, r.stderr
+    # psql's \\i read the path up to the space and said "No such file" without "ERROR:": every
+    # file was recorded as applied and none had run
+    assert q(name, "SELECT to_regclass('ledger_entries') IS NOT NULL, "
+                   "(SELECT count(*) > 30 FROM pg_proc WHERE pronamespace = 'public'::regnamespace)") == "t|t"
+
+
+def test_crlf_and_bom_headers_are_refused(db, tmp_path):
+    d = scratch_dir(tmp_path)
+    name = db()
+    (d / "functions" / "z_first.sql").write_text(
+        "CREATE OR REPLACE FUNCTION z_first() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+    (d / "functions" / "a_second.sql").write_bytes(
+        b"-- after: z_first\r\n"
+        b"CREATE OR REPLACE FUNCTION a_second() RETURNS int LANGUAGE sql AS $$ SELECT z_first() $$;\r\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 1 and "functions/a_second.sql has CR line ends" in r.stderr, r.stderr
+    (d / "functions" / "a_second.sql").write_bytes(
+        b"\xef\xbb\xbf-- after: z_first\n"
+        b"CREATE OR REPLACE FUNCTION a_second() RETURNS int LANGUAGE sql AS $$ SELECT z_first() $$;\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 1 and "functions/a_second.sql starts with a byte order mark" in r.stderr, r.stderr
+    assert q(name, "SELECT to_regclass('schema_migrations') IS NULL OR "
+                   "(SELECT count(*) = 0 FROM schema_migrations)") == "t"
+
+
+def test_two_runners_at_once(db):
+    name = db()
+    ps = [subprocess.Popen(["bash", MIGRATE, dsn(name)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in ps]
+    assert [p.returncode for p in ps] == [0, 0], outs
+    ran = [o for o, _ in outs if "migration 800_runtime" in o]
+    assert len(ran) == 1, outs  # the second waited for the first, then found nothing to do
+    assert any("the database is up to date" in o for o, _ in outs), outs
+
+
+def test_a_file_ending_the_runners_transaction_is_not_recorded(db, tmp_path):
+    d = scratch_dir(tmp_path)
+    name = db()
+    assert migrate(name, directory=d).returncode == 0
+    # the habit of wrapping a migration in BEGIN/COMMIT, and a statement that fails
+    (d / "990_wrapped.sql").write_text(
+        "BEGIN;\nCREATE TABLE review_w (x int);\nCREATE INDEX ON review_w (nope);\nCOMMIT;\n")
+    for _ in range(2):
+        r = migrate(name, directory=d)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "990_wrapped.sql ends the runner's transaction itself" in r.stderr, r.stderr
+        assert q(name, "SELECT count(*) FROM schema_migrations WHERE version = '990_wrapped'") == "0"
+    (d / "990_wrapped.sql").write_text("CREATE TABLE review_w (x int);\n")
+    assert migrate(name, directory=d).returncode == 0
+    # the same in functions/: the file is named, nothing after its COMMIT is recorded
+    (d / "functions" / "review_c.sql").write_text(
+        "COMMIT;\n"
+        "CREATE OR REPLACE FUNCTION review_c() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n")
+    r = migrate(name, directory=d)
+    assert r.returncode == 1 and "functions/review_c.sql ends the runner's transaction" in r.stderr, r.stderr
+    assert q(name, "SELECT count(*) FROM schema_functions WHERE name = 'review_c'") == "0"
+
+
+def test_a_dsn_with_a_password_is_refused_and_not_echoed():
+    base = dsn("kasir_no_such_db")
+    for bad in (base + " password=se cret", "postgresql://u:se%ZZcret@127.0.0.1:1/x",
+                "postgresql://u@127.0.0.1:1/x?Password=secret"):
+        r = subprocess.run(["bash", MIGRATE, bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "PGPASSWORD" in r.stderr, (bad, r.stdout, r.stderr)
+        assert "cret" not in r.stdout + r.stderr, r.stderr
+
+
+def test_the_ledger_role_cannot_change_the_status_machine():
+    rows = psql("SELECT has_table_privilege('kasir_ledger', 'kasir_transitions', 'SELECT'), "
+                "has_table_privilege('kasir_ledger', 'kasir_transitions', 'INSERT'), "
+                "has_table_privilege('kasir_ledger', 'kasir_transitions', 'UPDATE'), "
+                "has_table_privilege('kasir_ledger', 'kasir_transitions', 'DELETE'), "
+                "has_table_privilege('kasir_ledger', 'kasir_transitions', 'TRUNCATE')")
+    assert rows == [["t", "f", "f", "f", "f"]]

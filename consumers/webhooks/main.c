@@ -113,6 +113,7 @@ enum { N_EV = 9, N_OP = 4 };
 /* One notification of the batch and what was decided for it. */
 struct item {
     struct ks_msg *m;
+    const char *psp;    /* the message's psp field, read once */
     struct wh_note n;
     char key[300];      /* the dedup key: event id (or webhook id) + the note's suffix */
     int row;            /* its look-up row, -1 while none */
@@ -275,7 +276,7 @@ static const struct item *g_items; /* qsort has no context argument */
 
 static int same_event(const struct item *x, const struct item *y)
 {
-    return strcmp(str_field(x->m->value, "psp"), str_field(y->m->value, "psp")) == 0 &&
+    return strcmp(x->psp, y->psp) == 0 &&
            strcmp(x->key, y->key) == 0;
 }
 
@@ -288,7 +289,7 @@ static int same_operation(const struct item *x, const struct item *y)
 static int by_event(const void *a, const void *b)
 {
     const struct item *x = &g_items[*(const size_t *)a], *y = &g_items[*(const size_t *)b];
-    int c = strcmp(str_field(x->m->value, "psp"), str_field(y->m->value, "psp"));
+    int c = strcmp(x->psp, y->psp);
     if (!c)
         c = strcmp(x->key, y->key);
     return c ? c : (x > y) - (x < y);
@@ -350,12 +351,13 @@ static enum ks_code parse_all(struct ks_batch *b, struct hooks *h, size_t n, siz
 
         memset(it, 0, sizeof(*it));
         it->m = ks_batch_msg(b, i);
+        it->psp = str_field(it->m->value, "psp");
         it->row = -1;
         it->copy_of = -1;
         it->first = i;
         it->ours = -2;
         if (body_of(h, it->m, &len, &e) != KS_OK ||
-            wh_parse(str_field(it->m->value, "psp"), h->body, len, &it->n, &e) != KS_OK) {
+            wh_parse(it->psp, h->body, len, &it->n, &e) != KS_OK) {
             fail(b, it, &e);
             continue;
         }
@@ -397,7 +399,7 @@ static enum ks_code look_up(struct hooks *h, PGconn *pg, size_t m, PGresult **ou
         const struct item *it = &h->items[h->ix[k]];
         ks_pgarr_text(&h->a[0], wh_kind_name(it->n.kind));
         ks_pgarr_text(&h->a[1], it->n.kind ? it->n.reference : "");
-        ks_pgarr_text(&h->a[2], str_field(it->m->value, "psp"));
+        ks_pgarr_text(&h->a[2], it->psp);
         ks_pgarr_text(&h->a[3], it->key);
     }
     for (int j = 0; j < 4; j++)
@@ -424,7 +426,7 @@ static enum ks_code look_up(struct hooks *h, PGconn *pg, size_t m, PGresult **ou
 static enum ks_code decide(struct ks_batch *b, struct hooks *h, struct item *it, PGresult *res,
                            struct ks_err *err)
 {
-    const char *psp = str_field(it->m->value, "psp");
+    const char *psp = it->psp;
     struct item *op = &h->items[it->first];
     const struct wh_note *n = &it->n;
     struct ks_err e = {0};
@@ -533,7 +535,7 @@ static enum ks_code record_all(struct hooks *h, PGconn *pg, size_t n, struct ks_
         const struct item *it = &h->items[i];
         const struct wh_note *nt = &it->n;
         if (it->recorded) {
-            ks_pgarr_text(&a[0], str_field(it->m->value, "psp"));
+            ks_pgarr_text(&a[0], it->psp);
             ks_pgarr_text(&a[1], it->key);
             ks_pgarr_text(&a[2], str_field(it->m->value, "webhook_id"));
             ks_pgarr_text(&a[3], wh_kind_name(nt->kind));

@@ -120,6 +120,8 @@ if [ "$have_mig" = 1 ]; then
 fi
 
 num() { printf '%d' "$((10#${1%%_*}))"; }
+# whether name $1 comes before name $2 in byte order (the order files of one number run in)
+c_before() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | LC_ALL=C sort | head -1)" = "$1" ]; }
 # the newest applied file: the highest number, and of those the last name in byte order
 newest=-1 newest_v=""
 for v in "${!applied_sum[@]}"; do
@@ -127,7 +129,7 @@ for v in "${!applied_sum[@]}"; do
     n=$(num "$v")
     if [ "$n" -gt "$newest" ]; then
         newest=$n newest_v=$v
-    elif [ "$n" -eq "$newest" ] && [ "$(printf '%s\n%s\n' "$v" "$newest_v" | LC_ALL=C sort | tail -1)" = "$v" ]; then
+    elif [ "$n" -eq "$newest" ] && c_before "$newest_v" "$v"; then
         newest_v=$v
     fi
 done
@@ -196,8 +198,7 @@ for f in "${files[@]}"; do
     n=$(num "$v")
     # a pending file sorting before the newest applied one (a lower number, or the same
     # number and a name before it) would run after it here and before it on a fresh database
-    if [ "$n" -lt "$newest" ] || { [ "$n" -eq "$newest" ] &&
-        [ "$(printf '%s\n%s\n' "$v" "$newest_v" | LC_ALL=C sort | head -1)" = "$v" ]; }; then
+    if [ "$n" -lt "$newest" ] || { [ "$n" -eq "$newest" ] && c_before "$v" "$newest_v"; }; then
         refuse "$f is numbered below migrations already applied (newest $newest_v): a fresh and this database would apply them in different orders; give it a number above $newest"
     fi
     plan+=("run $v $s")

@@ -35,6 +35,9 @@ struct dlq_ref { /* <dlq topic>:<partition>:<offset> */
     int32_t partition;
     int64_t offset;
 };
+/* "<topic>:<partition>:<offset>" (a positional ref, a copy's kasir.replay.ref) -> r, its
+ * topic allocated; -1 when s is not one */
+int dlq_ref_parse(const char *s, struct dlq_ref *r);
 
 struct dlq_opts {
     char **dlqs;     /* --dlq: DLQ topics to read; none: every topic named *.dlq */

@@ -149,7 +149,7 @@ static int parse_long(const char *s, long lo, long hi, long *v)
     return errno || end == s || *end || *v < lo || *v > hi ? -1 : 0;
 }
 
-static int parse_ref(const char *s, struct dlq_ref *r)
+int dlq_ref_parse(const char *s, struct dlq_ref *r)
 {
     const char *c2 = strrchr(s, ':'), *c1;
     char *end;
@@ -231,7 +231,7 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
                 return bad(*cmd, "unexpected argument %s%s", a, "");
             {
                 struct dlq_ref r, *nr;
-                if (parse_ref(a, &r) != 0)
+                if (dlq_ref_parse(a, &r) != 0)
                     return bad(*cmd, "bad message ref %s: want <dlq topic>:<partition>:<offset>%s",
                                a, "");
                 if (!(nr = realloc(o->refs, (o->nrefs + 1) * sizeof(*nr))))

@@ -586,32 +586,6 @@ out:
     return dry_failed ? DLQ_EXIT_FAIL : rc;
 }
 
-/* "kasir.replay.ref" -> the dead letter copied; -1 when it is not one */
-static int parse_ref(const void *v, size_t len, char *topic, size_t cap, int32_t *partition,
-                     int64_t *offset)
-{
-    char buf[300], *p1, *p2, *end;
-
-    if (!v || len == 0 || len >= sizeof(buf))
-        return -1;
-    memcpy(buf, v, len);
-    buf[len] = '\0';
-    if (!(p2 = strrchr(buf, ':')) || p2 == buf)
-        return -1;
-    *p2 = '\0';
-    if (!(p1 = strrchr(buf, ':')) || p1 == buf || (size_t)(p1 - buf) >= cap)
-        return -1;
-    *p1 = '\0';
-    *partition = (int32_t)strtol(p1 + 1, &end, 10);
-    if (*end || end == p1 + 1)
-        return -1;
-    *offset = strtoll(p2 + 1, &end, 10);
-    if (*end || end == p2 + 1)
-        return -1;
-    memcpy(topic, buf, (size_t)(p1 - buf) + 1); /* fits: checked above */
-    return 0;
-}
-
 /* the copies of killed replay id in one target topic (ranges: its partitions) -> mb;
  * *found counts them. A topic deleted since holds none: said, and passed over. */
 static enum ks_code recover_topic(struct dlq_ctx *c, const char *id,
@@ -638,11 +612,12 @@ static enum ks_code recover_topic(struct dlq_ctx *c, const char *id,
     for (;;) {
         rd_kafka_message_t *m = NULL;
         rd_kafka_headers_t *h = NULL;
-        const void *v, *mv;
-        size_t len, mlen;
-        char topic[256], mid[KS_ID_LEN] = "";
-        int32_t p;
-        int64_t o;
+        const void *mv;
+        size_t mlen;
+        /* one byte more than any value they are compared with or parsed from: a longer
+         * header is cut to a length that matches nothing */
+        char rid[KS_ID_LEN + 1], ref[512], mid[KS_ID_LEN] = "";
+        struct dlq_ref r;
         int k = ks_scan_next(s, 500, &m, err);
 
         if (k == -1)
@@ -658,14 +633,14 @@ static enum ks_code recover_topic(struct dlq_ctx *c, const char *id,
             }
             continue;
         }
-        if (rd_kafka_message_headers(m, &h) == 0 &&
-            rd_kafka_header_get_last(h, H_REPLAY_ID, &v, &len) == 0 && v &&
-            len == strlen(id) && memcmp(v, id, len) == 0 &&
-            rd_kafka_header_get_last(h, H_REPLAY_REF, &v, &len) == 0 &&
-            parse_ref(v, len, topic, sizeof(topic), &p, &o) == 0) {
-            if (rd_kafka_header_get_last(h, KS_H_MESSAGE_ID, &mv, &mlen) == 0 && mv)
+        if (ks_kafka_header(m, H_REPLAY_ID, rid, sizeof(rid)) && strcmp(rid, id) == 0 &&
+            ks_kafka_header(m, H_REPLAY_REF, ref, sizeof(ref)) &&
+            strlen(ref) < sizeof(ref) - 1 && dlq_ref_parse(ref, &r) == 0) {
+            if (rd_kafka_message_headers(m, &h) == 0 &&
+                rd_kafka_header_get_last(h, KS_H_MESSAGE_ID, &mv, &mlen) == 0 && mv)
                 ks_id_from_bytes(mv, mlen, mid);
-            dlq_markbuf_add(mb, topic, p, o, mid, rd_kafka_topic_name(m->rkt));
+            dlq_markbuf_add(mb, r.topic, r.partition, r.offset, mid, rd_kafka_topic_name(m->rkt));
+            free(r.topic);
             (*found)++;
         }
         rd_kafka_message_destroy(m);

@@ -237,6 +237,13 @@ struct ks_scan *ks_scan_new(rd_kafka_conf_t *conf, const char *const *topics, si
     rd_kafka_conf_set(conf, "auto.offset.reset", o->from == KS_SCAN_END ? "latest" : "earliest",
                       NULL, 0);
     if (o->group) {
+        char cid[64];
+        size_t n = sizeof(cid);
+        /* the scan's name in its group, unless kafka.client.id names it: group_is_ours
+         * admits only members of that name */
+        if (o->client && rd_kafka_conf_get(conf, "client.id", cid, &n) == RD_KAFKA_CONF_OK &&
+            strcmp(cid, "rdkafka") == 0)
+            rd_kafka_conf_set(conf, "client.id", o->client, NULL, 0);
         rd_kafka_conf_set_opaque(conf, s);
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     }

@@ -29,6 +29,8 @@ struct ks_scan_opts {
     int64_t from_ms;   /* KS_SCAN_TIME: first message with a timestamp >= from_ms */
     int follow;        /* 1: never ends, waits for new messages */
     const char *group; /* NULL: assign, commit nothing; else subscribe as this group */
+    const char *client; /* with a group: the client.id of the scan (the tool's name) unless
+                         * kafka.client.id sets one; the group's members must all have it */
 };
 
 /* Restricts a partition to offsets [start, end) (refs given on a command line). */

@@ -391,7 +391,7 @@ int main(int argc, char **argv)
     struct ks_config_def defs[16];
     size_t ndefs = 0;
     struct tap t = {.limit = -1};
-    struct ks_scan_opts so = {.from = KS_SCAN_BEGINNING};
+    struct ks_scan_opts so = {.from = KS_SCAN_BEGINNING, .client = "kasir-tap"};
     struct ks_config *cfg = NULL;
     struct ks_scan *s = NULL;
     struct ks_err err = {0};
@@ -524,16 +524,8 @@ int main(int argc, char **argv)
     }
     setvbuf(t.out, outbuf, _IOFBF, sizeof(outbuf));
     ks_jw_init(&t.w, NULL, 0);
-    if ((conf = ks_kafka_conf_new(ks_config_str(cfg, "kafka.brokers"), "consumer", cfg, &err))) {
-        char cid[64];
-        size_t n = sizeof(cid);
-        /* a tap's name in a group, unless kafka.client.id names it (lib/scan.h: a tap joins
-         * only a group of taps) */
-        if (rd_kafka_conf_get(conf, "client.id", cid, &n) == RD_KAFKA_CONF_OK &&
-            strcmp(cid, "rdkafka") == 0)
-            rd_kafka_conf_set(conf, "client.id", "kasir-tap", NULL, 0);
-    }
-    if (!conf || !(s = ks_scan_new(conf, topics, ntopics, NULL, 0, &so, &err))) {
+    if (!(conf = ks_kafka_conf_new(ks_config_str(cfg, "kafka.brokers"), "consumer", cfg, &err)) ||
+        !(s = ks_scan_new(conf, topics, ntopics, NULL, 0, &so, &err))) {
         fprintf(stderr, "kasir-tap: %s\n", err.msg);
         /* a missing topic, a bad pattern, a rejected kafka.* property or a --group that
          * belongs to others: the caller's input */

@@ -95,6 +95,9 @@ struct dlq_msg {
 };
 
 /* msg.c */
+/* 1 when name is a dead-letter topic's, as the runtime names them (lib/worker_fail.c: the DLQ
+ * of topic T is T.dlq); *olen is then the length of its origin T (0 for ".dlq" itself) */
+int dlq_topic_origin(const char *name, size_t len, size_t *olen);
 /* 1 when a replay may write to this topic: a legal Kafka topic name ([a-zA-Z0-9._-], 1-249),
  * not a dead-letter topic (a DLQ is evidence, written only by the workers: neither a header
  * nor --to makes the tool forge dead letters) and not an internal topic (__*). A header

@@ -373,8 +373,8 @@ static int parse_args(int argc, char **argv, struct dlq_ctx *c, int *cmd, const 
      * a DLQ would be replayed into its origin again (a retry copy names its main topic) */
     for (size_t i = 0; i < o->ndlqs + o->nrefs; i++) {
         const char *t = i < o->ndlqs ? o->dlqs[i] : o->refs[i - o->ndlqs].topic;
-        size_t n = strlen(t);
-        if (n <= 4 || strcmp(t + n - 4, ".dlq") != 0)
+        size_t olen;
+        if (!dlq_topic_origin(t, strlen(t), &olen) || olen == 0)
             return bad(*cmd, "%s: not a dead-letter topic (they are named <topic>.dlq)%s", t, "");
     }
     if (o->to && !o->to[0])

@@ -37,10 +37,19 @@ static int64_t num_val(const void *v, size_t len)
     return buf[0] ? strtoll(buf, NULL, 10) : -1;
 }
 
+int dlq_topic_origin(const char *name, size_t len, size_t *olen)
+{
+    if (len < 4 || memcmp(name + len - 4, ".dlq", 4) != 0)
+        return 0;
+    *olen = len - 4;
+    return 1;
+}
+
 int dlq_target_ok(const void *v, size_t len)
 {
     const unsigned char *p = v;
-    if (len == 0 || len > 249 || (len >= 4 && memcmp(p + len - 4, ".dlq", 4) == 0) ||
+    size_t olen;
+    if (len == 0 || len > 249 || dlq_topic_origin(v, len, &olen) ||
         (len >= 2 && p[0] == '_' && p[1] == '_'))
         return 0;
     for (size_t i = 0; i < len; i++)
@@ -54,11 +63,11 @@ int dlq_target_ok(const void *v, size_t len)
  * naming another topic is corrupt or forged. (The command line reads no other topic.) */
 static int origin_is_own(const char *dlq, const void *v, size_t len)
 {
-    size_t n = strlen(dlq);
+    size_t olen;
 
-    if (n <= 4 || strcmp(dlq + n - 4, ".dlq") != 0)
+    if (!dlq_topic_origin(dlq, strlen(dlq), &olen) || olen == 0)
         return 1;
-    return len == n - 4 && memcmp(dlq, v, len) == 0;
+    return len == olen && memcmp(dlq, v, len) == 0;
 }
 
 void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
@@ -118,9 +127,9 @@ void dlq_msg_parse(struct dlq_msg *d, rd_kafka_message_t *rkm)
             }
         }
     if (!d->origin[0]) { /* not written by the runtime: <topic>.dlq names its origin */
-        size_t n = strlen(d->dlq);
-        if (n > 4 && strcmp(d->dlq + n - 4, ".dlq") == 0)
-            copy_val(d->origin, sizeof(d->origin), d->dlq, n - 4);
+        size_t olen;
+        if (dlq_topic_origin(d->dlq, strlen(d->dlq), &olen) && olen > 0)
+            copy_val(d->origin, sizeof(d->origin), d->dlq, olen);
     }
     if (!d->message_id[0] && d->origin[0] && d->origin_partition >= 0 && d->origin_offset >= 0) {
         /* the id the runtime gives a message without one (lib/README.md, message ids) */

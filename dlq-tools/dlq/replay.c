@@ -42,7 +42,7 @@ struct pending { /* one copy in flight, until its delivery report */
 
 struct target {
     char *name;
-    int ok; /* exists in the cluster */
+    int ok; /* exists in the cluster, and its end offsets are recorded (a real replay) */
 };
 
 struct replay {
@@ -198,6 +198,7 @@ static const struct target *target_get(struct replay *r, rd_kafka_t *rk, const c
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt;
     struct target *nt;
+    int exists;
 
     for (size_t i = 0; i < r->ntargets; i++)
         if (strcmp(r->targets[i].name, name) == 0)
@@ -211,21 +212,20 @@ static const struct target *target_get(struct replay *r, rd_kafka_t *rk, const c
     /* a missing topic would hold every copy for message.timeout.ms, then fail them all:
      * ask once instead, and say so at once */
     rkt = rd_kafka_topic_new(rk, name, NULL);
-    nt->ok = rkt && rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
+    exists = rkt && rd_kafka_metadata(rk, 0, rkt, &md, 10000) == 0 && md->topic_cnt == 1 &&
              md->topics[0].err == 0 && md->topics[0].partition_cnt > 0;
-    if (nt->ok && rk == r->rk && target_record(r, name, &md->topics[0]) != 0) {
+    nt->ok = exists;
+    if (exists && rk == r->rk && target_record(r, name, &md->topics[0]) != 0) {
         r->write_failed = 1; /* its messages stay open; the replay stops */
-        nt->ok = -1;
+        nt->ok = 0;
     }
     if (md)
         rd_kafka_metadata_destroy(md);
     if (rkt)
         rd_kafka_topic_destroy(rkt);
-    if (!nt->ok)
+    if (!exists)
         fprintf(stderr, "kasir-dlq: target topic %s does not exist: its messages are left open\n",
                 name);
-    else if (nt->ok < 0)
-        nt->ok = 0;
     r->ntargets++;
     return nt;
 }

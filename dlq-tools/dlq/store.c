@@ -531,6 +531,25 @@ void dlq_markbuf_add(struct dlq_markbuf *b, const char *topic, int32_t partition
     ks_pgarr_bin_bytes(&b->a[4], target ? target : "", target ? strlen(target) : 0);
 }
 
+/* a statement's parameters: params[0] the action's id, params[1..n] the first n arrays
+ * (binary; lens set). -1 when one could not be finished (out of memory) */
+static int markbuf_params(struct dlq_markbuf *b, int n, const char *id, const char **params,
+                          int *lens)
+{
+    params[0] = id;
+    for (int i = 0; i < n; i++)
+        if (!(params[i + 1] = ks_pgarr_bin_data(&b->a[i], &lens[i + 1])))
+            return -1;
+    return 0;
+}
+
+/* empty again, its memory kept (libpq copied the parameters when the statement was sent) */
+static void markbuf_reset(struct dlq_markbuf *b)
+{
+    for (int i = 0; i < 5; i++)
+        ks_pgarr_bin_reset(&b->a[i]);
+}
+
 size_t dlq_markbuf_count(const struct dlq_markbuf *b)
 {
     return b->a[0].n;
@@ -545,10 +564,8 @@ enum ks_code dlq_markbuf_send(struct dlq_markbuf *b, PGconn *pg, const char *act
     char sel[24];
     enum ks_code rc = KS_OK;
 
-    params[0] = action_id;
-    for (int i = 0; i < np - 2; i++)
-        if (!(params[i + 1] = ks_pgarr_bin_data(&b->a[i], &lens[i + 1])))
-            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    if (markbuf_params(b, np - 2, action_id, params, lens) != 0)
+        return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     snprintf(sel, sizeof(sel), "%" PRId64, selected);
     params[np - 1] = sel;
     fmts[np - 1] = 0;
@@ -557,8 +574,7 @@ enum ks_code dlq_markbuf_send(struct dlq_markbuf *b, PGconn *pg, const char *act
                            params, lens, fmts, 0))
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not record progress: %s",
                         PQerrorMessage(pg));
-    for (int i = 0; i < 5; i++)
-        ks_pgarr_bin_reset(&b->a[i]);
+    markbuf_reset(b);
     return rc;
 }
 
@@ -717,17 +733,14 @@ enum ks_code dlq_recover_write(struct dlq_markbuf *b, PGconn *pg, const char *id
     int lens[6] = {0}, fmts[6] = {0, 1, 1, 1, 1, 1};
     PGresult *res = NULL;
 
-    params[0] = id;
-    for (int i = 0; i < 5; i++)
-        if (!(params[i + 1] = ks_pgarr_bin_data(&b->a[i], &lens[i + 1])))
-            return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
+    if (markbuf_params(b, 5, id, params, lens) != 0)
+        return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
     if (exec_params(pg, SQL_RECOVER, 6, params, lens, fmts, 1, &res,
                     "recording a killed replay's copies", err) != KS_OK)
         return err->code;
     *added = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
-    for (int i = 0; i < 5; i++)
-        ks_pgarr_bin_reset(&b->a[i]);
+    markbuf_reset(b);
     return KS_OK;
 }
 

@@ -243,6 +243,26 @@ for p in "${fn_order[@]}"; do
     [ "${fn_sum[$v]:-}" = "$s" ] || fn_plan+=("$v $s")
 done
 
+# tx_line NAME: after a file's \i, the line that tells whether the file ended the runner's
+# transaction itself (a COMMIT or ROLLBACK of its own): kasir.migrate is then gone, and what
+# follows would run, and be recorded, in autocommit
+tx_line() { printf "SELECT 'kasir-migrate-tx:%s:' || coalesce(current_setting('kasir.migrate', true), '');" "$1"; }
+
+# run_tx MARK BODY CHECK EXPECT: BODY (files, each followed by its tx_line and its record) in
+# one transaction marked kasir.migrate = MARK. Whether it committed is read back (CHECK must
+# answer EXPECT), not inferred from the messages: a server whose lc_messages is not English
+# writes no "ERROR:". Sets tx_rc (0 committed; 1 failed, rolled back; 2 the session ended
+# before it answered), tx_own (the file that ended the transaction itself) and tx_failed (the
+# file psql's error names).
+run_tx() {
+    tx_rc=0
+    q "BEGIN;"$'\n'"SET LOCAL kasir.migrate = '$1';"$'\n'"$2"$'\n'"COMMIT;" || tx_rc=$?
+    tx_failed=$(sed -n 's|^psql:.*/\([A-Za-z0-9_]*\)\.sql:[0-9]*: .*|\1|p' <<<"$ans" | head -1)
+    tx_own=$(sed -n 's/^kasir-migrate-tx:\([A-Za-z0-9_]*\):$/\1/p' <<<"$ans" | head -1)
+    [ $tx_rc -ne 0 ] || { q "$3" && [ "$ans" = "$4" ]; } || tx_rc=1
+    [ $tx_rc -ne 1 ] || [ -n "$tx_own" ] || q "ROLLBACK" >/dev/null 2>&1 || true
+}
+
 ran=0
 for step in "${plan[@]}"; do
     read -r what v s total <<<"$step"
@@ -254,27 +274,16 @@ for step in "${plan[@]}"; do
     say "migration $v"
     ran=$((ran + 1))
     [ $check -eq 0 ] || continue
-    rc=0
-    # kasir.migrate marks the runner's transaction: a file that ends it (a COMMIT or
-    # ROLLBACK of its own) is found, and what follows it is not recorded in autocommit
-    q "BEGIN;
-SET LOCAL kasir.migrate = '$v';
-\\i $(sqlpath "$dir/$v.sql")
-SELECT 'kasir-migrate-tx:$v:' || coalesce(current_setting('kasir.migrate', true), '');
+    run_tx "$v" "\\i $(sqlpath "$dir/$v.sql")
+$(tx_line "$v")
 INSERT INTO schema_migrations (version, sha256)
-    SELECT '$v', '$s' WHERE current_setting('kasir.migrate', true) = '$v';
-COMMIT;" || rc=$?
-    own_tx=$(grep -c -x "kasir-migrate-tx:$v:" <<<"$ans" || true)
-    # whether it committed is read back, not inferred from the messages (a server whose
-    # lc_messages is not English writes no "ERROR:")
-    [ $rc -ne 0 ] || { q "SELECT count(*) FROM schema_migrations WHERE version = '$v' AND sha256 = '$s'" &&
-        [ "$ans" = 1 ]; } || rc=1
-    if [ $rc -eq 2 ]; then
+    SELECT '$v', '$s' WHERE current_setting('kasir.migrate', true) = '$v';" \
+        "SELECT count(*) FROM schema_migrations WHERE version = '$v' AND sha256 = '$s'" 1
+    if [ $tx_rc -eq 2 ]; then
         refuse "the session ended while $v.sql ran: its transaction either committed whole or left nothing; run again"
-    elif [ "$own_tx" != 0 ]; then
+    elif [ -n "$tx_own" ]; then
         refuse "$v.sql ends the runner's transaction itself (a COMMIT, ROLLBACK or END in it): what it did before that may be applied, and it is not recorded; the runner wraps each file in its transaction, remove that statement"
-    elif [ $rc -ne 0 ]; then
-        q "ROLLBACK" >/dev/null 2>&1 || true
+    elif [ $tx_rc -ne 0 ]; then
         refuse "$v.sql failed; nothing of it was applied"
     fi
 done
@@ -283,31 +292,27 @@ done
 # or none is (a file that fails leaves the others as they were, and the next run tries them
 # all again).
 if [ ${#fn_plan[@]} -gt 0 ]; then
-    batch="BEGIN;"$'\n'"SET LOCAL kasir.migrate = 'functions';" check_rows=""
+    batch="" check_rows=""
     for step in "${fn_plan[@]}"; do
         read -r v s <<<"$step"
         say "function $v"
         ran=$((ran + 1))
-        batch+=$'\n'"\\i $(sqlpath "$dir/functions/$v.sql")"$'\n'"SELECT 'kasir-migrate-tx:$v:' || coalesce(current_setting('kasir.migrate', true), '');
+        batch+="\\i $(sqlpath "$dir/functions/$v.sql")"$'\n'"$(tx_line "$v")
 INSERT INTO schema_functions (name, sha256)
     SELECT '$v', '$s' WHERE current_setting('kasir.migrate', true) = 'functions'
-    ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now();"
+    ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now();"$'\n'
         check_rows+="${check_rows:+, }('$v', '$s')"
     done
     if [ $check -eq 0 ]; then
-        rc=0
-        q "$batch"$'\n'"COMMIT;" || rc=$?
-        failed=$(sed -n 's|^psql:.*/functions/\([A-Za-z0-9_]*\)\.sql:[0-9]*: .*|\1|p' <<<"$ans" | head -1)
-        own_tx=$(sed -n 's/^kasir-migrate-tx:\([A-Za-z0-9_]*\):$/\1/p' <<<"$ans" | head -1)
-        [ $rc -ne 0 ] || { q "SELECT count(*) FROM schema_functions WHERE (name, sha256) IN (VALUES $check_rows)" &&
-            [ "$ans" = "${#fn_plan[@]}" ]; } || rc=1
-        if [ $rc -eq 2 ]; then
+        run_tx functions "$batch" \
+            "SELECT count(*) FROM schema_functions WHERE (name, sha256) IN (VALUES $check_rows)" \
+            "${#fn_plan[@]}"
+        if [ $tx_rc -eq 2 ]; then
             refuse "the session ended while functions/ ran: their transaction either committed whole or left nothing; run again"
-        elif [ -n "$own_tx" ]; then
-            refuse "functions/$own_tx.sql ends the runner's transaction itself (a COMMIT, ROLLBACK or END in it): the files before it may be applied, it and those after it are not recorded; remove that statement"
-        elif [ $rc -ne 0 ]; then
-            q "ROLLBACK" >/dev/null 2>&1 || true
-            refuse "functions/${failed:-?}.sql failed; none of the ${#fn_plan[@]} changed functions/ files was applied"
+        elif [ -n "$tx_own" ]; then
+            refuse "functions/$tx_own.sql ends the runner's transaction itself (a COMMIT, ROLLBACK or END in it): the files before it may be applied, it and those after it are not recorded; remove that statement"
+        elif [ $tx_rc -ne 0 ]; then
+            refuse "functions/${tx_failed:-?}.sql failed; none of the ${#fn_plan[@]} changed functions/ files was applied"
         fi
     fi
 fi

@@ -99,7 +99,7 @@ rd_kafka_t *ks_kafka_producer_new(rd_kafka_conf_t *conf, struct ks_err *err)
 
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        ks_err_set(err, KS_EKAFKA, 0, NULL, "could not create producer: %s", errstr);
+        ks_err_set(err, KS_ECONFIG, 0, NULL, "could not create producer: %s", errstr);
     }
     return rk;
 }
@@ -118,7 +118,7 @@ rd_kafka_t *ks_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        ks_err_set(err, KS_EKAFKA, 0, NULL, "could not create consumer: %s", errstr);
+        ks_err_set(err, KS_ECONFIG, 0, NULL, "could not create consumer: %s", errstr);
         return NULL;
     }
     rd_kafka_poll_set_consumer(rk);

@@ -43,7 +43,10 @@ int main(void)
           "`kafka.<property>` in the file, or environment variable "
           "`KASIR_KAFKA_<PROPERTY>` (`_` becomes `.`, e.g. `KASIR_KAFKA_SECURITY_PROTOCOL` "
           "is `security.protocol`), is given to librdkafka as `<property>`. Names listed in "
-          "the tables (such as `kafka.brokers`) are Kasir settings, not passed through.\n\n",
+          "the tables (such as `kafka.brokers`) are Kasir settings, not passed through. A "
+          "property librdkafka refuses, alone or with another (`acks` with "
+          "`enable.idempotence`, a TLS file it cannot load), is a bad setting too: exit "
+          "status 2.\n\n",
           stdout);
     struct ks_config_def worker[KS_WORKER_SETTINGS_COUNT];
 

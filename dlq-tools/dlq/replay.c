@@ -387,8 +387,8 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         rd_kafka_conf_set_opaque(conf, &r);
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         if (!(r.rk = ks_kafka_producer_new(conf, &r.err))) {
-            /* the consumer took the same settings: what only a producer refuses (acks with
-             * enable.idempotence) is a setting too */
+            /* KS_ECONFIG, always: the consumer took the same settings, and what only a
+             * producer refuses (acks with enable.idempotence) is a setting too */
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
             rc = DLQ_EXIT_USAGE;
             goto out;

@@ -26,6 +26,20 @@ def test_unusable_runtime_setting_exits_2():
     assert line["event"] == "config.invalid" and line["setting"] == "worker.retry.delays"
 
 
+def test_kafka_property_librdkafka_refuses_exits_2():
+    """A Kafka property librdkafka refuses when the client is created (here a TLS CA file it
+    cannot load) is a bad setting like any other: exit 2, config.invalid (it was exit 1,
+    worker.start_failed, which a supervisor restarts for ever)."""
+    env = dict(STACK, KASIR_KAFKA_SECURITY_PROTOCOL="ssl",
+               KASIR_KAFKA_SSL_CA_LOCATION="/nonexistent/kasir-117-ca.pem")
+    p = subprocess.run([bin_path("demo")], env=env, capture_output=True, timeout=30)
+    assert p.returncode == 2, p
+    lines = [json.loads(l) for l in (p.stdout + p.stderr).decode().splitlines()
+             if l.startswith("{")]
+    assert any(l.get("event") == "config.invalid" and "could not create" in
+               l.get("msg", l.get("message", "")) for l in lines), lines
+
+
 def test_config_doc():
     p = subprocess.run([bin_path("demo"), "config-doc"], capture_output=True, timeout=30)
     assert p.returncode == 0

@@ -47,6 +47,33 @@ KT_TEST(test_health_unreachable_is_retriable)
     KT_INTEQ(ks_kafka_producer_close(rk, 0), 0);
 }
 
+/* rd_kafka_new refuses only what its configuration makes impossible: a setting, as
+ * lib/scan.c says too (a worker exits 2, config.invalid, not 1 as for an unreachable cluster) */
+KT_TEST(test_refused_settings_are_config_errors)
+{
+    struct ks_err err = {0};
+    char es[256];
+    rd_kafka_conf_t *conf = ks_kafka_conf_new("127.0.0.1:1", "producer", NULL, &err);
+    KT_CHECK(conf != NULL);
+    /* idempotence needs acks=all: only rd_kafka_new checks the pair */
+    KT_INTEQ(rd_kafka_conf_set(conf, "acks", "1", es, sizeof(es)), RD_KAFKA_CONF_OK);
+    KT_CHECK(ks_kafka_producer_new(conf, &err) == NULL);
+    KT_INTEQ(err.code, KS_ECONFIG);
+    KT_CHECK(strstr(err.msg, "could not create producer") != NULL);
+
+    memset(&err, 0, sizeof(err));
+    conf = ks_kafka_conf_new("127.0.0.1:1", "consumer", NULL, &err);
+    KT_CHECK(conf != NULL);
+    KT_INTEQ(rd_kafka_conf_set(conf, "security.protocol", "ssl", es, sizeof(es)),
+             RD_KAFKA_CONF_OK);
+    KT_INTEQ(rd_kafka_conf_set(conf, "ssl.ca.location", "/nonexistent/kasir-ca.pem", es,
+                               sizeof(es)),
+             RD_KAFKA_CONF_OK);
+    KT_CHECK(ks_kafka_consumer_new(conf, "kasir-unit", NULL, &err) == NULL);
+    KT_INTEQ(err.code, KS_ECONFIG);
+    KT_CHECK(strstr(err.msg, "could not create consumer") != NULL);
+}
+
 KT_TEST(test_close_null)
 {
     KT_INTEQ(ks_kafka_producer_close(NULL, 0), 0);
@@ -55,4 +82,5 @@ KT_TEST(test_close_null)
 }
 
 KT_MAIN(test_producer_defaults_idempotent, test_consumer_defaults_no_autocommit,
-        test_health_unreachable_is_retriable, test_close_null)
+        test_health_unreachable_is_retriable, test_refused_settings_are_config_errors,
+        test_close_null)

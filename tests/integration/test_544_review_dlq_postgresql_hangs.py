@@ -29,8 +29,22 @@ def test_replay_while_postgresql_hangs():
     pids = pg_pids()
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
+    # the replay says so after 15 s of waiting; on a loaded machine it may reach its wait
+    # later than the SIGSTOP: read its stderr until it has (at most 60 s), then Ctrl-C twice
+    said = b""
     try:
-        time.sleep(18)
+        fd = p.stderr.fileno()
+        os.set_blocking(fd, False)
+        deadline = time.time() + 60
+        while b"PostgreSQL has not answered" not in said and time.time() < deadline:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                said += chunk
+            else:
+                time.sleep(0.2)
         p.send_signal(signal.SIGINT)
         time.sleep(1)
         p.send_signal(signal.SIGINT)
@@ -47,6 +61,7 @@ def test_replay_while_postgresql_hangs():
         out, err = p.communicate()
     assert stopped, "the replay ignored two Ctrl-C while PostgreSQL hung"
     assert p.returncode == 3, (p.returncode, err)
+    err = said.decode(errors="replace") + err
     assert "PostgreSQL has not answered" in err, err
 
     # PostgreSQL is back: the dead replay's backend lets go of its locks, the rerun carries on

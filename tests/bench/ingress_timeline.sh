@@ -47,7 +47,8 @@ kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
 # the sampler: one line a second (epoch, CPU ticks, what autovacuum runs, counters)
 sampler() {
     while kill -0 "$pid" 2>/dev/null; do
-        printf 'T %s %s %s %s\n' "$(date +%s)" "$(ticks "$pid")" "$(pg_ticks)" "$(ticks $kpid)"
+        printf 'T %s %s %s %s %s\n' "$(date +%s)" "$(ticks "$pid")" "$(pg_ticks)" "$(ticks $kpid)" \
+            "$(cut -d' ' -f1 /proc/loadavg)"
         psql "$KASIR_PG_DSN" -qtAX -F ' ' -c "
             SELECT 'A', regexp_replace(query, '^autovacuum: ([A-Z ]+) public\.(\S+).*', '\1 \2')
               FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query <> ''
@@ -91,8 +92,8 @@ cat "$work/timeline" "$work/samples" "$work/gc" | awk -v t0="$t0" -v win="$win" 
         p50s[w] += m[2] * n[2]; if (w > last) last = w; next }
     /^T / { w = int(($2 - t0) / win); if (w < 0) next
         if (!(w in c0)) { c0[w] = $3; p0[w] = $4; k0[w] = $5; s0[w] = $2 }
-        c1[w] = $3; p1[w] = $4; k1[w] = $5; s1[w] = $2; cur = w; next }
-    /^A / { av[cur] = av[cur] (index(av[cur], $3 " " $4) ? "" : $3 " " $4 "; "); next }
+        c1[w] = $3; p1[w] = $4; k1[w] = $5; s1[w] = $2; ld[w] = $6; cur = w; next }
+    /^A / { run = substr($0, 3); av[cur] = av[cur] (index(av[cur], run) ? "" : run "; "); next }
     /^V / { if (vs[$2] != "" && vs[$2] != $3 " " $4) ev[cur] = ev[cur] "done " $2 "; "; vs[$2] = $3 " " $4; next }
     /^C / { if (ck != "" && ck != $2) cp[cur]++; ck = $2; next }
     /^G / { w = int(($2 - t0) / win); if (w < 0) next
@@ -101,8 +102,8 @@ cat "$work/timeline" "$work/samples" "$work/gc" | awk -v t0="$t0" -v win="$win" 
         for (w = 0; w <= last; w++) {
             d = s1[w] - s0[w]
             cpu = d > 0 ? sprintf("%d, %d, %d", (c1[w] - c0[w]) * 100 / hz / d, (p1[w] - p0[w]) * 100 / hz / d, (k1[w] - k0[w]) * 100 / hz / d) : "?"
-            printf "| %d | %d | %.2f | %.2f | %.2f | %s | %s%s | %d | %d, %.0f, %.0f |\n", w * win, reqs[w],
-                reqs[w] ? p50s[w] / reqs[w] : 0, p99[w], mx[w], cpu, av[w], ev[w], cp[w], gn[w], gs[w], gm[w]
+            printf "| %d | %d | %.2f | %.2f | %.2f | %s | %s%s | %d | %d, %.0f, %.0f | %s |\n", w * win, reqs[w],
+                reqs[w] ? p50s[w] / reqs[w] : 0, p99[w], mx[w], cpu, av[w], ev[w], cp[w], gn[w], gs[w], gm[w], ld[w]
         }
     }'
 echo

@@ -63,12 +63,11 @@ void ks_log_set_fd(int fd)
 }
 
 /* Field names are checked on every line: the name is lowercased once and each word found
- * with strstr (until 0.3 a strncasecmp at every offset of the name for every word was
- * ~2 % of the ingress's CPU). A name too long for the buffer is treated as secret. */
-static int name_is_secret(const char *name)
+ * with strstr. A name too long for the buffer is treated as secret. */
+static int name_is_secret_uncached(const char *name, size_t nl)
 {
     char low[128];
-    size_t nl = strlen(name), i;
+    size_t i;
 
     if (nl >= sizeof(low))
         return 1;
@@ -87,6 +86,35 @@ static int name_is_secret(const char *name)
             seg++;
     }
     return 0;
+}
+
+/* The full check is ~20 strstr calls a field, a dozen fields a request line: the answers
+ * are kept per thread, keyed by the name's text (compared whole, never by pointer: a
+ * caller may build names in a reused buffer), in a small direct-mapped table. */
+#define NAME_CACHE_SLOTS 64
+#define NAME_CACHE_LEN 32
+struct name_cache_slot {
+    char name[NAME_CACHE_LEN]; /* "" when empty */
+    int secret;
+};
+static _Thread_local struct name_cache_slot name_cache[NAME_CACHE_SLOTS];
+
+static int name_is_secret(const char *name)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    size_t nl = 0;
+    struct name_cache_slot *slot;
+
+    for (; name[nl]; nl++)
+        h = (h ^ (uint8_t)name[nl]) * 16777619u;
+    if (nl == 0 || nl >= NAME_CACHE_LEN)
+        return name_is_secret_uncached(name, nl);
+    slot = &name_cache[h % NAME_CACHE_SLOTS];
+    if (memcmp(slot->name, name, nl + 1) == 0)
+        return slot->secret;
+    slot->secret = name_is_secret_uncached(name, nl);
+    memcpy(slot->name, name, nl + 1);
+    return slot->secret;
 }
 
 /* Appends ,"name":"value" or nothing at all. */
@@ -113,27 +141,40 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
+static _Thread_local time_t ts_sec = -1;
+static _Thread_local char ts_text[40];
+
 /* fields is NULL (no fields) or a va_list of name/value pairs ending with a NULL name. */
 static void emit(enum ks_log_level lvl, const char *event, const char *msg, va_list *fields)
 {
     char stack[2048];
     struct ks_jw l;
-    char ts[40], frac[8];
+    char frac[8];
     struct timespec now;
     struct tm tm;
-    int li = (int)lvl;
+    int li = (int)lvl, ms;
 
     if (li < KS_LOG_DEBUG || li > KS_LOG_ERROR)
         li = KS_LOG_ERROR;
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(frac, sizeof(frac), ".%03dZ", (int)(now.tv_nsec / 1000000) % 1000);
+    /* the date and time to the second change once a second: formatted then, per thread */
+    if (now.tv_sec != ts_sec) {
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(ts_text, sizeof(ts_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        ts_sec = now.tv_sec;
+    }
+    ms = (int)(now.tv_nsec / 1000000) % 1000;
+    frac[0] = '.';
+    frac[1] = (char)('0' + ms / 100);
+    frac[2] = (char)('0' + ms / 10 % 10);
+    frac[3] = (char)('0' + ms % 10);
+    frac[4] = 'Z';
+    frac[5] = 0;
 
     /* the first four fields always fit the stack buffer */
     ks_jw_init(&l, stack, sizeof(stack));
     ks_jw_raw(&l, "{\"ts\":\"");
-    ks_jw_raw(&l, ts);
+    ks_jw_raw(&l, ts_text);
     ks_jw_raw(&l, frac);
     ks_jw_raw(&l, "\",\"level\":\"");
     ks_jw_raw(&l, level_names[li]);
@@ -156,6 +197,11 @@ static void emit(enum ks_log_level lvl, const char *event, const char *msg, va_l
     ks_jw_tail(&l, "}\n");
     write_all(atomic_load(&log_fd), l.p, l.len);
     ks_jw_free(&l);
+}
+
+int ks_log_enabled(enum ks_log_level lvl)
+{
+    return (int)lvl >= atomic_load(&log_min);
 }
 
 void ks_log(enum ks_log_level lvl, const char *event, const char *msg, ...)

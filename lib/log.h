@@ -14,6 +14,8 @@ enum ks_log_level { KS_LOG_DEBUG, KS_LOG_INFO, KS_LOG_WARN, KS_LOG_ERROR };
 void ks_log_init(const char *svc, enum ks_log_level min);
 /* Parses "debug" | "info" | "warn" | "error"; -1 if none. */
 int ks_log_level_parse(const char *s);
+/* 1 when lines of level lvl are written: for callers whose fields cost work to make. */
+int ks_log_enabled(enum ks_log_level lvl);
 /* Redirects output to fd (default 2). For tests. */
 void ks_log_set_fd(int fd);
 

@@ -82,6 +82,10 @@ commit_delay = 0
 # run (a worker's dedup probe of 500 ids against 150,000 applied rows became a hash join
 # over all of them), measured: 20 % of the runtime's PostgreSQL CPU (docs/BENCHMARKS.md)
 random_page_cost = 1.1
+# every autovacuum and autoanalyze in postgresql.log with its CPU and pages: on a new
+# cluster the ingress's tables grow past autovacuum's 20 % every naptime for minutes, and
+# these lines are how a slow window is matched to one (tests/bench/ingress_timeline.sh)
+log_autovacuum_min_duration = 0
 logging_collector = off
 CONF
         pg_wal_prealloc "$d/data/pg_wal"

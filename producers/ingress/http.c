@@ -212,7 +212,7 @@ static void log_request(struct ing_req *r, int64_t us)
            "resource_id", r->rid[0] ? r->rid : NULL,
            "client", r->ip[0] ? r->ip : NULL,
            "replayed", r->replayed ? "true" : NULL, "latency_us", lat, NULL);
-    if (r->t_claim) {
+    if (r->t_claim && ks_log_enabled(KS_LOG_DEBUG)) {
         char a[24], b[24], c[24];
         snprintf(a, sizeof(a), "%lld", (long long)(r->t_claimed - r->t_claim));
         snprintf(b, sizeof(b), "%lld", (long long)(r->t_dr - r->t_claimed));

@@ -205,6 +205,77 @@ KT_TEST(test_redaction)
     }
 }
 
+/* The redaction answers are cached per name: the cache is keyed by the name's text, so a
+ * name built in a reused buffer is judged by what it says each time, and two names that
+ * share a slot do not take each other's answer. */
+KT_TEST(test_redaction_cache_by_text)
+{
+    static const char *const names[] = {"trace_id", "api_key", "route", "signature",
+                                        "partner_id", "card_pan", "status", "token"};
+    char buf[32];
+    char *text;
+    json_t *j;
+
+    ks_log_init("ingress", KS_LOG_DEBUG);
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            int secret = i % 2 == 1;
+            snprintf(buf, sizeof(buf), "%s", names[i]);
+            capture_start();
+            ks_log(KS_LOG_INFO, "test.redact", NULL, buf, "value", NULL);
+            text = capture_end();
+            j = one_line(text);
+            if (j)
+                KT_CHECK_MSG(str(j, names[i]) &&
+                                 strcmp(str(j, names[i]), secret ? "[redacted]" : "value") == 0,
+                             "round %d: %s %s", round, names[i],
+                             secret ? "not redacted" : "redacted");
+            json_decref(j);
+            free(text);
+        }
+    /* many distinct names through 64 slots: each answer stays its own */
+    for (int i = 0; i < 500; i++) {
+        snprintf(buf, sizeof(buf), i % 3 == 0 ? "x%d_secret" : "field_%d", i);
+        capture_start();
+        ks_log(KS_LOG_INFO, "test.redact", NULL, buf, "value", NULL);
+        text = capture_end();
+        j = one_line(text);
+        if (j)
+            KT_CHECK_MSG(str(j, buf) && strcmp(str(j, buf), i % 3 == 0 ? "[redacted]" : "value") == 0,
+                         "%s judged wrong", buf);
+        json_decref(j);
+        free(text);
+    }
+}
+
+/* ts is UTC to the millisecond, its seconds part formatted once a second */
+KT_TEST(test_timestamp_format)
+{
+    char *text;
+    json_t *j;
+    const char *ts;
+
+    ks_log_init("ingress", KS_LOG_DEBUG);
+    for (int i = 0; i < 2; i++) {
+        capture_start();
+        ks_log(KS_LOG_INFO, "test.ts", NULL, NULL);
+        text = capture_end();
+        j = one_line(text);
+        ts = j ? str(j, "ts") : NULL;
+        KT_CHECK_MSG(ts && strlen(ts) == 24 && ts[4] == '-' && ts[7] == '-' && ts[10] == 'T' &&
+                         ts[13] == ':' && ts[16] == ':' && ts[19] == '.' && ts[23] == 'Z' &&
+                         ts[20] >= '0' && ts[20] <= '9' && ts[21] >= '0' && ts[21] <= '9' &&
+                         ts[22] >= '0' && ts[22] <= '9',
+                     "ts %s", ts ? ts : "(none)");
+        json_decref(j);
+        free(text);
+    }
+    KT_CHECK(ks_log_enabled(KS_LOG_DEBUG));
+    ks_log_init("ingress", KS_LOG_INFO);
+    KT_CHECK(!ks_log_enabled(KS_LOG_DEBUG));
+    KT_CHECK(ks_log_enabled(KS_LOG_ERROR));
+}
+
 KT_TEST(test_levels)
 {
     char *text;
@@ -295,4 +366,4 @@ KT_TEST(test_lines_are_separate)
 }
 
 KT_MAIN(test_basic_line, test_null_fields_omitted, test_escaping, test_invalid_utf8_replaced,
-        test_redaction, test_levels, test_logf, test_long_line, test_lines_are_separate)
+        test_redaction, test_redaction_cache_by_text, test_timestamp_format, test_levels, test_logf, test_long_line, test_lines_are_separate)

@@ -68,7 +68,7 @@ static int listed(const char *const *names, const char *s, size_t n)
 }
 
 /* The next entry of a webhook.sandbox_events list at *p: its type (t, tn) and method (m, mn;
- * mn 0 without one); advances *p; 0 at the end of the list. */
+ * NULL without one); advances *p; 0 at the end of the list. */
 static int next_entry(const char **p, const char **t, size_t *tn, const char **m, size_t *mn)
 {
     size_t n;
@@ -82,7 +82,7 @@ static int next_entry(const char **p, const char **t, size_t *tn, const char **m
     colon = memchr(*p, ':', n);
     *t = *p;
     *tn = colon ? (size_t)(colon - *p) : n;
-    *m = colon ? colon + 1 : "";
+    *m = colon ? colon + 1 : NULL;
     *mn = colon ? n - *tn - 1 : 0;
     *p += n;
     return 1;
@@ -100,7 +100,7 @@ static int subscribed(const char *type, const char *method)
     while (next_entry(&p, &t, &tn, &m, &mn))
         if ((tn == 1 && *t == '*') ||
             (strlen(type) == tn && strncmp(type, t, tn) == 0 &&
-             (mn == 0 || (method && strlen(method) == mn && strncmp(method, m, mn) == 0))))
+             (!m || (method && strlen(method) == mn && strncmp(method, m, mn) == 0))))
             return 1;
     return 0;
 }
@@ -111,9 +111,9 @@ int sb_native_events_check(const char *list, char *msg, size_t cap)
     size_t tn, mn;
 
     while (next_entry(&p, &t, &tn, &m, &mn))
-        if (!(tn == 1 && *t == '*' && mn == 0) &&
+        if (!(tn == 1 && *t == '*' && !m) &&
             (!listed(event_types, t, tn) ||
-             (mn > 0 && (strncmp(t, "charge.", 7) != 0 || !listed(methods, m, mn))))) {
+             (m && (strncmp(t, "charge.", 7) != 0 || !listed(methods, m, mn))))) {
             snprintf(msg, cap, "webhook.sandbox_events: unknown entry \"%.*s\" (a type such as "
                      "charge.succeeded, a charge's type:method such as charge.succeeded:qris, "
                      "or *)", (int)(p - t > 60 ? 60 : p - t), t);

@@ -137,6 +137,10 @@ static void housekeeping(struct ks_worker *w, int idle)
         w->next_purge = now + (strcmp(PQcmdTuples(res), "50000") == 0 ? 1000 : 3600000);
         PQclear(res);
     }
+    if (now >= w->next_park) {
+        wk_retry_park(w);
+        w->next_park = now + w->park_ms;
+    }
     if (now >= w->next_lag) {
         for (size_t i = 0; i < w->nparts; i++) {
             struct part *p = &w->parts[i];
@@ -236,6 +240,8 @@ static void make_metrics(struct ks_worker *w)
                                       "inputs skipped as already processed", NULL);
     w->m_pg_up = ks_metrics_gauge(m, "kasir_worker_postgresql_up", "1 when PostgreSQL answers",
                                   NULL);
+    w->m_retry_parked = ks_metrics_gauge(m, "kasir_worker_retry_partitions_parked",
+                                         "retry partitions not fetched: nothing to read", NULL);
     w->m_failed_batches = ks_metrics_counter(m, "kasir_worker_failed_batches_total",
                                              "batches that failed on a healthy database", NULL);
     w->m_kafka_fatal = ks_metrics_counter(m, "kasir_worker_kafka_fatal_total",
@@ -357,6 +363,10 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
         goto fail;
     }
     w->ndelays = (size_t)n;
+    /* a parked retry partition is looked at a few times per shortest delay, at most once a
+     * second: a retry copy waits at least that delay anyway */
+    w->park_ms = n > 0 ? w->delays[0] / 5 : 1000;
+    w->park_ms = w->park_ms < 50 ? 50 : w->park_ms > 1000 ? 1000 : w->park_ms;
     if (!group_usable(w->group)) {
         ks_err_set(err, KS_ECONFIG, 0, "worker.group",
                    "worker.group must be 1 to %d printable ASCII characters", MAX_GROUP);

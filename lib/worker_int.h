@@ -42,6 +42,8 @@ struct part {
     size_t nheld, capheld;
     int64_t due_ms;
     int paused;
+    int parked;            /* a retry partition paused because it had nothing to read ... */
+    int64_t park_end;      /* ... up to this end offset (see wk_retry_park) */
     struct ks_metric *lag;
 };
 
@@ -131,10 +133,11 @@ struct ks_worker {
     int64_t tail_t0, tail_sent; /* mono us: batch start, tail sent */
     uint64_t rng;
     int64_t next_sweep, next_lag, next_sync, sync_backoff, next_progress, next_purge;
+    int64_t park_ms, next_park; /* how often parked retry partitions are looked at */
 
     struct ks_metric *m_msgs, *m_batches, *m_lat, *m_retries, *m_dlq, *m_relayed,
         *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_infra, *m_failed_batches,
-        *m_kafka_fatal, *m_parked;
+        *m_kafka_fatal, *m_parked, *m_retry_parked;
     uint64_t last_delivered, last_failed;
 };
 
@@ -166,6 +169,7 @@ void wk_on_consumer_error(rd_kafka_t *rk, int e, const char *reason, void *opaqu
 void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                      rd_kafka_topic_partition_list_t *l, void *opaque);
 void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r);
+void wk_retry_park(struct ks_worker *w);
 
 /* message preparation, headers, ids, outputs (worker_msg.c) */
 void wk_batch_clear(struct ks_batch *b);

@@ -1,6 +1,7 @@
 /* worker_part.c - the partitions a worker owns: positions read from kasir_offsets on
  * assignment (taking ownership bumps the epoch), pause and hold of retry partitions not
- * yet due, rebalance and fatal consumer errors. See worker_int.h. */
+ * yet due, parking of empty retry partitions, rebalance and fatal consumer errors. See
+ * worker_int.h. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,6 +57,8 @@ void wk_set_paused(struct ks_worker *w, struct part *p, int on)
         rd_kafka_topic_partition_list_destroy(l);
     }
     p->paused = on;
+    if (!on)
+        p->parked = 0;
 }
 
 static void release_held(struct ks_worker *w, struct part *p)
@@ -335,4 +338,73 @@ void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r)
         ks_logf(KS_LOG_DEBUG, "worker.retry.hold", "%s [%d] paused until %" PRId64, p->topic,
                 (int)p->partition, p->due_ms);
     }
+}
+
+/* Resumes the parked partitions of l whose end moved past where they were parked (all of
+ * them if the end offsets cannot be read). */
+static void unpark(struct ks_worker *w, rd_kafka_topic_partition_list_t *l)
+{
+    if (rd_kafka_offsets_for_times(w->rk, l, 500) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (size_t i = 0; i < w->nparts; i++)
+            if (w->parts[i].parked)
+                wk_set_paused(w, &w->parts[i], 0);
+        ks_log(KS_LOG_DEBUG, "worker.retry.unpark", "end offsets unreadable: every retry "
+               "partition fetched again", NULL);
+    } else {
+        for (int i = 0; i < l->cnt; i++) {
+            const rd_kafka_topic_partition_t *e = &l->elems[i];
+            struct part *p = wk_find_part(w, e->topic, e->partition);
+            if (p && p->parked && (e->err || e->offset < 0 || e->offset > p->park_end))
+                wk_set_paused(w, p, 0);
+        }
+    }
+}
+
+/* Parks the retry partitions that have nothing to read and unparks those that got some.
+ * Every fetch names every partition the consumer fetches, and the broker's work per fetch
+ * grows with them; the retry topics are most of a worker's partitions and nearly always
+ * empty. A partition is parked (paused) once everything up to its end is processed (its
+ * PostgreSQL position at least its last known end offset), and resumed when one request
+ * for the end offsets of all parked partitions (ListOffsets, latest) finds one beyond where
+ * it was parked. Pausing keeps the fetch position, so nothing is skipped; a retry copy
+ * waits at most w->park_ms more on top of its delay. If the end offsets cannot be read,
+ * every parked partition is resumed: fetching is the safe default. */
+void wk_retry_park(struct ks_worker *w)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int64_t parked = 0;
+
+    if (!w->rk || !w->synced)
+        return;
+    for (size_t i = 0; i < w->nparts; i++) {
+        struct part *p = &w->parts[i];
+        int64_t lo = -1, hi = -1;
+
+        if (!p->retry_topic || !p->assigned || p->nheld)
+            continue;
+        if (p->parked) {
+            if (!l)
+                l = rd_kafka_topic_partition_list_new(8);
+            /* the offsets_for_times "timestamp" -1 asks for the latest offset: the end */
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = -1;
+            continue;
+        }
+        if (p->paused ||
+            rd_kafka_get_watermark_offsets(w->rk, p->topic, p->partition, &lo, &hi) != 0 ||
+            hi < 0)
+            continue;
+        /* nothing processed yet: empty only if nothing was ever there to read */
+        if (p->expected >= 0 ? p->expected >= hi : lo == hi) {
+            wk_set_paused(w, p, 1);
+            p->parked = 1;
+            p->park_end = p->expected > hi ? p->expected : hi;
+        }
+    }
+    if (l) {
+        unpark(w, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    for (size_t i = 0; i < w->nparts; i++)
+        parked += w->parts[i].parked;
+    ks_metric_set(w->m_retry_parked, parked);
 }

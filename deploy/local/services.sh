@@ -113,6 +113,8 @@ wire_psp-sandbox() {
     echo "KASIR_HTTP_THREADS=${KASIR_SANDBOX_THREADS:-2}"
     echo "KASIR_PAYOUT_DELAY=${KASIR_SANDBOX_PAYOUT_DELAY:-200ms}"
     echo "KASIR_FAULT_LATENCY=${KASIR_SANDBOX_LATENCY:-0}"
+    # the events its own API's endpoint subscribes to (webhook.sandbox_events; default all)
+    echo "KASIR_WEBHOOK_SANDBOX_EVENTS=${KASIR_SANDBOX_EVENTS:-*}"
 }
 wire_ingress() {
     wire_common ingress

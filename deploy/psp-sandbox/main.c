@@ -51,6 +51,10 @@ static const struct ks_config_def defs[] = {
      "Midtrans notification URL (X-Override-Notification on a charge wins)"},
     {"webhook.iris_url", KS_CFG_STRING, "", 0, "Iris payout notification URL"},
     {"webhook.sandbox_url", KS_CFG_STRING, "", 0, "URL of the sandbox API's own events"},
+    {"webhook.sandbox_events", KS_CFG_STRING, "*", 0,
+     "the sandbox API's events its endpoint receives, comma separated, as Stripe's "
+     "enabled_events: * (all), a type (charge.succeeded), or a type for one method, as Xendit "
+     "sets callbacks per product (charge.succeeded:virtual_account); the others are not sent"},
     {"webhook.attempts", KS_CFG_INT, "5", 0, "deliveries tried per notification (back-off doubling from 250 ms)"},
     {"webhook.threads", KS_CFG_INT, "2", 0, "webhook sender threads"},
     {"payout.delay", KS_CFG_DURATION_MS, "200ms", 0,
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
     SB.iris_merchant_key = ks_config_str(cfg, "iris.merchant_key");
     SB.native_key = ks_config_str(cfg, "sandbox.api_key");
     SB.native_whsec = ks_config_str(cfg, "sandbox.webhook_secret");
+    SB.native_events = ks_config_str(cfg, "webhook.sandbox_events");
     SB.hook_stripe = hook_url(cfg, "webhook.stripe_url", "stripe", u1, sizeof(u1));
     SB.hook_xendit = hook_url(cfg, "webhook.xendit_url", "xendit", u2, sizeof(u2));
     SB.hook_midtrans = hook_url(cfg, "webhook.midtrans_url", "midtrans", u3, sizeof(u3));
@@ -139,6 +144,14 @@ int main(int argc, char **argv)
                "fault percentages must be >= 0 and add up to at most 100", NULL);
         rc = 2;
         goto out;
+    }
+    {
+        char msg[200];
+        if (sb_native_events_check(SB.native_events, msg, sizeof(msg)) != 0) {
+            ks_log(KS_LOG_ERROR, "config.invalid", msg, NULL);
+            rc = 2;
+            goto out;
+        }
     }
     if (*SB.stripe_whsec == '\0' && *SB.hook_stripe)
         ks_log(KS_LOG_WARN, "sandbox.config", "stripe.webhook_secret is empty: Stripe events "

@@ -53,12 +53,83 @@ static int money(json_t *b, struct ks_money *m, struct sb_resp *r)
     return 0;
 }
 
+static const char *const methods[] = {"card", "virtual_account", "qris", "ewallet",
+                                      "bank_transfer", NULL};
+static const char *const event_types[] = {"charge.pending", "charge.succeeded", "charge.failed",
+                                          "charge.expired", "refund.succeeded", "payout.paid",
+                                          "payout.failed", NULL};
+
+static int listed(const char *const *names, const char *s, size_t n)
+{
+    for (; *names; names++)
+        if (strlen(*names) == n && strncmp(*names, s, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* The next entry of a webhook.sandbox_events list at *p: its type (t, tn) and method (m, mn;
+ * NULL without one); advances *p; 0 at the end of the list. */
+static int next_entry(const char **p, const char **t, size_t *tn, const char **m, size_t *mn)
+{
+    size_t n;
+    const char *colon;
+
+    while (**p == ' ' || **p == ',')
+        (*p)++;
+    if (!**p)
+        return 0;
+    n = strcspn(*p, ", ");
+    colon = memchr(*p, ':', n);
+    *t = *p;
+    *tn = colon ? (size_t)(colon - *p) : n;
+    *m = colon ? colon + 1 : NULL;
+    *mn = colon ? n - *tn - 1 : 0;
+    *p += n;
+    return 1;
+}
+
+/* Whether the endpoint's subscription (webhook.sandbox_events) takes events of this type for
+ * an object of this method (NULL: none, as refunds and payouts). A PSP that lets the merchant
+ * choose its events sends only those, so a card charge confirmed in the API's answer need not
+ * be announced a second time. */
+static int subscribed(const char *type, const char *method)
+{
+    const char *p = SB.native_events, *t, *m;
+    size_t tn, mn;
+
+    while (next_entry(&p, &t, &tn, &m, &mn))
+        if ((tn == 1 && *t == '*') ||
+            (strlen(type) == tn && strncmp(type, t, tn) == 0 &&
+             (!m || (method && strlen(method) == mn && strncmp(method, m, mn) == 0))))
+            return 1;
+    return 0;
+}
+
+int sb_native_events_check(const char *list, char *msg, size_t cap)
+{
+    const char *p = list, *t, *m;
+    size_t tn, mn;
+
+    while (next_entry(&p, &t, &tn, &m, &mn))
+        if (!(tn == 1 && *t == '*' && !m) &&
+            (!listed(event_types, t, tn) ||
+             (m && (strncmp(t, "charge.", 7) != 0 || !listed(methods, m, mn))))) {
+            snprintf(msg, cap, "webhook.sandbox_events: unknown entry \"%.*s\" (a type such as "
+                     "charge.succeeded, a charge's type:method such as charge.succeeded:qris, "
+                     "or *)", (int)(p - t > 60 ? 60 : p - t), t);
+            return -1;
+        }
+    return 0;
+}
+
 static void hook(const char *type, json_t *obj, const struct sb_hook_opts *o, int order)
 {
     json_t *ev = json_pack("{s:s, s:I, s:O}", "type", type, "created_at",
                            (json_int_t)(sb_now_us() / 1000000), "data", obj);
+    /* not subscribed: nothing is sent, a state change the event carries still applies */
+    const char *url = subscribed(type, json_string_value(json_object_get(obj, "method"))) ? NULL : "";
 
-    sb_hook_emit("sandbox", type, json_string_value(json_object_get(obj, "id")), NULL, ev, o,
+    sb_hook_emit("sandbox", type, json_string_value(json_object_get(obj, "id")), url, ev, o,
                  order);
     json_decref(ev);
 }
@@ -70,9 +141,6 @@ static void set_amount(json_t *o, const char *name, int64_t minor, const char *c
     sb_amount_str(minor, cur, buf, sizeof(buf));
     json_object_set_new(o, name, json_string(buf));
 }
-
-static const char *const methods[] = {"card", "virtual_account", "qris", "ewallet",
-                                      "bank_transfer", NULL};
 
 static void create_charge(const struct sb_call *c, json_t *b, const char *key, struct sb_resp *r)
 {
@@ -234,7 +302,8 @@ static void create_payout(const struct sb_call *c, json_t *b, const char *key, s
         json_t *ev = json_pack("{s:s, s:I, s:o}", "type",
                                c->force_decline ? "payout.failed" : "payout.paid", "created_at",
                                (json_int_t)(sb_now_us() / 1000000), "data", fin);
-        sb_hook_emit("sandbox", json_string_value(json_object_get(ev, "type")), id, NULL, ev,
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        sb_hook_emit("sandbox", type, id, subscribed(type, NULL) ? NULL : "", ev,
                      &(struct sb_hook_opts){.delay_ms = SB.payout_delay_ms,
                                             .apply_kind = "sandbox_payout"}, 1);
         json_decref(ev);

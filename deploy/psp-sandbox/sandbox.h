@@ -49,6 +49,8 @@ int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r);
 int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r);
 int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r);
 int sb_native_handle(const struct sb_call *c, struct sb_resp *r); /* /sandbox/v1/ */
+/* 0 when list is a valid webhook.sandbox_events value, else -1 with msg naming the entry. */
+int sb_native_events_check(const char *list, char *msg, size_t cap);
 /* The PSP a path belongs to ("stripe", "xendit", "midtrans", "sandbox") or NULL. */
 const char *sb_psp_of_path(const char *path);
 /* A 5xx in the PSP's own error shape (fault injection). */
@@ -74,6 +76,7 @@ struct sb_ctx {
     const char *xendit_key, *xendit_token;
     const char *midtrans_key, *iris_key, *iris_merchant_key;
     const char *native_key, *native_whsec; /* the sandbox's own API; Standard Webhooks */
+    const char *native_events; /* its endpoint's subscription: "*" or "type[:method],..." */
     const char *hook_base; /* e.g. http://127.0.0.1:8080/v1/webhooks */
     const char *hook_stripe, *hook_xendit, *hook_midtrans, *hook_iris, *hook_native;
     int hook_attempts;

@@ -17,11 +17,20 @@
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)
 #   E2E_IDLE=10        seconds of the idle measurement (0: none)
+#   E2E_SANDBOX_EVENTS the sandbox's webhook subscription (webhook.sandbox_events), default
+#                      the events the executor cannot learn from the API's answer: a card
+#                      charge is decided in the answer, so its charge.succeeded/.failed is not
+#                      sent (a merchant's choice, as Stripe's enabled_events); "*" for all;
+#                      printed before the table; E2E_ENV_A/B may set KASIR_SANDBOX_EVENTS apart
 # Side by side (SPEC 8: a hot-path change against the old binary, in one run):
-#   E2E_BIN_B=DIR      variant B runs the daemons from DIR (a copy of an older build/bin)
+#   E2E_BIN_B=DIR      variant B runs the daemons from DIR (a copy of an older build/bin);
+#                      E2E_BIN_A the same for A (default build/bin)
 #   E2E_ENV_B="K=V.."  variant B's pipeline env file gets these lines as well (a setting
 #                      under test; deploy/local/services.sh passes KASIR_PIPELINE_KAFKA_*);
 #                      E2E_ENV_A the same for variant A
+#   E2E_SQL_A="SQL"    run on the stack's database (as its owner) before variant A's
+#                      pipeline starts (a table setting under test, e.g. a fillfactor);
+#                      E2E_SQL_B the same for B
 #   ROUNDS=n           rounds of A then B (B then A on even rounds), each on a fresh pipeline
 #   E2E_PERF=1         perf record -g of every daemon during each measured load, to
 #                      var/bench/e2e-perf-<variant><round>.data (perf report -i ... --sort comm,dso,sym)
@@ -44,6 +53,9 @@ dir="$top/var/tmp/bench-e2e"
 mkdir -p "$top/var/log/bench-e2e" "$top/var/bench"
 export KASIR_SERVICES_LOG="$top/var/log/bench-e2e"
 unset KASIR_DEMO_DAEMONS
+async="charge.pending,charge.expired"
+for m in virtual_account qris ewallet bank_transfer; do async="$async,charge.succeeded:$m,charge.failed:$m"; done
+sandbox_events=${E2E_SANDBOX_EVENTS:-$async,refund.succeeded,payout.paid,payout.failed}
 variants=A; [ -n "${E2E_BIN_B:-}${E2E_ENV_B:-}${E2E_ENV_A:-}" ] && variants="A B"
 
 svc() { bash "$top/deploy/local/services.sh" "$@"; }
@@ -55,6 +67,16 @@ daemons="ingress risk executor ledger webhooks psp-sandbox"
 psqlq() { psql "$KASIR_PG_DSN" -tAXq "$@"; }
 pgss=0
 [ "$(psqlq -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")" = 1 ] && pgss=1
+# updates and HOT updates of payments and payment_orders so far (pg_stat_user_tables)
+hot_updates() {
+    psqlq -F , -c "SELECT string_agg(n_tup_upd || ',' || n_tup_hot_upd, ',' ORDER BY relname)
+                     FROM pg_stat_user_tables WHERE relname IN ('payment_orders', 'payments')"
+}
+hot_ratio() { # before after: "HOT updates: payment_orders x % of n, payments y % of m"
+    local -a a b; IFS=, read -r -a a <<<"$1"; IFS=, read -r -a b <<<"$2"
+    local o=$((b[0] - a[0])) p=$((b[2] - a[2]))
+    echo "HOT updates: payment_orders $(( (b[1] - a[1]) * 100 / (o > 0 ? o : 1) )) % of $o, payments $(( (b[3] - a[3]) * 100 / (p > 0 ? p : 1) )) % of $p"
+}
 us_per() { echo $(( $1 * 1000000 / hz / ($2 > 0 ? $2 : 1) )); } # ticks, payments
 
 # one variant's pipeline: fresh env file, groups and partner; sets bin, key, partner, groups
@@ -64,7 +86,7 @@ pipeline_up() { # variant
     export KASIR_SERVICES_ENV="$dir/$v/pipeline.env" KASIR_SERVICES_RUN="$dir/$v/run"
     export KASIR_GROUP_SUFFIX="-bench-$v-$(date +%s)"
     export KASIR_RETRY_DELAYS="5s,1m,10m" KASIR_RISK_RULES_FILE="$dir/rules.json"
-    if [ "$v" = B ] && [ -n "${E2E_BIN_B:-}" ]; then export KASIR_SERVICES_BIN=$E2E_BIN_B; else export KASIR_SERVICES_BIN="$top/build/bin"; fi
+    if [ "$v" = B ] && [ -n "${E2E_BIN_B:-}" ]; then export KASIR_SERVICES_BIN=$E2E_BIN_B; else export KASIR_SERVICES_BIN=${E2E_BIN_A:-$top/build/bin}; fi
     base=$(/usr/bin/python3 - <<'PY'
 import random, socket
 for _ in range(200):
@@ -78,7 +100,13 @@ for _ in range(200):
         pass
 PY
 )
+    # the previous variant's dead rows and dirty pages are cleaned now, not by autovacuum
+    # and the checkpointer during this variant's load (PostgreSQL's CPU is the cluster's)
+    psqlq -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >/dev/null
+    local sql; if [ "$v" = B ]; then sql=${E2E_SQL_B:-}; else sql=${E2E_SQL_A:-}; fi
+    if [ -n "$sql" ]; then psqlq -v ON_ERROR_STOP=1 -c "$sql" >&2; fi
     svc init --port-base "$base" >/dev/null
+    svc set "KASIR_SANDBOX_EVENTS=$sandbox_events"
     local extra; if [ "$v" = B ]; then extra=${E2E_ENV_B:-}; else extra=${E2E_ENV_A:-}; fi
     # shellcheck disable=SC2086
     if [ -n "$extra" ]; then svc set $extra; fi
@@ -114,6 +142,7 @@ os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
 json.dump(r, open(sys.argv[2], "w"))
 PY
 
+echo "sandbox webhook subscription (webhook.sandbox_events): $sandbox_events${E2E_ENV_A:+; A: $E2E_ENV_A}${E2E_ENV_B:+; B: $E2E_ENV_B}"
 echo "| variant | offered/s | accepted/s | HTTP p99 ms | e2e payments/s | e2e p50 ms | e2e p99 ms | CPU µs/payment: ingress, risk, executor, ledger, webhooks, sandbox, PostgreSQL, Kafka, load generator | total µs/payment | idle ms CPU/s: daemons, PostgreSQL, Kafka | load avg |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$rounds"); do
@@ -132,6 +161,7 @@ for round in $(seq 1 "$rounds"); do
         fi
         for r in $rates; do
             [ "$pgss" = 1 ] && psqlq -c "SELECT pg_stat_statements_reset()" >/dev/null
+            read -r hot0 <<<"$(hot_updates)"
             read -r -a t0 <<<"$(all_ticks)"
             since=$(psqlq -c "SELECT now()")
             perf_pid=""
@@ -176,6 +206,7 @@ for round in $(seq 1 "$rounds"); do
             [ "$posted" = "$n" ] || note="$note ($posted of $n payments posted)"
             echo "| $v$round | $r | $(get accepted_per_s) | $(get p99_ms) | $rate$note | $p50 | $p99 | $cpu | $tot | $idle_note | $(cut -d' ' -f1-3 /proc/loadavg) |"
             echo "e2e: $v$round: ingress_load: $line" >&2
+            echo "e2e: $v$round: $(hot_ratio "$hot0" "$(hot_updates)")" >&2
         done
         svc stop >/dev/null 2>&1 || true
     done

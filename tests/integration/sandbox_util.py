@@ -5,10 +5,12 @@ API (ledger, webhook log, faults, events, settlement files).
 Secrets live only in memory and in the daemon's environment, never in a fixture file."""
 import base64
 import http.client
+import http.server
 import json
 import os
 import secrets
 import subprocess
+import threading
 import urllib.parse
 
 import pytest
@@ -162,6 +164,31 @@ class Sandbox:
 
     def reset(self):
         assert self.control("POST", "/_sandbox/reset").status == 200
+
+
+class Receiver:
+    """A local HTTP endpoint that keeps what it is sent (for Iris)."""
+
+    def __init__(self):
+        got = self.got = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                got.append((dict((k.lower(), v) for k, v in self.headers.items()),
+                            self.rfile.read(n)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
 
 
 def start_sandbox(keys=None, extra_env=None):

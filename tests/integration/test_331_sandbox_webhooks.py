@@ -4,41 +4,14 @@ kasir.webhooks.received: a card payment, a VA paid, a QRIS paid, an e-wallet pai
 expiry and a payout result, with duplicates and out-of-order delivery on request. Iris
 payout notifications (no ingress route yet) are checked by a local receiver."""
 import hashlib
-import http.server
 import json
-import threading
 import time
 import uuid
 
 import pytest
 
 from ingress_util import ingress, kafka_since, now_ms  # noqa: F401
-from sandbox_util import new_keys, run_sdk, start_sandbox, stop_sandbox
-
-
-class Receiver:
-    """A local HTTP endpoint that keeps what it is sent (for Iris)."""
-
-    def __init__(self):
-        got = self.got = []
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", 0))
-                got.append((dict((k.lower(), v) for k, v in self.headers.items()),
-                            self.rfile.read(n)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.srv.shutdown()
+from sandbox_util import Receiver, new_keys, run_sdk, start_sandbox, stop_sandbox
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,17 @@ fail:
     return NULL;
 }
 
+/* rd_kafka_new failed: its configuration (settings that contradict each other, TLS files it
+ * cannot load: __INVALID_ARG) is a setting to mend; anything else (no thread could be
+ * started) is the machine now, and worth a retry */
+static void new_failed(struct ks_err *err, const char *what, const char *errstr)
+{
+    if (rd_kafka_last_error() == RD_KAFKA_RESP_ERR__INVALID_ARG)
+        ks_err_set(err, KS_ECONFIG, 0, NULL, "could not create %s: %s", what, errstr);
+    else
+        ks_err_set(err, KS_EKAFKA, 1, NULL, "could not create %s: %s", what, errstr);
+}
+
 rd_kafka_t *ks_kafka_producer_new(rd_kafka_conf_t *conf, struct ks_err *err)
 {
     char errstr[512];
@@ -99,7 +110,7 @@ rd_kafka_t *ks_kafka_producer_new(rd_kafka_conf_t *conf, struct ks_err *err)
 
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        ks_err_set(err, KS_ECONFIG, 0, NULL, "could not create producer: %s", errstr);
+        new_failed(err, "producer", errstr);
     }
     return rk;
 }
@@ -118,7 +129,7 @@ rd_kafka_t *ks_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        ks_err_set(err, KS_ECONFIG, 0, NULL, "could not create consumer: %s", errstr);
+        new_failed(err, "consumer", errstr);
         return NULL;
     }
     rd_kafka_poll_set_consumer(rk);

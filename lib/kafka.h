@@ -20,9 +20,10 @@ rd_kafka_conf_t *ks_kafka_conf_new(const char *brokers, const char *role,
                                    const struct ks_config *cfg, struct ks_err *err);
 
 /* Creates an idempotent producer from conf (consumed, also on failure). Set a delivery
- * report callback on conf before, if wanted. librdkafka refuses to create a client only for
- * its configuration (settings that contradict each other, TLS files it cannot load): that
- * is KS_ECONFIG, for the consumer too (a worker exits 2, as for any other setting). */
+ * report callback on conf before, if wanted. A client librdkafka refuses for its
+ * configuration (settings that contradict each other, TLS files it cannot load) is
+ * KS_ECONFIG, for the consumer too (a worker exits 2, as for any other setting); one it
+ * could not start (no thread) is KS_EKAFKA, retriable. */
 rd_kafka_t *ks_kafka_producer_new(rd_kafka_conf_t *conf, struct ks_err *err);
 
 /* Creates a consumer in group (group.instance.id = instance when not NULL) from conf

@@ -387,10 +387,10 @@ int dlq_cmd_replay(struct dlq_ctx *c)
         rd_kafka_conf_set_opaque(conf, &r);
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         if (!(r.rk = ks_kafka_producer_new(conf, &r.err))) {
-            /* KS_ECONFIG, always: the consumer took the same settings, and what only a
-             * producer refuses (acks with enable.idempotence) is a setting too */
+            /* the consumer took the same settings: what only a producer refuses (acks with
+             * enable.idempotence) is a setting too (KS_ECONFIG) */
             fprintf(stderr, "kasir-dlq: %s\n", r.err.msg);
-            rc = DLQ_EXIT_USAGE;
+            rc = r.err.code == KS_ECONFIG ? DLQ_EXIT_USAGE : DLQ_EXIT_FAIL;
             goto out;
         }
         if (!(r.gate = ks_db_connect(ks_config_str(c->cfg, "pg.dsn"), &r.err))) {

@@ -1,9 +1,24 @@
 /* Unit tests for lib/kafka.c that need no broker: defaults, property rejection, health
  * against nothing, NULL-safe close, headers. */
+#include <dlfcn.h>
 #include <string.h>
+#include <threads.h>
 
 #include "ktest.h"
 #include "lib/kafka.h"
+
+/* librdkafka starts its threads with C11 thrd_create: this one fails while fail_threads is
+ * set, as it does when the process is out of threads or memory */
+static int fail_threads;
+int thrd_create(thrd_t *thr, thrd_start_t func, void *arg)
+{
+    static int (*real)(thrd_t *, thrd_start_t, void *);
+    if (fail_threads)
+        return thrd_nomem;
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "thrd_create");
+    return real(thr, func, arg);
+}
 
 static const char *conf_get(rd_kafka_conf_t *conf, const char *name, char *buf, size_t len)
 {
@@ -74,6 +89,24 @@ KT_TEST(test_refused_settings_are_config_errors)
     KT_CHECK(strstr(err.msg, "could not create consumer") != NULL);
 }
 
+/* ...and nothing else is: a client that cannot start its threads is a resource the machine
+ * lacks now (a supervisor restarts it), not a setting to mend (review, session 10) */
+KT_TEST(test_no_threads_is_not_a_config_error)
+{
+    struct ks_err err = {0};
+    rd_kafka_conf_t *conf = ks_kafka_conf_new("127.0.0.1:1", "producer", NULL, &err);
+    rd_kafka_t *rk;
+    KT_CHECK(conf != NULL);
+    fail_threads = 1;
+    rk = ks_kafka_producer_new(conf, &err);
+    fail_threads = 0;
+    KT_CHECK(rk == NULL);
+    KT_INTEQ(err.code, KS_EKAFKA);
+    KT_INTEQ(err.retriable, 1);
+    if (rk)
+        ks_kafka_producer_close(rk, 0);
+}
+
 KT_TEST(test_close_null)
 {
     KT_INTEQ(ks_kafka_producer_close(NULL, 0), 0);
@@ -83,4 +116,4 @@ KT_TEST(test_close_null)
 
 KT_MAIN(test_producer_defaults_idempotent, test_consumer_defaults_no_autocommit,
         test_health_unreachable_is_retriable, test_refused_settings_are_config_errors,
-        test_close_null)
+        test_no_threads_is_not_a_config_error, test_close_null)

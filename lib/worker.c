@@ -137,10 +137,8 @@ static void housekeeping(struct ks_worker *w, int idle)
         w->next_purge = now + (strcmp(PQcmdTuples(res), "50000") == 0 ? 1000 : 3600000);
         PQclear(res);
     }
-    if (now >= w->next_park) {
-        wk_retry_park(w);
-        w->next_park = now + w->park_ms;
-    }
+    if (now >= w->next_park)
+        w->next_park = now + wk_retry_park(w);
     if (now >= w->next_lag) {
         for (size_t i = 0; i < w->nparts; i++) {
             struct part *p = &w->parts[i];

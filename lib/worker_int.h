@@ -169,7 +169,8 @@ void wk_on_consumer_error(rd_kafka_t *rk, int e, const char *reason, void *opaqu
 void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                      rd_kafka_topic_partition_list_t *l, void *opaque);
 void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r);
-void wk_retry_park(struct ks_worker *w);
+/* parks and unparks retry partitions; returns the ms until it should look again */
+int64_t wk_retry_park(struct ks_worker *w);
 
 /* message preparation, headers, ids, outputs (worker_msg.c) */
 void wk_batch_clear(struct ks_batch *b);

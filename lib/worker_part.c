@@ -340,9 +340,14 @@ void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r)
     }
 }
 
+/* A failed look-up of the end offsets waits on the loop thread (up to 500 ms) and unparks
+ * everything: parking again at once would repeat that wait every few seconds while a broker
+ * does not answer, so the retry partitions stay fetched this long */
+#define PARK_FAILED_BACKOFF_MS 30000
+
 /* Resumes the parked partitions of l whose end moved past where they were parked (all of
- * them if the end offsets cannot be read). */
-static void unpark(struct ks_worker *w, rd_kafka_topic_partition_list_t *l)
+ * them if the end offsets cannot be read: -1, else 0). */
+static int unpark(struct ks_worker *w, rd_kafka_topic_partition_list_t *l)
 {
     if (rd_kafka_offsets_for_times(w->rk, l, 500) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (size_t i = 0; i < w->nparts; i++)
@@ -350,6 +355,7 @@ static void unpark(struct ks_worker *w, rd_kafka_topic_partition_list_t *l)
                 wk_set_paused(w, &w->parts[i], 0);
         ks_log(KS_LOG_DEBUG, "worker.retry.unpark", "end offsets unreadable: every retry "
                "partition fetched again", NULL);
+        return -1;
     } else {
         for (int i = 0; i < l->cnt; i++) {
             const rd_kafka_topic_partition_t *e = &l->elems[i];
@@ -358,6 +364,7 @@ static void unpark(struct ks_worker *w, rd_kafka_topic_partition_list_t *l)
                 wk_set_paused(w, p, 0);
         }
     }
+    return 0;
 }
 
 /* Parks the retry partitions that have nothing to read and unparks those that got some.
@@ -369,13 +376,13 @@ static void unpark(struct ks_worker *w, rd_kafka_topic_partition_list_t *l)
  * it was parked. Pausing keeps the fetch position, so nothing is skipped; a retry copy
  * waits at most w->park_ms more on top of its delay. If the end offsets cannot be read,
  * every parked partition is resumed: fetching is the safe default. */
-void wk_retry_park(struct ks_worker *w)
+int64_t wk_retry_park(struct ks_worker *w)
 {
     rd_kafka_topic_partition_list_t *l = NULL;
-    int64_t parked = 0;
+    int64_t parked = 0, next = w->park_ms;
 
     if (!w->rk || !w->synced)
-        return;
+        return next;
     for (size_t i = 0; i < w->nparts; i++) {
         struct part *p = &w->parts[i];
         int64_t lo = -1, hi = -1;
@@ -401,10 +408,12 @@ void wk_retry_park(struct ks_worker *w)
         }
     }
     if (l) {
-        unpark(w, l);
+        if (unpark(w, l) != 0)
+            next = PARK_FAILED_BACKOFF_MS;
         rd_kafka_topic_partition_list_destroy(l);
     }
     for (size_t i = 0; i < w->nparts; i++)
         parked += w->parts[i].parked;
     ks_metric_set(w->m_retry_parked, parked);
+    return next;
 }

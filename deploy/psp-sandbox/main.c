@@ -148,7 +148,8 @@ int main(int argc, char **argv)
     {
         char msg[200];
         if (sb_native_events_check(SB.native_events, msg, sizeof(msg)) != 0) {
-            ks_log(KS_LOG_ERROR, "config.invalid", msg, NULL);
+            ks_log(KS_LOG_ERROR, "config.invalid", msg, "setting", "webhook.sandbox_events",
+                   NULL);
             rc = 2;
             goto out;
         }

@@ -107,11 +107,11 @@ static int subscribed(const char *type, const char *method)
 
 int sb_native_events_check(const char *list, char *msg, size_t cap)
 {
-    const char *p = list, *t, *m;
-    size_t tn, mn;
+    const char *p = list ? list : "", *t, *m;
+    size_t tn, mn, n = 0;
 
     while (next_entry(&p, &t, &tn, &m, &mn))
-        if (!(tn == 1 && *t == '*' && !m) &&
+        if (++n, !(tn == 1 && *t == '*' && !m) &&
             (!listed(event_types, t, tn) ||
              (m && (strncmp(t, "charge.", 7) != 0 || !listed(methods, m, mn))))) {
             snprintf(msg, cap, "webhook.sandbox_events: unknown entry \"%.*s\" (a type such as "
@@ -119,6 +119,13 @@ int sb_native_events_check(const char *list, char *msg, size_t cap)
                      "or *)", (int)(p - t > 60 ? 60 : p - t), t);
             return -1;
         }
+    /* a subscription to nothing would leave every VA, QRIS and e-wallet payment pending
+     * for good, while the sandbox's own record shows it paid */
+    if (n == 0) {
+        snprintf(msg, cap, "webhook.sandbox_events: no entry (a list such as "
+                 "charge.succeeded:qris,payout.paid, or * for every event)");
+        return -1;
+    }
     return 0;
 }
 

@@ -125,3 +125,23 @@ def test_unknown_subscription_entry_refused_at_start(bad):
     assert p.returncode == 2, (p.returncode, p.stderr[-500:])
     assert "webhook.sandbox_events" in p.stdout + p.stderr
     assert bad in p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("empty", [",", " ", " , ", None])
+def test_empty_subscription_refused_at_start(empty, tmp_path):
+    """A subscription to nothing (a blank list, or the setting unset by an empty value in the
+    file) left every VA, QRIS and e-wallet payment pending for good while the sandbox's own
+    record showed it paid: it is refused like an unknown entry (review, session 10)."""
+    env = dict(STACK, KASIR_HTTP_PORT="0")
+    args = [bin_path("psp-sandbox")]
+    if empty is None:
+        cfg = tmp_path / "sandbox.conf"
+        cfg.write_text("webhook.sandbox_events =\n")
+        args += ["--config", str(cfg)]
+    else:
+        env["KASIR_WEBHOOK_SANDBOX_EVENTS"] = empty
+    p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2, (p.returncode, p.stderr[-500:])
+    lines = [json.loads(l) for l in (p.stdout + p.stderr).splitlines() if l.startswith("{")]
+    assert any(l.get("event") == "config.invalid" and
+               l.get("setting") == "webhook.sandbox_events" for l in lines), lines

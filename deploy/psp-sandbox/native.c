@@ -155,16 +155,12 @@ static void create_charge(const struct sb_call *c, json_t *b, const char *key, s
     const char *ref = str(b, "reference"), *method = str(b, "method"), *tok = str(b, "payment_token");
     json_t *ch;
     char id[48], ts[40], na[200];
-    int ok = 0;
 
     if (!ref || !*ref || strlen(ref) > 100) {
         fail(r, 400, "field_missing", "reference", "reference is required (1-100 characters)");
         return;
     }
-    for (const char *const *p = methods; method && *p; p++)
-        if (strcmp(*p, method) == 0)
-            ok = 1;
-    if (!ok) {
+    if (!method || !listed(methods, method, strlen(method))) {
         fail(r, 400, "field_invalid", "method",
              "method must be card, virtual_account, qris, ewallet or bank_transfer");
         return;

@@ -44,20 +44,14 @@ store() { # batches claims finishes exec_seconds, from the ingress's /metrics (a
         END {print b+0, c+0, f+0, t+0}'
 }
 . "$top/tests/bench/cpu.sh" # ticks PID...
-read -r port aport < <(python3 -c 'import socket; a=socket.socket(); b=socket.socket(); a.bind(("",0)); b.bind(("",0)); print(a.getsockname()[1], b.getsockname()[1])')
-mport=$aport # /readyz and /metrics: the admin listener (http.admin_port) since issue 12
-out=$("$bin" partner add "bench-$(date +%s)" --rps 1000000)
-key=$(sed -n 's/^api_key=//p' <<<"$out")
-partner=$(sed -n 's/^partner_id=//p' <<<"$out")
+. "$top/tests/bench/ingress_start.sh" # ingress_start, ingress_ready
 psql "$KASIR_PG_DSN" -qc "VACUUM ANALYZE idempotency_keys, payments, payment_orders" >/dev/null
 # a checkpoint now recycles the WAL segments written since the last one, so the runs reuse
 # them instead of stalling 30-60 ms on creating new ones (IO/WALInitWrite); the warm-up
 # then absorbs the full-page images that follow any checkpoint
 psql "$KASIR_PG_DSN" -qc "CHECKPOINT" >/dev/null
 log="$top/var/log/bench-ingress.log"
-KASIR_HTTP_PORT=$port KASIR_HTTP_ADMIN_PORT=$aport KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
-    "$bin" serve >"$log" 2>&1 &
-pid=$!
+ingress_start bench "$log" "$bin"
 cleanup() {
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
     # the bench's own rows go, so that repeated runs measure the same table sizes
@@ -77,18 +71,7 @@ settle() {
         sleep 0.2
     done
 }
-# an ingress from before issue 12 (INGRESS_BIN, A/B runs) has no admin listener: its
-# probes and metrics are on the API port
-for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$aport/readyz" >/dev/null 2>&1 && break
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && { mport=$port; break; }
-    sleep 0.2
-done
-# the key into the ingress's credential cache first: 128 connections opening at once on a
-# cold cache each cost the address a token of its unauthenticated bucket (auth.ip_burst,
-# 50) while the first look-up runs, and past it the answer is a 429 that closes the
-# connection, which ends the load generator
-curl -s -o /dev/null -u "$key:" "http://127.0.0.1:$port/v1/payments?ids=pay_warm" || true
+ingress_ready
 # warm-up: connections, plan caches, producer batches
 INGRESS_KEY=$key INGRESS_TIMELINE= "$top/build/bench/ingress_load" 127.0.0.1 "$port" - 1000 3 "$conns" >/dev/null
 if [ "$warmup" -gt 0 ]; then

@@ -22,14 +22,9 @@ conns=${INGRESS_CONNS:-128}
 bin=${INGRESS_BIN:-$top/build/bin/kasir-ingress}
 . "$top/tests/bench/cpu.sh"
 work=$(mktemp -d)
-read -r port aport < <(python3 -c 'import socket; a=socket.socket(); b=socket.socket(); a.bind(("",0)); b.bind(("",0)); print(a.getsockname()[1], b.getsockname()[1])')
-out=$("$bin" partner add "timeline-$(date +%s)" --rps 1000000)
-key=$(sed -n 's/^api_key=//p' <<<"$out")
-partner=$(sed -n 's/^partner_id=//p' <<<"$out")
+. "$top/tests/bench/ingress_start.sh" # ingress_start, ingress_ready
 log="$top/var/log/bench-ingress-timeline.log"
-KASIR_HTTP_PORT=$port KASIR_HTTP_ADMIN_PORT=$aport KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
-    "$bin" serve >"$log" 2>&1 &
-pid=$!
+ingress_start timeline "$log" "$bin"
 spid=
 cleanup() {
     [ -n "$spid" ] && kill "$spid" 2>/dev/null
@@ -37,12 +32,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$aport/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-done
-# the key into the credential cache (see ingress_bench.sh)
-curl -s -o /dev/null -u "$key:" "http://127.0.0.1:$port/v1/payments?ids=pay_warm" || true
+ingress_ready
 kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
 # the sampler: one line a second (epoch, CPU ticks, what autovacuum runs, counters)
 sampler() {

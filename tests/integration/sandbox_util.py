@@ -167,7 +167,8 @@ class Sandbox:
 
 
 class Receiver:
-    """A local HTTP endpoint that keeps what it is sent (for Iris)."""
+    """A local HTTP endpoint that keeps what it is sent (Iris callbacks, the sandbox API's
+    webhooks)."""
 
     def __init__(self):
         got = self.got = []

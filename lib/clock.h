@@ -4,6 +4,7 @@
 #ifndef KS_CLOCK_H
 #define KS_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -29,6 +30,36 @@ static inline int64_t ks_clock_mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A condition variable whose timed waits run on the monotonic clock: a deadline given to
+ * pthread_cond_timedwait then does not move when the wall clock steps (with the default
+ * clock, a step back of an hour made a wait computed before it last an hour). Call before
+ * any thread uses c. 0, or the error of pthread_cond_init. */
+static inline int ks_cond_init_mono(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    int rc;
+
+    if ((rc = pthread_condattr_init(&a)) != 0)
+        return rc;
+    if ((rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC)) == 0)
+        rc = pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+/* The deadline us microseconds from now on the monotonic clock, for a timed wait on a
+ * condition variable made by ks_cond_init_mono. */
+static inline struct timespec ks_clock_mono_deadline(int64_t us)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)(us % 1000000) * 1000;
+    ts.tv_sec += (time_t)(us / 1000000) + ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    return ts;
 }
 
 #endif

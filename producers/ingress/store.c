@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/kafka.h"
 #include "lib/log.h"
 #include "producers/ingress/ingress.h"
@@ -340,10 +341,7 @@ static void gather(size_t max)
         now = ks_clock_mono_us();
         if (now >= until)
             break;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)((until - now) % 1000000) * 1000;
-        ts.tv_sec += (time_t)((until - now) / 1000000) + ts.tv_nsec / 1000000000;
-        ts.tv_nsec %= 1000000000;
+        ts = ks_clock_mono_deadline(until - now); /* cv runs on the monotonic clock */
         (void)pthread_cond_timedwait(&cv, &mu, &ts);
     }
 }
@@ -448,9 +446,7 @@ static void *writer_main(void *arg)
         while (!claims_head && !fins_head && !ING.stopping) {
             if (n_pending) {
                 /* kept finishes are retried once a second */
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_sec += 1;
+                struct timespec until = ks_clock_mono_deadline(1000000);
                 if (pthread_cond_timedwait(&cv, &mu, &until) != 0)
                     break;
             } else {
@@ -635,6 +631,10 @@ int ing_store_start(const struct ing_store_ops *ops)
     int i;
 
     OPS = ops;
+    /* the writers' timed waits (gather, the kept finishes' retry) are deadlines on the
+     * monotonic clock: a wall clock stepped back would otherwise stretch them by the step */
+    if (ks_cond_init_mono(&cv) != 0)
+        return -1;
     nwriters = ING.writers < 1 ? 1 : ING.writers > 16 ? 16 : ING.writers;
     for (i = 0; i < nwriters; i++)
         if (pthread_create(&writers[i], NULL, writer_main, NULL) != 0)

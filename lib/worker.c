@@ -479,8 +479,8 @@ int ks_worker_run(struct ks_worker *w)
         int64_t t0 = ks_clock_mono_us(), t1, t2;
         int ran;
         if (!w->ready) {
-            wk_collect(w);
-            wk_prepare(w);
+            wk_collect(w, 1);
+            wk_prepare(w, 0);
         }
         w->ready = 0;
         t1 = ks_clock_mono_us();

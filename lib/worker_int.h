@@ -74,6 +74,8 @@ struct ks_batch {
     size_t n, cap;
     struct ks_msg **view; /* what the handler sees */
     size_t nview;
+    int64_t first_ms; /* monotonic ms when its first item came: batch.wait counts from it */
+    unsigned clears;  /* wk_batch_clear calls: items before a clear are gone */
 };
 
 struct ks_worker {
@@ -175,8 +177,8 @@ int64_t wk_retry_park(struct ks_worker *w);
 /* message preparation, headers, ids, outputs (worker_msg.c) */
 void wk_batch_clear(struct ks_batch *b);
 void wk_derive_ids(struct ks_worker *w);
-void wk_collect(struct ks_worker *w);
-void wk_prepare(struct ks_worker *w);
+void wk_collect(struct ks_worker *w, int wait);
+void wk_prepare(struct ks_worker *w, size_t from);
 void wk_build_view(struct ks_batch *b);
 
 /* failure routing (worker_fail.c) */

@@ -45,6 +45,8 @@ void wk_batch_clear(struct ks_batch *b)
     }
     b->n = 0;
     b->nview = 0;
+    b->first_ms = 0;
+    b->clears++;
 }
 
 size_t ks_batch_count(const struct ks_batch *b)
@@ -343,6 +345,8 @@ static int batch_add(struct ks_batch *b, rd_kafka_message_t *r, struct part *p)
             return -1;
         b->cap = nc;
     }
+    if (b->n == 0)
+        b->first_ms = ks_clock_mono_us() / 1000;
     it = &b->items[b->n++];
     memset(it, 0, sizeof(*it));
     it->rkm = r;
@@ -352,8 +356,9 @@ static int batch_add(struct ks_batch *b, rd_kafka_message_t *r, struct part *p)
 }
 
 /* Fills the batch: due held messages first, then the consumer, up to batch.max messages
- * or batch.wait after the first. */
-void wk_collect(struct ks_worker *w)
+ * or batch.wait after the first (the batch's first, when it is called again on a batch it
+ * began). wait = 0: only what librdkafka has queued already, no wait at all. */
+void wk_collect(struct ks_worker *w, int wait)
 {
     struct ks_batch *b = &w->batch;
     int gen = w->generation;
@@ -373,9 +378,9 @@ void wk_collect(struct ks_worker *w)
         }
     }
     if (b->n)
-        deadline = ks_clock_mono_us() / 1000 + w->batch_wait_ms;
+        deadline = b->first_ms + w->batch_wait_ms;
     while (b->n < (size_t)w->batch_max && !w->stop) {
-        int timeout = b->n ? (int)(deadline - ks_clock_mono_us() / 1000) : 100;
+        int timeout = !wait ? 0 : b->n ? (int)(deadline - ks_clock_mono_us() / 1000) : 100;
         rd_kafka_message_t *r;
         struct part *p;
 
@@ -388,7 +393,7 @@ void wk_collect(struct ks_worker *w)
             gen = w->generation;
         }
         if (!r) {
-            if (b->n == 0 || ks_clock_mono_us() / 1000 >= deadline)
+            if (!wait || b->n == 0 || ks_clock_mono_us() / 1000 >= deadline)
                 break;
             continue;
         }
@@ -421,20 +426,29 @@ void wk_collect(struct ks_worker *w)
             return;
         }
         if (b->n == 1)
-            deadline = ks_clock_mono_us() / 1000 + w->batch_wait_ms;
+            deadline = b->first_ms + w->batch_wait_ms;
     }
 }
 
-/* Decodes, validates and holds what is not due; the batch keeps items in arrival order
+/* Decodes, validates and holds what is not due, from item `from` on (those before it were
+ * prepared by an earlier call on the same batch); the batch keeps items in arrival order
  * with held ones removed. */
-void wk_prepare(struct ks_worker *w)
+void wk_prepare(struct ks_worker *w, size_t from)
 {
     struct ks_batch *b = &w->batch;
     int64_t now = ks_clock_wall_ms();
     int gen = w->generation;
-    size_t o = 0;
+    size_t o;
 
-    for (size_t i = 0; i < b->n; i++) {
+    if (from > b->n)
+        from = b->n;
+    o = from;
+
+    /* items are self-referential (origin_topic) and batch_add may have moved them */
+    for (size_t i = 0; i < from && i < b->n; i++)
+        if (b->items[i].m.origin_topic)
+            b->items[i].m.origin_topic = b->items[i].origin_topic;
+    for (size_t i = from; i < b->n; i++) {
         struct item *it = &b->items[i];
         if (it->p->nheld || item_prepare(w, it, now)) {
             json_decref(it->m.value);
@@ -454,7 +468,7 @@ void wk_prepare(struct ks_worker *w)
         wk_batch_clear(b);
         return;
     }
-    ks_metric_add(w->m_msgs, (int64_t)o);
+    ks_metric_add(w->m_msgs, (int64_t)(o - from));
 }
 
 void wk_build_view(struct ks_batch *b)

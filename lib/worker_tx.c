@@ -580,7 +580,10 @@ void wk_settle(struct ks_worker *w)
 }
 
 /* Runs the collected batch: decode, transaction, and - while its tail runs on the
- * server - clears it and collects and decodes the next one. */
+ * server - clears it and takes and decodes what is queued for the next one. The tail's
+ * outputs go to Kafka as soon as its COMMIT is known, and only then does the next batch
+ * wait out the rest of its batch.wait: waiting first held every output of a committed
+ * batch back by up to batch.wait, at every hop of the pipeline. */
 void wk_process(struct ks_worker *w)
 {
     struct ks_batch *b = &w->batch;
@@ -599,20 +602,32 @@ void wk_process(struct ks_worker *w)
         return;
     }
     if (!w->stop) {
-        int64_t t0 = ks_clock_mono_us(), t1, t2;
-        wk_collect(w);
+        int64_t t0 = ks_clock_mono_us(), t1, t2, t3;
+        size_t k;
+        unsigned clears;
+        wk_collect(w, 0);
         t1 = ks_clock_mono_us();
-        wk_prepare(w);
+        wk_prepare(w, 0);
         wk_derive_ids(w);
         ks_outbox_poll(w->ob, 0); /* delivery reports of earlier batches */
         t2 = ks_clock_mono_us();
         w->ready = 1;
-        wk_settle(w);
+        wk_settle(w); /* committed: its outputs are relayed now */
+        t3 = ks_clock_mono_us();
+        if (w->ready && b->n == 0) {
+            w->ready = 0; /* nothing queued: the loop collects, after its housekeeping */
+        } else if (w->ready && !w->stop) {
+            k = b->n;
+            clears = b->clears;
+            wk_collect(w, 1);
+            wk_prepare(w, b->clears == clears ? k : 0);
+            wk_derive_ids(w);
+        }
         if (w->debug)
             ks_logf(KS_LOG_DEBUG, "worker.overlap",
                     "clear=%" PRId64 " collect=%" PRId64 " prepare=%" PRId64
-                    " tail_wait=%" PRId64 " us",
-                    t0 - w->tail_sent, t1 - t0, t2 - t1, ks_clock_mono_us() - t2);
+                    " tail_wait=%" PRId64 " rest=%" PRId64 " us",
+                    t0 - w->tail_sent, t1 - t0, t2 - t1, t3 - t2, ks_clock_mono_us() - t3);
         return;
     }
     wk_settle(w);

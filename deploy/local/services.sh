@@ -94,6 +94,10 @@ wire_worker() {
     echo "KASIR_WORKER_RETRY_DELAYS=$KASIR_RETRY_DELAYS"
     echo "KASIR_WORKER_RETRY_MAX_ATTEMPTS=${KASIR_RETRY_MAX_ATTEMPTS:-4}"
     echo "KASIR_WORKER_OUTBOX_SWEEP=${KASIR_OUTBOX_SWEEP:-5s}"
+    # worker settings for every worker of this pipeline (a bench's setting under test):
+    # KASIR_PIPELINE_WORKER_BATCH_WAIT=5ms in the env file is KASIR_WORKER_BATCH_WAIT
+    local v
+    for v in $(compgen -v KASIR_PIPELINE_WORKER_ || true); do echo "KASIR_${v#KASIR_PIPELINE_}=${!v}"; done
 }
 wire_psp-sandbox() {
     # a PSP: neither Kafka nor PostgreSQL

@@ -168,6 +168,10 @@ void ks_worker_settings(const char *group_default, const char *topics_default,
         {"worker.batch.max", KS_CFG_INT, "2000", 0, "most messages in one batch"},
         {"worker.batch.wait", KS_CFG_DURATION_MS, "50ms", 0,
          "longest wait to fill a batch after its first message"},
+        {"worker.batch.gap", KS_CFG_DURATION_MS, "2ms", 0,
+         "a batch closes when no message came for this long, before batch.wait (a fetch's "
+         "messages come together, so a batch is what Kafka had); 0: only batch.max and "
+         "batch.wait close it"},
         {"worker.retry.delays", KS_CFG_STRING, "5s,1m,10m", 0,
          "retry topics <topic>.retry.<delay>, comma separated, shortest first"},
         {"worker.retry.max_attempts", KS_CFG_INT, "4", 0,
@@ -326,6 +330,7 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     w->dsn = ks_config_str(cfg, "pg.dsn");
     w->batch_max = (int)ks_config_int(cfg, "worker.batch.max");
     w->batch_wait_ms = ks_config_ms(cfg, "worker.batch.wait");
+    w->batch_gap_ms = ks_config_ms(cfg, "worker.batch.gap");
     w->max_attempts = (int)ks_config_int(cfg, "worker.retry.max_attempts");
     w->jitter_pct = (int)ks_config_int(cfg, "worker.retry.jitter_pct");
     w->sweep_ms = ks_config_ms(cfg, "worker.outbox.sweep");

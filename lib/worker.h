@@ -68,7 +68,7 @@
  * topics default to the spec's), then the daemon's table. Env KASIR_WORKER_GROUP etc.
  * override. instance.id set: static group membership (a restart after kill -9 gets its
  * partitions back at once); unset: dynamic membership, instance named <hostname>-<pid>. */
-#define KS_WORKER_SETTINGS_COUNT 17
+#define KS_WORKER_SETTINGS_COUNT 18
 /* Fills out[0..KS_WORKER_SETTINGS_COUNT-1] with the runtime's settings. */
 void ks_worker_settings(const char *group_default, const char *topics_default,
                         struct ks_config_def *out);

@@ -38,6 +38,10 @@ struct part {
     int64_t epoch;         /* kasir_offsets.epoch when this instance took the partition */
     int assigned;          /* positions read and rd_kafka_assign'ed (see wk_sync_assignment) */
     int64_t batch_next;    /* during a batch: the offset after its last message here */
+    int64_t taken;         /* the offset after the last message here in the batch in hand
+                            * or the tail in flight: a copy below it that the consumer
+                            * brings (a re-assignment fetches again) is one we have */
+    size_t front;          /* copies a wk_prepare() put back at the head of held */
     rd_kafka_message_t **held; /* retry messages read before their due time, in order */
     size_t nheld, capheld;
     int64_t due_ms;
@@ -64,6 +68,7 @@ struct item {
     char id_next[KS_ID_LEN]; /* ks_batch_next_id's answer, reused by ks_batch_emit */
     int by_handler; /* failed by the handler (decided again when the batch is re-run) */
     int claimed;    /* claim_id was claimed in kasir_processed in this transaction */
+    int from_held;  /* taken from its partition's held copies (older than those left) */
     char claim_id[KS_ID_LEN]; /* what is claimed: the message id (spec.dedup), or for a
                                * retry copy its origin and attempt */
 };
@@ -89,7 +94,7 @@ struct ks_worker {
     char delay_names[MAX_DELAYS][16];
     size_t ndelays;
     int max_attempts, jitter_pct, batch_max;
-    int64_t batch_wait_ms, sweep_ms, min_age_ms;
+    int64_t batch_wait_ms, batch_gap_ms, sweep_ms, min_age_ms;
     int64_t stmt_ms, lock_ms, idle_tx_ms, backoff_max_ms, dedup_keep_ms;
     int max_failures;
 
@@ -170,7 +175,7 @@ void wk_consumer_fatal(struct ks_worker *w, const char *why);
 void wk_on_consumer_error(rd_kafka_t *rk, int e, const char *reason, void *opaque);
 void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                      rd_kafka_topic_partition_list_t *l, void *opaque);
-void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r);
+void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r, int front);
 /* parks and unparks retry partitions; returns the ms until it should look again */
 int64_t wk_retry_park(struct ks_worker *w);
 

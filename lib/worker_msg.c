@@ -352,12 +352,15 @@ static int batch_add(struct ks_batch *b, rd_kafka_message_t *r, struct part *p)
     it->rkm = r;
     it->p = p;
     it->id_for = -1;
+    if (r->offset + 1 > p->taken)
+        p->taken = r->offset + 1;
     return 0;
 }
 
 /* Fills the batch: due held messages first, then the consumer, up to batch.max messages
  * or batch.wait after the first (the batch's first, when it is called again on a batch it
- * began). wait = 0: only what librdkafka has queued already, no wait at all. */
+ * began), or - batch.gap set - as soon as no message came for batch.gap. wait = 0: only
+ * what librdkafka has queued already, no wait at all. */
 void wk_collect(struct ks_worker *w, int wait)
 {
     struct ks_batch *b = &w->batch;
@@ -370,7 +373,7 @@ void wk_collect(struct ks_worker *w, int wait)
             size_t k, n = p->nheld;
             for (k = 0; k < n && b->n < (size_t)w->batch_max && batch_add(b, p->held[k], p) == 0;
                  k++)
-                ;
+                b->items[b->n - 1].from_held = 1;
             memmove(p->held, p->held + k, (n - k) * sizeof(*p->held));
             p->nheld = n - k;
             if (p->nheld == 0 && p->paused)
@@ -386,6 +389,8 @@ void wk_collect(struct ks_worker *w, int wait)
 
         if (timeout < 0)
             timeout = 0;
+        if (wait && b->n && w->batch_gap_ms > 0 && timeout > w->batch_gap_ms)
+            timeout = (int)w->batch_gap_ms;
         r = rd_kafka_consumer_poll(w->rk, timeout);
         if (w->generation != gen) {
             /* a rebalance ran inside poll: what we hold may belong to someone else now */
@@ -393,7 +398,8 @@ void wk_collect(struct ks_worker *w, int wait)
             gen = w->generation;
         }
         if (!r) {
-            if (!wait || b->n == 0 || ks_clock_mono_us() / 1000 >= deadline)
+            if (!wait || b->n == 0 || w->batch_gap_ms > 0 ||
+                ks_clock_mono_us() / 1000 >= deadline)
                 break;
             continue;
         }
@@ -411,12 +417,14 @@ void wk_collect(struct ks_worker *w, int wait)
             continue;
         }
         p = w->synced ? wk_find_part(w, rd_kafka_topic_name(r->rkt), r->partition) : NULL;
-        if (!p || (p->expected >= 0 && r->offset < p->expected)) {
+        /* below the stored position, or one we have in hand (a re-assignment of the
+         * partitions we kept, while another's row is locked, fetches them again: test 148) */
+        if (!p || (p->expected >= 0 && r->offset < p->expected) || r->offset < p->taken) {
             rd_kafka_message_destroy(r);
             continue;
         }
         if (p->nheld) {
-            wk_hold(w, p, r);
+            wk_hold(w, p, r, 0);
             continue;
         }
         if (batch_add(b, r, p) != 0) {
@@ -448,11 +456,15 @@ void wk_prepare(struct ks_worker *w, size_t from)
     for (size_t i = 0; i < from && i < b->n; i++)
         if (b->items[i].m.origin_topic)
             b->items[i].m.origin_topic = b->items[i].origin_topic;
+    for (size_t i = 0; i < w->nparts; i++)
+        w->parts[i].front = 0;
     for (size_t i = from; i < b->n; i++) {
         struct item *it = &b->items[i];
-        if (it->p->nheld || item_prepare(w, it, now)) {
+        /* held behind what its partition holds: a copy taken from held waits only for
+         * the ones of this batch put back before it (those left are younger: test 149) */
+        if ((it->from_held ? it->p->front > 0 : it->p->nheld > 0) || item_prepare(w, it, now)) {
             json_decref(it->m.value);
-            wk_hold(w, it->p, it->rkm);
+            wk_hold(w, it->p, it->rkm, it->from_held);
             continue;
         }
         if (o != i) {

@@ -245,6 +245,7 @@ void wk_unsync(struct ks_worker *w)
     for (size_t i = 0; i < w->nparts; i++) {
         release_held(w, &w->parts[i]);
         w->parts[i].assigned = 0;
+        w->parts[i].taken = 0; /* nothing in hand: everything is read again */
     }
     rd_kafka_assign(w->rk, NULL);
     w->synced = 0;
@@ -317,7 +318,9 @@ void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     }
 }
 
-void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r)
+/* Holds r behind p's held copies, or (front) before those left after a batch took the
+ * first ones: a copy taken from held and put back is older than every one still there. */
+void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r, int front)
 {
     if (p->nheld == p->capheld) {
         size_t nc = p->capheld ? p->capheld * 2 : 64;
@@ -331,7 +334,16 @@ void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r)
         p->held = nh;
         p->capheld = nc;
     }
-    p->held[p->nheld++] = r;
+    if (front) {
+        memmove(p->held + p->front + 1, p->held + p->front,
+                (p->nheld - p->front) * sizeof(*p->held));
+        p->held[p->front++] = r;
+        p->nheld++;
+    } else {
+        p->held[p->nheld++] = r;
+    }
+    if (r->offset < p->taken)
+        p->taken = r->offset; /* not in hand: a re-assignment's copy of it is wanted */
     if (!p->paused) {
         /* stop fetching this partition until the head is due; what is held is kept */
         wk_set_paused(w, p, 1);

@@ -45,8 +45,8 @@ rd_kafka_conf_t *ks_kafka_conf_new(const char *brokers, const char *role,
      * fetches again as soon as the last fetch returned, a few messages each time, and the
      * broker's work per fetch (every subscribed partition, retry topics included) was the
      * largest part of its CPU in the end-to-end bench; now a fetch returns when 64 KiB are
-     * there or after the wait, which a worker batching for worker.batch.wait (50 ms) does
-     * not notice. The cost: a message may wait up to the 50 ms for its fetch. */
+     * there or after the wait, and a worker's batch is what one fetch brought
+     * (worker.batch.gap). The cost: a message may wait up to the 50 ms for its fetch. */
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},

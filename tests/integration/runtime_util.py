@@ -7,7 +7,7 @@ import struct
 import subprocess
 import time
 
-from conftest import BROKERS, bin_path, create_topics, http_get, psql_one, unique
+from conftest import BROKERS, PG_DSN, bin_path, create_topics, http_get, psql_one, unique
 
 
 class Run:
@@ -58,6 +58,18 @@ class Run:
                      "WHERE event_id LIKE '%s-%%'" % self.name)
         a, b = r.split(",")
         return int(a), int(b)
+
+    def hold_offsets(self, seconds, partition=None, mode="FOR SHARE"):
+        """Another session holding this run's kasir_offsets row(s) of the input topic locked
+        for `seconds` (as a stopped zombie's journal would); returns its Popen: kill it to
+        release early."""
+        where = "group_id = '%s' AND topic = '%s'" % (self.group, self.topic)
+        if partition is not None:
+            where += " AND partition = %d" % partition
+        return subprocess.Popen(
+            ["psql", PG_DSN, "-qtAX", "-c", "BEGIN; SELECT 1 FROM kasir_offsets WHERE %s %s; "
+             "SELECT pg_sleep(%.1f); COMMIT;" % (where, mode, seconds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_applied(self, n, timeout=60):
         deadline = time.time() + timeout

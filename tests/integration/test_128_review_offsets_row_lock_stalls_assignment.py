@@ -12,10 +12,9 @@ Here another session holds partition 0's row FOR SHARE, as the stopped zombie's 
 transaction would; partition 1 must be consumed meanwhile and PostgreSQL reported up.
 Fails today: nothing is consumed and /readyz says postgresql down."""
 import json
-import subprocess
 import time
 
-from conftest import PG_DSN, http_get, psql
+from conftest import http_get, psql
 from runtime_util import Run, metrics, produce
 
 
@@ -31,11 +30,7 @@ def test_locked_offsets_row_does_not_stall_other_partitions(daemons):
     run = Run("t128", partitions=2)
     psql("INSERT INTO kasir_offsets (group_id, topic, partition) VALUES ('%s', '%s', 0), "
          "('%s', '%s', 1)" % (run.group, run.topic, run.group, run.topic))
-    holder = subprocess.Popen(
-        ["psql", PG_DSN, "-qtAX", "-c",
-         "BEGIN; SELECT 1 FROM kasir_offsets WHERE group_id = '%s' AND partition = 0 "
-         "FOR SHARE; SELECT pg_sleep(30); COMMIT;" % run.group],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = run.hold_offsets(30, partition=0)
     try:
         time.sleep(0.5)
         produce([run.event(i, partition=1) for i in range(5)])

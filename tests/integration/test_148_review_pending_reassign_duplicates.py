@@ -11,10 +11,9 @@ by its offsets, so every processing of an event beyond the first is the defect.
 Here partition 0's row is held FOR SHARE (as a stopped zombie's journal would) while
 steady traffic goes to partition 1 for ~8 s: ~8 re-assignments under load. Failed before:
 events of partition 1 were processed twice (demo_seen had more rows than events)."""
-import subprocess
 import time
 
-from conftest import PG_DSN, psql
+from conftest import psql
 from runtime_util import Run, produce
 
 
@@ -22,11 +21,7 @@ def test_pending_partition_does_not_reprocess_taken_messages(daemons):
     run = Run("t148", partitions=2)
     psql("INSERT INTO kasir_offsets (group_id, topic, partition) VALUES ('%s', '%s', 0), "
          "('%s', '%s', 1)" % (run.group, run.topic, run.group, run.topic))
-    holder = subprocess.Popen(
-        ["psql", PG_DSN, "-qtAX", "-c",
-         "BEGIN; SELECT 1 FROM kasir_offsets WHERE group_id = '%s' AND partition = 0 "
-         "FOR SHARE; SELECT pg_sleep(12); COMMIT;" % run.group],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = run.hold_offsets(12, partition=0)
     n = 0
     try:
         time.sleep(0.5)

@@ -11,10 +11,9 @@ eight held); the main partition's kasir_offsets row is locked, so the next batch
 events) cannot commit while the 5 after it are taken; the lock is released once A's copies
 are due, and the batch has room for 5 of the 8. A's events must be applied in their order.
 Failed before: 5,6,7,0,1,2,3,4."""
-import subprocess
 import time
 
-from conftest import PG_DSN, psql_one
+from conftest import psql_one
 from runtime_util import Run, produce, wait_until
 
 
@@ -29,12 +28,7 @@ def test_held_copies_applied_in_order_when_a_batch_has_room_for_some(daemons):
                                 "AND topic = '%s' AND next_offset >= 8"
                                 % (run.group, run.topic)) == "1", 10, what="A's batch committed")
     time.sleep(0.5)  # the copies relayed and read: all eight held, due ~5 s after t0
-    holder = subprocess.Popen(
-        ["psql", PG_DSN, "-qtAX", "-c",
-         "BEGIN; SELECT 1 FROM kasir_offsets WHERE group_id = '%s' AND topic = '%s' "
-         "FOR UPDATE; SELECT pg_sleep(%.1f); COMMIT;"
-         % (run.group, run.topic, max(1.0, t0 + 7 - time.time()))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = run.hold_offsets(max(1.0, t0 + 7 - time.time()), mode="FOR UPDATE")
     time.sleep(0.5)
     assert time.time() < t0 + 4, "too slow to set the scene before A's copies are due"
     produce([run.event(100 + i, account=run.name + "-B") for i in range(15)])

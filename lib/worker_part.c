@@ -66,6 +66,7 @@ static void release_held(struct ks_worker *w, struct part *p)
     for (size_t i = 0; i < p->nheld; i++)
         rd_kafka_message_destroy(p->held[i]);
     p->nheld = 0;
+    p->front = 0;
     if (p->paused)
         wk_set_paused(w, p, 0);
 }
@@ -335,6 +336,8 @@ void wk_hold(struct ks_worker *w, struct part *p, rd_kafka_message_t *r, int fro
         p->capheld = nc;
     }
     if (front) {
+        if (p->front > p->nheld)
+            p->front = p->nheld; /* released meanwhile (out of memory: wk_unsync) */
         memmove(p->held + p->front + 1, p->held + p->front,
                 (p->nheld - p->front) * sizeof(*p->held));
         p->held[p->front++] = r;

@@ -582,8 +582,9 @@ void wk_settle(struct ks_worker *w)
 /* Runs the collected batch: decode, transaction, and - while its tail runs on the
  * server - clears it and takes and decodes what is queued for the next one. The tail's
  * outputs go to Kafka as soon as its COMMIT is known, and only then does the next batch
- * wait out the rest of its batch.wait: waiting first held every output of a committed
- * batch back by up to batch.wait, at every hop of the pipeline. */
+ * go on collecting (up to the rest of its batch.wait, or until batch.gap passes with
+ * nothing new): waiting first held every output of a committed batch back by up to
+ * batch.wait, at every hop of the pipeline. */
 void wk_process(struct ks_worker *w)
 {
     struct ks_batch *b = &w->batch;

@@ -240,6 +240,9 @@ static void make_metrics(struct ks_worker *w)
                                     "batches rolled back for an unreachable database", NULL);
     w->m_skipped = ks_metrics_counter(m, "kasir_worker_duplicates_total",
                                       "inputs skipped as already processed", NULL);
+    w->m_refetched = ks_metrics_counter(m, "kasir_worker_refetched_total",
+                                        "messages the consumer brought again while they were "
+                                        "in hand (a re-assignment), dropped", NULL);
     w->m_pg_up = ks_metrics_gauge(m, "kasir_worker_postgresql_up", "1 when PostgreSQL answers",
                                   NULL);
     w->m_retry_parked = ks_metrics_gauge(m, "kasir_worker_retry_partitions_parked",

@@ -420,6 +420,8 @@ void wk_collect(struct ks_worker *w, int wait)
         /* below the stored position, or one we have in hand (a re-assignment of the
          * partitions we kept, while another's row is locked, fetches them again: test 148) */
         if (!p || (p->expected >= 0 && r->offset < p->expected) || r->offset < p->taken) {
+            if (p && r->offset >= p->expected && r->offset < p->taken)
+                ks_metric_add(w->m_refetched, 1);
             rd_kafka_message_destroy(r);
             continue;
         }

@@ -14,7 +14,7 @@ events of partition 1 were processed twice (demo_seen had more rows than events)
 import time
 
 from conftest import psql
-from runtime_util import Run, produce
+from runtime_util import Run, metrics, produce
 
 
 def test_pending_partition_does_not_reprocess_taken_messages(daemons):
@@ -49,4 +49,6 @@ def test_pending_partition_does_not_reprocess_taken_messages(daemons):
     assert processings == events, (
         "%d processings of %d events: messages taken before a re-assignment were fetched and "
         "processed again" % (processings, events))
+    # the scene happened: copies of messages in hand came again, and were dropped
+    assert int(metrics(d.port).get("kasir_worker_refetched_total", "0")) > 0
     d.term()

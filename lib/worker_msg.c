@@ -337,8 +337,13 @@ static int batch_add(struct ks_batch *b, rd_kafka_message_t *r, struct part *p)
         size_t nc = b->cap ? b->cap * 2 : 256;
         struct item *ni = realloc(b->items, nc * sizeof(*ni));
         struct ks_msg **nv = realloc(b->view, nc * sizeof(*nv));
-        if (ni)
+        if (ni) {
             b->items = ni;
+            /* prepared items point into themselves (origin_topic): the move broke that */
+            for (size_t i = 0; i < b->n; i++)
+                if (b->items[i].m.origin_topic)
+                    b->items[i].m.origin_topic = b->items[i].origin_topic;
+        }
         if (nv)
             b->view = nv;
         if (!ni || !nv)
@@ -453,11 +458,6 @@ void wk_prepare(struct ks_worker *w, size_t from)
     if (from > b->n)
         from = b->n;
     o = from;
-
-    /* items are self-referential (origin_topic) and batch_add may have moved them */
-    for (size_t i = 0; i < from && i < b->n; i++)
-        if (b->items[i].m.origin_topic)
-            b->items[i].m.origin_topic = b->items[i].origin_topic;
     for (size_t i = 0; i < w->nparts; i++)
         w->parts[i].front = 0;
     for (size_t i = from; i < b->n; i++) {

@@ -159,6 +159,12 @@ int ks_kafka_producer_close(rd_kafka_t *rk, int flush_ms)
     if (!rk)
         return 0;
     rd_kafka_flush(rk, flush_ms);
+    /* rd_kafka_outq_len counts events waiting for a poll as well as messages: a broker
+     * connection that failed during a short flush left an error event that would be
+     * reported as an unconfirmed message. Serve them first (bounded: a broker that keeps
+     * failing makes more, one per reconnect) */
+    for (int i = 0; i < 64 && rd_kafka_poll(rk, 0) > 0; i++)
+        ;
     left = rd_kafka_outq_len(rk);
     rd_kafka_destroy(rk);
     return left;

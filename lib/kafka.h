@@ -35,7 +35,9 @@ rd_kafka_t *ks_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
 enum ks_code ks_kafka_health(rd_kafka_t *rk, int timeout_ms, struct ks_err *err)
     __attribute__((warn_unused_result));
 
-/* Flushes for up to flush_ms, then destroys. NULL ok. Returns messages left unflushed. */
+/* Flushes for up to flush_ms, serves the events left, then destroys. NULL ok. Returns the
+ * messages left unconfirmed (an event that arrives in the instant between the last poll and
+ * the count is counted as one). */
 int ks_kafka_producer_close(rd_kafka_t *rk, int flush_ms);
 /* Leaves the group (rd_kafka_consumer_close), then destroys. NULL ok. */
 void ks_kafka_consumer_close(rd_kafka_t *rk);

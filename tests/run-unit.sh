@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs each unit test binary given; prints its own line per binary and one total line.
 # A binary that runs longer than KS_UNIT_TIMEOUT seconds (default 300) is killed and fails:
-# once, test_kafka hung for 15 minutes inside rd_kafka_destroy of a producer that never
-# reached a broker (librdkafka 2.0.2, one thread left, not reproduced in 150 runs), and a
-# hang would otherwise hold CI until its own limit.
+# once, test_kafka hung for 15 minutes inside rd_kafka_destroy (a failed KT_INTEQ evaluated
+# ks_kafka_producer_close a second time: a destroyed handle destroyed again; ktest.h now
+# evaluates once, session 13), and a hang would otherwise hold CI until its own limit.
 set -u
 limit=${KS_UNIT_TIMEOUT:-300}
 pass=0; fail=0; bad=()

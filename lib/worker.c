@@ -243,6 +243,10 @@ static void make_metrics(struct ks_worker *w)
     w->m_refetched = ks_metrics_counter(m, "kasir_worker_refetched_total",
                                         "messages the consumer brought again while they were "
                                         "in hand (a re-assignment), dropped", NULL);
+    w->m_outside_log = ks_metrics_counter(m, "kasir_worker_positions_outside_log_total",
+                                          "stored positions found beyond the end of their "
+                                          "partition's log (read from its start) or before "
+                                          "its start (removed by retention unread)", NULL);
     w->m_pg_up = ks_metrics_gauge(m, "kasir_worker_postgresql_up", "1 when PostgreSQL answers",
                                   NULL);
     w->m_retry_parked = ks_metrics_gauge(m, "kasir_worker_retry_partitions_parked",
@@ -320,7 +324,7 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
     rd_kafka_topic_partition_list_t *sub = NULL;
     struct ks_err e1 = {0};
     const char *inst;
-    char host[64] = "host", owner[300];
+    char host[64] = "host", owner[300], errbuf[256];
     int port, n;
 
     if (!w) {
@@ -405,6 +409,17 @@ struct ks_worker *ks_worker_new(const struct ks_worker_spec *spec, const struct 
                           ks_config_ms(cfg, "worker.outbox.park_age"));
     if (!(conf = ks_kafka_conf_new(ks_config_str(cfg, "kafka.brokers"), "consumer", cfg, err)))
         goto fail;
+    /* the runtime assigns every partition at an explicit offset (its stored position, the
+     * log's start for a new one, wk_sync_assignment); a fetch the broker answers "out of
+     * range" (a log truncated after the check, by an unclean leader election) must come
+     * back as an error to re-check, never as a silent jump that the position filter would
+     * turn into skipped messages. Not a setting a deployment may change. */
+    if (rd_kafka_conf_set(conf, "auto.offset.reset", "error", errbuf, sizeof(errbuf)) !=
+        RD_KAFKA_CONF_OK) {
+        ks_err_set(err, KS_ECONFIG, 0, NULL, "kafka auto.offset.reset: %s", errbuf);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
     rd_kafka_conf_set_rebalance_cb(conf, wk_on_rebalance);
     rd_kafka_conf_set_error_cb(conf, wk_on_consumer_error);
     rd_kafka_conf_set_opaque(conf, w);

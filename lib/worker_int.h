@@ -36,6 +36,9 @@ struct part {
     size_t retry_topic;    /* for <topic>.retry.<delay> of ours: strlen(<topic>); else 0 */
     int64_t expected;      /* next_offset as in PostgreSQL; -1: nothing processed yet */
     int64_t epoch;         /* kasir_offsets.epoch when this instance took the partition */
+    int64_t log_ok;        /* expected as last found inside the partition's log (-1: not
+                            * checked since assigned): not asked again at each re-sync */
+    int check_log;         /* assigned by the sync in progress (check_against_log) */
     int assigned;          /* positions read and rd_kafka_assign'ed (see wk_sync_assignment) */
     int64_t batch_next;    /* during a batch: the offset after its last message here */
     int64_t taken;         /* the offset after the last message here in the batch in hand
@@ -140,10 +143,11 @@ struct ks_worker {
     int64_t tail_t0, tail_sent; /* mono us: batch start, tail sent */
     uint64_t rng;
     int64_t next_sweep, next_lag, next_sync, sync_backoff, next_progress, next_purge;
+    size_t log_check_next; /* where check_against_log starts next (worker_part.c) */
     int64_t park_ms, next_park; /* how often parked retry partitions are looked at */
 
     struct ks_metric *m_msgs, *m_batches, *m_lat, *m_retries, *m_dlq, *m_relayed,
-        *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_refetched, *m_infra,
+        *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_refetched, *m_outside_log, *m_infra,
         *m_failed_batches, *m_kafka_fatal, *m_parked, *m_retry_parked;
     uint64_t last_delivered, last_failed;
 };
@@ -170,6 +174,9 @@ void wk_pg_down(struct ks_worker *w, const struct ks_err *err);
 int wk_pg_open(struct ks_worker *w, struct ks_db **dbp, struct ks_err *err);
 int wk_pg_ensure(struct ks_worker *w);
 int wk_sync_assignment(struct ks_worker *w);
+/* After a batch that did not commit (or a position the log no longer reaches): positions
+ * come back from PostgreSQL and what was read is read again, after delay_ms. */
+void wk_drop_and_resync(struct ks_worker *w, int64_t delay_ms);
 void wk_unsync(struct ks_worker *w);
 void wk_consumer_fatal(struct ks_worker *w, const char *why);
 void wk_on_consumer_error(rd_kafka_t *rk, int e, const char *reason, void *opaque);

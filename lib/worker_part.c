@@ -151,6 +151,87 @@ static void arrays_of_parts(struct ks_worker *w, struct ks_pgarr *t, struct ks_p
     }
 }
 
+/* A stored position the partition's log no longer reaches: the topic was deleted and
+ * created again, or the cluster replaced or its log truncated, while PostgreSQL kept
+ * kasir_offsets. Beyond the end, the position filter would drop everything the log now
+ * holds as processed (test 150); before the start, retention removed messages unread.
+ * Either way the position becomes the log's start, in kasir_offsets itself (fenced by
+ * the epoch this sync just took, so a later re-sync reads it and nothing in memory can be
+ * forgotten), and what is still in the log is read again: inputs are applied once by their
+ * message ids or natural keys. Logged as an error and counted. The broker is asked within
+ * a bounded time, once per position (a re-sync that finds the same position does not ask
+ * again); a partition it does not answer for keeps its position (a fetch out of
+ * range then comes back as an error, auto.offset.reset being "error", and the assignment
+ * is taken again a second later: wk_collect). */
+#define LOG_CHECK_BUDGET_MS 5000
+
+static const char SQL_OFFSETS_TO_LOG[] =
+    "UPDATE kasir_offsets SET next_offset = $6, instance = $7, updated_at = now() "
+    "WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $4 "
+    "AND epoch = $5";
+
+static void check_against_log(struct ks_worker *w, PGconn *pg)
+{
+    int64_t until = ks_clock_mono_us() / 1000 + LOG_CHECK_BUDGET_MS;
+    size_t first = w->nparts ? w->log_check_next++ % w->nparts : 0;
+
+    /* from a different partition each time: a few whose leader does not answer within the
+     * budget do not keep the others from ever being checked */
+    for (size_t k = 0; k < w->nparts; k++) {
+        struct part *pp = &w->parts[(first + k) % w->nparts];
+        int64_t lo = -1, hi = -1, left = until - ks_clock_mono_us() / 1000;
+        char stored[24], start[24], end[24], part[16], epoch[24];
+        PGresult *res;
+        int moved;
+
+        if (!pp->check_log || !pp->assigned || pp->expected < 0 || pp->expected == pp->log_ok ||
+            left <= 0)
+            continue;
+        if (rd_kafka_query_watermark_offsets(w->rk, pp->topic, pp->partition, &lo, &hi,
+                                             left > 1000 ? 1000 : (int)left) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            lo < 0 || hi < 0)
+            continue;
+        if (pp->expected <= hi && pp->expected >= lo) {
+            pp->log_ok = pp->expected;
+            continue;
+        }
+        snprintf(stored, sizeof(stored), "%" PRId64, pp->expected);
+        snprintf(start, sizeof(start), "%" PRId64, lo);
+        snprintf(end, sizeof(end), "%" PRId64, hi);
+        snprintf(part, sizeof(part), "%d", (int)pp->partition);
+        snprintf(epoch, sizeof(epoch), "%" PRId64, pp->epoch);
+        {
+            const char *params[7] = {w->group, pp->topic, part, stored, epoch, start,
+                                     w->instance};
+            res = PQexecParams(pg, SQL_OFFSETS_TO_LOG, 7, NULL, params, NULL, NULL, 0);
+        }
+        moved = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(res), "1") == 0;
+        if (!moved) /* another owner moved it, or PostgreSQL failed: as stored, fenced */
+            ks_log(KS_LOG_WARN, "worker.position_outside_log.not_moved",
+                   PQresultStatus(res) == PGRES_COMMAND_OK
+                       ? "a position outside the log was moved by another owner meanwhile"
+                       : PQresultErrorMessage(res),
+                   "group", w->group, "topic", pp->topic, "partition", part, "stored", stored,
+                   "log_start", start, "log_end", end, NULL);
+        PQclear(res);
+        if (!moved)
+            continue;
+        ks_metric_add(w->m_outside_log, 1);
+        ks_log(KS_LOG_ERROR,
+               pp->expected > hi ? "worker.position_beyond_log" : "worker.position_before_log",
+               pp->expected > hi
+                   ? "the stored position is beyond the end of the partition's log (topic "
+                     "created again? log truncated?): reading the log from its start"
+                   : "retention removed messages of this partition before they were "
+                     "processed: reading from the log's start",
+               "group", w->group, "topic", pp->topic, "partition", part, "stored", stored,
+               "log_start", start, "log_end", end, NULL);
+        pp->expected = lo;
+        pp->taken = 0; /* nothing of it is in hand (check_log) */
+    }
+}
+
 /* Reads the positions of every assigned partition from kasir_offsets (creating missing
  * rows) and assigns them there. Returns 0 on success. */
 int wk_sync_assignment(struct ks_worker *w)
@@ -187,6 +268,11 @@ int wk_sync_assignment(struct ks_worker *w)
     res = PQexecParams(pg, SQL_OFFSETS_READ, 4, NULL, params, NULL, NULL, 0);
     if (ks_db_check(w->db, res, PGRES_TUPLES_OK, "offsets read", &err) != KS_OK)
         goto out;
+    /* checked against the log: the partitions this sync assigns, not those kept assigned
+     * (a re-sync while another session holds a row): nothing of theirs is in hand, while
+     * a kept partition may have a batch in hand whose fence would pass a moved position */
+    for (size_t i = 0; i < w->nparts; i++)
+        w->parts[i].check_log = !w->parts[i].assigned;
     for (int i = 0; i < PQntuples(res); i++) {
         struct part *pp = wk_find_part(w, PQgetvalue(res, i, 0),
                                     (int32_t)strtol(PQgetvalue(res, i, 1), NULL, 10));
@@ -196,6 +282,7 @@ int wk_sync_assignment(struct ks_worker *w)
             pp->assigned = 1;
         }
     }
+    check_against_log(w, pg);
     l = rd_kafka_topic_partition_list_new((int)w->nparts);
     w->npending = 0;
     for (size_t i = 0; i < w->nparts; i++) {
@@ -297,6 +384,7 @@ void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                 break;
             p->partition = l->elems[i].partition;
             p->expected = -1;
+            p->log_ok = -1;
             p->retry_topic = is_retry_topic(w, p->topic);
             w->nparts++;
         }

@@ -546,9 +546,8 @@ static enum outcome tail_finish(struct ks_worker *w)
     return oc;
 }
 
-/* After a batch that did not commit: positions come back from PostgreSQL and the batch
- * (and whatever was read after it) will be read again, after delay_ms. */
-static void drop_and_resync(struct ks_worker *w, int64_t delay_ms)
+/* see worker_int.h */
+void wk_drop_and_resync(struct ks_worker *w, int64_t delay_ms)
 {
     wk_unsync(w);
     wk_batch_clear(&w->batch);
@@ -559,7 +558,7 @@ static void drop_and_resync(struct ks_worker *w, int64_t delay_ms)
 
 static void after_failure(struct ks_worker *w, enum outcome oc)
 {
-    drop_and_resync(w, oc == OUT_FAILED ? w->failed_backoff : 0);
+    wk_drop_and_resync(w, oc == OUT_FAILED ? w->failed_backoff : 0);
     if (oc == OUT_HALTED)
         w->halted = 1; /* unassigned and never synced again: see handler_bug */
     if (oc == OUT_FENCED) {

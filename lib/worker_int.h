@@ -36,8 +36,6 @@ struct part {
     size_t retry_topic;    /* for <topic>.retry.<delay> of ours: strlen(<topic>); else 0 */
     int64_t expected;      /* next_offset as in PostgreSQL; -1: nothing processed yet */
     int64_t epoch;         /* kasir_offsets.epoch when this instance took the partition */
-    int64_t log_ok;        /* expected as last found inside the partition's log (-1: not
-                            * checked since assigned): not asked again at each re-sync */
     int check_log;         /* assigned by the sync in progress (check_against_log) */
     int assigned;          /* positions read and rd_kafka_assign'ed (see wk_sync_assignment) */
     int64_t batch_next;    /* during a batch: the offset after its last message here */

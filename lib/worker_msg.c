@@ -419,11 +419,6 @@ void wk_collect(struct ks_worker *w, int wait)
              * assignment is taken again in a second, which checks every position against
              * its log (a broker that could not answer that check is asked again then) */
             char part[16];
-            struct part *op = r->rkt ? wk_find_part(w, rd_kafka_topic_name(r->rkt),
-                                                    r->partition)
-                                     : NULL;
-            if (op)
-                op->log_ok = -1; /* asked again, whatever an earlier check found */
             snprintf(part, sizeof(part), "%d", (int)r->partition);
             ks_log(KS_LOG_ERROR, "worker.position_outside_log", rd_kafka_message_errstr(r),
                    "topic", r->rkt ? rd_kafka_topic_name(r->rkt) : "", "partition", part,

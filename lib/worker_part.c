@@ -159,8 +159,7 @@ static void arrays_of_parts(struct ks_worker *w, struct ks_pgarr *t, struct ks_p
  * the epoch this sync just took, so a later re-sync reads it and nothing in memory can be
  * forgotten), and what is still in the log is read again: inputs are applied once by their
  * message ids or natural keys. Logged as an error and counted. The broker is asked within
- * a bounded time, once per position (a re-sync that finds the same position does not ask
- * again); a partition it does not answer for keeps its position (a fetch out of
+ * a bounded time; a partition it does not answer for keeps its position (a fetch out of
  * range then comes back as an error, auto.offset.reset being "error", and the assignment
  * is taken again a second later: wk_collect). */
 #define LOG_CHECK_BUDGET_MS 5000
@@ -181,21 +180,19 @@ static void check_against_log(struct ks_worker *w, PGconn *pg)
         struct part *pp = &w->parts[(first + k) % w->nparts];
         int64_t lo = -1, hi = -1, left = until - ks_clock_mono_us() / 1000;
         char stored[24], start[24], end[24], part[16], epoch[24];
+        const char *event, *why;
         PGresult *res;
         int moved;
 
-        if (!pp->check_log || !pp->assigned || pp->expected < 0 || pp->expected == pp->log_ok ||
-            left <= 0)
+        if (!pp->check_log || !pp->assigned || pp->expected < 0 || left <= 0)
             continue;
         if (rd_kafka_query_watermark_offsets(w->rk, pp->topic, pp->partition, &lo, &hi,
                                              left > 1000 ? 1000 : (int)left) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR ||
             lo < 0 || hi < 0)
             continue;
-        if (pp->expected <= hi && pp->expected >= lo) {
-            pp->log_ok = pp->expected;
+        if (pp->expected <= hi && pp->expected >= lo)
             continue;
-        }
         snprintf(stored, sizeof(stored), "%" PRId64, pp->expected);
         snprintf(start, sizeof(start), "%" PRId64, lo);
         snprintf(end, sizeof(end), "%" PRId64, hi);
@@ -207,26 +204,27 @@ static void check_against_log(struct ks_worker *w, PGconn *pg)
             res = PQexecParams(pg, SQL_OFFSETS_TO_LOG, 7, NULL, params, NULL, NULL, 0);
         }
         moved = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(res), "1") == 0;
-        if (!moved) /* another owner moved it, or PostgreSQL failed: as stored, fenced */
-            ks_log(KS_LOG_WARN, "worker.position_outside_log.not_moved",
-                   PQresultStatus(res) == PGRES_COMMAND_OK
-                       ? "a position outside the log was moved by another owner meanwhile"
-                       : PQresultErrorMessage(res),
-                   "group", w->group, "topic", pp->topic, "partition", part, "stored", stored,
-                   "log_start", start, "log_end", end, NULL);
+        if (!moved) { /* another owner moved it meanwhile, or PostgreSQL failed: as stored */
+            event = "worker.position_outside_log.not_moved";
+            why = PQresultStatus(res) == PGRES_COMMAND_OK
+                      ? "a position outside the log was moved by another owner meanwhile"
+                      : PQresultErrorMessage(res);
+        } else if (pp->expected > hi) {
+            event = "worker.position_beyond_log";
+            why = "the stored position is beyond the end of the partition's log (topic "
+                  "created again? log truncated?): reading the log from its start";
+        } else {
+            event = "worker.position_before_log";
+            why = "retention removed messages of this partition before they were processed: "
+                  "reading from the log's start";
+        }
+        ks_log(moved ? KS_LOG_ERROR : KS_LOG_WARN, event, why, "group", w->group, "topic",
+               pp->topic, "partition", part, "stored", stored, "log_start", start, "log_end",
+               end, NULL);
         PQclear(res);
         if (!moved)
             continue;
         ks_metric_add(w->m_outside_log, 1);
-        ks_log(KS_LOG_ERROR,
-               pp->expected > hi ? "worker.position_beyond_log" : "worker.position_before_log",
-               pp->expected > hi
-                   ? "the stored position is beyond the end of the partition's log (topic "
-                     "created again? log truncated?): reading the log from its start"
-                   : "retention removed messages of this partition before they were "
-                     "processed: reading from the log's start",
-               "group", w->group, "topic", pp->topic, "partition", part, "stored", stored,
-               "log_start", start, "log_end", end, NULL);
         pp->expected = lo;
         pp->taken = 0; /* nothing of it is in hand (check_log) */
     }
@@ -384,7 +382,6 @@ void wk_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                 break;
             p->partition = l->elems[i].partition;
             p->expected = -1;
-            p->log_ok = -1;
             p->retry_topic = is_retry_topic(w, p->topic);
             w->nparts++;
         }

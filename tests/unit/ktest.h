@@ -40,11 +40,7 @@ static int kt_pass, kt_fail;
 static inline void kt_streq(const char *a, const char *b, const char *expr, const char *file,
                             int line)
 {
-    if (a && b && strcmp(a, b) == 0) {
-        kt_pass++;
-        return;
-    }
-    if (!a && !b) {
+    if (a && b ? strcmp(a, b) == 0 : a == b) {
         kt_pass++;
         return;
     }

@@ -82,9 +82,14 @@ static const char SQL_HISTORY[] =
  *          held. The ingress writes these rows once Kafka confirmed the event, which may
  *          be after this worker read it: a missing row is inserted from the event (the
  *          ingress's own insert then keeps it as it is), an existing one moves only along
- *          kasir_transitions (300). An approved payment is not written: it stays
- *          NOT_STARTED until the executor records its attempt (EXECUTING);
+ *          kasir_transitions (300);
  *   pay, ords: those rows, in key order as the ingress writes them (no deadlock);
+ *   fresh, freshords: an approved payment's rows, NOT_STARTED, when they are missing:
+ *          the ingress answers a payment once its event is confirmed and writes the rows
+ *          behind the answer, so an ingress that died in between leaves an accepted
+ *          payment with no rows, which the executor would never charge. Written here from
+ *          the event, never changed (DO NOTHING: the ingress's rows, or a later status,
+ *          stand); the orders only with a payment row this statement wrote;
  *   hold, cmd: REVIEW: the hold and the commands an approval will release. */
 #define SQL_PAYMENTS_(conflict)                                                               \
     "WITH d AS ("                                                                             \
@@ -131,6 +136,22 @@ static const char SQL_HISTORY[] =
     "  ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, updated_at = now()"     \
     "   WHERE x.status <> excluded.status"                                                    \
     "     AND kasir_transition_ok('order', x.status, excluded.status)),"                      \
+    " fresh AS ("                                                                             \
+    "  INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status, metadata," \
+    "                        created_at)"                                                     \
+    "  SELECT payment_id, partner, checkout, buyer, 'NOT_STARTED',"                           \
+    "         coalesce(metadata::jsonb, '{}'),"                                               \
+    "         'epoch'::timestamptz + at * interval '1 microsecond'"                           \
+    "    FROM won WHERE won.decision = 'APPROVE' ORDER BY payment_id"                         \
+    "  ON CONFLICT DO NOTHING RETURNING payment_id),"                                         \
+    " freshords AS ("                                                                         \
+    "  INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id,"         \
+    "                              amount_minor, currency, method, psp_preference, status)"   \
+    "  SELECT o.order_id, won.payment_id, won.partner, o.seq, o.seller, o.amt, o.cur,"        \
+    "         o.method, o.psp, 'NOT_STARTED'"                                                 \
+    "    FROM fresh JOIN won ON won.payment_id = fresh.payment_id JOIN o ON o.ord = won.ord"  \
+    "   ORDER BY o.order_id"                                                                  \
+    "  ON CONFLICT DO NOTHING),"                                                              \
     " hold AS ("                                                                              \
     "  INSERT INTO risk_holds (hold_id, kind, partner_id, party_id, checkout_id, currencies," \
     "                          amounts, reasons, rules, outbox_worker)"                       \
@@ -995,10 +1016,10 @@ static enum ks_code decide_payments(struct risk *r, struct ks_batch *b, PGconn *
         join(&pa->v, 0, codes, sizeof(codes));
         join(&pa->v, 1, rules, sizeof(rules));
         totals(&pa->p, cur, sizeof(cur), amt, sizeof(amt));
-        /* what only a rejected or held payment writes: the read model's rows */
+        /* the read model's rows: a rejected or held payment's always, an approved one's
+         * when the ingress has not written them (SQL_PAYMENTS, fresh) */
         mdj = json_object_get(pa->m->value, "metadata");
-        if (pa->v.action != RISK_APPROVE && json_object_size(mdj) &&
-            !(md = json_dumps(mdj, JSON_COMPACT)))
+        if (json_object_size(mdj) && !(md = json_dumps(mdj, JSON_COMPACT)))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         ks_pgarr_bin_int4(&r->p[P_ORD], (int32_t)i);
         add_text(&r->p[P_PARTNER], pa->p.partner);
@@ -1013,8 +1034,6 @@ static enum ks_code decide_payments(struct risk *r, struct ks_batch *b, PGconn *
         add_text(&r->p[P_RULES], pa->v.n ? rules : NULL);
         add_text(&r->p[P_METADATA], md);
         free(md);
-        if (pa->v.action == RISK_APPROVE)
-            continue;
         for (size_t j = 0; j < pa->p.n_orders; j++) {
             const struct risk_order *o = &pa->p.orders[j];
             ks_pgarr_bin_int4(&r->p[P_OORD], (int32_t)i);

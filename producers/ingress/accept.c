@@ -10,29 +10,40 @@
  *               claimed -> texts (event, 202) -> produce
  *               texts or produce fail -> 503 or 500, finish(release)
  *   published the delivery report                                (delivery-report thread)
- *               confirmed -> finish(complete)
+ *               confirmed, a payment -> answered (its 202 was stored by its claim);
+ *                                       its finish goes on without it (behind)
+ *               confirmed, otherwise -> finish(complete)
  *               failed    -> 503, finish(release)
  *   finished  the finish's commit                                (writer thread)
  *               recorded          -> answered (the 202, or the 503 set before)
  *               not recorded      -> complete: 503 (the writers keep the finish and retry
  *                                    it, and a retry of the key takes the record over)
  *
- * The client is answered only after the finish commits: a replay can never disagree with
- * what was sent. Direct writes (webhooks, a payout retry) are produced and answered on the
- * delivery report; a settlement file is answered when its last row is confirmed.
+ * A client is never sent an answer that a replay could contradict: a payment's 202 is
+ * stored by its claim's commit, before anything is published, so it is sent as soon as
+ * Kafka confirmed the event; a refund's or payout's answer is stored by its finish, so it
+ * waits for that commit. A payment's finish (its rows) then runs behind the answer, owned
+ * by the writers; until it commits, reads of the payment on this instance wait for it
+ * (ing_accept_await_rows), a replay of its key or a refund of one of its orders is claimed
+ * again after it, and if the process dies first, risk writes the rows from the event.
+ * Direct writes (webhooks, a payout retry) are produced and answered on the delivery
+ * report; a settlement file is answered when its last row is confirmed.
  *
  * The writers (store.c) and the producer (publish.c) know nothing of these states: they
  * carry the texts (texts.c) and report back through the callbacks given to them here. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/clock.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
 
 static void finish(struct ing_req *r, int complete);
+static int behind_park(struct ing_req *r, const char *id);
 
 /* r's answer is set, but it waits for the finish's commit */
 static void hold(struct ing_req *r)
@@ -269,6 +280,12 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
         } else {
             r->replayed = 1;
         }
+    } else if (strcmp(oc, "in_flight") == 0 && r->route == R_PAY_POST &&
+               behind_park(r, json_string_value(json_object_get(res, "rid")))) {
+        return; /* answered here, its rows on their way: claimed again after them (a replay) */
+    } else if (strcmp(oc, "not_found") == 0 && r->route == R_REFUND_POST &&
+               behind_park(r, r->u.refund.order_id)) {
+        return; /* its payment answered here, the order's row on its way */
     } else if (strcmp(oc, "in_flight") == 0) {
         ing_problem(&p, "request_in_progress", "Idempotency-Key",
                     "a request with this key is in flight; retry after a second");
@@ -309,10 +326,165 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
     ing_req_done(r);
 }
 
+/* --- a payment's rows, written behind its answer --------------------------------------- */
+
+/* A payment answered whose finish has not yet come back from its batch: found by its id
+ * and its orders' ids. Reads of those ids wait for it (reader threads, ing_accept_await_rows);
+ * a claim that found its record or order not written yet (a replay, a refund) is parked on
+ * it and queued again when the batch returns. A few per batch in flight: a small table. */
+struct ing_behind {
+    struct ing_req *fin;    /* the finish copy the writers own */
+    struct ing_req *parked; /* claims queued again when the rows are written (jnext) */
+    size_t n;               /* keys: the payment's id, then its orders' */
+    struct behind_key {
+        struct behind_key *next;
+        struct ing_behind *b;
+        char id[KS_ID_LEN];
+    } key[];
+};
+
+#define BEHIND_SLOTS 1024
+static pthread_mutex_t behind_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t behind_cv; /* monotonic (ing_accept_start) */
+static struct behind_key *behind[BEHIND_SLOTS];
+static _Atomic long n_behind;
+
+static unsigned behind_slot(const char *id, size_t len)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)id[i]) * 16777619u;
+    return h % BEHIND_SLOTS;
+}
+
+/* the entry an id (len bytes) belongs to, or NULL; behind_mu held */
+static struct ing_behind *behind_find(const char *id, size_t len)
+{
+    if (len == 0 || len >= KS_ID_LEN)
+        return NULL;
+    for (struct behind_key *k = behind[behind_slot(id, len)]; k; k = k->next)
+        if (strncmp(k->id, id, len) == 0 && k->id[len] == '\0')
+            return k->b;
+    return NULL;
+}
+
+/* The batch of b's finish returned (recorded, or kept for a retry): b leaves the table,
+ * the reads waiting for it go on, its parked claims are queued again. */
+static void behind_remove(struct ing_behind *b)
+{
+    struct ing_req *w, *next;
+
+    pthread_mutex_lock(&behind_mu);
+    for (size_t i = 0; i < b->n; i++) {
+        struct behind_key **pp = &behind[behind_slot(b->key[i].id, strlen(b->key[i].id))];
+        while (*pp && *pp != &b->key[i])
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = b->key[i].next;
+    }
+    n_behind--;
+    w = b->parked;
+    pthread_cond_broadcast(&behind_cv);
+    pthread_mutex_unlock(&behind_mu);
+    for (; w; w = next) {
+        next = w->jnext;
+        ing_store_claim(w);
+    }
+    free(b);
+}
+
+/* Parks the claim r until the rows of id are written: 1, or 0 when they are not behind */
+static int behind_park(struct ing_req *r, const char *id)
+{
+    struct ing_behind *b;
+
+    if (n_behind == 0 || !id)
+        return 0;
+    pthread_mutex_lock(&behind_mu);
+    if ((b = behind_find(id, strlen(id))) != NULL) {
+        r->jnext = b->parked;
+        b->parked = r;
+    }
+    pthread_mutex_unlock(&behind_mu);
+    return b != NULL;
+}
+
+void ing_accept_await_rows(const char *ids, int64_t deadline_us)
+{
+    struct timespec until;
+    const char *s;
+    int waiting;
+
+    if (n_behind == 0)
+        return; /* the hot path: nothing written behind an answer right now */
+    pthread_mutex_lock(&behind_mu);
+    do {
+        waiting = 0;
+        for (s = ids; *s && !waiting;) {
+            size_t l = strcspn(s, ",");
+            waiting = behind_find(s, l) != NULL;
+            s += l;
+            if (*s == ',')
+                s++;
+        }
+        if (waiting) {
+            int64_t left = deadline_us - ks_clock_mono_us();
+            if (left <= 0)
+                break;
+            until = ks_clock_mono_deadline(left);
+            pthread_cond_timedwait(&behind_cv, &behind_mu, &until);
+        }
+    } while (waiting);
+    pthread_mutex_unlock(&behind_mu);
+}
+
+/* r is a payment whose event Kafka confirmed: answer it now and hand its finish to the
+ * writers as a copy they own. 0, or -1 (out of memory: r's finish goes the ordinary way) */
+static int answer_before_rows(struct ing_req *r)
+{
+    const struct ing_payment *pay = &r->u.pay;
+    size_t n = 1 + pay->n_orders;
+    struct ing_behind *b = calloc(1, sizeof(*b) + n * sizeof(b->key[0]));
+    struct ing_req *d = calloc(1, sizeof(*d));
+
+    if (!b || !d || !(d->fin_str = ing_text_finish(r, 1))) {
+        free(b);
+        free(d);
+        return -1;
+    }
+    d->route = r->route;
+    d->route_name = r->route_name;
+    d->fin_complete = 1;
+    d->behind = b;
+    memcpy(d->partner_id, r->partner_id, sizeof(d->partner_id));
+    memcpy(d->key_hash, r->key_hash, sizeof(d->key_hash));
+    memcpy(d->rid, r->rid, sizeof(d->rid));
+    b->fin = d;
+    b->n = n;
+    memcpy(b->key[0].id, r->rid, sizeof(b->key[0].id));
+    for (size_t i = 0; i < pay->n_orders; i++)
+        memcpy(b->key[1 + i].id, pay->orders[i].oid, sizeof(b->key[0].id));
+    pthread_mutex_lock(&behind_mu);
+    for (size_t i = 0; i < n; i++) {
+        unsigned slot = behind_slot(b->key[i].id, strlen(b->key[i].id));
+        b->key[i].b = b;
+        b->key[i].next = behind[slot];
+        behind[slot] = &b->key[i];
+    }
+    n_behind++;
+    pthread_mutex_unlock(&behind_mu);
+    r->t_dr = ks_clock_mono_us();
+    ing_store_finish(d); /* in the table first: a read after the 202 finds it */
+    ing_req_done(r);
+    return 0;
+}
+
 /* --- published, finished -------------------------------------------------------------- */
 
 static void on_published(struct ing_req *r, const char *err)
 {
+    if (!err && r->route == R_PAY_POST && answer_before_rows(r) == 0)
+        return;
     if (err) {
         struct ing_problem p;
         ing_problem(&p, "unavailable", NULL, "could not publish the event: %s; retry with "
@@ -335,6 +507,13 @@ static void finish(struct ing_req *r, int complete)
  * answer set before it (a 503 or 500). */
 static void on_finished(struct ing_req *r, int recorded)
 {
+    if (r->behind) {
+        /* not recorded: the writers kept a copy of the finish, and retry it */
+        behind_remove(r->behind);
+        free(r->fin_str);
+        free(r);
+        return;
+    }
     if (r->fin_complete && (!recorded || !r->fin_str))
         unavailable(r, "the event was published but could not be recorded");
     ing_req_done(r);
@@ -343,6 +522,9 @@ static void on_finished(struct ing_req *r, int recorded)
 int ing_accept_start(void)
 {
     static const struct ing_store_ops ops = {on_claimed, on_finished};
+    /* the reads' timed waits for rows behind an answer are deadlines on the monotonic clock */
+    if (ks_cond_init_mono(&behind_cv) != 0)
+        return -1;
     return ing_store_start(&ops);
 }
 

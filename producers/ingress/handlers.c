@@ -72,11 +72,12 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
     const char *params[2] = {rf->order_id, r->partner_id};
     struct ing_problem p;
     struct ks_err e = {0};
-    PGresult *res = ing_rdb_query(db, r,
-                                  "SELECT currency FROM payment_orders "
-                                  "WHERE order_id = $1 AND partner_id = $2",
-                                  2, params, &p);
+    PGresult *res;
 
+    ing_accept_await_rows(rf->order_id, r->job_deadline_us); /* its payment just answered */
+    res = ing_rdb_query(db, r,
+                        "SELECT currency FROM payment_orders WHERE order_id = $1 AND partner_id = $2",
+                        2, params, &p);
     if (!res)
         goto fail;
     if (PQntuples(res) != 1) {
@@ -224,7 +225,10 @@ static json_t *fetch_payments(struct ing_req *r, struct ing_rdb *db, const char 
 static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
 {
     struct ing_problem p;
-    json_t *list = fetch_payments(r, db, r->qarg, &p);
+    json_t *list;
+
+    ing_accept_await_rows(r->arg, r->job_deadline_us); /* answered here, rows on their way */
+    list = fetch_payments(r, db, r->qarg, &p);
 
     if (!list) {
         ing_respond_problem(r, &p);
@@ -274,6 +278,7 @@ static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
         return;
     }
     snprintf(arr, n, "{%s}", r->qarg);
+    ing_accept_await_rows(r->qarg, r->job_deadline_us);
     list = fetch_payments(r, db, arr, &p);
     free(arr);
     if (!list) {

@@ -108,6 +108,7 @@ enum ing_phase { PH_NEW, PH_AUTH, PH_BODY, PH_HANDLED };
 struct ing_conn;
 struct ing_rdb;
 
+struct ing_behind;
 struct ing_req {
     struct MHD_Connection *conn;
     enum ing_route route;
@@ -184,6 +185,8 @@ struct ing_req {
     char *qarg;
     const char *qsql, *qwhat;
     int fin_complete; /* finish op: 1 complete, 0 release */
+    struct ing_behind *behind; /* a payment's finish written behind its answer: a copy
+                                * the writers own, not a request (accept.c) */
     struct ing_req *next;
     int64_t t_queued; /* monotonic us: when it was queued for the writers (store.c) */
 
@@ -413,6 +416,10 @@ int ing_accept_row(struct ing_req *r, const char *key, const void *buf, size_t l
                    const char *msg_id);
 void ing_accept_rows_release(struct ing_req *r);
 int ing_accept_start(void); /* starts the writers (store.c) with accept.c's callbacks */
+/* Waits, until deadline_us (monotonic), while a payment of ids ("a" or "a,b,c") has been
+ * answered by this process and its rows are not yet written: a read after a 202 sees the
+ * payment. Returns at once when nothing is behind (a reader thread calls it). */
+void ing_accept_await_rows(const char *ids, int64_t deadline_us);
 
 /* texts.c: the texts of writes (pure; NULL or -1: out of memory or not encodable) */
 /* lower-case hex SHA-256 of d: idempotency keys, fingerprints, body-derived ids */

@@ -89,12 +89,28 @@ def operator(name=None):
 
 def capture(order_id, amount_minor=None):
     """What the executor does once the PSP captured an order (the ingress never does)."""
-    from conftest import psql
+    from conftest import psql, psql_one
+    from runtime_util import wait_until
+    # the order's row follows its payment's 202 by one group commit
+    wait_until(lambda: psql_one("SELECT count(*) FROM payment_orders WHERE order_id = '%s'"
+                                % order_id) == "1", timeout=10, what="order " + order_id)
     # the executor's two moves: its attempt (EXECUTING), then the capture (SUCCESS); the
     # status machine in SQL (810_status_machine.sql) allows no shortcut
     psql("UPDATE payment_orders SET status = 'EXECUTING' WHERE order_id = '%s' AND status = 'NOT_STARTED'; "
          "UPDATE payment_orders SET status = 'SUCCESS', captured_minor = %s WHERE order_id = '%s'"
          % (order_id, amount_minor if amount_minor is not None else "amount_minor", order_id))
+
+
+def rows_written(*payment_ids, timeout=10):
+    """Waits until each payment's row exists: a payment is answered once its event is
+    confirmed, and its rows follow by one group commit (a read through the API waits for
+    them; a look at the table does not)."""
+    from conftest import psql_one
+    from runtime_util import wait_until
+    ids = ",".join("'%s'" % p for p in payment_ids)
+    wait_until(lambda: psql_one("SELECT count(*) FROM payments WHERE payment_id IN (%s)" % ids)
+               == str(len(set(payment_ids))), timeout=timeout,
+               what="the rows of %d payments" % len(payment_ids))
 
 
 class Response:

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from conftest import psql, psql_one
-from ingress_util import count_in_kafka, new_key, now_ms, Partner, payment_body, start_ingress
+from ingress_util import (count_in_kafka, new_key, now_ms, Partner, payment_body, rows_written,
+                          start_ingress)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,7 @@ def test_same_checkout_under_other_keys_in_one_batch(ing):
     assert all(r.status == 409 and r.code in ("duplicate_checkout", "request_in_progress")
                for r in got if r.status != 202), got
     pid = won[0].json()["payment_id"]
+    rows_written(pid, *[r.json()["payment_id"] for r in rest])
     assert psql_one("SELECT count(*) FROM payments WHERE partner_id = '%s' AND checkout_id = '%s'"
                     % (a.partner_id, shared["checkout_id"])) == "1"
     assert psql_one("SELECT payment_id FROM payments WHERE partner_id = '%s' "
@@ -75,6 +77,7 @@ def test_resumed_payment_whose_row_exists_finishes_with_its_batch(ing):
     first = ing.pay(a, body, key=key)
     assert first.status == 202, first
     pid = first.json()["payment_id"]
+    rows_written(pid)
     tag = "t210_" + new_key()[-8:].lower()
     # the state a first attempt leaves when its event was published and its finish was not
     # recorded: the record unresolved and unlocked, no payment row. The rows its finish
@@ -103,6 +106,7 @@ def test_resumed_payment_whose_row_exists_finishes_with_its_batch(ing):
     assert resumed.body == first.body  # the stored answer, byte for byte
     assert resumed.headers.get("idempotent-replayed") != "true"  # taken over, not a replay
     assert all(r.status == 202 for r in rest), rest
+    rows_written(pid, *[r.json()["payment_id"] for r in rest])
     assert psql_one("SELECT status FROM payments WHERE payment_id = '%s'" % pid) == "NOT_STARTED"
     assert psql_one("SELECT count(*) FROM payment_orders WHERE payment_id = '%s'" % pid) == "2"
     for r in rest:

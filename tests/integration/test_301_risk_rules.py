@@ -35,7 +35,7 @@ def test_each_rule_type(risk_daemons):
         return line
 
     lines = [
-        add(r.payment(buyer="ok", orders=[va(50000)]), "APPROVE"),
+        add(r.payment(buyer="ok", orders=[va(50000)], metadata={"ref": "inv-1"}), "APPROVE"),
         # amount limits: method and currency scope them
         add(r.payment(buyer="c1", orders=[("s1", 9999, "IDR", "CARD", "tok_1")]), "REJECT",
             ("AMOUNT_BELOW_MIN", "card-idr")),
@@ -83,6 +83,16 @@ def test_each_rule_type(risk_daemons):
     ]
     # the ingress's row for one rejected payment exists already: risk moves it
     pre = lines[6]["value"]
+    # and one approved payment's rows, EXECUTING already (an executor ahead of this check):
+    # risk leaves them as they are
+    done = lines[3]["value"]
+    psql("INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status) VALUES "
+         "('%s', '%s', '%s', 'c3', 'EXECUTING')"
+         % (done["payment_id"], r.partner, done["checkout_id"]))
+    psql("INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id, "
+         "amount_minor, currency, method, status) VALUES ('%s', '%s', '%s', 0, 's1', 150000, "
+         "'IDR', 'QRIS', 'EXECUTING')" % (done["orders"][0]["order_id"], done["payment_id"],
+                                          r.partner))
     psql("INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status) VALUES "
          "('%s', '%s', '%s', 'evil-buyer', 'NOT_STARTED')"
          % (pre["payment_id"], r.partner, pre["checkout_id"]))
@@ -124,7 +134,9 @@ def test_each_rule_type(risk_daemons):
     assert len({m["headers"]["kasir.message_id"] for m in cmds}) == len(want)
 
     # the read model: a rejected payment FAILED (the ingress's row moved, a missing one
-    # inserted), a held one NOT_STARTED, an approved one not written by risk
+    # inserted), a held one NOT_STARTED, an approved one NOT_STARTED when its rows were
+    # missing (an ingress that answered and died before writing them), as they were when
+    # they existed
     assert status("payments", "payment_id", pre["payment_id"]) == "FAILED"
     assert status("payment_orders", "order_id", pre["orders"][0]["order_id"]) == "FAILED"
     v = lines[1]["value"]
@@ -134,7 +146,21 @@ def test_each_rule_type(risk_daemons):
     assert status("payments", "payment_id", v["payment_id"]) == "NOT_STARTED"
     assert psql_one("SELECT status || ' ' || array_to_string(reasons, ',') FROM risk_holds "
                     "WHERE hold_id = '%s'" % v["payment_id"]) == "HELD AMOUNT_ABOVE_MAX"
-    assert psql_one("SELECT count(*) FROM payments WHERE payment_id = '%s'"
-                    % lines[0]["value"]["payment_id"]) == "0"
+    v = lines[0]["value"]
+    assert psql("SELECT partner_id, checkout_id, buyer_id, status, metadata->>'ref' "
+                "FROM payments WHERE payment_id = '%s'" % v["payment_id"]) == [
+        [r.partner, v["checkout_id"], "ok", "NOT_STARTED", "inv-1"]]
+    assert psql("SELECT order_id, seq, seller_id, amount_minor, currency, method, status "
+                "FROM payment_orders WHERE payment_id = '%s'" % v["payment_id"]) == [
+        [v["orders"][0]["order_id"], "0", "s1", "50000", "IDR", "VIRTUAL_ACCOUNT",
+         "NOT_STARTED"]]
+    v = lines[5]["value"]  # another currency
+    assert status("payments", "payment_id", v["payment_id"]) == "NOT_STARTED"
+    assert psql("SELECT amount_minor, currency FROM payment_orders WHERE payment_id = '%s'"
+                % v["payment_id"]) == [["5000", "USD"]]
+    assert status("payments", "payment_id", done["payment_id"]) == "EXECUTING"
+    assert status("payment_orders", "order_id", done["orders"][0]["order_id"]) == "EXECUTING"
+    assert psql_one("SELECT buyer_id FROM payments WHERE payment_id = '%s'"
+                    % done["payment_id"]) == "c3"
     assert status("payouts", "payout_id", lines[21]["value"]["payout_id"]) == "FAILED"
     assert d.term() == 0

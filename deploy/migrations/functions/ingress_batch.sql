@@ -211,7 +211,10 @@ BEGIN
                     'status', k.response_status,
                     'body', translate(encode(k.response_body, 'base64'), E'\n', ''));
             ELSIF k.locked_at > now() - lock_ttl AND (r->>'force') IS NULL THEN
-                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'in_flight');
+                -- with its payment id: the ingress that answered it and is writing its rows
+                -- claims the retry again after them (a replay then)
+                RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'in_flight',
+                                               'rid', k.resource_id);
             ELSE
                 -- take over a crashed or failed attempt: same resource id, same events
                 UPDATE idempotency_keys SET locked_at = now()

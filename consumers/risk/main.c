@@ -78,18 +78,18 @@ static const char SQL_HISTORY[] =
  *          a unique violation (a redelivery older than the history read, an instance
  *          racing on the same checkout from another partition) makes the caller run the
  *          second form, ON CONFLICT DO NOTHING, whose RETURNING is what is decided now;
- *   bad:   rejected and held payments, for the read model: FAILED, or NOT_STARTED while
- *          held. The ingress writes these rows once Kafka confirmed the event, which may
- *          be after this worker read it: a missing row is inserted from the event (the
- *          ingress's own insert then keeps it as it is), an existing one moves only along
- *          kasir_transitions (300);
- *   pay, ords: those rows, in key order as the ingress writes them (no deadlock);
- *   fresh, freshords: an approved payment's rows, NOT_STARTED, when they are missing:
- *          the ingress answers a payment once its event is confirmed and writes the rows
- *          behind the answer, so an ingress that died in between leaves an accepted
- *          payment with no rows, which the executor would never charge. Written here from
- *          the event, never changed (DO NOTHING: the ingress's rows, or a later status,
- *          stand); the orders only with a payment row this statement wrote;
+ *   model: the read model of the decided payments: a rejected one FAILED, a held or
+ *          approved one NOT_STARTED. The ingress writes these rows once Kafka confirmed
+ *          the event, which may be after this worker read it, or never, when it answered
+ *          the payment and died before writing them (it answers at the delivery report):
+ *          a missing row is inserted from the event (the ingress's own insert then keeps
+ *          it as it is), an existing one moves only along kasir_transitions (300), so an
+ *          approval never changes one;
+ *   pay:   the payment rows, all in one insert in id order, as the ingress writes them;
+ *   ords:  then their orders: a rejected or held payment's always, an approved one's only
+ *          with a payment row this statement inserted. Only after every payment row (the
+ *          one-time count of pay): the ingress writes payments, then orders, and a worker
+ *          that wrote an order before waiting for its payment deadlocked with it;
  *   hold, cmd: REVIEW: the hold and the commands an approval will release. */
 #define SQL_PAYMENTS_(conflict)                                                               \
     "WITH d AS ("                                                                             \
@@ -109,10 +109,10 @@ static const char SQL_HISTORY[] =
     " won AS ("                                                                               \
     "  SELECT one.* FROM one JOIN ins ON ins.partner_id = one.partner"                        \
     "                                AND ins.checkout_id = one.checkout),"                    \
-    " bad AS ("                                                                               \
+    " model AS ("                                                                             \
     "  SELECT won.*, CASE won.decision WHEN 'REJECT' THEN 'FAILED' ELSE 'NOT_STARTED' END AS st" \
-    "    FROM won WHERE won.decision <> 'APPROVE'"                                            \
-    "     AND NOT EXISTS (SELECT 1 FROM payments q WHERE q.partner_id = won.partner"          \
+    "    FROM won"                                                                            \
+    "   WHERE NOT EXISTS (SELECT 1 FROM payments q WHERE q.partner_id = won.partner"          \
     "                      AND q.checkout_id = won.checkout AND q.payment_id <> won.payment_id))," \
     " o AS ("                                                                                 \
     "  SELECT * FROM unnest($13::int[], $14::text[], $15::int[], $16::text[], $17::bigint[]," \
@@ -123,35 +123,24 @@ static const char SQL_HISTORY[] =
     "                             metadata, created_at)"                                      \
     "  SELECT payment_id, partner, checkout, buyer, st, coalesce(metadata::jsonb, '{}'),"     \
     "         'epoch'::timestamptz + at * interval '1 microsecond'"                           \
-    "    FROM bad ORDER BY payment_id"                                                        \
+    "    FROM model ORDER BY payment_id"                                                      \
     "  ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status, updated_at = now()"   \
     "   WHERE p.status <> excluded.status"                                                    \
-    "     AND kasir_transition_ok('payment', p.status, excluded.status)),"                    \
+    "     AND kasir_transition_ok('payment', p.status, excluded.status)"                      \
+    "  RETURNING payment_id, xmax = 0 AS inserted),"                                          \
     " ords AS ("                                                                              \
     "  INSERT INTO payment_orders AS x (order_id, payment_id, partner_id, seq, seller_id,"    \
     "                                   amount_minor, currency, method, psp_preference, status)" \
-    "  SELECT o.order_id, bad.payment_id, bad.partner, o.seq, o.seller, o.amt, o.cur,"        \
-    "         o.method, o.psp, bad.st"                                                        \
-    "    FROM bad JOIN o ON o.ord = bad.ord ORDER BY o.order_id"                              \
+    "  SELECT o.order_id, model.payment_id, model.partner, o.seq, o.seller, o.amt, o.cur,"   \
+    "         o.method, o.psp, model.st"                                                      \
+    "    FROM model JOIN o ON o.ord = model.ord"                                              \
+    "   WHERE (SELECT count(*) FROM pay) >= 0"                                                \
+    "     AND (model.decision <> 'APPROVE'"                                                   \
+    "          OR model.payment_id IN (SELECT payment_id FROM pay WHERE inserted))"           \
+    "   ORDER BY o.order_id"                                                                  \
     "  ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, updated_at = now()"     \
     "   WHERE x.status <> excluded.status"                                                    \
     "     AND kasir_transition_ok('order', x.status, excluded.status)),"                      \
-    " fresh AS ("                                                                             \
-    "  INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status, metadata," \
-    "                        created_at)"                                                     \
-    "  SELECT payment_id, partner, checkout, buyer, 'NOT_STARTED',"                           \
-    "         coalesce(metadata::jsonb, '{}'),"                                               \
-    "         'epoch'::timestamptz + at * interval '1 microsecond'"                           \
-    "    FROM won WHERE won.decision = 'APPROVE' ORDER BY payment_id"                         \
-    "  ON CONFLICT DO NOTHING RETURNING payment_id),"                                         \
-    " freshords AS ("                                                                         \
-    "  INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id,"         \
-    "                              amount_minor, currency, method, psp_preference, status)"   \
-    "  SELECT o.order_id, won.payment_id, won.partner, o.seq, o.seller, o.amt, o.cur,"        \
-    "         o.method, o.psp, 'NOT_STARTED'"                                                 \
-    "    FROM fresh JOIN won ON won.payment_id = fresh.payment_id JOIN o ON o.ord = won.ord"  \
-    "   ORDER BY o.order_id"                                                                  \
-    "  ON CONFLICT DO NOTHING),"                                                              \
     " hold AS ("                                                                              \
     "  INSERT INTO risk_holds (hold_id, kind, partner_id, party_id, checkout_id, currencies," \
     "                          amounts, reasons, rules, outbox_worker)"                       \

@@ -44,6 +44,17 @@
 
 static void finish(struct ing_req *r, int complete);
 static int behind_park(struct ing_req *r, const char *id);
+/* entries of rows behind answers removed so far (below): a claim whose batch ran while
+ * the entry it needed was being removed sees the count moved, and is claimed once more
+ * instead of answered */
+static _Atomic unsigned long behind_removed;
+
+/* a claim queued again, as it was (its text unchanged) */
+static void claim_again(struct ing_req *r)
+{
+    r->claim_removed = behind_removed;
+    ing_store_claim(r);
+}
 
 /* r's answer is set, but it waits for the finish's commit */
 static void hold(struct ing_req *r)
@@ -208,6 +219,7 @@ void ing_accept_claim(struct ing_req *r, int suspended)
      * NULL (out of memory) reaches the batch as "{}", which gets no outcome: a 503 */
     free(r->claim_str);
     r->claim_str = ing_text_claim(r, ing_store_forced(r->partner_id, r->key_hash));
+    r->claim_removed = behind_removed;
     ing_store_claim(r);
 }
 
@@ -334,6 +346,7 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
  * it and queued again when the batch returns. A few per batch in flight: a small table. */
 struct ing_behind {
     struct ing_req *fin;    /* the finish copy the writers own */
+    char partner[KS_ID_LEN]; /* whose: another partner's claims and reads never wait */
     struct ing_req *parked; /* claims queued again when the rows are written (jnext) */
     size_t n;               /* keys: the payment's id, then its orders' */
     struct behind_key {
@@ -357,13 +370,14 @@ static unsigned behind_slot(const char *id, size_t len)
     return h % BEHIND_SLOTS;
 }
 
-/* the entry an id (len bytes) belongs to, or NULL; behind_mu held */
-static struct ing_behind *behind_find(const char *id, size_t len)
+/* partner's entry an id (len bytes) belongs to, or NULL; behind_mu held */
+static struct ing_behind *behind_find(const char *partner, const char *id, size_t len)
 {
     if (len == 0 || len >= KS_ID_LEN)
         return NULL;
     for (struct behind_key *k = behind[behind_slot(id, len)]; k; k = k->next)
-        if (strncmp(k->id, id, len) == 0 && k->id[len] == '\0')
+        if (strncmp(k->id, id, len) == 0 && k->id[len] == '\0' &&
+            strcmp(k->b->partner, partner) == 0)
             return k->b;
     return NULL;
 }
@@ -383,33 +397,46 @@ static void behind_remove(struct ing_behind *b)
             *pp = b->key[i].next;
     }
     n_behind--;
+    behind_removed++;
     w = b->parked;
     pthread_cond_broadcast(&behind_cv);
     pthread_mutex_unlock(&behind_mu);
     for (; w; w = next) {
         next = w->jnext;
-        ing_store_claim(w);
+        claim_again(w);
     }
     free(b);
 }
 
-/* Parks the claim r until the rows of id are written: 1, or 0 when they are not behind */
+/* The claim r found what id names not written yet (a replay of its key: the record in
+ * flight; a refund: its order missing). Parks it until the rows of id are written, or, when
+ * an entry was removed while r's batch ran (it may have been id's), claims it once more:
+ * 1. 0: nothing of id is behind on this instance, r is answered as its outcome says. */
 static int behind_park(struct ing_req *r, const char *id)
 {
-    struct ing_behind *b;
+    struct ing_behind *b = NULL;
 
-    if (n_behind == 0 || !id)
+    if (!id)
         return 0;
-    pthread_mutex_lock(&behind_mu);
-    if ((b = behind_find(id, strlen(id))) != NULL) {
-        r->jnext = b->parked;
-        b->parked = r;
+    if (n_behind > 0) {
+        pthread_mutex_lock(&behind_mu);
+        if ((b = behind_find(r->partner_id, id, strlen(id))) != NULL) {
+            r->jnext = b->parked;
+            b->parked = r;
+        }
+        pthread_mutex_unlock(&behind_mu);
+        if (b)
+            return 1;
     }
-    pthread_mutex_unlock(&behind_mu);
-    return b != NULL;
+    if (behind_removed != r->claim_removed && !r->claimed_again) {
+        r->claimed_again = 1;
+        claim_again(r);
+        return 1;
+    }
+    return 0;
 }
 
-void ing_accept_await_rows(const char *ids, int64_t deadline_us)
+void ing_accept_await_rows(const char *partner, const char *ids, int64_t deadline_us)
 {
     struct timespec until;
     const char *s;
@@ -417,12 +444,16 @@ void ing_accept_await_rows(const char *ids, int64_t deadline_us)
 
     if (n_behind == 0)
         return; /* the hot path: nothing written behind an answer right now */
+    /* a reader thread waits at most a second: the rows are one group commit away, and a
+     * commit that takes longer must not hold the readers (credential look-ups too) */
+    if (deadline_us > ks_clock_mono_us() + 1000000)
+        deadline_us = ks_clock_mono_us() + 1000000;
     pthread_mutex_lock(&behind_mu);
     do {
         waiting = 0;
         for (s = ids; *s && !waiting;) {
             size_t l = strcspn(s, ",");
-            waiting = behind_find(s, l) != NULL;
+            waiting = behind_find(partner, s, l) != NULL;
             s += l;
             if (*s == ',')
                 s++;
@@ -461,6 +492,7 @@ static int answer_before_rows(struct ing_req *r)
     memcpy(d->rid, r->rid, sizeof(d->rid));
     b->fin = d;
     b->n = n;
+    memcpy(b->partner, r->partner_id, sizeof(b->partner));
     memcpy(b->key[0].id, r->rid, sizeof(b->key[0].id));
     for (size_t i = 0; i < pay->n_orders; i++)
         memcpy(b->key[1 + i].id, pay->orders[i].oid, sizeof(b->key[0].id));

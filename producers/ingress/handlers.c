@@ -74,9 +74,11 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
     struct ks_err e = {0};
     PGresult *res;
 
-    ing_accept_await_rows(rf->order_id, r->job_deadline_us); /* its payment just answered */
+    /* an order of a payment this instance just answered: its row first */
+    ing_accept_await_rows(r->partner_id, rf->order_id, r->job_deadline_us);
     res = ing_rdb_query(db, r,
-                        "SELECT currency FROM payment_orders WHERE order_id = $1 AND partner_id = $2",
+                        "SELECT currency FROM payment_orders"
+                        " WHERE order_id = $1 AND partner_id = $2",
                         2, params, &p);
     if (!res)
         goto fail;
@@ -227,7 +229,8 @@ static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
     struct ing_problem p;
     json_t *list;
 
-    ing_accept_await_rows(r->arg, r->job_deadline_us); /* answered here, rows on their way */
+    /* a payment this instance just answered: its rows first */
+    ing_accept_await_rows(r->partner_id, r->arg, r->job_deadline_us);
     list = fetch_payments(r, db, r->qarg, &p);
 
     if (!list) {
@@ -278,7 +281,7 @@ static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
         return;
     }
     snprintf(arr, n, "{%s}", r->qarg);
-    ing_accept_await_rows(r->qarg, r->job_deadline_us);
+    ing_accept_await_rows(r->partner_id, r->qarg, r->job_deadline_us);
     list = fetch_payments(r, db, arr, &p);
     free(arr);
     if (!list) {

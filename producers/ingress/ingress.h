@@ -187,6 +187,8 @@ struct ing_req {
     int fin_complete; /* finish op: 1 complete, 0 release */
     struct ing_behind *behind; /* a payment's finish written behind its answer: a copy
                                 * the writers own, not a request (accept.c) */
+    unsigned long claim_removed; /* accept.c: rows behind answers written when claimed */
+    int claimed_again;           /* accept.c: claimed once more after such a write */
     struct ing_req *next;
     int64_t t_queued; /* monotonic us: when it was queued for the writers (store.c) */
 
@@ -416,10 +418,11 @@ int ing_accept_row(struct ing_req *r, const char *key, const void *buf, size_t l
                    const char *msg_id);
 void ing_accept_rows_release(struct ing_req *r);
 int ing_accept_start(void); /* starts the writers (store.c) with accept.c's callbacks */
-/* Waits, until deadline_us (monotonic), while a payment of ids ("a" or "a,b,c") has been
- * answered by this process and its rows are not yet written: a read after a 202 sees the
- * payment. Returns at once when nothing is behind (a reader thread calls it). */
-void ing_accept_await_rows(const char *ids, int64_t deadline_us);
+/* Waits, until deadline_us (monotonic) and at most a second, while a payment or order of
+ * ids ("a" or "a,b,c") of partner was answered by this process and its rows are not yet
+ * written: a read after a 202 sees the payment. Returns at once when nothing is behind (a
+ * reader thread calls it). */
+void ing_accept_await_rows(const char *partner, const char *ids, int64_t deadline_us);
 
 /* texts.c: the texts of writes (pure; NULL or -1: out of memory or not encodable) */
 /* lower-case hex SHA-256 of d: idempotency keys, fingerprints, body-derived ids */

@@ -368,12 +368,14 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
     pend_head = NULL;
     pend_next_us = now + 1000000;
     pthread_mutex_unlock(&pend_mu);
-    /* past the lock, any retry takes the record over: nothing left to keep */
+    /* past the lock, any retry takes the record over, and a payment answered before its
+     * rows gets them from risk, which reads its event: nothing left to keep */
     for (pp = &list; *pp;) {
         pd = *pp;
         if (now - pd->since_us > ING.idem_lock_s * 1000000) {
             ks_log(KS_LOG_WARN, "ingress.store.unrecorded_dropped",
-                   "a published request's finish was never recorded; a retry resumes it", NULL);
+                   "a published request's finish was never recorded; a retry resumes it "
+                   "(a payment's rows: kasir-risk writes them from its event)", NULL);
             *pp = pd->next;
             free(pd->fin);
             free(pd);

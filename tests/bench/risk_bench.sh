@@ -5,7 +5,8 @@
 # cap). Payments: one order each, buyers drawn from a pool so that velocity windows hold
 # history, occurred_at spread at 200 payments/s of simulated time. By default the payments
 # and payment_orders rows the ingress would have written are preloaded too (NOT_STARTED),
-# as in production (risk itself writes them only for rejected and held payments).
+# as in production (risk itself writes them only when they are missing: an ingress that
+# died between its answer and its rows; rejected and held payments' rows it moves).
 # Prints one "risk" line per drain with decisions/s and a CPU split.
 #   tests/bench/risk_bench.sh [N]   (default 200000; env PARTITIONS (6), BUYERS (50000),
 #   BATCH (worker.batch.max), ROWS (1), INSTANCES (1: kasir-risk processes in the group),

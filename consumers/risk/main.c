@@ -10,7 +10,7 @@
  *   REJECT   FAILED, with the reason codes of the rules that fired (risk_payments).
  * A batch takes at most two statements per kind (payments, payouts): one reading the
  * buyers' history for the velocity and new-buyer rules, one writing every decision, the
- * statuses of rejected and held ones, and the holds. Everything else (offsets, outbox,
+ * read model (rejected and held ones moved, any missing rows written), and the holds. Everything else (offsets, outbox,
  * DLQ, shutdown) is the runtime's.
  *
  *   kasir-risk [-c file]                    the worker
@@ -1006,7 +1006,7 @@ static enum ks_code decide_payments(struct risk *r, struct ks_batch *b, PGconn *
         join(&pa->v, 1, rules, sizeof(rules));
         totals(&pa->p, cur, sizeof(cur), amt, sizeof(amt));
         /* the read model's rows: a rejected or held payment's always, an approved one's
-         * when the ingress has not written them (SQL_PAYMENTS, fresh) */
+         * when the ingress has not written them (SQL_PAYMENTS, model) */
         mdj = json_object_get(pa->m->value, "metadata");
         if (json_object_size(mdj) && !(md = json_dumps(mdj, JSON_COMPACT)))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");

@@ -16,8 +16,9 @@
  *               failed    -> 503, finish(release)
  *   finished  the finish's commit                                (writer thread)
  *               recorded          -> answered (the 202, or the 503 set before)
- *               not recorded      -> complete: 503 (the writers keep the finish and retry
- *                                    it, and a retry of the key takes the record over)
+ *               not recorded      -> complete (a refund, a payout): 503 (the writers keep
+ *                                    the finish and retry it, and a retry of the key takes
+ *                                    the record over); a payment's was answered already
  *
  * A client is never sent an answer that a replay could contradict: a payment's 202 is
  * stored by its claim's commit, before anything is published, so it is sent as soon as
@@ -49,9 +50,12 @@ static int behind_park(struct ing_req *r, const char *id);
  * instead of answered */
 static _Atomic unsigned long behind_removed;
 
-/* a claim queued again, as it was (its text unchanged) */
+/* a claim queued again; its text made again (the key may be forced now: a finish of its
+ * record that could not be written) */
 static void claim_again(struct ing_req *r)
 {
+    free(r->claim_str);
+    r->claim_str = ing_text_claim(r, ing_store_forced(r->partner_id, r->key_hash));
     r->claim_removed = behind_removed;
     ing_store_claim(r);
 }
@@ -418,9 +422,10 @@ static int behind_park(struct ing_req *r, const char *id)
 
     if (!id)
         return 0;
-    if (n_behind > 0) {
+    if (n_behind > 0 && !r->park_expired) {
         pthread_mutex_lock(&behind_mu);
         if ((b = behind_find(r->partner_id, id, strlen(id))) != NULL) {
+            r->parked_until_us = ks_clock_mono_us() + 1000000;
             r->jnext = b->parked;
             b->parked = r;
         }
@@ -434,6 +439,41 @@ static int behind_park(struct ing_req *r, const char *id)
         return 1;
     }
     return 0;
+}
+
+/* Claims parked for more than a second are claimed again and answered as they find the
+ * record (409 in flight, 404 no order): rows that take that long are stuck behind a lock
+ * or a failing database, and a client must not hang on them. */
+static void behind_tick(void)
+{
+    struct ing_req *due = NULL, *w, *next;
+    int64_t now;
+
+    if (n_behind == 0)
+        return;
+    now = ks_clock_mono_us();
+    pthread_mutex_lock(&behind_mu);
+    for (size_t i = 0; i < BEHIND_SLOTS; i++)
+        for (struct behind_key *k = behind[i]; k; k = k->next) {
+            struct ing_req **pp = &k->b->parked;
+            if (k != &k->b->key[0])
+                continue; /* each entry once, by its first key */
+            while ((w = *pp) != NULL) {
+                if (w->parked_until_us <= now) {
+                    *pp = w->jnext;
+                    w->park_expired = 1;
+                    w->jnext = due;
+                    due = w;
+                } else {
+                    pp = &w->jnext;
+                }
+            }
+        }
+    pthread_mutex_unlock(&behind_mu);
+    for (w = due; w; w = next) {
+        next = w->jnext;
+        claim_again(w);
+    }
 }
 
 void ing_accept_await_rows(const char *partner, const char *ids, int64_t deadline_us)
@@ -553,7 +593,7 @@ static void on_finished(struct ing_req *r, int recorded)
 
 int ing_accept_start(void)
 {
-    static const struct ing_store_ops ops = {on_claimed, on_finished};
+    static const struct ing_store_ops ops = {on_claimed, on_finished, behind_tick};
     /* the reads' timed waits for rows behind an answer are deadlines on the monotonic clock */
     if (ks_cond_init_mono(&behind_cv) != 0)
         return -1;

@@ -189,6 +189,8 @@ struct ing_req {
                                 * the writers own, not a request (accept.c) */
     unsigned long claim_removed; /* accept.c: rows behind answers written when claimed */
     int claimed_again;           /* accept.c: claimed once more after such a write */
+    int64_t parked_until_us;     /* accept.c: parked on rows behind an answer until then */
+    int park_expired;            /* accept.c: the rows took longer: answered as found */
     struct ing_req *next;
     int64_t t_queued; /* monotonic us: when it was queued for the writers (store.c) */
 
@@ -463,6 +465,8 @@ struct ing_store_ops {
     void (*claimed)(struct ing_req *r, json_t *res, const char *why);
     /* the finish committed (1) or not (0; a complete one is kept and retried) */
     void (*finished)(struct ing_req *r, int recorded);
+    /* about every 100 ms, on the housekeeping thread */
+    void (*tick)(void);
 };
 int ing_store_start(const struct ing_store_ops *ops);
 void ing_store_stop(void);

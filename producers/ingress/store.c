@@ -556,8 +556,10 @@ static void *housekeeping_main(void *arg)
         ING.kafka_ok = ks_kafka_health(ING.rk, 1000, &e) == KS_OK;
         /* a dependency that is down is looked at 5 times a second: requests are refused
          * while kafka_ok is 0, so that must end as soon as the broker is back */
-        for (int i = 0; i < (ING.pg_ok && ING.kafka_ok ? 10 : 2) && !ING.stopping; i++)
+        for (int i = 0; i < (ING.pg_ok && ING.kafka_ok ? 10 : 2) && !ING.stopping; i++) {
             usleep(100000);
+            OPS->tick();
+        }
     }
     ks_db_free(db);
     return NULL;

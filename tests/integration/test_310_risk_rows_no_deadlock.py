@@ -4,11 +4,13 @@ then their orders) and risk's decisions of the same payments then wait for each 
 never deadlock.
 
 The ingress's transaction is played by a psql session doing what its finish does, held
-between its two payments by a trigger; risk decides both meanwhile: A (rejected: its row
+between its two payments by a trigger (its session's only: risk's own insert of B must not
+sleep); risk decides both meanwhile: A (rejected: its row
 moves to FAILED) and B (approved: its missing rows are written, since the ingress answers
 before writing them). Before, risk wrote B, its order and A's order before waiting for A,
 and the ingress's insert of B waited for risk: PostgreSQL broke the cycle after
 deadlock_timeout by failing one of them."""
+import os
 import subprocess
 import time
 
@@ -26,7 +28,8 @@ def test_ingress_finish_and_risk_decisions_do_not_deadlock(risk_daemons):
     av, bv = a["value"], b["value"]
     tag = r.name.replace("-", "_")
     psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-         "IF NEW.payment_id = '%s' THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END $$; "
+         "IF NEW.payment_id = '%s' AND current_setting('application_name') = 'fake_ingress' "
+         "THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END $$; "
          "CREATE TRIGGER %s BEFORE INSERT ON payments FOR EACH ROW "
          "WHEN (NEW.partner_id = '%s') EXECUTE FUNCTION %s()"
          % (tag, bv["payment_id"], tag, r.partner, tag))
@@ -47,7 +50,8 @@ def test_ingress_finish_and_risk_decisions_do_not_deadlock(risk_daemons):
              "status) VALUES %s; INSERT INTO payment_orders (order_id, payment_id, partner_id, "
              "seq, seller_id, amount_minor, currency, method) VALUES %s; COMMIT;"
              % (rows, ords)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, PGAPPNAME="fake_ingress"))  # only its insert of B sleeps
         wait_until(lambda: psql_one("SELECT count(*) FROM pg_stat_activity "
                                     "WHERE wait_event = 'PgSleep' "
                                     "AND query LIKE 'BEGIN; INSERT INTO payments%'") == "1",

@@ -50,8 +50,10 @@ static int behind_park(struct ing_req *r, const char *id);
  * instead of answered */
 static _Atomic unsigned long behind_removed;
 
-/* a claim queued again; its text made again (the key may be forced now: a finish of its
- * record that could not be written) */
+/* r's claim text made and queued for the writers: the first time, or again (the key may
+ * be forced by now: a finish of its record that could not be written). Made off the writer
+ * threads when it can be: they are the hot path's serialization point. NULL (out of
+ * memory) reaches the batch as "{}", which gets no outcome: a 503 */
 static void claim_again(struct ing_req *r)
 {
     free(r->claim_str);
@@ -219,12 +221,7 @@ void ing_accept_claim(struct ing_req *r, int suspended)
     if (!suspended)
         ing_suspend(r);
     r->t_claim = ks_clock_mono_us();
-    /* built here, off the writer threads: they are the hot path's serialization point.
-     * NULL (out of memory) reaches the batch as "{}", which gets no outcome: a 503 */
-    free(r->claim_str);
-    r->claim_str = ing_text_claim(r, ing_store_forced(r->partner_id, r->key_hash));
-    r->claim_removed = behind_removed;
-    ing_store_claim(r);
+    claim_again(r); /* its first claim: made here, as any later one is */
 }
 
 /* --- claimed ------------------------------------------------------------------------------ */
@@ -349,7 +346,6 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
  * a claim that found its record or order not written yet (a replay, a refund) is parked on
  * it and queued again when the batch returns. A few per batch in flight: a small table. */
 struct ing_behind {
-    struct ing_req *fin;    /* the finish copy the writers own */
     char partner[KS_ID_LEN]; /* whose: another partner's claims and reads never wait */
     struct ing_req *parked; /* claims queued again when the rows are written (jnext) */
     size_t n;               /* keys: the payment's id, then its orders' */
@@ -530,7 +526,6 @@ static int answer_before_rows(struct ing_req *r)
     memcpy(d->partner_id, r->partner_id, sizeof(d->partner_id));
     memcpy(d->key_hash, r->key_hash, sizeof(d->key_hash));
     memcpy(d->rid, r->rid, sizeof(d->rid));
-    b->fin = d;
     b->n = n;
     memcpy(b->partner, r->partner_id, sizeof(b->partner));
     memcpy(b->key[0].id, r->rid, sizeof(b->key[0].id));

@@ -239,6 +239,12 @@ def test_a_retry_does_not_hang_on_rows_that_take_long():
         try:
             r = ing.pay(partner, body, key=key, timeout=4)
             assert r.status == 202, r
+            # the finish waits for the lock in a batch of its own (a claim sent sooner could
+            # join that batch, and wait with it, as any claim batched with a stuck finish)
+            wait_until(lambda: psql_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%ingress_batch%'") == "1",
+                timeout=10, what="the finish waiting for the lock")
             t0 = time.time()
             again = ing.pay(partner, body, key=key, timeout=10)
             took = time.time() - t0

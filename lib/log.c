@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "jsonw.h"
 #include "log.h"
 
@@ -101,12 +102,10 @@ static _Thread_local struct name_cache_slot name_cache[NAME_CACHE_SLOTS];
 
 static int name_is_secret(const char *name)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    size_t nl = 0;
+    size_t nl = strlen(name);
+    uint32_t h = ks_hash_mem(KS_HASH_INIT, name, nl);
     struct name_cache_slot *slot;
 
-    for (; name[nl]; nl++)
-        h = (h ^ (uint8_t)name[nl]) * 16777619u;
     if (nl == 0 || nl >= NAME_CACHE_LEN)
         return name_is_secret_uncached(name, nl);
     slot = &name_cache[h % NAME_CACHE_SLOTS];

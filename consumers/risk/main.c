@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "lib/crypto.h"
+#include "lib/hash.h"
 #include "lib/db.h"
 #include "lib/log.h"
 #include "lib/money.h"
@@ -760,13 +761,6 @@ static long parse_amounts(struct risk *r, const char *curs, const char *amts, si
     return n;
 }
 
-static uint32_t fnv(uint32_t h, const char *s)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return (h ^ 0xff) * 16777619u; /* a separator, so ("ab","c") and ("a","bc") differ */
-}
-
 /* The batch's payments grouped by partner and buyer (by_buyer) or partner and checkout:
  * out(i) = the position of the first payment of i's group. An open-addressing table of
  * positions, as the batch has no such index of its own. */
@@ -783,7 +777,7 @@ static enum ks_code group(struct risk *r, size_t np, int by_buyer, struct ks_err
     for (size_t i = 0; i < np; i++) {
         struct pay *pa = &r->pays[i];
         const char *second = by_buyer ? pa->p.buyer : pa->p.checkout;
-        size_t h = fnv(fnv(2166136261u, pa->p.partner), second) & mask;
+        size_t h = ks_hash_str(ks_hash_str(KS_HASH_INIT, pa->p.partner), second) & mask;
         int *out = by_buyer ? &pa->kid : &r->last[i];
         for (;; h = (h + 1) & mask) {
             const struct pay *q;

@@ -39,6 +39,7 @@
 
 #include "lib/clock.h"
 #include "lib/crypto.h"
+#include "lib/hash.h"
 #include "lib/log.h"
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
@@ -364,10 +365,7 @@ static _Atomic long n_behind;
 
 static unsigned behind_slot(const char *id, size_t len)
 {
-    unsigned h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)id[i]) * 16777619u;
-    return h % BEHIND_SLOTS;
+    return ks_hash_mem(KS_HASH_INIT, id, len) % BEHIND_SLOTS;
 }
 
 /* partner's entry an id (len bytes) belongs to, or NULL; behind_mu held */

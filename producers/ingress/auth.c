@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "lib/hash.h"
 #include "lib/jwt.h"
 #include "lib/log.h"
 #include "producers/ingress/ingress.h"
@@ -144,10 +145,7 @@ static struct lookup *lookups;
 
 static unsigned str_hash(const char *s)
 {
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    return ks_hash_str(KS_HASH_INIT, s);
 }
 
 void ing_auth_stats(struct ing_auth_stats *out)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/hash.h"
 #include "lib/kafka.h"
 #include "lib/log.h"
 #include "producers/ingress/ingress.h"
@@ -68,12 +69,7 @@ static _Atomic int64_t forced_until_us; /* the latest until_us of any slot */
 
 static unsigned force_slot(const char *partner, const char *key)
 {
-    unsigned h = 2166136261u;
-    for (const char *s = partner; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    for (const char *s = key; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % FORCE_SLOTS;
+    return ks_hash_str(ks_hash_str(KS_HASH_INIT, partner), key) % FORCE_SLOTS;
 }
 
 /* r's finish failed after its event was published: keep it, and let its retry take over */

@@ -33,6 +33,14 @@ static void apply_prop(const char *prop, const char *value, void *opaque)
 rd_kafka_conf_t *ks_kafka_conf_new(const char *brokers, const char *role,
                                    const struct ks_config *cfg, struct ks_err *err)
 {
+    return ks_kafka_conf_new_defaults(brokers, role, cfg, NULL, 0, err);
+}
+
+rd_kafka_conf_t *ks_kafka_conf_new_defaults(const char *brokers, const char *role,
+                                            const struct ks_config *cfg,
+                                            const char *const (*own)[2], size_t n_own,
+                                            struct ks_err *err)
+{
     /* Producers: idempotence gives acks=all, ordered retries and no duplicates from
      * internal retries; linger batches for throughput at a bounded latency cost.
      * Consumers: offsets live in PostgreSQL, so nothing is auto-committed or auto-stored;
@@ -80,6 +88,9 @@ rd_kafka_conf_t *ks_kafka_conf_new(const char *brokers, const char *role,
         goto fail;
     for (i = 0; i < n; i++)
         if (conf_set(conf, defs[i][0], defs[i][1], err) != 0)
+            goto fail;
+    for (i = 0; i < n_own; i++)
+        if (conf_set(conf, own[i][0], own[i][1], err) != 0)
             goto fail;
     if (cfg) {
         ks_config_kafka_props(cfg, apply_prop, &ctx);

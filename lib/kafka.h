@@ -19,6 +19,15 @@
 rd_kafka_conf_t *ks_kafka_conf_new(const char *brokers, const char *role,
                                    const struct ks_config *cfg, struct ks_err *err);
 
+/* ks_kafka_conf_new with a daemon's own defaults (n name/value pairs) applied after the
+ * role's and before cfg's settings: a configured value wins under any of librdkafka's
+ * names for the property (linger.ms or queue.buffering.max.ms, message.timeout.ms or
+ * delivery.timeout.ms), which a daemon matching names itself would miss. */
+rd_kafka_conf_t *ks_kafka_conf_new_defaults(const char *brokers, const char *role,
+                                            const struct ks_config *cfg,
+                                            const char *const (*own)[2], size_t n_own,
+                                            struct ks_err *err);
+
 /* Creates an idempotent producer from conf (consumed, also on failure). Set a delivery
  * report callback on conf before, if wanted. A client librdkafka refuses for its
  * configuration (settings that contradict each other, TLS files it cannot load) is

@@ -55,47 +55,36 @@ static void *poll_main(void *arg)
     return NULL;
 }
 
-struct seen {
-    int timeout, linger, backoff;
+/* The producer's settings of the ingress's own, applied as defaults: a kafka.* setting
+ * overrides them under any of librdkafka's names for the property (test 226).
+ * message.timeout.ms 5000: a client waits for the delivery report, so a broker outage
+ * turns into a 503 within seconds, not after the library's 30 s default.
+ * linger.ms 1: a group-commit writer produces its whole batch of claimed events in one
+ * burst, spread over the topic's partitions; the millisecond lets a partition's batch take
+ * in what arrives meanwhile (fewer, larger appends for the broker). Measured at 5,000
+ * payments/s, side by side (docs/BENCHMARKS.md, session 15): against 0 ms, broker CPU -10
+ * to -15 us and the ingress's -5 us per payment, p50 +1 ms, and p99 median 14.1 against
+ * 18.7 ms over 12 runs each (on a box this busy the tail is queueing for the CPU, not the
+ * wait). Session 4 chose 0 against 2 ms when the box had CPU to spare.
+ * reconnect.backoff.max.ms 1000: after a broker restart the producer is back within a
+ * second, not after the library's backoff of up to 10 s (requests meanwhile time out into
+ * 503s). */
+static const char *const producer_own[][2] = {
+    {"message.timeout.ms", "5000"},
+    {"linger.ms", "1"},
+    {"reconnect.backoff.max.ms", "1000"},
 };
-
-static void note_prop(const char *prop, const char *value, void *opaque)
-{
-    struct seen *s = opaque;
-    (void)value;
-    if (strcmp(prop, "message.timeout.ms") == 0)
-        s->timeout = 1;
-    if (strcmp(prop, "linger.ms") == 0)
-        s->linger = 1;
-    if (strcmp(prop, "reconnect.backoff.max.ms") == 0)
-        s->backoff = 1;
-}
 
 int ing_publish_start(void)
 {
     struct ks_err e = {0};
-    struct seen s = {0};
     rd_kafka_conf_t *conf;
-    char es[256];
 
-    conf = ks_kafka_conf_new(ks_config_str(ING.cfg, "kafka.brokers"), "producer", ING.cfg, &e);
+    conf = ks_kafka_conf_new_defaults(ks_config_str(ING.cfg, "kafka.brokers"), "producer",
+                                      ING.cfg, producer_own,
+                                      sizeof(producer_own) / sizeof(producer_own[0]), &e);
     if (!conf)
         goto fail;
-    /* a client waits for the delivery report: a broker outage should turn into a 503
-     * within seconds, not after the library's 30 s default */
-    ks_config_kafka_props(ING.cfg, note_prop, &s);
-    if (!s.timeout)
-        rd_kafka_conf_set(conf, "message.timeout.ms", "5000", es, sizeof(es));
-    /* 0 ms: a group-commit writer produces its whole batch of claimed events in one burst,
-     * so the burst is the batch; a linger on top of it is paid in full by every request.
-     * Measured at 5,000 payments/s (docs/BENCHMARKS.md, session 4): against 2 ms, p50
-     * -1.5 to -2 ms and p99 -2 to -10 ms for ~+17 us of broker CPU per payment */
-    if (!s.linger)
-        rd_kafka_conf_set(conf, "linger.ms", "0", es, sizeof(es));
-    /* after a broker restart the producer is back within a second, not after the
-     * library's backoff of up to 10 s (requests meanwhile time out into 503s) */
-    if (!s.backoff)
-        rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", es, sizeof(es));
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);

@@ -1,6 +1,7 @@
 /* Unit tests for lib/kafka.c that need no broker: defaults, property rejection, health
  * against nothing, NULL-safe close, headers. */
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <threads.h>
 
@@ -37,6 +38,45 @@ KT_TEST(test_producer_defaults_idempotent)
     KT_STREQ(conf_get(conf, "enable.idempotence", buf, sizeof(buf)), "true");
     KT_STREQ(conf_get(conf, "acks", buf, sizeof(buf)), "-1"); /* all */
     rd_kafka_conf_destroy(conf);
+}
+
+/* a daemon's own defaults sit between the role's and the configured settings: a setting
+ * wins under either of librdkafka's names for a property (the ingress overwrote
+ * queue.buffering.max.ms and delivery.timeout.ms with its own values; test 226) */
+KT_TEST(test_own_defaults_yield_to_settings_under_any_name)
+{
+    static const struct ks_config_def defs[] = {
+        {"kafka.brokers", KS_CFG_STRING, "127.0.0.1:1", 0, "brokers"},
+    };
+    static const char *const own[][2] = {
+        {"linger.ms", "1"}, {"message.timeout.ms", "5000"}, {"socket.timeout.ms", "7000"},
+    };
+    struct ks_err err = {0};
+    struct ks_config *cfg;
+    rd_kafka_conf_t *conf;
+    char buf[64];
+
+    setenv("KASIR_KAFKA_QUEUE_BUFFERING_MAX_MS", "1500", 1);
+    setenv("KASIR_KAFKA_DELIVERY_TIMEOUT_MS", "4000", 1);
+    cfg = ks_config_load(defs, 1, NULL, NULL, &err);
+    unsetenv("KASIR_KAFKA_QUEUE_BUFFERING_MAX_MS");
+    unsetenv("KASIR_KAFKA_DELIVERY_TIMEOUT_MS");
+    KT_CHECK_MSG(cfg != NULL, "%s", err.msg);
+    conf = ks_kafka_conf_new_defaults("127.0.0.1:1", "producer", cfg, own, 3, &err);
+    KT_CHECK(conf != NULL);
+    KT_STREQ(conf_get(conf, "linger.ms", buf, sizeof(buf)), "1500");
+    KT_STREQ(conf_get(conf, "message.timeout.ms", buf, sizeof(buf)), "4000");
+    KT_STREQ(conf_get(conf, "socket.timeout.ms", buf, sizeof(buf)), "7000"); /* own, unset */
+    KT_STREQ(conf_get(conf, "enable.idempotence", buf, sizeof(buf)), "true"); /* the role's */
+    rd_kafka_conf_destroy(conf);
+    /* a property librdkafka refuses among the own defaults is an error naming it */
+    {
+        static const char *const bad[][2] = {{"no.such.property", "1"}};
+        memset(&err, 0, sizeof(err));
+        KT_CHECK(ks_kafka_conf_new_defaults("127.0.0.1:1", "producer", cfg, bad, 1, &err) == NULL);
+        KT_CHECK_MSG(strstr(err.msg, "no.such.property") != NULL, "%s", err.msg);
+    }
+    ks_config_free(cfg);
 }
 
 KT_TEST(test_consumer_defaults_no_autocommit)
@@ -114,6 +154,7 @@ KT_TEST(test_close_null)
     KT_CHECK(1);
 }
 
-KT_MAIN(test_producer_defaults_idempotent, test_consumer_defaults_no_autocommit,
+KT_MAIN(test_producer_defaults_idempotent, test_own_defaults_yield_to_settings_under_any_name,
+        test_consumer_defaults_no_autocommit,
         test_health_unreachable_is_retriable, test_refused_settings_are_config_errors,
         test_no_threads_is_not_a_config_error, test_close_null)

@@ -52,11 +52,17 @@ struct pending {
     struct pending *next;
 };
 
+/* The keys whose retry takes over: chained per slot, so that a key never pushes another
+ * out (one key per slot did: under a PostgreSQL outage hundreds of finishes fail at once,
+ * and a key whose mark was overwritten met 409s for the lock's 30 s; test 227). At most
+ * FORCE_MAX marks; expired ones are unlinked as their slot is next written. */
 #define FORCE_SLOTS 1024
+#define FORCE_MAX 100000
 struct force_key {
     char partner[KS_ID_LEN];
     char key[65];
     int64_t until_us;
+    struct force_key *next;
 };
 
 static _Atomic long st_purged, st_unresolved, st_pending;
@@ -64,19 +70,42 @@ static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pending *pend_head;
 static _Atomic long n_pending;
 static int64_t pend_next_us;
-static struct force_key forced[FORCE_SLOTS];
-static _Atomic int64_t forced_until_us; /* the latest until_us of any slot */
+static struct force_key *forced[FORCE_SLOTS]; /* under pend_mu */
+static long n_forced;
+static _Atomic int64_t forced_until_us; /* the latest until_us of any mark */
 
 static unsigned force_slot(const char *partner, const char *key)
 {
     return ks_hash_str(ks_hash_str(KS_HASH_INIT, partner), key) % FORCE_SLOTS;
 }
 
+/* partner's key in its slot *head, or NULL; unlinks the expired marks it passes.
+ * pend_mu held. */
+static struct force_key *force_find(struct force_key **head, const char *partner,
+                                    const char *key, int64_t now)
+{
+    struct force_key **pp = head, *f;
+
+    while ((f = *pp)) {
+        if (f->until_us <= now) {
+            *pp = f->next;
+            free(f);
+            n_forced--;
+            continue;
+        }
+        if (strcmp(f->partner, partner) == 0 && strcmp(f->key, key) == 0)
+            return f;
+        pp = &f->next;
+    }
+    return NULL;
+}
+
 /* r's finish failed after its event was published: keep it, and let its retry take over */
 static void keep_unrecorded(struct ing_req *r)
 {
     struct pending *pd = calloc(1, sizeof(*pd));
-    struct force_key *f = &forced[force_slot(r->partner_id, r->key_hash)];
+    struct force_key **head = &forced[force_slot(r->partner_id, r->key_hash)], *f;
+    int64_t now = ks_clock_mono_us();
 
     pthread_mutex_lock(&pend_mu);
     if (pd && r->fin_str && n_pending < 100000 && (pd->fin = strdup(r->fin_str))) {
@@ -87,25 +116,32 @@ static void keep_unrecorded(struct ing_req *r)
         st_pending = n_pending;
         pd = NULL;
     }
-    snprintf(f->partner, sizeof(f->partner), "%s", r->partner_id);
-    snprintf(f->key, sizeof(f->key), "%s", r->key_hash);
-    f->until_us = ks_clock_mono_us() + ING.idem_lock_s * 1000000;
-    forced_until_us = f->until_us;
+    f = force_find(head, r->partner_id, r->key_hash, now);
+    if (!f && n_forced < FORCE_MAX && (f = calloc(1, sizeof(*f)))) {
+        snprintf(f->partner, sizeof(f->partner), "%s", r->partner_id);
+        snprintf(f->key, sizeof(f->key), "%s", r->key_hash);
+        f->next = *head;
+        *head = f;
+        n_forced++;
+    }
+    /* without a mark (FORCE_MAX of them, or no memory) the retry waits for the lock */
+    if (f) {
+        f->until_us = now + ING.idem_lock_s * 1000000;
+        forced_until_us = f->until_us;
+    }
     pthread_mutex_unlock(&pend_mu);
     free(pd);
 }
 
 int ing_store_forced(const char *partner, const char *key_hash)
 {
-    struct force_key *f;
+    int64_t now = ks_clock_mono_us();
     int hit;
 
-    if (ks_clock_mono_us() > forced_until_us)
+    if (now > forced_until_us)
         return 0; /* the hot path: nothing kept, or all of it past the lock */
-    f = &forced[force_slot(partner, key_hash)];
     pthread_mutex_lock(&pend_mu);
-    hit = f->partner[0] && f->until_us > ks_clock_mono_us() && strcmp(f->partner, partner) == 0 &&
-          strcmp(f->key, key_hash) == 0;
+    hit = force_find(&forced[force_slot(partner, key_hash)], partner, key_hash, now) != NULL;
     pthread_mutex_unlock(&pend_mu);
     return hit;
 }

@@ -10,6 +10,9 @@
  * collects the next batch. Claims are sorted by (partner, key) so concurrent batches lock
  * rows in the same order.
  *
+ * A batch the database refuses (a constraint, a trigger; not a lost connection) rolls back
+ * whole; its claims, other clients' requests, then run again alone, so a refused finish
+ * does not take them with it (test 228).
  * A complete finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or
  * was gone) is reported unrecorded (accept.c answers 503) and kept: the writers apply it
  * alone, once a second, until it commits (or idempotency.lock has passed, when any retry
@@ -290,7 +293,7 @@ static int conn_alive(struct ks_db *db)
 
 /* Runs one batch; 0 with *res set, or -1 (retriable failures already retried). */
 static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
-                     const char *claims, PGresult **res)
+                     const char *claims, PGresult **res, int *refused)
 {
     char lock[32], keep[32];
     const char *params[4] = {fins, claims, lock, keep};
@@ -298,6 +301,7 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
 
     snprintf(lock, sizeof(lock), "%lld seconds", (long long)ING.idem_lock_s);
     snprintf(keep, sizeof(keep), "%lld seconds", (long long)ING.idem_keep_s);
+    *refused = 0;
     for (attempt = 0; attempt < 3; attempt++) {
         struct ks_err e = {0};
         if (!*dbp) {
@@ -335,8 +339,12 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
          * connection, a lost race); a cancel or a timeout (57014) answers 503 now */
         {
             char st[6];
-            if (!e.retriable || strcmp(ks_db_err_sqlstate(&e, st), "57014") == 0)
+            if (strcmp(ks_db_err_sqlstate(&e, st), "57014") == 0)
                 return -1;
+            if (!e.retriable) {
+                *refused = ks_db_ok(*dbp); /* the statement, on a live connection */
+                return -1;
+            }
         }
         usleep(50000 * (attempt + 1));
     }
@@ -387,7 +395,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
     size_t len = 3;
     char *fins, *off;
     PGresult *res = NULL;
-    int ok;
+    int ok, refused;
 
     if (!n_pending)
         return;
@@ -433,7 +441,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
     }
     *off++ = ']';
     *off = '\0';
-    ok = run_batch(db, prepared_pid, fins, "[]", &res) == 0;
+    ok = run_batch(db, prepared_pid, fins, "[]", &res, &refused) == 0;
     PQclear(res);
     free(fins);
     if (ok) {
@@ -472,7 +480,7 @@ static void *writer_main(void *arg)
         size_t nc, nf, i;
         char *sc, *sf;
         int64_t t0;
-        int ok;
+        int ok, ok_claims = 0, refused;
         PGresult *res = NULL;
 
         retry_unrecorded(&db, &prepared_pid);
@@ -511,7 +519,14 @@ static void *writer_main(void *arg)
         sf = join_fins(fi, nf);
 
         t0 = ks_clock_mono_us();
-        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res) == 0;
+        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res, &refused) == 0;
+        if (!ok && refused && nf > 0 && nc > 0) {
+            /* the database refused the batch, not the connection: most likely a finish
+             * (a constraint, a trigger on a row); the claims beside it must not share its
+             * fate (they were other clients' requests; test 228): they run again alone,
+             * and the finishes are kept below as refused */
+            ok_claims = run_batch(&db, &prepared_pid, "[]", sc, &res, &refused) == 0;
+        }
         st_exec_us += ks_clock_mono_us() - t0;
         pthread_mutex_lock(&mu);
         n_executing--;
@@ -522,18 +537,21 @@ static void *writer_main(void *arg)
         st_claims += (long)nc;
         st_finishes += (long)nf;
         if (!ok) {
-            ING.pg_ok = 0;
+            if (!ok_claims)
+                ING.pg_ok = 0;
             for (i = 0; i < nf; i++) {
                 if (fi[i]->fin_complete)
                     keep_unrecorded(fi[i]);
                 OPS->finished(fi[i], 0);
             }
-            for (i = 0; i < nc; i++)
-                OPS->claimed(cl[i], NULL, "could not record the request");
-        } else {
+            if (!ok_claims)
+                for (i = 0; i < nc; i++)
+                    OPS->claimed(cl[i], NULL, "could not record the request");
+        }
+        if (ok || ok_claims) {
             int rows = PQntuples(res), k;
             /* finishes first: their answers were waiting for this commit */
-            for (i = 0; i < nf; i++)
+            for (i = 0; ok && i < nf; i++)
                 OPS->finished(fi[i], 1);
             for (k = 0; k < rows; k++) {
                 json_t *o = json_loads(PQgetvalue(res, k, 0), 0, NULL);

@@ -8,8 +8,7 @@ lived in a fixed table of 1,024 slots, one key per slot: a second key landing in
 erased the first one's mark, and that key's retry got 409 `idempotency_in_flight` for up to
 30 s. One slot is enough for it; a PostgreSQL outage fails hundreds of finishes at once.
 Here 1,100 payments' rows are refused (a trigger), more keys than the table had slots, and
-every retry must be answered with its own 202 (503s, when a claim shares its batch with a
-refused finish, retried as a client would)."""
+every retry must be answered with its own 202 (a 503 retried as a client would)."""
 import concurrent.futures
 import time
 import uuid
@@ -33,8 +32,8 @@ def test_every_unrecorded_payment_is_taken_over_by_its_retry():
         reqs = [(new_key(), payment_body(checkout_id=marker + str(i))) for i in range(N)]
 
         def pay(kb):
-            # a batch whose finish the trigger refuses fails whole: the claims in it are
-            # rolled back and answered 503, and a client retries those with the same key
+            # a 503 (a batch failed whole; since test 228 its claims run again alone) is
+            # retried with the same key, as a client would
             for _ in range(50):
                 r = ing.pay(p, kb[1], key=kb[0], timeout=30)
                 if r.status != 503:

@@ -1,0 +1,46 @@
+"""228: a finish the database refuses does not fail the claims that shared its batch (a review
+of producers/ingress/store.c's group commit).
+
+Claims and finishes of concurrent requests run in one transaction (ingress_batch()). When
+the database refused one finish (a constraint, a trigger: the payment's event published, its
+rows refused), the whole transaction rolled back and every claim in it, other clients'
+unrelated payments, was answered 503 and had to be retried; the instance also reported the
+database down. Now a batch refused by the database (not a lost connection) with claims in it
+runs its claims again alone; only the refused finishes are kept (test 213, 227).
+Here 300 payments whose rows a trigger refuses run beside 300 ordinary ones: every one of the
+600 is answered 202 on its first try."""
+import concurrent.futures
+import uuid
+
+from conftest import psql
+from ingress_util import Partner, new_key, payment_body, rows_written, start_ingress
+
+
+def test_claims_beside_a_refused_finish_are_answered():
+    ing = start_ingress()
+    marker = "co-refd-" + uuid.uuid4().hex[:12] + "-"
+    psql("CREATE OR REPLACE FUNCTION test_refuse_refd() RETURNS trigger LANGUAGE plpgsql AS $$ "
+         "BEGIN IF NEW.checkout_id LIKE 'co-refd-%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
+         "RETURN NEW; END $$")
+    psql("CREATE TRIGGER test_refuse_refd BEFORE INSERT ON payments FOR EACH ROW "
+         "EXECUTE FUNCTION test_refuse_refd()")
+    try:
+        p = Partner("p228-" + uuid.uuid4().hex[:8])
+        reqs = []
+        for i in range(300):
+            reqs.append(payment_body(checkout_id=marker + str(i)))      # rows refused
+            reqs.append(payment_body(checkout_id="co-ok-" + uuid.uuid4().hex))
+
+        def pay(body):
+            return ing.pay(p, body, key=new_key(), timeout=30)
+
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            got = list(ex.map(pay, reqs))
+        bad = [(i, r.status, r.code) for i, r in enumerate(got) if r.status != 202]
+        assert not bad, "%d of %d not answered 202 at once, e.g. %s" % (len(bad), len(got), bad[:5])
+    finally:
+        psql("DROP TRIGGER test_refuse_refd ON payments")
+    try:
+        rows_written(*[r.json()["payment_id"] for r in got], timeout=30)
+    finally:
+        ing.daemon.term()

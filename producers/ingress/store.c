@@ -12,7 +12,9 @@
  *
  * A batch the database refuses (a constraint, a trigger; not a lost connection) rolls back
  * whole; its claims, other clients' requests, then run again alone, so a refused finish
- * does not take them with it (test 228).
+ * does not take them with it, and its finishes are kept (below); kept finishes the database
+ * refuses together are then applied one at a time (record_alone), so the others' rows are
+ * written within a second or two (test 228).
  * A complete finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or
  * was gone) is reported unrecorded (accept.c answers 503) and kept: the writers apply it
  * alone, once a second, until it commits (or idempotency.lock has passed, when any retry
@@ -103,6 +105,18 @@ static struct force_key *force_find(struct force_key **head, const char *partner
     return NULL;
 }
 
+/* frees every mark; pend_mu held */
+static void force_clear(void)
+{
+    for (size_t i = 0; i < FORCE_SLOTS; i++)
+        while (forced[i]) {
+            struct force_key *f = forced[i];
+            forced[i] = f->next;
+            free(f);
+        }
+    n_forced = 0;
+}
+
 /* r's finish failed after its event was published: keep it, and let its retry take over */
 static void keep_unrecorded(struct ing_req *r)
 {
@@ -111,6 +125,8 @@ static void keep_unrecorded(struct ing_req *r)
     int64_t now = ks_clock_mono_us();
 
     pthread_mutex_lock(&pend_mu);
+    if (n_forced && now > forced_until_us)
+        force_clear(); /* every mark has expired: none is left to take a slot or a count */
     if (pd && r->fin_str && n_pending < 100000 && (pd->fin = strdup(r->fin_str))) {
         pd->since_us = ks_clock_mono_us();
         pd->next = pend_head;
@@ -130,7 +146,8 @@ static void keep_unrecorded(struct ing_req *r)
     /* without a mark (FORCE_MAX of them, or no memory) the retry waits for the lock */
     if (f) {
         f->until_us = now + ING.idem_lock_s * 1000000;
-        forced_until_us = f->until_us;
+        if (f->until_us > forced_until_us) /* pend_mu serialises the writers of it */
+            forced_until_us = f->until_us;
     }
     pthread_mutex_unlock(&pend_mu);
     free(pd);
@@ -388,6 +405,50 @@ static void gather(size_t max)
 
 /* Applies the kept finishes alone (a finish that keeps failing must not fail the batches
  * of others); at most once a second, by one writer at a time. */
+/* The database refused the kept finishes together: one of them (a constraint, a trigger
+ * on its rows) must not hold back the others, which were often only in its batch (test
+ * 228). Applies up to 256 of them one at a time, frees the recorded ones and returns the
+ * rest: the ones not tried first, then the ones refused again, so that the next pass gets
+ * to the others. */
+static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct pending *list)
+{
+    struct pending *pd, **pp = &list, *failed = NULL, **ft = &failed;
+    int n = 0, refused;
+
+    while ((pd = *pp) && n++ < 256) {
+        size_t l = strlen(pd->fin);
+        char *one = malloc(l + 3);
+        PGresult *res = NULL;
+        int ok;
+
+        if (!one)
+            break;
+        one[0] = '[';
+        memcpy(one + 1, pd->fin, l);
+        memcpy(one + 1 + l, "]", 2);
+        ok = run_batch(db, prepared_pid, one, "[]", &res, &refused) == 0;
+        PQclear(res);
+        free(one);
+        if (!ok && !refused)
+            break; /* the connection, not this finish: all of them wait */
+        *pp = pd->next;
+        if (ok) {
+            free(pd->fin);
+            free(pd);
+            n_pending--;
+        } else {
+            pd->next = NULL;
+            *ft = pd;
+            ft = &pd->next;
+        }
+    }
+    st_pending = n_pending;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = failed; /* after the ones not tried */
+    return list;
+}
+
 static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
 {
     struct pending *list, *pd, **pp;
@@ -457,6 +518,10 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
         st_pending = n_pending;
         return;
     }
+    if (refused && list->next)
+        list = record_alone(db, prepared_pid, list);
+    if (!list)
+        return;
 keep:
     pthread_mutex_lock(&pend_mu);
     for (pd = list; pd->next; pd = pd->next)

@@ -13,48 +13,55 @@ import concurrent.futures
 import time
 import uuid
 
-from conftest import psql
+from conftest import psql, psql_one
 from ingress_util import Partner, new_key, payment_body, rows_written, start_ingress
 
 N = 1100
 
 
 def test_every_unrecorded_payment_is_taken_over_by_its_retry():
+    tag = uuid.uuid4().hex[:12]
+    marker = "co-kept-%s-" % tag
+    trig = "test_refuse_kept_" + tag
     ing = start_ingress()
-    marker = "co-kept-" + uuid.uuid4().hex[:12] + "-"
-    psql("CREATE OR REPLACE FUNCTION test_refuse_kept() RETURNS trigger LANGUAGE plpgsql AS $$ "
-         "BEGIN IF NEW.checkout_id LIKE 'co-kept-%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
-         "RETURN NEW; END $$")
-    psql("CREATE TRIGGER test_refuse_kept BEFORE INSERT ON payments FOR EACH ROW "
-         "EXECUTE FUNCTION test_refuse_kept()")
     try:
-        p = Partner("p227-" + uuid.uuid4().hex[:8])
-        reqs = [(new_key(), payment_body(checkout_id=marker + str(i))) for i in range(N)]
+        psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
+             "BEGIN IF NEW.checkout_id LIKE '%s%%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
+             "RETURN NEW; END $$" % (trig, marker))
+        psql("CREATE TRIGGER %s BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION %s()"
+             % (trig, trig))
+        try:
+            p = Partner("p227-" + tag[:8])
+            reqs = [(new_key(), payment_body(checkout_id=marker + str(i))) for i in range(N)]
 
-        def pay(kb):
-            # a 503 (a batch failed whole; since test 228 its claims run again alone) is
-            # retried with the same key, as a client would
-            for _ in range(50):
-                r = ing.pay(p, kb[1], key=kb[0], timeout=30)
-                if r.status != 503:
-                    return r
-                time.sleep(0.05)
-            return r
+            def pay(kb):
+                # a 503 (a batch failed whole; since test 228 its claims run again alone) is
+                # retried with the same key, as a client would
+                for _ in range(50):
+                    r = ing.pay(p, kb[1], key=kb[0], timeout=30)
+                    if r.status != 503:
+                        return r
+                    time.sleep(0.05)
+                return r
 
-        with concurrent.futures.ThreadPoolExecutor(16) as ex:
-            first = list(ex.map(pay, reqs))
-        assert all(r.status == 202 for r in first), [r for r in first if r.status != 202][:3]
-        time.sleep(1.5)  # every finish failed, and its first retry too
-        t = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(16) as ex:
-            again = list(ex.map(pay, reqs))
-        assert time.monotonic() - t < 25, "the retries outlived the records' lock"
-        bad = [(i, a.status, a.code) for i, (r, a) in enumerate(zip(first, again))
-               if a.status != 202 or a.body != r.body]
-        assert not bad, "%d of %d retries not taken over, e.g. %s" % (len(bad), N, bad[:5])
-    finally:
-        psql("DROP TRIGGER test_refuse_kept ON payments")
-    try:
+            t = time.monotonic()  # the records' locks date from these claims
+            with concurrent.futures.ThreadPoolExecutor(16) as ex:
+                first = list(ex.map(pay, reqs))
+            assert all(r.status == 202 for r in first), [r for r in first if r.status != 202][:3]
+            time.sleep(1.5)  # every finish failed, and its first retry too
+            # the finishes did fail: no row of these payments exists, each kept for a retry
+            assert psql_one("SELECT count(*) FROM payments WHERE checkout_id LIKE '%s%%'"
+                            % marker) == "0"
+            assert ing.metric("kasir_ingress_finishes_pending") >= N
+            with concurrent.futures.ThreadPoolExecutor(16) as ex:
+                again = list(ex.map(pay, reqs))
+            assert time.monotonic() - t < 25, "the retries outlived the records' lock"
+            bad = [(i, a.status, a.code) for i, (r, a) in enumerate(zip(first, again))
+                   if a.status != 202 or a.body != r.body]
+            assert not bad, "%d of %d retries not taken over, e.g. %s" % (len(bad), N, bad[:5])
+        finally:
+            psql("DROP TRIGGER IF EXISTS %s ON payments" % trig)
+            psql("DROP FUNCTION IF EXISTS %s()" % trig)
         # the database takes the rows again: the kept finishes write them, no client needed
         rows_written(*[r.json()["payment_id"] for r in first], timeout=30)
     finally:

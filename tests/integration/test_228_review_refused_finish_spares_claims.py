@@ -12,35 +12,44 @@ Here 300 payments whose rows a trigger refuses run beside 300 ordinary ones: eve
 import concurrent.futures
 import uuid
 
-from conftest import psql
+from conftest import psql, psql_one
 from ingress_util import Partner, new_key, payment_body, rows_written, start_ingress
 
 
 def test_claims_beside_a_refused_finish_are_answered():
+    tag = uuid.uuid4().hex[:12]
+    marker = "co-refd-%s-" % tag
+    trig = "test_refuse_refd_" + tag
     ing = start_ingress()
-    marker = "co-refd-" + uuid.uuid4().hex[:12] + "-"
-    psql("CREATE OR REPLACE FUNCTION test_refuse_refd() RETURNS trigger LANGUAGE plpgsql AS $$ "
-         "BEGIN IF NEW.checkout_id LIKE 'co-refd-%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
-         "RETURN NEW; END $$")
-    psql("CREATE TRIGGER test_refuse_refd BEFORE INSERT ON payments FOR EACH ROW "
-         "EXECUTE FUNCTION test_refuse_refd()")
     try:
-        p = Partner("p228-" + uuid.uuid4().hex[:8])
-        reqs = []
-        for i in range(300):
-            reqs.append(payment_body(checkout_id=marker + str(i)))      # rows refused
-            reqs.append(payment_body(checkout_id="co-ok-" + uuid.uuid4().hex))
+        psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
+             "BEGIN IF NEW.checkout_id LIKE '%s%%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
+             "RETURN NEW; END $$" % (trig, marker))
+        psql("CREATE TRIGGER %s BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION %s()"
+             % (trig, trig))
+        try:
+            p = Partner("p228-" + tag[:8])
+            reqs = []
+            for i in range(300):
+                reqs.append(payment_body(checkout_id=marker + str(i)))  # rows refused
+                reqs.append(payment_body(checkout_id="co-ok-" + uuid.uuid4().hex))
 
-        def pay(body):
-            return ing.pay(p, body, key=new_key(), timeout=30)
+            def pay(body):
+                return ing.pay(p, body, key=new_key(), timeout=30)
 
-        with concurrent.futures.ThreadPoolExecutor(16) as ex:
-            got = list(ex.map(pay, reqs))
-        bad = [(i, r.status, r.code) for i, r in enumerate(got) if r.status != 202]
-        assert not bad, "%d of %d not answered 202 at once, e.g. %s" % (len(bad), len(got), bad[:5])
-    finally:
-        psql("DROP TRIGGER test_refuse_refd ON payments")
-    try:
+            with concurrent.futures.ThreadPoolExecutor(16) as ex:
+                got = list(ex.map(pay, reqs))
+            bad = [(i, r.status, r.code) for i, r in enumerate(got) if r.status != 202]
+            assert not bad, "%d of %d not answered 202 at once, e.g. %s" % (
+                len(bad), len(got), bad[:5])
+            # the refused finishes were refused (kept), the others' rows written
+            assert psql_one("SELECT count(*) FROM payments WHERE checkout_id LIKE '%s%%'"
+                            % marker) == "0"
+            assert ing.metric("kasir_ingress_finishes_pending") >= 1
+            rows_written(*[r.json()["payment_id"] for i, r in enumerate(got) if i % 2 == 1])
+        finally:
+            psql("DROP TRIGGER IF EXISTS %s ON payments" % trig)
+            psql("DROP FUNCTION IF EXISTS %s()" % trig)
         rows_written(*[r.json()["payment_id"] for r in got], timeout=30)
     finally:
         ing.daemon.term()

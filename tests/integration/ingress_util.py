@@ -4,6 +4,7 @@ HTTP calls, token signing, webhook signing and Kafka look-ups.
 Secrets (API keys, webhook secrets, the JWT key) are generated at test time and live only
 in memory and in the daemon's environment; they are never written to a fixture file."""
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -111,6 +112,26 @@ def rows_written(*payment_ids, timeout=10):
     wait_until(lambda: psql_one("SELECT count(*) FROM payments WHERE payment_id IN (%s)" % ids)
                == str(len(set(payment_ids))), timeout=timeout,
                what="the rows of %d payments" % len(payment_ids))
+
+
+@contextlib.contextmanager
+def payment_rows_refused():
+    """While inside, PostgreSQL refuses the payment rows whose checkout_id starts with the
+    marker it yields (a trigger of this block's own, dropped on the way out): the event is
+    published and the client answered, but the finish is refused (tests 227, 228)."""
+    from conftest import psql
+    tag = uuid.uuid4().hex[:12]
+    marker, trig = "co-refused-%s-" % tag, "test_refuse_rows_" + tag
+    psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
+         "BEGIN IF NEW.checkout_id LIKE '%s%%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
+         "RETURN NEW; END $$" % (trig, marker))
+    try:
+        psql("CREATE TRIGGER %s BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION %s()"
+             % (trig, trig))
+        yield marker
+    finally:
+        psql("DROP TRIGGER IF EXISTS %s ON payments" % trig)
+        psql("DROP FUNCTION IF EXISTS %s()" % trig)
 
 
 class Response:

@@ -13,24 +13,18 @@ import concurrent.futures
 import time
 import uuid
 
-from conftest import psql, psql_one
-from ingress_util import Partner, new_key, payment_body, rows_written, start_ingress
+from conftest import psql_one
+from ingress_util import (Partner, new_key, payment_body, payment_rows_refused, rows_written,
+                          start_ingress)
 
 N = 1100
 
 
 def test_every_unrecorded_payment_is_taken_over_by_its_retry():
     tag = uuid.uuid4().hex[:12]
-    marker = "co-kept-%s-" % tag
-    trig = "test_refuse_kept_" + tag
     ing = start_ingress()
     try:
-        psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
-             "BEGIN IF NEW.checkout_id LIKE '%s%%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
-             "RETURN NEW; END $$" % (trig, marker))
-        psql("CREATE TRIGGER %s BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION %s()"
-             % (trig, trig))
-        try:
+        with payment_rows_refused() as marker:
             p = Partner("p227-" + tag[:8])
             reqs = [(new_key(), payment_body(checkout_id=marker + str(i))) for i in range(N)]
 
@@ -59,9 +53,6 @@ def test_every_unrecorded_payment_is_taken_over_by_its_retry():
             bad = [(i, a.status, a.code) for i, (r, a) in enumerate(zip(first, again))
                    if a.status != 202 or a.body != r.body]
             assert not bad, "%d of %d retries not taken over, e.g. %s" % (len(bad), N, bad[:5])
-        finally:
-            psql("DROP TRIGGER IF EXISTS %s ON payments" % trig)
-            psql("DROP FUNCTION IF EXISTS %s()" % trig)
         # the database takes the rows again: the kept finishes write them, no client needed
         rows_written(*[r.json()["payment_id"] for r in first], timeout=30)
     finally:

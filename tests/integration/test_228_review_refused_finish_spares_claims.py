@@ -12,22 +12,16 @@ Here 300 payments whose rows a trigger refuses run beside 300 ordinary ones: eve
 import concurrent.futures
 import uuid
 
-from conftest import psql, psql_one
-from ingress_util import Partner, new_key, payment_body, rows_written, start_ingress
+from conftest import psql_one
+from ingress_util import (Partner, new_key, payment_body, payment_rows_refused, rows_written,
+                          start_ingress)
 
 
 def test_claims_beside_a_refused_finish_are_answered():
     tag = uuid.uuid4().hex[:12]
-    marker = "co-refd-%s-" % tag
-    trig = "test_refuse_refd_" + tag
     ing = start_ingress()
     try:
-        psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
-             "BEGIN IF NEW.checkout_id LIKE '%s%%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
-             "RETURN NEW; END $$" % (trig, marker))
-        psql("CREATE TRIGGER %s BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION %s()"
-             % (trig, trig))
-        try:
+        with payment_rows_refused() as marker:
             p = Partner("p228-" + tag[:8])
             reqs = []
             for i in range(300):
@@ -47,9 +41,6 @@ def test_claims_beside_a_refused_finish_are_answered():
                             % marker) == "0"
             assert ing.metric("kasir_ingress_finishes_pending") >= 1
             rows_written(*[r.json()["payment_id"] for i, r in enumerate(got) if i % 2 == 1])
-        finally:
-            psql("DROP TRIGGER IF EXISTS %s ON payments" % trig)
-            psql("DROP FUNCTION IF EXISTS %s()" % trig)
         rows_written(*[r.json()["payment_id"] for r in got], timeout=30)
     finally:
         ing.daemon.term()

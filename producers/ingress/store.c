@@ -10,11 +10,12 @@
  * collects the next batch. Claims are sorted by (partner, key) so concurrent batches lock
  * rows in the same order.
  *
- * A batch the database refuses (a constraint, a trigger; not a lost connection) rolls back
- * whole; its claims, other clients' requests, then run again alone, so a refused finish
- * does not take them with it, and its finishes are kept (below); kept finishes the database
- * refuses together are then applied one at a time (record_alone), so the others' rows are
- * written within a second or two (test 228).
+ * A batch the database refuses (a constraint, a trigger: some request's data; not a lost
+ * connection nor a broken or read-only database) rolls back whole; its claims, other
+ * clients' requests, then run again alone, so a refused finish does not take them with it,
+ * and its finishes are kept (below); kept finishes the database refuses together are then
+ * applied one at a time (record_alone), so the others' rows are written within a second or
+ * two (test 228). A refused claim still fails the claims of its batch (503, retried).
  * A complete finish that cannot be recorded (its event is in Kafka, PostgreSQL refused or
  * was gone) is reported unrecorded (accept.c answers 503) and kept: the writers apply it
  * alone, once a second, until it commits (or idempotency.lock has passed, when any retry
@@ -309,8 +310,12 @@ static int conn_alive(struct ks_db *db)
 }
 
 /* Runs one batch; 0 with *res set, or -1 (retriable failures already retried). */
+/* Runs one ingress_batch(); 0 or -1. *refused: the database refused the statement itself
+ * on a live connection (a constraint, a trigger: the data of some request in it), not
+ * because it or its schema is broken (ks_db_environmental, or read-only after a failover:
+ * every batch would fail alike). quiet: no log line of its own per failure. */
 static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
-                     const char *claims, PGresult **res, int *refused)
+                     const char *claims, PGresult **res, int *refused, int quiet)
 {
     char lock[32], keep[32];
     const char *params[4] = {fins, claims, lock, keep};
@@ -346,8 +351,9 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
             if (ks_db_check(*dbp, *res, PGRES_TUPLES_OK, "ingress_batch", &e) == KS_OK)
                 return 0;
         }
-        ks_log(KS_LOG_WARN, "ingress.store.batch_failed", e.msg, "retriable",
-               e.retriable ? "true" : "false", NULL);
+        if (!quiet)
+            ks_log(KS_LOG_WARN, "ingress.store.batch_failed", e.msg, "retriable",
+                   e.retriable ? "true" : "false", NULL);
         if (!ks_db_ok(*dbp))
             *prepared_pid = 0; /* a new session will need it prepared again */
         PQclear(*res);
@@ -359,7 +365,8 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
             if (strcmp(ks_db_err_sqlstate(&e, st), "57014") == 0)
                 return -1;
             if (!e.retriable) {
-                *refused = ks_db_ok(*dbp); /* the statement, on a live connection */
+                *refused = ks_db_ok(*dbp) && !ks_db_environmental(st) &&
+                           strcmp(st, "25006") != 0;
                 return -1;
             }
         }
@@ -403,19 +410,19 @@ static void gather(size_t max)
     }
 }
 
-/* Applies the kept finishes alone (a finish that keeps failing must not fail the batches
- * of others); at most once a second, by one writer at a time. */
 /* The database refused the kept finishes together: one of them (a constraint, a trigger
  * on its rows) must not hold back the others, which were often only in its batch (test
- * 228). Applies up to 256 of them one at a time, frees the recorded ones and returns the
+ * 228). Applies them one at a time, for at most 200 ms and 256 of them a pass (a writer
+ * is kept from the clients' batches meanwhile), frees the recorded ones and returns the
  * rest: the ones not tried first, then the ones refused again, so that the next pass gets
- * to the others. */
+ * to the others. One log line a pass. */
 static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct pending *list)
 {
     struct pending *pd, **pp = &list, *failed = NULL, **ft = &failed;
-    int n = 0, refused;
+    int n = 0, n_ok = 0, n_refused = 0, refused = 0;
+    int64_t until = ks_clock_mono_us() + 200000;
 
-    while ((pd = *pp) && n++ < 256) {
+    while ((pd = *pp) && n++ < 256 && !ING.stopping && ks_clock_mono_us() < until) {
         size_t l = strlen(pd->fin);
         char *one = malloc(l + 3);
         PGresult *res = NULL;
@@ -426,17 +433,19 @@ static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct
         one[0] = '[';
         memcpy(one + 1, pd->fin, l);
         memcpy(one + 1 + l, "]", 2);
-        ok = run_batch(db, prepared_pid, one, "[]", &res, &refused) == 0;
+        ok = run_batch(db, prepared_pid, one, "[]", &res, &refused, 1) == 0;
         PQclear(res);
         free(one);
         if (!ok && !refused)
-            break; /* the connection, not this finish: all of them wait */
+            break; /* the database, not this finish: all of them wait */
         *pp = pd->next;
         if (ok) {
             free(pd->fin);
             free(pd);
             n_pending--;
+            n_ok++;
         } else {
+            n_refused++;
             pd->next = NULL;
             *ft = pd;
             ft = &pd->next;
@@ -446,6 +455,14 @@ static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct
     while (*pp)
         pp = &(*pp)->next;
     *pp = failed; /* after the ones not tried */
+    {
+        char a[16], b[16];
+        snprintf(a, sizeof(a), "%d", n_ok);
+        snprintf(b, sizeof(b), "%d", n_refused);
+        ks_log(n_refused ? KS_LOG_WARN : KS_LOG_INFO, "ingress.store.unrecorded_alone",
+               "kept finishes the database refused together, applied one at a time",
+               "recorded", a, "refused", b, NULL);
+    }
     return list;
 }
 
@@ -456,7 +473,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
     size_t len = 3;
     char *fins, *off;
     PGresult *res = NULL;
-    int ok, refused;
+    int ok, refused = 0;
 
     if (!n_pending)
         return;
@@ -502,7 +519,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
     }
     *off++ = ']';
     *off = '\0';
-    ok = run_batch(db, prepared_pid, fins, "[]", &res, &refused) == 0;
+    ok = run_batch(db, prepared_pid, fins, "[]", &res, &refused, 0) == 0;
     PQclear(res);
     free(fins);
     if (ok) {
@@ -524,6 +541,9 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
         return;
 keep:
     pthread_mutex_lock(&pend_mu);
+    /* a second from the end of this pass: a long one must not let the other writer start
+     * the next meanwhile (both kept from the clients' batches) */
+    pend_next_us = ks_clock_mono_us() + 1000000;
     for (pd = list; pd->next; pd = pd->next)
         ;
     pd->next = pend_head;
@@ -545,7 +565,7 @@ static void *writer_main(void *arg)
         size_t nc, nf, i;
         char *sc, *sf;
         int64_t t0;
-        int ok, ok_claims = 0, refused;
+        int ok, ok_claims = 0, refused = 0;
         PGresult *res = NULL;
 
         retry_unrecorded(&db, &prepared_pid);
@@ -584,13 +604,14 @@ static void *writer_main(void *arg)
         sf = join_fins(fi, nf);
 
         t0 = ks_clock_mono_us();
-        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res, &refused) == 0;
+        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res, &refused, 0) == 0;
         if (!ok && refused && nf > 0 && nc > 0) {
             /* the database refused the batch, not the connection: most likely a finish
              * (a constraint, a trigger on a row); the claims beside it must not share its
              * fate (they were other clients' requests; test 228): they run again alone,
              * and the finishes are kept below as refused */
-            ok_claims = run_batch(&db, &prepared_pid, "[]", sc, &res, &refused) == 0;
+            int refused_again;
+            ok_claims = run_batch(&db, &prepared_pid, "[]", sc, &res, &refused_again, 0) == 0;
         }
         st_exec_us += ks_clock_mono_us() - t0;
         pthread_mutex_lock(&mu);
@@ -602,7 +623,7 @@ static void *writer_main(void *arg)
         st_claims += (long)nc;
         st_finishes += (long)nf;
         if (!ok) {
-            if (!ok_claims)
+            if (!refused) /* the database is down or broken, not one request's data */
                 ING.pg_ok = 0;
             for (i = 0; i < nf; i++) {
                 if (fi[i]->fin_complete)

@@ -27,6 +27,7 @@
  * idempotency.purge_every, as many statements as it takes. */
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +130,7 @@ static void keep_unrecorded(struct ing_req *r)
     if (n_forced && now > forced_until_us)
         force_clear(); /* every mark has expired: none is left to take a slot or a count */
     if (pd && r->fin_str && n_pending < 100000 && (pd->fin = strdup(r->fin_str))) {
-        pd->since_us = ks_clock_mono_us();
+        pd->since_us = now;
         pd->next = pend_head;
         pend_head = pd;
         n_pending++;
@@ -309,8 +310,8 @@ static int conn_alive(struct ks_db *db)
     return 1;
 }
 
-/* Runs one batch; 0 with *res set, or -1 (retriable failures already retried). */
-/* Runs one ingress_batch(); 0 or -1. *refused: the database refused the statement itself
+/* Runs one ingress_batch(); 0 with *res set, or -1 (retriable failures already retried).
+ * *refused: the database refused the statement itself
  * on a live connection (a constraint, a trigger: the data of some request in it), not
  * because it or its schema is broken (ks_db_environmental, or read-only after a failover:
  * every batch would fail alike). quiet: no log line of its own per failure. */
@@ -410,6 +411,30 @@ static void gather(size_t max)
     }
 }
 
+/* The fin texts of up to n kept finishes from list on, as one JSON array; NULL: no memory */
+static char *pending_array(const struct pending *list, size_t n)
+{
+    const struct pending *pd;
+    size_t len = 3, i;
+    char *s, *off;
+
+    for (pd = list, i = 0; pd && i < n; pd = pd->next, i++)
+        len += strlen(pd->fin) + 1;
+    if (!(s = off = malloc(len)))
+        return NULL;
+    *off++ = '[';
+    for (pd = list, i = 0; pd && i < n; pd = pd->next, i++) {
+        size_t l = strlen(pd->fin);
+        if (i)
+            *off++ = ',';
+        memcpy(off, pd->fin, l);
+        off += l;
+    }
+    *off++ = ']';
+    *off = '\0';
+    return s;
+}
+
 /* The database refused the kept finishes together: one of them (a constraint, a trigger
  * on its rows) must not hold back the others, which were often only in its batch (test
  * 228). Applies them one at a time, for at most 200 ms and 256 of them a pass (a writer
@@ -423,16 +448,12 @@ static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct
     int64_t until = ks_clock_mono_us() + 200000;
 
     while ((pd = *pp) && n++ < 256 && !ING.stopping && ks_clock_mono_us() < until) {
-        size_t l = strlen(pd->fin);
-        char *one = malloc(l + 3);
+        char *one = pending_array(pd, 1);
         PGresult *res = NULL;
         int ok;
 
         if (!one)
             break;
-        one[0] = '[';
-        memcpy(one + 1, pd->fin, l);
-        memcpy(one + 1 + l, "]", 2);
         ok = run_batch(db, prepared_pid, one, "[]", &res, &refused, 1) == 0;
         PQclear(res);
         free(one);
@@ -470,8 +491,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
 {
     struct pending *list, *pd, **pp;
     int64_t now = ks_clock_mono_us();
-    size_t len = 3;
-    char *fins, *off;
+    char *fins;
     PGresult *res = NULL;
     int ok, refused = 0;
 
@@ -500,25 +520,13 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
             n_pending--;
             st_pending = n_pending;
         } else {
-            len += strlen(pd->fin) + 1;
             pp = &pd->next;
         }
     }
     if (!list)
         return;
-    if (!(fins = malloc(len)))
+    if (!(fins = pending_array(list, SIZE_MAX)))
         goto keep;
-    off = fins;
-    *off++ = '[';
-    for (pd = list; pd; pd = pd->next) {
-        size_t l = strlen(pd->fin);
-        if (pd != list)
-            *off++ = ',';
-        memcpy(off, pd->fin, l);
-        off += l;
-    }
-    *off++ = ']';
-    *off = '\0';
     ok = run_batch(db, prepared_pid, fins, "[]", &res, &refused, 0) == 0;
     PQclear(res);
     free(fins);

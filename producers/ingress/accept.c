@@ -25,7 +25,7 @@
  * Kafka confirmed the event; a refund's or payout's answer is stored by its finish, so it
  * waits for that commit. A payment's finish (its rows) then runs behind the answer, owned
  * by the writers; until it commits, reads of the payment on this instance wait for it
- * (ing_accept_await_rows), a replay of its key or a refund of one of its orders is claimed
+ * (ing_accept_park_read), a replay of its key or a refund of one of its orders is claimed
  * again after it, and if the process dies first, risk writes the rows from the event.
  * Direct writes (webhooks, a payout retry) are produced and answered on the delivery
  * report; a settlement file is answered when its last row is confirmed.
@@ -343,12 +343,13 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
 /* --- a payment's rows, written behind its answer --------------------------------------- */
 
 /* A payment answered whose finish has not yet come back from its batch: found by its id
- * and its orders' ids. Reads of those ids wait for it (reader threads, ing_accept_await_rows);
- * a claim that found its record or order not written yet (a replay, a refund) is parked on
- * it and queued again when the batch returns. A few per batch in flight: a small table. */
+ * and its orders' ids. Reads of those ids (ing_accept_park_read) and claims that found its
+ * record or order not written yet (a replay, a refund) are parked on it and queued again
+ * when the batch returns. A few per batch in flight: a small table. */
 struct ing_behind {
     char partner[KS_ID_LEN]; /* whose: another partner's claims and reads never wait */
-    struct ing_req *parked; /* claims queued again when the rows are written (jnext) */
+    struct ing_req *parked; /* claims and reads queued again when the rows are written
+                             * (jnext) */
     size_t n;               /* keys: the payment's id, then its orders' */
     struct behind_key {
         struct behind_key *next;
@@ -359,7 +360,6 @@ struct ing_behind {
 
 #define BEHIND_SLOTS 1024
 static pthread_mutex_t behind_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t behind_cv; /* monotonic (ing_accept_start) */
 static struct behind_key *behind[BEHIND_SLOTS];
 static _Atomic long n_behind;
 
@@ -380,8 +380,18 @@ static struct ing_behind *behind_find(const char *partner, const char *id, size_
     return NULL;
 }
 
+/* A request parked on rows behind an answer goes on: a read job to the readers again, a
+ * claim to the writers */
+static void unpark(struct ing_req *w)
+{
+    if (w->park_read)
+        ing_reader_requeue(w);
+    else
+        claim_again(w);
+}
+
 /* The batch of b's finish returned (recorded, or kept for a retry): b leaves the table,
- * the reads waiting for it go on, its parked claims are queued again. */
+ * the reads and claims parked on it are queued again. */
 static void behind_remove(struct ing_behind *b)
 {
     struct ing_req *w, *next;
@@ -397,11 +407,10 @@ static void behind_remove(struct ing_behind *b)
     n_behind--;
     behind_removed++;
     w = b->parked;
-    pthread_cond_broadcast(&behind_cv);
     pthread_mutex_unlock(&behind_mu);
     for (; w; w = next) {
         next = w->jnext;
-        claim_again(w);
+        unpark(w);
     }
     free(b);
 }
@@ -435,9 +444,10 @@ static int behind_park(struct ing_req *r, const char *id)
     return 0;
 }
 
-/* Claims parked for more than a second are claimed again and answered as they find the
- * record (409 in flight, 404 no order): rows that take that long are stuck behind a lock
- * or a failing database, and a client must not hang on them. */
+/* Claims and reads parked for more than a second are claimed again or read and answered
+ * as they find the record or rows (409 in flight, 404 no order, no payment): rows that take
+ * that long are stuck behind a lock or a failing database, and a client must not hang on
+ * them. */
 static void behind_tick(void)
 {
     struct ing_req *due = NULL, *w, *next;
@@ -466,41 +476,48 @@ static void behind_tick(void)
     pthread_mutex_unlock(&behind_mu);
     for (w = due; w; w = next) {
         next = w->jnext;
-        claim_again(w);
+        unpark(w);
     }
 }
 
-void ing_accept_await_rows(const char *partner, const char *ids, int64_t deadline_us)
+int ing_accept_park_read(struct ing_req *r, const char *ids)
 {
-    struct timespec until;
-    const char *s;
-    int waiting;
+    struct ing_behind *b = NULL;
+    int64_t now;
 
-    if (n_behind == 0)
-        return; /* the hot path: nothing written behind an answer right now */
-    /* a reader thread waits at most a second: the rows are one group commit away, and a
-     * commit that takes longer must not hold the readers (credential look-ups too) */
-    if (deadline_us > ks_clock_mono_us() + 1000000)
-        deadline_us = ks_clock_mono_us() + 1000000;
+    if (n_behind == 0 || r->park_expired) {
+        r->park_read = 0; /* the job goes on: a refund's claim, parked, is a claim */
+        return 0;         /* the hot path: nothing written behind an answer right now */
+    }
+    now = ks_clock_mono_us();
     pthread_mutex_lock(&behind_mu);
-    do {
-        waiting = 0;
-        for (s = ids; *s && !waiting;) {
-            size_t l = strcspn(s, ",");
-            waiting = behind_find(partner, s, l) != NULL;
-            s += l;
-            if (*s == ',')
-                s++;
+    for (const char *s = ids; *s && !b;) {
+        size_t l = strcspn(s, ",");
+        b = behind_find(r->partner_id, s, l);
+        s += l;
+        if (*s == ',')
+            s++;
+    }
+    if (b) {
+        /* a second in all, from the first park (a list read may park once per id) */
+        if (!r->park_read) {
+            r->park_read = 1;
+            r->parked_until_us = now + 1000000;
+            if (r->parked_until_us > r->job_deadline_us)
+                r->parked_until_us = r->job_deadline_us;
         }
-        if (waiting) {
-            int64_t left = deadline_us - ks_clock_mono_us();
-            if (left <= 0)
-                break;
-            until = ks_clock_mono_deadline(left);
-            pthread_cond_timedwait(&behind_cv, &behind_mu, &until);
+        if (r->parked_until_us > now) {
+            r->jnext = b->parked;
+            b->parked = r;
+        } else {
+            r->park_expired = 1;
+            b = NULL;
         }
-    } while (waiting);
+    }
     pthread_mutex_unlock(&behind_mu);
+    if (!b)
+        r->park_read = 0;
+    return b != NULL;
 }
 
 /* r is a payment whose event Kafka confirmed: answer it now and hand its finish to the
@@ -587,9 +604,6 @@ static void on_finished(struct ing_req *r, int recorded)
 int ing_accept_start(void)
 {
     static const struct ing_store_ops ops = {on_claimed, on_finished, behind_tick};
-    /* the reads' timed waits for rows behind an answer are deadlines on the monotonic clock */
-    if (ks_cond_init_mono(&behind_cv) != 0)
-        return -1;
     return ing_store_start(&ops);
 }
 

@@ -75,7 +75,8 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
     PGresult *res;
 
     /* an order of a payment this instance just answered: its row first */
-    ing_accept_await_rows(r->partner_id, rf->order_id, r->job_deadline_us);
+    if (ing_accept_park_read(r, rf->order_id))
+        return;
     res = ing_rdb_query(db, r,
                         "SELECT currency FROM payment_orders"
                         " WHERE order_id = $1 AND partner_id = $2",
@@ -230,7 +231,8 @@ static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
     json_t *list;
 
     /* a payment this instance just answered: its rows first */
-    ing_accept_await_rows(r->partner_id, r->arg, r->job_deadline_us);
+    if (ing_accept_park_read(r, r->arg))
+        return;
     list = fetch_payments(r, db, r->qarg, &p);
 
     if (!list) {
@@ -270,18 +272,20 @@ static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
 {
     struct ing_problem p;
     size_t n = strlen(r->qarg) + 3;
-    char *arr = malloc(n), one[128];
+    char *arr, one[128];
     const char *s;
     json_t *list, *missing;
 
-    if (!arr) {
+    /* payments this instance just answered: their rows first */
+    if (ing_accept_park_read(r, r->qarg))
+        return;
+    if (!(arr = malloc(n))) {
         ing_problem(&p, "internal", NULL, "out of memory");
         ing_respond_problem(r, &p);
         ing_req_done(r);
         return;
     }
     snprintf(arr, n, "{%s}", r->qarg);
-    ing_accept_await_rows(r->partner_id, r->qarg, r->job_deadline_us);
     list = fetch_payments(r, db, arr, &p);
     free(arr);
     if (!list) {

@@ -191,6 +191,7 @@ struct ing_req {
     int claimed_again;           /* accept.c: claimed once more after such a write */
     int64_t parked_until_us;     /* accept.c: parked on rows behind an answer until then */
     int park_expired;            /* accept.c: the rows took longer: answered as found */
+    int park_read;               /* accept.c: parked is a read job, queued for a reader again */
     struct ing_req *next;
     int64_t t_queued; /* monotonic us: when it was queued for the writers (store.c) */
 
@@ -392,6 +393,9 @@ void ing_reader_stop(void);
  * not suspended). fn answers r (ing_req_done) or, for auth, resumes it (ing_auth_resume). */
 int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *), int auth,
               int64_t timeout_ms, struct ing_problem *p);
+/* r's job again, r still suspended: a read parked off the reader threads (accept.c), with
+ * the deadline it had (a place in the queue whatever its length: it had one) */
+void ing_reader_requeue(struct ing_req *r);
 /* ing_defer of a read (http.read_timeout), r answered with the 503 if it is refused */
 void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *));
 /* A query on the reader's connection within r's deadline; the result (PGRES_TUPLES_OK) or
@@ -420,11 +424,13 @@ int ing_accept_row(struct ing_req *r, const char *key, const void *buf, size_t l
                    const char *msg_id);
 void ing_accept_rows_release(struct ing_req *r);
 int ing_accept_start(void); /* starts the writers (store.c) with accept.c's callbacks */
-/* Waits, until deadline_us (monotonic) and at most a second, while a payment or order of
- * ids ("a" or "a,b,c") of partner was answered by this process and its rows are not yet
- * written: a read after a 202 sees the payment. Returns at once when nothing is behind (a
- * reader thread calls it). */
-void ing_accept_await_rows(const char *partner, const char *ids, int64_t deadline_us);
+/* A read job's first step (a reader thread): when a payment or order of ids ("a" or
+ * "a,b,c") of r's partner was answered by this process and its rows are not yet written,
+ * parks r on them and returns 1: the job ends without touching r, and runs again (from its
+ * start) once the rows are written, or after a second (r's deadline at the latest), then
+ * answered as it finds them. 0: nothing to wait for, the job goes on. A read after a 202
+ * sees the payment, and no reader thread waits for it (test 229). */
+int ing_accept_park_read(struct ing_req *r, const char *ids);
 
 /* texts.c: the texts of writes (pure; NULL or -1: out of memory or not encodable) */
 /* lower-case hex SHA-256 of d: idempotency keys, fingerprints, body-derived ids */

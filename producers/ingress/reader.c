@@ -54,6 +54,18 @@ static struct ing_req *pop(struct ing_req **head, struct ing_req **tail)
     return r;
 }
 
+void ing_reader_requeue(struct ing_req *r)
+{
+    pthread_mutex_lock(&mu);
+    queued++;
+    if (r->job_auth)
+        push(&aq_head, &aq_tail, r);
+    else
+        push(&rq_head, &rq_tail, r);
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
 void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *))
 {
     struct ing_problem p;

@@ -16,4 +16,5 @@ for b in "$top"/tests/bench/*_bench.sh; do
     echo "bench: $name"
     { echo; echo "### $name"; echo; bash "$b"; } | tee -a "$report"
 done
+{ echo; echo "| at the end | |"; echo "|---|---|"; "$top/build/bench/calib" "machine speed (end)"; } | tee -a "$report"
 echo "bench: report in $report"

@@ -15,3 +15,5 @@ echo "| Apache Kafka | 3.9.1 (KRaft, single node, Java $(java -version 2>&1 | aw
 echo "| avro-c | $(v libavro-dev) |"
 echo "| libmicrohttpd | $(v libmicrohttpd-dev) |"
 echo "| jansson | $(v libjansson-dev) |"
+# how fast the machine is right now (tests/bench/calib.c): run.sh prints it again at the end
+[ -x "$top/build/bench/calib" ] && "$top/build/bench/calib" "machine speed (start)"

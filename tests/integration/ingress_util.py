@@ -114,6 +114,35 @@ def rows_written(*payment_ids, timeout=10):
                what="the rows of %d payments" % len(payment_ids))
 
 
+class TableLock:
+    """A lock on a table held by a psql session of its own, from creation (or `with`) until
+    release(): EXCLUSIVE on payments lets reads (the claim's checkout probe) go on while
+    inserts (a payment's finish) wait (tests 225, 229); ACCESS EXCLUSIVE on api_keys holds
+    credential look-ups (test 220)."""
+
+    def __init__(self, table="payments", mode="EXCLUSIVE"):
+        from conftest import PG_DSN as dsn
+        self.p = subprocess.Popen(["psql", dsn, "-qtAX", "-v", "ON_ERROR_STOP=1"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        self.p.stdin.write("BEGIN; LOCK TABLE %s IN %s MODE; SELECT 'locked';\n" % (table, mode))
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        assert "locked" in line, line
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("ROLLBACK;\n")
+            self.p.stdin.close()
+            self.p.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 @contextlib.contextmanager
 def payment_rows_refused():
     """While inside, PostgreSQL refuses the payment rows whose checkout_id starts with the

@@ -13,38 +13,14 @@ kasir_ingress_auth_lookups_total, 23 coalesced, all 24 answered as authenticated
 payment that does not exist). The same with a made-up key: one look-up, 24 answers 401."""
 import base64
 import concurrent.futures
-import subprocess
 import threading
 import time
 import uuid
 
-from conftest import PG_DSN, psql_one
-from ingress_util import Partner, start_ingress
+from conftest import psql_one
+from ingress_util import Partner, TableLock, start_ingress
 
 N = 24
-
-
-class TableLock:
-    """Holds ACCESS EXCLUSIVE on api_keys from enter until release (or 10 s)."""
-
-    def __enter__(self):
-        self.p = subprocess.Popen(
-            ["psql", PG_DSN, "-qtAX", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True)
-        self.p.stdin.write("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE; "
-                           "SELECT 'locked';\n")
-        self.p.stdin.flush()
-        assert self.p.stdout.readline().strip() == "locked"
-        return self
-
-    def release(self):
-        if self.p.poll() is None:
-            self.p.stdin.write("COMMIT;\n")
-            self.p.stdin.close()
-            self.p.wait(timeout=10)
-
-    def __exit__(self, *exc):
-        self.release()
 
 
 def burst(ing, auth, path):
@@ -72,7 +48,7 @@ def wait_queued(timeout=10):
 
 
 def locked_burst(ing, auth, path):
-    with TableLock() as lock:
+    with TableLock("api_keys", "ACCESS EXCLUSIVE") as lock:
         result = {}
         t = threading.Thread(target=lambda: result.update(codes=burst(ing, auth, path)))
         t.start()

@@ -20,31 +20,11 @@ import tempfile
 import threading
 import time
 
-from conftest import BROKERS, PG_DSN, psql, psql_one
-from ingress_util import Partner, new_key, now_ms, payment_body, rows_written, start_ingress
+from conftest import BROKERS, psql, psql_one
+from ingress_util import (Partner, TableLock, new_key, now_ms, payment_body, rows_written,
+                          start_ingress)
 from risk_util import Risk, risk_daemons  # noqa: F401
 from runtime_util import wait_until
-
-
-class TableLock:
-    """An EXCLUSIVE lock on payments held by a psql session of its own: reads (the claim's
-    checkout probe) go on, inserts (the finish) wait."""
-
-    def __init__(self):
-        self.p = subprocess.Popen(["psql", PG_DSN, "-qtAX", "-v", "ON_ERROR_STOP=1"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-        self.p.stdin.write("BEGIN; LOCK TABLE payments IN EXCLUSIVE MODE; "
-                           "SELECT 'locked';\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        assert "locked" in line, line
-
-    def release(self):
-        if self.p.poll() is None:
-            self.p.stdin.write("ROLLBACK;\n")
-            self.p.stdin.close()
-            self.p.wait(timeout=10)
 
 
 def _rows(pid):

@@ -1,0 +1,127 @@
+"""229: a read of a payment whose rows are still behind its answer (test 225) waits for
+them without holding a reader thread.
+
+The ingress has readers.threads (2) threads for everything that reads PostgreSQL: credential
+look-ups, token requests, reads. Before, a read of a payment answered on this instance
+waited for its rows on a reader thread, for up to a second: a client polling its new
+payment a few times while a commit was slow (here: a lock on `payments`) took every reader,
+and every other partner's reads and credential look-ups queued behind it. Now such a read
+is parked on the rows it waits for and queued again when they are written (or after the
+second, answered as it finds them), so:
+- other reads and a cold credential look-up are answered at once while the reads wait;
+- the waiting reads answer 200 with the payment once its rows are written, the list read
+  and a refund's order look-up likewise;
+- a read still waiting after a second is answered as it finds the rows (404), not held."""
+import threading
+import time
+
+from ingress_util import (Partner, TableLock, capture, new_key, payment_body, rows_written,
+                          start_ingress)
+
+READS = 6  # three times the reader threads
+
+
+def _async(fn, out):
+    def run():
+        t0 = time.time()
+        r = fn()
+        out.append((r, time.time() - t0))
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_reads_waiting_for_rows_do_not_hold_the_readers():
+    ing = start_ingress()
+    try:
+        a = Partner("t229-a")
+        first = ing.pay(a, payment_body(), key=new_key())
+        assert first.status == 202, first
+        done = first.json()["payment_id"]
+        rows_written(done)
+        ing.request("GET", "/v1/payments/" + done, auth=a)  # a's key is cached now
+        lock = TableLock()
+        try:
+            r = ing.pay(a, payment_body(n=2), key=new_key(), timeout=4)
+            assert r.status == 202, r
+            pid = r.json()["payment_id"]
+            oid = r.json()["payment_orders"][0]["payment_order_id"]
+            got, threads = [], []
+            for _ in range(READS):
+                threads.append(_async(lambda: ing.request("GET", "/v1/payments/" + pid,
+                                                          auth=a, timeout=20), got))
+            listed = []
+            threads.append(_async(lambda: ing.request("GET", "/v1/payments?ids=" + pid,
+                                                      auth=a, timeout=20), listed))
+            refund = []
+            # amount without currency: the order's currency is read first (a reader job)
+            threads.append(_async(lambda: ing.request(
+                "POST", "/v1/refunds", {"payment_order_id": oid, "amount": "1000"}, auth=a,
+                headers={"Idempotency-Key": "t229-refund-" + pid}, timeout=20), refund))
+            time.sleep(0.3)
+            assert not got and not listed and not refund, (got, listed, refund)
+            # another payment of the same partner, and a partner whose key is not cached
+            t0 = time.time()
+            other = ing.request("GET", "/v1/payments/" + done, auth=a, timeout=5)
+            took_other = time.time() - t0
+            b = Partner("t229-b")
+            t0 = time.time()
+            cold = ing.request("GET", "/v1/payments?ids=pay_t229_none", auth=b, timeout=5)
+            took_cold = time.time() - t0
+            assert other.status == 200 and other.json()["payment_id"] == done, other
+            assert cold.status == 200 and cold.json()["not_found"] == ["pay_t229_none"], cold
+            # before: both queued behind the waiting reads (2 readers, 1 s each: ~1-3 s)
+            assert took_other < 0.5, took_other
+            assert took_cold < 0.5, took_cold
+            # the waiting reads are still waiting, and were answered nothing meanwhile
+            assert not got and not listed and not refund, (got, listed, refund)
+        finally:
+            lock.release()
+        for t in threads:
+            t.join(20)
+        assert len(got) == READS, got
+        for g, _ in got:
+            assert g.status == 200, g
+            assert g.json()["payment_id"] == pid
+            assert len(g.json()["payment_orders"]) == 2
+        lst = listed[0][0]
+        assert lst.status == 200 and [p["payment_id"] for p in lst.json()["payments"]] == [pid]
+        # the refund found its order (not 404): not captured yet, so 409
+        assert refund[0][0].status == 409, refund
+        assert refund[0][0].code == "refund_not_captured", refund
+        # the refund of a captured order, to show the job ran to its claim as before
+        capture(oid)
+        ok = ing.request("POST", "/v1/refunds", {"payment_order_id": oid, "amount": "1000"},
+                         auth=a, headers={"Idempotency-Key": "t229-refund2-" + pid})
+        assert ok.status == 202 and ok.json()["currency"] == "IDR", ok
+        assert ing.daemon.term() == 0
+    finally:
+        if ing.daemon.proc.poll() is None:
+            ing.daemon.kill9()
+
+
+def test_a_read_waits_a_second_at_most():
+    """rows held back for longer than a second: the read is answered as it finds them (its
+    payment not there yet: 404), within about the second, and the readers stayed free"""
+    ing = start_ingress()
+    try:
+        a = Partner("t229-c")
+        lock = TableLock()
+        try:
+            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
+            assert r.status == 202, r
+            pid = r.json()["payment_id"]
+            t0 = time.time()
+            g = ing.request("GET", "/v1/payments/" + pid, auth=a, timeout=10)
+            took = time.time() - t0
+            assert g.status == 404, g
+            assert 0.8 <= took < 2.0, took
+        finally:
+            lock.release()
+        rows_written(pid)
+        g = ing.request("GET", "/v1/payments/" + pid, auth=a)
+        assert g.status == 200 and g.json()["payment_id"] == pid, g
+        assert ing.daemon.term() == 0
+    finally:
+        if ing.daemon.proc.poll() is None:
+            ing.daemon.kill9()

@@ -192,6 +192,7 @@ struct ing_req {
     int64_t parked_until_us;     /* accept.c: parked on rows behind an answer until then */
     int park_expired;            /* accept.c: the rows took longer: answered as found */
     int park_read;               /* accept.c: parked is a read job, queued for a reader again */
+    int requeued;                /* reader.c: queued again, without a place in the count */
     struct ing_req *next;
     int64_t t_queued; /* monotonic us: when it was queued for the writers (store.c) */
 
@@ -394,7 +395,7 @@ void ing_reader_stop(void);
 int ing_defer(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *), int auth,
               int64_t timeout_ms, struct ing_problem *p);
 /* r's job again, r still suspended: a read parked off the reader threads (accept.c), with
- * the deadline it had (a place in the queue whatever its length: it had one) */
+ * the deadline it had, at the head of the queue and outside readers.queue_max */
 void ing_reader_requeue(struct ing_req *r);
 /* ing_defer of a read (http.read_timeout), r answered with the 503 if it is refused */
 void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *));
@@ -471,7 +472,7 @@ struct ing_store_ops {
     void (*claimed)(struct ing_req *r, json_t *res, const char *why);
     /* the finish committed (1) or not (0; a complete one is kept and retried) */
     void (*finished)(struct ing_req *r, int recorded);
-    /* about every 100 ms, on the housekeeping thread */
+    /* about every 100 ms, on a thread of its own that waits for nothing else */
     void (*tick)(void);
 };
 int ing_store_start(const struct ing_store_ops *ops);

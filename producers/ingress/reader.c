@@ -54,14 +54,20 @@ static struct ing_req *pop(struct ing_req **head, struct ing_req **tail)
     return r;
 }
 
+/* at the head of its queue (it has waited longer than anything behind it), and outside the
+ * count of readers.queue_max: it gave its place back when it was parked, and taking one now
+ * would refuse new requests (503) the moment a crowd of parked reads is let go (test 229) */
 void ing_reader_requeue(struct ing_req *r)
 {
+    struct ing_req **head = r->job_auth ? &aq_head : &rq_head;
+    struct ing_req **tail = r->job_auth ? &aq_tail : &rq_tail;
+
     pthread_mutex_lock(&mu);
-    queued++;
-    if (r->job_auth)
-        push(&aq_head, &aq_tail, r);
-    else
-        push(&rq_head, &rq_tail, r);
+    r->requeued = 1;
+    r->jnext = *head;
+    *head = r;
+    if (!*tail)
+        *tail = r;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
 }
@@ -269,7 +275,10 @@ static void *reader_main(void *arg)
             pthread_mutex_unlock(&mu);
             break; /* stopping, nothing queued */
         }
-        queued--;
+        if (r->requeued)
+            r->requeued = 0; /* had no place in the count (ing_reader_requeue) */
+        else
+            queued--;
         pthread_mutex_unlock(&mu);
         r->job(r, &db);
     }

@@ -45,7 +45,7 @@ static const struct ing_store_ops *OPS;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct ing_req *claims_head, *claims_tail, *fins_head, *fins_tail;
-static pthread_t writers[16], hk_thread, purge_thread;
+static pthread_t writers[16], hk_thread, purge_thread, tick_thread;
 static int nwriters, hk_started;
 static size_t n_queued; /* claims + finishes queued, under mu */
 static int n_executing; /* writers running a batch, under mu */
@@ -700,12 +700,24 @@ static void *housekeeping_main(void *arg)
         ING.kafka_ok = ks_kafka_health(ING.rk, 1000, &e) == KS_OK;
         /* a dependency that is down is looked at 5 times a second: requests are refused
          * while kafka_ok is 0, so that must end as soon as the broker is back */
-        for (int i = 0; i < (ING.pg_ok && ING.kafka_ok ? 10 : 2) && !ING.stopping; i++) {
+        for (int i = 0; i < (ING.pg_ok && ING.kafka_ok ? 10 : 2) && !ING.stopping; i++)
             usleep(100000);
-            OPS->tick();
-        }
     }
     ks_db_free(db);
+    return NULL;
+}
+
+/* The tick, on a thread that waits for nothing else: the health checks above can block for
+ * as long as the database or the broker hangs (a connect, a SELECT 1 over a link that lost
+ * its peer), and the requests parked on rows behind an answer must still be let go after
+ * their second (test 229) */
+static void *tick_main(void *arg)
+{
+    (void)arg;
+    while (!ING.stopping) {
+        usleep(100000);
+        OPS->tick();
+    }
     return NULL;
 }
 
@@ -788,7 +800,8 @@ int ing_store_start(const struct ing_store_ops *ops)
         if (pthread_create(&writers[i], NULL, writer_main, NULL) != 0)
             return -1;
     if (pthread_create(&hk_thread, NULL, housekeeping_main, NULL) != 0 ||
-        pthread_create(&purge_thread, NULL, purge_main, NULL) != 0)
+        pthread_create(&purge_thread, NULL, purge_main, NULL) != 0 ||
+        pthread_create(&tick_thread, NULL, tick_main, NULL) != 0)
         return -1;
     hk_started = 1;
     return 0;
@@ -807,6 +820,7 @@ void ing_store_stop(void)
     if (hk_started) {
         pthread_join(hk_thread, NULL);
         pthread_join(purge_thread, NULL);
+        pthread_join(tick_thread, NULL);
     }
     hk_started = 0;
 }

@@ -15,8 +15,8 @@ second, answered as it finds them), so:
 import threading
 import time
 
-from ingress_util import (Partner, TableLock, capture, new_key, payment_body, rows_written,
-                          start_ingress)
+from ingress_util import (Partner, PgProxy, TableLock, capture, new_key, payment_body,
+                          rows_written, start_ingress)
 
 READS = 6  # three times the reader threads
 
@@ -121,6 +121,89 @@ def test_a_read_waits_a_second_at_most():
         rows_written(pid)
         g = ing.request("GET", "/v1/payments/" + pid, auth=a)
         assert g.status == 200 and g.json()["payment_id"] == pid, g
+        assert ing.daemon.term() == 0
+    finally:
+        if ing.daemon.proc.poll() is None:
+            ing.daemon.kill9()
+
+
+def test_a_parked_read_keeps_its_second_while_the_database_hangs():
+    """The database stops answering (a partition: connections open, nothing passes) while a
+    payment's rows are behind: the read parked on them is let go after its second although
+    the ingress's health check hangs in its SELECT 1, then answered 503 at its own deadline
+    (readers.read_timeout, 5 s). Before, parked requests were let go only by the health
+    thread between its checks: the read hung for as long as the database did (here 12 s)."""
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
+    thaw = threading.Timer(12, px.thaw)
+    try:
+        a = Partner("t229-d")
+        first = ing.pay(a, payment_body(), key=new_key())
+        assert first.status == 202, first
+        done = first.json()["payment_id"]
+        rows_written(done)
+        ing.request("GET", "/v1/payments/" + done, auth=a)  # a's key is cached now
+        lock = TableLock()  # the stack's own connection, not through the proxy
+        try:
+            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
+            assert r.status == 202, r
+            pid = r.json()["payment_id"]
+            px.freeze()
+            thaw.start()
+            time.sleep(1.5)  # the health check (every second) is in its SELECT 1 now
+            t0 = time.time()
+            g = ing.request("GET", "/v1/payments/" + pid, auth=a, timeout=30)
+            took = time.time() - t0
+            assert g.status == 503, g
+            assert 4.0 <= took < 7.0, took
+        finally:
+            thaw.cancel()
+            px.thaw()
+            lock.release()
+    finally:
+        ing.daemon.kill9()
+        px.close()
+
+
+def test_parked_reads_let_go_at_once_do_not_refuse_others():
+    """60 reads parked on one payment's rows, readers.queue_max 8: when the rows are written
+    they go back to the readers all at once, ahead of the queue and outside its count, so
+    another partner polling meanwhile is never refused (before: the count went past the
+    limit and its reads were answered 503 while the crowd drained)."""
+    ing = start_ingress({"KASIR_READERS_QUEUE_MAX": "8"})
+    try:
+        a, b = Partner("t229-e"), Partner("t229-f")
+        ing.request("GET", "/v1/payments?ids=pay_t229_warm", auth=a)  # keys cached
+        ing.request("GET", "/v1/payments?ids=pay_t229_warm", auth=b)
+        polled, stop = [], threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                polled.append(ing.request("GET", "/v1/payments?ids=pay_t229_none", auth=b,
+                                          timeout=10).status)
+                time.sleep(0.01)
+        lock = TableLock()
+        try:
+            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
+            assert r.status == 202, r
+            pid = r.json()["payment_id"]
+            got, threads = [], []
+            for _ in range(60):
+                threads.append(_async(lambda: ing.request("GET", "/v1/payments/" + pid,
+                                                          auth=a, timeout=20), got))
+            poller = threading.Thread(target=poll)
+            poller.start()
+            time.sleep(0.5)
+        finally:
+            lock.release()
+        for t in threads:
+            t.join(20)
+        time.sleep(0.5)
+        stop.set()
+        poller.join(10)
+        assert len(got) == 60 and all(g.status == 200 for g, _ in got), \
+            sorted(set(g.status for g, _ in got))
+        assert polled and set(polled) == {200}, sorted(set(polled))
         assert ing.daemon.term() == 0
     finally:
         if ing.daemon.proc.poll() is None:

@@ -476,7 +476,10 @@ struct ing_store_ops {
     void (*tick)(void);
 };
 int ing_store_start(const struct ing_store_ops *ops);
-void ing_store_stop(void);
+/* Stops the writers and the housekeeping, tick and purge threads, waiting for them at most
+ * timeout_ms: 0, or -1 when one is still in a statement the database does not answer
+ * (nothing interrupts a libpq call; the caller exits without them) */
+int ing_store_stop(int64_t timeout_ms);
 void ing_store_claim(struct ing_req *r);
 void ing_store_finish(struct ing_req *r); /* r->fin_complete says which */
 /* 1 when partner's key belongs to a request whose finish could not be recorded: its

@@ -54,9 +54,11 @@ static struct ing_req *pop(struct ing_req **head, struct ing_req **tail)
     return r;
 }
 
-/* at the head of its queue (it has waited longer than anything behind it), and outside the
- * count of readers.queue_max: it gave its place back when it was parked, and taking one now
- * would refuse new requests (503) the moment a crowd of parked reads is let go (test 229) */
+/* at the head of its queue (it has waited already, up to a second; the reads let go
+ * together run in no particular order), and outside the count of readers.queue_max: it gave
+ * its place back when it was parked, and taking one now would refuse new requests (503)
+ * the moment a crowd of parked reads is let go (test 229). How many can be parked is
+ * bounded by the connections (http.max_connections, per address too), not by the queue */
 void ing_reader_requeue(struct ing_req *r)
 {
     struct ing_req **head = r->job_auth ? &aq_head : &rq_head;

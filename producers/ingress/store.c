@@ -807,20 +807,35 @@ int ing_store_start(const struct ing_store_ops *ops)
     return 0;
 }
 
-void ing_store_stop(void)
+/* t joined by deadline (CLOCK_REALTIME, as pthread_timedjoin_np takes it): 0, or -1 */
+static int join_by(pthread_t t, const struct timespec *deadline)
 {
-    int i;
+    return pthread_timedjoin_np(t, NULL, deadline) == 0 ? 0 : -1;
+}
 
+int ing_store_stop(int64_t timeout_ms)
+{
+    struct timespec deadline;
+    int i, rc = 0;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&mu);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-    for (i = 0; i < nwriters; i++)
-        pthread_join(writers[i], NULL);
-    nwriters = 0;
-    if (hk_started) {
-        pthread_join(hk_thread, NULL);
-        pthread_join(purge_thread, NULL);
-        pthread_join(tick_thread, NULL);
+    for (i = 0; i < nwriters && rc == 0; i++)
+        rc = join_by(writers[i], &deadline);
+    if (hk_started && rc == 0)
+        rc = join_by(hk_thread, &deadline) || join_by(purge_thread, &deadline) ||
+             join_by(tick_thread, &deadline) ? -1 : 0;
+    if (rc == 0) {
+        nwriters = 0;
+        hk_started = 0;
     }
-    hk_started = 0;
+    return rc;
 }

@@ -114,6 +114,18 @@ def rows_written(*payment_ids, timeout=10):
                what="the rows of %d payments" % len(payment_ids))
 
 
+def in_thread(fn, out):
+    """Runs fn() on a thread of its own, started now; appends (its result, seconds taken) to
+    out. Returns the thread."""
+    def run():
+        t0 = time.time()
+        r = fn()
+        out.append((r, time.time() - t0))
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
 class TableLock:
     """A lock on a table held by a psql session of its own, from creation (or `with`) until
     release(): EXCLUSIVE on payments lets reads (the claim's checkout probe) go on while

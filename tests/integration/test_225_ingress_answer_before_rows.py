@@ -21,24 +21,14 @@ import threading
 import time
 
 from conftest import BROKERS, psql, psql_one
-from ingress_util import (Partner, TableLock, new_key, now_ms, payment_body, rows_written,
-                          start_ingress)
+from ingress_util import (Partner, TableLock, in_thread, new_key, now_ms, payment_body,
+                          rows_written, start_ingress)
 from risk_util import Risk, risk_daemons  # noqa: F401
 from runtime_util import wait_until
 
 
 def _rows(pid):
     return int(psql_one("SELECT count(*) FROM payments WHERE payment_id = '%s'" % pid))
-
-
-def _get_async(ing, partner, path, out):
-    def run():
-        t0 = time.time()
-        r = ing.request("GET", path, auth=partner, timeout=20)
-        out.append((r, time.time() - t0))
-    t = threading.Thread(target=run)
-    t.start()
-    return t
 
 
 def test_answer_before_rows_reads_wait_and_replay():
@@ -57,8 +47,10 @@ def test_answer_before_rows_reads_wait_and_replay():
             # behind the answer: nothing written yet, the payment is not lost for it
             assert _rows(pid) == 0
             got, listed = [], []
-            t_get = _get_async(ing, partner, "/v1/payments/" + pid, got)
-            t_list = _get_async(ing, partner, "/v1/payments?ids=" + pid, listed)
+            t_get = in_thread(lambda: ing.request("GET", "/v1/payments/" + pid, auth=partner,
+                                                  timeout=20), got)
+            t_list = in_thread(lambda: ing.request("GET", "/v1/payments?ids=" + pid,
+                                                   auth=partner, timeout=20), listed)
             again = []
             t_again = threading.Thread(
                 target=lambda: again.append(ing.pay(partner, body, key=key, timeout=20)))

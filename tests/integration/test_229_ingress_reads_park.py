@@ -15,31 +15,33 @@ second, answered as it finds them), so:
 import threading
 import time
 
-from ingress_util import (Partner, PgProxy, TableLock, capture, new_key, payment_body,
-                          rows_written, start_ingress)
+from ingress_util import (Partner, PgProxy, TableLock, capture, in_thread, new_key,
+                          payment_body, rows_written, start_ingress)
 
 READS = 6  # three times the reader threads
 
 
-def _async(fn, out):
-    def run():
-        t0 = time.time()
-        r = fn()
-        out.append((r, time.time() - t0))
-    t = threading.Thread(target=run)
-    t.start()
-    return t
+def _written_payment(ing, partner):
+    """a payment of partner's whose rows are written; partner's key is cached after it"""
+    first = ing.pay(partner, payment_body(), key=new_key())
+    assert first.status == 202, first
+    done = first.json()["payment_id"]
+    rows_written(done)
+    assert ing.request("GET", "/v1/payments/" + done, auth=partner).status == 200
+    return done
+
+
+def _timed_get(ing, partner, path, timeout):
+    t0 = time.time()
+    g = ing.request("GET", path, auth=partner, timeout=timeout)
+    return g, time.time() - t0
 
 
 def test_reads_waiting_for_rows_do_not_hold_the_readers():
     ing = start_ingress()
     try:
         a = Partner("t229-a")
-        first = ing.pay(a, payment_body(), key=new_key())
-        assert first.status == 202, first
-        done = first.json()["payment_id"]
-        rows_written(done)
-        ing.request("GET", "/v1/payments/" + done, auth=a)  # a's key is cached now
+        done = _written_payment(ing, a)
         lock = TableLock()
         try:
             r = ing.pay(a, payment_body(n=2), key=new_key(), timeout=4)
@@ -48,26 +50,22 @@ def test_reads_waiting_for_rows_do_not_hold_the_readers():
             oid = r.json()["payment_orders"][0]["payment_order_id"]
             got, threads = [], []
             for _ in range(READS):
-                threads.append(_async(lambda: ing.request("GET", "/v1/payments/" + pid,
-                                                          auth=a, timeout=20), got))
+                threads.append(in_thread(lambda: ing.request("GET", "/v1/payments/" + pid,
+                                                             auth=a, timeout=20), got))
             listed = []
-            threads.append(_async(lambda: ing.request("GET", "/v1/payments?ids=" + pid,
-                                                      auth=a, timeout=20), listed))
+            threads.append(in_thread(lambda: ing.request("GET", "/v1/payments?ids=" + pid,
+                                                         auth=a, timeout=20), listed))
             refund = []
             # amount without currency: the order's currency is read first (a reader job)
-            threads.append(_async(lambda: ing.request(
+            threads.append(in_thread(lambda: ing.request(
                 "POST", "/v1/refunds", {"payment_order_id": oid, "amount": "1000"}, auth=a,
                 headers={"Idempotency-Key": "t229-refund-" + pid}, timeout=20), refund))
             time.sleep(0.3)
             assert not got and not listed and not refund, (got, listed, refund)
             # another payment of the same partner, and a partner whose key is not cached
-            t0 = time.time()
-            other = ing.request("GET", "/v1/payments/" + done, auth=a, timeout=5)
-            took_other = time.time() - t0
-            b = Partner("t229-b")
-            t0 = time.time()
-            cold = ing.request("GET", "/v1/payments?ids=pay_t229_none", auth=b, timeout=5)
-            took_cold = time.time() - t0
+            other, took_other = _timed_get(ing, a, "/v1/payments/" + done, 5)
+            cold, took_cold = _timed_get(ing, Partner("t229-b"), "/v1/payments?ids=pay_t229_none",
+                                         5)
             assert other.status == 200 and other.json()["payment_id"] == done, other
             assert cold.status == 200 and cold.json()["not_found"] == ["pay_t229_none"], cold
             # before: both queued behind the waiting reads (2 readers, 1 s each: ~1-3 s)
@@ -111,9 +109,7 @@ def test_a_read_waits_a_second_at_most():
             r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
             assert r.status == 202, r
             pid = r.json()["payment_id"]
-            t0 = time.time()
-            g = ing.request("GET", "/v1/payments/" + pid, auth=a, timeout=10)
-            took = time.time() - t0
+            g, took = _timed_get(ing, a, "/v1/payments/" + pid, 10)
             assert g.status == 404, g
             assert 0.8 <= took < 2.0, took
         finally:
@@ -138,11 +134,7 @@ def test_a_parked_read_keeps_its_second_while_the_database_hangs():
     thaw = threading.Timer(12, px.thaw)
     try:
         a = Partner("t229-d")
-        first = ing.pay(a, payment_body(), key=new_key())
-        assert first.status == 202, first
-        done = first.json()["payment_id"]
-        rows_written(done)
-        ing.request("GET", "/v1/payments/" + done, auth=a)  # a's key is cached now
+        _written_payment(ing, a)  # its key cached
         lock = TableLock()  # the stack's own connection, not through the proxy
         try:
             r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
@@ -151,9 +143,7 @@ def test_a_parked_read_keeps_its_second_while_the_database_hangs():
             px.freeze()
             thaw.start()
             time.sleep(1.5)  # the health check (every second) is in its SELECT 1 now
-            t0 = time.time()
-            g = ing.request("GET", "/v1/payments/" + pid, auth=a, timeout=30)
-            took = time.time() - t0
+            g, took = _timed_get(ing, a, "/v1/payments/" + pid, 30)
             assert g.status == 503, g
             assert 4.0 <= took < 7.0, took
         finally:
@@ -166,7 +156,8 @@ def test_a_parked_read_keeps_its_second_while_the_database_hangs():
 
 
 def test_parked_reads_let_go_at_once_do_not_refuse_others():
-    """60 reads parked on one payment's rows, readers.queue_max 8: when the rows are written
+    """60 reads parked on one payment's rows (sent 4 at a time, so each finds room in the
+    queue on its way to being parked), readers.queue_max 8: when the rows are written
     they go back to the readers all at once, ahead of the queue and outside its count, so
     another partner polling meanwhile is never refused (before: the count went past the
     limit and its reads were answered 503 while the crowd drained)."""
@@ -188,12 +179,14 @@ def test_parked_reads_let_go_at_once_do_not_refuse_others():
             assert r.status == 202, r
             pid = r.json()["payment_id"]
             got, threads = [], []
-            for _ in range(60):
-                threads.append(_async(lambda: ing.request("GET", "/v1/payments/" + pid,
-                                                          auth=a, timeout=20), got))
+            for i in range(60):
+                threads.append(in_thread(lambda: ing.request("GET", "/v1/payments/" + pid,
+                                                             auth=a, timeout=20), got))
+                if i % 4 == 3:
+                    time.sleep(0.02)  # 4 at a time: each is parked before the queue of 8 fills
             poller = threading.Thread(target=poll)
             poller.start()
-            time.sleep(0.5)
+            time.sleep(0.2)  # the rows written well within the first read's second
         finally:
             lock.release()
         for t in threads:

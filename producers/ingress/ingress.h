@@ -477,8 +477,9 @@ struct ing_store_ops {
 };
 int ing_store_start(const struct ing_store_ops *ops);
 /* Stops the writers and the housekeeping, tick and purge threads, waiting for them at most
- * timeout_ms: 0, or -1 when one is still in a statement the database does not answer
- * (nothing interrupts a libpq call; the caller exits without them) */
+ * timeout_ms (5 s at least): 0, or -1 (logged: which thread) when one is still in a
+ * statement the database does not answer (nothing interrupts a libpq call). After -1 the
+ * caller exits without them; it must not call this again (threads half joined). */
 int ing_store_stop(int64_t timeout_ms);
 void ing_store_claim(struct ing_req *r);
 void ing_store_finish(struct ing_req *r); /* r->fin_complete says which */

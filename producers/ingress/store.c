@@ -807,35 +807,35 @@ int ing_store_start(const struct ing_store_ops *ops)
     return 0;
 }
 
-/* t joined by deadline (CLOCK_REALTIME, as pthread_timedjoin_np takes it): 0, or -1 */
-static int join_by(pthread_t t, const struct timespec *deadline)
+/* t joined by deadline (monotonic): 0, or -1 + an error line naming what did not stop */
+static int join_by(pthread_t t, const struct timespec *deadline, const char *what)
 {
-    return pthread_timedjoin_np(t, NULL, deadline) == 0 ? 0 : -1;
+    if (pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, deadline) == 0)
+        return 0;
+    ks_logf(KS_LOG_ERROR, "ingress.stopped", "the %s did not stop in time (a statement the "
+            "database does not answer, or a check of a dependency that hangs)", what);
+    return -1;
 }
 
 int ing_store_stop(int64_t timeout_ms)
 {
-    struct timespec deadline;
-    int i, rc = 0;
+    /* at least 5 s whatever the setting: the housekeeping thread may be in a 1 s check of
+     * the broker, and the others notice the stop between 100 ms naps */
+    struct timespec deadline = ks_clock_mono_deadline((timeout_ms < 5000 ? 5000 : timeout_ms) *
+                                                      1000);
+    int i;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&mu);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-    for (i = 0; i < nwriters && rc == 0; i++)
-        rc = join_by(writers[i], &deadline);
-    if (hk_started && rc == 0)
-        rc = join_by(hk_thread, &deadline) || join_by(purge_thread, &deadline) ||
-             join_by(tick_thread, &deadline) ? -1 : 0;
-    if (rc == 0) {
-        nwriters = 0;
-        hk_started = 0;
-    }
-    return rc;
+    for (i = 0; i < nwriters; i++)
+        if (join_by(writers[i], &deadline, "group-commit writer") != 0)
+            return -1;
+    if (hk_started && (join_by(hk_thread, &deadline, "health thread") != 0 ||
+                       join_by(purge_thread, &deadline, "purge thread") != 0 ||
+                       join_by(tick_thread, &deadline, "tick thread") != 0))
+        return -1;
+    nwriters = 0;
+    hk_started = 0;
+    return 0;
 }

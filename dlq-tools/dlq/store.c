@@ -205,6 +205,56 @@ static void text_array(struct ks_pgarr *a, char **v, size_t n)
         ks_pgarr_text(a, v[i]);
 }
 
+/* The next result of what was sent on pg (NULL: none left). The replay's round trips wait
+ * here: a PostgreSQL that hangs (stopped, a network that drops packets) is said on stderr
+ * after 15 s instead of passing for a slow replay; libpq's own wait ignores signals, and a
+ * second SIGINT/SIGTERM ends the process at once (main.c), which a replay survives. */
+static PGresult *await(PGconn *pg)
+{
+    time_t t0 = time(NULL);
+    int warned = 0;
+
+    while (PQisBusy(pg)) {
+        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+        if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+            break;
+        if (!PQconsumeInput(pg))
+            break;
+        if (!warned && time(NULL) - t0 >= 15) {
+            warned = 1;
+            fprintf(stderr, "kasir-dlq: PostgreSQL has not answered for 15 s: still waiting "
+                            "(a second Ctrl-C stops at once; a replay's confirmed copies are "
+                            "then recorded by the next replay)\n");
+        }
+    }
+    return PQgetResult(pg);
+}
+
+/* the last result of what was sent on pg, every result waited for through await() */
+static PGresult *last_result(PGconn *pg)
+{
+    PGresult *res = NULL, *r;
+
+    while ((r = await(pg))) {
+        PQclear(res);
+        res = r;
+    }
+    return res;
+}
+
+/* PQexecParams through await(): the replay reads its marks at every chunk, and a
+ * PostgreSQL that hangs in that read must be said as in any other round trip (test 544
+ * caught a replay stopped there: 60 s without a word). An error result, never NULL. */
+static PGresult *exec_awaited(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    PGresult *res;
+
+    if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0))
+        return PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
+    res = last_result(pg);
+    return res ? res : PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
+}
+
 /* sorted for bsearch, one entry per message: replayed twice, or replayed and resolved */
 static void marks_sort(struct dlq_marks *mk)
 {
@@ -238,7 +288,7 @@ struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_
     text_array(&a, topics, n);
     if (!(params[0] = ks_pgarr_str(&a)))
         goto oom;
-    res = PQexecParams(pg, SQL_MARKS, 1, NULL, params, NULL, NULL, 0);
+    res = exec_awaited(pg, SQL_MARKS, 1, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ks_err_set(err, KS_EDB, 1, NULL, "could not read the replay and resolve marks: %s",
                    PQresultErrorMessage(res));
@@ -314,7 +364,7 @@ enum ks_code dlq_marks_refresh(PGconn *pg, struct dlq_marks *mk, struct ks_err *
         rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         goto out;
     }
-    res = PQexecParams(pg, SQL_RESOLVED_SINCE, 2, NULL, params, NULL, NULL, 0);
+    res = exec_awaited(pg, SQL_RESOLVED_SINCE, 2, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not read the resolve marks: %s",
                         PQresultErrorMessage(res));
@@ -350,41 +400,13 @@ out:
     return rc;
 }
 
-/* The next result of what was sent on pg (NULL: none left). The replay's round trips wait
- * here: a PostgreSQL that hangs (stopped, a network that drops packets) is said on stderr
- * after 15 s instead of passing for a slow replay; libpq's own wait ignores signals, and a
- * second SIGINT/SIGTERM ends the process at once (main.c), which a replay survives. */
-static PGresult *await(PGconn *pg)
-{
-    time_t t0 = time(NULL);
-    int warned = 0;
-
-    while (PQisBusy(pg)) {
-        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
-        if (poll(&p, 1, 1000) < 0 && errno != EINTR)
-            break;
-        if (!PQconsumeInput(pg))
-            break;
-        if (!warned && time(NULL) - t0 >= 15) {
-            warned = 1;
-            fprintf(stderr, "kasir-dlq: PostgreSQL has not answered for 15 s: still waiting "
-                            "(a second Ctrl-C stops at once; a replay's confirmed copies are "
-                            "then recorded by the next replay)\n");
-        }
-    }
-    return PQgetResult(pg);
-}
-
 static enum ks_code gate_exec(PGconn *pg, const char *sql, const char *what, struct ks_err *err)
 {
-    PGresult *res = NULL, *r;
+    PGresult *res = NULL;
     enum ks_code rc = KS_OK;
 
     if (PQsendQuery(pg, sql)) /* several statements (SQL_GATE_RESOLVE): the last result */
-        while ((r = await(pg))) {
-            PQclear(res);
-            res = r;
-        }
+        res = last_result(pg);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not %s: %s", what,
                         PQresultErrorMessage(res));

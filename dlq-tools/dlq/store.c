@@ -242,14 +242,16 @@ static PGresult *last_result(PGconn *pg)
     return res;
 }
 
-/* PQexecParams through await(): the replay reads its marks at every chunk, and a
- * PostgreSQL that hangs in that read must be said as in any other round trip (test 544
- * caught a replay stopped there: 60 s without a word). An error result, never NULL. */
-static PGresult *exec_awaited(PGconn *pg, const char *sql, int n, const char *const *params)
+/* PQexecParams through await(), for every statement of a replay: a PostgreSQL that hangs
+ * in any of them is said on stderr (test 544 caught a replay stopped in a blocking read of
+ * its marks: 60 s without a word). lens and fmts as PQexecParams takes them (NULL: text).
+ * An error result, never NULL. */
+static PGresult *exec_awaited(PGconn *pg, const char *sql, int n, const char *const *params,
+                              const int *lens, const int *fmts)
 {
     PGresult *res;
 
-    if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0))
+    if (!PQsendQueryParams(pg, sql, n, NULL, params, lens, fmts, 0))
         return PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
     res = last_result(pg);
     return res ? res : PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
@@ -288,7 +290,7 @@ struct dlq_marks *dlq_marks_load(PGconn *pg, char **topics, size_t n, struct ks_
     text_array(&a, topics, n);
     if (!(params[0] = ks_pgarr_str(&a)))
         goto oom;
-    res = exec_awaited(pg, SQL_MARKS, 1, params);
+    res = exec_awaited(pg, SQL_MARKS, 1, params, NULL, NULL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ks_err_set(err, KS_EDB, 1, NULL, "could not read the replay and resolve marks: %s",
                    PQresultErrorMessage(res));
@@ -364,7 +366,7 @@ enum ks_code dlq_marks_refresh(PGconn *pg, struct dlq_marks *mk, struct ks_err *
         rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         goto out;
     }
-    res = exec_awaited(pg, SQL_RESOLVED_SINCE, 2, params);
+    res = exec_awaited(pg, SQL_RESOLVED_SINCE, 2, params, NULL, NULL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not read the resolve marks: %s",
                         PQresultErrorMessage(res));
@@ -443,7 +445,7 @@ int dlq_replays_running(PGconn *pg, char **topics, size_t n, char *first, size_t
     ks_pgarr_init(&a);
     text_array(&a, topics, n);
     if ((params[0] = ks_pgarr_str(&a))) {
-        res = PQexecParams(pg, SQL_REPLAYS_RUNNING, 1, NULL, params, NULL, NULL, 0);
+        res = exec_awaited(pg, SQL_REPLAYS_RUNNING, 1, params, NULL, NULL);
         if (PQresultStatus(res) == PGRES_TUPLES_OK && (k = PQntuples(res)) > 0)
             snprintf(first, cap, "%s", PQgetvalue(res, 0, 0));
     }
@@ -465,7 +467,7 @@ enum ks_code dlq_lock_topics(PGconn *pg, char **topics, size_t n, struct ks_err 
         rc = ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
         goto out;
     }
-    res = PQexecParams(pg, SQL_LOCK_TOPICS, 1, NULL, params, NULL, NULL, 0);
+    res = exec_awaited(pg, SQL_LOCK_TOPICS, 1, params, NULL, NULL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not lock the DLQ topics: %s",
                         PQresultErrorMessage(res));
@@ -491,7 +493,7 @@ enum ks_code dlq_audit_begin(PGconn *pg, const char *id, const char *action, con
 
     if (!f)
         return ks_err_set(err, KS_ENOMEM, 0, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_AUDIT_BEGIN, 6, NULL, params, NULL, NULL, 0);
+    res = exec_awaited(pg, SQL_AUDIT_BEGIN, 6, params, NULL, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not write the audit record: %s",
                         PQresultErrorMessage(res));
@@ -510,7 +512,7 @@ enum ks_code dlq_audit_end(PGconn *pg, const char *id, const char *status, int64
 
     snprintf(sel, sizeof(sel), "%" PRId64, selected);
     snprintf(fl, sizeof(fl), "%" PRId64, failed);
-    res = PQexecParams(pg, SQL_AUDIT_END, 4, NULL, params, NULL, NULL, 0);
+    res = exec_awaited(pg, SQL_AUDIT_END, 4, params, NULL, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = ks_err_set(err, KS_EDB, 1, NULL, "could not finish the audit record: %s",
                         PQresultErrorMessage(res));
@@ -647,7 +649,7 @@ static enum ks_code exec_params(PGconn *pg, const char *sql, int n, const char *
                                 const int *lens, const int *fmts, int tuples, PGresult **out,
                                 const char *what, struct ks_err *err)
 {
-    PGresult *res = PQexecParams(pg, sql, n, NULL, params, lens, fmts, 0);
+    PGresult *res = exec_awaited(pg, sql, n, params, lens, fmts);
 
     if (ks_pg_check(pg, res, tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, what, err) != KS_OK) {
         PQclear(res);

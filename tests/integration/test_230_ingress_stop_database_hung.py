@@ -6,6 +6,7 @@ the signal, its main thread joining a writer blocked in the finish's statement).
 What the writer held is the rows of a payment already answered 202; they are written by
 kasir-risk from the event, as after kill -9 (test 225)."""
 import signal
+import subprocess
 import time
 
 from ingress_util import PgProxy, Partner, TableLock, new_key, payment_body, start_ingress
@@ -25,7 +26,7 @@ def test_sigterm_while_the_database_hangs_exits_within_the_drain_timeout():
             ing.daemon.proc.send_signal(signal.SIGTERM)
             try:
                 rc = ing.daemon.proc.wait(15)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 rc = None
             took = time.time() - t0
         finally:

@@ -375,21 +375,20 @@ static pthread_t listen_thread;
 static int listen_started;
 static _Atomic int listen_stop;
 
+/* connected and listening within 2 s, or NULL: a database that hangs in LISTEN after
+ * taking the connection must not hold the thread, the stop waits for it */
 static PGconn *listen_connect(void)
 {
-    const char *keys_[] = {"connect_timeout", "keepalives", "keepalives_idle",
-                           "keepalives_interval", "keepalives_count", "application_name",
-                           "dbname", NULL};
-    const char *vals[] = {"2", "1", "10", "5", "3", "kasir-ingress-auth", ING.pg_dsn, NULL};
-    PGconn *c = PQconnectdbParams(keys_, vals, 1);
-    PGresult *res;
+    int64_t deadline = ks_clock_mono_us() + 2000000;
+    PGconn *c = ing_pg_connect_by("kasir-ingress-auth", deadline);
+    PGresult *res = NULL;
+    int timed_out = 0, lost = 0;
 
-    if (PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
+    if (!c)
         return NULL;
-    }
-    res = PQexec(c, "LISTEN kasir_ingress_auth");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (PQsendQuery(c, "LISTEN kasir_ingress_auth"))
+        res = ing_pg_result_by(c, deadline, &timed_out, &lost);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || lost) {
         PQclear(res);
         PQfinish(c);
         return NULL;
@@ -445,13 +444,15 @@ int ing_auth_init(void)
     return 0;
 }
 
-void ing_auth_stop(void)
+int ing_auth_stop(void)
 {
     if (listen_started) {
         listen_stop = 1;
-        pthread_join(listen_thread, NULL);
+        if (ing_join_by(listen_thread, "auth listener") != 0)
+            return -1;
         listen_started = 0;
     }
+    return 0;
 }
 
 /* --- authentication ------------------------------------------------------------------- */

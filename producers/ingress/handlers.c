@@ -673,15 +673,24 @@ static int settle_row(const struct ing_settle_row *row, void *opaque)
 
 /* settlement threads still running; ing_settle_join waits for them */
 static pthread_mutex_t settle_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t settle_cv = PTHREAD_COND_INITIALIZER;
 static int settle_threads;
 
-void ing_settle_join(void)
+int ing_settle_join(void)
 {
+    int left;
+
+    /* in 10 ms steps: a stop happens once */
     pthread_mutex_lock(&settle_mu);
-    while (settle_threads > 0)
-        pthread_cond_wait(&settle_cv, &settle_mu);
+    while ((left = settle_threads) > 0 && ks_clock_mono_us() < ING.stop_by_us) {
+        pthread_mutex_unlock(&settle_mu);
+        usleep(10000);
+        pthread_mutex_lock(&settle_mu);
+    }
     pthread_mutex_unlock(&settle_mu);
+    if (left > 0)
+        ks_logf(KS_LOG_ERROR, "ingress.stopped", "%d settlement file threads did not stop in "
+                "time (a broker that does not take their rows)", left);
+    return left > 0 ? -1 : 0;
 }
 
 static void *settle_main(void *arg)
@@ -702,7 +711,6 @@ static void *settle_main(void *arg)
     ing_accept_rows_release(r);
     pthread_mutex_lock(&settle_mu);
     settle_threads--;
-    pthread_cond_broadcast(&settle_cv);
     pthread_mutex_unlock(&settle_mu);
     return NULL;
 }

@@ -765,7 +765,7 @@ int ing_http_start(int port, int threads)
 
 int ing_http_drain(void)
 {
-    int64_t until = ks_clock_mono_us() + ING.drain_timeout_ms * 1000;
+    int64_t until = ING.stop_by_us;
 
     atomic_store(&ING.draining, 1);
     /* a server thread that entered on_request before the flag was set may still be

@@ -243,6 +243,9 @@ struct ing_ctx {
     _Atomic int kafka_ok, pg_ok;
     _Atomic int draining; /* SIGTERM: new requests get 503 + Connection: close */
     _Atomic int stopping;
+    /* SIGTERM: when the stop must be over (monotonic µs): the answers get http.drain_timeout
+     * from the signal, the threads behind them what is left of it, 5 s at least */
+    int64_t stop_by_us;
 };
 extern struct ing_ctx ING;
 
@@ -298,8 +301,8 @@ void ing_health(struct ing_req *r);
 void ing_ready(struct ing_req *r);
 void ing_metrics(struct ing_req *r);
 void ing_openapi(struct ing_req *r);
-/* waits for the settlement files' threads to end */
-void ing_settle_join(void);
+/* waits for the settlement files' threads to end, until ING.stop_by_us: 0, or -1 (logged) */
+int ing_settle_join(void);
 
 /* admin_holds.c: held payments and payouts (kasir-risk) */
 void ing_admin_holds_list(struct ing_req *r);
@@ -371,7 +374,8 @@ void ing_audit_export(struct ing_req *r);
 
 /* auth.c */
 int ing_auth_init(void);
-void ing_auth_stop(void);
+/* stops the listener (it notices within 200 ms), joined by ING.stop_by_us: 0, or -1 */
+int ing_auth_stop(void);
 /* At the headers: authenticates r for need (fills partner_id, cred_id, scopes), checks the
  * scope and the partner's rate limit. 0 done, -1 refused (p set), 1 suspended for a key
  * lookup: the server calls ing_auth_finish when it is resumed. */
@@ -388,7 +392,14 @@ void ing_auth_stats(struct ing_auth_stats *out);
 
 /* reader.c: PostgreSQL off the server threads */
 int ing_reader_start(void);
-void ing_reader_stop(void);
+/* joined by ING.stop_by_us (a job ends by its own deadline): 0, or -1 */
+int ing_reader_stop(void);
+/* A connection for a thread that must not block (the readers, the auth listener): opened
+ * asynchronously by deadline_us, named app; NULL when not (logged at debug). */
+PGconn *ing_pg_connect_by(const char *app, int64_t deadline_us);
+/* The result of the statement sent on c, by deadline_us: NULL with *timed_out (the
+ * statement may still run: drop c) or *lost (the connection went). */
+PGresult *ing_pg_result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *lost);
 /* Suspends r and queues fn(r, db) for a reader thread, to run before timeout_ms (auth: at
  * the front of the queue). 0, or -1 + p (503) when the queue is full or stopping (r is then
  * not suspended). fn answers r (ing_req_done) or, for auth, resumes it (ing_auth_resume). */
@@ -476,11 +487,13 @@ struct ing_store_ops {
     void (*tick)(void);
 };
 int ing_store_start(const struct ing_store_ops *ops);
-/* Stops the writers and the housekeeping, tick and purge threads, waiting for them at most
- * timeout_ms (5 s at least): 0, or -1 (logged: which thread) when one is still in a
- * statement the database does not answer (nothing interrupts a libpq call). After -1 the
- * caller exits without them; it must not call this again (threads half joined). */
-int ing_store_stop(int64_t timeout_ms);
+/* Stops the writers and the housekeeping, tick and purge threads, waiting for them until
+ * ING.stop_by_us: 0, or -1 (logged: which thread) when one is still in a statement the
+ * database does not answer (nothing interrupts a libpq call). After -1 the caller exits
+ * without them; it must not call this again (threads half joined). */
+int ing_store_stop(void);
+/* t joined by ING.stop_by_us: 0, or -1 + an error line naming what (main.c) */
+int ing_join_by(pthread_t t, const char *what);
 void ing_store_claim(struct ing_req *r);
 void ing_store_finish(struct ing_req *r); /* r->fin_complete says which */
 /* 1 when partner's key belongs to a request whose finish could not be recorded: its
@@ -497,6 +510,7 @@ void ing_store_health(struct ing_store_health *out);
 
 /* publish.c */
 int ing_publish_start(void);
+/* flushes for what is left until ING.stop_by_us (1 s at least), then closes the producer */
 void ing_publish_stop(void);
 /* Produces r->payload to r->topic with key r->msg_key; its delivery report goes to
  * delivered; 0, or -1 when refused at once. */

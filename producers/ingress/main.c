@@ -10,10 +10,12 @@
  * The CLI prints a new API key once, on stdout; only its hashes are stored. A scope name it
  * does not know is an error (exit 2), never the default set. Changes to keys and partners
  * reach every running ingress at once (NOTIFY, functions/ingress_auth_changed.sql). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/crypto.h"
@@ -41,7 +43,9 @@ static const struct ks_config_def own_defs[] = {
     {"http.upload_timeout", KS_CFG_DURATION_MS, "120s", 0,
      "the same for an authenticated settlement file upload"},
     {"http.drain_timeout", KS_CFG_DURATION_MS, "20s", 0,
-     "at SIGTERM, how long requests in flight may take to be answered"},
+     "at SIGTERM, how long requests in flight may take to be answered; the threads behind "
+     "them get what is left of it, 5 s at least (the producer's flush 1 s), so the process "
+     "ends within this + 6 s"},
     {"http.admin_port", KS_CFG_INT, "0", 0,
      "a listener of its own for /healthz, /readyz and /metrics, without credentials (0: none; "
      "on the API port /readyz and /metrics need scope ops:read)"},
@@ -121,6 +125,37 @@ static volatile sig_atomic_t got_signal;
 static void on_signal(int sig)
 {
     got_signal = sig;
+}
+
+/* t joined by ING.stop_by_us: 0, or -1 + an error line naming what did not stop */
+int ing_join_by(pthread_t t, const char *what)
+{
+    int64_t us = ING.stop_by_us;
+    struct timespec deadline = {.tv_sec = (time_t)(us / 1000000),
+                                .tv_nsec = (long)(us % 1000000) * 1000};
+
+    if (pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, &deadline) == 0)
+        return 0;
+    ks_logf(KS_LOG_ERROR, "ingress.stopped", "the %s did not stop in time (a statement the "
+            "database does not answer, or a check of a dependency that hangs)", what);
+    return -1;
+}
+
+/* Everything behind the server, in order, each joined by ING.stop_by_us: 0, or -1 (logged)
+ * when a thread is still stuck. A thread stuck in a statement of a database that hangs
+ * (nothing in libpq interrupts it) is not waited for: every request was answered by now and
+ * every event confirmed, and what a writer still holds is the rows of payments answered
+ * 202, which kasir-risk writes from their events, or the kept finishes of refunds and
+ * payouts answered 503, whose retries take their records over once idempotency.lock has
+ * passed: the state kill -9 leaves (test 230). The caller then exits with _exit(1). */
+static int stop_behind(void)
+{
+    ING.stopping = 1;
+    if (ing_auth_stop() != 0 || ing_reader_stop() != 0 || ing_settle_join() != 0 ||
+        ing_store_stop() != 0)
+        return -1;
+    ing_publish_stop();
+    return 0;
 }
 
 static int serve(const struct ks_config *cfg)
@@ -220,12 +255,9 @@ static int serve(const struct ks_config *cfg)
         return 1;
     if (ing_http_start(port, (int)ks_config_int(cfg, "http.threads")) != 0) {
         ks_logf(KS_LOG_ERROR, "ingress.http.start", "could not listen on port %d", port);
-        ING.stopping = 1;
-        ing_auth_stop();
-        ing_reader_stop();
-        if (ing_store_stop(ING.drain_timeout_ms) != 0)
+        ING.stop_by_us = ks_clock_mono_us() + 5000000;
+        if (stop_behind() != 0)
             _exit(1);
-        ing_publish_stop();
         return 1;
     }
     snprintf(portbuf, sizeof(portbuf), "%d", port);
@@ -233,6 +265,7 @@ static int serve(const struct ks_config *cfg)
     while (!got_signal)
         pause();
     ks_log(KS_LOG_INFO, "ingress.stopping", "draining requests in flight", NULL);
+    ING.stop_by_us = ks_clock_mono_us() + ING.drain_timeout_ms * 1000;
     /* 1. new requests get 503 + Connection: close; every request handed to a handler
      *    (suspended for PostgreSQL or Kafka included) gets its answer sent */
     if (ing_http_drain() != 0) {
@@ -243,21 +276,13 @@ static int serve(const struct ks_config *cfg)
                NULL);
         _exit(1);
     }
-    /* 2. the server (nothing suspended is left), then whatever served it */
+    /* 2. the server (nothing suspended is left), then whatever served it, within what is
+     *    left of the drain's time, 5 s at least */
     ing_http_stop();
-    ING.stopping = 1;
-    ing_auth_stop();
-    ing_reader_stop();
-    ing_settle_join();
-    /* a writer stuck in a statement of a database that hangs (the connection open, nothing
-     * answered) is not waited for past http.drain_timeout: every request was answered by
-     * now and every event confirmed, and what a writer still holds is the rows of payments
-     * answered 202, which kasir-risk writes from their events, or the kept finishes of
-     * refunds and payouts answered 503, whose retries take their records over once
-     * idempotency.lock has passed: the state kill -9 leaves (test 230) */
-    if (ing_store_stop(ING.drain_timeout_ms) != 0)
+    if (ING.stop_by_us < ks_clock_mono_us() + 5000000)
+        ING.stop_by_us = ks_clock_mono_us() + 5000000;
+    if (stop_behind() != 0)
         _exit(1);
-    ing_publish_stop();
     ks_serde_shutdown();
     ks_log(KS_LOG_INFO, "ingress.stopped", NULL, NULL);
     return 0;

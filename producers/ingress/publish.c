@@ -107,7 +107,8 @@ void ing_publish_stop(void)
         poll_started = 0;
     }
     if (ING.rk) {
-        int left = ks_kafka_producer_close(ING.rk, 10000);
+        int64_t ms = (ING.stop_by_us - ks_clock_mono_us()) / 1000;
+        int left = ks_kafka_producer_close(ING.rk, ms < 1000 ? 1000 : (int)ms);
         ING.rk = NULL;
         if (left)
             ks_logf(KS_LOG_ERROR, "ingress.kafka.unflushed", "%d messages not confirmed", left);

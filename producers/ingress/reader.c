@@ -113,8 +113,7 @@ static void drop(struct ing_rdb *db)
     db->c = NULL;
 }
 
-/* a connection within the deadline: 0, or -1 */
-static int connect_by(struct ing_rdb *db, int64_t deadline_us)
+PGconn *ing_pg_connect_by(const char *app, int64_t deadline_us)
 {
     char opts[64];
     const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
@@ -122,41 +121,50 @@ static int connect_by(struct ing_rdb *db, int64_t deadline_us)
                           "options", "dbname", NULL};
     const char *vals[9];
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    PGconn *c;
 
-    if (ks_clock_mono_us() < db->retry_at_us)
-        return -1;
     snprintf(opts, sizeof(opts), "-c statement_timeout=%lld", (long long)ING.read_timeout_ms);
     vals[0] = "2";
     vals[1] = "1";
     vals[2] = "10";
     vals[3] = "5";
     vals[4] = "3";
-    vals[5] = "kasir-ingress-reader";
+    vals[5] = app;
     vals[6] = opts;
     vals[7] = ING.pg_dsn;
     vals[8] = NULL;
-    db->c = PQconnectStartParams(keys, vals, 1);
-    if (!db->c || PQstatus(db->c) == CONNECTION_BAD)
+    c = PQconnectStartParams(keys, vals, 1);
+    if (!c || PQstatus(c) == CONNECTION_BAD)
         goto fail;
     for (;;) {
         struct pollfd pfd;
         int64_t left = deadline_us - ks_clock_mono_us();
         if (st == PGRES_POLLING_OK)
-            return 0;
+            return c;
         if (st == PGRES_POLLING_FAILED || left <= 0)
             goto fail;
-        pfd.fd = PQsocket(db->c);
+        pfd.fd = PQsocket(c);
         pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
         pfd.revents = 0;
         if (poll(&pfd, 1, (int)(left / 1000) + 1) < 0)
             goto fail;
         if (pfd.revents || st == PGRES_POLLING_ACTIVE)
-            st = PQconnectPoll(db->c);
+            st = PQconnectPoll(c);
     }
 fail:
     ks_log(KS_LOG_DEBUG, "ingress.reader.connect_failed",
-           db->c ? PQerrorMessage(db->c) : "out of memory", NULL);
-    drop(db);
+           c ? PQerrorMessage(c) : "out of memory", "application_name", app, NULL);
+    PQfinish(c);
+    return NULL;
+}
+
+/* a connection within the deadline: 0, or -1 (and none tried again for 250 ms) */
+static int connect_by(struct ing_rdb *db, int64_t deadline_us)
+{
+    if (ks_clock_mono_us() < db->retry_at_us)
+        return -1;
+    if ((db->c = ing_pg_connect_by("kasir-ingress-reader", deadline_us)) != NULL)
+        return 0;
     db->retry_at_us = ks_clock_mono_us() + 250000;
     return -1;
 }
@@ -182,30 +190,29 @@ static int alive(struct ing_rdb *db)
     return 1;
 }
 
-/* the result of the statement sent, by the deadline; *lost when the connection went */
-static PGresult *result_by(struct ing_rdb *db, int64_t deadline_us, int *timed_out, int *lost)
+PGresult *ing_pg_result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *lost)
 {
     PGresult *res, *extra;
 
-    while (PQisBusy(db->c)) {
+    while (PQisBusy(c)) {
         struct pollfd pfd;
         int64_t left = deadline_us - ks_clock_mono_us();
         if (left <= 0) {
             *timed_out = 1;
             return NULL;
         }
-        pfd.fd = PQsocket(db->c);
+        pfd.fd = PQsocket(c);
         pfd.events = POLLIN;
         pfd.revents = 0;
-        if (poll(&pfd, 1, (int)(left / 1000) + 1) > 0 && !PQconsumeInput(db->c)) {
+        if (poll(&pfd, 1, (int)(left / 1000) + 1) > 0 && !PQconsumeInput(c)) {
             *lost = 1;
             return NULL;
         }
     }
-    res = PQgetResult(db->c);
-    while ((extra = PQgetResult(db->c)) != NULL)
+    res = PQgetResult(c);
+    while ((extra = PQgetResult(c)) != NULL)
         PQclear(extra);
-    if (PQstatus(db->c) != CONNECTION_OK)
+    if (PQstatus(c) != CONNECTION_OK)
         *lost = 1;
     return res;
 }
@@ -234,7 +241,7 @@ PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, 
             drop(db);
             continue;
         }
-        res = result_by(db, r->job_deadline_us, &timed_out, &lost);
+        res = ing_pg_result_by(db->c, r->job_deadline_us, &timed_out, &lost);
         if (timed_out) {
             /* the statement may still run; the connection goes with it */
             drop(db);
@@ -301,7 +308,7 @@ int ing_reader_start(void)
     return 0;
 }
 
-void ing_reader_stop(void)
+int ing_reader_stop(void)
 {
     int i;
 
@@ -310,6 +317,8 @@ void ing_reader_stop(void)
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
     for (i = 0; i < nthreads; i++)
-        pthread_join(threads[i], NULL);
+        if (ing_join_by(threads[i], "reader") != 0)
+            return -1;
     nthreads = 0;
+    return 0;
 }

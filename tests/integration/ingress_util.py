@@ -445,7 +445,8 @@ def closed_within(s, seconds):
 class PgProxy:
     """A TCP proxy in front of the stack's PostgreSQL that a test can freeze (nothing
     passes, connections stay open: a hung server) or cut (every connection closed: a
-    restart)."""
+    restart). hang_on(pattern): a connection whose client sends pattern hangs there on
+    its own (the statement is not passed on, nothing comes back), the others go on."""
 
     def __init__(self):
         self.ls = socket.socket()
@@ -456,6 +457,8 @@ class PgProxy:
         self.frozen = threading.Event()
         self.refusing = threading.Event()
         self.pairs = []
+        self.hang_pattern = None
+        self.hung = 0
         self.lock = threading.Lock()
         self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -495,6 +498,12 @@ class PgProxy:
                     d = s.recv(65536)
                     if not d:
                         raise OSError("closed")
+                    if s is a and self.hang_pattern and self.hang_pattern in d:
+                        with self.lock:
+                            self.hung += 1
+                        while not self.stopped:  # this connection only, until closed
+                            time.sleep(0.05)
+                        raise OSError("closed")
                     (b if s is a else a).sendall(d)
         except OSError:
             pass
@@ -503,6 +512,9 @@ class PgProxy:
                 s.close()
             except OSError:
                 pass
+
+    def hang_on(self, pattern):
+        self.hang_pattern = pattern
 
     def freeze(self):
         self.frozen.set()

@@ -9,7 +9,8 @@ import signal
 import subprocess
 import time
 
-from ingress_util import PgProxy, Partner, TableLock, new_key, payment_body, start_ingress
+from ingress_util import (PgProxy, Partner, TableLock, new_key, payment_body,
+                          payment_rows_refused, start_ingress)
 
 
 def test_sigterm_while_the_database_hangs_exits_within_the_drain_timeout():
@@ -50,5 +51,55 @@ def test_sigterm_with_a_zero_drain_timeout_on_a_healthy_database_exits_0():
         assert r.status == 202, r
         assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
         assert "did not stop in time" not in ing.daemon.log_tail(20)
+    finally:
+        ing.daemon.kill9()
+
+
+def test_sigterm_while_the_auth_listener_hangs_in_listen_exits_0_at_once():
+    """The auth caches' listener (NOTIFY kasir_ingress_auth) sends LISTEN on each new
+    connection. A database that took the connection and then hung in that statement held
+    SIGTERM forever: the listener was blocked in libpq and joined without a bound (alive
+    20 s after the signal, the requests all answered). It now waits for LISTEN in steps
+    that look at the stop, and every thread behind the server is joined by one deadline."""
+    px = PgProxy()
+    px.hang_on(b"LISTEN kasir_ingress_auth")
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_HTTP_DRAIN_TIMEOUT": "3s"})
+    try:
+        deadline = time.time() + 10
+        while px.hung == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert px.hung >= 1, "the listener never sent LISTEN through the proxy"
+        r = ing.pay(Partner("t230-c"), payment_body(), key=new_key(), timeout=4)
+        assert r.status == 202, r  # the listener hangs alone: the rest works
+        t0 = time.time()
+        ing.daemon.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = ing.daemon.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.time() - t0
+        assert rc == 0, (rc, took, ing.daemon.log_tail(10))
+        assert took < 8, took
+    finally:
+        ing.daemon.kill9()
+        px.close()
+
+
+def test_a_clean_stop_with_a_finish_still_unrecorded_says_so():
+    """A finish the database refused is kept and retried once a second until
+    idempotency.lock; a clean stop in that time dropped it without a word. The stop now says
+    how many it leaves (their retries resume them; a payment's rows come from kasir-risk)."""
+    ing = start_ingress({"KASIR_HTTP_DRAIN_TIMEOUT": "2s"})
+    try:
+        with payment_rows_refused() as marker:
+            r = ing.pay(Partner("t230-d"), payment_body(checkout_id=marker + "1"), key=new_key())
+            assert r.status == 202, r
+            deadline = time.time() + 5
+            while ing.metric("kasir_ingress_finishes_pending") < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            assert ing.metric("kasir_ingress_finishes_pending") == 1
+            assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
+        log = ing.daemon.log_tail(30)
+        assert "1 finishes of published requests were still not recorded at the stop" in log, log
     finally:
         ing.daemon.kill9()

@@ -402,7 +402,7 @@ static void *listen_main(void *arg)
     PGconn *c = NULL;
     (void)arg;
 
-    while (!listen_stop) {
+    while (!listen_stop && !ING.stopping) {
         struct pollfd pfd;
         PGnotify *n;
         int flush = 0;
@@ -410,7 +410,7 @@ static void *listen_main(void *arg)
         if (!c || PQstatus(c) != CONNECTION_OK) {
             PQfinish(c);
             if (!(c = listen_connect())) {
-                for (int i = 0; i < 5 && !listen_stop; i++)
+                for (int i = 0; i < 5 && !listen_stop && !ING.stopping; i++)
                     usleep(100000);
                 continue;
             }

@@ -374,7 +374,8 @@ void ing_audit_export(struct ing_req *r);
 
 /* auth.c */
 int ing_auth_init(void);
-/* stops the listener (it notices within 200 ms), joined by ING.stop_by_us: 0, or -1 */
+/* stops the listener (it notices ING.stopping within 200 ms, or at the end of a connect
+ * and LISTEN, 2 s), joined by ING.stop_by_us: 0, or -1 (logged) */
 int ing_auth_stop(void);
 /* At the headers: authenticates r for need (fills partner_id, cred_id, scopes), checks the
  * scope and the partner's rate limit. 0 done, -1 refused (p set), 1 suspended for a key

@@ -45,7 +45,7 @@ static const struct ks_config_def own_defs[] = {
     {"http.drain_timeout", KS_CFG_DURATION_MS, "20s", 0,
      "at SIGTERM, how long requests in flight may take to be answered; the threads behind "
      "them get what is left of it, 5 s at least (the producer's flush 1 s), so the process "
-     "ends within this + 6 s"},
+     "ends within about this + 6 s"},
     {"http.admin_port", KS_CFG_INT, "0", 0,
      "a listener of its own for /healthz, /readyz and /metrics, without credentials (0: none; "
      "on the API port /readyz and /metrics need scope ops:read)"},
@@ -150,11 +150,13 @@ int ing_join_by(pthread_t t, const char *what)
  * passed: the state kill -9 leaves (test 230). The caller then exits with _exit(1). */
 static int stop_behind(void)
 {
-    ING.stopping = 1;
-    if (ing_auth_stop() != 0 || ing_reader_stop() != 0 || ing_settle_join() != 0 ||
-        ing_store_stop() != 0)
+    ING.stopping = 1; /* the listener notices it too */
+    if (ing_reader_stop() != 0 || ing_settle_join() != 0 || ing_store_stop() != 0)
         return -1;
     ing_publish_stop();
+    /* last, and not a failed stop: it holds nothing, and a connect of its own may be stuck
+     * where no deadline reaches (libpq resolves a host name synchronously) */
+    ing_auth_stop();
     return 0;
 }
 
@@ -164,6 +166,7 @@ static int serve(const struct ks_config *cfg)
     const char *secret = ks_config_str(cfg, "auth.jwt_secret");
     int port = (int)ks_config_int(cfg, "http.port");
     char portbuf[16];
+    sigset_t stop_sigs, run_mask;
 
     ING.cfg = cfg;
     ING.pg_dsn = ks_config_str(cfg, "pg.dsn");
@@ -187,6 +190,12 @@ static int serve(const struct ks_config *cfg)
     ING.request_timeout_ms = ks_config_ms(cfg, "http.request_timeout");
     ING.upload_timeout_ms = ks_config_ms(cfg, "http.upload_timeout");
     ING.drain_timeout_ms = ks_config_ms(cfg, "http.drain_timeout");
+    if (ING.drain_timeout_ms < 0 || ING.drain_timeout_ms > 3600000) {
+        /* a stop is bounded by it (and its deadline must not overflow) */
+        ks_log(KS_LOG_ERROR, "config.invalid", "http.drain_timeout must be 0 to 1h",
+               "setting", "http.drain_timeout", NULL);
+        return 2;
+    }
     ING.admin_port = (int)ks_config_int(cfg, "http.admin_port");
     ING.admin_bind = ks_config_str(cfg, "http.admin_bind");
     ING.readers = (int)ks_config_int(cfg, "readers.threads");
@@ -250,6 +259,13 @@ static int serve(const struct ks_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    /* the stop signals go to this thread only, and only inside sigsuspend below: one that
+     * came between a test of got_signal and a pause() was not seen until a second one (the
+     * threads started from here on inherit the mask) */
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, &run_mask);
     if (ing_publish_start() != 0 || ing_accept_start() != 0 || ing_reader_start() != 0 ||
         ing_auth_init() != 0)
         return 1;
@@ -263,7 +279,7 @@ static int serve(const struct ks_config *cfg)
     snprintf(portbuf, sizeof(portbuf), "%d", port);
     ks_log(KS_LOG_INFO, "ingress.started", "listening", "port", portbuf, NULL);
     while (!got_signal)
-        pause();
+        sigsuspend(&run_mask);
     ks_log(KS_LOG_INFO, "ingress.stopping", "draining requests in flight", NULL);
     ING.stop_by_us = ks_clock_mono_us() + ING.drain_timeout_ms * 1000;
     /* 1. new requests get 503 + Connection: close; every request handed to a handler

@@ -108,6 +108,7 @@ void ing_publish_stop(void)
     }
     if (ING.rk) {
         int64_t ms = (ING.stop_by_us - ks_clock_mono_us()) / 1000;
+        /* http.drain_timeout is at most 1 h: ms fits an int */
         int left = ks_kafka_producer_close(ING.rk, ms < 1000 ? 1000 : (int)ms);
         ING.rk = NULL;
         if (left)

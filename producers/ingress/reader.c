@@ -192,26 +192,35 @@ static int alive(struct ing_rdb *db)
 
 PGresult *ing_pg_result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *lost)
 {
-    PGresult *res, *extra;
+    PGresult *res = NULL, *x;
 
-    while (PQisBusy(c)) {
-        struct pollfd pfd;
-        int64_t left = deadline_us - ks_clock_mono_us();
-        if (left <= 0) {
-            *timed_out = 1;
-            return NULL;
+    /* every PQgetResult only once PQisBusy says it will not wait: the last one (NULL) needs
+     * ReadyForQuery, which a stalled server may never send after the result itself */
+    for (;;) {
+        while (PQisBusy(c)) {
+            struct pollfd pfd;
+            int64_t left = deadline_us - ks_clock_mono_us();
+            if (left <= 0) {
+                *timed_out = 1;
+                PQclear(res);
+                return NULL;
+            }
+            pfd.fd = PQsocket(c);
+            pfd.events = POLLIN;
+            pfd.revents = 0;
+            if (poll(&pfd, 1, (int)(left / 1000) + 1) > 0 && !PQconsumeInput(c)) {
+                *lost = 1;
+                PQclear(res);
+                return NULL;
+            }
         }
-        pfd.fd = PQsocket(c);
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, (int)(left / 1000) + 1) > 0 && !PQconsumeInput(c)) {
-            *lost = 1;
-            return NULL;
-        }
+        if (!(x = PQgetResult(c)))
+            break;
+        if (res)
+            PQclear(x);
+        else
+            res = x;
     }
-    res = PQgetResult(c);
-    while ((extra = PQgetResult(c)) != NULL)
-        PQclear(extra);
     if (PQstatus(c) != CONNECTION_OK)
         *lost = 1;
     return res;

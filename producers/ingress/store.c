@@ -827,8 +827,8 @@ int ing_store_stop(void)
     hk_started = 0;
     if (n_pending > 0)
         ks_logf(KS_LOG_WARN, "ingress.store.unrecorded_dropped", "%ld finishes of published "
-                "requests were still not recorded at the stop (answered 503): their retries "
-                "resume them after idempotency.lock; a payment's rows: kasir-risk writes them "
-                "from its event", (long)n_pending);
+                "requests were still not recorded at the stop: a payment's rows (answered 202) "
+                "come from kasir-risk, which reads its event; a refund or payout (answered "
+                "503) is resumed by its retry after idempotency.lock", (long)n_pending);
     return 0;
 }

@@ -446,7 +446,9 @@ class PgProxy:
     """A TCP proxy in front of the stack's PostgreSQL that a test can freeze (nothing
     passes, connections stay open: a hung server) or cut (every connection closed: a
     restart). hang_on(pattern): a connection whose client sends pattern hangs there on
-    its own (the statement is not passed on, nothing comes back), the others go on."""
+    its own (the statement is not passed on, nothing comes back), the others go on.
+    hold_ready(pattern): the server's answer to the statement that contains pattern comes
+    back whole except its ReadyForQuery, and then that connection hangs."""
 
     def __init__(self):
         self.ls = socket.socket()
@@ -458,6 +460,7 @@ class PgProxy:
         self.refusing = threading.Event()
         self.pairs = []
         self.hang_pattern = None
+        self.ready_pattern = None
         self.hung = 0
         self.lock = threading.Lock()
         self.stopped = False
@@ -484,8 +487,19 @@ class PgProxy:
                 self.pairs.append((c, u))
             threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
 
+    def _hang_until_closed(self, a):
+        """This connection only, until its client closes it (then the server's side goes
+        too: no backend is left behind)."""
+        with self.lock:
+            self.hung += 1
+        while not self.stopped:
+            if select.select([a], [], [], 0.05)[0] and not a.recv(65536):
+                break
+        raise OSError("closed")
+
     def _pump(self, a, b):
         socks = [a, b]
+        armed, held = False, b""  # hold_ready: the server's messages, whole ones only
         try:
             while not self.stopped:
                 if self.frozen.is_set():
@@ -499,11 +513,20 @@ class PgProxy:
                     if not d:
                         raise OSError("closed")
                     if s is a and self.hang_pattern and self.hang_pattern in d:
-                        with self.lock:
-                            self.hung += 1
-                        while not self.stopped:  # this connection only, until closed
-                            time.sleep(0.05)
-                        raise OSError("closed")
+                        self._hang_until_closed(a)
+                    if s is a and self.ready_pattern and self.ready_pattern in d:
+                        armed = True
+                    if s is b and armed:
+                        held += d
+                        while len(held) >= 5:
+                            n = 1 + int.from_bytes(held[1:5], "big")
+                            if len(held) < n:
+                                break
+                            if held[0:1] == b"Z":
+                                self._hang_until_closed(a)
+                            a.sendall(held[:n])
+                            held = held[n:]
+                        continue
                     (b if s is a else a).sendall(d)
         except OSError:
             pass
@@ -515,6 +538,9 @@ class PgProxy:
 
     def hang_on(self, pattern):
         self.hang_pattern = pattern
+
+    def hold_ready(self, pattern):
+        self.ready_pattern = pattern
 
     def freeze(self):
         self.frozen.set()

@@ -146,7 +146,7 @@ def test_table_is_large_enough():
 def test_nothing_from_bad_input_reached_kafka(ingress, partners):
     a, _ = partners
     t0 = now_ms()
-    marker = "co-bad-" + uuid.uuid4().hex
+    marker = "co-bad-" + uuid.uuid4().hex[:12]  # no 13-digit run (card data)
     for amt in ("0.00", "1e5", "-1"):
         b = good()
         b["checkout_id"] = marker

@@ -55,12 +55,13 @@ def test_sigterm_with_a_zero_drain_timeout_on_a_healthy_database_exits_0():
         ing.daemon.kill9()
 
 
-def test_sigterm_while_the_auth_listener_hangs_in_listen_exits_0_at_once():
+def test_sigterm_while_the_auth_listener_hangs_in_listen_exits_0_within_the_floor():
     """The auth caches' listener (NOTIFY kasir_ingress_auth) sends LISTEN on each new
     connection. A database that took the connection and then hung in that statement held
     SIGTERM forever: the listener was blocked in libpq and joined without a bound (alive
-    20 s after the signal, the requests all answered). It now waits for LISTEN in steps
-    that look at the stop, and every thread behind the server is joined by one deadline."""
+    20 s after the signal, the requests all answered). It now waits for LISTEN 2 s at most
+    (then connects again), and every thread behind the server is joined by one deadline,
+    the 5 s floor here."""
     px = PgProxy()
     px.hang_on(b"LISTEN kasir_ingress_auth")
     ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_HTTP_DRAIN_TIMEOUT": "3s"})
@@ -103,3 +104,44 @@ def test_a_clean_stop_with_a_finish_still_unrecorded_says_so():
         assert "1 finishes of published requests were still not recorded at the stop" in log, log
     finally:
         ing.daemon.kill9()
+
+
+def test_a_drain_timeout_beyond_an_hour_is_refused_at_start():
+    """The stop's deadline is the signal + http.drain_timeout: a value the parser takes
+    (up to 2^63 ms) overflowed it, and the drain was skipped (an immediate exit 1 with any
+    request in flight). Now an error naming the setting, exit 2."""
+    ing = start_ingress({"KASIR_HTTP_DRAIN_TIMEOUT": "200000000d"}, wait_path=None)
+    try:
+        try:
+            rc = ing.daemon.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = None  # it started
+        assert rc == 2, (rc, ing.daemon.log_tail(5))
+        assert "http.drain_timeout" in ing.daemon.log_tail(5), ing.daemon.log_tail(5)
+    finally:
+        ing.daemon.kill9()
+
+
+def test_a_read_whose_ready_for_query_never_comes_is_answered_by_its_deadline():
+    """A reader waited for a statement's result by its deadline, but then asked libpq for
+    the end of the results with a blocking call: a server that sent the rows and then hung
+    before ReadyForQuery held the reader (and, at a stop, its join) without a bound; the
+    GET was never answered. Now every result is awaited by the deadline: 503 in ~2 s."""
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_READERS_READ_TIMEOUT": "2s"})
+    try:
+        a = Partner("t230-e")
+        r = ing.pay(a, payment_body(), key=new_key())
+        assert r.status == 202, r
+        pid = r.json()["payment_id"]
+        px.hold_ready(b"p.payment_id = ANY")
+        t0 = time.time()
+        g = ing.request("GET", "/v1/payments/" + pid, auth=a, timeout=15)
+        took = time.time() - t0
+        assert g.status == 503, (g.status, took)
+        assert took < 5, took
+        assert px.hung >= 1
+        assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
+    finally:
+        ing.daemon.kill9()
+        px.close()

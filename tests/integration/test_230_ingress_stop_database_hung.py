@@ -13,6 +13,17 @@ from ingress_util import (PgProxy, Partner, TableLock, new_key, payment_body,
                           payment_rows_refused, start_ingress)
 
 
+def _sigterm(ing, wait):
+    """SIGTERM, then (exit status or None if still running after wait s, seconds taken)."""
+    t0 = time.time()
+    ing.daemon.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = ing.daemon.proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        rc = None
+    return rc, time.time() - t0
+
+
 def test_sigterm_while_the_database_hangs_exits_within_the_drain_timeout():
     px = PgProxy()
     ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_HTTP_DRAIN_TIMEOUT": "3s"})
@@ -23,13 +34,7 @@ def test_sigterm_while_the_database_hangs_exits_within_the_drain_timeout():
             r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
             assert r.status == 202, r
             px.freeze()
-            t0 = time.time()
-            ing.daemon.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = ing.daemon.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                rc = None
-            took = time.time() - t0
+            rc, took = _sigterm(ing, 15)
         finally:
             px.thaw()
             lock.release()
@@ -72,13 +77,7 @@ def test_sigterm_while_the_auth_listener_hangs_in_listen_exits_0_within_the_floo
         assert px.hung >= 1, "the listener never sent LISTEN through the proxy"
         r = ing.pay(Partner("t230-c"), payment_body(), key=new_key(), timeout=4)
         assert r.status == 202, r  # the listener hangs alone: the rest works
-        t0 = time.time()
-        ing.daemon.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = ing.daemon.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            rc = None
-        took = time.time() - t0
+        rc, took = _sigterm(ing, 20)
         assert rc == 0, (rc, took, ing.daemon.log_tail(10))
         assert took < 8, took
     finally:

@@ -49,6 +49,15 @@ static inline int ks_cond_init_mono(pthread_cond_t *c)
     return rc;
 }
 
+/* The monotonic instant at_us (ks_clock_mono_us's scale) as a timespec, for timed waits and
+ * joins on CLOCK_MONOTONIC (pthread_clockjoin_np). */
+static inline struct timespec ks_clock_mono_at(int64_t at_us)
+{
+    struct timespec ts = {.tv_sec = (time_t)(at_us / 1000000),
+                          .tv_nsec = (long)(at_us % 1000000) * 1000};
+    return ts;
+}
+
 /* The deadline us microseconds from now on the monotonic clock, for a timed wait on a
  * condition variable made by ks_cond_init_mono. */
 static inline struct timespec ks_clock_mono_deadline(int64_t us)

@@ -284,6 +284,7 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
     PGresult *res = NULL;
     pthread_t th;
     char sql[sizeof(SQL_CSV) + sizeof(SQL_JSONL) + 64];
+    int timed_out = 0, lost = 0;
     (void)db;
 
     if (!(x = calloc(1, sizeof(*x))) || !(x->buf = malloc(EXPORT_BUF))) {
@@ -297,25 +298,32 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
     x->conn = r->conn;
     x->refs = 1;
     snprintf(x->trace_id, sizeof(x->trace_id), "%s", r->trace_id);
-    {
-        const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-        const char *vals[] = {"5", "kasir-ingress-export", ING.pg_dsn, NULL};
-        x->pg = PQconnectdbParams(keys, vals, 1);
-    }
-    if (PQstatus(x->pg) != CONNECTION_OK) {
+    /* the set-up runs on a reader thread: each step by the job's deadline (a database
+     * that hangs must not take the reader with it); the export then streams on its own */
+    if (!(x->pg = ing_pg_connect_by("kasir-ingress-export", r->job_deadline_us))) {
         ing_problem(&p, "unavailable", NULL, "the database is unreachable; retry later");
         goto fail;
     }
-    res = PQexec(x->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-                        "SET LOCAL statement_timeout = 0");
+    res = ing_pg_exec_by(x->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+                         r->job_deadline_us, &timed_out, &lost);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = ing_pg_exec_by(x->pg, "SET LOCAL statement_timeout = 0", 0, NULL,
+                             r->job_deadline_us, &timed_out, &lost);
+    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        ing_problem(&p, "unavailable", NULL, "the database refused the export; retry later");
+        ing_problem(&p, "unavailable", NULL, timed_out ? "the database did not answer in time; "
+                    "retry later" : "the database refused the export; retry later");
         goto fail;
     }
     PQclear(res);
     snprintf(sql, sizeof(sql), "DECLARE kasir_export NO SCROLL CURSOR FOR %s",
              x->csv ? SQL_CSV : SQL_JSONL);
-    res = PQexecParams(x->pg, sql, 3, NULL, params, NULL, NULL, 0);
+    res = ing_pg_exec_by(x->pg, sql, 3, params, r->job_deadline_us, &timed_out, &lost);
+    if (timed_out || !res) {
+        ing_problem(&p, "unavailable", NULL, "the database did not answer in time; retry later");
+        goto fail;
+    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (st && strncmp(st, "22", 2) == 0) /* a time PostgreSQL cannot read */

@@ -375,7 +375,8 @@ void ing_audit_export(struct ing_req *r);
 /* auth.c */
 int ing_auth_init(void);
 /* stops the listener (it notices ING.stopping within 200 ms, or at the end of a connect
- * and LISTEN, 2 s), joined by ING.stop_by_us: 0, or -1 (logged) */
+ * and LISTEN, 2 s), joined by ING.stop_by_us: 0, or -1 (logged as a warning: it holds
+ * nothing, the stop goes on) */
 int ing_auth_stop(void);
 /* At the headers: authenticates r for need (fills partner_id, cred_id, scopes), checks the
  * scope and the partner's rate limit. 0 done, -1 refused (p set), 1 suspended for a key
@@ -398,9 +399,11 @@ int ing_reader_stop(void);
 /* A connection for a thread that must not block (the readers, the auth listener): opened
  * asynchronously by deadline_us, named app; NULL when not (logged at debug). */
 PGconn *ing_pg_connect_by(const char *app, int64_t deadline_us);
-/* The result of the statement sent on c, by deadline_us: NULL with *timed_out (the
- * statement may still run: drop c) or *lost (the connection went). */
-PGresult *ing_pg_result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *lost);
+/* sql (one statement, n text params) run on c, its result awaited by deadline_us, every
+ * message of it up to ReadyForQuery included: NULL with *timed_out (the statement may still
+ * run: drop c) or *lost (the connection went, or the statement could not be sent). */
+PGresult *ing_pg_exec_by(PGconn *c, const char *sql, int n, const char *const *params,
+                         int64_t deadline_us, int *timed_out, int *lost);
 /* Suspends r and queues fn(r, db) for a reader thread, to run before timeout_ms (auth: at
  * the front of the queue). 0, or -1 + p (503) when the queue is full or stopping (r is then
  * not suspended). fn answers r (ing_req_done) or, for auth, resumes it (ing_auth_resume). */

@@ -45,7 +45,7 @@ static const struct ks_config_def own_defs[] = {
     {"http.drain_timeout", KS_CFG_DURATION_MS, "20s", 0,
      "at SIGTERM, how long requests in flight may take to be answered; the threads behind "
      "them get what is left of it, 5 s at least (the producer's flush 1 s), so the process "
-     "ends within about this + 6 s"},
+     "ends within about this + 6 s; at most 1h"},
     {"http.admin_port", KS_CFG_INT, "0", 0,
      "a listener of its own for /healthz, /readyz and /metrics, without credentials (0: none; "
      "on the API port /readyz and /metrics need scope ops:read)"},
@@ -130,9 +130,7 @@ static void on_signal(int sig)
 /* t joined by ING.stop_by_us: 0, or -1 + an error line naming what did not stop */
 int ing_join_by(pthread_t t, const char *what)
 {
-    int64_t us = ING.stop_by_us;
-    struct timespec deadline = {.tv_sec = (time_t)(us / 1000000),
-                                .tv_nsec = (long)(us % 1000000) * 1000};
+    struct timespec deadline = ks_clock_mono_at(ING.stop_by_us);
 
     if (pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, &deadline) == 0)
         return 0;
@@ -278,6 +276,9 @@ static int serve(const struct ks_config *cfg)
     }
     snprintf(portbuf, sizeof(portbuf), "%d", port);
     ks_log(KS_LOG_INFO, "ingress.started", "listening", "port", portbuf, NULL);
+    /* unblocked while waiting even if the process was started with them blocked */
+    sigdelset(&run_mask, SIGTERM);
+    sigdelset(&run_mask, SIGINT);
     while (!got_signal)
         sigsuspend(&run_mask);
     ks_log(KS_LOG_INFO, "ingress.stopping", "draining requests in flight", NULL);

@@ -190,7 +190,8 @@ static int alive(struct ing_rdb *db)
     return 1;
 }
 
-PGresult *ing_pg_result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *lost)
+/* the result of the statement sent on c, by deadline_us (see ing_pg_exec_by) */
+static PGresult *result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *lost)
 {
     PGresult *res = NULL, *x;
 
@@ -226,6 +227,16 @@ PGresult *ing_pg_result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *
     return res;
 }
 
+PGresult *ing_pg_exec_by(PGconn *c, const char *sql, int n, const char *const *params,
+                         int64_t deadline_us, int *timed_out, int *lost)
+{
+    if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0)) {
+        *lost = 1;
+        return NULL;
+    }
+    return result_by(c, deadline_us, timed_out, lost);
+}
+
 PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
                         const char *const *params, struct ing_problem *p)
 {
@@ -246,11 +257,7 @@ PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, 
                 return NULL;
             }
         }
-        if (!PQsendQueryParams(db->c, sql, n, NULL, params, NULL, NULL, 0)) {
-            drop(db);
-            continue;
-        }
-        res = ing_pg_result_by(db->c, r->job_deadline_us, &timed_out, &lost);
+        res = ing_pg_exec_by(db->c, sql, n, params, r->job_deadline_us, &timed_out, &lost);
         if (timed_out) {
             /* the statement may still run; the connection goes with it */
             drop(db);

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import select
+import signal
 import socket
 import subprocess
 import threading
@@ -316,19 +317,23 @@ class IngressDaemon(Daemon):
     """kasir-ingress with an admin listener; started from SERVE_BIN, optionally with a
     lower descriptor limit (nofile)."""
 
-    def __init__(self, env, nofile=None):
+    def __init__(self, env, nofile=None, block_term=False):
         port, self.admin_port = two_free_ports()
         super().__init__("ingress", [], env, port=port)
         self.env["KASIR_HTTP_ADMIN_PORT"] = str(self.admin_port)
         self.nofile = nofile
+        self.block_term = block_term  # started with SIGTERM blocked, as some supervisors do
 
     def start(self, wait_path="/readyz", timeout=40):
         import resource
         logf = open(self.log_path, "ab")
-        pre = None
-        if self.nofile:
-            n = self.nofile
-            pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # noqa: E731
+        n, block = self.nofile, self.block_term
+
+        def pre():
+            if n:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+            if block:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         self.proc = subprocess.Popen([SERVE_BIN], env=self.env, stdout=logf, stderr=logf,
                                      stdin=subprocess.DEVNULL, preexec_fn=pre)
         logf.close()
@@ -356,7 +361,7 @@ class IngressDaemon(Daemon):
         return 0
 
 
-def start_ingress(extra_env=None, wait_path="/readyz", nofile=None):
+def start_ingress(extra_env=None, wait_path="/readyz", nofile=None, block_term=False):
     sec = {
         "stripe": "whsec_" + secrets.token_hex(16),
         "xendit": secrets.token_hex(24),
@@ -373,7 +378,7 @@ def start_ingress(extra_env=None, wait_path="/readyz", nofile=None):
         "KASIR_PSP_SANDBOX": "true",
     }
     env.update(extra_env or {})
-    d = IngressDaemon(env, nofile=nofile)
+    d = IngressDaemon(env, nofile=nofile, block_term=block_term)
     d.start(wait_path=wait_path, timeout=40)
     return Ingress(d, sec)
 

@@ -55,7 +55,10 @@ def test_sigterm_with_a_zero_drain_timeout_on_a_healthy_database_exits_0():
         r = ing.pay(Partner("t230-b"), payment_body(), key=new_key())
         assert r.status == 202, r
         assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
-        assert "did not stop in time" not in ing.daemon.log_tail(20)
+        log = ing.daemon.log_tail(20)
+        assert "did not stop in time" not in log, log
+        # an idle stop has nothing to report (it warned "0 requests not answered")
+        assert "ingress.drain.timeout" not in log, log
     finally:
         ing.daemon.kill9()
 
@@ -78,8 +81,11 @@ def test_sigterm_while_the_auth_listener_hangs_in_listen_exits_0_within_the_floo
         r = ing.pay(Partner("t230-c"), payment_body(), key=new_key(), timeout=4)
         assert r.status == 202, r  # the listener hangs alone: the rest works
         rc, took = _sigterm(ing, 20)
-        assert rc == 0, (rc, took, ing.daemon.log_tail(10))
-        assert took < 8, took
+        log = ing.daemon.log_tail(10)
+        assert rc == 0, (rc, took, log)
+        # the listener itself stopped (within its 2 s), not left behind at the 5 s floor
+        assert "did not stop in time" not in log and "listener_left" not in log, log
+        assert took < 4.5, took
     finally:
         ing.daemon.kill9()
         px.close()
@@ -140,6 +146,44 @@ def test_a_read_whose_ready_for_query_never_comes_is_answered_by_its_deadline():
         assert g.status == 503, (g.status, took)
         assert took < 5, took
         assert px.hung >= 1
+        assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
+    finally:
+        ing.daemon.kill9()
+        px.close()
+
+
+def test_started_with_sigterm_blocked_it_still_stops_on_sigterm():
+    """A supervisor may start the daemon with SIGTERM blocked (the mask is inherited): the
+    wait for the stop signal used that mask, so SIGTERM stayed pending for ever."""
+    ing = start_ingress(block_term=True)
+    try:
+        rc, took = _sigterm(ing, 15)
+        assert rc == 0, (rc, took, ing.daemon.log_tail(5))
+    finally:
+        ing.daemon.kill9()
+
+
+def test_an_audit_export_into_a_database_that_hangs_gives_its_reader_back():
+    """The audit export set itself up (connection, snapshot, cursor) on a reader thread with
+    blocking libpq calls: a database that hung in its DECLARE kept that reader (one of two
+    by default) for good and never answered the request. Each step now has the job's
+    deadline: 503 after readers.read_timeout, and the reader serves the next read."""
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_READERS_READ_TIMEOUT": "2s",
+                         "KASIR_READERS_THREADS": "1"})
+    try:
+        admin = Partner("t230-f", scopes="admin")
+        px.hang_on(b"DECLARE kasir_export")
+        t0 = time.time()
+        r = ing.request("GET", "/v1/admin/audit-export?from=2026-01-01&to=2026-01-02",
+                        auth=admin, timeout=15)
+        took = time.time() - t0
+        assert r.status == 503, (r.status, took)
+        assert took < 5, took
+        assert px.hung == 1
+        # the only reader is free again: another partner's cold key look-up and read
+        g = ing.request("GET", "/v1/payments/pay_none", auth=Partner("t230-g"), timeout=10)
+        assert g.status == 404, g.status
         assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
     finally:
         ing.daemon.kill9()

@@ -113,6 +113,10 @@ struct export {
 };
 
 static _Atomic int running;
+/* the exports whose response is live, for the cut at the drain's timeout */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct export *live[EXPORT_MAX + 1];
+static _Atomic int cutting;
 
 static void export_unref(struct export *x)
 {
@@ -132,13 +136,38 @@ static void export_unref(struct export *x)
     running--;
 }
 
-/* with x->mu held: the client may read again */
+/* with x->mu held: the client may read again. A stream waiting for rows is a suspended
+ * connection like any request's (ing_inflight): the drain must not stop the server under
+ * it (libmicrohttpd aborts) */
 static void wake_reader(struct export *x)
 {
     if (x->suspended && !x->abandoned) {
         x->suspended = 0;
+        ing_inflight--;
         MHD_resume_connection(x->conn);
     }
+}
+
+int ing_audit_export_cut(void)
+{
+    int n = 0;
+
+    cutting = 1;
+    pthread_mutex_lock(&live_mu);
+    for (int i = 0; i < EXPORT_MAX + 1; i++) {
+        struct export *x = live[i];
+        if (!x)
+            continue;
+        pthread_mutex_lock(&x->mu);
+        wake_reader(x); /* its next read ends the response */
+        pthread_mutex_unlock(&x->mu);
+        n++;
+    }
+    pthread_mutex_unlock(&live_mu);
+    if (n)
+        ks_logf(KS_LOG_WARN, "ingress.export.cut", "%d audit exports cut at the drain timeout "
+                "(their clients see an incomplete response and ask again)", n);
+    return n;
 }
 
 /* Appends s (n bytes) once the buffer has room; 0, or -1 when the client went away. */
@@ -226,7 +255,9 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
 
     pthread_mutex_lock(&x->mu);
-    if (x->len > x->head) {
+    if (cutting) {
+        n = MHD_CONTENT_READER_END_WITH_ERROR; /* the stop: an incomplete response */
+    } else if (x->len > x->head) {
         size_t k = x->len - x->head < max ? x->len - x->head : max;
         memcpy(buf, x->buf + x->head, k);
         x->head += k;
@@ -239,6 +270,7 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
     } else {
         /* nothing yet: off MHD's loop until the producer resumes the connection */
         x->suspended = 1;
+        ing_inflight++;
         MHD_suspend_connection(x->conn);
         n = 0;
     }
@@ -251,6 +283,11 @@ static void export_free(void *cls)
 {
     struct export *x = cls;
 
+    pthread_mutex_lock(&live_mu);
+    for (int i = 0; i < EXPORT_MAX + 1; i++)
+        if (live[i] == x)
+            live[i] = NULL;
+    pthread_mutex_unlock(&live_mu);
     pthread_mutex_lock(&x->mu);
     x->abandoned = 1;
     pthread_cond_signal(&x->cv);
@@ -345,6 +382,13 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
         goto fail;
     }
     pthread_detach(th);
+    pthread_mutex_lock(&live_mu);
+    for (int i = 0; i < EXPORT_MAX + 1; i++)
+        if (!live[i]) {
+            live[i] = x;
+            break;
+        }
+    pthread_mutex_unlock(&live_mu);
     ks_log(KS_LOG_INFO, "ingress.export.started", "audit export", "trace_id", r->trace_id,
            "partner", r->partner_id, "by", r->cred_id, "from", from, "to", to, NULL);
     r->status = 200;

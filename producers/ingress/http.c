@@ -771,11 +771,16 @@ int ing_http_drain(void)
     /* a server thread that entered on_request before the flag was set may still be
      * handing its request over (busy); once busy and live are both zero, every request
      * that got to a handler has been answered and sent */
-    for (;;) {
+    for (int cut = 0;;) {
         if (atomic_load(&ing_busy) == 0 && atomic_load(&ing_live) == 0)
             return 0;
-        if (ks_clock_mono_us() >= until)
-            break;
+        if (ks_clock_mono_us() >= until) {
+            /* audit exports still streaming end now (read-only: the client asks again),
+             * with a second for their connections to close */
+            if (cut++ || ing_audit_export_cut() == 0)
+                break;
+            until = ks_clock_mono_us() + 1000000;
+        }
         usleep(10000);
     }
     ks_logf(KS_LOG_WARN, "ingress.drain.timeout", "%ld requests not answered after %lld ms, "

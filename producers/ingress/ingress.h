@@ -371,6 +371,9 @@ void ing_admin_adjustment_create(struct ing_req *r);
 void ing_admin_adjustment_decide(struct ing_req *r); /* .../approve or .../reject */
 /* audit_export.c: GET /v1/admin/audit-export, streamed */
 void ing_audit_export(struct ing_req *r);
+/* at the drain's timeout: every live export's response ends now, incomplete (a stream
+ * waiting for rows would otherwise keep its connection suspended); how many were cut */
+int ing_audit_export_cut(void);
 
 /* auth.c */
 int ing_auth_init(void);

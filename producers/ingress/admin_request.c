@@ -109,7 +109,7 @@ int ing_admin_approving(const struct ing_req *r)
 json_t *ing_admin_call(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
                        const char *const *params, struct ing_problem *p)
 {
-    PGresult *res = ing_rdb_query(db, r, sql, n, params, p);
+    PGresult *res = ing_rdb_write(db, r, sql, n, params, p);
     json_t *out;
 
     if (!res)

@@ -321,8 +321,8 @@ enum { ING_ADMIN_FAILED = -1, ING_ADMIN_ANSWERED = 0, ING_ADMIN_HANDED_ON = 1 };
  * a failed work, frees body and out, and ends r unless work handed it on. */
 void ing_admin_run(struct ing_req *r, struct ing_rdb *db,
                    int (*work)(struct ing_req *, struct ing_rdb *, struct ing_admin_job *));
-/* The one jsonb answer of an admin SQL function, parsed; NULL + p (503, or 500 for an
- * answer that is not one JSON value). */
+/* The one jsonb answer of an admin SQL function (it writes: ing_rdb_write), parsed; NULL +
+ * p (503, or 500 for an answer that is not one JSON value). */
 json_t *ing_admin_call(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
                        const char *const *params, struct ing_problem *p);
 /* Who acts: "<partner>/<credential id>" (API key or token), recorded with each act. */
@@ -418,9 +418,13 @@ void ing_reader_requeue(struct ing_req *r);
 /* ing_defer of a read (http.read_timeout), r answered with the 503 if it is refused */
 void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_rdb *));
 /* A query on the reader's connection within r's deadline; the result (PGRES_TUPLES_OK) or
- * NULL + p (503). A connection found lost before the statement was sent is replaced and
- * the statement retried once. */
+ * NULL + p (503). A connection found lost before the statement was sent is replaced; a
+ * read whose connection is lost while it runs is retried once on a fresh one. */
 PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
+                        const char *const *params, struct ing_problem *p);
+/* The same for a statement that writes (the admin acts): never sent twice; a connection
+ * lost while it runs is a 503 saying its outcome is unknown. */
+PGresult *ing_rdb_write(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
                         const char *const *params, struct ing_problem *p);
 void ing_auth_resume(struct ing_req *r);
 

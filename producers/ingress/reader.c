@@ -7,8 +7,9 @@
  * connection and the query: a hung or unreachable server costs a request at most that,
  * then a 503, and never a server thread. Lookups of credentials go before reads.
  * Connections are opened asynchronously within the deadline; one found closed by the
- * server before a statement is sent (a restart) is replaced, and a statement whose
- * connection was lost is retried once on a fresh one (every statement here only reads). */
+ * server before a statement is sent (a restart) is replaced, and a read whose connection
+ * was lost is retried once on a fresh one; a write (ing_rdb_write) is not: its outcome is
+ * unknown, and it is answered 503 saying so. */
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -211,8 +212,7 @@ static PGresult *result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *
             pfd.revents = 0;
             if (poll(&pfd, 1, (int)(left / 1000) + 1) > 0 && !PQconsumeInput(c)) {
                 *lost = 1;
-                PQclear(res);
-                return NULL;
+                return res; /* whole when it came before the loss (a read may use it) */
             }
         }
         if (!(x = PQgetResult(c)))
@@ -237,8 +237,9 @@ PGresult *ing_pg_exec_by(PGconn *c, const char *sql, int n, const char *const *p
     return result_by(c, deadline_us, timed_out, lost);
 }
 
-PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
-                        const char *const *params, struct ing_problem *p)
+/* ing_rdb_query and ing_rdb_write: a statement that writes is never sent twice */
+static PGresult *query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
+                       const char *const *params, struct ing_problem *p, int writes)
 {
     int attempt;
 
@@ -264,12 +265,24 @@ PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, 
             ing_problem(p, "unavailable", NULL, "the database did not answer in time");
             return NULL;
         }
+        if (lost && writes) {
+            /* it may have been committed (an implicit transaction commits at Sync, after
+             * the result): asking again could do it twice */
+            PQclear(res);
+            drop(db);
+            ks_log(KS_LOG_WARN, "ingress.write.lost", "the connection to the database was lost "
+                   "with a write's outcome unknown", "trace_id", r->trace_id, NULL);
+            ing_problem(p, "unavailable", NULL, "the connection to the database was lost and "
+                        "the outcome is unknown: read it, or ask again with an "
+                        "idempotency_key");
+            return NULL;
+        }
         if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
             return res;
         if (lost) {
             PQclear(res);
             drop(db);
-            continue; /* reads only: once more on a fresh connection */
+            continue; /* a read: once more on a fresh connection */
         }
         ks_log(KS_LOG_WARN, "ingress.read.failed",
                res ? PQresultErrorMessage(res) : PQerrorMessage(db->c), "trace_id", r->trace_id,
@@ -280,6 +293,18 @@ PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, 
     }
     ing_problem(p, "unavailable", NULL, "the database is unreachable");
     return NULL;
+}
+
+PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
+                        const char *const *params, struct ing_problem *p)
+{
+    return query(db, r, sql, n, params, p, 0);
+}
+
+PGresult *ing_rdb_write(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
+                        const char *const *params, struct ing_problem *p)
+{
+    return query(db, r, sql, n, params, p, 1);
 }
 
 static void *reader_main(void *arg)

@@ -453,7 +453,9 @@ class PgProxy:
     restart). hang_on(pattern): a connection whose client sends pattern hangs there on
     its own (the statement is not passed on, nothing comes back), the others go on.
     hold_ready(pattern): the server's answer to the statement that contains pattern comes
-    back whole except its ReadyForQuery, and then that connection hangs."""
+    back whole except its ReadyForQuery, and then that connection hangs. cut_on(pattern):
+    the statement goes to the server, which runs it, and the connection is then closed
+    before any of the answer comes back (lost with the outcome unknown to the client)."""
 
     def __init__(self):
         self.ls = socket.socket()
@@ -466,6 +468,8 @@ class PgProxy:
         self.pairs = []
         self.hang_pattern = None
         self.ready_pattern = None
+        self.cut_pattern = None
+        self.cuts = 0
         self.hung = 0
         self.lock = threading.Lock()
         self.stopped = False
@@ -521,6 +525,12 @@ class PgProxy:
                         self._hang_until_closed(a)
                     if s is a and self.ready_pattern and self.ready_pattern in d:
                         armed = True
+                    if s is a and self.cut_pattern and self.cut_pattern in d:
+                        b.sendall(d)
+                        time.sleep(0.5)  # the server runs (and commits) it meanwhile
+                        with self.lock:
+                            self.cuts += 1
+                        raise OSError("cut")
                     if s is b and armed:
                         held += d
                         while len(held) >= 5:
@@ -546,6 +556,9 @@ class PgProxy:
 
     def hold_ready(self, pattern):
         self.ready_pattern = pattern
+
+    def cut_on(self, pattern):
+        self.cut_pattern = pattern
 
     def freeze(self):
         self.frozen.set()

@@ -5,11 +5,12 @@ the signal, its main thread joining a writer blocked in the finish's statement).
 
 What the writer held is the rows of a payment already answered 202; they are written by
 kasir-risk from the event, as after kill -9 (test 225)."""
+import base64
 import signal
 import subprocess
 import time
 
-from ingress_util import (PgProxy, Partner, TableLock, new_key, payment_body,
+from ingress_util import (PgProxy, Partner, TableLock, cli, new_key, payment_body,
                           payment_rows_refused, start_ingress)
 
 
@@ -222,6 +223,33 @@ def test_sigterm_during_an_audit_export_waiting_for_rows_does_not_abort():
             complete = False
         assert not complete, body  # never a truncated export that looks whole
         c.close()
+    finally:
+        ing.daemon.kill9()
+        px.close()
+
+
+def test_an_admin_write_whose_connection_is_lost_is_not_sent_twice():
+    """The readers retried any statement whose connection was lost, the admin acts' writes
+    too: an adjustment request without an idempotency_key that the database ran and
+    committed, its answer lost with the connection, was sent again and made a second
+    adjustment. A write is now never sent twice: 503 saying the outcome is unknown."""
+    from conftest import psql_one
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
+    try:
+        a = Partner("t230-i")
+        key = cli("key", "add", a.partner_id, "--scopes", "admin")["api_key"]
+        auth = "Basic " + base64.b64encode((key + ":").encode()).decode()
+        px.cut_on(b"ledger_adjustment_request")
+        r = ing.request("POST", "/v1/admin/adjustments",
+                        {"seller_id": "s1", "currency": "IDR", "counter_account": "suspense",
+                         "direction": "credit", "amount": "10.00", "reason": "ticket 230"},
+                        auth=auth, timeout=15)
+        assert px.cuts >= 1
+        n = psql_one("SELECT count(*) FROM ledger_adjustments WHERE partner_id = '%s'"
+                     % a.partner_id)
+        assert n == "1", (n, r.status)
+        assert r.status == 503 and "outcome is unknown" in r.body.decode(), r
     finally:
         ing.daemon.kill9()
         px.close()

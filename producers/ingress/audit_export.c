@@ -343,22 +343,24 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
     }
     res = ing_pg_exec_by(x->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
                          r->job_deadline_us, &timed_out, &lost);
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+    if (PQresultStatus(res) == PGRES_COMMAND_OK && !lost) {
         PQclear(res);
         res = ing_pg_exec_by(x->pg, "SET LOCAL statement_timeout = 0", 0, NULL,
                              r->job_deadline_us, &timed_out, &lost);
     }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || lost) {
         ing_problem(&p, "unavailable", NULL, timed_out ? "the database did not answer in time; "
-                    "retry later" : "the database refused the export; retry later");
+                    "retry later" : lost ? "the connection to the database was lost; retry "
+                    "later" : "the database refused the export; retry later");
         goto fail;
     }
     PQclear(res);
     snprintf(sql, sizeof(sql), "DECLARE kasir_export NO SCROLL CURSOR FOR %s",
              x->csv ? SQL_CSV : SQL_JSONL);
     res = ing_pg_exec_by(x->pg, sql, 3, params, r->job_deadline_us, &timed_out, &lost);
-    if (timed_out || !res) {
-        ing_problem(&p, "unavailable", NULL, "the database did not answer in time; retry later");
+    if (timed_out || lost || !res) {
+        ing_problem(&p, "unavailable", NULL, timed_out ? "the database did not answer in time; "
+                    "retry later" : "the connection to the database was lost; retry later");
         goto fail;
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {

@@ -423,7 +423,8 @@ void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_r
 PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
                         const char *const *params, struct ing_problem *p);
 /* The same for a statement that writes (the admin acts): never sent twice; a connection
- * lost while it runs is a 503 saying its outcome is unknown. */
+ * lost or the deadline passed while it runs is a 500 outcome_unknown (not a 503 with
+ * Retry-After: a blind retry could do it twice). */
 PGresult *ing_rdb_write(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
                         const char *const *params, struct ing_problem *p);
 void ing_auth_resume(struct ing_req *r);

@@ -45,7 +45,7 @@ static const struct ks_config_def own_defs[] = {
     {"http.drain_timeout", KS_CFG_DURATION_MS, "20s", 0,
      "at SIGTERM, how long requests in flight may take to be answered; the threads behind "
      "them get what is left of it, 5 s at least (the producer's flush 1 s), so the process "
-     "ends within about this + 6 s; at most 1h"},
+     "ends within about this + 6 s (7 s if an audit export is cut); at most 1h"},
     {"http.admin_port", KS_CFG_INT, "0", 0,
      "a listener of its own for /healthz, /readyz and /metrics, without credentials (0: none; "
      "on the API port /readyz and /metrics need scope ops:read)"},

@@ -9,7 +9,7 @@
  * Connections are opened asynchronously within the deadline; one found closed by the
  * server before a statement is sent (a restart) is replaced, and a read whose connection
  * was lost is retried once on a fresh one; a write (ing_rdb_write) is not: its outcome is
- * unknown, and it is answered 503 saying so. */
+ * unknown, after a timeout too, and it is answered 500 outcome_unknown saying so. */
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -259,22 +259,26 @@ static PGresult *query(struct ing_rdb *db, struct ing_req *r, const char *sql, i
             }
         }
         res = ing_pg_exec_by(db->c, sql, n, params, r->job_deadline_us, &timed_out, &lost);
+        if ((timed_out || lost) && writes) {
+            /* it may have been committed (it may still run after a timeout; an implicit
+             * transaction commits at Sync, after its result): asking again could do it
+             * twice, so the answer says so and is not one to retry blindly (500, no
+             * Retry-After) */
+            PQclear(res);
+            drop(db);
+            ks_log(KS_LOG_WARN, "ingress.write.unknown", timed_out
+                   ? "a write did not answer in time: its outcome is unknown"
+                   : "the connection was lost while a write ran: its outcome is unknown",
+                   "trace_id", r->trace_id, NULL);
+            ing_problem(p, "outcome_unknown", NULL, "the database %s: read the result before "
+                        "asking again, or ask again with the same idempotency_key",
+                        timed_out ? "did not answer in time" : "connection was lost");
+            return NULL;
+        }
         if (timed_out) {
             /* the statement may still run; the connection goes with it */
             drop(db);
             ing_problem(p, "unavailable", NULL, "the database did not answer in time");
-            return NULL;
-        }
-        if (lost && writes) {
-            /* it may have been committed (an implicit transaction commits at Sync, after
-             * the result): asking again could do it twice */
-            PQclear(res);
-            drop(db);
-            ks_log(KS_LOG_WARN, "ingress.write.lost", "the connection to the database was lost "
-                   "with a write's outcome unknown", "trace_id", r->trace_id, NULL);
-            ing_problem(p, "unavailable", NULL, "the connection to the database was lost and "
-                        "the outcome is unknown: read it, or ask again with an "
-                        "idempotency_key");
             return NULL;
         }
         if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
@@ -284,11 +288,12 @@ static PGresult *query(struct ing_rdb *db, struct ing_req *r, const char *sql, i
             drop(db);
             continue; /* a read: once more on a fresh connection */
         }
-        ks_log(KS_LOG_WARN, "ingress.read.failed",
+        ks_log(KS_LOG_WARN, writes ? "ingress.write.failed" : "ingress.read.failed",
                res ? PQresultErrorMessage(res) : PQerrorMessage(db->c), "trace_id", r->trace_id,
                NULL);
         PQclear(res);
-        ing_problem(p, "unavailable", NULL, "could not read from the database");
+        ing_problem(p, "unavailable", NULL, writes ? "the database refused the write"
+                                                   : "could not read from the database");
         return NULL;
     }
     ing_problem(p, "unavailable", NULL, "the database is unreachable");

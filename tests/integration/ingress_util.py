@@ -453,7 +453,8 @@ class PgProxy:
     restart). hang_on(pattern): a connection whose client sends pattern hangs there on
     its own (the statement is not passed on, nothing comes back), the others go on.
     hold_ready(pattern): the server's answer to the statement that contains pattern comes
-    back whole except its ReadyForQuery, and then that connection hangs. cut_on(pattern):
+    back whole except its ReadyForQuery, and then that connection hangs (with cut=True: is
+    closed). cut_on(pattern):
     the statement goes to the server, which runs it, and the connection is then closed
     before any of the answer comes back (lost with the outcome unknown to the client)."""
 
@@ -468,6 +469,7 @@ class PgProxy:
         self.pairs = []
         self.hang_pattern = None
         self.ready_pattern = None
+        self.ready_cut = False
         self.cut_pattern = None
         self.cuts = 0
         self.hung = 0
@@ -538,6 +540,8 @@ class PgProxy:
                             if len(held) < n:
                                 break
                             if held[0:1] == b"Z":
+                                if self.ready_cut:
+                                    raise OSError("cut")
                                 self._hang_until_closed(a)
                             a.sendall(held[:n])
                             held = held[n:]
@@ -554,8 +558,8 @@ class PgProxy:
     def hang_on(self, pattern):
         self.hang_pattern = pattern
 
-    def hold_ready(self, pattern):
-        self.ready_pattern = pattern
+    def hold_ready(self, pattern, cut=False):
+        self.ready_pattern, self.ready_cut = pattern, cut
 
     def cut_on(self, pattern):
         self.cut_pattern = pattern

@@ -233,23 +233,88 @@ def test_an_admin_write_whose_connection_is_lost_is_not_sent_twice():
     too: an adjustment request without an idempotency_key that the database ran and
     committed, its answer lost with the connection, was sent again and made a second
     adjustment. A write is now never sent twice: 503 saying the outcome is unknown."""
-    from conftest import psql_one
     px = PgProxy()
     ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
     try:
-        a = Partner("t230-i")
-        key = cli("key", "add", a.partner_id, "--scopes", "admin")["api_key"]
-        auth = "Basic " + base64.b64encode((key + ":").encode()).decode()
+        a, auth = _admin("t230-i")
         px.cut_on(b"ledger_adjustment_request")
-        r = ing.request("POST", "/v1/admin/adjustments",
-                        {"seller_id": "s1", "currency": "IDR", "counter_account": "suspense",
-                         "direction": "credit", "amount": "10.00", "reason": "ticket 230"},
-                        auth=auth, timeout=15)
+        r = _adjust(ing, auth)
         assert px.cuts >= 1
-        n = psql_one("SELECT count(*) FROM ledger_adjustments WHERE partner_id = '%s'"
-                     % a.partner_id)
-        assert n == "1", (n, r.status)
-        assert r.status == 503 and "outcome is unknown" in r.body.decode(), r
+        assert _adjustments_made(a) == 1, r.status
+        _assert_outcome_unknown(r)
+    finally:
+        ing.daemon.kill9()
+        px.close()
+
+
+def test_an_admin_write_past_its_deadline_says_its_outcome_is_unknown():
+    """A write that waited for a lock past the job's deadline was answered 503 'did not
+    answer in time' with Retry-After, and then ran and committed when the lock went (the
+    server does not notice the client has gone while it waits): a blind retry made it twice.
+    Its answer is now 500 outcome_unknown, without Retry-After. (The readers' connections
+    carry statement_timeout = readers.read_timeout, which usually cancels such a write a
+    moment after the answer, but not always; here the DSN's own options turn it off so the
+    write surely outlives its answer.)"""
+    from conftest import PG_DSN
+    ing = start_ingress({"KASIR_READERS_READ_TIMEOUT": "1s",
+                         "KASIR_PG_DSN": PG_DSN + " options='-c statement_timeout=0'"})
+    try:
+        a, auth = _admin("t230-j")
+        with TableLock(table="ledger_adjustments", mode="EXCLUSIVE") as lock:
+            r = _adjust(ing, auth)
+            lock.release()
+        assert _adjustments_made(a) == 1, r.status  # it did commit, after its answer
+        _assert_outcome_unknown(r)
+    finally:
+        ing.daemon.kill9()
+
+
+def _admin(name):
+    a = Partner(name)
+    key = cli("key", "add", a.partner_id, "--scopes", "admin")["api_key"]
+    return a, "Basic " + base64.b64encode((key + ":").encode()).decode()
+
+
+def _adjust(ing, auth):
+    return ing.request("POST", "/v1/admin/adjustments",
+                       {"seller_id": "s1", "currency": "IDR", "counter_account": "suspense",
+                        "direction": "credit", "amount": "10.00", "reason": "ticket 230"},
+                       auth=auth, timeout=15)
+
+
+def _adjustments_made(partner):
+    """The partner's adjustments once the count has settled (the statement the ingress gave
+    up on may still be running)."""
+    from conftest import psql_one
+    deadline, n = time.time() + 5, 0
+    while time.time() < deadline:
+        n = int(psql_one("SELECT count(*) FROM ledger_adjustments WHERE partner_id = '%s'"
+                         % partner.partner_id))
+        if n:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return int(psql_one("SELECT count(*) FROM ledger_adjustments WHERE partner_id = '%s'"
+                        % partner.partner_id)) if n else n
+
+
+def _assert_outcome_unknown(r):
+    assert r.status == 500 and r.code == "outcome_unknown", (r.status, r.body)
+    assert "retry-after" not in {k.lower() for k in r.headers}, r.headers
+
+
+def test_an_audit_export_whose_connection_goes_before_ready_for_query_is_a_503():
+    """The cursor's DECLARE answered, then the connection closed before ReadyForQuery: the
+    export went on with a dead connection and answered 200 with nothing in it (a failed
+    transfer). It is a 503 now, as when the connection goes at any other step."""
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
+    try:
+        admin = Partner("t230-k", scopes="admin")
+        px.hold_ready(b"DECLARE kasir_export", cut=True)
+        r = ing.request("GET", "/v1/admin/audit-export?from=2026-01-01&to=2026-01-02",
+                        auth=admin, timeout=15)
+        assert r.status == 503, (r.status, r.body[:200])
     finally:
         ing.daemon.kill9()
         px.close()

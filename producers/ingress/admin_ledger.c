@@ -209,7 +209,8 @@ static int adjustment_create_work(struct ing_req *r, struct ing_rdb *db, struct 
     params[7] = counter;
     params[8] = psp;
     params[9] = reason;
-    if (!(j->out = ing_admin_call(r, db, SQL_REQUEST, 10, params, &j->p)))
+    /* without an idempotency_key a second run is a second adjustment: sent once */
+    if (!(j->out = ing_admin_call(r, db, SQL_REQUEST, 10, params, idem == NULL, &j->p)))
         return ING_ADMIN_FAILED;
     outcome = json_string_value(json_object_get(j->out, "outcome"));
     a = json_object_get(j->out, "adjustment");

@@ -107,9 +107,10 @@ int ing_admin_approving(const struct ing_req *r)
 /* --- the SQL function and the job ------------------------------------------------------------ */
 
 json_t *ing_admin_call(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
-                       const char *const *params, struct ing_problem *p)
+                       const char *const *params, int once, struct ing_problem *p)
 {
-    PGresult *res = ing_rdb_write(db, r, sql, n, params, p);
+    PGresult *res = once ? ing_rdb_write(db, r, sql, n, params, p)
+                         : ing_rdb_query(db, r, sql, n, params, p);
     json_t *out;
 
     if (!res)
@@ -127,7 +128,7 @@ const char *ing_admin_outcome(struct ing_req *r, struct ing_rdb *db, const char 
 {
     const char *outcome;
 
-    if (!(j->out = ing_admin_call(r, db, sql, n, params, &j->p)))
+    if (!(j->out = ing_admin_call(r, db, sql, n, params, 0, &j->p)))
         return NULL;
     outcome = json_string_value(json_object_get(j->out, "outcome"));
     if (!outcome || strcmp(outcome, "not_found") == 0) {

@@ -321,10 +321,13 @@ enum { ING_ADMIN_FAILED = -1, ING_ADMIN_ANSWERED = 0, ING_ADMIN_HANDED_ON = 1 };
  * a failed work, frees body and out, and ends r unless work handed it on. */
 void ing_admin_run(struct ing_req *r, struct ing_rdb *db,
                    int (*work)(struct ing_req *, struct ing_rdb *, struct ing_admin_job *));
-/* The one jsonb answer of an admin SQL function (it writes: ing_rdb_write), parsed; NULL +
- * p (503, or 500 for an answer that is not one JSON value). */
+/* The one jsonb answer of an admin SQL function, parsed; NULL + p (503, or 500 for an
+ * answer that is not one JSON value). The functions are idempotent (a second run answers
+ * "replay" or "unchanged"), so a lost connection retries them once, except with once set: a
+ * statement a second run would do again (an adjustment request without an idempotency_key)
+ * goes through ing_rdb_write. */
 json_t *ing_admin_call(struct ing_req *r, struct ing_rdb *db, const char *sql, int n,
-                       const char *const *params, struct ing_problem *p);
+                       const char *const *params, int once, struct ing_problem *p);
 /* Who acts: "<partner>/<credential id>" (API key or token), recorded with each act. */
 #define ING_ADMIN_ACTOR_LEN (2 * KS_ID_LEN + 2)
 void ing_admin_actor(const struct ing_req *r, char out[ING_ADMIN_ACTOR_LEN]);
@@ -422,9 +425,10 @@ void ing_defer_read(struct ing_req *r, void (*fn)(struct ing_req *, struct ing_r
  * read whose connection is lost while it runs is retried once on a fresh one. */
 PGresult *ing_rdb_query(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
                         const char *const *params, struct ing_problem *p);
-/* The same for a statement that writes (the admin acts): never sent twice; a connection
- * lost or the deadline passed while it runs is a 500 outcome_unknown (not a 503 with
- * Retry-After: a blind retry could do it twice). */
+/* The same for a statement that must not run twice: never sent twice, and not sent with
+ * less than 250 ms of the deadline left (503); a connection lost or the deadline passed
+ * while it runs is a 500 outcome_unknown (not a 503 with Retry-After: a blind retry could
+ * do it twice), unless the server's own error came first (then nothing was done: 503). */
 PGresult *ing_rdb_write(struct ing_rdb *db, struct ing_req *r, const char *sql, int n,
                         const char *const *params, struct ing_problem *p);
 void ing_auth_resume(struct ing_req *r);

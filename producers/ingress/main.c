@@ -53,7 +53,8 @@ static const struct ks_config_def own_defs[] = {
     {"readers.threads", KS_CFG_INT, "2", 0,
      "threads (PostgreSQL connections) for key lookups, token requests and reads"},
     {"readers.read_timeout", KS_CFG_DURATION_MS, "5s", 0,
-     "a read's budget: queue, connection and query (then 503)"},
+     "a read's budget: queue, connection and query (then 503; an admin act that is not "
+     "idempotent, past it while it runs: 500 outcome_unknown)"},
     {"readers.queue_max", KS_CFG_INT, "2048", 0, "requests waiting for a reader (then 503)"},
     {"auth.jwt_secret", KS_CFG_STRING, "", 0,
      "HS256 key of bearer tokens (>= 32 characters); empty: random per process"},

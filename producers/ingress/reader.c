@@ -258,7 +258,22 @@ static PGresult *query(struct ing_rdb *db, struct ing_req *r, const char *sql, i
                 return NULL;
             }
         }
+        if (writes && r->job_deadline_us - ks_clock_mono_us() < 250000) {
+            /* too little time to wait for its answer: not sent, so surely not done */
+            ing_problem(p, "unavailable", NULL, "the database did not answer in time");
+            return NULL;
+        }
         res = ing_pg_exec_by(db->c, sql, n, params, r->job_deadline_us, &timed_out, &lost);
+        if ((timed_out || lost) && writes && res && PQresultStatus(res) == PGRES_FATAL_ERROR &&
+            PQresultErrorField(res, PG_DIAG_SQLSTATE)) {
+            /* the server's own error came first: its transaction is rolled back */
+            ks_log(KS_LOG_WARN, "ingress.write.failed", PQresultErrorMessage(res), "trace_id",
+                   r->trace_id, NULL);
+            PQclear(res);
+            drop(db);
+            ing_problem(p, "unavailable", NULL, "the database refused the write");
+            return NULL;
+        }
         if ((timed_out || lost) && writes) {
             /* it may have been committed (it may still run after a timeout; an implicit
              * transaction commits at Sync, after its result): asking again could do it
@@ -270,9 +285,11 @@ static PGresult *query(struct ing_rdb *db, struct ing_req *r, const char *sql, i
                    ? "a write did not answer in time: its outcome is unknown"
                    : "the connection was lost while a write ran: its outcome is unknown",
                    "trace_id", r->trace_id, NULL);
-            ing_problem(p, "outcome_unknown", NULL, "the database %s: read the result before "
-                        "asking again, or ask again with the same idempotency_key",
-                        timed_out ? "did not answer in time" : "connection was lost");
+            ing_problem(p, "outcome_unknown", NULL, "the database %s: it may have been done; "
+                        "list the results again after readers.read_timeout (%lld ms: by then "
+                        "it has ended) before asking again, or ask with an idempotency_key",
+                        timed_out ? "did not answer in time" : "connection was lost",
+                        (long long)ING.read_timeout_ms);
             return NULL;
         }
         if (timed_out) {

@@ -68,7 +68,8 @@ const struct ing_code_def ing_codes[] = {
     {"headers_too_large", 431, "The request headers are too large"},
     {"internal", 500, "Internal error"},
     {"outcome_unknown", 500, "The write may or may not have been done (the database connection "
-                             "was lost while it ran): read its result before asking again"},
+                             "was lost, or it did not answer in time): look before asking "
+                             "again"},
     {"unavailable", 503, "A dependency is unavailable; retry later"},
 };
 const size_t ing_codes_count = sizeof(ing_codes) / sizeof(ing_codes[0]);

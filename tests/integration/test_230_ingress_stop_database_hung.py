@@ -232,7 +232,8 @@ def test_an_admin_write_whose_connection_is_lost_is_not_sent_twice():
     """The readers retried any statement whose connection was lost, the admin acts' writes
     too: an adjustment request without an idempotency_key that the database ran and
     committed, its answer lost with the connection, was sent again and made a second
-    adjustment. A write is now never sent twice: 503 saying the outcome is unknown."""
+    adjustment. Such a write is now never sent twice: 500 outcome_unknown (the acts that
+    are idempotent, and an adjustment with an idempotency_key, are still retried once)."""
     px = PgProxy()
     ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
     try:
@@ -242,6 +243,24 @@ def test_an_admin_write_whose_connection_is_lost_is_not_sent_twice():
         assert px.cuts >= 1
         assert _adjustments_made(a) == 1, r.status
         _assert_outcome_unknown(r)
+    finally:
+        ing.daemon.kill9()
+        px.close()
+
+
+def test_an_adjustment_with_an_idempotency_key_is_still_retried_when_the_connection_goes():
+    """With a key, a second run of the request answers the first adjustment ("replay"): the
+    lost connection is retried once, as for the other (idempotent) admin acts, and the
+    answer is an ordinary 503 to retry (here every attempt is cut), never a second row."""
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
+    try:
+        a, auth = _admin("t230-l")
+        px.cut_on(b"ledger_adjustment_request")
+        r = _adjust(ing, auth, idempotency_key="k-230-l")
+        assert px.cuts == 2, px.cuts  # sent again once, on a fresh connection
+        assert _adjustments_made(a) == 1, r.status
+        assert r.status == 503 and r.code == "unavailable", (r.status, r.body)
     finally:
         ing.daemon.kill9()
         px.close()
@@ -275,10 +294,11 @@ def _admin(name):
     return a, "Basic " + base64.b64encode((key + ":").encode()).decode()
 
 
-def _adjust(ing, auth):
+def _adjust(ing, auth, **extra):
     return ing.request("POST", "/v1/admin/adjustments",
-                       {"seller_id": "s1", "currency": "IDR", "counter_account": "suspense",
-                        "direction": "credit", "amount": "10.00", "reason": "ticket 230"},
+                       dict({"seller_id": "s1", "currency": "IDR", "counter_account": "suspense",
+                             "direction": "credit", "amount": "10.00", "reason": "ticket 230"},
+                            **extra),
                        auth=auth, timeout=15)
 
 

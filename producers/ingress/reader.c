@@ -217,10 +217,17 @@ static PGresult *result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *
         }
         if (!(x = PQgetResult(c)))
             break;
-        if (res)
-            PQclear(x);
-        else
+        if (res && PQresultStatus(x) == PGRES_FATAL_ERROR) {
+            /* an error after the result (a deferred constraint at the commit, which an
+             * implicit transaction makes at Sync): the statement's effects are gone, and
+             * its answer is this error, not the result before it */
+            PQclear(res);
             res = x;
+        } else if (res) {
+            PQclear(x);
+        } else {
+            res = x;
+        }
     }
     if (PQstatus(c) != CONNECTION_OK)
         *lost = 1;
@@ -285,11 +292,11 @@ static PGresult *query(struct ing_rdb *db, struct ing_req *r, const char *sql, i
                    ? "a write did not answer in time: its outcome is unknown"
                    : "the connection was lost while a write ran: its outcome is unknown",
                    "trace_id", r->trace_id, NULL);
-            ing_problem(p, "outcome_unknown", NULL, "the database %s: it may have been done; "
-                        "list the results again after readers.read_timeout (%lld ms: by then "
-                        "it has ended) before asking again, or ask with an idempotency_key",
-                        timed_out ? "did not answer in time" : "connection was lost",
-                        (long long)ING.read_timeout_ms);
+            ing_problem(p, "outcome_unknown", NULL, "the database %s: it may have been "
+                        "done, or may still be done (a database that hangs runs it when it "
+                        "comes back); look before asking again, or ask with an "
+                        "idempotency_key", timed_out ? "did not answer in time"
+                                                     : "connection was lost");
             return NULL;
         }
         if (timed_out) {

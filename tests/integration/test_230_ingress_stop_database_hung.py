@@ -55,6 +55,9 @@ def test_sigterm_with_a_zero_drain_timeout_on_a_healthy_database_exits_0():
     try:
         r = ing.pay(Partner("t230-b"), payment_body(), key=new_key())
         assert r.status == 202, r
+        # idle: the server counts a request done a moment after its answer has left (a
+        # stop with drain 0 in that moment rightly reports it)
+        time.sleep(1)
         assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
         log = ing.daemon.log_tail(20)
         assert "did not stop in time" not in log, log
@@ -338,3 +341,32 @@ def test_an_audit_export_whose_connection_goes_before_ready_for_query_is_a_503()
     finally:
         ing.daemon.kill9()
         px.close()
+
+
+def test_an_error_at_the_commit_is_the_answer_not_the_result_before_it():
+    """An implicit transaction commits at Sync, after the statement's result: a deferred
+    constraint that fails there sends an error after the result. The readers kept the first
+    result and dropped the rest, so an admin act answered 201 for a transaction that was
+    rolled back. The error is now the answer (503), and nothing is there."""
+    import uuid
+    from conftest import psql, psql_one
+    a, auth = _admin("t230-m")
+    fn = "test_refuse_at_commit_" + uuid.uuid4().hex[:12]
+    psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+         "IF NEW.partner_id = '%s' THEN RAISE EXCEPTION 'test refuses at commit'; END IF; "
+         "RETURN NULL; END $$" % (fn, a.partner_id))
+    ing = None
+    try:
+        psql("CREATE CONSTRAINT TRIGGER %s AFTER INSERT ON ledger_adjustments DEFERRABLE "
+             "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION %s()" % (fn, fn))
+        ing = start_ingress()
+        for extra in ({}, {"idempotency_key": "k-230-m"}):  # sent once, and retried once
+            r = _adjust(ing, auth, **extra)
+            assert r.status == 503, (extra, r.status, r.body)
+        assert psql_one("SELECT count(*) FROM ledger_adjustments WHERE partner_id = '%s'"
+                        % a.partner_id) == "0"
+    finally:
+        if ing:
+            ing.daemon.kill9()
+        psql("DROP TRIGGER IF EXISTS %s ON ledger_adjustments" % fn)
+        psql("DROP FUNCTION IF EXISTS %s()" % fn)

@@ -309,6 +309,15 @@ static int time_ok(const char *s)
     return 1;
 }
 
+/* why a step of the set-up failed, for its 503 */
+static void setup_failed(struct ing_problem *p, int timed_out, int lost)
+{
+    ing_problem(p, "unavailable", NULL, "%s; retry later",
+                timed_out ? "the database did not answer in time"
+                : lost    ? "the connection to the database was lost"
+                          : "the database refused the export");
+}
+
 /* reader thread: the export's connection, snapshot and cursor, then the stream */
 static void export_job(struct ing_req *r, struct ing_rdb *db)
 {
@@ -349,9 +358,7 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
                              r->job_deadline_us, &timed_out, &lost);
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK || lost) {
-        ing_problem(&p, "unavailable", NULL, timed_out ? "the database did not answer in time; "
-                    "retry later" : lost ? "the connection to the database was lost; retry "
-                    "later" : "the database refused the export; retry later");
+        setup_failed(&p, timed_out, lost);
         goto fail;
     }
     PQclear(res);
@@ -359,8 +366,7 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
              x->csv ? SQL_CSV : SQL_JSONL);
     res = ing_pg_exec_by(x->pg, sql, 3, params, r->job_deadline_us, &timed_out, &lost);
     if (timed_out || lost || !res) {
-        ing_problem(&p, "unavailable", NULL, timed_out ? "the database did not answer in time; "
-                    "retry later" : "the connection to the database was lost; retry later");
+        setup_failed(&p, timed_out, 1);
         goto fail;
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {

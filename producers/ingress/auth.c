@@ -446,15 +446,9 @@ int ing_auth_init(void)
 int ing_auth_stop(void)
 {
     if (listen_started) {
-        struct timespec deadline = ks_clock_mono_at(ING.stop_by_us);
         listen_stop = 1;
-        if (pthread_clockjoin_np(listen_thread, NULL, CLOCK_MONOTONIC, &deadline) != 0) {
-            /* not a failed stop: the listener holds nothing */
-            ks_log(KS_LOG_WARN, "ingress.auth.listener_left", "the auth listener was still "
-                   "connecting at the stop (a host name look-up in libpq has no deadline); "
-                   "it holds nothing and ends with the process", NULL);
-            return -1;
-        }
+        if (ing_join_by(listen_thread, "auth listener", 1) != 0)
+            return -1; /* not a failed stop: the listener holds nothing */
         listen_started = 0;
     }
     return 0;

@@ -508,8 +508,9 @@ int ing_store_start(const struct ing_store_ops *ops);
  * database does not answer (nothing interrupts a libpq call). After -1 the caller exits
  * without them; it must not call this again (threads half joined). */
 int ing_store_stop(void);
-/* t joined by ING.stop_by_us: 0, or -1 + an error line naming what (main.c) */
-int ing_join_by(pthread_t t, const char *what);
+/* t joined by ING.stop_by_us: 0, or -1 + a line naming what did not stop (main.c): an
+ * error, or a warning for a thread that holds nothing (the stop is not failed by it) */
+int ing_join_by(pthread_t t, const char *what, int holds_nothing);
 void ing_store_claim(struct ing_req *r);
 void ing_store_finish(struct ing_req *r); /* r->fin_complete says which */
 /* 1 when partner's key belongs to a request whose finish could not be recorded: its

@@ -128,15 +128,19 @@ static void on_signal(int sig)
     got_signal = sig;
 }
 
-/* t joined by ING.stop_by_us: 0, or -1 + an error line naming what did not stop */
-int ing_join_by(pthread_t t, const char *what)
+int ing_join_by(pthread_t t, const char *what, int holds_nothing)
 {
     struct timespec deadline = ks_clock_mono_at(ING.stop_by_us);
 
     if (pthread_clockjoin_np(t, NULL, CLOCK_MONOTONIC, &deadline) == 0)
         return 0;
-    ks_logf(KS_LOG_ERROR, "ingress.stopped", "the %s did not stop in time (a statement the "
-            "database does not answer, or a check of a dependency that hangs)", what);
+    if (holds_nothing)
+        ks_logf(KS_LOG_WARN, "ingress.stopped.left", "the %s was still running at the stop "
+                "(a host name look-up in libpq has no deadline); it holds nothing and ends "
+                "with the process", what);
+    else
+        ks_logf(KS_LOG_ERROR, "ingress.stopped", "the %s did not stop in time (a statement "
+                "the database does not answer, or a check of a dependency that hangs)", what);
     return -1;
 }
 

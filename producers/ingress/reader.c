@@ -387,7 +387,7 @@ int ing_reader_stop(void)
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
     for (i = 0; i < nthreads; i++)
-        if (ing_join_by(threads[i], "reader") != 0)
+        if (ing_join_by(threads[i], "reader", 0) != 0)
             return -1;
     nthreads = 0;
     return 0;

@@ -817,11 +817,11 @@ int ing_store_stop(void)
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
     for (i = 0; i < nwriters; i++)
-        if (ing_join_by(writers[i], "group-commit writer") != 0)
+        if (ing_join_by(writers[i], "group-commit writer", 0) != 0)
             return -1;
-    if (hk_started && (ing_join_by(hk_thread, "health thread") != 0 ||
-                       ing_join_by(purge_thread, "purge thread") != 0 ||
-                       ing_join_by(tick_thread, "tick thread") != 0))
+    if (hk_started && (ing_join_by(hk_thread, "health thread", 0) != 0 ||
+                       ing_join_by(purge_thread, "purge thread", 0) != 0 ||
+                       ing_join_by(tick_thread, "tick thread", 0) != 0))
         return -1;
     nwriters = 0;
     hk_started = 0;

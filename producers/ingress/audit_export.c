@@ -13,7 +13,9 @@
  * made by PostgreSQL, so the C side only moves bytes. At most EXPORT_MAX exports run at
  * once (503 beyond: each holds a connection and a snapshot). A failure after the first
  * byte ends the response early (chunked encoding without its last chunk: the client sees
- * the transfer fail, never a silently short file). */
+ * the transfer fail, never a silently short file) and without the end record that closes
+ * every whole export (JSONL_END, CSV_END): a client that cannot see the transfer fail (HTTP/1.0,
+ * a close-delimited body) sees that record missing. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -99,6 +101,10 @@ static const char SQL_CSV[] = RECORDS(
 static const char CSV_HEADER[] =
     "record,at,id,kind_or_detail,journal_id,reference,account,line,amount_minor,currency,"
     "direction,by,reason\r\n";
+/* the last line of a whole export, with the number of lines before it (CSV: rows after the
+ * header); a file without it is incomplete */
+#define JSONL_END "{\"record\": \"end\", \"records\": %ld}\n"
+#define CSV_END "\"end\",,,\"records=%ld\",,,,,,,,,\r\n"
 
 struct export {
     pthread_mutex_t mu;
@@ -234,6 +240,15 @@ static void *export_main(void *arg)
             break;
     }
     PQclear(res);
+    if (!failed) {
+        /* the end record: the proof that the file is whole, for every client (an HTTP/1.0
+         * client or proxy reads a body cut short as one that ended: it has no chunking) */
+        char end[96];
+        int k = x->csv ? snprintf(end, sizeof(end), CSV_END, x->rows)
+                       : snprintf(end, sizeof(end), JSONL_END, x->rows);
+        if (put(x, end, (size_t)k) != 0)
+            failed = 1;
+    }
     PQclear(PQexec(x->pg, "ROLLBACK"));
     ks_log(KS_LOG_INFO, "ingress.export.done", failed ? "audit export ended early"
                                                       : "audit export sent",

@@ -316,8 +316,12 @@ paths = {
         "summary": "the partner's journal entries and admin acts in [from, to), streamed (scope admin)",
         "description": "jsonl: one record per entry (with its postings) or act (hold decisions, adjustment requests and "
                        "decisions, payout retries: who and why); csv: a header line, one row per posting or act. "
+                       "A whole export ends with its end record, counting the records (csv: rows) before it: "
+                       "jsonl {\"record\": \"end\", \"records\": N}, csv \"end\",,,\"records=N\" and nine empty fields; "
+                       "a file without it is incomplete. "
                        "Streamed from a server-side cursor in one snapshot, constant memory for any range; "
-                       "a failure midway ends the transfer without its last chunk.",
+                       "a failure midway ends the transfer without its last chunk and without the end record "
+                       "(an HTTP/1.0 client, which has no chunking, sees only the record missing).",
         "security": SEC, "parameters": [
             {"name": "from", "in": "query", "required": True, "schema": dict(STR, format="date-time")},
             {"name": "to", "in": "query", "required": True, "schema": dict(STR, format="date-time"),

@@ -454,9 +454,10 @@ class PgProxy:
     its own (the statement is not passed on, nothing comes back), the others go on.
     hold_ready(pattern): the server's answer to the statement that contains pattern comes
     back whole except its ReadyForQuery, and then that connection hangs (with cut=True: is
-    closed). cut_on(pattern):
+    closed). cut_on(pattern, nth=1):
     the statement goes to the server, which runs it, and the connection is then closed
-    before any of the answer comes back (lost with the outcome unknown to the client)."""
+    before any of the answer comes back (lost with the outcome unknown to the client); with
+    nth, the nth statement that contains pattern (the ones before it pass)."""
 
     def __init__(self):
         self.ls = socket.socket()
@@ -471,6 +472,7 @@ class PgProxy:
         self.ready_pattern = None
         self.ready_cut = False
         self.cut_pattern = None
+        self.cut_nth = self.cut_seen = 0
         self.cuts = 0
         self.hung = 0
         self.lock = threading.Lock()
@@ -528,6 +530,12 @@ class PgProxy:
                     if s is a and self.ready_pattern and self.ready_pattern in d:
                         armed = True
                     if s is a and self.cut_pattern and self.cut_pattern in d:
+                        with self.lock:
+                            self.cut_seen += 1
+                            skip = self.cut_seen < self.cut_nth
+                        if skip:
+                            b.sendall(d)
+                            continue
                         b.sendall(d)
                         time.sleep(0.5)  # the server runs (and commits) it meanwhile
                         with self.lock:
@@ -561,8 +569,8 @@ class PgProxy:
     def hold_ready(self, pattern, cut=False):
         self.ready_pattern, self.ready_cut = pattern, cut
 
-    def cut_on(self, pattern):
-        self.cut_pattern = pattern
+    def cut_on(self, pattern, nth=1):
+        self.cut_pattern, self.cut_nth, self.cut_seen = pattern, nth, 0
 
     def freeze(self):
         self.frozen.set()

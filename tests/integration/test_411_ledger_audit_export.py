@@ -2,7 +2,8 @@
 range as JSON lines or CSV, in constant memory: 12,000 entries (twelve cursor chunks, ~5 MB
 of output) read slowly by the client while the ingress's resident memory stays far below
 the output's size; every entry comes once, in order, balanced; acts carry who and why;
-another partner's records never appear; the range bounds hold; bad parameters are 400s."""
+another partner's records never appear; the range bounds hold; bad parameters are 400s; a
+whole export ends with an end record counting the records before it."""
 import base64
 import csv
 import http.client
@@ -83,6 +84,9 @@ def test_export_streams(ingress):
     assert headers["content-type"].startswith("application/jsonl")
     assert "content-length" not in headers  # chunked: streamed, not built first
     recs = [json.loads(line) for line in body.decode().splitlines()]
+    # a whole export ends with its end record, counting the records before it
+    assert recs[-1] == {"record": "end", "records": len(recs) - 1}, recs[-1]
+    assert [x for x in recs if x["record"] == "end"] == [recs[-1]]
     entries = [x for x in recs if x["record"] == "entry"]
     assert len(entries) == N, len(entries)
     assert [int(e["id"]) for e in entries] == sorted(int(e["id"]) for e in entries)
@@ -110,12 +114,13 @@ def test_export_streams(ingress):
     assert {x[9] for x in entry_rows} == {"IDR"} and {x[10] for x in entry_rows} == {"DEBIT", "CREDIT"}
     assert [x for x in rows[1:] if x[0] == "adjustment_requested"][0][12] == "why: ticket 9"
     assert body.endswith(b"\r\n")
+    assert rows[-1] == ["end", "", "", "records=%d" % (len(rows) - 2)] + [""] * 9, rows[-1]
 
     # partner b sees its own five entries only; a range in the future holds nothing
     status, _, body = stream(ingress, path, admin_b)
     assert status == 200 and len([1 for l in body.splitlines() if b'"entry"' in l]) == 5
     status, _, body = stream(ingress, "/v1/admin/audit-export?from=2099-01-01&to=2099-01-02", admin_a)
-    assert status == 200 and body == b""
+    assert status == 200 and body == b'{"record": "end", "records": 0}\n', body
     # bad parameters, scope
     for q, field in (("to=2026-01-01", "from"), ("from=2026-01-01", "to"),
                      ("from=2026-01-01&to=2026-02-01&format=xml", "format"),
@@ -123,3 +128,62 @@ def test_export_streams(ingress):
         r = ingress.request("GET", "/v1/admin/audit-export?" + q, auth=admin_a)
         assert r.status == 400 and r.json()["field"] == field, (q, r)
     assert ingress.request("GET", path, auth=a).code == "forbidden_scope"
+
+
+def _http10(port, path, auth):
+    """GET over HTTP/1.0 (as nginx speaks to upstreams by default): no chunking, the body
+    ends when the server closes. Returns (status line, body)."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(("GET %s HTTP/1.0\r\nAuthorization: %s\r\n\r\n" % (path, auth)).encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], body
+
+
+def test_an_export_cut_short_is_told_from_a_whole_one_over_http_10():
+    """A database lost in the middle of an export ended the response early; over HTTP/1.1
+    the client sees the chunked transfer fail, but an HTTP/1.0 client (or proxy) reads a
+    body that just ends, a short file that looked whole. A whole export now ends with its
+    end record, and a cut one does not."""
+    from ingress_util import PgProxy, start_ingress
+    M = 1500
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
+    try:
+        a = Partner("t411-c-" + secrets.token_hex(3))
+        admin = admin_key(a.partner_id)
+        t0 = psql("SELECT to_char((now() - interval '1 second') AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")[0][0]
+        for lo in range(1, M + 1, 500):
+            psql("SELECT count(ledger_post('sql:test_export', 'test_export_c:' || '%s' || ':' || i, "
+                 "'adjustment', 'exc' || i, '%s', 'export cut ' || i, "
+                 "ARRAY[ledger_account('suspense', '%s', NULL, NULL, 'IDR'), "
+                 "ledger_account('seller_wallet', '%s', 's1', NULL, 'IDR')], "
+                 "ARRAY[i, -i]::bigint[], 'IDR')) FROM generate_series(%d, %d) AS i"
+                 % ((a.partner_id,) * 4 + (lo, lo + 499)))
+        t1 = psql("SELECT to_char((now() + interval '1 second') AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")[0][0]
+        path = "/v1/admin/audit-export?from=%s&to=%s" % (t0, t1)
+        status, body = _http10(ing.port, path, admin)
+        assert b" 200 " in status, status
+        lines = body.decode().splitlines()
+        assert len(lines) == M + 1 and json.loads(lines[-1]) == {"record": "end", "records": M}
+        # the same export, its database connection lost at its second FETCH: the first
+        # chunk of rows was sent
+        px.cut_on(b"FETCH", nth=2)
+        status, body = _http10(ing.port, path, admin)
+        assert b" 200 " in status, status
+        lines = body.decode().splitlines()
+        assert len(lines) == 1000 and px.cuts == 1, (len(lines), px.cuts)
+        assert b'"end"' not in body, lines[-1]
+        assert "ingress.export.failed" in ing.daemon.log_tail(50)
+    finally:
+        ing.daemon.kill9()
+        px.close()

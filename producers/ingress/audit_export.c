@@ -216,14 +216,21 @@ static void *export_main(void *arg)
     struct export *x = arg;
     const char *eol = x->csv ? "\r\n" : "\n";
     PGresult *res = NULL;
-    int failed = 0;
+    int failed = 0, timed_out = 0, lost = 0;
 
     for (;;) {
         int n;
-        res = PQexec(x->pg, "FETCH " EXPORT_FETCH " FROM kasir_export");
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            ks_log(KS_LOG_ERROR, "ingress.export.failed", PQerrorMessage(x->pg), "trace_id",
-                   x->trace_id, NULL);
+        /* each chunk by its deadline: a database that hangs must not hold the export's slot,
+         * its connection and this thread for good */
+        res = ing_pg_exec_by(x->pg, "FETCH " EXPORT_FETCH " FROM kasir_export", 0, NULL,
+                             ks_clock_mono_us() + ING.export_fetch_timeout_ms * 1000,
+                             &timed_out, &lost);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || timed_out || lost) {
+            ks_log(KS_LOG_ERROR, "ingress.export.failed",
+                   timed_out ? "no rows from the database within readers.export_fetch_timeout"
+                   : lost    ? "the connection to the database was lost"
+                             : PQerrorMessage(x->pg),
+                   "trace_id", x->trace_id, NULL);
             failed = 1;
             break;
         }
@@ -249,7 +256,14 @@ static void *export_main(void *arg)
         if (put(x, end, (size_t)k) != 0)
             failed = 1;
     }
-    PQclear(PQexec(x->pg, "ROLLBACK"));
+    if (timed_out || lost) {
+        PQfinish(x->pg); /* the statement may still run: the connection goes, not a ROLLBACK */
+        x->pg = NULL;
+    } else {
+        PQclear(ing_pg_exec_by(x->pg, "ROLLBACK", 0, NULL,
+                               ks_clock_mono_us() + ING.read_timeout_ms * 1000, &timed_out,
+                               &lost));
+    }
     ks_log(KS_LOG_INFO, "ingress.export.done", failed ? "audit export ended early"
                                                       : "audit export sent",
            "trace_id", x->trace_id, NULL);

@@ -56,6 +56,9 @@ static const struct ks_config_def own_defs[] = {
      "a read's budget: queue, connection and query (then 503; an admin act that is not "
      "idempotent, past it while it runs: 500 outcome_unknown)"},
     {"readers.queue_max", KS_CFG_INT, "2048", 0, "requests waiting for a reader (then 503)"},
+    {"readers.export_fetch_timeout", KS_CFG_DURATION_MS, "5m", 0,
+     "an audit export's wait for each chunk of its rows (1,000) from PostgreSQL; past it the "
+     "export ends incomplete (no end record) and frees its slot and connection; 1s to 24h"},
     {"auth.jwt_secret", KS_CFG_STRING, "", 0,
      "HS256 key of bearer tokens (>= 32 characters); empty: random per process"},
     {"auth.jwt_ttl", KS_CFG_DURATION_MS, "15m", 0, "lifetime of tokens from /v1/auth/token"},
@@ -203,6 +206,12 @@ static int serve(const struct ks_config *cfg)
     ING.admin_bind = ks_config_str(cfg, "http.admin_bind");
     ING.readers = (int)ks_config_int(cfg, "readers.threads");
     ING.read_timeout_ms = ks_config_ms(cfg, "readers.read_timeout");
+    ING.export_fetch_timeout_ms = ks_config_ms(cfg, "readers.export_fetch_timeout");
+    if (ING.export_fetch_timeout_ms < 1000 || ING.export_fetch_timeout_ms > 86400000) {
+        ks_log(KS_LOG_ERROR, "config.invalid", "readers.export_fetch_timeout must be 1s to 24h",
+               "setting", "readers.export_fetch_timeout", NULL);
+        return 2;
+    }
     ING.reader_queue_max = (int)ks_config_int(cfg, "readers.queue_max");
     ING.auth_timeout_ms = ks_config_ms(cfg, "auth.timeout");
     ING.cache_max = (long)ks_config_int(cfg, "auth.cache_max");

@@ -370,3 +370,58 @@ def test_an_error_at_the_commit_is_the_answer_not_the_result_before_it():
             ing.daemon.kill9()
         psql("DROP TRIGGER IF EXISTS %s ON ledger_adjustments" % fn)
         psql("DROP FUNCTION IF EXISTS %s()" % fn)
+
+
+def test_an_audit_export_whose_database_hangs_mid_stream_gives_its_slot_back():
+    """An audit export's stream thread FETCHed its rows with a blocking call: a database that
+    hung there held the export's slot (two at most), its connection and its thread for good,
+    and the client waited for ever; two such exports refused every later one with 503. Each
+    FETCH now has readers.export_fetch_timeout: the response ends incomplete (no end record)
+    and the slot is free again."""
+    import http.client
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_READERS_EXPORT_FETCH_TIMEOUT": "2s"})
+    try:
+        admin = Partner("t230-l", scopes="admin")
+        px.hang_on(b"FROM kasir_export")  # the cursor is declared, its first FETCH hangs
+        path = "/v1/admin/audit-export?from=2026-01-01&to=2026-01-02"
+        conns, t0 = [], time.time()
+        for _ in range(2):  # both slots
+            c = http.client.HTTPConnection("127.0.0.1", ing.port, timeout=20)
+            c.request("GET", path, headers={"Authorization": admin.basic()})
+            resp = c.getresponse()
+            assert resp.status == 200, resp.status
+            conns.append((c, resp))
+        for c, resp in conns:
+            try:
+                body, complete = resp.read(), True
+            except (http.client.IncompleteRead, OSError):
+                body, complete = b"", False
+            assert not complete and b'"end"' not in body, body
+            c.close()
+        took = time.time() - t0
+        assert took < 8, took
+        assert px.hung == 2, px.hung
+        # the slots are free: a third export starts (its FETCH hangs too, which is the test's)
+        c = http.client.HTTPConnection("127.0.0.1", ing.port, timeout=20)
+        c.request("GET", path, headers={"Authorization": admin.basic()})
+        assert c.getresponse().status == 200
+        c.close()
+        assert "no rows from the database within readers.export_fetch_timeout" in \
+            ing.daemon.log_tail(30)
+    finally:
+        ing.daemon.kill9()
+        px.close()
+
+
+def test_an_export_fetch_timeout_out_of_range_is_refused_at_start():
+    ing = start_ingress({"KASIR_READERS_EXPORT_FETCH_TIMEOUT": "0s"}, wait_path=None)
+    try:
+        try:
+            rc = ing.daemon.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = None  # it started
+        assert rc == 2, (rc, ing.daemon.log_tail(5))
+        assert "readers.export_fetch_timeout" in ing.daemon.log_tail(5), ing.daemon.log_tail(5)
+    finally:
+        ing.daemon.kill9()

@@ -1,0 +1,82 @@
+"""417: an outcome that contradicts the final state of its refund or payout moves no money:
+it goes to the DLQ as conflicting_final, for an operator (a hostile review, session 18).
+Before, a refund's success after its failure was posted although the failure had given the
+order's reservation back (the partner could then refund the same money again: refunds above
+the capture), a payout's PAID_OUT after its failure debited the wallet with no funds check,
+and a PAID_OUT after a released hold was dropped without a trace. The same contradiction
+inside one batch (a failure, then a success) is caught too; a repeated final outcome stays
+a silent duplicate."""
+from ledger_util import Ledger, produce, psql, psql_one, verify, wait_until
+
+
+def test_contradicting_final_outcomes_go_to_the_dlq(daemons):
+    L = Ledger("t417", partitions=1)
+    psp = "sb_" + L.name
+    o1, p1 = L.id("o", 1), L.id("pay", 1)
+    r1, r2 = L.id("re", 1), L.id("re", 2)
+    L.payments([(p1, [(o1, "s1", 100000)])])
+
+    def out(*a, **kw):
+        return L.outcome(*a, psp=psp, **kw)
+
+    # captured, then refund r1 of all of it fails
+    L.refund_row(r1, p1, o1, 100000)
+    produce([out("CHARGE", "SUCCEEDED", 100000, order=o1, payment=p1),
+             out("REFUND", "FAILED", 100000, order=o1, payment=p1, refund=r1)])
+    d = daemons("ledger", env=L.env())
+    wait_until(lambda: L.status("refunds", "refund_id", r1) == "FAILED", what="refund failed")
+    assert psql_one("SELECT refund_requested_minor FROM payment_orders WHERE order_id = '%s'"
+                    % o1) == "0"  # the reservation is given back
+    # the PSP now says r1 succeeded after all; a repeat of its failure is a duplicate
+    produce([out("REFUND", "REFUNDED", 100000, order=o1, payment=p1, refund=r1,
+                  outcome_id="late_" + r1),
+             out("REFUND", "FAILED", 100000, order=o1, payment=p1, refund=r1,
+                 outcome_id="again_" + r1)])
+    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 1, timeout=30,
+               what="the refund's late success dead-lettered")
+    assert "refund:" + r1 not in L.entries(), L.entries()
+    assert L.balance("seller_wallet", "s1") == 100000
+    # payouts: po1 held then failed (released); po2 failed before any hold (no funds);
+    # po3 fails and is paid in one batch
+    po1, po2, po3 = L.id("po", 1), L.id("po", 2), L.id("po", 3)
+    for po, amt in ((po1, 10000), (po2, 10000), (po3, 10000)):
+        L.payout_row(po, "s1", amt)
+    assert psql("SELECT result FROM ledger_payout_holds(ARRAY['%s', '%s'])" % (po1, po3)) == \
+        [["held"], ["held"]]
+    psql("UPDATE payouts SET status = 'FAILED', failure_code = 'INSUFFICIENT_FUNDS' "
+         "WHERE payout_id = '%s'" % po2)
+    produce([out("PAYOUT", "FAILED", 10000, payout=po1)])
+    wait_until(lambda: L.status("payouts", "payout_id", po1) == "FAILED", what="po1 released")
+    wallet = L.balance("seller_wallet", "s1")
+    assert wallet == 100000 - 10000  # po3's hold
+    produce([out("PAYOUT", "PAID_OUT", 10000, payout=po1, outcome_id="late_" + po1),
+             out("PAYOUT", "PAID_OUT", 10000, payout=po2, outcome_id="late_" + po2),
+             out("PAYOUT", "FAILED", 10000, payout=po3),
+             out("PAYOUT", "PAID_OUT", 10000, payout=po3, outcome_id="late_" + po3)])
+    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 4, timeout=30,
+               what="four outcomes dead-lettered")
+    dlq = L.dlq_messages()
+    reasons = sorted(m["headers"]["kasir.error.message"] for m in dlq)
+    assert len(dlq) == 4, reasons
+    assert all(x.startswith("conflicting_final: ") for x in reasons), reasons
+    assert sum(r1 in x for x in reasons) == 1 and sum(po1 in x for x in reasons) == 1
+    assert sum(po2 in x for x in reasons) == 1 and sum(po3 in x for x in reasons) == 1
+    # no money moved for any of them
+    e = L.entries()
+    assert "refund:" + r1 not in e, e
+    assert e.get("payout_result:" + po1) == "payout_release"
+    assert e.get("payout_result:" + po3) == "payout_release"
+    assert "payout_result:" + po2 not in e, e
+    assert L.balance("seller_wallet", "s1") == 100000
+    assert L.balance("payout_hold", "s1") == 0
+    assert L.status("refunds", "refund_id", r1) == "FAILED"
+    for po in (po1, po2, po3):
+        assert L.status("payouts", "payout_id", po) == "FAILED", po
+    # so a second refund of the whole capture is the only one posted
+    L.refund_row(r2, p1, o1, 100000)
+    produce([out("REFUND", "REFUNDED", 100000, order=o1, payment=p1, refund=r2)])
+    wait_until(lambda: L.status("refunds", "refund_id", r2) == "SUCCEEDED", what="r2 posted")
+    assert L.balance("seller_wallet", "s1") == 0
+    d.term()
+    rc, text = verify()
+    assert rc == 0, text

@@ -5,7 +5,11 @@ order's reservation back (the partner could then refund the same money again: re
 the capture), a payout's PAID_OUT after its failure debited the wallet with no funds check,
 and a PAID_OUT after a released hold was dropped without a trace. The same contradiction
 inside one batch (a failure, then a success) is caught too; a repeated final outcome stays
-a silent duplicate."""
+a silent duplicate. And the database refuses a refund's move out of SUCCEEDED or FAILED,
+whatever client writes it (the state machine of 810, refunds added by 940)."""
+import subprocess
+
+from conftest import PG_DSN
 from ledger_util import Ledger, produce, psql, psql_one, verify, wait_until
 
 
@@ -80,3 +84,11 @@ def test_contradicting_final_outcomes_go_to_the_dlq(daemons):
     d.term()
     rc, text = verify()
     assert rc == 0, text
+    # the database keeps both refunds where they ended
+    for rid, to in ((r1, "SUCCEEDED"), (r2, "FAILED"), (r2, "REQUESTED")):
+        p = subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
+                            "UPDATE refunds SET status = '%s' WHERE refund_id = '%s'" % (to, rid)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and "cannot move refund from" in p.stderr, (rid, to, p.stderr)
+    assert L.status("refunds", "refund_id", r1) == "FAILED"
+    assert L.status("refunds", "refund_id", r2) == "SUCCEEDED"

@@ -1,5 +1,5 @@
--- kasir_transition_guard(): the BEFORE UPDATE OF status trigger of payments, payment_orders
--- and payouts (TG_ARGV[0]: the entity): a move that is not a row of kasir_transitions raises
+-- kasir_transition_guard(): the BEFORE UPDATE OF status trigger of payments, payment_orders,
+-- payouts and refunds (TG_ARGV[0]: the entity): a move that is not a row of kasir_transitions raises
 -- SQLSTATE KS422, whatever client wrote it; a status with no row is terminal. The triggers
 -- are kasir_transition_triggers()'s: their WHEN clause lists the rows of kasir_transitions,
 -- so this function runs only for a move the list lacks (a refused one, in practice); it

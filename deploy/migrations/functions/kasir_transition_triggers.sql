@@ -1,5 +1,5 @@
--- kasir_transition_triggers(): (re)creates the status guards of payments, payment_orders and
--- payouts from the rows of kasir_transitions; the statement trigger on kasir_transitions
+-- kasir_transition_triggers(): (re)creates the status guards of payments, payment_orders,
+-- payouts and refunds from the rows of kasir_transitions; the statement trigger on kasir_transitions
 -- below runs it whenever a row is inserted, updated or deleted, or the table truncated, in
 -- that transaction, so the guards always say what the table says.
 --
@@ -11,7 +11,7 @@
 -- any other move calls kasir_transition_guard(), which checks kasir_transitions and raises
 -- SQLSTATE KS422 'cannot move <entity> from <old> to <new>' (the guard's body is the rule;
 -- the list only spares the call). An entity with no row gets the guard on every move.
--- Locks: SHARE ROW EXCLUSIVE on the three tables (CREATE TRIGGER), taken only when
+-- Locks: SHARE ROW EXCLUSIVE on the four tables (CREATE TRIGGER), taken only when
 -- kasir_transitions changes (a migration).
 -- Repeatable: re-applied by the migration runner whenever this file changes; the no-op
 -- UPDATE at the end fires the trigger once, so the guards follow the table at once.
@@ -22,7 +22,8 @@ DECLARE
 BEGIN
     FOR g IN SELECT * FROM (VALUES ('payment', 'payments', 'payments_transition'),
                                    ('order', 'payment_orders', 'payment_orders_transition'),
-                                   ('payout', 'payouts', 'payouts_transition'))
+                                   ('payout', 'payouts', 'payouts_transition'),
+                                   ('refund', 'refunds', 'refunds_transition'))
                            AS x(entity, tbl, trg) LOOP
         SELECT string_agg(format('WHEN %L THEN NEW.status IN (%s)', f.from_status, f.tos), ' '
                           ORDER BY f.from_status)

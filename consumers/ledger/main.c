@@ -142,8 +142,11 @@ static const char SQL_POST[] =
     "  FROM fresh f"
     "  LEFT JOIN ledger_fee_plans fp ON f.act = 'capture' AND fp.partner_id = f.partner"
     "                              AND fp.currency = f.cur"
-    "  CROSS JOIN LATERAL (SELECT least(f.amount, coalesce((f.amount * fp.bps + 5000) / 10000"
-    "                                                      + fp.fixed_minor, 0)) AS pfee) pf"
+    /* round(amount * bps / 10000) without the product: amount * bps overflows bigint
+     * from 9.2e14 minor units at 100 %, a valid amount whose capture was dead-lettered */
+    "  CROSS JOIN LATERAL (SELECT least(f.amount, coalesce(f.amount / 10000 * fp.bps"
+    "                               + (f.amount % 10000 * fp.bps + 5000) / 10000"
+    "                               + fp.fixed_minor, 0)) AS pfee) pf"
     "  CROSS JOIN LATERAL (VALUES"
     "    (1, 'psp_clearing', CASE WHEN f.act IN ('capture', 'late_capture') THEN f.amount - f.fee"
     "                             WHEN f.act IN ('refund', 'chargeback', 'payout')"

@@ -125,3 +125,25 @@ def test_posting_rules(daemons):
     rc, text = verify()
     assert rc == 0, text
     assert d.term() == 0
+
+
+def test_platform_fee_of_a_large_capture(daemons):
+    """The platform fee was amount * bps / 10000 in bigint: for amounts the ledger takes (up
+    to 1e15 minor units) at fees from 92.2 % the product overflowed, the statement failed
+    and a valid capture went to the DLQ. It is computed without the product now, to the
+    same rounding (half up)."""
+    L = Ledger("t402b", partitions=1)
+    bps = 9999
+    L.fee_plan(bps)
+    o1, p1 = L.id("o", 1), L.id("pay", 1)
+    o2, p2 = L.id("o", 2), L.id("pay", 2)
+    big = 10 ** 15 - 1  # the largest amount an outcome may carry
+    L.payments([(p1, [(o1, "s1", big)]), (p2, [(o2, "s2", 3)])])
+    produce([L.outcome("CHARGE", "SUCCEEDED", big, order=o1, payment=p1),
+             L.outcome("CHARGE", "SUCCEEDED", 3, order=o2, payment=p2)])
+    d = daemons("ledger", env=L.env())
+    L.wait_entries(2)
+    assert L.balance("seller_wallet", "s1") == big - (big * bps + 5000) // 10000
+    assert L.balance("seller_wallet", "s2") == 3 - (3 * bps + 5000) // 10000
+    assert L.dlq_messages(idle_ms=300) == []
+    d.term()

@@ -69,3 +69,38 @@ def test_payout_above_balance_refused_before_psp(risk_daemons):
     assert wallet(r, "payout_hold", "poor") == 600000
     rc, text = verify()
     assert rc == 0, text
+
+
+def test_a_payout_funded_twice_at_once_is_held_once(risk_daemons):
+    """ledger_payout_holds looked for the payout's hold, then locked the wallet: a second
+    funding of the same payout (another instance, a zombie) that waited for the first one's
+    locks read the balance after the first hold and answered insufficient_funds (its caller
+    then failed a payout whose hold stood and whose command was out) or tried a second hold.
+    It looks again under the locks: already_held."""
+    import subprocess
+    import time
+    from conftest import PG_DSN
+    r = Risk("t407c", RULES)
+    fund_wallets(r.partner, ["one"], 100000)
+    pid = "pyo_%s_1" % r.name
+    psql("INSERT INTO payouts (payout_id, partner_id, seller_id, amount_minor, currency, "
+         "channel, bank_code, destination_account, status) VALUES ('%s','%s','one',100000,"
+         "'IDR','BANK_ACCOUNT','BCA','1234567890','REQUESTED')" % (pid, r.partner))
+    sql = "SELECT result FROM ledger_payout_holds(ARRAY['%s']);" % pid
+    a = subprocess.Popen(["psql", PG_DSN, "-qtAX", "-v", "ON_ERROR_STOP=1"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    a.stdin.write("BEGIN;\n" + sql + "\n")
+    a.stdin.flush()
+    time.sleep(1)  # a holds the wallet's stripes, uncommitted
+    b = subprocess.Popen(["psql", PG_DSN, "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)  # b waits for them
+    assert b.poll() is None, b.communicate()
+    a.stdin.write("COMMIT;\n")
+    out_a, err_a = a.communicate(timeout=30)
+    out_b, err_b = b.communicate(timeout=30)
+    assert out_a.split() == ["held"], (out_a, err_a)
+    assert b.returncode == 0 and out_b.split() == ["already_held"], (out_b, err_b)
+    assert wallet(r, "seller_wallet", "one") == 0
+    assert wallet(r, "payout_hold", "one") == 100000

@@ -44,6 +44,15 @@ BEGIN
         hold := ledger_account('payout_hold', p.partner_id, p.seller_id, NULL, p.currency);
         -- every stripe locked: no credit or debit of this wallet commits meanwhile
         PERFORM 1 FROM ledger_balances WHERE account = wallet ORDER BY chain FOR UPDATE;
+        -- looked at again under the locks: a concurrent hold of the same payout (another
+        -- instance, a zombie) committed while this one waited for them, and the balance
+        -- read now is after it (an 'insufficient_funds' here failed a payout whose hold
+        -- stood and whose command was on its way)
+        IF EXISTS (SELECT 1 FROM ledger_entries WHERE source_key = 'payout_hold:' || p.id) THEN
+            result := 'already_held';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
         SELECT -coalesce(sum(balance_minor), 0) INTO avail FROM ledger_balances WHERE account = wallet;
         available_minor := avail;
         IF avail < p.amount_minor THEN

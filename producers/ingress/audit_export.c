@@ -221,13 +221,16 @@ static void *export_main(void *arg)
     for (;;) {
         int n;
         /* each chunk by its deadline: a database that hangs must not hold the export's slot,
-         * its connection and this thread for good */
+         * its connection and this thread for good (a server that answers ends the statement
+         * itself at readers.export_fetch_timeout, 57014; this is 5 s later) */
         res = ing_pg_exec_by(x->pg, "FETCH " EXPORT_FETCH " FROM kasir_export", 0, NULL,
-                             ks_clock_mono_us() + ING.export_fetch_timeout_ms * 1000,
+                             ks_clock_mono_us() + (ING.export_fetch_timeout_ms + 5000) * 1000,
                              &timed_out, &lost);
         if (PQresultStatus(res) != PGRES_TUPLES_OK || timed_out || lost) {
+            const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             ks_log(KS_LOG_ERROR, "ingress.export.failed",
-                   timed_out ? "no rows from the database within readers.export_fetch_timeout"
+                   timed_out || (st && strcmp(st, "57014") == 0)
+                       ? "no rows from the database within readers.export_fetch_timeout"
                    : lost    ? "the connection to the database was lost"
                              : PQerrorMessage(x->pg),
                    "trace_id", x->trace_id, NULL);
@@ -382,9 +385,13 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
     res = ing_pg_exec_by(x->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
                          r->job_deadline_us, &timed_out, &lost);
     if (PQresultStatus(res) == PGRES_COMMAND_OK && !lost) {
+        /* each FETCH (a statement) may take readers.export_fetch_timeout on the server too:
+         * past it the server ends it itself, instead of sorting on for a client gone */
+        char set[80];
+        snprintf(set, sizeof(set), "SET LOCAL statement_timeout = %lld",
+                 (long long)ING.export_fetch_timeout_ms);
         PQclear(res);
-        res = ing_pg_exec_by(x->pg, "SET LOCAL statement_timeout = 0", 0, NULL,
-                             r->job_deadline_us, &timed_out, &lost);
+        res = ing_pg_exec_by(x->pg, set, 0, NULL, r->job_deadline_us, &timed_out, &lost);
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK || lost) {
         setup_failed(&p, timed_out, lost);

@@ -457,7 +457,7 @@ class PgProxy:
     closed). cut_on(pattern, nth=1):
     the statement goes to the server, which runs it, and the connection is then closed
     before any of the answer comes back (lost with the outcome unknown to the client); with
-    nth, the nth statement that contains pattern (the ones before it pass)."""
+    nth, from the nth statement that contains pattern on (the ones before it pass)."""
 
     def __init__(self):
         self.ls = socket.socket()

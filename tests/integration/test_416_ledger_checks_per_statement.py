@@ -33,7 +33,7 @@ def guard_lists():
     moves = set()
     for tbl, tdef in psql("SELECT c.relname, replace(pg_get_triggerdef(t.oid), E'\\n', ' ') FROM pg_trigger t "
                           "JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname LIKE '%_transition' "
-                          "AND c.relname IN ('payments', 'payment_orders', 'payouts')"):
+                          "AND c.relname IN ('payments', 'payment_orders', 'payouts', 'refunds')"):
         for frm, tos in re.findall(r"WHEN '(\w+)'::text THEN \(?new\.status = "
                                    r"(ANY \(ARRAY\[[^\]]*\]\)|'\w+'::text)", tdef):
             for to in re.findall(r"'(\w+)'::text", tos):
@@ -42,7 +42,8 @@ def guard_lists():
 
 
 def test_status_guards_list_the_table_and_follow_it():
-    entity = {"payment": "payments", "order": "payment_orders", "payout": "payouts"}
+    entity = {"payment": "payments", "order": "payment_orders", "payout": "payouts",
+              "refund": "refunds"}
     table = {(entity[e], f, t) for e, f, t in
              psql("SELECT entity, from_status, to_status FROM kasir_transitions")}
     assert len(table) >= 20 and guard_lists() == table

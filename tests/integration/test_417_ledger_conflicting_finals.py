@@ -92,3 +92,91 @@ def test_contradicting_final_outcomes_go_to_the_dlq(daemons):
         assert p.returncode != 0 and "cannot move refund from" in p.stderr, (rid, to, p.stderr)
     assert L.status("refunds", "refund_id", r1) == "FAILED"
     assert L.status("refunds", "refund_id", r2) == "SUCCEEDED"
+
+
+def test_amounts_and_links_the_psp_reports_are_checked(daemons):
+    """The ledger compared a reported amount only for payouts: a refund posted above its
+    reservation (refunds beyond the capture), a refund naming another order (another
+    seller's wallet debited) and a capture above the order's amount were all posted. They
+    go to the DLQ now, naming the field; a refund of less than asked and a capture of less
+    than ordered (a partial one) are posted as reported."""
+    L = Ledger("t417b", partitions=1)
+    psp = "sb_" + L.name
+    o1, o2, p1, p2 = L.id("o", 1), L.id("o", 2), L.id("pay", 1), L.id("pay", 2)
+    o3, p3 = L.id("o", 3), L.id("pay", 3)
+    o4, p4 = L.id("o", 4), L.id("pay", 4)
+    r1, r2, r3 = L.id("re", 1), L.id("re", 2), L.id("re", 3)
+    L.payments([(p1, [(o1, "s1", 10000)]), (p2, [(o2, "s2", 10000)]), (p3, [(o3, "s3", 10000)]),
+                (p4, [(o4, "s4", 10000)])])
+
+    def out(*a, **kw):
+        return L.outcome(*a, psp=psp, **kw)
+
+    produce([out("CHARGE", "SUCCEEDED", 10000, order=o1, payment=p1),
+             out("CHARGE", "SUCCEEDED", 10000, order=o2, payment=p2),
+             out("CHARGE", "SUCCEEDED", 10001, order=o3, payment=p3),  # above the order
+             out("CHARGE", "SUCCEEDED", 9000, order=o4, payment=p4)])  # partial: posted
+    d = daemons("ledger", env=L.env())
+    L.wait_entries(3)
+    L.refund_row(r1, p1, o1, 4000)
+    L.refund_row(r2, p1, o1, 3000)
+    L.refund_row(r3, p1, o1, 2000)
+    produce([out("REFUND", "REFUNDED", 4001, order=o1, payment=p1, refund=r1),   # above
+             out("REFUND", "REFUNDED", 3000, order=o2, payment=p2, refund=r2),   # other order
+             out("REFUND", "REFUNDED", 1500, order=o1, payment=p1, refund=r3)])  # less: posted
+    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 3, timeout=30,
+               what="three outcomes dead-lettered")
+    reasons = sorted(m["headers"]["kasir.error.message"] for m in L.dlq_messages())
+    assert reasons == sorted(["amount_minor is above the order's 10000",
+                              "amount_minor is above the refund's 4000",
+                              "order_id differs from the refund's " + o1]), reasons
+    e = L.wait_entries(4)
+    assert set(e) == {"capture:" + o1, "capture:" + o2, "capture:" + o4, "refund:" + r3}, e
+    assert L.balance("seller_wallet", "s4") == 9000
+    assert L.balance("seller_wallet", "s1") == 10000 - 1500
+    assert L.balance("seller_wallet", "s2") == 10000
+    assert L.balance("seller_wallet", "s3") == 0
+    d.term()
+    rc, text = verify()
+    assert rc == 0, text
+
+
+def test_in_one_batch_the_first_valid_final_outcome_decides(daemons):
+    """Within one batch a refund's state is the first final outcome before this one that
+    passes the ledger's own checks (review): a repeated success after a dead-lettered
+    failure is a duplicate, not a conflict with the failure; and a failure dead-lettered for
+    its currency does not make the real success that follows a conflict (its money would
+    have gone unbooked)."""
+    L = Ledger("t417c", partitions=1)
+    psp = "sb_" + L.name
+    o1, p1 = L.id("o", 1), L.id("pay", 1)
+    r1, r2 = L.id("re", 1), L.id("re", 2)
+    L.payments([(p1, [(o1, "s1", 10000)])])
+    L.refund_row(r1, p1, o1, 3000)
+    L.refund_row(r2, p1, o1, 2000)
+
+    def out(*a, **kw):
+        return L.outcome(*a, psp=psp, **kw)
+
+    bad_cur = out("REFUND", "FAILED", 2000, order=o1, payment=p1, refund=r2)
+    bad_cur["value"]["currency"] = "USD"
+    produce([out("CHARGE", "SUCCEEDED", 10000, order=o1, payment=p1),
+             out("REFUND", "REFUNDED", 3000, order=o1, payment=p1, refund=r1),
+             out("REFUND", "FAILED", 3000, order=o1, payment=p1, refund=r1),
+             out("REFUND", "REFUNDED", 3000, order=o1, payment=p1, refund=r1,
+                 outcome_id="again_" + r1),
+             bad_cur,
+             out("REFUND", "REFUNDED", 2000, order=o1, payment=p1, refund=r2)])
+    d = daemons("ledger", env=L.env())
+    e = L.wait_entries(3)
+    assert set(e) == {"capture:" + o1, "refund:" + r1, "refund:" + r2}, e
+    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 2, timeout=30, what="two dead-lettered")
+    reasons = sorted(m["headers"]["kasir.error.message"] for m in L.dlq_messages())
+    assert len(reasons) == 2, reasons
+    assert reasons[0] == ("conflicting_final: refund %s is SUCCEEDED, this outcome says FAILED"
+                          % r1), reasons
+    assert reasons[1].startswith("currency differs"), reasons
+    assert L.status("refunds", "refund_id", r1) == "SUCCEEDED"
+    wait_until(lambda: L.status("refunds", "refund_id", r2) == "SUCCEEDED", what="r2 succeeded")
+    assert L.balance("seller_wallet", "s1") == 10000 - 3000 - 2000
+    d.term()

@@ -1,4 +1,4 @@
--- kasir_transition_ok(entity, from, to): true when a payment, order or payout may move from
+-- kasir_transition_ok(entity, from, to): true when a payment, order, payout or refund may move from
 -- `from` to `to` (a row of kasir_transitions). A plain SQL function: the planner inlines it
 -- into the caller's statement (one index probe per row, no function call). Locks: none.
 -- Repeatable: re-applied by the migration runner whenever this file changes.

@@ -30,8 +30,11 @@
  *   u:     the outcomes as rows, in arrival order (ord);
  *   r:     each joined to its order, refund or payout by primary key, with what earlier
  *          outcomes of the same order in this batch said;
- *   c:     the error that sends it to the DLQ, or the entry kind it posts (act), or
- *          neither (a status change only);
+ *   v:     what makes it unusable on its own (the DLQ's reason);
+ *   vf:    the final state its refund or payout is in (the row's, or the first usable
+ *          final outcome before it in this batch);
+ *   c0, c: the error that sends it to the DLQ (v's, or a contradiction of that final
+ *          state), or the entry kind it posts (act), or neither (a status change only);
  *   fresh: the first outcome per source event not posted before (the exactly-once key);
  *   l:     the entry's lines, zero amounts dropped, numbered;
  *   e:     entries numbered per chain after the chain's head (locked), hashed in order
@@ -63,36 +66,14 @@ static const char SQL_POST[] =
     "         coalesce(bool_or(u.kind = 'CHARGE' AND u.status IN ('FAILED', 'EXPIRED')) OVER w,"
     "                  false) AS failed_before,"
     "         coalesce(bool_or(u.kind = 'CHARGE' AND u.status = 'SUCCEEDED') OVER w,"
-    "                  false) AS captured_before,"
-    /* a refund's or payout's final state: the row's if final, else the first final
-     * outcome of this batch before this one that passes the checks of c0 below but this
-     * one (an outcome dead-lettered for its partner, currency, order or amount says
-     * nothing about the object) */
-    "         CASE WHEN u.kind = 'REFUND' AND f.status IN ('SUCCEEDED', 'FAILED') THEN f.status"
-    "              WHEN u.kind = 'PAYOUT' AND p.status IN ('PAID_OUT', 'FAILED') THEN p.status"
-    "              WHEN u.kind IN ('REFUND', 'PAYOUT') THEN (array_agg("
-    "                CASE WHEN u.status IN ('FAILED', 'EXPIRED') THEN 'FAILED'"
-    "                     WHEN u.kind = 'REFUND' THEN 'SUCCEEDED' ELSE 'PAID_OUT' END)"
-    "                FILTER (WHERE u.status IN ('SUCCEEDED', 'REFUNDED', 'PAID_OUT', 'FAILED',"
-    "                                           'EXPIRED')"
-    "                          AND u.partner = coalesce(f.partner_id, p.partner_id)"
-    "                          AND u.cur = coalesce(p.currency, o.currency)"
-    "                          AND (u.kind <> 'REFUND' OR u.order_id = f.order_id"
-    "                               AND (u.status IN ('FAILED', 'EXPIRED')"
-    "                                    OR u.amount <= f.amount_minor))"
-    "                          AND (u.kind <> 'PAYOUT' OR u.status IN ('FAILED', 'EXPIRED')"
-    "                               OR u.amount = p.amount_minor)) OVER wf)[1]"
-    "         END AS was_final"
+    "                  false) AS captured_before"
     "  FROM u LEFT JOIN payment_orders o ON o.order_id = u.order_id"
     "         LEFT JOIN refunds f ON u.kind = 'REFUND' AND f.refund_id = u.refund_id"
     "         LEFT JOIN payouts p ON u.kind = 'PAYOUT' AND p.payout_id = u.payout_id"
     "  WINDOW w AS (PARTITION BY u.order_id ORDER BY u.ord"
-    "               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),"
-    "         wf AS (PARTITION BY u.kind, CASE u.kind WHEN 'REFUND' THEN u.refund_id"
-    "                                                  WHEN 'PAYOUT' THEN u.payout_id END"
-    "                ORDER BY u.ord"
-    "                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),"
-    " c0 AS ("
+    "               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),"
+    /* what makes an outcome unusable on its own (to the DLQ) */
+    " v AS ("
     "  SELECT r.*,"
     "    CASE"
     "      WHEN r.kind <> 'PAYOUT' AND r.o_seller IS NULL THEN 'unknown order ' || r.order_id"
@@ -112,24 +93,46 @@ static const char SQL_POST[] =
     "        THEN 'amount_minor is above the refund''s ' || r.f_amount"
     "      WHEN r.kind = 'CHARGE' AND r.status IN ('SUCCEEDED', 'REFUNDED') AND r.amount > r.o_amount"
     "        THEN 'amount_minor is above the order''s ' || r.o_amount"
-    /* another final state than the one the refund or payout is in moves no money: a refund
-     * failed has given its reservation back (a success posted now would let the same money
-     * be refunded twice), a payout failed has released its hold or never held; a bank
-     * return after a success is money moved that no rule books. An operator decides */
-    "      WHEN r.was_final = 'FAILED' AND r.status IN ('SUCCEEDED', 'REFUNDED', 'PAID_OUT')"
-    "        OR r.was_final IN ('SUCCEEDED', 'PAID_OUT') AND r.status IN ('FAILED', 'EXPIRED')"
-    "        THEN 'conflicting_final: ' || lower(r.kind) || ' ' || coalesce(r.refund_id, r.payout_id)"
-    "             || ' is ' || r.was_final || ', this outcome says ' || r.status"
     "      WHEN r.kind = 'CHARGE' AND r.status = 'REFUNDED' AND NOT r.captured_before"
     "           AND NOT EXISTS (SELECT 1 FROM ledger_entries e"
     "                           WHERE e.source_key = 'capture:' || r.order_id)"
     "        THEN 'chargeback of an order never captured'"
-    "    END AS err,"
+    "    END AS bad"
+    "  FROM r),"
+    /* a refund's or payout's final state: the row's if final, else the first final
+     * outcome of this batch before this one that is usable (one dead-lettered by v says
+     * nothing about the object) */
+    " vf AS ("
+    "  SELECT v.*,"
+    "    CASE WHEN v.kind = 'REFUND' AND v.f_status IN ('SUCCEEDED', 'FAILED') THEN v.f_status"
+    "         WHEN v.kind = 'PAYOUT' AND v.p_status IN ('PAID_OUT', 'FAILED') THEN v.p_status"
+    "         WHEN v.kind IN ('REFUND', 'PAYOUT') THEN (array_agg("
+    "           CASE WHEN v.status IN ('FAILED', 'EXPIRED') THEN 'FAILED'"
+    "                WHEN v.kind = 'REFUND' THEN 'SUCCEEDED' ELSE 'PAID_OUT' END)"
+    "           FILTER (WHERE v.bad IS NULL AND v.status IN ('SUCCEEDED', 'REFUNDED', 'PAID_OUT',"
+    "                                                        'FAILED', 'EXPIRED')) OVER wf)[1]"
+    "    END AS was_final"
+    "  FROM v"
+    "  WINDOW wf AS (PARTITION BY v.kind, CASE v.kind WHEN 'REFUND' THEN v.refund_id"
+    "                                                 WHEN 'PAYOUT' THEN v.payout_id END"
+    "                ORDER BY v.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),"
+    " c0 AS ("
+    "  SELECT vf.*,"
+    /* another final state than the one the refund or payout is in moves no money: a refund
+     * failed has given its reservation back (a success posted now would let the same money
+     * be refunded twice), a payout failed has released its hold or never held; a bank
+     * return after a success is money moved that no rule books. An operator decides */
+    "    coalesce(vf.bad, CASE"
+    "      WHEN vf.was_final = 'FAILED' AND vf.status IN ('SUCCEEDED', 'REFUNDED', 'PAID_OUT')"
+    "        OR vf.was_final IN ('SUCCEEDED', 'PAID_OUT') AND vf.status IN ('FAILED', 'EXPIRED')"
+    "        THEN 'conflicting_final: ' || lower(vf.kind) || ' '"
+    "             || CASE vf.kind WHEN 'REFUND' THEN vf.refund_id ELSE vf.payout_id END"
+    "             || ' is ' || vf.was_final || ', this outcome says ' || vf.status END) AS err,"
     /* CASE keeps it a probe of the unique index for payouts only: a bare EXISTS may be
      * planned as a hashed subplan that reads every entry */
-    "    CASE WHEN r.kind = 'PAYOUT' THEN EXISTS (SELECT 1 FROM ledger_entries e"
-    "         WHERE e.source_key = 'payout_hold:' || r.payout_id) ELSE false END AS held"
-    "  FROM r),"
+    "    CASE WHEN vf.kind = 'PAYOUT' THEN EXISTS (SELECT 1 FROM ledger_entries e"
+    "         WHERE e.source_key = 'payout_hold:' || vf.payout_id) ELSE false END AS held"
+    "  FROM vf),"
     " c AS ("
     "  SELECT c0.*, coalesce(c0.o_seller, c0.p_seller) AS seller,"
     "    CASE"

@@ -532,11 +532,10 @@ class PgProxy:
                     if s is a and self.cut_pattern and self.cut_pattern in d:
                         with self.lock:
                             self.cut_seen += 1
-                            skip = self.cut_seen < self.cut_nth
-                        if skip:
-                            b.sendall(d)
-                            continue
+                            before_nth = self.cut_seen < self.cut_nth
                         b.sendall(d)
+                        if before_nth:
+                            continue
                         time.sleep(0.5)  # the server runs (and commits) it meanwhile
                         with self.lock:
                             self.cuts += 1

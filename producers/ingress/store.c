@@ -38,6 +38,7 @@
 #include "lib/hash.h"
 #include "lib/kafka.h"
 #include "lib/log.h"
+#include "lib/pgarr.h"
 #include "producers/ingress/ingress.h"
 #include "lib/banned.h"
 
@@ -168,8 +169,11 @@ int ing_store_forced(const char *partner, const char *key_hash)
     return hit;
 }
 
+/* $5: the claims' stored answers as a binary bytea[], each claim naming its element ("b"):
+ * base64 inside the JSON cost PostgreSQL's JSON parser a call per character (PostgreSQL 15)
+ * and the ingress an encoding; 0.93 of the function's CPU per payment (docs/BENCHMARKS.md) */
 static const char batch_sql[] =
-    "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval)::text";
+    "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval, $5::bytea[])::text";
 
 /* Queues r; called with mu held. A writer is woken only when it has something to do: the
  * first request of an empty queue wakes an idle writer, and a full batch ends a writer's
@@ -225,20 +229,27 @@ static int claim_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->key_hash, y->key_hash);
 }
 
-/* "[{"i":0,<claim members>},...]" from the pre-serialized claims */
-static char *join_claims(struct ing_req **cl, size_t n)
+/* "[{"i":0,<claim members>},...]" from the pre-serialized claims, and the answers a
+ * payment's claim stores, in bodies: element "b" (from 1) of the batch's fifth parameter */
+static char *join_claims(struct ing_req **cl, size_t n, struct ks_pgarr_bin *bodies)
 {
     size_t i, len = 3, off = 0;
     char *s;
 
+    ks_pgarr_bin_reset(bodies);
     for (i = 0; i < n; i++)
-        len += (cl[i]->claim_str ? strlen(cl[i]->claim_str) : 2) + 24;
+        len += (cl[i]->claim_str ? strlen(cl[i]->claim_str) : 2) + 48;
     if (!(s = malloc(len)))
         return NULL;
     s[off++] = '[';
     for (i = 0; i < n; i++) {
         const char *c = cl[i]->claim_str ? cl[i]->claim_str : "{}";
-        off += (size_t)snprintf(s + off, len - off, "%s{\"i\":%zu%s%s", i ? "," : "", i,
+        char b[32] = "";
+        if (cl[i]->claim_str && cl[i]->route == R_PAY_POST && cl[i]->resp) {
+            ks_pgarr_bin_bytes(bodies, cl[i]->resp, cl[i]->resp_len);
+            snprintf(b, sizeof(b), ",\"b\":%zu", bodies->n);
+        }
+        off += (size_t)snprintf(s + off, len - off, "%s{\"i\":%zu%s%s%s", i ? "," : "", i, b,
                                 c[1] == '}' ? "" : ",", c + 1);
     }
     s[off++] = ']';
@@ -281,7 +292,7 @@ static int prepare_batch(struct ks_db *db, int *prepared_pid, struct ks_err *e)
 
     if (*prepared_pid == PQbackendPID(c))
         return 0;
-    res = PQprepare(c, "ingress_batch", batch_sql, 4, NULL);
+    res = PQprepare(c, "ingress_batch", batch_sql, 5, NULL);
     rc = ks_db_check(db, res, PGRES_COMMAND_OK, "prepare ingress_batch", e);
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (rc != KS_OK && state && strcmp(state, "42P05") == 0)
@@ -316,11 +327,18 @@ static int conn_alive(struct ks_db *db)
  * because it or its schema is broken (ks_db_environmental, or read-only after a failover:
  * every batch would fail alike). quiet: no log line of its own per failure. */
 static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
-                     const char *claims, PGresult **res, int *refused, int quiet)
+                     const char *claims, struct ks_pgarr_bin *bodies, PGresult **res,
+                     int *refused, int quiet)
 {
     char lock[32], keep[32];
-    const char *params[4] = {fins, claims, lock, keep};
+    const char *params[5] = {fins, claims, lock, keep, NULL};
+    int lengths[5] = {0}, formats[5] = {0, 0, 0, 0, 1};
     int attempt;
+
+    if (bodies && bodies->n > 0 && !(params[4] = ks_pgarr_bin_data(bodies, &lengths[4]))) {
+        *refused = 0;
+        return -1; /* out of memory: the batch's requests are answered 503 */
+    }
 
     snprintf(lock, sizeof(lock), "%lld seconds", (long long)ING.idem_lock_s);
     snprintf(keep, sizeof(keep), "%lld seconds", (long long)ING.idem_keep_s);
@@ -348,7 +366,8 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
         if (prepare_batch(*dbp, prepared_pid, &e) != 0) {
             *res = NULL;
         } else {
-            *res = PQexecPrepared(ks_db_conn(*dbp), "ingress_batch", 4, params, NULL, NULL, 0);
+            *res = PQexecPrepared(ks_db_conn(*dbp), "ingress_batch", 5, params, lengths,
+                                  formats, 0);
             if (ks_db_check(*dbp, *res, PGRES_TUPLES_OK, "ingress_batch", &e) == KS_OK)
                 return 0;
         }
@@ -454,7 +473,7 @@ static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct
 
         if (!one)
             break;
-        ok = run_batch(db, prepared_pid, one, "[]", &res, &refused, 1) == 0;
+        ok = run_batch(db, prepared_pid, one, "[]", NULL, &res, &refused, 1) == 0;
         PQclear(res);
         free(one);
         if (!ok && !refused)
@@ -527,7 +546,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
         return;
     if (!(fins = pending_array(list, SIZE_MAX)))
         goto keep;
-    ok = run_batch(db, prepared_pid, fins, "[]", &res, &refused, 0) == 0;
+    ok = run_batch(db, prepared_pid, fins, "[]", NULL, &res, &refused, 0) == 0;
     PQclear(res);
     free(fins);
     if (ok) {
@@ -565,10 +584,15 @@ static void *writer_main(void *arg)
     int prepared_pid = 0;
     size_t max = (size_t)ING.batch_max;
     struct ing_req **cl = calloc(max, sizeof(*cl)), **fi = calloc(max, sizeof(*fi));
+    struct ks_pgarr_bin bodies;
     (void)arg;
 
-    if (!cl || !fi)
+    ks_pgarr_bin_init(&bodies, KS_OID_BYTEA);
+    if (!cl || !fi) {
+        free(cl);
+        free(fi);
         return NULL;
+    }
     for (;;) {
         size_t nc, nf, i;
         char *sc, *sf;
@@ -608,18 +632,19 @@ static void *writer_main(void *arg)
             continue; /* the other writer took it while this one gathered */
 
         qsort(cl, nc, sizeof(*cl), claim_cmp);
-        sc = join_claims(cl, nc);
+        sc = join_claims(cl, nc, &bodies);
         sf = join_fins(fi, nf);
 
         t0 = ks_clock_mono_us();
-        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &res, &refused, 0) == 0;
+        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &bodies, &res, &refused, 0) == 0;
         if (!ok && refused && nf > 0 && nc > 0) {
             /* the database refused the batch, not the connection: most likely a finish
              * (a constraint, a trigger on a row); the claims beside it must not share its
              * fate (they were other clients' requests; test 228): they run again alone,
              * and the finishes are kept below as refused */
             int refused_again;
-            ok_claims = run_batch(&db, &prepared_pid, "[]", sc, &res, &refused_again, 0) == 0;
+            ok_claims = run_batch(&db, &prepared_pid, "[]", sc, &bodies, &res, &refused_again,
+                                  0) == 0;
         }
         st_exec_us += ks_clock_mono_us() - t0;
         pthread_mutex_lock(&mu);
@@ -665,6 +690,7 @@ static void *writer_main(void *arg)
         free(sf);
     }
     ks_db_free(db);
+    ks_pgarr_bin_release(&bodies);
     free(cl);
     free(fi);
     return NULL;

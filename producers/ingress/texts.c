@@ -166,11 +166,11 @@ char *ing_text_claim(struct ing_req *r, int force)
     ks_jw_str(&w, "fp", r->fp);
     ks_jw_str(&w, "rid", r->rid);
     if (r->route == R_PAY_POST) {
-        /* the claim reserves the checkout and stores the answer; the payment and its
-         * orders are written by the complete finish */
+        /* the claim reserves the checkout and stores the answer (its bytes go beside
+         * the documents, store.c's bodies); the payment and its orders are written by the
+         * complete finish */
         ks_jw_str(&w, "checkout", r->u.pay.checkout_id);
         ks_jw_int(&w, "status", r->status);
-        ks_jw_b64(&w, "body", r->resp, r->resp_len);
     } else if (r->route == R_REFUND_POST) {
         const struct ing_refund *rf = &r->u.refund;
         ks_jw_str(&w, "order", rf->order_id);

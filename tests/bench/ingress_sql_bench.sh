@@ -27,7 +27,8 @@ n=0
 read -r -a flist <<<"$files"
 for f in "${flist[@]}"; do
     n=$((n + 1))
-    sed "s/FUNCTION ingress_batch(/FUNCTION ingress_sql_bench_$n(/" "$f" > "$work/f$n.sql"
+    sed -e "s/FUNCTION ingress_batch(/FUNCTION ingress_sql_bench_$n(/" \
+        -e "s/FUNCTION IF EXISTS ingress_batch(/FUNCTION IF EXISTS ingress_sql_bench_$n(/" "$f" > "$work/f$n.sql"
     q -f "$work/f$n.sql" >/dev/null
 done
 echo "| function | payments per call | backend CPU µs per payment | load avg |"
@@ -41,7 +42,8 @@ for i in $(seq 1 "$n"); do
     q -v b="$b" -v nb=$((2 * calls + 2)) -v run="$run" -v partner="$partner" >/dev/null <<'EOF'
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS ingress_sql_bench;
-CREATE UNLOGGED TABLE ingress_sql_bench (id bigint PRIMARY KEY, fin text, claims text);
+CREATE UNLOGGED TABLE ingress_sql_bench (id bigint PRIMARY KEY, fin text, claims text,
+                                         claims_b text, bodies bytea[]);
 CREATE SEQUENCE IF NOT EXISTS ingress_sql_bench_seq;
 SELECT setval('ingress_sql_bench_seq', 1, false);
 WITH p AS (
@@ -52,7 +54,11 @@ WITH p AS (
 c AS (SELECT k, jsonb_agg(jsonb_build_object('route', 'payments', 'partner', :'partner', 'key', key,
           'fp', fp, 'rid', rid, 'checkout', checkout, 'status', 202, 'body',
           translate(encode(convert_to(repeat('{"payment_id":"' || rid || '"}', 8), 'UTF8'), 'base64'),
-                    E'\n', '')) ORDER BY key) AS cl
+                    E'\n', '')) ORDER BY key) AS cl,
+             jsonb_agg(jsonb_build_object('route', 'payments', 'partner', :'partner', 'key', key,
+          'fp', fp, 'rid', rid, 'checkout', checkout, 'status', 202) ORDER BY key) AS clb,
+             array_agg(convert_to(repeat('{"payment_id":"' || rid || '"}', 8), 'UTF8')
+                       ORDER BY key) AS bodies
         FROM p GROUP BY k),
 f AS (SELECT k + 2 AS k, jsonb_agg(jsonb_build_object('op', 'complete', 'partner', :'partner',
           'key', key, 'route', 'payments', 'rid', rid, 'orders', jsonb_build_array(jsonb_build_object(
@@ -62,10 +68,20 @@ f AS (SELECT k + 2 AS k, jsonb_agg(jsonb_build_object('op', 'complete', 'partner
 INSERT INTO ingress_sql_bench
 SELECT c.k, coalesce(f.fi, '[]')::text,
        (SELECT jsonb_agg(e || jsonb_build_object('i', o - 1) ORDER BY o)
-          FROM jsonb_array_elements(c.cl) WITH ORDINALITY AS t(e, o))::text
+          FROM jsonb_array_elements(c.cl) WITH ORDINALITY AS t(e, o))::text,
+       (SELECT jsonb_agg(e || jsonb_build_object('i', o - 1, 'b', o) ORDER BY o)
+          FROM jsonb_array_elements(c.clb) WITH ORDINALITY AS t(e, o))::text,
+       c.bodies
   FROM c LEFT JOIN f USING (k);
 CHECKPOINT;
 EOF
+    # the 202 bodies as a bytea[] argument when the function takes one (as the ingress sends
+    # them since session 19), else base64 inside the claims
+    if [ "$(q -c "SELECT pronargs FROM pg_proc WHERE proname = 'ingress_sql_bench_$i'")" = 5 ]; then
+        args="x.fin::jsonb, x.claims_b::jsonb, '30 seconds', '86400 seconds', x.bodies"
+    else
+        args="x.fin::jsonb, x.claims::jsonb, '30 seconds', '86400 seconds'"
+    fi
     # each session: its backend's CPU before and after its calls, through \! and $PID
     for s in 1 2; do
         { echo "SELECT pg_backend_pid() AS pid \\gset"
@@ -74,7 +90,7 @@ EOF
           echo "SELECT 1 FROM ingress_sql_bench_$i('[]', '[]', '30 s', '1 day');"
           echo "\\! sed 's/^.*) //' /proc/\$PID/stat | awk '{print \$12 + \$13}' > $work/t0-$s"
           for _ in $(seq 1 "$calls"); do
-              echo "SELECT count(*) FROM ingress_sql_bench x, ingress_sql_bench_$i(x.fin::jsonb, x.claims::jsonb, '30 seconds', '86400 seconds') WHERE x.id = (SELECT nextval('ingress_sql_bench_seq') - 1);"
+              echo "SELECT count(*) FROM ingress_sql_bench x, ingress_sql_bench_$i($args) WHERE x.id = (SELECT nextval('ingress_sql_bench_seq') - 1);"
           done
           echo "\\! sed 's/^.*) //' /proc/\$PID/stat | awk '{print \$12 + \$13}' > $work/t1-$s"
         } > "$work/s$s.sql"
@@ -90,4 +106,4 @@ EOF
 done
 done
 done
-for i in $(seq 1 "$n"); do q -c "DROP FUNCTION ingress_sql_bench_$i(jsonb, jsonb, interval, interval)" >/dev/null; done
+for i in $(seq 1 "$n"); do q -c "DROP FUNCTION ingress_sql_bench_$i" >/dev/null; done

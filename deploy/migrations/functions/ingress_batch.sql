@@ -1,14 +1,20 @@
--- ingress_batch(fin, claims, lock_ttl, keep): the ingress's group commit. One call per batch
--- of concurrent requests (producers/ingress/store.c): claims take or resume idempotency
--- records and reserve refunds (up to captured minus refunded, pending ones included);
--- finishes record the published payments, orders, refunds and payouts and complete their
--- records. Returns one jsonb per claim and finish, in input order, with its outcome.
+-- ingress_batch(fin, claims, lock_ttl, keep, bodies): the ingress's group commit. One call
+-- per batch of concurrent requests (producers/ingress/store.c): claims take or resume
+-- idempotency records and reserve refunds (up to captured minus refunded, pending ones
+-- included); finishes record the published payments, orders, refunds and payouts and
+-- complete their records. Returns one jsonb per claim and finish, in input order, with its
+-- outcome. A payment's claim stores its answer: element "b" of bodies (sent as binary; as
+-- base64 inside the JSON, PostgreSQL 15's JSON parser took a call per character of it), or
+-- its base64 "body", the form of an ingress from before session 19 (a rolling deploy: the
+-- old four-argument call resolves to this function). A finish carries its answer inline:
+-- kept finishes are retried as their text alone (store.c).
 -- Locks: row locks on the idempotency records and the orders it touches, in id order.
 -- Planner settings pinned (index probes whatever the statistics say: a plan cached while a
 -- table looked small kept sequential-scanning it).
 -- Repeatable: re-applied by the migration runner whenever this file changes.
+DROP FUNCTION IF EXISTS ingress_batch(jsonb, jsonb, interval, interval);
 CREATE OR REPLACE FUNCTION ingress_batch(fin jsonb, claims jsonb, lock_ttl interval,
-                                         keep interval)
+                                         keep interval, bodies bytea[] DEFAULT NULL)
 RETURNS SETOF jsonb LANGUAGE plpgsql
 SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
 AS $$
@@ -124,7 +130,7 @@ BEGIN
     BEGIN
         WITH c AS (SELECT * FROM jsonb_to_recordset(claims)
                        AS x(route text, partner text, key text, fp text, rid text, checkout text,
-                            status int, body text)
+                            status int, b int, body text)
                     WHERE x.route = 'payments'
                       AND (SELECT 1 FROM payments p
                             WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout) IS NULL),
@@ -133,14 +139,14 @@ BEGIN
                                                    checkout_id, response_status, response_body)
                      SELECT partner, decode(key, 'hex'), route, decode(fp, 'hex'), rid,
                             'in_flight', now(), now() + keep, checkout, status,
-                            decode(body, 'base64')
+                            coalesce(bodies[b], decode(body, 'base64'))
                        FROM c ORDER BY partner, key
                      RETURNING resource_id)
         SELECT coalesce(array_agg(resource_id), '{}') INTO won FROM ins;
     EXCEPTION WHEN unique_violation THEN
         WITH c AS (SELECT * FROM jsonb_to_recordset(claims)
                        AS x(route text, partner text, key text, fp text, rid text, checkout text,
-                            status int, body text)
+                            status int, b int, body text)
                     WHERE x.route = 'payments'
                       AND (SELECT 1 FROM payments p
                             WHERE p.partner_id = x.partner AND p.checkout_id = x.checkout) IS NULL),
@@ -149,7 +155,7 @@ BEGIN
                                                    checkout_id, response_status, response_body)
                      SELECT partner, decode(key, 'hex'), route, decode(fp, 'hex'), rid,
                             'in_flight', now(), now() + keep, checkout, status,
-                            decode(body, 'base64')
+                            coalesce(bodies[b], decode(body, 'base64'))
                        FROM c ORDER BY partner, key
                      ON CONFLICT DO NOTHING RETURNING resource_id)
         SELECT coalesce(array_agg(resource_id), '{}') INTO won FROM ins;
@@ -182,7 +188,8 @@ BEGIN
         VALUES (r->>'partner', kh, rt, fp, r->>'rid', 'in_flight', now(), now() + keep,
                 CASE WHEN rt = 'payments' THEN r->>'checkout' END,
                 CASE WHEN rt = 'payments' THEN (r->>'status')::int END,
-                CASE WHEN rt = 'payments' THEN decode(r->>'body', 'base64') END)
+                CASE WHEN rt = 'payments'
+                     THEN coalesce(bodies[(r->>'b')::int], decode(r->>'body', 'base64')) END)
         ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
             SELECT * INTO k FROM idempotency_keys

@@ -171,7 +171,7 @@ int ing_store_forced(const char *partner, const char *key_hash)
 
 /* $5: the claims' stored answers as a binary bytea[], each claim naming its element ("b"):
  * base64 inside the JSON cost PostgreSQL's JSON parser a call per character (PostgreSQL 15)
- * and the ingress an encoding; 0.93 of the function's CPU per payment (docs/BENCHMARKS.md) */
+ * and the ingress an encoding (docs/BENCHMARKS.md, session 19) */
 static const char batch_sql[] =
     "SELECT ingress_batch($1::jsonb, $2::jsonb, $3::interval, $4::interval, $5::bytea[])::text";
 
@@ -335,7 +335,9 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
     int lengths[5] = {0}, formats[5] = {0, 0, 0, 0, 1};
     int attempt;
 
-    if (bodies && bodies->n > 0 && !(params[4] = ks_pgarr_bin_data(bodies, &lengths[4]))) {
+    /* even when empty: the builder tells an allocation that failed on its first element
+     * only here (a claim would name an element not there, its answer stored as NULL) */
+    if (bodies && !(params[4] = ks_pgarr_bin_data(bodies, &lengths[4]))) {
         *refused = 0;
         return -1; /* out of memory: the batch's requests are answered 503 */
     }

@@ -19,7 +19,16 @@ total=${INGRESS_SQL_PAYMENTS:-12000}
 rounds=${INGRESS_SQL_ROUNDS:-3}
 files=${INGRESS_SQL_FILES:-$top/deploy/migrations/functions/ingress_batch.sql}
 work=$(mktemp -d)
-trap 'rm -rf "$work"; psql "$KASIR_PG_DSN" -qc "DROP TABLE IF EXISTS ingress_sql_bench" -c "DROP SEQUENCE IF EXISTS ingress_sql_bench_seq" >/dev/null 2>&1 || true' EXIT
+# the scratch functions too (a leftover of another form would make the calls ambiguous)
+drop_functions() {
+    local i
+    for i in 1 2 3 4 5 6 7 8 9; do
+        echo "DROP FUNCTION IF EXISTS ingress_sql_bench_$i(jsonb, jsonb, interval, interval) CASCADE;"
+        echo "DROP FUNCTION IF EXISTS ingress_sql_bench_$i(jsonb, jsonb, interval, interval, bytea[]) CASCADE;"
+    done | psql "$KASIR_PG_DSN" -q >/dev/null 2>&1 || true
+}
+trap 'rm -rf "$work"; drop_functions; psql "$KASIR_PG_DSN" -qc "DROP TABLE IF EXISTS ingress_sql_bench" -c "DROP SEQUENCE IF EXISTS ingress_sql_bench_seq" >/dev/null 2>&1 || true' EXIT
+drop_functions
 q() { psql "$KASIR_PG_DSN" -qtAX -v ON_ERROR_STOP=1 "$@"; }
 partner=$(q -c "SELECT partner_id FROM partners ORDER BY created_at LIMIT 1")
 [ -n "$partner" ] || partner=$("$top/build/bin/kasir-ingress" partner add "bench-sql-$(date +%s)" | sed -n 's/^partner_id=//p')
@@ -27,8 +36,9 @@ n=0
 read -r -a flist <<<"$files"
 for f in "${flist[@]}"; do
     n=$((n + 1))
+    # both forms of a file renamed, the four-argument one calling its own five-argument one
     sed -e "s/FUNCTION ingress_batch(/FUNCTION ingress_sql_bench_$n(/" \
-        -e "s/FUNCTION IF EXISTS ingress_batch(/FUNCTION IF EXISTS ingress_sql_bench_$n(/" "$f" > "$work/f$n.sql"
+        -e "s/FROM ingress_batch(/FROM ingress_sql_bench_$n(/" "$f" > "$work/f$n.sql"
     q -f "$work/f$n.sql" >/dev/null
 done
 echo "| function | payments per call | backend CPU µs per payment | load avg |"
@@ -77,7 +87,7 @@ CHECKPOINT;
 EOF
     # the 202 bodies as a bytea[] argument when the function takes one (as the ingress sends
     # them since session 19), else base64 inside the claims
-    if [ "$(q -c "SELECT pronargs FROM pg_proc WHERE proname = 'ingress_sql_bench_$i'")" = 5 ]; then
+    if [ "$(q -c "SELECT bool_or(pronargs = 5) FROM pg_proc WHERE proname = 'ingress_sql_bench_$i'")" = t ]; then
         args="x.fin::jsonb, x.claims_b::jsonb, '30 seconds', '86400 seconds', x.bodies"
     else
         args="x.fin::jsonb, x.claims::jsonb, '30 seconds', '86400 seconds'"
@@ -106,4 +116,3 @@ EOF
 done
 done
 done
-for i in $(seq 1 "$n"); do q -c "DROP FUNCTION ingress_sql_bench_$i" >/dev/null; done

@@ -5,16 +5,18 @@
 -- complete their records. Returns one jsonb per claim and finish, in input order, with its
 -- outcome. A payment's claim stores its answer: element "b" of bodies (sent as binary; as
 -- base64 inside the JSON, PostgreSQL 15's JSON parser took a call per character of it), or
--- its base64 "body", the form of an ingress from before session 19 (a rolling deploy: the
--- old four-argument call resolves to this function). A finish carries its answer inline:
--- kept finishes are retried as their text alone (store.c).
+-- its base64 "body" (an ingress that sends its answers inside the claims' JSON, through the
+-- four-argument form at the end of this file: one not yet upgraded in a rolling deploy). A
+-- finish carries its answer inline: kept finishes are retried as their text alone (store.c).
+-- Deploy order: this file before the ingress that calls the five-argument form (it fails
+-- to prepare its statement without it). Rolling back to a file without it leaves this form
+-- unused and replaces the four-argument one.
 -- Locks: row locks on the idempotency records and the orders it touches, in id order.
 -- Planner settings pinned (index probes whatever the statistics say: a plan cached while a
 -- table looked small kept sequential-scanning it).
 -- Repeatable: re-applied by the migration runner whenever this file changes.
-DROP FUNCTION IF EXISTS ingress_batch(jsonb, jsonb, interval, interval);
 CREATE OR REPLACE FUNCTION ingress_batch(fin jsonb, claims jsonb, lock_ttl interval,
-                                         keep interval, bodies bytea[] DEFAULT NULL)
+                                         keep interval, bodies bytea[])
 RETURNS SETOF jsonb LANGUAGE plpgsql
 SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
 AS $$
@@ -305,3 +307,11 @@ BEGIN
         RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'claimed', 'rid', r->>'rid');
     END LOOP;
 END $$;
+
+-- The four-argument form: claims with their answers inline (base64 "body"). Not a DEFAULT
+-- on bodies: a rollback that re-creates a four-argument function would make every call
+-- ambiguous (a function and a second one with a defaulted last argument).
+CREATE OR REPLACE FUNCTION ingress_batch(fin jsonb, claims jsonb, lock_ttl interval,
+                                         keep interval)
+RETURNS SETOF jsonb LANGUAGE sql
+AS $$ SELECT * FROM ingress_batch(fin, claims, lock_ttl, keep, NULL::bytea[]) $$;

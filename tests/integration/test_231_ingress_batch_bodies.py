@@ -14,13 +14,23 @@ copies of the tables in a schema of the test's own (search_path, as test 221):
 - a rollback that re-creates a four-argument function beside the file's forms leaves both
   calls resolvable (with a DEFAULT on bodies every call became ambiguous, 42725; review).
 Through the server, test 201's byte-identical replay covers the ingress's side."""
-import os
 import base64
 import hashlib
+import os
 import subprocess
 import uuid
 
+import pytest
+
 from conftest import PG_DSN, psql, psql_one
+
+
+@pytest.fixture
+def tag():
+    """a schema of the test's own, holding its copies of the tables (dropped after)"""
+    t = "t231" + uuid.uuid4().hex[:8]
+    yield t
+    psql("DROP SCHEMA IF EXISTS %s CASCADE" % t)
 
 
 def claim(tag, n, i, *, b=None, body=None):
@@ -57,68 +67,52 @@ def stored(tag, n):
                                   "WHERE resource_id = 'pay_%s_%d'" % (tag, tag, n)))
 
 
-def test_claims_store_the_element_they_name():
-    tag = "t231a" + uuid.uuid4().hex[:8]
+def test_claims_store_the_element_they_name(tag):
     one, two = b'{"payment_id":"one"}\x00\xff', b'{"payment_id":"two"}\xfe'
-    try:
-        run(tag, ["SELECT count(*) FROM ingress_batch('[]', '[%s,%s]', '30 s', '1 day', %s);"
-                  % (claim(tag, 1, 0, b=2), claim(tag, 2, 1, b=1), bytea_array([two, one]))])
-        assert stored(tag, 1) == one
-        assert stored(tag, 2) == two
-    finally:
-        psql("DROP SCHEMA IF EXISTS %s CASCADE" % tag)
+    run(tag, ["SELECT count(*) FROM ingress_batch('[]', '[%s,%s]', '30 s', '1 day', %s);"
+              % (claim(tag, 1, 0, b=2), claim(tag, 2, 1, b=1), bytea_array([two, one]))])
+    assert stored(tag, 1) == one
+    assert stored(tag, 2) == two
 
 
-def test_claims_after_a_conflict_store_the_element_they_name():
-    tag = "t231b" + uuid.uuid4().hex[:8]
+def test_claims_after_a_conflict_store_the_element_they_name(tag):
     first, new = b'{"payment_id":"first"}', b'{"payment_id":"new"}\x01'
-    try:
-        # payment 1 claimed; then a batch with its key again and a new payment: the plain
-        # insert meets the existing key and the batch runs its ON CONFLICT form
-        run(tag, ["SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day', %s);"
-                  % (claim(tag, 1, 0, b=1), bytea_array([first])),
-                  "SELECT count(*) FROM ingress_batch('[]', '[%s,%s]', '30 s', '1 day', %s);"
-                  % (claim(tag, 1, 0, b=2), claim(tag, 3, 1, b=1),
-                     bytea_array([new, b"not stored: the key has its record"]))])
-        assert stored(tag, 1) == first
-        assert stored(tag, 3) == new
-    finally:
-        psql("DROP SCHEMA IF EXISTS %s CASCADE" % tag)
+    # payment 1 claimed; then a batch with its key again and a new payment: the plain
+    # insert meets the existing key and the batch runs its ON CONFLICT form
+    run(tag, ["SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day', %s);"
+              % (claim(tag, 1, 0, b=1), bytea_array([first])),
+              "SELECT count(*) FROM ingress_batch('[]', '[%s,%s]', '30 s', '1 day', %s);"
+              % (claim(tag, 1, 0, b=2), claim(tag, 3, 1, b=1),
+                 bytea_array([new, b"not stored: the key has its record"]))])
+    assert stored(tag, 1) == first
+    assert stored(tag, 3) == new
 
 
-def test_claims_of_an_ingress_not_yet_upgraded_store_their_body():
-    tag = "t231c" + uuid.uuid4().hex[:8]
+def test_claims_of_an_ingress_not_yet_upgraded_store_their_body(tag):
     body = b'{"payment_id":"old"}'
-    try:
-        run(tag, ["SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day');"
-                  % claim(tag, 1, 0, body=body)])
-        assert stored(tag, 1) == body
-    finally:
-        psql("DROP SCHEMA IF EXISTS %s CASCADE" % tag)
+    run(tag, ["SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day');"
+              % claim(tag, 1, 0, body=body)])
+    assert stored(tag, 1) == body
 
 
 FUNCTION_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "migrations",
                              "functions", "ingress_batch.sql")
 
 
-def test_a_rollback_leaves_both_calls_resolvable():
-    tag = "t231d" + uuid.uuid4().hex[:8]
+def test_a_rollback_leaves_both_calls_resolvable(tag):
     with open(FUNCTION_FILE) as f:
         text = f.read()
     body = b'{"payment_id":"after-rollback"}'
-    try:
-        # the file's forms in the test's schema, then a four-argument function as an older
-        # file re-applied would make it (a stand-in that stores nothing)
-        run(tag, [text,
-                  "CREATE OR REPLACE FUNCTION ingress_batch(fin jsonb, claims jsonb, "
-                  "lock_ttl interval, keep interval) RETURNS SETOF jsonb LANGUAGE plpgsql "
-                  "AS $$ BEGIN RETURN; END $$;",
-                  "SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day');"
-                  % claim(tag, 1, 0, body=b"not stored: the stand-in"),
-                  "SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day', %s);"
-                  % (claim(tag, 2, 0, b=1), bytea_array([body]))])
-        assert psql_one("SELECT count(*) FROM %s.idempotency_keys WHERE resource_id = 'pay_%s_1'"
-                        % (tag, tag)) == "0"
-        assert stored(tag, 2) == body
-    finally:
-        psql("DROP SCHEMA IF EXISTS %s CASCADE" % tag)
+    # the file's forms in the test's schema, then a four-argument function as an older
+    # file re-applied would make it (a stand-in that stores nothing)
+    run(tag, [text,
+              "CREATE OR REPLACE FUNCTION ingress_batch(fin jsonb, claims jsonb, "
+              "lock_ttl interval, keep interval) RETURNS SETOF jsonb LANGUAGE plpgsql "
+              "AS $$ BEGIN RETURN; END $$;",
+              "SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day');"
+              % claim(tag, 1, 0, body=b"not stored: the stand-in"),
+              "SELECT count(*) FROM ingress_batch('[]', '[%s]', '30 s', '1 day', %s);"
+              % (claim(tag, 2, 0, b=1), bytea_array([body]))])
+    assert psql_one("SELECT count(*) FROM %s.idempotency_keys WHERE resource_id = 'pay_%s_1'"
+                    % (tag, tag)) == "0"
+    assert stored(tag, 2) == body

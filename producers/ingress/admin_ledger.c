@@ -14,7 +14,11 @@
  * hold whoever calls: an adjustment is posted balanced through the ledger's own ledger_post
  * only when a different API key of the same partner approves it (the two-person rule,
  * also a CHECK of the table); a retry is a new payout that risk and the ledger's funds
- * check see like any other. Another partner's payout or adjustment is a 404. */
+ * check see like any other. Another partner's payout or adjustment is a 404.
+ * fee_revenue and psp_clearing are Kasir's own accounts, shared by every partner (only
+ * suspense is the partner's): an adjustment against them is asked for and approved by keys
+ * with scope ledger:global, an operator's (403 forbidden_scope otherwise). The decision
+ * function checks it again, so an ingress that does not pass the scope cannot approve one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +32,7 @@ static const char SQL_RETRY[] = "SELECT ledger_payout_retry($1, $2, $3, $4)";
 static const char SQL_REQUEST[] =
     "SELECT ledger_adjustment_request($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10)";
 static const char SQL_DECIDE[] =
-    "SELECT ledger_adjustment_decide($1, $2, $3::boolean, $4, $5, $6)";
+    "SELECT ledger_adjustment_decide($1, $2, $3::boolean, $4, $5, $6, $7::boolean)";
 static const char SQL_LIST[] = "SELECT ledger_adjustments_list($1, $2, $3::int, $4)";
 
 /* --- bodies ----------------------------------------------------------------------------- */
@@ -41,6 +45,14 @@ static int id_chars_ok(const char *s)
               *s == '_' || *s == '-' || *s == '.' || *s == ':'))
             return 0;
     return 1;
+}
+
+/* the 403 of an adjustment against Kasir's own accounts by a key without ledger:global */
+static void global_scope_problem(struct ing_problem *p)
+{
+    ing_problem(p, "forbidden_scope", "counter_account",
+                "fee_revenue and psp_clearing are Kasir's own accounts: adjusting them needs "
+                "scope ledger:global");
 }
 
 /* amount_minor -> "amount" (signed decimal string) in an adjustment */
@@ -196,6 +208,10 @@ static int adjustment_create_work(struct ing_req *r, struct ing_rdb *db, struct 
         ing_problem(&j->p, "field_format", "psp", "psp holds letters, digits and _ - . : only");
         return ING_ADMIN_FAILED;
     }
+    if (strcmp(counter, "suspense") != 0 && !(r->scopes & ING_SCOPE_LEDGER_GLOBAL)) {
+        global_scope_problem(&j->p);
+        return ING_ADMIN_FAILED;
+    }
     snprintf(minor_s, sizeof(minor_s), "%lld",
              (long long)(strcmp(dir, "debit") == 0 ? -m.minor : m.minor));
     ing_admin_actor(r, actor);
@@ -240,7 +256,7 @@ static int adjustment_decide_work(struct ing_req *r, struct ing_rdb *db, struct 
     int approve = ing_admin_approving(r);
     char adj[256], actor[ING_ADMIN_ACTOR_LEN];
     json_t *a;
-    const char *params[6];
+    const char *params[7];
 
     snprintf(adj, sizeof(adj), "%s", r->arg);
     if (ing_admin_act(r, j, &reason, actor) != 0)
@@ -251,13 +267,16 @@ static int adjustment_decide_work(struct ing_req *r, struct ing_rdb *db, struct 
     params[3] = r->cred_id;
     params[4] = actor;
     params[5] = reason;
-    if (!(outcome = ing_admin_outcome(r, db, SQL_DECIDE, 6, params, "adjustment", j)))
+    params[6] = r->scopes & ING_SCOPE_LEDGER_GLOBAL ? "true" : "false";
+    if (!(outcome = ing_admin_outcome(r, db, SQL_DECIDE, 7, params, "adjustment", j)))
         return ING_ADMIN_FAILED;
     a = json_object_get(j->out, "adjustment");
     format_adjustment(a);
     if (strcmp(outcome, "same_key") == 0) {
         ing_problem(&j->p, "approver_is_requester", "Authorization",
                     "an adjustment is approved by another API key than the one that asked");
+    } else if (strcmp(outcome, "global_scope") == 0) {
+        global_scope_problem(&j->p);
     } else if (strcmp(outcome, "expired") == 0) {
         ing_problem(&j->p, "adjustment_expired", "id", "the request expired unapproved");
     } else if (strcmp(outcome, "conflict") == 0) {

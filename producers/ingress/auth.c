@@ -43,6 +43,7 @@
 const char *const ing_scope_names[ING_SCOPE_COUNT] = {
     "payments:write", "payments:read", "refunds:write", "refunds:read", "payouts:write",
     "payouts:read", "settlements:write", "reconciliations:read", "admin", "ops:read",
+    "ledger:global",
 };
 
 long ing_scopes_parse(const char *s)

@@ -118,6 +118,7 @@ schemas = {
                       "properties": {"payment_order_id": STR, "amount": AMOUNT, "currency": CUR,
                                      "reason": {"type": "string", "maxLength": 200}, "idempotency_key": {"type": "string", "maxLength": 255}}},
     "Refund": {"type": "object", "properties": {"refund_id": STR, "payment_id": STR, "payment_order_id": STR, "amount": AMOUNT,
+                                                "refunded_amount": dict(AMOUNT, description="what the PSP refunded (status SUCCEEDED): less than amount for a partial refund, whose rest is refundable again"),
                                                 "currency": CUR, "reason": STR, "status": STR, "created_at": STR, "trace_id": STR}},
     "PayoutRequest": {"type": "object", "additionalProperties": False,
                       "required": ["seller_id", "amount", "currency", "channel", "destination_account"],
@@ -294,6 +295,9 @@ paths = {
                                {"name": "after", "in": "query", "required": False, "schema": STR}],
                 "responses": {**ok(200, "AdjustmentList", "the adjustments"), **problem(400, *AUTHERR, 503)}},
         "post": {"summary": "ask for a manual adjustment entry; nothing is posted until another key approves it (scope admin)",
+                 "description": "counter_account suspense is the partner's own account; fee_revenue and psp_clearing are "
+                                "Kasir's, shared by every partner: they need scope ledger:global too (an operator's; admin "
+                                "does not imply it), else 403 forbidden_scope naming counter_account, nothing recorded",
                  "security": SEC,
                  "requestBody": body("AdjustmentRequest", {"seller_id": "seller-7", "direction": "credit", "amount": "25000.00",
                                                            "currency": "IDR", "counter_account": "suspense",
@@ -302,7 +306,8 @@ paths = {
                                **problem(400, *AUTHERR, 413, 415, 422, 503)}}},
     "/v1/admin/adjustments/{id}/approve": {"post": {
         "summary": "approve and post an adjustment: by another API key of the partner than the one that asked (scope admin)",
-        "description": "403 approver_is_requester for the same key; 409 adjustment_expired after 24 h, "
+        "description": "403 approver_is_requester for the same key, forbidden_scope (counter_account) for an adjustment "
+                       "of fee_revenue or psp_clearing by a key without scope ledger:global; 409 adjustment_expired after 24 h, "
                        "adjustment_decided when rejected, insufficient_funds for a debit the wallet cannot cover",
         "security": SEC, "parameters": [ID],
         "requestBody": body("PayoutRetryRequest", {"reason": "checked against the PSP report"}),

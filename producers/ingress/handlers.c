@@ -370,6 +370,9 @@ static void object_get_job(struct ing_req *r, struct ing_rdb *db)
         ing_problem(&p, "not_found", "id", "no %s with this id", r->qwhat);
         ing_respond_problem(r, &p);
     } else {
+        /* a refund's refunded_minor (SUCCEEDED: what the PSP refunded, perhaps less than
+         * asked); the member is dropped where the object has none */
+        money_member(o, "refunded_minor", "currency", "refunded_amount");
         ing_respond_json(r, 200, money_member(o, "amount_minor", "currency", "amount"));
     }
     PQclear(res);
@@ -404,7 +407,8 @@ void ing_refund_get(struct ing_req *r)
     object_get(r, "refund",
                "SELECT json_build_object('refund_id', refund_id, 'payment_id', payment_id, "
                "'payment_order_id', order_id, 'amount_minor', amount_minor, 'currency', "
-               "currency, 'reason', reason, 'status', status, 'created_at', "
+               "currency, 'refunded_minor', refunded_minor, 'reason', reason, 'status', status, "
+               "'created_at', "
                "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text "
                "FROM refunds WHERE refund_id = $1 AND partner_id = $2 "
                "AND status <> 'PENDING_PUBLISH'");

@@ -90,9 +90,13 @@ const char *ing_route_label(enum ing_route id); /* "unknown" for R_UNKNOWN */
 #define ING_SCOPE_RECON_READ 0x080u
 #define ING_SCOPE_ADMIN 0x100u
 #define ING_SCOPE_OPS_READ 0x200u
-#define ING_SCOPE_COUNT 10
+/* adjustments against Kasir's own accounts (fee_revenue, psp_clearing), which every partner
+ * shares: an operator's scope, which admin does not imply (admin_ledger.c) */
+#define ING_SCOPE_LEDGER_GLOBAL 0x400u
+#define ING_SCOPE_COUNT 11
 /* a partner's key by default: its payments, refunds, payouts and reconciliations. Not
- * settlements:write (settlement files are PSP data: an operator's scope), admin, ops:read */
+ * settlements:write (settlement files are PSP data: an operator's scope), admin, ops:read,
+ * ledger:global */
 #define ING_SCOPES_DEFAULT 0x0bfu
 extern const char *const ing_scope_names[ING_SCOPE_COUNT];
 /* "a b c" or "a,b,c" -> bits; -1 for an unknown name (or nothing but separators). */

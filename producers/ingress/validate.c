@@ -43,7 +43,7 @@ const struct ing_code_def ing_codes[] = {
     {"auth_nonce_replayed", 401, "The token request nonce was already used"},
     {"webhook_signature_invalid", 401, "The webhook signature does not verify"},
     {"webhook_timestamp_stale", 401, "The webhook timestamp is outside the tolerance"},
-    {"forbidden_scope", 403, "The credentials lack the scope this endpoint needs"},
+    {"forbidden_scope", 403, "The credentials lack the scope this request needs"},
     {"not_found", 404, "No such object for this partner"},
     {"route_not_found", 404, "No such endpoint"},
     {"webhook_psp_unknown", 404, "No webhook endpoint for this PSP"},

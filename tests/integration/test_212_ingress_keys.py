@@ -1,6 +1,8 @@
 """212: authorization and keys (issue 12).
 
 - settlement files need the operator scope settlements:write, which no default key has;
+  nor has any the operator scope ledger:global (adjustments against Kasir's own accounts,
+  test_409), which an operator grants with `key add --scopes admin,ledger:global`;
   every published row carries its uploader (test_204 test_settlement_upload);
 - `key revoke` ends a key at once, inside its rotation grace too; a Bearer token dies with
   its key; a partner can be disabled (and enabled), at once;
@@ -48,6 +50,17 @@ def test_default_keys_lack_the_operator_scope():
     assert "payments:write" in out["scopes"].split()
     assert psql_one("SELECT array_to_string(scopes, ' ') FROM api_keys WHERE key_id = '%s'"
                     % out["key_id"]) == out["scopes"]
+    for scopes in (out["scopes"], cli("key", "add", out["partner_id"], "--scopes", "admin")["scopes"]):
+        assert "ledger:global" not in scopes.split(), scopes
+
+
+def test_operator_grants_ledger_global():
+    p = Partner("glob-" + uuid.uuid4().hex[:6])
+    out = cli("key", "add", p.partner_id, "--scopes", "admin,ledger:global")
+    assert out["scopes"] == "admin ledger:global", out
+    assert psql_one("SELECT array_to_string(scopes, ' ') FROM api_keys WHERE key_id = '%s'"
+                    % out["key_id"]) == "admin ledger:global"
+    assert "ledger:global" in cli_run("scopes").stdout.split()
 
 
 def test_revoked_key_is_refused_at_once(ingress):

@@ -4,8 +4,13 @@ different key of the same partner approves it. The requesting key cannot approve
 request (403, nothing posted), another partner's admin cannot see or approve it (404); a
 rejected or expired request posts nothing; a debit the wallet cannot cover is refused; the
 approved entry is balanced, on the hash chain, and moves the seller's balance; who and why
-are recorded. The database refuses a same-key approval whoever writes it."""
+are recorded. The database refuses a same-key approval whoever writes it.
+Kasir's global accounts (fee_revenue/<CUR>, psp_clearing/<psp>/<CUR>) are Kasir's money, not
+the partner's: an adjustment against them is asked for and approved only by keys holding the
+operator scope ledger:global (403 forbidden_scope naming counter_account, nothing recorded or
+posted); the SQL function refuses the approval without it, its six-argument form too."""
 import base64
+import json
 import secrets
 import subprocess
 
@@ -17,8 +22,8 @@ from ledger_util import verify
 from risk_util import fund_wallets
 
 
-def admin_key(partner_id):
-    out = cli("key", "add", partner_id, "--scopes", "admin")
+def admin_key(partner_id, scopes="admin"):
+    out = cli("key", "add", partner_id, "--scopes", scopes)
     return out["key_id"], "Basic " + base64.b64encode((out["api_key"] + ":").encode()).decode()
 
 
@@ -108,13 +113,14 @@ def test_two_person_rule(ingress):
     assert decide(debit, "approve", admin2).status == 200
     assert wallet(a.partner_id, "s1") == 35000 + 5000 - 40000
 
-    # a PSP counter account needs its PSP; a fee_revenue credit; an idempotent request
+    # a PSP counter account needs its PSP (the body is checked before the scope); an
+    # idempotent request
     r = ingress.request("POST", "/v1/admin/adjustments",
                         dict(base, direction="credit", amount="1.00", counter_account="psp_clearing",
                              reason="x"), auth=admin1)
     assert r.status == 400 and r.code == "field_required" and r.json()["field"] == "psp", r
-    body = dict(base, direction="credit", amount="5.00", counter_account="fee_revenue",
-                reason="fee refunded", idempotency_key="idem-" + secrets.token_hex(4))
+    body = dict(base, direction="credit", amount="5.00", reason="late capture",
+                idempotency_key="idem-" + secrets.token_hex(4))
     first = ingress.request("POST", "/v1/admin/adjustments", body, auth=admin1)
     again = ingress.request("POST", "/v1/admin/adjustments", body, auth=admin1)
     assert first.status == 201 and again.status == 200
@@ -141,3 +147,129 @@ def test_two_person_rule(ingress):
     rc, text = verify()
     assert rc == 0, text
 
+
+
+def adjustments(partner_id):
+    return psql("SELECT counter, status, entry_id FROM ledger_adjustments WHERE partner_id = '%s' "
+                "ORDER BY requested_at" % partner_id)
+
+
+GLOBAL = ({"counter_account": "fee_revenue"}, {"counter_account": "psp_clearing", "psp": "sandbox"})
+
+
+def test_global_accounts_refused_to_plain_admins(ingress):
+    p = Partner("t409-g-" + secrets.token_hex(3))
+    (_, admin1), (_, admin2) = admin_key(p.partner_id), admin_key(p.partner_id)
+    fund_wallets(p.partner_id, ["s1"], 10000)
+    for counter in GLOBAL:
+        for direction in ("credit", "debit"):
+            for idem in ({}, {"idempotency_key": "idem-" + secrets.token_hex(4)}):
+                body = dict(counter, seller_id="s1", currency="IDR", direction=direction,
+                            amount="5.00", reason="paid from Kasir's money", **idem)
+                r = ingress.request("POST", "/v1/admin/adjustments", body, auth=admin1)
+                assert r.status == 403 and r.code == "forbidden_scope", (body, r)
+                assert r.json()["field"] == "counter_account", r
+                assert "ledger:global" in r.json()["detail"], r
+    assert adjustments(p.partner_id) == []
+    # the partner's own suspense account: as before, asked and approved by plain admins
+    r = ingress.request("POST", "/v1/admin/adjustments",
+                        {"seller_id": "s1", "currency": "IDR", "direction": "credit", "amount": "5.00",
+                         "counter_account": "suspense", "reason": "late capture"}, auth=admin1)
+    assert r.status == 201, r
+    adj = r.json()["adjustment"]["adjustment_id"]
+    r = ingress.request("POST", "/v1/admin/adjustments/%s/approve" % adj, {"reason": "ok"}, auth=admin2)
+    assert r.status == 200 and r.json()["adjustment"]["status"] == "APPROVED", r
+    assert posted(adj) == [["adjustment", "suspense/%s/IDR" % p.partner_id, "500"],
+                           ["adjustment", "seller_wallet/%s/s1/IDR" % p.partner_id, "-500"]]
+
+
+def test_global_approval_needs_the_scope(ingress):
+    p = Partner("t409-o-" + secrets.token_hex(3))
+    _, plain = admin_key(p.partner_id)
+    (_, global1), (_, global2) = (admin_key(p.partner_id, "admin,ledger:global"),
+                                  admin_key(p.partner_id, "admin ledger:global"))
+    fund_wallets(p.partner_id, ["s1"], 10000)
+
+    def ask(counter, direction="credit", auth=global1):
+        body = dict(counter, seller_id="s1", currency="IDR", direction=direction, amount="3.00",
+                    reason="PSP fee refunded by Kasir")
+        r = ingress.request("POST", "/v1/admin/adjustments", body, auth=auth)
+        assert r.status == 201, r
+        return r.json()["adjustment"]["adjustment_id"]
+
+    def decide(adj, verb, auth):
+        return ingress.request("POST", "/v1/admin/adjustments/%s/%s" % (adj, verb),
+                               {"reason": "checked"}, auth=auth)
+
+    for counter in GLOBAL:
+        adj = ask(counter)
+        r = decide(adj, "approve", plain)
+        assert r.status == 403 and r.code == "forbidden_scope", r
+        assert r.json()["field"] == "counter_account" and "ledger:global" in r.json()["detail"], r
+        assert r.json()["adjustment"]["status"] == "REQUESTED" and posted(adj) == []
+        # the other ledger:global key approves: posted as before
+        r = decide(adj, "approve", global2)
+        assert r.status == 200 and r.json()["adjustment"]["status"] == "APPROVED", r
+        account = ("fee_revenue/IDR" if counter["counter_account"] == "fee_revenue"
+                   else "psp_clearing/sandbox/IDR")
+        assert posted(adj) == [["adjustment", account, "300"],
+                               ["adjustment", "seller_wallet/%s/s1/IDR" % p.partner_id, "-300"]]
+        # rejecting needs no ledger:global
+        rej = ask(counter, "debit")
+        r = decide(rej, "reject", plain)
+        assert r.status == 200 and r.json()["adjustment"]["status"] == "REJECTED", r
+        assert posted(rej) == []
+    # the same key twice is still one person, whatever its scopes
+    adj = ask(GLOBAL[0])
+    assert decide(adj, "approve", global1).code == "approver_is_requester"
+    # a Bearer token of a third ledger:global key, asked for scope admin only, has only admin
+    out = cli("key", "add", p.partner_id, "--scopes", "admin,ledger:global")
+    narrow = Partner.__new__(Partner)
+    narrow.api_key, narrow.key_id, narrow.partner_id = out["api_key"], out["key_id"], p.partner_id
+    tok = ingress.request("POST", "/v1/auth/token", narrow.sign_token_request(scope="admin"))
+    assert tok.status == 200, tok
+    r = decide(adj, "approve", "Bearer " + tok.json()["access_token"])
+    assert r.status == 403 and r.code == "forbidden_scope" and r.json()["field"] == "counter_account", r
+    assert posted(adj) == []
+    tok = ingress.request("POST", "/v1/auth/token", narrow.sign_token_request(scope="admin ledger:global"))
+    assert tok.status == 200, tok
+    r = decide(adj, "approve", "Bearer " + tok.json()["access_token"])
+    assert r.status == 200 and r.json()["adjustment"]["status"] == "APPROVED", r
+    rc, text = verify()
+    assert rc == 0, text
+
+
+def test_sql_approval_of_a_global_adjustment_needs_the_flag():
+    partner = "t409-sql-" + secrets.token_hex(3)
+    fund_wallets(partner, ["s1"], 10000)
+
+    def request(counter, psp="NULL"):
+        out = json.loads(psql_one(
+            "SELECT ledger_adjustment_request('%s', 'key_a', '%s/key_a', NULL, 's1', 'IDR', 700, "
+            "'%s', %s, 'test')" % (partner, partner, counter, psp)))
+        return out["adjustment"]["adjustment_id"]
+
+    def decide(adj, *flag):
+        return json.loads(psql_one(
+            "SELECT ledger_adjustment_decide('%s', '%s', true, 'key_b', '%s/key_b', 'ok'%s)"
+            % (partner, adj, partner, "".join(", " + f for f in flag))))
+
+    for counter, psp in (("fee_revenue", "NULL"), ("psp_clearing", "'sandbox'")):
+        adj = request(counter, psp)
+        # the six-argument form (an ingress not yet upgraded) and the flag false: refused
+        for flag in ((), ("false",), ("NULL",)):
+            out = decide(adj, *flag)
+            assert out["outcome"] == "global_scope", (flag, out)
+            assert out["adjustment"]["status"] == "REQUESTED" and posted(adj) == []
+        out = decide(adj, "true")
+        assert out["outcome"] == "decided" and out["adjustment"]["status"] == "APPROVED", out
+    # suspense: the flag does not matter
+    for flag in ((), ("false",)):
+        adj = request("suspense")
+        assert decide(adj, *flag)["outcome"] == "decided"
+    # two forms, neither with a DEFAULT (a defaulted seventh argument made calls ambiguous
+    # after a rollback re-created the six-argument function)
+    forms = psql("SELECT pronargs, pronargdefaults, l.lanname FROM pg_proc p "
+                 "JOIN pg_language l ON l.oid = p.prolang "
+                 "WHERE proname = 'ledger_adjustment_decide' ORDER BY pronargs")
+    assert forms == [["6", "0", "sql"], ["7", "0", "plpgsql"]], forms

@@ -30,8 +30,10 @@ def test_role_cannot_post_or_approve():
     assert "permission denied" in out, out
     out = refused("UPDATE ledger_adjustments SET status = 'APPROVED'")
     assert "permission denied" in out, out
-    out = refused("SELECT ledger_adjustment_decide('p', 'adj_x', true, 'k2', 'p/k2', 'ok')")
-    assert "permission denied" in out, out
+    for flag in ("", ", true"):  # the six-argument form and the seven-argument one
+        out = refused("SELECT ledger_adjustment_decide('p', 'adj_x', true, 'k2', 'p/k2', 'ok'%s)"
+                      % flag)
+        assert "permission denied" in out, out
     po = "po_t414_" + uuid.uuid4().hex[:8]
     psql("INSERT INTO payouts (payout_id, partner_id, seller_id, amount_minor, currency, channel, "
          "bank_code, destination_account, status, failure_code) VALUES ('%s', 'p414', 's1', 5, "

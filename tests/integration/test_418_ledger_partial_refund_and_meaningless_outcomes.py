@@ -3,10 +3,12 @@
 - A refund the PSP settles for less than was asked (a partial refund) kept the whole of its
   reservation: refund_requested_minor stayed at the amount asked, so the difference could
   never be refunded through the API. The rest is given back now, by the same trigger that
-  gives a failed refund's back, and the refund records what was refunded.
+  gives a failed refund's back, and the refund records what was refunded (GET
+  /v1/refunds/{id}: refunded_amount beside the amount asked).
 - An outcome whose status means nothing for its kind (a CHARGE PAID_OUT, a REFUND or PAYOUT
   PENDING_CUSTOMER, a PAYOUT REFUNDED, a REFUND PAID_OUT) committed with no effect and no
   trace. It goes to the DLQ now, naming the field."""
+from ingress_util import Partner, ingress  # noqa: F401
 from ledger_util import Ledger, produce, psql_one, verify, wait_until
 
 
@@ -15,8 +17,10 @@ def reserved(order):
                         % order))
 
 
-def test_a_partial_refund_gives_the_rest_of_its_reservation_back(daemons):
+def test_a_partial_refund_gives_the_rest_of_its_reservation_back(daemons, ingress):
     L = Ledger("t418a", partitions=1)
+    P = Partner("t418a-" + L.name)
+    L.partner = P.partner_id  # a partner of the ingress's, to read the refunds back through it
     psp = "sb_" + L.name
     o1, p1 = L.id("o", 1), L.id("pay", 1)
     r1, r2, r3 = L.id("re", 1), L.id("re", 2), L.id("re", 3)
@@ -38,6 +42,11 @@ def test_a_partial_refund_gives_the_rest_of_its_reservation_back(daemons):
     assert L.status("refunds", "refund_id", r1) == "SUCCEEDED"
     assert psql_one("SELECT refunded_minor FROM refunds WHERE refund_id = '%s'" % r1) == "1500"
     assert psql_one("SELECT refunded_minor FROM refunds WHERE refund_id = '%s'" % r2) == "3000"
+    for rid, asked, got in ((r1, "40.00", "15.00"), (r2, "30.00", "30.00")):
+        r = ingress.request("GET", "/v1/refunds/" + rid, auth=P.basic())
+        assert r.status == 200, r
+        assert (r.json()["amount"], r.json()["refunded_amount"], r.json()["status"]) == \
+            (asked, got, "SUCCEEDED"), r.json()
     # what was refunded stays reserved, the 2,500 r1 did not get is refundable again
     assert reserved(o1) == 1500 + 3000
     assert L.balance("seller_wallet", "s1") == 10000 - 1500 - 3000

@@ -1,6 +1,9 @@
 -- ledger_adjustment_decide(): approves or rejects a requested adjustment of the partner.
 -- The two-person rule: the approving API key must differ from the requesting one (the
 -- same key is "same_key": nothing changes); another partner's adjustment is "not_found".
+-- fee_revenue and psp_clearing are Kasir's own accounts, shared by every partner: their
+-- approval needs p_global, the approving key's scope ledger:global (without it
+-- "global_scope": nothing changes, the request stays REQUESTED). Rejecting needs no scope.
 -- An approval posts the entry now, through ledger_post (balanced, hash-chained on chain
 -- 'sql:adjustments', published by kasir-ledger), in this transaction:
 --   seller_wallet  -amount (a credit of the seller when amount > 0)
@@ -11,10 +14,18 @@
 -- A request past expires_at becomes EXPIRED ("expired"); rejected and expired requests post
 -- nothing. Deciding a decided request again: "unchanged" (same decision) or "conflict".
 -- Returns {"outcome": ..., "adjustment": {...}, "available_minor": n (insufficient_funds)}.
+-- The six-argument form at the end of this file is an ingress's that passes no scope (one
+-- not yet upgraded in a rolling deploy): it approves no adjustment of a global account.
+-- Deploy order: this file before the ingress that calls the seven-argument form (it fails
+-- to prepare its statement without it). Rolling back to a file without it leaves this form
+-- unused and replaces the six-argument one.
+-- Locks: the adjustment's row; an approval also the seller wallet's balance stripes (a
+-- debit) and what ledger_post locks.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
 CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
                                                     p_approve boolean, p_key text,
-                                                    p_actor text, p_note text)
+                                                    p_actor text, p_note text,
+                                                    p_global boolean)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     a ledger_adjustments%ROWTYPE;
@@ -46,6 +57,10 @@ BEGIN
     IF p_approve AND p_key = a.requested_key THEN
         RETURN jsonb_build_object('outcome', 'same_key', 'adjustment', ledger_adjustment_json(a));
     END IF;
+    IF p_approve AND a.counter <> 'suspense' AND p_global IS NOT TRUE THEN
+        RETURN jsonb_build_object('outcome', 'global_scope',
+                                  'adjustment', ledger_adjustment_json(a));
+    END IF;
     IF p_approve THEN
         wallet := ledger_account('seller_wallet', a.partner_id, a.seller_id, NULL, a.currency);
         counter := CASE a.counter
@@ -72,3 +87,12 @@ BEGIN
      WHERE adjustment_id = a.adjustment_id RETURNING * INTO a;
     RETURN jsonb_build_object('outcome', 'decided', 'adjustment', ledger_adjustment_json(a));
 END $$;
+
+-- The six-argument form: a caller without ledger:global. Not a DEFAULT on p_global: a
+-- rollback that re-creates a six-argument function would make every call ambiguous (a
+-- function and a second one with a defaulted last argument).
+CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
+                                                    p_approve boolean, p_key text,
+                                                    p_actor text, p_note text)
+RETURNS jsonb LANGUAGE sql
+AS $$ SELECT ledger_adjustment_decide(p_partner, p_id, p_approve, p_key, p_actor, p_note, false) $$;

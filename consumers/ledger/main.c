@@ -376,7 +376,7 @@ static int status_meaningful(const char *kind, const char *status)
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         if (strcmp(kind, ok[i].kind) == 0)
             return strstr(ok[i].statuses, word) != NULL;
-    return 0;
+    return 0; /* an unknown kind: named as such by validate() first */
 }
 
 static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *err)
@@ -398,6 +398,8 @@ static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *e
         return ks_err_set(err, KS_EINVAL, 0, "psp", "psp is empty or holds '/'");
     if (!*str_field(v, "outcome_id"))
         return ks_err_set(err, KS_EINVAL, 0, "outcome_id", "outcome_id is empty");
+    if (strcmp(kind, "CHARGE") != 0 && strcmp(kind, "REFUND") != 0 && strcmp(kind, "PAYOUT") != 0)
+        return ks_err_set(err, KS_EINVAL, 0, "kind", "unknown kind %.20s", kind);
     if (!status_meaningful(kind, status))
         return ks_err_set(err, KS_EINVAL, 0, "status", "status %.20s means nothing for a %.10s outcome",
                           status, kind);

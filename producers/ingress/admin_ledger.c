@@ -47,12 +47,14 @@ static int id_chars_ok(const char *s)
     return 1;
 }
 
-/* the 403 of an adjustment against Kasir's own accounts by a key without ledger:global */
+/* the 403 of an adjustment against Kasir's own accounts by a key without ledger:global
+ * (field "scope", as every forbidden_scope) */
 static void global_scope_problem(struct ing_problem *p)
 {
-    ing_problem(p, "forbidden_scope", "counter_account",
-                "fee_revenue and psp_clearing are Kasir's own accounts: adjusting them needs "
-                "scope ledger:global");
+    ing_problem(p, "forbidden_scope", "scope",
+                "counter_account fee_revenue and psp_clearing are Kasir's own accounts: "
+                "asking for, approving or rejecting an adjustment of them needs scope "
+                "ledger:global");
 }
 
 /* amount_minor -> "amount" (signed decimal string) in an adjustment */
@@ -277,6 +279,11 @@ static int adjustment_decide_work(struct ing_req *r, struct ing_rdb *db, struct 
                     "an adjustment is approved by another API key than the one that asked");
     } else if (strcmp(outcome, "global_scope") == 0) {
         global_scope_problem(&j->p);
+    } else if (strcmp(outcome, "global_scope_requester") == 0) {
+        ing_problem(&j->p, "forbidden_scope", "scope",
+                    "the adjustment of counter_account %s was asked for by a key without scope "
+                    "ledger:global: it can only be rejected",
+                    json_string_value(json_object_get(a, "counter_account")));
     } else if (strcmp(outcome, "expired") == 0) {
         ing_problem(&j->p, "adjustment_expired", "id", "the request expired unapproved");
     } else if (strcmp(outcome, "conflict") == 0) {
@@ -286,6 +293,13 @@ static int adjustment_decide_work(struct ing_req *r, struct ing_rdb *db, struct 
         ing_problem(&j->p, "insufficient_funds", "amount",
                     "the seller's available balance is %lld minor units, below the debit",
                     (long long)json_integer_value(json_object_get(j->out, "available_minor")));
+    } else if (strcmp(outcome, "insufficient_suspense") == 0) {
+        ing_problem(&j->p, "insufficient_funds", "amount",
+                    "the partner's suspense account holds %lld minor units, below the credit",
+                    (long long)json_integer_value(json_object_get(j->out, "available_minor")));
+    } else if (strcmp(outcome, "decided") != 0 && strcmp(outcome, "unchanged") != 0) {
+        /* never a 200 for an outcome this ingress does not know (a newer function's) */
+        ing_problem(&j->p, "internal", NULL, "the decision answered %.40s", outcome);
     } else {
         ks_log(KS_LOG_INFO, approve ? "ingress.adjustment.approved" : "ingress.adjustment.rejected",
                strcmp(outcome, "decided") == 0 ? "adjustment decided"

@@ -137,6 +137,19 @@ def fund_wallets(partner, sellers, amount, currency="IDR"):
             currency, ",".join(q(x) for x in sellers)))
 
 
+def fund_suspense(partner, amount, currency="IDR"):
+    """Credits the partner's suspense account as late captures do (psp_clearing/sandbox
+    debited), with an entry of a test chain, through ledger_post (as the database owner):
+    what a credit of a seller from suspense may take. Kind adjustment, as fund_wallets'
+    entries: tests that read a ledger's output topic leave the SQL entry points' kinds out,
+    and a daemon publishes whatever any test queued."""
+    psql("SELECT ledger_post('sql:test_funding', 'test_suspense:' || %s || ':' || "
+         "gen_random_uuid(), 'adjustment', 'test_fund', %s, 'test funding', "
+         "ARRAY[ledger_account('psp_clearing', NULL, NULL, 'sandbox', '%s'), "
+         "ledger_account('suspense', %s, NULL, NULL, '%s')], ARRAY[%d, %d]::bigint[], '%s')"
+         % (q(partner), q(partner), currency, q(partner), currency, amount, -amount, currency))
+
+
 def q(s):
     return "'" + s.replace("'", "''") + "'"
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import PG_DSN, psql, psql_one
 from ingress_util import Partner, cli, ingress  # noqa: F401
 from ledger_util import verify
-from risk_util import fund_wallets
+from risk_util import fund_suspense, fund_wallets
 
 
 def admin_key(partner_id, scopes="admin"):
@@ -43,6 +43,7 @@ def test_two_person_rule(ingress):
     (k1, admin1), (k2, admin2) = admin_key(a.partner_id), admin_key(a.partner_id)
     _, admin_b = admin_key(b.partner_id)
     fund_wallets(a.partner_id, ["s1"], 10000)
+    fund_suspense(a.partner_id, 10000 + 25000)  # fund_wallets took 10,000 from suspense
     base = {"seller_id": "s1", "currency": "IDR", "counter_account": "suspense"}
 
     def ask(direction, amount, auth=admin1, **extra):
@@ -82,6 +83,16 @@ def test_two_person_rule(ingress):
     assert lines == [["adjustment", "suspense/%s/IDR" % a.partner_id, "25000"],
                      ["adjustment", "seller_wallet/%s/s1/IDR" % a.partner_id, "-25000"]], lines
     assert wallet(a.partner_id, "s1") == 35000
+    # suspense is the partner's: a credit from it needs its balance, now 0 (session 20's
+    # review: before, two admin keys of any partner could credit a seller without limit,
+    # and the payout was paid from Kasir's float)
+    over = ask("credit", "0.01")
+    r = decide(over, "approve", admin2)
+    assert r.status == 409 and r.code == "insufficient_funds" and r.json()["field"] == "amount", r
+    assert "suspense account holds 0 minor units" in r.json()["detail"], r
+    assert r.json()["adjustment"]["status"] == "REQUESTED" and posted(over) == []
+    fund_suspense(a.partner_id, 1)
+    assert decide(over, "approve", admin2).status == 200 and wallet(a.partner_id, "s1") == 35001
     # approving again changes nothing; rejecting it now is a conflict
     r = decide(credit, "approve", admin2)
     assert r.status == 200 and r.json()["changed"] is False
@@ -105,13 +116,13 @@ def test_two_person_rule(ingress):
     assert [x["adjustment_id"] for x in listed["adjustments"]] == [exp]
 
     # a debit the wallet cannot cover: refused at approval, still REQUESTED; covered: posted
-    debit = ask("debit", "400.00")  # the wallet holds 350.00
+    debit = ask("debit", "400.00")  # the wallet holds 350.01
     r = decide(debit, "approve", admin2)
     assert r.status == 409 and r.code == "insufficient_funds", r
     assert posted(debit) == []
-    fund_wallets(a.partner_id, ["s1"], 5000)
+    fund_wallets(a.partner_id, ["s1"], 4999)
     assert decide(debit, "approve", admin2).status == 200
-    assert wallet(a.partner_id, "s1") == 35000 + 5000 - 40000
+    assert wallet(a.partner_id, "s1") == 35001 + 4999 - 40000
 
     # a PSP counter account needs its PSP (the body is checked before the scope); an
     # idempotent request
@@ -168,10 +179,12 @@ def test_global_accounts_refused_to_plain_admins(ingress):
                             amount="5.00", reason="paid from Kasir's money", **idem)
                 r = ingress.request("POST", "/v1/admin/adjustments", body, auth=admin1)
                 assert r.status == 403 and r.code == "forbidden_scope", (body, r)
-                assert r.json()["field"] == "counter_account", r
+                assert r.json()["field"] == "scope", r
                 assert "ledger:global" in r.json()["detail"], r
     assert adjustments(p.partner_id) == []
-    # the partner's own suspense account: as before, asked and approved by plain admins
+    # the partner's own suspense account: asked and approved by plain admins, within its
+    # balance
+    fund_suspense(p.partner_id, 10000 + 500)
     r = ingress.request("POST", "/v1/admin/adjustments",
                         {"seller_id": "s1", "currency": "IDR", "direction": "credit", "amount": "5.00",
                          "counter_account": "suspense", "reason": "late capture"}, auth=admin1)
@@ -205,7 +218,7 @@ def test_global_approval_needs_the_scope(ingress):
         adj = ask(counter)
         r = decide(adj, "approve", plain)
         assert r.status == 403 and r.code == "forbidden_scope", r
-        assert r.json()["field"] == "counter_account" and "ledger:global" in r.json()["detail"], r
+        assert r.json()["field"] == "scope" and "ledger:global" in r.json()["detail"], r
         assert r.json()["adjustment"]["status"] == "REQUESTED" and posted(adj) == []
         # the other ledger:global key approves: posted as before
         r = decide(adj, "approve", global2)
@@ -214,9 +227,13 @@ def test_global_approval_needs_the_scope(ingress):
                    else "psp_clearing/sandbox/IDR")
         assert posted(adj) == [["adjustment", account, "300"],
                                ["adjustment", "seller_wallet/%s/s1/IDR" % p.partner_id, "-300"]]
-        # rejecting needs no ledger:global
+        # rejecting needs ledger:global too (a partner's admin has no veto over Kasir's
+        # correction), but for the requesting key withdrawing its own request
         rej = ask(counter, "debit")
         r = decide(rej, "reject", plain)
+        assert r.status == 403 and r.code == "forbidden_scope", r
+        assert r.json()["adjustment"]["status"] == "REQUESTED", r
+        r = decide(rej, "reject", global1)
         assert r.status == 200 and r.json()["adjustment"]["status"] == "REJECTED", r
         assert posted(rej) == []
     # the same key twice is still one person, whatever its scopes
@@ -229,7 +246,7 @@ def test_global_approval_needs_the_scope(ingress):
     tok = ingress.request("POST", "/v1/auth/token", narrow.sign_token_request(scope="admin"))
     assert tok.status == 200, tok
     r = decide(adj, "approve", "Bearer " + tok.json()["access_token"])
-    assert r.status == 403 and r.code == "forbidden_scope" and r.json()["field"] == "counter_account", r
+    assert r.status == 403 and r.code == "forbidden_scope" and r.json()["field"] == "scope", r
     assert posted(adj) == []
     tok = ingress.request("POST", "/v1/auth/token", narrow.sign_token_request(scope="admin ledger:global"))
     assert tok.status == 200, tok
@@ -239,37 +256,76 @@ def test_global_approval_needs_the_scope(ingress):
     assert rc == 0, text
 
 
-def test_sql_approval_of_a_global_adjustment_needs_the_flag():
-    partner = "t409-sql-" + secrets.token_hex(3)
+def test_sql_approval_of_a_global_adjustment_needs_the_flag(ingress):
+    """The function checks what the ingress does, so another client (an ingress not yet
+    upgraded, psql) cannot go around it: deciding a global adjustment needs p_global; its
+    approval also needs the requesting key to hold ledger:global now (a request an older
+    ingress accepted from a plain admin key is only rejected: two operators, never one
+    operator and a partner's admin); the six-argument form raises 42501 instead of an
+    outcome an older ingress would answer as "unchanged" (200)."""
+    p = Partner("t409-sql-" + secrets.token_hex(3))
+    partner = p.partner_id
+    kg, g = admin_key(partner, "admin,ledger:global")
+    kp, _ = admin_key(partner)
+    kb, _ = admin_key(partner, "admin,ledger:global")
     fund_wallets(partner, ["s1"], 10000)
+    fund_suspense(partner, 10000 + 1400)
 
-    def request(counter, psp="NULL"):
+    def request(counter, psp="NULL", key=kg):
         out = json.loads(psql_one(
-            "SELECT ledger_adjustment_request('%s', 'key_a', '%s/key_a', NULL, 's1', 'IDR', 700, "
-            "'%s', %s, 'test')" % (partner, partner, counter, psp)))
+            "SELECT ledger_adjustment_request('%s', '%s', '%s/%s', NULL, 's1', 'IDR', 700, "
+            "'%s', %s, 'test')" % (partner, key, partner, key, counter, psp)))
         return out["adjustment"]["adjustment_id"]
 
-    def decide(adj, *flag):
+    def decide(adj, *flag, approve="true"):
         return json.loads(psql_one(
-            "SELECT ledger_adjustment_decide('%s', '%s', true, 'key_b', '%s/key_b', 'ok'%s)"
-            % (partner, adj, partner, "".join(", " + f for f in flag))))
+            "SELECT ledger_adjustment_decide('%s', '%s', %s, '%s', '%s/%s', 'ok'%s)"
+            % (partner, adj, approve, kb, partner, kb, "".join(", " + f for f in flag))))
+
+    def six(adj):
+        return subprocess.run(
+            ["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
+             "SELECT ledger_adjustment_decide('%s', '%s', true, '%s', '%s/%s', 'ok')"
+             % (partner, adj, kb, partner, kb)], capture_output=True, text=True, timeout=30)
 
     for counter, psp in (("fee_revenue", "NULL"), ("psp_clearing", "'sandbox'")):
         adj = request(counter, psp)
-        # the six-argument form (an ingress not yet upgraded) and the flag false: refused
-        for flag in ((), ("false",), ("NULL",)):
+        for flag in (("false",), ("NULL",)):
             out = decide(adj, *flag)
             assert out["outcome"] == "global_scope", (flag, out)
             assert out["adjustment"]["status"] == "REQUESTED" and posted(adj) == []
+        out = decide(adj, "false", approve="false")  # another key's reject needs it too
+        assert out["outcome"] == "global_scope", out
+        got = six(adj)
+        assert got.returncode != 0, got
+        assert "global_scope" in got.stderr, got.stderr
+        assert decide(adj, "NULL")["adjustment"]["status"] == "REQUESTED" and posted(adj) == []
         out = decide(adj, "true")
         assert out["outcome"] == "decided" and out["adjustment"]["status"] == "APPROVED", out
-    # suspense: the flag does not matter
+        # asked by a plain admin key (as an ingress before ledger:global let it): only a reject
+        plain = request(counter, psp, key=kp)
+        out = decide(plain, "true")
+        assert out["outcome"] == "global_scope_requester", out
+        assert posted(plain) == []
+        r = ingress.request("POST", "/v1/admin/adjustments/%s/approve" % plain,
+                            {"reason": "ok"}, auth=g)
+        assert r.status == 403 and r.code == "forbidden_scope", r
+        assert "only be rejected" in r.json()["detail"], r
+        assert decide(plain, "true", approve="false")["outcome"] == "decided"
+        assert posted(plain) == []
+    # suspense: the flag does not matter, the balance does (700 each, 1,400 funded)
     for flag in ((), ("false",)):
         adj = request("suspense")
-        assert decide(adj, *flag)["outcome"] == "decided"
+        out = decide(adj, *flag) if flag else json.loads(six(adj).stdout)
+        assert out["outcome"] == "decided", out
+    adj = request("suspense")
+    assert decide(adj, "true")["outcome"] == "insufficient_suspense"
+    got = six(adj)
+    assert got.returncode != 0 and "insufficient_suspense" in got.stderr, got
+    assert posted(adj) == []
     # two forms, neither with a DEFAULT (a defaulted seventh argument made calls ambiguous
     # after a rollback re-created the six-argument function)
     forms = psql("SELECT pronargs, pronargdefaults, l.lanname FROM pg_proc p "
                  "JOIN pg_language l ON l.oid = p.prolang "
                  "WHERE proname = 'ledger_adjustment_decide' ORDER BY pronargs")
-    assert forms == [["6", "0", "sql"], ["7", "0", "plpgsql"]], forms
+    assert forms == [["6", "0", "plpgsql"], ["7", "0", "plpgsql"]], forms

@@ -7,13 +7,14 @@ import json
 import secrets
 
 from ledger_util import Ledger, consume, psql, psql_one, verify, wait_until
-from risk_util import fund_wallets
+from risk_util import fund_suspense, fund_wallets
 
 
 def test_published_while_idle(daemons):
     L = Ledger("t413", partitions=1)
     d = daemons("ledger", env=L.env())
     fund_wallets(L.partner, ["s1"], 5000)
+    fund_suspense(L.partner, 5000 + 700)  # a credit from suspense needs its balance
     out = json.loads(psql_one(
         "SELECT ledger_adjustment_request('%s', 'key_a', '%s/key_a', NULL, 's1', 'IDR', 700, "
         "'suspense', NULL, 'test')" % (L.partner, L.partner)))
@@ -25,17 +26,17 @@ def test_published_while_idle(daemons):
     settle = psql_one("SELECT ledger_settle('st_%s', '%s', 'IDR', 1000, 10)" % (L.name, psp))
     ids = {r[0] for r in psql("SELECT entry_id FROM ledger_entries WHERE partner_id = '%s'"
                               % L.partner)} | {settle}
-    assert len(ids) == 3  # funding, adjustment, settlement
+    assert len(ids) == 4  # two fundings, adjustment, settlement
 
     def published():
         return [m for m in consume(L.out, idle_ms=500) if m["value"]["entry_id"] in ids]
     wait_until(lambda: {m["value"]["entry_id"] for m in published()} == ids, timeout=30,
                what="the idle publisher")
     msgs = published()
-    assert len({m["headers"]["kasir.message_id"] for m in msgs}) == 3
-    by_kind = {m["value"]["kind"]: m for m in msgs if m["value"]["entry_id"] != settle}
-    assert by_kind["adjustment"]["key"] == "seller_wallet/%s/s1/IDR" % L.partner
-    assert by_kind["adjustment"]["value"]["reference"] == "adjustment:" + adj
+    assert len({m["headers"]["kasir.message_id"] for m in msgs}) == 4
+    mine = [m for m in msgs if m["value"]["reference"] == "adjustment:" + adj]
+    assert len(mine) == 1 and mine[0]["value"]["kind"] == "adjustment", msgs
+    assert mine[0]["key"] == "seller_wallet/%s/s1/IDR" % L.partner
     st = [m for m in msgs if m["value"]["entry_id"] == settle][0]
     assert st["key"] == "psp_clearing/%s/IDR" % psp and st["value"]["partner_id"] is None
     assert st["headers"]["kasir.producer"] == "kasir-ledger"

@@ -4,7 +4,7 @@ the order captured minus what was already refunded: a second refund that would g
 is refused (REFUND FAILED, refund_exceeds_captured) and never reaches the PSP, as is a
 refund of an order that was never captured; a refund request delivered twice is one
 refund."""
-from executor_util import Exec, assert_no_duplicates, produce, psql_one, wait_until
+from executor_util import Exec, assert_no_duplicates, produce, psql, psql_one, wait_until
 from sandbox_util import sandbox  # noqa: F401 (fixture)
 
 
@@ -48,5 +48,40 @@ def test_refund_bounds_and_same_psp(daemons, sandbox):
         sorted([("stripe", r1, 60000), ("sandbox", r3, 50000)])
     pi = psql_one("SELECT psp_reference FROM executor_attempts WHERE order_id='%s' AND kind='CHARGE'" % a)
     assert [e["refund_of"] for e in refunds if e["reference"] == r1] == [pi]
-    # the reservation of a refused refund is given back (ingress_refund_failed's trigger)
+    # the reservation of a refused refund is given back (ingress_refund_release's trigger)
     assert psql_one("SELECT refund_requested_minor FROM payment_orders WHERE order_id='%s'" % c) == "0"
+
+
+def test_the_rest_of_a_partial_refund_is_refundable(daemons, sandbox):
+    """A refund the PSP settled for less than was asked gives the rest of its reservation
+    back (functions/ingress_refund_release.sql), so the ingress accepts a refund of it; the
+    executor's own budget must count what was refunded, not what was asked, or it refuses
+    that refund (refund_exceeds_captured) and the money cannot be refunded after all
+    (session 20's review). The partial refund is staged as the ledger leaves it: r1 asked
+    60,000 and was refunded 20,000."""
+    ex = Exec("ex603p")
+    a = ex.order_id(0)
+    ex.orders([(a, 100000, "CARD")])
+    produce([ex.command(a, 100000)])
+    daemons("executor", env=ex.env(sandbox))
+    daemons("ledger", env=ex.ledger_env())
+    ex.wait_final(1, timeout=60)
+    assert ex.statuses() == {a: "SUCCESS"}
+    r1, r2 = "rf_%s_1" % ex.tag, "rf_%s_2" % ex.tag
+    psql("INSERT INTO executor_refunds (refund_id, order_id, amount_minor, psp, psp_reference) "
+         "SELECT '%s', order_id, 60000, psp, psp_reference FROM executor_attempts "
+         "WHERE order_id = '%s' AND kind = 'CHARGE' AND state = 'resolved'" % (r1, a))
+    psql("UPDATE payment_orders SET refund_requested_minor = 20000 WHERE order_id = '%s'; "
+         "INSERT INTO refunds (refund_id, partner_id, payment_id, order_id, amount_minor, "
+         "refunded_minor, currency, status) VALUES ('%s','%s','pay_%s','%s',60000,20000,'IDR',"
+         "'SUCCEEDED')" % (a, r1, ex.partner, a, a))
+    # the rest of the capture: 80,000
+    ex.refund_row(r2, a, 80000)
+    produce([ex.refund(r2, a, 80000)])
+    wait_until(lambda: psql_one("SELECT status FROM refunds WHERE refund_id='%s'" % r2)
+               in ("SUCCEEDED", "FAILED"), timeout=60, what="r2 final")
+    outs = {o["refund_id"]: o for o in ex.outcomes_seen() if o["kind"] == "REFUND"}
+    assert psql_one("SELECT status FROM refunds WHERE refund_id='%s'" % r2) == "SUCCEEDED", \
+        outs.get(r2)
+    assert psql_one("SELECT refund_requested_minor FROM payment_orders WHERE order_id='%s'"
+                    % a) == "100000"

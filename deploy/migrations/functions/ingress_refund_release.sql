@@ -4,10 +4,10 @@
 -- less than was asked (refunded_minor < amount_minor, a partial refund), the part not
 -- refunded. kasir-ledger and the executor only set the status (and the ledger
 -- refunded_minor). Locks: the order's row.
--- It replaces ingress_refund_failed() (FAILED only), dropped here with its trigger.
+-- It replaces ingress_refund_failed() (FAILED only) under the same trigger name, so that
+-- whichever of the two files ran last owns the one trigger (never both releasing a
+-- failed refund's reservation); the old function is dropped once nothing calls it.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
-DROP TRIGGER IF EXISTS refunds_failed_release ON refunds;
-DROP FUNCTION IF EXISTS ingress_refund_failed();
 
 CREATE OR REPLACE FUNCTION ingress_refund_release() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -20,8 +20,10 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE TRIGGER refunds_release AFTER UPDATE OF status ON refunds
+CREATE OR REPLACE TRIGGER refunds_failed_release AFTER UPDATE OF status ON refunds
     FOR EACH ROW WHEN (NEW.status = 'FAILED' AND OLD.status IS DISTINCT FROM 'FAILED'
                        OR NEW.status = 'SUCCEEDED' AND OLD.status IS DISTINCT FROM 'SUCCEEDED'
                           AND NEW.refunded_minor < NEW.amount_minor)
     EXECUTE FUNCTION ingress_refund_release();
+
+DROP FUNCTION IF EXISTS ingress_refund_failed();

@@ -1,9 +1,16 @@
 -- ledger_adjustment_decide(): approves or rejects a requested adjustment of the partner.
 -- The two-person rule: the approving API key must differ from the requesting one (the
 -- same key is "same_key": nothing changes); another partner's adjustment is "not_found".
--- fee_revenue and psp_clearing are Kasir's own accounts, shared by every partner: their
--- approval needs p_global, the approving key's scope ledger:global (without it
--- "global_scope": nothing changes, the request stays REQUESTED). Rejecting needs no scope.
+-- fee_revenue and psp_clearing are Kasir's own accounts, shared by every partner: deciding
+-- an adjustment of them needs p_global, the deciding key's scope ledger:global (without it
+-- "global_scope": nothing changes, the request stays REQUESTED), but for the requesting key
+-- withdrawing its own request (a reject); and an approval needs the requesting key to hold
+-- ledger:global too, read from api_keys now ("global_scope_requester": a request made
+-- without it, by an ingress that did not check, can only be rejected). Two operators, never
+-- one operator and a partner's admin.
+-- suspense/<partner>/<CUR> is the partner's: a credit of the seller from it needs its
+-- balance (late captures, debits of sellers), locked and read like a wallet's
+-- ("insufficient_suspense", "available_minor": n); the partner cannot create money there.
 -- An approval posts the entry now, through ledger_post (balanced, hash-chained on chain
 -- 'sql:adjustments', published by kasir-ledger), in this transaction:
 --   seller_wallet  -amount (a credit of the seller when amount > 0)
@@ -13,14 +20,16 @@
 -- read first (as for a payout hold): "insufficient_funds" leaves the request REQUESTED.
 -- A request past expires_at becomes EXPIRED ("expired"); rejected and expired requests post
 -- nothing. Deciding a decided request again: "unchanged" (same decision) or "conflict".
--- Returns {"outcome": ..., "adjustment": {...}, "available_minor": n (insufficient_funds)}.
+-- Returns {"outcome": ..., "adjustment": {...}, "available_minor": n (insufficient_funds,
+-- insufficient_suspense)}.
 -- The six-argument form at the end of this file is an ingress's that passes no scope (one
--- not yet upgraded in a rolling deploy): it approves no adjustment of a global account.
+-- not yet upgraded in a rolling deploy): it decides no adjustment of a global account and
+-- raises insufficient_privilege (42501) instead of an outcome that ingress does not know.
 -- Deploy order: this file before the ingress that calls the seven-argument form (it fails
 -- to prepare its statement without it). Rolling back to a file without it leaves this form
 -- unused and replaces the six-argument one.
 -- Locks: the adjustment's row; an approval also the seller wallet's balance stripes (a
--- debit) and what ledger_post locks.
+-- debit) or the suspense account's (a credit from it), and what ledger_post locks.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
 CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
                                                     p_approve boolean, p_key text,
@@ -57,8 +66,15 @@ BEGIN
     IF p_approve AND p_key = a.requested_key THEN
         RETURN jsonb_build_object('outcome', 'same_key', 'adjustment', ledger_adjustment_json(a));
     END IF;
-    IF p_approve AND a.counter <> 'suspense' AND p_global IS NOT TRUE THEN
+    IF a.counter <> 'suspense' AND p_global IS NOT TRUE
+       AND (p_approve OR p_key <> a.requested_key) THEN
         RETURN jsonb_build_object('outcome', 'global_scope',
+                                  'adjustment', ledger_adjustment_json(a));
+    END IF;
+    IF p_approve AND a.counter <> 'suspense'
+       AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.key_id = a.requested_key
+                                                 AND 'ledger:global' = ANY (k.scopes)) THEN
+        RETURN jsonb_build_object('outcome', 'global_scope_requester',
                                   'adjustment', ledger_adjustment_json(a));
     END IF;
     IF p_approve THEN
@@ -67,6 +83,15 @@ BEGIN
             WHEN 'suspense' THEN ledger_account('suspense', a.partner_id, NULL, NULL, a.currency)
             WHEN 'fee_revenue' THEN ledger_account('fee_revenue', NULL, NULL, NULL, a.currency)
             ELSE ledger_account('psp_clearing', NULL, NULL, a.psp, a.currency) END;
+        IF a.amount_minor > 0 AND a.counter = 'suspense' THEN
+            PERFORM 1 FROM ledger_balances WHERE account = counter ORDER BY chain FOR UPDATE;
+            SELECT -coalesce(sum(balance_minor), 0) INTO avail FROM ledger_balances
+             WHERE account = counter;
+            IF avail < a.amount_minor THEN
+                RETURN jsonb_build_object('outcome', 'insufficient_suspense', 'available_minor',
+                                          avail, 'adjustment', ledger_adjustment_json(a));
+            END IF;
+        END IF;
         IF a.amount_minor < 0 THEN
             PERFORM 1 FROM ledger_balances WHERE account = wallet ORDER BY chain FOR UPDATE;
             SELECT -coalesce(sum(balance_minor), 0) INTO avail FROM ledger_balances
@@ -88,11 +113,22 @@ BEGIN
     RETURN jsonb_build_object('outcome', 'decided', 'adjustment', ledger_adjustment_json(a));
 END $$;
 
--- The six-argument form: a caller without ledger:global. Not a DEFAULT on p_global: a
--- rollback that re-creates a six-argument function would make every call ambiguous (a
--- function and a second one with a defaulted last argument).
+-- The six-argument form: a caller without ledger:global, which knows none of the scope
+-- outcomes (an older ingress answered one as "unchanged", 200): an error instead. Not a
+-- DEFAULT on p_global: a rollback that re-creates a six-argument function would make every
+-- call ambiguous (a function and a second one with a defaulted last argument).
 CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
                                                     p_approve boolean, p_key text,
                                                     p_actor text, p_note text)
-RETURNS jsonb LANGUAGE sql
-AS $$ SELECT ledger_adjustment_decide(p_partner, p_id, p_approve, p_key, p_actor, p_note, false) $$;
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb := ledger_adjustment_decide(p_partner, p_id, p_approve, p_key, p_actor, p_note,
+                                        false);
+BEGIN
+    IF r->>'outcome' IN ('global_scope', 'global_scope_requester', 'insufficient_suspense') THEN
+        RAISE EXCEPTION 'adjustment %: %', p_id, r->>'outcome'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'decide it through an ingress that passes the ledger:global scope';
+    END IF;
+    RETURN r;
+END $$;

@@ -17,13 +17,11 @@ def reserved(order):
                         % order))
 
 
-def test_a_partial_refund_gives_the_rest_of_its_reservation_back(daemons, ingress):
-    L = Ledger("t418a", partitions=1)
-    P = Partner("t418a-" + L.name)
-    L.partner = P.partner_id  # a partner of the ingress's, to read the refunds back through it
+def captured(L, daemons):
+    """One order of 10,000 for seller s1, captured by a running kasir-ledger: (the daemon,
+    an outcome maker of the test's PSP, order, payment)."""
     psp = "sb_" + L.name
     o1, p1 = L.id("o", 1), L.id("pay", 1)
-    r1, r2, r3 = L.id("re", 1), L.id("re", 2), L.id("re", 3)
     L.payments([(p1, [(o1, "s1", 10000)])])
 
     def out(*a, **kw):
@@ -32,6 +30,15 @@ def test_a_partial_refund_gives_the_rest_of_its_reservation_back(daemons, ingres
     produce([out("CHARGE", "SUCCEEDED", 10000, order=o1, payment=p1)])
     d = daemons("ledger", env=L.env())
     wait_until(lambda: L.status("payment_orders", "order_id", o1) == "SUCCESS", what="captured")
+    return d, out, o1, p1
+
+
+def test_a_partial_refund_gives_the_rest_of_its_reservation_back(daemons, ingress):
+    L = Ledger("t418a", partitions=1)
+    P = Partner("t418a-" + L.name)
+    L.partner = P.partner_id  # a partner of the ingress's, to read the refunds back through it
+    d, out, o1, p1 = captured(L, daemons)
+    r1, r2, r3 = L.id("re", 1), L.id("re", 2), L.id("re", 3)
     # r1 asks 4,000 and the PSP refunds 1,500 of it; r2 asks 3,000 and gets all of it
     L.refund_row(r1, p1, o1, 4000)
     L.refund_row(r2, p1, o1, 3000)
@@ -64,16 +71,8 @@ def test_a_partial_refund_gives_the_rest_of_its_reservation_back(daemons, ingres
 
 def test_an_outcome_whose_status_means_nothing_for_its_kind_goes_to_the_dlq(daemons):
     L = Ledger("t418b", partitions=1)
-    psp = "sb_" + L.name
-    o1, p1, r1, po1 = L.id("o", 1), L.id("pay", 1), L.id("re", 1), L.id("po", 1)
-    L.payments([(p1, [(o1, "s1", 10000)])])
-
-    def out(*a, **kw):
-        return L.outcome(*a, psp=psp, **kw)
-
-    produce([out("CHARGE", "SUCCEEDED", 10000, order=o1, payment=p1)])
-    d = daemons("ledger", env=L.env())
-    wait_until(lambda: L.status("payment_orders", "order_id", o1) == "SUCCESS", what="captured")
+    d, out, o1, p1 = captured(L, daemons)
+    r1, po1 = L.id("re", 1), L.id("po", 1)
     L.refund_row(r1, p1, o1, 2000)
     L.payout_row(po1, "s1", 1000)
     bad = [("CHARGE", "PAID_OUT", dict(order=o1, payment=p1)),

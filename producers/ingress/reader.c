@@ -114,25 +114,49 @@ static void drop(struct ing_rdb *db)
     db->c = NULL;
 }
 
+/* The DSN's own "options" (-c settings of its operator), then the readers'
+ * statement_timeout: given after the DSN, whose expanded values would otherwise replace
+ * it (libpq keeps the last value of a repeated keyword), the timeout a read needs is never
+ * lost and the operator's settings are kept. Into out; 0, or -1 when they do not fit. */
+static int reader_options(char *out, size_t cap)
+{
+    PQconninfoOption *o = PQconninfoParse(ING.pg_dsn, NULL), *x;
+    const char *dsn_opts = "";
+    int n;
+
+    for (x = o; x && x->keyword; x++)
+        if (strcmp(x->keyword, "options") == 0 && x->val)
+            dsn_opts = x->val;
+    n = snprintf(out, cap, "%s%s-c statement_timeout=%lld", dsn_opts, *dsn_opts ? " " : "",
+                 (long long)ING.read_timeout_ms);
+    PQconninfoFree(o);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 PGconn *ing_pg_connect_by(const char *app, int64_t deadline_us)
 {
-    char opts[64];
+    char opts[1024];
     const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "application_name",
-                          "options", "dbname", NULL};
+                          "dbname", "options", NULL};
     const char *vals[9];
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     PGconn *c;
 
-    snprintf(opts, sizeof(opts), "-c statement_timeout=%lld", (long long)ING.read_timeout_ms);
+    if (reader_options(opts, sizeof(opts)) != 0) {
+        ks_log(KS_LOG_ERROR, "ingress.reader.connect_failed",
+               "the DSN's options are too long to add statement_timeout to", "application_name",
+               app, NULL);
+        return NULL;
+    }
     vals[0] = "2";
     vals[1] = "1";
     vals[2] = "10";
     vals[3] = "5";
     vals[4] = "3";
     vals[5] = app;
-    vals[6] = opts;
-    vals[7] = ING.pg_dsn;
+    vals[6] = ING.pg_dsn;
+    vals[7] = opts;
     vals[8] = NULL;
     c = PQconnectStartParams(keys, vals, 1);
     if (!c || PQstatus(c) == CONNECTION_BAD)

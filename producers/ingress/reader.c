@@ -241,6 +241,16 @@ static PGresult *result_by(PGconn *c, int64_t deadline_us, int *timed_out, int *
         }
         if (!(x = PQgetResult(c)))
             break;
+        if (PQresultStatus(x) == PGRES_COPY_OUT || PQresultStatus(x) == PGRES_COPY_IN ||
+            PQresultStatus(x) == PGRES_COPY_BOTH) {
+            /* no statement of the ingress copies: a server (or something posing as one)
+             * that answers with a COPY would have PQgetResult return it again and again,
+             * without waiting, past any deadline. The connection is given up */
+            PQclear(x);
+            PQclear(res);
+            *lost = 1;
+            return NULL;
+        }
         if (res && PQresultStatus(x) == PGRES_FATAL_ERROR) {
             /* an error after the result (a deferred constraint at the commit, which an
              * implicit transaction makes at Sync): the statement's effects are gone, and

@@ -457,7 +457,10 @@ class PgProxy:
     closed). cut_on(pattern, nth=1):
     the statement goes to the server, which runs it, and the connection is then closed
     before any of the answer comes back (lost with the outcome unknown to the client); with
-    nth, from the nth statement that contains pattern on (the ones before it pass)."""
+    nth, from the nth statement that contains pattern on (the ones before it pass).
+    copy_on(pattern): the statement that contains pattern is not passed on; the proxy
+    answers it as the start of a COPY TO STDOUT (ParseComplete, BindComplete, NoData,
+    CopyOutResponse), then that connection hangs."""
 
     def __init__(self):
         self.ls = socket.socket()
@@ -472,6 +475,7 @@ class PgProxy:
         self.ready_pattern = None
         self.ready_cut = False
         self.cut_pattern = None
+        self.copy_pattern = None
         self.cut_nth = self.cut_seen = 0
         self.cuts = 0
         self.hung = 0
@@ -527,6 +531,10 @@ class PgProxy:
                         raise OSError("closed")
                     if s is a and self.hang_pattern and self.hang_pattern in d:
                         self._hang_until_closed(a)
+                    if s is a and self.copy_pattern and self.copy_pattern in d:
+                        a.sendall(b"1\0\0\0\4" b"2\0\0\0\4" b"n\0\0\0\4"
+                                  b"H\0\0\0\7\0\0\0")
+                        self._hang_until_closed(a)
                     if s is a and self.ready_pattern and self.ready_pattern in d:
                         armed = True
                     if s is a and self.cut_pattern and self.cut_pattern in d:
@@ -567,6 +575,9 @@ class PgProxy:
 
     def hold_ready(self, pattern, cut=False):
         self.ready_pattern, self.ready_cut = pattern, cut
+
+    def copy_on(self, pattern):
+        self.copy_pattern = pattern
 
     def cut_on(self, pattern, nth=1):
         self.cut_pattern, self.cut_nth, self.cut_seen = pattern, nth, 0

@@ -7,7 +7,7 @@ comes after the DSN and the DSN's own settings are kept beside it."""
 import time
 
 from conftest import PG_DSN, psql
-from ingress_util import Partner, TableLock, start_ingress
+from ingress_util import Partner, PgProxy, TableLock, start_ingress
 
 
 def test_a_dsn_with_options_keeps_the_readers_statement_timeout():
@@ -31,3 +31,27 @@ def test_a_dsn_with_options_keeps_the_readers_statement_timeout():
         assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
     finally:
         ing.daemon.kill9()
+
+
+def test_a_server_that_answers_with_a_copy_does_not_hold_a_reader():
+    """The readers took results until PQgetResult said there were none: a COPY result is
+    returned again at every call without waiting, so a server (or a proxy posing as one)
+    that answered a read with the start of a COPY held the reader in a loop that never
+    looked at its deadline, the GET never answered and a core spent (session 17's review).
+    Now the connection is given up at once: 503, and the next read works."""
+    px = PgProxy()
+    ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_READERS_READ_TIMEOUT": "2s"})
+    try:
+        a = Partner("t232-c")
+        assert ing.request("GET", "/v1/payments?ids=pay_none", auth=a).status == 200
+        px.copy_on(b"p.payment_id = ANY")
+        t0 = time.monotonic()
+        g = ing.request("GET", "/v1/payments/pay_t232_copy", auth=a, timeout=15)
+        assert g.status == 503, g
+        assert time.monotonic() - t0 < 5
+        px.copy_on(None)
+        assert ing.request("GET", "/v1/payments?ids=pay_none", auth=a).status == 200
+        assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
+    finally:
+        ing.daemon.kill9()
+        px.close()

@@ -256,7 +256,7 @@ static const char SQL_POST[] =
     "  FROM ffin x"
     "  WHERE f.refund_id = x.refund_id),"
     /* a failed refund's reservation, and what a partial one did not refund, are given back
-     * by the refunds trigger (ingress_refund_release): not here a second time */
+     * by the refunds trigger (ingress_refund_failed): not here a second time */
     " upd_o AS ("
     "  UPDATE payment_orders o"
     "  SET status = coalesce(x.st, o.status),"

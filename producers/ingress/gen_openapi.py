@@ -295,9 +295,10 @@ paths = {
                                {"name": "after", "in": "query", "required": False, "schema": STR}],
                 "responses": {**ok(200, "AdjustmentList", "the adjustments"), **problem(400, *AUTHERR, 503)}},
         "post": {"summary": "ask for a manual adjustment entry; nothing is posted until another key approves it (scope admin)",
-                 "description": "counter_account suspense is the partner's own account; fee_revenue and psp_clearing are "
-                                "Kasir's, shared by every partner: they need scope ledger:global too (an operator's; admin "
-                                "does not imply it), else 403 forbidden_scope naming counter_account, nothing recorded",
+                 "description": "counter_account suspense is the partner's own account (a credit from it is approved only "
+                                "within what it holds); fee_revenue and psp_clearing are Kasir's, shared by every partner: "
+                                "they need scope ledger:global too (an operator's; admin does not imply it), else 403 "
+                                "forbidden_scope (field scope), nothing recorded",
                  "security": SEC,
                  "requestBody": body("AdjustmentRequest", {"seller_id": "seller-7", "direction": "credit", "amount": "25000.00",
                                                            "currency": "IDR", "counter_account": "suspense",
@@ -306,14 +307,17 @@ paths = {
                                **problem(400, *AUTHERR, 413, 415, 422, 503)}}},
     "/v1/admin/adjustments/{id}/approve": {"post": {
         "summary": "approve and post an adjustment: by another API key of the partner than the one that asked (scope admin)",
-        "description": "403 approver_is_requester for the same key, forbidden_scope (counter_account) for an adjustment "
-                       "of fee_revenue or psp_clearing by a key without scope ledger:global; 409 adjustment_expired after 24 h, "
-                       "adjustment_decided when rejected, insufficient_funds for a debit the wallet cannot cover",
+        "description": "403 approver_is_requester for the same key, forbidden_scope (field scope) for an adjustment "
+                       "of fee_revenue or psp_clearing when the approving key, or the key that asked, lacks scope "
+                       "ledger:global; 409 adjustment_expired after 24 h, adjustment_decided when rejected, "
+                       "insufficient_funds for a debit the wallet cannot cover or a credit from suspense above what it holds",
         "security": SEC, "parameters": [ID],
         "requestBody": body("PayoutRetryRequest", {"reason": "checked against the PSP report"}),
         "responses": {**ok(200, "AdjustmentDecision", "approved and posted"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},
     "/v1/admin/adjustments/{id}/reject": {"post": {
         "summary": "reject an adjustment: nothing is posted (scope admin; the requesting key may withdraw its own)",
+        "description": "an adjustment of fee_revenue or psp_clearing is rejected by another key only with scope "
+                       "ledger:global too, else 403 forbidden_scope (field scope)",
         "security": SEC, "parameters": [ID],
         "requestBody": body("PayoutRetryRequest", {"reason": "duplicate of another request"}),
         "responses": {**ok(200, "AdjustmentDecision", "rejected"), **problem(400, *AUTHERR, 404, 409, 413, 415, 503)}}},

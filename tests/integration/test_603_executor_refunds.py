@@ -48,17 +48,19 @@ def test_refund_bounds_and_same_psp(daemons, sandbox):
         sorted([("stripe", r1, 60000), ("sandbox", r3, 50000)])
     pi = psql_one("SELECT psp_reference FROM executor_attempts WHERE order_id='%s' AND kind='CHARGE'" % a)
     assert [e["refund_of"] for e in refunds if e["reference"] == r1] == [pi]
-    # the reservation of a refused refund is given back (ingress_refund_release's trigger)
+    # the reservation of a refused refund is given back (ingress_refund_failed's trigger)
     assert psql_one("SELECT refund_requested_minor FROM payment_orders WHERE order_id='%s'" % c) == "0"
 
 
 def test_the_rest_of_a_partial_refund_is_refundable(daemons, sandbox):
     """A refund the PSP settled for less than was asked gives the rest of its reservation
-    back (functions/ingress_refund_release.sql), so the ingress accepts a refund of it; the
+    back (functions/ingress_refund_failed.sql), so the ingress accepts a refund of it; the
     executor's own budget must count what was refunded, not what was asked, or it refuses
     that refund (refund_exceeds_captured) and the money cannot be refunded after all
-    (session 20's review). The partial refund is staged as the ledger leaves it: r1 asked
-    60,000 and was refunded 20,000."""
+    (session 20's review). The same for a refund that failed after a pending answer (its
+    failure came by webhook, so the executor's own row never said so): it counts for
+    nothing. Staged as the ledger leaves them: r1 asked 60,000 and was refunded 20,000; r0
+    asked 30,000 and failed. And the bound still holds: past the capture is refused."""
     ex = Exec("ex603p")
     a = ex.order_id(0)
     ex.orders([(a, 100000, "CARD")])
@@ -67,14 +69,17 @@ def test_the_rest_of_a_partial_refund_is_refundable(daemons, sandbox):
     daemons("ledger", env=ex.ledger_env())
     ex.wait_final(1, timeout=60)
     assert ex.statuses() == {a: "SUCCESS"}
-    r1, r2 = "rf_%s_1" % ex.tag, "rf_%s_2" % ex.tag
-    psql("INSERT INTO executor_refunds (refund_id, order_id, amount_minor, psp, psp_reference) "
-         "SELECT '%s', order_id, 60000, psp, psp_reference FROM executor_attempts "
-         "WHERE order_id = '%s' AND kind = 'CHARGE' AND state = 'resolved'" % (r1, a))
+    r0, r1, r2, r3 = ("rf_%s_%d" % (ex.tag, i) for i in range(4))
+    for rid, asked in ((r0, 30000), (r1, 60000)):
+        psql("INSERT INTO executor_refunds (refund_id, order_id, amount_minor, psp, "
+             "psp_reference) SELECT '%s', order_id, %d, psp, psp_reference FROM "
+             "executor_attempts WHERE order_id = '%s' AND kind = 'CHARGE' AND state = 'resolved'"
+             % (rid, asked, a))
     psql("UPDATE payment_orders SET refund_requested_minor = 20000 WHERE order_id = '%s'; "
          "INSERT INTO refunds (refund_id, partner_id, payment_id, order_id, amount_minor, "
          "refunded_minor, currency, status) VALUES ('%s','%s','pay_%s','%s',60000,20000,'IDR',"
-         "'SUCCEEDED')" % (a, r1, ex.partner, a, a))
+         "'SUCCEEDED'), ('%s','%s','pay_%s','%s',30000,NULL,'IDR','FAILED')"
+         % (a, r1, ex.partner, a, a, r0, ex.partner, a, a))
     # the rest of the capture: 80,000
     ex.refund_row(r2, a, 80000)
     produce([ex.refund(r2, a, 80000)])
@@ -85,3 +90,10 @@ def test_the_rest_of_a_partial_refund_is_refundable(daemons, sandbox):
         outs.get(r2)
     assert psql_one("SELECT refund_requested_minor FROM payment_orders WHERE order_id='%s'"
                     % a) == "100000"
+    # one more minor unit is past the capture: refused by the executor's own bound
+    ex.refund_row(r3, a, 1, reserve=0)  # the ingress would have refused it (422)
+    produce([ex.refund(r3, a, 1)])
+    wait_until(lambda: psql_one("SELECT status FROM refunds WHERE refund_id='%s'" % r3)
+               == "FAILED", timeout=60, what="r3 refused")
+    outs = {o["refund_id"]: o for o in ex.outcomes_seen() if o["kind"] == "REFUND"}
+    assert outs[r3]["failure_code"] == "refund_exceeds_captured", outs[r3]

@@ -28,8 +28,11 @@
 -- Deploy order: this file before the ingress that calls the seven-argument form (it fails
 -- to prepare its statement without it). Rolling back to a file without it leaves this form
 -- unused and replaces the six-argument one.
--- Locks: the adjustment's row; an approval also the seller wallet's balance stripes (a
--- debit) or the suspense account's (a credit from it), and what ledger_post locks.
+-- Locks: the adjustment's row; an approval then the chain row 'sql:adjustments' (first, as
+-- ledger_post would later: two approvals, one holding an account's stripes and waiting for
+-- the chain, the other holding the chain and waiting for those stripes, deadlocked), the
+-- seller wallet's balance stripes (a debit) or the suspense account's (a credit from it),
+-- and what ledger_post locks.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
 CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
                                                     p_approve boolean, p_key text,
@@ -72,12 +75,16 @@ BEGIN
                                   'adjustment', ledger_adjustment_json(a));
     END IF;
     IF p_approve AND a.counter <> 'suspense'
-       AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.key_id = a.requested_key
-                                                 AND 'ledger:global' = ANY (k.scopes)) THEN
+       AND NOT EXISTS (SELECT 1 FROM api_keys k
+                        WHERE k.key_id = a.requested_key AND k.partner_id = a.partner_id
+                          AND (k.revoked_at IS NULL OR k.revoked_at > now())
+                          AND 'ledger:global' = ANY (k.scopes)) THEN
         RETURN jsonb_build_object('outcome', 'global_scope_requester',
                                   'adjustment', ledger_adjustment_json(a));
     END IF;
     IF p_approve THEN
+        INSERT INTO ledger_chains (chain) VALUES ('sql:adjustments') ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM ledger_chains WHERE chain = 'sql:adjustments' FOR UPDATE;
         wallet := ledger_account('seller_wallet', a.partner_id, a.seller_id, NULL, a.currency);
         counter := CASE a.counter
             WHEN 'suspense' THEN ledger_account('suspense', a.partner_id, NULL, NULL, a.currency)
@@ -114,9 +121,11 @@ BEGIN
 END $$;
 
 -- The six-argument form: a caller without ledger:global, which knows none of the scope
--- outcomes (an older ingress answered one as "unchanged", 200): an error instead. Not a
--- DEFAULT on p_global: a rollback that re-creates a six-argument function would make every
--- call ambiguous (a function and a second one with a defaulted last argument).
+-- outcomes (an older ingress answered one as "unchanged", 200): an error instead (such an
+-- ingress answers it 503); a credit above what suspense holds is the "insufficient_funds"
+-- it knows (409). Not a DEFAULT on p_global: a rollback that re-creates a six-argument
+-- function would make every call ambiguous (a function and a second one with a defaulted
+-- last argument).
 CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
                                                     p_approve boolean, p_key text,
                                                     p_actor text, p_note text)
@@ -125,7 +134,10 @@ DECLARE
     r jsonb := ledger_adjustment_decide(p_partner, p_id, p_approve, p_key, p_actor, p_note,
                                         false);
 BEGIN
-    IF r->>'outcome' IN ('global_scope', 'global_scope_requester', 'insufficient_suspense') THEN
+    IF r->>'outcome' = 'insufficient_suspense' THEN
+        RETURN jsonb_set(r, '{outcome}', '"insufficient_funds"');
+    END IF;
+    IF r->>'outcome' IN ('global_scope', 'global_scope_requester') THEN
         RAISE EXCEPTION 'adjustment %: %', p_id, r->>'outcome'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'decide it through an ingress that passes the ledger:global scope';

@@ -1,15 +1,12 @@
--- ingress_refund_release(): trigger on refunds, the one place that gives a refund's
+-- ingress_refund_failed(): trigger on refunds, the one place that gives a refund's
 -- reservation (payment_orders.refund_requested_minor) back to its order, so the money can
 -- be refunded again: all of it when the refund turns FAILED; when it turns SUCCEEDED for
 -- less than was asked (refunded_minor < amount_minor, a partial refund), the part not
--- refunded. kasir-ledger and the executor only set the status (and the ledger
--- refunded_minor). Locks: the order's row.
--- It replaces ingress_refund_failed() (FAILED only) under the same trigger name, so that
--- whichever of the two files ran last owns the one trigger (never both releasing a
--- failed refund's reservation); the old function is dropped once nothing calls it.
+-- refunded (the name is older than that second case: kept, so that the migration runner's
+-- record of this file follows a rollback and a roll-forward of it). kasir-ledger and the
+-- executor only set the status (and the ledger refunded_minor). Locks: the order's row.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
-
-CREATE OR REPLACE FUNCTION ingress_refund_release() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ingress_refund_failed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE payment_orders
        SET refund_requested_minor = refund_requested_minor - CASE NEW.status
@@ -24,6 +21,4 @@ CREATE OR REPLACE TRIGGER refunds_failed_release AFTER UPDATE OF status ON refun
     FOR EACH ROW WHEN (NEW.status = 'FAILED' AND OLD.status IS DISTINCT FROM 'FAILED'
                        OR NEW.status = 'SUCCEEDED' AND OLD.status IS DISTINCT FROM 'SUCCEEDED'
                           AND NEW.refunded_minor < NEW.amount_minor)
-    EXECUTE FUNCTION ingress_refund_release();
-
-DROP FUNCTION IF EXISTS ingress_refund_failed();
+    EXECUTE FUNCTION ingress_refund_failed();

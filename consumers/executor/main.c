@@ -125,8 +125,8 @@ static const char SQL_RESOLVE[] =
 /* A refund request: accepted as a command (a row in executor_refunds) when the order is
  * captured, belongs to the partner, has the currency, and what it captured covers this
  * refund on top of those accepted before that did not fail (what they refunded, once
- * known; a refund FAILED since, by the ledger, counts for nothing). Answers one row: inserted now,
- * accepted before, and what a refusal names. */
+ * known; a refund FAILED since, by the ledger, counts for nothing). Answers one row:
+ * inserted now, accepted before, and what a refusal names. */
 static const char SQL_REFUND[] =
     "WITH o AS (SELECT order_id, partner_id, currency, captured_minor, status, method"
     "             FROM payment_orders WHERE order_id = $2),"
@@ -140,7 +140,7 @@ static const char SQL_REFUND[] =
      * the PSP), for nothing, as its reservation was given back; one not final yet, or
      * final before that column, for what it asked */
     " done AS (SELECT coalesce(sum(CASE WHEN r.status = 'FAILED' THEN 0"
-    "                                   ELSE coalesce(r.refunded_minor, f.amount_minor) END), 0) AS s"
+    "                          ELSE coalesce(r.refunded_minor, f.amount_minor) END), 0) AS s"
     "           FROM executor_refunds f LEFT JOIN refunds r ON r.refund_id = f.refund_id"
     "           WHERE f.order_id = $2 AND NOT f.failed AND f.refund_id <> $1),"
     " ins AS (INSERT INTO executor_refunds (refund_id, order_id, amount_minor, psp, psp_reference)"

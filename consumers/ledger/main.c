@@ -398,11 +398,12 @@ static enum ks_code validate(const struct ks_msg *m, void *ctx, struct ks_err *e
         return ks_err_set(err, KS_EINVAL, 0, "psp", "psp is empty or holds '/'");
     if (!*str_field(v, "outcome_id"))
         return ks_err_set(err, KS_EINVAL, 0, "outcome_id", "outcome_id is empty");
-    if (strcmp(kind, "CHARGE") != 0 && strcmp(kind, "REFUND") != 0 && strcmp(kind, "PAYOUT") != 0)
+    if (strcmp(kind, "CHARGE") != 0 && strcmp(kind, "REFUND") != 0 &&
+        strcmp(kind, "PAYOUT") != 0)
         return ks_err_set(err, KS_EINVAL, 0, "kind", "unknown kind %.20s", kind);
     if (!status_meaningful(kind, status))
-        return ks_err_set(err, KS_EINVAL, 0, "status", "status %.20s means nothing for a %.10s outcome",
-                          status, kind);
+        return ks_err_set(err, KS_EINVAL, 0, "status",
+                          "status %.20s means nothing for a %.10s outcome", status, kind);
     if (strcmp(kind, "PAYOUT") == 0) {
         if (!opt_field(v, "payout_id"))
             return ks_err_set(err, KS_EINVAL, 0, "payout_id", "payout_id is required for PAYOUT");

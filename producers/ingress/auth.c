@@ -46,7 +46,10 @@ const char *const ing_scope_names[ING_SCOPE_COUNT] = {
     "ledger:global",
 };
 
-long ing_scopes_parse(const char *s)
+/* strict: an unknown name is -1 (what a person typed); else it grants nothing and the
+ * others stand (what a newer ingress stored or signed: a scope added later must not leave
+ * its keys and tokens with no scope at all on an ingress that does not know it yet) */
+static long scopes_parse(const char *s, int strict)
 {
     long bits = 0;
     int any = 0;
@@ -60,7 +63,7 @@ long ing_scopes_parse(const char *s)
                     bits |= 1L << i;
                     found = 1;
                 }
-            if (!found)
+            if (!found && strict)
                 return -1;
             any = 1;
             s += n;
@@ -69,6 +72,16 @@ long ing_scopes_parse(const char *s)
         }
     }
     return any ? bits : -1;
+}
+
+long ing_scopes_parse(const char *s)
+{
+    return scopes_parse(s, 1);
+}
+
+long ing_scopes_stored(const char *s)
+{
+    return scopes_parse(s, 0);
 }
 
 void ing_scopes_format(unsigned bits, char *buf, size_t len)
@@ -539,7 +552,7 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
         /* unknown keys are remembered briefly too, so guessing does not hammer PostgreSQL */
         e.expires_us = ks_clock_mono_us() + (e.valid ? ING.auth_cache_ms * 1000 : 2000000);
         if (e.valid) {
-            long sc = ing_scopes_parse(PQgetvalue(res, 0, 2));
+            long sc = ing_scopes_stored(PQgetvalue(res, 0, 2));
             snprintf(e.key_id, sizeof(e.key_id), "%s", PQgetvalue(res, 0, 0));
             snprintf(e.partner_id, sizeof(e.partner_id), "%s", PQgetvalue(res, 0, 1));
             e.scopes = sc < 0 ? 0 : (unsigned)sc;
@@ -642,7 +655,7 @@ static int bearer_claims(struct ing_req *r, const char *tok, struct ing_problem 
     kid = json_string_value(json_object_get(claims, "kid"));
     scope = json_string_value(json_object_get(claims, "scope"));
     iss = json_string_value(json_object_get(claims, "iss"));
-    sc = scope ? ing_scopes_parse(scope) : -1;
+    sc = scope ? ing_scopes_stored(scope) : -1;
     if (!sub || !kid || sc < 0 || !iss || strcmp(iss, "kasir") != 0 ||
         strlen(sub) >= sizeof(r->tok_sub) || strlen(kid) >= sizeof(r->cred_id)) {
         json_decref(claims);
@@ -830,7 +843,7 @@ static void token_job(struct ing_req *r, struct ing_rdb *db)
         ing_problem(&p, "auth_nonce_replayed", "nonce", "this nonce was already used");
         goto fail;
     }
-    keybits = ing_scopes_parse(PQgetvalue(res, 0, 2));
+    keybits = ing_scopes_stored(PQgetvalue(res, 0, 2));
     want = t->scope ? ing_scopes_parse(t->scope) : keybits;
     if (want < 0) {
         ing_problem(&p, "value_not_allowed", "scope", "unknown scope name");

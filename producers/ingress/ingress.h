@@ -101,6 +101,12 @@ const char *ing_route_label(enum ing_route id); /* "unknown" for R_UNKNOWN */
 extern const char *const ing_scope_names[ING_SCOPE_COUNT];
 /* "a b c" or "a,b,c" -> bits; -1 for an unknown name (or nothing but separators). */
 long ing_scopes_parse(const char *s);
+/* the same for scopes a key has stored or a token carries: an unknown name (a scope a newer
+ * ingress knows) grants nothing and the others stand; -1 only for nothing at all. Safe
+ * only while every scope grants and none restricts: a scope that takes something away
+ * (a "readonly") must never be added, or an older ingress would ignore it. Each stored
+ * element is one name (migration 951), so no part of one is read as another */
+long ing_scopes_stored(const char *s);
 /* bits -> "a b c" into buf */
 void ing_scopes_format(unsigned bits, char *buf, size_t len);
 

@@ -469,7 +469,10 @@ static int cli(const struct ks_config *cfg, int argc, char **argv)
             goto out;
         /* rotation: a new key with the same partner and scopes; the old one keeps working
          * for --grace seconds so the partner can deploy the new one. Revocation ends a key
-         * at once, in its grace too (revoked_at in the future). */
+         * at once, in its grace too (revoked_at in the future). One transaction: a rotation
+         * that cannot make the new key revokes nothing */
+        if (!sql_ok(PQexec(c, "BEGIN"), c))
+            goto out;
         res = PQexecParams(c, revoke
                               ? "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 "
                                 "AND (revoked_at IS NULL OR revoked_at > now()) "
@@ -481,16 +484,27 @@ static int cli(const struct ks_config *cfg, int argc, char **argv)
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
             fprintf(stderr, "kasir-ingress: no active key %s\n", argv[2]);
             PQclear(res);
-            goto out;
+            goto out; /* the session ends: its transaction with it */
         }
-        printf("revoked=%s\n", argv[2]);
+        rc = 0;
         if (strcmp(argv[1], "rotate") == 0) {
-            /* the new key has exactly the old one's scopes (none stays none) */
-            scopes = ing_scopes_parse(PQgetvalue(res, 0, 1));
-            rc = make_key(c, PQgetvalue(res, 0, 0), scopes > 0 ? (unsigned)scopes : 0);
-        } else {
-            rc = 0;
+            /* the new key has exactly the old one's scopes (none stays none): a scope this
+             * ingress does not know (a newer one's) would be lost, so it refuses */
+            const char *stored = PQgetvalue(res, 0, 1);
+            scopes = ing_scopes_parse(stored);
+            if (scopes < 0 && *stored) {
+                fprintf(stderr, "kasir-ingress: key %s has a scope this kasir-ingress does not "
+                                "know (%s): rotate it with the kasir-ingress that added it\n",
+                        argv[2], stored);
+                rc = 2;
+            } else {
+                rc = make_key(c, PQgetvalue(res, 0, 0), scopes > 0 ? (unsigned)scopes : 0);
+            }
         }
+        if (rc == 0 && sql_ok(PQexec(c, "COMMIT"), c))
+            printf("revoked=%s\n", argv[2]);
+        else if (rc == 0)
+            rc = 1;
         PQclear(res);
     } else {
         fprintf(stderr, "usage: kasir-ingress [serve] | config-doc | partner add NAME [--rps N] [--burst N] "

@@ -458,6 +458,8 @@ class PgProxy:
     the statement goes to the server, which runs it, and the connection is then closed
     before any of the answer comes back (lost with the outcome unknown to the client); with
     nth, from the nth statement that contains pattern on (the ones before it pass).
+    delay_on(pattern, seconds): the statement that contains pattern is passed on that much
+    later (a client that gave up meanwhile and closed has still sent it: the server runs it).
     copy_on(pattern): the statement that contains pattern is not passed on; the proxy
     answers it as the start of a COPY TO STDOUT (ParseComplete, BindComplete, NoData,
     CopyOutResponse), then that connection hangs."""
@@ -476,6 +478,7 @@ class PgProxy:
         self.ready_cut = False
         self.cut_pattern = None
         self.copy_pattern = None
+        self.delay_pattern, self.delay_s = None, 0.0
         self.cut_nth = self.cut_seen = 0
         self.cuts = 0
         self.hung = 0
@@ -531,6 +534,10 @@ class PgProxy:
                         raise OSError("closed")
                     if s is a and self.hang_pattern and self.hang_pattern in d:
                         self._hang_until_closed(a)
+                    if s is a and self.delay_pattern and self.delay_pattern in d:
+                        time.sleep(self.delay_s)
+                        b.sendall(d)
+                        continue
                     if s is a and self.copy_pattern and self.copy_pattern in d:
                         a.sendall(b"1\0\0\0\4" b"2\0\0\0\4" b"n\0\0\0\4"
                                   b"H\0\0\0\7\0\0\0")
@@ -575,6 +582,9 @@ class PgProxy:
 
     def hold_ready(self, pattern, cut=False):
         self.ready_pattern, self.ready_cut = pattern, cut
+
+    def delay_on(self, pattern, seconds):
+        self.delay_pattern, self.delay_s = pattern, seconds
 
     def copy_on(self, pattern):
         self.copy_pattern = pattern

@@ -10,11 +10,15 @@
 - the token request's scope is covered by its signature;
 - seller ids are the partner's: partner B cannot pay out partner A's seller;
 - psp_preference "sandbox" only where the deployment enables the sandbox."""
+import base64
+import hashlib
+import hmac
 import json
+import subprocess
 import time
 import uuid
 
-from conftest import psql_one
+from conftest import PG_DSN, psql_one
 from ingress_util import (Partner, cli, cli_run, count_in_kafka, ingress, kafka_since,  # noqa: F401
                           new_key, now_ms, partners, payment_body, start_ingress)
 
@@ -123,6 +127,58 @@ def test_unknown_scope_is_an_error():
     assert r.returncode == 2 and "api_key" not in r.stdout, r.stdout
     out = cli("key", "add", p.partner_id, "--scopes", "payments:read")
     assert out["scopes"] == "payments:read"
+
+
+def _signed_token(ingress, p, scope):
+    """A Bearer token as an ingress signs them (HS256 with SHA-256 of auth.jwt_secret), here
+    with a scope claim of the test's choosing: as a newer ingress could sign it."""
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    now = int(time.time())
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"iss": "kasir", "sub": p.partner_id, "kid": p.key_id, "scope": scope,
+                           "jti": uuid.uuid4().hex, "iat": now, "exp": now + 300}).encode())
+    key = hashlib.sha256(ingress.daemon.env["KASIR_AUTH_JWT_SECRET"].encode()).digest()
+    sig = b64(hmac.new(key, (head + "." + body).encode(), hashlib.sha256).digest())
+    return "Bearer %s.%s.%s" % (head, body, sig)
+
+
+def test_a_scope_this_ingress_does_not_know_leaves_the_others(ingress):
+    """A key stored with a scope name this ingress does not know (one a newer ingress added,
+    as ledger:global was) had no scope at all here: every request 403, no token for it, and
+    a token a newer ingress signed with such a name refused as lacking kasir claims. The
+    unknown name now grants nothing and the other scopes stand (session 20's review); the
+    CLI still refuses an unknown name typed in (test_unknown_scope_is_an_error), and a
+    rotation that could not copy it is refused, revoking nothing."""
+    p = Partner("scf-" + uuid.uuid4().hex[:6])
+    psql_one("UPDATE api_keys SET scopes = ARRAY['payments:read', 'future:scope'] "
+             "WHERE key_id = '%s' RETURNING key_id" % p.key_id)
+    r = ingress.request("GET", "/v1/payments?ids=pay_none", auth=p)
+    assert r.status == 200, r
+    r = ingress.request("POST", "/v1/payouts", {"seller_id": "s1"}, auth=p,
+                        headers={"Idempotency-Key": new_key()})
+    assert r.status == 403 and r.code == "forbidden_scope", r
+    tok = ingress.request("POST", "/v1/auth/token", p.sign_token_request())
+    assert tok.status == 200 and tok.json()["scope"] == "payments:read", tok
+    # a token signed with the unknown name beside a known one, or alone
+    r = ingress.request("GET", "/v1/payments?ids=pay_none",
+                        auth=_signed_token(ingress, p, "payments:read future:scope"))
+    assert r.status == 200, r
+    r = ingress.request("GET", "/v1/payments?ids=pay_none", auth=_signed_token(ingress, p, "future:scope"))
+    assert r.status == 403 and r.code == "forbidden_scope", r
+    # the rotation would lose future:scope: refused, the old key still works
+    r = cli_run("key", "rotate", p.key_id, "--grace", "0")
+    assert r.returncode == 2 and "future:scope" in r.stderr, (r.stdout, r.stderr)
+    assert "api_key" not in r.stdout and "revoked" not in r.stdout, r.stdout
+    assert psql_one("SELECT revoked_at IS NULL FROM api_keys WHERE key_id = '%s'" % p.key_id) == "t"
+    assert ingress.request("GET", "/v1/payments?ids=pay_none", auth=p).status == 200
+    # every stored element is one name (migration 951): a part of one is never read as a scope
+    for bad in ("'admin readonly'", "'x,ledger:global'", "''", "NULL", "'Admin'"):
+        r = subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
+                            "UPDATE api_keys SET scopes = ARRAY['payments:read', %s] "
+                            "WHERE key_id = '%s'" % (bad, p.key_id)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "api_keys_scope_names" in r.stderr, (bad, r.stderr)
 
 
 def test_token_scope_is_signed(ingress, partners):

@@ -280,20 +280,21 @@ def test_an_admin_write_past_its_deadline_says_its_outcome_is_unknown():
     server does not notice the client has gone while it waits): a blind retry made it twice.
     Its answer is now 500 outcome_unknown, without Retry-After. (The readers' connections
     carry statement_timeout = readers.read_timeout, which usually cancels such a write a
-    moment after the answer, but not always; here the DSN's own options turn it off so the
-    write surely outlives its answer.)"""
-    from conftest import PG_DSN
-    ing = start_ingress({"KASIR_READERS_READ_TIMEOUT": "1s",
-                         "KASIR_PG_DSN": PG_DSN + " options='-c statement_timeout=0'"})
+    moment after the answer, but not always; here the statement reaches the server only
+    after the deadline, through a proxy that holds it, so it surely outlives its answer.
+    Before session 20 the DSN's own options turned the timeout off instead, which was the
+    bug test 232 shows.)"""
+    px = PgProxy()
+    ing = start_ingress({"KASIR_READERS_READ_TIMEOUT": "1s", "KASIR_PG_DSN": px.dsn()})
     try:
         a, auth = _admin("t230-j")
-        with TableLock(table="ledger_adjustments", mode="EXCLUSIVE") as lock:
-            r = _adjust(ing, auth)
-            lock.release()
+        px.delay_on(b"ledger_adjustment_request", 1.5)
+        r = _adjust(ing, auth)
         assert _adjustments_made(a) == 1, r.status  # it did commit, after its answer
         _assert_outcome_unknown(r)
     finally:
         ing.daemon.kill9()
+        px.close()
 
 
 def _admin(name):

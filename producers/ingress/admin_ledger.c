@@ -16,9 +16,10 @@
  * also a CHECK of the table); a retry is a new payout that risk and the ledger's funds
  * check see like any other. Another partner's payout or adjustment is a 404.
  * fee_revenue and psp_clearing are Kasir's own accounts, shared by every partner (only
- * suspense is the partner's): an adjustment against them is asked for and approved by keys
- * with scope ledger:global, an operator's (403 forbidden_scope otherwise). The decision
- * function checks it again, so an ingress that does not pass the scope cannot approve one. */
+ * suspense is the partner's, and a credit from it needs what it holds): an adjustment
+ * against them is asked for, approved and rejected (but by the key that asked) by keys with
+ * scope ledger:global, an operator's (403 forbidden_scope otherwise). The decision function
+ * checks it again, the asking key's scope too, so no ingress can approve one without. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -44,6 +44,7 @@ DECLARE
     target text := CASE WHEN p_approve THEN 'APPROVED' ELSE 'REJECTED' END;
     wallet text;
     counter text;
+    source text;
     avail bigint;
     entry bigint;
 BEGIN
@@ -90,22 +91,20 @@ BEGIN
             WHEN 'suspense' THEN ledger_account('suspense', a.partner_id, NULL, NULL, a.currency)
             WHEN 'fee_revenue' THEN ledger_account('fee_revenue', NULL, NULL, NULL, a.currency)
             ELSE ledger_account('psp_clearing', NULL, NULL, a.psp, a.currency) END;
-        IF a.amount_minor > 0 AND a.counter = 'suspense' THEN
-            PERFORM 1 FROM ledger_balances WHERE account = counter ORDER BY chain FOR UPDATE;
+        -- the account the money leaves, where it must be there: the wallet for a debit, the
+        -- partner's suspense for a credit of the seller from it (not Kasir's own accounts)
+        source := CASE WHEN a.amount_minor < 0 THEN wallet
+                       WHEN a.counter = 'suspense' THEN counter END;
+        IF source IS NOT NULL THEN
+            PERFORM 1 FROM ledger_balances WHERE account = source ORDER BY chain FOR UPDATE;
             SELECT -coalesce(sum(balance_minor), 0) INTO avail FROM ledger_balances
-             WHERE account = counter;
-            IF avail < a.amount_minor THEN
-                RETURN jsonb_build_object('outcome', 'insufficient_suspense', 'available_minor',
-                                          avail, 'adjustment', ledger_adjustment_json(a));
-            END IF;
-        END IF;
-        IF a.amount_minor < 0 THEN
-            PERFORM 1 FROM ledger_balances WHERE account = wallet ORDER BY chain FOR UPDATE;
-            SELECT -coalesce(sum(balance_minor), 0) INTO avail FROM ledger_balances
-             WHERE account = wallet;
-            IF avail < -a.amount_minor THEN
-                RETURN jsonb_build_object('outcome', 'insufficient_funds', 'available_minor',
-                                          avail, 'adjustment', ledger_adjustment_json(a));
+             WHERE account = source;
+            IF avail < abs(a.amount_minor) THEN
+                RETURN jsonb_build_object('outcome', CASE WHEN source = wallet
+                                                          THEN 'insufficient_funds'
+                                                          ELSE 'insufficient_suspense' END,
+                                          'available_minor', avail,
+                                          'adjustment', ledger_adjustment_json(a));
             END IF;
         END IF;
         entry := ledger_post('sql:adjustments', 'adjustment:' || a.adjustment_id, 'adjustment',

@@ -76,7 +76,9 @@ args_of() { case "$1" in ingress) echo serve ;; esac; }
 
 # wire_<name>: the daemon's settings as NAME=VALUE lines (docs/CONFIG.md names them)
 wire_common() {
-    echo "KASIR_PG_DSN=$KASIR_PG_DSN"
+    # each daemon's own role, kasir-X as kasir_X: no superuser, no owner, only the
+    # privileges its statements need (migration 952, deploy/README.md "Roles")
+    echo "KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_$1}"
     echo "KASIR_KAFKA_BROKERS=$KASIR_KAFKA_BROKERS"
     echo "KASIR_HTTP_PORT=$(port_of "$1")"
     echo "KASIR_LOG_LEVEL=${KASIR_SERVICES_LOG_LEVEL:-info}"
@@ -151,8 +153,6 @@ wire_executor() {
 }
 wire_ledger() {
     wire_worker ledger
-    # the ledger's own role: insert and read on the ledger, nothing else (docs/LEDGER.md)
-    echo "KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_ledger}"
 }
 wire_webhooks() {
     wire_worker webhooks

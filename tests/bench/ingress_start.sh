@@ -12,6 +12,8 @@ ingress_start() {
     out=$("$3" partner add "$1-$(date +%s)" --rps 1000000)
     key=$(sed -n 's/^api_key=//p' <<<"$out")
     partner=$(sed -n 's/^partner_id=//p' <<<"$out")
+    # the ingress's own role (migration 952); the partner above is the operator's
+    KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_ingress} \
     KASIR_HTTP_PORT=$port KASIR_HTTP_ADMIN_PORT=$aport KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
         "$3" serve >"$2" 2>&1 &
     pid=$!

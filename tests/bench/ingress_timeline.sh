@@ -7,7 +7,7 @@
 #   INGRESS_BIN=path
 # One row per window: p50/p99/max of the requests scheduled in it (from the load generator's
 # INGRESS_TIMELINE), CPU % of the ingress, PostgreSQL (all of it) and the broker, the
-# autovacuum/autoanalyze runs that ended (pg_stat_user_tables of the three ingress tables)
+# machine's steal and iowait (% of all CPU time, /proc/stat), the autovacuum/autoanalyze runs that ended (pg_stat_user_tables of the three ingress tables)
 # or were running (pg_stat_activity, sampled each second), checkpoints, the broker's GC
 # pauses (var/kafka/logs/gc.log: count, sum and longest) and the load average.
 set -euo pipefail
@@ -37,8 +37,8 @@ kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
 # the sampler: one line a second (epoch, CPU ticks, what autovacuum runs, counters)
 sampler() {
     while kill -0 "$pid" 2>/dev/null; do
-        printf 'T %s %s %s %s %s\n' "$(date +%s)" "$(ticks "$pid")" "$(pg_ticks)" "$(ticks $kpid)" \
-            "$(cut -d' ' -f1 /proc/loadavg)"
+        printf 'T %s %s %s %s %s %s\n' "$(date +%s)" "$(ticks "$pid")" "$(pg_ticks)" "$(ticks $kpid)" \
+            "$(cut -d' ' -f1 /proc/loadavg)" "$(awk '/^cpu /{print $9, $6, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)"
         psql "$KASIR_PG_DSN" -qtAX -F ' ' -c "
             SELECT 'A', regexp_replace(query, '^autovacuum: ([A-Z ]+) public\.(\S+).*', '\1 \2')
               FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query <> ''
@@ -72,8 +72,8 @@ for l in sys.stdin:
     print("G", t.timestamp(), ms)' >"$work/gc"
 echo "ingress timeline: $rate/s offered for $secs s, $conns connections, windows of $win s (start $(date -u -d "@$t0" +%H:%M:%S) UTC)"
 echo
-echo "| t s | requests | p50 ms | p99 ms | max ms | CPU % ingress, PG, Kafka | autovacuum | checkpoints | GC pauses (n, sum, max ms) | load |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| t s | requests | p50 ms | p99 ms | max ms | CPU % ingress, PG, Kafka | steal, iowait % | autovacuum | checkpoints | GC pauses (n, sum, max ms) | load |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 cat "$work/timeline" "$work/samples" "$work/gc" | awk -v t0="$t0" -v win="$win" -v hz="$(getconf CLK_TCK)" '
     /^t=/ { # t=Ns at=EPOCH n=.. p50_ms=.. p99_ms=.. max_ms=..
         split($2, a, "="); w = int((a[2] - t0) / win); if (w < 0) next
@@ -81,8 +81,9 @@ cat "$work/timeline" "$work/samples" "$work/gc" | awk -v t0="$t0" -v win="$win" 
         reqs[w] += n[2]; if (p[2] > p99[w]) p99[w] = p[2]; if (x[2] > mx[w]) mx[w] = x[2]
         p50s[w] += m[2] * n[2]; if (w > last) last = w; next }
     /^T / { w = int(($2 - t0) / win); if (w < 0) next
-        if (!(w in c0)) { c0[w] = $3; p0[w] = $4; k0[w] = $5; s0[w] = $2 }
-        c1[w] = $3; p1[w] = $4; k1[w] = $5; s1[w] = $2; ld[w] = $6; cur = w; next }
+        if (!(w in c0)) { c0[w] = $3; p0[w] = $4; k0[w] = $5; s0[w] = $2; st0[w] = $7; io0[w] = $8; to0[w] = $9 }
+        c1[w] = $3; p1[w] = $4; k1[w] = $5; s1[w] = $2; ld[w] = $6; st1[w] = $7; io1[w] = $8; to1[w] = $9
+        cur = w; next }
     /^A / { run = substr($0, 3); av[cur] = av[cur] (index(av[cur], run) ? "" : run "; "); next }
     /^V / { if (vs[$2] != "" && vs[$2] != $3 " " $4) ev[cur] = ev[cur] "done " $2 "; "; vs[$2] = $3 " " $4; next }
     /^C / { if (ck != "" && ck != $2) cp[cur]++; ck = $2; next }
@@ -92,8 +93,10 @@ cat "$work/timeline" "$work/samples" "$work/gc" | awk -v t0="$t0" -v win="$win" 
         for (w = 0; w <= last; w++) {
             d = s1[w] - s0[w]
             cpu = d > 0 ? sprintf("%d, %d, %d", (c1[w] - c0[w]) * 100 / hz / d, (p1[w] - p0[w]) * 100 / hz / d, (k1[w] - k0[w]) * 100 / hz / d) : "?"
-            printf "| %d | %d | %.2f | %.2f | %.2f | %s | %s%s | %d | %d, %.0f, %.0f | %s |\n", w * win, reqs[w],
-                reqs[w] ? p50s[w] / reqs[w] : 0, p99[w], mx[w], cpu, av[w], ev[w], cp[w], gn[w], gs[w], gm[w], ld[w]
+            dt = to1[w] - to0[w]
+            sti = dt > 0 ? sprintf("%.1f, %.1f", (st1[w] - st0[w]) * 100 / dt, (io1[w] - io0[w]) * 100 / dt) : "?"
+            printf "| %d | %d | %.2f | %.2f | %.2f | %s | %s | %s%s | %d | %d, %.0f, %.0f | %s |\n", w * win, reqs[w],
+                reqs[w] ? p50s[w] / reqs[w] : 0, p99[w], mx[w], cpu, sti, av[w], ev[w], cp[w], gn[w], gs[w], gm[w], ld[w]
         }
     }'
 echo

@@ -5,6 +5,7 @@ Every test makes its own names (topics, groups, ids) so tests never see each oth
 """
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +35,17 @@ STACK = _stack_env()
 os.environ.update(STACK)
 PG_DSN = STACK["KASIR_PG_DSN"]
 BROKERS = STACK["KASIR_KAFKA_BROKERS"]
+
+
+# the daemons that connect to PostgreSQL, each as its own role: kasir-X as kasir_X (migration
+# 952; deploy/local/services.sh wires them the same way). The stack's kasir, the superuser
+# that owns every table, is the operator's: migrations, CLIs, the tests' own SQL.
+DAEMON_ROLES = ("ingress", "risk", "executor", "webhooks", "ledger", "demo")
+
+
+def daemon_dsn(name, dsn=None):
+    """The DSN daemon kasir-<name> connects with: dsn (the stack's) as the daemon's role."""
+    return re.sub(r"user=\S+", "user=kasir_" + name, dsn or PG_DSN)
 
 
 def bin_path(name):
@@ -128,6 +140,8 @@ class Daemon:
         self.log_path = os.path.join(LOGDIR, "%s-%d.log" % (name, self.port))
         self.env = dict(os.environ)
         self.env.update(STACK)
+        if name in DAEMON_ROLES:
+            self.env["KASIR_PG_DSN"] = daemon_dsn(name)
         self.env["KASIR_HTTP_PORT"] = str(self.port)
         self.env.update(env or {})
         self.args = list(args)

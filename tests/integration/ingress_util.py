@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon, PG_DSN, bin_path, free_port, http_get, kcat_messages
+from conftest import Daemon, PG_DSN, bin_path, daemon_dsn, free_port, http_get, kcat_messages
 
 INGRESS = bin_path("ingress")
 # KASIR_TEST_INGRESS_BIN runs the daemon from another binary (a test first seen failing on
@@ -487,7 +487,8 @@ class PgProxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def dsn(self):
-        return "host=127.0.0.1 port=%d dbname=kasir user=kasir" % self.port
+        # as the ingress's own role, which every test that uses a proxy starts
+        return daemon_dsn("ingress", "host=127.0.0.1 port=%d dbname=kasir user=kasir" % self.port)
 
     def _accept(self):
         while not self.stopped:

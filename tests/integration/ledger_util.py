@@ -5,11 +5,11 @@ import os
 import re
 import subprocess
 
-from conftest import PG_DSN, STACK, bin_path, create_topics, psql, psql_one, unique
+from conftest import PG_DSN, STACK, bin_path, create_topics, daemon_dsn, psql, psql_one, unique
 from runtime_util import consume, produce, wait_until
 
 # the daemon's role: may insert and read the ledger, never change it
-LEDGER_DSN = re.sub(r"user=\S+", "user=kasir_ledger", PG_DSN)
+LEDGER_DSN = daemon_dsn("ledger")
 
 
 def psql_as_ledger(sql, check=True):

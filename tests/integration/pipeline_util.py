@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import LOGDIR, PG_DSN, STACK, TOP, bin_path, create_topics, psql, unique
+from conftest import LOGDIR, PG_DSN, STACK, TOP, bin_path, create_topics, daemon_dsn, psql, unique
 from ingress_util import Ingress
 from sandbox_util import Sandbox
 
@@ -28,7 +28,7 @@ SERVICES = os.path.join(TOP, "deploy", "local", "services.sh")
 DAEMONS = ("psp-sandbox", "ingress", "risk", "executor", "ledger", "webhooks")
 INPUTS = ("kasir.payments.requested", "kasir.payouts.requested", "kasir.psp.commands",
           "kasir.refunds.requested", "kasir.psp.outcomes", "kasir.webhooks.received")
-LEDGER_DSN = re.sub(r"user=\S+", "user=kasir_ledger", PG_DSN)
+LEDGER_DSN = daemon_dsn("ledger")
 
 
 def missing():
@@ -161,6 +161,12 @@ class Pipeline:
             text = self.log(d)
             for s in secrets:
                 assert s not in text, "a secret of the wiring is in kasir-%s's log" % d
+
+
+def environ(pid):
+    """A running process's environment (what services.sh wired it with)."""
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        return dict(kv.decode().split("=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
 
 
 def verify():

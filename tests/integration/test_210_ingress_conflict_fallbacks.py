@@ -88,7 +88,8 @@ def test_resumed_payment_whose_row_exists_finishes_with_its_batch(ing):
          "CREATE TABLE %s_ord AS SELECT * FROM payment_orders WHERE payment_id = '%s'; "
          "DELETE FROM payment_orders WHERE payment_id = '%s'; "
          "DELETE FROM payments WHERE payment_id = '%s'" % (tag, pid, tag, pid, pid, pid))
-    psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    # (as its owner: it fires in the ingress's session, whose role may not read these tables)
+    psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN "
          "INSERT INTO payments SELECT * FROM %s_pay; "
          "INSERT INTO payment_orders SELECT * FROM %s_ord; RETURN NULL; END $$; "
          "CREATE TRIGGER %s AFTER UPDATE OF locked_at ON idempotency_keys FOR EACH ROW "

@@ -18,7 +18,7 @@ import uuid
 
 from conftest import kcat_messages, psql
 from ingress_util import Partner, checkout_id, now_ms
-from pipeline_util import Pipeline, require_pipeline, statuses, verify
+from pipeline_util import DAEMONS, Pipeline, environ, require_pipeline, statuses, verify
 
 BPS = 150  # the partner's platform fee: amounts are multiples of Rp 100, so A * 150 / 10,000 is exact
 SELLERS = ["s%d" % i for i in range(5)]
@@ -67,6 +67,12 @@ def test_800_pipeline_end_to_end_with_faults():
 
 def run(pl, t0):
     ing, sb = pl.ingress, pl.sandbox
+    # every daemon as its own role (migration 952; test 419 attacks them): the whole run below
+    # is the proof that each role's privileges are enough
+    pids = pl.pids()
+    for d in DAEMONS:
+        dsn = environ(pids[d]).get("KASIR_PG_DSN")
+        assert dsn is None if d == "psp-sandbox" else "user=kasir_%s" % d in dsn, (d, dsn)
     partner = Partner("e2e-" + uuid.uuid4().hex[:6])
     psql("INSERT INTO ledger_fee_plans VALUES ('%s', 'IDR', %d, 0)" % (partner.partner_id, BPS))
     sb.faults(error_pct=15, timeout_pct=5, decline_pct=0, latency_ms=0, hold_ms=0, seed=800)

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from conftest import TOP, kcat_messages
-from pipeline_util import SERVICES, Pipeline
+from pipeline_util import SERVICES, Pipeline, environ
 
 
 def services(env, *args):
@@ -55,11 +55,6 @@ def test_801_init_keeps_secrets_and_the_file_is_private():
     assert subprocess.run(["git", "-C", TOP, "check-ignore", "-q", "var/demo.env"]).returncode == 0
 
 
-def environ(pid):
-    with open("/proc/%d/environ" % pid, "rb") as f:
-        return dict(kv.decode().split("=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
-
-
 def test_801_sandbox_and_ingress_are_wired():
     pl = Pipeline("svc-wire")
     pl.services("init", "--port-base", str(pl.base))
@@ -89,6 +84,7 @@ def test_801_sandbox_and_ingress_are_wired():
         ing, sbx = environ(pids["ingress"]), environ(pids["psp-sandbox"])
         assert ing["KASIR_WEBHOOK_SANDBOX_SECRET"] == sbx["KASIR_SANDBOX_WEBHOOK_SECRET"]
         assert ing.get("KASIR_HTTP_PORT") == str(pl.base)
+        assert "user=kasir_ingress" in ing["KASIR_PG_DSN"], "the ingress is not its own role"
         assert "KASIR_SANDBOX_API_KEY" not in ing and "KASIR_STRIPE_SECRET_KEY" not in ing
         assert "KASIR_AUTH_JWT_SECRET" not in sbx and "KASIR_PG_DSN" not in sbx
         assert "KASIR_SERVICES_ENV" not in ing, "the caller's KASIR_* leaked into a daemon"

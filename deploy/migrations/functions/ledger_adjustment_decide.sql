@@ -33,12 +33,14 @@
 -- the chain, the other holding the chain and waiting for those stripes, deadlocked), the
 -- seller wallet's balance stripes (a debit) or the suspense account's (a credit from it),
 -- and what ledger_post locks.
+-- Runs as its owner (SECURITY DEFINER): the one way a daemon's role (the ingress's) posts
+-- into the ledger from SQL; callers: kasir_ingress and the owner.
 -- Repeatable: re-applied by the migration runner whenever this file changes.
 CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
                                                     p_approve boolean, p_key text,
                                                     p_actor text, p_note text,
                                                     p_global boolean)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     a ledger_adjustments%ROWTYPE;
     target text := CASE WHEN p_approve THEN 'APPROVED' ELSE 'REJECTED' END;
@@ -128,7 +130,7 @@ END $$;
 CREATE OR REPLACE FUNCTION ledger_adjustment_decide(p_partner text, p_id text,
                                                     p_approve boolean, p_key text,
                                                     p_actor text, p_note text)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     r jsonb := ledger_adjustment_decide(p_partner, p_id, p_approve, p_key, p_actor, p_note,
                                         false);
@@ -143,3 +145,9 @@ BEGIN
     END IF;
     RETURN r;
 END $$;
+-- the ledger's door for adjustments: runs as its owner, so a daemon's role needs neither
+-- ledger_post nor a lock on the ledger's rows; only the ingress's role may call it
+REVOKE EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text, boolean) TO kasir_ingress;
+GRANT EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) TO kasir_ingress;

@@ -15,3 +15,7 @@ END $$;
 CREATE OR REPLACE TRIGGER ledger_entries_inserted AFTER INSERT ON ledger_entries
     REFERENCING NEW TABLE AS new_entries
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_inserted();
+-- a trigger function that runs as its owner: no one may attach it to a table of their own
+-- (a temporary table firing it would move balances with no postings behind them); the
+-- ledger's own triggers fire it whatever this says
+REVOKE EXECUTE ON FUNCTION ledger_entries_inserted() FROM PUBLIC;

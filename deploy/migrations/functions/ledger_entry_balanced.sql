@@ -35,3 +35,7 @@ END $$;
 DROP TRIGGER IF EXISTS ledger_entry_balanced ON ledger_entry_checks;
 CREATE CONSTRAINT TRIGGER ledger_entry_balanced AFTER INSERT ON ledger_entry_checks
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_entry_balanced();
+-- a trigger function that runs as its owner: no one may attach it to a table of their own
+-- (a temporary table firing it would move balances with no postings behind them); the
+-- ledger's own triggers fire it whatever this says
+REVOKE EXECUTE ON FUNCTION ledger_entry_balanced() FROM PUBLIC;

@@ -67,3 +67,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
+-- runs as its owner: only the roles that approve payouts call it (kasir-risk through
+-- risk_payouts_fund, the ingress's hold decisions through risk_hold_decide)
+REVOKE EXECUTE ON FUNCTION ledger_payout_holds(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ledger_payout_holds(text[]) TO kasir_risk, kasir_ingress;

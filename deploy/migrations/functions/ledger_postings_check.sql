@@ -58,3 +58,7 @@ END $$;
 
 CREATE OR REPLACE TRIGGER ledger_postings_check AFTER INSERT ON ledger_postings
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_check();
+-- a trigger function that runs as its owner: no one may attach it to a table of their own
+-- (a temporary table firing it would move balances with no postings behind them); the
+-- ledger's own triggers fire it whatever this says
+REVOKE EXECUTE ON FUNCTION ledger_postings_check() FROM PUBLIC;

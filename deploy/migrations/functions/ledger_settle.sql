@@ -23,3 +23,6 @@ BEGIN
                        ARRAY[p_amount_minor, p_fee_minor, -(p_amount_minor + p_fee_minor)],
                        p_currency);
 END $$;
+-- runs as its owner: no daemon's role may call it (a settlement posted by hand could hide a
+-- shortfall at the PSP); the owner's role, and the reconciliation worker once it exists
+REVOKE EXECUTE ON FUNCTION ledger_settle(text, text, text, bigint, bigint) FROM PUBLIC;

@@ -33,7 +33,7 @@ GRANT SELECT ON kasir_transitions TO kasir_ingress, kasir_risk, kasir_executor, 
 -- postings for balances and the audit export
 GRANT SELECT ON partners, api_keys TO kasir_ingress;
 GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO kasir_ingress;
-GRANT SELECT, INSERT, UPDATE ON payments, payment_orders, refunds, payouts TO kasir_ingress;
+GRANT SELECT, INSERT ON payments, payment_orders, refunds, payouts TO kasir_ingress;
 GRANT SELECT, INSERT, UPDATE ON risk_holds, risk_hold_commands TO kasir_ingress;
 GRANT INSERT ON kasir_outbox TO kasir_ingress;
 GRANT SELECT, INSERT, UPDATE ON ledger_adjustments TO kasir_ingress;
@@ -43,14 +43,14 @@ GRANT SELECT ON ledger_accounts, ledger_balances, ledger_entries, ledger_posting
     ledger_fee_plans, ledger_account_balances, ingress_unresolved TO kasir_ingress;
 
 -- kasir-risk: decisions, holds, the read model's rows an event arrives without, payouts
-GRANT SELECT, INSERT, UPDATE ON payments, payment_orders, payouts TO kasir_risk;
+GRANT SELECT, INSERT ON payments, payment_orders, payouts TO kasir_risk;
 GRANT SELECT, INSERT, UPDATE ON risk_payments, risk_payouts, risk_holds, risk_hold_commands
     TO kasir_risk;
 
 -- kasir-executor: its attempts and refunds at the PSPs, the orders' and payouts' status
 -- (a refund's outcome gives its order's unused reservation back, by trigger)
 GRANT SELECT, INSERT, UPDATE ON executor_attempts, executor_refunds TO kasir_executor;
-GRANT SELECT, UPDATE ON payments, payment_orders, refunds, payouts TO kasir_executor;
+GRANT SELECT ON payments, payment_orders, refunds, payouts TO kasir_executor;
 
 -- kasir-webhooks: the notifications seen and the operations they settle; the read model it
 -- only reads (its outcomes go to kasir-ledger, which writes the statuses)
@@ -65,3 +65,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON demo_accounts, demo_applied, demo_seen T
 DO $$ BEGIN
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
 END $$;
+
+-- The read model's rows are updated by column, never whole: a role that could rewrite an
+-- order's seller_id or amount would redirect what kasir-ledger credits. Statuses (with
+-- updated_at) move through the transition triggers; the ingress also reserves refunds on
+-- the order (refund_requested_minor); a payout refused for its funds records why.
+-- kasir_ledger keeps 840's grants (it records captures, refunds and payouts).
+GRANT UPDATE (status, updated_at) ON payments TO kasir_ingress, kasir_risk, kasir_executor;
+GRANT UPDATE (status, updated_at) ON payment_orders TO kasir_ingress, kasir_risk, kasir_executor;
+GRANT UPDATE (refund_requested_minor) ON payment_orders TO kasir_ingress;
+GRANT UPDATE (status, updated_at) ON refunds TO kasir_ingress, kasir_executor;
+GRANT UPDATE (status, updated_at) ON payouts TO kasir_ingress, kasir_risk, kasir_executor;
+GRANT UPDATE (failure_code, failure_message) ON payouts TO kasir_ingress, kasir_risk;

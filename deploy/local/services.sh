@@ -25,6 +25,7 @@ set -euo pipefail
 # the env file holds secrets: everything written here is the user's alone
 umask 077
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/deploy/local/roles.sh" # daemon_dsn
 envf=${KASIR_SERVICES_ENV:-$top/var/demo.env}
 run=${KASIR_SERVICES_RUN:-$top/var/run}
 logs=${KASIR_SERVICES_LOG:-$top/var/log}
@@ -76,9 +77,11 @@ args_of() { case "$1" in ingress) echo serve ;; esac; }
 
 # wire_<name>: the daemon's settings as NAME=VALUE lines (docs/CONFIG.md names them)
 wire_common() {
-    # each daemon's own role, kasir-X as kasir_X: no superuser, no owner, only the
-    # privileges its statements need (migration 952, deploy/README.md "Roles")
-    echo "KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_$1}"
+    # each daemon's own role: no superuser, no owner, only the privileges its statements
+    # need (deploy/local/roles.sh); a DSN it cannot be set in stops the start
+    local dsn
+    dsn=$(daemon_dsn "$1") || exit 1
+    echo "KASIR_PG_DSN=$dsn"
     echo "KASIR_KAFKA_BROKERS=$KASIR_KAFKA_BROKERS"
     echo "KASIR_HTTP_PORT=$(port_of "$1")"
     echo "KASIR_LOG_LEVEL=${KASIR_SERVICES_LOG_LEVEL:-info}"

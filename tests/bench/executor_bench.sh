@@ -13,6 +13,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
+. "$top/deploy/local/roles.sh" # daemon_dsn
 N=${1:-${N:-20000}}
 P=${PARTITIONS:-6}
 bin="$top/build/bin"
@@ -69,7 +70,7 @@ export KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.ref
 # INSTANCES kasir-executor processes in one group share the partitions (SPEC 5: workers
 # scale out by consumer group); each waits on its own PSP calls and journal commits
 for _ in $(seq 1 "${INSTANCES:-1}"); do
-    KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_executor} \
+    KASIR_PG_DSN=$(daemon_dsn executor) \
     KASIR_HTTP_PORT=$(port) "${EXECUTOR_BIN:-$bin/kasir-executor}" >>"$log" 2>&1 &
     pids="$pids $!"
 done

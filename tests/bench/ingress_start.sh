@@ -5,6 +5,7 @@
 #                                output in LOG; sets port, aport, mport, key, partner, pid
 #   ingress_ready                waits for /readyz and puts the key in the credential cache
 # The caller sets its own EXIT trap (kill $pid) right after ingress_start.
+. "$top/deploy/local/roles.sh" # daemon_dsn
 ingress_start() {
     local out
     read -r port aport < <(python3 -c 'import socket; a=socket.socket(); b=socket.socket(); a.bind(("",0)); b.bind(("",0)); print(a.getsockname()[1], b.getsockname()[1])')
@@ -13,7 +14,7 @@ ingress_start() {
     key=$(sed -n 's/^api_key=//p' <<<"$out")
     partner=$(sed -n 's/^partner_id=//p' <<<"$out")
     # the ingress's own role (migration 952); the partner above is the operator's
-    KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_ingress} \
+    KASIR_PG_DSN=$(daemon_dsn ingress) \
     KASIR_HTTP_PORT=$port KASIR_HTTP_ADMIN_PORT=$aport KASIR_AUTH_JWT_SECRET=$(openssl rand -hex 32) \
         "$3" serve >"$2" 2>&1 &
     pid=$!

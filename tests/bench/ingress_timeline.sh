@@ -7,8 +7,8 @@
 #   INGRESS_BIN=path
 # One row per window: p50/p99/max of the requests scheduled in it (from the load generator's
 # INGRESS_TIMELINE), CPU % of the ingress, PostgreSQL (all of it) and the broker, the
-# machine's steal and iowait (% of all CPU time, /proc/stat), the autovacuum/autoanalyze runs that ended (pg_stat_user_tables of the three ingress tables)
-# or were running (pg_stat_activity, sampled each second), checkpoints, the broker's GC
+# machine's steal and iowait (% of all CPU time, /proc/stat), the autovacuum/autoanalyze
+# runs that ended (pg_stat_user_tables of the three ingress tables) or were running (pg_stat_activity, sampled each second), checkpoints, the broker's GC
 # pauses (var/kafka/logs/gc.log: count, sum and longest) and the load average.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)

@@ -19,10 +19,11 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
+. "$top/deploy/local/roles.sh" # daemon_dsn
 . "$top/tests/bench/cpu.sh"
 N=${1:-${N:-200000}}
 bin="$top/build/bin"
-LDSN=$(sed 's/user=[^ ]*/user=kasir_ledger/' <<<"$KASIR_PG_DSN")
+LDSN=$(daemon_dsn ledger)
 mkdir -p "$top/var/log"
 hz=$(getconf CLK_TCK)
 kfpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || echo 0)

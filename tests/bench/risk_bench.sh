@@ -17,6 +17,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
+. "$top/deploy/local/roles.sh" # daemon_dsn
 N=${1:-${N:-200000}}
 P=${PARTITIONS:-6}
 BUYERS=${BUYERS:-50000}
@@ -119,7 +120,7 @@ drain() {
     # scale out by consumer group); 1 is the figure of one worker
     for i in $(seq 1 "${INSTANCES:-1}"); do
         port=$(free_port)
-        KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_risk} \
+        KASIR_PG_DSN=$(daemon_dsn risk) \
         KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic,$run.payouts KASIR_WORKER_GROUP=$group \
         KASIR_RISK_OUTPUT_TOPIC=$run.commands KASIR_RISK_RULES=${RULES:-$top/deploy/risk/rules.json} \
         KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} \

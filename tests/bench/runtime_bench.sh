@@ -12,6 +12,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
+. "$top/deploy/local/roles.sh" # daemon_dsn
 N=${1:-${N:-200000}}
 P=${PARTITIONS:-3}
 bin="$top/build/bin"
@@ -73,7 +74,7 @@ drain() {
     quiet
     pg0=$(ticks "$pgpid"); kf0=$(ticks "$kfpid")
     start=$(date +%s.%N)
-    KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_demo} \
+    KASIR_PG_DSN=$(daemon_dsn demo) \
     KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic KASIR_WORKER_GROUP=$group \
     KASIR_DEMO_OUTPUT_TOPIC=$run.out KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port \
     KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} "$demo" >>"$log" 2>&1 &

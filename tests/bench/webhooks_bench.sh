@@ -13,6 +13,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 set -a; . "$top/var/stack.env"; set +a
+. "$top/deploy/local/roles.sh" # daemon_dsn
 N=${1:-${N:-20000}}
 N=$((N / 2 * 2))
 P=${PARTITIONS:-3}
@@ -77,7 +78,7 @@ for p in random.sample(range(20000, 32000), 200):
         s.close()")
 KASIR_WORKER_BATCH_MAX=${BATCH:-2000} KASIR_WORKER_TOPICS=$topic KASIR_WORKER_GROUP=$run \
 KASIR_WEBHOOKS_OUTPUT_TOPIC=$run.outcomes KASIR_WORKER_RETRY_DELAYS=5s KASIR_HTTP_PORT=$port \
-KASIR_PG_DSN=${KASIR_PG_DSN/user=kasir/user=kasir_webhooks} \
+KASIR_PG_DSN=$(daemon_dsn webhooks) \
 KASIR_LOG_LEVEL=${LOG_LEVEL:-warn} "${WEBHOOKS_BIN:-$bin/kasir-webhooks}" >>"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

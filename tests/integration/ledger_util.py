@@ -2,7 +2,6 @@
 outcome refers to, PspOutcome messages, the kasir-ledger daemon (as the kasir_ledger role)
 and `kasir-ledger verify`."""
 import os
-import re
 import subprocess
 
 from conftest import PG_DSN, STACK, bin_path, create_topics, daemon_dsn, psql, psql_one, unique
@@ -19,6 +18,18 @@ def psql_as_ledger(sql, check=True):
     if check and p.returncode != 0:
         raise AssertionError("psql failed: %s\n%s" % (sql, p.stderr))
     return p.returncode, p.stdout + p.stderr
+
+
+def owner_entry(prefix, amount):
+    """One balanced entry of amount (bank debited, the sandbox's clearing credited, IDR) on a
+    chain of its own, posted by the owner through ledger_post: (chain, entry id)."""
+    chain = unique(prefix)
+    eid = int(psql_one(
+        "SELECT ledger_post('%s', '%s:k1', 'adjustment', 'j', NULL, 'r', "
+        "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
+        "ledger_account('psp_clearing', NULL, NULL, 'sandbox', 'IDR')], ARRAY[%d, %d]::bigint[], "
+        "'IDR')" % (chain, chain, amount, -amount)))
+    return chain, eid
 
 
 def verify(dsn=LEDGER_DSN):

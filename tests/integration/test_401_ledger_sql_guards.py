@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from conftest import PG_DSN, unique
-from ledger_util import LEDGER_DSN, psql, psql_one
+from conftest import PG_DSN
+from ledger_util import LEDGER_DSN, owner_entry, psql, psql_one
 
 
 
@@ -15,13 +15,7 @@ from ledger_util import LEDGER_DSN, psql, psql_one
 def entry():
     """One balanced, properly chained entry (written through ledger_post by the owner), to
     attack as the daemon's role."""
-    chain = unique("t401")
-    eid = int(psql_one(
-        "SELECT ledger_post('%s', '%s:k1', 'adjustment', 'j', NULL, 'r', "
-        "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
-        "ledger_account('psp_clearing', NULL, NULL, 'sandbox', 'IDR')], ARRAY[500, -500]::bigint[], "
-        "'IDR')" % (chain, chain)))
-    yield chain, eid
+    yield owner_entry("t401", 500)
 
 
 def refused(sql, *, as_owner=False):

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import DAEMON_ROLES, daemon_dsn, psql, psql_one, unique
+from conftest import DAEMON_ROLES, daemon_dsn, psql, psql_one
+from ledger_util import owner_entry
 
 LEDGER_TABLES = ("ledger_postings", "ledger_entries", "ledger_accounts", "ledger_balances",
                  "ledger_chains", "ledger_entry_checks")
@@ -30,13 +31,7 @@ def refused(name, sql):
 @pytest.fixture(scope="module")
 def entry():
     """One balanced entry, posted by the owner through ledger_post, to attack."""
-    chain = unique("t419")
-    eid = int(psql_one(
-        "SELECT ledger_post('%s', '%s:k1', 'adjustment', 'j', NULL, 'r', "
-        "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
-        "ledger_account('psp_clearing', NULL, NULL, 'sandbox', 'IDR')], ARRAY[700, -700]::bigint[], "
-        "'IDR')" % (chain, chain)))
-    return chain, eid
+    return owner_entry("t419", 700)
 
 
 @pytest.mark.parametrize("name", DAEMON_ROLES)

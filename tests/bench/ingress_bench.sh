@@ -27,7 +27,7 @@ if [ -n "${INGRESS_BINS:-}" ]; then
 fi
 set -a; . "$top/var/stack.env"; set +a
 mkdir -p "$top/build/bench" "$top/var/log"
-make -s -C "$top" build/bench/ingress_load
+make -s -C "$top" build/bench/ingress_load build/bench/calib
 rates=${INGRESS_RATES:-"2000 5000 6000"}
 secs=${INGRESS_SECONDS:-20}
 conns=${INGRESS_CONNS:-128}

@@ -8,11 +8,13 @@ are recorded. The database refuses a same-key approval whoever writes it.
 Kasir's global accounts (fee_revenue/<CUR>, psp_clearing/<psp>/<CUR>) are Kasir's money, not
 the partner's: an adjustment against them is asked for and approved only by keys holding the
 operator scope ledger:global (403 forbidden_scope naming counter_account, nothing recorded or
-posted); the SQL function refuses the approval without it, its six-argument form too."""
+posted); the SQL function refuses the approval without it, its six-argument form too.
+Two approvals of one seller at once queue on the adjustments' chain instead of deadlocking."""
 import base64
 import json
 import secrets
 import subprocess
+import time
 
 import pytest
 
@@ -329,3 +331,77 @@ def test_sql_approval_of_a_global_adjustment_needs_the_flag(ingress):
                  "JOIN pg_language l ON l.oid = p.prolang "
                  "WHERE proname = 'ledger_adjustment_decide' ORDER BY pronargs")
     assert forms == [["6", "0", "plpgsql"], ["7", "0", "plpgsql"]], forms
+
+
+def test_concurrent_approvals_wait_for_the_chain_not_for_each_other(ingress):
+    """Two approvals of one seller at once, one crediting the seller from suspense (it locks
+    suspense's balance stripes) and one debiting the seller (it locks the wallet's): each
+    takes the chain row 'sql:adjustments' before any stripe, so they queue on it one after
+    the other. Before, each locked the account its money leaves first and the chain in
+    ledger_post: the first to get the chain then waited for the other's wallet stripe while
+    the other waited for the chain, and PostgreSQL ended one as a deadlock (40P01). The
+    interleaving is forced: a third session holds the chain row until both wait."""
+    p = Partner("t409-dl-" + secrets.token_hex(3))
+    partner = p.partner_id
+    k1, _ = admin_key(partner)
+    k2, _ = admin_key(partner)
+    fund_wallets(partner, ["s1"], 10000)
+    fund_suspense(partner, 10000 + 5000)
+
+    def request(amount):
+        out = json.loads(psql_one(
+            "SELECT ledger_adjustment_request('%s', '%s', '%s/%s', NULL, 's1', 'IDR', %d, "
+            "'suspense', NULL, 'test')" % (partner, k1, partner, k1, amount)))
+        return out["adjustment"]["adjustment_id"]
+
+    def decide_sql(adj):
+        return ("SELECT ledger_adjustment_decide('%s', '%s', true, '%s', '%s/%s', 'ok', false)"
+                % (partner, adj, k2, partner, k2))
+
+    # a first approval, so that both accounts have a stripe on the adjustments' chain (the
+    # one each approval's entry moves, and the other one holds)
+    first = request(100)
+    assert json.loads(psql_one(decide_sql(first)))["outcome"] == "decided"
+    credit, debit = request(700), request(-300)
+
+    def waiting(adj):
+        return psql_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%%ledger_adjustment_decide(%%%s%%'" % adj) == "1"
+
+    holder = subprocess.Popen(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    runs = []
+    try:
+        holder.stdin.write("BEGIN;\nSELECT 1 FROM ledger_chains WHERE chain = 'sql:adjustments' "
+                           "FOR UPDATE;\n\\echo held\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "1"
+        assert holder.stdout.readline().strip() == "held"
+        for adj in (credit, debit):
+            runs.append(subprocess.Popen(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX",
+                                          "-c", decide_sql(adj)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True))
+            deadline = time.monotonic() + 20
+            while not waiting(adj):
+                assert runs[-1].poll() is None, runs[-1].communicate()
+                assert time.monotonic() < deadline, "the approval of %s never waited" % adj
+                time.sleep(0.05)
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0, holder.stderr.read()
+        for run in runs:
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 0, err  # before: ERROR: deadlock detected (one of them)
+            assert json.loads(out)["outcome"] == "decided", out
+    finally:
+        for proc in [holder] + runs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert wallet(partner, "s1") == 10000 + 100 + 700 - 300
+    for adj in (credit, debit):
+        assert len(posted(adj)) == 2, posted(adj)
+    rc, text = verify()
+    assert rc == 0, text

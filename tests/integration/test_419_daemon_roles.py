@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import DAEMON_ROLES, daemon_dsn, psql, psql_one
+from conftest import DAEMON_ROLES, PG_DSN, daemon_dsn, psql, psql_one
 from ledger_util import owner_entry
 
 LEDGER_TABLES = ("ledger_postings", "ledger_entries", "ledger_accounts", "ledger_balances",
@@ -125,6 +125,38 @@ def test_functions_that_run_as_their_owner_are_closed():
             may = psql_one("SELECT has_function_privilege('kasir_%s', %s, 'EXECUTE')"
                            % (name, oid)) == "t"
             assert may == (name in DEFINER_CALLERS.get(fn, ())), (fn, name, may)
+
+
+def test_functions_that_run_as_their_owner_run_as_no_superuser():
+    """A SECURITY DEFINER function runs with its owner's rights: owned by a superuser (the
+    migrations' role on the stack), a flaw in one would hand its callers everything,
+    session_replication_role (the ledger's triggers off) included. They are owned by
+    kasir_definer (migration 953), which cannot log in, is no superuser, owns no table (an
+    owner can switch a trigger off) and still cannot disable the ledger's triggers."""
+    owners = psql("SELECT p.proname, r.rolname, r.rolsuper FROM pg_proc p JOIN pg_namespace n "
+                  "ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner "
+                  "WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1")
+    assert owners, "no SECURITY DEFINER function found"
+    for fn, owner, superuser in owners:
+        assert (owner, superuser) == ("kasir_definer", "f"), (fn, owner, superuser)
+    assert psql("SELECT rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolbypassrls, "
+                "rolreplication FROM pg_roles WHERE rolname = 'kasir_definer'") == [
+                    ["f", "f", "f", "f", "f", "f"]]
+    assert psql_one("SELECT count(*) FROM pg_class WHERE relowner = 'kasir_definer'::regrole") == "0"
+    # its rights on the ledger: append to the journal, never change or remove it
+    for t in ("ledger_entries", "ledger_postings", "ledger_accounts"):
+        for priv in ("UPDATE", "DELETE", "TRUNCATE"):
+            assert psql_one("SELECT has_table_privilege('kasir_definer', '%s', '%s')"
+                            % (t, priv)) == "f", (t, priv)
+    # and nothing under it switches a trigger off (as the role itself, in a transaction
+    # rolled back)
+    for sql in ("SET session_replication_role = replica",
+                "ALTER TABLE ledger_postings DISABLE TRIGGER ALL"):
+        r = subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
+                            "BEGIN; SET LOCAL ROLE kasir_definer; %s; ROLLBACK" % sql],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and ("permission denied" in r.stderr
+                                      or "must be owner" in r.stderr), (sql, r.stderr)
 
 
 @pytest.mark.parametrize("name", DAEMON_ROLES)

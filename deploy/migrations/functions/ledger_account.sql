@@ -20,3 +20,5 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION ledger_account(text, text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ledger_account(text, text, text, text, text) TO kasir_ledger;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_account(text, text, text, text, text) OWNER TO kasir_definer;

@@ -151,3 +151,6 @@ REVOKE EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, t
 REVOKE EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text, boolean) TO kasir_ingress;
 GRANT EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) TO kasir_ingress;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text, boolean) OWNER TO kasir_definer;
+ALTER FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) OWNER TO kasir_definer;

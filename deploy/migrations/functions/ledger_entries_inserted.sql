@@ -19,3 +19,5 @@ CREATE OR REPLACE TRIGGER ledger_entries_inserted AFTER INSERT ON ledger_entries
 -- (a temporary table firing it would move balances with no postings behind them); the
 -- ledger's own triggers fire it whatever this says
 REVOKE EXECUTE ON FUNCTION ledger_entries_inserted() FROM PUBLIC;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_entries_inserted() OWNER TO kasir_definer;

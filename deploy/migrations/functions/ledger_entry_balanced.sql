@@ -39,3 +39,5 @@ CREATE CONSTRAINT TRIGGER ledger_entry_balanced AFTER INSERT ON ledger_entry_che
 -- (a temporary table firing it would move balances with no postings behind them); the
 -- ledger's own triggers fire it whatever this says
 REVOKE EXECUTE ON FUNCTION ledger_entry_balanced() FROM PUBLIC;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_entry_balanced() OWNER TO kasir_definer;

@@ -71,3 +71,5 @@ END $$;
 -- risk_payouts_fund, the ingress's hold decisions through risk_hold_decide)
 REVOKE EXECUTE ON FUNCTION ledger_payout_holds(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ledger_payout_holds(text[]) TO kasir_risk, kasir_ingress;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_payout_holds(text[]) OWNER TO kasir_definer;

@@ -46,3 +46,5 @@ BEGIN
     RETURN id;
 END $$;
 REVOKE EXECUTE ON FUNCTION ledger_post(text, text, text, text, text, text, text[], bigint[], text) FROM PUBLIC;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_post(text, text, text, text, text, text, text[], bigint[], text) OWNER TO kasir_definer;

@@ -62,3 +62,5 @@ CREATE OR REPLACE TRIGGER ledger_postings_check AFTER INSERT ON ledger_postings
 -- (a temporary table firing it would move balances with no postings behind them); the
 -- ledger's own triggers fire it whatever this says
 REVOKE EXECUTE ON FUNCTION ledger_postings_check() FROM PUBLIC;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_postings_check() OWNER TO kasir_definer;

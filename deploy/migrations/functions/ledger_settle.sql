@@ -24,5 +24,8 @@ BEGIN
                        p_currency);
 END $$;
 -- runs as its owner: no daemon's role may call it (a settlement posted by hand could hide a
--- shortfall at the PSP); the owner's role, and the reconciliation worker once it exists
+-- shortfall at the PSP); the owner (kasir_definer) and its members (the migrations' role),
+-- and the reconciliation worker once it exists
 REVOKE EXECUTE ON FUNCTION ledger_settle(text, text, text, bigint, bigint) FROM PUBLIC;
+-- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+ALTER FUNCTION ledger_settle(text, text, text, bigint, bigint) OWNER TO kasir_definer;

@@ -14,17 +14,20 @@ a production deploy would meet it. Each test failed on the runner as merged:
 - a versioned file wrapped in its own BEGIN/COMMIT that failed was recorded as applied (its
   COMMIT ended the runner's transaction, the row was inserted in autocommit): never run again;
 - a DSN with a password was passed on (ps shows it) and, malformed, quoted in psql's error;
-- kasir_ledger could INSERT, UPDATE and DELETE the rows of kasir_transitions (910).
+- kasir_ledger could INSERT, UPDATE and DELETE the rows of kasir_transitions (910);
+- a migrations role that is no superuser could not give the functions that run as their
+  owner to kasir_definer (953: that role needs CREATE on the schema for it).
 Two held already and stay as regressions: a psql session killed mid-run is a failure (it was,
 by way of a later step's failing redirection; now the step itself says so), and two runners at
 once apply each file once."""
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 
-from conftest import psql
+from conftest import psql, unique
 from test_004_migrations import MIGRATE, dsn, db, migrate, scratch_dir  # noqa: F401 (fixture)
 
 
@@ -224,3 +227,30 @@ def test_the_ledger_role_cannot_change_the_status_machine():
                 "has_table_privilege('kasir_ledger', 'kasir_transitions', 'DELETE'), "
                 "has_table_privilege('kasir_ledger', 'kasir_transitions', 'TRUNCATE')")
     assert rows == [["t", "f", "f", "f", "f"]]
+
+
+def test_a_migrations_role_that_is_no_superuser():
+    """Production runs the migrations as the schema's owner, seldom a superuser (a managed
+    PostgreSQL has none): a role with CREATEROLE that owns the database and its schema
+    migrates a fresh one, and the functions that run as their owner end with kasir_definer
+    (migration 953), which keeps no CREATE on the schema. Failed before: giving a function to
+    kasir_definer needs that role to be able to create in the schema, unless a superuser
+    does it ('permission denied for schema public')."""
+    role = unique("migrator").replace("-", "_").lower()
+    name = unique("mig").replace("-", "_").lower()
+    psql(f"CREATE ROLE {role} LOGIN CREATEROLE")
+    try:
+        psql(f"CREATE DATABASE {name} OWNER {role}")
+        subprocess.run(["psql", dsn(name), "-qc", f"ALTER SCHEMA public OWNER TO {role}"],
+                       check=True, capture_output=True, timeout=60)
+        as_owner = re.sub(r"user=\S+", "user=" + role, dsn(name))
+        r = subprocess.run(["bash", MIGRATE, as_owner], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert q(name, "SELECT count(*) FROM pg_proc WHERE prosecdef AND "
+                       "proowner <> 'kasir_definer'::regrole") == "0"
+        assert q(name, "SELECT count(*) > 0 FROM pg_proc WHERE prosecdef") == "t"
+        assert q(name, "SELECT has_schema_privilege('kasir_definer', 'public', 'CREATE')") == "f"
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        psql(f"DROP ROLE IF EXISTS {role}")

@@ -20,4 +20,8 @@ CREATE OR REPLACE TRIGGER ledger_entries_inserted AFTER INSERT ON ledger_entries
 -- ledger's own triggers fire it whatever this says
 REVOKE EXECUTE ON FUNCTION ledger_entries_inserted() FROM PUBLIC;
 -- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+-- (a role that is no superuser may give a function to a role only if that role may create
+-- in its schema: granted for the change of owner alone, inside the runner's transaction)
+GRANT CREATE ON SCHEMA public TO kasir_definer;
 ALTER FUNCTION ledger_entries_inserted() OWNER TO kasir_definer;
+REVOKE CREATE ON SCHEMA public FROM kasir_definer;

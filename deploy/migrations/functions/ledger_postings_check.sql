@@ -63,4 +63,8 @@ CREATE OR REPLACE TRIGGER ledger_postings_check AFTER INSERT ON ledger_postings
 -- ledger's own triggers fire it whatever this says
 REVOKE EXECUTE ON FUNCTION ledger_postings_check() FROM PUBLIC;
 -- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+-- (a role that is no superuser may give a function to a role only if that role may create
+-- in its schema: granted for the change of owner alone, inside the runner's transaction)
+GRANT CREATE ON SCHEMA public TO kasir_definer;
 ALTER FUNCTION ledger_postings_check() OWNER TO kasir_definer;
+REVOKE CREATE ON SCHEMA public FROM kasir_definer;

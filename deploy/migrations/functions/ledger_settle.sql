@@ -28,4 +28,8 @@ END $$;
 -- and the reconciliation worker once it exists
 REVOKE EXECUTE ON FUNCTION ledger_settle(text, text, text, bigint, bigint) FROM PUBLIC;
 -- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
+-- (a role that is no superuser may give a function to a role only if that role may create
+-- in its schema: granted for the change of owner alone, inside the runner's transaction)
+GRANT CREATE ON SCHEMA public TO kasir_definer;
 ALTER FUNCTION ledger_settle(text, text, text, bigint, bigint) OWNER TO kasir_definer;
+REVOKE CREATE ON SCHEMA public FROM kasir_definer;

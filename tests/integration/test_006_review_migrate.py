@@ -16,7 +16,7 @@ a production deploy would meet it. Each test failed on the runner as merged:
 - a DSN with a password was passed on (ps shows it) and, malformed, quoted in psql's error;
 - kasir_ledger could INSERT, UPDATE and DELETE the rows of kasir_transitions (910);
 - a migrations role that is no superuser could not give the functions that run as their
-  owner to kasir_definer (953: that role needs CREATE on the schema for it).
+  owner to kasir_definer and kasir_ledger_guard (953: they need CREATE on the schema for it).
 Two held already and stay as regressions: a psql session killed mid-run is a failure (it was,
 by way of a later step's failing redirection; now the step itself says so), and two runners at
 once apply each file once."""
@@ -232,10 +232,10 @@ def test_the_ledger_role_cannot_change_the_status_machine():
 def test_a_migrations_role_that_is_no_superuser():
     """Production runs the migrations as the schema's owner, seldom a superuser (a managed
     PostgreSQL has none): a role with CREATEROLE that owns the database and its schema
-    migrates a fresh one, and the functions that run as their owner end with kasir_definer
-    (migration 953), which keeps no CREATE on the schema. Failed before: giving a function to
-    kasir_definer needs that role to be able to create in the schema, unless a superuser
-    does it ('permission denied for schema public')."""
+    migrates a fresh one, and the functions that run as their owner end with kasir_definer or
+    kasir_ledger_guard (migration 953), which keep no CREATE on the schema. Failed before:
+    giving a function to a role needs that role to be able to create in the schema, unless a
+    superuser does it ('permission denied for schema public')."""
     role = unique("migrator").replace("-", "_").lower()
     name = unique("mig").replace("-", "_").lower()
     psql(f"CREATE ROLE {role} LOGIN CREATEROLE")
@@ -247,10 +247,21 @@ def test_a_migrations_role_that_is_no_superuser():
         r = subprocess.run(["bash", MIGRATE, as_owner], capture_output=True, text=True,
                            timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert q(name, "SELECT count(*) FROM pg_proc WHERE prosecdef AND "
-                       "proowner <> 'kasir_definer'::regrole") == "0"
+        assert q(name, "SELECT tableowner FROM pg_tables "
+                       "WHERE tablename = 'ledger_entries'") == role
+        assert q(name, "SELECT count(*) FROM pg_proc WHERE prosecdef AND proowner NOT IN "
+                       "('kasir_definer'::regrole, 'kasir_ledger_guard'::regrole)") == "0"
         assert q(name, "SELECT count(*) > 0 FROM pg_proc WHERE prosecdef") == "t"
-        assert q(name, "SELECT has_schema_privilege('kasir_definer', 'public', 'CREATE')") == "f"
+        for owner in ("kasir_definer", "kasir_ledger_guard"):
+            assert q(name, "SELECT has_schema_privilege('%s', 'public', 'CREATE')" % owner) == "f"
+        # and their privileges in that database carry a posting: an entry point, the
+        # triggers' balances and the COMMIT check, as the migrations' role calls it
+        post = subprocess.run(["psql", as_owner, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
+                               "SELECT ledger_settle('t006', 'sandbox', 'IDR', 1000, 10)"],
+                              capture_output=True, text=True, timeout=60)
+        assert post.returncode == 0 and post.stdout.strip().isdigit(), post.stderr
+        assert q(name, "SELECT sum(balance_minor) FROM ledger_balances") == "0"
+        assert q(name, "SELECT count(*) FROM ledger_balances WHERE balance_minor <> 0") == "3"
     finally:
         psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         psql(f"DROP ROLE IF EXISTS {role}")

@@ -373,7 +373,9 @@ def test_concurrent_approvals_wait_for_the_chain_not_for_each_other(ingress):
                               stderr=subprocess.PIPE, text=True)
     runs = []
     try:
-        holder.stdin.write("BEGIN;\nSELECT 1 FROM ledger_chains WHERE chain = 'sql:adjustments' "
+        # (a lock held by someone else ends the test instead of hanging it)
+        holder.stdin.write("SET lock_timeout = '20s';\nBEGIN;\n"
+                           "SELECT 1 FROM ledger_chains WHERE chain = 'sql:adjustments' "
                            "FOR UPDATE;\n\\echo held\n")
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "1"

@@ -127,36 +127,62 @@ def test_functions_that_run_as_their_owner_are_closed():
             assert may == (name in DEFINER_CALLERS.get(fn, ())), (fn, name, may)
 
 
+# who owns the functions that run as their owner (migration 953)
+DEFINER_OWNERS = {"ledger_postings_check": "kasir_ledger_guard",
+                  "ledger_entry_balanced": "kasir_ledger_guard",
+                  "ledger_entries_inserted": "kasir_ledger_guard"}
+
+
+def as_owner_role(role, sql):
+    """Runs sql as role (SET LOCAL ROLE, in a transaction rolled back); (returncode, stderr)."""
+    r = subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
+                        "BEGIN; SET LOCAL ROLE %s; %s; ROLLBACK" % (role, sql)],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stderr
+
+
 def test_functions_that_run_as_their_owner_run_as_no_superuser():
     """A SECURITY DEFINER function runs with its owner's rights: owned by a superuser (the
     migrations' role on the stack), a flaw in one would hand its callers everything,
-    session_replication_role (the ledger's triggers off) included. They are owned by
-    kasir_definer (migration 953), which cannot log in, is no superuser, owns no table (an
-    owner can switch a trigger off) and still cannot disable the ledger's triggers."""
+    session_replication_role (the ledger's triggers off) included. The entry points are
+    owned by kasir_definer, the ledger's trigger functions by kasir_ledger_guard (migration
+    953): neither can log in, is a superuser or owns a table (an owner can switch a trigger
+    off), neither may change the journal, and the entry points' owner cannot drop the trigger
+    functions (a function's owner may, and with CASCADE its triggers)."""
     owners = psql("SELECT p.proname, r.rolname, r.rolsuper FROM pg_proc p JOIN pg_namespace n "
                   "ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner "
                   "WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1")
     assert owners, "no SECURITY DEFINER function found"
     for fn, owner, superuser in owners:
-        assert (owner, superuser) == ("kasir_definer", "f"), (fn, owner, superuser)
-    assert psql("SELECT rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolbypassrls, "
-                "rolreplication FROM pg_roles WHERE rolname = 'kasir_definer'") == [
-                    ["f", "f", "f", "f", "f", "f"]]
-    assert psql_one("SELECT count(*) FROM pg_class WHERE relowner = 'kasir_definer'::regrole") == "0"
-    # its rights on the ledger: append to the journal, never change or remove it
-    for t in ("ledger_entries", "ledger_postings", "ledger_accounts"):
-        for priv in ("UPDATE", "DELETE", "TRUNCATE"):
-            assert psql_one("SELECT has_table_privilege('kasir_definer', '%s', '%s')"
-                            % (t, priv)) == "f", (t, priv)
-    # and nothing under it switches a trigger off (as the role itself, in a transaction
-    # rolled back)
-    for sql in ("SET session_replication_role = replica",
-                "ALTER TABLE ledger_postings DISABLE TRIGGER ALL"):
-        r = subprocess.run(["psql", PG_DSN, "-v", "ON_ERROR_STOP=1", "-qtAX", "-c",
-                            "BEGIN; SET LOCAL ROLE kasir_definer; %s; ROLLBACK" % sql],
-                           capture_output=True, text=True, timeout=60)
-        assert r.returncode != 0 and ("permission denied" in r.stderr
-                                      or "must be owner" in r.stderr), (sql, r.stderr)
+        assert (owner, superuser) == (DEFINER_OWNERS.get(fn, "kasir_definer"), "f"), (fn, owner)
+    for role in ("kasir_definer", "kasir_ledger_guard"):
+        # the refusals below are this role's (SET ROLE itself is allowed)
+        assert as_owner_role(role, "SELECT 1") == (0, ""), role
+        # and it reads no secret: an API key's hash and signing key, a payout's destination
+        for table, col in (("api_keys", "key_hash"), ("api_keys", "sign_key"),
+                           ("payouts", "destination_account")):
+            assert psql_one("SELECT has_column_privilege('%s', '%s', '%s', 'SELECT')"
+                            % (role, table, col)) == "f", (role, table, col)
+        assert psql("SELECT rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolbypassrls, "
+                    "rolreplication FROM pg_roles WHERE rolname = '%s'" % role) == [
+                        ["f", "f", "f", "f", "f", "f"]], role
+        assert psql_one("SELECT count(*) FROM pg_class WHERE relowner = '%s'::regrole"
+                        % role) == "0"
+        assert psql_one("SELECT has_schema_privilege('%s', 'public', 'CREATE')" % role) == "f"
+        for t in ("ledger_entries", "ledger_postings", "ledger_accounts"):
+            for priv in ("UPDATE", "DELETE", "TRUNCATE"):
+                assert psql_one("SELECT has_table_privilege('%s', '%s', '%s')"
+                                % (role, t, priv)) == "f", (role, t, priv)
+        for sql in ("SET session_replication_role = replica",
+                    "ALTER TABLE ledger_postings DISABLE TRIGGER ALL",
+                    "DROP TRIGGER ledger_postings_append_only ON ledger_postings"):
+            rc, err = as_owner_role(role, sql)
+            assert rc != 0 and ("permission denied" in err
+                                or "must be owner" in err), (role, sql, err)
+            assert "set role" not in err, err
+    for fn in ("ledger_postings_check", "ledger_entry_balanced", "ledger_entries_inserted"):
+        rc, err = as_owner_role("kasir_definer", "DROP FUNCTION %s() CASCADE" % fn)
+        assert rc != 0 and "must be owner" in err, (fn, err)
 
 
 @pytest.mark.parametrize("name", DAEMON_ROLES)

@@ -36,6 +36,21 @@ BEGIN
                 USING HINT = 'it would own the ledger''s SECURITY DEFINER functions: drop it '
                              'or take those attributes away first';
         END IF;
+        -- nor a role that holds other roles' rights (pg_execute_server_program, a table's
+        -- owner) or lends its own to roles but the migrations' and superusers: a member of
+        -- the trigger functions' owner may drop them, and their triggers with them
+        IF EXISTS (SELECT 1 FROM pg_auth_members WHERE member = r::regrole) THEN
+            RAISE EXCEPTION 'role % exists and is a member of another role', r
+                USING HINT = 'revoke those memberships first';
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+                    WHERE m.roleid = r::regrole AND u.rolname <> current_user
+                      AND NOT u.rolsuper) THEN
+            RAISE EXCEPTION 'role % exists with members other than % and superusers', r,
+                current_user
+                USING HINT = 'another deployment''s migrations in this cluster? one cluster '
+                             'per deployment; else revoke those memberships first';
+        END IF;
         EXECUTE format('ALTER ROLE %I NOLOGIN NOCREATEDB NOCREATEROLE', r);
     END LOOP;
 END $$;

@@ -265,3 +265,23 @@ def test_a_migrations_role_that_is_no_superuser():
     finally:
         psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         psql(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_a_functions_owner_lent_to_another_role_is_refused(db):
+    """Roles are the cluster's: 953 does not take a kasir_ledger_guard or kasir_definer that
+    lends its rights to another role (a member of the trigger functions' owner may drop them,
+    and the ledger's triggers with them) or holds another role's; it stops, naming it."""
+    role = unique("lent").replace("-", "_").lower()
+    psql(f"CREATE ROLE {role} LOGIN")
+    try:
+        for grant, why in ((f"GRANT kasir_ledger_guard TO {role}", "members other than"),
+                           ("GRANT pg_read_all_data TO kasir_definer", "is a member of")):
+            psql(grant)
+            try:
+                r = migrate(db())
+                assert r.returncode != 0 and why in r.stdout + r.stderr, r.stdout + r.stderr
+            finally:
+                psql(grant.replace("GRANT", "REVOKE").replace(" TO ", " FROM "))
+        assert migrate(db()).returncode == 0
+    finally:
+        psql(f"DROP ROLE IF EXISTS {role}")

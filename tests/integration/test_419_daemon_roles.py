@@ -130,7 +130,10 @@ def test_functions_that_run_as_their_owner_are_closed():
 # who owns the functions that run as their owner (migration 953)
 DEFINER_OWNERS = {"ledger_postings_check": "kasir_ledger_guard",
                   "ledger_entry_balanced": "kasir_ledger_guard",
-                  "ledger_entries_inserted": "kasir_ledger_guard"}
+                  "ledger_entries_inserted": "kasir_ledger_guard",
+                  "ledger_post": "kasir_definer", "ledger_account": "kasir_definer",
+                  "ledger_settle": "kasir_definer", "ledger_payout_holds": "kasir_definer",
+                  "ledger_adjustment_decide": "kasir_definer"}
 
 
 def as_owner_role(role, sql):
@@ -152,10 +155,19 @@ def test_functions_that_run_as_their_owner_run_as_no_superuser():
     owners = psql("SELECT p.proname, r.rolname, r.rolsuper FROM pg_proc p JOIN pg_namespace n "
                   "ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner "
                   "WHERE n.nspname = 'public' AND p.prosecdef ORDER BY 1")
-    assert owners, "no SECURITY DEFINER function found"
+    # every such function is listed (a new one gets its owner chosen, not defaulted), and
+    # every listed one still runs as its owner
+    assert sorted({fn for fn, _, _ in owners}) == sorted(DEFINER_OWNERS), owners
     for fn, owner, superuser in owners:
-        assert (owner, superuser) == (DEFINER_OWNERS.get(fn, "kasir_definer"), "f"), (fn, owner)
+        assert (owner, superuser) == (DEFINER_OWNERS[fn], "f"), (fn, owner)
     for role in ("kasir_definer", "kasir_ledger_guard"):
+        # it holds no other role's rights, and lends its own to the migrations' role only
+        # (a member of the trigger functions' owner could drop them)
+        assert psql_one("SELECT count(*) FROM pg_auth_members WHERE member = '%s'::regrole"
+                        % role) == "0", role
+        assert psql("SELECT u.rolname FROM pg_auth_members m JOIN pg_roles u "
+                    "ON u.oid = m.member WHERE m.roleid = '%s'::regrole "
+                    "AND u.rolname <> current_user" % role) == [], role
         # the refusals below are this role's (SET ROLE itself is allowed)
         assert as_owner_role(role, "SELECT 1") == (0, ""), role
         # and it reads no secret: an API key's hash and signing key, a payout's destination

@@ -14,7 +14,6 @@ import base64
 import json
 import secrets
 import subprocess
-import time
 
 import pytest
 
@@ -22,6 +21,7 @@ from conftest import PG_DSN, psql, psql_one
 from ingress_util import Partner, cli, ingress  # noqa: F401
 from ledger_util import verify
 from risk_util import fund_suspense, fund_wallets
+from runtime_util import wait_until
 
 
 def admin_key(partner_id, scopes="admin"):
@@ -385,11 +385,10 @@ def test_concurrent_approvals_wait_for_the_chain_not_for_each_other(ingress):
                                           "-c", decide_sql(adj)],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          text=True))
-            deadline = time.monotonic() + 20
-            while not waiting(adj):
-                assert runs[-1].poll() is None, runs[-1].communicate()
-                assert time.monotonic() < deadline, "the approval of %s never waited" % adj
-                time.sleep(0.05)
+            proc = runs[-1]
+            wait_until(lambda: (proc.poll() is None or pytest.fail(str(proc.communicate())))
+                       and waiting(adj), timeout=20, step=0.05,
+                       what="the approval of %s waiting for the chain" % adj)
         holder.stdin.write("COMMIT;\n")
         holder.stdin.close()
         assert holder.wait(timeout=30) == 0, holder.stderr.read()

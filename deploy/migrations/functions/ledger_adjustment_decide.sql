@@ -151,9 +151,7 @@ REVOKE EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, t
 REVOKE EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text, boolean) TO kasir_ingress;
 GRANT EXECUTE ON FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) TO kasir_ingress;
--- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
--- (a role that is no superuser may give a function to a role only if that role may create
--- in its schema: granted for the change of owner alone, inside the runner's transaction)
+-- owned by kasir_definer (migration 953; the CREATE: deploy/migrations/README.md)
 GRANT CREATE ON SCHEMA public TO kasir_definer;
 ALTER FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text, boolean) OWNER TO kasir_definer;
 ALTER FUNCTION ledger_adjustment_decide(text, text, boolean, text, text, text) OWNER TO kasir_definer;

@@ -19,10 +19,7 @@ CREATE OR REPLACE TRIGGER ledger_entries_inserted AFTER INSERT ON ledger_entries
 -- (a temporary table firing it would move balances with no postings behind them); the
 -- ledger's own triggers fire it whatever this says
 REVOKE EXECUTE ON FUNCTION ledger_entries_inserted() FROM PUBLIC;
--- owned by kasir_ledger_guard (migration 953): runs as a role that is no superuser and owns
--- no table, and not as the entry points' owner (kasir_definer), which could drop it
--- (a role that is no superuser may give a function to a role only if that role may create
--- in its schema: granted for the change of owner alone, inside the runner's transaction)
+-- owned by kasir_ledger_guard (migration 953; the CREATE: deploy/migrations/README.md)
 GRANT CREATE ON SCHEMA public TO kasir_ledger_guard;
 ALTER FUNCTION ledger_entries_inserted() OWNER TO kasir_ledger_guard;
 REVOKE CREATE ON SCHEMA public FROM kasir_ledger_guard;

@@ -71,9 +71,7 @@ END $$;
 -- risk_payouts_fund, the ingress's hold decisions through risk_hold_decide)
 REVOKE EXECUTE ON FUNCTION ledger_payout_holds(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ledger_payout_holds(text[]) TO kasir_risk, kasir_ingress;
--- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
--- (a role that is no superuser may give a function to a role only if that role may create
--- in its schema: granted for the change of owner alone, inside the runner's transaction)
+-- owned by kasir_definer (migration 953; the CREATE: deploy/migrations/README.md)
 GRANT CREATE ON SCHEMA public TO kasir_definer;
 ALTER FUNCTION ledger_payout_holds(text[]) OWNER TO kasir_definer;
 REVOKE CREATE ON SCHEMA public FROM kasir_definer;

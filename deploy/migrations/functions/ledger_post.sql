@@ -46,9 +46,7 @@ BEGIN
     RETURN id;
 END $$;
 REVOKE EXECUTE ON FUNCTION ledger_post(text, text, text, text, text, text, text[], bigint[], text) FROM PUBLIC;
--- owned by kasir_definer (migration 953): runs as a role that is no superuser and owns no table
--- (a role that is no superuser may give a function to a role only if that role may create
--- in its schema: granted for the change of owner alone, inside the runner's transaction)
+-- owned by kasir_definer (migration 953; the CREATE: deploy/migrations/README.md)
 GRANT CREATE ON SCHEMA public TO kasir_definer;
 ALTER FUNCTION ledger_post(text, text, text, text, text, text, text[], bigint[], text) OWNER TO kasir_definer;
 REVOKE CREATE ON SCHEMA public FROM kasir_definer;

@@ -317,6 +317,13 @@ static _Atomic int reaper_stop;
 
 #define ING_MAX_URI 8192
 #define ING_MAX_HEADERS 16384
+/* libmicrohttpd's per-connection memory pool: the request line and headers must fit in it
+ * (beyond, it answers 414/431 itself, docs/ARCHITECTURE.md "Ingress"), so it stays above
+ * ING_MAX_HEADERS with room for the answer's own headers; 0.9.75 zeroes the whole pool
+ * after every request, so each KiB costs every request (48 KiB: 6.7-7.8 % of the
+ * ingress's CPU in memset, 24 KiB: 4.8-4.9 %, docs/BENCHMARKS.md session 23), and it is
+ * what an idle connection holds */
+#define ING_MHD_POOL (24 * 1024)
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -724,7 +731,7 @@ int ing_http_start(int port, int threads)
                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, ING.per_ip_connections,
                                 MHD_OPTION_CONNECTION_TIMEOUT, idle_s ? idle_s : 1,
                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(48 * 1024),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ING_MHD_POOL,
                                 MHD_OPTION_END);
     if (!daemon_h)
         return -1;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -318,12 +319,17 @@ static _Atomic int reaper_stop;
 #define ING_MAX_URI 8192
 #define ING_MAX_HEADERS 16384
 /* libmicrohttpd's per-connection memory pool: the request line and headers must fit in it
- * (beyond, it answers 414/431 itself, docs/ARCHITECTURE.md "Ingress"), so it stays above
- * ING_MAX_HEADERS with room for the answer's own headers; 0.9.75 zeroes the whole pool
- * after every request, so each KiB costs every request (48 KiB: 6.7-7.8 % of the
- * ingress's CPU in memset, 24 KiB: 4.8-4.9 %, docs/BENCHMARKS.md session 23), and it is
- * what an idle connection holds */
+ * (beyond, it answers 414/431 itself, docs/ARCHITECTURE.md "Ingress"), and so must the
+ * answer's own headers, or it closes the connection with no answer at all - after a
+ * payment was claimed and published. So ING_MAX_HEADERS counts what the headers take of
+ * the pool (pool_use), and the pool keeps 8 KiB above it. 0.9.75 clears the whole pool at
+ * every request, so each KiB costs every request (48 KiB: 6.7-7.8 % of the ingress's CPU
+ * in memset, 24 KiB: 4.8-4.9 %, docs/BENCHMARKS.md session 23), and it is what an idle
+ * connection holds */
 #define ING_MHD_POOL (24 * 1024)
+/* 0.9.75 keeps a record per header, cookie and query argument in the pool (56 bytes, at
+ * its 16-byte alignment) and a copy of the Cookie header's value to cut into cookies */
+#define ING_MHD_RECORD 64
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -458,6 +464,31 @@ static int has_body(struct ing_req *r)
     return (cl && strcmp(cl, "0") != 0) || ing_header(r, "Transfer-Encoding") != NULL;
 }
 
+struct pool_use {
+    size_t bytes;
+};
+
+static enum MHD_Result count_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct pool_use *u = cls;
+
+    u->bytes += ING_MHD_RECORD;
+    if (kind == MHD_HEADER_KIND && value && strcasecmp(key, "Cookie") == 0)
+        u->bytes += strlen(value) + 1;
+    return MHD_YES;
+}
+
+/* what r's request line and headers take of its connection's pool (ING_MHD_POOL) */
+static size_t pool_use(struct ing_req *r, size_t header_size)
+{
+    struct pool_use u = {header_size};
+
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND | MHD_COOKIE_KIND |
+                                           MHD_GET_ARGUMENT_KIND, count_value, &u);
+    return u.bytes;
+}
+
 /* The first call: the headers are in, none of the body has been read. Whatever is
  * answered here is answered before the body: an unauthenticated client never gets more of
  * its body read than the headers. */
@@ -478,9 +509,10 @@ static enum MHD_Result on_headers(struct ing_req *r)
     }
     if (r->tc && r->tc->uri_too_long)
         return answer_now(r, "uri_too_long", NULL, "the request target is longer than 8192 bytes");
-    if (hs && hs->header_size > ING_MAX_HEADERS)
+    if (hs && pool_use(r, hs->header_size) > ING_MAX_HEADERS)
         return answer_now(r, "headers_too_large", NULL,
-                          "the request headers are larger than 16384 bytes");
+                          "the request headers are larger than 16384 bytes (each header "
+                          "counts 64 bytes more, a Cookie twice)");
     if (r->status == 404)
         return answer_now(r, "route_not_found", NULL, "no endpoint at this path");
     if (r->status == 405) {

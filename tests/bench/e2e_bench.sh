@@ -58,7 +58,7 @@ unset KASIR_DEMO_DAEMONS
 async="charge.pending,charge.expired"
 for m in virtual_account qris ewallet bank_transfer; do async="$async,charge.succeeded:$m,charge.failed:$m"; done
 sandbox_events=${E2E_SANDBOX_EVENTS:-$async,refund.succeeded,payout.paid,payout.failed}
-variants=A; [ -n "${E2E_BIN_B:-}${E2E_ENV_B:-}${E2E_ENV_A:-}" ] && variants="A B"
+variants=A; [ -n "${E2E_BIN_B:-}${E2E_ENV_B:-}${E2E_ENV_A:-}${E2E_SQL_A:-}${E2E_SQL_B:-}" ] && variants="A B"
 
 svc() { bash "$top/deploy/local/services.sh" "$@"; }
 trap 'svc stop >/dev/null 2>&1 || true' EXIT

@@ -321,14 +321,17 @@ static _Atomic int reaper_stop;
 /* libmicrohttpd's per-connection memory pool: the request line and headers must fit in it
  * (beyond, it answers 414/431 itself, docs/ARCHITECTURE.md "Ingress"), and so must the
  * answer's own headers, or it closes the connection with no answer at all - after a
- * payment was claimed and published. So ING_MAX_HEADERS counts what the headers take of
- * the pool (pool_use), and the pool keeps 8 KiB above it. 0.9.75 clears the whole pool at
- * every request, so each KiB costs every request (48 KiB: 6.7-7.8 % of the ingress's CPU
- * in memset, 24 KiB: 4.8-4.9 %, docs/BENCHMARKS.md session 23), and it is what an idle
- * connection holds */
-#define ING_MHD_POOL (24 * 1024)
-/* 0.9.75 keeps a record per header, cookie and query argument in the pool (56 bytes, at
- * its 16-byte alignment) and a copy of the Cookie header's value to cut into cookies */
+ * payment was claimed and published. So ING_MAX_HEADERS counts what the headers and any
+ * trailer fields take of the pool (pool_use), and the pool is big enough for the worst
+ * case within it: 0.9.75 starts its read buffer at half the pool, and a folded header line
+ * copies the joined value after it, so that buffer stays whole: half the pool plus
+ * ING_MAX_HEADERS leaves 8 KiB for the answer. 24 KiB (tried in session 23: 0.9.75 clears
+ * the whole pool at every request, memset 6.7-7.8 % of the ingress's CPU at 48 KiB
+ * against 4.8-4.9 %) let one folded line of ~11.8 KB lose a payment's 202 (test 216). */
+#define ING_MHD_POOL (48 * 1024)
+/* 0.9.75 keeps a record per header, cookie, query argument and trailer field in the pool
+ * (56 bytes, at its 16-byte alignment), and a copy of the Cookie header's value to cut
+ * into cookies */
 #define ING_MHD_RECORD 64
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -476,26 +479,34 @@ static enum MHD_Result count_value(void *cls, enum MHD_ValueKind kind, const cha
     u->bytes += ING_MHD_RECORD;
     if (kind == MHD_HEADER_KIND && value && strcasecmp(key, "Cookie") == 0)
         u->bytes += strlen(value) + 1;
+    /* a trailer field's line is in the pool too; header_size counts only the headers' */
+    if (kind == MHD_FOOTER_KIND)
+        u->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
     return MHD_YES;
 }
 
-/* what r's request line and headers take of its connection's pool (ING_MHD_POOL) */
-static size_t pool_use(struct ing_req *r, size_t header_size)
+/* what r's request line, headers and trailer fields (none before its body) take of its
+ * connection's pool (ING_MHD_POOL) */
+static size_t pool_use(struct ing_req *r)
 {
-    struct pool_use u = {header_size};
+    const union MHD_ConnectionInfo *hs =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    struct pool_use u = {hs ? hs->header_size : 0};
 
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND | MHD_COOKIE_KIND |
-                                           MHD_GET_ARGUMENT_KIND, count_value, &u);
+                                           MHD_GET_ARGUMENT_KIND | MHD_FOOTER_KIND,
+                              count_value, &u);
     return u.bytes;
 }
+
+#define TOO_LARGE "the request headers are larger than 16384 bytes (each header, cookie, " \
+                  "query argument and trailer field counts 64 bytes more, a Cookie twice)"
 
 /* The first call: the headers are in, none of the body has been read. Whatever is
  * answered here is answered before the body: an unauthenticated client never gets more of
  * its body read than the headers. */
 static enum MHD_Result on_headers(struct ing_req *r)
 {
-    const union MHD_ConnectionInfo *hs =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     const char *cl = ing_header(r, "Content-Length");
     unsigned need;
     struct ing_problem p;
@@ -509,10 +520,8 @@ static enum MHD_Result on_headers(struct ing_req *r)
     }
     if (r->tc && r->tc->uri_too_long)
         return answer_now(r, "uri_too_long", NULL, "the request target is longer than 8192 bytes");
-    if (hs && pool_use(r, hs->header_size) > ING_MAX_HEADERS)
-        return answer_now(r, "headers_too_large", NULL,
-                          "the request headers are larger than 16384 bytes (each header "
-                          "counts 64 bytes more, a Cookie twice)");
+    if (pool_use(r) > ING_MAX_HEADERS)
+        return answer_now(r, "headers_too_large", NULL, TOO_LARGE);
     if (r->status == 404)
         return answer_now(r, "route_not_found", NULL, "no endpoint at this path");
     if (r->status == 405) {
@@ -659,6 +668,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->close = 1;
         r->retry_after = 1;
         ret = answer_now(r, "unavailable", NULL, "the server is shutting down; retry");
+        goto out;
+    }
+    /* a chunked body's trailer fields came after on_headers() counted the headers */
+    if (ing_header(r, "Transfer-Encoding") && pool_use(r) > ING_MAX_HEADERS) {
+        ret = answer_now(r, "headers_too_large", NULL, TOO_LARGE);
         goto out;
     }
     if (!r->body) {

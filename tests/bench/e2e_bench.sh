@@ -32,7 +32,9 @@
 #                      E2E_ENV_A the same for variant A
 #   E2E_SQL_A="SQL"    run on the stack's database (as its owner) before variant A's
 #                      pipeline starts (a table setting under test, e.g. a fillfactor);
-#                      E2E_SQL_B the same for B
+#                      E2E_SQL_B the same for B; either one alone makes a variant B.
+#                      Nothing is undone after a variant, so set both (the change and
+#                      its undoing): with one alone, the other variant runs on what it left
 #   ROUNDS=n           rounds of A then B (B then A on even rounds), each on a fresh pipeline
 #   E2E_PERF=1         perf record -g of every daemon during each measured load, to
 #                      var/bench/e2e-perf-<variant><round>.data (perf report -i ... --sort comm,dso,sym)

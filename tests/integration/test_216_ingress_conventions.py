@@ -8,9 +8,10 @@
   body and before any callback of ours sees the headers (docs/ARCHITECTURE.md,
   "Ingress"): the connection is closed, the refusal logged as a JSON line, and the server
   serves on; the ingress's 16 KiB counts what the headers and trailer fields take of that
-  pool, so that within it every answer fits in what is left (a payment's 202 was lost at
+  pool, so that within it the answer fits in what is left (a payment's 202 was lost at
   some header shapes before: claimed and published, and the connection closed with no
-  answer);
+  answer; framing the library keeps without a record, such as ~48 KB of empty lines
+  before the request line, still can, and the retry of the key gets the stored answer);
 - libmicrohttpd's and librdkafka's log lines go through the JSON log;
 - /metrics and /readyz need scope ops:read on the API port, and are open on the admin
   listener (http.admin_port)."""
@@ -244,7 +245,7 @@ def _claimed(ingress, partner, key):
 
 def test_folded_headers_and_trailers_never_lose_a_claimed_answer(ingress, partners):
     # What the headers take of the pool is more than their count when a header line is
-    # folded (0.9.75 copies the joined value after its read buffer, which then stays whole)
+    # folded (0.9.75 joins it in a copy after its read buffer, which then stays whole)
     # or when a chunked body ends with trailer fields (read after the headers were checked).
     # Either way the request is answered, or refused before anything is claimed: never a
     # payment claimed and published whose answer did not fit (with a 24 KiB pool, one

@@ -327,9 +327,10 @@ static _Atomic int reaper_stop;
  * is joined in a copy made after it, so that buffer stays whole: half the pool plus
  * ING_MAX_HEADERS leaves 8 KiB for the answer. Bytes the library keeps without a record
  * are not seen here (empty lines before a request line, a chunk's extension): ~48 KB of
- * them can still leave no room, and that client's retry of its key gets the stored answer. 24 KiB (tried in session 23: 0.9.75 clears
- * the whole pool at every request, memset 6.7-7.8 % of the ingress's CPU at 48 KiB
- * against 4.8-4.9 %) let one folded line of ~11.8 KB lose a payment's 202 (test 216). */
+ * them can still leave no room, and that client's retry of its key gets the stored
+ * answer (test 216). 24 KiB (tried in session 23: 0.9.75 clears the whole pool at every
+ * request, memset 6.7-7.8 % of the ingress's CPU at 48 KiB against 4.8-4.9 %) let one
+ * folded line of ~11.8 KB lose a payment's 202 (test 216). */
 #define ING_MHD_POOL (48 * 1024)
 /* 0.9.75 keeps a record per header, cookie, query argument and trailer field in the pool
  * (56 bytes, at its 16-byte alignment), and a copy of the Cookie header's value to cut

@@ -470,21 +470,17 @@ static int has_body(struct ing_req *r)
     return (cl && strcmp(cl, "0") != 0) || ing_header(r, "Transfer-Encoding") != NULL;
 }
 
-struct pool_use {
-    size_t bytes;
-};
-
 static enum MHD_Result count_value(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
-    struct pool_use *u = cls;
+    size_t *bytes = cls;
 
-    u->bytes += ING_MHD_RECORD;
+    *bytes += ING_MHD_RECORD;
     if (kind == MHD_HEADER_KIND && value && strcasecmp(key, "Cookie") == 0)
-        u->bytes += strlen(value) + 1;
+        *bytes += strlen(value) + 1;
     /* a trailer field's line is in the pool too; header_size counts only the headers' */
     if (kind == MHD_FOOTER_KIND)
-        u->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+        *bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
     return MHD_YES;
 }
 
@@ -494,12 +490,12 @@ static size_t pool_use(struct ing_req *r)
 {
     const union MHD_ConnectionInfo *hs =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-    struct pool_use u = {hs ? hs->header_size : 0};
+    size_t bytes = hs ? hs->header_size : 0;
 
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND | MHD_COOKIE_KIND |
                                            MHD_GET_ARGUMENT_KIND | MHD_FOOTER_KIND,
-                              count_value, &u);
-    return u.bytes;
+                              count_value, &bytes);
+    return bytes;
 }
 
 #define TOO_LARGE "the request headers are larger than 16384 bytes (each header, cookie, " \

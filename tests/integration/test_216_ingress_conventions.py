@@ -185,6 +185,13 @@ def _send(ingress, head, body):
         return None, {}, b""
 
 
+def _claimed(ingress, partner, key):
+    """True when key's record exists: the same key with ordinary headers is then a replay,
+    a mismatch or in flight instead of a new payment (whose answer it would be)."""
+    again = ingress.pay(partner, payment_body(), key=key)
+    return not (again.status == 202 and "idempotent-replayed" not in again.headers)
+
+
 def _big_headed_payment(ingress, partner, size, cookie=0, headers=0):
     """A payment whose header section is size bytes: a Cookie of cookie bytes (which
     libmicrohttpd copies once more into the connection's pool), headers small X- headers
@@ -230,17 +237,8 @@ def test_headers_within_the_limit_are_always_answered(ingress, partners):
         if st == 431 and "x-trace-id" in h:
             _problem(st, h, b, "headers_too_large")
             refused += 1
-        # nothing was claimed: the same key with ordinary headers is a new payment
-        again = ingress.pay(a, payment_body(), key=key)
-        assert again.status == 202 and "idempotent-replayed" not in again.headers, (what, again)
+        assert not _claimed(ingress, a, key), what  # refused before anything was claimed
     assert answered >= 6 and refused > 0, (answered, refused)
-
-
-def _claimed(ingress, partner, key):
-    """1 when key's record exists: the same key with ordinary headers is then a replay, a
-    mismatch or in flight instead of a new payment (whose answer it would be)."""
-    again = ingress.pay(partner, payment_body(), key=key)
-    return not (again.status == 202 and "idempotent-replayed" not in again.headers)
 
 
 def test_folded_headers_and_trailers_never_lose_a_claimed_answer(ingress, partners):

@@ -280,12 +280,14 @@ topics() { "$bin/kasir-topics" --brokers "$BROKERS" --manifest "$top/deploy/topi
 # then the whole file goes at once: every ~30 s the flusher sent 100-300 MB of Kafka
 # segments and logs to the disk in ~200 ms, and PostgreSQL's WAL fsync waited behind it.
 # Every commit stalled 90-200 ms (measured: docs/BENCHMARKS.md, session 3). Starting
-# background writeback at 8 MB of dirty data keeps each burst to a few milliseconds. It is
+# background writeback at 1 MB of dirty data keeps each burst small: at 8 MB (sessions 3-23)
+# the flusher sent ~8-10 MB at once every few seconds and the commits queued behind it
+# stalled 20-40 ms, which was the whole p99.9 at 1,000 payments/s (session 24). It is
 # a machine-wide setting, so the stack changes it only as root, keeps the old value in
 # var/sysctl.saved and puts it back on `down`. A production host running PostgreSQL or a
 # broker wants the same (deploy/README.md).
 WB_KNOB=/proc/sys/vm/dirty_background_bytes
-WB_BYTES=${KASIR_STACK_DIRTY_BACKGROUND_BYTES:-8388608}
+WB_BYTES=${KASIR_STACK_DIRTY_BACKGROUND_BYTES:-1048576}
 WB_SAVED="$var/sysctl.saved"
 # Two checkouts on one machine share the setting: the first `down` puts the old value back
 # while the other stack still runs (its next `up` sets it again).

@@ -142,4 +142,4 @@ for r in $rates; do
 done
 echo
 echo "WAL segment files: $wal0 before the runs, $(wal_files) after"
-echo "ingress log: var/log/bench-ingress.log ($(wc -l <"$log") lines); $secs s per rate after 2 s of warm-up, $conns connections; vm.dirty_background_bytes=$(cat /proc/sys/vm/dirty_background_bytes) (0: ratio $(cat /proc/sys/vm/dirty_background_ratio) % of RAM; the stack sets 8 MB as root)"
+echo "ingress log: var/log/bench-ingress.log ($(wc -l <"$log") lines); $secs s per rate after 2 s of warm-up, $conns connections; vm.dirty_background_bytes=$(cat /proc/sys/vm/dirty_background_bytes) (0: ratio $(cat /proc/sys/vm/dirty_background_ratio) % of RAM; the stack sets 1 MB as root)"

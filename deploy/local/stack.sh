@@ -275,54 +275,7 @@ migrate() { bash "$top/deploy/migrate.sh" "$PG_DSN" | sed 's/^migrate: /stack: /
 
 topics() { "$bin/kasir-topics" --brokers "$BROKERS" --manifest "$top/deploy/topics.tsv"; }
 
-# Dirty-page writeback in small steps. With the kernel's defaults (background writeback at
-# 10 % of RAM, pages expire after 30 s) nothing is written until a file's pages expire, and
-# then the whole file goes at once: every ~30 s the flusher sent 100-300 MB of Kafka
-# segments and logs to the disk in ~200 ms, and PostgreSQL's WAL fsync waited behind it.
-# Every commit stalled 90-200 ms (measured: docs/BENCHMARKS.md, session 3). Starting
-# background writeback at 1 MB of dirty data keeps each burst small: at 8 MB (sessions 3-23)
-# the flusher sent ~8-10 MB at once every few seconds and the commits queued behind it
-# stalled 20-40 ms, which was the whole p99.9 at 1,000 payments/s (session 24). It is
-# a machine-wide setting, so the stack changes it only as root, keeps the old value in
-# var/sysctl.saved and puts it back on `down`. A production host running PostgreSQL or a
-# broker wants the same (deploy/README.md).
-WB_KNOB=/proc/sys/vm/dirty_background_bytes
-WB_BYTES=${KASIR_STACK_DIRTY_BACKGROUND_BYTES:-1048576}
-WB_SAVED="$var/sysctl.saved"
-# Two checkouts on one machine share the setting: the first `down` puts the old value back
-# while the other stack still runs (its next `up` sets it again).
-writeback_tune() {
-    if [ "$(id -u)" -ne 0 ] || [ ! -w "$WB_KNOB" ]; then
-        log "vm.dirty_background_bytes left as it is (not root or not writable): expect WAL fsync stalls under load"
-        return 0
-    fi
-    case "$WB_BYTES" in ''|*[!0-9]*|0) log "KASIR_STACK_DIRTY_BACKGROUND_BYTES=$WB_BYTES is not a byte count: writeback left as it is"; return 0 ;; esac
-    local cur; cur=$(cat "$WB_KNOB")
-    [ "$cur" = "$WB_BYTES" ] && return 0
-    # the machine's value now, whatever an older saved file says (a reboot or an admin
-    # may have changed it since)
-    printf '%s %s\n' "$cur" "$(cat /proc/sys/vm/dirty_background_ratio)" >"$WB_SAVED"
-    if echo "$WB_BYTES" 2>/dev/null >"$WB_KNOB"; then
-        log "vm.dirty_background_bytes=$WB_BYTES (was: bytes $cur, ratio $(cut -d' ' -f2 "$WB_SAVED"); make down puts it back)"
-    else
-        rm -f "$WB_SAVED"
-        log "could not set vm.dirty_background_bytes=$WB_BYTES: writeback left as it is"
-    fi
-}
-# Puts back what `up` replaced, unless someone changed the setting since.
-writeback_restore() {
-    [ -f "$WB_SAVED" ] || return 0
-    local b="" r=""
-    read -r b r <"$WB_SAVED" || true
-    rm -f "$WB_SAVED"
-    [ -w "$WB_KNOB" ] && [ "$(cat "$WB_KNOB")" = "$WB_BYTES" ] || return 0
-    # writing one of the pair zeroes the other: the non-zero one is the setting
-    case "$b:$r" in
-        [1-9]*:*) echo "$b" >"$WB_KNOB" 2>/dev/null || true ;;
-        0:[0-9]*) echo "$r" >/proc/sys/vm/dirty_background_ratio 2>/dev/null || true ;;
-        *) log "unreadable $WB_SAVED: vm.dirty_background_bytes left at $WB_BYTES" ;;
-    esac
-}
+. "$top/deploy/local/writeback.sh" # writeback_tune, writeback_restore
 
 cmd=${1:-status}
 case "$cmd" in

@@ -102,3 +102,25 @@ def test_a_value_changed_since_is_left_alone(tmp_path):
     assert not (tmp_path / "var" / "sysctl.saved").exists()
     _stack(tmp_path, "writeback_restore", setting=1048576)
     assert _knobs(vm) == ("1048576", "0")
+
+
+def test_an_older_checkouts_file_whatever_it_set(tmp_path):
+    # an older checkout's `up` with KASIR_STACK_DIRTY_BACKGROUND_BYTES=1048576 left a file
+    # of two fields while the knob is at 1 MB; a newer `up` with another setting, or with
+    # the same one, and its `down` put the machine's 10 % back
+    for setting in (8388608, 1048576):
+        vm = _machine(tmp_path, 1048576, 0)
+        (tmp_path / "var" / "sysctl.saved").write_text("0 10\n")
+        _stack(tmp_path, "writeback_tune", setting=setting)
+        assert _knobs(vm)[0] == str(setting)
+        _stack(tmp_path, "writeback_restore", setting=setting)
+        assert _knobs(vm) == ("0", "10"), setting
+
+
+def test_a_setting_that_is_not_a_plain_byte_count_is_refused(tmp_path):
+    for setting in ("01048576", "0", "1e6", "1048576 "):
+        vm = _machine(tmp_path, 0, 10)
+        out = _stack(tmp_path, "writeback_tune", setting=setting)
+        assert "is not a byte count" in out, setting
+        assert _knobs(vm) == ("0", "10")
+        assert not (tmp_path / "var" / "sysctl.saved").exists()

@@ -44,8 +44,8 @@ writeback_tune() {
     [ -n "$r" ] || b="" # not a pair: as if there were no file
     if [ -n "$b" ] && [ -z "$wb_set" ]; then
         wb_set=$cur
-        printf '%s %s %s\n' "$b" "$r" "$cur" >"$WB_SAVED"
-        prev=$(cat "$WB_SAVED")
+        prev="$b $r $cur"
+        printf '%s\n' "$prev" >"$WB_SAVED"
     fi
     [ "$cur" = "$WB_BYTES" ] && return 0
     # the knob where a stack of this checkout left it: the machine's pair is the saved one;

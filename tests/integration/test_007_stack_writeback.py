@@ -26,13 +26,13 @@ def _knobs(vm):
 
 
 def _stack(tmp_path, fn, setting=None):
-    env = dict(os.environ, WB_DIR=str(tmp_path / "vm"))
+    vm = tmp_path / "vm"
+    env = dict(os.environ, WB_DIR=str(vm))
     env.pop("KASIR_STACK_DIRTY_BACKGROUND_BYTES", None)
     if setting is not None:
         env["KASIR_STACK_DIRTY_BACKGROUND_BYTES"] = str(setting)
     script = (f'set -euo pipefail; var="{tmp_path}/var"; log() {{ printf "stack: %s\\n" "$*"; }}; '
               f'. "{TOP}/deploy/local/writeback.sh"; {fn}')
-    vm = tmp_path / "vm"
     before = _knobs(vm)
     p = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -250,7 +250,7 @@ def test_folded_headers_and_trailers_never_lose_a_claimed_answer(ingress, partne
     # folded line of ~11.8 KB did that; trailers did at any pool size).
     a, _ = partners
 
-    def one(what, head, body):
+    def one(what, key, head, body):
         st = _send(ingress, head, body)[0]
         assert st is not None or not _claimed(ingress, a, key), what
         assert st in (None, 202, 400, 431), (what, st)
@@ -260,13 +260,13 @@ def test_folded_headers_and_trailers_never_lose_a_claimed_answer(ingress, partne
         key, body = new_key(), json.dumps(payment_body()).encode()
         head = (_PAY_HEAD % (a.basic(), key)).encode() + \
             b"Content-Length: %d\r\nX-F: a\r\n " % len(body) + b"x" * fold + b"\r\n\r\n"
-        one(("fold", fold), head, body)
+        one(("fold", fold), key, head, body)
     for n in range(8, 720):  # the band where the answer did not fit is a field or two wide
         key, body = new_key(), json.dumps(payment_body()).encode()
         head = (_PAY_HEAD % (a.basic(), key)).encode() + b"Transfer-Encoding: chunked\r\n\r\n"
         chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n" + \
             b"".join(b"X-T%04d: %s\r\n" % (i, b"t" * 50) for i in range(n)) + b"\r\n"
-        st = one(("trailers", n), head, chunked)
+        st = one(("trailers", n), key, head, chunked)
         assert n > 8 or st == 202, ("trailers", n, st)
 
 

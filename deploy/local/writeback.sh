@@ -40,7 +40,8 @@ writeback_tune() {
     fi
     case "$WB_BYTES" in ''|*[!0-9]*|0*) log "KASIR_STACK_DIRTY_BACKGROUND_BYTES=$WB_BYTES is not a byte count: writeback left as it is"; return 0 ;; esac
     local cur b="" r="" wb_set="" prev=""; cur=$(cat "$WB_KNOB")
-    [ -f "$WB_SAVED" ] && { prev=$(cat "$WB_SAVED"); read -r b r wb_set <"$WB_SAVED"; } || true
+    [ -f "$WB_SAVED" ] && read -r prev <"$WB_SAVED" || true
+    read -r b r wb_set <<<"$prev" || true
     [ -n "$r" ] || b="" # not a pair: as if there were no file
     if [ -n "$b" ] && [ -z "$wb_set" ]; then
         wb_set=$cur

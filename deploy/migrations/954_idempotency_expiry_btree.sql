@@ -5,9 +5,31 @@
 -- docs/BENCHMARKS.md, session 26). And once purged pages are reused, a range's summary
 -- spans the old, expired records and the new ones, and only grows: every range would match.
 -- A B-tree reads what expired and nothing else; its inserts come in expires_at order, at
--- the index's right edge (~20 bytes an entry).
+-- the index's right edge (~20 bytes an entry). The ingress_unresolved view gains the same.
 -- On a large production table, build the index first without blocking writes:
 --   CREATE INDEX CONCURRENTLY idempotency_keys_expiry ON idempotency_keys (expires_at);
--- and this file then only drops the BRIN index.
+-- and this file then checks it and only drops the BRIN index. An index of that name that is
+-- anything else (an invalid one a failed CONCURRENTLY left, another column, a predicate)
+-- is refused, not taken for it: the purge would read the whole table every 2 s.
+-- DROP INDEX locks the table: it waits at most 5 s for the ingress's statements, then fails
+-- (run the migration again).
+SET LOCAL lock_timeout = '5s';
 CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at);
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1
+          FROM pg_index i
+          JOIN pg_class c ON c.oid = i.indexrelid
+          JOIN pg_am a ON a.oid = c.relam
+         WHERE i.indexrelid = to_regclass('idempotency_keys_expiry')
+           AND i.indrelid = to_regclass('idempotency_keys')
+           AND a.amname = 'btree' AND i.indisvalid AND i.indnatts = 1
+           AND i.indexprs IS NULL AND i.indpred IS NULL
+           AND i.indkey[0] = (SELECT attnum FROM pg_attribute
+                               WHERE attrelid = i.indrelid AND attname = 'expires_at')) THEN
+        RAISE EXCEPTION 'idempotency_keys_expiry exists but is not a valid B-tree on idempotency_keys (expires_at)'
+            USING HINT = 'drop it (DROP INDEX CONCURRENTLY idempotency_keys_expiry) and build it again';
+    END IF;
+END $$;
 DROP INDEX IF EXISTS idempotency_keys_expiry_brin;

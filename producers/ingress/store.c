@@ -749,43 +749,87 @@ static void *tick_main(void *arg)
     return NULL;
 }
 
+/* A full pass of the purge (from the oldest record) this often; the passes between start
+ * where the previous one began */
+#define PURGE_FULL_EVERY_US (600 * 1000000LL)
+
 /* Deletes expired, resolved idempotency records (ingress_purge), a statement of
  * idempotency.purge_batch at a time until none is left, every idempotency.purge_every;
- * counts the expired records that are not resolved (ingress_unresolved) twice a minute. */
+ * counts the expired records that are not resolved (ingress_unresolved) twice a minute.
+ *
+ * A pass deletes what expired since the previous pass began (less a second: a claim's
+ * transaction sets expires_at from its start, so a record a pass could not see yet expired
+ * before that pass only if its transaction lasted longer than idempotency.keep), not from
+ * the oldest record: the records purged since the table's last vacuum keep their entries in
+ * the index on expires_at until then, and a scan from the start walks through all of them,
+ * every 2 s (at a day's steady state, hours of them; docs/BENCHMARKS.md, session 26). The
+ * first pass, every PURGE_FULL_EVERY_US, and the first after a failed one start from the
+ * oldest: a record unresolved at its pass (a payment whose rows risk wrote later) is
+ * purged by the next full one. The point is the database's clock (now() of the pass's
+ * first statement), so the ingress's own clock never decides what has expired. */
 static void *purge_main(void *arg)
 {
     struct ks_db *db = NULL;
-    int64_t next_count = 0;
-    char lim[24];
+    int64_t next_count = 0, next_full = 0;
+    int one_arg = 0; /* the database has only ingress_purge(lim) */
+    char lim[24], since[64] = "-infinity";
     (void)arg;
 
     snprintf(lim, sizeof(lim), "%ld", ING.purge_batch);
     while (!ING.stopping) {
         struct ks_err e = {0};
-        const char *params[1] = {lim};
-        long total = 0;
+        const char *params[2] = {lim, since};
+        char began[64] = "";
+        long total = 0, got = -1;
         int64_t t0 = ks_clock_mono_us();
 
+        if (t0 >= next_full) {
+            snprintf(since, sizeof(since), "-infinity");
+            next_full = t0 + PURGE_FULL_EVERY_US;
+        }
         if (!db)
             db = ks_db_connect(ING.pg_dsn, &e);
         else if (!ks_db_ok(db) && ks_db_reconnect(db, &e) != KS_OK)
             ks_log(KS_LOG_DEBUG, "ingress.pg.down", e.msg, NULL);
         while (db && ks_db_ok(db) && !ING.stopping) {
-            PGresult *res = PQexecParams(ks_db_conn(db), "SELECT ingress_purge($1::int)", 1,
-                                         NULL, params, NULL, NULL, 0);
-            long n = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
-                         ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-            if (n < 0)
+            /* the point as text any DateStyle reads back */
+            PGresult *res = PQexecParams(
+                ks_db_conn(db),
+                one_arg ? "SELECT ingress_purge($1::int), NULL"
+                        : "SELECT ingress_purge($1::int, $2::timestamptz), "
+                          "to_char((now() - interval '1 second') AT TIME ZONE 'UTC', "
+                          "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                one_arg ? 1 : 2, NULL, params, NULL, NULL, 0);
+            got = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                      ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+            if (got < 0 && !one_arg && PQresultErrorField(res, PG_DIAG_SQLSTATE) &&
+                strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42883") == 0) {
+                /* a database not yet migrated (functions/ingress_purge.sql goes first):
+                 * every pass from the oldest, as before */
+                ks_log(KS_LOG_WARN, "ingress.idempotency.purge_old_form",
+                       "ingress_purge(lim, since) is missing: purging from the oldest record "
+                       "each pass until the ingress restarts after the migration", NULL);
+                one_arg = 1;
+                PQclear(res);
+                continue;
+            }
+            if (got < 0)
                 ks_log(KS_LOG_WARN, "ingress.idempotency.purge_failed",
                        PQresultErrorMessage(res), NULL);
+            else if (!began[0] && !one_arg)
+                snprintf(began, sizeof(began), "%s", PQgetvalue(res, 0, 1));
             PQclear(res);
-            if (n <= 0)
+            if (got <= 0)
                 break;
-            total += n;
-            st_purged += n;
-            if (n < ING.purge_batch)
+            total += got;
+            st_purged += got;
+            if (got < ING.purge_batch)
                 break;
         }
+        if (got >= 0 && began[0])
+            snprintf(since, sizeof(since), "%s", began); /* the pass went to its end */
+        else
+            next_full = 0; /* a pass that failed or never ran: the next one is full */
         if (total) {
             char c[24], ms[24];
             snprintf(c, sizeof(c), "%ld", total);

@@ -21,11 +21,12 @@ import uuid
 
 import pytest
 
-from conftest import PG_DSN, psql, psql_one
+from conftest import PG_DSN, daemon_dsn, psql, psql_one
 from ingress_util import (Partner, capture, count_in_kafka, ingress, kafka_since,  # noqa: F401
                           new_key, now_ms, operator, partners, payment_body, rows_written,
                           start_ingress)
 from test_203_ingress_webhooks import midtrans_body, post
+from test_004_migrations import db, dsn, migrate  # noqa: F401 (fixture)
 
 
 def refund(ing, p, oid, amount=None, currency="IDR", key=None):
@@ -357,7 +358,8 @@ def test_purge_keeps_up_and_keeps_what_is_unresolved():
     psql("INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint, resource_id, "
          "state, locked_at, expires_at, checkout_id) VALUES ('%s', '\\x02', 'payments', '\\x00', "
          "'pay_u_%s', 'in_flight', '-infinity', now() - interval '1 hour', 'co-%s')" % (tag, tag, tag))
-    # (the other ingresses of the test run purge too: whichever does, within 10 s)
+    # (this test's own ingress, whose first pass starts from the oldest record; the other
+    # ingresses of the test run reach records back-dated like these in their full passes)
     ing = start_ingress({"KASIR_IDEMPOTENCY_PURGE_EVERY": "500ms"})
     try:
         deadline = time.time() + 10
@@ -430,3 +432,122 @@ def test_purge_reads_what_expired_not_what_is_new():
         assert psql_one("SELECT count(*) FROM %s.idempotency_keys" % schema) == str(n)
     finally:
         psql("DROP SCHEMA IF EXISTS %s CASCADE" % schema)
+
+
+def test_a_purge_starts_where_the_last_one_began():
+    """The records a purge deleted keep their entries in the index on expires_at until the
+    table's next vacuum, and a scan from the oldest entry walks through all of them: at a
+    day's steady state each purge (every 2 s) walked hours of deleted records. A pass now
+    starts where the previous one began (a full pass every 10 minutes). An ingress of the
+    test's own runs against copies of the tables in a schema of its own (search_path in its
+    DSN; autovacuum off on them): 100,000 expired records are purged, then its next passes,
+    every 200 ms, must not walk their entries (~280 index pages a pass from the oldest)."""
+    schema = "t213w" + uuid.uuid4().hex[:8]
+    n = 100000
+    script = ["SET client_min_messages = warning;",
+              "CREATE SCHEMA %s;" % schema,
+              "CREATE TABLE %s.payments (LIKE public.payments INCLUDING ALL) "
+              "WITH (autovacuum_enabled = off);" % schema,
+              "CREATE TABLE %s.idempotency_keys (LIKE public.idempotency_keys INCLUDING ALL) "
+              "WITH (autovacuum_enabled = off);" % schema,
+              "GRANT USAGE ON SCHEMA %s TO kasir_ingress;" % schema,
+              "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.idempotency_keys TO kasir_ingress;"
+              % schema,
+              "GRANT SELECT ON %s.payments TO kasir_ingress;" % schema,
+              # expired a millisecond apart, as a day-old stream of keys is
+              "INSERT INTO %s.idempotency_keys (partner_id, key_hash, route, fingerprint, "
+              "resource_id, state, expires_at) SELECT 'p', decode(md5(i::text) || "
+              "md5(i::text), 'hex'), 'payouts', '\\x00', 'pyo_' || i, 'completed', "
+              "now() - interval '1 hour' + i * interval '1 ms' FROM generate_series(1, %d) i;"
+              % (schema, n),
+              # and as many not expired yet, as a live table has
+              "INSERT INTO %s.idempotency_keys (partner_id, key_hash, route, fingerprint, "
+              "resource_id, state, expires_at) SELECT 'p', decode(md5('n' || i) || "
+              "md5('n' || i), 'hex'), 'payouts', '\\x00', 'pyo_n' || i, 'completed', "
+              "now() + interval '1 day' FROM generate_series(1, %d) i;" % (schema, n),
+              "ANALYZE %s.idempotency_keys, %s.payments;" % (schema, schema)]
+    reads = ("SELECT coalesce(sum(idx_blks_hit + idx_blks_read), 0) FROM pg_statio_all_indexes "
+             "WHERE schemaname = '%s' AND relname = 'idempotency_keys'" % schema)
+    ing = None
+    try:
+        p = subprocess.run(["psql", PG_DSN, "-qtAX", "-v", "ON_ERROR_STOP=1"],
+                           input="\n".join(script), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        ing = start_ingress({
+            "KASIR_PG_DSN": daemon_dsn("ingress") + " options='-csearch_path=%s,public'" % schema,
+            "KASIR_IDEMPOTENCY_PURGE_EVERY": "200ms"})
+        deadline = time.time() + 20
+        left = n
+        while time.time() < deadline and left:
+            left = int(psql_one("SELECT count(*) FROM %s.idempotency_keys WHERE expires_at "
+                                "< now()" % schema))
+            time.sleep(0.2)
+        assert left == 0, "%d of %d expired records left after 20 s" % (left, n)
+        # the passes' statistics reach the shared counters within about a second
+        time.sleep(1.5)
+        r0 = int(psql_one(reads))
+        time.sleep(4)
+        r1 = int(psql_one(reads))
+        assert r1 - r0 < 500, "~20 purge passes read %d index pages" % (r1 - r0)
+        # the control: one pass from the oldest record (the one-argument form) walks the
+        # purged records' entries, ~280 pages, so the bound above would catch every pass
+        # doing that
+        control = ["SET search_path = %s, public;" % schema,
+                   "BEGIN;",
+                   "CREATE TEMP TABLE before ON COMMIT DROP AS SELECT sum("
+                   "pg_stat_get_xact_blocks_fetched(indexrelid)) b FROM pg_index "
+                   "WHERE indrelid = 'idempotency_keys'::regclass;",
+                   "SELECT 'purged', ingress_purge(20000);",
+                   "SELECT 'read', sum(pg_stat_get_xact_blocks_fetched(indexrelid)) - "
+                   "min(b) FROM pg_index, before WHERE indrelid = 'idempotency_keys'::regclass;",
+                   "COMMIT;"]
+        p = subprocess.run(["psql", PG_DSN, "-qtAX", "-v", "ON_ERROR_STOP=1", "-F", " "],
+                           input="\n".join(control), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        out = {l.split()[0]: l.split()[1:] for l in p.stdout.splitlines() if l}
+        assert out["purged"] == ["0"], p.stdout
+        assert int(out["read"][0]) > 200, "a pass from the oldest read only %s" % out["read"]
+    finally:
+        if ing:
+            ing.daemon.term()
+        psql("DROP SCHEMA IF EXISTS %s CASCADE" % schema)
+
+
+def test_a_database_without_the_purge_of_two_arguments(db):
+    """An ingress deployed before functions/ingress_purge.sql (a rolling deploy done in the
+    wrong order) finds only ingress_purge(lim): it says so once and purges from the oldest
+    record every pass, as before, instead of failing every pass. A scratch database migrated
+    whole, then the function put back as it was before session 26."""
+    name = db()
+    assert migrate(name).returncode == 0
+    old = ("DROP FUNCTION ingress_purge(integer, timestamptz) CASCADE; "
+           "CREATE OR REPLACE FUNCTION ingress_purge(lim integer) RETURNS integer LANGUAGE sql AS $$ "
+           "WITH d AS (DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY("
+           "SELECT k.ctid FROM idempotency_keys k WHERE k.expires_at < now() "
+           "AND k.state = 'completed' LIMIT lim)) RETURNING 1) SELECT count(*)::integer FROM d $$; "
+           "INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint, resource_id, "
+           "state, expires_at) SELECT 'p', decode(md5(i::text) || md5(i::text), 'hex'), "
+           "'payouts', '\\x00', 'pyo_' || i, 'completed', now() - interval '1 hour' "
+           "FROM generate_series(1, 1000) i")
+    p = subprocess.run(["psql", dsn(name), "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", old],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    ing = start_ingress({"KASIR_PG_DSN": daemon_dsn("ingress", dsn(name)),
+                         "KASIR_IDEMPOTENCY_PURGE_EVERY": "200ms"})
+    try:
+        deadline = time.time() + 10
+        left = "1000"
+        while time.time() < deadline and left != "0":
+            left = subprocess.run(["psql", dsn(name), "-qtAX", "-c",
+                                   "SELECT count(*) FROM idempotency_keys"],
+                                  capture_output=True, text=True, timeout=60).stdout.strip()
+            time.sleep(0.2)
+        assert left == "0", left
+        # the next passes too (their statements no longer fail)
+        time.sleep(1)
+        with open(ing.daemon.log_path, errors="replace") as f:
+            log = f.read()
+        assert log.count("ingress.idempotency.purge_old_form") == 1, ing.daemon.log_tail()
+        assert "ingress.idempotency.purge_failed" not in log, ing.daemon.log_tail()
+    finally:
+        ing.daemon.term()

@@ -798,7 +798,7 @@ static void *purge_main(void *arg)
                 one_arg ? "SELECT ingress_purge($1::int), NULL"
                         : "SELECT ingress_purge($1::int, $2::timestamptz), "
                           "to_char((now() - interval '1 second') AT TIME ZONE 'UTC', "
-                          "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                          "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00\"')",
                 one_arg ? 1 : 2, NULL, params, NULL, NULL, 0);
             got = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
                       ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;

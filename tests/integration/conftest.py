@@ -150,6 +150,7 @@ class Daemon:
 
     def start(self, wait_path="/healthz", timeout=30):
         logf = open(self.log_path, "ab")
+        self.log_offset = logf.tell()  # this start's lines begin here (the file is appended to)
         self.proc = subprocess.Popen([bin_path(self.name), *self.args], env=self.env,
                                      stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
         logf.close()

@@ -327,6 +327,7 @@ class IngressDaemon(Daemon):
     def start(self, wait_path="/readyz", timeout=40):
         import resource
         logf = open(self.log_path, "ab")
+        self.log_offset = logf.tell()  # this start's lines begin here (the file is appended to)
         n, block = self.nofile, self.block_term
 
         def pre():

@@ -795,7 +795,7 @@ static void *purge_main(void *arg)
             /* the point as text any DateStyle reads back */
             PGresult *res = PQexecParams(
                 ks_db_conn(db),
-                one_arg ? "SELECT ingress_purge($1::int), NULL"
+                one_arg ? "SELECT ingress_purge($1::int)"
                         : "SELECT ingress_purge($1::int, $2::timestamptz), "
                           "to_char((now() - interval '1 second') AT TIME ZONE 'UTC', "
                           "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00\"')",

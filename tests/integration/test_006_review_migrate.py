@@ -31,9 +31,11 @@ from conftest import psql, unique
 from test_004_migrations import MIGRATE, dsn, db, migrate, scratch_dir  # noqa: F401 (fixture)
 
 
-def q(database, sql):
-    return subprocess.run(["psql", dsn(database), "-qtAX", "-c", sql], capture_output=True,
-                          text=True, timeout=60).stdout.strip()
+def q(database, sql, check=False):
+    p = subprocess.run(["psql", dsn(database), "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    assert not check or p.returncode == 0, (sql, p.stderr)
+    return p.stdout.strip()
 
 
 def test_check_creates_nothing(db):
@@ -300,10 +302,7 @@ def test_954_checks_an_expiry_index_built_before_it(db, tmp_path):
     assert migrate(name, directory=d).returncode == 0
 
     def run(sql):
-        p = subprocess.run(["psql", dsn(name), "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                           capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, (sql, p.stderr)
-        return p.stdout.strip()
+        return q(name, sql, check=True)
 
     for bad in ("CREATE INDEX idempotency_keys_expiry ON idempotency_keys (created_at)",
                 "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at) "

@@ -29,6 +29,15 @@ from test_203_ingress_webhooks import midtrans_body, post
 from test_004_migrations import db, dsn, migrate  # noqa: F401 (fixture)
 
 
+def completed_records(table, n, expires, key="", partner="p"):
+    """SQL: n completed payout records in table, expiring at the SQL expression expires
+    (i, 1..n, in it), keyed by key || i."""
+    return ("INSERT INTO %s (partner_id, key_hash, route, fingerprint, resource_id, state, "
+            "expires_at) SELECT '%s', decode(md5('%s' || i) || md5('%s' || i), 'hex'), "
+            "'payouts', '\\x00', 'pyo_%s' || i, 'completed', %s FROM generate_series(1, %d) i"
+            % (table, partner, key, key, key, expires, n))
+
+
 def refund(ing, p, oid, amount=None, currency="IDR", key=None):
     body = {"payment_order_id": oid}
     if amount:
@@ -338,10 +347,7 @@ def test_purge_keeps_up_and_keeps_what_is_unresolved():
     tag = "purge-" + uuid.uuid4().hex[:8]
     n = 50000
     # 50,000 expired, completed records: 10 s of keys at 5,000/s
-    psql("INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint, resource_id, "
-         "state, expires_at) SELECT '%s', decode(md5(i::text) || md5(i::text), 'hex'), "
-         "'payouts', '\\x00', 'pyo_' || i, 'completed', now() - interval '1 hour' "
-         "FROM generate_series(1, %d) i" % (tag, n))
+    psql(completed_records("idempotency_keys", n, "now() - interval '1 hour'", partner=tag))
     # an expired refund that never completed: its event may be in Kafka. Its reservation
     # and its record stay.
     psql("INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id, "
@@ -401,14 +407,9 @@ def test_purge_reads_what_expired_not_what_is_new():
               % schema,
               "SET search_path = %s, public;" % schema,
               # 20 s of new keys at 5,000/s, then the expired ones
-              "INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint, "
-              "resource_id, state, expires_at) SELECT 'p', decode(md5(i::text) || "
-              "md5(i::text), 'hex'), 'payouts', '\\x00', 'pyo_' || i, 'completed', "
-              "now() + interval '1 day' FROM generate_series(1, %d) i;" % n,
-              "INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint, "
-              "resource_id, state, expires_at) SELECT 'p', decode(md5('x' || i) || "
-              "md5('x' || i), 'hex'), 'payouts', '\\x00', 'pyo_x' || i, 'completed', "
-              "now() - interval '1 hour' FROM generate_series(1, %d) i;" % expired,
+              completed_records("idempotency_keys", n, "now() + interval '1 day'") + ";",
+              completed_records("idempotency_keys", expired, "now() - interval '1 hour'",
+                                key="x") + ";",
               # the counter's difference: its pending count holds the inserts' fetches too
               # statistics as a table this size has them (the plan is not the empty table's)
               "ANALYZE idempotency_keys, payments;",
@@ -455,16 +456,11 @@ def test_a_purge_starts_where_the_last_one_began():
               % schema,
               "GRANT SELECT ON %s.payments TO kasir_ingress;" % schema,
               # expired a millisecond apart, as a day-old stream of keys is
-              "INSERT INTO %s.idempotency_keys (partner_id, key_hash, route, fingerprint, "
-              "resource_id, state, expires_at) SELECT 'p', decode(md5(i::text) || "
-              "md5(i::text), 'hex'), 'payouts', '\\x00', 'pyo_' || i, 'completed', "
-              "now() - interval '1 hour' + i * interval '1 ms' FROM generate_series(1, %d) i;"
-              % (schema, n),
+              completed_records(schema + ".idempotency_keys", n,
+                                "now() - interval '1 hour' + i * interval '1 ms'") + ";",
               # and as many not expired yet, as a live table has
-              "INSERT INTO %s.idempotency_keys (partner_id, key_hash, route, fingerprint, "
-              "resource_id, state, expires_at) SELECT 'p', decode(md5('n' || i) || "
-              "md5('n' || i), 'hex'), 'payouts', '\\x00', 'pyo_n' || i, 'completed', "
-              "now() + interval '1 day' FROM generate_series(1, %d) i;" % (schema, n),
+              completed_records(schema + ".idempotency_keys", n, "now() + interval '1 day'",
+                                key="n") + ";",
               "ANALYZE %s.idempotency_keys, %s.payments;" % (schema, schema)]
     reads = ("SELECT coalesce(sum(idx_blks_hit + idx_blks_read), 0) FROM pg_statio_all_indexes "
              "WHERE schemaname = '%s' AND relname = 'idempotency_keys'" % schema)
@@ -525,10 +521,7 @@ def test_a_database_without_the_purge_of_two_arguments(db):
            "WITH d AS (DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY("
            "SELECT k.ctid FROM idempotency_keys k WHERE k.expires_at < now() "
            "AND k.state = 'completed' LIMIT lim)) RETURNING 1) SELECT count(*)::integer FROM d $$; "
-           "INSERT INTO idempotency_keys (partner_id, key_hash, route, fingerprint, resource_id, "
-           "state, expires_at) SELECT 'p', decode(md5(i::text) || md5(i::text), 'hex'), "
-           "'payouts', '\\x00', 'pyo_' || i, 'completed', now() - interval '1 hour' "
-           "FROM generate_series(1, 1000) i")
+           + completed_records("idempotency_keys", 1000, "now() - interval '1 hour'"))
     p = subprocess.run(["psql", dsn(name), "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", old],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr

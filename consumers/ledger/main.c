@@ -101,7 +101,10 @@ static const char SQL_POST[] =
     "  FROM r),"
     /* a refund's or payout's final state: the row's if final, else the first final
      * outcome of this batch before this one that is usable (one dead-lettered by v says
-     * nothing about the object) */
+     * nothing about the object). The filter takes the other kinds' rows out of the
+     * aggregate: their value is never read, and all of a batch's CHARGE outcomes share
+     * one partition, where each row's array held every earlier one (a copy per row,
+     * quadratic in the batch) */
     " vf AS ("
     "  SELECT v.*,"
     "    CASE WHEN v.kind = 'REFUND' AND v.f_status IN ('SUCCEEDED', 'FAILED') THEN v.f_status"
@@ -109,8 +112,9 @@ static const char SQL_POST[] =
     "         WHEN v.kind IN ('REFUND', 'PAYOUT') THEN (array_agg("
     "           CASE WHEN v.status IN ('FAILED', 'EXPIRED') THEN 'FAILED'"
     "                WHEN v.kind = 'REFUND' THEN 'SUCCEEDED' ELSE 'PAID_OUT' END)"
-    "           FILTER (WHERE v.bad IS NULL AND v.status IN ('SUCCEEDED', 'REFUNDED', 'PAID_OUT',"
-    "                                                        'FAILED', 'EXPIRED')) OVER wf)[1]"
+    "           FILTER (WHERE v.kind IN ('REFUND', 'PAYOUT') AND v.bad IS NULL"
+    "                     AND v.status IN ('SUCCEEDED', 'REFUNDED', 'PAID_OUT', 'FAILED',"
+    "                                      'EXPIRED')) OVER wf)[1]"
     "    END AS was_final"
     "  FROM v"
     "  WINDOW wf AS (PARTITION BY v.kind, CASE v.kind WHEN 'REFUND' THEN v.refund_id"

@@ -32,6 +32,15 @@ def dsn(db):
     return re.sub(r"dbname=\S+", "dbname=" + db, os.environ["KASIR_PG_DSN"])
 
 
+def q(database, sql, check=False):
+    """psql -c on a scratch database: its output, stripped; check: the statements must
+    succeed (ON_ERROR_STOP)."""
+    p = subprocess.run(["psql", dsn(database), "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    assert not check or p.returncode == 0, (sql, p.stderr)
+    return p.stdout.strip()
+
+
 @pytest.fixture
 def db():
     made = []

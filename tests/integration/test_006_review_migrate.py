@@ -28,14 +28,7 @@ import subprocess
 import time
 
 from conftest import psql, unique
-from test_004_migrations import MIGRATE, dsn, db, migrate, scratch_dir  # noqa: F401 (fixture)
-
-
-def q(database, sql, check=False):
-    p = subprocess.run(["psql", dsn(database), "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       capture_output=True, text=True, timeout=60)
-    assert not check or p.returncode == 0, (sql, p.stderr)
-    return p.stdout.strip()
+from test_004_migrations import MIGRATE, dsn, db, migrate, q, scratch_dir  # noqa: F401 (fixture)
 
 
 def test_check_creates_nothing(db):

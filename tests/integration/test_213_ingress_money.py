@@ -26,7 +26,7 @@ from ingress_util import (Partner, capture, count_in_kafka, ingress, kafka_since
                           new_key, now_ms, operator, partners, payment_body, rows_written,
                           start_ingress)
 from test_203_ingress_webhooks import midtrans_body, post
-from test_004_migrations import db, dsn, migrate  # noqa: F401 (fixture)
+from test_004_migrations import db, dsn, migrate, q  # noqa: F401 (fixture)
 
 
 def completed_records(table, n, expires, key="", partner="p"):
@@ -522,18 +522,14 @@ def test_a_database_without_the_purge_of_two_arguments(db):
            "SELECT k.ctid FROM idempotency_keys k WHERE k.expires_at < now() "
            "AND k.state = 'completed' LIMIT lim)) RETURNING 1) SELECT count(*)::integer FROM d $$; "
            + completed_records("idempotency_keys", 1000, "now() - interval '1 hour'"))
-    p = subprocess.run(["psql", dsn(name), "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", old],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
+    q(name, old, check=True)
     ing = start_ingress({"KASIR_PG_DSN": daemon_dsn("ingress", dsn(name)),
                          "KASIR_IDEMPOTENCY_PURGE_EVERY": "200ms"})
     try:
         deadline = time.time() + 10
         left = "1000"
         while time.time() < deadline and left != "0":
-            left = subprocess.run(["psql", dsn(name), "-qtAX", "-c",
-                                   "SELECT count(*) FROM idempotency_keys"],
-                                  capture_output=True, text=True, timeout=60).stdout.strip()
+            left = q(name, "SELECT count(*) FROM idempotency_keys")
             time.sleep(0.2)
         assert left == "0", left
         # the next passes too (their statements no longer fail)

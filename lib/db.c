@@ -12,7 +12,7 @@ struct ks_db {
 int ks_db_transient(const char *state)
 {
     static const char *const exact[] = {"57P01", "57P02", "57P03", "40001", "40P01",
-                                        "55P03", "57014", "25P03", NULL};
+                                        "55P03", "57014", "25P03", "26000", NULL};
     if (!state)
         return 0;
     if (strncmp(state, "08", 2) == 0)
@@ -179,4 +179,30 @@ enum ks_code ks_db_health(struct ks_db *db, struct ks_err *err)
     rc = ks_db_check(db, res, PGRES_TUPLES_OK, "health check", err);
     PQclear(res);
     return rc;
+}
+
+PGresult *ks_pg_exec(PGconn *pg, struct ks_pg_stmt *s, const char *const *params,
+                     const int *lens, const int *fmts, int result_fmt)
+{
+    PGresult *res;
+    const char *state;
+
+    if (s->on != pg || s->pid != PQbackendPID(pg)) {
+        res = PQprepare(pg, s->name, s->sql, s->nparams, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            /* 42P05: this session has it already (an earlier answer was lost) */
+            state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+            if (!state || strcmp(state, "42P05") != 0 ||
+                PQtransactionStatus(pg) != PQTRANS_IDLE)
+                return res;
+        }
+        PQclear(res);
+        s->on = pg;
+        s->pid = PQbackendPID(pg);
+    }
+    res = PQexecPrepared(pg, s->name, s->nparams, params, lens, fmts, result_fmt);
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!res || (state && strcmp(state, "26000") == 0))
+        s->on = NULL; /* lost (or no answer): prepare it again next time */
+    return res;
 }

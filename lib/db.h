@@ -33,8 +33,9 @@ enum ks_code ks_db_exec(struct ks_db *db, const char *sql, struct ks_err *err)
 /* The one rule for PostgreSQL errors. 1 when a statement that failed with this SQLSTATE
  * can succeed on a later try: the connection went away (class 08), the server is shutting
  * down or starting (57P01-57P03), the transaction lost a race (40001 serialization, 40P01
- * deadlock), or a timeout the worker sets fired (55P03 lock_timeout, 57014
- * statement_timeout or cancel, 25P03 idle-in-transaction timeout). NULL: 0. */
+ * deadlock), a timeout the worker sets fired (55P03 lock_timeout, 57014
+ * statement_timeout or cancel, 25P03 idle-in-transaction timeout), or the session lost a
+ * statement ks_pg_exec had prepared (26000: prepared again on the next try). NULL: 0. */
 int ks_db_transient(const char *sqlstate);
 
 /* 1 when a statement failed because the database or its schema is broken, not because of
@@ -56,6 +57,29 @@ enum ks_code ks_pg_check(PGconn *pg, PGresult *res, ExecStatusType expect, const
                          struct ks_err *err) __attribute__((warn_unused_result));
 /* The SQLSTATE of a struct ks_err filled by ks_db_check/ks_pg_check ("" when none). */
 const char *ks_db_err_sqlstate(const struct ks_err *err, char out[6]);
+
+/* A statement prepared once per server session and then run by name: parsing and planning
+ * a batch statement every batch cost kasir-risk's backend ~26 % of its CPU. One struct per
+ * statement and connection, owned by whoever owns the connection; zeroed
+ * (KS_PG_STMT) it is prepared nowhere. A reconnect keeps the PGconn but starts a new
+ * session: the backend pid tells. */
+struct ks_pg_stmt {
+    const char *name; /* unique within a session */
+    const char *sql;
+    int nparams;
+    PGconn *on; /* where it is prepared: the connection and its backend (NULL: nowhere) */
+    int pid;
+};
+#define KS_PG_STMT(name, sql, nparams) {(name), (sql), (nparams), NULL, 0}
+
+/* PQexecPrepared of s on pg, preparing it first when pg's session does not have it yet.
+ * Returns the result to check with ks_pg_check (a failed prepare's own). A statement the
+ * session lost while the pid stayed (DEALLOCATE, a pid the OS gave again) fails with
+ * 26000, which ks_db_transient counts in: the next call prepares it again. Outside a
+ * transaction a name the session has already (42P05) counts as prepared; inside one the
+ * error has aborted it and is returned. */
+PGresult *ks_pg_exec(PGconn *pg, struct ks_pg_stmt *s, const char *const *params,
+                     const int *lens, const int *fmts, int result_fmt);
 
 /* Session settings a worker wants on every connection (after each connect and reconnect):
  * statement_timeout, lock_timeout, idle_in_transaction_session_timeout in ms (0: server

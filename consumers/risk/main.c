@@ -324,6 +324,9 @@ struct risk {
     struct ks_pgarr_bin h[H__N], p[P__N], o[O__N], c[C__N];
     struct ks_pgarr_bin fund; /* payout ids for SQL_FUND */
     struct cmd charge, payout;
+    /* the statements, prepared once per session of the worker's one connection */
+    struct ks_pg_stmt q_history, q_payments, q_payments_again, q_payouts, q_payouts_again,
+        q_fund;
 };
 
 static const char *str_field(const json_t *v, const char *name)
@@ -460,18 +463,19 @@ static enum ks_code params_of(struct ks_pgarr_bin *a, size_t n, const char **par
     return KS_OK;
 }
 
-static enum ks_code exec(PGconn *pg, const char *sql, int n, const char **params, int *lens,
+static enum ks_code exec(PGconn *pg, struct ks_pg_stmt *q, const char **params, int *lens,
                          int *fmts, const char *what, PGresult **out, struct ks_err *err)
 {
-    *out = PQexecParams(pg, sql, n, NULL, params, lens, fmts, 0);
+    *out = ks_pg_exec(pg, q, params, lens, fmts, 0);
     return ks_pg_check(pg, *out, PGRES_TUPLES_OK, what, err);
 }
 
 /* Runs the plain form of a decisions statement under a savepoint, and on a unique
  * violation the ON CONFLICT form (the SQL_PAYMENTS comment says why two forms). */
-static enum ks_code insert_decisions(PGconn *pg, const char *plain, const char *again, int n,
-                                     const char **params, int *lens, int *fmts,
-                                     const char *what, PGresult **out, struct ks_err *err)
+static enum ks_code insert_decisions(PGconn *pg, struct ks_pg_stmt *plain,
+                                     struct ks_pg_stmt *again, const char **params, int *lens,
+                                     int *fmts, const char *what, PGresult **out,
+                                     struct ks_err *err)
 {
     PGresult *res = PQexec(pg, "SAVEPOINT risk_decide");
     enum ks_code rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "savepoint", err);
@@ -480,7 +484,7 @@ static enum ks_code insert_decisions(PGconn *pg, const char *plain, const char *
     PQclear(res);
     if (rc != KS_OK)
         return rc;
-    *out = PQexecParams(pg, plain, n, NULL, params, lens, fmts, 0);
+    *out = ks_pg_exec(pg, plain, params, lens, fmts, 0);
     st = PQresultErrorField(*out, PG_DIAG_SQLSTATE);
     if (PQresultStatus(*out) != PGRES_TUPLES_OK && st && strcmp(st, "23505") == 0) {
         PQclear(*out);
@@ -490,7 +494,7 @@ static enum ks_code insert_decisions(PGconn *pg, const char *plain, const char *
         PQclear(res);
         if (rc != KS_OK)
             return rc;
-        *out = PQexecParams(pg, again, n, NULL, params, lens, fmts, 0);
+        *out = ks_pg_exec(pg, again, params, lens, fmts, 0);
     }
     if ((rc = ks_pg_check(pg, *out, PGRES_TUPLES_OK, what, err)) != KS_OK)
         return rc;
@@ -851,7 +855,7 @@ static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err
     snprintf(lo, sizeof(lo), "%" PRId64, nv ? min_at - r->rules->max_window_us : INT64_MAX);
     params[3] = lo;
     fmts[3] = 0;
-    if ((rc = exec(pg, SQL_HISTORY, 7, params, lens, fmts, "risk history", &res, err)) != KS_OK)
+    if ((rc = exec(pg, &r->q_history, params, lens, fmts, "risk history", &res, err)) != KS_OK)
         goto out;
     for (int t = 0; t < PQntuples(res); t++) {
         long kind = strtol(PQgetvalue(res, t, 0), NULL, 10);
@@ -1042,8 +1046,8 @@ static enum ks_code decide_payments(struct risk *r, struct ks_batch *b, PGconn *
     params[26] = r->out_topic;
     params[27] = r->owner;
     fmts[26] = fmts[27] = 0;
-    if ((rc = insert_decisions(pg, SQL_PAYMENTS, SQL_PAYMENTS_AGAIN, 28, params, lens, fmts,
-                               "risk payments", &res, err)) != KS_OK)
+    if ((rc = insert_decisions(pg, &r->q_payments, &r->q_payments_again, params, lens,
+                               fmts, "risk payments", &res, err)) != KS_OK)
         goto out;
     for (int t = 0; t < PQntuples(res); t++) {
         long i = strtol(PQgetvalue(res, t, 0), NULL, 10);
@@ -1100,7 +1104,7 @@ static enum ks_code fund_payouts(struct risk *r, PGconn *pg, size_t k, struct ks
         return KS_OK;
     if (!(p = ks_pgarr_bin_data(&r->fund, &len)))
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_FUND, 1, NULL, &p, &len, &fmt, 0);
+    res = ks_pg_exec(pg, &r->q_fund, &p, &len, &fmt, 0);
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "hold payout funds", err)) != KS_OK)
         goto out;
     for (int t = 0; t < PQntuples(res); t++) {
@@ -1194,8 +1198,8 @@ static enum ks_code decide_payouts(struct risk *r, struct ks_batch *b, PGconn *p
     params[22] = r->out_topic;
     params[23] = r->owner;
     fmts[22] = fmts[23] = 0;
-    if ((rc = insert_decisions(pg, SQL_PAYOUTS, SQL_PAYOUTS_AGAIN, 24, params, lens, fmts,
-                               "risk payouts", &res, err)) != KS_OK)
+    if ((rc = insert_decisions(pg, &r->q_payouts, &r->q_payouts_again, params, lens,
+                               fmts, "risk payouts", &res, err)) != KS_OK)
         goto out;
     for (int t = 0; t < PQntuples(res); t++) {
         long i = strtol(PQgetvalue(res, t, 0), NULL, 10);
@@ -1352,7 +1356,14 @@ static int config_arg(int argc, char **argv, const char **path)
 
 int main(int argc, char **argv)
 {
-    static struct risk r;
+    static struct risk r = {
+        .q_history = KS_PG_STMT("risk_history", SQL_HISTORY, 7),
+        .q_payments = KS_PG_STMT("risk_payments", SQL_PAYMENTS, 28),
+        .q_payments_again = KS_PG_STMT("risk_payments_again", SQL_PAYMENTS_AGAIN, 28),
+        .q_payouts = KS_PG_STMT("risk_payouts", SQL_PAYOUTS, 24),
+        .q_payouts_again = KS_PG_STMT("risk_payouts_again", SQL_PAYOUTS_AGAIN, 24),
+        .q_fund = KS_PG_STMT("risk_fund", SQL_FUND, 1),
+    };
     const struct ks_worker_spec spec = {
         .name = "risk",
         .group = RISK_GROUP,

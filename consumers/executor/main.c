@@ -247,6 +247,8 @@ struct exe {
     struct ks_pgarr a[10];
     json_t *outcome, *command;
     struct ex_req scratch;
+    /* the statements, prepared once per session of the worker's one connection */
+    struct ks_pg_stmt q_refund_lock, q_refund, q_lookup, q_resolve;
 };
 
 static const char *str_field(const json_t *v, const char *name)
@@ -556,12 +558,12 @@ static enum ks_code handle_refund(struct ks_batch *b, struct ks_msg *m, PGconn *
     int64_t amt = json_integer_value(json_object_get(v, "amount_minor"));
 
     snprintf(amount, sizeof(amount), "%" PRId64, amt);
-    res = PQexecParams(pg, SQL_REFUND_LOCK, 1, NULL, p + 1, NULL, NULL, 0);
+    res = ks_pg_exec(pg, &x->q_refund_lock, p + 1, NULL, NULL, 0);
     rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "lock the order's refunds", err);
     PQclear(res);
     if (rc != KS_OK)
         return rc;
-    res = PQexecParams(pg, SQL_REFUND, 5, NULL, p, NULL, NULL, 0);
+    res = ks_pg_exec(pg, &x->q_refund, p, NULL, NULL, 0);
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "check refund", err)) != KS_OK)
         goto out;
     if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
@@ -735,7 +737,7 @@ static enum ks_code lookup(struct exe *x, struct ex_item *items, size_t n, PGcon
     for (int k = 0; k < 6; k++)
         if (!(p[k] = ks_pgarr_str(&x->a[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    *out = PQexecParams(pg, SQL_LOOKUP, 6, NULL, p, NULL, NULL, 0);
+    *out = ks_pg_exec(pg, &x->q_lookup, p, NULL, NULL, 0);
     return ks_pg_check(pg, *out, PGRES_TUPLES_OK, "look up attempts", err);
 }
 
@@ -1056,7 +1058,7 @@ static enum ks_code record(struct exe *x, struct ks_batch *b, struct ex_item *it
     for (int k = 0; k < 8; k++)
         if (!(p[k] = ks_pgarr_str(&x->a[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_RESOLVE, 8, NULL, p, NULL, NULL, 0);
+    res = ks_pg_exec(pg, &x->q_resolve, p, NULL, NULL, 0);
     rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "record verdicts", err);
     PQclear(res);
     return rc;
@@ -1200,7 +1202,12 @@ static int check_config(const char *path)
 
 int main(int argc, char **argv)
 {
-    static struct exe x;
+    static struct exe x = {
+        .q_refund_lock = KS_PG_STMT("executor_refund_lock", SQL_REFUND_LOCK, 1),
+        .q_refund = KS_PG_STMT("executor_refund", SQL_REFUND, 5),
+        .q_lookup = KS_PG_STMT("executor_lookup", SQL_LOOKUP, 6),
+        .q_resolve = KS_PG_STMT("executor_resolve", SQL_RESOLVE, 8),
+    };
     const struct ks_worker_spec spec = {
         .name = "executor",
         .group = EXEC_GROUP,

@@ -335,8 +335,9 @@ static const char SQL_WORK_MEM[] = "SELECT set_config('work_mem', '64MB', true)"
 
 struct ledger {
     struct ledger_pub *pub; /* the publisher thread, stopped by the runtime's stopped hook */
-    PGconn *prepared_on; /* the session SQL_POST is prepared in (and its backend) */
-    int prepared_pid;
+    /* the statements, prepared once per session of the worker's one connection: planning
+     * the post statement costs as much as running it for a small batch */
+    struct ks_pg_stmt q_post, q_queued, q_chains, q_payments;
     struct ks_pgarr_bin a[NCOL];
     struct ks_pgarr_bin chains, payments;
     struct ks_msg **msgs; /* by ord - 1 */
@@ -466,7 +467,7 @@ static enum ks_code ensure_chains(struct ledger *d, PGconn *pg, struct ks_batch 
     }
     if (!(p = ks_pgarr_bin_data(&d->chains, &len)))
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_CHAINS, 1, NULL, &p, &len, &fmt, 0);
+    res = ks_pg_exec(pg, &d->q_chains, &p, &len, &fmt, 0);
     if (ks_pg_check(pg, res, PGRES_COMMAND_OK, "create ledger chains", err) != KS_OK) {
         PQclear(res);
         return err->code;
@@ -482,7 +483,7 @@ static enum ks_code publish_queued(struct ledger *d, struct ks_batch *b, PGconn 
                                    struct ks_err *err)
 {
     const char *any_age = "0";
-    PGresult *res = PQexecPrepared(pg, "ledger_queued", 1, &any_age, NULL, NULL, 0);
+    PGresult *res = ks_pg_exec(pg, &d->q_queued, &any_age, NULL, NULL, 0);
     enum ks_code rc;
 
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "publish queued entries", err)) != KS_OK)
@@ -569,24 +570,7 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
     for (int k = 0; k < NCOL; k++)
         if (!(params[k] = ks_pgarr_bin_data(&d->a[k], &lens[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    /* prepared once per session: planning the statement costs as much as running it
-     * for a small batch */
-    if (d->prepared_on != pg || d->prepared_pid != PQbackendPID(pg)) {
-        res = PQprepare(pg, "ledger_post", SQL_POST, NCOL, NULL);
-        if ((rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "prepare the post statement", err)) !=
-            KS_OK)
-            goto out;
-        PQclear(res);
-        /* the queue's claim: planned once too (it runs once per batch, mostly on nothing) */
-        res = PQprepare(pg, "ledger_queued", LEDGER_SQL_QUEUED, 1, NULL);
-        if ((rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "prepare the queue statement", err)) !=
-            KS_OK)
-            goto out;
-        PQclear(res);
-        d->prepared_on = pg;
-        d->prepared_pid = PQbackendPID(pg);
-    }
-    res = PQexecPrepared(pg, "ledger_post", NCOL, params, lens, fmts, 0);
+    res = ks_pg_exec(pg, &d->q_post, params, lens, fmts, 0);
     if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "post outcomes", err)) != KS_OK)
         goto out;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -650,7 +634,7 @@ static enum ks_code post_batch(struct ks_batch *b, PGconn *pg, void *ctx, struct
             rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
             goto out;
         }
-        res = PQexecParams(pg, SQL_PAYMENTS, 1, NULL, &p, &len, &fmt, 0);
+        res = ks_pg_exec(pg, &d->q_payments, &p, &len, &fmt, 0);
         if ((rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "refresh payment statuses", err)) != KS_OK)
             goto out;
     }
@@ -708,7 +692,12 @@ int main(int argc, char **argv)
     struct ks_config_def *pub_defs = NULL;
     struct ks_config *pub_cfg;
     struct ks_err err = {0};
-    static struct ledger d;
+    static struct ledger d = {
+        .q_post = KS_PG_STMT("ledger_post", SQL_POST, NCOL),
+        .q_queued = KS_PG_STMT("ledger_queued", LEDGER_SQL_QUEUED, 1),
+        .q_chains = KS_PG_STMT("ledger_chains", SQL_CHAINS, 1),
+        .q_payments = KS_PG_STMT("ledger_payments", SQL_PAYMENTS, 1),
+    };
     const struct ks_worker_spec spec = {
         .name = "ledger",
         .group = "kasir-ledger",

@@ -137,6 +137,8 @@ struct hooks {
     size_t cap;
     size_t *ix;
     struct ks_pgarr a[N_EV + N_OP];
+    /* the statements, prepared once per session of the worker's one connection */
+    struct ks_pg_stmt q_lock, q_look, q_record;
 };
 
 static const char *str_field(const json_t *v, const char *name)
@@ -405,12 +407,12 @@ static enum ks_code look_up(struct hooks *h, PGconn *pg, size_t m, PGresult **ou
     for (int j = 0; j < 4; j++)
         if (!(p[j] = ks_pgarr_str(&h->a[j])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_LOCK, 2, NULL, p, NULL, NULL, 0);
+    res = ks_pg_exec(pg, &h->q_lock, p, NULL, NULL, 0);
     rc = ks_pg_check(pg, res, PGRES_TUPLES_OK, "lock the operations", err);
     PQclear(res);
     if (rc != KS_OK)
         return rc;
-    *out = PQexecParams(pg, SQL_LOOK, 4, NULL, p, NULL, NULL, 0);
+    *out = ks_pg_exec(pg, &h->q_look, p, NULL, NULL, 0);
     if ((rc = ks_pg_check(pg, *out, PGRES_TUPLES_OK, "look up the operations", err)) != KS_OK)
         return rc;
     for (int r = 0; r < PQntuples(*out); r++) {
@@ -558,7 +560,7 @@ static enum ks_code record_all(struct hooks *h, PGconn *pg, size_t n, struct ks_
     for (int j = 0; j < N_EV + N_OP; j++)
         if (!(p[j] = ks_pgarr_str(&a[j])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    res = PQexecParams(pg, SQL_RECORD, N_EV + N_OP, NULL, p, NULL, NULL, 0);
+    res = ks_pg_exec(pg, &h->q_record, p, NULL, NULL, 0);
     rc = ks_pg_check(pg, res, PGRES_COMMAND_OK, "record webhook events", err);
     PQclear(res);
     return rc;
@@ -595,7 +597,11 @@ int main(int argc, char **argv)
         {"webhooks.output_topic", KS_CFG_STRING, "kasir.psp.outcomes", 0,
          "topic the outcomes (kasir.psp.PspOutcome, source WEBHOOK) go to"},
     };
-    static struct hooks h;
+    static struct hooks h = {
+        .q_lock = KS_PG_STMT("webhooks_lock", SQL_LOCK, 2),
+        .q_look = KS_PG_STMT("webhooks_look", SQL_LOOK, 4),
+        .q_record = KS_PG_STMT("webhooks_record", SQL_RECORD, N_EV + N_OP),
+    };
     const struct ks_worker_spec spec = {
         .name = "webhooks",
         .group = "kasir-webhooks",

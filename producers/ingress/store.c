@@ -280,30 +280,6 @@ static char *join_fins(struct ing_req **fi, size_t n)
     return s;
 }
 
-/* Prepares the batch statement once per server session (a reconnect starts a new one,
- * told by its backend pid): parsing and planning the call every time cost ~2 % of the
- * writers' PostgreSQL time. */
-static int prepare_batch(struct ks_db *db, int *prepared_pid, struct ks_err *e)
-{
-    PGconn *c = ks_db_conn(db);
-    PGresult *res;
-    enum ks_code rc;
-    const char *state;
-
-    if (*prepared_pid == PQbackendPID(c))
-        return 0;
-    res = PQprepare(c, "ingress_batch", batch_sql, 5, NULL);
-    rc = ks_db_check(db, res, PGRES_COMMAND_OK, "prepare ingress_batch", e);
-    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (rc != KS_OK && state && strcmp(state, "42P05") == 0)
-        rc = KS_OK; /* this session has it already (42P05: duplicate_prepared_statement) */
-    PQclear(res);
-    if (rc != KS_OK)
-        return -1;
-    *prepared_pid = PQbackendPID(c);
-    return 0;
-}
-
 /* 0 when the server closed the connection while it was idle (readable socket, then a
  * broken connection); one poll(2) per batch */
 static int conn_alive(struct ks_db *db)
@@ -326,7 +302,7 @@ static int conn_alive(struct ks_db *db)
  * on a live connection (a constraint, a trigger: the data of some request in it), not
  * because it or its schema is broken (ks_db_environmental, or read-only after a failover:
  * every batch would fail alike). quiet: no log line of its own per failure. */
-static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
+static int run_batch(struct ks_db **dbp, struct ks_pg_stmt *batch, const char *fins,
                      const char *claims, struct ks_pgarr_bin *bodies, PGresult **res,
                      int *refused, int quiet)
 {
@@ -359,25 +335,19 @@ static int run_batch(struct ks_db **dbp, int *prepared_pid, const char *fins,
         }
         if (!conn_alive(*dbp)) {
             /* closed by the server while idle (a restart): a fresh one before sending */
-            *prepared_pid = 0;
             if (ks_db_reconnect(*dbp, &e) != KS_OK) {
                 usleep(100000);
                 continue;
             }
         }
-        if (prepare_batch(*dbp, prepared_pid, &e) != 0) {
-            *res = NULL;
-        } else {
-            *res = PQexecPrepared(ks_db_conn(*dbp), "ingress_batch", 5, params, lengths,
-                                  formats, 0);
-            if (ks_db_check(*dbp, *res, PGRES_TUPLES_OK, "ingress_batch", &e) == KS_OK)
-                return 0;
-        }
+        /* prepared once per server session: parsing and planning the call every time
+         * cost ~2 % of the writers' PostgreSQL time */
+        *res = ks_pg_exec(ks_db_conn(*dbp), batch, params, lengths, formats, 0);
+        if (ks_db_check(*dbp, *res, PGRES_TUPLES_OK, "ingress_batch", &e) == KS_OK)
+            return 0;
         if (!quiet)
             ks_log(KS_LOG_WARN, "ingress.store.batch_failed", e.msg, "retriable",
                    e.retriable ? "true" : "false", NULL);
-        if (!ks_db_ok(*dbp))
-            *prepared_pid = 0; /* a new session will need it prepared again */
         PQclear(*res);
         *res = NULL;
         /* a request is waiting: retry in place only what a new try can fix at once (a lost
@@ -462,7 +432,8 @@ static char *pending_array(const struct pending *list, size_t n)
  * is kept from the clients' batches meanwhile), frees the recorded ones and returns the
  * rest: the ones not tried first, then the ones refused again, so that the next pass gets
  * to the others. One log line a pass. */
-static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct pending *list)
+static struct pending *record_alone(struct ks_db **db, struct ks_pg_stmt *batch,
+                                    struct pending *list)
 {
     struct pending *pd, **pp = &list, *failed = NULL, **ft = &failed;
     int n = 0, n_ok = 0, n_refused = 0, refused = 0;
@@ -475,7 +446,7 @@ static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct
 
         if (!one)
             break;
-        ok = run_batch(db, prepared_pid, one, "[]", NULL, &res, &refused, 1) == 0;
+        ok = run_batch(db, batch, one, "[]", NULL, &res, &refused, 1) == 0;
         PQclear(res);
         free(one);
         if (!ok && !refused)
@@ -508,7 +479,7 @@ static struct pending *record_alone(struct ks_db **db, int *prepared_pid, struct
     return list;
 }
 
-static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
+static void retry_unrecorded(struct ks_db **db, struct ks_pg_stmt *batch)
 {
     struct pending *list, *pd, **pp;
     int64_t now = ks_clock_mono_us();
@@ -548,7 +519,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
         return;
     if (!(fins = pending_array(list, SIZE_MAX)))
         goto keep;
-    ok = run_batch(db, prepared_pid, fins, "[]", NULL, &res, &refused, 0) == 0;
+    ok = run_batch(db, batch, fins, "[]", NULL, &res, &refused, 0) == 0;
     PQclear(res);
     free(fins);
     if (ok) {
@@ -565,7 +536,7 @@ static void retry_unrecorded(struct ks_db **db, int *prepared_pid)
         return;
     }
     if (refused && list->next)
-        list = record_alone(db, prepared_pid, list);
+        list = record_alone(db, batch, list);
     if (!list)
         return;
 keep:
@@ -583,7 +554,7 @@ keep:
 static void *writer_main(void *arg)
 {
     struct ks_db *db = NULL;
-    int prepared_pid = 0;
+    struct ks_pg_stmt batch = KS_PG_STMT("ingress_batch", batch_sql, 5);
     size_t max = (size_t)ING.batch_max;
     struct ing_req **cl = calloc(max, sizeof(*cl)), **fi = calloc(max, sizeof(*fi));
     struct ks_pgarr_bin bodies;
@@ -602,7 +573,7 @@ static void *writer_main(void *arg)
         int ok, ok_claims = 0, refused = 0;
         PGresult *res = NULL;
 
-        retry_unrecorded(&db, &prepared_pid);
+        retry_unrecorded(&db, &batch);
         pthread_mutex_lock(&mu);
         while (!claims_head && !fins_head && !ING.stopping) {
             if (n_pending) {
@@ -638,14 +609,14 @@ static void *writer_main(void *arg)
         sf = join_fins(fi, nf);
 
         t0 = ks_clock_mono_us();
-        ok = sc && sf && run_batch(&db, &prepared_pid, sf, sc, &bodies, &res, &refused, 0) == 0;
+        ok = sc && sf && run_batch(&db, &batch, sf, sc, &bodies, &res, &refused, 0) == 0;
         if (!ok && refused && nf > 0 && nc > 0) {
             /* the database refused the batch, not the connection: most likely a finish
              * (a constraint, a trigger on a row); the claims beside it must not share its
              * fate (they were other clients' requests; test 228): they run again alone,
              * and the finishes are kept below as refused */
             int refused_again;
-            ok_claims = run_batch(&db, &prepared_pid, "[]", sc, &bodies, &res, &refused_again,
+            ok_claims = run_batch(&db, &batch, "[]", sc, &bodies, &res, &refused_again,
                                   0) == 0;
         }
         st_exec_us += ks_clock_mono_us() - t0;

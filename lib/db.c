@@ -1,4 +1,6 @@
 /* db.c - see db.h */
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,28 +183,32 @@ enum ks_code ks_db_health(struct ks_db *db, struct ks_err *err)
     return rc;
 }
 
+/* sessions ks_pg_exec saw lose their statements (26000), over every connection and thread */
+static atomic_uint pg_lost;
+
 PGresult *ks_pg_exec(PGconn *pg, struct ks_pg_stmt *s, const char *const *params,
                      const int *lens, const int *fmts, int result_fmt)
 {
+    unsigned lost = atomic_load(&pg_lost);
     PGresult *res;
     const char *state;
 
-    if (s->on != pg || s->pid != PQbackendPID(pg)) {
-        res = PQprepare(pg, s->name, s->sql, s->nparams, NULL);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            /* 42P05: this session has it already (an earlier answer was lost) */
-            state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-            if (!state || strcmp(state, "42P05") != 0 ||
-                PQtransactionStatus(pg) != PQTRANS_IDLE)
-                return res;
-        }
+    if (s->on != pg || s->pid != PQbackendPID(pg) || s->lost != lost) {
+        snprintf(s->as, sizeof(s->as), "%s_%u", s->name, ++s->seq);
+        s->on = NULL;
+        res = PQprepare(pg, s->as, s->sql, s->nparams, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            return res;
         PQclear(res);
         s->on = pg;
         s->pid = PQbackendPID(pg);
+        s->lost = lost;
     }
-    res = PQexecPrepared(pg, s->name, s->nparams, params, lens, fmts, result_fmt);
+    res = PQexecPrepared(pg, s->as, s->nparams, params, lens, fmts, result_fmt);
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!res || (state && strcmp(state, "26000") == 0))
-        s->on = NULL; /* lost (or no answer): prepare it again next time */
+    if (!res || (state && strcmp(state, "0A000") == 0))
+        s->on = NULL;
+    else if (state && strcmp(state, "26000") == 0)
+        atomic_fetch_add(&pg_lost, 1);
     return res;
 }

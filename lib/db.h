@@ -60,24 +60,29 @@ const char *ks_db_err_sqlstate(const struct ks_err *err, char out[6]);
 
 /* A statement prepared once per server session and then run by name: parsing and planning
  * a batch statement every batch cost kasir-risk's backend ~26 % of its CPU. One struct per
- * statement and connection, owned by whoever owns the connection; zeroed
- * (KS_PG_STMT) it is prepared nowhere. A reconnect keeps the PGconn but starts a new
- * session: the backend pid tells. */
+ * statement and connection, owned by whoever owns the connection; KS_PG_STMT makes one
+ * prepared nowhere. A reconnect keeps the PGconn but starts a new session: the backend pid
+ * tells. Each preparation takes a fresh name (name_<n>): preparing again never collides
+ * with one the session kept (42P05 would abort the caller's transaction). */
 struct ks_pg_stmt {
-    const char *name; /* unique within a session */
+    const char *name; /* unique within the process */
     const char *sql;
     int nparams;
     PGconn *on; /* where it is prepared: the connection and its backend (NULL: nowhere) */
     int pid;
+    unsigned lost; /* ks_pg_exec's count of lost sessions when it was prepared */
+    unsigned seq;  /* preparations so far: the suffix of the name */
+    char as[80];   /* the name it is prepared under */
 };
-#define KS_PG_STMT(name, sql, nparams) {(name), (sql), (nparams), NULL, 0}
+#define KS_PG_STMT(name, sql, nparams) {(name), (sql), (nparams), NULL, 0, 0, 0, ""}
 
 /* PQexecPrepared of s on pg, preparing it first when pg's session does not have it yet.
- * Returns the result to check with ks_pg_check (a failed prepare's own). A statement the
- * session lost while the pid stayed (DEALLOCATE, a pid the OS gave again) fails with
- * 26000, which ks_db_transient counts in: the next call prepares it again. Outside a
- * transaction a name the session has already (42P05) counts as prepared; inside one the
- * error has aborted it and is returned. */
+ * Returns the result to check with ks_pg_check (a failed prepare's own). The next call
+ * prepares it again after: no answer; 26000, the session lost a statement while its pid
+ * stayed (DEALLOCATE, a restarted server handing the same pid out again), which
+ * ks_db_transient counts in and which makes every statement of the process prepare again,
+ * since a session loses them all at once; 0A000, the server refused the cached plan (a
+ * migration changed a column's type). */
 PGresult *ks_pg_exec(PGconn *pg, struct ks_pg_stmt *s, const char *const *params,
                      const int *lens, const int *fmts, int result_fmt);
 

@@ -1,8 +1,11 @@
 """008: ks_pg_exec, a statement prepared once per server session, against the real server:
-the session that has it runs it by name, a session that lost it (ended by the server, or
-DEALLOCATE behind its back) fails once and retriably and prepares it again, a transaction
-that rolls back keeps it, and a name the session has already is not taken for granted
-inside a transaction (kasir-pgstmt)."""
+the session that has it runs it by name (prepared once, not on every call); a session that
+lost it (ended by the server, DEALLOCATE behind its back) fails once, retriably, and the
+next try prepares it again -- every statement of that session, not only the one that hit
+the loss; a transaction that rolls back keeps it; a statement the session has but the
+caller does not know of is prepared again under a fresh name, never a collision that
+aborts the transaction (42P05); a cached plan the server refuses after a column changed
+type (0A000) is prepared again on the next try (kasir-pgstmt)."""
 import subprocess
 
 from conftest import bin_path
@@ -16,7 +19,8 @@ def runs(scenario):
 
 
 def test_prepared_once_per_session():
-    assert runs("repeat") == ["run 1: ok 42 prepares=1", "run 2: ok 10 prepares=1"]
+    assert runs("repeat") == ["run 1: ok 42 prepares=1", "run 2: ok 10 prepares=1",
+                              "run 3: ok 14 prepares=1"]
 
 
 def test_a_session_the_server_ended_prepares_it_again():
@@ -33,11 +37,23 @@ def test_a_statement_lost_behind_its_back_fails_retriably_once():
                                    "run 3: ok 14 prepares=1"]
 
 
+def test_one_lost_statement_tells_every_statement_of_the_process():
+    assert runs("all_lost") == ["run 1: ok 42 prepares=1", "run 2: ok -9 prepares=2",
+                                "run 3: error 26000 retriable=1",
+                                "run 4: ok 14 prepares=1", "run 5: ok -4 prepares=2"]
+
+
 def test_prepared_in_a_transaction_that_rolls_back_stays():
-    assert runs("rolled_back") == ["run 1: ok 42 prepares=1", "run 2: ok 10 prepares=1",
-                                   "run 3: ok 14 prepares=1"]
+    assert runs("rolled_back") == ["run 1: ok 42 prepares=1",
+                                   "run 2: error 26000 retriable=1",
+                                   "run 3: ok 14 prepares=1", "run 4: ok 16 prepares=1"]
 
 
-def test_a_name_the_session_has_is_an_error_inside_a_transaction():
-    assert runs("aborted") == ["run 1: ok 42 prepares=1", "run 2: error 42P05 retriable=0",
-                               "run 3: ok 14 prepares=1"]
+def test_a_statement_the_caller_lost_track_of_is_prepared_again_in_a_transaction():
+    # the old one stays in the session (1 more), the transaction is not aborted
+    assert runs("no_answer") == ["run 1: ok 42 prepares=1", "run 2: ok 10 prepares=2"]
+
+
+def test_a_plan_refused_after_a_column_changed_type_is_prepared_again():
+    assert runs("retyped") == ["run 1: ok 42 prepares=1", "run 2: ok 3 prepares=2",
+                               "run 3: error 0A000 retriable=0", "run 4: ok 3 prepares=3"]

@@ -1,24 +1,26 @@
 /* kasir-pgstmt - drives ks_pg_exec (a statement prepared once per server session) against
  * the real server through the ways a session can lose or keep it, one line per run:
  *   run N: ok VALUE prepares=P         or   run N: error SQLSTATE retriable=R
- * where P counts the statements of that name the session holds after the run.
+ * where P counts the statements the session holds (pg_prepared_statements) after the run.
  *   kasir-pgstmt SCENARIO   (KASIR_PG_DSN from the environment)
- * SCENARIO: repeat | terminated | deallocated | rolled_back | aborted */
+ * SCENARIO: repeat | terminated | deallocated | all_lost | rolled_back | no_answer |
+ * retyped */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/db.h"
 
-#define NAME "pgstmt_double"
-
 static struct ks_db *db;
-static struct ks_pg_stmt stmt = KS_PG_STMT(NAME, "SELECT $1::int8 * 2", 1);
+static struct ks_pg_stmt dbl = KS_PG_STMT("pgstmt_double", "SELECT $1::int8 * 2", 1);
+static struct ks_pg_stmt neg = KS_PG_STMT("pgstmt_negate", "SELECT - $1::int8", 1);
+static struct ks_pg_stmt col = KS_PG_STMT("pgstmt_column", "SELECT x FROM pg_temp.pgstmt_t "
+                                                           "WHERE $1::int8 IS NOT NULL",
+                                          1);
 
 static int held(void)
 {
-    PGresult *res = PQexec(ks_db_conn(db), "SELECT count(*) FROM pg_prepared_statements "
-                                           "WHERE name = '" NAME "'");
+    PGresult *res = PQexec(ks_db_conn(db), "SELECT count(*) FROM pg_prepared_statements");
     int n = PQresultStatus(res) == PGRES_TUPLES_OK ? atoi(PQgetvalue(res, 0, 0)) : -1;
     PQclear(res);
     return n;
@@ -29,15 +31,15 @@ static void sql(const char *q)
     PQclear(PQexec(ks_db_conn(db), q));
 }
 
-static void run(int n, const char *arg)
+static void run_on(struct ks_pg_stmt *s, int n, const char *arg)
 {
     const char *params[1] = {arg};
     struct ks_err err = {0};
-    PGresult *res = ks_pg_exec(ks_db_conn(db), &stmt, params, NULL, NULL, 0);
+    PGresult *res = ks_pg_exec(ks_db_conn(db), s, params, NULL, NULL, 0);
     char st[6];
 
     if (ks_pg_check(ks_db_conn(db), res, PGRES_TUPLES_OK, "pgstmt", &err) == KS_OK) {
-        printf("run %d: ok %s", n, PQgetvalue(res, 0, 0));
+        printf("run %d: ok %s", n, PQntuples(res) ? PQgetvalue(res, 0, 0) : "-");
         PQclear(res);
         printf(" prepares=%d\n", held());
     } else {
@@ -45,6 +47,11 @@ static void run(int n, const char *arg)
         printf("run %d: error %s retriable=%d\n", n, ks_db_err_sqlstate(&err, st),
                err.retriable);
     }
+}
+
+static void run(int n, const char *arg)
+{
+    run_on(&dbl, n, arg);
 }
 
 int main(int argc, char **argv)
@@ -63,6 +70,7 @@ int main(int argc, char **argv)
     run(1, "21");
     if (strcmp(sc, "repeat") == 0) {
         run(2, "5");
+        run(3, "7");
     } else if (strcmp(sc, "terminated") == 0) {
         /* the server ends the session; the worker reconnects (PQreset: the same PGconn) */
         struct ks_db *other = ks_db_connect(dsn, &err);
@@ -77,25 +85,49 @@ int main(int argc, char **argv)
             printf("reconnect: %s\n", err.msg);
         run(3, "7");
     } else if (strcmp(sc, "deallocated") == 0) {
-        sql("DEALLOCATE " NAME);
+        sql("DEALLOCATE ALL");
         run(2, "5");
         run(3, "7");
+    } else if (strcmp(sc, "all_lost") == 0) {
+        /* a session that lost every statement while its pid stayed (a server restarted in
+         * a container hands the same pids out again): the first 26000 tells them all, so
+         * that a worker's retry of its transaction does not fail on the next one */
+        run_on(&neg, 2, "9");
+        sql("DEALLOCATE ALL");
+        sql("BEGIN");
+        run(3, "5");
+        sql("ROLLBACK");
+        sql("BEGIN");
+        run(4, "7");
+        run_on(&neg, 5, "4");
+        sql("COMMIT");
     } else if (strcmp(sc, "rolled_back") == 0) {
         /* prepared inside a transaction that rolls back: the session keeps it */
-        stmt.on = NULL;
-        sql("DEALLOCATE " NAME);
+        sql("DEALLOCATE ALL");
+        run(2, "5"); /* 26000: prepared again on the next call */
+        sql("BEGIN");
+        run(3, "7");
+        sql("ROLLBACK");
+        run(4, "8");
+    } else if (strcmp(sc, "no_answer") == 0) {
+        /* the session has it but the struct does not know (a prepare whose answer was
+         * lost): preparing it again inside a transaction must not collide with it */
+        dbl.on = NULL;
         sql("BEGIN");
         run(2, "5");
-        sql("ROLLBACK");
-        run(3, "7");
-    } else if (strcmp(sc, "aborted") == 0) {
-        /* a session that has it, a struct that does not know, a transaction: the prepare's
-         * 42P05 aborts the transaction and is returned, not counted as prepared */
-        stmt.on = NULL;
+        sql("COMMIT");
+    } else if (strcmp(sc, "retyped") == 0) {
+        /* a migration changes the type of a column a prepared statement returns: the
+         * server refuses the cached plan (0A000) once, the next try prepares it again */
+        sql("CREATE TEMP TABLE pgstmt_t (x int); INSERT INTO pgstmt_t VALUES (3)");
+        run_on(&col, 2, "1");
+        sql("ALTER TABLE pgstmt_t ALTER x TYPE text");
         sql("BEGIN");
-        run(2, "5");
+        run_on(&col, 3, "1");
         sql("ROLLBACK");
-        run(3, "7");
+        sql("BEGIN");
+        run_on(&col, 4, "1");
+        sql("COMMIT");
     } else {
         fprintf(stderr, "unknown scenario %s\n", sc);
         ks_db_free(db);

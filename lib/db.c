@@ -183,8 +183,19 @@ enum ks_code ks_db_health(struct ks_db *db, struct ks_err *err)
     return rc;
 }
 
-/* sessions ks_pg_exec saw lose their statements (26000), over every connection and thread */
+/* sessions ks_pg_exec saw lose their statements (26000) or refuse their plans, over every
+ * connection and thread */
 static atomic_uint pg_lost;
+
+/* 1 for the server's refusal of a cached plan whose result type changed (0A000 raised by
+ * plancache.c: a migration retyped a column). Told by the function that raised it, not by
+ * the message (translated under lc_messages): any other 0A000, one a called function
+ * raises, is not a stale statement and must not prepare it again on every call. */
+static int plan_refused(const PGresult *res, const char *state)
+{
+    const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+    return strcmp(state, "0A000") == 0 && fn && strcmp(fn, "RevalidateCachedQuery") == 0;
+}
 
 PGresult *ks_pg_exec(PGconn *pg, struct ks_pg_stmt *s, const char *const *params,
                      const int *lens, const int *fmts, int result_fmt)
@@ -206,9 +217,9 @@ PGresult *ks_pg_exec(PGconn *pg, struct ks_pg_stmt *s, const char *const *params
     }
     res = PQexecPrepared(pg, s->as, s->nparams, params, lens, fmts, result_fmt);
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!res || (state && strcmp(state, "0A000") == 0))
+    if (!res)
         s->on = NULL;
-    else if (state && strcmp(state, "26000") == 0)
+    else if (state && (strcmp(state, "26000") == 0 || plan_refused(res, state)))
         atomic_fetch_add(&pg_lost, 1);
     return res;
 }

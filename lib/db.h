@@ -63,9 +63,11 @@ const char *ks_db_err_sqlstate(const struct ks_err *err, char out[6]);
  * statement and connection, owned by whoever owns the connection; KS_PG_STMT makes one
  * prepared nowhere. A reconnect keeps the PGconn but starts a new session: the backend pid
  * tells. Each preparation takes a fresh name (name_<n>): preparing again never collides
- * with one the session kept (42P05 would abort the caller's transaction). */
+ * with one the session kept (42P05 would abort the caller's transaction); the old one stays
+ * in the session until it ends (one per struct each time a session's statements go stale:
+ * rare events, below). */
 struct ks_pg_stmt {
-    const char *name; /* unique within the process */
+    const char *name; /* unique among the statements of one connection */
     const char *sql;
     int nparams;
     PGconn *on; /* where it is prepared: the connection and its backend (NULL: nowhere) */
@@ -77,12 +79,13 @@ struct ks_pg_stmt {
 #define KS_PG_STMT(name, sql, nparams) {(name), (sql), (nparams), NULL, 0, 0, 0, ""}
 
 /* PQexecPrepared of s on pg, preparing it first when pg's session does not have it yet.
- * Returns the result to check with ks_pg_check (a failed prepare's own). The next call
- * prepares it again after: no answer; 26000, the session lost a statement while its pid
- * stayed (DEALLOCATE, a restarted server handing the same pid out again), which
- * ks_db_transient counts in and which makes every statement of the process prepare again,
- * since a session loses them all at once; 0A000, the server refused the cached plan (a
- * migration changed a column's type). */
+ * Returns the result to check with ks_pg_check (a failed prepare's own). Prepared again on
+ * the next call: after no answer; and every statement of the process after 26000 (the
+ * session lost a statement while its pid stayed: DEALLOCATE, a restarted server handing
+ * the same pid out again; a session loses them all at once; ks_db_transient counts it in)
+ * or after the server refused a cached plan whose result type changed (0A000 from the
+ * plan cache: a migration retyped a column, which makes every statement reading it stale).
+ * Any other error leaves the statement as it is. */
 PGresult *ks_pg_exec(PGconn *pg, struct ks_pg_stmt *s, const char *const *params,
                      const int *lens, const int *fmts, int result_fmt);
 

@@ -5,7 +5,8 @@ next try prepares it again -- every statement of that session, not only the one 
 the loss; a transaction that rolls back keeps it; a statement the session has but the
 caller does not know of is prepared again under a fresh name, never a collision that
 aborts the transaction (42P05); a cached plan the server refuses after a column changed
-type (0A000) is prepared again on the next try (kasir-pgstmt)."""
+type (0A000 from the plan cache) makes every statement prepare again on the next try, and
+no other error does (kasir-pgstmt)."""
 import subprocess
 
 from conftest import bin_path
@@ -55,5 +56,20 @@ def test_a_statement_the_caller_lost_track_of_is_prepared_again_in_a_transaction
 
 
 def test_a_plan_refused_after_a_column_changed_type_is_prepared_again():
+    # every statement prepares again (the old ones stay in the session): 2 + 2
     assert runs("retyped") == ["run 1: ok 42 prepares=1", "run 2: ok 3 prepares=2",
-                               "run 3: error 0A000 retriable=0", "run 4: ok 3 prepares=3"]
+                               "run 3: error 0A000 retriable=0", "run 4: ok 3 prepares=3",
+                               "run 5: ok 16 prepares=4"]
+
+
+def test_an_error_of_the_data_leaves_the_statement_prepared():
+    assert runs("data_error") == ["run 1: ok 42 prepares=1",
+                                  "run 2: error 22003 retriable=0",
+                                  "run 3: ok 14 prepares=1"]
+
+
+def test_feature_not_supported_from_a_called_function_is_not_a_stale_plan():
+    assert runs("refused_inside") == ["run 1: ok 42 prepares=1", "run 2: ok 5 prepares=2",
+                                      "run 3: error 0A000 retriable=0",
+                                      "run 4: error 0A000 retriable=0",
+                                      "run 5: ok 6 prepares=2", "run 6: ok 16 prepares=2"]

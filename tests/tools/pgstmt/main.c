@@ -4,7 +4,7 @@
  * where P counts the statements the session holds (pg_prepared_statements) after the run.
  *   kasir-pgstmt SCENARIO   (KASIR_PG_DSN from the environment)
  * SCENARIO: repeat | terminated | deallocated | all_lost | rolled_back | no_answer |
- * retyped */
+ * retyped | data_error | refused_inside */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +127,23 @@ int main(int argc, char **argv)
         sql("ROLLBACK");
         sql("BEGIN");
         run_on(&col, 4, "1");
+        run(5, "8"); /* a migration makes every statement stale at once: all prepare again */
         sql("COMMIT");
+    } else if (strcmp(sc, "data_error") == 0) {
+        /* an error of the data (22003, out of range) leaves the statement as it is */
+        run(2, "9223372036854775807");
+        run(3, "7");
+    } else if (strcmp(sc, "refused_inside") == 0) {
+        /* 0A000 raised by a function the statement calls is not a stale plan: not
+         * prepared again (on every call, the session would pile them up) */
+        static struct ks_pg_stmt fn = KS_PG_STMT("pgstmt_fn", "SELECT pg_temp.pgstmt_no($1)", 1);
+        sql("CREATE FUNCTION pg_temp.pgstmt_no(int8) RETURNS int8 LANGUAGE plpgsql AS "
+            "$$BEGIN IF $1 < 0 THEN RAISE feature_not_supported; END IF; RETURN $1; END$$");
+        run_on(&fn, 2, "5");
+        run_on(&fn, 3, "-1");
+        run_on(&fn, 4, "-1");
+        run_on(&fn, 5, "6");
+        run(6, "8");
     } else {
         fprintf(stderr, "unknown scenario %s\n", sc);
         ks_db_free(db);

@@ -72,7 +72,7 @@ struct ks_pg_stmt {
     int nparams;
     PGconn *on; /* where it is prepared: the connection and its backend (NULL: nowhere) */
     int pid;
-    unsigned lost; /* ks_pg_exec's count of lost sessions when it was prepared */
+    unsigned lost; /* ks_pg_exec's count of stale sessions when it was prepared */
     unsigned seq;  /* preparations so far: the suffix of the name */
     char as[80];   /* the name it is prepared under */
 };

@@ -3,7 +3,7 @@ server ends its session mid-stream (pg_terminate_backend; the worker reconnects 
 PQreset, the same PGconn), the new session gets every statement prepared again before it
 runs them -- payments and payouts are all decided, none is dead-lettered, and no batch
 fails on a statement the session lacks (26000)."""
-from risk_util import Risk, consume, produce, psql, risk_daemons, wait_until  # noqa: F401
+from risk_util import Risk, consume, produce, psql, risk_daemons  # noqa: F401
 
 RULES = [{"id": "card-idr", "type": "amount_limit", "method": "CARD", "currency": "IDR",
           "max": "2500.00"}]

@@ -80,17 +80,16 @@ static const char SQL_HISTORY[] =
  *          racing on the same checkout from another partition) makes the caller run the
  *          second form, ON CONFLICT DO NOTHING, whose RETURNING is what is decided now;
  *   model: the read model of the decided payments: a rejected one FAILED, a held or
- *          approved one NOT_STARTED. The ingress writes these rows once Kafka confirmed
- *          the event, which may be after this worker read it, or never, when it answered
- *          the payment and died before writing them (it answers at the delivery report):
- *          a missing row is inserted from the event (the ingress's own insert then keeps
- *          it as it is), an existing one moves only along kasir_transitions (300), so an
- *          approval never changes one;
- *   pay:   the payment rows, all in one insert in id order, as the ingress writes them;
+ *          approved one NOT_STARTED. These rows are written here, from the event: the
+ *          ingress answers a payment at Kafka's delivery report and writes no rows of it
+ *          (producers/ingress/README.md). A row that exists (an ingress older than that,
+ *          in a rolling deploy, wrote it; or a redelivery) moves only along
+ *          kasir_transitions (300), so an approval never changes one;
+ *   pay:   the payment rows, all in one insert in id order;
  *   ords:  then their orders: a rejected or held payment's always, an approved one's only
  *          with a payment row this statement inserted. Only after every payment row (the
- *          one-time count of pay): the ingress writes payments, then orders, and a worker
- *          that wrote an order before waiting for its payment deadlocked with it;
+ *          one-time count of pay): an older ingress writes payments, then orders, and a
+ *          worker that wrote an order before waiting for its payment deadlocked with it;
  *   hold, cmd: REVIEW: the hold and the commands an approval will release. */
 #define SQL_PAYMENTS_(conflict)                                                               \
     "WITH d AS ("                                                                             \

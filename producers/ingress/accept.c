@@ -10,23 +10,24 @@
  *               claimed -> texts (event, 202) -> produce
  *               texts or produce fail -> 503 or 500, finish(release)
  *   published the delivery report                                (delivery-report thread)
- *               confirmed, a payment -> answered (its 202 was stored by its claim);
- *                                       its finish goes on without it (behind)
+ *               confirmed, a payment -> answered (its 202 was stored by its claim); its
+ *                                       rows are kasir-risk's to write, from the event
  *               confirmed, otherwise -> finish(complete)
  *               failed    -> 503, finish(release)
  *   finished  the finish's commit                                (writer thread)
  *               recorded          -> answered (the 202, or the 503 set before)
  *               not recorded      -> complete (a refund, a payout): 503 (the writers keep
  *                                    the finish and retry it, and a retry of the key takes
- *                                    the record over); a payment's was answered already
+ *                                    the record over)
  *
  * A client is never sent an answer that a replay could contradict: a payment's 202 is
  * stored by its claim's commit, before anything is published, so it is sent as soon as
  * Kafka confirmed the event; a refund's or payout's answer is stored by its finish, so it
- * waits for that commit. A payment's finish (its rows) then runs behind the answer, owned
- * by the writers; until it commits, reads of the payment on this instance wait for it
- * (ing_accept_park_read), a replay of its key or a refund of one of its orders is claimed
- * again after it, and if the process dies first, risk writes the rows from the event.
+ * waits for that commit. A payment's rows (payment and orders) are written by kasir-risk
+ * when it reads the event, in the transaction of its decision, and that row is what
+ * completes the payment's idempotency record (ingress_batch). For a second after the 202,
+ * reads of the payment on this instance, a retry of its key and a refund of one of its
+ * orders wait for those rows (ing_accept_park_read, claim_park).
  * Direct writes (webhooks, a payout retry) are produced and answered on the delivery
  * report; a settlement file is answered when its last row is confirmed.
  *
@@ -45,11 +46,7 @@
 #include "lib/banned.h"
 
 static void finish(struct ing_req *r, int complete);
-static int behind_park(struct ing_req *r, const char *id);
-/* entries of rows behind answers removed so far (below): a claim whose batch ran while
- * the entry it needed was being removed sees the count moved, and is claimed once more
- * instead of answered */
-static _Atomic unsigned long behind_removed;
+static int claim_park(struct ing_req *r, const char *id);
 
 /* r's claim text made and queued for the writers: the first time, or again (the key may
  * be forced by now: a finish of its record that could not be written). Made off the writer
@@ -59,7 +56,6 @@ static void claim_again(struct ing_req *r)
 {
     free(r->claim_str);
     r->claim_str = ing_text_claim(r, ing_store_forced(r->partner_id, r->key_hash));
-    r->claim_removed = behind_removed;
     ing_store_claim(r);
 }
 
@@ -244,7 +240,7 @@ static void produce_claimed(struct ing_req *r, json_t *res)
         char *text;
         /* a resumed claim's ids are the first attempt's; its stored answer is the answer,
          * byte for byte what replays send */
-        if (resumed || !r->row) {
+        if (resumed || !r->resp) {
             if (!(text = ing_text_payment(r, &len))) {
                 ing_problem(&p, "internal", NULL, "out of memory");
                 goto fail;
@@ -295,10 +291,10 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
             r->replayed = 1;
         }
     } else if (strcmp(oc, "in_flight") == 0 && r->route == R_PAY_POST &&
-               behind_park(r, json_string_value(json_object_get(res, "rid")))) {
-        return; /* answered here, its rows on their way: claimed again after them (a replay) */
+               claim_park(r, json_string_value(json_object_get(res, "rid")))) {
+        return; /* answered here, its rows on their way: claimed again (then a replay) */
     } else if (strcmp(oc, "not_found") == 0 && r->route == R_REFUND_POST &&
-               behind_park(r, r->u.refund.order_id)) {
+               claim_park(r, r->u.refund.order_id)) {
         return; /* its payment answered here, the order's row on its way */
     } else if (strcmp(oc, "in_flight") == 0) {
         ing_problem(&p, "request_in_progress", "Idempotency-Key",
@@ -340,48 +336,88 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
     ing_req_done(r);
 }
 
-/* --- a payment's rows, written behind its answer --------------------------------------- */
+/* --- a payment's rows, written by kasir-risk from its event ------------------------------- */
 
-/* A payment answered whose finish has not yet come back from its batch: found by its id
- * and its orders' ids. Reads of those ids (ing_accept_park_read) and claims that found its
- * record or order not written yet (a replay, a refund) are parked on it and queued again
- * when the batch returns. A few per batch in flight: a small table. */
-struct ing_behind {
+/* A payment answered by this process in the last ANSWERED_US: found by its id and its
+ * orders' ids. Its rows are written by kasir-risk, from the event, in the transaction of
+ * its decision: moments after the 202 in a pipeline that keeps up. Until they are there, a
+ * read of those ids on this instance, a retry of its key (its claim finds the record in
+ * flight) and a refund of one of its orders (the claim finds no order) are parked and tried
+ * again at every tick (ANSWERED_TICK_US), until they find the rows or the entry's time is
+ * over; then they are answered as they find things (404, 409 in flight, 404 no order).
+ * Entries leave in the order they came (answer order). */
+#define ANSWERED_US 1000000
+#define ANSWERED_SLOTS 8192
+struct ing_answered {
+    struct ing_answered *older; /* the next to leave after this one */
+    int64_t until_us;
     char partner[KS_ID_LEN]; /* whose: another partner's claims and reads never wait */
-    struct ing_req *parked; /* claims and reads queued again when the rows are written
-                             * (jnext) */
-    size_t n;               /* keys: the payment's id, then its orders' */
-    struct behind_key {
-        struct behind_key *next;
-        struct ing_behind *b;
+    size_t n;                /* keys: the payment's id, then its orders' */
+    struct answered_key {
+        struct answered_key *next;
+        struct ing_answered *a;
         char id[KS_ID_LEN];
     } key[];
 };
 
-#define BEHIND_SLOTS 1024
-static pthread_mutex_t behind_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct behind_key *behind[BEHIND_SLOTS];
-static _Atomic long n_behind;
+static pthread_mutex_t answered_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct answered_key *answered[ANSWERED_SLOTS];
+static struct ing_answered *answered_first, *answered_last; /* oldest, newest */
+static struct ing_req *parked;                              /* claims and reads (jnext) */
+static _Atomic long n_answered, n_parked;
 
-static unsigned behind_slot(const char *id, size_t len)
+static unsigned answered_slot(const char *id, size_t len)
 {
-    return ks_hash_mem(KS_HASH_INIT, id, len) % BEHIND_SLOTS;
+    return ks_hash_mem(KS_HASH_INIT, id, len) % ANSWERED_SLOTS;
 }
 
-/* partner's entry an id (len bytes) belongs to, or NULL; behind_mu held */
-static struct ing_behind *behind_find(const char *partner, const char *id, size_t len)
+/* partner's entry an id (len bytes) belongs to, or NULL; answered_mu held */
+static struct ing_answered *answered_find(const char *partner, const char *id, size_t len)
 {
     if (len == 0 || len >= KS_ID_LEN)
         return NULL;
-    for (struct behind_key *k = behind[behind_slot(id, len)]; k; k = k->next)
+    for (struct answered_key *k = answered[answered_slot(id, len)]; k; k = k->next)
         if (strncmp(k->id, id, len) == 0 && k->id[len] == '\0' &&
-            strcmp(k->b->partner, partner) == 0)
-            return k->b;
+            strcmp(k->a->partner, partner) == 0)
+            return k->a;
     return NULL;
 }
 
-/* A request parked on rows behind an answer goes on: a read job to the readers again, a
- * claim to the writers */
+/* r waits for the next tick; answered_mu held. Its wait ends a second after its first park
+ * (a read's deadline at the latest), whatever it waits for meanwhile. */
+static void park(struct ing_req *r, int64_t now)
+{
+    if (!r->parked_until_us) {
+        r->parked_until_us = now + ANSWERED_US;
+        if (r->park_read && r->job_deadline_us && r->parked_until_us > r->job_deadline_us)
+            r->parked_until_us = r->job_deadline_us;
+    }
+    r->jnext = parked;
+    parked = r;
+    n_parked++;
+}
+
+/* The claim r found what id names not written yet (a retry of its key: the record in
+ * flight; a refund: its order missing). 1: id is a payment answered here, r parked and
+ * claimed again at the next tick; 0: r is answered as its outcome says. */
+static int claim_park(struct ing_req *r, const char *id)
+{
+    int64_t now;
+    int found = 0;
+
+    if (!id || n_answered == 0 || r->park_expired)
+        return 0;
+    now = ks_clock_mono_us();
+    pthread_mutex_lock(&answered_mu);
+    if (answered_find(r->partner_id, id, strlen(id)) != NULL) {
+        park(r, now);
+        found = 1;
+    }
+    pthread_mutex_unlock(&answered_mu);
+    return found;
+}
+
+/* A parked request goes on: a read job to the readers again, a claim to the writers */
 static void unpark(struct ing_req *w)
 {
     if (w->park_read)
@@ -390,183 +426,124 @@ static void unpark(struct ing_req *w)
         claim_again(w);
 }
 
-/* The batch of b's finish returned (recorded, or kept for a retry): b leaves the table,
- * the reads and claims parked on it are queued again. */
-static void behind_remove(struct ing_behind *b)
+/* Every tick: entries past their time leave, and every parked claim and read is tried
+ * again (parked once more if it still finds nothing and may still wait; past its second it
+ * is answered as it finds things: rows that take that long are behind a consumer that
+ * lags or is down, and a client must not hang on them). */
+static void answered_tick(void)
 {
     struct ing_req *w, *next;
-
-    pthread_mutex_lock(&behind_mu);
-    for (size_t i = 0; i < b->n; i++) {
-        struct behind_key **pp = &behind[behind_slot(b->key[i].id, strlen(b->key[i].id))];
-        while (*pp && *pp != &b->key[i])
-            pp = &(*pp)->next;
-        if (*pp)
-            *pp = b->key[i].next;
-    }
-    n_behind--;
-    behind_removed++;
-    w = b->parked;
-    pthread_mutex_unlock(&behind_mu);
-    for (; w; w = next) {
-        next = w->jnext;
-        unpark(w);
-    }
-    free(b);
-}
-
-/* The claim r found what id names not written yet (a replay of its key: the record in
- * flight; a refund: its order missing). Parks it until the rows of id are written, or, when
- * an entry was removed while r's batch ran (it may have been id's), claims it once more:
- * 1. 0: nothing of id is behind on this instance, r is answered as its outcome says. */
-static int behind_park(struct ing_req *r, const char *id)
-{
-    struct ing_behind *b = NULL;
-
-    if (!id)
-        return 0;
-    if (n_behind > 0 && !r->park_expired) {
-        pthread_mutex_lock(&behind_mu);
-        if ((b = behind_find(r->partner_id, id, strlen(id))) != NULL) {
-            r->parked_until_us = ks_clock_mono_us() + 1000000;
-            r->jnext = b->parked;
-            b->parked = r;
-        }
-        pthread_mutex_unlock(&behind_mu);
-        if (b)
-            return 1;
-    }
-    if (behind_removed != r->claim_removed && !r->claimed_again) {
-        r->claimed_again = 1;
-        claim_again(r);
-        return 1;
-    }
-    return 0;
-}
-
-/* Claims and reads parked for more than a second are claimed again or read and answered
- * as they find the record or rows (409 in flight, 404 no order, no payment): rows that take
- * that long are stuck behind a lock or a failing database, and a client must not hang on
- * them. */
-static void behind_tick(void)
-{
-    struct ing_req *due = NULL, *w, *next;
+    struct ing_answered *gone = NULL;
     int64_t now;
 
-    if (n_behind == 0)
+    if (n_answered == 0 && n_parked == 0)
         return;
     now = ks_clock_mono_us();
-    pthread_mutex_lock(&behind_mu);
-    for (size_t i = 0; i < BEHIND_SLOTS; i++)
-        for (struct behind_key *k = behind[i]; k; k = k->next) {
-            struct ing_req **pp = &k->b->parked;
-            if (k != &k->b->key[0])
-                continue; /* each entry once, by its first key */
-            while ((w = *pp) != NULL) {
-                if (w->parked_until_us <= now) {
-                    *pp = w->jnext;
-                    w->park_expired = 1;
-                    w->jnext = due;
-                    due = w;
-                } else {
-                    pp = &w->jnext;
-                }
-            }
+    pthread_mutex_lock(&answered_mu);
+    while (answered_first && answered_first->until_us <= now) {
+        struct ing_answered *a = answered_first;
+        for (size_t i = 0; i < a->n; i++) {
+            struct answered_key **pp = &answered[answered_slot(a->key[i].id,
+                                                               strlen(a->key[i].id))];
+            while (*pp && *pp != &a->key[i])
+                pp = &(*pp)->next;
+            if (*pp)
+                *pp = a->key[i].next;
         }
-    pthread_mutex_unlock(&behind_mu);
-    for (w = due; w; w = next) {
+        answered_first = a->older;
+        if (!answered_first)
+            answered_last = NULL;
+        n_answered--;
+        a->older = gone;
+        gone = a;
+    }
+    w = parked;
+    parked = NULL;
+    n_parked = 0;
+    pthread_mutex_unlock(&answered_mu);
+    for (struct ing_answered *a = gone, *older; a; a = older) {
+        older = a->older;
+        free(a);
+    }
+    for (; w; w = next) {
         next = w->jnext;
+        if (w->parked_until_us <= now)
+            w->park_expired = 1;
         unpark(w);
     }
 }
 
 int ing_accept_park_read(struct ing_req *r, const char *ids)
 {
-    struct ing_behind *b = NULL;
+    struct ing_answered *a = NULL;
     int64_t now;
 
-    if (n_behind == 0 || r->park_expired) {
+    if (n_answered == 0 || r->park_expired) {
         r->park_read = 0; /* the job goes on: a refund's claim, parked, is a claim */
-        return 0;         /* the hot path: nothing written behind an answer right now */
+        return 0;         /* nothing answered here lately: what was found is the answer */
     }
     now = ks_clock_mono_us();
-    pthread_mutex_lock(&behind_mu);
-    for (const char *s = ids; *s && !b;) {
+    pthread_mutex_lock(&answered_mu);
+    for (const char *s = ids; *s && !a;) {
         size_t l = strcspn(s, ",");
-        b = behind_find(r->partner_id, s, l);
+        a = answered_find(r->partner_id, s, l);
         s += l;
         if (*s == ',')
             s++;
     }
-    if (b) {
-        /* a second in all, from the first park (a list read may park once per id) */
-        if (!r->park_read) {
-            r->park_read = 1;
-            r->parked_until_us = now + 1000000;
-            if (r->parked_until_us > r->job_deadline_us)
-                r->parked_until_us = r->job_deadline_us;
-        }
-        if (r->parked_until_us > now) {
-            r->jnext = b->parked;
-            b->parked = r;
-        } else {
-            r->park_expired = 1;
-            b = NULL;
-        }
+    if (a) {
+        r->park_read = 1;
+        park(r, now);
     }
-    pthread_mutex_unlock(&behind_mu);
-    if (!b)
+    pthread_mutex_unlock(&answered_mu);
+    if (!a)
         r->park_read = 0;
-    return b != NULL;
+    return a != NULL;
 }
 
-/* r is a payment whose event Kafka confirmed: answer it now and hand its finish to the
- * writers as a copy they own. 0, or -1 (out of memory: r's finish goes the ordinary way) */
-static int answer_before_rows(struct ing_req *r)
+/* r is a payment whose event Kafka confirmed: it is answered now (its 202 was stored by its
+ * claim), and remembered for ANSWERED_US. Out of memory it is answered all the same: its
+ * reads then do not wait for its rows. */
+static void answer_payment(struct ing_req *r)
 {
     const struct ing_payment *pay = &r->u.pay;
     size_t n = 1 + pay->n_orders;
-    struct ing_behind *b = calloc(1, sizeof(*b) + n * sizeof(b->key[0]));
-    struct ing_req *d = calloc(1, sizeof(*d));
+    struct ing_answered *a = calloc(1, sizeof(*a) + n * sizeof(a->key[0]));
 
-    if (!b || !d || !(d->fin_str = ing_text_finish(r, 1))) {
-        free(b);
-        free(d);
-        return -1;
-    }
-    d->route = r->route;
-    d->route_name = r->route_name;
-    d->fin_complete = 1;
-    d->behind = b;
-    memcpy(d->partner_id, r->partner_id, sizeof(d->partner_id));
-    memcpy(d->key_hash, r->key_hash, sizeof(d->key_hash));
-    memcpy(d->rid, r->rid, sizeof(d->rid));
-    b->n = n;
-    memcpy(b->partner, r->partner_id, sizeof(b->partner));
-    memcpy(b->key[0].id, r->rid, sizeof(b->key[0].id));
-    for (size_t i = 0; i < pay->n_orders; i++)
-        memcpy(b->key[1 + i].id, pay->orders[i].oid, sizeof(b->key[0].id));
-    pthread_mutex_lock(&behind_mu);
-    for (size_t i = 0; i < n; i++) {
-        unsigned slot = behind_slot(b->key[i].id, strlen(b->key[i].id));
-        b->key[i].b = b;
-        b->key[i].next = behind[slot];
-        behind[slot] = &b->key[i];
-    }
-    n_behind++;
-    pthread_mutex_unlock(&behind_mu);
     r->t_dr = ks_clock_mono_us();
-    ing_store_finish(d); /* in the table first: a read after the 202 finds it */
-    ing_req_done(r);
-    return 0;
+    if (a) {
+        a->n = n;
+        a->until_us = r->t_dr + ANSWERED_US;
+        memcpy(a->partner, r->partner_id, sizeof(a->partner));
+        memcpy(a->key[0].id, r->rid, sizeof(a->key[0].id));
+        for (size_t i = 0; i < pay->n_orders; i++)
+            memcpy(a->key[1 + i].id, pay->orders[i].oid, sizeof(a->key[0].id));
+        pthread_mutex_lock(&answered_mu);
+        for (size_t i = 0; i < n; i++) {
+            unsigned slot = answered_slot(a->key[i].id, strlen(a->key[i].id));
+            a->key[i].a = a;
+            a->key[i].next = answered[slot];
+            answered[slot] = &a->key[i];
+        }
+        if (answered_last)
+            answered_last->older = a;
+        else
+            answered_first = a;
+        answered_last = a;
+        n_answered++;
+        pthread_mutex_unlock(&answered_mu);
+    }
+    ing_req_done(r); /* in the table first: a read after the 202 finds it */
 }
 
 /* --- published, finished -------------------------------------------------------------- */
 
 static void on_published(struct ing_req *r, const char *err)
 {
-    if (!err && r->route == R_PAY_POST && answer_before_rows(r) == 0)
+    if (!err && r->route == R_PAY_POST) {
+        answer_payment(r);
         return;
+    }
     if (err) {
         struct ing_problem p;
         ing_problem(&p, "unavailable", NULL, "could not publish the event: %s; retry with "
@@ -589,13 +566,6 @@ static void finish(struct ing_req *r, int complete)
  * answer set before it (a 503 or 500). */
 static void on_finished(struct ing_req *r, int recorded)
 {
-    if (r->behind) {
-        /* not recorded: the writers kept a copy of the finish, and retry it */
-        behind_remove(r->behind);
-        free(r->fin_str);
-        free(r);
-        return;
-    }
     if (r->fin_complete && (!recorded || !r->fin_str))
         unavailable(r, "the event was published but could not be recorded");
     ing_req_done(r);
@@ -603,7 +573,7 @@ static void on_finished(struct ing_req *r, int recorded)
 
 int ing_accept_start(void)
 {
-    static const struct ing_store_ops ops = {on_claimed, on_finished, behind_tick};
+    static const struct ing_store_ops ops = {on_claimed, on_finished, answered_tick};
     return ing_store_start(&ops);
 }
 

@@ -74,9 +74,6 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
     struct ks_err e = {0};
     PGresult *res;
 
-    /* an order of a payment this instance just answered: its row first */
-    if (ing_accept_park_read(r, rf->order_id))
-        return;
     res = ing_rdb_query(db, r,
                         "SELECT currency FROM payment_orders"
                         " WHERE order_id = $1 AND partner_id = $2",
@@ -84,6 +81,11 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
     if (!res)
         goto fail;
     if (PQntuples(res) != 1) {
+        /* an order of a payment this instance just answered: its row is on its way */
+        if (ing_accept_park_read(r, rf->order_id)) {
+            PQclear(res);
+            return;
+        }
         ing_problem(&p, "not_found", "payment_order_id", "no accepted payment order with this id");
         goto fail;
     }
@@ -230,13 +232,13 @@ static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
     struct ing_problem p;
     json_t *list;
 
-    /* a payment this instance just answered: its rows first */
-    if (ing_accept_park_read(r, r->arg))
-        return;
     list = fetch_payments(r, db, r->qarg, &p);
 
     if (!list) {
         ing_respond_problem(r, &p);
+    } else if (json_array_size(list) != 1 && ing_accept_park_read(r, r->arg)) {
+        json_decref(list); /* a payment this instance just answered: its rows on their way */
+        return;
     } else if (json_array_size(list) != 1) {
         ing_problem(&p, "not_found", "id", "no payment with this id");
         ing_respond_problem(r, &p);
@@ -271,14 +273,11 @@ void ing_pay_get(struct ing_req *r)
 static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
 {
     struct ing_problem p;
-    size_t n = strlen(r->qarg) + 3;
-    char *arr, one[128];
+    size_t n = strlen(r->qarg) + 3, off = 0;
+    char *arr, *miss, one[128];
     const char *s;
     json_t *list, *missing;
 
-    /* payments this instance just answered: their rows first */
-    if (ing_accept_park_read(r, r->qarg))
-        return;
     if (!(arr = malloc(n))) {
         ing_problem(&p, "internal", NULL, "out of memory");
         ing_respond_problem(r, &p);
@@ -288,11 +287,15 @@ static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
     snprintf(arr, n, "{%s}", r->qarg);
     list = fetch_payments(r, db, arr, &p);
     free(arr);
-    if (!list) {
+    if (!list || !(miss = malloc(n))) {
+        if (list)
+            ing_problem(&p, "internal", NULL, "out of memory");
+        json_decref(list);
         ing_respond_problem(r, &p);
         ing_req_done(r);
         return;
     }
+    miss[0] = '\0';
     /* ids not found (or another partner's) are listed, not distinguished */
     missing = json_array();
     for (s = r->qarg; *s;) {
@@ -304,12 +307,22 @@ static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
             if (strcmp(json_string_value(json_object_get(json_array_get(list, k), "payment_id")),
                        one) == 0)
                 hit = 1;
-        if (!hit)
+        if (!hit) {
             json_array_append_new(missing, json_string(one));
+            off += (size_t)snprintf(miss + off, n - off, "%s%s", off ? "," : "", one);
+        }
         s += l;
         if (*s == ',')
             s++;
     }
+    /* payments this instance just answered among the missing: their rows on their way */
+    if (off && ing_accept_park_read(r, miss)) {
+        json_decref(list);
+        json_decref(missing);
+        free(miss);
+        return;
+    }
+    free(miss);
     ing_respond_json(r, 200, json_pack("{s:o, s:o}", "payments", list, "not_found", missing));
     ing_req_done(r);
 }

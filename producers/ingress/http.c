@@ -189,7 +189,6 @@ static void req_free(struct ing_req *r)
     free(r->body);
     free(r->resp);
     free(r->payload);
-    free(r->row);
     free(r->claim_str);
     free(r->fin_str);
     free(r->qarg);

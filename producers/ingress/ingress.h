@@ -118,7 +118,6 @@ enum ing_phase { PH_NEW, PH_AUTH, PH_BODY, PH_HANDLED };
 struct ing_conn;
 struct ing_rdb;
 
-struct ing_behind;
 struct ing_req {
     struct MHD_Connection *conn;
     enum ing_route route;
@@ -180,8 +179,6 @@ struct ing_req {
     char key_hash[65];
     char fp[65];
     char rid[KS_ID_LEN];
-    char *row;       /* payments: the members the complete finish adds, the rows it
-                      * inserts: "orders":[...],"checkout":...,"buyer":... (texts.c) */
     char *claim_str, *fin_str; /* the claim and finish documents (texts.c), made off the
                                 * writer threads */
     json_t *parsed;  /* the request's root object (parsed structs borrow from it) */
@@ -195,12 +192,8 @@ struct ing_req {
     char *qarg;
     const char *qsql, *qwhat;
     int fin_complete; /* finish op: 1 complete, 0 release */
-    struct ing_behind *behind; /* a payment's finish written behind its answer: a copy
-                                * the writers own, not a request (accept.c) */
-    unsigned long claim_removed; /* accept.c: rows behind answers written when claimed */
-    int claimed_again;           /* accept.c: claimed once more after such a write */
-    int64_t parked_until_us;     /* accept.c: parked on rows behind an answer until then */
-    int park_expired;            /* accept.c: the rows took longer: answered as found */
+    int64_t parked_until_us; /* accept.c: parked on a payment's rows until then */
+    int park_expired;        /* accept.c: the rows took longer: answered as found */
     int park_read;               /* accept.c: parked is a read job, queued for a reader again */
     int requeued;                /* reader.c: queued again, without a place in the count */
     struct ing_req *next;
@@ -462,12 +455,13 @@ int ing_accept_row(struct ing_req *r, const char *key, const void *buf, size_t l
                    const char *msg_id);
 void ing_accept_rows_release(struct ing_req *r);
 int ing_accept_start(void); /* starts the writers (store.c) with accept.c's callbacks */
-/* A read job's first step (a reader thread): when a payment or order of ids ("a" or
- * "a,b,c") of r's partner was answered by this process and its rows are not yet written,
- * parks r on them and returns 1: the job ends without touching r, and runs again (from its
- * start) once the rows are written, or after a second (r's deadline at the latest), then
- * answered as it finds them. 0: nothing to wait for, the job goes on. A read after a 202
- * sees the payment, and no reader thread waits for it (test 229). */
+/* A read job that did not find ids ("a" or "a,b,c": payments or orders of r's partner):
+ * when one of them is a payment (or its order) this process answered in the last second,
+ * whose rows kasir-risk has not written yet, parks r and returns 1: the job ends without
+ * touching r, and runs again (from its start) at the next tick (every 10 ms), until it
+ * finds them or a second has passed since it was first parked (r's deadline at the
+ * latest), then answered as it finds them. 0: nothing to wait for, the job goes on. A read
+ * after a 202 sees the payment, and no reader thread waits for it (test 229). */
 int ing_accept_park_read(struct ing_req *r, const char *ids);
 
 /* texts.c: the texts of writes (pure; NULL or -1: out of memory or not encodable) */
@@ -475,8 +469,7 @@ int ing_accept_park_read(struct ing_req *r, const char *ids);
 void ing_sha256_hex(const void *d, size_t n, char out[65]);
 /* An amount in the API's decimal form ("150000.00") */
 void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
-/* payments: the 202 body (returned, *len), the finish's rows (r->row) and the order ids,
- * for r->rid */
+/* payments: the 202 body (returned, *len) and the order ids, for r->rid */
 char *ing_text_payment(struct ing_req *r, size_t *len);
 /* the claim document of r (force: take over the record even if in flight) */
 char *ing_text_claim(struct ing_req *r, int force);
@@ -509,7 +502,7 @@ struct ing_store_ops {
     void (*claimed)(struct ing_req *r, json_t *res, const char *why);
     /* the finish committed (1) or not (0; a complete one is kept and retried) */
     void (*finished)(struct ing_req *r, int recorded);
-    /* about every 100 ms, on a thread of its own that waits for nothing else */
+    /* about every 10 ms, on a thread of its own that waits for nothing else */
     void (*tick)(void);
 };
 int ing_store_start(const struct ing_store_ops *ops);

@@ -150,10 +150,10 @@ int ing_join_by(pthread_t t, const char *what, int holds_nothing)
 /* Everything behind the server, in order, each joined by ING.stop_by_us: 0, or -1 (logged)
  * when a thread is still stuck. A thread stuck in a statement of a database that hangs
  * (nothing in libpq interrupts it) is not waited for: every request was answered by now and
- * every event confirmed, and what a writer still holds is the rows of payments answered
- * 202, which kasir-risk writes from their events, or the kept finishes of refunds and
+ * every event confirmed, and what a writer still holds is the kept finishes of refunds and
  * payouts answered 503, whose retries take their records over once idempotency.lock has
- * passed: the state kill -9 leaves (test 230). The caller then exits with _exit(1). */
+ * passed, or releases of records that idempotency.lock frees too: the state kill -9
+ * leaves (test 230). The caller then exits with _exit(1). */
 static int stop_behind(void)
 {
     ING.stopping = 1; /* the listener notices it too */

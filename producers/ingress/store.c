@@ -498,14 +498,13 @@ static void retry_unrecorded(struct ks_db **db, struct ks_pg_stmt *batch)
     pend_head = NULL;
     pend_next_us = now + 1000000;
     pthread_mutex_unlock(&pend_mu);
-    /* past the lock, any retry takes the record over, and a payment answered before its
-     * rows gets them from risk, which reads its event: nothing left to keep */
+    /* past the lock, any retry takes the record over: nothing left to keep */
     for (pp = &list; *pp;) {
         pd = *pp;
         if (now - pd->since_us > ING.idem_lock_s * 1000000) {
             ks_log(KS_LOG_WARN, "ingress.store.unrecorded_dropped",
-                   "a published request's finish was never recorded; a retry resumes it "
-                   "(a payment's rows: kasir-risk writes them from its event)", NULL);
+                   "a published request's finish was never recorded; a retry resumes it",
+                   NULL);
             *pp = pd->next;
             free(pd->fin);
             free(pd);
@@ -708,13 +707,13 @@ static void *housekeeping_main(void *arg)
 
 /* The tick, on a thread that waits for nothing else: the health checks above can block for
  * as long as the database or the broker hangs (a connect, a SELECT 1 over a link that lost
- * its peer), and the requests parked on rows behind an answer must still be let go after
- * their second (test 229) */
+ * its peer), and the requests parked on a payment's rows must still be tried again every
+ * 10 ms and let go after their second (test 229) */
 static void *tick_main(void *arg)
 {
     (void)arg;
     while (!ING.stopping) {
-        usleep(100000);
+        usleep(10000);
         OPS->tick();
     }
     return NULL;
@@ -870,8 +869,7 @@ int ing_store_stop(void)
     hk_started = 0;
     if (n_pending > 0)
         ks_logf(KS_LOG_WARN, "ingress.store.unrecorded_dropped", "%ld finishes of published "
-                "requests were still not recorded at the stop: a payment's rows (answered 202) "
-                "come from kasir-risk, which reads its event; a refund or payout (answered "
-                "503) is resumed by its retry after idempotency.lock", (long)n_pending);
+                "refunds or payouts were still not recorded at the stop (answered 503): each "
+                "is resumed by its retry after idempotency.lock", (long)n_pending);
     return 0;
 }

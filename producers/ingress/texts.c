@@ -97,8 +97,7 @@ static void order_id(const struct ing_req *r, size_t i, char oid[KS_ID_LEN])
 char *ing_text_payment(struct ing_req *r, size_t *len)
 {
     struct ing_payment *pay = &r->u.pay;
-    struct ks_jw resp, row;
-    char *meta = NULL, *text;
+    struct ks_jw resp;
     size_t i;
 
     ks_jw_init(&resp, NULL, 0);
@@ -107,51 +106,23 @@ char *ing_text_payment(struct ing_req *r, size_t *len)
     ks_jw_str(&resp, "status", "NOT_STARTED");
     ks_jw_str(&resp, "checkout_id", pay->checkout_id);
     ks_jw_open_array(&resp, "payment_orders");
-    ks_jw_init(&row, NULL, 0);
-    ks_jw_open_array(&row, "orders");
     for (i = 0; i < pay->n_orders; i++) {
         struct ing_order *o = &pay->orders[i];
-        const char *oid = o->oid;
         order_id(r, i, o->oid); /* for the event too */
 
         ks_jw_open(&resp, NULL);
-        ks_jw_str(&resp, "payment_order_id", oid);
+        ks_jw_str(&resp, "payment_order_id", o->oid);
         ks_jw_str(&resp, "seller_id", o->seller_id);
         jw_amount(&resp, "amount", o->amount.minor, o->amount.currency);
         ks_jw_str(&resp, "currency", o->amount.currency);
         ks_jw_str(&resp, "method", ing_method_api[o->method]);
         ks_jw_str(&resp, "status", "NOT_STARTED");
         ks_jw_close(&resp, '}');
-
-        ks_jw_open(&row, NULL);
-        ks_jw_int(&row, "n", (int64_t)i);
-        ks_jw_str(&row, "oid", oid);
-        ks_jw_str(&row, "seller", o->seller_id);
-        ks_jw_int(&row, "amt", o->amount.minor);
-        ks_jw_str(&row, "cur", o->amount.currency);
-        ks_jw_str(&row, "method", ing_method_avro[o->method]);
-        if (o->psp)
-            ks_jw_str(&row, "psp", o->psp);
-        ks_jw_close(&row, '}');
     }
-    ks_jw_close(&row, ']');
-    ks_jw_str(&row, "checkout", pay->checkout_id);
-    ks_jw_str(&row, "buyer", pay->buyer_id);
-    if (pay->metadata && (meta = json_dumps(pay->metadata, JSON_COMPACT)) != NULL)
-        ks_jw_json(&row, "metadata", meta);
-    free(meta);
-    free(r->row);
-    r->row = ks_jw_take(&row, NULL);
-
     ks_jw_close(&resp, ']');
     ks_jw_str(&resp, "trace_id", r->trace_id);
     ks_jw_close(&resp, '}');
-    text = ks_jw_take(&resp, len);
-    if (!text || !r->row) {
-        free(text);
-        return NULL;
-    }
-    return text;
+    return ks_jw_take(&resp, len);
 }
 
 char *ing_text_claim(struct ing_req *r, int force)
@@ -215,9 +186,8 @@ char *ing_text_finish(struct ing_req *r, int complete)
     ks_jw_str(&w, "key", r->key_hash);
     ks_jw_str(&w, "route", r->route_name);
     ks_jw_str(&w, "rid", r->rid);
-    if (complete && r->route == R_PAY_POST && r->row)
-        ks_jw_json(&w, NULL, r->row); /* the payment's rows, after the comma lead() wrote */
-    /* a payment's answer was stored by its claim; a refund's or payout's is stored now */
+    /* a payment's answer was stored by its claim (a payment's finish is only ever a
+     * release); a refund's or payout's is stored now */
     if (complete && r->route != R_PAY_POST) {
         ks_jw_b64(&w, "body", r->resp, r->resp_len);
         ks_jw_int(&w, "status", r->status);

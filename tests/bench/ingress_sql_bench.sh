@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # ingress_batch() alone: PostgreSQL backend CPU per payment, without HTTP, Kafka or the load
 # generator. Two psql sessions (the two group-commit writers) call the function in autocommit,
-# each call carrying B new payments' claims and the finishes of the B claimed by the call
-# before (the ingress's batch at a steady rate: a claim and a finish per payment), as text
-# cast to jsonb as the ingress sends it. CPU from /proc/<backend>/stat around the calls.
+# each call carrying B new payments' claims (the ingress's batch at a steady rate: a claim per
+# payment; its rows are kasir-risk's since session 29), as text cast to jsonb as the ingress
+# sends it. CPU from /proc/<backend>/stat around the calls.
 #   INGRESS_SQL_BATCHES="12 24" (payments per call) INGRESS_SQL_PAYMENTS=12000 (per run)
 #   INGRESS_SQL_ROUNDS=3
+#   INGRESS_SQL_FINISHES=1: each call also carries the finishes of the B payments claimed two
+#   calls before, with their rows, as an ingress before session 29 sent them (for a function
+#   file of that time)
 #   INGRESS_SQL_FILES="old.sql new.sql": each file's ingress_batch() is installed under a
 #   scratch name and the files alternate, run by run (A/B of the function; the repository's
 #   deploy/migrations/functions/ingress_batch.sql by default)
@@ -49,7 +52,8 @@ for i in $(seq 1 "$n"); do
     calls=$((total / b / 2)) run=r$(date +%s%N | tail -c 9)
     # 2 * calls + 2 batches of b payments: batch k claims k's payments and finishes those of
     # k - 2 (two calls back, so that a finish never commits before its claim ran)
-    q -v b="$b" -v nb=$((2 * calls + 2)) -v run="$run" -v partner="$partner" >/dev/null <<'EOF'
+    q -v b="$b" -v nb=$((2 * calls + 2)) -v run="$run" -v partner="$partner" \
+      -v fin="${INGRESS_SQL_FINISHES:-0}" >/dev/null <<'EOF'
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS ingress_sql_bench;
 CREATE UNLOGGED TABLE ingress_sql_bench (id bigint PRIMARY KEY, fin text, claims text,
@@ -70,7 +74,7 @@ f AS (SELECT k + 2 AS k, jsonb_agg(jsonb_build_object('op', 'complete', 'partner
           'key', key, 'route', 'payments', 'rid', rid, 'orders', jsonb_build_array(jsonb_build_object(
           'n', 0, 'oid', 'ord_' || rid, 'seller', 'seller-' || n % 50, 'amt', 15000000,
           'cur', 'IDR', 'method', 'QRIS')), 'checkout', checkout, 'buyer', 'buyer-' || n % 1000)) AS fi
-        FROM p GROUP BY k)
+        FROM p WHERE :fin = 1 GROUP BY k)
 INSERT INTO ingress_sql_bench
 SELECT c.k, coalesce(f.fi, '[]')::text,
        -- the same claims, each answer inline as base64 (a four-argument function) or

@@ -3,13 +3,13 @@
 # kasir-risk deciding them (SPEC 8: risk decisions/s, worker alone, from a preloaded topic).
 # Rules: deploy/risk/rules.json (amount limits, two velocity rules, blocklists, a new-buyer
 # cap). Payments: one order each, buyers drawn from a pool so that velocity windows hold
-# history, occurred_at spread at 200 payments/s of simulated time. By default the payments
-# and payment_orders rows the ingress would have written are preloaded too (NOT_STARTED),
-# as in production (risk itself writes them only when they are missing: an ingress that
-# died between its answer and its rows; rejected and held payments' rows it moves).
+# history, occurred_at spread at 200 payments/s of simulated time. Risk writes every
+# payment's rows (payment and orders) from the event, as in production since session 29;
+# ROWS=1 preloads them as an ingress before session 29 wrote them (NOT_STARTED), which risk
+# then meets as conflicts.
 # Prints one "risk" line per drain with decisions/s and a CPU split.
 #   tests/bench/risk_bench.sh [N]   (default 200000; env PARTITIONS (6), BUYERS (50000),
-#   BATCH (worker.batch.max), ROWS (1), INSTANCES (1: kasir-risk processes in the group),
+#   BATCH (worker.batch.max), ROWS (0), INSTANCES (1: kasir-risk processes in the group),
 #   RULES (another rules file), RISK_BIN: another kasir-risk binary; RISK_BIN_B: a second
 #   binary, for a side-by-side run: both drain the same preloaded topic, A then B then B
 #   then A ... (ROUNDS pairs, default 1), the decisions and rows reset and vacuumed between
@@ -21,7 +21,7 @@ set -a; . "$top/var/stack.env"; set +a
 N=${1:-${N:-200000}}
 P=${PARTITIONS:-6}
 BUYERS=${BUYERS:-50000}
-ROWS=${ROWS:-1}
+ROWS=${ROWS:-0}
 bin="$top/build/bin"
 run="riskbench$(date +%s)$$"
 topic="$run.payments"
@@ -56,8 +56,9 @@ for i in range(n):
                   "metadata": {}}}) + "\n")
 PY
 t1=$(date +%s.%N)
-# the rows the ingress's finish writes for each accepted payment (same ids and values as
-# the messages above need not match: risk moves them by payment_id and order_id)
+# ROWS=1: the rows an ingress before session 29 wrote for each accepted payment (same ids;
+# the values as the messages above need not match: risk moves them by payment_id and
+# order_id)
 rows() {
     [ "$ROWS" = 1 ] || return 0
     pg "INSERT INTO payments (payment_id, partner_id, checkout_id, buyer_id, status)

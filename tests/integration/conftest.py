@@ -3,6 +3,7 @@
 Tests are numbered by area: 0xx foundation, 1xx worker runtime, 2xx ingress.
 Every test makes its own names (topics, groups, ids) so tests never see each other's data.
 """
+import json
 import os
 import random
 import re
@@ -213,3 +214,54 @@ def daemons():
     yield start
     for d in started:
         d.kill9()
+
+
+ROWS_GROUP = "kasir-test-rows"
+
+
+def start_payment_rows():
+    """kasir-risk reading kasir.payments.requested with no rules (every payment approved):
+    the writer of the payments' rows (payment and orders, NOT_STARTED), from their events,
+    as in production; the ingress writes none (producers/ingress/README.md). A group of the
+    tests' own, which resumes where the last module left it; its commands go to a topic of
+    its own, which nothing executes."""
+    out = ROWS_GROUP + ".commands"
+    create_topics(out + ":1", "kasir.payments.requested.retry.1s:3")
+    d = os.path.join(TOP, "var", "tmp")
+    os.makedirs(d, exist_ok=True)
+    rules = os.path.join(d, ROWS_GROUP + ".rules.json")
+    with open(rules, "w") as f:
+        json.dump({"rules": []}, f)
+    risk = Daemon("risk", (), {"KASIR_WORKER_TOPICS": "kasir.payments.requested",
+                               "KASIR_WORKER_GROUP": ROWS_GROUP, "KASIR_RISK_RULES": rules,
+                               "KASIR_RISK_OUTPUT_TOPIC": out,
+                               "KASIR_WORKER_RETRY_DELAYS": "1s"})
+    risk.start()
+    # caught up with what the topic holds (the first start of the group reads all of it):
+    # nothing left to fetch, and nothing more done in the last half second
+    deadline, last = time.time() + 300, None
+    while time.time() < deadline:
+        text = http_get("http://127.0.0.1:%d/metrics" % risk.port, 5)[1].decode()
+        lags = [int(float(m.group(1))) for m in re.finditer(
+            r'^kasir_worker_consumer_lag\{topic="kasir\.payments\.requested",[^}]*\} (\S+)$',
+            text, re.M)]
+        done = sum(float(m.group(1)) for m in re.finditer(
+            r'^kasir_worker_messages_total(?:\{[^}]*\})? (\S+)$', text, re.M))
+        if len(lags) == 6 and max(lags) == 0:
+            if last == done:
+                return risk
+            last = done
+        else:
+            last = None
+        time.sleep(0.5)
+    raise AssertionError("kasir-risk (payment rows) did not catch up with "
+                         "kasir.payments.requested in 300 s; log %s" % risk.log_path)
+
+
+@pytest.fixture(scope="module")
+def payment_rows():
+    """For a module whose payments are read or refunded: their rows, written by kasir-risk
+    (start_payment_rows) while the module runs."""
+    risk = start_payment_rows()
+    yield risk
+    risk.term()

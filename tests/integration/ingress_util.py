@@ -103,10 +103,10 @@ def capture(order_id, amount_minor=None):
          % (order_id, amount_minor if amount_minor is not None else "amount_minor", order_id))
 
 
-def rows_written(*payment_ids, timeout=10):
+def rows_written(*payment_ids, timeout=30):
     """Waits until each payment's row exists: a payment is answered once its event is
-    confirmed, and its rows follow by one group commit (a read through the API waits for
-    them; a look at the table does not)."""
+    confirmed, and kasir-risk writes its rows when it reads the event (payment_rows; a read
+    through the API waits for them a second; a look at the table does not)."""
     from conftest import psql_one
     from runtime_util import wait_until
     ids = ",".join("'%s'" % p for p in payment_ids)
@@ -130,8 +130,8 @@ def in_thread(fn, out):
 class TableLock:
     """A lock on a table held by a psql session of its own, from creation (or `with`) until
     release(): EXCLUSIVE on payments lets reads (the claim's checkout probe) go on while
-    inserts (a payment's finish) wait (tests 225, 229); ACCESS EXCLUSIVE on api_keys holds
-    credential look-ups (test 220)."""
+    inserts (kasir-risk writing a payment's rows) wait (tests 225, 229); ACCESS EXCLUSIVE on
+    api_keys holds credential look-ups (test 220)."""
 
     def __init__(self, table="payments", mode="EXCLUSIVE"):
         from conftest import PG_DSN as dsn
@@ -157,23 +157,33 @@ class TableLock:
 
 
 @contextlib.contextmanager
-def payment_rows_refused():
-    """While inside, PostgreSQL refuses the payment rows whose checkout_id starts with the
-    marker it yields (a trigger of this block's own, dropped on the way out): the event is
-    published and the client answered, but the finish is refused (tests 227, 228)."""
+def payout_finish_refused():
+    """While inside, PostgreSQL refuses to move to REQUESTED the payouts whose description
+    starts with the marker it yields (a trigger of this block's own, dropped on the way
+    out): the event is published, but the payout's finish is refused, so the writers keep
+    it and the client is answered 503 (tests 227, 228, 230). A payment has no finish."""
     from conftest import psql
     tag = uuid.uuid4().hex[:12]
-    marker, trig = "co-refused-%s-" % tag, "test_refuse_rows_" + tag
+    marker, trig = "refused %s " % tag, "test_refuse_finish_" + tag
     psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
-         "BEGIN IF NEW.checkout_id LIKE '%s%%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
-         "RETURN NEW; END $$" % (trig, marker))
+         "BEGIN IF NEW.status = 'REQUESTED' AND NEW.description LIKE '%s%%' THEN "
+         "RAISE EXCEPTION 'test refuses'; END IF; RETURN NEW; END $$" % (trig, marker))
     try:
-        psql("CREATE TRIGGER %s BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION %s()"
+        psql("CREATE TRIGGER %s BEFORE UPDATE ON payouts FOR EACH ROW EXECUTE FUNCTION %s()"
              % (trig, trig))
         yield marker
     finally:
-        psql("DROP TRIGGER IF EXISTS %s ON payments" % trig)
+        psql("DROP TRIGGER IF EXISTS %s ON payouts" % trig)
         psql("DROP FUNCTION IF EXISTS %s()" % trig)
+
+
+def payout_body(description=None, amount="250000.00"):
+    b = {"seller_id": "seller-9", "amount": amount, "currency": "IDR", "channel": "ewallet",
+         "ewallet_channel": "OVO", "destination_account": "+6281234567890",
+         "account_holder": "Siti"}
+    if description is not None:
+        b["description"] = description
+    return b
 
 
 class Response:
@@ -385,7 +395,7 @@ def start_ingress(extra_env=None, wait_path="/readyz", nofile=None, block_term=F
 
 
 @pytest.fixture(scope="module")
-def ingress():
+def ingress(payment_rows):
     ing = start_ingress()
     yield ing
     ing.daemon.term()

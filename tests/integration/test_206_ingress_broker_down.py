@@ -4,8 +4,14 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from conftest import TOP, psql_one
-from ingress_util import count_in_kafka, new_key, now_ms, Partner, payment_body, start_ingress
+from ingress_util import (count_in_kafka, new_key, now_ms, Partner, payment_body, rows_written,
+                          start_ingress)
+
+# the payments' rows are kasir-risk's to write (conftest.payment_rows)
+pytestmark = pytest.mark.usefixtures("payment_rows")
 
 STACK = os.path.join(TOP, "deploy", "local", "stack.sh")
 
@@ -45,6 +51,7 @@ def test_broker_down_then_retry():
             time.sleep(1)
         assert r.status == 202, r
         pid = r.json()["payment_id"]
+        rows_written(pid, timeout=90)  # kasir-risk's, a consumer of the broker that came back
         assert ing.request("GET", "/v1/payments/" + pid, auth=a).json()["status"] == "NOT_STARTED"
         assert ing.pay(a, body, key=key).body == r.body
         time.sleep(1)

@@ -129,40 +129,6 @@ def test_concurrent_refunds_do_not_deadlock():
         ing.daemon.term()
 
 
-def test_unrecorded_finish_is_not_a_409(ingress, partners):
-    """The event of a payment is published and the client answered (its 202 was stored by
-    the claim), but its rows cannot be written (here: a trigger refuses the payment row).
-    The writers keep the finish and retry it once a second; a retry of the key meanwhile
-    is taken over at once and answered with the same 202, not 30 s of 409s; once the
-    database takes the rows, they are written without any client."""
-    a, _ = partners
-    marker = "co-unrec-" + uuid.uuid4().hex[:12]  # no 13-digit run (card data)
-    psql("CREATE OR REPLACE FUNCTION test_refuse_payment() RETURNS trigger LANGUAGE plpgsql AS $$ "
-         "BEGIN IF NEW.checkout_id LIKE 'co-unrec-%' THEN RAISE EXCEPTION 'test refuses'; END IF; "
-         "RETURN NEW; END $$")
-    psql("CREATE TRIGGER test_refuse_payment BEFORE INSERT ON payments FOR EACH ROW "
-         "EXECUTE FUNCTION test_refuse_payment()")
-    t0 = now_ms()
-    body = payment_body(checkout_id=marker)
-    key = new_key()
-    try:
-        r = ingress.pay(a, body, key=key)
-        assert r.status == 202, r
-        pid = r.json()["payment_id"]
-        time.sleep(1.5)  # the finish failed, and its first retry too
-        assert psql_one("SELECT count(*) FROM payments WHERE payment_id = '%s'" % pid) == "0"
-        t1 = time.time()
-        again = ingress.pay(a, body, key=key)
-        assert again.status == 202 and again.body == r.body, again
-        assert time.time() - t1 < 3, "the retry waited for the lock"
-    finally:
-        psql("DROP TRIGGER test_refuse_payment ON payments")
-    rows_written(pid)
-    assert psql_one("SELECT status FROM payments WHERE payment_id = '%s'" % pid) == "NOT_STARTED"
-    time.sleep(0.5)
-    assert count_in_kafka("kasir.payments.requested", marker, t0) >= 1
-
-
 # --- the fingerprint, currencies ---------------------------------------------------------------
 
 def test_equal_amounts_are_the_same_request(ingress, partners):

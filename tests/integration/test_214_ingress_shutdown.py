@@ -14,10 +14,15 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from conftest import psql
 from ingress_util import (Partner, kafka_since, new_key, now_ms, payment_body,  # noqa: F401
                           start_ingress)
 from test_203_ingress_webhooks import std_sig
+
+# the payments' rows are kasir-risk's to write (conftest.payment_rows)
+pytestmark = pytest.mark.usefixtures("payment_rows")
 
 ROUNDS = 50
 

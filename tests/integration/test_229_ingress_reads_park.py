@@ -1,4 +1,4 @@
-"""229: a read of a payment whose rows are still behind its answer (test 225) waits for
+"""229: a read of a payment whose rows kasir-risk has not written yet (test 225) waits for
 them without holding a reader thread.
 
 The ingress has readers.threads (2) threads for everything that reads PostgreSQL: credential
@@ -6,8 +6,8 @@ look-ups, token requests, reads. Before, a read of a payment answered on this in
 waited for its rows on a reader thread, for up to a second: a client polling its new
 payment a few times while a commit was slow (here: a lock on `payments`) took every reader,
 and every other partner's reads and credential look-ups queued behind it. Now such a read
-is parked on the rows it waits for and queued again when they are written (or after the
-second, answered as it finds them), so:
+that does not find the payment is parked and queued again every 10 ms until it does (or
+after the second, answered as it finds them), so:
 - other reads and a cold credential look-up are answered at once while the reads wait;
 - the waiting reads answer 200 with the payment once its rows are written, the list read
   and a refund's order look-up likewise;
@@ -15,8 +15,13 @@ second, answered as it finds them), so:
 import threading
 import time
 
+import pytest
+
 from ingress_util import (Partner, PgProxy, TableLock, capture, in_thread, new_key,
                           payment_body, rows_written, start_ingress)
+
+# the payments' rows are kasir-risk's to write (conftest.payment_rows)
+pytestmark = pytest.mark.usefixtures("payment_rows")
 
 READS = 6  # three times the reader threads
 

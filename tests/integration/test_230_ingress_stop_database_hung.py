@@ -1,17 +1,19 @@
 """230: SIGTERM while the database hangs (connections open, nothing answered) with a
-payment's rows still to be written: the ingress exits within its drain timeout, status 1
-and an error line, instead of waiting for its writer forever (before: still alive long after
-the signal, its main thread joining a writer blocked in the finish's statement).
+writer inside a statement: the ingress exits within its drain timeout, status 1 and an
+error line, instead of waiting for its writer forever (before: still alive long after the
+signal, its main thread joining a writer blocked in its statement).
 
-What the writer held is the rows of a payment already answered 202; they are written by
-kasir-risk from the event, as after kill -9 (test 225)."""
+What such a writer holds is a claim whose client was not answered (the drain ends its
+connection), a release, or a refund's or payout's finish kept after a 503: each resumed by
+the client's retry once idempotency.lock has passed, the state kill -9 leaves. (Until
+session 29 it was the rows of a payment answered 202; those are kasir-risk's now.)"""
 import base64
 import signal
 import subprocess
 import time
 
-from ingress_util import (PgProxy, Partner, TableLock, cli, new_key, payment_body,
-                          payment_rows_refused, start_ingress)
+from ingress_util import (PgProxy, Partner, cli, new_key, payment_body, payout_body,
+                          payout_finish_refused, start_ingress)
 
 
 def _sigterm(ing, wait):
@@ -26,19 +28,27 @@ def _sigterm(ing, wait):
 
 
 def test_sigterm_while_the_database_hangs_exits_within_the_drain_timeout():
+    """Every request answered, and a writer inside the statement of a kept finish (a
+    payout's, refused, then applied again once a second) when the database stops
+    answering: the stop ends within the drain timeout, exit 1, the thread named."""
     px = PgProxy()
     ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_HTTP_DRAIN_TIMEOUT": "3s"})
     try:
         a = Partner("t230-a")
-        lock = TableLock()  # the finish waits for it: the rows stay behind the 202
-        try:
-            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
-            assert r.status == 202, r
+        with payout_finish_refused() as marker:
+            r = ing.request("POST", "/v1/payouts", payout_body(description=marker + "a"),
+                            auth=a, headers={"Idempotency-Key": new_key()}, timeout=10)
+            assert r.status == 503 and b"could not be recorded" in r.body, r
+            deadline = time.time() + 5
+            while ing.metric("kasir_ingress_finishes_pending") < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            assert ing.metric("kasir_ingress_finishes_pending") == 1
             px.freeze()
-            rc, took = _sigterm(ing, 15)
-        finally:
-            px.thaw()
-            lock.release()
+            try:
+                time.sleep(1.5)  # the kept finish is applied again: now in its statement
+                rc, took = _sigterm(ing, 15)
+            finally:
+                px.thaw()
         assert rc == 1, (rc, took)
         assert took < 10, took
         assert "did not stop in time" in ing.daemon.log_tail(20), ing.daemon.log_tail(20)
@@ -98,19 +108,21 @@ def test_sigterm_while_the_auth_listener_hangs_in_listen_exits_0_within_the_floo
 def test_a_clean_stop_with_a_finish_still_unrecorded_says_so():
     """A finish the database refused is kept and retried once a second until
     idempotency.lock; a clean stop in that time dropped it without a word. The stop now says
-    how many it leaves (their retries resume them; a payment's rows come from kasir-risk)."""
+    how many it leaves (their retries resume them)."""
     ing = start_ingress({"KASIR_HTTP_DRAIN_TIMEOUT": "2s"})
     try:
-        with payment_rows_refused() as marker:
-            r = ing.pay(Partner("t230-d"), payment_body(checkout_id=marker + "1"), key=new_key())
-            assert r.status == 202, r
+        with payout_finish_refused() as marker:
+            r = ing.request("POST", "/v1/payouts", payout_body(description=marker + "1"),
+                            auth=Partner("t230-d"), headers={"Idempotency-Key": new_key()})
+            assert r.status == 503 and b"could not be recorded" in r.body, r
             deadline = time.time() + 5
             while ing.metric("kasir_ingress_finishes_pending") < 1 and time.time() < deadline:
                 time.sleep(0.05)
             assert ing.metric("kasir_ingress_finishes_pending") == 1
             assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
         log = ing.daemon.log_tail(30)
-        assert "1 finishes of published requests were still not recorded at the stop" in log, log
+        assert "1 finishes of published refunds or payouts were still not recorded at the " \
+               "stop" in log, log
     finally:
         ing.daemon.kill9()
 

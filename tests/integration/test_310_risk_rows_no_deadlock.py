@@ -1,7 +1,8 @@
-"""310: risk writes the read model's rows in the order the ingress writes them: every
-payment first, in id order, then the orders. The ingress's finish (payments in id order,
-then their orders) and risk's decisions of the same payments then wait for each other but
-never deadlock.
+"""310: risk writes the read model's rows in the order an ingress before session 29 wrote
+them: every payment first, in id order, then the orders. Such an ingress's finish
+(payments in id order, then their orders), still running in a rolling deploy, and risk's
+decisions of the same payments then wait for each other but never deadlock (since session
+29 the ingress writes no rows of a payment, and risk writes them all).
 
 The ingress's transaction is played by a psql session doing what its finish does, held
 between its two payments by a trigger (its session's only: risk's own insert of B must not

@@ -1,8 +1,11 @@
 -- ingress_batch(fin, claims, lock_ttl, keep, bodies): the ingress's group commit. One call
 -- per batch of concurrent requests (producers/ingress/store.c): claims take or resume
 -- idempotency records and reserve refunds (up to captured minus refunded, pending ones
--- included); finishes record the published payments, orders, refunds and payouts and
--- complete their records. Returns one jsonb per claim and finish, in input order, with its
+-- included); finishes record the published refunds and payouts and complete their
+-- records, or release records whose event Kafka did not confirm. A payment has no
+-- complete finish: its rows (payment and orders) are written by kasir-risk from its event,
+-- and its payment row is what completes its record (a finish of a payment that an older
+-- ingress still sends, in a rolling deploy, is left to that: its rows come from risk too). Returns one jsonb per claim and finish, in input order, with its
 -- outcome. A payment's claim stores its answer: element "b" of bodies (sent as binary; as
 -- base64 inside the JSON, PostgreSQL 15's JSON parser took a call per character of it), or
 -- its base64 "body" (an ingress that sends its answers inside the claims' JSON, through the
@@ -37,12 +40,12 @@ BEGIN
     -- finishes: statements with nothing to do are skipped (their fixed cost is most of a
     -- small batch's)
     IF jsonb_array_length(fin) > 0 THEN
-    -- one primary-key probe per finish that is not a payment's: refunds' and payouts'
-    -- answers (a payment's was stored by its claim, and its payment row, inserted below, is
-    -- what marks it complete), their status, and releases (Kafka did not confirm: the event
-    -- may still have been written, a timeout is ambiguous, so the record keeps its resource
-    -- id and fingerprint and is only unlocked; the client's retry resumes it with the same
-    -- ids, and the deterministic message id dedups downstream). Not joins with
+    -- one primary-key probe per finish: refunds' and payouts' answers (a payment's was
+    -- stored by its claim, and its payment row, which kasir-risk inserts, is what marks it
+    -- complete), their status, and releases (Kafka did not confirm: the event may still
+    -- have been written, a timeout is ambiguous, so the record keeps its resource id and
+    -- fingerprint and is only unlocked; the client's retry resumes it with the same ids,
+    -- and the deterministic message id dedups downstream). Not joins with
     -- jsonb_to_recordset(): with a table analyzed empty (a new cluster) the planner read the
     -- whole table for the batch's few rows, and the plan stayed cached while the table grew
     -- (test 222).
@@ -73,45 +76,6 @@ BEGIN
              WHERE payout_id = f->>'rid' AND status = 'PENDING_PUBLISH';
         END IF;
     END LOOP;
-    END IF;
-    IF fin @> '[{"op": "complete", "route": "payments"}]' THEN
-    -- the payment and its orders, written once, visible from this commit on
-    -- plain inserts first (see the header); the ON CONFLICT form when a row exists: another
-    -- attempt of the same request (one that took over, or a finish kept and retried)
-    -- finished first, and its rows stand
-    BEGIN
-        INSERT INTO payments AS p (payment_id, partner_id, checkout_id, buyer_id, status, metadata)
-        SELECT rid, partner, checkout, buyer, 'NOT_STARTED', coalesce(metadata, '{}')
-          FROM jsonb_to_recordset(fin)
-               AS fz(op text, route text, rid text, partner text, checkout text, buyer text,
-                     metadata jsonb)
-         WHERE fz.op = 'complete' AND fz.route = 'payments'
-         ORDER BY rid;
-        INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id, amount_minor,
-                                    currency, method, psp_preference)
-        SELECT e.oid, c.rid, c.partner, e.n, e.seller, e.amt, e.cur, e.method, e.psp
-          FROM jsonb_to_recordset(fin) AS c(op text, route text, rid text, partner text, orders jsonb)
-         CROSS JOIN LATERAL jsonb_to_recordset(c.orders)
-               AS e(n int, oid text, seller text, amt bigint, cur text, method text, psp text)
-         WHERE c.op = 'complete' AND c.route = 'payments';
-    EXCEPTION WHEN unique_violation THEN
-        INSERT INTO payments AS p (payment_id, partner_id, checkout_id, buyer_id, status, metadata)
-        SELECT rid, partner, checkout, buyer, 'NOT_STARTED', coalesce(metadata, '{}')
-          FROM jsonb_to_recordset(fin)
-               AS fz(op text, route text, rid text, partner text, checkout text, buyer text,
-                     metadata jsonb)
-         WHERE fz.op = 'complete' AND fz.route = 'payments'
-         ORDER BY rid
-        ON CONFLICT (payment_id) DO NOTHING;
-        INSERT INTO payment_orders (order_id, payment_id, partner_id, seq, seller_id, amount_minor,
-                                    currency, method, psp_preference)
-        SELECT e.oid, c.rid, c.partner, e.n, e.seller, e.amt, e.cur, e.method, e.psp
-          FROM jsonb_to_recordset(fin) AS c(op text, route text, rid text, partner text, orders jsonb)
-         CROSS JOIN LATERAL jsonb_to_recordset(c.orders)
-               AS e(n int, oid text, seller text, amt bigint, cur text, method text, psp text)
-         WHERE c.op = 'complete' AND c.route = 'payments'
-        ON CONFLICT (order_id) DO NOTHING;
-    END;
     END IF;
     END IF;
 
@@ -220,8 +184,8 @@ BEGIN
                     'status', k.response_status,
                     'body', translate(encode(k.response_body, 'base64'), E'\n', ''));
             ELSIF k.locked_at > now() - lock_ttl AND (r->>'force') IS NULL THEN
-                -- with its payment id: the ingress that answered it and is writing its rows
-                -- claims the retry again after them (a replay then)
+                -- with its payment id: the ingress that answered it claims the retry again
+                -- until kasir-risk has written its rows (a replay then), for a second
                 RETURN NEXT jsonb_build_object('i', r->'i', 'outcome', 'in_flight',
                                                'rid', k.resource_id);
             ELSE

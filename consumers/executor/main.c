@@ -834,9 +834,10 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
             continue;
         }
         if (PQgetisnull(res, r, 5)) {
-            /* the ingress writes a payment's orders only once Kafka confirmed its event, so
-             * a charge can arrive before its row (test 617): retried, never sent without
-             * it; a refund's and a payout's rows are written before their events */
+            /* kasir-risk writes a payment's orders with its command (before session 29 the
+             * ingress wrote them after Kafka confirmed the event, and a charge could arrive
+             * first: test 617); one without its row is retried, never sent without it; a
+             * refund's and a payout's rows are written before their events */
             int charge = strcmp(it->kind, "CHARGE") == 0;
             fail_msg(b, it, KS_ENOTFOUND, charge,
                      charge ? "no %s row for this command (yet: retried)"

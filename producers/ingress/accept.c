@@ -25,9 +25,9 @@
  * Kafka confirmed the event; a refund's or payout's answer is stored by its finish, so it
  * waits for that commit. A payment's rows (payment and orders) are written by kasir-risk
  * when it reads the event, in the transaction of its decision, and that row is what
- * completes the payment's idempotency record (ingress_batch). For a second after the 202,
- * reads of the payment on this instance, a retry of its key and a refund of one of its
- * orders wait for those rows (ing_accept_park_read, claim_park).
+ * completes the payment's idempotency record (ingress_batch). For up to a second after the
+ * 202, reads of the payment on this instance, a retry of its key and a refund of one of
+ * its orders wait for those rows (ing_accept_park_read, claim_park).
  * Direct writes (webhooks, a payout retry) are produced and answered on the delivery
  * report; a settlement file is answered when its last row is confirmed.
  *
@@ -46,7 +46,7 @@
 #include "lib/banned.h"
 
 static void finish(struct ing_req *r, int complete);
-static int claim_park(struct ing_req *r, const char *id);
+static int claim_park(struct ing_req *r, const char *id, int order);
 
 /* r's claim text made and queued for the writers: the first time, or again (the key may
  * be forced by now: a finish of its record that could not be written). Made off the writer
@@ -291,10 +291,10 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
             r->replayed = 1;
         }
     } else if (strcmp(oc, "in_flight") == 0 && r->route == R_PAY_POST &&
-               claim_park(r, json_string_value(json_object_get(res, "rid")))) {
+               claim_park(r, json_string_value(json_object_get(res, "rid")), 0)) {
         return; /* answered here, its rows on their way: claimed again (then a replay) */
     } else if (strcmp(oc, "not_found") == 0 && r->route == R_REFUND_POST &&
-               claim_park(r, r->u.refund.order_id)) {
+               claim_park(r, r->u.refund.order_id, 1)) {
         return; /* its payment answered here, the order's row on its way */
     } else if (strcmp(oc, "in_flight") == 0) {
         ing_problem(&p, "request_in_progress", "Idempotency-Key",
@@ -338,16 +338,21 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
 
 /* --- a payment's rows, written by kasir-risk from its event ------------------------------- */
 
-/* A payment answered by this process in the last ANSWERED_US: found by its id and its
- * orders' ids. Its rows are written by kasir-risk, from the event, in the transaction of
- * its decision: moments after the 202 in a pipeline that keeps up. Until they are there, a
- * read of those ids on this instance, a retry of its key (its claim finds the record in
- * flight) and a refund of one of its orders (the claim finds no order) are parked and tried
- * again at every tick (ANSWERED_TICK_US), until they find the rows or the entry's time is
- * over; then they are answered as they find things (404, 409 in flight, 404 no order).
- * Entries leave in the order they came (answer order). */
+/* A payment answered by this process in the last ANSWERED_US: found by its id (a payment
+ * read, a retry of its key) or by one of its orders' ids (a refund). Its rows are written
+ * by kasir-risk, from the event, in the transaction of its decision: moments after the 202
+ * in a pipeline that keeps up. Until they are there, a read of it on this instance, a retry
+ * of its key (its claim finds the record in flight) and a refund of one of its orders (the
+ * claim finds no order) are parked and run again, 10 ms after they were parked, then at
+ * doubling intervals up to 100 ms (PARK_STEP_*: a dozen runs in the second at most, not a
+ * hundred), until they find the rows or their wait is over: a second after their first
+ * park, or when the entry leaves, a second after the 202, whichever is first. Then they
+ * are answered as they find things (404, 409 in flight, 404 no order). Entries leave in
+ * the order they came (answer order: one delivery-report thread). */
 #define ANSWERED_US 1000000
 #define ANSWERED_SLOTS 8192
+#define PARK_STEP_FIRST_US 10000
+#define PARK_STEP_MAX_US 100000
 struct ing_answered {
     struct ing_answered *older; /* the next to leave after this one */
     int64_t until_us;
@@ -364,27 +369,28 @@ static pthread_mutex_t answered_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct answered_key *answered[ANSWERED_SLOTS];
 static struct ing_answered *answered_first, *answered_last; /* oldest, newest */
 static struct ing_req *parked;                              /* claims and reads (jnext) */
-static _Atomic long n_answered, n_parked;
+static _Atomic long n_answered, n_parked, n_reruns;
 
 static unsigned answered_slot(const char *id, size_t len)
 {
     return ks_hash_mem(KS_HASH_INIT, id, len) % ANSWERED_SLOTS;
 }
 
-/* partner's entry an id (len bytes) belongs to, or NULL; answered_mu held */
-static struct ing_answered *answered_find(const char *partner, const char *id, size_t len)
+/* partner's entry whose payment id (order 0) or one of whose order ids (order 1) is id
+ * (len bytes), or NULL; answered_mu held */
+static struct ing_answered *answered_find(const char *partner, const char *id, size_t len,
+                                          int order)
 {
     if (len == 0 || len >= KS_ID_LEN)
         return NULL;
     for (struct answered_key *k = answered[answered_slot(id, len)]; k; k = k->next)
         if (strncmp(k->id, id, len) == 0 && k->id[len] == '\0' &&
-            strcmp(k->a->partner, partner) == 0)
+            (k != &k->a->key[0]) == order && strcmp(k->a->partner, partner) == 0)
             return k->a;
     return NULL;
 }
 
-/* r waits for the next tick; answered_mu held. Its wait ends a second after its first park
- * (a read's deadline at the latest), whatever it waits for meanwhile. */
+/* r waits for its next run; answered_mu held */
 static void park(struct ing_req *r, int64_t now)
 {
     if (!r->parked_until_us) {
@@ -392,15 +398,20 @@ static void park(struct ing_req *r, int64_t now)
         if (r->park_read && r->job_deadline_us && r->parked_until_us > r->job_deadline_us)
             r->parked_until_us = r->job_deadline_us;
     }
+    r->park_step_us = r->park_step_us ? r->park_step_us * 2 : PARK_STEP_FIRST_US;
+    if (r->park_step_us > PARK_STEP_MAX_US)
+        r->park_step_us = PARK_STEP_MAX_US;
+    r->park_next_us = now + r->park_step_us;
     r->jnext = parked;
     parked = r;
     n_parked++;
 }
 
 /* The claim r found what id names not written yet (a retry of its key: the record in
- * flight; a refund: its order missing). 1: id is a payment answered here, r parked and
- * claimed again at the next tick; 0: r is answered as its outcome says. */
-static int claim_park(struct ing_req *r, const char *id)
+ * flight, id its payment's; a refund: its order missing, id the order's). 1: id belongs to
+ * a payment answered here, r parked and claimed again; 0: r is answered as its outcome
+ * says. */
+static int claim_park(struct ing_req *r, const char *id, int order)
 {
     int64_t now;
     int found = 0;
@@ -409,7 +420,7 @@ static int claim_park(struct ing_req *r, const char *id)
         return 0;
     now = ks_clock_mono_us();
     pthread_mutex_lock(&answered_mu);
-    if (answered_find(r->partner_id, id, strlen(id)) != NULL) {
+    if (answered_find(r->partner_id, id, strlen(id), order) != NULL) {
         park(r, now);
         found = 1;
     }
@@ -420,19 +431,20 @@ static int claim_park(struct ing_req *r, const char *id)
 /* A parked request goes on: a read job to the readers again, a claim to the writers */
 static void unpark(struct ing_req *w)
 {
+    n_reruns++;
     if (w->park_read)
         ing_reader_requeue(w);
     else
         claim_again(w);
 }
 
-/* Every tick: entries past their time leave, and every parked claim and read is tried
- * again (parked once more if it still finds nothing and may still wait; past its second it
- * is answered as it finds things: rows that take that long are behind a consumer that
- * lags or is down, and a client must not hang on them). */
+/* Every tick: entries past their time leave, and the parked claims and reads that are due
+ * run again (parked once more if they still find nothing and may still wait; past their
+ * wait they are answered as they find things: rows that take that long are behind a
+ * consumer that lags or is down, and a client must not hang on them). */
 static void answered_tick(void)
 {
-    struct ing_req *w, *next;
+    struct ing_req *w, *next, *due = NULL, **pp;
     struct ing_answered *gone = NULL;
     int64_t now;
 
@@ -443,12 +455,12 @@ static void answered_tick(void)
     while (answered_first && answered_first->until_us <= now) {
         struct ing_answered *a = answered_first;
         for (size_t i = 0; i < a->n; i++) {
-            struct answered_key **pp = &answered[answered_slot(a->key[i].id,
+            struct answered_key **kp = &answered[answered_slot(a->key[i].id,
                                                                strlen(a->key[i].id))];
-            while (*pp && *pp != &a->key[i])
-                pp = &(*pp)->next;
-            if (*pp)
-                *pp = a->key[i].next;
+            while (*kp && *kp != &a->key[i])
+                kp = &(*kp)->next;
+            if (*kp)
+                *kp = a->key[i].next;
         }
         answered_first = a->older;
         if (!answered_first)
@@ -457,15 +469,22 @@ static void answered_tick(void)
         a->older = gone;
         gone = a;
     }
-    w = parked;
-    parked = NULL;
-    n_parked = 0;
+    for (pp = &parked; (w = *pp) != NULL;) {
+        if (w->park_next_us <= now || w->parked_until_us <= now) {
+            *pp = w->jnext;
+            n_parked--;
+            w->jnext = due;
+            due = w;
+        } else {
+            pp = &w->jnext;
+        }
+    }
     pthread_mutex_unlock(&answered_mu);
     for (struct ing_answered *a = gone, *older; a; a = older) {
         older = a->older;
         free(a);
     }
-    for (; w; w = next) {
+    for (w = due; w; w = next) {
         next = w->jnext;
         if (w->parked_until_us <= now)
             w->park_expired = 1;
@@ -473,7 +492,13 @@ static void answered_tick(void)
     }
 }
 
-int ing_accept_park_read(struct ing_req *r, const char *ids)
+void ing_accept_stats(long *parked_now, long *reruns)
+{
+    *parked_now = n_parked;
+    *reruns = n_reruns;
+}
+
+int ing_accept_park_read(struct ing_req *r, const char *ids, int orders)
 {
     struct ing_answered *a = NULL;
     int64_t now;
@@ -486,7 +511,7 @@ int ing_accept_park_read(struct ing_req *r, const char *ids)
     pthread_mutex_lock(&answered_mu);
     for (const char *s = ids; *s && !a;) {
         size_t l = strcspn(s, ",");
-        a = answered_find(r->partner_id, s, l);
+        a = answered_find(r->partner_id, s, l, orders);
         s += l;
         if (*s == ',')
             s++;

@@ -82,13 +82,14 @@ static void refund_currency_job(struct ing_req *r, struct ing_rdb *db)
         goto fail;
     if (PQntuples(res) != 1) {
         /* an order of a payment this instance just answered: its row is on its way */
-        if (ing_accept_park_read(r, rf->order_id)) {
+        if (ing_accept_park_read(r, rf->order_id, 1)) {
             PQclear(res);
             return;
         }
         ing_problem(&p, "not_found", "payment_order_id", "no accepted payment order with this id");
         goto fail;
     }
+    r->park_read = 0; /* found: a park of its claim is a claim's */
     if (ks_money_parse(rf->amount_text, PQgetvalue(res, 0, 0), "amount", &rf->amount, &e) != KS_OK) {
         ing_problem(&p, "amount_invalid", "amount", "amount: %s (the order is in %s)", e.msg,
                     PQgetvalue(res, 0, 0));
@@ -236,7 +237,7 @@ static void pay_get_job(struct ing_req *r, struct ing_rdb *db)
 
     if (!list) {
         ing_respond_problem(r, &p);
-    } else if (json_array_size(list) != 1 && ing_accept_park_read(r, r->arg)) {
+    } else if (json_array_size(list) != 1 && ing_accept_park_read(r, r->arg, 0)) {
         json_decref(list); /* a payment this instance just answered: its rows on their way */
         return;
     } else if (json_array_size(list) != 1) {
@@ -316,7 +317,7 @@ static void pay_list_job(struct ing_req *r, struct ing_rdb *db)
             s++;
     }
     /* payments this instance just answered among the missing: their rows on their way */
-    if (off && ing_accept_park_read(r, miss)) {
+    if (off && ing_accept_park_read(r, miss, 0)) {
         json_decref(list);
         json_decref(missing);
         free(miss);

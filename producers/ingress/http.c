@@ -103,6 +103,7 @@ void ing_metrics_write(char **out, size_t *len)
     struct ing_auth_stats as;
     struct ing_store_health sh;
     struct ks_metric *t;
+    long parked, reruns;
 
     *out = NULL;
     *len = 0;
@@ -150,6 +151,12 @@ void ing_metrics_write(char **out, size_t *len)
                "ingress_unresolved)", NULL, sh.unresolved);
     copy_gauge("kasir_ingress_finishes_pending",
                "finishes of published events waiting for PostgreSQL", NULL, sh.pending_finishes);
+    ing_accept_stats(&parked, &reruns);
+    copy_gauge("kasir_ingress_parked_requests",
+               "reads, retries and refunds waiting for a payment's rows (kasir-risk's)", NULL,
+               parked);
+    copy_counter("kasir_ingress_parked_runs_total",
+                 "runs of such requests again, to look for the rows", NULL, reruns);
     copy_gauge("kasir_ingress_dependency_up", "1 when the dependency answers",
                "dependency=\"kafka\"", ING.kafka_ok ? 1 : 0);
     copy_gauge("kasir_ingress_dependency_up", "1 when the dependency answers",

@@ -193,6 +193,8 @@ struct ing_req {
     const char *qsql, *qwhat;
     int fin_complete; /* finish op: 1 complete, 0 release */
     int64_t parked_until_us; /* accept.c: parked on a payment's rows until then */
+    int64_t park_next_us;    /* accept.c: its next run */
+    int64_t park_step_us;    /* accept.c: the wait before that run (doubling) */
     int park_expired;        /* accept.c: the rows took longer: answered as found */
     int park_read;               /* accept.c: parked is a read job, queued for a reader again */
     int requeued;                /* reader.c: queued again, without a place in the count */
@@ -455,14 +457,17 @@ int ing_accept_row(struct ing_req *r, const char *key, const void *buf, size_t l
                    const char *msg_id);
 void ing_accept_rows_release(struct ing_req *r);
 int ing_accept_start(void); /* starts the writers (store.c) with accept.c's callbacks */
-/* A read job that did not find ids ("a" or "a,b,c": payments or orders of r's partner):
- * when one of them is a payment (or its order) this process answered in the last second,
- * whose rows kasir-risk has not written yet, parks r and returns 1: the job ends without
- * touching r, and runs again (from its start) at the next tick (every 10 ms), until it
- * finds them or a second has passed since it was first parked (r's deadline at the
- * latest), then answered as it finds them. 0: nothing to wait for, the job goes on. A read
- * after a 202 sees the payment, and no reader thread waits for it (test 229). */
-int ing_accept_park_read(struct ing_req *r, const char *ids);
+/* A read job that did not find ids ("a" or "a,b,c": payment ids, or order ids when
+ * orders) of r's partner: when one of them is a payment (or an order of one) this process
+ * answered in the last second, whose rows kasir-risk has not written yet, parks r and
+ * returns 1: the job ends without touching r, and runs again (from its start) 10 ms later,
+ * then at doubling intervals up to 100 ms, until it finds them or its wait is over (a
+ * second after its first park or after the 202, whichever is first; r's deadline at the
+ * latest), then answered as it finds them. 0: nothing to wait for, the job goes on. A
+ * read after a 202 sees the payment, and no reader thread waits for it (test 229). */
+int ing_accept_park_read(struct ing_req *r, const char *ids, int orders);
+/* requests parked now, and runs of parked requests so far (for /metrics) */
+void ing_accept_stats(long *parked_now, long *reruns);
 
 /* texts.c: the texts of writes (pure; NULL or -1: out of memory or not encodable) */
 /* lower-case hex SHA-256 of d: idempotency keys, fingerprints, body-derived ids */

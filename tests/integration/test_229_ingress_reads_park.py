@@ -130,10 +130,11 @@ def test_a_read_waits_a_second_at_most():
 
 def test_a_parked_read_keeps_its_second_while_the_database_hangs():
     """The database stops answering (a partition: connections open, nothing passes) while a
-    payment's rows are behind: the read parked on them is let go after its second although
-    the ingress's health check hangs in its SELECT 1, then answered 503 at its own deadline
-    (readers.read_timeout, 5 s). Before, parked requests were let go only by the health
-    thread between its checks: the read hung for as long as the database did (here 12 s)."""
+    read is parked on a payment's rows: the read is run again by the tick although the
+    ingress's health check hangs in its SELECT 1, so it meets the frozen database and is
+    answered 503 at its own deadline (readers.read_timeout, 5 s). Before, parked requests
+    were let go only by the health thread between its checks: the read hung for as long as
+    the database did (here 12 s), then found the rows."""
     px = PgProxy()
     ing = start_ingress({"KASIR_PG_DSN": px.dsn()})
     thaw = threading.Timer(12, px.thaw)
@@ -145,10 +146,14 @@ def test_a_parked_read_keeps_its_second_while_the_database_hangs():
             r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
             assert r.status == 202, r
             pid = r.json()["payment_id"]
+            got = []
+            t = in_thread(lambda: _timed_get(ing, a, "/v1/payments/" + pid, 30)[0], got)
+            time.sleep(0.15)
+            assert not got, got  # parked: its rows are held back
             px.freeze()
             thaw.start()
-            time.sleep(1.5)  # the health check (every second) is in its SELECT 1 now
-            g, took = _timed_get(ing, a, "/v1/payments/" + pid, 30)
+            t.join(30)
+            g, took = got[0]
             assert g.status == 503, g
             assert 4.0 <= took < 7.0, took
         finally:
@@ -158,6 +163,66 @@ def test_a_parked_read_keeps_its_second_while_the_database_hangs():
     finally:
         ing.daemon.kill9()
         px.close()
+
+
+def test_only_what_is_asked_for_waits():
+    """A payment read names payment ids, a refund an order id: a read of a fresh payment's
+    order id as a payment, a list with one among real ids, and a refund naming a fresh
+    payment's id as its order find nothing to wait for and are answered at once (404, the
+    list, 404), not parked for a second (before: any id of the payment matched, and each
+    ran again every 10 ms for the whole second)."""
+    ing = start_ingress()
+    try:
+        a = Partner("t229-g")
+        done = _written_payment(ing, a)
+        lock = TableLock()
+        try:
+            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
+            assert r.status == 202, r
+            pid = r.json()["payment_id"]
+            oid = r.json()["payment_orders"][0]["payment_order_id"]
+            g, took = _timed_get(ing, a, "/v1/payments/" + oid, 10)
+            assert g.status == 404 and took < 0.3, (g, took)
+            g, took = _timed_get(ing, a, "/v1/payments?ids=%s,%s" % (done, oid), 10)
+            assert g.status == 200 and g.json()["not_found"] == [oid] and took < 0.3, (g, took)
+            t0 = time.time()
+            ref = ing.request("POST", "/v1/refunds", {"payment_order_id": pid, "amount": "1000.00",
+                                                      "currency": "IDR"},
+                              auth=a, headers={"Idempotency-Key": new_key()}, timeout=10)
+            took = time.time() - t0
+            assert ref.status == 404 and took < 0.3, (ref, took)
+        finally:
+            lock.release()
+        assert ing.daemon.term() == 0
+    finally:
+        if ing.daemon.proc.poll() is None:
+            ing.daemon.kill9()
+
+
+def test_a_parked_read_runs_a_dozen_times_in_its_second():
+    """A read whose payment's rows are held back for its whole second runs again at doubling
+    intervals (10 ms up to 100 ms), about a dozen times, not every 10 ms (a hundred queries
+    for one request, the readers crowded when kasir-risk lags)."""
+    ing = start_ingress()
+    try:
+        a = Partner("t229-h")
+        _written_payment(ing, a)
+        lock = TableLock()
+        try:
+            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
+            assert r.status == 202, r
+            before = ing.metric("kasir_ingress_parked_runs_total")
+            g, took = _timed_get(ing, a, "/v1/payments/" + r.json()["payment_id"], 10)
+            assert g.status == 404 and 0.8 <= took < 2.0, (g, took)
+            runs = ing.metric("kasir_ingress_parked_runs_total") - before
+            assert 5 <= runs <= 15, runs
+            assert ing.metric("kasir_ingress_parked_requests") == 0
+        finally:
+            lock.release()
+        assert ing.daemon.term() == 0
+    finally:
+        if ing.daemon.proc.poll() is None:
+            ing.daemon.kill9()
 
 
 def test_parked_reads_let_go_at_once_do_not_refuse_others():

@@ -5,9 +5,14 @@ each order PENDING_CUSTOMER with its next_action: the VA number, the QR string, 
 expiry."""
 import json
 
+import pytest
+
 from executor_util import Exec, produce, psql, wait_until
 from ingress_util import Partner, payment_body, start_ingress
 from sandbox_util import sandbox  # noqa: F401 (fixture)
+
+# the payment's rows are kasir-risk's to write (conftest.payment_rows)
+pytestmark = pytest.mark.usefixtures("payment_rows")
 
 
 def test_pending_customer_shown_by_api(daemons, sandbox):

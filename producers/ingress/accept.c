@@ -343,16 +343,18 @@ static void on_claimed(struct ing_req *r, json_t *res, const char *why)
  * by kasir-risk, from the event, in the transaction of its decision: moments after the 202
  * in a pipeline that keeps up. Until they are there, a read of it on this instance, a retry
  * of its key (its claim finds the record in flight) and a refund of one of its orders (the
- * claim finds no order) are parked and run again, 10 ms after they were parked, then at
- * doubling intervals up to 100 ms (PARK_STEP_*: a dozen runs in the second at most, not a
- * hundred), until they find the rows or their wait is over: a second after their first
- * park, or when the entry leaves, a second after the 202, whichever is first. Then they
- * are answered as they find things (404, 409 in flight, 404 no order). Entries leave in
+ * claim finds no order) are parked and run again about 8 ms after they were parked, then at
+ * doubling intervals up to 128 ms (PARK_STEP_*: about a dozen runs in the second, not a
+ * hundred; each run on a multiple of its interval on the monotonic clock, so that parked
+ * requests run together, in one pass of the readers or one batch of the writers), until
+ * they find the rows or their wait is over: a second after their first park, or when the
+ * entry leaves, a second after the 202, whichever is first (then at their next run). Then
+ * they are answered as they find things (404, 409 in flight, 404 no order). Entries leave in
  * the order they came (answer order: one delivery-report thread). */
 #define ANSWERED_US 1000000
 #define ANSWERED_SLOTS 8192
-#define PARK_STEP_FIRST_US 10000
-#define PARK_STEP_MAX_US 100000
+#define PARK_STEP_FIRST_US 8192
+#define PARK_STEP_MAX_US 131072
 struct ing_answered {
     struct ing_answered *older; /* the next to leave after this one */
     int64_t until_us;
@@ -401,7 +403,9 @@ static void park(struct ing_req *r, int64_t now)
     r->park_step_us = r->park_step_us ? r->park_step_us * 2 : PARK_STEP_FIRST_US;
     if (r->park_step_us > PARK_STEP_MAX_US)
         r->park_step_us = PARK_STEP_MAX_US;
-    r->park_next_us = now + r->park_step_us;
+    /* the step's next multiple (the steps are powers of two: a multiple of a longer one is
+     * one of every shorter one, so the crowd runs together) */
+    r->park_next_us = (now / r->park_step_us + 1) * r->park_step_us;
     r->jnext = parked;
     parked = r;
     n_parked++;

@@ -194,7 +194,7 @@ struct ing_req {
     int fin_complete; /* finish op: 1 complete, 0 release */
     int64_t parked_until_us; /* accept.c: parked on a payment's rows until then */
     int64_t park_next_us;    /* accept.c: its next run */
-    int64_t park_step_us;    /* accept.c: the wait before that run (doubling) */
+    int64_t park_step_us;    /* accept.c: the interval of its runs (doubling) */
     int park_expired;        /* accept.c: the rows took longer: answered as found */
     int park_read;               /* accept.c: parked is a read job, queued for a reader again */
     int requeued;                /* reader.c: queued again, without a place in the count */
@@ -460,10 +460,10 @@ int ing_accept_start(void); /* starts the writers (store.c) with accept.c's call
 /* A read job that did not find ids ("a" or "a,b,c": payment ids, or order ids when
  * orders) of r's partner: when one of them is a payment (or an order of one) this process
  * answered in the last second, whose rows kasir-risk has not written yet, parks r and
- * returns 1: the job ends without touching r, and runs again (from its start) 10 ms later,
- * then at doubling intervals up to 100 ms, until it finds them or its wait is over (a
- * second after its first park or after the 202, whichever is first; r's deadline at the
- * latest), then answered as it finds them. 0: nothing to wait for, the job goes on. A
+ * returns 1: the job ends without touching r, and runs again (from its start) about 8 ms
+ * later, then at doubling intervals up to 128 ms, until it finds them or its wait is over
+ * (a second after its first park or after the 202, whichever is first, then at its next
+ * run; r's deadline at the latest), then answered as it finds them. 0: nothing to wait for, the job goes on. A
  * read after a 202 sees the payment, and no reader thread waits for it (test 229). */
 int ing_accept_park_read(struct ing_req *r, const char *ids, int orders);
 /* requests parked now, and runs of parked requests so far (for /metrics) */

@@ -707,8 +707,8 @@ static void *housekeeping_main(void *arg)
 
 /* The tick, on a thread that waits for nothing else: the health checks above can block for
  * as long as the database or the broker hangs (a connect, a SELECT 1 over a link that lost
- * its peer), and the requests parked on a payment's rows must still be tried again every
- * 10 ms and let go after their second (test 229) */
+ * its peer), and the requests parked on a payment's rows must still run again when due and
+ * be let go after their second (test 229) */
 static void *tick_main(void *arg)
 {
     (void)arg;

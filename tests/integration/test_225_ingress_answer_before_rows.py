@@ -10,7 +10,7 @@ checkout probe does not):
 - a read of the payment on this instance waits for its rows instead of answering 404,
   and answers 200 once they are written; a list read likewise;
 - a retry of the key while the rows are held back waits for them on this instance (its
-  claim found the record in flight; it is claimed again every 10 ms), then is the stored
+  claim found the record in flight; it is claimed again at doubling intervals), then is the stored
   202 byte for byte, a replay;
 - kill -9 right after the 202: the payment is not lost; its rows come from risk, and a
   retry of the key on a new ingress replays the 202;
@@ -152,7 +152,7 @@ def test_refund_claimed_until_its_order_is_written():
                                         "currency": "IDR"},
                 auth=partner, headers={"Idempotency-Key": new_key()}, timeout=30), got)
             time.sleep(0.4)
-            assert not got, got  # parked: claimed again every 10 ms
+            assert not got, got  # parked: claimed again at doubling intervals
         finally:
             lock.release()  # risk writes the rows now
         t.join(30)

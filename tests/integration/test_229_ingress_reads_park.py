@@ -12,6 +12,7 @@ after the second, answered as it finds them), so:
 - the waiting reads answer 200 with the payment once its rows are written, the list read
   and a refund's order look-up likewise;
 - a read still waiting after a second is answered as it finds the rows (404), not held."""
+import contextlib
 import threading
 import time
 
@@ -171,58 +172,58 @@ def test_only_what_is_asked_for_waits():
     payment's id as its order find nothing to wait for and are answered at once (404, the
     list, 404), not parked for a second (before: any id of the payment matched, and each
     ran again every 10 ms for the whole second)."""
-    ing = start_ingress()
-    try:
-        a = Partner("t229-g")
-        done = _written_payment(ing, a)
-        lock = TableLock()
-        try:
-            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
-            assert r.status == 202, r
-            pid = r.json()["payment_id"]
-            oid = r.json()["payment_orders"][0]["payment_order_id"]
-            g, took = _timed_get(ing, a, "/v1/payments/" + oid, 10)
-            assert g.status == 404 and took < 0.7, (g, took)
-            g, took = _timed_get(ing, a, "/v1/payments?ids=%s,%s" % (done, oid), 10)
-            assert g.status == 200 and g.json()["not_found"] == [oid] and took < 0.7, (g, took)
-            t0 = time.time()
-            ref = ing.request("POST", "/v1/refunds", {"payment_order_id": pid, "amount": "1000.00",
-                                                      "currency": "IDR"},
-                              auth=a, headers={"Idempotency-Key": new_key()}, timeout=10)
-            took = time.time() - t0
-            assert ref.status == 404 and took < 0.7, (ref, took)
-        finally:
-            lock.release()
-        assert ing.daemon.term() == 0
-    finally:
-        if ing.daemon.proc.poll() is None:
-            ing.daemon.kill9()
+    with _stopped_cleanly(start_ingress()) as ing, _held_payment(ing, "t229-g") as (a, r, done):
+        pid = r.json()["payment_id"]
+        oid = r.json()["payment_orders"][0]["payment_order_id"]
+        g, took = _timed_get(ing, a, "/v1/payments/" + oid, 10)
+        assert g.status == 404 and took < 0.7, (g, took)
+        g, took = _timed_get(ing, a, "/v1/payments?ids=%s,%s" % (done, oid), 10)
+        assert g.status == 200 and g.json()["not_found"] == [oid] and took < 0.7, (g, took)
+        t0 = time.time()
+        ref = ing.request("POST", "/v1/refunds", {"payment_order_id": pid, "amount": "1000.00",
+                                                  "currency": "IDR"},
+                          auth=a, headers={"Idempotency-Key": new_key()}, timeout=10)
+        took = time.time() - t0
+        assert ref.status == 404 and took < 0.7, (ref, took)
 
 
 def test_a_parked_read_runs_a_dozen_times_in_its_second():
     """A read whose payment's rows are held back for its whole second runs again at doubling
     intervals (8 ms up to 128 ms), about a dozen times, not every 10 ms (a hundred queries
     for one request, the readers crowded when kasir-risk lags)."""
-    ing = start_ingress()
+    with _stopped_cleanly(start_ingress()) as ing, _held_payment(ing, "t229-h") as (a, r, _):
+        before = ing.metric("kasir_ingress_parked_runs_total")
+        g, took = _timed_get(ing, a, "/v1/payments/" + r.json()["payment_id"], 10)
+        assert g.status == 404 and 0.8 <= took < 2.0, (g, took)
+        runs = ing.metric("kasir_ingress_parked_runs_total") - before
+        assert 5 <= runs <= 15, runs
+        assert ing.metric("kasir_ingress_parked_requests") == 0
+
+
+@contextlib.contextmanager
+def _stopped_cleanly(ing):
+    """ing, which must then stop with exit 0 (killed if the test failed first)"""
     try:
-        a = Partner("t229-h")
-        _written_payment(ing, a)
-        lock = TableLock()
-        try:
-            r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
-            assert r.status == 202, r
-            before = ing.metric("kasir_ingress_parked_runs_total")
-            g, took = _timed_get(ing, a, "/v1/payments/" + r.json()["payment_id"], 10)
-            assert g.status == 404 and 0.8 <= took < 2.0, (g, took)
-            runs = ing.metric("kasir_ingress_parked_runs_total") - before
-            assert 5 <= runs <= 15, runs
-            assert ing.metric("kasir_ingress_parked_requests") == 0
-        finally:
-            lock.release()
+        yield ing
         assert ing.daemon.term() == 0
     finally:
         if ing.daemon.proc.poll() is None:
             ing.daemon.kill9()
+
+
+@contextlib.contextmanager
+def _held_payment(ing, name):
+    """(partner, the 202 of a payment whose rows are held back by a lock on payments, a
+    payment of the partner's whose rows are written): the lock held until the end"""
+    a = Partner(name)
+    done = _written_payment(ing, a)
+    lock = TableLock()
+    try:
+        r = ing.pay(a, payment_body(), key=new_key(), timeout=4)
+        assert r.status == 202, r
+        yield a, r, done
+    finally:
+        lock.release()
 
 
 def test_parked_reads_let_go_at_once_do_not_refuse_others():

@@ -177,6 +177,13 @@ def payout_finish_refused():
         psql("DROP FUNCTION IF EXISTS %s()" % trig)
 
 
+def payouts_requested(marker):
+    """How many payouts of payout_finish_refused's marker have their finish recorded"""
+    from conftest import psql_one
+    return int(psql_one("SELECT count(*) FROM payouts WHERE description LIKE '%s%%' AND "
+                        "status = 'REQUESTED'" % marker))
+
+
 def payout_body(description=None, amount="250000.00"):
     b = {"seller_id": "seller-9", "amount": amount, "currency": "IDR", "channel": "ewallet",
          "ewallet_channel": "OVO", "destination_account": "+6281234567890",

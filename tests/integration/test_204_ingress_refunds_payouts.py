@@ -3,7 +3,7 @@ import time
 import uuid
 
 from ingress_util import (capture, count_in_kafka, ingress, kafka_headers, new_key,  # noqa: F401
-                          now_ms, operator, partners, payment_body)
+                          now_ms, operator, partners, payment_body, payout_body)
 
 
 def refund(ingress, p, oid, amount=None, key=None):
@@ -47,10 +47,7 @@ def test_partial_repeated_refunds_up_to_amount(ingress, partners):
 def test_payouts(ingress, partners):
     a, _ = partners
     t0 = now_ms()
-    body = {"seller_id": "seller-9", "amount": "250000.00", "currency": "IDR", "channel": "ewallet",
-            "ewallet_channel": "OVO", "destination_account": "+6281234567890",
-            "account_holder": "Siti"}
-    r = ingress.request("POST", "/v1/payouts", body, auth=a, headers={"Idempotency-Key": new_key()})
+    r = ingress.request("POST", "/v1/payouts", payout_body(), auth=a, headers={"Idempotency-Key": new_key()})
     assert r.status == 202, r
     g = ingress.request("GET", "/v1/payouts/" + r.json()["payout_id"], auth=a)
     assert g.status == 200 and g.json()["amount"] == "250000.00"

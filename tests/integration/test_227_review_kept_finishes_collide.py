@@ -16,7 +16,9 @@ import time
 import uuid
 
 from conftest import psql_one
-from ingress_util import Partner, new_key, payout_body, payout_finish_refused, start_ingress
+from ingress_util import (Partner, new_key, payout_body, payout_finish_refused,
+                          payouts_requested, start_ingress)
+from runtime_util import wait_until
 
 N = 1100
 
@@ -57,13 +59,8 @@ def test_every_unrecorded_payout_is_taken_over_by_its_retry():
                    if a.status != 503 or b"could not be recorded" not in a.body]
             assert not bad, "%d of %d retries not taken over, e.g. %s" % (len(bad), N, bad[:5])
         # the database takes the finishes again: the kept ones are recorded, no client needed
-        deadline = time.time() + 30
-        while time.time() < deadline and psql_one(
-                "SELECT count(*) FROM payouts WHERE description LIKE '%s%%' AND status = "
-                "'REQUESTED'" % marker) != str(N):
-            time.sleep(0.2)
-        assert psql_one("SELECT count(*) FROM payouts WHERE description LIKE '%s%%' AND "
-                        "status = 'REQUESTED'" % marker) == str(N)
+        wait_until(lambda: payouts_requested(marker) == N, timeout=30,
+                   what="the kept finishes recorded")
         # and each key is now complete: a retry replays the payout's stored 202
         r = ing.request("POST", "/v1/payouts", reqs[7][1], auth=p,
                         headers={"Idempotency-Key": reqs[7][0]})

@@ -11,12 +11,11 @@ Here 300 payouts whose finishes a trigger refuses run beside 300 ordinary paymen
 payment is answered 202 on its first try. (Until session 29 the refused finishes were
 payments'; a payment has no finish since.)"""
 import concurrent.futures
-import time
 import uuid
 
-from conftest import psql_one
 from ingress_util import (Partner, checkout_id, new_key, payment_body, payout_body,
-                          payout_finish_refused, start_ingress)
+                          payout_finish_refused, payouts_requested, start_ingress)
+from runtime_util import wait_until
 
 
 def test_claims_beside_a_refused_finish_are_answered():
@@ -44,16 +43,10 @@ def test_claims_beside_a_refused_finish_are_answered():
             assert all(r.status == 503 and b"could not be recorded" in r.body for r in outs), \
                 [r for r in outs if r.status != 503][:3]
             # the refused finishes were refused (kept)
-            assert psql_one("SELECT count(*) FROM payouts WHERE description LIKE '%s%%' "
-                            "AND status = 'REQUESTED'" % marker) == "0"
+            assert payouts_requested(marker) == 0
             assert ing.metric("kasir_ingress_finishes_pending") >= 1
         # the database takes them again: the kept finishes are recorded, no client needed
-        deadline = time.time() + 30
-        while time.time() < deadline and psql_one(
-                "SELECT count(*) FROM payouts WHERE description LIKE '%s%%' AND status = "
-                "'REQUESTED'" % marker) != "300":
-            time.sleep(0.2)
-        assert psql_one("SELECT count(*) FROM payouts WHERE description LIKE '%s%%' AND "
-                        "status = 'REQUESTED'" % marker) == "300"
+        wait_until(lambda: payouts_requested(marker) == 300, timeout=30,
+                   what="the kept finishes recorded")
     finally:
         ing.daemon.term()

@@ -14,6 +14,7 @@ import time
 
 from ingress_util import (PgProxy, Partner, cli, new_key, payment_body, payout_body,
                           payout_finish_refused, start_ingress)
+from runtime_util import wait_until
 
 
 def _sigterm(ing, wait):
@@ -36,13 +37,7 @@ def test_sigterm_while_the_database_hangs_exits_within_the_drain_timeout():
     try:
         a = Partner("t230-a")
         with payout_finish_refused() as marker:
-            r = ing.request("POST", "/v1/payouts", payout_body(description=marker + "a"),
-                            auth=a, headers={"Idempotency-Key": new_key()}, timeout=10)
-            assert r.status == 503 and b"could not be recorded" in r.body, r
-            deadline = time.time() + 5
-            while ing.metric("kasir_ingress_finishes_pending") < 1 and time.time() < deadline:
-                time.sleep(0.05)
-            assert ing.metric("kasir_ingress_finishes_pending") == 1
+            _payout_refused_at_its_finish(ing, a, marker)
             px.freeze()
             try:
                 time.sleep(1.5)  # the kept finish is applied again: now in its statement
@@ -55,6 +50,17 @@ def test_sigterm_while_the_database_hangs_exits_within_the_drain_timeout():
     finally:
         ing.daemon.kill9()
         px.close()
+
+
+def _payout_refused_at_its_finish(ing, partner, marker):
+    """A payout answered 503 because the database refused its finish, which the writers
+    keep (payout_finish_refused)"""
+    r = ing.request("POST", "/v1/payouts", payout_body(description=marker + "1"), auth=partner,
+                    headers={"Idempotency-Key": new_key()}, timeout=10)
+    assert r.status == 503 and b"could not be recorded" in r.body, r
+    wait_until(lambda: ing.metric("kasir_ingress_finishes_pending") >= 1, timeout=5, step=0.05,
+               what="the finish kept")
+    assert ing.metric("kasir_ingress_finishes_pending") == 1
 
 
 def test_sigterm_with_a_zero_drain_timeout_on_a_healthy_database_exits_0():
@@ -112,13 +118,7 @@ def test_a_clean_stop_with_a_finish_still_unrecorded_says_so():
     ing = start_ingress({"KASIR_HTTP_DRAIN_TIMEOUT": "2s"})
     try:
         with payout_finish_refused() as marker:
-            r = ing.request("POST", "/v1/payouts", payout_body(description=marker + "1"),
-                            auth=Partner("t230-d"), headers={"Idempotency-Key": new_key()})
-            assert r.status == 503 and b"could not be recorded" in r.body, r
-            deadline = time.time() + 5
-            while ing.metric("kasir_ingress_finishes_pending") < 1 and time.time() < deadline:
-                time.sleep(0.05)
-            assert ing.metric("kasir_ingress_finishes_pending") == 1
+            _payout_refused_at_its_finish(ing, Partner("t230-d"), marker)
             assert ing.daemon.term() == 0, ing.daemon.log_tail(5)
         log = ing.daemon.log_tail(30)
         assert "1 finishes of published refunds or payouts were still not recorded at the " \

@@ -13,6 +13,8 @@
 #                   load generator; "idle" is what the pipeline burns per second with no
 #                   traffic (fetch polls, sweeps), measured before the load, so a reader
 #                   can tell it from the per-payment work
+#   on stderr, per run: PostgreSQL's CPU per payment by the role of its client backends
+#                   (one role per daemon), to tell whose statements the cluster's CPU is
 # The risk rules are deploy/risk/rules.json without its velocity rules: the generator reuses
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)
@@ -132,6 +134,35 @@ load() {
     local t; t=$(/usr/bin/python3 -c "import sys; print(round(eval(sys.argv[1]) * $hz))" "${cpu:-0}")
     echo "$(grep -m1 '^offered=' <<<"$out") loadgen_ticks=$t"
 }
+# PostgreSQL's CPU by the role of its client backends (each daemon connects as its own,
+# deploy/local/roles.sh): pg_roles_mark notes the backends and their ticks before a run,
+# pg_roles_note N prints each role's µs per payment over the backends alive at both ends
+# (the rest of the cluster's CPU - WAL writer, checkpointer, autovacuum, backends that came
+# or went - is the PostgreSQL column less their sum)
+declare -A pg_t0 pg_role
+pg_roles_mark() {
+    local u p
+    pg_t0=(); pg_role=()
+    while read -r u p; do
+        [ -n "$p" ] || continue
+        pg_role[$p]=$u; pg_t0[$p]=$(ticks "$p")
+    done < <(psqlq -F ' ' -c "SELECT usename, pid FROM pg_stat_activity
+                               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+}
+pg_roles_note() {
+    local -A acc=()
+    local p u sum=0
+    for p in "${!pg_role[@]}"; do
+        [ -r "/proc/$p/stat" ] || continue
+        u=${pg_role[$p]}
+        acc[$u]=$((${acc[$u]:-0} + $(ticks "$p") - pg_t0[$p]))
+    done
+    for u in $(printf '%s\n' "${!acc[@]}" | sort); do
+        printf '%s %s, ' "$u" "$(us_per "${acc[$u]}" "$1")"; sum=$((sum + acc[$u]))
+    done
+    printf 'all these backends %s' "$(us_per "$sum" "$1")"
+}
+
 all_ticks() { # ingress risk executor ledger webhooks sandbox postgresql kafka
     local d
     for d in $daemons; do printf '%s ' "$(ticks "$(pid_of "$d")")"; done
@@ -166,6 +197,7 @@ for round in $(seq 1 "$rounds"); do
         for r in $rates; do
             [ "$pgss" = 1 ] && psqlq -c "SELECT pg_stat_statements_reset()" >/dev/null
             read -r hot0 <<<"$(hot_updates)"
+            pg_roles_mark
             read -r -a t0 <<<"$(all_ticks)"
             since=$(psqlq -c "SELECT now()")
             perf_pid=""
@@ -211,6 +243,7 @@ for round in $(seq 1 "$rounds"); do
             echo "| $v$round | $r | $(get accepted_per_s) | $(get p99_ms) | $rate$note | $p50 | $p99 | $cpu | $tot | $idle_note | $(cut -d' ' -f1-3 /proc/loadavg) |"
             echo "e2e: $v$round: ingress_load: $line" >&2
             echo "e2e: $v$round: $(hot_ratio "$hot0" "$(hot_updates)")" >&2
+            echo "e2e: $v$round: PostgreSQL µs/payment by client role: $(pg_roles_note "$n")" >&2
         done
         svc stop >/dev/null 2>&1 || true
     done

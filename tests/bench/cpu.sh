@@ -4,10 +4,12 @@
 #                   children that exited (the postmaster's cutime + cstime: a backend that
 #                   ends during a run still counts)
 ticks() {
-    local t=0 p
+    local t=0 p v
     for p in "$@"; do
+        # a process that ends between the test and the read counts 0, as an absent one
         [ -r "/proc/$p/stat" ] || continue
-        t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+        t=$((t + ${v:-0}))
     done
     echo "$t"
 }

@@ -14,7 +14,8 @@
 #                   traffic (fetch polls, sweeps), measured before the load, so a reader
 #                   can tell it from the per-payment work
 #   on stderr, per run: PostgreSQL's CPU per payment by the role of its client backends
-#                   (one role per daemon), to tell whose statements the cluster's CPU is
+#                   (one role per daemon; backends alive before and after the run only),
+#                   to tell which daemon's statements the cluster's CPU goes to
 # The risk rules are deploy/risk/rules.json without its velocity rules: the generator reuses
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)
@@ -135,31 +136,42 @@ load() {
     echo "$(grep -m1 '^offered=' <<<"$out") loadgen_ticks=$t"
 }
 # PostgreSQL's CPU by the role of its client backends (each daemon connects as its own,
-# deploy/local/roles.sh): pg_roles_mark notes the backends and their ticks before a run,
-# pg_roles_note N prints each role's µs per payment over the backends alive at both ends
-# (the rest of the cluster's CPU - WAL writer, checkpointer, autovacuum, backends that came
-# or went - is the PostgreSQL column less their sum)
-declare -A pg_t0 pg_role
+# deploy/local/roles.sh): pg_roles_mark notes this database's backends, their start times
+# and ticks before a run; pg_roles_after takes their ticks right after it; pg_roles_note N
+# prints each role's µs per payment over the backends alive at both ends (a pid whose start
+# time changed is another process). The rest of the PostgreSQL column is the postmaster,
+# WAL writer, checkpointer, background writer, autovacuum, and backends that came or went
+# (the bench's own psql sessions among them).
+declare -A pg_t0 pg_t1 pg_role pg_start
+pg_starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
 pg_roles_mark() {
     local u p
-    pg_t0=(); pg_role=()
-    while read -r u p; do
-        [ -n "$p" ] || continue
-        pg_role[$p]=$u; pg_t0[$p]=$(ticks "$p")
-    done < <(psqlq -F ' ' -c "SELECT usename, pid FROM pg_stat_activity
-                               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+    pg_t0=(); pg_role=(); pg_start=()
+    while read -r p u; do
+        [ -n "$u" ] || continue
+        pg_role[$p]=$u; pg_start[$p]=$(pg_starttime "$p"); pg_t0[$p]=$(ticks "$p")
+    done < <(psqlq -F ' ' -c "SELECT pid, usename FROM pg_stat_activity
+                               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                                 AND datname = current_database()")
+}
+pg_roles_after() {
+    local p
+    pg_t1=()
+    for p in "${!pg_role[@]}"; do
+        if [ "$(pg_starttime "$p")" = "${pg_start[$p]}" ]; then pg_t1[$p]=$(ticks "$p"); fi
+    done
 }
 pg_roles_note() {
     local -A acc=()
     local p u sum=0
-    for p in "${!pg_role[@]}"; do
-        [ -r "/proc/$p/stat" ] || continue
+    for p in "${!pg_t1[@]}"; do
         u=${pg_role[$p]}
-        acc[$u]=$((${acc[$u]:-0} + $(ticks "$p") - pg_t0[$p]))
+        acc[$u]=$((${acc[$u]:-0} + pg_t1[$p] - pg_t0[$p]))
     done
-    for u in $(printf '%s\n' "${!acc[@]}" | sort); do
+    while IFS= read -r u; do
+        [ -n "$u" ] || continue
         printf '%s %s, ' "$u" "$(us_per "${acc[$u]}" "$1")"; sum=$((sum + acc[$u]))
-    done
+    done < <(printf '%s\n' "${!acc[@]}" | sort)
     printf 'all these backends %s' "$(us_per "$sum" "$1")"
 }
 
@@ -197,8 +209,8 @@ for round in $(seq 1 "$rounds"); do
         for r in $rates; do
             [ "$pgss" = 1 ] && psqlq -c "SELECT pg_stat_statements_reset()" >/dev/null
             read -r hot0 <<<"$(hot_updates)"
-            pg_roles_mark
             read -r -a t0 <<<"$(all_ticks)"
+            pg_roles_mark
             since=$(psqlq -c "SELECT now()")
             perf_pid=""
             if [ "${E2E_PERF:-0}" = 1 ]; then
@@ -210,6 +222,7 @@ for round in $(seq 1 "$rounds"); do
             [ -z "$perf_pid" ] || wait "$perf_pid" || true
             ok=1; quiet "$drain" || ok=0
             read -r -a t1 <<<"$(all_ticks)"
+            pg_roles_after
             n=$(psqlq -c "SELECT count(*) FROM payments WHERE partner_id = '$partner' AND created_at >= '$since'")
             get() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<" $line"; }
             cpu=""; tot=0

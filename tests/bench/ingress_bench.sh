@@ -93,7 +93,7 @@ fi
 # how long it took or that it never did.
 warm_max=${INGRESS_WARMUP_MAX:-120}
 warm_steady=${INGRESS_WARMUP_STEADY:-3}
-warm_rate=${rates##* }
+warm_rate=$(printf '%s\n' $rates | sort -n | tail -1)
 [ "$warm_rate" -le 5000 ] || warm_rate=5000
 warm_log="" t=0 in_row=0
 settle

@@ -137,41 +137,37 @@ load() {
 }
 # PostgreSQL's CPU by the role of its client backends (each daemon connects as its own,
 # deploy/local/roles.sh): pg_roles_mark notes this database's backends, their start times
-# and ticks before a run; pg_roles_after takes their ticks right after it; pg_roles_note N
-# prints each role's µs per payment over the backends alive at both ends (a pid whose start
-# time changed is another process). The rest of the PostgreSQL column is the postmaster,
-# WAL writer, checkpointer, background writer, autovacuum, and backends that came or went
-# (the bench's own psql sessions among them).
-declare -A pg_t0 pg_t1 pg_role pg_start
-pg_starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+# and ticks before a run; pg_roles_after sums each role's ticks since, right after it, over
+# the backends alive at both ends (a pid whose start time changed is another process);
+# pg_roles_note N prints them as µs per payment. The rest of the PostgreSQL column is the
+# postmaster, WAL writer, checkpointer, background writer, autovacuum, and backends that
+# came or went (the bench's own psql sessions among them).
+declare -A pg_t0 pg_role pg_start pg_used
 pg_roles_mark() {
     local u p
     pg_t0=(); pg_role=(); pg_start=()
     while read -r p u; do
         [ -n "$u" ] || continue
-        pg_role[$p]=$u; pg_start[$p]=$(pg_starttime "$p"); pg_t0[$p]=$(ticks "$p")
+        pg_role[$p]=$u; pg_start[$p]=$(starttime "$p"); pg_t0[$p]=$(ticks "$p")
     done < <(psqlq -F ' ' -c "SELECT pid, usename FROM pg_stat_activity
                                WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
                                  AND datname = current_database()")
 }
 pg_roles_after() {
-    local p
-    pg_t1=()
+    local p u
+    pg_used=()
     for p in "${!pg_role[@]}"; do
-        if [ "$(pg_starttime "$p")" = "${pg_start[$p]}" ]; then pg_t1[$p]=$(ticks "$p"); fi
+        [ "$(starttime "$p")" = "${pg_start[$p]}" ] || continue
+        u=${pg_role[$p]}
+        pg_used[$u]=$((${pg_used[$u]:-0} + $(ticks "$p") - pg_t0[$p]))
     done
 }
 pg_roles_note() {
-    local -A acc=()
-    local p u sum=0
-    for p in "${!pg_t1[@]}"; do
-        u=${pg_role[$p]}
-        acc[$u]=$((${acc[$u]:-0} + pg_t1[$p] - pg_t0[$p]))
-    done
+    local u sum=0
     while IFS= read -r u; do
         [ -n "$u" ] || continue
-        printf '%s %s, ' "$u" "$(us_per "${acc[$u]}" "$1")"; sum=$((sum + acc[$u]))
-    done < <(printf '%s\n' "${!acc[@]}" | sort)
+        printf '%s %s, ' "$u" "$(us_per "${pg_used[$u]}" "$1")"; sum=$((sum + pg_used[$u]))
+    done < <(printf '%s\n' "${!pg_used[@]}" | sort)
     printf 'all these backends %s' "$(us_per "$sum" "$1")"
 }
 

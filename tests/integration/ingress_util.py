@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from conftest import Daemon, PG_DSN, bin_path, daemon_dsn, free_port, http_get, kcat_messages
+from conftest import (Daemon, PG_DSN, bin_path, daemon_dsn, free_port, http_get, kcat_messages,
+                      psql, psql_one)
 
 INGRESS = bin_path("ingress")
 # KASIR_TEST_INGRESS_BIN runs the daemon from another binary (a test first seen failing on
@@ -91,7 +92,6 @@ def operator(name=None):
 
 def capture(order_id, amount_minor=None):
     """What the executor does once the PSP captured an order (the ingress never does)."""
-    from conftest import psql, psql_one
     from runtime_util import wait_until
     # the order's row follows its payment's 202 by one group commit
     wait_until(lambda: psql_one("SELECT count(*) FROM payment_orders WHERE order_id = '%s'"
@@ -107,7 +107,6 @@ def rows_written(*payment_ids, timeout=30):
     """Waits until each payment's row exists: a payment is answered once its event is
     confirmed, and kasir-risk writes its rows when it reads the event (payment_rows; a read
     through the API waits for them a second; a look at the table does not)."""
-    from conftest import psql_one
     from runtime_util import wait_until
     ids = ",".join("'%s'" % p for p in payment_ids)
     wait_until(lambda: psql_one("SELECT count(*) FROM payments WHERE payment_id IN (%s)" % ids)
@@ -134,8 +133,7 @@ class TableLock:
     api_keys holds credential look-ups (test 220)."""
 
     def __init__(self, table="payments", mode="EXCLUSIVE"):
-        from conftest import PG_DSN as dsn
-        self.p = subprocess.Popen(["psql", dsn, "-qtAX", "-v", "ON_ERROR_STOP=1"],
+        self.p = subprocess.Popen(["psql", PG_DSN, "-qtAX", "-v", "ON_ERROR_STOP=1"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
         self.p.stdin.write("BEGIN; LOCK TABLE %s IN %s MODE; SELECT 'locked';\n" % (table, mode))
@@ -162,7 +160,6 @@ def payout_finish_refused():
     starts with the marker it yields (a trigger of this block's own, dropped on the way
     out): the event is published, but the payout's finish is refused, so the writers keep
     it and the client is answered 503 (tests 227, 228, 230). A payment has no finish."""
-    from conftest import psql
     tag = uuid.uuid4().hex[:12]
     marker, trig = "refused %s " % tag, "test_refuse_finish_" + tag
     psql("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ "
@@ -179,7 +176,6 @@ def payout_finish_refused():
 
 def payouts_requested(marker):
     """How many payouts of payout_finish_refused's marker have their finish recorded"""
-    from conftest import psql_one
     return int(psql_one("SELECT count(*) FROM payouts WHERE description LIKE '%s%%' AND "
                         "status = 'REQUESTED'" % marker))
 

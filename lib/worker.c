@@ -236,6 +236,9 @@ static void make_metrics(struct ks_worker *w)
     w->m_fenced = ks_metrics_counter(m, "kasir_worker_fenced_total",
                                      "batches dropped because another owner moved the offsets",
                                      NULL);
+    w->m_journals = ks_metrics_counter(m, "kasir_worker_journal_commits_total",
+                                       "fenced journal commits (ks_batch_journal): effects "
+                                       "committed before an external call", NULL);
     w->m_infra = ks_metrics_counter(m, "kasir_worker_infra_failures_total",
                                     "batches rolled back for an unreachable database", NULL);
     w->m_skipped = ks_metrics_counter(m, "kasir_worker_duplicates_total",

@@ -118,15 +118,18 @@ enum ks_code ks_batch_run_msg(struct ks_batch *b, struct ks_msg *m, PGconn *pg, 
 
 /* --- effects before an external call (the executor's journal) -------------------------
  * Commits one statement now, on a connection of its own, only while this instance owns
- * m's partition: every assignment bumps the partition's epoch in kasir_offsets, and the
- * statement runs in a transaction that first locks the row at the epoch this instance
- * read (FOR SHARE, so a new owner's assignment waits for it). KS_ECONFLICT when another
- * instance took the partition: the caller must not make the external call. The batch's
- * own transaction is not affected (a journal row outlives a rolled-back batch: make it
- * idempotent, e.g. INSERT ... ON CONFLICT DO NOTHING on the attempt's key). */
-enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *m, const char *sql,
-                              int nparams, const char *const *params, struct ks_err *err)
-    __attribute__((warn_unused_result));
+ * the partitions of msgs[0..n) (each counted once): every assignment bumps a partition's
+ * epoch in kasir_offsets, and the statement runs in a transaction that first locks their
+ * rows at the epochs this instance read (FOR SHARE, so a new owner's assignment waits for
+ * it). KS_ECONFLICT, naming a partition, when another instance took any of them: nothing
+ * is committed and the caller must not make the external calls. One call for all that a
+ * batch journals: a commit (and a WAL flush) per input partition was most of the
+ * executor's batch time. The batch's own transaction is not affected (a journal row
+ * outlives a rolled-back batch: make it idempotent, e.g. INSERT ... ON CONFLICT DO NOTHING
+ * on the attempt's key). */
+enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *const *msgs, size_t n,
+                              const char *sql, int nparams, const char *const *params,
+                              struct ks_err *err) __attribute__((warn_unused_result));
 /* KS_OK while this instance owns m's partition (epoch unchanged), KS_ECONFLICT when not;
  * KS_EDB retriable when PostgreSQL cannot tell. For a check right before a side effect. */
 enum ks_code ks_batch_owned(struct ks_batch *b, const struct ks_msg *m, struct ks_err *err)

@@ -145,8 +145,8 @@ struct ks_worker {
     int64_t park_ms, next_park; /* how often parked retry partitions are looked at */
 
     struct ks_metric *m_msgs, *m_batches, *m_lat, *m_retries, *m_dlq, *m_relayed,
-        *m_relay_failed, *m_fenced, *m_pg_up, *m_skipped, *m_refetched, *m_outside_log, *m_infra,
-        *m_failed_batches, *m_kafka_fatal, *m_parked, *m_retry_parked;
+        *m_relay_failed, *m_fenced, *m_journals, *m_pg_up, *m_skipped, *m_refetched,
+        *m_outside_log, *m_infra, *m_failed_batches, *m_kafka_fatal, *m_parked, *m_retry_parked;
     uint64_t last_delivered, last_failed;
 };
 

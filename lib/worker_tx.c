@@ -15,17 +15,22 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "pgarr.h"
 #include "serde.h"
 #include "worker_int.h"
 #include "crypto.h"
 #include "banned.h"
 
-static const char SQL_OWNED[] =
-    "SELECT 1 FROM kasir_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3::int "
-    "AND epoch = $4::bigint";
-static const char SQL_OWNED_LOCK[] =
-    "SELECT 1 FROM kasir_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3::int "
-    "AND epoch = $4::bigint FOR SHARE";
+/* The partitions (topic, partition, epoch) still ours: a row each, at the epoch this
+ * instance read when it was assigned them; the journal's transaction locks them (FOR SHARE,
+ * so a new owner's assignment waits for its commit). */
+#define SQL_OWNED_BASE                                                                      \
+    "SELECT o.topic, o.partition FROM kasir_offsets o,"                                    \
+    "       unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, epoch)"     \
+    " WHERE o.group_id = $1 AND o.topic = u.topic AND o.partition = u.partition"           \
+    "   AND o.epoch = u.epoch ORDER BY o.topic, o.partition"
+static const char SQL_OWNED[] = SQL_OWNED_BASE;
+static const char SQL_OWNED_LOCK[] = SQL_OWNED_BASE " FOR SHARE OF o";
 /* takes back the dedup claims of messages the handler failed (unclaim_failed) */
 static const char SQL_UNCLAIM[] =
     "DELETE FROM kasir_processed WHERE consumer = $1 AND message_id = ANY($2::text[])";
@@ -633,27 +638,70 @@ void wk_process(struct ks_worker *w)
     wk_settle(w);
 }
 
-static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *m, const char *sql,
-                                struct ks_err *err)
+/* Whether this instance still owns the partitions of msgs[0..n): KS_ECONFLICT naming the
+ * first one it does not (the batch in hand is then a zombie's: the runtime drops it like a
+ * fenced commit). With SQL_OWNED_LOCK the rows stay locked to the end of the transaction. */
+static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const *msgs, size_t n,
+                                const char *sql, struct ks_err *err)
 {
-    const struct item *it = (const struct item *)m;
-    char part[16], epoch[24];
-    const char *params[4] = {w->group, it->p->topic, part, epoch};
-    PGresult *res;
+    struct part **parts = malloc((n ? n : 1) * sizeof(*parts));
+    struct ks_pgarr topics, partitions, epochs;
+    const char *params[4];
+    PGresult *res = NULL;
     enum ks_code rc;
+    size_t np = 0;
 
-    snprintf(part, sizeof(part), "%d", (int)it->p->partition);
-    snprintf(epoch, sizeof(epoch), "%" PRId64, it->p->epoch);
+    if (!parts)
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    ks_pgarr_init(&topics);
+    ks_pgarr_init(&partitions);
+    ks_pgarr_init(&epochs);
+    for (size_t i = 0; i < n; i++) {
+        struct part *p = ((const struct item *)msgs[i])->p;
+        size_t k = 0;
+        while (k < np && parts[k] != p)
+            k++;
+        if (k < np)
+            continue;
+        parts[np++] = p;
+        ks_pgarr_text(&topics, p->topic);
+        ks_pgarr_int(&partitions, p->partition);
+        ks_pgarr_int(&epochs, p->epoch);
+    }
+    params[0] = w->group;
+    params[1] = ks_pgarr_str(&topics);
+    params[2] = ks_pgarr_str(&partitions);
+    params[3] = ks_pgarr_str(&epochs);
+    if (!params[1] || !params[2] || !params[3]) {
+        rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+        goto out;
+    }
     res = PQexecParams(ks_db_conn(w->jdb), sql, 4, NULL, params, NULL, NULL, 0);
     rc = ks_db_check(w->jdb, res, PGRES_TUPLES_OK, "ownership check", err);
-    if (rc == KS_OK && PQntuples(res) != 1) {
-        /* the batch in hand is a zombie's: the runtime drops it like a fenced commit */
+    if (rc == KS_OK && (size_t)PQntuples(res) != np) {
+        /* the first partition not among the rows (they are in topic, partition order) */
+        size_t k = 0;
+        for (; k < np; k++) {
+            char part[16];
+            int found = 0;
+            snprintf(part, sizeof(part), "%d", (int)parts[k]->partition);
+            for (int r = 0; r < PQntuples(res) && !found; r++)
+                found = strcmp(PQgetvalue(res, r, 0), parts[k]->topic) == 0 &&
+                        strcmp(PQgetvalue(res, r, 1), part) == 0;
+            if (!found)
+                break;
+        }
         w->journal_fenced = 1;
         rc = ks_err_set(err, KS_ECONFLICT, 0, NULL,
-                        "fenced: %s [%d] is owned by another instance now", it->p->topic,
-                        (int)it->p->partition);
+                        "fenced: %s [%d] is owned by another instance now",
+                        k < np ? parts[k]->topic : "?", k < np ? (int)parts[k]->partition : -1);
     }
+out:
     PQclear(res);
+    ks_pgarr_release(&topics);
+    ks_pgarr_release(&partitions);
+    ks_pgarr_release(&epochs);
+    free(parts);
     return rc;
 }
 
@@ -662,11 +710,12 @@ enum ks_code ks_batch_owned(struct ks_batch *b, const struct ks_msg *m, struct k
     struct ks_worker *w = b->w;
     if (!wk_pg_open(w, &w->jdb, err))
         return ks_err_set(err, KS_EDB, 1, NULL, "could not reach postgresql: %s", err->msg);
-    return owned_check(w, m, SQL_OWNED, err);
+    return owned_check(w, &m, 1, SQL_OWNED, err);
 }
 
-enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *m, const char *sql,
-                              int nparams, const char *const *params, struct ks_err *err)
+enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *const *msgs, size_t n,
+                              const char *sql, int nparams, const char *const *params,
+                              struct ks_err *err)
 {
     struct ks_worker *w = b->w;
     PGresult *res = NULL;
@@ -676,14 +725,14 @@ enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *m, const 
         return ks_err_set(err, KS_EDB, 1, NULL, "could not reach postgresql: %s", err->msg);
     if ((rc = ks_db_exec(w->jdb, "BEGIN", err)) != KS_OK)
         return rc;
-    if ((rc = owned_check(w, m, SQL_OWNED_LOCK, err)) != KS_OK)
+    if ((rc = owned_check(w, msgs, n, SQL_OWNED_LOCK, err)) != KS_OK)
         goto out;
     res = PQexecParams(ks_db_conn(w->jdb), sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = ks_db_check(w->jdb, res, PGRES_COMMAND_OK, "journal", err);
     PQclear(res);
-    if (rc == KS_OK)
-        rc = ks_db_exec(w->jdb, "COMMIT", err);
+    if (rc == KS_OK && (rc = ks_db_exec(w->jdb, "COMMIT", err)) == KS_OK)
+        ks_metric_add(w->m_journals, 1);
 out:
     if (rc != KS_OK && ks_db_ok(w->jdb) &&
         PQtransactionStatus(ks_db_conn(w->jdb)) != PQTRANS_IDLE) {

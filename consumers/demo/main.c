@@ -156,11 +156,12 @@ static enum ks_code journal(struct ks_batch *b, struct ks_msg *m, struct ks_err 
 {
     char part[16], off[24];
     const char *params[3] = {str_field(m->value, "event_id"), part, off};
+    const struct ks_msg *one[1] = {m};
     enum ks_code rc;
 
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%" PRId64, m->offset);
-    rc = ks_batch_journal(b, m, SQL_JOURNAL, 3, params, err);
+    rc = ks_batch_journal(b, one, 1, SQL_JOURNAL, 3, params, err);
     if (rc == KS_ECONFLICT)
         ks_log(KS_LOG_WARN, "demo.journal.fenced", err->msg, "event_id", params[0], NULL);
     return rc;

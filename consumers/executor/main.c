@@ -10,8 +10,9 @@
  *   2. decide per command: resolved already (skip), an attempt whose outcome is unknown
  *      (ask the PSP first: the adapter's status sequence), or a new attempt (pick the PSP:
  *      the command's, or its failover secondary when the circuit is open);
- *   3. journal the new attempts through ks_batch_journal, one statement per input
- *      partition, committed before any request leaves, fenced against a zombie owner;
+ *   3. journal the new attempts through ks_batch_journal, one statement for the batch,
+ *      committed before any request leaves, fenced against a zombie owner of any of its
+ *      input partitions;
  *      the same statement moves the order (payment, payout, refund) to EXECUTING;
  *   4. send every call of the batch at once (exec.c, libcurl multi);
  *   5. record the verdicts and emit the outcomes in the batch's transaction: a verdict
@@ -81,7 +82,7 @@ static const char SQL_LOOKUP[] =
  * (ks_batch_journal). An attempt that is there already was journaled by another instance
  * (the same command on a main and a retry topic, read by two instances, each finding no
  * attempt): its PSP may not be ours, so sending it could charge twice. The statement then
- * fails (executor_journal_conflict, retriable), nothing of this partition is sent, and the
+ * fails (executor_journal_conflict, retriable), nothing of the batch is sent, and the
  * re-run finds that attempt and asks its PSP first. */
 static const char SQL_JOURNAL[] =
     "WITH u AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],"
@@ -911,25 +912,25 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
     }
 }
 
-/* Step 3: the new attempts of one input partition (items not done yet of that
- * topic/partition), in one fenced commit; then their calls go on the wire while the next
- * partition is journaled. */
-static enum ks_code journal_part(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
-                                 size_t first, unsigned char *done, struct ks_err *err)
+/* Step 3: the batch's new attempts, in one fenced commit over every input partition they
+ * came from (ks_batch_journal), before any of their calls leaves; then the calls go on the
+ * wire together. A partition another instance owns now fences the whole journal: nothing
+ * is written or sent, and the runtime drops the batch. */
+static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
+                            struct ks_err *err)
 {
-    const struct ks_msg *m0 = items[first].m;
+    const struct ks_msg **msgs;
     const char *p[10];
     enum ks_code rc;
     size_t nj = 0;
 
     for (int k = 0; k < 10; k++)
         ks_pgarr_reset(&x->a[k]);
-    for (size_t i = first; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct ex_item *it = &items[i];
         const struct ex_cmd *c = &it->job.cmd;
-        if (done[i] || it->m->partition != m0->partition || strcmp(it->m->topic, m0->topic) != 0)
+        if (it->action != A_SEND || it->job.invalid)
             continue;
-        done[i] = 1;
         x->jobs[nj++] = &it->job;
         ks_pgarr_text(&x->a[0], c->command_id);
         ks_pgarr_int(&x->a[1], it->attempt);
@@ -942,31 +943,22 @@ static enum ks_code journal_part(struct exe *x, struct ks_batch *b, struct ex_it
         ks_pgarr_int(&x->a[8], c->amount_minor);
         ks_pgarr_text(&x->a[9], c->currency);
     }
+    if (nj == 0)
+        return KS_OK;
     for (int k = 0; k < 10; k++)
         if (!(p[k] = ks_pgarr_str(&x->a[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    rc = ks_batch_journal(b, m0, SQL_JOURNAL, 10, p, err);
+    if (!(msgs = malloc(nj * sizeof(*msgs))))
+        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (items[i].action == A_SEND && !items[i].job.invalid)
+            msgs[k++] = items[i].m;
+    rc = ks_batch_journal(b, msgs, nj, SQL_JOURNAL, 10, p, err);
+    free(msgs);
     if (rc == KS_ECONFLICT)
-        ks_log(KS_LOG_WARN, "executor.journal.fenced", err->msg, "topic", m0->topic, NULL);
+        ks_log(KS_LOG_WARN, "executor.journal.fenced", err->msg, NULL);
     if (rc == KS_OK && ex_engine_add(x->engine, x->jobs, nj) != 0)
         rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    return rc;
-}
-
-static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
-                            struct ks_err *err)
-{
-    unsigned char *done = calloc(n ? n : 1, 1);
-    enum ks_code rc = KS_OK;
-
-    if (!done)
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        done[i] = !(items[i].action == A_SEND && !items[i].job.invalid);
-    for (size_t i = 0; i < n && rc == KS_OK; i++)
-        if (!done[i])
-            rc = journal_part(x, b, items, n, i, done, err);
-    free(done);
     return rc;
 }
 

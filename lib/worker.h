@@ -118,13 +118,13 @@ enum ks_code ks_batch_run_msg(struct ks_batch *b, struct ks_msg *m, PGconn *pg, 
 
 /* --- effects before an external call (the executor's journal) -------------------------
  * Commits one statement now, on a connection of its own, only while this instance owns
- * the partitions of msgs[0..n) (each counted once): every assignment bumps a partition's
- * epoch in kasir_offsets, and the statement runs in a transaction that first locks their
- * rows at the epochs this instance read (FOR SHARE, so a new owner's assignment waits for
- * it). KS_ECONFLICT, naming a partition, when another instance took any of them: nothing
- * is committed and the caller must not make the external calls. One call for all that a
- * batch journals: a commit (and a WAL flush) per input partition was most of the
- * executor's batch time. The batch's own transaction is not affected (a journal row
+ * the partitions of msgs[0..n) (each counted once; n > 0, else KS_EINVAL): every
+ * assignment bumps a partition's epoch in kasir_offsets, and the statement runs in a
+ * transaction that first locks their rows at the epochs this instance read (FOR SHARE: a
+ * new owner's assignment skips a locked row and tries again a second later). KS_ECONFLICT,
+ * naming a partition, when another instance took any of them: nothing is committed and
+ * the caller must not make the external calls. One call for all that a batch journals: a
+ * commit (and a WAL flush) per input partition was most of the executor's batch time. The batch's own transaction is not affected (a journal row
  * outlives a rolled-back batch: make it idempotent, e.g. INSERT ... ON CONFLICT DO NOTHING
  * on the attempt's key). */
 enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *const *msgs, size_t n,

@@ -22,8 +22,9 @@
 #include "banned.h"
 
 /* The partitions (topic, partition, epoch) still ours: a row each, at the epoch this
- * instance read when it was assigned them; the journal's transaction locks them (FOR SHARE,
- * so a new owner's assignment waits for its commit). */
+ * instance read when it was assigned them. The journal's transaction locks them (FOR
+ * SHARE): a new owner's assignment (SQL_OFFSETS_READ, SKIP LOCKED) leaves them pending and
+ * tries again every second until the journal has committed. */
 #define SQL_OWNED_BASE                                                                      \
     "SELECT o.topic, o.partition FROM kasir_offsets o,"                                    \
     "       unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, epoch)"     \
@@ -644,13 +645,15 @@ void wk_process(struct ks_worker *w)
 static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const *msgs, size_t n,
                                 const char *sql, struct ks_err *err)
 {
-    struct part **parts = malloc((n ? n : 1) * sizeof(*parts));
+    struct part **parts = n ? malloc(n * sizeof(*parts)) : NULL;
     struct ks_pgarr topics, partitions, epochs;
     const char *params[4];
     PGresult *res = NULL;
     enum ks_code rc;
     size_t np = 0;
 
+    if (n == 0) /* nothing to fence on: a journal commit would be unfenced */
+        return ks_err_set(err, KS_EINVAL, 0, NULL, "ownership check of no message");
     if (!parts)
         return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
     ks_pgarr_init(&topics);
@@ -679,9 +682,10 @@ static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const 
     res = PQexecParams(ks_db_conn(w->jdb), sql, 4, NULL, params, NULL, NULL, 0);
     rc = ks_db_check(w->jdb, res, PGRES_TUPLES_OK, "ownership check", err);
     if (rc == KS_OK && (size_t)PQntuples(res) != np) {
-        /* the first partition not among the rows (they are in topic, partition order) */
+        /* the first of ours (in msgs order) not among the rows: the error names it (the
+         * last, when the others are all there) */
         size_t k = 0;
-        for (; k < np; k++) {
+        for (; k + 1 < np; k++) {
             char part[16];
             int found = 0;
             snprintf(part, sizeof(part), "%d", (int)parts[k]->partition);
@@ -693,8 +697,8 @@ static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const 
         }
         w->journal_fenced = 1;
         rc = ks_err_set(err, KS_ECONFLICT, 0, NULL,
-                        "fenced: %s [%d] is owned by another instance now",
-                        k < np ? parts[k]->topic : "?", k < np ? (int)parts[k]->partition : -1);
+                        "fenced: %s [%d] is owned by another instance now", parts[k]->topic,
+                        (int)parts[k]->partition);
     }
 out:
     PQclear(res);

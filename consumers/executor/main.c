@@ -11,8 +11,8 @@
  *      (ask the PSP first: the adapter's status sequence), or a new attempt (pick the PSP:
  *      the command's, or its failover secondary when the circuit is open);
  *   3. journal the new attempts through ks_batch_journal, one statement for the batch,
- *      committed before any request leaves, fenced against a zombie owner of any of its
- *      input partitions;
+ *      committed before any of their requests leaves, fenced against a zombie owner of
+ *      any input partition it journals for;
  *      the same statement moves the order (payment, payout, refund) to EXECUTING;
  *   4. send every call of the batch at once (exec.c, libcurl multi);
  *   5. record the verdicts and emit the outcomes in the batch's transaction: a verdict
@@ -914,8 +914,10 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
 
 /* Step 3: the batch's new attempts, in one fenced commit over every input partition they
  * came from (ks_batch_journal), before any of their calls leaves; then the calls go on the
- * wire together. A partition another instance owns now fences the whole journal: nothing
- * is written or sent, and the runtime drops the batch. */
+ * wire together. A partition another instance owns now fences the whole journal: no new
+ * attempt is written or sent, and the runtime drops the batch. (The status lookups of
+ * attempts journaled before left already: they ask first, and resend only under the
+ * attempt's own key at its own PSP.) */
 static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
                             struct ks_err *err)
 {

@@ -74,15 +74,22 @@ daemons="ingress risk executor ledger webhooks psp-sandbox"
 psqlq() { psql "$KASIR_PG_DSN" -tAXq "$@"; }
 pgss=0
 [ "$(psqlq -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")" = 1 ] && pgss=1
-# updates and HOT updates of payments and payment_orders so far (pg_stat_user_tables)
+# updates and HOT updates of the tables a payment's rows are updated in, so far
+# (pg_stat_user_tables): "rel,upd,hot,rel,upd,hot,..." in hot_tables' order
+hot_tables="payment_orders payments executor_attempts"
 hot_updates() {
-    psqlq -F , -c "SELECT string_agg(n_tup_upd || ',' || n_tup_hot_upd, ',' ORDER BY relname)
-                     FROM pg_stat_user_tables WHERE relname IN ('payment_orders', 'payments')"
+    psqlq -c "SELECT string_agg(relname || ',' || n_tup_upd || ',' || n_tup_hot_upd, ','
+                                ORDER BY array_position(string_to_array('$hot_tables', ' '), relname::text))
+                FROM pg_stat_user_tables WHERE relname = ANY (string_to_array('$hot_tables', ' '))"
 }
-hot_ratio() { # before after: "HOT updates: payment_orders x % of n, payments y % of m"
+hot_ratio() { # before after: "HOT updates: payment_orders x % of n, payments y % of m, ..."
     local -a a b; IFS=, read -r -a a <<<"$1"; IFS=, read -r -a b <<<"$2"
-    local o=$((b[0] - a[0])) p=$((b[2] - a[2]))
-    echo "HOT updates: payment_orders $(( (b[1] - a[1]) * 100 / (o > 0 ? o : 1) )) % of $o, payments $(( (b[3] - a[3]) * 100 / (p > 0 ? p : 1) )) % of $p"
+    local i n out=""
+    for ((i = 0; i + 2 < ${#b[@]}; i += 3)); do
+        n=$((b[i + 1] - a[i + 1]))
+        out="$out${out:+, }${b[i]} $(( (b[i + 2] - a[i + 2]) * 100 / (n > 0 ? n : 1) )) % of $n"
+    done
+    echo "HOT updates: $out"
 }
 us_per() { echo $(( $1 * 1000000 / hz / ($2 > 0 ? $2 : 1) )); } # ticks, payments
 

@@ -101,6 +101,7 @@ struct ks_worker {
 
     struct ks_db *db;
     struct ks_db *jdb;   /* the journal's own connection (ks_batch_journal), lazily */
+    struct ks_pg_stmt q_owned, q_owned_lock; /* the ownership checks, prepared on jdb */
     const char *dsn;
     int pg_up;           /* read by the HTTP thread: a plain int is enough for a hint */
     rd_kafka_t *rk;

@@ -643,8 +643,9 @@ void wk_process(struct ks_worker *w)
  * first one it does not (the batch in hand is then a zombie's: the runtime drops it like a
  * fenced commit). With SQL_OWNED_LOCK the rows stay locked to the end of the transaction. */
 static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const *msgs, size_t n,
-                                const char *sql, struct ks_err *err)
+                                int lock, struct ks_err *err)
 {
+    struct ks_pg_stmt *q = lock ? &w->q_owned_lock : &w->q_owned;
     struct part **parts = n ? malloc(n * sizeof(*parts)) : NULL;
     struct ks_pgarr topics, partitions, epochs;
     const char *params[4];
@@ -671,6 +672,12 @@ static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const 
         ks_pgarr_int(&partitions, p->partition);
         ks_pgarr_int(&epochs, p->epoch);
     }
+    if (!q->sql)
+        *q = (struct ks_pg_stmt)KS_PG_STMT(lock ? "kasir_owned_lock" : "kasir_owned",
+                                           lock ? SQL_OWNED_LOCK : SQL_OWNED, 4);
+    if (!q->sql)
+        *q = (struct ks_pg_stmt)KS_PG_STMT(lock ? "kasir_owned_lock" : "kasir_owned",
+                                           lock ? SQL_OWNED_LOCK : SQL_OWNED, 4);
     params[0] = w->group;
     params[1] = ks_pgarr_str(&topics);
     params[2] = ks_pgarr_str(&partitions);
@@ -679,7 +686,7 @@ static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const 
         rc = ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
         goto out;
     }
-    res = PQexecParams(ks_db_conn(w->jdb), sql, 4, NULL, params, NULL, NULL, 0);
+    res = ks_pg_exec(ks_db_conn(w->jdb), q, params, NULL, NULL, 0);
     rc = ks_db_check(w->jdb, res, PGRES_TUPLES_OK, "ownership check", err);
     if (rc == KS_OK && (size_t)PQntuples(res) != np) {
         /* the first of ours (in msgs order) not among the rows: the error names it (the
@@ -714,11 +721,11 @@ enum ks_code ks_batch_owned(struct ks_batch *b, const struct ks_msg *m, struct k
     struct ks_worker *w = b->w;
     if (!wk_pg_open(w, &w->jdb, err))
         return ks_err_set(err, KS_EDB, 1, NULL, "could not reach postgresql: %s", err->msg);
-    return owned_check(w, &m, 1, SQL_OWNED, err);
+    return owned_check(w, &m, 1, 0, err);
 }
 
 enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *const *msgs, size_t n,
-                              const char *sql, int nparams, const char *const *params,
+                              struct ks_pg_stmt *stmt, const char *const *params,
                               struct ks_err *err)
 {
     struct ks_worker *w = b->w;
@@ -729,9 +736,9 @@ enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *const *ms
         return ks_err_set(err, KS_EDB, 1, NULL, "could not reach postgresql: %s", err->msg);
     if ((rc = ks_db_exec(w->jdb, "BEGIN", err)) != KS_OK)
         return rc;
-    if ((rc = owned_check(w, msgs, n, SQL_OWNED_LOCK, err)) != KS_OK)
+    if ((rc = owned_check(w, msgs, n, 1, err)) != KS_OK)
         goto out;
-    res = PQexecParams(ks_db_conn(w->jdb), sql, nparams, NULL, params, NULL, NULL, 0);
+    res = ks_pg_exec(ks_db_conn(w->jdb), stmt, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = ks_db_check(w->jdb, res, PGRES_COMMAND_OK, "journal", err);
     PQclear(res);

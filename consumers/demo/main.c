@@ -156,12 +156,13 @@ static enum ks_code journal(struct ks_batch *b, struct ks_msg *m, struct ks_err 
 {
     char part[16], off[24];
     const char *params[3] = {str_field(m->value, "event_id"), part, off};
+    static struct ks_pg_stmt q = KS_PG_STMT("demo_journal", SQL_JOURNAL, 3);
     const struct ks_msg *one[1] = {m};
     enum ks_code rc;
 
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%" PRId64, m->offset);
-    rc = ks_batch_journal(b, one, 1, SQL_JOURNAL, 3, params, err);
+    rc = ks_batch_journal(b, one, 1, &q, params, err);
     if (rc == KS_ECONFLICT)
         ks_log(KS_LOG_WARN, "demo.journal.fenced", err->msg, "event_id", params[0], NULL);
     return rc;

@@ -127,12 +127,14 @@ static const char SQL_RESOLVE[] =
  * captured, belongs to the partner, has the currency, and what it captured covers this
  * refund on top of those accepted before that did not fail (what they refunded, once
  * known; a refund FAILED since, by the ledger, counts for nothing). Answers one row:
- * inserted now, accepted before, and what a refusal names. */
+ * inserted now, accepted before, and what a refusal names. The capture is found by
+ * object_id (a charge's is its order id: executor_attempts_object), so that no index
+ * reads an attempt's state and its verdict stays a HOT update (migration 955). */
 static const char SQL_REFUND[] =
     "WITH o AS (SELECT order_id, partner_id, currency, captured_minor, status, method"
     "             FROM payment_orders WHERE order_id = $2),"
     " cap AS (SELECT psp, psp_reference FROM executor_attempts"
-    "          WHERE order_id = $2 AND kind = 'CHARGE' AND state = 'resolved'"
+    "          WHERE object_id = $2 AND kind = 'CHARGE' AND state = 'resolved'"
     "            AND verdict IN ('SUCCEEDED', 'PENDING_CUSTOMER') AND psp_reference IS NOT NULL"
     "          ORDER BY attempt DESC LIMIT 1),"
     /* a refund that succeeded counts for what the PSP refunded (refunds.refunded_minor,
@@ -156,7 +158,7 @@ static const char SQL_REFUND[] =
     "        (SELECT psp FROM cap), (SELECT psp_reference FROM cap), (SELECT method FROM o),"
     "        (SELECT psp FROM ins), (SELECT psp_reference FROM ins),"
     "        coalesce((SELECT psp FROM cap), (SELECT psp FROM executor_attempts"
-    "                  WHERE order_id = $2 AND kind = 'CHARGE' ORDER BY attempt DESC LIMIT 1),"
+    "                  WHERE object_id = $2 AND kind = 'CHARGE' ORDER BY attempt DESC LIMIT 1),"
     "                 'none')";
 
 /* Taken before SQL_REFUND, in a statement of its own so that SQL_REFUND's snapshot sees
@@ -249,7 +251,7 @@ struct exe {
     json_t *outcome, *command;
     struct ex_req scratch;
     /* the statements, prepared once per session of the worker's one connection */
-    struct ks_pg_stmt q_refund_lock, q_refund, q_lookup, q_resolve;
+    struct ks_pg_stmt q_refund_lock, q_refund, q_lookup, q_resolve, q_journal;
 };
 
 static const char *str_field(const json_t *v, const char *name)
@@ -955,7 +957,7 @@ static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *i
     for (size_t i = 0, k = 0; i < n; i++)
         if (items[i].action == A_SEND && !items[i].job.invalid)
             msgs[k++] = items[i].m;
-    rc = ks_batch_journal(b, msgs, nj, SQL_JOURNAL, 10, p, err);
+    rc = ks_batch_journal(b, msgs, nj, &x->q_journal, p, err);
     free(msgs);
     if (rc == KS_ECONFLICT)
         ks_log(KS_LOG_WARN, "executor.journal.fenced", err->msg, NULL);
@@ -1202,6 +1204,7 @@ int main(int argc, char **argv)
         .q_refund = KS_PG_STMT("executor_refund", SQL_REFUND, 5),
         .q_lookup = KS_PG_STMT("executor_lookup", SQL_LOOKUP, 6),
         .q_resolve = KS_PG_STMT("executor_resolve", SQL_RESOLVE, 8),
+        .q_journal = KS_PG_STMT("executor_journal", SQL_JOURNAL, 10),
     };
     const struct ks_worker_spec spec = {
         .name = "executor",

@@ -1,16 +1,16 @@
 """619: an attempt's verdict is a HOT update (migration 955).
 
 kasir-executor inserts each attempt in its journal and updates it once with its verdict.
-Before 955 the order index's predicate read `state`, so every verdict was a new row version
-with an entry in each of the table's three indexes (0 % HOT in the end-to-end bench), and
-the rows of one journal commit filled their page with no room for their verdicts. Here 60
-charges go through the executor; once its backends have ended (their statistics are
-flushed when they exit), most verdicts must have been HOT. They come in batches of 10, as
-the pipeline's come one after the other (the first batch's rows fill fresh pages at the
-table's fillfactor, 70, and only some of their verdicts fit beside them: ~50 % of a single
-batch of 60; later batches share pages whose older versions are pruned by then: 93 % end
-to end). The look-ups the old index served (a refund's capture, by order) can still use an
-index."""
+Before 955 850's order index had `state` in its predicate, so every verdict was a new row
+version with an entry in each of the table's indexes (0 % HOT in the end-to-end bench),
+and the rows of one journal commit filled their page with no room for their verdicts.
+Here 80 charges go through the executor in batches of 10, as the pipeline's come one after
+the other (the first batch's rows fill fresh pages at the table's fillfactor, 70, and only
+some of their verdicts fit beside them: ~50 % of a single batch of 60; later batches share
+pages whose older versions are pruned by then: 93 % end to end, 79-80 of 80 here). Once
+the executor's backends have ended (their statistics are flushed when they exit), at least
+80 % of the verdicts must have been HOT. A refund's look-up of its order's capture, which
+the dropped index served, reads executor_attempts_object by the charge's object id."""
 from executor_util import Exec, produce, psql, wait_until
 from sandbox_util import sandbox  # noqa: F401 (fixture)
 
@@ -37,9 +37,9 @@ def test_verdicts_are_hot(daemons, sandbox):
     wait_until(lambda: updates()[0] - upd0 >= N, timeout=30, what="the executor's statistics")
     upd, hot = updates()
     assert hot - hot0 >= 0.8 * (upd - upd0), (upd - upd0, hot - hot0)
-    # a refund's look-up of its order's capture can read the new index (a small table may
-    # be cheaper to scan: the plan is asked with scans of the table off)
+    # a refund's look-up of its order's capture (SQL_REFUND's) reads an index (a small
+    # table may be cheaper to scan: the plan is asked with scans of the table off)
     plan = " ".join(r[0] for r in psql(
         "SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT psp FROM executor_attempts "
-        "WHERE order_id = '%s' AND kind = 'CHARGE' AND state = 'resolved'" % ex.order_id(0)))
-    assert "executor_attempts_charge" in plan, plan
+        "WHERE object_id = '%s' AND kind = 'CHARGE' AND state = 'resolved'" % ex.order_id(0)))
+    assert "executor_attempts_object" in plan, plan

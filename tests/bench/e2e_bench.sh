@@ -84,12 +84,14 @@ hot_updates() {
 }
 hot_ratio() { # before after: "HOT updates: payment_orders x % of n, payments y % of m, ..."
     local -a a b; IFS=, read -r -a a <<<"$1"; IFS=, read -r -a b <<<"$2"
+    local -A upd0=() hot0=()
     local i n out=""
-    for ((i = 0; i + 2 < ${#b[@]}; i += 3)); do
-        n=$((b[i + 1] - a[i + 1]))
-        out="$out${out:+, }${b[i]} $(( (b[i + 2] - a[i + 2]) * 100 / (n > 0 ? n : 1) )) % of $n"
+    for ((i = 0; i + 2 < ${#a[@]}; i += 3)); do upd0[${a[i]}]=${a[i + 1]}; hot0[${a[i]}]=${a[i + 2]}; done
+    for ((i = 0; i + 2 < ${#b[@]}; i += 3)); do # paired by table name: one may be new
+        n=$((b[i + 1] - ${upd0[${b[i]}]:-0}))
+        out="$out${out:+, }${b[i]} $(( (b[i + 2] - ${hot0[${b[i]}]:-0}) * 100 / (n > 0 ? n : 1) )) % of $n"
     done
-    echo "HOT updates: $out"
+    echo "HOT updates: ${out:-none of $hot_tables in pg_stat_user_tables}"
 }
 us_per() { echo $(( $1 * 1000000 / hz / ($2 > 0 ? $2 : 1) )); } # ticks, payments
 

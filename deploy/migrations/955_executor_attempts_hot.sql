@@ -10,9 +10,11 @@
 -- deploy the executor first). The verdict also needs room beside its row: the rows a
 -- journal commit inserts fill their page together and are updated in one statement,
 -- before their old versions can be pruned (those of earlier batches on the page can be).
--- End to end at 1,500 payments/s (docs/BENCHMARKS.md, session 31): fillfactor 85, 46 % of
--- the verdicts HOT; 70, 93 %; 40, 100 %. 70: most of it for 1.4x the table's pages, not
--- 2.5x. Pages written before this keep their room.
+-- End to end (docs/BENCHMARKS.md, session 31), at 1,500 payments/s on a table whose
+-- vacuumed old pages had room: fillfactor 85, 46 % of the verdicts HOT; 70, 93 %; 40,
+-- 100 %; at 2,500/s on a fresh table, where a batch's 100-200 attempts fill new pages
+-- together, 70 gave 39-51 %. 70: some of it for 1.4x the table's pages, not 2.5x. Pages
+-- written before this keep their room.
 -- The DROP takes an ACCESS EXCLUSIVE lock on executor_attempts. With kasir-executor
 -- running it can wait on a batch that waits on it (the batch's look-up holds a read lock
 -- while its journal's insert, on its second connection, queues behind the DROP): it then

@@ -6,8 +6,9 @@ version with an entry in each of the table's indexes (0 % HOT in the end-to-end 
 and the rows of one journal commit filled their page with no room for their verdicts.
 Here 80 charges go through the executor in batches of 10, as the pipeline's come one after
 the other (the first batch's rows fill fresh pages at the table's fillfactor, 70, and only
-some of their verdicts fit beside them: ~50 % of a single batch of 60; later batches share
-pages whose older versions are pruned by then: 93 % end to end, 79-80 of 80 here). Once
+some of their verdicts fit beside them: ~50 % of a single batch of 60, 39-51 % end to end
+at 2,500/s; later small batches share pages whose older versions are pruned by then: 79-80
+of 80 here). Once
 the executor's backends have ended (their statistics are flushed when they exit), at least
 80 % of the verdicts must have been HOT. A refund's look-up of its order's capture, which
 the dropped index served, reads executor_attempts_object by the charge's object id."""

@@ -125,9 +125,10 @@ enum ks_code ks_batch_run_msg(struct ks_batch *b, struct ks_msg *m, PGconn *pg, 
  * naming a partition, when another instance took any of them: nothing is committed and
  * the caller must not make the external calls. One call for all that a batch journals: a
  * commit (and a WAL flush) per input partition was most of the executor's batch time.
- * stmt is prepared on the journal's connection (ks_pg_exec), as is the ownership check. The batch's own transaction is not affected (a journal row
- * outlives a rolled-back batch: make it idempotent, e.g. INSERT ... ON CONFLICT DO NOTHING
- * on the attempt's key). */
+ * stmt is prepared on the journal's connection (ks_pg_exec), as is the ownership check.
+ * The batch's own transaction is not affected (a journal row outlives a rolled-back
+ * batch: make it idempotent, e.g. INSERT ... ON CONFLICT DO NOTHING on the attempt's
+ * key). */
 struct ks_pg_stmt; /* lib/db.h */
 enum ks_code ks_batch_journal(struct ks_batch *b, const struct ks_msg *const *msgs, size_t n,
                               struct ks_pg_stmt *stmt, const char *const *params,

@@ -675,9 +675,6 @@ static enum ks_code owned_check(struct ks_worker *w, const struct ks_msg *const 
     if (!q->sql)
         *q = (struct ks_pg_stmt)KS_PG_STMT(lock ? "kasir_owned_lock" : "kasir_owned",
                                            lock ? SQL_OWNED_LOCK : SQL_OWNED, 4);
-    if (!q->sql)
-        *q = (struct ks_pg_stmt)KS_PG_STMT(lock ? "kasir_owned_lock" : "kasir_owned",
-                                           lock ? SQL_OWNED_LOCK : SQL_OWNED, 4);
     params[0] = w->group;
     params[1] = ks_pgarr_str(&topics);
     params[2] = ks_pgarr_str(&partitions);

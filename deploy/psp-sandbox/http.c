@@ -349,7 +349,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 int sb_http_start(const char *bind, int port, int threads)
 {
     struct sockaddr_in sa;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    /* poll(), not epoll: under the end-to-end bench's bursts (up to 400 keep-alive
+     * connections busy at once, on two cores at ~98 %) the epoll workers of
+     * libmicrohttpd 0.9.75 left requests unread in their sockets for good, in 4 runs of
+     * 10 (ss: ~51 KB in the receive queues of the sandbox's connections for 10 s, every
+     * call on them timed out, the executor's circuit opened; docs/BENCHMARKS.md,
+     * session 31) */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
 
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;

@@ -128,11 +128,11 @@ wire_psp-sandbox() {
 wire_ingress() {
     wire_common ingress
     echo "KASIR_HTTP_ADMIN_PORT=$((KASIR_PORT_BASE + 1))"
-    # the ingress's own settings for this pipeline (a bench's setting under test):
-    # KASIR_PIPELINE_INGRESS_STORE_GATHER_US=1000 in the env file is its
-    # KASIR_STORE_GATHER_US
+    # the ingress's store settings for this pipeline (a bench's setting under test):
+    # KASIR_PIPELINE_STORE_GATHER_US=1000 in the env file is its KASIR_STORE_GATHER_US
+    # (store.*, the group commit's; nothing else of the wiring can be overridden)
     local v
-    for v in $(compgen -v KASIR_PIPELINE_INGRESS_ || true); do echo "KASIR_${v#KASIR_PIPELINE_INGRESS_}=${!v}"; done
+    for v in $(compgen -v KASIR_PIPELINE_STORE_ || true); do echo "KASIR_${v#KASIR_PIPELINE_}=${!v}"; done
     echo "KASIR_AUTH_JWT_SECRET=$KASIR_AUTH_JWT_SECRET"
     echo "KASIR_PSP_SANDBOX=true"
     echo "KASIR_WEBHOOK_SANDBOX_SECRET=$KASIR_SANDBOX_WEBHOOK_SECRET"

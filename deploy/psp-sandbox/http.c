@@ -1,6 +1,6 @@
 /* http.c - the HTTP side: reading requests, fault injection, latency without threads.
  *
- * libmicrohttpd runs a thread pool, each thread with its own epoll set. A request is read
+ * libmicrohttpd runs a thread pool, each thread polling its own connections (poll()). A request is read
  * whole, handled at once (the store is in memory), and then either answered or, when
  * latency or a held timeout applies, its connection is suspended and put in a timer heap;
  * the timer thread resumes it when due and libmicrohttpd calls us again to send the
@@ -350,11 +350,12 @@ int sb_http_start(const char *bind, int port, int threads)
 {
     struct sockaddr_in sa;
     /* poll(), not epoll: under the end-to-end bench's bursts (up to 400 keep-alive
-     * connections busy at once, on two cores at ~98 %) the epoll workers of
-     * libmicrohttpd 0.9.75 left requests unread in their sockets for good, in 4 runs of
-     * 10 (ss: ~51 KB in the receive queues of the sandbox's connections for 10 s, every
-     * call on them timed out, the executor's circuit opened; docs/BENCHMARKS.md,
-     * session 31) */
+     * connections busy at once, on two cores at ~98 %), with the epoll workers of
+     * libmicrohttpd 0.9.75, requests sat unread in the sandbox's sockets until the
+     * executor's 10 s timeout in 4 runs of 10 (ss: ~51 KB in their receive queues; every
+     * call on them timed out, the executor's circuit opened); with poll() in none of 12.
+     * The cause inside libmicrohttpd (a lost event, a stalled worker) is not known:
+     * docs/BENCHMARKS.md, session 31 */
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
 
     memset(&sa, 0, sizeof(sa));

@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-/* Listens on bind:port with a pool of threads (epoll each). 0, or -1 when it cannot. */
+/* Listens on bind:port with a pool of threads (poll() each). 0, or -1 when it cannot. */
 int sb_http_start(const char *bind, int port, int threads);
 /* Answers every delayed request at once, then stops the server. */
 void sb_http_stop(void);

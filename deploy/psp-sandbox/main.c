@@ -22,7 +22,7 @@ struct sb_ctx SB;
 static const struct ks_config_def defs[] = {
     {"http.port", KS_CFG_INT, "8091", 1, "TCP port of the sandbox's HTTP listener"},
     {"http.bind", KS_CFG_STRING, "127.0.0.1", 1, "IPv4 address to listen on"},
-    {"http.threads", KS_CFG_INT, "2", 0, "libmicrohttpd thread pool size (epoll per thread)"},
+    {"http.threads", KS_CFG_INT, "2", 0, "libmicrohttpd thread pool size (poll() per thread)"},
     {"log.level", KS_CFG_STRING, "info", 1, "least severe level written: debug, info, warn or error"},
     {"stripe.secret_key", KS_CFG_STRING, "", 0,
      "Stripe secret key clients must present (sk_test_...); empty: Stripe answers 401"},

@@ -2,7 +2,7 @@
  * Midtrans' wire formats (see README.md for what each PSP module answers and where its
  * formats come from).
  *
- * Shape: one libmicrohttpd daemon (thread pool over epoll). A request is read whole, then
+ * Shape: one libmicrohttpd daemon (thread pool over poll()). A request is read whole, then
  * handled in one go under the store lock (everything lives in memory, so a call costs
  * microseconds); its answer is either queued at once or, when latency or a held timeout
  * applies, the connection is suspended and a timer thread resumes it when due. Webhooks

@@ -31,7 +31,7 @@
 #   E2E_ENV_B="K=V.."  variant B's pipeline env file gets these lines as well (a setting
 #                      under test; deploy/local/services.sh passes KASIR_PIPELINE_KAFKA_* to every
 #                      daemon, KASIR_PIPELINE_WORKER_* to every worker and
-#                      KASIR_PIPELINE_INGRESS_* to the ingress (as KASIR_*); a daemon's own
+#                      KASIR_PIPELINE_STORE_* to the ingress (its store.* settings); a daemon's own
 #                      setting, KASIR_WORKER_BATCH_WAIT=.., reaches no daemon);
 #                      E2E_ENV_A the same for variant A
 #   E2E_SQL_A="SQL"    run on the stack's database (as its owner) before variant A's

@@ -247,6 +247,7 @@ struct exe {
     struct ex_item *items;
     size_t cap;
     struct ex_job **jobs;
+    const struct ks_msg **msgs; /* the journaled jobs' inputs, beside jobs (ks_batch_journal) */
     struct ks_pgarr a[10];
     json_t *outcome, *command;
     struct ex_req scratch;
@@ -923,7 +924,6 @@ static void decide(struct exe *x, struct ks_batch *b, struct ex_item *items, siz
 static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *items, size_t n,
                             struct ks_err *err)
 {
-    const struct ks_msg **msgs;
     const char *p[10];
     enum ks_code rc;
     size_t nj = 0;
@@ -935,6 +935,7 @@ static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *i
         const struct ex_cmd *c = &it->job.cmd;
         if (it->action != A_SEND || it->job.invalid)
             continue;
+        x->msgs[nj] = it->m;
         x->jobs[nj++] = &it->job;
         ks_pgarr_text(&x->a[0], c->command_id);
         ks_pgarr_int(&x->a[1], it->attempt);
@@ -952,13 +953,7 @@ static enum ks_code journal(struct exe *x, struct ks_batch *b, struct ex_item *i
     for (int k = 0; k < 10; k++)
         if (!(p[k] = ks_pgarr_str(&x->a[k])))
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    if (!(msgs = malloc(nj * sizeof(*msgs))))
-        return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-    for (size_t i = 0, k = 0; i < n; i++)
-        if (items[i].action == A_SEND && !items[i].job.invalid)
-            msgs[k++] = items[i].m;
-    rc = ks_batch_journal(b, msgs, nj, &x->q_journal, p, err);
-    free(msgs);
+    rc = ks_batch_journal(b, x->msgs, nj, &x->q_journal, p, err);
     if (rc == KS_ECONFLICT)
         ks_log(KS_LOG_WARN, "executor.journal.fenced", err->msg, NULL);
     if (rc == KS_OK && ex_engine_add(x->engine, x->jobs, nj) != 0)
@@ -1074,11 +1069,14 @@ static enum ks_code handle_batch(struct ks_batch *b, PGconn *pg, void *ctx, stru
     if (n > x->cap) {
         struct ex_item *ni = realloc(x->items, n * sizeof(*ni));
         struct ex_job **nj2 = ni ? realloc(x->jobs, n * sizeof(*nj2)) : NULL;
+        const struct ks_msg **nm = nj2 ? realloc(x->msgs, n * sizeof(*nm)) : NULL;
         if (ni)
             x->items = ni;
-        if (!ni || !nj2)
+        if (nj2)
+            x->jobs = nj2;
+        if (!nm)
             return ks_err_set(err, KS_ENOMEM, 1, NULL, "out of memory");
-        x->jobs = nj2;
+        x->msgs = nm;
         x->cap = n;
     }
     /* refund requests become commands; the rest are commands */
@@ -1235,6 +1233,7 @@ int main(int argc, char **argv)
     ex_req_release(&x.scratch);
     free(x.items);
     free(x.jobs);
+    free(x.msgs);
     json_decref(x.outcome);
     curl_global_cleanup();
     return rc;

@@ -1,11 +1,11 @@
 /* http.c - the HTTP side: reading requests, fault injection, latency without threads.
  *
- * libmicrohttpd runs a thread pool, each thread polling its own connections (poll()). A request is read
- * whole, handled at once (the store is in memory), and then either answered or, when
- * latency or a held timeout applies, its connection is suspended and put in a timer heap;
- * the timer thread resumes it when due and libmicrohttpd calls us again to send the
- * answer (or to drop the connection, for a timeout after the charge). No thread waits
- * for a delayed answer, so thousands of calls can be in flight. */
+ * libmicrohttpd runs a thread pool, each thread polling its own connections (poll()). A
+ * request is read whole, handled at once (the store is in memory), and then either
+ * answered or, when latency or a held timeout applies, its connection is suspended and put
+ * in a timer heap; the timer thread resumes it when due and libmicrohttpd calls us again
+ * to send the answer (or to drop the connection, for a timeout after the charge). No
+ * thread waits for a delayed answer, so thousands of calls can be in flight. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>

@@ -148,15 +148,18 @@ class Daemon:
         self.args = list(args)
         self.proc = None
         self.port_tries = 0
+        # where this daemon's lines begin: the file is named by port, and an earlier test's
+        # daemon on the same port wrote its own lines before (log_tail must not find theirs:
+        # test 129 took another test's "demo.stall" for its own). Set here, not in start(),
+        # so that a subclass with a start() of its own (ingress_util's) has it too.
+        try:
+            self.log_first = os.path.getsize(self.log_path)
+        except OSError:
+            self.log_first = 0
 
     def start(self, wait_path="/healthz", timeout=30):
         logf = open(self.log_path, "ab")
         self.log_offset = logf.tell()  # this start's lines begin here (the file is appended to)
-        if not hasattr(self, "log_first"):
-            # where this daemon's lines begin: the file is named by port, and an earlier
-            # test's daemon on the same port wrote its own lines before (log_tail must not
-            # find theirs: test 129 took another test's "demo.stall" for its own)
-            self.log_first = self.log_offset
         self.proc = subprocess.Popen([bin_path(self.name), *self.args], env=self.env,
                                      stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
         logf.close()
@@ -186,7 +189,7 @@ class Daemon:
         """The last n lines this daemon wrote (since its first start)."""
         try:
             with open(self.log_path, errors="replace") as f:
-                f.seek(getattr(self, "log_first", 0))
+                f.seek(self.log_first)
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""

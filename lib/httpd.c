@@ -79,7 +79,7 @@ struct ks_httpd *ks_httpd_start(int port, struct ks_metrics *metrics, ks_health_
     h->metrics = metrics;
     h->health = health;
     h->ctx = ctx;
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+    h->d = MHD_start_daemon(KS_HTTPD_POLLING | MHD_USE_ERROR_LOG,
                             (uint16_t)port, NULL, NULL, on_request, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
     if (!h->d) {

@@ -17,6 +17,7 @@
 
 #include "deploy/psp-sandbox/sandbox.h"
 #include "deploy/psp-sandbox/http.h"
+#include "lib/httpd.h"
 #include "lib/log.h"
 #include "lib/banned.h"
 
@@ -349,14 +350,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 int sb_http_start(const char *bind, int port, int threads)
 {
     struct sockaddr_in sa;
-    /* poll(), not epoll: under the end-to-end bench's bursts (up to 400 keep-alive
-     * connections busy at once, on two cores at ~98 %), with the epoll workers of
-     * libmicrohttpd 0.9.75, requests sat unread in the sandbox's sockets until the
-     * executor's 10 s timeout in 4 runs of 10 (ss: ~51 KB in their receive queues; every
-     * call on them timed out, the executor's circuit opened); with poll() in none of 12.
-     * The cause inside libmicrohttpd (a lost event, a stalled worker) is not known:
-     * docs/BENCHMARKS.md, session 31 */
-    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+    /* poll(), not epoll (lib/httpd.h): the executor's bursts of calls on kept-alive
+     * connections were left unread under epoll (test 333) */
+    unsigned flags = KS_HTTPD_POLLING | MHD_ALLOW_SUSPEND_RESUME;
 
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;

@@ -3,9 +3,9 @@
  * connection and the request's life cycle; what a route is (scope, body cap, handler) it
  * reads from the route table (routes.c), and a request's answer is made with request.c.
  *
- * MHD runs an internal thread pool over epoll (http.threads threads). Server threads never
- * wait for PostgreSQL or Kafka: a request that needs either is suspended and resumed by the
- * thread that learns its outcome (ing_req_done). A request is authenticated on its headers
+ * MHD runs an internal thread pool over poll() (http.threads threads; not epoll:
+ * lib/httpd.h). Server threads never wait for PostgreSQL or Kafka: a request that needs
+ * either is suspended and resumed by the thread that learns its outcome (ing_req_done). A request is authenticated on its headers
  * before any of its body is read. Connections are capped (in total, below the descriptor
  * limit, and per client address) and have deadlines (below). Every response carries
  * X-Trace-Id; every request ends in one JSON log line and in the per-route counters and
@@ -26,6 +26,7 @@
 
 #include "lib/crypto.h"
 #include "lib/headers.h"
+#include "lib/httpd.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/trace.h"
@@ -761,7 +762,9 @@ static unsigned connection_cap(void)
 
 int ing_http_start(int port, int threads)
 {
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+    /* poll(), not epoll (lib/httpd.h): requests of a burst were left unread under epoll
+     * (test 233) */
+    unsigned flags = KS_HTTPD_POLLING | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                      MHD_USE_ERROR_LOG;
     unsigned cap = connection_cap();
     unsigned idle_s = (unsigned)((ING.idle_timeout_ms + 999) / 1000);
@@ -797,8 +800,7 @@ int ing_http_start(int port, int threads)
             return -1;
         }
         /* its own thread and limits: the probes answer whatever the API port endures */
-        admin_h = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                                       MHD_USE_ERROR_LOG,
+        admin_h = MHD_start_daemon(KS_HTTPD_POLLING | MHD_USE_ERROR_LOG,
                                    (uint16_t)ING.admin_port, NULL, NULL, on_request, (void *)1,
                                    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

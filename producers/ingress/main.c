@@ -27,7 +27,7 @@
 struct ing_ctx ING;
 
 static const struct ks_config_def own_defs[] = {
-    {"http.threads", KS_CFG_INT, "2", 0, "libmicrohttpd thread pool size (epoll per thread)"},
+    {"http.threads", KS_CFG_INT, "2", 0, "libmicrohttpd thread pool size (poll() per thread)"},
     {"http.max_body", KS_CFG_INT, "65536", 0, "largest JSON body accepted, bytes (413 beyond)"},
     {"http.max_upload", KS_CFG_INT, "67108864", 0,
      "largest settlement file accepted, bytes (read only after the caller is authenticated)"},

@@ -5,8 +5,8 @@ Under libmicrohttpd 0.9.75's epoll workers the sandbox left some of them unread 
 sockets for good: the client waited out its timeout with the request sent and nothing
 read (session 31 saw it stop the end-to-end bench in 4 runs of 10: every call of a batch
 timed out, the executor's circuit opened). kasir-httpburst sends the pattern; under epoll
-new charges stalled about one wave in 300 (9 in 2,700 waves of 400; status look-ups and
-idempotent replays, which do less, none in 1,500), so this sends 2,000 waves of new
+new charges stalled about one wave in 430 (11 in 4,700 waves of 400; status look-ups and
+idempotent replays, none in 1,500 each), so this sends 2,000 waves of new
 charges, in rounds of 200 with the sandbox's memory emptied between them (each charge is
 kept: 240,000 of them took 1.2 GB)."""
 import os

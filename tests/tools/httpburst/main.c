@@ -13,7 +13,7 @@
  * line: requests, answers by class, transport failures, timeouts, waves with a timeout,
  * connections opened (a server that keeps them opens about CONNECTIONS in all), the slowest
  * answer (ms). Exits 1 when any request timed out or failed at the transport, 2 on a usage
- * or set-up error. */
+ * or set-up error (a request that could not be made ends the run after its wave). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -126,6 +126,7 @@ int main(int argc, char **argv)
     struct run run = {0};
     long seq = 0, timeouts = 0, failed = 0, by_class[6] = {0}, stalled_waves = 0, connects = 0;
     long w, i;
+    int setup_failed = 0;
     double slowest = 0;
     struct req *reqs = NULL;
     CURLM *multi = NULL;
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
                 curl_multi_add_handle(multi, reqs[i].h) != CURLM_OK) {
                 fprintf(stderr, "httpburst: request %ld could not be set up\n", seq);
                 req_free(&reqs[i]);
-                failed++;
+                setup_failed = 1;
                 break;
             }
         }
@@ -220,16 +221,22 @@ int main(int argc, char **argv)
            "stalled_waves=%ld connects=%ld slowest_ms=%.1f\n",
            seq, by_class[2], by_class[3], by_class[4], by_class[5], failed, timeouts,
            stalled_waves, connects, slowest);
-    rc = timeouts || failed ? 1 : 0;
+    rc = setup_failed ? 2 : timeouts || failed ? 1 : 0;
+    goto out;
+
+usage:
+    fprintf(stderr, "usage: kasir-httpburst URL CONNECTIONS(1-10000) WAVES TIMEOUT_MS "
+                    "[-H 'Name: value']... [-d BODY]\n");
 out:
+    /* requests still in flight (a failed curl_multi_perform) leave the multi first */
+    for (i = 0; reqs && i < run.conns; i++) {
+        if (reqs[i].h)
+            curl_multi_remove_handle(multi, reqs[i].h);
+        req_free(&reqs[i]);
+    }
     free(reqs);
     if (multi)
         curl_multi_cleanup(multi);
     curl_global_cleanup();
     return rc;
-
-usage:
-    fprintf(stderr, "usage: kasir-httpburst URL CONNECTIONS(1-10000) WAVES TIMEOUT_MS "
-                    "[-H 'Name: value']... [-d BODY]\n");
-    return 2;
 }

@@ -59,8 +59,9 @@ rd_kafka_conf_t *ks_kafka_conf_new_defaults(const char *brokers, const char *rol
      * events of ~0.5 KB, which lz4 barely shrinks, and librdkafka 2.0.2 sets up an lz4 frame
      * (a context and its tables) for every batch it sends. End to end at 2,500/s, 8 runs
      * alternated (docs/BENCHMARKS.md, session 32): the workers' CPU per payment 0.92 of
-     * lz4's, the pipeline's 0.97; the ingress measured the same in session 18 (0.94). The
-     * logs take ~1.2x the bytes; kafka.compression.type sets it back. */
+     * lz4's (~12 us), the broker's within its spread; the ingress measured the same in
+     * session 18 (0.94). The logs take more bytes (docs/ARCHITECTURE.md: a topic kept
+     * forever may want kafka.compression.type lz4 back). */
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},

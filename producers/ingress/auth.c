@@ -320,8 +320,10 @@ static void bucket_set(const char *partner, int rps, int burst)
     pthread_mutex_unlock(&buckets_mu);
 }
 
-/* 0: allowed; >0: seconds to wait; -1: the partner's limits are not loaded (or stale) */
-static int bucket_take(const char *partner)
+/* 0: allowed; >0: seconds to wait; -1: the partner's limits are not loaded (or stale; with
+ * any_age, only when there is no bucket: memory ran out at the lookup, and admit lets the
+ * request through untaxed) */
+static int bucket_take(const char *partner, int any_age)
 {
     unsigned h = str_hash(partner) % NB;
     struct bucket *b;
@@ -332,7 +334,7 @@ static int bucket_take(const char *partner)
     for (b = buckets[h]; b; b = b->next)
         if (strcmp(b->partner_id, partner) == 0)
             break;
-    if (b && b->loaded_us && now - b->loaded_us < ING.auth_cache_ms * 1000)
+    if (b && (any_age || (b->loaded_us && now - b->loaded_us < ING.auth_cache_ms * 1000)))
         rc = bucket_refill_take(&b->tokens_u, &b->last_us, now, b->rps, b->burst, 1);
     pthread_mutex_unlock(&buckets_mu);
     return rc;
@@ -620,9 +622,13 @@ static int admit(struct ing_req *r, unsigned need, struct ing_problem *p, int ma
         ing_problem(p, "forbidden_scope", "scope", "this endpoint needs scope %s", want);
         return -1;
     }
-    wait = bucket_take(r->partner_id);
-    if (wait < 0)
-        return may_lookup ? -2 : 0;
+    /* after its own lookup a request takes from the limits that lookup loaded, however
+     * stale they have become since (a flush by NOTIFY in between, an auth.cache_ttl
+     * shorter than the lookup): "stale" asks for a lookup, and it has just had one
+     * (test 234; admitted without marking it authed, it was refused as unauthenticated) */
+    wait = bucket_take(r->partner_id, !may_lookup);
+    if (wait < 0 && may_lookup)
+        return -2;
     if (wait > 0) {
         ing_problem(p, "rate_limited", NULL, "the partner's request rate is exceeded");
         r->retry_after = wait;

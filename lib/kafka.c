@@ -54,19 +54,12 @@ rd_kafka_conf_t *ks_kafka_conf_new_defaults(const char *brokers, const char *rol
      * broker's work per fetch (every subscribed partition, retry topics included) was the
      * largest part of its CPU in the end-to-end bench; now a fetch returns when 64 KiB are
      * there or after the wait, and a worker's batch is what one fetch brought
-     * (worker.batch.gap). The cost: a message may wait up to the 50 ms for its fetch.
-     * compression.type none, not lz4: a batch per partition holds a few to a few hundred
-     * events of ~0.5 KB, which lz4 barely shrinks, and librdkafka 2.0.2 sets up an lz4 frame
-     * (a context and its tables) for every batch it sends. End to end at 2,500/s, 8 runs
-     * alternated (docs/BENCHMARKS.md, session 32): the workers' CPU per payment 0.92 of
-     * lz4's (~12 us), the broker's within its spread; the ingress measured the same in
-     * session 18 (0.94). The logs take more bytes (docs/ARCHITECTURE.md: a topic kept
-     * forever may want kafka.compression.type lz4 back). */
+     * (worker.batch.gap). The cost: a message may wait up to the 50 ms for its fetch. */
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"linger.ms", "2"},
-        {"compression.type", "none"},
+        {"compression.type", "lz4"},
         {"message.timeout.ms", "30000"},
     };
     static const char *const consumer_defaults[][2] = {

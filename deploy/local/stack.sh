@@ -219,9 +219,8 @@ L4J
 # 15 s, on a machine whose 2 cores the load nearly fills, and the requests queued behind
 # them took a minute or more to drain (p99 in seconds; docs/ARCHITECTURE.md, "Ingress"). `up`
 # therefore runs the produce path once before it says the stack is up: idempotent, acks=all,
-# headers, one message per request (as the ingress produces) and then batches (as the
-# workers' outboxes do), uncompressed as both, into a topic of its own (kasir.stack.warmup),
-# then reads it back in a consumer
+# headers, one message per request uncompressed (as the ingress produces) and then batches
+# in lz4 (as the workers' outboxes do), into a topic of its own (kasir.stack.warmup), then reads it back in a consumer
 # group (the fetch path; no service reads that topic). ~20 s of broker
 # CPU, only when `up` started the broker; KASIR_STACK_KAFKA_WARM=0 skips it. A broker that
 # `kafka-start` restarts (the failover tests) comes back cold, as a restarted one would.
@@ -242,7 +241,7 @@ kafka_warm() {
     # group coordinator's topic (__consumer_offsets) exists before the first worker joins
     # (a worker's first drain on a fresh stack lost ~1.5 s to both)
     if warm_lines "$n" | kcat "${p[@]}" -X compression.codec=none -X batch.num.messages=1 &&
-       warm_lines "$((n * 5 / 3))" | kcat "${p[@]}" -X compression.codec=none &&
+       warm_lines "$((n * 5 / 3))" | kcat "${p[@]}" -X compression.codec=lz4 &&
        timeout 120 kcat -b "$BROKERS" -G kasir-stack-warmup -X auto.offset.reset=earliest \
            -X log_level=3 -q -e -f '' "$KAFKA_WARM_TOPIC" >/dev/null; then
         log "broker warmed up in $(since "$t0") s ($n single-message produce requests, then $((n * 5 / 3)) messages in batches, all read back in a group)"

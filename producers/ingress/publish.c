@@ -69,12 +69,17 @@ static void *poll_main(void *arg)
  * reconnect.backoff.max.ms 1000: after a broker restart the producer is back within a
  * second, not after the library's backoff of up to 10 s (requests meanwhile time out into
  * 503s).
- * No compression, as every producer of Kasir (lib/kafka.c): lz4 was 3.9 % of the ingress's
- * CPU in perf at 5,000/s (an lz4 frame set up for each partition's batch of a few events). */
+ * compression.type none, not the other producers' lz4: a writer's burst gives each partition
+ * a batch of a few events of ~0.5 KB, which lz4 barely shrinks, and librdkafka 2.0.2 sets up
+ * an lz4 frame (a context and its tables) for every such batch: 3.9 % of the ingress's CPU
+ * in perf at 5,000/s. Side by side at 5,000 payments/s (docs/BENCHMARKS.md, session 18,
+ * five runs each, alternated): the ingress's CPU per payment 0.94 of lz4's, the broker's
+ * and PostgreSQL's unchanged; the events take 1.2x the bytes in the topic's log. */
 static const char *const producer_own[][2] = {
     {"message.timeout.ms", "5000"},
     {"linger.ms", "1"},
     {"reconnect.backoff.max.ms", "1000"},
+    {"compression.type", "none"},
 };
 
 int ing_publish_start(void)

@@ -6,11 +6,11 @@
  * MHD runs an internal thread pool over poll() (http.threads threads; not epoll:
  * lib/httpd.h). Server threads never wait for PostgreSQL or Kafka: a request that needs
  * either is suspended and resumed by the thread that learns its outcome (ing_req_done). A
- * request is authenticated on its headers before any of its body is read. Connections are capped (in total, below the descriptor
- * limit, and per client address) and have deadlines (below). Every response carries
- * X-Trace-Id; every request ends in one JSON log line and in the per-route counters and
- * latency histogram of /metrics. /healthz, /readyz and /metrics can have a listener of
- * their own (http.admin_port). */
+ * request is authenticated on its headers before any of its body is read. Connections are
+ * capped (in total, below the descriptor limit, and per client address) and have deadlines
+ * (below). Every response carries X-Trace-Id; every request ends in one JSON log line and
+ * in the per-route counters and latency histogram of /metrics. /healthz, /readyz and
+ * /metrics can have a listener of their own (http.admin_port). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>

@@ -59,6 +59,20 @@ def unique(prefix):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
 
 
+def httpburst(url, conns, waves, *args, timeout_ms=10000):
+    """kasir-httpburst: waves of conns requests at once (tests/tools/httpburst; args are its
+    -H/-d options). The finished process; its stdout is the summary line."""
+    return subprocess.run([os.path.join(BIN, "kasir-httpburst"), url, str(conns), str(waves),
+                           str(timeout_ms)] + list(args),
+                          capture_output=True, text=True, timeout=900)
+
+
+def burst_connections_kept(out, conns):
+    """The server kept the connections of a kasir-httpburst run: about one per client
+    connection in all, not one per request."""
+    return int(re.search(r"connects=(\d+)", out).group(1)) <= 2 * conns
+
+
 def psql(sql, *, check=True):
     """Runs sql on the real PostgreSQL; returns rows as lists of strings."""
     p = subprocess.run(

@@ -11,28 +11,16 @@ waves of 600-1,500, up to 128 requests at a time; this sends 600 waves. Bursts o
 payments, which wait for PostgreSQL and Kafka (suspended, then resumed), did not stall in
 2,000 waves of 400; a short burst of them checks the suspended path under the same
 polling. The servers now poll() (lib/httpd.h)."""
-import os
-import re
-import subprocess
 import uuid
 
 import pytest
 
-from conftest import BIN, psql_one
+from conftest import burst_connections_kept, httpburst, psql_one
 from ingress_util import Partner, start_ingress
-
-BURST = os.path.join(BIN, "kasir-httpburst")
 
 
 def burst(ing, path, conns, waves, *args):
-    return subprocess.run(
-        [BURST, "http://127.0.0.1:%d%s" % (ing.daemon.port, path), str(conns), str(waves),
-         "10000"] + list(args), capture_output=True, text=True, timeout=900)
-
-
-def kept(out, conns):
-    """the connections were kept: about one per client connection, not one per request"""
-    return int(re.search(r"connects=(\d+)", out).group(1)) <= 2 * conns
+    return httpburst("http://127.0.0.1:%d%s" % (ing.daemon.port, path), conns, waves, *args)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +49,7 @@ def test_burst_of_keepalive_payments_all_answered(ing):
               "-H", "Idempotency-Key: burst-%s-{n}" % tag, "-d", body)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:] + ing.daemon.log_tail()
     assert r.stdout.startswith("requests=8000 2xx=8000 "), r.stdout
-    assert kept(r.stdout, 400), r.stdout
+    assert burst_connections_kept(r.stdout, 400), r.stdout
     # each answered payment was claimed once: its idempotency record is there
     got = psql_one("SELECT count(*) FROM idempotency_keys WHERE partner_id = '%s'"
                    % p.partner_id)

@@ -149,9 +149,12 @@ static _Atomic long st_lookups, st_coalesced, st_ip_limited, st_flushes;
 
 /* A credential being looked up, and the requests (suspended, queued after it) that wait
  * for the same answer, linked by jnext. Under keys_mu, with the cache: a miss finds either
- * the answer cached or the lookup still running, never neither while one is due. */
+ * the answer cached or the lookup still running, never neither while one is due. A request
+ * joins only a lookup started in the current cache generation: one started before a flush
+ * may have read the key before its revocation (test 235). */
 struct lookup {
     uint8_t k[KS_SHA256_LEN];
+    uint64_t gen;
     struct ing_req *waiters;
     struct lookup *next;
 };
@@ -296,7 +299,12 @@ static int bucket_refill_take(int64_t *tokens_u, int64_t *last_us, int64_t now, 
     return (int)((1000000 - *tokens_u) / rps / 1000000) + 1;
 }
 
-static void bucket_set(const char *partner, int rps, int burst)
+/* A partner's limits as a lookup read them. A lookup made before a flush (fresh 0) may
+ * have read limits changed since: they do not replace a bucket's (stale since the flush,
+ * or reloaded by a later lookup), and a new bucket is born stale, there only for the
+ * admission of that lookup's own requests (test 235). The caller holds keys_mu, so no
+ * flush comes between its generation check and this. */
+static void bucket_set(const char *partner, int rps, int burst, int fresh)
 {
     unsigned h = str_hash(partner) % NB;
     struct bucket *b;
@@ -305,6 +313,10 @@ static void bucket_set(const char *partner, int rps, int burst)
     for (b = buckets[h]; b; b = b->next)
         if (strcmp(b->partner_id, partner) == 0)
             break;
+    if (b && !fresh) {
+        pthread_mutex_unlock(&buckets_mu);
+        return;
+    }
     if (!b && (b = calloc(1, sizeof(*b)))) {
         snprintf(b->partner_id, sizeof(b->partner_id), "%s", partner);
         b->tokens_u = (int64_t)burst * 1000000;
@@ -315,7 +327,7 @@ static void bucket_set(const char *partner, int rps, int burst)
     if (b) {
         b->rps = rps > 0 ? rps : 1;
         b->burst = burst > 0 ? burst : 1;
-        b->loaded_us = ks_clock_mono_us();
+        b->loaded_us = fresh ? ks_clock_mono_us() : 0;
     }
     pthread_mutex_unlock(&buckets_mu);
 }
@@ -507,7 +519,7 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
     struct ing_req *w;
     uint64_t gen;
     PGresult *res;
-    int rc;
+    int rc, rps = 0, burst = 0;
 
     pthread_mutex_lock(&keys_mu);
     if (!r->auth_reload && (rc = cache_find(r->auth_hash, r)) >= 0) {
@@ -518,7 +530,7 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
         return;
     }
     for (l = lookups; l; l = l->next)
-        if (memcmp(l->k, r->auth_hash, KS_SHA256_LEN) == 0)
+        if (l->gen == keys_gen && memcmp(l->k, r->auth_hash, KS_SHA256_LEN) == 0)
             break;
     if (l) {
         /* r is suspended; the running lookup resumes it */
@@ -529,10 +541,10 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
         return;
     }
     memcpy(me.k, r->auth_hash, KS_SHA256_LEN);
+    me.gen = gen = keys_gen;
     me.waiters = NULL;
     me.next = lookups;
     lookups = &me;
-    gen = keys_gen;
     pthread_mutex_unlock(&keys_mu);
     st_lookups++;
     if (r->auth_bearer) {
@@ -564,8 +576,8 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
                 if (ks_clock_mono_us() + left * 1000 < e.expires_us)
                     e.expires_us = ks_clock_mono_us() + (left > 0 ? left : 0) * 1000;
             }
-            bucket_set(e.partner_id, (int)strtol(PQgetvalue(res, 0, 3), NULL, 10),
-                       (int)strtol(PQgetvalue(res, 0, 4), NULL, 10));
+            rps = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
+            burst = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
             memcpy(r->partner_id, e.partner_id, sizeof(r->partner_id));
             memcpy(r->cred_id, e.key_id, sizeof(r->cred_id));
             r->scopes = e.scopes;
@@ -575,6 +587,8 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
     }
     /* the answer is cached and the lookup gone in one step (see struct lookup) */
     pthread_mutex_lock(&keys_mu);
+    if (e.valid)
+        bucket_set(e.partner_id, rps, burst, gen == keys_gen);
     if (res)
         cache_put(&e, gen);
     for (pp = &lookups; *pp != &me; pp = &(*pp)->next)

@@ -476,7 +476,10 @@ class PgProxy:
     later (a client that gave up meanwhile and closed has still sent it: the server runs it).
     copy_on(pattern): the statement that contains pattern is not passed on; the proxy
     answers it as the start of a COPY TO STDOUT (ParseComplete, BindComplete, NoData,
-    CopyOutResponse), then that connection hangs."""
+    CopyOutResponse), then that connection hangs.
+    delay_answer_on(pattern, seconds, count=1): the statement that contains pattern goes to
+    the server at once (it runs then), and its answer comes back that much later; the first
+    count such statements only. answer_held is set while one is held."""
 
     def __init__(self):
         self.ls = socket.socket()
@@ -493,6 +496,8 @@ class PgProxy:
         self.cut_pattern = None
         self.copy_pattern = None
         self.delay_pattern, self.delay_s = None, 0.0
+        self.answer_pattern, self.answer_s, self.answer_left = None, 0.0, 0
+        self.answer_held = threading.Event()
         self.cut_nth = self.cut_seen = 0
         self.cuts = 0
         self.hung = 0
@@ -535,6 +540,7 @@ class PgProxy:
     def _pump(self, a, b):
         socks = [a, b]
         armed, held = False, b""  # hold_ready: the server's messages, whole ones only
+        late = False  # delay_answer_on: this connection's next answer is held
         try:
             while not self.stopped:
                 if self.frozen.is_set():
@@ -553,6 +559,15 @@ class PgProxy:
                         time.sleep(self.delay_s)
                         b.sendall(d)
                         continue
+                    if s is a and self.answer_pattern and self.answer_pattern in d:
+                        with self.lock:
+                            late = self.answer_left > 0
+                            self.answer_left -= late
+                    if s is b and late:
+                        late = False
+                        self.answer_held.set()
+                        time.sleep(self.answer_s)
+                        self.answer_held.clear()
                     if s is a and self.copy_pattern and self.copy_pattern in d:
                         a.sendall(b"1\0\0\0\4" b"2\0\0\0\4" b"n\0\0\0\4"
                                   b"H\0\0\0\7\0\0\0")
@@ -600,6 +615,10 @@ class PgProxy:
 
     def delay_on(self, pattern, seconds):
         self.delay_pattern, self.delay_s = pattern, seconds
+
+    def delay_answer_on(self, pattern, seconds, count=1):
+        with self.lock:
+            self.answer_pattern, self.answer_s, self.answer_left = pattern, seconds, count
 
     def copy_on(self, pattern):
         self.copy_pattern = pattern

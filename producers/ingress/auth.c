@@ -15,7 +15,8 @@
  * refused with 429 without a query once its failures have emptied the bucket, and a
  * partner opening more connections at once than the burst while its key is not cached (at
  * start, at the entry's expiry) is never refused. Concurrent misses for one credential
- * cost one query: a lookup already running for it answers them all (struct lookup).
+ * cost one query: a lookup already running for it, started since the last flush, answers
+ * them all (struct lookup).
  * Revocations take effect at once: a trigger on api_keys and partners (ingress_auth_changed)
  * sends NOTIFY kasir_ingress_auth, and the listener thread empties the caches.
  * Token exchange: {key_id, timestamp, nonce, signature[, scope]} where signature is
@@ -118,6 +119,7 @@ struct bucket {
     char partner_id[KS_ID_LEN];
     int64_t tokens_u; /* tokens x 1e6 */
     int64_t last_us, loaded_us;
+    uint64_t gen; /* the cache generation of the lookup that read rps and burst */
     int rps, burst;
     struct bucket *next;
 };
@@ -299,12 +301,12 @@ static int bucket_refill_take(int64_t *tokens_u, int64_t *last_us, int64_t now, 
     return (int)((1000000 - *tokens_u) / rps / 1000000) + 1;
 }
 
-/* A partner's limits as a lookup read them. A lookup made before a flush (fresh 0) may
- * have read limits changed since: they do not replace a bucket's (stale since the flush,
- * or reloaded by a later lookup), and a new bucket is born stale, there only for the
- * admission of that lookup's own requests (test 235). The caller holds keys_mu, so no
- * flush comes between its generation check and this. */
-static void bucket_set(const char *partner, int rps, int burst, int fresh)
+/* A partner's limits as a lookup of cache generation gen read them. They replace limits
+ * read by an older lookup only: a lookup made before a change may finish after one made
+ * since. They are fresh only when no flush came since the lookup began; otherwise they
+ * serve that lookup's own requests, and the next request looks its key up again (test
+ * 235). The caller holds keys_mu, so no flush comes between the check and the write. */
+static void bucket_set(const char *partner, int rps, int burst, uint64_t gen)
 {
     unsigned h = str_hash(partner) % NB;
     struct bucket *b;
@@ -313,7 +315,7 @@ static void bucket_set(const char *partner, int rps, int burst, int fresh)
     for (b = buckets[h]; b; b = b->next)
         if (strcmp(b->partner_id, partner) == 0)
             break;
-    if (b && !fresh) {
+    if (b && gen < b->gen) {
         pthread_mutex_unlock(&buckets_mu);
         return;
     }
@@ -327,7 +329,8 @@ static void bucket_set(const char *partner, int rps, int burst, int fresh)
     if (b) {
         b->rps = rps > 0 ? rps : 1;
         b->burst = burst > 0 ? burst : 1;
-        b->loaded_us = fresh ? ks_clock_mono_us() : 0;
+        b->gen = gen;
+        b->loaded_us = gen == keys_gen ? ks_clock_mono_us() : 0;
     }
     pthread_mutex_unlock(&buckets_mu);
 }
@@ -588,7 +591,7 @@ static void lookup_job(struct ing_req *r, struct ing_rdb *db)
     /* the answer is cached and the lookup gone in one step (see struct lookup) */
     pthread_mutex_lock(&keys_mu);
     if (e.valid)
-        bucket_set(e.partner_id, rps, burst, gen == keys_gen);
+        bucket_set(e.partner_id, rps, burst, gen);
     if (res)
         cache_put(&e, gen);
     for (pp = &lookups; *pp != &me; pp = &(*pp)->next)

@@ -559,7 +559,7 @@ class PgProxy:
                         time.sleep(self.delay_s)
                         b.sendall(d)
                         continue
-                    if s is a and self.answer_pattern and self.answer_pattern in d:
+                    if s is a and not late and self.answer_pattern and self.answer_pattern in d:
                         with self.lock:
                             late = self.answer_left > 0
                             self.answer_left -= late

@@ -11,7 +11,10 @@ one, as fresh, for every cached key of that partner. Here the lookup's answer is
 proxy (the query itself ran at once) while the change commits and is seen:
 - the revoked key's next request is refused 401 (before: 200, the old lookup's answer);
 - the partner's new rate limit of 1/s holds for its other key (before: the old
-  100,000/s came back with the held answer, and no request was refused)."""
+  100,000/s came back with the held answer, and no request was refused);
+- a lookup that read the new limit and finished after another, unrelated change still
+  charges its requests at the new limit (in the first fix, such a lookup left the older
+  limit in place: 3 of 3 admitted at "1/s")."""
 import base64
 import hashlib
 import time
@@ -35,6 +38,12 @@ def _held_lookup(ing, px, partner):
     return got
 
 
+def _ingress(px):
+    # two readers: the held lookup takes one, the lookups of the test's next requests the other
+    return start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_AUTH_TIMEOUT": "10s",
+                          "KASIR_READERS_THREADS": "2"})
+
+
 def _changed(ing, before):
     wait_until(lambda: ing.metric(FLUSHES) > before, timeout=5, what="the flush")
 
@@ -45,7 +54,7 @@ def _basic(api_key):
 
 def test_a_request_after_the_revocation_does_not_join_the_older_lookup():
     px = PgProxy()
-    ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_AUTH_TIMEOUT": "10s"})
+    ing = _ingress(px)
     try:
         p = Partner("t235-r-" + uuid.uuid4().hex[:6])
         first = _held_lookup(ing, px, p)
@@ -56,6 +65,7 @@ def test_a_request_after_the_revocation_does_not_join_the_older_lookup():
         r = ing.request("GET", READ, auth=p, timeout=15)
         assert r.status == 401, (r, "admitted by the lookup that read the key before its revocation")
         assert time.time() - t0 < HOLD_S / 2, "it waited for the held lookup"
+        assert px.answer_held.is_set(), "the hold ended before the request: nothing was tested"
         wait_until(lambda: first, timeout=10, what="the held request")
         # the held request came before the revocation was seen: its lookup's answer is its own
         assert first[0][0].status == 200, first
@@ -67,7 +77,7 @@ def test_a_request_after_the_revocation_does_not_join_the_older_lookup():
 
 def test_a_rate_limit_read_before_its_change_does_not_come_back():
     px = PgProxy()
-    ing = start_ingress({"KASIR_PG_DSN": px.dsn(), "KASIR_AUTH_TIMEOUT": "10s"})
+    ing = _ingress(px)
     try:
         p = Partner("t235-l-" + uuid.uuid4().hex[:6])
         other = _basic(cli("key", "add", p.partner_id)["api_key"])
@@ -78,10 +88,41 @@ def test_a_rate_limit_read_before_its_change_does_not_come_back():
         _changed(ing, f0)
         # the other key's lookup loads the new limit (and takes the one token)
         assert ing.request("GET", READ, auth=other).status == 200
+        assert px.answer_held.is_set(), "the hold ended before the request: nothing was tested"
         wait_until(lambda: first, timeout=10, what="the held request")
         # the held answer carried the old 100,000/s: it is not the partner's limit now
         got = [ing.request("GET", READ, auth=other).status for _ in range(3)]
         assert got.count(429) >= 2, (got, "the partner's old rate limit came back")
+    finally:
+        assert ing.daemon.term() == 0
+        px.close()
+
+
+def test_a_newer_limit_read_by_a_lookup_outlived_by_a_change_is_charged():
+    px = PgProxy()
+    ing = _ingress(px)
+    try:
+        p = Partner("t235-n-" + uuid.uuid4().hex[:6])
+        q = Partner("t235-o-" + uuid.uuid4().hex[:6])
+        assert ing.request("GET", READ, auth=p).status == 200  # its limits: 100,000/s
+        f0 = ing.metric(FLUSHES)
+        psql_one("UPDATE partners SET rate_limit_rps = 1, rate_limit_burst = 1 "
+                 "WHERE partner_id = '%s' RETURNING 1" % p.partner_id)
+        _changed(ing, f0)
+        # the lookup reads 1/s; two more requests of the key join it while it is held
+        got = [_held_lookup(ing, px, p)]
+        for _ in range(2):
+            got.append([])
+            in_thread(lambda: ing.request("GET", READ, auth=p, timeout=15), got[-1])
+        time.sleep(0.3)
+        f1 = ing.metric(FLUSHES)
+        psql_one("UPDATE partners SET rate_limit_burst = rate_limit_burst "
+                 "WHERE partner_id = '%s' RETURNING 1" % q.partner_id)
+        _changed(ing, f1)
+        assert px.answer_held.is_set(), "the hold ended before the change: nothing was tested"
+        wait_until(lambda: all(got), timeout=10, what="the three requests")
+        statuses = sorted(g[0][0].status for g in got)
+        assert statuses == [200, 429, 429], (statuses, "charged at the partner's old limit")
     finally:
         assert ing.daemon.term() == 0
         px.close()

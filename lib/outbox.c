@@ -25,19 +25,18 @@ static const char SQL_COPY[] =
     "FROM STDIN (FORMAT binary)";
 /* a delivered row is deleted: its sent mark. An UPDATE would write a new row version
  * and index entries for each message (it cost more than the INSERT); a DELETE only
- * stamps the old version, and the table stays the size of what is in flight. Delivered
- * ids come as runs of consecutive ids (a batch's ids are one reserved block), so they go
- * as ranges: one index range scan per run instead of one descent per id, on the table's
- * one index, (worker, id) (800_runtime.sql), hence the owner in the statement. The bounds
- * are row comparisons: with "worker = x AND id BETWEEN" the planner may scan every entry
- * of the owner (deleted ones included, until a vacuum) and filter the ranges afterwards,
- * which cost a worker 38 ms per batch where the range scans cost 4. */
-static const char SQL_MARK_HEAD[] =
-    "DELETE FROM kasir_outbox o USING unnest('";
-static const char SQL_MARK_MID[] = "'::bigint[], '";
-static const char SQL_MARK_TAIL[] = "'::bigint[]) AS r(lo, hi) WHERE (o.worker, o.id) >= (";
-static const char SQL_MARK_AND[] = ", r.lo) AND (o.worker, o.id) <= (";
-static const char SQL_MARK_END[] = ", r.hi)";
+ * stamps the old version, and the table stays the size of what is in flight. The ids go
+ * as one sorted array against the table's one index, (worker, id) (800_runtime.sql),
+ * hence the owner in the statement: the btree walks the array along the index, one leaf
+ * page for many ids. Not as ranges of consecutive ids joined on "(worker, id) >= (x, lo)
+ * AND (worker, id) <= (x, hi)": a row comparison bounds the scan's start only, so each
+ * range read on to the owner's last entry, dead ones included: quadratic in the rows in
+ * flight, and delivered ids are scattered whenever some partitions' deliveries come back
+ * after the others' (the ledger's marks took 127 ms for 1,666 rows at 2,500 payments/s;
+ * docs/BENCHMARKS.md, session 33). */
+static const char SQL_MARK_HEAD[] = "DELETE FROM kasir_outbox WHERE worker = ";
+static const char SQL_MARK_IDS[] = " AND id = ANY('";
+static const char SQL_MARK_END[] = "'::bigint[])";
 static const char SQL_SWEEP[] =
     "SELECT id, message_id, topic, key, value, headers, "
     "(extract(epoch FROM now() - created_at) * 1000)::bigint FROM kasir_outbox "
@@ -554,47 +553,29 @@ static enum ks_code reserve_ids(struct ks_outbox *ob, PGconn *pg, size_t n, stru
     return KS_OK;
 }
 
-/* Appends the DELETE of the delivered rows (ranges of ids) to q; sets ob->marking. */
-static int mark_sql(struct ks_outbox *ob, struct ks_pgarr *lo, struct ks_pgarr *hi)
-{
-    size_t k = 0;
-
-    ks_pgarr_reset(lo);
-    ks_pgarr_reset(hi);
-    qsort(ob->delivered, ob->ndel, sizeof(*ob->delivered), cmp_id);
-    while (k < ob->ndel) {
-        int64_t first = ob->delivered[k], last = first;
-        while (++k < ob->ndel && ob->delivered[k] <= last + 1)
-            last = ob->delivered[k]; /* a duplicate delivery repeats an id */
-        ks_pgarr_int(lo, first);
-        ks_pgarr_int(hi, last);
-    }
-    return ks_pgarr_str(lo) && ks_pgarr_str(hi) ? 0 : -1;
-}
-
-/* the statement text: head, lo array, mid, hi array, tail (arrays of digits only) */
+/* The DELETE of the delivered rows: head, owner, the sorted ids (digits only), end. */
 static char *mark_text(struct ks_outbox *ob, PGconn *pg)
 {
-    struct ks_pgarr lo, hi;
+    struct ks_pgarr ids;
     char *q = NULL;
     size_t n;
 
     /* escaped by libpq for this connection (every lib session is UTF8, lib/db.c) */
     if (!ob->owner_lit && !(ob->owner_lit = PQescapeLiteral(pg, ob->owner, strlen(ob->owner))))
         return NULL;
-    ks_pgarr_init(&lo);
-    ks_pgarr_init(&hi);
-    if (mark_sql(ob, &lo, &hi) == 0) {
-        n = sizeof(SQL_MARK_HEAD) + sizeof(SQL_MARK_MID) + sizeof(SQL_MARK_TAIL) +
-            sizeof(SQL_MARK_AND) + sizeof(SQL_MARK_END) + strlen(ks_pgarr_str(&lo)) +
-            strlen(ks_pgarr_str(&hi)) + 2 * strlen(ob->owner_lit);
+    qsort(ob->delivered, ob->ndel, sizeof(*ob->delivered), cmp_id);
+    ks_pgarr_init(&ids);
+    for (size_t k = 0; k < ob->ndel; k++)
+        if (k == 0 || ob->delivered[k] != ob->delivered[k - 1]) /* a delivery reported twice */
+            ks_pgarr_int(&ids, ob->delivered[k]);
+    if (ks_pgarr_str(&ids)) {
+        n = sizeof(SQL_MARK_HEAD) + strlen(ob->owner_lit) + sizeof(SQL_MARK_IDS) +
+            strlen(ks_pgarr_str(&ids)) + sizeof(SQL_MARK_END);
         if ((q = malloc(n)))
-            snprintf(q, n, "%s%s%s%s%s%s%s%s%s", SQL_MARK_HEAD, ks_pgarr_str(&lo), SQL_MARK_MID,
-                     ks_pgarr_str(&hi), SQL_MARK_TAIL, ob->owner_lit, SQL_MARK_AND,
-                     ob->owner_lit, SQL_MARK_END);
+            snprintf(q, n, "%s%s%s%s%s", SQL_MARK_HEAD, ob->owner_lit, SQL_MARK_IDS,
+                     ks_pgarr_str(&ids), SQL_MARK_END);
     }
-    ks_pgarr_release(&lo);
-    ks_pgarr_release(&hi);
+    ks_pgarr_release(&ids);
     return q;
 }
 

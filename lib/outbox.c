@@ -27,13 +27,14 @@ static const char SQL_COPY[] =
  * and index entries for each message (it cost more than the INSERT); a DELETE only
  * stamps the old version, and the table stays the size of what is in flight. The ids go
  * as one sorted array against the table's one index, (worker, id) (800_runtime.sql),
- * hence the owner in the statement: the btree walks the array along the index, one leaf
- * page for many ids. Not as ranges of consecutive ids joined on "(worker, id) >= (x, lo)
+ * hence the owner in the statement: one index descent per id (PostgreSQL 15), none of
+ * them past the id, or on a table the planner thinks small a scan with the array hashed:
+ * linear either way. Not as ranges of consecutive ids joined on "(worker, id) >= (x, lo)
  * AND (worker, id) <= (x, hi)": a row comparison bounds the scan's start only, so each
  * range read on to the owner's last entry, dead ones included: quadratic in the rows in
  * flight, and delivered ids are scattered whenever some partitions' deliveries come back
- * after the others' (the ledger's marks took 127 ms for 1,666 rows at 2,500 payments/s;
- * docs/BENCHMARKS.md, session 33). */
+ * after the others' (the ledger's marks took 127 ms for 1,666 rows in one run at 2,500
+ * payments/s; test 151; docs/BENCHMARKS.md, session 33). */
 static const char SQL_MARK_HEAD[] = "DELETE FROM kasir_outbox WHERE worker = ";
 static const char SQL_MARK_IDS[] = " AND id = ANY('";
 static const char SQL_MARK_END[] = "'::bigint[])";

@@ -26,7 +26,8 @@ from runtime_util import wait_until
 
 READ = "/v1/payments?ids=pay_t235"
 FLUSHES = "kasir_ingress_auth_cache_flushes_total"
-HOLD_S = 3.0
+COALESCED = "kasir_ingress_auth_lookups_coalesced_total"
+HOLD_S = 5.0
 
 
 def _held_lookup(ing, px, partner):
@@ -110,11 +111,13 @@ def test_a_newer_limit_read_by_a_lookup_outlived_by_a_change_is_charged():
                  "WHERE partner_id = '%s' RETURNING 1" % p.partner_id)
         _changed(ing, f0)
         # the lookup reads 1/s; two more requests of the key join it while it is held
+        c0 = ing.metric(COALESCED)
         got = [_held_lookup(ing, px, p)]
         for _ in range(2):
             got.append([])
             in_thread(lambda: ing.request("GET", READ, auth=p, timeout=15), got[-1])
-        time.sleep(0.3)
+        # they joined the held lookup (not lookups of their own after the next change)
+        wait_until(lambda: ing.metric(COALESCED) >= c0 + 2, timeout=2, what="the joins")
         f1 = ing.metric(FLUSHES)
         psql_one("UPDATE partners SET rate_limit_burst = rate_limit_burst "
                  "WHERE partner_id = '%s' RETURNING 1" % q.partner_id)

@@ -3,9 +3,10 @@
  * other one too large for the producer (kafka.message.max.bytes 1000, set here, so
  * librdkafka refuses it at once and it is never delivered), relays them to TOPIC, waits
  * for the deliveries, then marks the delivered half sent in one transaction of its own.
- * Prints one line, then deletes what is left of OWNER's rows:
- *   rows=N delivered=D left=L mark_ms=T
- * left: OWNER's rows still in kasir_outbox after the mark (the undelivered ones).
+ * Prints one line, then deletes what is left of OWNER's rows (on a failure too):
+ *   rows=N delivered=D left=L wrong=W mark_ms=T
+ * left: OWNER's rows still in kasir_outbox after the mark; wrong: those of them that were
+ * delivered (a row refused by the producer is the one whose value is 2,000 bytes).
  *   kasir-outboxmark OWNER TOPIC N   (KASIR_PG_DSN, KASIR_KAFKA_BROKERS from the environment) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,33 +92,40 @@ int main(int argc, char **argv)
         return 2;
     }
     setenv("KASIR_KAFKA_MESSAGE_MAX_BYTES", "1000", 1);
+    setenv("KASIR_KAFKA_MESSAGE_TIMEOUT_MS", "300000", 1); /* a slow machine: late, not lost */
     if (!(cfg = ks_config_load(defs, 1, NULL, NULL, &err)) || !(db = ks_db_connect(dsn, &err)) ||
         !(ob = ks_outbox_new(argv[1], ks_config_str(cfg, "kafka.brokers"), cfg, &err))) {
         fprintf(stderr, "%s\n", err.msg);
         goto out;
     }
     pg = ks_db_conn(db);
-    if (!(lit = PQescapeLiteral(pg, argv[1], strlen(argv[1]))) ||
-        !write_rows(ob, pg, argv[1], argv[2], n))
+    if (!(lit = PQescapeLiteral(pg, argv[1], strlen(argv[1]))))
         goto out;
-    ks_outbox_flush(ob, 30000);
+    if (!write_rows(ob, pg, argv[1], argv[2], n))
+        goto clean;
+    ks_outbox_flush(ob, 300000);
     delivered = ks_outbox_delivered(ob);
     t0 = ks_clock_mono_us();
     if (!exec_ok(pg, "BEGIN") || ks_outbox_mark_write(ob, pg, &err) != KS_OK ||
         !exec_ok(pg, "COMMIT")) {
         fprintf(stderr, "mark: %s\n", err.msg);
-        goto out;
+        goto clean;
     }
     t1 = ks_clock_mono_us();
     ks_outbox_mark_done(ob, 1);
-    snprintf(q, sizeof(q), "SELECT count(*) FROM kasir_outbox WHERE worker = %s", lit);
+    snprintf(q, sizeof(q), "SELECT count(*), count(*) FILTER (WHERE length(value) <> 2000) "
+                           "FROM kasir_outbox WHERE worker = %s", lit);
     res = PQexec(pg, q);
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        printf("rows=%ld delivered=%zu left=%s mark_ms=%lld\n", n, delivered,
-               PQgetvalue(res, 0, 0), (long long)((t1 - t0) / 1000));
+        printf("rows=%ld delivered=%zu left=%s wrong=%s mark_ms=%lld\n", n, delivered,
+               PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), (long long)((t1 - t0) / 1000));
         rc = 0;
     }
     PQclear(res);
+clean:
+    /* nobody sweeps this owner's rows: they go whatever happened (a failed statement
+     * left its transaction aborted) */
+    PQclear(PQexec(pg, "ROLLBACK"));
     snprintf(q, sizeof(q), "DELETE FROM kasir_outbox WHERE worker = %s", lit);
     if (!exec_ok(pg, q))
         rc = 1;

@@ -16,6 +16,7 @@
  * the transfer fail, never a silently short file) and without the end record that closes
  * every whole export (JSONL_END, CSV_END): a client that cannot see the transfer fail (HTTP/1.0,
  * a close-delimited body) sees that record missing. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -111,7 +112,8 @@ struct export {
     pthread_cond_t cv;
     char *buf;
     size_t head, len, cap; /* bytes waiting: buf[head, len) */
-    int done, failed, abandoned, suspended, refs, csv;
+    int done, failed, abandoned, suspended, refs, csv, late;
+    int64_t deadline_us; /* readers.export_timeout from the request: the snapshot's end */
     struct MHD_Connection *conn;
     PGconn *pg;
     char trace_id[33];
@@ -176,15 +178,18 @@ int ing_audit_export_cut(void)
     return n;
 }
 
-/* Appends s (n bytes) once the buffer has room; 0, or -1 when the client went away. */
+/* Appends s (n bytes) once the buffer has room; 0, or -1 when the client went away or
+ * read too slowly to be done by the export's deadline (x->late). */
 static int put(struct export *x, const char *s, size_t n)
 {
+    struct timespec until = ks_clock_mono_at(x->deadline_us);
     int rc = 0;
 
     pthread_mutex_lock(&x->mu);
-    while (!x->abandoned && x->len - x->head >= EXPORT_BUF / 2)
-        pthread_cond_wait(&x->cv, &x->mu);
-    if (x->abandoned) {
+    while (!x->abandoned && !x->late && x->len - x->head >= EXPORT_BUF / 2)
+        if (pthread_cond_timedwait(&x->cv, &x->mu, &until) == ETIMEDOUT)
+            x->late = 1;
+    if (x->abandoned || x->late) {
         rc = -1;
         goto out;
     }
@@ -220,6 +225,11 @@ static void *export_main(void *arg)
 
     for (;;) {
         int n;
+        if (ks_clock_mono_us() >= x->deadline_us) {
+            x->late = 1; /* the export's own thread: no one else writes it now */
+            failed = 1;
+            break;
+        }
         /* each chunk by its deadline: a database that hangs must not hold the export's slot,
          * its connection and this thread for good (a server that answers ends the statement
          * itself at readers.export_fetch_timeout, 57014; this is 5 s later) */
@@ -250,6 +260,10 @@ static void *export_main(void *arg)
             break;
     }
     PQclear(res);
+    if (x->late)
+        ks_log(KS_LOG_WARN, "ingress.export.failed", "the export was not read within "
+               "readers.export_timeout: cut (a snapshot held for it holds back the database's "
+               "cleanup)", "trace_id", x->trace_id, NULL);
     if (!failed) {
         /* the end record: the proof that the file is whole, for every client (an HTTP/1.0
          * client or proxy reads a body cut short as one that ended: it has no chunking) */
@@ -370,7 +384,15 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
         goto fail;
     }
     pthread_mutex_init(&x->mu, NULL);
-    pthread_cond_init(&x->cv, NULL);
+    if (ks_cond_init_mono(&x->cv) != 0) {
+        pthread_mutex_destroy(&x->mu);
+        free(x->buf);
+        free(x);
+        x = NULL;
+        ing_problem(&p, "internal", NULL, "out of memory");
+        goto fail;
+    }
+    x->deadline_us = ks_clock_mono_us() + ING.export_timeout_ms * 1000;
     x->cap = EXPORT_BUF;
     x->csv = fmt && strcmp(fmt, "csv") == 0;
     x->conn = r->conn;

@@ -239,7 +239,7 @@ struct ing_ctx {
     int64_t idle_timeout_ms, request_timeout_ms, upload_timeout_ms, drain_timeout_ms;
     /* readers and the auth path */
     int readers, reader_queue_max;
-    int64_t auth_timeout_ms, read_timeout_ms, export_fetch_timeout_ms;
+    int64_t auth_timeout_ms, read_timeout_ms, export_fetch_timeout_ms, export_timeout_ms;
     int ip_rps, ip_burst, token_rps;
     long cache_max, nonce_max;
     int sandbox_enabled;

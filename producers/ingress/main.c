@@ -59,6 +59,10 @@ static const struct ks_config_def own_defs[] = {
     {"readers.export_fetch_timeout", KS_CFG_DURATION_MS, "5m", 0,
      "an audit export's wait for each chunk of its rows (1,000) from PostgreSQL; past it the "
      "export ends incomplete (no end record) and frees its slot and connection; 1s to 24h"},
+    {"readers.export_timeout", KS_CFG_DURATION_MS, "10m", 0,
+     "an audit export's whole time, however slowly its client reads; past it the export "
+     "ends incomplete (its snapshot holds back PostgreSQL's cleanup of every table while it "
+     "lasts); 1s to 24h"},
     {"auth.jwt_secret", KS_CFG_STRING, "", 0,
      "HS256 key of bearer tokens (>= 32 characters); empty: random per process"},
     {"auth.jwt_ttl", KS_CFG_DURATION_MS, "15m", 0, "lifetime of tokens from /v1/auth/token"},
@@ -210,6 +214,12 @@ static int serve(const struct ks_config *cfg)
     if (ING.export_fetch_timeout_ms < 1000 || ING.export_fetch_timeout_ms > 86400000) {
         ks_log(KS_LOG_ERROR, "config.invalid", "readers.export_fetch_timeout must be 1s to 24h",
                "setting", "readers.export_fetch_timeout", NULL);
+        return 2;
+    }
+    ING.export_timeout_ms = ks_config_ms(cfg, "readers.export_timeout");
+    if (ING.export_timeout_ms < 1000 || ING.export_timeout_ms > 86400000) {
+        ks_log(KS_LOG_ERROR, "config.invalid", "readers.export_timeout must be 1s to 24h",
+               "setting", "readers.export_timeout", NULL);
         return 2;
     }
     ING.reader_queue_max = (int)ks_config_int(cfg, "readers.queue_max");

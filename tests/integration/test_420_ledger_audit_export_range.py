@@ -14,7 +14,7 @@ reports them. Before, it read them all."""
 import base64
 import secrets
 
-from conftest import psql, psql_one
+from conftest import ledger_entries_posted, psql, psql_one
 from ingress_util import Partner, cli, ingress  # noqa: F401
 from runtime_util import wait_until
 
@@ -34,15 +34,7 @@ def test_an_export_of_a_past_day_reads_no_history(ingress):
     a = Partner("t420-" + secrets.token_hex(3))
     admin = "Basic " + base64.b64encode(
         (cli("key", "add", a.partner_id, "--scopes", "admin")["api_key"] + ":").encode()).decode()
-    for lo in range(1, N + 1, 500):
-        psql("SELECT count(ledger_post('sql:t420', 't420:%s:' || i, 'adjustment', 'j' || i, "
-             "'%s', 't420 ' || i, ARRAY[ledger_account('suspense', '%s', NULL, NULL, 'IDR'), "
-             "ledger_account('seller_wallet', '%s', 's1', NULL, 'IDR')], "
-             "ARRAY[i, -i]::bigint[], 'IDR')) FROM generate_series(%d, %d) AS i"
-             % (a.partner_id, a.partner_id, a.partner_id, a.partner_id, lo, lo + 499))
-    # nobody publishes them here: the queue is left as it was
-    psql("DELETE FROM ledger_unpublished u USING ledger_entries e WHERE e.entry_id = u.entry_id "
-         "AND e.chain = 'sql:t420'")
+    ledger_entries_posted(a.partner_id, "sql:t420-" + a.partner_id, N)
     # what autosummarize has autovacuum do once a range of 128 pages is full, now; and the
     # statistics autovacuum would gather
     psql("SELECT brin_summarize_new_values('ledger_entries_posted')")

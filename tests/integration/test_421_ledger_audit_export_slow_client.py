@@ -14,7 +14,7 @@ import secrets
 import socket
 import time
 
-from conftest import psql, psql_one
+from conftest import ledger_entries_posted, psql_one
 from ingress_util import Partner, cli, start_ingress
 from runtime_util import wait_until
 
@@ -29,14 +29,7 @@ def test_an_export_not_read_ends_at_its_timeout():
         a = Partner("t421-" + secrets.token_hex(3))
         auth = base64.b64encode(
             (cli("key", "add", a.partner_id, "--scopes", "admin")["api_key"] + ":").encode())
-        for lo in range(1, N + 1, 500):
-            psql("SELECT count(ledger_post('sql:t421', 't421:%s:' || i, 'adjustment', 'j' || i, "
-                 "'%s', 't421 ' || i, ARRAY[ledger_account('suspense', '%s', NULL, NULL, "
-                 "'IDR'), ledger_account('seller_wallet', '%s', 's1', NULL, 'IDR')], "
-                 "ARRAY[i, -i]::bigint[], 'IDR')) FROM generate_series(%d, %d) AS i"
-                 % (a.partner_id, a.partner_id, a.partner_id, a.partner_id, lo, lo + 499))
-        psql("DELETE FROM ledger_unpublished u USING ledger_entries e "
-             "WHERE e.entry_id = u.entry_id AND e.chain = 'sql:t421'")
+        ledger_entries_posted(a.partner_id, "sql:t421-" + a.partner_id, N)
         assert psql_one(HELD) == "0"
 
         s = socket.socket()

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "lib/log.h"
 #include "producers/ingress/ingress.h"
@@ -225,16 +226,21 @@ static void *export_main(void *arg)
 
     for (;;) {
         int n;
+        int64_t by = ks_clock_mono_us() + (ING.export_fetch_timeout_ms + 5000) * 1000;
         if (ks_clock_mono_us() >= x->deadline_us) {
-            x->late = 1; /* the export's own thread: no one else writes it now */
+            pthread_mutex_lock(&x->mu);
+            x->late = 1;
+            pthread_mutex_unlock(&x->mu);
             failed = 1;
             break;
         }
         /* each chunk by its deadline: a database that hangs must not hold the export's slot,
          * its connection and this thread for good (a server that answers ends the statement
-         * itself at readers.export_fetch_timeout, 57014; this is 5 s later) */
-        res = ing_pg_exec_by(x->pg, "FETCH " EXPORT_FETCH " FROM kasir_export", 0, NULL,
-                             ks_clock_mono_us() + (ING.export_fetch_timeout_ms + 5000) * 1000,
+         * itself at its statement_timeout, 57014; this is 5 s later), nor the export its
+         * snapshot past readers.export_timeout */
+        if (by > x->deadline_us + 5000000)
+            by = x->deadline_us + 5000000;
+        res = ing_pg_exec_by(x->pg, "FETCH " EXPORT_FETCH " FROM kasir_export", 0, NULL, by,
                              &timed_out, &lost);
         if (PQresultStatus(res) != PGRES_TUPLES_OK || timed_out || lost) {
             const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -287,6 +293,15 @@ static void *export_main(void *arg)
     pthread_mutex_lock(&x->mu);
     x->done = 1;
     x->failed = failed;
+    if (x->late && !x->abandoned) {
+        /* a client reading a trickle would keep the connection, and the export's slot,
+         * until it had drained what libmicrohttpd and the kernel already hold for it: the
+         * connection goes now (libmicrohttpd sees it fail and closes it; test 421) */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(x->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci)
+            shutdown(ci->connect_fd, SHUT_RDWR);
+    }
     wake_reader(x);
     pthread_mutex_unlock(&x->mu);
     export_unref(x);
@@ -301,8 +316,10 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
 
     pthread_mutex_lock(&x->mu);
-    if (cutting) {
-        n = MHD_CONTENT_READER_END_WITH_ERROR; /* the stop: an incomplete response */
+    if (cutting || x->late) {
+        /* the stop, or past readers.export_timeout: an incomplete response, at once (the
+         * rest of the buffer is not sent: the response ends, and with it the slot) */
+        n = MHD_CONTENT_READER_END_WITH_ERROR;
     } else if (x->len > x->head) {
         size_t k = x->len - x->head < max ? x->len - x->head : max;
         memcpy(buf, x->buf + x->head, k);
@@ -380,6 +397,8 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
     (void)db;
 
     if (!(x = calloc(1, sizeof(*x))) || !(x->buf = malloc(EXPORT_BUF))) {
+        free(x); /* no reference yet: export_unref would leak it and its slot */
+        x = NULL;
         ing_problem(&p, "internal", NULL, "out of memory");
         goto fail;
     }
@@ -407,11 +426,14 @@ static void export_job(struct ing_req *r, struct ing_rdb *db)
     res = ing_pg_exec_by(x->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
                          r->job_deadline_us, &timed_out, &lost);
     if (PQresultStatus(res) == PGRES_COMMAND_OK && !lost) {
-        /* each FETCH (a statement) may take readers.export_fetch_timeout on the server too:
-         * past it the server ends it itself, instead of sorting on for a client gone */
+        /* each FETCH (a statement) may take readers.export_fetch_timeout on the server too,
+         * and no more than the whole export may: past it the server ends it itself,
+         * instead of sorting on for a client gone */
         char set[80];
         snprintf(set, sizeof(set), "SET LOCAL statement_timeout = %lld",
-                 (long long)ING.export_fetch_timeout_ms);
+                 (long long)(ING.export_fetch_timeout_ms < ING.export_timeout_ms
+                                 ? ING.export_fetch_timeout_ms
+                                 : ING.export_timeout_ms));
         PQclear(res);
         res = ing_pg_exec_by(x->pg, set, 0, NULL, r->job_deadline_us, &timed_out, &lost);
     }

@@ -330,7 +330,9 @@ paths = {
                        "a file without it is incomplete. "
                        "Streamed from a server-side cursor in one snapshot, constant memory for any range; "
                        "a failure midway ends the transfer without its last chunk and without the end record "
-                       "(an HTTP/1.0 client, which has no chunking, sees only the record missing).",
+                       "(an HTTP/1.0 client, which has no chunking, sees only the record missing). "
+                       "An export lasts readers.export_timeout at most (10 minutes by default), however "
+                       "slowly it is read: past it, it ends the same way; ask for shorter ranges.",
         "security": SEC, "parameters": [
             {"name": "from", "in": "query", "required": True, "schema": dict(STR, format="date-time")},
             {"name": "to", "in": "query", "required": True, "schema": dict(STR, format="date-time"),

@@ -320,3 +320,41 @@ def test_954_checks_an_expiry_index_built_before_it(db, tmp_path):
     assert run("SELECT to_regclass('idempotency_keys_expiry_brin') IS NULL, "
                "(SELECT indisvalid FROM pg_index "
                "WHERE indexrelid = 'idempotency_keys_expiry'::regclass)") == "t|t"
+
+
+def test_956_checks_a_posted_at_index_built_before_it(db, tmp_path):
+    """956's header, like 954's, tells an operator to build ledger_entries_posted
+    CONCURRENTLY first on a large table: anything else of that name (a failed CONCURRENTLY's
+    invalid index, a B-tree, another column, no autosummarize) is refused, not taken for
+    the BRIN index the audit export needs."""
+    d = scratch_dir(tmp_path)
+    for f in d.glob("*.sql"):
+        if int(f.name.split("_")[0]) >= 956:
+            f.unlink()
+    name = db()
+    assert migrate(name, directory=d).returncode == 0
+
+    def run(sql):
+        return q(name, sql, check=True)
+
+    for bad in ("CREATE INDEX ledger_entries_posted ON ledger_entries (posted_at)",
+                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (entry_id) "
+                "WITH (autosummarize = on)",
+                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at)",
+                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at) "
+                "WITH (autosummarize = on) WHERE partner_id IS NOT NULL",
+                # what a CREATE INDEX CONCURRENTLY that failed leaves
+                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at) "
+                "WITH (autosummarize = on); UPDATE pg_index SET indisvalid = false "
+                "WHERE indexrelid = 'ledger_entries_posted'::regclass"):
+        run("DROP INDEX IF EXISTS ledger_entries_posted; " + bad)
+        r = migrate(name)
+        assert r.returncode == 1 and "not a valid BRIN index" in r.stderr, (bad, r.stdout, r.stderr)
+        assert run("SELECT count(*) FROM schema_migrations "
+                   "WHERE version = '956_ledger_entries_posted_brin'") == "0", bad
+    run("DROP INDEX ledger_entries_posted")
+    run("CREATE INDEX CONCURRENTLY ledger_entries_posted ON ledger_entries "
+        "USING brin (posted_at) WITH (autosummarize = on)")
+    assert migrate(name).returncode == 0
+    assert run("SELECT count(*) FROM schema_migrations "
+               "WHERE version = '956_ledger_entries_posted_brin'") == "1"

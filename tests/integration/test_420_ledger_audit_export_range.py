@@ -40,7 +40,7 @@ def test_an_export_of_a_past_day_reads_no_history(ingress):
     psql("SELECT brin_summarize_new_values('ledger_entries_posted')")
     psql("ANALYZE ledger_entries")
     pages = int(psql_one("SELECT relpages FROM pg_class WHERE relname = 'ledger_entries'"))
-    assert pages >= 100, pages
+    assert pages >= 200, pages
 
     # the counters move when the ingress's session reports its statistics (within ~10 s)
     heap0, idx0 = _blocks()
@@ -49,5 +49,6 @@ def test_an_export_of_a_past_day_reads_no_history(ingress):
     assert r.json() == {"record": "end", "records": 0}, r  # no record in that day
     wait_until(lambda: sum(_blocks()) > heap0 + idx0, timeout=20, what="the export's reads")
     heap = _blocks()[0] - heap0
-    assert heap < pages // 10, ("the export of a day with no entries read %d of the ledger's "
-                                "%d pages" % (heap, pages))
+    # at most one range of 128 pages (one the summary may not cover yet); before: every page
+    assert heap <= 128, ("the export of a day with no entries read %d of the ledger's %d pages"
+                         % (heap, pages))

@@ -18,8 +18,10 @@
 --   CREATE INDEX CONCURRENTLY ledger_entries_posted ON ledger_entries
 --       USING brin (posted_at) WITH (autosummarize = on);
 -- and this file then only checks the index. An index of that name that is anything else
--- (an invalid one a failed CONCURRENTLY left, another column or access method, a
--- predicate, an expression, no autosummarize) is refused, not taken for it (as in 954).
+-- (an invalid one a failed CONCURRENTLY left, another column, access method or operator
+-- class (a bloom class serves no range), a predicate, an expression, no autosummarize:
+-- ALTER INDEX ledger_entries_posted SET (autosummarize = on) mends that one) is refused,
+-- not taken for it (as in 954).
 -- Built here instead, it blocks the ledger's inserts while the table is read once.
 SET LOCAL lock_timeout = '5s';
 DO $$
@@ -37,7 +39,10 @@ BEGIN
            AND i.indrelid = to_regclass('ledger_entries')
            AND a.amname = 'brin' AND i.indisvalid AND i.indnatts = 1
            AND i.indexprs IS NULL AND i.indpred IS NULL
-           AND 'autosummarize=on' = ANY(c.reloptions)
+           AND EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
+                        WHERE o.option_name = 'autosummarize' AND o.option_value::boolean)
+           AND (SELECT opcname FROM pg_opclass WHERE oid = i.indclass[0])
+               IN ('timestamptz_minmax_ops', 'timestamptz_minmax_multi_ops')
            AND i.indkey[0] = (SELECT attnum FROM pg_attribute
                                WHERE attrelid = i.indrelid AND attname = 'posted_at')) THEN
         RAISE EXCEPTION 'ledger_entries_posted exists but is not a valid BRIN index on ledger_entries (posted_at) with autosummarize = on'

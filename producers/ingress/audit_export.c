@@ -266,6 +266,11 @@ static void *export_main(void *arg)
             break;
     }
     PQclear(res);
+    if (failed && !x->late && ks_clock_mono_us() >= x->deadline_us) {
+        pthread_mutex_lock(&x->mu); /* a FETCH that ended past the deadline: late too */
+        x->late = 1;
+        pthread_mutex_unlock(&x->mu);
+    }
     if (x->late)
         ks_log(KS_LOG_WARN, "ingress.export.failed", "the export was not read within "
                "readers.export_timeout: cut (a snapshot held for it holds back the database's "

@@ -272,7 +272,7 @@ static void *export_main(void *arg)
         pthread_mutex_unlock(&x->mu);
     }
     if (x->late)
-        ks_log(KS_LOG_WARN, "ingress.export.failed", "the export was not read within "
+        ks_log(KS_LOG_WARN, "ingress.export.failed", "the export did not end within "
                "readers.export_timeout: cut (a snapshot held for it holds back the database's "
                "cleanup)", "trace_id", x->trace_id, NULL);
     if (!failed) {

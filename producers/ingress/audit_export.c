@@ -228,10 +228,7 @@ static void *export_main(void *arg)
         int n;
         int64_t by = ks_clock_mono_us() + (ING.export_fetch_timeout_ms + 5000) * 1000;
         if (ks_clock_mono_us() >= x->deadline_us) {
-            pthread_mutex_lock(&x->mu);
-            x->late = 1;
-            pthread_mutex_unlock(&x->mu);
-            failed = 1;
+            failed = 1; /* late: marked below */
             break;
         }
         /* each chunk by its deadline: a database that hangs must not hold the export's slot,
@@ -267,7 +264,7 @@ static void *export_main(void *arg)
     }
     PQclear(res);
     if (failed && !x->late && ks_clock_mono_us() >= x->deadline_us) {
-        pthread_mutex_lock(&x->mu); /* a FETCH that ended past the deadline: late too */
+        pthread_mutex_lock(&x->mu); /* past the deadline, in a FETCH or before one: late */
         x->late = 1;
         pthread_mutex_unlock(&x->mu);
     }

@@ -282,14 +282,14 @@ def test_a_functions_owner_lent_to_another_role_is_refused(db):
         psql(f"DROP ROLE IF EXISTS {role}")
 
 
-def test_954_checks_an_expiry_index_built_before_it(db, tmp_path):
-    """954's header tells an operator to build idempotency_keys_expiry CONCURRENTLY first on
-    a large table. Its CREATE INDEX IF NOT EXISTS then skipped whatever had that name: an
-    invalid index that a failed CONCURRENTLY left, or one on another column, was taken for
-    the B-tree and the BRIN index dropped, and every purge read the whole table."""
+def _refuses_other_indexes(db, tmp_path, version, index, bads, message, kept=None):
+    """A database migrated up to before version; each of bads (an index of the name index
+    that is something else) makes version refuse to run, naming it with message, and leaves
+    it unrecorded (and the index kept, when given, in place). The database's name and a
+    function running SQL on it."""
     d = scratch_dir(tmp_path)
     for f in d.glob("*.sql"):
-        if int(f.name.split("_")[0]) >= 954:
+        if int(f.name.split("_")[0]) >= int(version.split("_")[0]):
             f.unlink()
     name = db()
     assert migrate(name, directory=d).returncode == 0
@@ -297,22 +297,35 @@ def test_954_checks_an_expiry_index_built_before_it(db, tmp_path):
     def run(sql):
         return q(name, sql, check=True)
 
-    for bad in ("CREATE INDEX idempotency_keys_expiry ON idempotency_keys (created_at)",
-                "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at) "
-                "WHERE state = 'completed'",
-                "CREATE INDEX idempotency_keys_expiry ON idempotency_keys ((lower(route)))",
-                "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at) INCLUDE (state)",
-                "CREATE INDEX idempotency_keys_expiry ON idempotency_keys USING brin (expires_at)",
-                # what a CREATE INDEX CONCURRENTLY that failed leaves
-                "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at); "
-                "UPDATE pg_index SET indisvalid = false "
-                "WHERE indexrelid = 'idempotency_keys_expiry'::regclass"):
-        run("DROP INDEX IF EXISTS idempotency_keys_expiry; " + bad)
+    for bad in bads:
+        run("DROP INDEX IF EXISTS %s; %s" % (index, bad))
         r = migrate(name)
-        assert r.returncode == 1 and "not a valid B-tree" in r.stderr, (bad, r.stdout, r.stderr)
-        assert run("SELECT to_regclass('idempotency_keys_expiry_brin') IS NOT NULL, "
-                   "(SELECT count(*) FROM schema_migrations "
-                   "WHERE version = '954_idempotency_expiry_btree')") == "t|0", bad
+        assert r.returncode == 1 and message in r.stderr, (bad, r.stdout, r.stderr)
+        assert run("SELECT count(*) FROM schema_migrations WHERE version = '%s'"
+                   % version) == "0", bad
+        if kept:
+            assert run("SELECT to_regclass('%s') IS NOT NULL" % kept) == "t", bad
+    return name, run
+
+
+def test_954_checks_an_expiry_index_built_before_it(db, tmp_path):
+    """954's header tells an operator to build idempotency_keys_expiry CONCURRENTLY first on
+    a large table. Its CREATE INDEX IF NOT EXISTS then skipped whatever had that name: an
+    invalid index that a failed CONCURRENTLY left, or one on another column, was taken for
+    the B-tree and the BRIN index dropped, and every purge read the whole table."""
+    name, run = _refuses_other_indexes(
+        db, tmp_path, "954_idempotency_expiry_btree", "idempotency_keys_expiry",
+        ("CREATE INDEX idempotency_keys_expiry ON idempotency_keys (created_at)",
+         "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at) "
+         "WHERE state = 'completed'",
+         "CREATE INDEX idempotency_keys_expiry ON idempotency_keys ((lower(route)))",
+         "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at) INCLUDE (state)",
+         "CREATE INDEX idempotency_keys_expiry ON idempotency_keys USING brin (expires_at)",
+         # what a CREATE INDEX CONCURRENTLY that failed leaves
+         "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at); "
+         "UPDATE pg_index SET indisvalid = false "
+         "WHERE indexrelid = 'idempotency_keys_expiry'::regclass"),
+        "not a valid B-tree", kept="idempotency_keys_expiry_brin")
     run("DROP INDEX idempotency_keys_expiry")
     run("CREATE INDEX CONCURRENTLY idempotency_keys_expiry ON idempotency_keys (expires_at)")
     r = migrate(name)
@@ -327,34 +340,22 @@ def test_956_checks_a_posted_at_index_built_before_it(db, tmp_path):
     CONCURRENTLY first on a large table: anything else of that name (a failed CONCURRENTLY's
     invalid index, a B-tree, another column, no autosummarize) is refused, not taken for
     the BRIN index the audit export needs."""
-    d = scratch_dir(tmp_path)
-    for f in d.glob("*.sql"):
-        if int(f.name.split("_")[0]) >= 956:
-            f.unlink()
-    name = db()
-    assert migrate(name, directory=d).returncode == 0
-
-    def run(sql):
-        return q(name, sql, check=True)
-
-    for bad in ("CREATE INDEX ledger_entries_posted ON ledger_entries (posted_at)",
-                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (entry_id) "
-                "WITH (autosummarize = on)",
-                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at)",
-                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at) "
-                "WITH (autosummarize = on) WHERE partner_id IS NOT NULL",
-                # a bloom class: equality only, no range
-                "CREATE INDEX ledger_entries_posted ON ledger_entries "
-                "USING brin (posted_at timestamptz_bloom_ops) WITH (autosummarize = on)",
-                # what a CREATE INDEX CONCURRENTLY that failed leaves
-                "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at) "
-                "WITH (autosummarize = on); UPDATE pg_index SET indisvalid = false "
-                "WHERE indexrelid = 'ledger_entries_posted'::regclass"):
-        run("DROP INDEX IF EXISTS ledger_entries_posted; " + bad)
-        r = migrate(name)
-        assert r.returncode == 1 and "not a valid BRIN index" in r.stderr, (bad, r.stdout, r.stderr)
-        assert run("SELECT count(*) FROM schema_migrations "
-                   "WHERE version = '956_ledger_entries_posted_brin'") == "0", bad
+    name, run = _refuses_other_indexes(
+        db, tmp_path, "956_ledger_entries_posted_brin", "ledger_entries_posted",
+        ("CREATE INDEX ledger_entries_posted ON ledger_entries (posted_at)",
+         "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (entry_id) "
+         "WITH (autosummarize = on)",
+         "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at)",
+         "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at) "
+         "WITH (autosummarize = on) WHERE partner_id IS NOT NULL",
+         # a bloom class: equality only, no range
+         "CREATE INDEX ledger_entries_posted ON ledger_entries "
+         "USING brin (posted_at timestamptz_bloom_ops) WITH (autosummarize = on)",
+         # what a CREATE INDEX CONCURRENTLY that failed leaves
+         "CREATE INDEX ledger_entries_posted ON ledger_entries USING brin (posted_at) "
+         "WITH (autosummarize = on); UPDATE pg_index SET indisvalid = false "
+         "WHERE indexrelid = 'ledger_entries_posted'::regclass"),
+        "not a valid BRIN index")
     run("DROP INDEX ledger_entries_posted")
     # autosummarize however it was spelled (PostgreSQL keeps the option as written)
     run("CREATE INDEX CONCURRENTLY ledger_entries_posted ON ledger_entries "

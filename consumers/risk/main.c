@@ -47,10 +47,13 @@
  * What the velocity and new-buyer rules need, in one statement; the windows are counted
  * in C (history()). Two kinds of rows, per buyer kid of the batch (the position of the
  * buyer's first payment in it):
- *   1  at, currencies, amounts, checkout: a payment of the buyer decided before, since $4
- *      (the batch's earliest time less the longest window), by index risk_payments_buyer;
- *      a batch payment whose checkout is among them is a redelivery, left out (buyers
- *      $1-$3: all of them when there are velocity rules);
+ *   1  at, currencies, amounts, checkout: a payment of the buyer decided before, since the
+ *      buyer's own bound (its earliest payment in the batch less the longest window), by
+ *      index risk_payments_buyer; a batch payment whose checkout is among them is a
+ *      redelivery, left out (buyers $1-$4: all of them when there are velocity rules).
+ *      The bound is the buyer's, not the batch's: one old payment in a batch (a replay
+ *      from a dead-letter topic) would otherwise have every buyer of the batch read its
+ *      history back to that time (test 313);
  *   2  at: when the buyer was first seen, if ever (buyers $5-$7: those with a payment in
  *      the batch above a new-buyer cap; for the others the answer cannot matter).
  * Each part is an index range scan or probe per buyer, written so that the planner cannot
@@ -58,11 +61,11 @@
  * subquery): the batch is far smaller than the history. */
 static const char SQL_HISTORY[] =
     "SELECT 1, k.kid, h.at_us, h.currencies, h.amounts, h.checkout_id"
-    "  FROM unnest($1::int[], $2::text[], $3::text[]) AS k(kid, partner, buyer)"
+    "  FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[]) AS k(kid, partner, buyer, lo)"
     "  CROSS JOIN LATERAL (SELECT x.at_us, x.currencies, x.amounts, x.checkout_id"
     "                        FROM risk_payments x"
     "                       WHERE x.partner_id = k.partner AND x.buyer_id = k.buyer"
-    "                         AND x.at_us > $4::bigint OFFSET 0) h"
+    "                         AND x.at_us > k.lo OFFSET 0) h"
     " UNION ALL"
     " SELECT 2, k.kid, (SELECT min(x.at_us) FROM risk_payments x"
     "                    WHERE x.partner_id = k.partner AND x.buyer_id = k.buyer),"
@@ -263,14 +266,14 @@ struct pout {
 };
 
 /* column sets of the statements (binary arrays, kept across batches for their memory) */
-enum { H_KID, H_KPARTNER, H_KBUYER, H_FKID, H_FPARTNER, H_FBUYER, H__N };
+enum { H_KID, H_KPARTNER, H_KBUYER, H_KFROM, H_FKID, H_FPARTNER, H_FBUYER, H__N };
 enum { P_ORD, P_PARTNER, P_CHECKOUT, P_PAYMENT, P_BUYER, P_AT, P_CUR, P_AMT, P_DECISION,
        P_REASONS, P_RULES, P_METADATA, P_OORD, P_OID, P_OSEQ, P_OSELLER, P_OAMT, P_OCUR,
        P_OMETHOD, P_OPSP, P__N };
 enum { O_ORD, O_PAYOUT, O_PARTNER, O_SELLER, O_AT, O_AMT, O_CUR, O_DECISION, O_REASONS, O_RULES,
        O_CHANNEL, O_BANK, O_EWALLET, O_DEST, O_HOLDER, O_DESCR, O__N };
 enum { C_ORD, C_N, C_MSGID, C_KEY, C_VALUE, C_HEADERS, C__N };
-static const unsigned h_oid[H__N] = {KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT,
+static const unsigned h_oid[H__N] = {KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8,
                                      KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT};
 static const unsigned p_oid[P__N] = {
     KS_OID_INT4, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_TEXT, KS_OID_INT8, KS_OID_TEXT,
@@ -310,16 +313,17 @@ struct risk {
     struct pout *pouts;
     struct risk_order *orders;
     /* history(): the buyers' past payments, their amounts (currency strings in cur),
-     * when each buyer was first seen (by kid, INT64_MAX: never), the batch's payments
-     * of a buyer as a chain, the counters of one payment */
+     * when each buyer was first seen (by kid, INT64_MAX: never), the bound of each
+     * buyer's history read (by kid), the batch's payments of a buyer as a chain, the
+     * counters of one payment */
     struct hev *ev;
     struct risk_amount *amt;
     char *cur;
-    int64_t *first, *stats;
+    int64_t *first, *from, *stats;
     int *last, *slots;
     struct risk_amount *tmp;
-    size_t cap_pays, cap_pouts, cap_orders, cap_ev, cap_amt, cap_cur, cap_first, cap_last,
-        cap_stats, cap_tmp, cap_slots;
+    size_t cap_pays, cap_pouts, cap_orders, cap_ev, cap_amt, cap_cur, cap_first, cap_from,
+        cap_last, cap_stats, cap_tmp, cap_slots;
     struct ks_pgarr_bin h[H__N], p[P__N], o[O__N], c[C__N];
     struct ks_pgarr_bin fund; /* payout ids for SQL_FUND */
     struct cmd charge, payout;
@@ -806,13 +810,13 @@ static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err
 {
     const char *params[7];
     int lens[7], fmts[7];
-    char lo[24];
     size_t nv = r->rules->n_velocity, nev = 0, namt = 0, ncur = 0;
-    int64_t min_at = INT64_MAX;
+    int64_t w = r->rules->max_window_us > 0 ? r->rules->max_window_us : 0;
     PGresult *res = NULL;
     enum ks_code rc;
 
     if (grow((void **)&r->first, &r->cap_first, np, sizeof(*r->first), err) != KS_OK ||
+        grow((void **)&r->from, &r->cap_from, np, sizeof(*r->from), err) != KS_OK ||
         grow((void **)&r->last, &r->cap_last, np, sizeof(*r->last), err) != KS_OK ||
         grow((void **)&r->stats, &r->cap_stats, 2 * nv + 1, sizeof(*r->stats), err) != KS_OK)
         return KS_ENOMEM;
@@ -821,24 +825,31 @@ static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err
     /* r->last: the first payment of each checkout, until the chains below use it */
     if ((rc = group(r, np, 1, err)) != KS_OK || (rc = group(r, np, 0, err)) != KS_OK)
         return rc;
-    /* r->first: 1 for a buyer (by kid) whose first payment is needed, until reset below */
-    for (size_t i = 0; i < np; i++)
+    /* r->first: 1 for a buyer (by kid) whose first payment is needed, until reset below;
+     * r->from: the buyer's earliest payment in the batch */
+    for (size_t i = 0; i < np; i++) {
         r->first[i] = 0;
+        r->from[i] = INT64_MAX;
+    }
     for (size_t i = 0; i < np; i++) {
         struct pay *pa = &r->pays[i];
         pa->state = r->last[i] == (int)i ? ST_CANDIDATE : ST_DUPLICATE;
         if (pa->state == ST_CANDIDATE && r->rules->new_buyer &&
             risk_needs_first_seen(r->rules, &pa->p))
             r->first[pa->kid] = 1;
-        if (pa->p.at_us < min_at)
-            min_at = pa->p.at_us;
+        if (pa->p.at_us < r->from[pa->kid])
+            r->from[pa->kid] = pa->p.at_us;
     }
     for (size_t i = 0; i < np; i++) {
         struct pay *pa = &r->pays[i];
         if (pa->kid == (int)i && nv) {
+            /* what is older than the buyer's earliest payment less the longest window
+             * is in no window of its payments */
+            int64_t at = r->from[i];
             ks_pgarr_bin_int4(&r->h[H_KID], (int32_t)i);
             add_text(&r->h[H_KPARTNER], pa->p.partner);
             add_text(&r->h[H_KBUYER], pa->p.buyer);
+            ks_pgarr_bin_int8(&r->h[H_KFROM], at >= INT64_MIN + w ? at - w : INT64_MIN);
         }
         if (pa->kid == (int)i && r->first[i]) {
             ks_pgarr_bin_int4(&r->h[H_FKID], (int32_t)i);
@@ -848,12 +859,8 @@ static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err
         r->first[i] = INT64_MAX;
         r->last[i] = -1;
     }
-    if ((rc = params_of(r->h, 3, params, lens, fmts, err)) != KS_OK ||
-        (rc = params_of(r->h + 3, 3, params + 4, lens + 4, fmts + 4, err)) != KS_OK)
+    if ((rc = params_of(r->h, H__N, params, lens, fmts, err)) != KS_OK)
         return rc;
-    snprintf(lo, sizeof(lo), "%" PRId64, nv ? min_at - r->rules->max_window_us : INT64_MAX);
-    params[3] = lo;
-    fmts[3] = 0;
     if ((rc = exec(pg, &r->q_history, params, lens, fmts, "risk history", &res, err)) != KS_OK)
         goto out;
     for (int t = 0; t < PQntuples(res); t++) {
@@ -1332,6 +1339,7 @@ static void release(struct risk *r)
     free(r->amt);
     free(r->cur);
     free(r->first);
+    free(r->from);
     free(r->last);
     free(r->tmp);
     free(r->slots);

@@ -350,6 +350,19 @@ static int id_ok(const char *s)
 
 /* --- validate ---------------------------------------------------------------------------- */
 
+/* An event time the windows can be counted from without overflow: 1970 to the end of 9999
+ * in microseconds (the ingress stamps its own clock; anything else did not come from it). */
+#define MAX_AT_US INT64_C(253402300799999999)
+
+static enum ks_code validate_at(json_t *v, struct ks_err *err)
+{
+    json_int_t at = json_integer_value(json_object_get(v, "occurred_at"));
+    if (at < 0 || at > MAX_AT_US)
+        return ks_err_set(err, KS_EINVAL, 0, "occurred_at",
+                          "occurred_at must be from 1970 to 9999 (microseconds since 1970)");
+    return KS_OK;
+}
+
 static enum ks_code validate_payment(json_t *v, struct ks_err *err)
 {
     static const char *const ids[] = {"partner_id", "payment_id", "buyer_id", "checkout_id"};
@@ -360,6 +373,8 @@ static enum ks_code validate_payment(json_t *v, struct ks_err *err)
         if (!id_ok(str_field(v, ids[i])))
             return ks_err_set(err, KS_EINVAL, 0, ids[i], "%s must have 1 to %d characters",
                               ids[i], MAX_ID);
+    if (validate_at(v, err) != KS_OK)
+        return err->code;
     if (n == 0 || n > MAX_ORDERS)
         return ks_err_set(err, KS_EINVAL, 0, "orders", "a payment has 1 to %d orders",
                           MAX_ORDERS);
@@ -398,6 +413,8 @@ static enum ks_code validate_payout(json_t *v, struct ks_err *err)
         if (!id_ok(str_field(v, ids[i])))
             return ks_err_set(err, KS_EINVAL, 0, ids[i], "%s must have 1 to %d characters",
                               ids[i], MAX_ID);
+    if (validate_at(v, err) != KS_OK)
+        return err->code;
     if (json_integer_value(json_object_get(v, "amount_minor")) <= 0)
         return ks_err_set(err, KS_EINVAL, 0, "amount_minor",
                           "amount_minor must be greater than zero");

@@ -1,7 +1,10 @@
 """405: `kasir-ledger verify` finds tampering. A superuser (the only one who can) disables
 the triggers and changes the past: a posting's amount, two postings that still balance, an
-entry's reference, a balance stripe, a chain head. Each time verify exits 1 naming the first
-violation; once the changes are undone it passes again."""
+entry's reference, a balance stripe, a chain head (ahead of its entries, and behind them), a
+posting of no entry, a stripe with no postings. Each time verify exits 1 naming the first
+violation; once the changes are undone it passes again. (verify reads a cut of the heads and
+stripes, then the entries up to the heads: the last three are what that reading would not
+meet on its way, test 422.)"""
 import pytest
 
 from conftest import unique
@@ -74,6 +77,38 @@ def test_dropped_entry_shows_in_chain_head(chain):
     finally:
         psql("UPDATE ledger_chains SET last_seq = last_seq - 1 WHERE chain = '%s'" % c)
     assert rc == 1 and c in text and "head row" in text, text
+
+
+def test_entries_past_the_head(chain):
+    # a head held back one entry: the entry after it is past the head of the cut
+    c, _ = chain
+    psql("UPDATE ledger_chains SET last_seq = last_seq - 1 WHERE chain = '%s'" % c)
+    try:
+        rc, text = verify()
+    finally:
+        psql("UPDATE ledger_chains SET last_seq = last_seq + 1 WHERE chain = '%s'" % c)
+    assert rc == 1 and c in text and "does not name its last entry" in text, text
+
+
+def test_posting_of_no_entry(chain):
+    # a posting whose entry is not there, on a real account of the chain, left out of its
+    # stripe: no walk of the entries meets it
+    c, ids = chain
+    orphan = 2 ** 62 + ids[0]  # far past every entry id: the search skips the gap
+    rc, text = tamper("ledger_postings",
+                      "INSERT INTO ledger_postings (entry_id, line, account, amount_minor, "
+                      "currency, chain) VALUES (%d, 1, 'bank/IDR', 7, 'IDR', '%s')" % (orphan, c),
+                      "DELETE FROM ledger_postings WHERE entry_id = %d" % orphan)
+    assert rc == 1 and "entry %d line 1" % orphan in text and "of no entry" in text, text
+
+
+def test_stripe_without_postings(chain):
+    c, _ = chain
+    rc, text = tamper("ledger_balances",
+                      "INSERT INTO ledger_balances (account, chain, balance_minor, postings) "
+                      "VALUES ('psp_clearing/sb405/IDR', '%s-none', 0, 0)" % c,
+                      "DELETE FROM ledger_balances WHERE chain = '%s-none'" % c)
+    assert rc == 1 and "psp_clearing/sb405/IDR" in text and "does not equal" in text, text
 
 
 def test_undone_passes_again(chain):

@@ -67,27 +67,20 @@ def test_changed_balance(chain):
     assert rc == 1 and "psp_clearing/sb405/IDR" in text and "does not equal" in text, text
 
 
-def test_dropped_entry_shows_in_chain_head(chain):
+@pytest.mark.parametrize("moved, found", [
     # the head row is the daemon's to move (kasir_ledger may UPDATE it): a head that runs
     # ahead of the entries, as after a deleted last entry, is found
-    c, _ = chain
-    psql("UPDATE ledger_chains SET last_seq = last_seq + 1 WHERE chain = '%s'" % c)
-    try:
-        rc, text = verify()
-    finally:
-        psql("UPDATE ledger_chains SET last_seq = last_seq - 1 WHERE chain = '%s'" % c)
-    assert rc == 1 and c in text and "head row" in text, text
-
-
-def test_entries_past_the_head(chain):
+    (1, "names entries that are not there"),
     # a head held back one entry: the entry after it is past the head of the cut
+    (-1, "does not name its last entry")])
+def test_chain_head_moved(chain, moved, found):
     c, _ = chain
-    psql("UPDATE ledger_chains SET last_seq = last_seq - 1 WHERE chain = '%s'" % c)
+    psql("UPDATE ledger_chains SET last_seq = last_seq + (%d) WHERE chain = '%s'" % (moved, c))
     try:
         rc, text = verify()
     finally:
-        psql("UPDATE ledger_chains SET last_seq = last_seq + 1 WHERE chain = '%s'" % c)
-    assert rc == 1 and c in text and "does not name its last entry" in text, text
+        psql("UPDATE ledger_chains SET last_seq = last_seq - (%d) WHERE chain = '%s'" % (moved, c))
+    assert rc == 1 and c in text and "head row" in text and found in text, text
 
 
 def test_posting_of_no_entry(chain):

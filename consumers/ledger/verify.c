@@ -43,7 +43,7 @@ static const char SQL_ENTRIES[] =
     "       p.line, p.account, p.amount_minor, p.currency, p.chain"
     " FROM ledger_entries e LEFT JOIN ledger_postings p ON p.entry_id = e.entry_id"
     " WHERE e.chain = $1 AND e.seq > $2::bigint AND e.seq <= $3::bigint"
-    " ORDER BY e.seq, p.line";
+    " ORDER BY e.seq, e.entry_id, p.line";
 /* the cut, in one snapshot: */
 static const char SQL_HEADS[] =
     "SELECT chain, last_seq, encode(last_hash, 'hex') FROM ledger_chains"
@@ -67,7 +67,8 @@ static const char SQL_ORPHANS[] =
     " FROM (SELECT 1) x LEFT JOIN LATERAL ("
     "   SELECT p.entry_id, p.line, p.account FROM ledger_postings p"
     "    WHERE p.entry_id >= $1::bigint AND p.entry_id <= $2::bigint"
-    "      AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.entry_id = p.entry_id)"
+    "      AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.entry_id = p.entry_id"
+    "                        AND e.entry_id >= $1::bigint AND e.entry_id <= $2::bigint)"
     "    LIMIT 1) o ON true";
 #define ORPHAN_IDS 100000 /* entry ids per statement of that search */
 static const char SQL_STRIPES[] =
@@ -86,7 +87,9 @@ static void put_field(struct ks_jw *w, const char *s)
     ks_jw_put(w, s, n);
 }
 
-/* one entry being read: its fields and what its postings add up to */
+/* one entry being read: its fields (chain and source_key for messages only, cut at 255
+ * bytes: what is hashed and compared is the row's own value) and what its postings add up
+ * to */
 struct entry {
     char chain[256], seq[24], id[24], source_key[256], hash[65], prev[65];
     long n_lines, lines;
@@ -239,9 +242,9 @@ static int read_cut(PGconn *pg, struct cut *c)
     return 0;
 }
 
-/* A posting of the walk: its account in its currency, added to its stripe. */
-static int posting(struct cut *c, const struct entry *e, const char *line, const char *account,
-                   const char *currency, const char *amount)
+/* A posting of the walk on chain: its account in its currency, added to its stripe. */
+static int posting(struct cut *c, const struct entry *e, const char *chain, const char *line,
+                   const char *account, const char *currency, const char *amount)
 {
     int a = find(c->accounts, account, NULL), k;
     long long amt = strtoll(amount, NULL, 10);
@@ -249,11 +252,11 @@ static int posting(struct cut *c, const struct entry *e, const char *line, const
     if (a < 0 || strcmp(PQgetvalue(c->accounts, a, 1), currency) != 0)
         return fail("entry %s line %s: account %s unknown or not in %s", e->id, line, account,
                     currency);
-    if ((k = find(c->stripes, account, e->chain)) < 0)
+    if ((k = find(c->stripes, account, chain)) < 0)
         return fail("account %s (stripe %s): balance %s does not equal the sum of its postings %s",
-                    account, e->chain, "(none)", "(some)");
+                    account, chain, "(none)", "(some)");
     if (__builtin_add_overflow(c->sum[k], amt, &c->sum[k]))
-        return fail("account %s (stripe %s): the sum of its postings %s%s", account, e->chain,
+        return fail("account %s (stripe %s): the sum of its postings %s%s", account, chain,
                     "overflows 64 bits", "");
     c->n[k]++;
     return 0;
@@ -262,6 +265,7 @@ static int posting(struct cut *c, const struct entry *e, const char *line, const
 /* The walk's state across its statements: the entry being read, its content, the tail of
  * the chain so far. */
 struct walk {
+    const char *chain; /* the chain walked, whole (its head row's) */
     struct entry e;
     struct ks_jw content;
     char stack[4096];
@@ -292,14 +296,18 @@ static int walk_row(struct walk *w, struct cut *c, PGresult *res, long long *nen
         /* what is hashed: prev_hash (bytes), then the content text */
         ks_jw_free(&w->content);
         ks_jw_init(&w->content, w->stack, sizeof(w->stack));
-        if (ks_hex_decode(e->prev, strlen(e->prev), prev, sizeof(prev)) != KS_SHA256_LEN)
+        if (PQgetlength(res, 0, 9) != 2 * KS_SHA256_LEN ||
+            ks_hex_decode(e->prev, strlen(e->prev), prev, sizeof(prev)) != KS_SHA256_LEN)
             return fail("chain %s seq %s (entry %s, %s): prev_hash is not 32 bytes of hex",
+                        e->chain, e->seq, e->id, e->source_key);
+        if (PQgetlength(res, 0, 10) != 2 * KS_SHA256_LEN) /* the copy above is cut at 64 */
+            return fail("chain %s seq %s (entry %s, %s): hash is not 32 bytes",
                         e->chain, e->seq, e->id, e->source_key);
         ks_jw_put(&w->content, (const char *)prev, sizeof(prev));
         ks_jw_put(&w->content, "kasir-ledger-v1|", 16);
         put_field(&w->content, chain);
         put_field(&w->content, e->seq);
-        put_field(&w->content, e->source_key);
+        put_field(&w->content, PQgetvalue(res, 0, 3));
         put_field(&w->content, PQgetvalue(res, 0, 4));
         put_field(&w->content, PQgetvalue(res, 0, 5));
         put_field(&w->content, PQgetvalue(res, 0, 6));
@@ -312,10 +320,10 @@ static int walk_row(struct walk *w, struct cut *c, PGresult *res, long long *nen
         int k;
         e->lines++;
         if (strtol(PQgetvalue(res, 0, 11), NULL, 10) != e->lines ||
-            strcmp(PQgetvalue(res, 0, 15), e->chain) != 0)
+            strcmp(PQgetvalue(res, 0, 15), w->chain) != 0)
             return fail("chain %s seq %s (entry %s, %s): posting lines not 1..n on the entry's chain",
                         e->chain, e->seq, e->id, e->source_key);
-        if ((rc = posting(c, e, PQgetvalue(res, 0, 11), PQgetvalue(res, 0, 12), cur,
+        if ((rc = posting(c, e, w->chain, PQgetvalue(res, 0, 11), PQgetvalue(res, 0, 12), cur,
                           PQgetvalue(res, 0, 13))))
             return rc;
         put_field(&w->content, PQgetvalue(res, 0, 12));
@@ -343,6 +351,7 @@ static int walk_chain(PGconn *pg, struct cut *c, int h, long long *nentries)
     int rc = 0;
 
     memset(&w.e, 0, sizeof(w.e));
+    w.chain = chain;
     snprintf(w.tail_hash, sizeof(w.tail_hash), "%s", ZERO_HASH);
     w.tail_seq = 0;
     ks_jw_init(&w.content, w.stack, sizeof(w.stack));
@@ -469,7 +478,9 @@ int ledger_verify_main(int argc, char **argv)
         goto out;
     for (int h = 0; h < PQntuples(cut.heads) && !rc; h++, nchains++)
         rc = walk_chain(pg, &cut, h, &nentries);
-    if (rc || (rc = check_stripes(&cut)) || (rc = check_orphans(pg)))
+    /* orphans first: one that was added into its stripe is named as what it is, not as a
+     * stripe that disagrees with its entries' postings */
+    if (rc || (rc = check_orphans(pg)) || (rc = check_stripes(&cut)))
         goto out;
     printf("verify: ok: %lld entries in %d chains balance, chains intact, balances equal their "
            "postings\n", nentries, nchains);

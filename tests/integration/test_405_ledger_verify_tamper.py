@@ -104,6 +104,30 @@ def test_stripe_without_postings(chain):
     assert rc == 1 and "psp_clearing/sb405/IDR" in text and "does not equal" in text, text
 
 
+def test_longer_hash(chain):
+    # a hash with a byte more, whose first 32 bytes are right: verify copied 64 hex digits
+    # and compared those
+    c, ids = chain
+    rc, text = tamper("ledger_entries",
+                      "UPDATE ledger_entries SET hash = hash || '\\x00'::bytea "
+                      "WHERE entry_id = %d" % ids[2],
+                      "UPDATE ledger_entries SET hash = substring(hash FROM 1 FOR 32) "
+                      "WHERE entry_id = %d" % ids[2])
+    assert rc == 1 and "entry %d" % ids[2] in text and "hash is not 32 bytes" in text, text
+
+
+def test_long_names_verify():
+    # a chain and a source key longer than verify's 255-byte copies of them (what it hashes
+    # and compares is the row's own value): nothing is wrong, verify passes
+    c = unique("t405-long-") + "c" * 300
+    psql("SELECT ledger_post('%s', '%s', 'adjustment', 'j0', NULL, 'ref0', "
+         "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
+         "ledger_account('psp_clearing', NULL, NULL, 'sb405', 'IDR')], "
+         "ARRAY[5, -5]::bigint[], 'IDR')" % (c, c + ":" + "k" * 300))
+    rc, text = verify()
+    assert rc == 0, text
+
+
 def test_undone_passes_again(chain):
     # every change above was undone: the ledger verifies again
     rc, text = verify()

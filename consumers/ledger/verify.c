@@ -87,11 +87,10 @@ static void put_field(struct ks_jw *w, const char *s)
     ks_jw_put(w, s, n);
 }
 
-/* one entry being read: its fields (chain and source_key for messages only, cut at 255
- * bytes: what is hashed and compared is the row's own value) and what its postings add up
- * to */
+/* one entry being read: its fields (source_key for messages only, cut at 255 bytes: what is
+ * hashed is the row's own value) and what its postings add up to */
 struct entry {
-    char chain[256], seq[24], id[24], source_key[256], hash[65], prev[65];
+    char seq[24], id[24], source_key[256], hash[65], prev[65];
     long n_lines, lines;
     int has;
     struct { char cur[8]; long long sum; } cur[4];
@@ -107,34 +106,50 @@ static int fail(const char *fmt, const char *a, const char *b, const char *c, co
     return 1;
 }
 
-/* Checks the finished entry e; in holds its prev_hash bytes then its content text. */
-static int close_entry(struct entry *e, struct ks_jw *in, char *tail_hash, long long *tail_seq)
+/* The walk's state across its statements: the entry being read, its content, the tail of
+ * the chain so far. */
+struct walk {
+    const char *chain; /* the chain walked, whole (its head row's) */
+    struct entry e;
+    struct ks_jw content;
+    char stack[4096];
+    char tail_hash[65];
+    long long tail_seq;
+};
+
+/* Checks the finished entry w->e; w->content holds its prev_hash bytes then its content
+ * text. */
+static int close_entry(struct walk *w)
 {
+    struct entry *e = &w->e;
+    struct ks_jw *in = &w->content;
+    char *tail_hash = w->tail_hash;
+    long long *tail_seq = &w->tail_seq;
     uint8_t digest[KS_SHA256_LEN];
     char hex[2 * KS_SHA256_LEN + 1];
     long long seq = strtoll(e->seq, NULL, 10);
 
     if (seq != *tail_seq + 1)
         return fail("chain %s: entry %s has seq %s, expected the next after the chain's %s",
-                    e->chain, e->id, e->seq, *tail_seq ? "last" : "start (1)");
+                    w->chain, e->id, e->seq, *tail_seq ? "last" : "start (1)");
     if (strcmp(e->prev, tail_hash) != 0)
         return fail("chain %s seq %s (entry %s, %s): prev_hash is not the hash of the entry before",
-                    e->chain, e->seq, e->id, e->source_key);
+                    w->chain, e->seq, e->id, e->source_key);
     if (e->lines != e->n_lines)
         return fail("chain %s seq %s (entry %s, %s): postings missing or extra (n_lines differs)",
-                    e->chain, e->seq, e->id, e->source_key);
+                    w->chain, e->seq, e->id, e->source_key);
     for (int k = 0; k < e->ncur; k++)
         if (e->cur[k].sum != 0)
             return fail("chain %s seq %s (entry %s, %s): does not balance",
-                        e->chain, e->seq, e->id, e->source_key);
+                        w->chain, e->seq, e->id, e->source_key);
     if (in->full)
-        return fail("chain %s seq %s (entry %s, %s): out of memory", e->chain, e->seq, e->id,
+        return fail("chain %s seq %s (entry %s, %s): out of memory", w->chain, e->seq, e->id,
                     e->source_key);
     ks_sha256(in->p, in->len, digest);
     ks_hex_encode(digest, sizeof(digest), hex);
     if (strcmp(hex, e->hash) != 0)
         return fail("chain %s seq %s (entry %s, %s): hash does not match the entry's content",
-                    e->chain, e->seq, e->id, e->source_key);
+                    w->chain, e->seq, e->id, e->source_key);
     snprintf(tail_hash, 65, "%s", e->hash);
     *tail_seq = seq;
     return 0;
@@ -184,70 +199,63 @@ static PGresult *query(PGconn *pg, const char *sql, int *rc)
     return res;
 }
 
+/* A statement without rows; 0, or 3 having said why. */
+static int command(PGconn *pg, const char *sql)
+{
+    PGresult *res = PQexec(pg, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : 3;
+
+    if (rc)
+        printf("verify: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
 /* Reads the cut in one short REPEATABLE READ transaction and checks that every chain with
  * entries has a head naming its last one, and every head entries up to it. */
 static int read_cut(PGconn *pg, struct cut *c)
 {
-    PGresult *res = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    int rc = 0, h = 0, t = 0, nh, nt;
+    int rc, h = 0, t = 0, nh, nt;
 
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        printf("verify: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return 3;
-    }
-    PQclear(res);
+    if ((rc = command(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")))
+        return rc;
     if (!(c->heads = query(pg, SQL_HEADS, &rc)) || !(c->tails = query(pg, SQL_TAILS, &rc)) ||
         !(c->stripes = query(pg, SQL_STRIPES, &rc)) ||
-        !(c->accounts = query(pg, SQL_ACCOUNTS, &rc)))
+        !(c->accounts = query(pg, SQL_ACCOUNTS, &rc)) || (rc = command(pg, "COMMIT")))
         return rc;
-    res = PQexec(pg, "COMMIT");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        printf("verify: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return 3;
-    }
-    PQclear(res);
     if (!(c->sum = calloc((size_t)PQntuples(c->stripes) + 1, sizeof(*c->sum))) ||
         !(c->n = calloc((size_t)PQntuples(c->stripes) + 1, sizeof(*c->n)))) {
         printf("verify: out of memory\n");
         return 3;
     }
-    /* both sorted by chain: a merge */
+    /* both sorted by chain: a merge. A head without entries (or ahead of them) names
+     * entries that are not there; entries without a head (or past it) are not named */
     nh = PQntuples(c->heads);
     nt = PQntuples(c->tails);
-    while (h < nh || t < nt) {
+    for (; h < nh || t < nt; h++, t++) {
         int cmp = h == nh ? 1 : t == nt ? -1
                                         : strcmp(PQgetvalue(c->heads, h, 0),
                                                  PQgetvalue(c->tails, t, 0));
-        if (cmp < 0)
+        long long head = cmp ? 0 : strtoll(PQgetvalue(c->heads, h, 1), NULL, 10);
+        long long tail = cmp ? 0 : strtoll(PQgetvalue(c->tails, t, 1), NULL, 10);
+        if (cmp < 0 || head > tail)
             return fail("chain %s: its head row names entries that are not there (seq %s)%s%s",
                         PQgetvalue(c->heads, h, 0), PQgetvalue(c->heads, h, 1), "", "");
-        if (cmp > 0)
+        if (cmp > 0 || head < tail)
             return fail("chain %s: its head row does not name its last entry (seq %s)%s%s",
                         PQgetvalue(c->tails, t, 0), PQgetvalue(c->tails, t, 1), "", "");
         if (strtoll(PQgetvalue(c->tails, t, 2), NULL, 10) < 1)
             return fail("chain %s: an entry has seq %s, before the chain's start (1)%s%s",
                         PQgetvalue(c->tails, t, 0), PQgetvalue(c->tails, t, 2), "", "");
-        if (strtoll(PQgetvalue(c->heads, h, 1), NULL, 10) >
-            strtoll(PQgetvalue(c->tails, t, 1), NULL, 10))
-            return fail("chain %s: its head row names entries that are not there (seq %s)%s%s",
-                        PQgetvalue(c->heads, h, 0), PQgetvalue(c->heads, h, 1), "", "");
-        if (strcmp(PQgetvalue(c->heads, h, 1), PQgetvalue(c->tails, t, 1)) != 0)
-            return fail("chain %s: its head row does not name its last entry (seq %s)%s%s",
-                        PQgetvalue(c->tails, t, 0), PQgetvalue(c->tails, t, 1), "", "");
-        h++;
-        t++;
     }
     return 0;
 }
 
 /* A posting of the walk on chain: its account in its currency, added to its stripe. */
 static int posting(struct cut *c, const struct entry *e, const char *chain, const char *line,
-                   const char *account, const char *currency, const char *amount)
+                   const char *account, const char *currency, long long amt)
 {
     int a = find(c->accounts, account, NULL), k;
-    long long amt = strtoll(amount, NULL, 10);
 
     if (a < 0 || strcmp(PQgetvalue(c->accounts, a, 1), currency) != 0)
         return fail("entry %s line %s: account %s unknown or not in %s", e->id, line, account,
@@ -262,17 +270,6 @@ static int posting(struct cut *c, const struct entry *e, const char *chain, cons
     return 0;
 }
 
-/* The walk's state across its statements: the entry being read, its content, the tail of
- * the chain so far. */
-struct walk {
-    const char *chain; /* the chain walked, whole (its head row's) */
-    struct entry e;
-    struct ks_jw content;
-    char stack[4096];
-    char tail_hash[65];
-    long long tail_seq;
-};
-
 /* One row of SQL_ENTRIES: an entry's first posting starts it (and closes the one before). */
 static int walk_row(struct walk *w, struct cut *c, PGresult *res, long long *nentries)
 {
@@ -282,11 +279,10 @@ static int walk_row(struct walk *w, struct cut *c, PGresult *res, long long *nen
     int rc;
 
     if (!e->has || strcmp(e->id, id) != 0) {
-        if (e->has && (rc = close_entry(e, &w->content, w->tail_hash, &w->tail_seq)))
+        if (e->has && (rc = close_entry(w)))
             return rc;
         memset(e, 0, sizeof(*e));
         e->has = 1;
-        snprintf(e->chain, sizeof(e->chain), "%s", chain);
         snprintf(e->seq, sizeof(e->seq), "%s", PQgetvalue(res, 0, 1));
         snprintf(e->id, sizeof(e->id), "%s", id);
         snprintf(e->source_key, sizeof(e->source_key), "%s", PQgetvalue(res, 0, 3));
@@ -299,10 +295,10 @@ static int walk_row(struct walk *w, struct cut *c, PGresult *res, long long *nen
         if (PQgetlength(res, 0, 9) != 2 * KS_SHA256_LEN ||
             ks_hex_decode(e->prev, strlen(e->prev), prev, sizeof(prev)) != KS_SHA256_LEN)
             return fail("chain %s seq %s (entry %s, %s): prev_hash is not 32 bytes of hex",
-                        e->chain, e->seq, e->id, e->source_key);
+                        w->chain, e->seq, e->id, e->source_key);
         if (PQgetlength(res, 0, 10) != 2 * KS_SHA256_LEN) /* the copy above is cut at 64 */
             return fail("chain %s seq %s (entry %s, %s): hash is not 32 bytes",
-                        e->chain, e->seq, e->id, e->source_key);
+                        w->chain, e->seq, e->id, e->source_key);
         ks_jw_put(&w->content, (const char *)prev, sizeof(prev));
         ks_jw_put(&w->content, "kasir-ledger-v1|", 16);
         put_field(&w->content, chain);
@@ -322,9 +318,9 @@ static int walk_row(struct walk *w, struct cut *c, PGresult *res, long long *nen
         if (strtol(PQgetvalue(res, 0, 11), NULL, 10) != e->lines ||
             strcmp(PQgetvalue(res, 0, 15), w->chain) != 0)
             return fail("chain %s seq %s (entry %s, %s): posting lines not 1..n on the entry's chain",
-                        e->chain, e->seq, e->id, e->source_key);
+                        w->chain, e->seq, e->id, e->source_key);
         if ((rc = posting(c, e, w->chain, PQgetvalue(res, 0, 11), PQgetvalue(res, 0, 12), cur,
-                          PQgetvalue(res, 0, 13))))
+                          amt)))
             return rc;
         put_field(&w->content, PQgetvalue(res, 0, 12));
         put_field(&w->content, PQgetvalue(res, 0, 13));
@@ -380,7 +376,7 @@ static int walk_chain(PGconn *pg, struct cut *c, int h, long long *nentries)
         }
     }
     if (!rc && w.e.has)
-        rc = close_entry(&w.e, &w.content, w.tail_hash, &w.tail_seq);
+        rc = close_entry(&w);
     if (!rc && (w.tail_seq != last || strcmp(PQgetvalue(c->heads, h, 2), w.tail_hash) != 0))
         rc = fail("chain %s: its head row does not name its last entry (seq %s)%s%s", chain,
                   w.e.has ? w.e.seq : "none", "", "");
@@ -426,13 +422,13 @@ static int check_stripes(const struct cut *c)
 {
     for (int k = 0; k < PQntuples(c->stripes); k++) {
         char sum[24];
+        if (c->n[k] != 0 && strtoll(PQgetvalue(c->stripes, k, 2), NULL, 10) == c->sum[k] &&
+            strtoll(PQgetvalue(c->stripes, k, 3), NULL, 10) == c->n[k])
+            continue;
         snprintf(sum, sizeof(sum), "%lld", c->sum[k]);
-        if (c->n[k] == 0 || strtoll(PQgetvalue(c->stripes, k, 2), NULL, 10) != c->sum[k] ||
-            strtoll(PQgetvalue(c->stripes, k, 3), NULL, 10) != c->n[k])
-            return fail("account %s (stripe %s): balance %s does not equal the sum of its "
-                        "postings %s",
-                        PQgetvalue(c->stripes, k, 0), PQgetvalue(c->stripes, k, 1),
-                        PQgetvalue(c->stripes, k, 2), c->n[k] ? sum : "(none)");
+        return fail("account %s (stripe %s): balance %s does not equal the sum of its postings %s",
+                    PQgetvalue(c->stripes, k, 0), PQgetvalue(c->stripes, k, 1),
+                    PQgetvalue(c->stripes, k, 2), c->n[k] ? sum : "(none)");
     }
     return 0;
 }

@@ -828,7 +828,6 @@ static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err
     const char *params[7];
     int lens[7], fmts[7];
     size_t nv = r->rules->n_velocity, nev = 0, namt = 0, ncur = 0;
-    int64_t w = r->rules->max_window_us > 0 ? r->rules->max_window_us : 0;
     PGresult *res = NULL;
     enum ks_code rc;
 
@@ -860,13 +859,13 @@ static enum ks_code history(struct risk *r, PGconn *pg, size_t np, struct ks_err
     for (size_t i = 0; i < np; i++) {
         struct pay *pa = &r->pays[i];
         if (pa->kid == (int)i && nv) {
-            /* what is older than the buyer's earliest payment less the longest window
-             * is in no window of its payments */
-            int64_t at = r->from[i];
             ks_pgarr_bin_int4(&r->h[H_KID], (int32_t)i);
             add_text(&r->h[H_KPARTNER], pa->p.partner);
             add_text(&r->h[H_KBUYER], pa->p.buyer);
-            ks_pgarr_bin_int8(&r->h[H_KFROM], at >= INT64_MIN + w ? at - w : INT64_MIN);
+            /* what is older than the buyer's earliest payment less the longest window is
+             * in no window of its payments (no overflow: validate_at bounds the times to
+             * 1970-9999, rules.c the windows to a year) */
+            ks_pgarr_bin_int8(&r->h[H_KFROM], r->from[i] - r->rules->max_window_us);
         }
         if (pa->kid == (int)i && r->first[i]) {
             ks_pgarr_bin_int4(&r->h[H_FKID], (int32_t)i);

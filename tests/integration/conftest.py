@@ -90,6 +90,16 @@ def psql_one(sql):
     return rows[0][0]
 
 
+def table_scans(table):
+    """Scans of table started and the rows they fetched (index and sequential), as the
+    sessions have reported them so far: what statements read, which a vacuum's reads do
+    not move"""
+    scans, fetched = psql("SELECT coalesce(idx_scan, 0) + seq_scan, coalesce(idx_tup_fetch, 0) "
+                          "+ seq_tup_read FROM pg_stat_user_tables WHERE relname = '%s'"
+                          % table)[0]
+    return int(scans), int(fetched)
+
+
 def ledger_entries_posted(partner_id, chain, n):
     """n balanced entries of partner_id on chain through ledger_post (an adjustment of i
     between suspense and seller s1's wallet, 500 a transaction: one transaction moving a

@@ -20,15 +20,16 @@ def psql_as_ledger(sql, check=True):
     return p.returncode, p.stdout + p.stderr
 
 
-def owner_entry(prefix, amount):
+def owner_entry(prefix, amount, chain=None, source_key=None):
     """One balanced entry of amount (bank debited, the sandbox's clearing credited, IDR) on a
-    chain of its own, posted by the owner through ledger_post: (chain, entry id)."""
-    chain = unique(prefix)
+    chain of its own (unique(prefix) unless named), posted by the owner through ledger_post
+    under source_key (default "<chain>:k1"): (chain, entry id)."""
+    chain = chain or unique(prefix)
     eid = int(psql_one(
-        "SELECT ledger_post('%s', '%s:k1', 'adjustment', 'j', NULL, 'r', "
+        "SELECT ledger_post('%s', '%s', 'adjustment', 'j', NULL, 'r', "
         "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
         "ledger_account('psp_clearing', NULL, NULL, 'sandbox', 'IDR')], ARRAY[%d, %d]::bigint[], "
-        "'IDR')" % (chain, chain, amount, -amount)))
+        "'IDR')" % (chain, source_key or chain + ":k1", amount, -amount)))
     return chain, eid
 
 

@@ -23,7 +23,7 @@ import secrets
 
 import pytest
 
-from conftest import psql, psql_one
+from conftest import psql, psql_one, table_scans
 from ingress_util import Partner, cli, ingress  # noqa: F401
 from runtime_util import wait_until
 
@@ -104,13 +104,6 @@ def test_a_page_of_holds_reads_one_page(partner):
                                    "pages)" % (status or "all", pos, used, pages))
 
 
-def _scans():
-    """scans of risk_holds started and the rows they fetched, as reported so far"""
-    scans, fetched = psql("SELECT coalesce(idx_scan, 0) + seq_scan, coalesce(idx_tup_fetch, 0) "
-                          "+ seq_tup_read FROM pg_stat_user_tables WHERE relname = 'risk_holds'")[0]
-    return int(scans), int(fetched)
-
-
 def test_an_export_of_a_past_day_reads_no_holds(ingress):
     a = Partner("t312-" + secrets.token_hex(3))
     try:
@@ -119,15 +112,16 @@ def test_an_export_of_a_past_day_reads_no_holds(ingress):
             (cli("key", "add", a.partner_id, "--scopes", "admin")["api_key"] + ":").encode()
         ).decode()
         # the counters move when the ingress's session reports its statistics
-        scans0, fetched0 = _scans()
+        scans0, fetched0 = table_scans("risk_holds")
         r = ingress.request("GET", "/v1/admin/audit-export?from=2001-01-01T00:00:00Z"
                             "&to=2001-01-02T00:00:00Z", auth=admin)
         assert r.status == 200, r
         assert r.json() == {"record": "end", "records": 0}, r
         # the export's scan of risk_holds counts once its session reports (nothing else
         # scans the table meanwhile; a vacuum's reads are not scans)
-        wait_until(lambda: _scans()[0] > scans0, timeout=20, what="the export's scan")
-        used = _scans()[1] - fetched0
+        wait_until(lambda: table_scans("risk_holds")[0] > scans0, timeout=20,
+                   what="the export's scan")
+        used = table_scans("risk_holds")[1] - fetched0
         assert used <= 10, ("an export of a day with no holds fetched %d rows of risk_holds "
                             "(%d pages)" % (used, pages))
     finally:

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import psql, psql_one
+from conftest import psql, psql_one, table_scans
 from risk_util import T0, Risk, produce, risk_daemons  # noqa: F401
 from runtime_util import wait_until
 
@@ -29,20 +29,17 @@ NOW = T0 + 20 * DAY
 OLD = NOW - 10 * DAY
 
 
-def _scans():
-    """scans of risk_payments started and the rows they fetched, as reported so far"""
-    scans, fetched = psql("SELECT coalesce(idx_scan, 0) + seq_scan, coalesce(idx_tup_fetch, 0) "
-                          "+ seq_tup_read FROM pg_stat_user_tables "
-                          "WHERE relname = 'risk_payments'")[0]
-    return int(scans), int(fetched)
-
-
-def _history(partner, buyer, ats):
+def _history(partner, buyer, tag, n, at):
+    """n approved payments of buyer decided before, the i-th at the SQL expression at (of
+    i); tag keeps their checkouts apart from the buyer's other ones"""
     psql("INSERT INTO risk_payments (partner_id, checkout_id, payment_id, buyer_id, at_us, "
-         "currencies, amounts, decision) SELECT '%s', 'co-h-%s-' || i, 'pay-h-%s-' || i, "
-         "'%s', (ARRAY[%s]::bigint[])[i], '{IDR}', '{100}', 'APPROVE' "
-         "FROM generate_series(1, %d) AS i"
-         % (partner, buyer, buyer, buyer, ",".join(str(a) for a in ats), len(ats)))
+         "currencies, amounts, decision) SELECT '%s', 'co-%s-%s-' || i, 'pay-%s-%s-' || i, "
+         "'%s', %s, '{IDR}', '{100}', 'APPROVE' FROM generate_series(1, %d) AS i"
+         % (partner, tag, buyer, tag, buyer, buyer, at, n))
+
+
+def _at(*ats):
+    return "(ARRAY[%s]::bigint[])[i]" % ",".join(str(a) for a in ats)
 
 
 @pytest.fixture
@@ -56,18 +53,16 @@ def test_an_old_payment_does_not_widen_other_buyers_history(risk_daemons, risk):
     r = risk
     # the busy buyer: 40,000 payments between the old one's time and two hours ago (read
     # before only because of the old payment), and two in the last hour
-    psql("INSERT INTO risk_payments (partner_id, checkout_id, payment_id, buyer_id, at_us, "
-         "currencies, amounts, decision) SELECT '%s', 'co-busy-' || i, 'pay-busy-' || i, "
-         "'busy', %d + i::bigint * %d, '{IDR}', '{100}', 'APPROVE' FROM generate_series(1, %d) AS i"
-         % (r.partner, OLD, (NOW - 2 * H - OLD) // N, N))
-    _history(r.partner, "busy", [NOW - 30 * 60 * S, NOW - 20 * 60 * S])
-    _history(r.partner, "old", [OLD - 30 * 60 * S, OLD - 20 * 60 * S])
+    _history(r.partner, "busy", "past", N,
+             "%d + i::bigint * %d" % (OLD, (NOW - 2 * H - OLD) // N))
+    _history(r.partner, "busy", "h", 2, _at(NOW - 30 * 60 * S, NOW - 20 * 60 * S))
+    _history(r.partner, "old", "h", 2, _at(OLD - 30 * 60 * S, OLD - 20 * 60 * S))
     psql("ANALYZE risk_payments")
     busy = r.payment(buyer="busy", at=NOW, orders=[("s1", 5000, "IDR", "QRIS")])
     old = r.payment(buyer="old", at=OLD, orders=[("s1", 5000, "IDR", "QRIS")])
     produce([busy, old])  # one partition, produced before the daemon starts: one batch
     time.sleep(1)  # the inserting sessions' statistics are in
-    scans0, fetched0 = _scans()
+    scans0, fetched0 = table_scans("risk_payments")
 
     since = psql_one("SELECT now()")
     d = r.start(risk_daemons)
@@ -81,8 +76,9 @@ def test_an_old_payment_does_not_widen_other_buyers_history(risk_daemons, risk):
     wait_until(lambda: psql_one("SELECT count(*) FROM pg_stat_activity WHERE usename = "
                                 "'kasir_risk' AND backend_start >= '%s'" % since) == "0",
                timeout=20, what="the daemon's session gone")
-    wait_until(lambda: _scans()[0] > scans0, timeout=20, what="the daemon's scans")
-    used = _scans()[1] - fetched0
+    wait_until(lambda: table_scans("risk_payments")[0] > scans0, timeout=20,
+               what="the daemon's scans")
+    used = table_scans("risk_payments")[1] - fetched0
     got = r.decisions()
     for p in (busy, old):  # each window: two earlier payments, this one the third
         assert got[p["value"]["payment_id"]] == ("REVIEW", ["VELOCITY_COUNT"], ["three-in-1h"])

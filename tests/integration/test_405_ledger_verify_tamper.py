@@ -8,7 +8,7 @@ meet on its way, test 422.)"""
 import pytest
 
 from conftest import unique
-from ledger_util import psql, psql_one, verify
+from ledger_util import owner_entry, psql, psql_one, verify
 
 TAMPER = "BEGIN; ALTER TABLE {t} DISABLE TRIGGER USER; {sql}; ALTER TABLE {t} ENABLE TRIGGER USER; COMMIT;"
 
@@ -120,10 +120,7 @@ def test_long_names_verify():
     # a chain and a source key longer than verify's 255-byte copies of them (what it hashes
     # and compares is the row's own value): nothing is wrong, verify passes
     c = unique("t405-long-") + "c" * 300
-    psql("SELECT ledger_post('%s', '%s', 'adjustment', 'j0', NULL, 'ref0', "
-         "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
-         "ledger_account('psp_clearing', NULL, NULL, 'sb405', 'IDR')], "
-         "ARRAY[5, -5]::bigint[], 'IDR')" % (c, c + ":" + "k" * 300))
+    owner_entry(None, 5, chain=c, source_key=c + ":" + "k" * 300)
     rc, text = verify()
     assert rc == 0, text
 

@@ -17,6 +17,7 @@ import time
 
 from conftest import STACK, bin_path, daemon_dsn, psql, psql_one, unique
 from ingress_util import PgProxy
+from ledger_util import owner_entry
 
 HOLD_S = 4
 PATTERN = b"FROM ledger_entries e LEFT JOIN ledger_postings p"
@@ -24,11 +25,8 @@ PATTERN = b"FROM ledger_entries e LEFT JOIN ledger_postings p"
 
 def test_verify_holds_no_snapshot_while_it_reads():
     # a later run's chain sorts before an earlier one's (entries cannot be removed)
-    c = "!!t422-%013d-%s" % (10 ** 13 - int(time.time() * 1000), unique("c"))
-    psql("SELECT ledger_post('%s', '%s:0', 'adjustment', 'j0', NULL, 'ref0', "
-         "ARRAY[ledger_account('bank', NULL, NULL, NULL, 'IDR'), "
-         "ledger_account('psp_clearing', NULL, NULL, 'sb422', 'IDR')], "
-         "ARRAY[100, -100]::bigint[], 'IDR')" % (c, c))
+    c, _ = owner_entry(None, 100, chain="!!t422-%013d-%s"
+                       % (10 ** 13 - int(time.time() * 1000), unique("c")))
     assert psql_one("SELECT chain FROM ledger_chains WHERE last_seq > 0 "
                     "ORDER BY chain COLLATE \"C\" LIMIT 1") == c
     px = PgProxy()

@@ -146,45 +146,49 @@ static void sha256_fetch(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+/* The hash of ns, after (when not NULL) and the parts, as a UUIDv8 in h (RFC 9562 5.8:
+ * version and variant bits over the first 16 hash bytes); 0 on failure. */
+static int derive_hash(const char *ns, const char *after, va_list ap, uint8_t h[EVP_MAX_MD_SIZE])
+{
+    EVP_MD_CTX *ctx = NULL;
+    unsigned int hl = 0;
+    const char *part = after;
+    int ok;
+
+    pthread_once(&sha256_once, sha256_fetch);
+    ctx = EVP_MD_CTX_new();
+    ok = sha256_md && ctx && EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 &&
+         EVP_DigestUpdate(ctx, ns ? ns : "", ns ? strlen(ns) : 0) == 1;
+    if (!part && ok)
+        part = va_arg(ap, const char *);
+    /* the NUL between parts keeps ("ab","c") apart from ("a","bc") */
+    for (; ok && part; part = va_arg(ap, const char *))
+        ok = EVP_DigestUpdate(ctx, "", 1) == 1 && EVP_DigestUpdate(ctx, part, strlen(part)) == 1;
+    ok = ok && EVP_DigestFinal_ex(ctx, h, &hl) == 1 && hl >= 16;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return 0;
+    h[6] = (uint8_t)(0x80 | (h[6] & 0x0f));
+    h[8] = (uint8_t)(0x80 | (h[8] & 0x3f));
+    return 1;
+}
+
 /* On failure (bad prefix, or OpenSSL out of memory) out is "": an id that ks_id_valid
  * rejects and that no table accepts, instead of a value that could collide. */
 void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
 {
-    EVP_MD_CTX *ctx = NULL;
     uint8_t h[EVP_MAX_MD_SIZE];
-    unsigned int hl = 0;
-    const char *part;
     va_list ap;
-    int ok = 0;
+    int ok;
 
+    out[0] = '\0';
     if (prefix && *prefix && !prefix_ok(prefix, strlen(prefix)))
-        goto out;
-    pthread_once(&sha256_once, sha256_fetch);
-    ctx = EVP_MD_CTX_new();
-    if (!sha256_md || !ctx || EVP_DigestInit_ex(ctx, sha256_md, NULL) != 1)
-        goto out;
-    if (!ns)
-        ns = "";
-    if (EVP_DigestUpdate(ctx, ns, strlen(ns)) != 1)
-        goto out;
-    ok = 1;
+        return;
     va_start(ap, out);
-    /* the NUL between parts keeps ("ab","c") apart from ("a","bc") */
-    while (ok && (part = va_arg(ap, const char *)) != NULL)
-        ok = EVP_DigestUpdate(ctx, "", 1) == 1 && EVP_DigestUpdate(ctx, part, strlen(part)) == 1;
+    ok = derive_hash(ns, NULL, ap, h);
     va_end(ap);
-    if (!ok || EVP_DigestFinal_ex(ctx, h, &hl) != 1 || hl < 16) {
-        ok = 0;
-        goto out;
-    }
-    /* UUIDv8 (RFC 9562 5.8): version and variant bits over the first 16 hash bytes */
-    h[6] = (uint8_t)(0x80 | (h[6] & 0x0f));
-    h[8] = (uint8_t)(0x80 | (h[8] & 0x3f));
-    write_id(prefix, h, out);
-out:
-    if (!ok)
-        out[0] = '\0';
-    EVP_MD_CTX_free(ctx);
+    if (ok)
+        write_id(prefix, h, out);
 }
 
 static int uuid_text_ok(const char *s)
@@ -198,6 +202,48 @@ static int uuid_text_ok(const char *s)
         }
     }
     return s[UUID_TEXT_LEN] == '\0';
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* The 6 bytes of the uuid text at s (its first 12 hex digits) into b; 0 when s is no
+ * canonical lower-case uuid. */
+static int uuid_time_bytes(const char *s, uint8_t b[6])
+{
+    /* "tttttttt-tttt-...": the hex digits at 0-7 and 9-12 */
+    static const int at[12] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12};
+
+    if (!uuid_text_ok(s))
+        return 0;
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(hex_digit(s[at[2 * i]]) << 4 | hex_digit(s[at[2 * i + 1]]));
+    return 1;
+}
+
+void ks_id_derive_after(const char *prefix, const char *ns, char out[KS_ID_LEN],
+                        const char *after, ...)
+{
+    uint8_t h[EVP_MAX_MD_SIZE];
+    size_t len = after ? strlen(after) : 0;
+    va_list ap;
+    int ok;
+
+    out[0] = '\0';
+    if (!after || (prefix && *prefix && !prefix_ok(prefix, strlen(prefix))))
+        return;
+    va_start(ap, after);
+    ok = derive_hash(ns, after, ap, h);
+    va_end(ap);
+    if (!ok)
+        return;
+    /* after's first 48 bits (a UUIDv7's milliseconds) lead; the version and variant
+     * bits of the hash stay: the id is a UUIDv8 whichever way */
+    if (len >= UUID_TEXT_LEN && (len == UUID_TEXT_LEN || after[len - UUID_TEXT_LEN - 1] == '_'))
+        uuid_time_bytes(after + len - UUID_TEXT_LEN, h);
+    write_id(prefix, h, out);
 }
 
 int ks_id_valid(const char *s, const char *prefix)

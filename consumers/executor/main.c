@@ -599,7 +599,7 @@ static enum ks_code handle_refund(struct ks_batch *b, struct ks_msg *m, PGconn *
         goto out;
     }
     /* accepted now: the REFUND command, through the same PSP as the capture */
-    ks_id_derive("cmd", "psp-command", cid, "REFUND", p[0], NULL);
+    ks_id_derive_after("cmd", "psp-command", cid, p[0], "REFUND", NULL);
     ks_id_derive("idk", "psp-idempotency", key, "REFUND", p[0], NULL);
     ks_batch_next_id(b, m, x->commands_topic, mid);
     c = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:s, s:s, s:I, s:s, s:s, s:i,"

@@ -585,7 +585,9 @@ static int64_t now_us(void)
 
 /* Fills r->charge for order o of payment pa. The command id and the idempotency key the
  * executor sends to the PSP derive from the order id: the same on every replay and every
- * retry. message_id is left to the caller. */
+ * retry; the command id leads with the order id's time bits (the journal's primary key
+ * takes it at its end), the key stays the plain hash the PSP has always been sent.
+ * message_id is left to the caller. */
 static enum ks_code fill_charge(struct risk *r, const struct pay *pa, const struct risk_order *o,
                                 int64_t at, struct ks_err *err)
 {
@@ -593,7 +595,7 @@ static enum ks_code fill_charge(struct risk *r, const struct pay *pa, const stru
     char cid[KS_ID_LEN], key[KS_ID_LEN];
     const struct risk_payment *p = &pa->p;
 
-    ks_id_derive("cmd", "psp-command", cid, "CHARGE", o->order_id, NULL);
+    ks_id_derive_after("cmd", "psp-command", cid, o->order_id, "CHARGE", NULL);
     ks_id_derive("idk", "psp-idempotency", key, "CHARGE", o->order_id, NULL);
     json_integer_set(c->occurred_at, at);
     json_integer_set(c->amount, o->amount);
@@ -618,7 +620,7 @@ static enum ks_code fill_payout(struct risk *r, const struct pout *po, int64_t a
     char cid[KS_ID_LEN], key[KS_ID_LEN];
     const struct risk_payout *p = &po->p;
 
-    ks_id_derive("cmd", "psp-command", cid, "PAYOUT", p->payout_id, NULL);
+    ks_id_derive_after("cmd", "psp-command", cid, p->payout_id, "PAYOUT", NULL);
     ks_id_derive("idk", "psp-idempotency", key, "PAYOUT", p->payout_id, NULL);
     json_integer_set(c->occurred_at, at);
     json_integer_set(c->amount, p->amount);

@@ -83,13 +83,13 @@ static int encode(struct ing_req *r, const char *schema, json_t *ev, struct ing_
     return encode_to(schema, ev, &r->payload, &r->payload_len, r->trace_id, p);
 }
 
-/* the id of r's i-th payment order, derived from the payment id */
+/* the id of r's i-th payment order, derived from the payment id and time-ordered with it */
 static void order_id(const struct ing_req *r, size_t i, char oid[KS_ID_LEN])
 {
     char idx[24];
 
     snprintf(idx, sizeof(idx), "%zu", i);
-    ks_id_derive("ord", "payment-order", oid, r->rid, idx, NULL);
+    ks_id_derive_after("ord", "payment-order", oid, r->rid, idx, NULL);
 }
 
 /* --- the documents of ingress_batch() -------------------------------------------------- */

@@ -210,6 +210,20 @@ def run(pl, t0):
             continue
         assert int(wallets.get(s, 0)) == expect[s], (s, wallets.get(s), expect[s])
         assert int(holds.get(s, 0)) == 0, ("a payout hold left after the results", s, holds[s])
+    # --- ids derived along the way lead with the time of the request they came from ---------
+    # (lib/ids.h ks_id_derive_after): an order's id and its charge commands' carry the first
+    # 48 bits of the payment id (a UUIDv7's milliseconds), a refund's or payout's commands
+    # those of its own id, so each lands at the end of its index, not on a random page
+    def ms(i):
+        return i.rsplit("_", 1)[1][:13]
+    for pid, oid, _ in paid:
+        assert ms(oid) == ms(pid), ("order id not time-ordered with its payment", pid, oid)
+    ids = "', '".join(list(orders) + list(refunds) + list(payouts))
+    rows = psql("SELECT kind, object_id, command_id FROM executor_attempts"
+                " WHERE object_id IN ('%s')" % ids)
+    assert {k for k, _, _ in rows} == {"CHARGE", "REFUND", "PAYOUT"}, rows[:5]
+    bad = [r for r in rows if ms(r[2]) != ms(r[1])]
+    assert not bad, "commands not time-ordered with what they act on: %s" % bad[:5]
     # the faults happened: otherwise this test proved less than it says
     inj = sb.control("GET", "/_sandbox/faults").json()["injected"]
     assert inj["errors"] >= 10 and inj["timeouts"] >= 3, inj

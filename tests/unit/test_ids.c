@@ -191,6 +191,61 @@ KT_TEST(test_derive_sensitive_to_each_part)
     KT_CHECK(strcmp(base, x) != 0);
 }
 
+KT_TEST(test_derive_after)
+{
+    static const char pay[] = "pay_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6e";
+    char a[KS_ID_LEN], b[KS_ID_LEN], c[KS_ID_LEN], ids[3][KS_ID_LEN];
+
+    /* Pinned, computed apart with Python: sha256(b"ns\x00" + pay + b"\x000"), version 8
+     * and variant 10 as ks_id_derive ("12f4dab4-d410-85ac-82ad-59a6fe0c445f"), then the
+     * first 48 bits replaced by the payment id's */
+    ks_id_derive_after(NULL, "ns", a, pay, "0", NULL);
+    KT_STREQ(a, "0190f3c2-7b1e-85ac-82ad-59a6fe0c445f");
+    ks_id_derive(NULL, "ns", b, pay, "0", NULL);
+    KT_STREQ(b, "12f4dab4-d410-85ac-82ad-59a6fe0c445f");
+    ks_id_derive_after("ord", "ns", b, pay, "0", NULL);
+    KT_STREQ(b + 4, a);
+    KT_CHECK(ks_id_valid(b, "ord"));
+    /* deterministic, and each part (the one after included) counts */
+    ks_id_derive_after("ord", "ns", c, pay, "0", NULL);
+    KT_STREQ(b, c);
+    ks_id_derive_after("ord", "ns", c, pay, "1", NULL);
+    KT_CHECK(strcmp(b, c) != 0 && strncmp(b, c, 4 + 13) == 0);
+    ks_id_derive_after("ord", "ns", c, "pay_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6f", "0", NULL);
+    KT_CHECK(strcmp(b, c) != 0 && strncmp(b, c, 4 + 13) == 0);
+    /* ids made in order give derived ids in the same order, and so do ids derived from
+     * those (a command id from an order id from a payment id) */
+    for (int i = 0; i < 3; i++) {
+        char p[KS_ID_LEN];
+        KT_INTEQ(ks_id_new("pay", p, NULL), KS_OK);
+        ks_id_derive_after("ord", "payment-order", c, p, "0", NULL);
+        ks_id_derive_after("cmd", "psp-command", ids[i], c, "CHARGE", NULL);
+        KT_CHECK(strncmp(ids[i] + 4, p + 4, 13) == 0);
+        if (i)
+            KT_CHECK(strncmp(ids[i - 1] + 4, ids[i] + 4, 13) <= 0);
+        nanosleep(&(struct timespec){0, 1500000}, NULL);
+    }
+    KT_CHECK(strcmp(ids[0], ids[2]) < 0);
+    /* an after that holds no uuid: the hash alone, as ks_id_derive over the same parts */
+    ks_id_derive_after("ord", "ns", a, "checkout-42", "0", NULL);
+    ks_id_derive("ord", "ns", b, "checkout-42", "0", NULL);
+    KT_STREQ(a, b);
+    ks_id_derive_after("ord", "ns", a, "pay-0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6e", "0", NULL);
+    ks_id_derive("ord", "ns", b, "pay-0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6e", "0", NULL);
+    KT_STREQ(a, b);
+    ks_id_derive_after("ord", "ns", a, "0190F3C2-7B1E-7CC3-9D5E-3F1A2B4C5D6E", NULL);
+    ks_id_derive("ord", "ns", b, "0190F3C2-7B1E-7CC3-9D5E-3F1A2B4C5D6E", NULL);
+    KT_STREQ(a, b);
+    /* a bare uuid leads as well */
+    ks_id_derive_after(NULL, "ns", a, pay + 4, NULL);
+    KT_CHECK(strncmp(a, pay + 4, 13) == 0);
+    /* a bad prefix or no after: "" */
+    ks_id_derive_after("Bad Prefix", "ns", a, pay, NULL);
+    KT_STREQ(a, "");
+    ks_id_derive_after("ord", "ns", a, NULL, NULL);
+    KT_STREQ(a, "");
+}
+
 KT_TEST(test_derive_bad_prefix)
 {
     char x[KS_ID_LEN];
@@ -255,4 +310,4 @@ KT_TEST(test_id_from_bytes)
 
 KT_MAIN(test_id_from_bytes, test_new_form, test_new_bad_prefix, test_new_timestamp_is_now, test_new_monotonic,
         test_new_threads_unique, test_derive_deterministic, test_derive_pinned,
-        test_derive_sensitive_to_each_part, test_derive_bad_prefix, test_valid)
+        test_derive_sensitive_to_each_part, test_derive_after, test_derive_bad_prefix, test_valid)

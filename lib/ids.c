@@ -179,16 +179,17 @@ void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
 {
     uint8_t h[EVP_MAX_MD_SIZE];
     va_list ap;
-    int ok;
+    int ok = !prefix || !*prefix || prefix_ok(prefix, strlen(prefix));
 
-    out[0] = '\0';
-    if (prefix && *prefix && !prefix_ok(prefix, strlen(prefix)))
-        return;
-    va_start(ap, out);
-    ok = derive_hash(ns, NULL, ap, h);
-    va_end(ap);
+    if (ok) {
+        va_start(ap, out);
+        ok = derive_hash(ns, NULL, ap, h);
+        va_end(ap);
+    }
     if (ok)
         write_id(prefix, h, out);
+    else
+        out[0] = '\0';
 }
 
 static int uuid_text_ok(const char *s)
@@ -209,40 +210,51 @@ static int hex_digit(char c)
     return c >= '0' && c <= '9' ? c - '0' : c - 'a' + 10;
 }
 
-/* The 6 bytes of the uuid text at s (its first 12 hex digits) into b; 0 when s is no
- * canonical lower-case uuid. */
-static int uuid_time_bytes(const char *s, uint8_t b[6])
+/* The first 6 bytes of the uuid in id into b: the 36 characters at its start or after one
+ * of its '_', ending it or followed by '_' (prefix_<uuid>, a bare uuid, a retried payout's
+ * <payout id>_r<n>); 0 when id holds none. */
+static int uuid_time_bytes(const char *id, uint8_t b[6])
 {
     /* "tttttttt-tttt-...": the hex digits at 0-7 and 9-12 */
     static const int at[12] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12};
+    size_t len = strlen(id);
 
-    if (!uuid_text_ok(s))
-        return 0;
-    for (int i = 0; i < 6; i++)
-        b[i] = (uint8_t)(hex_digit(s[at[2 * i]]) << 4 | hex_digit(s[at[2 * i + 1]]));
-    return 1;
+    for (size_t i = 0; i + UUID_TEXT_LEN <= len; i++) {
+        const char *s = id + i;
+        char uuid[UUID_TEXT_LEN + 1];
+
+        if ((i > 0 && id[i - 1] != '_') || (s[UUID_TEXT_LEN] && s[UUID_TEXT_LEN] != '_'))
+            continue;
+        memcpy(uuid, s, UUID_TEXT_LEN);
+        uuid[UUID_TEXT_LEN] = '\0';
+        if (!uuid_text_ok(uuid))
+            continue;
+        for (int k = 0; k < 6; k++)
+            b[k] = (uint8_t)(hex_digit(s[at[2 * k]]) << 4 | hex_digit(s[at[2 * k + 1]]));
+        return 1;
+    }
+    return 0;
 }
 
 void ks_id_derive_after(const char *prefix, const char *ns, char out[KS_ID_LEN],
                         const char *after, ...)
 {
     uint8_t h[EVP_MAX_MD_SIZE];
-    size_t len = after ? strlen(after) : 0;
     va_list ap;
-    int ok;
+    int ok = after && (!prefix || !*prefix || prefix_ok(prefix, strlen(prefix)));
 
-    out[0] = '\0';
-    if (!after || (prefix && *prefix && !prefix_ok(prefix, strlen(prefix))))
+    if (ok) {
+        va_start(ap, after);
+        ok = derive_hash(ns, after, ap, h);
+        va_end(ap);
+    }
+    if (!ok) {
+        out[0] = '\0';
         return;
-    va_start(ap, after);
-    ok = derive_hash(ns, after, ap, h);
-    va_end(ap);
-    if (!ok)
-        return;
+    }
     /* after's first 48 bits (a UUIDv7's milliseconds) lead; the version and variant
      * bits of the hash stay: the id is a UUIDv8 whichever way */
-    if (len >= UUID_TEXT_LEN && (len == UUID_TEXT_LEN || after[len - UUID_TEXT_LEN - 1] == '_'))
-        uuid_time_bytes(after + len - UUID_TEXT_LEN, h);
+    uuid_time_bytes(after, h);
     write_id(prefix, h, out);
 }
 

@@ -26,11 +26,13 @@ enum ks_code ks_id_new(const char *prefix, char out[KS_ID_LEN], struct ks_err *e
 void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
     __attribute__((sentinel));
 
-/* As ks_id_derive over (after, parts...), and time-ordered with after: when after is a
- * uuid or prefix_<uuid>, the id's first 48 bits are its first 48 (a UUIDv7's milliseconds,
- * or what an id derived after one copied), so ids derived from ids made in order sort in
- * that order and land at the end of a B-tree index, not on a random page of it (docs/
- * ARCHITECTURE.md, "Ids"). Any other after: the hash's bits, as ks_id_derive. Example:
+/* As ks_id_derive over (after, parts...), and time-ordered with after: when after holds a
+ * uuid (a bare one, prefix_<uuid>, or either followed by _<suffix>, as a retried payout's
+ * <payout id>_r<n>), the id's first 48 bits are its first 48 (a UUIDv7's milliseconds, or
+ * what an id derived after one copied), so ids derived from ids made in order sort in that
+ * order and land at the end of a B-tree index, not on a random page of it (the ids row of
+ * docs/ARCHITECTURE.md's decisions). Any other after: the hash's bits, as ks_id_derive.
+ * after NULL or a bad prefix: out is "". Example:
  * ks_id_derive_after("ord", "payment-order", out, payment_id, "0", NULL). */
 void ks_id_derive_after(const char *prefix, const char *ns, char out[KS_ID_LEN],
                         const char *after, ...) __attribute__((sentinel));

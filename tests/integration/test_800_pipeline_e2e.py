@@ -19,6 +19,7 @@ import uuid
 from conftest import kcat_messages, psql
 from ingress_util import Partner, checkout_id, now_ms
 from pipeline_util import DAEMONS, Pipeline, environ, require_pipeline, statuses, verify
+from webhooks_util import derive
 
 BPS = 150  # the partner's platform fee: amounts are multiples of Rp 100, so A * 150 / 10,000 is exact
 SELLERS = ["s%d" % i for i in range(5)]
@@ -219,11 +220,15 @@ def run(pl, t0):
     for pid, oid, _ in paid:
         assert ms(oid) == ms(pid), ("order id not time-ordered with its payment", pid, oid)
     ids = "', '".join(list(orders) + list(refunds) + list(payouts))
-    rows = psql("SELECT kind, object_id, command_id FROM executor_attempts"
+    rows = psql("SELECT kind, object_id, command_id, idem_key FROM executor_attempts"
                 " WHERE object_id IN ('%s')" % ids)
-    assert {k for k, _, _ in rows} == {"CHARGE", "REFUND", "PAYOUT"}, rows[:5]
+    assert {r[0] for r in rows} == {"CHARGE", "REFUND", "PAYOUT"}, rows[:5]
     bad = [r for r in rows if ms(r[2]) != ms(r[1])]
     assert not bad, "commands not time-ordered with what they act on: %s" % bad[:5]
+    # while the key the PSP dedups on is the plain hash it always was: a release that
+    # changed it would send an order in flight during the deploy again under a new key
+    bad = [r for r in rows if r[3] != derive("idk", "psp-idempotency", r[0], r[1])]
+    assert not bad, "PSP idempotency keys not derived as before: %s" % bad[:5]
     # the faults happened: otherwise this test proved less than it says
     inj = sb.control("GET", "/_sandbox/faults").json()["injected"]
     assert inj["errors"] >= 10 and inj["timeouts"] >= 3, inj

@@ -1,5 +1,6 @@
 /* test_ids.c - UUIDv7 ids (form, order, threads) and derived ids (determinism). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -236,9 +237,28 @@ KT_TEST(test_derive_after)
     ks_id_derive_after("ord", "ns", a, "0190F3C2-7B1E-7CC3-9D5E-3F1A2B4C5D6E", NULL);
     ks_id_derive("ord", "ns", b, "0190F3C2-7B1E-7CC3-9D5E-3F1A2B4C5D6E", NULL);
     KT_STREQ(a, b);
+    ks_id_derive_after("ord", "ns", a, "pay_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6ex", NULL);
+    ks_id_derive("ord", "ns", b, "pay_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6ex", NULL);
+    KT_STREQ(a, b);
+    /* a retried payout's id, <payout id>_r<n>, leads with its payout id's time */
+    ks_id_derive_after("cmd", "psp-command", a, "po_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6e_r2",
+                       "PAYOUT", NULL);
+    KT_CHECK(strncmp(a + 4, pay + 4, 13) == 0 && ks_id_valid(a, "cmd"));
+    ks_id_derive_after("cmd", "psp-command", b, "po_0190f3c2-7b1e-7cc3-9d5e-3f1a2b4c5d6e_r3",
+                       "PAYOUT", NULL);
+    KT_CHECK(strcmp(a, b) != 0);
     /* a bare uuid leads as well */
     ks_id_derive_after(NULL, "ns", a, pay + 4, NULL);
     KT_CHECK(strncmp(a, pay + 4, 13) == 0);
+    /* out may be one of the inputs (nothing is written to it before the hash) */
+    snprintf(c, sizeof(c), "%s", pay);
+    ks_id_derive_after("ord", "ns", c, c, "0", NULL);
+    ks_id_derive_after("ord", "ns", b, pay, "0", NULL);
+    KT_STREQ(c, b);
+    snprintf(c, sizeof(c), "%s", pay);
+    ks_id_derive("ord", "ns", c, c, "0", NULL);
+    ks_id_derive("ord", "ns", b, pay, "0", NULL);
+    KT_STREQ(c, b);
     /* a bad prefix or no after: "" */
     ks_id_derive_after("Bad Prefix", "ns", a, pay, NULL);
     KT_STREQ(a, "");

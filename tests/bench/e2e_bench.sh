@@ -15,7 +15,8 @@
 #                   can tell it from the per-payment work
 #   on stderr, per run: PostgreSQL's CPU per payment by the role of its client backends
 #                   (one role per daemon; backends alive before and after the run only),
-#                   to tell which daemon's statements the cluster's CPU goes to
+#                   to tell which daemon's statements the cluster's CPU goes to; and the
+#                   e2e time hop by hop (stages(), below)
 # The risk rules are deploy/risk/rules.json without its velocity rules: the generator reuses
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)

@@ -247,7 +247,8 @@ static void produce_claimed(struct ing_req *r, json_t *res)
             }
             ing_respond_text(r, 202, text, len);
         }
-        if (json_object_get(res, "body") && ing_respond_stored(r, res) != 0) {
+        if (json_object_get(res, "body") &&
+            (ing_respond_stored(r, res) != 0 || (resumed && ing_orders_from_answer(r) != 0))) {
             ing_problem(&p, "internal", NULL, "could not read the stored response");
             goto fail;
         }

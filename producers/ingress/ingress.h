@@ -476,6 +476,10 @@ void ing_sha256_hex(const void *d, size_t n, char out[65]);
 void ing_amount_fmt(int64_t minor, const char *cur, char buf[KS_MONEY_STRLEN]);
 /* payments: the 202 body (returned, *len) and the order ids, for r->rid */
 char *ing_text_payment(struct ing_req *r, size_t *len);
+/* A resumed payment claim: the order ids its stored answer (r->resp) told the client, into
+ * the orders for its event (an earlier release may have derived them otherwise). -1 when
+ * the answer does not name one valid order id per order. */
+int ing_orders_from_answer(struct ing_req *r);
 /* the claim document of r (force: take over the record even if in flight) */
 char *ing_text_claim(struct ing_req *r, int force);
 /* the finish document of r: complete (the rows, a refund's or payout's answer) or release */

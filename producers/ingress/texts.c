@@ -125,6 +125,25 @@ char *ing_text_payment(struct ing_req *r, size_t *len)
     return ks_jw_take(&resp, len);
 }
 
+int ing_orders_from_answer(struct ing_req *r)
+{
+    struct ing_payment *pay = &r->u.pay;
+    json_t *doc = r->resp ? json_loadb(r->resp, r->resp_len, 0, NULL) : NULL;
+    json_t *orders = json_object_get(doc, "payment_orders");
+    int rc = json_array_size(orders) == pay->n_orders ? 0 : -1;
+
+    for (size_t i = 0; rc == 0 && i < pay->n_orders; i++) {
+        const char *id = json_string_value(
+            json_object_get(json_array_get(orders, i), "payment_order_id"));
+        if (id && ks_id_valid(id, "ord") && strlen(id) < sizeof(pay->orders[i].oid))
+            snprintf(pay->orders[i].oid, sizeof(pay->orders[i].oid), "%s", id);
+        else
+            rc = -1;
+    }
+    json_decref(doc);
+    return rc;
+}
+
 char *ing_text_claim(struct ing_req *r, int force)
 {
     struct ks_jw w;

@@ -6,8 +6,10 @@
 # card orders through tests/bench/ingress_load.c (open loop, fixed offered rate), waits until
 # the pipeline is quiet, and reads from PostgreSQL, for this run's payments:
 #   e2e payments/s  captures posted / (last capture posted - first payment accepted)
-#   e2e p50, p99    capture entry's posted_at - payment row's created_at (the ingress's
-#                   commit after Kafka confirmed, about when the 2xx leaves)
+#   e2e p50, p99    capture entry's posted_at - payment row's created_at (the event's
+#                   occurred_at: the ingress's clock when it built the event, after the
+#                   claim's commit and before Kafka confirmed it; the 2xx leaves at that
+#                   confirmation, a few ms later)
 #   CPU µs/payment  per process (/proc/<pid>/stat, user+system) over the run and its drain:
 #                   each daemon, PostgreSQL (the whole cluster), the Kafka broker and the
 #                   load generator; "idle" is what the pipeline burns per second with no
@@ -73,13 +75,16 @@ trap 'svc stop >/dev/null 2>&1 || true' EXIT
 kafka_pid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
 pid_of() { cat "$KASIR_SERVICES_RUN/kasir-$1.pid"; }
 # where a payment's time goes, hop by hop (stderr, per run): p50 / p99 ms from the accept
-# (the payment's created_at) to risk's decision (risk_payments.decided_at), from there to the
-# executor's journal (executor_attempts.created_at), from there to the ledger's entry
-# (posted_at). Each is now() of a transaction, i.e. its start: risk's and the ledger's are
-# their batch's, so a hop holds the batch before it (its handler, commit and relay to Kafka)
-# and this one's fetch wait; the journal commits on its own connection after the batch's
-# look-up, and the executor's verdict is written in the batch's transaction, begun before
-# the journal, so the PSP calls fall in the last hop
+# (the payment's created_at, the event's occurred_at: the ingress's clock when it built the
+# event, so this hop holds the ingress's publish too) to risk's decision
+# (risk_payments.decided_at), from there to the executor's journal of the order's first
+# attempt (executor_attempts.created_at), from there to the ledger's entry (posted_at; a
+# retried call's later attempts fall in this hop). Those three are now() of a transaction,
+# i.e. its start: risk's and the ledger's are their batch's, begun after the fetch, so a hop
+# holds the batch before it (its handler, commit and relay to Kafka) and this one's fetch
+# wait; the journal commits on its own connection after the batch's look-up, and the
+# executor's verdict is written in the batch's transaction, begun before the journal, so the
+# PSP calls fall in the last hop
 stages() {
     psqlq -F ' ' -c "
         WITH x AS (SELECT extract(epoch FROM r.decided_at - p.created_at) AS a,
@@ -89,6 +94,7 @@ stages() {
                      JOIN risk_payments r ON r.partner_id = p.partner_id AND r.checkout_id = p.checkout_id
                      JOIN payment_orders o ON o.payment_id = p.payment_id
                      JOIN executor_attempts a ON a.object_id = o.order_id AND a.kind = 'CHARGE'
+                                              AND a.attempt = 1
                      JOIN ledger_entries e ON e.source_key = 'capture:' || o.order_id
                     WHERE p.partner_id = '$partner' AND p.created_at >= '$1')
         SELECT 'hops p50 / p99 ms: accept to risk ' || f[1] || ', risk to journal ' || f[2]

@@ -13,6 +13,7 @@ Then, once the pipeline is quiet:
 - an order is SUCCESS exactly when the sandbox holds a charge for it.
 
 The pipeline is started by deploy/local/services.sh, the wiring `make demo` uses."""
+import re
 import threading
 import uuid
 
@@ -215,8 +216,8 @@ def run(pl, t0):
     # (lib/ids.h ks_id_derive_after): an order's id and its charge commands' carry the first
     # 48 bits of the payment id (a UUIDv7's milliseconds), a refund's or payout's commands
     # those of its own id, so each lands at the end of its index, not on a random page
-    def ms(i):
-        return i.rsplit("_", 1)[1][:13]
+    def ms(i):  # the first 48 bits of the uuid in an id (a retried payout's is <id>_r<n>)
+        return re.search(r"_([0-9a-f]{8}-[0-9a-f]{4})-", i).group(1)
     for pid, oid, _ in paid:
         assert ms(oid) == ms(pid), ("order id not time-ordered with its payment", pid, oid)
     ids = "', '".join(list(orders) + list(refunds) + list(payouts))

@@ -1,0 +1,39 @@
+"""236: a payment claim resumed after its lock passed (its first ingress answered, then died
+before the event reached kasir-risk) answers with the first attempt's stored 202, byte for
+byte, and its event must carry the order ids that answer told the client. Session 35 changed
+how order ids are derived (time-led, lib/ids.h ks_id_derive_after): an ingress of the new
+release resuming a claim of the old one derived the new ids for the event while the client
+held the old ones, so a refund of an order the client was told of found no such order."""
+import uuid
+
+from conftest import psql
+from ingress_util import (ingress, kafka_since, new_key, now_ms, partners,  # noqa: F401
+                          payment_body, rows_written)
+
+
+def test_resumed_claim_publishes_the_order_ids_it_answered(ingress, partners):
+    a, _ = partners
+    t0 = now_ms()
+    key, body = new_key(), payment_body(n=2)
+    r1 = ingress.pay(a, body, key=key)
+    assert r1.status == 202, r1
+    pid = r1.json()["payment_id"]
+    ours = [o["payment_order_id"] for o in r1.json()["payment_orders"]]
+    # an older release's answer: other order ids for the same payment, as it derived them
+    told = ["ord_" + str(uuid.uuid4()) for _ in ours]
+    stored = r1.body
+    for o, t in zip(ours, told):
+        stored = stored.replace(o.encode(), t.encode())
+    # its event never reached kasir-risk (no rows), and its ingress died holding the lock
+    rows_written(pid)
+    psql("DELETE FROM payment_orders WHERE payment_id = '%s'; DELETE FROM payments WHERE "
+         "payment_id = '%s'; UPDATE idempotency_keys SET response_body = '\\x%s', locked_at = "
+         "now() - interval '1 hour' WHERE resource_id = '%s'" % (pid, pid, stored.hex(), pid))
+
+    r2 = ingress.pay(a, body, key=key)
+    assert r2.status == 202 and r2.body == stored, r2
+    events = [v for _, v in kafka_since("kasir.payments.requested", t0) if pid.encode() in v]
+    assert len(events) == 2, "the resumed claim published no event again: %d" % len(events)
+    again = events[-1]
+    assert all(t.encode() in again for t in told), "the event lacks the order ids answered"
+    assert not any(o.encode() in again for o in ours), "the event names orders never answered"

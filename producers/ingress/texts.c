@@ -228,7 +228,8 @@ static int payment_event(struct ing_req *r, struct ing_problem *p)
     for (i = 0; i < pay->n_orders; i++) {
         const struct ing_order *o = &pay->orders[i];
         json_t *jo = json_object();
-        json_object_set_new(jo, "order_id", json_string(o->oid)); /* ing_text_payment */
+        /* ing_text_payment's, or a resumed claim's stored answer's (ing_orders_from_answer) */
+        json_object_set_new(jo, "order_id", json_string(o->oid));
         json_object_set_new(jo, "seller_id", json_string(o->seller_id));
         json_object_set_new(jo, "amount_minor", json_integer(o->amount.minor));
         json_object_set_new(jo, "currency", json_string(o->amount.currency));

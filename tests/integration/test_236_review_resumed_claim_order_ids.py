@@ -37,3 +37,28 @@ def test_resumed_claim_publishes_the_order_ids_it_answered(ingress, partners):
     again = events[-1]
     assert all(t.encode() in again for t in told), "the event lacks the order ids answered"
     assert not any(o.encode() in again for o in ours), "the event names orders never answered"
+
+
+def test_resumed_claim_with_an_unreadable_answer_publishes_nothing(ingress, partners):
+    """A stored answer that names no valid order id per order (corrupt, or hand-edited): the
+    retry is refused, nothing goes to Kafka, and the log names the payment for an operator."""
+    a, _ = partners
+    t0 = now_ms()
+    key, body = new_key(), payment_body(n=2)
+    r1 = ingress.pay(a, body, key=key)
+    assert r1.status == 202, r1
+    pid = r1.json()["payment_id"]
+    first = r1.json()["payment_orders"][0]["payment_order_id"]
+    stored = r1.body.replace(first.encode(), b"ord_not-a-uuid")
+    rows_written(pid)
+    psql("DELETE FROM payment_orders WHERE payment_id = '%s'; DELETE FROM payments WHERE "
+         "payment_id = '%s'; UPDATE idempotency_keys SET response_body = '\\x%s', locked_at = "
+         "now() - interval '1 hour' WHERE resource_id = '%s'" % (pid, pid, stored.hex(), pid))
+
+    r2 = ingress.pay(a, body, key=key)
+    assert r2.status == 500, r2
+    events = [v for _, v in kafka_since("kasir.payments.requested", t0) if pid.encode() in v]
+    assert len(events) == 1, "a resumed claim with an unreadable answer published: %d" % len(events)
+    log = open(ingress.daemon.log_path, errors="replace").read()
+    assert any("ingress.stored_answer_unreadable" in line and pid in line
+               for line in log.splitlines()), "no error names the payment"

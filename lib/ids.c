@@ -173,25 +173,8 @@ static int derive_hash(const char *ns, const char *after, va_list ap, uint8_t h[
     return 1;
 }
 
-/* On failure (bad prefix, or OpenSSL out of memory) out is "": an id that ks_id_valid
- * rejects and that no table accepts, instead of a value that could collide. */
-void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
-{
-    uint8_t h[EVP_MAX_MD_SIZE];
-    va_list ap;
-    int ok = !prefix || !*prefix || prefix_ok(prefix, strlen(prefix));
-
-    if (ok) {
-        va_start(ap, out);
-        ok = derive_hash(ns, NULL, ap, h);
-        va_end(ap);
-    }
-    if (ok)
-        write_id(prefix, h, out);
-    else
-        out[0] = '\0';
-}
-
+/* The 36 characters at s are a canonical lower-case uuid (what follows them is the caller's
+ * to check). */
 static int uuid_text_ok(const char *s)
 {
     for (int i = 0; i < UUID_TEXT_LEN; i++) {
@@ -202,12 +185,7 @@ static int uuid_text_ok(const char *s)
             return 0;
         }
     }
-    return s[UUID_TEXT_LEN] == '\0';
-}
-
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c - 'a' + 10;
+    return 1;
 }
 
 /* The first 6 bytes of the uuid in id into b: the 36 characters at its start or after one
@@ -215,47 +193,61 @@ static int hex_digit(char c)
  * <payout id>_r<n>); 0 when id holds none. */
 static int uuid_time_bytes(const char *id, uint8_t b[6])
 {
-    /* "tttttttt-tttt-...": the hex digits at 0-7 and 9-12 */
-    static const int at[12] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12};
     size_t len = strlen(id);
 
     for (size_t i = 0; i + UUID_TEXT_LEN <= len; i++) {
         const char *s = id + i;
-        char uuid[UUID_TEXT_LEN + 1];
-
-        if ((i > 0 && id[i - 1] != '_') || (s[UUID_TEXT_LEN] && s[UUID_TEXT_LEN] != '_'))
+        if ((i > 0 && id[i - 1] != '_') || (s[UUID_TEXT_LEN] && s[UUID_TEXT_LEN] != '_') ||
+            !uuid_text_ok(s))
             continue;
-        memcpy(uuid, s, UUID_TEXT_LEN);
-        uuid[UUID_TEXT_LEN] = '\0';
-        if (!uuid_text_ok(uuid))
-            continue;
-        for (int k = 0; k < 6; k++)
-            b[k] = (uint8_t)(hex_digit(s[at[2 * k]]) << 4 | hex_digit(s[at[2 * k + 1]]));
-        return 1;
+        /* "tttttttt-tttt-...": 8 hex digits, then 4 after the '-' */
+        return ks_hex_decode(s, 8, b, 4) == 4 && ks_hex_decode(s + 9, 4, b + 4, 2) == 2;
     }
     return 0;
 }
 
-void ks_id_derive_after(const char *prefix, const char *ns, char out[KS_ID_LEN],
-                        const char *after, ...)
+/* ks_id_derive and ks_id_derive_after: on failure (bad prefix, no after where one is
+ * needed, OpenSSL out of memory) out is "": an id that ks_id_valid rejects and that no
+ * table accepts, instead of a value that could collide. Nothing is written to out before
+ * the hash, so out may be one of the inputs. */
+static void derive(const char *prefix, const char *ns, char out[KS_ID_LEN], const char *after,
+                   va_list ap)
 {
     uint8_t h[EVP_MAX_MD_SIZE];
-    va_list ap;
-    int ok = after && (!prefix || !*prefix || prefix_ok(prefix, strlen(prefix)));
 
-    if (ok) {
-        va_start(ap, after);
-        ok = derive_hash(ns, after, ap, h);
-        va_end(ap);
-    }
-    if (!ok) {
+    if ((prefix && *prefix && !prefix_ok(prefix, strlen(prefix))) ||
+        !derive_hash(ns, after, ap, h)) {
         out[0] = '\0';
         return;
     }
     /* after's first 48 bits (a UUIDv7's milliseconds) lead; the version and variant
      * bits of the hash stay: the id is a UUIDv8 whichever way */
-    uuid_time_bytes(after, h);
+    if (after)
+        uuid_time_bytes(after, h);
     write_id(prefix, h, out);
+}
+
+void ks_id_derive(const char *prefix, const char *ns, char out[KS_ID_LEN], ...)
+{
+    va_list ap;
+
+    va_start(ap, out);
+    derive(prefix, ns, out, NULL, ap);
+    va_end(ap);
+}
+
+void ks_id_derive_after(const char *prefix, const char *ns, char out[KS_ID_LEN],
+                        const char *after, ...)
+{
+    va_list ap;
+
+    if (!after) {
+        out[0] = '\0';
+        return;
+    }
+    va_start(ap, after);
+    derive(prefix, ns, out, after, ap);
+    va_end(ap);
 }
 
 int ks_id_valid(const char *s, const char *prefix)

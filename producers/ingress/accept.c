@@ -247,18 +247,20 @@ static void produce_claimed(struct ing_req *r, json_t *res)
             }
             ing_respond_text(r, 202, text, len);
         }
-        if (json_object_get(res, "body") && ing_respond_stored(r, res) != 0) {
-            ing_problem(&p, "internal", NULL, "could not read the stored response");
-            goto fail;
-        }
-        if (json_object_get(res, "body") && resumed && ing_orders_from_answer(r) != 0) {
-            /* no event naming orders the client was never told of: the record waits for an
-             * operator (or its expiry), and says so */
-            ks_log(KS_LOG_ERROR, "ingress.stored_answer_unreadable",
-                   "a resumed payment's stored answer names no valid order id per order; "
-                   "not published", "payment_id", r->rid, NULL);
-            ing_problem(&p, "internal", NULL, "could not read the stored response");
-            goto fail;
+        if (json_object_get(res, "body")) {
+            if (ing_respond_stored(r, res) != 0) {
+                ing_problem(&p, "internal", NULL, "could not read the stored response");
+                goto fail;
+            }
+            if (resumed && ing_orders_from_answer(r) != 0) {
+                /* no event naming orders the client was never told of: the record waits
+                 * for an operator (or its expiry), and says so */
+                ks_log(KS_LOG_ERROR, "ingress.stored_answer_unreadable",
+                       "a resumed payment's stored answer names no valid order id per order; "
+                       "not published", "payment_id", r->rid, NULL);
+                ing_problem(&p, "internal", NULL, "could not read the stored response");
+                goto fail;
+            }
         }
     }
     if (ing_text_claimed(r, res, &accepted, &p) != 0)

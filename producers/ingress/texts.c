@@ -135,7 +135,7 @@ int ing_orders_from_answer(struct ing_req *r)
     for (size_t i = 0; rc == 0 && i < pay->n_orders; i++) {
         const char *id = json_string_value(
             json_object_get(json_array_get(orders, i), "payment_order_id"));
-        if (id && ks_id_valid(id, "ord") && strlen(id) < sizeof(pay->orders[i].oid))
+        if (id && ks_id_valid(id, "ord")) /* "ord_" + 36: fits oid */
             snprintf(pay->orders[i].oid, sizeof(pay->orders[i].oid), "%s", id);
         else
             rc = -1;

@@ -4,7 +4,8 @@ ready; that is often the retry topic's, which is empty, and the broker holds suc
 for fetch.wait.max.ms (librdkafka's default 500 ms) while the main partitions, messages
 waiting, sit behind it. Half a second lost at every start and every hand-over, and about
 7 % of a 200,000-message drain in the runtime bench. The runtime's consumer waits at most
-20 ms (50 until session 36). Measured from the worker's own log: assignment to the start of the first batch."""
+20 ms (50 until session 36). Measured from the worker's own log: assignment to the start
+of the first batch."""
 import json
 from datetime import datetime
 

@@ -176,6 +176,10 @@ class Ledger:
     def dlq_messages(self, idle_ms=1000):
         return consume(self.dlq, idle_ms=idle_ms)
 
+    def wait_dlq(self, n, what, timeout=30):
+        """Until n messages are in the DLQ: a copy is relayed after its batch's commit."""
+        wait_until(lambda: len(self.dlq_messages(idle_ms=300)) >= n, timeout=timeout, what=what)
+
 
 __all__ = ["Ledger", "LEDGER_DSN", "psql_as_ledger", "verify", "produce", "consume",
            "wait_until", "psql", "psql_one"]

@@ -94,7 +94,7 @@ def test_posting_rules(daemons):
     # the unknown order went to the DLQ with the reason; nothing else did (the DLQ copy is
     # relayed after its batch's commit, into a topic this test made a moment before the
     # daemon started: waited for, as the checks above are)
-    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 1, what="the unknown order in the DLQ")
+    L.wait_dlq(1, "the unknown order in the DLQ")
     dlq = L.dlq_messages()
     assert len(dlq) == 1 and "unknown order" in dlq[0]["headers"]["kasir.error.message"], dlq
     # one LedgerEntry per entry posted by the daemon, keyed by the wallet of the seller it

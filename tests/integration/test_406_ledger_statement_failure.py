@@ -3,7 +3,7 @@ refund whose reservation is no longer on its order, so giving it back would brea
 order's CHECK): the runtime re-runs the batch one message at a time, that outcome goes to
 the DLQ with the database's reason, every other outcome of the batch is posted once, the
 chain has no gap (its head row survives the rolled-back attempt), and verify passes."""
-from ledger_util import Ledger, produce, psql, psql_one, verify, wait_until
+from ledger_util import Ledger, produce, psql, psql_one, verify
 
 
 def test_one_refused_outcome_isolated(daemons):
@@ -21,7 +21,7 @@ def test_one_refused_outcome_isolated(daemons):
     produce(lines)
     d = daemons("ledger", env=L.env(KASIR_WORKER_BATCH_MAX=500))
     L.wait_entries(n)
-    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 1, what="the refused outcome in the DLQ")
+    L.wait_dlq(1, "the refused outcome in the DLQ")
     dlq = L.dlq_messages()
     assert len(dlq) == 1, dlq
     assert dlq[0]["value"]["refund_id"] == bad_refund

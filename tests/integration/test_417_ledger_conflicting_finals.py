@@ -36,8 +36,7 @@ def test_contradicting_final_outcomes_go_to_the_dlq(daemons):
                   outcome_id="late_" + r1),
              out("REFUND", "FAILED", 100000, order=o1, payment=p1, refund=r1,
                  outcome_id="again_" + r1)])
-    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 1, timeout=30,
-               what="the refund's late success dead-lettered")
+    L.wait_dlq(1, "the refund's late success dead-lettered")
     assert "refund:" + r1 not in L.entries(), L.entries()
     assert L.balance("seller_wallet", "s1") == 100000
     # payouts: po1 held then failed (released); po2 failed before any hold (no funds);
@@ -57,8 +56,7 @@ def test_contradicting_final_outcomes_go_to_the_dlq(daemons):
              out("PAYOUT", "PAID_OUT", 10000, payout=po2, outcome_id="late_" + po2),
              out("PAYOUT", "FAILED", 10000, payout=po3),
              out("PAYOUT", "PAID_OUT", 10000, payout=po3, outcome_id="late_" + po3)])
-    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 4, timeout=30,
-               what="four outcomes dead-lettered")
+    L.wait_dlq(4, "four outcomes dead-lettered")
     dlq = L.dlq_messages()
     reasons = sorted(m["headers"]["kasir.error.message"] for m in dlq)
     assert len(dlq) == 4, reasons
@@ -124,8 +122,7 @@ def test_amounts_and_links_the_psp_reports_are_checked(daemons):
     produce([out("REFUND", "REFUNDED", 4001, order=o1, payment=p1, refund=r1),   # above
              out("REFUND", "REFUNDED", 3000, order=o2, payment=p2, refund=r2),   # other order
              out("REFUND", "REFUNDED", 1500, order=o1, payment=p1, refund=r3)])  # less: posted
-    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 3, timeout=30,
-               what="three outcomes dead-lettered")
+    L.wait_dlq(3, "three outcomes dead-lettered")
     reasons = sorted(m["headers"]["kasir.error.message"] for m in L.dlq_messages())
     assert reasons == sorted(["amount_minor is above the order's 10000",
                               "amount_minor is above the refund's 4000",
@@ -170,7 +167,7 @@ def test_in_one_batch_the_first_valid_final_outcome_decides(daemons):
     d = daemons("ledger", env=L.env())
     e = L.wait_entries(3)
     assert set(e) == {"capture:" + o1, "refund:" + r1, "refund:" + r2}, e
-    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= 2, timeout=30, what="two dead-lettered")
+    L.wait_dlq(2, "two dead-lettered")
     reasons = sorted(m["headers"]["kasir.error.message"] for m in L.dlq_messages())
     assert len(reasons) == 2, reasons
     assert reasons[0] == ("conflicting_final: refund %s is SUCCEEDED, this outcome says FAILED"

@@ -81,8 +81,7 @@ def test_an_outcome_whose_status_means_nothing_for_its_kind_goes_to_the_dlq(daem
            ("PAYOUT", "PENDING_CUSTOMER", dict(payout=po1)),
            ("PAYOUT", "REFUNDED", dict(payout=po1))]
     produce([out(kind, status, 1000, **ids) for kind, status, ids in bad])
-    wait_until(lambda: len(L.dlq_messages(idle_ms=300)) >= len(bad), timeout=30,
-               what="every meaningless outcome dead-lettered")
+    L.wait_dlq(len(bad), "every meaningless outcome dead-lettered")
     dlq = L.dlq_messages()
     got = sorted((m["headers"].get("kasir.error.field"), m["headers"]["kasir.error.message"])
                  for m in dlq)

@@ -237,14 +237,28 @@ kafka_warm() {
              -H kasir.message_id=warmup -H kasir.producer=stack)
     # keys spread the messages over the partitions; ~600-byte values, an event's size
     warm_lines() { awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) printf "k%d:%0600d\n", i, i }'; }
-    # then read it all back in a consumer group: the fetch path is compiled too, and the
+    # while both write, four consumers read the topic as the workers do, so the fetch path
+    # is compiled on the same request mix: long polls that a produce completes (the workers'
+    # fetch.min.bytes and fetch.wait.max.ms, lib/kafka.c) and short ones, thousands of
+    # fetches; without them a bench's first minute still compiled ~900 of the broker's
+    # methods (FetchRequest.parse among them) and made the produce path's compiled code not
+    # entrant (docs/BENCHMARKS.md, session 37)
+    local c=() i
+    for i in 65536:20 65536:20 1:5 1:5; do
+        timeout 120 kcat -C -b "$BROKERS" -t "$KAFKA_WARM_TOPIC" -o end -X log_level=3 -q -f '' \
+            -X fetch.min.bytes="${i%%:*}" -X fetch.wait.max.ms="${i##*:}" >/dev/null 2>&1 & c+=($!)
+    done
+    # then read it all back in a consumer group: the group's path is compiled too, and the
     # group coordinator's topic (__consumer_offsets) exists before the first worker joins
     # (a worker's first drain on a fresh stack lost ~1.5 s to both)
-    if warm_lines "$n" | kcat "${p[@]}" -X compression.codec=none -X batch.num.messages=1 &&
-       warm_lines "$((n * 5 / 3))" | kcat "${p[@]}" -X compression.codec=lz4 &&
+    local ok=0
+    warm_lines "$n" | kcat "${p[@]}" -X compression.codec=none -X batch.num.messages=1 &&
+        warm_lines "$((n * 5 / 3))" | kcat "${p[@]}" -X compression.codec=lz4 -X linger.ms=2 && ok=1
+    kill "${c[@]}" 2>/dev/null || true; wait "${c[@]}" 2>/dev/null || true
+    if [ "$ok" = 1 ] &&
        timeout 120 kcat -b "$BROKERS" -G kasir-stack-warmup -X auto.offset.reset=earliest \
            -X log_level=3 -q -e -f '' "$KAFKA_WARM_TOPIC" >/dev/null; then
-        log "broker warmed up in $(since "$t0") s ($n single-message produce requests, then $((n * 5 / 3)) messages in batches, all read back in a group)"
+        log "broker warmed up in $(since "$t0") s ($n single-message produce requests, then $((n * 5 / 3)) messages in batches, read by 4 consumers meanwhile and all read back in a group)"
     else
         log "broker warm-up failed: the first minute under load will be slower"
     fi

@@ -5,6 +5,12 @@
 # pg_ticks          the stack's PostgreSQL: the postmaster, its live children, and the
 #                   children that exited (the postmaster's cutime + cstime: a backend that
 #                   ends during a run still counts)
+# steal             the machine's steal time so far (ticks, /proc/stat): these VMs share
+#                   their hosts, and a run in which the hypervisor took CPU time is that
+#                   machine's figure, not the program's
+# calib_loop        how fast a core runs right now: build/bench/calib's loop, ns an
+#                   iteration (0.25-0.33 on a quiet host; 0.60 was seen between two runs);
+#                   empty when the binary is not built
 ticks() {
     local t=0 p v
     for p in "$@"; do
@@ -26,3 +32,5 @@ pg_ticks() {
     for c in $(pgrep -P "$pm"); do t=$((t + $(ticks "$c"))); done
     echo "$t"
 }
+steal() { awk '/^cpu /{print $9}' /proc/stat; }
+calib_loop() { "$top/build/bench/calib" 2>/dev/null | sed -nE 's/.*loop ([0-9.]+) ns.*/\1/p'; }

@@ -15,6 +15,9 @@
 #                   load generator; "idle" is what the pipeline burns per second with no
 #                   traffic (fetch polls, sweeps), measured before the load, so a reader
 #                   can tell it from the per-payment work
+#   steal %, calib  the host's share over the run and its drain (steal, % of both cores'
+#                   time) and how fast a core ran just before it (build/bench/calib's loop,
+#                   ns): a run on a slow or crowded host is that host's figure
 #   on stderr, per run: PostgreSQL's CPU per payment by the role of its client backends
 #                   (one role per daemon; backends alive before and after the run only),
 #                   to tell which daemon's statements the cluster's CPU goes to; and the
@@ -59,7 +62,7 @@ drain=${E2E_DRAIN:-300}
 idle=${E2E_IDLE:-10}
 rounds=${ROUNDS:-1}
 hz=$(getconf CLK_TCK)
-make -s -C "$top" build/bench/ingress_load
+make -s -C "$top" build/bench/ingress_load build/bench/calib
 dir="$top/var/tmp/bench-e2e"
 mkdir -p "$top/var/log/bench-e2e" "$top/var/bench"
 export KASIR_SERVICES_LOG="$top/var/log/bench-e2e"
@@ -231,8 +234,8 @@ json.dump(r, open(sys.argv[2], "w"))
 PY
 
 echo "sandbox webhook subscription (webhook.sandbox_events): $sandbox_events${E2E_ENV_A:+; A: $E2E_ENV_A}${E2E_ENV_B:+; B: $E2E_ENV_B}"
-echo "| variant | offered/s | accepted/s | HTTP p99 ms | e2e payments/s | e2e p50 ms | e2e p99 ms | CPU µs/payment: ingress, risk, executor, ledger, webhooks, sandbox, PostgreSQL, Kafka, load generator | total µs/payment | idle ms CPU/s: daemons, PostgreSQL, Kafka | load avg |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| variant | offered/s | accepted/s | HTTP p99 ms | e2e payments/s | e2e p50 ms | e2e p99 ms | CPU µs/payment: ingress, risk, executor, ledger, webhooks, sandbox, PostgreSQL, Kafka, load generator | total µs/payment | idle ms CPU/s: daemons, PostgreSQL, Kafka | load avg | steal %, calib ns |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$rounds"); do
     order=$variants
     [ "$variants" = "A B" ] && [ $((round % 2)) = 0 ] && order="B A"
@@ -250,6 +253,7 @@ for round in $(seq 1 "$rounds"); do
         for r in $rates; do
             [ "$pgss" = 1 ] && psqlq -c "SELECT pg_stat_statements_reset()" >/dev/null
             read -r hot0 <<<"$(hot_updates)"
+            cal=$(calib_loop); st0=$(steal); w0=$(date +%s%N)
             read -r -a t0 <<<"$(all_ticks)"
             pg_roles_mark
             since=$(psqlq -c "SELECT now()")
@@ -263,6 +267,8 @@ for round in $(seq 1 "$rounds"); do
             [ -z "$perf_pid" ] || wait "$perf_pid" || true
             ok=1; quiet "$drain" || ok=0
             read -r -a t1 <<<"$(all_ticks)"
+            sc=$(awk -v d="$(($(steal) - st0))" -v hz="$hz" -v n="$(nproc)" -v w="$(($(date +%s%N) - w0))" \
+                     -v c="${cal:-?}" 'BEGIN { printf "%.1f, %s", 100 * d / (hz * n * w / 1e9), c }')
             pg_roles_after
             n=$(psqlq -c "SELECT count(*) FROM payments WHERE partner_id = '$partner' AND created_at >= '$since'")
             get() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<" $line"; }
@@ -294,7 +300,7 @@ for round in $(seq 1 "$rounds"); do
             fi
             note=""; [ "$ok" = 1 ] || note=" (not quiet after ${drain}s)"
             [ "$posted" = "$n" ] || note="$note ($posted of $n payments posted)"
-            echo "| $v$round | $r | $(get accepted_per_s) | $(get p99_ms) | $rate$note | $p50 | $p99 | $cpu | $tot | $idle_note | $(cut -d' ' -f1-3 /proc/loadavg) |"
+            echo "| $v$round | $r | $(get accepted_per_s) | $(get p99_ms) | $rate$note | $p50 | $p99 | $cpu | $tot | $idle_note | $(cut -d' ' -f1-3 /proc/loadavg) | $sc |"
             echo "e2e: $v$round: ingress_load: $line" >&2
             echo "e2e: $v$round: $(hot_ratio "$hot0" "$(hot_updates)")" >&2
             echo "e2e: $v$round: PostgreSQL µs/payment by client role: $(pg_roles_note "$n")" >&2

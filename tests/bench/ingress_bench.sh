@@ -114,11 +114,7 @@ kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || pgrep -f kafka.Kafka | head
 # stall of every commit each) rather than recycled - a cluster without enough of them
 wal_files() { psql "$KASIR_PG_DSN" -qtAXc "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'" 2>/dev/null || echo "?"; }
 wal0=$(wal_files)
-# the host's share: these VMs share their hosts, and a run in which the hypervisor took CPU
-# time (steal) or the cores ran slow (build/bench/calib's loop, 0.33 ns on a quiet one;
-# 0.60 was seen between two runs) is that machine's figure, not the program's
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
-calib_loop() { "$top/build/bench/calib" 2>/dev/null | sed -nE 's/.*loop ([0-9.]+) ns.*/\1/p'; }
+# the host's share (steal, calib_loop: tests/bench/cpu.sh)
 ncpu=$(nproc)
 echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka, load generator | group commits/s, claims + finishes each, ms each | load avg | steal %, calib ns |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -220,9 +220,9 @@ L4J
 # them took a minute or more to drain (p99 in seconds; docs/ARCHITECTURE.md, "Ingress"). `up`
 # therefore runs the produce path once before it says the stack is up: idempotent, acks=all,
 # headers, one message per request uncompressed (as the ingress produces) and then batches
-# in lz4 (as the workers' outboxes do), into a topic of its own (kasir.stack.warmup), then reads it back in a consumer
-# group (the fetch path; no service reads that topic). ~20 s of broker
-# CPU, only when `up` started the broker; KASIR_STACK_KAFKA_WARM=0 skips it. A broker that
+# in lz4 (as the workers' outboxes do), into a topic of its own (kasir.stack.warmup), read
+# meanwhile by four consumers (below), then reads it back in a consumer group (no service
+# reads that topic). ~13 s here, only when `up` started the broker; KASIR_STACK_KAFKA_WARM=0 skips it. A broker that
 # `kafka-start` restarts (the failover tests) comes back cold, as a restarted one would.
 KAFKA_WARM_TOPIC=kasir.stack.warmup
 kafka_warm() {
@@ -235,7 +235,8 @@ kafka_warm() {
              -X linger.ms=0 -X log_level=3
              -H "traceparent=00-00000000000000000000000000000001-0000000000000001-01"
              -H kasir.message_id=warmup -H kasir.producer=stack)
-    # keys spread the messages over the partitions; ~600-byte values, an event's size
+    # keys spread the messages over the partitions; ~600-byte values, an event's size; the
+    # lz4 batches linger 2 ms, as the workers' relays do (lib/kafka.c)
     warm_lines() { awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) printf "k%d:%0600d\n", i, i }'; }
     # while both write, four consumers read the topic as the workers do, so the fetch path
     # is compiled on the same request mix: long polls that a produce completes (the workers'
@@ -248,6 +249,9 @@ kafka_warm() {
         timeout 120 kcat -C -b "$BROKERS" -t "$KAFKA_WARM_TOPIC" -o end -X log_level=3 -q -f '' \
             -X fetch.min.bytes="${i%%:*}" -X fetch.wait.max.ms="${i##*:}" >/dev/null 2>&1 & c+=($!)
     done
+    # timeout runs each in a process group of its own, out of reach of a Ctrl-C of `make up`:
+    # an interrupted warm-up kills them itself rather than leave them fetching for 2 minutes
+    trap 'kill "${c[@]}" 2>/dev/null || true' EXIT
     # then read it all back in a consumer group: the group's path is compiled too, and the
     # group coordinator's topic (__consumer_offsets) exists before the first worker joins
     # (a worker's first drain on a fresh stack lost ~1.5 s to both)
@@ -255,6 +259,7 @@ kafka_warm() {
     warm_lines "$n" | kcat "${p[@]}" -X compression.codec=none -X batch.num.messages=1 &&
         warm_lines "$((n * 5 / 3))" | kcat "${p[@]}" -X compression.codec=lz4 -X linger.ms=2 && ok=1
     kill "${c[@]}" 2>/dev/null || true; wait "${c[@]}" 2>/dev/null || true
+    trap - EXIT
     if [ "$ok" = 1 ] &&
        timeout 120 kcat -b "$BROKERS" -G kasir-stack-warmup -X auto.offset.reset=earliest \
            -X log_level=3 -q -e -f '' "$KAFKA_WARM_TOPIC" >/dev/null; then

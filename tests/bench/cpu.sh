@@ -9,7 +9,8 @@
 #                   their hosts, and a run in which the hypervisor took CPU time is that
 #                   machine's figure, not the program's
 # calib_loop        how fast a core runs right now: build/bench/calib's loop, ns an
-#                   iteration (0.25-0.33 on a quiet host; 0.60 was seen between two runs);
+#                   iteration (0.25 on sessions 36-37's machine when its host was quiet,
+#                   0.29-0.45 when it was busy; 0.60 was seen between two runs);
 #                   empty when the binary is not built
 ticks() {
     local t=0 p v

@@ -267,7 +267,7 @@ for round in $(seq 1 "$rounds"); do
             [ -z "$perf_pid" ] || wait "$perf_pid" || true
             ok=1; quiet "$drain" || ok=0
             read -r -a t1 <<<"$(all_ticks)"
-            sc=$(awk -v d="$(($(steal) - st0))" -v hz="$hz" -v n="$(nproc)" -v w="$(($(date +%s%N) - w0))" \
+            sc=$(awk -v d="$(($(steal) - st0))" -v hz="$hz" -v n="$(grep -c '^cpu[0-9]' /proc/stat)" -v w="$(($(date +%s%N) - w0))" \
                      -v c="${cal:-?}" 'BEGIN { printf "%.1f, %s", 100 * d / (hz * n * w / 1e9), c }')
             pg_roles_after
             n=$(psqlq -c "SELECT count(*) FROM payments WHERE partner_id = '$partner' AND created_at >= '$since'")

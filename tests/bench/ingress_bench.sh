@@ -115,7 +115,7 @@ kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || pgrep -f kafka.Kafka | head
 wal_files() { psql "$KASIR_PG_DSN" -qtAXc "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'" 2>/dev/null || echo "?"; }
 wal0=$(wal_files)
 # the host's share (steal, calib_loop: tests/bench/cpu.sh)
-ncpu=$(nproc)
+ncpu=$(grep -c '^cpu[0-9]' /proc/stat) # every CPU's steal is in /proc/stat, whatever nproc's mask
 echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka, load generator | group commits/s, claims + finishes each, ms each | load avg | steal %, calib ns |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $rates; do

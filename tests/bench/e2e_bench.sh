@@ -21,7 +21,7 @@
 #   on stderr, per run: PostgreSQL's CPU per payment by the role of its client backends
 #                   (one role per daemon; backends alive before and after the run only),
 #                   to tell which daemon's statements the cluster's CPU goes to; and the
-#                   e2e time hop by hop (stages(), below)
+#                   e2e time hop by hop (stages(), below), and the run's stalls (stalls())
 # The risk rules are deploy/risk/rules.json without its velocity rules: the generator reuses
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)
@@ -108,6 +108,37 @@ stages() {
                                                     WITHIN GROUP (ORDER BY v)) AS t
                           FROM x, LATERAL (VALUES (1, a), (2, b), (3, c)) AS u(k, v)
                          GROUP BY k) y) l" 2>&1 | head -1
+}
+# the run's stalls (stderr, per run): the 100 ms windows of accepts whose median e2e time is
+# over twice the run's, at most 8, each with its hops' medians (ms), to be matched against
+# the broker's GC log and PostgreSQL's (autovacuum, checkpoints): a stall in one hop only
+# points at its worker, one in every hop at the box or the broker
+stalls() {
+    psqlq -F ' ' -c "
+        WITH x AS (SELECT p.created_at,
+                          extract(epoch FROM e.posted_at - p.created_at) AS t,
+                          extract(epoch FROM r.decided_at - p.created_at) AS a,
+                          extract(epoch FROM a.created_at - r.decided_at) AS b,
+                          extract(epoch FROM e.posted_at - a.created_at) AS c
+                     FROM payments p
+                     JOIN risk_payments r ON r.partner_id = p.partner_id AND r.checkout_id = p.checkout_id
+                     JOIN payment_orders o ON o.payment_id = p.payment_id
+                     JOIN executor_attempts a ON a.object_id = o.order_id AND a.kind = 'CHARGE'
+                                              AND a.attempt = 1
+                     JOIN ledger_entries e ON e.source_key = 'capture:' || o.order_id
+                    WHERE p.partner_id = '$partner' AND p.created_at >= '$1'),
+             m AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) AS med FROM x),
+             w AS (SELECT to_timestamp(floor(extract(epoch FROM created_at) * 10) / 10) AS at,
+                          percentile_cont(0.5) WITHIN GROUP (ORDER BY t) AS t,
+                          percentile_cont(0.5) WITHIN GROUP (ORDER BY a) AS a,
+                          percentile_cont(0.5) WITHIN GROUP (ORDER BY b) AS b,
+                          percentile_cont(0.5) WITHIN GROUP (ORDER BY c) AS c
+                     FROM x GROUP BY 1)
+        SELECT coalesce(string_agg(to_char(at AT TIME ZONE 'UTC', 'HH24:MI:SS.MS') || ' '
+                                   || round(1000 * t) || ' (' || round(1000 * a) || ', '
+                                   || round(1000 * b) || ', ' || round(1000 * c) || ')',
+                                   '; ' ORDER BY at), 'none')
+          FROM (SELECT w.* FROM w, m WHERE w.t > 2 * m.med ORDER BY w.t DESC LIMIT 8) s" 2>&1 | head -1
 }
 daemons="ingress risk executor ledger webhooks psp-sandbox"
 psqlq() { psql "$KASIR_PG_DSN" -tAXq "$@"; }
@@ -305,6 +336,7 @@ for round in $(seq 1 "$rounds"); do
             echo "e2e: $v$round: $(hot_ratio "$hot0" "$(hot_updates)")" >&2
             echo "e2e: $v$round: PostgreSQL µs/payment by client role: $(pg_roles_note "$n")" >&2
             echo "e2e: $v$round: $(stages "$since")" >&2
+            echo "e2e: $v$round: stalls, 100 ms of accepts at over twice the median e2e time (UTC, median ms (accept to risk, risk to journal, journal to posted)): $(stalls "$since")" >&2
         done
         svc stop >/dev/null 2>&1 || true
     done

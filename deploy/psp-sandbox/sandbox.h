@@ -92,6 +92,8 @@ void sb_lock(void);
 void sb_unlock(void);
 int sb_store_init(void);
 void sb_store_reset(void); /* forget every object, key, ledger entry and webhook log */
+/* the most keys one jansson object of the maps holds (they are sharded: store.c) */
+size_t sb_store_largest_object(void);
 
 /* New id: prefix + 24 random-looking characters ("pi_", "re_", "qr_" ...). */
 void sb_new_id(const char *prefix, char *out, size_t cap);

@@ -2,7 +2,16 @@
  *
  * One mutex guards it all. A PSP call holds it for a few microseconds (lookups in jansson
  * objects, which are hash tables), so one lock is simpler than finer ones and is not what
- * limits throughput: HTTP parsing and JSON text are done outside it. */
+ * limits throughput: HTTP parsing and JSON text are done outside it.
+ *
+ * A map that grows with the calls (objects, references and idempotency records) is
+ * SB_SHARDS jansson objects, the key's hash choosing one. jansson grows an object by
+ * rehashing every key it holds at once: one object of 131,072 keys took 16 ms to grow on a
+ * quiet core, 43 ms at 262,144, under the lock, so every PSP call waited, once per map, each
+ * time the charges doubled; in the end-to-end bench a sandbox past ~130,000 charges spent
+ * ~130 ms of CPU at once and the executor's calls stalled behind it (docs/BENCHMARKS.md,
+ * session 37). A shard grows 1/SB_SHARDS of that at a time (tests/bench/sandbox_bench.sh:
+ * the slowest call 4-6 ms against 63 at 131,072 charges, ~4 % more CPU a call; session 38). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +24,10 @@
 #include "lib/banned.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static json_t *objs;   /* kind -> { id -> object } */
-static json_t *refs;   /* kind -> { ref -> id } */
-static json_t *idem;   /* scope -> { fp, status, body, ctype, request_id } */
+#define SB_SHARDS 256
+static json_t *objs;   /* kind -> shards of { id -> object } */
+static json_t *refs;   /* kind -> shards of { ref -> id } */
+static json_t *idem;   /* shards of { scope -> { fp, status, body, ctype, request_id } } */
 static json_t *ledger; /* [ entry ] */
 static uint64_t rng;
 static uint64_t id_counter;
@@ -32,11 +42,60 @@ void sb_unlock(void)
     pthread_mutex_unlock(&mu);
 }
 
+/* a map of SB_SHARDS empty objects (a JSON array), NULL when out of memory */
+static json_t *shards_new(void)
+{
+    json_t *m = json_array();
+    size_t i;
+
+    for (i = 0; m && i < SB_SHARDS; i++)
+        if (json_array_append_new(m, json_object()) != 0) {
+            json_decref(m);
+            return NULL;
+        }
+    return m;
+}
+
+/* the shard of map that holds key (FNV-1a of the key) */
+static json_t *shard(json_t *map, const char *key)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *key; key++)
+        h = (h ^ (unsigned char)*key) * 16777619u;
+    return json_array_get(map, h % SB_SHARDS);
+}
+
+static size_t largest_shard(json_t *map, size_t max)
+{
+    json_t *o;
+    size_t i;
+
+    json_array_foreach(map, i, o) {
+        if (json_object_size(o) > max)
+            max = json_object_size(o);
+    }
+    return max;
+}
+
+size_t sb_store_largest_object(void)
+{
+    json_t *roots[] = {objs, refs}, *m;
+    const char *kind;
+    size_t r, max = largest_shard(idem, 0);
+
+    for (r = 0; r < 2; r++) {
+        json_object_foreach(roots[r], kind, m)
+            max = largest_shard(m, max);
+    }
+    return max;
+}
+
 int sb_store_init(void)
 {
     objs = json_object();
     refs = json_object();
-    idem = json_object();
+    idem = shards_new();
     ledger = json_array();
     sb_reseed(SB.faults.seed);
     return objs && refs && idem && ledger ? 0 : -1;
@@ -44,9 +103,12 @@ int sb_store_init(void)
 
 void sb_store_reset(void)
 {
+    json_t *o;
+    size_t i;
+
     json_object_clear(objs);
     json_object_clear(refs);
-    json_object_clear(idem);
+    json_array_foreach(idem, i, o) json_object_clear(o);
     json_array_clear(ledger);
 }
 
@@ -92,40 +154,41 @@ void sb_new_id(const char *prefix, char *out, size_t cap)
     snprintf(out, cap, "%s%s", prefix, tail);
 }
 
-static json_t *kind_map(json_t *root, const char *kind)
+/* the shard of root[kind] that holds key; root[kind] made on first use */
+static json_t *kind_map(json_t *root, const char *kind, const char *key)
 {
     json_t *m = json_object_get(root, kind);
 
     if (!m) {
-        m = json_object();
+        m = shards_new();
         json_object_set_new(root, kind, m);
     }
-    return m;
+    return shard(m, key);
 }
 
 json_t *sb_obj_get(const char *kind, const char *id)
 {
-    return id ? json_object_get(kind_map(objs, kind), id) : NULL;
+    return id ? json_object_get(kind_map(objs, kind, id), id) : NULL;
 }
 
 void sb_obj_put(const char *kind, const char *id, json_t *obj)
 {
-    json_object_set_new(kind_map(objs, kind), id, obj);
+    json_object_set_new(kind_map(objs, kind, id), id, obj);
 }
 
 const char *sb_ref_get(const char *kind, const char *ref)
 {
-    return ref ? json_string_value(json_object_get(kind_map(refs, kind), ref)) : NULL;
+    return ref ? json_string_value(json_object_get(kind_map(refs, kind, ref), ref)) : NULL;
 }
 
 void sb_ref_put(const char *kind, const char *ref, const char *id)
 {
-    json_object_set_new(kind_map(refs, kind), ref, json_string(id));
+    json_object_set_new(kind_map(refs, kind, ref), ref, json_string(id));
 }
 
 enum sb_idem sb_idem_lookup(const char *scope, const char *fp, struct sb_resp *r)
 {
-    json_t *rec = json_object_get(idem, scope);
+    json_t *rec = json_object_get(shard(idem, scope), scope);
     const char *body;
 
     if (!rec)
@@ -157,7 +220,7 @@ enum sb_idem sb_idem_check(const char *psp, const char *cred, const char *key,
 
 void sb_idem_store(const char *scope, const char *fp, const struct sb_resp *r)
 {
-    json_object_set_new(idem, scope,
+    json_object_set_new(shard(idem, scope), scope,
                         json_pack("{s:s, s:i, s:s, s:s}", "fp", fp, "status", r->status, "body",
                                   r->body ? r->body : "", "request_id", r->request_id));
 }

@@ -333,9 +333,9 @@ static void refund(const char *id, json_t *b, struct sb_resp *r)
     }
     set_state(tx, "200", done + amount >= gross ? "refund" : "partial_refund");
     sb_amount_str(amount, "IDR", as, sizeof(as));
-    entry = sb_ledger_add("midtrans", "refund", key, key, key, amount, "IDR",
-                          json_string_value(json_object_get(tx, "payment_type")));
-    json_object_set_new(entry, "refund_of", json_string(json_string_value(json_object_get(tx, "order_id"))));
+    entry = sb_ledger_add_refund("midtrans", json_string_value(json_object_get(tx, "order_id")),
+                                 key, key, key, amount, "IDR",
+                                 json_string_value(json_object_get(tx, "payment_type")));
     v = public_view(tx, "Success, refund request is approved");
     json_object_set_new(v, "refund_chargeback_id", json_integer((json_int_t)json_integer_value(json_object_get(entry, "seq"))));
     json_object_set_new(v, "refund_amount", json_string(as));

@@ -221,7 +221,7 @@ static void create_charge(const struct sb_call *c, json_t *b, const char *key, s
 static void create_refund(json_t *b, const char *key, struct sb_resp *r)
 {
     const char *cid = str(b, "charge"), *ref = str(b, "reference");
-    json_t *ch = sb_obj_get("sandbox_charge", cid), *re, *entry;
+    json_t *ch = sb_obj_get("sandbox_charge", cid), *re;
     struct ks_money total, m;
     struct ks_err e = {0};
     int64_t done;
@@ -263,9 +263,8 @@ static void create_refund(json_t *b, const char *key, struct sb_resp *r)
                    "idempotency_key", key);
     set_amount(re, "amount", m.minor, total.currency);
     json_object_set_new(re, "created_at", json_string(ts));
-    entry = sb_ledger_add("sandbox", "refund", id, ref, key, m.minor, total.currency,
-                          str(ch, "method"));
-    json_object_set_new(entry, "refund_of", json_string(cid));
+    sb_ledger_add_refund("sandbox", cid, id, ref, key, m.minor, total.currency,
+                         str(ch, "method"));
     sb_obj_put("sandbox_refund", id, json_incref(re));
     hook("refund.succeeded", re, NULL, 0);
     sb_respond_json(r, 201, re);

@@ -92,7 +92,8 @@ void sb_lock(void);
 void sb_unlock(void);
 int sb_store_init(void);
 void sb_store_reset(void); /* forget every object, key, ledger entry and webhook log */
-/* the most keys one jansson object of the maps holds (they are sharded: store.c) */
+/* The most keys one jansson object of the maps holds (they are sharded, store.c; lock
+ * held). For tests/unit/test_sandbox_store.c. */
 size_t sb_store_largest_object(void);
 
 /* New id: prefix + 24 random-looking characters ("pi_", "re_", "qr_" ...). */
@@ -128,7 +129,12 @@ json_t *sb_ledger_add(const char *psp, const char *kind, const char *object_id,
                       const char *currency, const char *method); /* borrowed entry */
 json_t *sb_ledger_query(const char *psp, const char *kind); /* new reference */
 json_t *sb_ledger_entries(void);                            /* borrowed; lock held */
-/* Minor units refunded so far against object_id. */
+/* A refund of refund_of (the charge's id: payment intent, order, charge) into the ledger,
+ * as sb_ledger_add with kind "refund", and its amount added to refund_of's total. */
+json_t *sb_ledger_add_refund(const char *psp, const char *refund_of, const char *object_id,
+                             const char *ref, const char *idem_key, int64_t amount_minor,
+                             const char *currency, const char *method); /* borrowed entry */
+/* Minor units refunded so far against object_id (a look-up, not a scan of the ledger). */
 int64_t sb_ledger_refunded(const char *psp, const char *object_id);
 
 /* Time helpers. */

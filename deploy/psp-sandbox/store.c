@@ -4,14 +4,17 @@
  * objects, which are hash tables), so one lock is simpler than finer ones and is not what
  * limits throughput: HTTP parsing and JSON text are done outside it.
  *
- * A map that grows with the calls (objects, references and idempotency records) is
- * SB_SHARDS jansson objects, the key's hash choosing one. jansson grows an object by
- * rehashing every key it holds at once: one object of 131,072 keys took 16 ms to grow on a
- * quiet core, 43 ms at 262,144, under the lock, so every PSP call waited, once per map, each
- * time the charges doubled; in the end-to-end bench a sandbox past ~130,000 charges spent
- * ~130 ms of CPU at once and the executor's calls stalled behind it (docs/BENCHMARKS.md,
- * session 37). A shard grows 1/SB_SHARDS of that at a time (tests/bench/sandbox_bench.sh:
- * the slowest call 4-6 ms against 63 at 131,072 charges, ~4 % more CPU a call; session 38). */
+ * A map that grows with the calls (objects, references, idempotency records, refund
+ * totals) is SB_SHARDS jansson objects, the key's hash choosing one. jansson grows an object
+ * by rehashing every key it holds at once: one object of 131,072 keys took 16 ms to grow on
+ * a quiet core, 43 ms at 262,144, under the lock, so every PSP call waited, once per map,
+ * each time the charges doubled; in the end-to-end bench a sandbox past ~130,000 charges
+ * spent ~130 ms of CPU at once and the executor's calls stalled behind it
+ * (docs/BENCHMARKS.md, session 37). A shard grows 1/SB_SHARDS of that at a time
+ * (tests/bench/sandbox_bench.sh: the slowest call the clients saw 2-6 ms against 63-92,
+ * the sandbox's CPU a call the same within the bench's noise; session 38). For the same
+ * reason a refund's "refunded so far" is a total kept per charge, not a scan of the ledger
+ * (4-10 ms of CPU a refund at 150,000 entries). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static json_t *objs;   /* kind -> shards of { id -> object } */
 static json_t *refs;   /* kind -> shards of { ref -> id } */
 static json_t *idem;   /* shards of { scope -> { fp, status, body, ctype, request_id } } */
+static json_t *refunded; /* shards of { "psp|charge id" -> minor units refunded } */
 static json_t *ledger; /* [ entry ] */
 static uint64_t rng;
 static uint64_t id_counter;
@@ -56,11 +60,14 @@ static json_t *shards_new(void)
     return m;
 }
 
-/* the shard of map that holds key (FNV-1a of the key) */
+/* the shard of map that holds key (FNV-1a of the key); NULL for a NULL key, which jansson's
+ * get and set then refuse */
 static json_t *shard(json_t *map, const char *key)
 {
     uint32_t h = 2166136261u;
 
+    if (!key)
+        return NULL;
     for (; *key; key++)
         h = (h ^ (unsigned char)*key) * 16777619u;
     return json_array_get(map, h % SB_SHARDS);
@@ -82,7 +89,7 @@ size_t sb_store_largest_object(void)
 {
     json_t *roots[] = {objs, refs}, *m;
     const char *kind;
-    size_t r, max = largest_shard(idem, 0);
+    size_t r, max = largest_shard(refunded, largest_shard(idem, 0));
 
     for (r = 0; r < 2; r++) {
         json_object_foreach(roots[r], kind, m)
@@ -96,9 +103,10 @@ int sb_store_init(void)
     objs = json_object();
     refs = json_object();
     idem = shards_new();
+    refunded = shards_new();
     ledger = json_array();
     sb_reseed(SB.faults.seed);
-    return objs && refs && idem && ledger ? 0 : -1;
+    return objs && refs && idem && refunded && ledger ? 0 : -1;
 }
 
 void sb_store_reset(void)
@@ -109,6 +117,7 @@ void sb_store_reset(void)
     json_object_clear(objs);
     json_object_clear(refs);
     json_array_foreach(idem, i, o) json_object_clear(o);
+    json_array_foreach(refunded, i, o) json_object_clear(o);
     json_array_clear(ledger);
 }
 
@@ -161,7 +170,8 @@ static json_t *kind_map(json_t *root, const char *kind, const char *key)
 
     if (!m) {
         m = shards_new();
-        json_object_set_new(root, kind, m);
+        if (json_object_set_new(root, kind, m) != 0) /* out of memory: m is freed */
+            return NULL;
     }
     return shard(m, key);
 }
@@ -243,19 +253,33 @@ json_t *sb_ledger_entries(void)
     return ledger;
 }
 
+static void refund_key(const char *psp, const char *object_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s|%s", psp, object_id);
+}
+
+json_t *sb_ledger_add_refund(const char *psp, const char *refund_of, const char *object_id,
+                             const char *ref, const char *idem_key, int64_t amount_minor,
+                             const char *currency, const char *method)
+{
+    json_t *e = sb_ledger_add(psp, "refund", object_id, ref, idem_key, amount_minor, currency,
+                              method);
+    char k[400];
+
+    json_object_set_new(e, "refund_of", json_string(refund_of));
+    refund_key(psp, refund_of, k, sizeof(k));
+    json_object_set_new(shard(refunded, k), k,
+                        json_integer((json_int_t)(sb_ledger_refunded(psp, refund_of) +
+                                                  amount_minor)));
+    return e;
+}
+
 int64_t sb_ledger_refunded(const char *psp, const char *object_id)
 {
-    size_t i;
-    json_t *e;
-    int64_t sum = 0;
+    char k[400];
 
-    json_array_foreach(ledger, i, e) {
-        json_t *of = json_object_get(e, "refund_of");
-        if (of && strcmp(json_string_value(json_object_get(e, "psp")), psp) == 0 &&
-            strcmp(json_string_value(of), object_id) == 0)
-            sum += json_integer_value(json_object_get(e, "amount"));
-    }
-    return sum;
+    refund_key(psp, object_id, k, sizeof(k));
+    return (int64_t)json_integer_value(json_object_get(shard(refunded, k), k));
 }
 
 /* Entries of psp/kind (NULL: all) with the counts a test asks for: references charged,

@@ -374,7 +374,7 @@ static void create_refund(json_t *p, const char *idem_key, struct sb_resp *r)
     const char *chg = json_string_value(json_object_get(p, "charge"));
     const char *reason = json_string_value(json_object_get(p, "reason"));
     const char *bad = unknown_param(p, refund_params), *ref;
-    json_t *pi = NULL, *md = json_object_get(p, "metadata"), *re, *entry;
+    json_t *pi = NULL, *md = json_object_get(p, "metadata"), *re;
     json_int_t amount, received, refunded;
     char id[48], have[40], want[40], bt[48];
     const char *cur;
@@ -447,8 +447,7 @@ static void create_refund(json_t *p, const char *idem_key, struct sb_resp *r)
         json_decref(json_object_get(re, "metadata"));
     sb_obj_put("refund", id, re);
     ref = json_string_value(json_object_get(md, "refund_id"));
-    entry = sb_ledger_add("stripe", "refund", id, ref ? ref : id, idem_key, amount, cur, "card");
-    json_object_set_new(entry, "refund_of", json_string(pid));
+    sb_ledger_add_refund("stripe", pid, id, ref ? ref : id, idem_key, amount, cur, "card");
     send_event("refund.created", re, idem_key, NULL, 0);
     sb_respond_json(r, 200, json_incref(re));
 }

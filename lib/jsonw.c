@@ -99,6 +99,17 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return 0;
 }
 
+int ks_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t k;
+
+    for (; p < end; p += k)
+        if ((k = utf8_seq(p, (size_t)(end - p))) == 0)
+            return 0;
+    return 1;
+}
+
 int ks_jw_quote(struct ks_jw *w, const char *s)
 {
     return ks_jw_quoten(w, s, strlen(s));

@@ -70,4 +70,8 @@ void ks_jw_json(struct ks_jw *w, const char *name, const char *json);
  * out of memory. len may be NULL. */
 char *ks_jw_take(struct ks_jw *w, size_t *len);
 
+/* 1 if the n bytes at s are valid UTF-8 (no overlong forms, surrogates or code points
+ * above U+10FFFF), as jansson requires of every string it stores. */
+int ks_utf8_valid(const char *s, size_t n);
+
 #endif

@@ -19,6 +19,7 @@
 #include "deploy/psp-sandbox/sandbox.h"
 #include "lib/crypto.h"
 #include "lib/webhook.h"
+#include "lib/jsonw.h"
 #include "lib/banned.h"
 
 #define MERCHANT_ID "G141532850"
@@ -451,6 +452,11 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
                 status_err(r, 400, "Invalid JSON body", NULL);
             goto out;
         }
+    }
+    if (iris && post && idem && !ks_utf8_valid(idem, strlen(idem))) {
+        sb_respond_json(r, 400, json_pack("{s:s}", "error_message",
+                                          "X-Idempotency-Key must be valid UTF-8"));
+        goto out;
     }
     if (iris && post && idem && *idem) {
         switch (sb_idem_check("iris", user, idem, c, b, scope, fp, r)) {

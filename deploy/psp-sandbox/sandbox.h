@@ -126,11 +126,12 @@ enum sb_idem sb_idem_check(const char *psp, const char *cred, const char *key,
  * "refund", "payout"; ref is the merchant's reference (order id, external id...). */
 json_t *sb_ledger_add(const char *psp, const char *kind, const char *object_id,
                       const char *ref, const char *idem_key, int64_t amount_minor,
-                      const char *currency, const char *method); /* borrowed entry */
+                      const char *currency, const char *method); /* borrowed; NULL: none */
 json_t *sb_ledger_query(const char *psp, const char *kind); /* new reference */
 json_t *sb_ledger_entries(void);                            /* borrowed; lock held */
 /* A refund of refund_of (the charge's id: payment intent, order, charge) into the ledger,
- * as sb_ledger_add with kind "refund", and its amount added to refund_of's total. */
+ * as sb_ledger_add with kind "refund", and its amount added to refund_of's total (not when
+ * the entry could not be written: NULL). */
 json_t *sb_ledger_add_refund(const char *psp, const char *refund_of, const char *object_id,
                              const char *ref, const char *idem_key, int64_t amount_minor,
                              const char *currency, const char *method); /* borrowed entry */

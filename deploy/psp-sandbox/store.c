@@ -1,8 +1,10 @@
 /* store.c - the sandbox's memory: objects, references, idempotency records, the ledger.
  *
- * One mutex guards it all. A PSP call holds it for a few microseconds (lookups in jansson
- * objects, which are hash tables), so one lock is simpler than finer ones and is not what
- * limits throughput: HTTP parsing and JSON text are done outside it.
+ * One mutex guards it all. A PSP call holds it while its handler runs (the body's parsing,
+ * look-ups in jansson objects, which are hash tables, the answer's JSON); libmicrohttpd's
+ * parsing and sending, and the delays a fault asks for, are outside it. One lock is
+ * simpler than finer ones, and with the sandbox's 2 HTTP threads not what limits it, as
+ * long as nothing under it grows with the data (below).
  *
  * A map that grows with the calls (objects, references, idempotency records, refund
  * totals) is SB_SHARDS jansson objects, the key's hash choosing one. jansson grows an object
@@ -11,7 +13,7 @@
  * each time the charges doubled; in the end-to-end bench a sandbox past ~130,000 charges
  * spent ~130 ms of CPU at once and the executor's calls stalled behind it
  * (docs/BENCHMARKS.md, session 37). A shard grows 1/SB_SHARDS of that at a time
- * (tests/bench/sandbox_bench.sh: the slowest call the clients saw 2-6 ms against 63-92,
+ * (tests/bench/sandbox_bench.sh: the slowest call the clients saw 3-6 ms against 63-92,
  * the sandbox's CPU a call the same within the bench's noise; session 38). For the same
  * reason a refund's "refunded so far" is a total kept per charge, not a scan of the ledger
  * (4-10 ms of CPU a refund at 150,000 entries). */
@@ -239,13 +241,15 @@ json_t *sb_ledger_add(const char *psp, const char *kind, const char *object_id,
                       const char *ref, const char *idem_key, int64_t amount_minor,
                       const char *currency, const char *method)
 {
-    json_array_append_new(
-        ledger, json_pack("{s:I, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I}", "seq",
+    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I}", "seq",
                           (json_int_t)json_array_size(ledger) + 1, "psp", psp, "kind", kind,
                           "object_id", object_id, "reference", ref, "idempotency_key",
                           idem_key, "amount", (json_int_t)amount_minor, "currency", currency,
-                          "method", method, "at_us", (json_int_t)sb_now_us()));
-    return json_array_get(ledger, json_array_size(ledger) - 1);
+                          "method", method, "at_us", (json_int_t)sb_now_us());
+
+    /* NULL (a string that is not UTF-8, or out of memory): no entry, and no other one
+     * handed back in its place */
+    return e && json_array_append_new(ledger, e) == 0 ? e : NULL;
 }
 
 json_t *sb_ledger_entries(void)
@@ -266,6 +270,8 @@ json_t *sb_ledger_add_refund(const char *psp, const char *refund_of, const char 
                               method);
     char k[400];
 
+    if (!e)
+        return NULL;
     json_object_set_new(e, "refund_of", json_string(refund_of));
     refund_key(psp, refund_of, k, sizeof(k));
     json_object_set_new(shard(refunded, k), k,

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "deploy/psp-sandbox/sandbox.h"
+#include "lib/jsonw.h"
 #include "lib/banned.h"
 
 #define API_VERSION "2024-06-20"
@@ -556,6 +557,11 @@ int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r)
         if (strlen(idem_key) > 255) {
             respond_error(r, 400, error_obj("invalid_request_error", NULL, NULL,
                                             "Idempotency keys must be 255 characters or less."));
+            goto out;
+        }
+        if (!ks_utf8_valid(idem_key, strlen(idem_key))) {
+            respond_error(r, 400, error_obj("invalid_request_error", NULL, NULL,
+                                            "Idempotency keys must be valid UTF-8."));
             goto out;
         }
         switch (sb_idem_check("stripe", user, idem_key, c, p, scope, fp, r)) {

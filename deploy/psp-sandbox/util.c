@@ -5,6 +5,7 @@
 
 #include "deploy/psp-sandbox/sandbox.h"
 #include "lib/crypto.h"
+#include "lib/jsonw.h"
 #include "lib/banned.h"
 
 /* URL-decodes s[0..n) into a new string ('+' is a space in form bodies); NULL if a %
@@ -129,7 +130,10 @@ json_t *sb_form_parse(const char *s, size_t len, char *msg, size_t cap)
         if (end > i) {
             k = url_decode(s + i, eq - i);
             v = url_decode(eq < end ? s + eq + 1 : "", eq < end ? end - eq - 1 : 0);
-            rc = k && v ? form_put(root, k, v) : -1;
+            /* jansson keeps only UTF-8: any other name or value is refused, not dropped */
+            rc = k && v && ks_utf8_valid(k, strlen(k)) && ks_utf8_valid(v, strlen(v))
+                     ? form_put(root, k, v)
+                     : -1;
             if (rc != 0)
                 snprintf(msg, cap, "Invalid request body: could not decode parameter '%.*s'",
                          (int)((eq - i) > 80 ? 80 : (eq - i)), s + i);

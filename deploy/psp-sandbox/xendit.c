@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "deploy/psp-sandbox/sandbox.h"
+#include "lib/jsonw.h"
 #include "lib/banned.h"
 
 #define OWNER_ID "5f8a1e3b2c4d5e6f7a8b9c0d"
@@ -394,6 +395,10 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
             err(r, 400, "INVALID_JSON_FORMAT", "The request body is not a valid JSON format");
             goto out;
         }
+    }
+    if (post && idem && !ks_utf8_valid(idem, strlen(idem))) {
+        err(r, 400, "API_VALIDATION_ERROR", "X-IDEMPOTENCY-KEY must be valid UTF-8");
+        goto out;
     }
     disb = post && strcmp(c->path, "/disbursements") == 0;
     if (post && idem && *idem && strstr(c->path, "simulate") == NULL) {

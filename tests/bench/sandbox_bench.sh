@@ -12,20 +12,22 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 N=${1:-${N:-150000}}
+[[ "$N" =~ ^[0-9]+$ ]] || { echo "sandbox bench: N must be a number of charges, not '$N'" >&2; exit 2; }
 N=$((N / 10000 * 10000)); [ "$N" -ge 10000 ] || N=10000
 make -s -C "$top" build/bin/kasir-psp-sandbox
 a="$top/build/bin/kasir-psp-sandbox"
 order="A"; [ -n "${SANDBOX_BIN_B:-}" ] && order="A B B A"
 
-run() { # label binary
-    python3 - "$1" "$2" "$N" <<'PY'
+run() { # label binary; in the background, so a TERM to this script is handled at once
+    python3 - "$1" "$2" "$N" <<'PY' &
 import http.client, json, os, signal, socket, subprocess, sys, threading, time, uuid
 label, binary, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 chunk, clients = 10000, 4
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 key = "sbx_" + uuid.uuid4().hex
 env = dict(os.environ, KASIR_HTTP_PORT=str(port), KASIR_SANDBOX_API_KEY=key,
-           KASIR_LOG_LEVEL="warn", KASIR_FAULT_LATENCY="0ms", KASIR_HTTP_THREADS="2",
+           KASIR_HTTP_BIND="127.0.0.1", KASIR_LOG_LEVEL="warn", KASIR_FAULT_LATENCY="0ms",
+           KASIR_HTTP_THREADS="2",
            KASIR_WEBHOOK_BASE="", KASIR_WEBHOOK_SANDBOX_URL="")
 p = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit("sandbox bench: terminated"))
@@ -40,6 +42,7 @@ def calls(make, count):
     slow, bad, done, out = [0.0], [], [0], [None] * count
     lock = threading.Lock()
     def work(t):
+        path = "(before the first call)"
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             for i in range(t, count, clients):
@@ -94,8 +97,11 @@ med = sorted(cpus)[len(cpus) // 2]
 print("| %s | %.1f (%.1f) | %.0f | %s | %.1f | %.0f |" % (label, sum(cpus) / len(cpus), med,
       max(worst), " ".join("%.0f" % w for w in worst), ru, rw))
 PY
+    wait $!
 }
 
+# a TERM to this script reaches the run in progress (its Python stops its sandbox)
+trap 'pkill -TERM -P $$ 2>/dev/null; exit 143' TERM INT
 echo "$N charges, then 10,000 refunds, per run"
 echo "| binary | sandbox CPU µs/charge, mean (median of 10,000-chunks) | slowest charge ms | slowest charge of each 10,000, ms | sandbox CPU µs/refund | slowest refund ms |"
 echo "|---|---|---|---|---|---|"

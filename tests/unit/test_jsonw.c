@@ -221,4 +221,28 @@ KT_TEST(test_quoten)
     }
 }
 
-KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64, test_quoten)
+KT_TEST(test_utf8_valid)
+{
+    static const struct {
+        const char *s;
+        int ok;
+    } cases[] = {
+        {"", 1},
+        {"ord_1 a-b", 1},
+        {"\xc3\xa9t\xc3\xa9", 1},        /* été */
+        {"\xe2\x82\xac", 1},              /* € */
+        {"\xf0\x9f\x98\x80", 1},          /* U+1F600 */
+        {"\xff", 0},                       /* never a UTF-8 byte */
+        {"\xc3", 0},                       /* cut by the end */
+        {"\xc0\xaf", 0},                   /* overlong '/' */
+        {"\xed\xa0\x80", 0},               /* a surrogate */
+        {"\xf4\x90\x80\x80", 0},           /* above U+10FFFF */
+        {"ok\x80", 0},                     /* a lone continuation byte */
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        KT_CHECK_MSG(ks_utf8_valid(cases[i].s, strlen(cases[i].s)) == cases[i].ok, "case %zu", i);
+}
+
+KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64, test_quoten, test_utf8_valid)

@@ -33,6 +33,9 @@ static const struct fcase forms[] = {
     {"a[b]x=1", NULL},          /* text after a bracket */
     {"a=1&a[b]=2", NULL},       /* a value, then an object */
     {"a[5]=1", NULL},           /* array index past the end */
+    {"a=%ff", NULL},            /* a value that is not UTF-8 */
+    {"%c3=1", NULL},            /* a name that is not UTF-8 */
+    {"a=%c3%a9", "{\"a\":\"\u00e9\"}"},
 };
 
 KT_TEST(test_form)

@@ -1,0 +1,72 @@
+"""334: bytes that are not UTF-8, where a client can put them (an idempotency key header, a
+form-encoded value), are refused with a 400 that names them, at every PSP, and leave the
+sandbox's ledger as it was. jansson keeps only UTF-8: before, such a key made the ledger
+entry fail to build, so a refund was answered 201 but never entered, and its refund_of
+was written onto the ledger's previous entry (review of 50cd7bc)."""
+import uuid
+
+from sandbox_util import sandbox  # noqa: F401
+
+NOT_UTF8 = "k-\xff\xfe-" + uuid.uuid4().hex[:8]  # http.client sends str headers as latin-1
+
+
+def ledger_count(sb):
+    return sb.ledger()["count"]
+
+
+def test_native_refund_with_a_key_not_utf8(sandbox):
+    body = {"reference": "ord_" + uuid.uuid4().hex[:16], "amount": "150000.00",
+            "currency": "IDR", "method": "card", "payment_token": "tok_visa"}
+    ch = sandbox.native("POST", "/sandbox/v1/charges", body, idem="k-" + uuid.uuid4().hex)
+    assert ch.status == 201, ch
+    before = ledger_count(sandbox)
+    r = sandbox.native("POST", "/sandbox/v1/refunds",
+                       {"charge": ch.json()["id"], "amount": "50000.00",
+                        "reference": "rf-" + body["reference"]}, idem=NOT_UTF8)
+    assert r.status == 400, r
+    err = r.json()["error"]
+    assert err["code"] == "idempotency_key_invalid" and err["field"] == "Idempotency-Key", err
+    assert ledger_count(sandbox) == before
+    entries = sandbox.ledger("sandbox")["entries"]
+    assert not [e for e in entries if e.get("refund_of") == ch.json()["id"]]
+    assert not [e for e in entries if "refund_of" in e and e["kind"] != "refund"]
+    # the same refund with a UTF-8 key ("é" as its two bytes) goes through, entered once
+    r = sandbox.native("POST", "/sandbox/v1/refunds",
+                       {"charge": ch.json()["id"], "amount": "50000.00",
+                        "reference": "rf-" + body["reference"]},
+                       idem="k-\xc3\xa9-" + uuid.uuid4().hex)
+    assert r.status == 201, r
+    assert ledger_count(sandbox) == before + 1
+
+
+def test_stripe_key_and_form_value_not_utf8(sandbox):
+    before = ledger_count(sandbox)
+    r = sandbox.stripe("POST", "/v1/payment_intents",
+                       {"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa",
+                        "confirm": True}, idem=NOT_UTF8)
+    assert r.status == 400, r
+    assert "UTF-8" in r.json()["error"]["message"]
+    # a form value percent-encoded from bytes that are not UTF-8
+    h = {"Authorization": "Bearer " + sandbox.keys["stripe"],
+         "Content-Type": "application/x-www-form-urlencoded"}
+    r = sandbox.request("POST", "/v1/payment_intents",
+                        b"amount=2000&currency=usd&metadata[order_id]=%FF%FE", h)
+    assert r.status == 400, r
+    assert "metadata[order_id]" in r.json()["error"]["message"]
+    assert ledger_count(sandbox) == before
+
+
+def test_xendit_and_iris_keys_not_utf8(sandbox):
+    before = ledger_count(sandbox)
+    body = {"external_id": "ext-" + uuid.uuid4().hex[:12], "amount": 17000, "bank_code": "BCA",
+            "account_holder_name": "Bob Jones", "account_number": "1231241231",
+            "description": "Reimbursement"}
+    r = sandbox.xendit("POST", "/disbursements", body, idem=NOT_UTF8)
+    assert r.status == 400 and r.json()["error_code"] == "API_VALIDATION_ERROR", r
+    assert "X-IDEMPOTENCY-KEY" in r.json()["message"]
+    payout = {"payouts": [{"beneficiary_name": "Jon Snow", "beneficiary_account": "1172993826",
+                           "beneficiary_bank": "bni", "amount": "100000.00",
+                           "notes": "n-" + uuid.uuid4().hex[:8]}]}
+    r = sandbox.iris("POST", "/api/v1/payouts", payout, idem=NOT_UTF8)
+    assert r.status == 400 and "X-Idempotency-Key" in r.json()["error_message"], r
+    assert ledger_count(sandbox) == before

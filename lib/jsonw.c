@@ -110,6 +110,18 @@ int ks_utf8_valid(const char *s, size_t n)
     return 1;
 }
 
+size_t ks_utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+
+    if (n < max || s[n] == '\0')
+        return n;
+    /* s[n] is the first byte left out: if it continues a character, leave that out too */
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
 int ks_jw_quote(struct ks_jw *w, const char *s)
 {
     return ks_jw_quoten(w, s, strlen(s));

@@ -73,5 +73,8 @@ char *ks_jw_take(struct ks_jw *w, size_t *len);
 /* 1 if the n bytes at s are valid UTF-8 (no overlong forms, surrogates or code points
  * above U+10FFFF), as jansson requires of every string it stores. */
 int ks_utf8_valid(const char *s, size_t n);
+/* The length of s's longest prefix of at most max bytes that does not cut a character of
+ * UTF-8 s in two: for printf's "%.*s" where text is shortened to fit. */
+size_t ks_utf8_prefix(const char *s, size_t max);
 
 #endif

@@ -18,6 +18,7 @@
 #include "deploy/psp-sandbox/sandbox.h"
 #include "deploy/psp-sandbox/http.h"
 #include "lib/httpd.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "lib/banned.h"
 
@@ -206,6 +207,11 @@ static void process(struct req *q, const char *url, const char *method)
     }
     if (!psp) {
         sb_respond_json(&q->resp, 404, json_pack("{s:s}", "error", "no such endpoint"));
+        return;
+    }
+    if (!ks_utf8_valid(url, strlen(url))) {
+        /* an id in the path goes into the answer: the sandbox keeps only UTF-8 */
+        sb_respond_json(&q->resp, 400, json_pack("{s:s}", "error", "the path is not UTF-8"));
         return;
     }
     if (parse_fault(MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Sandbox-Fault"), &f,

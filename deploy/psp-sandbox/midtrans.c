@@ -292,8 +292,9 @@ static void refund(const char *id, json_t *b, struct sb_resp *r)
         return;
     }
     if (key) {
-        snprintf(scope, sizeof(scope), "%s|%.100s",
-                 json_string_value(json_object_get(tx, "order_id")), key);
+        snprintf(scope, sizeof(scope), "%s|%.*s",
+                 json_string_value(json_object_get(tx, "order_id")),
+                 (int)ks_utf8_prefix(key, 100), key);
         prev = sb_obj_get("midtrans_refund", scope);
         if (prev) { /* the same refund_key is the same refund */
             sb_respond_json(r, 200, json_incref(prev));
@@ -329,8 +330,9 @@ static void refund(const char *id, json_t *b, struct sb_resp *r)
     if (!key) {
         sb_new_id("rfnd-", rk, sizeof(rk));
         key = rk;
-        snprintf(scope, sizeof(scope), "%s|%.100s",
-                 json_string_value(json_object_get(tx, "order_id")), key);
+        snprintf(scope, sizeof(scope), "%s|%.*s",
+                 json_string_value(json_object_get(tx, "order_id")),
+                 (int)ks_utf8_prefix(key, 100), key);
     }
     set_state(tx, "200", done + amount >= gross ? "refund" : "partial_refund");
     sb_amount_str(amount, "IDR", as, sizeof(as));
@@ -386,6 +388,7 @@ static void iris_create(const struct sb_call *c, json_t *b, struct sb_resp *r)
         long long whole = 0, frac = 0;
         json_t *po, *n;
         char body_ref[64];
+        const char *notes;
 
         sb_new_id("", ref, sizeof(ref));
         ref[20] = '\0';
@@ -403,7 +406,8 @@ static void iris_create(const struct sb_call *c, json_t *b, struct sb_resp *r)
         json_object_set_new(po, "status", json_string("queued"));
         sb_obj_put("iris_payout", ref, po);
         json_array_append_new(out, json_pack("{s:s, s:s}", "status", "queued", "reference_no", ref));
-        snprintf(body_ref, sizeof(body_ref), "%.60s", json_string_value(json_object_get(p, "notes")));
+        notes = json_string_value(json_object_get(p, "notes"));
+        snprintf(body_ref, sizeof(body_ref), "%.*s", (int)ks_utf8_prefix(notes, 60), notes);
         if (!fail)
             sb_ledger_add("midtrans", "payout", ref, body_ref,
                           sb_header(c, "X-Idempotency-Key"), whole * 100 + frac, "IDR",
@@ -453,9 +457,9 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
             goto out;
         }
     }
-    if (iris && post && idem && !ks_utf8_valid(idem, strlen(idem))) {
+    if (iris && post && idem && (strlen(idem) > 255 || !ks_utf8_valid(idem, strlen(idem)))) {
         sb_respond_json(r, 400, json_pack("{s:s}", "error_message",
-                                          "X-Idempotency-Key must be valid UTF-8"));
+                                          "X-Idempotency-Key must be 1 to 255 bytes of UTF-8"));
         goto out;
     }
     if (iris && post && idem && *idem) {

@@ -25,6 +25,7 @@
 
 #include "deploy/psp-sandbox/sandbox.h"
 #include "lib/crypto.h"
+#include "lib/jsonw.h"
 #include "lib/money.h"
 #include "lib/banned.h"
 
@@ -224,7 +225,7 @@ enum sb_idem sb_idem_check(const char *psp, const char *cred, const char *key,
     char tag[17], *canon = json_dumps(params, JSON_SORT_KEYS | JSON_COMPACT);
 
     sb_cred_tag(cred, tag);
-    snprintf(scope, 400, "%s:%s:%.300s", psp, tag, key);
+    snprintf(scope, 400, "%s:%s:%.*s", psp, tag, (int)ks_utf8_prefix(key, 300), key);
     sb_fingerprint(c->method, c->path, canon ? canon : "", fp);
     free(canon);
     return sb_idem_lookup(scope, fp, r);

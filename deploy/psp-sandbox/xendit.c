@@ -100,6 +100,10 @@ static void create_va(const struct sb_call *c, json_t *b, struct sb_resp *r)
         err(r, 400, "API_VALIDATION_ERROR", "\"expected_amount\" must be a positive number");
         return;
     }
+    if (want && strlen(want) >= sizeof(number)) {
+        err(r, 400, "API_VALIDATION_ERROR", "\"virtual_account_number\" is too long");
+        return;
+    }
     if (want && sb_ref_get("va_number", want)) {
         err(r, 400, "DUPLICATE_CALLBACK_VIRTUAL_ACCOUNT_ERROR",
             "The virtual account number already exists for this bank");
@@ -396,8 +400,8 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
             goto out;
         }
     }
-    if (post && idem && !ks_utf8_valid(idem, strlen(idem))) {
-        err(r, 400, "API_VALIDATION_ERROR", "X-IDEMPOTENCY-KEY must be valid UTF-8");
+    if (post && idem && (strlen(idem) > 255 || !ks_utf8_valid(idem, strlen(idem)))) {
+        err(r, 400, "API_VALIDATION_ERROR", "X-IDEMPOTENCY-KEY must be 1 to 255 bytes of UTF-8");
         goto out;
     }
     disb = post && strcmp(c->path, "/disbursements") == 0;

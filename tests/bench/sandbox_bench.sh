@@ -29,8 +29,8 @@ env = dict(os.environ, KASIR_HTTP_PORT=str(port), KASIR_SANDBOX_API_KEY=key,
            KASIR_HTTP_BIND="127.0.0.1", KASIR_LOG_LEVEL="warn", KASIR_FAULT_LATENCY="0ms",
            KASIR_HTTP_THREADS="2",
            KASIR_WEBHOOK_BASE="", KASIR_WEBHOOK_SANDBOX_URL="")
-p = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit("sandbox bench: terminated"))
+p = None
 
 def cpu():
     f = open("/proc/%d/stat" % p.pid).read().rsplit(")", 1)[1].split()
@@ -70,6 +70,7 @@ def calls(make, count):
     return (cpu() - c0) * 1e6 / count, slow[0] * 1000, out
 
 try:
+    p = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -92,7 +93,8 @@ try:
                                  {"charge": ids[i], "amount": "50000.00",
                                   "reference": "rf_%09d" % i}, "rf-%09d" % i), chunk)
 finally:
-    p.terminate(); p.wait()
+    if p:
+        p.terminate(); p.wait()
 med = sorted(cpus)[len(cpus) // 2]
 print("| %s | %.1f (%.1f) | %.0f | %s | %.1f | %.0f |" % (label, sum(cpus) / len(cpus), med,
       max(worst), " ".join("%.0f" % w for w in worst), ru, rw))

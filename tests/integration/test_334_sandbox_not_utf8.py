@@ -70,3 +70,60 @@ def test_xendit_and_iris_keys_not_utf8(sandbox):
     r = sandbox.iris("POST", "/api/v1/payouts", payout, idem=NOT_UTF8)
     assert r.status == 400 and "X-Idempotency-Key" in r.json()["error_message"], r
     assert ledger_count(sandbox) == before
+
+
+# --- text the sandbox shortens to fit must not be cut inside a character (review of 026b535)
+
+E_ACUTE = "\xc3\xa9"  # "é" as its two UTF-8 bytes, for a header (http.client sends latin-1)
+
+
+def test_iris_notes_cut_at_a_character(sandbox):
+    before = ledger_count(sandbox)
+    notes = "n" * 59 + "\u00e9"  # the ledger keeps 60 bytes of it: é would be cut in two
+    payout = {"payouts": [{"beneficiary_name": "Jon Snow", "beneficiary_account": "1172993826",
+                           "beneficiary_bank": "bni", "amount": "100000.00", "notes": notes}]}
+    r = sandbox.iris("POST", "/api/v1/payouts", payout, idem="iris-" + uuid.uuid4().hex)
+    assert r.status == 201, r
+    assert ledger_count(sandbox) == before + 1
+    ref = r.json()["payouts"][0]["reference_no"]
+    e = [e for e in sandbox.ledger("midtrans", "payout")["entries"] if e["object_id"] == ref]
+    assert len(e) == 1 and e[0]["reference"] == "n" * 59, e
+
+
+def test_xendit_key_over_255_bytes_and_one_of_255(sandbox):
+    body = {"external_id": "ext-" + uuid.uuid4().hex[:12], "amount": 17000, "bank_code": "BCA",
+            "account_holder_name": "Bob Jones", "account_number": "1231241231",
+            "description": "Reimbursement"}
+    before = ledger_count(sandbox)
+    r = sandbox.xendit("POST", "/disbursements", body, idem="k" * 297 + E_ACUTE)
+    assert r.status == 400 and "255" in r.json()["message"], r
+    assert ledger_count(sandbox) == before
+    key = "k" * 253 + E_ACUTE  # 255 bytes
+    assert sandbox.xendit("POST", "/disbursements", body, idem=key).status == 200
+    again = sandbox.xendit("POST", "/disbursements", body, idem=key)
+    assert again.status == 409 and again.json()["error_code"] == "DUPLICATE_TRANSACTION_ERROR"
+    assert ledger_count(sandbox) == before + 1
+
+
+def test_midtrans_refund_key_cut_at_a_character(sandbox):
+    o = "ord-" + uuid.uuid4().hex[:12]
+    r = sandbox.midtrans("POST", "/v2/charge", {
+        "payment_type": "qris", "qris": {"acquirer": "gopay"},
+        "transaction_details": {"order_id": o, "gross_amount": 50000}})
+    assert r.status == 200 or r.json()["status_code"] == "201", r
+    assert sandbox.event("midtrans", "paid", o).status == 202
+    before = ledger_count(sandbox)
+    key = "r" * 99 + "\u00e9"  # the scope keeps 100 bytes of it
+    for _ in range(2):  # the same refund_key is the same refund
+        r = sandbox.midtrans("POST", "/v2/%s/refund" % o, {"refund_key": key, "amount": 5000})
+        assert r.status == 200 and r.json()["refund_amount"] == "5000.00", r
+    assert ledger_count(sandbox) == before + 1
+
+
+def test_path_and_va_number(sandbox):
+    r = sandbox.stripe("GET", "/v1/payment_intents/pi_%FF")
+    assert r.status == 400 and "UTF-8" in r.json()["error"], r
+    r = sandbox.xendit("POST", "/callback_virtual_accounts",
+                       {"external_id": "va-" + uuid.uuid4().hex[:8], "bank_code": "BNI",
+                        "name": "A", "virtual_account_number": "9" * 40})
+    assert r.status == 400 and "virtual_account_number" in r.json()["message"], r

@@ -238,6 +238,9 @@ KT_TEST(test_utf8_valid)
         {"\xed\xa0\x80", 0},               /* a surrogate */
         {"\xf4\x90\x80\x80", 0},           /* above U+10FFFF */
         {"ok\x80", 0},                     /* a lone continuation byte */
+        {"\xe0\x80\xaf", 0},               /* overlong, 3 bytes */
+        {"\xf0\x80\x80\xaf", 0},           /* overlong, 4 bytes */
+        {"\xf5\x80\x80\x80", 0},           /* F5 never starts a character */
     };
     size_t i;
 
@@ -245,4 +248,22 @@ KT_TEST(test_utf8_valid)
         KT_CHECK_MSG(ks_utf8_valid(cases[i].s, strlen(cases[i].s)) == cases[i].ok, "case %zu", i);
 }
 
-KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64, test_quoten, test_utf8_valid)
+KT_TEST(test_utf8_prefix)
+{
+    const char *s = "ab\xc3\xa9\xe2\x82\xac"; /* a b é € : bytes 1 1 2 3 */
+    size_t max;
+
+    KT_INTEQ(ks_utf8_prefix(s, 0), 0);
+    KT_INTEQ(ks_utf8_prefix(s, 2), 2);
+    KT_INTEQ(ks_utf8_prefix(s, 3), 2); /* not half of é */
+    KT_INTEQ(ks_utf8_prefix(s, 4), 4);
+    KT_INTEQ(ks_utf8_prefix(s, 5), 4); /* not a third of € */
+    KT_INTEQ(ks_utf8_prefix(s, 6), 4);
+    KT_INTEQ(ks_utf8_prefix(s, 7), 7);
+    KT_INTEQ(ks_utf8_prefix(s, 100), 7);
+    for (max = 0; max < 9; max++)
+        KT_CHECK_MSG(ks_utf8_valid(s, ks_utf8_prefix(s, max)), "max %zu", max);
+}
+
+KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64, test_quoten, test_utf8_valid,
+        test_utf8_prefix)

@@ -103,6 +103,19 @@ KT_TEST(test_refund_totals)
              "pi_0000000");
 }
 
+KT_TEST(test_entry_not_built_is_not_entered)
+{
+    size_t n = json_array_size(sb_ledger_entries());
+    json_t *last = json_array_get(sb_ledger_entries(), n - 1);
+
+    /* a string jansson refuses (not UTF-8): no entry, no total, and no other entry tagged */
+    KT_CHECK(sb_ledger_add_refund("stripe", "pi_0000003", "re_x", "re_x", "k-\xff", 5, "usd",
+                                  "card") == NULL);
+    KT_INTEQ(json_array_size(sb_ledger_entries()), n);
+    KT_INTEQ(sb_ledger_refunded("stripe", "pi_0000003"), 100);
+    KT_STREQ(json_string_value(json_object_get(last, "refund_of")), "pi_0199999");
+}
+
 KT_TEST(test_null_keys_refused)
 {
     /* a NULL id or reference is refused, as jansson refuses it, not dereferenced */
@@ -137,5 +150,6 @@ KT_TEST(test_reset_forgets)
     KT_CHECK(sb_obj_get("payment_intent", "pi_again") != NULL);
 }
 
-KT_MAIN(test_fill, test_every_record_retrievable, test_refund_totals, test_null_keys_refused,
+KT_MAIN(test_fill, test_every_record_retrievable, test_refund_totals,
+        test_entry_not_built_is_not_entered, test_null_keys_refused,
         test_no_object_holds_a_whole_map, test_reset_forgets)

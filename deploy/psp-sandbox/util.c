@@ -9,7 +9,7 @@
 #include "lib/banned.h"
 
 /* URL-decodes s[0..n) into a new string ('+' is a space in form bodies); NULL if a %
- * escape is malformed. */
+ * escape is malformed or a byte is NUL (it would cut the value short without a word). */
 static char *url_decode(const char *s, size_t n)
 {
     char *out = malloc(n + 1);
@@ -30,6 +30,10 @@ static char *url_decode(const char *s, size_t n)
             i += 2;
         } else {
             out[w++] = s[i];
+        }
+        if (out[w - 1] == '\0') {
+            free(out);
+            return NULL;
         }
     }
     out[w] = '\0';

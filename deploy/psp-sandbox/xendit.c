@@ -391,12 +391,18 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
         return 1;
     }
     if (post) {
-        if (ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)
+        int form = ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0;
+
+        msg[0] = '\0';
+        if (form)
             b = sb_form_parse(c->body, c->len, msg, sizeof(msg));
         else
             b = c->len ? json_loadb(c->body, c->len, JSON_REJECT_DUPLICATES, NULL) : json_object();
         if (!json_is_object(b)) {
-            err(r, 400, "INVALID_JSON_FORMAT", "The request body is not a valid JSON format");
+            if (form) /* the form's own message names the parameter */
+                err(r, 400, "API_VALIDATION_ERROR", msg);
+            else
+                err(r, 400, "INVALID_JSON_FORMAT", "The request body is not a valid JSON format");
             goto out;
         }
     }

@@ -127,3 +127,13 @@ def test_path_and_va_number(sandbox):
                        {"external_id": "va-" + uuid.uuid4().hex[:8], "bank_code": "BNI",
                         "name": "A", "virtual_account_number": "9" * 40})
     assert r.status == 400 and "virtual_account_number" in r.json()["message"], r
+
+
+def test_xendit_form_value_not_utf8_named(sandbox):
+    before = ledger_count(sandbox)
+    r = sandbox.xendit("POST", "/qr_codes", {"external_id": b"qr-\xff", "type": "DYNAMIC",
+                                             "callback_url": "https://example.com/cb",
+                                             "amount": 1500}, form=True)
+    assert r.status == 400 and r.json()["error_code"] == "API_VALIDATION_ERROR", r
+    assert "external_id" in r.json()["message"], r
+    assert ledger_count(sandbox) == before

@@ -35,6 +35,7 @@ static const struct fcase forms[] = {
     {"a[5]=1", NULL},           /* array index past the end */
     {"a=%ff", NULL},            /* a value that is not UTF-8 */
     {"%c3=1", NULL},            /* a name that is not UTF-8 */
+    {"a=ab%00%ff", NULL},       /* a NUL byte would cut the value (and hide the %ff) */
     {"a=%c3%a9", "{\"a\":\"\u00e9\"}"},
 };
 

@@ -155,6 +155,10 @@ static int parse_fault(const char *h, struct fault *f, char *bad, size_t cap)
     f->latency_ms = f->hold_ms = -1;
     if (!h)
         return 0;
+    if (strlen(h) >= sizeof(buf) || !ks_utf8_valid(h, strlen(h))) {
+        snprintf(bad, cap, "X-Sandbox-Fault: at most %zu bytes of UTF-8", sizeof(buf) - 1);
+        return -1;
+    }
     snprintf(buf, sizeof(buf), "%s", h);
     for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         if (strcmp(tok, "decline") == 0)
@@ -170,7 +174,8 @@ static int parse_fault(const char *h, struct fault *f, char *bad, size_t cap)
             const char *v = strchr(tok, '=') + 1;
             long n = strtol(v, &end, 10);
             if (*end || end == v || n < 0 || n > 600000) {
-                snprintf(bad, cap, "X-Sandbox-Fault: %s is not a number of milliseconds", tok);
+                snprintf(bad, cap, "X-Sandbox-Fault: %.*s is not a number of milliseconds",
+                         (int)ks_utf8_prefix(tok, 60), tok);
                 return -1;
             }
             if (tok[0] == 'l')
@@ -178,8 +183,9 @@ static int parse_fault(const char *h, struct fault *f, char *bad, size_t cap)
             else
                 f->hold_ms = (int)n;
         } else {
-            snprintf(bad, cap, "X-Sandbox-Fault: unknown fault '%.60s' (decline, 5xx, "
-                               "timeout_after_charge, latency=MS, hold=MS, none)", tok);
+            snprintf(bad, cap, "X-Sandbox-Fault: unknown fault '%.*s' (decline, 5xx, "
+                               "timeout_after_charge, latency=MS, hold=MS, none)",
+                     (int)ks_utf8_prefix(tok, 60), tok);
             return -1;
         }
     }

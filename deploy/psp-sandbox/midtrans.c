@@ -291,6 +291,11 @@ static void refund(const char *id, json_t *b, struct sb_resp *r)
         status_err(r, 404, "Transaction doesn't exist.", NULL);
         return;
     }
+    if (key && strlen(key) > 100) { /* the whole key names the refund: none is cut */
+        status_err(r, 400, "One or more parameters in the payload is invalid.",
+                   json_pack("[s]", "refund_key must be at most 100 bytes"));
+        return;
+    }
     if (key) {
         snprintf(scope, sizeof(scope), "%s|%.*s",
                  json_string_value(json_object_get(tx, "order_id")),
@@ -459,7 +464,7 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
     }
     if (iris && post && idem && (strlen(idem) > 255 || !ks_utf8_valid(idem, strlen(idem)))) {
         sb_respond_json(r, 400, json_pack("{s:s}", "error_message",
-                                          "X-Idempotency-Key must be 1 to 255 bytes of UTF-8"));
+                                          "X-Idempotency-Key must be at most 255 bytes of UTF-8"));
         goto out;
     }
     if (iris && post && idem && *idem) {

@@ -24,13 +24,19 @@
 #include "lib/banned.h"
 
 struct row {
-    char ref[96], merchant_ref[128], txn[96], kind[8], method[24], currency[4], status[16];
+    char ref[128], merchant_ref[128], txn[128], kind[8], method[24], currency[4], status[16];
     int64_t gross, fee, at_us;
     int dup, drop;
 };
 
 static const char *const classes[] = {"missing", "extra", "amount", "fee", "currency",
                                       "duplicate", "status", NULL};
+
+/* src into dst, cut (if it must be) between characters: the CSV and its manifest stay UTF-8 */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%.*s", (int)ks_utf8_prefix(src, cap - 1), src);
+}
 
 static int64_t fee_of(const char *psp, const char *kind, const char *method, int64_t gross)
 {
@@ -246,8 +252,8 @@ char *sb_settlement_csv(const char *psp, const char *date, const char *spec, con
         if (strncmp(day, date, 10) != 0)
             continue;
         r = &rows[n++];
-        snprintf(r->ref, sizeof(r->ref), "%s", json_string_value(json_object_get(e, "object_id")));
-        snprintf(r->merchant_ref, sizeof(r->merchant_ref), "%s", ref ? ref : "");
+        copy_text(r->ref, sizeof(r->ref), json_string_value(json_object_get(e, "object_id")));
+        copy_text(r->merchant_ref, sizeof(r->merchant_ref), ref ? ref : "");
         snprintf(r->kind, sizeof(r->kind), "%s", json_string_value(json_object_get(e, "kind")));
         snprintf(r->method, sizeof(r->method), "%s",
                  json_string_value(json_object_get(e, "method")) ? json_string_value(json_object_get(e, "method")) : "");
@@ -258,7 +264,7 @@ char *sb_settlement_csv(const char *psp, const char *date, const char *spec, con
         {
             json_t *tx = strcmp(psp, "midtrans") == 0 ? sb_obj_get("midtrans_tx", r->ref) : NULL;
             const char *tid = json_string_value(json_object_get(tx, "transaction_id"));
-            snprintf(r->txn, sizeof(r->txn), "%s", tid ? tid : r->ref);
+            copy_text(r->txn, sizeof(r->txn), tid ? tid : r->ref);
         }
         r->at_us = json_integer_value(json_object_get(e, "at_us"));
         status_of(psp, format, r->kind, 0, r->status, sizeof(r->status));

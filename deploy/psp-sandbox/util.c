@@ -117,6 +117,24 @@ static int form_put(json_t *root, char *key, const char *value)
     return -1;
 }
 
+/* "could not decode parameter '<name>'" with the name as it arrived, up to 80 bytes, any
+ * byte that is not printable ASCII as %XX: the message goes into a JSON answer */
+static void bad_param(const char *name, size_t n, char *msg, size_t cap)
+{
+    char shown[80 * 3 + 1];
+    size_t i, w = 0;
+
+    for (i = 0; i < n && i < 80; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch >= 0x20 && ch < 0x7f)
+            shown[w++] = (char)ch;
+        else
+            w += (size_t)snprintf(shown + w, sizeof(shown) - w, "%%%02X", ch);
+    }
+    shown[w] = '\0';
+    snprintf(msg, cap, "Invalid request body: could not decode parameter '%s'", shown);
+}
+
 json_t *sb_form_parse(const char *s, size_t len, char *msg, size_t cap)
 {
     json_t *root = json_object();
@@ -139,8 +157,7 @@ json_t *sb_form_parse(const char *s, size_t len, char *msg, size_t cap)
                      ? form_put(root, k, v)
                      : -1;
             if (rc != 0)
-                snprintf(msg, cap, "Invalid request body: could not decode parameter '%.*s'",
-                         (int)((eq - i) > 80 ? 80 : (eq - i)), s + i);
+                bad_param(s + i, eq - i, msg, cap);
             free(k);
             free(v);
             if (rc != 0) {

@@ -407,7 +407,7 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
         }
     }
     if (post && idem && (strlen(idem) > 255 || !ks_utf8_valid(idem, strlen(idem)))) {
-        err(r, 400, "API_VALIDATION_ERROR", "X-IDEMPOTENCY-KEY must be 1 to 255 bytes of UTF-8");
+        err(r, 400, "API_VALIDATION_ERROR", "X-IDEMPOTENCY-KEY must be at most 255 bytes of UTF-8");
         goto out;
     }
     disb = post && strcmp(c->path, "/disbursements") == 0;

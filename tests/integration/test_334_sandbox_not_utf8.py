@@ -3,9 +3,10 @@ form-encoded value), are refused with a 400 that names them, at every PSP, and l
 sandbox's ledger as it was. jansson keeps only UTF-8: before, such a key made the ledger
 entry fail to build, so a refund was answered 201 but never entered, and its refund_of
 was written onto the ledger's previous entry (review of 50cd7bc)."""
+import time
 import uuid
 
-from sandbox_util import sandbox  # noqa: F401
+from sandbox_util import basic, sandbox  # noqa: F401
 
 NOT_UTF8 = "k-\xff\xfe-" + uuid.uuid4().hex[:8]  # http.client sends str headers as latin-1
 
@@ -105,7 +106,7 @@ def test_xendit_key_over_255_bytes_and_one_of_255(sandbox):
     assert ledger_count(sandbox) == before + 1
 
 
-def test_midtrans_refund_key_cut_at_a_character(sandbox):
+def test_midtrans_refund_key_of_100_bytes(sandbox):
     o = "ord-" + uuid.uuid4().hex[:12]
     r = sandbox.midtrans("POST", "/v2/charge", {
         "payment_type": "qris", "qris": {"acquirer": "gopay"},
@@ -113,7 +114,7 @@ def test_midtrans_refund_key_cut_at_a_character(sandbox):
     assert r.status == 200 or r.json()["status_code"] == "201", r
     assert sandbox.event("midtrans", "paid", o).status == 202
     before = ledger_count(sandbox)
-    key = "r" * 99 + "\u00e9"  # the scope keeps 100 bytes of it
+    key = "r" * 98 + "\u00e9"  # 100 bytes, all of which name the refund (a longer key: 400)
     for _ in range(2):  # the same refund_key is the same refund
         r = sandbox.midtrans("POST", "/v2/%s/refund" % o, {"refund_key": key, "amount": 5000})
         assert r.status == 200 and r.json()["refund_amount"] == "5000.00", r
@@ -137,3 +138,29 @@ def test_xendit_form_value_not_utf8_named(sandbox):
     assert r.status == 400 and r.json()["error_code"] == "API_VALIDATION_ERROR", r
     assert "external_id" in r.json()["message"], r
     assert ledger_count(sandbox) == before
+
+
+def test_more_text_cut_or_refused_whole(sandbox):
+    # a Midtrans refund_key longer than the 100 bytes that name the refund is refused, not cut
+    o = "ord-" + uuid.uuid4().hex[:12]
+    sandbox.midtrans("POST", "/v2/charge", {
+        "payment_type": "qris", "qris": {"acquirer": "gopay"},
+        "transaction_details": {"order_id": o, "gross_amount": 50000}})
+    assert sandbox.event("midtrans", "paid", o).status == 202
+    r = sandbox.midtrans("POST", "/v2/%s/refund" % o, {"refund_key": "r" * 101, "amount": 1000})
+    assert r.status == 400 and "refund_key" in r.json()["validation_messages"][0], r
+    # a refund_key of 94 bytes + é lands in the settlement file whole, the file stays UTF-8
+    key = "m" * 94 + "\u00e9"
+    r = sandbox.midtrans("POST", "/v2/%s/refund" % o, {"refund_key": key, "amount": 1000})
+    assert r.status == 200, r
+    m = sandbox.control("GET", "/_sandbox/settlements/midtrans?date=%s&manifest=1"
+                        % time.strftime("%Y-%m-%d", time.gmtime()))
+    assert m.status == 200 and key in m.json()["csv"], m
+    # a fault header that is not UTF-8, and a form name of raw bytes, answer JSON that names them
+    r = sandbox.stripe("POST", "/v1/payment_intents", {"amount": 2000, "currency": "usd"},
+                       fault="x" * 59 + E_ACUTE)
+    assert r.status == 400 and "X-Sandbox-Fault" in r.json()["error"], r
+    h = {"Authorization": basic(sandbox.keys["xendit"]),
+         "Content-Type": "application/x-www-form-urlencoded"}
+    r = sandbox.request("POST", "/qr_codes", b"\xff=1&external_id=q1", h)
+    assert r.status == 400 and "%FF" in r.json()["message"], r

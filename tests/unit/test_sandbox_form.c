@@ -36,6 +36,7 @@ static const struct fcase forms[] = {
     {"a=%ff", NULL},            /* a value that is not UTF-8 */
     {"%c3=1", NULL},            /* a name that is not UTF-8 */
     {"a=ab%00%ff", NULL},       /* a NUL byte would cut the value (and hide the %ff) */
+    {"\xff=1", NULL},           /* a raw byte in a name, named in the message as %FF */
     {"a=%c3%a9", "{\"a\":\"\u00e9\"}"},
 };
 
@@ -49,6 +50,10 @@ KT_TEST(test_form)
         if (!forms[i].json) {
             KT_CHECK_MSG(j == NULL, "accepted %s", forms[i].body);
             KT_CHECK(strstr(msg, "could not decode") != NULL);
+            /* the message goes into a JSON answer: it must be UTF-8 whatever the name was */
+            json_t *m = json_string(msg);
+            KT_CHECK_MSG(m != NULL, "message of %s not UTF-8", forms[i].body);
+            json_decref(m);
         } else {
             char *s = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
             KT_CHECK_MSG(s && strcmp(s, forms[i].json) == 0, "%s -> %s", forms[i].body,

@@ -88,18 +88,25 @@ pid_of() { cat "$KASIR_SERVICES_RUN/kasir-$1.pid"; }
 # wait; the journal commits on its own connection after the batch's look-up, and the
 # executor's verdict is written in the batch's transaction, begun before the journal, so the
 # PSP calls fall in the last hop
+# the run's payments accepted since $1, each with its end-to-end time t and its three hops
+# a, b, c (seconds), as SQL for stages and stalls
+hop_rows() {
+    echo "SELECT p.created_at,
+                 extract(epoch FROM e.posted_at - p.created_at) AS t,
+                 extract(epoch FROM r.decided_at - p.created_at) AS a,
+                 extract(epoch FROM a.created_at - r.decided_at) AS b,
+                 extract(epoch FROM e.posted_at - a.created_at) AS c
+            FROM payments p
+            JOIN risk_payments r ON r.partner_id = p.partner_id AND r.checkout_id = p.checkout_id
+            JOIN payment_orders o ON o.payment_id = p.payment_id
+            JOIN executor_attempts a ON a.object_id = o.order_id AND a.kind = 'CHARGE'
+                                     AND a.attempt = 1
+            JOIN ledger_entries e ON e.source_key = 'capture:' || o.order_id
+           WHERE p.partner_id = '$partner' AND p.created_at >= '$1'"
+}
 stages() {
     psqlq -F ' ' -c "
-        WITH x AS (SELECT extract(epoch FROM r.decided_at - p.created_at) AS a,
-                          extract(epoch FROM a.created_at - r.decided_at) AS b,
-                          extract(epoch FROM e.posted_at - a.created_at) AS c
-                     FROM payments p
-                     JOIN risk_payments r ON r.partner_id = p.partner_id AND r.checkout_id = p.checkout_id
-                     JOIN payment_orders o ON o.payment_id = p.payment_id
-                     JOIN executor_attempts a ON a.object_id = o.order_id AND a.kind = 'CHARGE'
-                                              AND a.attempt = 1
-                     JOIN ledger_entries e ON e.source_key = 'capture:' || o.order_id
-                    WHERE p.partner_id = '$partner' AND p.created_at >= '$1')
+        WITH x AS ($(hop_rows "$1"))
         SELECT 'hops p50 / p99 ms: accept to risk ' || f[1] || ', risk to journal ' || f[2]
                || ', journal to posted ' || f[3]
           FROM (SELECT array_agg(t ORDER BY k) AS f
@@ -115,18 +122,7 @@ stages() {
 # points at its worker, one in every hop at the box or the broker
 stalls() {
     psqlq -F ' ' -c "
-        WITH x AS (SELECT p.created_at,
-                          extract(epoch FROM e.posted_at - p.created_at) AS t,
-                          extract(epoch FROM r.decided_at - p.created_at) AS a,
-                          extract(epoch FROM a.created_at - r.decided_at) AS b,
-                          extract(epoch FROM e.posted_at - a.created_at) AS c
-                     FROM payments p
-                     JOIN risk_payments r ON r.partner_id = p.partner_id AND r.checkout_id = p.checkout_id
-                     JOIN payment_orders o ON o.payment_id = p.payment_id
-                     JOIN executor_attempts a ON a.object_id = o.order_id AND a.kind = 'CHARGE'
-                                              AND a.attempt = 1
-                     JOIN ledger_entries e ON e.source_key = 'capture:' || o.order_id
-                    WHERE p.partner_id = '$partner' AND p.created_at >= '$1'),
+        WITH x AS ($(hop_rows "$1")),
              m AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) AS med FROM x),
              w AS (SELECT to_timestamp(floor(extract(epoch FROM created_at) * 10) / 10) AS at,
                           percentile_cont(0.5) WITHIN GROUP (ORDER BY t) AS t,

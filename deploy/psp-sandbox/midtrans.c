@@ -297,9 +297,8 @@ static void refund(const char *id, json_t *b, struct sb_resp *r)
         return;
     }
     if (key) {
-        snprintf(scope, sizeof(scope), "%s|%.*s",
-                 json_string_value(json_object_get(tx, "order_id")),
-                 (int)ks_utf8_prefix(key, 100), key);
+        snprintf(scope, sizeof(scope), "%s|%s", json_string_value(json_object_get(tx, "order_id")),
+                 key);
         prev = sb_obj_get("midtrans_refund", scope);
         if (prev) { /* the same refund_key is the same refund */
             sb_respond_json(r, 200, json_incref(prev));
@@ -335,9 +334,8 @@ static void refund(const char *id, json_t *b, struct sb_resp *r)
     if (!key) {
         sb_new_id("rfnd-", rk, sizeof(rk));
         key = rk;
-        snprintf(scope, sizeof(scope), "%s|%.*s",
-                 json_string_value(json_object_get(tx, "order_id")),
-                 (int)ks_utf8_prefix(key, 100), key);
+        snprintf(scope, sizeof(scope), "%s|%s", json_string_value(json_object_get(tx, "order_id")),
+                 key);
     }
     set_state(tx, "200", done + amount >= gross ? "refund" : "partial_refund");
     sb_amount_str(amount, "IDR", as, sizeof(as));
@@ -462,7 +460,7 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
             goto out;
         }
     }
-    if (iris && post && idem && (strlen(idem) > 255 || !ks_utf8_valid(idem, strlen(idem)))) {
+    if (iris && post && idem && !sb_idem_key_ok(idem)) {
         sb_respond_json(r, 400, json_pack("{s:s}", "error_message",
                                           "X-Idempotency-Key must be at most 255 bytes of UTF-8"));
         goto out;

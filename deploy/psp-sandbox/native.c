@@ -21,7 +21,6 @@
 
 #include "deploy/psp-sandbox/sandbox.h"
 #include "lib/money.h"
-#include "lib/jsonw.h"
 #include "lib/banned.h"
 
 static void fail(struct sb_resp *r, int status, const char *code, const char *field,
@@ -367,7 +366,7 @@ int sb_native_handle(const struct sb_call *c, struct sb_resp *r)
             fail(r, 400, "body_invalid", NULL, "the body must be a JSON object");
             goto out;
         }
-        if (key && (!*key || strlen(key) > 255 || !ks_utf8_valid(key, strlen(key)))) {
+        if (key && (!*key || !sb_idem_key_ok(key))) {
             fail(r, 400, "idempotency_key_invalid", "Idempotency-Key",
                  "1 to 255 characters of UTF-8");
             goto out;

@@ -221,5 +221,8 @@ void sb_auth_user(const char *authz, char *out, size_t cap);
 void sb_fingerprint(const char *method, const char *path, const char *canon, char out[65]);
 /* Short hash of a credential, so scopes never hold a secret. */
 void sb_cred_tag(const char *cred, char out[17]);
+/* 1 if an idempotency key header fits the store: at most 255 bytes of UTF-8 (each PSP
+ * answers a 0 in its own error format) */
+int sb_idem_key_ok(const char *key);
 
 #endif

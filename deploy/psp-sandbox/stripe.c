@@ -558,14 +558,12 @@ int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r)
         p = json_object();
     }
     if (post && idem_key) {
-        if (strlen(idem_key) > 255) {
-            respond_error(r, 400, error_obj("invalid_request_error", NULL, NULL,
-                                            "Idempotency keys must be 255 characters or less."));
-            goto out;
-        }
-        if (!ks_utf8_valid(idem_key, strlen(idem_key))) {
-            respond_error(r, 400, error_obj("invalid_request_error", NULL, NULL,
-                                            "Idempotency keys must be valid UTF-8."));
+        if (!sb_idem_key_ok(idem_key)) {
+            respond_error(r, 400, error_obj("invalid_request_error", NULL, NULL, "%s",
+                                            strlen(idem_key) > 255
+                                                ? "Idempotency keys must be 255 characters "
+                                                  "or less."
+                                                : "Idempotency keys must be valid UTF-8."));
             goto out;
         }
         switch (sb_idem_check("stripe", user, idem_key, c, p, scope, fp, r)) {

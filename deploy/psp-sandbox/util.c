@@ -170,6 +170,13 @@ json_t *sb_form_parse(const char *s, size_t len, char *msg, size_t cap)
     return root;
 }
 
+int sb_idem_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+
+    return n <= 255 && ks_utf8_valid(key, n);
+}
+
 void sb_auth_user(const char *authz, char *out, size_t cap)
 {
     uint8_t dec[512];

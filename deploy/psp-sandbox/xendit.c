@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "deploy/psp-sandbox/sandbox.h"
-#include "lib/jsonw.h"
 #include "lib/banned.h"
 
 #define OWNER_ID "5f8a1e3b2c4d5e6f7a8b9c0d"
@@ -406,7 +405,7 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
             goto out;
         }
     }
-    if (post && idem && (strlen(idem) > 255 || !ks_utf8_valid(idem, strlen(idem)))) {
+    if (post && idem && !sb_idem_key_ok(idem)) {
         err(r, 400, "API_VALIDATION_ERROR", "X-IDEMPOTENCY-KEY must be at most 255 bytes of UTF-8");
         goto out;
     }

@@ -67,6 +67,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return body ? reply(c, 404, body, strlen(body), "text/plain") : MHD_NO;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t ks_httpd_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *w = s;
+
+    (void)cls;
+    (void)c;
+    for (const char *r = s; *r;) {
+        int hi = r[0] == '%' ? hex_value(r[1]) : -1, lo = hi >= 0 ? hex_value(r[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 3;
+        } else {
+            *w++ = *r++; /* not an escape, a malformed one, or %00: as it came */
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 struct ks_httpd *ks_httpd_start(int port, struct ks_metrics *metrics, ks_health_fn health,
                                 void *ctx, struct ks_err *err)
 {
@@ -81,7 +111,8 @@ struct ks_httpd *ks_httpd_start(int port, struct ks_metrics *metrics, ks_health_
     h->ctx = ctx;
     h->d = MHD_start_daemon(KS_HTTPD_POLLING | MHD_USE_ERROR_LOG,
                             (uint16_t)port, NULL, NULL, on_request, h,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+                            MHD_OPTION_UNESCAPE_CALLBACK, ks_httpd_unescape, NULL, MHD_OPTION_END);
     if (!h->d) {
         ks_err_set(err, KS_EIO, 0, "http.port", "could not listen on port %d", port);
         free(h);

@@ -20,6 +20,13 @@
  * docs/ARCHITECTURE.md (Ingress). */
 #define KS_HTTPD_POLLING MHD_USE_POLL_INTERNAL_THREAD
 
+/* How every libmicrohttpd server of Kasir decodes %HH in a path and in query arguments
+ * (MHD_OPTION_UNESCAPE_CALLBACK, cls NULL): as libmicrohttpd's own decoder does, but %00 is
+ * left as the three characters. The handlers read the path and the arguments as C strings,
+ * where a decoded NUL ended them early: "/v1/payments/pay_x%00y" answered for pay_x. Kept
+ * as text, the id or value is refused by its own rule (404, or 400 naming the argument). */
+size_t ks_httpd_unescape(void *cls, struct MHD_Connection *c, char *s);
+
 /* ready = 0 for /healthz (alive), 1 for /readyz (able to do work). */
 typedef int (*ks_health_fn)(void *ctx, int ready, char *body, size_t len);
 

@@ -21,11 +21,18 @@
 
 #include "deploy/psp-sandbox/sandbox.h"
 #include "deploy/psp-sandbox/http.h"
+#include "lib/jsonw.h"
 #include "lib/banned.h"
 
 static void problem(struct sb_resp *r, int status, const char *msg)
 {
-    sb_respond_json(r, status, json_pack("{s:s}", "error", msg));
+    size_t n = strlen(msg);
+
+    /* msg may end in a character its buffer cut (an id of the request's, quoted): without
+     * it, jansson refuses the text and the answer was empty */
+    while (n > 0 && !ks_utf8_valid(msg, n))
+        n--;
+    sb_respond_json(r, status, json_pack("{s:s%}", "error", msg, n));
 }
 
 static json_t *faults_json(void)

@@ -7,6 +7,7 @@
  * to send the answer (or to drop the connection, for a timeout after the charge). No
  * thread waits for a delayed answer, so thousands of calls can be in flight. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -192,6 +193,22 @@ static int parse_fault(const char *h, struct fault *f, char *bad, size_t cap)
     return 0;
 }
 
+/* Host (RFC 3986 host [":" port]: a reg-name, an IPv4 or a bracketed IPv6 address), at most
+ * 255 bytes; absent is fine (HTTP/1.0) */
+static int host_ok(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+
+    if (!h)
+        return 1;
+    if (n == 0 || n > 255)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)h[i]) && !strchr("-._~!$&'()*+,;=:[]%", h[i]))
+            return 0;
+    return 1;
+}
+
 /* Handles q whole; sets q->due_us when the answer must wait. */
 static void process(struct req *q, const char *url, const char *method)
 {
@@ -218,6 +235,14 @@ static void process(struct req *q, const char *url, const char *method)
     if (!ks_utf8_valid(url, strlen(url))) {
         /* an id in the path goes into the answer: the sandbox keeps only UTF-8 */
         sb_respond_json(&q->resp, 400, json_pack("{s:s}", "error", "the path is not UTF-8"));
+        return;
+    }
+    if (!host_ok(MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Host"))) {
+        /* RFC 9112 3.2: a Host that is not a host[:port] is a 400; Midtrans's action URLs are
+         * built from it, and one cut or not UTF-8 left them out of the answer */
+        sb_respond_json(&q->resp, 400, json_pack("{s:s}", "error",
+                                                 "the Host header is not a host[:port] of at "
+                                                 "most 255 bytes"));
         return;
     }
     if (parse_fault(MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Sandbox-Fault"), &f,
@@ -377,6 +402,7 @@ int sb_http_start(const char *bind, int port, int threads)
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads < 1 ? 1 : threads),
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                MHD_OPTION_UNESCAPE_CALLBACK, ks_httpd_unescape, NULL,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)16000,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,

@@ -101,7 +101,7 @@ static void charge(const struct sb_call *c, json_t *b, struct sb_resp *r)
     const char *override = sb_header(c, "X-Override-Notification");
     const char *host = sb_header(c, "Host");
     json_int_t gross = 0;
-    char tid[37], gs[40], now[32], exp[32], va[24], url[300], msg[120];
+    char tid[37], gs[40], now[32], exp[32], va[24], url[400], msg[120];
     int ok = 0;
     int64_t t = sb_now_us();
 

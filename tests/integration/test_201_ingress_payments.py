@@ -101,3 +101,23 @@ def test_batch_status(ingress, partners):
     j = r.json()
     assert sorted(p["payment_id"] for p in j["payments"]) == sorted(ids)
     assert j["not_found"] == [other]
+
+
+def test_nul_escape_does_not_end_an_id(ingress, partners):
+    """A %00 in a path or a query argument stays text: libmicrohttpd decoded it to a NUL,
+    which ended the id, so GET /v1/payments/pay_x%00anything answered for pay_x, and
+    ids=pay_x%00anything listed pay_x as found."""
+    a, _ = partners
+    pid = ingress.pay(a, payment_body(), key=new_key()).json()["payment_id"]
+    assert ingress.request("GET", "/v1/payments/" + pid, auth=a).status == 200
+    r = ingress.request("GET", "/v1/payments/%s%%00anything" % pid, auth=a)
+    assert r.status == 404, r
+    assert r.json()["code"] == "not_found", r
+    r = ingress.request("GET", "/v1/payments/%s%%00" % pid, auth=a)
+    assert r.status == 404, r
+    r = ingress.request("GET", "/v1/payments?ids=%s%%00x" % pid, auth=a)
+    assert r.status == 400 and r.json()["code"] == "query_invalid", r
+    assert r.json()["field"] == "ids", r
+    # other escapes are still decoded: %5F is "_"
+    r = ingress.request("GET", "/v1/payments/" + pid.replace("_", "%5F", 1), auth=a)
+    assert r.status == 200 and r.json()["payment_id"] == pid, r

@@ -164,3 +164,63 @@ def test_more_text_cut_or_refused_whole(sandbox):
          "Content-Type": "application/x-www-form-urlencoded"}
     r = sandbox.request("POST", "/qr_codes", b"\xff=1&external_id=q1", h)
     assert r.status == 400 and "%FF" in r.json()["message"], r
+
+
+# --- a NUL escape, a Host and a control answer (leftovers of session 38's review)
+
+def test_nul_escape_in_a_path_is_not_the_end_of_the_id(sandbox):
+    """libmicrohttpd decoded %00 to a NUL, which ended the id: GET .../pi_x%00y answered for
+    pi_x. It stays text now, an id no object has."""
+    pi = sandbox.stripe("POST", "/v1/payment_intents",
+                        {"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa",
+                         "confirm": True}, idem="k-" + uuid.uuid4().hex)
+    assert pi.status == 200, pi
+    pid = pi.json()["id"]
+    assert sandbox.stripe("GET", "/v1/payment_intents/" + pid).status == 200
+    r = sandbox.stripe("GET", "/v1/payment_intents/%s%%00y" % pid)
+    assert r.status == 404 and r.json()["error"]["code"] == "resource_missing", r
+    ch = sandbox.native("POST", "/sandbox/v1/charges",
+                        {"reference": "ord_" + uuid.uuid4().hex[:16], "amount": "150000.00",
+                         "currency": "IDR", "method": "card", "payment_token": "tok_visa"},
+                        idem="k-" + uuid.uuid4().hex)
+    assert ch.status == 201, ch
+    cid = ch.json()["id"]
+    assert sandbox.native("GET", "/sandbox/v1/charges/" + cid).status == 200
+    r = sandbox.native("GET", "/sandbox/v1/charges/%s%%00" % cid)
+    assert r.status == 404, r
+
+
+def test_host_that_is_not_a_host_is_refused(sandbox):
+    """Midtrans's action URLs are built from Host: one of 300 bytes was cut inside the URL
+    buffer and one not UTF-8 could not go into JSON, and either way the actions were left
+    out of a 201. A Host that is not host[:port] is a 400 now (RFC 9112 3.2), no charge
+    created."""
+    def qris(host):
+        o = "ord-" + uuid.uuid4().hex[:12]
+        return o, sandbox.midtrans("POST", "/v2/charge", {
+            "payment_type": "qris", "qris": {"acquirer": "gopay"},
+            "transaction_details": {"order_id": o, "gross_amount": 50000}},
+            headers={"Host": host})
+
+    before = ledger_count(sandbox)
+    for host in ("h" * 300, "sandbox-\xff.local", "a b", "x" * 59 + E_ACUTE):
+        o, r = qris(host)
+        assert r.status == 400 and "Host" in r.json()["error"], (host, r)
+        assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["status_code"] == "404"
+    assert ledger_count(sandbox) == before
+    host = "h" * 250 + ":8080"  # 255 bytes: every action whole
+    o, r = qris(host)
+    assert r.status == 200 and r.json()["status_code"] == "201", r
+    urls = [a["url"] for a in r.json()["actions"]]
+    assert urls == ["http://%s/v2/qris/%s/qr-code" % (host, r.json()["transaction_id"])], urls
+    assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["transaction_status"] == "pending"
+
+
+def test_control_event_error_of_a_long_id_is_whole_json(sandbox):
+    """The 409 of /_sandbox/events quotes the id in a 300-byte message: an id of 2-byte
+    characters was cut inside one, and the answer was empty."""
+    for ident in ("\u00e9" * 200, "x" + "\u00e9" * 200):
+        r = sandbox.control("POST", "/_sandbox/events",
+                            {"psp": "sandbox", "event": "paid", "id": ident})
+        assert r.status == 409, r
+        assert r.json()["error"].startswith("no pending sandbox charge"), r

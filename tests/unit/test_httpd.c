@@ -1,0 +1,51 @@
+/* test_httpd.c - how every server decodes %HH in paths and arguments (lib/httpd.c,
+ * ks_httpd_unescape): as libmicrohttpd does, except %00, which stays text. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/httpd.h"
+#include "tests/unit/ktest.h"
+
+/* the decoded string and its length; the length is what libmicrohttpd keeps */
+static int unescaped(const char *in, const char *want)
+{
+    char buf[128];
+    size_t n;
+
+    snprintf(buf, sizeof(buf), "%s", in);
+    n = ks_httpd_unescape(NULL, NULL, buf);
+    return n == strlen(want) && memcmp(buf, want, n + 1) == 0;
+}
+
+KT_TEST(test_httpd_unescape_decodes_as_libmicrohttpd)
+{
+    KT_CHECK(unescaped("/v1/payments/pay_1", "/v1/payments/pay_1"));
+    KT_CHECK(unescaped("a%20b", "a b"));
+    KT_CHECK(unescaped("%2Fx%2f", "/x/"));
+    KT_CHECK(unescaped("caf%C3%A9", "caf\xc3\xa9"));
+    KT_CHECK(unescaped("pi_%FF", "pi_\xff")); /* not UTF-8: each server refuses it itself */
+    KT_CHECK(unescaped("%01", "\x01"));
+    KT_CHECK(unescaped("%10", "\x10"));
+    KT_CHECK(unescaped("a+b", "a+b")); /* '+' is not a space in a path */
+    KT_CHECK(unescaped("", ""));
+}
+
+KT_TEST(test_httpd_unescape_keeps_malformed_escapes)
+{
+    KT_CHECK(unescaped("%", "%"));
+    KT_CHECK(unescaped("x%2", "x%2"));
+    KT_CHECK(unescaped("%zz%4", "%zz%4"));
+    KT_CHECK(unescaped("%%41", "%A"));
+}
+
+/* a decoded NUL would end the C string the handlers read: pay_x%00y answered for pay_x */
+KT_TEST(test_httpd_unescape_keeps_nul_as_text)
+{
+    KT_CHECK(unescaped("/v1/payments/pay_x%00y", "/v1/payments/pay_x%00y"));
+    KT_CHECK(unescaped("%00", "%00"));
+    KT_CHECK(unescaped("a%00%41", "a%00A"));
+    KT_CHECK(unescaped("limit=10%00", "limit=10%00"));
+}
+
+KT_MAIN(test_httpd_unescape_decodes_as_libmicrohttpd, test_httpd_unescape_keeps_malformed_escapes,
+        test_httpd_unescape_keeps_nul_as_text)

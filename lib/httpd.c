@@ -86,11 +86,15 @@ size_t ks_httpd_unescape(void *cls, struct MHD_Connection *c, char *s)
     (void)c;
     for (const char *r = s; *r;) {
         int hi = r[0] == '%' ? hex_value(r[1]) : -1, lo = hi >= 0 ? hex_value(r[2]) : -1;
-        if (lo >= 0 && (hi | lo) != 0) {
+        if (lo < 0) {
+            *w++ = *r++; /* not an escape, or a malformed one: as it came */
+        } else if ((hi | lo) != 0) {
             *w++ = (char)(hi << 4 | lo);
             r += 3;
         } else {
-            *w++ = *r++; /* not an escape, a malformed one, or %00: as it came */
+            *w++ = (char)0xc0; /* %00: two bytes for three, see httpd.h */
+            *w++ = (char)0x80;
+            r += 3;
         }
     }
     *w = '\0';

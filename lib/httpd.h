@@ -21,10 +21,12 @@
 #define KS_HTTPD_POLLING MHD_USE_POLL_INTERNAL_THREAD
 
 /* How every libmicrohttpd server of Kasir decodes %HH in a path and in query arguments
- * (MHD_OPTION_UNESCAPE_CALLBACK, cls NULL): as libmicrohttpd's own decoder does, but %00 is
- * left as the three characters. The handlers read the path and the arguments as C strings,
- * where a decoded NUL ended them early: "/v1/payments/pay_x%00y" answered for pay_x. Kept
- * as text, the id or value is refused by its own rule (404, or 400 naming the argument). */
+ * (MHD_OPTION_UNESCAPE_CALLBACK, cls NULL): as libmicrohttpd's own decoder does, but %00
+ * becomes C0 80, the overlong form of NUL. The handlers read the path and the arguments as
+ * C strings, where a decoded NUL ended them early: "/v1/payments/pay_x%00y" answered for
+ * pay_x. C0 80 ends nothing, is in no UTF-8 text (so in no id PostgreSQL or jansson holds,
+ * and %00 never reads as an id that holds the three characters "%00"), and fails every
+ * UTF-8 and id check: the request is refused by the rule of its path or argument. */
 size_t ks_httpd_unescape(void *cls, struct MHD_Connection *c, char *s);
 
 /* ready = 0 for /healthz (alive), 1 for /readyz (able to do work). */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <microhttpd.h>
 
@@ -193,24 +194,57 @@ static int parse_fault(const char *h, struct fault *f, char *bad, size_t cap)
     return 0;
 }
 
-/* Host (RFC 3986 host [":" port]: a reg-name, an IPv4 or a bracketed IPv6 address), at most
- * 255 bytes; absent is fine (HTTP/1.0) */
-static int host_ok(const char *h)
+static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
-    size_t n = h ? strlen(h) : 0;
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, "Host") == 0)
+        ++*(int *)cls;
+    return MHD_YES;
+}
 
-    if (!h)
-        return 1;
-    if (n == 0 || n > 255)
+/* The request's Host as RFC 9112 3.2 wants it: exactly one (none only in HTTP/1.0), of 1 to
+ * 255 bytes, an RFC 3986 host -- a reg-name or IPv4 address (unreserved, pct-encoded and
+ * sub-delims characters) or an IP-literal in brackets (hex digits, ':', '.', and a zone
+ * after %25) -- then an optional ":" port of at most 5 digits up to 65535 */
+static int host_ok(struct MHD_Connection *conn, const char *version)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    size_t n = h ? strlen(h) : 0, i = 0;
+    int count = 0;
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &count);
+    if (count == 0)
+        return strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+    if (count > 1 || n == 0 || n > 255)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)h[i]) && !strchr("-._~!$&'()*+,;=:[]%", h[i]))
+    if (h[0] == '[') {
+        for (i = 1; i < n && h[i] != ']'; i++)
+            if (!isalnum((unsigned char)h[i]) && !strchr(":.%-_~", h[i]))
+                return 0;
+        if (i == n || i == 1)
+            return 0; /* no ']', or nothing in the brackets */
+        i++;
+    } else {
+        for (; i < n && h[i] != ':'; i++)
+            if (!isalnum((unsigned char)h[i]) && !strchr("-._~!$&'()*+,;=%", h[i]))
+                return 0;
+        if (i == 0)
             return 0;
-    return 1;
+    }
+    if (i == n)
+        return 1;
+    if (h[i] != ':' || n - i - 1 > 5)
+        return 0;
+    for (size_t j = i + 1; j < n; j++)
+        if (!isdigit((unsigned char)h[j]))
+            return 0;
+    return n - i - 1 < 5 || strcmp(h + i + 1, "65535") <= 0;
 }
 
 /* Handles q whole; sets q->due_us when the answer must wait. */
-static void process(struct req *q, const char *url, const char *method)
+static void process(struct req *q, const char *url, const char *method, const char *version)
 {
     struct sb_call c = {method, url, q->body ? q->body : "", q->len, q->conn, 0};
     struct fault f = {0};
@@ -233,16 +267,18 @@ static void process(struct req *q, const char *url, const char *method)
         return;
     }
     if (!ks_utf8_valid(url, strlen(url))) {
-        /* an id in the path goes into the answer: the sandbox keeps only UTF-8 */
-        sb_respond_json(&q->resp, 400, json_pack("{s:s}", "error", "the path is not UTF-8"));
+        /* an id in the path goes into the answer: the sandbox keeps only UTF-8 (a %00 is
+         * not UTF-8 either: ks_httpd_unescape) */
+        sb_respond_json(&q->resp, 400, json_pack("{s:s}", "error",
+                                                 "the path is not UTF-8 (or holds %00)"));
         return;
     }
-    if (!host_ok(MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Host"))) {
-        /* RFC 9112 3.2: a Host that is not a host[:port] is a 400; Midtrans's action URLs are
-         * built from it, and one cut or not UTF-8 left them out of the answer */
+    if (!host_ok(q->conn, version)) {
+        /* RFC 9112 3.2: a 400; Midtrans's action URLs are built from Host, and one cut or not
+         * UTF-8 left them out of the answer */
         sb_respond_json(&q->resp, 400, json_pack("{s:s}", "error",
-                                                 "the Host header is not a host[:port] of at "
-                                                 "most 255 bytes"));
+                                                 "the request needs one Host header, a "
+                                                 "host[:port] of at most 255 bytes"));
         return;
     }
     if (parse_fault(MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Sandbox-Fault"), &f,
@@ -319,7 +355,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct req *q = *con_cls;
     (void)cls;
-    (void)version;
 
     if (!q) {
         q = calloc(1, sizeof(*q));
@@ -354,7 +389,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sb_respond_json(&q->resp, 413, json_pack("{s:s}", "error", "body larger than 1 MiB"));
         return answer(q);
     }
-    process(q, url, method);
+    process(q, url, method, version);
     if (q->due_us) {
         __atomic_add_fetch(&n_delayed, 1, __ATOMIC_RELAXED);
         q->state = 1;

@@ -483,9 +483,9 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
         p += 5;
     if (post && strcmp(p, "/v2/charge") == 0) {
         charge(c, b, r);
-    } else if (post && sscanf(p, "/v2/%127[^/]/refund", id) == 1 && strstr(p, "/refund")) {
+    } else if (post && sb_path_id(p, "/v2/", "/refund", id, sizeof(id))) {
         refund(id, b, r);
-    } else if (!post && sscanf(p, "/v2/%127[^/]/status", id) == 1 && strstr(p, "/status")) {
+    } else if (!post && sb_path_id(p, "/v2/", "/status", id, sizeof(id))) {
         tx = find_tx(id);
         if (!tx) {
             status_err(r, 404, "Transaction doesn't exist.", NULL);

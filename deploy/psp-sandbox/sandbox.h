@@ -224,5 +224,9 @@ void sb_cred_tag(const char *cred, char out[17]);
 /* 1 if an idempotency key header fits the store: at most 255 bytes of UTF-8 (each PSP
  * answers a 0 in its own error format) */
 int sb_idem_key_ok(const char *key);
+/* 1 if path is prefix, an id of 1 to cap - 1 bytes holding no '/', then suffix ("" for
+ * none), the id copied to id; 0 otherwise. The whole path must match: sscanf's %127[^/]
+ * cut a longer id (a request for A + "ZZZ" answered for A) and accepted any text after it */
+int sb_path_id(const char *path, const char *prefix, const char *suffix, char *id, size_t cap);
 
 #endif

@@ -582,20 +582,17 @@ int sb_stripe_handle(const struct sb_call *c, struct sb_resp *r)
     }
     if (post && strcmp(c->path, "/v1/payment_intents") == 0) {
         create_pi(c, p, idem_key, r);
-    } else if (post && sscanf(c->path, "/v1/payment_intents/%127[^/]/confirm", id) == 1 &&
-               strstr(c->path, "/confirm")) {
+    } else if (post && sb_path_id(c->path, "/v1/payment_intents/", "/confirm", id, sizeof(id))) {
         confirm_pi(c, id, p, idem_key, r);
-    } else if (post && sscanf(c->path, "/v1/payment_intents/%127[^/]/cancel", id) == 1 &&
-               strstr(c->path, "/cancel")) {
+    } else if (post && sb_path_id(c->path, "/v1/payment_intents/", "/cancel", id, sizeof(id))) {
         cancel_pi(id, json_string_value(json_object_get(p, "cancellation_reason")), r, NULL);
-    } else if (!post && sscanf(c->path, "/v1/payment_intents/%127[^/]", id) == 1 &&
-               !strchr(c->path + 20, '/')) {
+    } else if (!post && sb_path_id(c->path, "/v1/payment_intents/", "", id, sizeof(id))) {
         json_t *pi = get_pi(id, r);
         if (pi)
             sb_respond_json(r, 200, json_incref(pi));
     } else if (post && strcmp(c->path, "/v1/refunds") == 0) {
         create_refund(p, idem_key, r);
-    } else if (!post && sscanf(c->path, "/v1/refunds/%127[^/]", id) == 1) {
+    } else if (!post && sb_path_id(c->path, "/v1/refunds/", "", id, sizeof(id))) {
         json_t *re = sb_obj_get("refund", id);
         if (re)
             sb_respond_json(r, 200, json_incref(re));

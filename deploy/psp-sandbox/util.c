@@ -177,6 +177,20 @@ int sb_idem_key_ok(const char *key)
     return n <= 255 && ks_utf8_valid(key, n);
 }
 
+int sb_path_id(const char *path, const char *prefix, const char *suffix, char *id, size_t cap)
+{
+    size_t np = strlen(prefix), ns = strlen(suffix), n = strlen(path), len;
+
+    if (n <= np + ns || strncmp(path, prefix, np) != 0 || strcmp(path + n - ns, suffix) != 0)
+        return 0;
+    len = n - np - ns;
+    if (len >= cap || memchr(path + np, '/', len))
+        return 0;
+    memcpy(id, path + np, len);
+    id[len] = '\0';
+    return 1;
+}
+
 void sb_auth_user(const char *authz, char *out, size_t cap)
 {
     uint8_t dec[512];

@@ -376,7 +376,7 @@ int sb_xendit_event(const char *what, const char *id, int64_t amount,
 
 int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
 {
-    char user[256], scope[400], fp[65], ext[200], msg[200];
+    char user[256], scope[400], fp[65], ext[1024], msg[200];
     const char *idem = sb_header(c, "X-IDEMPOTENCY-KEY");
     const char *ctype = sb_header(c, "Content-Type");
     int post = strcmp(c->method, "POST") == 0, disb;
@@ -432,8 +432,8 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
     }
     if (post && strcmp(c->path, "/callback_virtual_accounts") == 0) {
         create_va(c, b, r);
-    } else if (post && sscanf(c->path, "/callback_virtual_accounts/external_id=%199[^/]", ext) == 1 &&
-               strstr(c->path, "/simulate_payment")) {
+    } else if (post && sb_path_id(c->path, "/callback_virtual_accounts/external_id=",
+                                  "/simulate_payment", ext, sizeof(ext))) {
         /* the test-mode endpoint Xendit documents for simulating a payment */
         const char *vid = sb_ref_get("xendit_va_ext", ext);
         json_int_t amount = 0;
@@ -446,7 +446,7 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
         } else if (pay_va(obj, amount, NULL, NULL) != 0) {
             err(r, 400, "INACTIVE_VIRTUAL_ACCOUNT_ERROR", "The virtual account is not active");
         } else {
-            char m[520];
+            char m[1400];
             snprintf(m, sizeof(m), "Payment for the Fixed VA with external id %s is currently "
                                    "being processed. Please ensure that you have set a callback "
                                    "URL for VA payments via Dashboard Settings and contact us if "
@@ -470,8 +470,7 @@ int sb_xendit_handle(const struct sb_call *c, struct sb_resp *r)
                 "Could not find callback virtual account payment");
     } else if (post && strcmp(c->path, "/qr_codes") == 0) {
         create_qr(c, b, r);
-    } else if (post && sscanf(c->path, "/qr_codes/%199[^/]/payments/simulate", ext) == 1 &&
-               strstr(c->path, "/payments/simulate")) {
+    } else if (post && sb_path_id(c->path, "/qr_codes/", "/payments/simulate", ext, sizeof(ext))) {
         const char *qid = sb_ref_get("xendit_qr_ext", ext);
         json_t *pay = NULL;
         obj = sb_obj_get("xendit_qr", qid);

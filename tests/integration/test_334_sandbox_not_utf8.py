@@ -3,6 +3,8 @@ form-encoded value), are refused with a 400 that names them, at every PSP, and l
 sandbox's ledger as it was. jansson keeps only UTF-8: before, such a key made the ledger
 entry fail to build, so a refund was answered 201 but never entered, and its refund_of
 was written onto the ledger's previous entry (review of 50cd7bc)."""
+import json
+import socket
 import time
 import uuid
 
@@ -168,9 +170,10 @@ def test_more_text_cut_or_refused_whole(sandbox):
 
 # --- a NUL escape, a Host and a control answer (leftovers of session 38's review)
 
-def test_nul_escape_in_a_path_is_not_the_end_of_the_id(sandbox):
+def test_nul_escape_in_a_path_or_argument_names_no_object(sandbox):
     """libmicrohttpd decoded %00 to a NUL, which ended the id: GET .../pi_x%00y answered for
-    pi_x. It stays text now, an id no object has."""
+    pi_x. It decodes to C0 80 now (lib/httpd.h), in no UTF-8 id: the path is refused, and an
+    argument finds nothing -- nor does it read as an id holding the text "%00"."""
     pi = sandbox.stripe("POST", "/v1/payment_intents",
                         {"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa",
                          "confirm": True}, idem="k-" + uuid.uuid4().hex)
@@ -178,23 +181,59 @@ def test_nul_escape_in_a_path_is_not_the_end_of_the_id(sandbox):
     pid = pi.json()["id"]
     assert sandbox.stripe("GET", "/v1/payment_intents/" + pid).status == 200
     r = sandbox.stripe("GET", "/v1/payment_intents/%s%%00y" % pid)
-    assert r.status == 404 and r.json()["error"]["code"] == "resource_missing", r
+    assert r.status == 400 and "%00" in r.json()["error"], r
+    ref = "ord_" + uuid.uuid4().hex[:16]
     ch = sandbox.native("POST", "/sandbox/v1/charges",
-                        {"reference": "ord_" + uuid.uuid4().hex[:16], "amount": "150000.00",
-                         "currency": "IDR", "method": "card", "payment_token": "tok_visa"},
+                        {"reference": ref, "amount": "150000.00", "currency": "IDR",
+                         "method": "card", "payment_token": "tok_visa"},
                         idem="k-" + uuid.uuid4().hex)
     assert ch.status == 201, ch
     cid = ch.json()["id"]
     assert sandbox.native("GET", "/sandbox/v1/charges/" + cid).status == 200
-    r = sandbox.native("GET", "/sandbox/v1/charges/%s%%00" % cid)
-    assert r.status == 404, r
+    assert sandbox.native("GET", "/sandbox/v1/charges/%s%%00" % cid).status == 400
+    r = sandbox.native("GET", "/sandbox/v1/charges?reference=" + ref)
+    assert r.status == 200 and [c["id"] for c in r.json()["data"]] == [cid], r
+    r = sandbox.native("GET", "/sandbox/v1/charges?reference=%s%%00" % ref)
+    assert r.status == 200 and r.json()["data"] == [], r
+    # an order id that holds the three characters "%00" is %2500 in a path, never %00
+    o = "ord-" + uuid.uuid4().hex[:12] + "%00x"
+    r = sandbox.midtrans("POST", "/v2/charge", {
+        "payment_type": "qris", "qris": {"acquirer": "gopay"},
+        "transaction_details": {"order_id": o, "gross_amount": 50000}})
+    assert r.status == 200 and r.json()["status_code"] == "201", r
+    r = sandbox.midtrans("GET", "/v2/%s/status" % o.replace("%", "%25"))
+    assert r.status == 200 and r.json()["order_id"] == o, r
+    r = sandbox.midtrans("GET", "/v2/%s/status" % o)
+    assert r.status == 400, r
 
 
-def test_host_that_is_not_a_host_is_refused(sandbox):
+def raw_host_request(sandbox, hosts, version="HTTP/1.1"):
+    """A Midtrans QRIS charge with the Host lines given (none, one or several)."""
+    body = json.dumps({"payment_type": "qris", "qris": {"acquirer": "gopay"},
+                       "transaction_details": {"order_id": "ord-" + uuid.uuid4().hex[:12],
+                                               "gross_amount": 50000}}).encode()
+    head = "POST /v2/charge %s\r\n" % version
+    for h in hosts:
+        head += "Host: %s\r\n" % h
+    head += ("Authorization: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+             "Connection: close\r\n\r\n" % (basic(sandbox.keys["midtrans"]), len(body)))
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as s:
+        s.sendall(head.encode("latin-1") + body)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, json.loads(data.split(b"\r\n\r\n", 1)[1] or b"null")
+
+
+def test_host_that_is_not_one_host_is_refused(sandbox):
     """Midtrans's action URLs are built from Host: one of 300 bytes was cut inside the URL
     buffer and one not UTF-8 could not go into JSON, and either way the actions were left
-    out of a 201. A Host that is not host[:port] is a 400 now (RFC 9112 3.2), no charge
-    created."""
+    out of a 201. A request whose Host is not exactly one host[:port] (RFC 9112 3.2) is a
+    400 now, no charge created."""
     def qris(host):
         o = "ord-" + uuid.uuid4().hex[:12]
         return o, sandbox.midtrans("POST", "/v2/charge", {
@@ -202,25 +241,79 @@ def test_host_that_is_not_a_host_is_refused(sandbox):
             "transaction_details": {"order_id": o, "gross_amount": 50000}},
             headers={"Host": host})
 
-    before = ledger_count(sandbox)
-    for host in ("h" * 300, "sandbox-\xff.local", "a b", "x" * 59 + E_ACUTE):
+    for host in ("h" * 300, "sandbox-\xff.local", "a b", "x" * 59 + E_ACUTE, "a:b:c", ":",
+                 "[::1", "[]", "h:99999", "h:123456", "h:80x", "[::1]x"):
         o, r = qris(host)
         assert r.status == 400 and "Host" in r.json()["error"], (host, r)
         assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["status_code"] == "404"
-    assert ledger_count(sandbox) == before
-    host = "h" * 250 + ":8080"  # 255 bytes: every action whole
-    o, r = qris(host)
-    assert r.status == 200 and r.json()["status_code"] == "201", r
-    urls = [a["url"] for a in r.json()["actions"]]
-    assert urls == ["http://%s/v2/qris/%s/qr-code" % (host, r.json()["transaction_id"])], urls
-    assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["transaction_status"] == "pending"
+    for host in ("h" * 250 + ":8080", "[::1]:8080", "[fe80::1%25eth0]", "EXAMPLE.com.",
+                 "h:65535", "127.0.0.1", "h:"):
+        o, r = qris(host)
+        assert r.status == 200 and r.json()["status_code"] == "201", (host, r)
+        urls = [a["url"] for a in r.json()["actions"]]
+        assert urls == ["http://%s/v2/qris/%s/qr-code" % (host, r.json()["transaction_id"])]
+    # none in HTTP/1.1, or two: 400; none in HTTP/1.0 is fine
+    assert raw_host_request(sandbox, [])[0] == 400
+    st, j = raw_host_request(sandbox, ["127.0.0.1", "other.example"])
+    assert st == 400 and "Host" in j["error"], j
+    st, j = raw_host_request(sandbox, [], "HTTP/1.0")
+    assert st == 200 and j["status_code"] == "201", j
 
 
 def test_control_event_error_of_a_long_id_is_whole_json(sandbox):
     """The 409 of /_sandbox/events quotes the id in a 300-byte message: an id of 2-byte
-    characters was cut inside one, and the answer was empty."""
-    for ident in ("\u00e9" * 200, "x" + "\u00e9" * 200):
-        r = sandbox.control("POST", "/_sandbox/events",
-                            {"psp": "sandbox", "event": "paid", "id": ident})
-        assert r.status == 409, r
-        assert r.json()["error"].startswith("no pending sandbox charge"), r
+    characters was cut inside one, and the answer was empty. The message's 47 bytes before
+    the id leave 252: the "x" puts the cut inside a character."""
+    r = sandbox.control("POST", "/_sandbox/events",
+                        {"psp": "sandbox", "event": "paid", "id": "x" + "\u00e9" * 200})
+    assert r.status == 409, r
+    assert r.json()["error"].startswith("no pending sandbox charge with id or reference x\u00e9")
+
+
+def test_paths_are_matched_whole(sandbox):
+    """An id in a path was read with sscanf's %127[^/] (%199 at Xendit): a longer one was
+    cut, and any text after it was accepted. A request for A + "ZZZ" paid the QR code A, and
+    GET /v2/<order>/anything/status answered for the order. Paths match whole now."""
+    a = "qr-" + uuid.uuid4().hex[:12] + "a" * 184  # 199 bytes: what %199[^/] kept
+    r = sandbox.xendit("POST", "/qr_codes", {"external_id": a, "type": "DYNAMIC",
+                                             "callback_url": "http://127.0.0.1:9/cb",
+                                             "amount": 1500})
+    assert r.status == 201, r
+    r = sandbox.xendit("POST", "/qr_codes/%sZZZ/payments/simulate" % a, {})
+    assert r.status == 404, r
+    assert sandbox.xendit("GET", "/qr_codes/" + a).json()["status"] == "ACTIVE"
+    r = sandbox.xendit("POST", "/qr_codes/%s/junk/payments/simulate" % a, {})
+    assert r.status == 404, r
+    long_ext = a + "b" * 101  # 300 bytes, created and paid by its whole id
+    assert sandbox.xendit("POST", "/qr_codes", {"external_id": long_ext, "type": "DYNAMIC",
+                                                "callback_url": "http://127.0.0.1:9/cb",
+                                                "amount": 1500}).status == 201
+    r = sandbox.xendit("POST", "/qr_codes/%s/payments/simulate" % long_ext, {})
+    assert r.status == 200 and r.json()["qr_code"]["external_id"] == long_ext, r
+    assert sandbox.xendit("GET", "/qr_codes/" + a).json()["status"] == "ACTIVE"
+    e = "va-" + uuid.uuid4().hex[:12]
+    assert sandbox.xendit("POST", "/callback_virtual_accounts",
+                          {"external_id": e, "bank_code": "BNI", "name": "A",
+                           "expected_amount": 150000, "is_closed": True}).status == 200
+    r = sandbox.xendit("POST", "/callback_virtual_accounts/external_id=%s/junk/simulate_payment"
+                       % e, {"amount": 150000})
+    assert r.status == 404, r
+    assert not [x for x in sandbox.ledger("xendit", "charge")["entries"] if x["reference"] == e]
+    # Midtrans: /v2/<order>/<anything>/status is no transaction's status, nor a refund's path
+    o = "ord-" + uuid.uuid4().hex[:12]
+    assert sandbox.midtrans("POST", "/v2/charge", {
+        "payment_type": "qris", "qris": {"acquirer": "gopay"},
+        "transaction_details": {"order_id": o, "gross_amount": 50000}}).status == 200
+    assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["status_code"] == "201"
+    assert sandbox.midtrans("GET", "/v2/%s/x/status" % o).json()["status_code"] == "404"
+    assert sandbox.midtrans("GET", "/v2/%s/statusx" % o).json()["status_code"] == "404"
+    # Stripe: a refund's path with text after its id
+    pi = sandbox.stripe("POST", "/v1/payment_intents",
+                        {"amount": 10000, "currency": "usd", "payment_method": "pm_card_visa",
+                         "confirm": True}).json()
+    re1 = sandbox.stripe("POST", "/v1/refunds", {"payment_intent": pi["id"], "amount": 3000},
+                         idem="rf-" + uuid.uuid4().hex).json()
+    assert sandbox.stripe("GET", "/v1/refunds/" + re1["id"]).status == 200
+    assert sandbox.stripe("GET", "/v1/refunds/%s/anything" % re1["id"]).status == 404
+    r = sandbox.stripe("POST", "/v1/payment_intents/%s/x/cancel" % pi["id"], {})
+    assert r.status == 404, r

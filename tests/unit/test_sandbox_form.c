@@ -99,4 +99,24 @@ KT_TEST(test_fingerprint_and_tag)
     KT_CHECK(strstr(t1, "sk_") == NULL);
 }
 
-KT_MAIN(test_form, test_auth_user, test_fingerprint_and_tag)
+/* a path matches whole: prefix, an id that fits and holds no '/', suffix */
+KT_TEST(test_path_id)
+{
+    char id[8];
+
+    KT_CHECK(sb_path_id("/v2/ord-1/status", "/v2/", "/status", id, sizeof(id)));
+    KT_CHECK(strcmp(id, "ord-1") == 0);
+    KT_CHECK(sb_path_id("/v1/refunds/re_1", "/v1/refunds/", "", id, sizeof(id)));
+    KT_CHECK(strcmp(id, "re_1") == 0);
+    KT_CHECK(sb_path_id("/v1/refunds/1234567", "/v1/refunds/", "", id, sizeof(id))); /* 7 fit */
+    KT_CHECK(!sb_path_id("/v1/refunds/12345678", "/v1/refunds/", "", id, sizeof(id))); /* not cut */
+    KT_CHECK(!sb_path_id("/v1/refunds/re_1/x", "/v1/refunds/", "", id, sizeof(id)));
+    KT_CHECK(!sb_path_id("/v2/o/x/status", "/v2/", "/status", id, sizeof(id)));
+    KT_CHECK(!sb_path_id("/v2/o/statusx", "/v2/", "/status", id, sizeof(id)));
+    KT_CHECK(!sb_path_id("/v2//status", "/v2/", "/status", id, sizeof(id))); /* no id */
+    KT_CHECK(!sb_path_id("/v2/status", "/v2/", "/status", id, sizeof(id)));
+    KT_CHECK(!sb_path_id("/v3/o/status", "/v2/", "/status", id, sizeof(id)));
+    KT_CHECK(!sb_path_id("/v1/refunds/", "/v1/refunds/", "", id, sizeof(id)));
+}
+
+KT_MAIN(test_form, test_auth_user, test_fingerprint_and_tag, test_path_id)

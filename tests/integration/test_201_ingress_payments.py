@@ -1,10 +1,11 @@
 """201: payments through the ingress: accept, read, idempotency (replay, 422, 409),
 checkout dedup, and 50 concurrent identical requests giving exactly one event."""
 import concurrent.futures
+import json
 import time
 
 from ingress_util import (count_in_kafka, ingress, new_key, now_ms, partners,  # noqa: F401
-                          payment_body)
+                          payment_body, raw_request)
 
 
 def test_accept_then_read_not_started(ingress, partners):
@@ -121,3 +122,20 @@ def test_nul_escape_does_not_end_an_id(ingress, partners):
     # other escapes are still decoded: %5F is "_"
     r = ingress.request("GET", "/v1/payments/" + pid.replace("_", "%5F", 1), auth=a)
     assert r.status == 200 and r.json()["payment_id"] == pid, r
+
+
+
+def test_raw_nul_in_the_request_line_stays_in_the_partner(ingress, partners):
+    """A NUL byte sent as such in the request target (not as %00) still ends the target in
+    libmicrohttpd 0.9.75, which hands the handler a C string and no length
+    (docs/ARCHITECTURE.md, "Ingress"): the request is answered for the target before the
+    NUL, with the caller's own credentials and scope. What must hold: it never reaches
+    another partner's payment."""
+    a, b = partners
+    pid_b = ingress.pay(b, payment_body(), key=new_key()).json()["payment_id"]
+    head = ("GET /v1/payments/%s\x00y HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\n"
+            "Connection: close\r\n\r\n" % (pid_b, a.basic())).encode("latin-1")
+    s, status, _, body = raw_request(ingress.port, head)
+    s.close()
+    assert status == 404 and pid_b.encode() not in body, (status, body)
+    assert json.loads(body)["code"] == "not_found", body

@@ -1,4 +1,5 @@
 /* httpd.c - see httpd.h. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <sys/socket.h>
 #include <microhttpd.h>
 
+#include "crypto.h"
 #include "httpd.h"
 #include "banned.h"
 
@@ -67,17 +69,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return body ? reply(c, 404, body, strlen(body), "text/plain") : MHD_NO;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t ks_httpd_unescape(void *cls, struct MHD_Connection *c, char *s)
 {
     char *w = s;
@@ -85,11 +76,11 @@ size_t ks_httpd_unescape(void *cls, struct MHD_Connection *c, char *s)
     (void)cls;
     (void)c;
     for (const char *r = s; *r;) {
-        int hi = r[0] == '%' ? hex_value(r[1]) : -1, lo = hi >= 0 ? hex_value(r[2]) : -1;
-        if (lo < 0) {
+        uint8_t byte;
+        if (r[0] != '%' || !r[1] || !r[2] || ks_hex_decode(r + 1, 2, &byte, 1) != 1) {
             *w++ = *r++; /* not an escape, or a malformed one: as it came */
-        } else if ((hi | lo) != 0) {
-            *w++ = (char)(hi << 4 | lo);
+        } else if (byte) {
+            *w++ = (char)byte;
             r += 3;
         } else {
             *w++ = (char)0xc0; /* %00: two bytes for three, see httpd.h */

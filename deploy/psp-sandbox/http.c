@@ -205,9 +205,10 @@ static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char
 }
 
 /* The request's Host as RFC 9112 3.2 wants it: exactly one (none only in HTTP/1.0), of 1 to
- * 255 bytes, an RFC 3986 host -- a reg-name or IPv4 address (unreserved, pct-encoded and
- * sub-delims characters) or an IP-literal in brackets (hex digits, ':', '.', and a zone
- * after %25) -- then an optional ":" port of at most 5 digits up to 65535 */
+ * 255 bytes (trailing blanks, which libmicrohttpd 0.9.75 keeps, refused: Midtrans's action
+ * URLs are built from the value), an RFC 3986 host -- a reg-name or IPv4 address (unreserved and sub-delims characters, %
+ * with two hex digits) or an IPv6 literal in brackets (hex digits, ':' and '.', then a
+ * zone after %25) -- then an optional ":" port of at most 5 digits up to 65535 */
 static int host_ok(struct MHD_Connection *conn, const char *version)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
@@ -220,16 +221,31 @@ static int host_ok(struct MHD_Connection *conn, const char *version)
     if (count > 1 || n == 0 || n > 255)
         return 0;
     if (h[0] == '[') {
-        for (i = 1; i < n && h[i] != ']'; i++)
-            if (!isalnum((unsigned char)h[i]) && !strchr(":.%-_~", h[i]))
+        for (i = 1; i < n && (isxdigit((unsigned char)h[i]) || h[i] == ':' || h[i] == '.'); i++)
+            ;
+        if (i == 1)
+            return 0;
+        if (strncmp(h + i, "%25", 3) == 0) { /* a zone: one or more unreserved characters */
+            size_t z = i + 3;
+            for (i = z; i < n && (isalnum((unsigned char)h[i]) || strchr("-._~", h[i])); i++)
+                ;
+            if (i == z)
                 return 0;
-        if (i == n || i == 1)
-            return 0; /* no ']', or nothing in the brackets */
+        }
+        if (i == n || h[i] != ']')
+            return 0;
         i++;
     } else {
-        for (; i < n && h[i] != ':'; i++)
-            if (!isalnum((unsigned char)h[i]) && !strchr("-._~!$&'()*+,;=%", h[i]))
+        for (; i < n && h[i] != ':'; i++) {
+            if (h[i] == '%') {
+                if (i + 2 >= n || !isxdigit((unsigned char)h[i + 1]) ||
+                    !isxdigit((unsigned char)h[i + 2]))
+                    return 0;
+                i += 2;
+            } else if (!isalnum((unsigned char)h[i]) && !strchr("-._~!$&'()*+,;=", h[i])) {
                 return 0;
+            }
+        }
         if (i == 0)
             return 0;
     }
@@ -240,7 +256,7 @@ static int host_ok(struct MHD_Connection *conn, const char *version)
     for (size_t j = i + 1; j < n; j++)
         if (!isdigit((unsigned char)h[j]))
             return 0;
-    return n - i - 1 < 5 || strcmp(h + i + 1, "65535") <= 0;
+    return n - i - 1 < 5 || strncmp(h + i + 1, "65535", 5) <= 0;
 }
 
 /* Handles q whole; sets q->due_us when the answer must wait. */

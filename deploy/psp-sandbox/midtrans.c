@@ -433,7 +433,7 @@ int sb_midtrans_handle(const struct sb_call *c, struct sb_resp *r)
 {
     char user[256], id[128], scope[400], fp[65];
     int post = strcmp(c->method, "POST") == 0;
-    int iris = strstr(c->path, "/payouts") != NULL;
+    int iris = sb_iris_path(c->path);
     const char *idem = sb_header(c, "X-Idempotency-Key");
     json_t *b = NULL, *tx;
     const char *p = c->path;

@@ -53,6 +53,9 @@ int sb_native_handle(const struct sb_call *c, struct sb_resp *r); /* /sandbox/v1
 int sb_native_events_check(const char *list, char *msg, size_t cap);
 /* The PSP a path belongs to ("stripe", "xendit", "midtrans", "sandbox") or NULL. */
 const char *sb_psp_of_path(const char *path);
+/* 1 if path is Midtrans Iris's (/api/v1/payouts..., also under /iris), by its prefix: an
+ * order id holding "/payouts" is still Core API's */
+int sb_iris_path(const char *path);
 /* A 5xx in the PSP's own error shape (fault injection). */
 void sb_psp_5xx(const char *psp, struct sb_resp *r);
 /* Is this call one that creates a charge or payout (where a decline applies)? */

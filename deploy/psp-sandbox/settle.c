@@ -215,7 +215,9 @@ char *sb_settlement_csv(const char *psp, const char *date, const char *spec, con
         snprintf(msg, cap, "format must be native or kasir");
         return NULL;
     }
-    if (strlen(date) != 10 || date[4] != '-' || date[7] != '-') {
+    if (strlen(date) != 10 || date[4] != '-' || date[7] != '-' ||
+        strspn(date, "0123456789") != 4 || strspn(date + 5, "0123456789") != 2 ||
+        strspn(date + 8, "0123456789") != 2) {
         snprintf(msg, cap, "date must be YYYY-MM-DD");
         return NULL;
     }

@@ -466,23 +466,30 @@ const char *sb_psp_of_path(const char *path)
         return "xendit";
     if (strncmp(path, "/sandbox/v1/", 12) == 0)
         return "sandbox";
-    if (strncmp(path, "/v2/", 4) == 0 || strncmp(path, "/api/v1/payouts", 15) == 0 ||
-        strncmp(path, "/iris/api/v1/payouts", 20) == 0)
+    if (strncmp(path, "/v2/", 4) == 0 || sb_iris_path(path))
         return "midtrans";
     return NULL;
 }
 
+int sb_iris_path(const char *path)
+{
+    return strncmp(path, "/api/v1/payouts", 15) == 0 || strncmp(path, "/iris/api/v1/payouts", 20) == 0;
+}
+
 int sb_is_charge_call(const char *psp, const char *method, const char *path)
 {
+    char id[128];
+
     if (strcmp(method, "POST") != 0)
         return 0;
     if (strcmp(psp, "stripe") == 0)
-        return strcmp(path, "/v1/payment_intents") == 0 || strstr(path, "/confirm") != NULL;
+        return strcmp(path, "/v1/payment_intents") == 0 ||
+               sb_path_id(path, "/v1/payment_intents/", "/confirm", id, sizeof(id));
     if (strcmp(psp, "xendit") == 0)
         return strcmp(path, "/disbursements") == 0;
     if (strcmp(psp, "sandbox") == 0)
         return strcmp(path, "/sandbox/v1/charges") == 0 || strcmp(path, "/sandbox/v1/payouts") == 0;
-    return strcmp(path, "/v2/charge") == 0 || strstr(path, "/payouts") != NULL;
+    return strcmp(path, "/v2/charge") == 0 || sb_iris_path(path);
 }
 
 void sb_psp_5xx(const char *psp, struct sb_resp *r)

@@ -27,6 +27,7 @@
 #include "lib/crypto.h"
 #include "lib/headers.h"
 #include "lib/httpd.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/trace.h"
@@ -526,6 +527,18 @@ static enum MHD_Result on_headers(struct ing_req *r)
     }
     if (r->tc && r->tc->uri_too_long)
         return answer_now(r, "uri_too_long", NULL, "the request target is longer than 8192 bytes");
+    /* every id and argument is UTF-8 text, as PostgreSQL keeps it: one that is not would
+     * fail its statement (a 503 that tells the caller to retry) or go into JSON */
+    if (strcmp(r->not_utf8, "path") == 0)
+        return answer_now(r, "route_not_found", "path",
+                          "the path is not UTF-8 text (or holds %00): no endpoint or object");
+    if (r->not_utf8[0]) {
+        struct ing_problem q;
+        ing_problem(&q, "query_invalid", r->not_utf8,
+                    "query argument %s is not UTF-8 text (or holds %%00)", r->not_utf8);
+        ing_respond_problem(r, &q);
+        return send_response(r);
+    }
     if (pool_use(r) > ING_MAX_HEADERS)
         return answer_now(r, "headers_too_large", NULL, TOO_LARGE);
     if (r->status == 404)
@@ -579,6 +592,23 @@ static void dispatch(struct ing_req *r)
     r->rdef->handle(r);
 }
 
+/* MHD_get_connection_values iterator: names in r->not_utf8 the first query argument whose
+ * name or value is not UTF-8 (a %00 included: lib/httpd.h) */
+static enum MHD_Result arg_not_utf8(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct ing_req *r = cls;
+    int key_ok = ks_utf8_valid(key, strlen(key));
+
+    (void)kind;
+    if (key_ok && (!value || ks_utf8_valid(value, strlen(value))))
+        return MHD_YES;
+    /* a name that is not text is named as what it is */
+    snprintf(r->not_utf8, sizeof(r->not_utf8), "%.*s", key_ok ? (int)ks_utf8_prefix(key, 64) : 5,
+             key_ok ? key : "query");
+    return MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -602,6 +632,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->tc = conn_tracker(c);
         snprintf(r->url, sizeof(r->url), "%s", url);
         snprintf(r->method, sizeof(r->method), "%s", method);
+        if (!ks_utf8_valid(url, strlen(url)))
+            snprintf(r->not_utf8, sizeof(r->not_utf8), "path");
+        else
+            MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_not_utf8, r);
         trace_init(r);
         ing_route_match(r);
         r->max = ing_route_body_cap(r);

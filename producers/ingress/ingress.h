@@ -123,6 +123,7 @@ struct ing_req {
     enum ing_route route;
     const struct ing_route_def *rdef;
     char method[8];
+    char not_utf8[72]; /* "path", or the query argument that is not UTF-8 ("" if none) */
     char url[256];
     char arg[256];     /* the path's {name} segment, as the route table matched it */
     const char *allow; /* the Allow header of the path's methods */

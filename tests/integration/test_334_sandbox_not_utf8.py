@@ -242,12 +242,13 @@ def test_host_that_is_not_one_host_is_refused(sandbox):
             headers={"Host": host})
 
     for host in ("h" * 300, "sandbox-\xff.local", "a b", "x" * 59 + E_ACUTE, "a:b:c", ":",
-                 "[::1", "[]", "h:99999", "h:123456", "h:80x", "[::1]x"):
+                 "[::1", "[]", "h:99999", "h:123456", "h:80x", "[::1]x", "%", "a%zz", "a%4",
+                 "[zz]", "[.]x", "[::1%25]", "h:80 "):
         o, r = qris(host)
         assert r.status == 400 and "Host" in r.json()["error"], (host, r)
         assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["status_code"] == "404"
     for host in ("h" * 250 + ":8080", "[::1]:8080", "[fe80::1%25eth0]", "EXAMPLE.com.",
-                 "h:65535", "127.0.0.1", "h:"):
+                 "h:65535", "127.0.0.1", "h:", "a%41b", "xn--bcher-kva.example_1:0"):
         o, r = qris(host)
         assert r.status == 200 and r.json()["status_code"] == "201", (host, r)
         urls = [a["url"] for a in r.json()["actions"]]
@@ -317,3 +318,28 @@ def test_paths_are_matched_whole(sandbox):
     assert sandbox.stripe("GET", "/v1/refunds/%s/anything" % re1["id"]).status == 404
     r = sandbox.stripe("POST", "/v1/payment_intents/%s/x/cancel" % pi["id"], {})
     assert r.status == 404, r
+
+
+def test_iris_and_charge_calls_known_by_their_paths(sandbox):
+    """Whether a Midtrans path was Iris's (its own key, payouts) was a search for "/payouts"
+    anywhere in it: an order id holding it made /v2/<order>/status take the Iris key and
+    refuse the server key. Iris is its path's prefix now."""
+    o = "payouts-" + uuid.uuid4().hex[:8]
+    r = sandbox.midtrans("POST", "/v2/charge", {
+        "payment_type": "qris", "qris": {"acquirer": "gopay"},
+        "transaction_details": {"order_id": o, "gross_amount": 50000}})
+    assert r.status == 200 and r.json()["status_code"] == "201", r
+    r = sandbox.midtrans("GET", "/v2/%s/status" % o)
+    assert r.status == 200 and r.json()["order_id"] == o, r
+    r = sandbox.midtrans("GET", "/v2/%s/status" % o, key=sandbox.keys["iris"])
+    assert r.status == 401, r
+
+
+def test_settlement_date_is_digits(sandbox):
+    """The settlement file's date was checked for its length and dashes only: "2026-01-%00"
+    (C0 80 in it) or "2026-01-\u00e9" answered an empty file."""
+    for d in ("2026-01-%00", "2026-01-%C3%A9", "abcd-ef-gh", "2026-1-011"):
+        r = sandbox.control("GET", "/_sandbox/settlements/stripe?date=%s&manifest=1" % d)
+        assert r.status == 400 and "YYYY-MM-DD" in r.json()["error"], (d, r)
+    d = time.strftime("%Y-%m-%d", time.gmtime())
+    assert sandbox.control("GET", "/_sandbox/settlements/stripe?date=%s" % d).status == 200

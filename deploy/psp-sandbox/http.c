@@ -206,9 +206,10 @@ static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char
 
 /* The request's Host as RFC 9112 3.2 wants it: exactly one (none only in HTTP/1.0), of 1 to
  * 255 bytes (trailing blanks, which libmicrohttpd 0.9.75 keeps, refused: Midtrans's action
- * URLs are built from the value), an RFC 3986 host -- a reg-name or IPv4 address (unreserved and sub-delims characters, %
- * with two hex digits) or an IPv6 literal in brackets (hex digits, ':' and '.', then a
- * zone after %25) -- then an optional ":" port of at most 5 digits up to 65535 */
+ * URLs are built from the value), an RFC 3986 host -- a reg-name or IPv4 address
+ * (unreserved and sub-delims characters, % with two hex digits) or an IPv6 literal in
+ * brackets (hex digits, ':' and '.', then a zone after %25 or %) -- then an optional ":"
+ * port of at most 5 digits up to 65535 */
 static int host_ok(struct MHD_Connection *conn, const char *version)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
@@ -225,8 +226,9 @@ static int host_ok(struct MHD_Connection *conn, const char *version)
             ;
         if (i == 1)
             return 0;
-        if (strncmp(h + i, "%25", 3) == 0) { /* a zone: one or more unreserved characters */
-            size_t z = i + 3;
+        if (h[i] == '%') { /* a zone: one or more unreserved characters after %25 (RFC
+                            * 6874), or after a bare %, as Python's http.client sends it */
+            size_t z = i + (strncmp(h + i, "%25", 3) == 0 ? 3 : 1);
             for (i = z; i < n && (isalnum((unsigned char)h[i]) || strchr("-._~", h[i])); i++)
                 ;
             if (i == z)

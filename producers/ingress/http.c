@@ -527,24 +527,23 @@ static enum MHD_Result on_headers(struct ing_req *r)
     }
     if (r->tc && r->tc->uri_too_long)
         return answer_now(r, "uri_too_long", NULL, "the request target is longer than 8192 bytes");
-    /* every id and argument is UTF-8 text, as PostgreSQL keeps it: one that is not would
-     * fail its statement (a 503 that tells the caller to retry) or go into JSON */
-    if (strcmp(r->not_utf8, "path") == 0)
-        return answer_now(r, "route_not_found", "path",
-                          "the path is not UTF-8 text (or holds %00): no endpoint or object");
-    if (r->not_utf8[0]) {
-        struct ing_problem q;
-        ing_problem(&q, "query_invalid", r->not_utf8,
-                    "query argument %s is not UTF-8 text (or holds %%00)", r->not_utf8);
-        ing_respond_problem(r, &q);
-        return send_response(r);
-    }
     if (pool_use(r) > ING_MAX_HEADERS)
         return answer_now(r, "headers_too_large", NULL, TOO_LARGE);
+    /* every id and argument is UTF-8 text, as PostgreSQL keeps it: one that is not would
+     * fail its statement (a 503 that tells the caller to retry) or go into JSON */
+    if (r->path_not_utf8)
+        return answer_now(r, "route_not_found", "path",
+                          "the path is not UTF-8 text (or holds %00): no endpoint or object");
     if (r->status == 404)
         return answer_now(r, "route_not_found", NULL, "no endpoint at this path");
     if (r->status == 405) {
         ing_problem(&p, "method_not_allowed", NULL, "this path does not take %s", r->method);
+        ing_respond_problem(r, &p);
+        return send_response(r);
+    }
+    if (r->not_utf8[0]) {
+        ing_problem(&p, "query_invalid", r->not_utf8,
+                    "query argument %s is not UTF-8 text (or holds %%00)", r->not_utf8);
         ing_respond_problem(r, &p);
         return send_response(r);
     }
@@ -593,19 +592,19 @@ static void dispatch(struct ing_req *r)
 }
 
 /* MHD_get_connection_values iterator: names in r->not_utf8 the first query argument whose
- * name or value is not UTF-8 (a %00 included: lib/httpd.h) */
+ * name or value is not UTF-8 (a %00 included: lib/httpd.h); the scan stops there */
 static enum MHD_Result arg_not_utf8(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
     struct ing_req *r = cls;
-    int key_ok = ks_utf8_valid(key, strlen(key));
+    int key_ok = ks_utf8_valid(key, strlen(key)), named = key_ok && *key;
 
     (void)kind;
     if (key_ok && (!value || ks_utf8_valid(value, strlen(value))))
         return MHD_YES;
-    /* a name that is not text is named as what it is */
-    snprintf(r->not_utf8, sizeof(r->not_utf8), "%.*s", key_ok ? (int)ks_utf8_prefix(key, 64) : 5,
-             key_ok ? key : "query");
+    /* a name that is not text, or empty ("?=%FF"), is named as what it is */
+    snprintf(r->not_utf8, sizeof(r->not_utf8), "%.*s", named ? (int)ks_utf8_prefix(key, 64) : 5,
+             named ? key : "query");
     return MHD_NO;
 }
 
@@ -632,10 +631,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->tc = conn_tracker(c);
         snprintf(r->url, sizeof(r->url), "%s", url);
         snprintf(r->method, sizeof(r->method), "%s", method);
-        if (!ks_utf8_valid(url, strlen(url)))
-            snprintf(r->not_utf8, sizeof(r->not_utf8), "path");
-        else
-            MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_not_utf8, r);
+        r->path_not_utf8 = !ks_utf8_valid(url, strlen(url));
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_not_utf8, r);
         trace_init(r);
         ing_route_match(r);
         r->max = ing_route_body_cap(r);

@@ -123,7 +123,9 @@ struct ing_req {
     enum ing_route route;
     const struct ing_route_def *rdef;
     char method[8];
-    char not_utf8[72]; /* "path", or the query argument that is not UTF-8 ("" if none) */
+    int path_not_utf8;  /* the decoded path is not UTF-8 text */
+    char not_utf8[72];  /* the first query argument that is not ("query": its name is not
+                         * text, or empty), "" if none */
     char url[256];
     char arg[256];     /* the path's {name} segment, as the route table matched it */
     const char *allow; /* the Allow header of the path's methods */

@@ -163,5 +163,17 @@ def test_path_or_argument_not_utf8_is_refused_as_input(ingress, partners):
         # an argument whose name is not text is named as "query"
         r = ingress.request("GET", "/v1/payments?ids=pay_1&x%sy=1" % esc, auth=a)
         assert r.status == 400 and r.json()["field"] == "query", (esc, r)
+    # an empty name did not stop the scan before the arguments after it; a bad argument
+    # named "path" is an argument, not the path
+    r = ingress.request("GET", "/v1/admin/holds?=%FF&after=x%00", auth=admin)
+    assert r.status == 400 and r.json()["field"] == "query", r
+    r = ingress.request("GET", "/v1/admin/holds?=ok&after=x%00", auth=admin)
+    assert r.status == 400 and r.json()["field"] == "after", r
+    r = ingress.request("GET", "/v1/admin/holds?path=%FF", auth=admin)
+    assert r.status == 400 and r.json()["code"] == "query_invalid", r
+    assert r.json()["field"] == "path", r
+    # a path that exists takes its method first: 405, as before
+    r = ingress.request("DELETE", "/v1/payments?x=%FF", auth=a)
+    assert r.status == 405, r
     r = ingress.request("GET", "/v1/payments?ids=pay_1%C3%A9", auth=a)  # UTF-8: its own rule
     assert r.status == 400 and r.json()["field"] == "ids", r

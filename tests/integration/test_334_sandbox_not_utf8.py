@@ -248,7 +248,8 @@ def test_host_that_is_not_one_host_is_refused(sandbox):
         assert r.status == 400 and "Host" in r.json()["error"], (host, r)
         assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["status_code"] == "404"
     for host in ("h" * 250 + ":8080", "[::1]:8080", "[fe80::1%25eth0]", "EXAMPLE.com.",
-                 "h:65535", "127.0.0.1", "h:", "a%41b", "xn--bcher-kva.example_1:0"):
+                 "h:65535", "127.0.0.1", "h:", "a%41b", "xn--bcher-kva.example_1:0",
+                 "[fe80::1%eth0]:8090"):  # a bare % before the zone: Python's http.client
         o, r = qris(host)
         assert r.status == 200 and r.json()["status_code"] == "201", (host, r)
         urls = [a["url"] for a in r.json()["actions"]]

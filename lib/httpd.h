@@ -26,8 +26,9 @@
  * C strings, where a decoded NUL ended them early: "/v1/payments/pay_x%00y" answered for
  * pay_x. C0 80 ends nothing, is in no UTF-8 text (so in no id PostgreSQL or jansson holds,
  * and %00 never reads as an id that holds the three characters "%00"), and fails every
- * UTF-8 check: the ingress refuses a path or argument that is not UTF-8 before any handler
- * (404, or 400 naming the argument), the sandbox a PSP path (400). */
+ * UTF-8 check: the ingress refuses a path or argument that is not UTF-8 before its handler
+ * (404, or 400 naming the argument: producers/ingress/README.md), the sandbox a PSP path
+ * (400). */
 size_t ks_httpd_unescape(void *cls, struct MHD_Connection *c, char *s);
 
 /* ready = 0 for /healthz (alive), 1 for /readyz (able to do work). */

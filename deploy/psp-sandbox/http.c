@@ -222,10 +222,15 @@ static int host_ok(struct MHD_Connection *conn, const char *version)
     if (count > 1 || n == 0 || n > 255)
         return 0;
     if (h[0] == '[') {
+        char addr[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
         for (i = 1; i < n && (isxdigit((unsigned char)h[i]) || h[i] == ':' || h[i] == '.'); i++)
             ;
-        if (i == 1)
+        if (i == 1 || i - 1 >= sizeof(addr))
             return 0;
+        snprintf(addr, sizeof(addr), "%.*s", (int)(i - 1), h + 1);
+        if (inet_pton(AF_INET6, addr, &a6) != 1)
+            return 0; /* "[.]", "[1]": characters of an address, not one */
         if (h[i] == '%') { /* a zone: one or more unreserved characters after %25 (RFC
                             * 6874), or after a bare %, as Python's http.client sends it */
             size_t z = i + (strncmp(h + i, "%25", 3) == 0 ? 3 : 1);

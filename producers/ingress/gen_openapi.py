@@ -24,10 +24,11 @@ def ref(name):
 
 
 def problem(*statuses):
-    # every endpoint may answer 405 (another method on a known path), 414 and 431 (request
-    # target or headers too large), 500 (a bug) and 503 (a dependency down, or shutting down)
+    # every endpoint may answer 400 (a query argument that is not UTF-8 text), 404 (a path
+    # that is not), 405 (another method on a known path), 414 and 431 (request target or
+    # headers too large), 500 (a bug) and 503 (a dependency down, or shutting down)
     return {str(s): {"$ref": "#/components/responses/Problem"}
-            for s in statuses + (405, 414, 431, 500, 503)}
+            for s in sorted(set(statuses + (400, 404, 405, 414, 431, 500, 503)), key=str)}
 
 
 def ok(status, schema, desc):

@@ -529,21 +529,10 @@ static enum MHD_Result on_headers(struct ing_req *r)
         return answer_now(r, "uri_too_long", NULL, "the request target is longer than 8192 bytes");
     if (pool_use(r) > ING_MAX_HEADERS)
         return answer_now(r, "headers_too_large", NULL, TOO_LARGE);
-    /* every id and argument is UTF-8 text, as PostgreSQL keeps it: one that is not would
-     * fail its statement (a 503 that tells the caller to retry) or go into JSON */
-    if (r->path_not_utf8)
-        return answer_now(r, "route_not_found", "path",
-                          "the path is not UTF-8 text (or holds %00): no endpoint or object");
     if (r->status == 404)
         return answer_now(r, "route_not_found", NULL, "no endpoint at this path");
     if (r->status == 405) {
         ing_problem(&p, "method_not_allowed", NULL, "this path does not take %s", r->method);
-        ing_respond_problem(r, &p);
-        return send_response(r);
-    }
-    if (r->not_utf8[0]) {
-        ing_problem(&p, "query_invalid", r->not_utf8,
-                    "query argument %s is not UTF-8 text (or holds %%00)", r->not_utf8);
         ing_respond_problem(r, &p);
         return send_response(r);
     }
@@ -585,6 +574,22 @@ static void dispatch(struct ing_req *r)
     }
     if (r->rdef->scope && !r->admin && !r->authed) {
         ing_problem(&p, "unauthorized", "Authorization", "not authenticated");
+        ing_respond_problem(r, &p);
+        return;
+    }
+    /* every id and argument is UTF-8 text, as PostgreSQL keeps it: one that is not would
+     * fail its statement (a 503 that tells the caller to retry) or go into JSON. Checked
+     * here, after every refusal of the headers (405, 413, 429, 401, 403), as a handler's own
+     * rule would be */
+    if (r->path_not_utf8) {
+        ing_problem(&p, "route_not_found", "path",
+                    "the path is not UTF-8 text (or holds %%00): no endpoint or object");
+        ing_respond_problem(r, &p);
+        return;
+    }
+    if (r->not_utf8[0]) {
+        ing_problem(&p, "query_invalid", r->not_utf8,
+                    "query argument %s is not UTF-8 text (or holds %%00)", r->not_utf8);
         ing_respond_problem(r, &p);
         return;
     }

@@ -172,8 +172,17 @@ def test_path_or_argument_not_utf8_is_refused_as_input(ingress, partners):
     r = ingress.request("GET", "/v1/admin/holds?path=%FF", auth=admin)
     assert r.status == 400 and r.json()["code"] == "query_invalid", r
     assert r.json()["field"] == "path", r
-    # a path that exists takes its method first: 405, as before
+    # every refusal of the headers keeps its place: 405 for a method, 401 without
+    # credentials, 403 without the scope, whatever the path or arguments hold
     r = ingress.request("DELETE", "/v1/payments?x=%FF", auth=a)
     assert r.status == 405, r
+    r = ingress.request("DELETE", "/v1/payments/%FF", auth=a)
+    assert r.status == 405, r
+    r = ingress.request("GET", "/v1/payments?ids=%FF")
+    assert r.status == 401, r
+    r = ingress.request("GET", "/v1/payments/%FF")
+    assert r.status == 401, r
+    r = ingress.request("GET", "/v1/admin/holds?after=%FF", auth=a)
+    assert r.status == 403, r
     r = ingress.request("GET", "/v1/payments?ids=pay_1%C3%A9", auth=a)  # UTF-8: its own rule
     assert r.status == 400 and r.json()["field"] == "ids", r

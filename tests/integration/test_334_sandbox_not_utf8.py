@@ -243,13 +243,14 @@ def test_host_that_is_not_one_host_is_refused(sandbox):
 
     for host in ("h" * 300, "sandbox-\xff.local", "a b", "x" * 59 + E_ACUTE, "a:b:c", ":",
                  "[::1", "[]", "h:99999", "h:123456", "h:80x", "[::1]x", "%", "a%zz", "a%4",
-                 "[zz]", "[.]x", "[::1%25]", "h:80 "):
+                 "[zz]", "[.]x", "[::1%25]", "h:80 ", "[.]", "[1]", "[::::::]", "[1.2.3.4]"):
         o, r = qris(host)
         assert r.status == 400 and "Host" in r.json()["error"], (host, r)
         assert sandbox.midtrans("GET", "/v2/%s/status" % o).json()["status_code"] == "404"
     for host in ("h" * 250 + ":8080", "[::1]:8080", "[fe80::1%25eth0]", "EXAMPLE.com.",
                  "h:65535", "127.0.0.1", "h:", "a%41b", "xn--bcher-kva.example_1:0",
-                 "[fe80::1%eth0]:8090"):  # a bare % before the zone: Python's http.client
+                 "[fe80::1%eth0]:8090",  # a bare % before the zone: Python's http.client
+                 "[::ffff:192.0.2.1]"):
         o, r = qris(host)
         assert r.status == 200 and r.json()["status_code"] == "201", (host, r)
         urls = [a["url"] for a in r.json()["actions"]]

@@ -24,11 +24,12 @@ def ref(name):
 
 
 def problem(*statuses):
-    # every endpoint may answer 400 (a query argument that is not UTF-8 text), 404 (a path
-    # that is not), 405 (another method on a known path), 414 and 431 (request target or
-    # headers too large), 500 (a bug) and 503 (a dependency down, or shutting down)
+    # listed for every operation: 400 (a query argument that is not UTF-8 text), 405
+    # (another method on a known path), 414 and 431 (request target or headers too large),
+    # 500 (a bug) and 503 (a dependency down, or shutting down); an operation whose path
+    # holds an id lists 404 itself (an unknown id, or a path that is not UTF-8 text)
     return {str(s): {"$ref": "#/components/responses/Problem"}
-            for s in sorted(set(statuses + (400, 404, 405, 414, 431, 500, 503)), key=str)}
+            for s in sorted(set(statuses + (400, 405, 414, 431, 500, 503)), key=str)}
 
 
 def ok(status, schema, desc):
@@ -243,7 +244,7 @@ paths = {
                                               "schema": {"enum": ["sandbox", "generic"]}}],
         "requestBody": body(None, "psp_reference,amount,fee,currency,status,settled_at\n"
                                   "sbx_ch_0001,150000.00,1500.00,IDR,settled,2026-05-01T10:00:00Z\n", "text/csv"),
-        "responses": {**ok(202, "SettlementAccepted", "every row confirmed by Kafka"), **problem(400, *AUTHERR, 413, 415, 422, 503)}}},
+        "responses": {**ok(202, "SettlementAccepted", "every row confirmed by Kafka"), **problem(400, *AUTHERR, 404, 413, 415, 422, 503)}}},
     "/v1/reconciliations/{id}": {"get": {"summary": "result of a reconciliation run (lands with the recon worker)",
                                          "security": SEC, "parameters": [ID],
                                          "responses": {**ok(200, "Reconciliation", "the run"), **problem(*AUTHERR, 404)}}},
@@ -342,7 +343,7 @@ paths = {
         "responses": {"200": {"description": "the records", "headers": {"X-Trace-Id": {"$ref": "#/components/headers/TraceId"}},
                               "content": {"application/jsonl": {"schema": STR}, "text/csv": {"schema": STR}}},
                       **problem(400, *AUTHERR, 503)}}},
-    "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
+    "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {"200": {"description": "alive"}, **problem()}}},
     "/readyz": {"get": {"summary": "readiness: Kafka and PostgreSQL reachable (scope ops:read here; without "
                                    "credentials on the admin listener, http.admin_port)", "security": SEC,
                         "responses": {"200": {"description": "ready"}, **problem(*AUTHERR)}}},
@@ -350,7 +351,7 @@ paths = {
                                     "here; without credentials on the admin listener, http.admin_port)", "security": SEC,
                          "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": STR}}},
                                        **problem(*AUTHERR)}}},
-    "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}, **problem()}}},
 }
 doc = {
     "openapi": "3.1.0",

@@ -530,7 +530,10 @@ static enum MHD_Result on_headers(struct ing_req *r)
     if (pool_use(r) > ING_MAX_HEADERS)
         return answer_now(r, "headers_too_large", NULL, TOO_LARGE);
     if (r->status == 404)
-        return answer_now(r, "route_not_found", NULL, "no endpoint at this path");
+        return answer_now(r, "route_not_found", r->path_not_utf8 ? "path" : NULL,
+                          r->path_not_utf8 ? "the path is not UTF-8 text (or holds %00): no "
+                                             "endpoint or object"
+                                           : "no endpoint at this path");
     if (r->status == 405) {
         ing_problem(&p, "method_not_allowed", NULL, "this path does not take %s", r->method);
         ing_respond_problem(r, &p);

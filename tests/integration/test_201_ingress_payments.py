@@ -184,5 +184,8 @@ def test_path_or_argument_not_utf8_is_refused_as_input(ingress, partners):
     assert r.status == 401, r
     r = ingress.request("GET", "/v1/admin/holds?after=%FF", auth=a)
     assert r.status == 403, r
+    # a path that matches no endpoint names the path too
+    r = ingress.request("GET", "/v1/%FF", auth=a)
+    assert r.status == 404 and r.json()["field"] == "path", r
     r = ingress.request("GET", "/v1/payments?ids=pay_1%C3%A9", auth=a)  # UTF-8: its own rule
     assert r.status == 400 and r.json()["field"] == "ids", r

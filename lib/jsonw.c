@@ -122,6 +122,15 @@ size_t ks_utf8_prefix(const char *s, size_t max)
     return n;
 }
 
+size_t ks_utf8_uncut(const char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && !ks_utf8_valid(s, n))
+        n--;
+    return n;
+}
+
 int ks_jw_quote(struct ks_jw *w, const char *s)
 {
     return ks_jw_quoten(w, s, strlen(s));

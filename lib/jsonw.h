@@ -76,5 +76,9 @@ int ks_utf8_valid(const char *s, size_t n);
 /* The length of s's longest prefix of at most max bytes that does not cut a character of
  * UTF-8 s in two: for printf's "%.*s" where text is shortened to fit. */
 size_t ks_utf8_prefix(const char *s, size_t max);
+/* Length of s without a character its end cuts short: for text a fixed buffer has already
+ * cut (snprintf), where ks_utf8_prefix cannot see the bytes that were left out. The longest
+ * prefix that is valid UTF-8 (the whole of s when it is). */
+size_t ks_utf8_uncut(const char *s);
 
 #endif

@@ -26,13 +26,9 @@
 
 static void problem(struct sb_resp *r, int status, const char *msg)
 {
-    size_t n = strlen(msg);
-
-    /* msg may end in a character its buffer cut (an id of the request's, quoted): without
-     * it, jansson refuses the text and the answer was empty */
-    while (n > 0 && !ks_utf8_valid(msg, n))
-        n--;
-    sb_respond_json(r, status, json_pack("{s:s%}", "error", msg, n));
+    /* msg may end in a character its buffer cut (an id of the request's, quoted): with it,
+     * jansson refuses the text and the answer was empty */
+    sb_respond_json(r, status, json_pack("{s:s%}", "error", msg, ks_utf8_uncut(msg)));
 }
 
 static json_t *faults_json(void)

@@ -64,15 +64,12 @@ static json_t *error_obj(const char *type, const char *code, const char *param, 
     char msg[512], doc[160];
     va_list ap;
     json_t *e;
-    size_t n;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /* a message cut to fit may end in part of a character: leave that part out */
-    for (n = strlen(msg); n > 0 && !ks_utf8_valid(msg, n); n--)
-        msg[n - 1] = '\0';
-    e = json_pack("{s:s}", "message", msg);
+    e = json_pack("{s:s%}", "message", msg, ks_utf8_uncut(msg));
     if (code) {
         json_object_set_new(e, "code", json_string(code));
         snprintf(doc, sizeof(doc), "https://stripe.com/docs/error-codes/%s", code);

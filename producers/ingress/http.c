@@ -506,6 +506,10 @@ static size_t pool_use(struct ing_req *r)
     return bytes;
 }
 
+/* the 404 of a path that is not UTF-8 text once decoded (lib/httpd.h), before its route's
+ * refusals if it matches none, just before its handler if it does (dispatch) */
+#define PATH_NOT_UTF8 "the path is not UTF-8 text (or holds %00): no endpoint or object"
+
 #define TOO_LARGE "the request headers are larger than 16384 bytes (each header, cookie, " \
                   "query argument and trailer field counts 64 bytes more, a Cookie twice)"
 
@@ -531,9 +535,7 @@ static enum MHD_Result on_headers(struct ing_req *r)
         return answer_now(r, "headers_too_large", NULL, TOO_LARGE);
     if (r->status == 404)
         return answer_now(r, "route_not_found", r->path_not_utf8 ? "path" : NULL,
-                          r->path_not_utf8 ? "the path is not UTF-8 text (or holds %00): no "
-                                             "endpoint or object"
-                                           : "no endpoint at this path");
+                          r->path_not_utf8 ? PATH_NOT_UTF8 : "no endpoint at this path");
     if (r->status == 405) {
         ing_problem(&p, "method_not_allowed", NULL, "this path does not take %s", r->method);
         ing_respond_problem(r, &p);
@@ -585,8 +587,7 @@ static void dispatch(struct ing_req *r)
      * here, after every refusal of the headers (405, 413, 429, 401, 403), as a handler's own
      * rule would be */
     if (r->path_not_utf8) {
-        ing_problem(&p, "route_not_found", "path",
-                    "the path is not UTF-8 text (or holds %%00): no endpoint or object");
+        ing_problem(&p, "route_not_found", "path", "%s", PATH_NOT_UTF8);
         ing_respond_problem(r, &p);
         return;
     }

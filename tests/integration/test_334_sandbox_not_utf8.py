@@ -4,10 +4,10 @@ sandbox's ledger as it was. jansson keeps only UTF-8: before, such a key made th
 entry fail to build, so a refund was answered 201 but never entered, and its refund_of
 was written onto the ledger's previous entry (review of 50cd7bc)."""
 import json
-import socket
 import time
 import uuid
 
+from ingress_util import raw_request
 from sandbox_util import basic, sandbox  # noqa: F401
 
 NOT_UTF8 = "k-\xff\xfe-" + uuid.uuid4().hex[:8]  # http.client sends str headers as latin-1
@@ -217,16 +217,9 @@ def raw_host_request(sandbox, hosts, version="HTTP/1.1"):
         head += "Host: %s\r\n" % h
     head += ("Authorization: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
              "Connection: close\r\n\r\n" % (basic(sandbox.keys["midtrans"]), len(body)))
-    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as s:
-        s.sendall(head.encode("latin-1") + body)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    status = int(data.split(b" ", 2)[1])
-    return status, json.loads(data.split(b"\r\n\r\n", 1)[1] or b"null")
+    s, status, _, rbody = raw_request(sandbox.port, head.encode("latin-1"), body, timeout=10)
+    s.close()
+    return status, json.loads(rbody or b"null")
 
 
 def test_host_that_is_not_one_host_is_refused(sandbox):

@@ -265,5 +265,16 @@ KT_TEST(test_utf8_prefix)
         KT_CHECK_MSG(ks_utf8_valid(s, ks_utf8_prefix(s, max)), "max %zu", max);
 }
 
+/* text a buffer has already cut: the cut character's bytes are left out, nothing else */
+KT_TEST(test_utf8_uncut)
+{
+    KT_INTEQ(ks_utf8_uncut(""), 0);
+    KT_INTEQ(ks_utf8_uncut("ab\xc3\xa9"), 4);         /* whole */
+    KT_INTEQ(ks_utf8_uncut("ab\xc3"), 2);              /* é cut after its first byte */
+    KT_INTEQ(ks_utf8_uncut("a\xe2\x82"), 1);          /* € cut after two of three */
+    KT_INTEQ(ks_utf8_uncut("a\xf0\x9f\x98"), 1);      /* an emoji cut after three of four */
+    KT_INTEQ(ks_utf8_uncut("\xf0\x9f\x98\x80x"), 5); /* whole */
+}
+
 KT_MAIN(test_exact_text, test_escaping, test_growth, test_b64, test_quoten, test_utf8_valid,
-        test_utf8_prefix)
+        test_utf8_prefix, test_utf8_uncut)

@@ -26,6 +26,11 @@
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)
 #   E2E_IDLE=10        seconds of the idle measurement (0: none)
+#   E2E_HOG="SHARE[:PERIOD_US]"  a slower machine on this one: build/bench/hog takes SHARE of
+#                      every core (each PERIOD_US, default 200: it preempts whatever runs,
+#                      stretching each operation as a slower core would) from before the
+#                      pipeline starts to the end; 0.2 leaves 0.8 of the box, as a host
+#                      1.25x slower. Printed before the table
 #   E2E_SANDBOX_EVENTS the sandbox's webhook subscription (webhook.sandbox_events), default
 #                      the events the executor cannot learn from the API's answer: a card
 #                      charge is decided in the answer, so its charge.succeeded/.failed is not
@@ -62,7 +67,7 @@ drain=${E2E_DRAIN:-300}
 idle=${E2E_IDLE:-10}
 rounds=${ROUNDS:-1}
 hz=$(getconf CLK_TCK)
-make -s -C "$top" build/bench/ingress_load build/bench/calib
+make -s -C "$top" build/bench/ingress_load build/bench/calib build/bench/hog
 dir="$top/var/tmp/bench-e2e"
 mkdir -p "$top/var/log/bench-e2e" "$top/var/bench"
 export KASIR_SERVICES_LOG="$top/var/log/bench-e2e"
@@ -73,7 +78,13 @@ sandbox_events=${E2E_SANDBOX_EVENTS:-$async,refund.succeeded,payout.paid,payout.
 variants=A; [ -n "${E2E_BIN_B:-}${E2E_ENV_B:-}${E2E_ENV_A:-}${E2E_SQL_A:-}${E2E_SQL_B:-}" ] && variants="A B"
 
 svc() { bash "$top/deploy/local/services.sh" "$@"; }
-trap 'svc stop >/dev/null 2>&1 || true' EXIT
+hog_pid=""
+trap 'svc stop >/dev/null 2>&1 || true; [ -z "$hog_pid" ] || kill "$hog_pid" 2>/dev/null || true' EXIT
+if [ -n "${E2E_HOG:-}" ]; then
+    share=${E2E_HOG%%:*}; period=200; [ "$share" = "$E2E_HOG" ] || period=${E2E_HOG#*:}
+    echo "e2e: a slower machine: build/bench/hog takes $share of every core (period $period µs) until the end" >&2
+    "$top/build/bench/hog" "$share" 86400 "$period" & hog_pid=$!
+fi
 . "$top/tests/bench/cpu.sh" # ticks PID..., pg_ticks
 kafka_pid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)
 pid_of() { cat "$KASIR_SERVICES_RUN/kasir-$1.pid"; }

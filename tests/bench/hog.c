@@ -1,14 +1,16 @@
-/* hog.c - a slower machine, on this one: takes a fixed share of every core for a while, so a
+/* hog.c - a slower machine, on this one: takes a share of every core for a while, so a
  * benchmark can be run with less CPU than the machine has (docs/BENCHMARKS.md: these VMs run
  * 1.2-2.5x slower on some days, and a figure should say how it behaves then). Not a test.
  *   hog SHARE SECONDS [PERIOD_US]
  * One process per core (sysconf), each burning SHARE of every PERIOD_US (default 2,000 µs)
- * and sleeping the rest, at the default priority: the scheduler gives it that share whenever
- * it asks, as a neighbour on the host would take it. A short period (200 µs) preempts
- * whatever runs every few hundred µs, stretching each operation as a slower core does; a
- * long one mostly fills idle time. SHARE 0.167 leaves 0.833 of each core,
- * i.e. a machine 1.2x slower by capacity. Stops after SECONDS, or when killed (each child
- * dies with it: PR_SET_PDEATHSIG). */
+ * and sleeping the rest, at the default priority: it gets that share while the cores have
+ * it to spare, and less when every core is busy (the scheduler shares them fairly: 0.35
+ * asked took 22 % of the cores' time under the end-to-end bench), so a bench reads what it
+ * took. A short period (200 µs) preempts whatever runs every few hundred µs, stretching
+ * each operation as a slower core does; a long one mostly fills idle time. SHARE 0.167
+ * leaves 0.833 of each core: a machine 1.2x slower by capacity (not by slower memory, as a
+ * crowded host also is). Stops after SECONDS, or when killed (each child dies with it:
+ * PR_SET_PDEATHSIG). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -26,13 +26,12 @@
 # 1,000 buyer ids, which velocity would hold for review.
 #   E2E_RATES="2500" E2E_SECONDS=20 E2E_CONNS=64 E2E_WARMUP=5 E2E_DRAIN=300 (seconds to quiet)
 #   E2E_IDLE=10        seconds of the idle measurement (0: none)
-#   E2E_HOG="SHARE[:PERIOD_US]"  a slower machine on this one: build/bench/hog takes SHARE of
-#                      every core (each PERIOD_US, default 200: it preempts whatever runs,
-#                      stretching each operation as a slower core would) from before the
-#                      pipeline starts to the end, at the pipeline's priority: it gets what
-#                      it asks only while the box has it to spare, so each run prints (on
-#                      stderr) the share of both cores' time it really took. calib's loop
-#                      finds the core the hog is not on: its column does not show the hog
+#   E2E_HOG="SHARE[:PERIOD_US]"  less spare CPU: build/bench/hog asks SHARE of every core
+#                      (each PERIOD_US, default 200) from before the pipeline starts to the
+#                      end, at the pipeline's priority: it gets what it asks only while the
+#                      box has it to spare, so each run prints (on stderr) the share of both
+#                      cores' time it really took, over the run and its drain. Not a slower
+#                      core: calib's one-core loop does not show it (its every-core figure does)
 #   E2E_SANDBOX_EVENTS the sandbox's webhook subscription (webhook.sandbox_events), default
 #                      the events the executor cannot learn from the API's answer: a card
 #                      charge is decided in the answer, so its charge.succeeded/.failed is not
@@ -81,11 +80,18 @@ variants=A; [ -n "${E2E_BIN_B:-}${E2E_ENV_B:-}${E2E_ENV_A:-}${E2E_SQL_A:-}${E2E_
 
 svc() { bash "$top/deploy/local/services.sh" "$@"; }
 hog_pid=""
-trap 'svc stop >/dev/null 2>&1 || true; [ -z "$hog_pid" ] || kill "$hog_pid" 2>/dev/null || true' EXIT
+trap '[ -z "$hog_pid" ] || kill "$hog_pid" 2>/dev/null || true; svc stop >/dev/null 2>&1 || true' EXIT
 if [ -n "${E2E_HOG:-}" ]; then
-    share=${E2E_HOG%%:*}; period=200; [ "$share" = "$E2E_HOG" ] || period=${E2E_HOG#*:}
-    echo "e2e: a slower machine: build/bench/hog takes $share of every core (period $period µs) until the end" >&2
+    if ! [[ $E2E_HOG =~ ^(0?\.[0-9]+)(:([1-9][0-9]*))?$ ]]; then
+        echo "e2e: E2E_HOG must be SHARE[:PERIOD_US], SHARE above 0 and below 1 (0.2, 0.2:200), not '$E2E_HOG'" >&2
+        exit 2
+    fi
+    share=${BASH_REMATCH[1]}; period=${BASH_REMATCH[3]:-200}
+    echo "e2e: less spare CPU: build/bench/hog asks $share of every core (period $period µs) until the end" >&2
+    # it ends with this script however this one ends (PR_SET_PDEATHSIG), and by a day at most
     "$top/build/bench/hog" "$share" 86400 "$period" & hog_pid=$!
+    sleep 0.2
+    kill -0 "$hog_pid" 2>/dev/null || { echo "e2e: build/bench/hog did not start" >&2; hog_pid=""; exit 1; }
 fi
 . "$top/tests/bench/cpu.sh" # ticks PID..., pg_ticks
 kafka_pid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || true)

@@ -1,16 +1,17 @@
-/* hog.c - a slower machine, on this one: takes a share of every core for a while, so a
- * benchmark can be run with less CPU than the machine has (docs/BENCHMARKS.md: these VMs run
- * 1.2-2.5x slower on some days, and a figure should say how it behaves then). Not a test.
+/* hog.c - less spare CPU, on this machine: takes a share of every core for a while, so a
+ * benchmark can say how much of the box it can do without (docs/BENCHMARKS.md: these VMs
+ * run 1.2-2.5x slower on some days). Not a test.
  *   hog SHARE SECONDS [PERIOD_US]
- * One process per core (sysconf), each burning SHARE of every PERIOD_US (default 2,000 µs)
- * and sleeping the rest, at the default priority: it gets that share while the cores have
- * it to spare, and less when every core is busy (the scheduler shares them fairly: 0.35
- * asked took 22 % of the cores' time under the end-to-end bench), so a bench reads what it
- * took. A short period (200 µs) preempts whatever runs every few hundred µs, stretching
- * each operation as a slower core does; a long one mostly fills idle time. SHARE 0.167
- * leaves 0.833 of each core: a machine 1.2x slower by capacity (not by slower memory, as a
- * crowded host also is). Stops after SECONDS, or when killed (each child dies with it:
- * PR_SET_PDEATHSIG). */
+ * One process per core (sysconf), each burning SHARE of every PERIOD_US (default 200 µs,
+ * 10 to 1,000,000) and sleeping the rest, at the default priority. It is scheduled inside
+ * this machine, fairly: it gets SHARE while the cores have it to spare and less when every
+ * core is busy (0.35 asked took ~22 % of the cores' time under the end-to-end bench), so a
+ * bench reads what it took. A short period preempts whatever runs every few hundred µs; a
+ * long one mostly fills idle time. What it does not give is a slower core or slower memory
+ * (a crowded host's): each operation of a program runs as fast as without it. Stops after
+ * SECONDS (at most 1,000,000), or when its parent ends (a bench killed with SIGKILL takes
+ * it along: PR_SET_PDEATHSIG), or when killed; each child dies with it. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,39 +38,64 @@ static void burn(double share, long long period_ns, long long until_ns)
     /* each round burns `busy` from when it starts and then sleeps `idle`: a sleep that
      * overshoots lengthens that round instead of eating the next one's burn */
     for (long long start = now_ns(); start < until_ns; start = now_ns()) {
-        while (now_ns() - start < busy)
+        long long end = start + busy < until_ns ? start + busy : until_ns;
+        while (now_ns() < end)
             for (int i = 0; i < 100; i++)
                 x += (unsigned long)i;
-        struct timespec ts = {idle / 1000000000LL, idle % 1000000000LL};
+        long long rest = until_ns - now_ns() < idle ? until_ns - now_ns() : idle;
+        if (rest <= 0)
+            break;
+        struct timespec ts = {rest / 1000000000LL, rest % 1000000000LL};
         nanosleep(&ts, NULL);
     }
 }
 
+/* a whole decimal number in [lo, hi], or NaN */
+static double number(const char *s, double lo, double hi)
+{
+    char *end;
+
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
+        return 0.0 / 0.0;
+    return v;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
+    if (argc < 3 || argc > 4) {
         fprintf(stderr, "usage: hog SHARE SECONDS [PERIOD_US]\n");
         return 2;
     }
-    double share = atof(argv[1]);
-    double secs = atof(argv[2]);
-    long long period_ns = (argc > 3 ? atoll(argv[3]) : 2000) * 1000LL;
+    double share = number(argv[1], 0.0, 1.0);
+    double secs = number(argv[2], 0.0, 1e6);
+    double period_us = argc > 3 ? number(argv[3], 10, 1e6) : 200;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-    if (share <= 0 || share >= 1 || secs <= 0 || period_ns <= 0 || ncpu < 1) {
-        fprintf(stderr, "hog: SHARE must be in (0, 1), SECONDS and PERIOD_US above 0\n");
+    if (!(share > 0 && share < 1) || !(secs > 0) || period_us != period_us || ncpu < 1) {
+        fprintf(stderr, "hog: SHARE must be a number above 0 and below 1, SECONDS above 0 "
+                        "and at most 1000000, PERIOD_US from 10 to 1000000\n");
         return 2;
     }
+    /* ends with the program that started it (the bench), however that one ends */
+    pid_t grandparent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != grandparent)
+        return 0;
+
+    long long period_ns = (long long)(period_us * 1000.0);
     long long until = now_ns() + (long long)(secs * 1e9);
+    pid_t self = getpid();
     for (long i = 0; i < ncpu; i++) {
         pid_t pid = fork();
         if (pid < 0) {
             perror("hog: fork");
-            return 1;
+            return 1; /* the children started so far die with it (PR_SET_PDEATHSIG) */
         }
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (getppid() == 1) /* the parent died before the line above */
+            if (getppid() != self) /* it died before the line above */
                 _exit(0);
             burn(share, period_ns, until);
             _exit(0);

@@ -1,14 +1,19 @@
 /* hog.c - less spare CPU, on this machine: takes a share of every core for a while, so a
  * benchmark can say how much of the box it can do without (docs/BENCHMARKS.md: these VMs
  * run 1.2-2.5x slower on some days). Not a test.
- *   hog SHARE SECONDS [PERIOD_US]
+ *   hog SHARE SECONDS [PERIOD_US [MEM_MB]]
  * One process per core (sysconf), each burning SHARE of every PERIOD_US (default 200 µs,
  * 10 to 1,000,000) and sleeping the rest, at the default priority. It is scheduled inside
  * this machine, fairly: it gets SHARE while the cores have it to spare and less when every
  * core is busy (0.35 asked took ~22 % of the cores' time under the end-to-end bench), so a
  * bench reads what it took. A short period preempts whatever runs every few hundred µs; a
  * long one mostly fills idle time. What it does not give is a slower core or slower memory
- * (a crowded host's): each operation of a program runs as fast as without it. Stops after
+ * (a crowded host's): each operation of a program runs as fast as without it. With MEM_MB
+ * (1 to 4,096), each burn walks its own buffer of that size a cache line at a time instead
+ * of looping in registers: the caches the cores share and the memory bus are then busy as a
+ * neighbour's would be, and the other core's work slows while its time is its own (run it
+ * under `chrt -i 0`, SCHED_IDLE, to take only the time nothing else wants: at `nice -n 19`
+ * this kernel's scheduler still gave it ~1 core of 2 under the end-to-end bench). Stops after
  * SECONDS (at most 1,000,000), or when its parent ends (a bench killed with SIGKILL takes
  * it along: PR_SET_PDEATHSIG), or when killed; each child dies with it. */
 #include <errno.h>
@@ -28,20 +33,35 @@ static long long now_ns(void)
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-static void burn(double share, long long period_ns, long long until_ns)
+static void burn(double share, long long period_ns, long long until_ns, size_t mem)
 {
     long long busy = (long long)(share * (double)period_ns);
     long long idle = period_ns - busy;
     volatile unsigned long x = 0;
+    volatile unsigned char *buf = mem ? malloc(mem) : NULL;
+    size_t at = 0;
+
+    if (mem && !buf) {
+        perror("hog: malloc");
+        return;
+    }
+    for (size_t i = 0; i < mem; i += 4096)
+        buf[i] = 1; /* every page faulted in before the first round */
 
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* sleeps as short as asked */
     /* each round burns `busy` from when it starts and then sleeps `idle`: a sleep that
      * overshoots lengthens that round instead of eating the next one's burn */
     for (long long start = now_ns(); start < until_ns; start = now_ns()) {
         long long end = start + busy < until_ns ? start + busy : until_ns;
-        while (now_ns() < end)
-            for (int i = 0; i < 100; i++)
-                x += (unsigned long)i;
+        while (now_ns() < end) {
+            if (buf) {
+                for (int i = 0; i < 100; i++, at = (at + 64) % mem)
+                    buf[at] = (unsigned char)(buf[at] + 1);
+            } else {
+                for (int i = 0; i < 100; i++)
+                    x += (unsigned long)i;
+            }
+        }
         long long rest = until_ns - now_ns() < idle ? until_ns - now_ns() : idle;
         if (rest <= 0)
             break;
@@ -64,18 +84,21 @@ static double number(const char *s, double lo, double hi)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: hog SHARE SECONDS [PERIOD_US]\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: hog SHARE SECONDS [PERIOD_US [MEM_MB]]\n");
         return 2;
     }
     double share = number(argv[1], 0.0, 1.0);
     double secs = number(argv[2], 0.0, 1e6);
     double period_us = argc > 3 ? number(argv[3], 10, 1e6) : 200;
+    double mem_mb = argc > 4 ? number(argv[4], 0, 4096) : 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-    if (!(share > 0 && share < 1) || !(secs > 0) || period_us != period_us || ncpu < 1) {
+    if (!(share > 0 && share < 1) || !(secs > 0) || period_us != period_us
+        || mem_mb != mem_mb || ncpu < 1) {
         fprintf(stderr, "hog: SHARE must be a number above 0 and below 1, SECONDS above 0 "
-                        "and at most 1000000, PERIOD_US from 10 to 1000000\n");
+                        "and at most 1000000, PERIOD_US from 10 to 1000000, MEM_MB from 0 "
+                        "to 4096\n");
         return 2;
     }
     /* ends with the program that started it (the bench), however that one ends */
@@ -97,7 +120,7 @@ int main(int argc, char **argv)
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() != self) /* it died before the line above */
                 _exit(0);
-            burn(share, period_ns, until);
+            burn(share, period_ns, until, (size_t)mem_mb << 20);
             _exit(0);
         }
     }

@@ -29,8 +29,8 @@
 #   E2E_HOG="SHARE[:PERIOD_US]"  less spare CPU: build/bench/hog asks SHARE of every core
 #                      (each PERIOD_US, default 200) from before the pipeline starts to the
 #                      end, at the pipeline's priority: it gets what it asks only while the
-#                      box has it to spare, so each run prints (on stderr) the share of both
-#                      cores' time it really took, over the run and its drain. Not a slower
+#                      box has it to spare, so each run prints (on stderr) the share of every
+#                      core's time it really took, over the run and its drain. Not a slower
 #                      core: calib's one-core loop does not show it (its every-core figure does)
 #   E2E_SANDBOX_EVENTS the sandbox's webhook subscription (webhook.sandbox_events), default
 #                      the events the executor cannot learn from the API's answer: a card
@@ -89,7 +89,7 @@ if [ -n "${E2E_HOG:-}" ]; then
     share=${BASH_REMATCH[1]}; period=${BASH_REMATCH[3]:-200}
     echo "e2e: less spare CPU: build/bench/hog asks $share of every core (period $period µs) until the end" >&2
     # it ends with this script however this one ends (PR_SET_PDEATHSIG), and by a day at most
-    "$top/build/bench/hog" "$share" 86400 "$period" & hog_pid=$!
+    HOG_PARENT=$$ "$top/build/bench/hog" "$share" 86400 "$period" & hog_pid=$!
     sleep 0.2
     kill -0 "$hog_pid" 2>/dev/null || { echo "e2e: build/bench/hog did not start" >&2; hog_pid=""; exit 1; }
 fi
@@ -320,6 +320,9 @@ for round in $(seq 1 "$rounds"); do
             [ -z "$hog_pid" ] || echo "e2e: $v$round: the hog took $(awk -v d="$((h1 - h0))" -v hz="$hz" \
                 -v n="$(grep -c '^cpu[0-9]' /proc/stat)" -v w="$(($(date +%s%N) - w0))" \
                 'BEGIN { printf "%.1f", 100 * d / (hz * n * w / 1e9) }') % of the cores' time over the run and its drain" >&2
+            if [ -n "$hog_pid" ] && ! kill -0 "$hog_pid" 2>/dev/null; then
+                echo "e2e: $v$round: build/bench/hog has ended: this run was not under it all along, nor are the next ones" >&2
+            fi
             pg_roles_after
             n=$(psqlq -c "SELECT count(*) FROM payments WHERE partner_id = '$partner' AND created_at >= '$since'")
             get() { sed -nE "s/.* $1=([^ ]+).*/\1/p" <<<" $line"; }

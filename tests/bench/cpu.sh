@@ -8,6 +8,8 @@
 # steal             the machine's steal time so far (ticks, /proc/stat): these VMs share
 #                   their hosts, and a run in which the hypervisor took CPU time is that
 #                   machine's figure, not the program's
+# cores_pct T NS    T ticks as a % of every core's time over NS ns (every CPU in /proc/stat,
+#                   whatever nproc's mask: each one's steal is counted there)
 # calib_loop        how fast a core runs right now: build/bench/calib's loop, ns an
 #                   iteration (0.25 on sessions 36-37's machine when its host was quiet,
 #                   0.29-0.45 when it was busy; 0.60 was seen between two runs);
@@ -34,4 +36,8 @@ pg_ticks() {
     echo "$t"
 }
 steal() { awk '/^cpu /{print $9}' /proc/stat; }
+cores_pct() {
+    awk -v d="$1" -v hz="$(getconf CLK_TCK)" -v n="$(grep -c '^cpu[0-9]' /proc/stat)" -v w="$2" \
+        'BEGIN { printf "%.1f", 100 * d / (hz * n * w / 1e9) }'
+}
 calib_loop() { "$top/build/bench/calib" 2>/dev/null | sed -nE 's/.*loop ([0-9.]+) ns.*/\1/p'; }

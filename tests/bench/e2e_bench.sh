@@ -315,11 +315,9 @@ for round in $(seq 1 "$rounds"); do
             [ -z "$perf_pid" ] || wait "$perf_pid" || true
             ok=1; quiet "$drain" || ok=0
             read -r -a t1 <<<"$(all_ticks)"; h1=$(hog_ticks)
-            sc=$(awk -v d="$(($(steal) - st0))" -v hz="$hz" -v n="$(grep -c '^cpu[0-9]' /proc/stat)" -v w="$(($(date +%s%N) - w0))" \
-                     -v c="${cal:-?}" 'BEGIN { printf "%.1f, %s", 100 * d / (hz * n * w / 1e9), c }')
-            [ -z "$hog_pid" ] || echo "e2e: $v$round: the hog took $(awk -v d="$((h1 - h0))" -v hz="$hz" \
-                -v n="$(grep -c '^cpu[0-9]' /proc/stat)" -v w="$(($(date +%s%N) - w0))" \
-                'BEGIN { printf "%.1f", 100 * d / (hz * n * w / 1e9) }') % of the cores' time over the run and its drain" >&2
+            w=$(($(date +%s%N) - w0))
+            sc="$(cores_pct "$(($(steal) - st0))" "$w"), ${cal:-?}"
+            [ -z "$hog_pid" ] || echo "e2e: $v$round: the hog took $(cores_pct "$((h1 - h0))" "$w") % of the cores' time over the run and its drain" >&2
             if [ -n "$hog_pid" ] && ! kill -0 "$hog_pid" 2>/dev/null; then
                 echo "e2e: $v$round: build/bench/hog has ended: this run was not under it all along, nor are the next ones" >&2
             fi

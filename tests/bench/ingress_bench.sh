@@ -115,7 +115,6 @@ kpid=$(cat "$top/var/kafka/kafka.pid" 2>/dev/null || pgrep -f kafka.Kafka | head
 wal_files() { psql "$KASIR_PG_DSN" -qtAXc "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'" 2>/dev/null || echo "?"; }
 wal0=$(wal_files)
 # the host's share (steal, calib_loop: tests/bench/cpu.sh)
-ncpu=$(grep -c '^cpu[0-9]' /proc/stat) # every CPU's steal is in /proc/stat, whatever nproc's mask
 echo "| offered/s | accepted/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | other answers | CPU µs/payment ingress, PG, Kafka, load generator | group commits/s, claims + finishes each, ms each | load avg | steal %, calib ns |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in $rates; do
@@ -144,8 +143,7 @@ for r in $rates; do
     gc=$(awk -v s="$secs" -v b0="${s0[0]}" -v c0="${s0[1]}" -v f0="${s0[2]}" -v t0="${s0[3]}" \
         -v b1="${s1[0]}" -v c1="${s1[1]}" -v f1="${s1[2]}" -v t1="${s1[3]}" \
         'BEGIN{ b=b1-b0; if (b<1) b=1; printf "%d, %.1f + %.1f, %.2f", b/(s+2), (c1-c0)/b, (f1-f0)/b, (t1-t0)*1000/b }')
-    sc=$(awk -v d="$((st1 - st0))" -v hz="$hz" -v n="$ncpu" -v s="$secs" -v c="${cal:-?}" \
-        'BEGIN{ printf "%.1f, %s", 100 * d / (hz * n * (s + 2)), c }')
+    sc="$(cores_pct "$((st1 - st0))" "$(((secs + 2) * 1000000000))"), ${cal:-?}"
     echo "| $r | $(get accepted_per_s) | $(get p50_ms) | $(get p90_ms) | $(get p99_ms) | $(get p999_ms) | $(get max_ms) | ${others:-none} | $cpu | $gc | $(cut -d' ' -f1 /proc/loadavg) | $sc |"
     sleep 2
   done
